@@ -1,0 +1,39 @@
+#include <iostream>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.hpp"
+
+namespace wgf::cli {
+
+int cmd_addresses(const Globals& g, bool json) {
+    auto l = load(g);
+    if (!l->fleet) return kError;
+    const auto& fw = *l->fleet;
+    if (json) {
+        nlohmann::ordered_json out = {{"fleets", nlohmann::ordered_json::object()}};
+        for (const auto& [name, fp] : fw.plan.fleets) {
+            nlohmann::ordered_json nodes = nlohmann::ordered_json::object();
+            for (const auto& [node, na] : fp.nodes) {
+                nlohmann::ordered_json addrs = nlohmann::ordered_json::array();
+                for (const auto& a : na.addresses) addrs.push_back(a.str());
+                nodes[node] = {{"role", model::to_string(na.role)}, {"addresses", addrs}};
+            }
+            out["fleets"][name] = {{"prefix", fp.prefix.str()}, {"nodes", nodes}};
+        }
+        std::cout << out.dump(2) << "\n";
+        return kOk;
+    }
+    for (const auto& [name, fp] : fw.plan.fleets) {
+        std::cout << fmt::format("fleet {} {}\n", name, fp.prefix.str());
+        for (const auto& [node, na] : fp.nodes) {
+            std::string addrs;
+            for (const auto& a : na.addresses) addrs += (addrs.empty() ? "" : " ") + a.str();
+            std::cout << fmt::format("  {:<20} {:<10} {}\n", node, model::to_string(na.role), addrs);
+        }
+    }
+    return kOk;
+}
+
+}  // namespace wgf::cli

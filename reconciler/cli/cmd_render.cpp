@@ -1,0 +1,65 @@
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <fstream>
+#include <iostream>
+
+#include <fmt/format.h>
+
+#include "cli/commands.hpp"
+
+namespace wgf::cli {
+namespace {
+
+bool in_fleets(const Loaded& l, const std::string& node) {
+    if (l.fleet->index.count(node)) return true;
+    std::cerr << fmt::format("wg-fleet: node '{}' is in no fleet of {} (use --node NAME)\n", node, "the configuration");
+    return false;
+}
+
+}  // namespace
+
+int cmd_render_hosts(const Globals& g, bool all) {
+    auto l = load(g);
+    if (!l->fleet) return kError;
+    std::string node = all ? "" : this_node(g);
+    if (!all && !in_fleets(*l, node)) return kError;
+    std::cout << plan::render_hosts_file(plan::render_hosts_entries(*l->fleet, node));
+    return kOk;
+}
+
+int cmd_render_wg_quick(const Globals& g, const std::string& fleet_opt) {
+    auto l = load(g);
+    if (!l->fleet) return kError;
+    std::string node = this_node(g);
+    if (!in_fleets(*l, node)) return kError;
+    const auto& ms = l->fleet->index.at(node);
+    std::string fleet = fleet_opt;
+    if (fleet.empty()) {
+        if (ms.size() > 1) {
+            std::string names;
+            for (const auto& m : ms) names += (names.empty() ? "" : ", ") + m.fleet;
+            std::cerr << fmt::format("wg-fleet: node '{}' is in several fleets ({}): choose one with --fleet\n", node, names);
+            return kError;
+        }
+        fleet = ms.front().fleet;
+    } else if (std::none_of(ms.begin(), ms.end(), [&](const auto& m) { return m.fleet == fleet; })) {
+        std::cerr << fmt::format("wg-fleet: node '{}' is not in fleet '{}'\n", node, fleet);
+        return kError;
+    }
+    // The key is printed only when this machine holds it, as `wg showconf` would.
+    std::optional<std::string> key;
+    std::string path = plan::private_key_path(l->cfg(), fleet);
+    if (std::ifstream in(path); in) {
+        std::string text;
+        std::getline(in, text);
+        if (model::SecretKey::from_base64(text)) key = text;
+        struct stat st {};
+        if (key && stat(path.c_str(), &st) == 0 && (st.st_mode & 077))
+            std::cerr << fmt::format("wg-fleet: warning: {} is readable by others (mode {:o}); it should be 0600\n", path, st.st_mode & 0777);
+    }
+    std::cout << plan::render_wg_quick(*l->fleet, fleet, node, key);
+    return kOk;
+}
+
+}  // namespace wgf::cli

@@ -1,0 +1,43 @@
+// What every command shares: global options, loading and validating the configuration, and
+// printing diagnostics.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "config/diag.hpp"
+#include "config/parse.hpp"
+#include "plan/render.hpp"
+
+namespace wgf::cli {
+
+struct Globals {
+    std::string config = "/etc/wg-fleet.yaml";
+    std::optional<std::string> dropin_dir;   // default: next to the config, NAME.d
+    std::optional<std::string> node;         // default: the hostname
+    std::optional<std::string> state_dir;    // overrides state_dir: in the YAML
+    int verbose = 0;
+    int quiet = 0;
+};
+
+struct Loaded {
+    config::Sources sources;
+    config::Diagnostics diags;
+    config::Parsed parsed;
+    std::unique_ptr<plan::Fleetwide> fleet;  // set when there are no errors
+
+    const model::Config& cfg() const { return parsed.config; }
+};
+
+// Reads, parses, merges keys from keys_dir and validates. Diagnostics are printed to stderr
+// (warnings only unless quiet is 0). Returns the result even on errors; check fleet != nullptr.
+std::unique_ptr<Loaded> load(const Globals& g);
+
+std::string this_node(const Globals& g);
+
+// Exit codes shared by all commands.
+inline constexpr int kOk = 0;
+inline constexpr int kError = 1;
+
+}  // namespace wgf::cli

@@ -1,0 +1,70 @@
+// Diagnostics: every problem found in a configuration, with the file, line, column, YAML path and
+// message, rendered netplan-style with the source line and a caret. All are collected; callers
+// apply nothing while any error exists.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace wgf::config {
+
+struct Loc {
+    uint32_t file = UINT32_MAX;   // index into Sources; UINT32_MAX = no file
+    uint32_t line = 0;            // 1-based; 0 = unknown
+    uint32_t col = 0;             // 1-based
+
+    bool known() const { return file != UINT32_MAX; }
+    auto operator<=>(const Loc&) const = default;
+};
+
+enum class Severity { error, warning };
+
+struct Diagnostic {
+    Severity severity = Severity::error;
+    Loc loc;
+    std::string path;             // YAML path, e.g. fleets.mesh.peers.laptop1.endpoint
+    std::string message;
+};
+
+// The text of every file read, kept so diagnostics can quote the offending line.
+class Sources {
+public:
+    uint32_t add(std::string name, std::string text);
+    const std::string& name(uint32_t file) const { return files_.at(file).name; }
+    const std::string& text(uint32_t file) const { return files_.at(file).text; }
+    std::string_view line(uint32_t file, uint32_t line) const;
+    size_t size() const { return files_.size(); }
+
+private:
+    struct File {
+        std::string name, text;
+        std::vector<uint32_t> line_starts;
+    };
+    std::vector<File> files_;
+};
+
+class Diagnostics {
+public:
+    void error(Loc loc, std::string path, std::string message);
+    void warning(Loc loc, std::string path, std::string message);
+    bool has_errors() const { return errors_ > 0; }
+    size_t errors() const { return errors_; }
+    size_t warnings() const { return all_.size() - errors_; }
+    // Sorted by file and position (stable for golden tests), then in the order found.
+    std::vector<Diagnostic> sorted() const;
+    const std::vector<Diagnostic>& all() const { return all_; }
+
+private:
+    std::vector<Diagnostic> all_;
+    size_t errors_ = 0;
+};
+
+std::string render(const Diagnostic& d, const Sources& sources);
+std::string render_all(const Diagnostics& diags, const Sources& sources);
+
+// 'value' quoted for messages, with control characters escaped and long values shortened.
+std::string quote(std::string_view value);
+
+}  // namespace wgf::config

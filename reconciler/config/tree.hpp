@@ -1,0 +1,55 @@
+// A YAML document as a plain tree that remembers where every key and value came from.
+// yaml-cpp is used only in tree.cpp; everything above sees this tree. Duplicate keys, which
+// yaml-cpp accepts silently, are reported here.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "config/diag.hpp"
+
+namespace wgf::config {
+
+struct Entry;
+
+struct Node {
+    enum class Kind : uint8_t { null, scalar, map, seq };
+    Kind kind = Kind::null;
+    bool quoted = false;          // scalar written in quotes (then never a number or boolean)
+    Loc loc;
+    std::string scalar;
+    std::vector<Entry> map;       // in document order
+    std::vector<Node> seq;
+
+    bool is_map() const { return kind == Kind::map; }
+    bool is_seq() const { return kind == Kind::seq; }
+    bool is_scalar() const { return kind == Kind::scalar; }
+    bool is_null() const { return kind == Kind::null; }
+    const Entry* find(std::string_view key) const;
+};
+
+struct Entry {
+    std::string key;
+    Loc key_loc;
+    Node value;
+};
+
+const char* kind_name(const Node& n);
+
+// Parses one YAML document. On a syntax error reports it and returns a null node.
+Node parse_yaml(std::string_view text, uint32_t file, Diagnostics& diags);
+
+// Merges a drop-in document into the main one: maps merge deeply, the top-level lists `forwards`
+// and `http_routes` concatenate, and anything else set in both is reported as a conflict.
+void merge_into(Node& base, Node&& add, const Sources& sources, Diagnostics& diags, const std::string& path = "");
+
+// Finds the node at a YAML path like "fleets.mesh.peers.laptop1.endpoint" or "forwards[2].to".
+// Returns the location of the value (or of its key when `key` is true); unknown when not found,
+// falling back to the deepest node that exists.
+Loc locate(const Node& root, std::string_view path, bool key = false);
+
+std::string join_path(std::string_view parent, std::string_view key);
+std::string index_path(std::string_view parent, size_t index);
+
+}  // namespace wgf::config

@@ -1,0 +1,80 @@
+// HostState: one node's network state. The same type describes what should be (rendered from the
+// fleet) and what is (read from the kernel), so the two can be compared field by field.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "model/net.hpp"
+#include "model/spec.hpp"
+
+namespace wgf::model {
+
+struct WgPeer {
+    Key public_key;
+    std::optional<Endpoint> endpoint;
+    std::vector<Prefix> allowed_ips;         // normalized: masked, sorted, unique
+    uint16_t keepalive = 0;
+    std::string name;                        // desired state only: the member's node name
+
+    auto operator<=>(const WgPeer&) const = default;
+};
+
+struct WgInterface {
+    std::string name;
+    std::string fleet;
+    std::optional<uint16_t> listen_port;     // unset: the kernel picks one (peers)
+    std::optional<uint32_t> mtu;
+    std::string private_key_file;            // where this node keeps its key (under state_dir)
+    std::vector<Prefix> addresses;
+    std::map<Key, WgPeer> peers;
+    std::vector<std::string> pending;        // members with no public key yet: not configured
+
+    auto operator<=>(const WgInterface&) const = default;
+};
+
+struct Route {
+    Prefix dst;
+    std::string dev;
+
+    auto operator<=>(const Route&) const = default;
+};
+
+enum class FwKind { accept_udp, forward, dnat, masquerade };
+
+// One firewall intent; `id` is unique and becomes the rule's comment in our nftables table.
+struct FwRule {
+    std::string id;
+    FwKind kind = FwKind::accept_udp;
+    Proto proto = Proto::udp;
+    uint16_t port = 0;                       // accept_udp / dnat: the local port
+    std::string iif, oif;                    // forward / masquerade
+    std::optional<IpAddr> to;                // dnat target
+    uint16_t to_port = 0;
+
+    auto operator<=>(const FwRule&) const = default;
+};
+
+struct ManagedFile {
+    std::string path;
+    std::string content;
+    uint32_t mode = 0644;
+
+    auto operator<=>(const ManagedFile&) const = default;
+};
+
+struct HostState {
+    std::map<std::string, WgInterface> interfaces;
+    std::set<Route> routes;
+    std::map<std::string, std::string> sysctls;   // /proc/sys relative path -> value
+    std::map<std::string, FwRule> firewall;       // by id
+    std::map<std::string, ManagedFile> files;     // by path
+
+    auto operator<=>(const HostState&) const = default;
+};
+
+}  // namespace wgf::model

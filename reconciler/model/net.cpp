@@ -1,0 +1,328 @@
+#include "model/net.hpp"
+
+#include <arpa/inet.h>
+#include <sodium.h>
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <stdexcept>
+#include <mutex>
+
+namespace wgf::model {
+namespace {
+
+void ensure_sodium() {
+    static std::once_flag once;
+    std::call_once(once, [] {
+        if (sodium_init() < 0) throw std::runtime_error("libsodium failed to initialise");
+    });
+}
+
+// Strict decimal: digits only, no sign, no leading zeros beyond "0", bounded.
+std::optional<uint64_t> parse_decimal(std::string_view s, uint64_t max) {
+    if (s.empty() || s.size() > 20) return std::nullopt;
+    if (s.size() > 1 && s[0] == '0') return std::nullopt;
+    uint64_t v = 0;
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (ec != std::errc() || p != s.data() + s.size() || v > max) return std::nullopt;
+    return v;
+}
+
+void set_why(std::string* why, std::string text) {
+    if (why) *why = std::move(text);
+}
+
+}  // namespace
+
+std::optional<IpAddr> IpAddr::parse(std::string_view text) {
+    if (text.empty() || text.size() > INET6_ADDRSTRLEN) return std::nullopt;
+    std::string s(text);
+    IpAddr a;
+    if (s.find(':') != std::string::npos) {
+        if (inet_pton(AF_INET6, s.c_str(), a.bytes.data()) != 1) return std::nullopt;
+        a.family = 6;
+    } else {
+        if (inet_pton(AF_INET, s.c_str(), a.bytes.data()) != 1) return std::nullopt;
+        a.family = 4;
+    }
+    return a;
+}
+
+IpAddr IpAddr::v4(uint32_t v) {
+    IpAddr a;
+    a.family = 4;
+    a.bytes[0] = static_cast<uint8_t>(v >> 24);
+    a.bytes[1] = static_cast<uint8_t>(v >> 16);
+    a.bytes[2] = static_cast<uint8_t>(v >> 8);
+    a.bytes[3] = static_cast<uint8_t>(v);
+    return a;
+}
+
+uint32_t IpAddr::v4_value() const {
+    return (uint32_t{bytes[0]} << 24) | (uint32_t{bytes[1]} << 16) | (uint32_t{bytes[2]} << 8) | bytes[3];
+}
+
+std::string IpAddr::str() const {
+    char buf[INET6_ADDRSTRLEN] = {};
+    // glibc's inet_ntop follows RFC 5952: lower case, longest zero run compressed, never a lone zero group.
+    if (family == 6) inet_ntop(AF_INET6, bytes.data(), buf, sizeof buf);
+    else if (family == 4) inet_ntop(AF_INET, bytes.data(), buf, sizeof buf);
+    else return "(unset)";
+    return buf;
+}
+
+std::optional<Prefix> Prefix::parse(std::string_view text, std::string* why) {
+    auto slash = text.find('/');
+    if (slash == std::string_view::npos) {
+        set_why(why, "expected ADDRESS/LENGTH");
+        return std::nullopt;
+    }
+    auto addr = IpAddr::parse(text.substr(0, slash));
+    if (!addr) {
+        set_why(why, "not an IPv4 or IPv6 address before '/'");
+        return std::nullopt;
+    }
+    auto len = parse_decimal(text.substr(slash + 1), addr->bits());
+    if (!len) {
+        set_why(why, addr->is_v4() ? "prefix length must be 0..32" : "prefix length must be 0..128");
+        return std::nullopt;
+    }
+    return Prefix{*addr, static_cast<uint8_t>(*len)};
+}
+
+Prefix Prefix::masked() const {
+    Prefix p = *this;
+    unsigned nbytes = addr.bits() / 8;
+    for (unsigned i = 0; i < nbytes; ++i) {
+        unsigned first_bit = i * 8;
+        if (first_bit >= len) p.addr.bytes[i] = 0;
+        else if (first_bit + 8 > len) p.addr.bytes[i] &= static_cast<uint8_t>(0xff << (8 - (len - first_bit)));
+    }
+    return p;
+}
+
+bool Prefix::contains(const IpAddr& a) const {
+    if (a.family != addr.family) return false;
+    return Prefix{a, len}.masked().addr == masked().addr;
+}
+
+bool Prefix::overlaps(const Prefix& o) const {
+    if (o.addr.family != addr.family) return false;
+    uint8_t l = std::min(len, o.len);
+    return Prefix{addr, l}.masked().addr == Prefix{o.addr, l}.masked().addr;
+}
+
+std::string Prefix::str() const { return addr.str() + "/" + std::to_string(len); }
+
+std::optional<Endpoint> Endpoint::parse(std::string_view text, std::string* why) {
+    Endpoint e;
+    std::string_view host = text, port;
+    bool has_port = false;
+    if (!text.empty() && text[0] == '[') {
+        auto close = text.find(']');
+        if (close == std::string_view::npos) {
+            set_why(why, "missing ']' after the IPv6 address");
+            return std::nullopt;
+        }
+        host = text.substr(1, close - 1);
+        auto rest = text.substr(close + 1);
+        if (!rest.empty()) {
+            if (rest[0] != ':') {
+                set_why(why, "expected ':PORT' after ']'");
+                return std::nullopt;
+            }
+            port = rest.substr(1);
+            has_port = true;
+        }
+        auto a = IpAddr::parse(host);
+        if (!a || !a->is_v6()) {
+            set_why(why, "not an IPv6 address inside [ ]");
+            return std::nullopt;
+        }
+    } else if (std::count(text.begin(), text.end(), ':') > 1) {
+        // A bare IPv6 address: no port can be given without brackets.
+        auto a = IpAddr::parse(text);
+        if (!a) {
+            set_why(why, "not an IPv6 address (write [ADDRESS]:PORT to give a port)");
+            return std::nullopt;
+        }
+    } else {
+        auto colon = text.rfind(':');
+        if (colon != std::string_view::npos) {
+            host = text.substr(0, colon);
+            port = text.substr(colon + 1);
+            has_port = true;
+        }
+        if (!IpAddr::parse(host) && !valid_dns_name(host)) {
+            set_why(why, "host must be an IP address or a DNS name");
+            return std::nullopt;
+        }
+    }
+    if (has_port) {
+        auto p = parse_decimal(port, 65535);
+        if (!p || *p == 0) {
+            set_why(why, "port must be 1..65535");
+            return std::nullopt;
+        }
+        e.port = static_cast<uint16_t>(*p);
+    }
+    e.host = std::string(host);
+    return e;
+}
+
+std::string Endpoint::str() const {
+    std::string h = host.find(':') != std::string::npos ? "[" + host + "]" : host;
+    return port ? h + ":" + std::to_string(port) : h;
+}
+
+std::optional<Key> Key::from_base64(std::string_view text, std::string* why) {
+    ensure_sodium();
+    Key k;
+    size_t len = 0;
+    const char* end = nullptr;
+    if (text.size() != 44 || text[43] != '=' ||
+        sodium_base642bin(k.bytes.data(), k.bytes.size(), text.data(), text.size(), nullptr, &len, &end,
+                          sodium_base64_VARIANT_ORIGINAL) != 0 ||
+        len != 32 || end != text.data() + text.size()) {
+        set_why(why, "a key is 32 bytes in base64: 44 characters ending in '='");
+        return std::nullopt;
+    }
+    return k;
+}
+
+std::string Key::base64() const {
+    ensure_sodium();
+    char buf[sodium_base64_ENCODED_LEN(32, sodium_base64_VARIANT_ORIGINAL)];
+    sodium_bin2base64(buf, sizeof buf, bytes.data(), bytes.size(), sodium_base64_VARIANT_ORIGINAL);
+    return buf;
+}
+
+SecretKey::~SecretKey() { sodium_memzero(bytes_.data(), bytes_.size()); }
+
+SecretKey SecretKey::generate() {
+    ensure_sodium();
+    std::array<uint8_t, 32> b;
+    randombytes_buf(b.data(), b.size());
+    // Clamp as `wg genkey` does, so the stored key is the canonical Curve25519 scalar.
+    b[0] &= 248;
+    b[31] = static_cast<uint8_t>((b[31] & 127) | 64);
+    SecretKey k(b);
+    sodium_memzero(b.data(), b.size());
+    return k;
+}
+
+std::optional<SecretKey> SecretKey::from_base64(std::string_view text) {
+    auto k = Key::from_base64(text);
+    if (!k) return std::nullopt;
+    SecretKey s(k->bytes);
+    sodium_memzero(k->bytes.data(), k->bytes.size());
+    return s;
+}
+
+Key SecretKey::public_key() const {
+    ensure_sodium();
+    Key k;
+    crypto_scalarmult_curve25519_base(k.bytes.data(), bytes_.data());
+    return k;
+}
+
+std::string SecretKey::base64_for_storage() const {
+    ensure_sodium();
+    char buf[sodium_base64_ENCODED_LEN(32, sodium_base64_VARIANT_ORIGINAL)];
+    sodium_bin2base64(buf, sizeof buf, bytes_.data(), bytes_.size(), sodium_base64_VARIANT_ORIGINAL);
+    std::string out(buf);
+    sodium_memzero(buf, sizeof buf);
+    return out;
+}
+
+bool SecretKey::operator==(const SecretKey& o) const {
+    return sodium_memcmp(bytes_.data(), o.bytes_.data(), bytes_.size()) == 0;
+}
+
+bool valid_ifname(std::string_view name, std::string* why) {
+    // The kernel's dev_valid_name(): shorter than IFNAMSIZ (16), not "." or "..", no '/', ':' or space.
+    if (name.empty()) {
+        set_why(why, "an interface name cannot be empty");
+        return false;
+    }
+    if (name.size() > 15) {
+        set_why(why, "an interface name has at most 15 characters");
+        return false;
+    }
+    if (name == "." || name == "..") {
+        set_why(why, "an interface name cannot be '.' or '..'");
+        return false;
+    }
+    for (unsigned char c : name) {
+        if (c == '/' || c == ':' || c <= ' ' || c >= 0x7f) {
+            set_why(why, "an interface name cannot contain '/', ':', white space or non-ASCII characters");
+            return false;
+        }
+    }
+    return true;
+}
+
+bool valid_node_name(std::string_view name) {
+    if (name.empty() || name.size() > 63) return false;
+    auto alnum = [](unsigned char c) { return std::isalnum(c) != 0; };
+    if (!alnum(name[0])) return false;
+    for (unsigned char c : name)
+        if (!alnum(c) && c != '-' && c != '_') return false;
+    return true;
+}
+
+bool valid_dns_name(std::string_view name) {
+    if (name.empty() || name.size() > 253) return false;
+    size_t start = 0;
+    while (start <= name.size()) {
+        auto dot = name.find('.', start);
+        auto label = name.substr(start, dot == std::string_view::npos ? std::string_view::npos : dot - start);
+        if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-') return false;
+        for (unsigned char c : label)
+            if (!std::isalnum(c) && c != '-' && c != '_') return false;
+        if (dot == std::string_view::npos) break;
+        start = dot + 1;
+    }
+    return true;
+}
+
+std::optional<uint64_t> parse_duration(std::string_view text) {
+    if (text.empty()) return std::nullopt;
+    uint64_t total = 0;
+    size_t i = 0;
+    while (i < text.size()) {
+        size_t j = i;
+        while (j < text.size() && text[j] >= '0' && text[j] <= '9') ++j;
+        if (j == i || j == text.size()) return std::nullopt;
+        if (j - i > 9) return std::nullopt;  // keeps the sum far from overflow
+        uint64_t n = 0;
+        std::from_chars(text.data() + i, text.data() + j, n);
+        uint64_t unit = 0;
+        switch (text[j]) {
+            case 'd': unit = 86400; break;
+            case 'h': unit = 3600; break;
+            case 'm': unit = 60; break;
+            case 's': unit = 1; break;
+            default: return std::nullopt;
+        }
+        total += n * unit;
+        i = j + 1;
+    }
+    return total;
+}
+
+std::string format_duration(uint64_t s) {
+    if (s == 0) return "0s";
+    std::string out;
+    const std::pair<uint64_t, char> units[] = {{86400, 'd'}, {3600, 'h'}, {60, 'm'}, {1, 's'}};
+    for (auto [u, c] : units) {
+        if (s >= u) {
+            out += std::to_string(s / u) + c;
+            s %= u;
+        }
+    }
+    return out;
+}
+
+}  // namespace wgf::model

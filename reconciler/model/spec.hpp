@@ -1,0 +1,95 @@
+// The desired fleet as the YAML file describes it, after parsing and before any derivation.
+// Plain aggregates: everything derived (addresses, peers of a node) lives in plan/.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "model/net.hpp"
+
+namespace wgf::model {
+
+enum class Topology { hub, mesh };
+enum class FleetStyle { clan, subnet };
+enum class Role { controller, peer, server };
+enum class Proto { tcp, udp };
+
+const char* to_string(Topology t);
+const char* to_string(Role r);
+const char* to_string(Proto p);
+
+struct Member {
+    std::optional<Key> public_key;
+    std::optional<Endpoint> endpoint;
+    std::optional<std::string> controller;   // peers: the designated controller
+    std::vector<Prefix> routes;              // prefixes this member routes for (subnet router)
+    std::optional<uint16_t> id;              // controllers: pinned 16-bit /56 id
+    std::optional<uint64_t> suffix;          // peers: pinned 64-bit suffix
+    std::optional<IpAddr> ipv4;
+
+    auto operator<=>(const Member&) const = default;
+};
+
+struct Fleet {
+    FleetStyle style = FleetStyle::clan;
+    std::string interface;                   // defaulted by the parser
+    uint16_t port = 51820;
+    Topology topology = Topology::hub;
+    std::optional<uint32_t> mtu;
+    uint16_t keepalive = 25;
+    bool exclusive = false;
+    std::optional<Prefix> ipv4;
+    std::map<std::string, Member> controllers;  // clan style
+    std::map<std::string, Member> peers;
+    // subnet style (seed 002)
+    std::optional<IpAddr> ip6;
+    std::optional<Prefix> subnet;
+    std::optional<std::string> external_ip;  // host clients connect to
+    std::string server = "server";           // node name of the server
+    std::optional<Key> server_public_key;
+
+    auto operator<=>(const Fleet&) const = default;
+};
+
+struct Forward {
+    std::string name;
+    std::string node;
+    Proto proto = Proto::tcp;
+    uint16_t port = 0;
+    std::string to;
+    uint16_t to_port = 0;
+    std::optional<std::string> fleet;
+
+    auto operator<=>(const Forward&) const = default;
+};
+
+struct HttpRoute {
+    std::string name;
+    std::string node;
+    std::string host;
+    std::string to;                          // URL as written
+    std::string entrypoint = "websecure";
+    std::optional<std::string> certresolver;
+
+    auto operator<=>(const HttpRoute&) const = default;
+};
+
+struct Config {
+    std::optional<std::string> domain;
+    uint64_t prune_timeout = 30 * 60;        // seconds
+    std::string state_dir = "/var/lib/wg-fleet";
+    std::optional<std::string> keys_dir;
+    std::optional<std::string> userspace;
+    std::string hosts_file = "/run/wg_fleet_hosts";
+    std::string http_routes_dir = "/etc/traefik/dynamic";
+    std::map<std::string, Fleet> fleets;
+    std::vector<Forward> forwards;
+    std::vector<HttpRoute> http_routes;
+
+    auto operator<=>(const Config&) const = default;
+};
+
+}  // namespace wgf::model

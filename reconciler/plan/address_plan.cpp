@@ -1,0 +1,155 @@
+#include "plan/address_plan.hpp"
+
+#include <sodium.h>
+
+#include <set>
+#include <stdexcept>
+
+namespace wgf::plan {
+namespace {
+
+std::array<uint8_t, 32> sha256(std::string_view s) {
+    static const bool ready = sodium_init() >= 0;
+    if (!ready) throw std::runtime_error("libsodium failed to initialise");
+    std::array<uint8_t, 32> h;
+    crypto_hash_sha256(h.data(), reinterpret_cast<const unsigned char*>(s.data()), s.size());
+    return h;
+}
+
+uint64_t host_mask(uint8_t len) {
+    // Bits of the low 64 that belong to the host part of a prefix of length `len` (>= 64).
+    return len >= 128 ? 0 : len <= 64 ? UINT64_MAX : (UINT64_MAX >> (len - 64));
+}
+
+}  // namespace
+
+Prefix clan_fleet_prefix(std::string_view fleet) {
+    auto h = sha256(fleet);
+    std::array<uint8_t, 16> b{};
+    b[0] = 0xfd;
+    b[1] = h[0];
+    b[2] = h[1];
+    b[3] = h[2];
+    b[4] = 0x00;  // clan zeroes the fourth hash byte: only 24 bits of the hash are used
+    return Prefix{IpAddr::v6(b), 40};
+}
+
+uint16_t clan_controller_id(std::string_view controller) {
+    auto h = sha256(controller);
+    return static_cast<uint16_t>((h[0] << 8) | h[1]);
+}
+
+uint64_t clan_suffix(std::string_view peer) {
+    auto h = sha256(peer);
+    uint64_t v = 0;
+    for (int i = 0; i < 8; ++i) v = (v << 8) | h[i];
+    return v;
+}
+
+Prefix controller_net(const Prefix& fleet40, uint16_t id) {
+    Prefix p = fleet40.masked();
+    p.addr.bytes[5] = static_cast<uint8_t>(id >> 8);
+    p.addr.bytes[6] = static_cast<uint8_t>(id);
+    p.addr.bytes[7] = 0;
+    p.len = 56;
+    return p;
+}
+
+IpAddr with_suffix(const IpAddr& net, uint64_t suffix) {
+    IpAddr a = net;
+    for (int i = 0; i < 8; ++i) a.bytes[15 - i] = static_cast<uint8_t>(suffix >> (8 * i));
+    return a;
+}
+
+std::optional<std::string> designated_controller(const model::Fleet& fleet, const model::Member& peer) {
+    if (peer.controller) return peer.controller;
+    if (fleet.controllers.size() == 1) return fleet.controllers.begin()->first;
+    return std::nullopt;
+}
+
+FleetPlan plan_fleet(const std::string& name, const model::Fleet& f) {
+    FleetPlan fp;
+    if (f.style == model::FleetStyle::clan) {
+        fp.prefix = clan_fleet_prefix(name);
+        for (const auto& [c, m] : f.controllers) {
+            uint16_t id = m.id ? *m.id : clan_controller_id(c);
+            fp.ids[c] = id;
+            fp.nets[c] = controller_net(fp.prefix, id);
+            Prefix addr{with_suffix(fp.nets[c].addr, 1), 40};
+            fp.nodes[c] = NodeAddrs{Role::controller, {addr}};
+        }
+        for (const auto& [p, m] : f.peers) {
+            uint64_t s = m.suffix ? *m.suffix : clan_suffix(p);
+            fp.suffixes[p] = s;
+            NodeAddrs na{Role::peer, {}};
+            for (const auto& [c, net] : fp.nets) na.addresses.push_back(Prefix{with_suffix(net.addr, s), 56});
+            fp.nodes[p] = std::move(na);
+        }
+    } else if (f.subnet) {
+        fp.prefix = *f.subnet;
+        if (f.ip6) fp.nodes[f.server] = NodeAddrs{Role::server, {Prefix{*f.ip6, f.subnet->len}}};
+        uint64_t mask = host_mask(f.subnet->len);
+        for (const auto& [p, m] : f.peers) {
+            uint64_t s = (m.suffix ? *m.suffix : clan_suffix(p)) & mask;
+            fp.suffixes[p] = s;
+            IpAddr base = f.subnet->addr;
+            // Host bits of the subnet beyond the low 64 are not used: a subnet is /64 or longer.
+            for (int i = 0; i < 8; ++i) base.bytes[15 - i] |= static_cast<uint8_t>(s >> (8 * i));
+            fp.nodes[p] = NodeAddrs{Role::peer, {Prefix{base, f.subnet->len}}};
+        }
+    }
+    if (f.ipv4) {
+        // Pinned addresses first, then every other member in (controllers, server, peers) name order,
+        // each at a hash-chosen slot probing upwards: stable unless two names collide.
+        const Prefix pool = *f.ipv4;
+        uint32_t base = pool.addr.v4_value();
+        uint64_t size = pool.len >= 31 ? 0 : (uint64_t{1} << (32 - pool.len)) - 2;  // minus network and broadcast
+        std::set<uint32_t> used;
+        std::vector<std::pair<std::string, const model::Member*>> members;
+        for (const auto& [n, m] : f.controllers) members.emplace_back(n, &m);
+        if (f.style == model::FleetStyle::subnet) members.emplace_back(f.server, nullptr);
+        for (const auto& [n, m] : f.peers) members.emplace_back(n, &m);
+        for (const auto& [n, m] : members)
+            if (m && m->ipv4) {
+                fp.ipv4[n] = *m->ipv4;
+                used.insert(m->ipv4->v4_value());
+            }
+        for (const auto& [n, m] : members) {
+            if (m && m->ipv4) continue;
+            if (used.size() >= size) {
+                fp.ipv4_exhausted = true;
+                break;
+            }
+            uint64_t slot = clan_suffix(n) % size;
+            while (used.count(static_cast<uint32_t>(base + 1 + slot))) slot = (slot + 1) % size;
+            uint32_t v = static_cast<uint32_t>(base + 1 + slot);
+            used.insert(v);
+            fp.ipv4[n] = IpAddr::v4(v);
+        }
+        for (const auto& [n, a] : fp.ipv4) {
+            auto it = fp.nodes.find(n);
+            if (it != fp.nodes.end()) it->second.addresses.push_back(Prefix{a, pool.len});
+        }
+    }
+    return fp;
+}
+
+AddressPlan plan_addresses(const model::Config& cfg) {
+    AddressPlan plan;
+    for (const auto& [name, f] : cfg.fleets) plan.fleets.emplace(name, plan_fleet(name, f));
+    return plan;
+}
+
+std::optional<IpAddr> primary_address(const model::Fleet& f, const FleetPlan& fp, const std::string& node) {
+    auto it = fp.nodes.find(node);
+    if (it == fp.nodes.end() || it->second.addresses.empty()) return std::nullopt;
+    if (it->second.role != Role::peer || f.style == model::FleetStyle::subnet) return it->second.addresses.front().addr;
+    auto pm = f.peers.find(node);
+    auto dc = designated_controller(f, pm->second);
+    if (!dc) return std::nullopt;
+    auto net = fp.nets.find(*dc);
+    if (net == fp.nets.end()) return std::nullopt;
+    return with_suffix(net->second.addr, fp.suffixes.at(node));
+}
+
+}  // namespace wgf::plan

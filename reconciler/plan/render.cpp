@@ -1,0 +1,361 @@
+#include "plan/render.hpp"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include "plan/validate.hpp"
+
+namespace wgf::plan {
+namespace {
+
+using model::Fleet;
+using model::FleetStyle;
+using model::IpAddr;
+using model::Member;
+using model::Prefix;
+using model::Role;
+using model::WgInterface;
+using model::WgPeer;
+
+void normalize(std::vector<Prefix>& v) {
+    for (auto& p : v) p = p.masked();
+    std::sort(v.begin(), v.end());
+    v.erase(std::unique(v.begin(), v.end()), v.end());
+}
+
+Prefix host_prefix(const IpAddr& a) { return Prefix::host(a); }
+
+class InterfaceBuilder {
+public:
+    InterfaceBuilder(const Fleetwide& fw, const std::string& fleet, const std::string& node)
+        : fw_(fw), name_(fleet), f_(fw.cfg.fleets.at(fleet)), fp_(fw.plan.fleets.at(fleet)), node_(node) {}
+
+    WgInterface build(Role role) {
+        WgInterface w;
+        w.name = f_.interface;
+        w.fleet = name_;
+        w.listen_port = listen_port(f_, role, node_);
+        w.mtu = f_.mtu;
+        w.private_key_file = private_key_path(fw_.cfg, name_);
+        if (auto it = fp_.nodes.find(node_); it != fp_.nodes.end()) w.addresses = it->second.addresses;
+        if (f_.style == FleetStyle::clan) clan_peers(w, role);
+        else subnet_peers(w, role);
+        for (auto& [k, p] : w.peers) normalize(p.allowed_ips);
+        return w;
+    }
+
+private:
+    void add(WgInterface& w, const std::string& name, const std::optional<model::Key>& key,
+             const std::optional<model::Endpoint>& ep, std::vector<Prefix> allowed) {
+        if (!key) {
+            w.pending.push_back(name);
+            return;
+        }
+        WgPeer p;
+        p.public_key = *key;
+        p.name = name;
+        if (ep) p.endpoint = ep->with_default_port(f_.port);
+        p.allowed_ips = std::move(allowed);
+        p.keepalive = f_.keepalive;
+        w.peers.emplace(*key, std::move(p));
+    }
+
+    void add_ipv4(std::vector<Prefix>& v, const std::string& member) const {
+        if (auto it = fp_.ipv4.find(member); it != fp_.ipv4.end()) v.push_back(host_prefix(it->second));
+    }
+
+    std::vector<Prefix> peer_addresses_128(const std::string& peer) const {
+        std::vector<Prefix> v;
+        if (auto it = fp_.nodes.find(peer); it != fp_.nodes.end())
+            for (const auto& a : it->second.addresses)
+                if (a.addr.is_v6()) v.push_back(host_prefix(a.addr));
+        add_ipv4(v, peer);
+        return v;
+    }
+
+    // Routes of peers other than `except`, which in a hub reach us through a controller.
+    std::vector<Prefix> other_peer_routes(const std::string& except) const {
+        std::vector<Prefix> v;
+        for (const auto& [n, m] : f_.peers)
+            if (n != except) v.insert(v.end(), m.routes.begin(), m.routes.end());
+        return v;
+    }
+
+    void clan_peers(WgInterface& w, Role role) {
+        if (role == Role::controller) {
+            for (const auto& [c, m] : f_.controllers) {
+                if (c == node_) continue;
+                std::vector<Prefix> allowed{fp_.nets.at(c)};
+                add_ipv4(allowed, c);
+                allowed.insert(allowed.end(), m.routes.begin(), m.routes.end());
+                add(w, c, m.public_key, m.endpoint, std::move(allowed));
+            }
+            for (const auto& [p, m] : f_.peers) {
+                if (f_.controllers.count(p)) continue;
+                std::vector<Prefix> allowed;
+                uint64_t s = fp_.suffixes.at(p);
+                for (const auto& [c, net] : fp_.nets) allowed.push_back(Prefix{with_suffix(net.addr, s), 96});
+                add_ipv4(allowed, p);
+                allowed.insert(allowed.end(), m.routes.begin(), m.routes.end());
+                add(w, p, m.public_key, m.endpoint, std::move(allowed));
+            }
+            return;
+        }
+        const Member& me = f_.peers.at(node_);
+        auto designated = designated_controller(f_, me);
+        if (!designated && !f_.controllers.empty()) designated = f_.controllers.begin()->first;
+        bool mesh = f_.topology == model::Topology::mesh;
+        for (const auto& [c, m] : f_.controllers) {
+            std::vector<Prefix> allowed{fp_.nets.at(c)};
+            add_ipv4(allowed, c);
+            allowed.insert(allowed.end(), m.routes.begin(), m.routes.end());
+            if (designated && c == *designated) {
+                if (f_.ipv4) allowed.push_back(*f_.ipv4);
+                if (!mesh) {
+                    auto r = other_peer_routes(node_);
+                    allowed.insert(allowed.end(), r.begin(), r.end());
+                }
+            }
+            add(w, c, m.public_key, m.endpoint, std::move(allowed));
+        }
+        if (mesh) mesh_peers(w);
+    }
+
+    void subnet_peers(WgInterface& w, Role role) {
+        if (role == Role::server) {
+            for (const auto& [p, m] : f_.peers) {
+                if (p == f_.server) continue;
+                auto allowed = peer_addresses_128(p);
+                allowed.insert(allowed.end(), m.routes.begin(), m.routes.end());
+                add(w, p, m.public_key, m.endpoint, std::move(allowed));
+            }
+            return;
+        }
+        bool mesh = f_.topology == model::Topology::mesh;
+        std::vector<Prefix> allowed{*f_.subnet};
+        if (f_.ipv4) allowed.push_back(*f_.ipv4);
+        if (!mesh) {
+            auto r = other_peer_routes(node_);
+            allowed.insert(allowed.end(), r.begin(), r.end());
+        }
+        std::optional<model::Endpoint> ep;
+        if (f_.external_ip) ep = model::Endpoint{*f_.external_ip, f_.port};
+        add(w, f_.server, f_.server_public_key, ep, std::move(allowed));
+        if (mesh) mesh_peers(w);
+    }
+
+    void mesh_peers(WgInterface& w) {
+        for (const auto& [p, m] : f_.peers) {
+            if (p == node_ || f_.controllers.count(p)) continue;
+            auto allowed = peer_addresses_128(p);
+            allowed.insert(allowed.end(), m.routes.begin(), m.routes.end());
+            add(w, p, m.public_key, m.endpoint, std::move(allowed));
+        }
+    }
+
+    const Fleetwide& fw_;
+    const std::string& name_;
+    const Fleet& f_;
+    const FleetPlan& fp_;
+    const std::string& node_;
+};
+
+bool covered_by(const Prefix& p, const std::vector<Prefix>& connected) {
+    return std::any_of(connected.begin(), connected.end(), [&](const Prefix& c) {
+        return c.addr.family == p.addr.family && c.len <= p.len && c.masked().contains(p.addr);
+    });
+}
+
+std::string yaml_quote(std::string_view s) {
+    std::string out = "\"";
+    for (char c : s) {
+        if (c == '"' || c == '\\') out += '\\';
+        out += c;
+    }
+    return out + "\"";
+}
+
+}  // namespace
+
+Fleetwide::Fleetwide(const model::Config& c) : cfg(c), plan(plan_addresses(c)), index(index_nodes(c)) {}
+
+std::string private_key_path(const model::Config& cfg, const std::string& fleet) {
+    return cfg.state_dir + "/" + fleet + ".key";
+}
+
+WgInterface render_interface(const Fleetwide& fw, const std::string& fleet, const std::string& node) {
+    auto it = fw.index.find(node);
+    Role role = Role::peer;
+    if (it != fw.index.end())
+        for (const auto& mb : it->second)
+            if (mb.fleet == fleet) role = mb.role;
+    return InterfaceBuilder(fw, fleet, node).build(role);
+}
+
+model::HostState render_host(const Fleetwide& fw, const std::string& node) {
+    model::HostState hs;
+    auto it = fw.index.find(node);
+    if (it == fw.index.end()) return hs;
+    bool v4_forward = false, v6_forward = false;
+    for (const auto& mb : it->second) {
+        const Fleet& f = fw.cfg.fleets.at(mb.fleet);
+        WgInterface w = InterfaceBuilder(fw, mb.fleet, node).build(mb.role);
+        std::vector<Prefix> connected;
+        for (const auto& a : w.addresses) connected.push_back(a.masked());
+        for (const auto& [k, p] : w.peers)
+            for (const auto& a : p.allowed_ips)
+                if (!covered_by(a, connected)) hs.routes.insert(model::Route{a, w.name});
+        bool router = mb.role != Role::peer;
+        if (router) {
+            v6_forward = true;
+            v4_forward = v4_forward || f.ipv4.has_value();
+            hs.firewall.emplace("forward-" + mb.fleet,
+                                model::FwRule{"forward-" + mb.fleet, model::FwKind::forward, model::Proto::udp, 0, w.name, w.name, {}, 0});
+        }
+        if (const Member* me = find_member(f, node); me && !me->routes.empty()) {
+            for (const auto& r : me->routes) (r.addr.is_v4() ? v4_forward : v6_forward) = true;
+            hs.firewall.emplace("route-" + mb.fleet,
+                                model::FwRule{"route-" + mb.fleet, model::FwKind::forward, model::Proto::udp, 0, w.name, "", {}, 0});
+        }
+        if (w.listen_port)
+            hs.firewall.emplace("accept-" + mb.fleet,
+                                model::FwRule{"accept-" + mb.fleet, model::FwKind::accept_udp, model::Proto::udp, *w.listen_port, "", "", {}, 0});
+        hs.interfaces.emplace(w.name, std::move(w));
+    }
+    for (const auto& fwd : fw.cfg.forwards) {
+        if (fwd.node != node) continue;
+        // validate() made sure node and target share exactly one fleet (or fleet: names it).
+        std::optional<std::string> fleet = fwd.fleet;
+        for (const auto& mb : it->second)
+            if (!fleet) {
+                const Fleet& f = fw.cfg.fleets.at(mb.fleet);
+                if (find_member(f, fwd.to) || (f.style == FleetStyle::subnet && f.server == fwd.to)) fleet = mb.fleet;
+            }
+        if (!fleet) continue;
+        const Fleet& f = fw.cfg.fleets.at(*fleet);
+        const FleetPlan& fp = fw.plan.fleets.at(*fleet);
+        auto add_dnat = [&](const std::string& suffix, const IpAddr& to) {
+            std::string id = "dnat-" + fwd.name + suffix;
+            hs.firewall.emplace(id, model::FwRule{id, model::FwKind::dnat, fwd.proto, fwd.port, "", f.interface, to, fwd.to_port});
+        };
+        if (auto v4 = fp.ipv4.find(fwd.to); v4 != fp.ipv4.end()) {
+            add_dnat("-v4", v4->second);
+            v4_forward = true;
+        }
+        if (auto v6 = primary_address(f, fp, fwd.to)) {
+            add_dnat("-v6", *v6);
+            v6_forward = true;
+        }
+        std::string masq = "masquerade-" + *fleet;
+        hs.firewall.emplace(masq, model::FwRule{masq, model::FwKind::masquerade, model::Proto::udp, 0, "", f.interface, {}, 0});
+    }
+    if (v6_forward) hs.sysctls["net/ipv6/conf/all/forwarding"] = "1";
+    if (v4_forward) hs.sysctls["net/ipv4/ip_forward"] = "1";
+
+    if (!hs.interfaces.empty()) {
+        std::string hosts = render_hosts_file(render_hosts_entries(fw, node));
+        hs.files.emplace(fw.cfg.hosts_file, model::ManagedFile{fw.cfg.hosts_file, std::move(hosts), 0644});
+    }
+    for (const auto& r : fw.cfg.http_routes) {
+        if (r.node != node) continue;
+        auto target = resolve_route_target(fw, r);
+        if (!target) continue;
+        std::string path = fw.cfg.http_routes_dir + "/" + r.name + ".yml";
+        hs.files.emplace(path, model::ManagedFile{path, render_traefik_route(r, *target), 0644});
+    }
+    return hs;
+}
+
+std::vector<HostsEntry> render_hosts_entries(const Fleetwide& fw, const std::string& node) {
+    std::vector<HostsEntry> out;
+    auto add_fleet = [&](const std::string& fleet) {
+        const Fleet& f = fw.cfg.fleets.at(fleet);
+        const FleetPlan& fp = fw.plan.fleets.at(fleet);
+        std::string tail = "." + fleet + (fw.cfg.domain ? "." + *fw.cfg.domain : "");
+        for (const auto& [n, na] : fp.nodes)
+            if (auto a = primary_address(f, fp, n)) out.push_back({*a, n + tail});
+    };
+    if (node.empty()) {
+        for (const auto& [name, f] : fw.cfg.fleets) add_fleet(name);
+    } else if (auto it = fw.index.find(node); it != fw.index.end()) {
+        for (const auto& mb : it->second) add_fleet(mb.fleet);
+    }
+    return out;
+}
+
+std::string render_hosts_file(const std::vector<HostsEntry>& entries) {
+    std::string out = std::string(kFileMarker) + "\n";
+    for (const auto& e : entries) out += fmt::format("{} {}\n", e.addr.str(), e.name);
+    return out;
+}
+
+std::string render_wg_quick(const Fleetwide& fw, const std::string& fleet, const std::string& node,
+                            const std::optional<std::string>& private_key) {
+    WgInterface w = render_interface(fw, fleet, node);
+    std::string out = fmt::format("# wg-quick config of {} in fleet {} (interface {}), rendered by wg-fleet.\n", node, fleet, w.name);
+    out += "[Interface]\n";
+    if (private_key) {
+        out += fmt::format("PrivateKey = {}\n", *private_key);
+    } else {
+        out += fmt::format("# PrivateKey: not readable here; it is {} on {} and is loaded from there:\n", w.private_key_file, node);
+        out += fmt::format("PostUp = wg set %i private-key {}\n", w.private_key_file);
+    }
+    if (!w.addresses.empty()) {
+        std::string addrs;
+        for (const auto& a : w.addresses) addrs += (addrs.empty() ? "" : ", ") + a.str();
+        out += "Address = " + addrs + "\n";
+    }
+    if (w.listen_port) out += fmt::format("ListenPort = {}\n", *w.listen_port);
+    if (w.mtu) out += fmt::format("MTU = {}\n", *w.mtu);
+    // Peers in name order, which is how people read a config.
+    std::vector<const WgPeer*> peers;
+    for (const auto& [k, p] : w.peers) peers.push_back(&p);
+    std::sort(peers.begin(), peers.end(), [](const WgPeer* a, const WgPeer* b) { return a->name < b->name; });
+    for (const auto* p : peers) {
+        out += fmt::format("\n[Peer]\n# {}\nPublicKey = {}\n", p->name, p->public_key.base64());
+        std::string allowed;
+        for (const auto& a : p->allowed_ips) allowed += (allowed.empty() ? "" : ", ") + a.str();
+        out += "AllowedIPs = " + allowed + "\n";
+        if (p->endpoint) out += "Endpoint = " + p->endpoint->str() + "\n";
+        if (p->keepalive) out += fmt::format("PersistentKeepalive = {}\n", p->keepalive);
+    }
+    for (const auto& n : w.pending) out += fmt::format("\n# {}: no public key yet (pending)\n", n);
+    return out;
+}
+
+std::optional<std::string> resolve_route_target(const Fleetwide& fw, const model::HttpRoute& r) {
+    auto url = parse_url(r.to);
+    if (!url) return std::nullopt;
+    std::string host = url->host;
+    if (!model::IpAddr::parse(host)) {
+        auto a = fw.index.find(r.node), b = fw.index.find(host);
+        if (a == fw.index.end() || b == fw.index.end()) return std::nullopt;
+        std::optional<IpAddr> addr;
+        for (const auto& ma : a->second)
+            for (const auto& mb : b->second)
+                if (!addr && ma.fleet == mb.fleet) {
+                    const Fleet& f = fw.cfg.fleets.at(ma.fleet);
+                    const FleetPlan& fp = fw.plan.fleets.at(ma.fleet);
+                    if (auto v4 = fp.ipv4.find(host); v4 != fp.ipv4.end()) addr = v4->second;
+                    else addr = primary_address(f, fp, host);
+                }
+        if (!addr) return std::nullopt;
+        host = addr->str();
+    }
+    if (host.find(':') != std::string::npos) host = "[" + host + "]";
+    return url->scheme + "://" + host + (url->port ? ":" + std::to_string(url->port) : "") + url->path;
+}
+
+std::string render_traefik_route(const model::HttpRoute& r, const std::string& target_url) {
+    std::string out = std::string(kFileMarker) + "\n";
+    out += "http:\n  routers:\n";
+    out += fmt::format("    {}:\n      rule: {}\n      entryPoints: [{}]\n      service: {}\n", yaml_quote(r.name),
+                       yaml_quote("Host(`" + r.host + "`)"), yaml_quote(r.entrypoint), yaml_quote(r.name));
+    if (r.certresolver) out += fmt::format("      tls:\n        certResolver: {}\n", yaml_quote(*r.certresolver));
+    out += "  services:\n";
+    out += fmt::format("    {}:\n      loadBalancer:\n        servers:\n          - url: {}\n", yaml_quote(r.name), yaml_quote(target_url));
+    return out;
+}
+
+}  // namespace wgf::plan

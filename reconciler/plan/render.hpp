@@ -1,0 +1,50 @@
+// Rendering: the desired HostState of one node, derived from the fleet and its address plan,
+// and the text artefacts users consume (hosts entries, wg-quick configs, Traefik route files).
+// Pure: no I/O; key material comes in as arguments.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "model/host_state.hpp"
+#include "model/spec.hpp"
+#include "plan/address_plan.hpp"
+#include "plan/index.hpp"
+
+namespace wgf::plan {
+
+inline constexpr const char* kFileMarker = "# Managed by wg-fleet: edits are overwritten.";
+
+struct HostsEntry {
+    model::IpAddr addr;
+    std::string name;
+};
+
+// A rendered fleet, reusable for rendering many nodes (check renders every node).
+struct Fleetwide {
+    const model::Config& cfg;
+    AddressPlan plan;
+    NodeIndex index;
+
+    explicit Fleetwide(const model::Config& c);
+};
+
+std::string private_key_path(const model::Config& cfg, const std::string& fleet);
+
+model::HostState render_host(const Fleetwide& fw, const std::string& node);
+model::WgInterface render_interface(const Fleetwide& fw, const std::string& fleet, const std::string& node);
+
+// Every member of every fleet `node` is in (all members of all fleets when node is empty).
+std::vector<HostsEntry> render_hosts_entries(const Fleetwide& fw, const std::string& node);
+std::string render_hosts_file(const std::vector<HostsEntry>& entries);
+
+// A wg-quick config for node's interface in fleet. `private_key` is the key's text when this
+// machine holds it; otherwise the config loads the key from the node's key file at start.
+std::string render_wg_quick(const Fleetwide& fw, const std::string& fleet, const std::string& node,
+                            const std::optional<std::string>& private_key);
+
+std::string render_traefik_route(const model::HttpRoute& route, const std::string& target_url);
+std::optional<std::string> resolve_route_target(const Fleetwide& fw, const model::HttpRoute& route);
+
+}  // namespace wgf::plan

@@ -1,0 +1,390 @@
+#include "plan/validate.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <iterator>
+#include <set>
+#include <unordered_map>
+
+#include <fmt/format.h>
+
+#include "config/tree.hpp"
+
+namespace wgf::plan {
+namespace {
+
+using config::join_path;
+using config::quote;
+using model::Config;
+using model::Fleet;
+using model::FleetStyle;
+
+std::string names_list(const std::vector<std::string>& names) {
+    std::string out;
+    for (const auto& n : names) out += (out.empty() ? "" : ", ") + n;
+    return out;
+}
+
+std::vector<std::string> keys_of(const std::map<std::string, model::Member>& m) {
+    std::vector<std::string> out;
+    for (const auto& [k, v] : m) out.push_back(k);
+    return out;
+}
+
+std::string fmt_suffix(uint64_t s) {
+    return fmt::format("{:x}:{:x}:{:x}:{:x}", (s >> 48) & 0xffff, (s >> 32) & 0xffff, (s >> 16) & 0xffff, s & 0xffff);
+}
+
+class Validator {
+public:
+    Validator(const Config& cfg, const AddressPlan& plan, const config::Node& tree, config::Diagnostics& d)
+        : cfg_(cfg), plan_(plan), tree_(tree), d_(d), index_(index_nodes(cfg)) {}
+
+    void run() {
+        for (const auto& [name, f] : cfg_.fleets) check_fleet(name, f);
+        check_fleet_overlaps();
+        check_nodes();
+        check_forwards();
+        check_http_routes();
+    }
+
+private:
+    void error(const std::string& path, std::string msg, bool at_key = false) {
+        d_.error(config::locate(tree_, path, at_key), path, std::move(msg));
+    }
+    void warning(const std::string& path, std::string msg, bool at_key = false) {
+        d_.warning(config::locate(tree_, path, at_key), path, std::move(msg));
+    }
+
+    static std::string fleet_path(const std::string& f) { return join_path("fleets", f); }
+    static std::string member_path(const std::string& f, const char* group, const std::string& n) {
+        return join_path(join_path(fleet_path(f), group), n);
+    }
+
+    void check_fleet(const std::string& name, const Fleet& f) {
+        const FleetPlan& fp = plan_.fleets.at(name);
+        const std::string fpath = fleet_path(name);
+        if (f.style == FleetStyle::clan) {
+            if (f.controllers.empty())
+                error(join_path(fpath, "controllers"), "a clan-style fleet needs at least one controller");
+            check_clan_peers(name, f);
+            check_controller_ids(name, f, fp);
+            check_suffixes(name, f, fp);
+        } else {
+            if (f.ip6 && f.subnet && !f.subnet->contains(*f.ip6))
+                error(join_path(fpath, "ip6"), fmt::format("{} is outside the fleet's subnet {}", quote(f.ip6->str()), f.subnet->str()));
+            if (f.peers.count(f.server))
+                error(member_path(name, "peers", f.server), fmt::format("{} is this fleet's server; a node cannot be both", quote(f.server)), true);
+            for (const auto& [p, m] : f.peers)
+                if (m.controller)
+                    error(join_path(member_path(name, "peers", p), "controller"), "subnet-style fleets have no controllers; remove controller:", true);
+            if (!f.external_ip)
+                warning(fpath, "no external_ip: clients get no endpoint for the server", true);
+            if (!f.server_public_key && !f.peers.empty())
+                warning(fpath, fmt::format("the server {} has no public key yet: pending until it is known (public_key: or keys_dir)", quote(f.server)), true);
+            check_suffixes(name, f, fp);
+        }
+        auto members = [&](const char* group, const std::map<std::string, model::Member>& ms) {
+            for (const auto& [n, m] : ms) {
+                std::string mpath = member_path(name, group, n);
+                if (!m.public_key)
+                    warning(mpath, "no public key yet: pending (it joins once its key is known from public_key: or keys_dir)", true);
+                check_member_ipv4(name, f, mpath, m);
+                check_routes(name, f, fp, mpath, m);
+                if (f.style == FleetStyle::clan && std::string_view(group) == "controllers" && !m.endpoint &&
+                    f.topology == model::Topology::hub && !f.peers.empty())
+                    warning(mpath, "no endpoint: peers cannot start a connection to this controller", true);
+            }
+        };
+        members("controllers", f.controllers);
+        members("peers", f.peers);
+        if (fp.ipv4_exhausted)
+            error(join_path(fpath, "ipv4"), fmt::format("{} has no free address left for every member", quote(f.ipv4->str())));
+        check_route_claims(name, f);
+    }
+
+    void check_clan_peers(const std::string& name, const Fleet& f) {
+        for (const auto& [p, m] : f.peers) {
+            std::string ppath = member_path(name, "peers", p);
+            if (f.controllers.count(p)) {
+                error(ppath, fmt::format("{} is both a controller and a peer of fleet {}; a node has one role per fleet", quote(p), quote(name)), true);
+                continue;
+            }
+            if (m.controller) {
+                if (!f.controllers.count(*m.controller))
+                    error(join_path(ppath, "controller"),
+                          fmt::format("{} — unknown controller; controllers of this fleet: {}", quote(*m.controller), names_list(keys_of(f.controllers))));
+            } else if (f.controllers.size() > 1) {
+                error(ppath, fmt::format("the fleet has {} controllers: say which one is this peer's with controller: ({})",
+                                         f.controllers.size(), names_list(keys_of(f.controllers))), true);
+            }
+        }
+    }
+
+    void check_controller_ids(const std::string& name, const Fleet& f, const FleetPlan& fp) {
+        std::map<uint16_t, std::string> by_id;
+        std::set<uint16_t> used;
+        for (const auto& [c, id] : fp.ids) used.insert(id);
+        for (const auto& [c, id] : fp.ids) {
+            auto [it, fresh] = by_id.emplace(id, c);
+            if (fresh) continue;
+            uint16_t free = id;
+            do ++free; while (used.count(free));
+            std::string cpath = member_path(name, "controllers", c);
+            bool pinned = f.controllers.at(c).id.has_value();
+            error(pinned ? join_path(cpath, "id") : cpath,
+                  fmt::format("controllers {} and {} share the /56 id 0x{:04x} ({}) — pin a free one, e.g. id: 0x{:04x}",
+                              quote(it->second), quote(c), id, fp.nets.at(c).str(), free),
+                  !pinned);
+        }
+    }
+
+    void check_suffixes(const std::string& name, const Fleet& f, const FleetPlan& fp) {
+        // Controllers route each peer's /96 (the suffix's top 32 bits), so those must be unique too.
+        bool clan = f.style == FleetStyle::clan;
+        std::unordered_map<uint64_t, std::string> seen;
+        seen.reserve(fp.suffixes.size() + 1);
+        if (!clan && f.ip6 && f.subnet) {
+            uint64_t host = 0;
+            for (int i = 8; i < 16; ++i) host = (host << 8) | f.ip6->bytes[i];
+            seen.emplace(host, f.server);
+        }
+        for (const auto& [p, s] : fp.suffixes) {
+            uint64_t key = clan ? (s >> 32) : s;
+            auto [it, fresh] = seen.emplace(key, p);
+            if (fresh) continue;
+            std::string ppath = member_path(name, "peers", p);
+            bool pinned = f.peers.at(p).suffix.has_value();
+            uint64_t suggestion = clan_suffix(p + "#1");
+            std::string what = !clan ? "address" : (fp.suffixes.count(it->second) && fp.suffixes.at(it->second) == s) ? "suffix" : "/96 (top 32 bits of the suffix)";
+            error(pinned ? join_path(ppath, "suffix") : ppath,
+                  fmt::format("peers {} and {} share the {} {} — pin another, e.g. suffix: \"{}\"",
+                              quote(it->second), quote(p), what, fmt_suffix(s), fmt_suffix(suggestion)),
+                  !pinned);
+        }
+    }
+
+    void check_member_ipv4(const std::string& fleet, const Fleet& f, const std::string& mpath, const model::Member& m) {
+        if (!m.ipv4) return;
+        std::string p = join_path(mpath, "ipv4");
+        if (!f.ipv4) {
+            error(p, fmt::format("{} — the fleet has no ipv4: subnet to place it in", quote(m.ipv4->str())));
+            return;
+        }
+        if (!f.ipv4->contains(*m.ipv4)) {
+            error(p, fmt::format("{} is outside the fleet's ipv4 {}", quote(m.ipv4->str()), f.ipv4->str()));
+            return;
+        }
+        uint32_t v = m.ipv4->v4_value(), net = f.ipv4->addr.v4_value();
+        uint32_t bcast = net | (f.ipv4->len == 0 ? UINT32_MAX : (UINT32_MAX >> f.ipv4->len));
+        if (f.ipv4->len < 31 && (v == net || v == bcast))
+            error(p, fmt::format("{} is the network or broadcast address of {}", quote(m.ipv4->str()), f.ipv4->str()));
+        auto [it, fresh] = ipv4_seen_[fleet].emplace(v, mpath);
+        if (!fresh) error(p, fmt::format("{} is also the address of {}", quote(m.ipv4->str()), it->second));
+    }
+
+    void check_routes(const std::string& fleet, const Fleet& f, const FleetPlan& fp, const std::string& mpath, const model::Member& m) {
+        for (size_t i = 0; i < m.routes.size(); ++i) {
+            const auto& r = m.routes[i];
+            std::string p = config::index_path(join_path(mpath, "routes"), i);
+            if (r.overlaps(fp.prefix) || (f.ipv4 && r.overlaps(*f.ipv4)))
+                error(p, fmt::format("{} overlaps the fleet {}'s own addresses", quote(r.str()), quote(fleet)));
+            if (r.len == 0)
+                error(p, fmt::format("{} — a default route through a fleet member is not supported", quote(r.str())));
+        }
+    }
+
+    void check_route_claims(const std::string& fleet, const Fleet& f) {
+        // A prefix given to two members would be stolen by whichever WireGuard peer is set last.
+        std::vector<std::pair<model::Prefix, std::string>> claims;
+        auto collect = [&](const char* group, const std::map<std::string, model::Member>& ms) {
+            for (const auto& [n, m] : ms)
+                for (size_t i = 0; i < m.routes.size(); ++i)
+                    claims.emplace_back(m.routes[i], config::index_path(join_path(member_path(fleet, group, n), "routes"), i));
+        };
+        collect("controllers", f.controllers);
+        collect("peers", f.peers);
+        std::sort(claims.begin(), claims.end());
+        for (size_t i = 1; i < claims.size(); ++i)
+            if (claims[i].first == claims[i - 1].first)
+                error(claims[i].second, fmt::format("{} is already routed by {}", quote(claims[i].first.str()), claims[i - 1].second));
+    }
+
+    void check_fleet_overlaps() {
+        std::vector<std::pair<model::Prefix, std::string>> nets;  // (prefix, path)
+        for (const auto& [name, f] : cfg_.fleets) {
+            const FleetPlan& fp = plan_.fleets.at(name);
+            std::string own = f.style == FleetStyle::clan ? fleet_path(name) : join_path(fleet_path(name), "subnet");
+            if (f.style == FleetStyle::clan || f.subnet) nets.emplace_back(fp.prefix, own);
+            if (f.ipv4) nets.emplace_back(*f.ipv4, join_path(fleet_path(name), "ipv4"));
+        }
+        for (size_t i = 0; i < nets.size(); ++i)
+            for (size_t j = 0; j < i; ++j)
+                if (nets[i].first.overlaps(nets[j].first))  // a fleet's own IPv6 and IPv4 never overlap
+                    error(nets[i].second, fmt::format("{} overlaps {} of {}", quote(nets[i].first.str()), nets[j].first.str(), nets[j].second),
+                          nets[i].second.find('.', 7) == std::string::npos);
+    }
+
+    // Per node: every fleet it is in needs its own interface and, where it listens, its own port.
+    void check_nodes() {
+        for (const auto& [node, ms] : index_) {
+            if (ms.size() < 2) continue;
+            std::map<std::string, std::string> ifaces;
+            std::map<uint16_t, std::string> ports;
+            for (const auto& mb : ms) {
+                const Fleet& f = cfg_.fleets.at(mb.fleet);
+                std::string where = node_path(mb, node);
+                auto [it, fresh] = ifaces.emplace(f.interface, mb.fleet);
+                if (!fresh)
+                    error(where, fmt::format("node {} is in fleets {} and {}, both on interface {} — set interface: on one", quote(node), quote(it->second), quote(mb.fleet), quote(f.interface)), true);
+                if (auto port = listen_port(f, mb.role, node)) {
+                    auto [pit, pfresh] = ports.emplace(*port, mb.fleet);
+                    if (!pfresh)
+                        error(where, fmt::format("node {} listens on port {} in fleets {} and {} — give one fleet another port:", quote(node), *port, quote(pit->second), quote(mb.fleet)), true);
+                }
+            }
+        }
+    }
+
+    static std::string node_path(const Membership& mb, const std::string& node) {
+        if (mb.role == model::Role::server) return fleet_path(mb.fleet);
+        return member_path(mb.fleet, mb.role == model::Role::controller ? "controllers" : "peers", node);
+    }
+
+    std::vector<std::string> fleets_of(const std::string& node) const {
+        std::vector<std::string> out;
+        auto it = index_.find(node);
+        if (it != index_.end())
+            for (const auto& mb : it->second) out.push_back(mb.fleet);
+        return out;
+    }
+
+    // The fleet through which `node` reaches `to`, or an error message.
+    std::optional<std::string> shared_fleet(const std::string& path, const std::string& node, const std::string& to,
+                                            const std::optional<std::string>& fleet) {
+        auto a = fleets_of(node), b = fleets_of(to);
+        if (a.empty()) {
+            error(join_path(path, "node"), fmt::format("{} — unknown node; no fleet has it", quote(node)));
+            return std::nullopt;
+        }
+        if (b.empty()) {
+            error(join_path(path, "to"), fmt::format("{} — unknown node; no fleet has it", quote(to)));
+            return std::nullopt;
+        }
+        std::vector<std::string> both;
+        std::set_intersection(a.begin(), a.end(), b.begin(), b.end(), std::back_inserter(both));
+        if (fleet) {
+            if (std::find(both.begin(), both.end(), *fleet) == both.end()) {
+                error(join_path(path, "fleet"), fmt::format("{} — {} and {} are not both in this fleet", quote(*fleet), quote(node), quote(to)));
+                return std::nullopt;
+            }
+            return fleet;
+        }
+        if (both.empty()) {
+            error(join_path(path, "to"), fmt::format("{} shares no fleet with {}", quote(to), quote(node)));
+            return std::nullopt;
+        }
+        if (both.size() > 1) {
+            error(path, fmt::format("{} and {} share fleets {}: say which with fleet:", quote(node), quote(to), names_list(both)));
+            return std::nullopt;
+        }
+        return both.front();
+    }
+
+    void check_forwards() {
+        std::map<std::string, std::string> names;
+        std::map<std::tuple<std::string, model::Proto, uint16_t>, std::string> ports;
+        for (size_t i = 0; i < cfg_.forwards.size(); ++i) {
+            const auto& fw = cfg_.forwards[i];
+            std::string path = config::index_path("forwards", i);
+            if (!fw.name.empty()) {
+                auto [it, fresh] = names.emplace(fw.name, path);
+                if (!fresh) error(join_path(path, "name"), fmt::format("{} — the name is already used by {}", quote(fw.name), it->second));
+            }
+            if (fw.node.empty() || fw.to.empty() || !fw.port) continue;  // the parser reported what is missing
+            auto [pit, pfresh] = ports.emplace(std::make_tuple(fw.node, fw.proto, fw.port), path);
+            if (!pfresh)
+                error(join_path(path, "port"), fmt::format("{} — {} port {} on {} is already forwarded by {}", quote(std::to_string(fw.port)), to_string(fw.proto), fw.port, quote(fw.node), pit->second));
+            auto fleet = shared_fleet(path, fw.node, fw.to, fw.fleet);
+            if (!fleet) continue;
+            const FleetPlan& fp = plan_.fleets.at(*fleet);
+            if (!fp.ipv4.count(fw.to))
+                warning(join_path(path, "to"), fmt::format("{} has no IPv4 address in fleet {}: only IPv6 clients reach this forward", quote(fw.to), quote(*fleet)));
+        }
+    }
+
+    void check_http_routes() {
+        std::map<std::string, std::string> names;
+        for (size_t i = 0; i < cfg_.http_routes.size(); ++i) {
+            const auto& r = cfg_.http_routes[i];
+            std::string path = config::index_path("http_routes", i);
+            if (!r.name.empty()) {
+                auto [it, fresh] = names.emplace(r.name, path);
+                if (!fresh) error(join_path(path, "name"), fmt::format("{} — the name is already used by {}", quote(r.name), it->second));
+            }
+            if (r.to.empty()) continue;
+            auto url = parse_url(r.to);
+            if (!url) {
+                error(join_path(path, "to"), fmt::format("{} — expected a URL like http://NODE:PORT/ (scheme http or https)", quote(r.to)));
+                continue;
+            }
+            if (r.node.empty()) continue;
+            if (model::IpAddr::parse(url->host)) {
+                if (fleets_of(r.node).empty()) error(join_path(path, "node"), fmt::format("{} — unknown node; no fleet has it", quote(r.node)));
+                continue;
+            }
+            shared_fleet(path, r.node, url->host, std::nullopt);
+        }
+    }
+
+    const Config& cfg_;
+    const AddressPlan& plan_;
+    const config::Node& tree_;
+    config::Diagnostics& d_;
+    NodeIndex index_;
+    std::map<std::string, std::map<uint32_t, std::string>> ipv4_seen_;
+};
+
+}  // namespace
+
+std::optional<Url> parse_url(std::string_view text) {
+    Url u;
+    auto sep = text.find("://");
+    if (sep == std::string_view::npos) return std::nullopt;
+    u.scheme = std::string(text.substr(0, sep));
+    if (u.scheme != "http" && u.scheme != "https") return std::nullopt;
+    auto rest = text.substr(sep + 3);
+    auto slash = rest.find('/');
+    auto hostport = rest.substr(0, slash);
+    u.path = slash == std::string_view::npos ? "" : std::string(rest.substr(slash));
+    std::string_view host = hostport, port;
+    if (!hostport.empty() && hostport[0] == '[') {
+        auto close = hostport.find(']');
+        if (close == std::string_view::npos) return std::nullopt;
+        host = hostport.substr(1, close - 1);
+        auto after = hostport.substr(close + 1);
+        if (!after.empty()) {
+            if (after[0] != ':') return std::nullopt;
+            port = after.substr(1);
+        }
+    } else if (auto colon = hostport.find(':'); colon != std::string_view::npos) {
+        host = hostport.substr(0, colon);
+        port = hostport.substr(colon + 1);
+    }
+    if (host.empty()) return std::nullopt;
+    if (!model::IpAddr::parse(host) && !model::valid_dns_name(host)) return std::nullopt;
+    u.host = std::string(host);
+    if (!port.empty()) {
+        unsigned v = 0;
+        auto [p, ec] = std::from_chars(port.data(), port.data() + port.size(), v);
+        if (ec != std::errc() || p != port.data() + port.size() || v == 0 || v > 65535) return std::nullopt;
+        u.port = static_cast<uint16_t>(v);
+    }
+    return u;
+}
+
+void validate(const Config& cfg, const AddressPlan& plan, const config::Node& tree, config::Diagnostics& diags) {
+    Validator(cfg, plan, tree, diags).run();
+}
+
+}  // namespace wgf::plan
