@@ -51,7 +51,9 @@ public:
         return false;
     }
 
-    void check_keys(const Node& n, const std::string& path, std::span<const std::string_view> allowed) {
+    // Reports unknown keys; returns how many there were.
+    size_t check_keys(const Node& n, const std::string& path, std::span<const std::string_view> allowed) {
+        size_t unknown = 0;
         for (const auto& e : n.map) {
             if (std::find(allowed.begin(), allowed.end(), e.key) != allowed.end()) continue;
             std::string_view best;
@@ -63,7 +65,9 @@ public:
             std::string hint = best.empty() ? fmt::format("allowed keys here: {}", join(allowed))
                                             : fmt::format("did you mean '{}'?", best);
             error(e.key_loc, join_path(path, e.key), fmt::format("unknown key {} — {}", quote(e.key), hint));
+            ++unknown;
         }
+        return unknown;
     }
 
     std::optional<std::string> str(const Node& n, const std::string& path) {
@@ -204,7 +208,7 @@ private:
         static constexpr std::string_view kCommon[] = {"interface", "port", "topology", "mtu", "keepalive",
                                                         "exclusive", "ipv4", "peers", "controllers", "ip6",
                                                         "subnet", "external_ip", "server", "public_key"};
-        w_.check_keys(n, path, kCommon);
+        size_t unknown = w_.check_keys(n, path, kCommon);
 
         bool clan = n.find("controllers") != nullptr;
         std::vector<std::string_view> subnet_keys;
@@ -217,7 +221,9 @@ private:
             return false;
         }
         if (!clan && !n.find("ip6") && !n.find("subnet")) {
-            w_.error(fe.key_loc, path, "a fleet needs controllers: (clan style) or ip6: and subnet: (subnet style)");
+            // With a misspelt key the 'did you mean' above already says what is wrong.
+            if (unknown == 0)
+                w_.error(fe.key_loc, path, "a fleet needs controllers: (clan style) or ip6: and subnet: (subnet style)");
             return false;
         }
         f.style = clan ? m::FleetStyle::clan : m::FleetStyle::subnet;

@@ -11,6 +11,8 @@ namespace {
 
 // Aliases expand into copies; cap the total so "billion laughs" input is an error, not an OOM.
 constexpr size_t kMaxNodes = 20'000'000;
+// An alias may refer to its own ancestor ("a: &a [*a]"): yaml-cpp then hands us a cycle.
+constexpr unsigned kMaxDepth = 200;
 
 struct Converter {
     uint32_t file;
@@ -24,9 +26,14 @@ struct Converter {
         return Loc{file, static_cast<uint32_t>(m.line + 1), static_cast<uint32_t>(m.column + 1)};
     }
 
-    Node convert(const YAML::Node& in, Loc fallback, const std::string& path) {
+    Node convert(const YAML::Node& in, Loc fallback, const std::string& path, unsigned depth = 0) {
         Node out;
         out.loc = loc_of(in, fallback);
+        if (depth > kMaxDepth) {
+            if (!too_big) diags.error(out.loc, "", fmt::format("nested deeper than {} levels (or an alias refers to itself)", kMaxDepth));
+            too_big = true;
+            return out;
+        }
         if (++count > kMaxNodes) {
             if (!too_big) diags.error(out.loc, path, "document too large (more than 20 million nodes after alias expansion)");
             too_big = true;
@@ -46,7 +53,7 @@ struct Converter {
                 out.kind = Node::Kind::seq;
                 out.seq.reserve(in.size());
                 size_t i = 0;
-                for (const auto& item : in) out.seq.push_back(convert(item, out.loc, index_path(path, i++)));
+                for (const auto& item : in) out.seq.push_back(convert(item, out.loc, index_path(path, i++), depth + 1));
                 break;
             }
             case YAML::NodeType::Map: {
@@ -63,7 +70,7 @@ struct Converter {
                     }
                     const std::string& key = kv.first.Scalar();
                     std::string child = join_path(path, key);
-                    Entry e{key, kloc, convert(kv.second, kloc, child)};
+                    Entry e{key, kloc, convert(kv.second, kloc, child, depth + 1)};
                     out.map.push_back(std::move(e));
                     auto [it, fresh] = seen.emplace(out.map.back().key, kloc);
                     if (!fresh)

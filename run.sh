@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# wg-fleet's one entry point for people and CI: install what is needed (Debian 12), build, and
+# run the demo or the test suite.
+#
+#   ./run.sh demo     install, build, run the demo on the embedded example fleet
+#   ./run.sh test     install, build, run the whole test suite (also under ASan+UBSan)
+#   ./run.sh deps     install the Debian packages only
+#   ./run.sh build    configure and build into build/
+#   ./run.sh bench    run the benchmarks (see BENCHMARKS.md)
+set -euo pipefail
+cd "$(dirname "$0")"
+
+PACKAGES=(
+  cmake g++ make pkg-config
+  libyaml-cpp-dev libnl-3-dev libnl-genl-3-dev libnl-route-3-dev libnftnl-dev libmnl-dev
+  libspdlog-dev libfmt-dev libsodium-dev nlohmann-json3-dev libcli11-dev libsystemd-dev catch2
+  python3 python3-jsonschema python3-yaml
+  iproute2 iputils-ping nftables wireguard-tools wireguard-go procps
+)
+JOBS=$(nproc 2>/dev/null || echo 2)
+
+deps() {
+  local missing=()
+  for p in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  ((${#missing[@]} == 0)) && return 0
+  if [[ $(id -u) != 0 ]]; then
+    echo "run.sh: missing Debian packages: ${missing[*]} (run as root to install them)" >&2
+    exit 1
+  fi
+  echo "run.sh: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+build() {
+  local dir=${1:-build}; shift || true
+  cmake -S . -B "$dir" -DWGF_WERROR=ON "$@" >/dev/null
+  cmake --build "$dir" -j"$JOBS"
+}
+
+demo() {
+  local bin=build/reconciler/cli/wg-fleet cfg=examples/demo.yaml
+  echo "== wg-fleet check ($cfg)"
+  "$bin" -c "$cfg" check
+  echo "== wg-fleet addresses"
+  "$bin" -c "$cfg" addresses
+  echo "== wg-fleet render hosts --node alice"
+  "$bin" -c "$cfg" render hosts --node alice
+  echo "== wg-fleet render wg-quick --node hub1"
+  "$bin" -c "$cfg" -q render wg-quick --node hub1
+}
+
+run_tests() {
+  build build
+  (cd build && ctest --output-on-failure -j"$JOBS")
+  echo "== unit tests again under AddressSanitizer + UndefinedBehaviorSanitizer"
+  build build-asan -DWGF_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
+  (cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j"$JOBS" -L unit)
+}
+
+case "${1:-}" in
+  deps) deps ;;
+  build) deps; build build ;;
+  demo) deps; build build; demo ;;
+  test) deps; run_tests ;;
+  bench) deps; exec tests/bench/bench_check.sh ;;
+  *) sed -n '2,10p' "$0"; exit 2 ;;
+esac
