@@ -94,8 +94,8 @@ public:
             auto [p, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), v, base);
             parsed = !digits.empty() && ec == std::errc() && p == digits.data() + digits.size();
             if (ec == std::errc::result_out_of_range) {
-                parsed = true;
-                v = UINT64_MAX;
+                error(n.loc, path, fmt::format("{} — must be {}..{}", quote(s), lo, hi));
+                return std::nullopt;
             }
         } else if (hex_ok && s.size() > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
             auto [p, ec] = std::from_chars(s.data() + 2, s.data() + s.size(), v, 16);

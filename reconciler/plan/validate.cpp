@@ -349,6 +349,7 @@ private:
 
 std::optional<Url> parse_url(std::string_view text) {
     Url u;
+    if (std::any_of(text.begin(), text.end(), [](unsigned char c) { return c <= ' ' || c == 0x7f; })) return std::nullopt;
     auto sep = text.find("://");
     if (sep == std::string_view::npos) return std::nullopt;
     u.scheme = std::string(text.substr(0, sep));
