@@ -29,7 +29,8 @@ struct WgInterface {
     std::string fleet;
     std::optional<uint16_t> listen_port;     // unset: the kernel picks one (peers)
     std::optional<uint32_t> mtu;
-    std::string private_key_file;            // where this node keeps its key (under state_dir)
+    std::string private_key_file;            // desired: where this node keeps its key (state_dir)
+    std::optional<Key> public_key;           // live: the device's; desired: derived from the key file
     std::vector<Prefix> addresses;
     std::map<Key, WgPeer> peers;
     std::vector<std::string> pending;        // members with no public key yet: not configured

@@ -1,0 +1,147 @@
+// The narrow interfaces every effect on the machine goes through. Each reads live state into the
+// same model types the desired state uses, and applies one typed change. One Linux implementation
+// each lives in linux/; in-memory fakes for logic tests live in fake.hpp.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "backend/status.hpp"
+#include "model/host_state.hpp"
+#include "model/net.hpp"
+
+namespace wgf::backend {
+
+using model::Endpoint;
+using model::Key;
+using model::Prefix;
+using model::SecretKey;
+
+// ---- WireGuard devices -------------------------------------------------------------------
+// Mirrors what the kernel and the UAPI protocol can express: a device change carries only the
+// fields to set, and per peer only what changes. Nothing here can "replace all peers" except
+// replace_peers, which is used only for a device that was just created.
+
+struct WgPeerChange {
+    Key public_key;
+    bool remove = false;                     // remove this peer (nothing else is applied)
+    bool update_only = false;                // do not create the peer if it is missing
+    std::optional<Endpoint> endpoint;        // IP literal and port; unset = leave as is
+    std::optional<uint16_t> keepalive;       // unset = leave as is; 0 = off
+    bool replace_allowed_ips = false;        // true: allowed_ips is the whole new list
+    std::vector<Prefix> allowed_ips;         // added (or the replacement list)
+
+    auto operator<=>(const WgPeerChange&) const = default;
+};
+
+struct WgDeviceChange {
+    std::string ifname;
+    std::optional<SecretKey> private_key;    // unset = leave as is
+    std::optional<uint16_t> listen_port;     // unset = leave as is; 0 = random
+    std::optional<uint32_t> fwmark;          // unset = leave as is; 0 = off
+    bool replace_peers = false;              // only for a device created in this apply
+    std::vector<WgPeerChange> peers;
+};
+
+// Live-only facts about a peer, kept out of the compared state.
+struct WgPeerStats {
+    int64_t last_handshake = 0;              // seconds since the epoch; 0 = never
+    uint64_t rx_bytes = 0, tx_bytes = 0;
+};
+
+struct WgDeviceLive {
+    model::WgInterface device;               // name, listen_port, public key, peers (fleet/name empty)
+    std::optional<uint32_t> fwmark;
+    std::map<Key, WgPeerStats> stats;
+};
+
+class WireGuard {
+public:
+    virtual ~WireGuard() = default;
+    virtual std::vector<std::string> list_devices() = 0;
+    // Error ENODEV when no such WireGuard device exists.
+    virtual Result<WgDeviceLive> read_device(const std::string& ifname) = 0;
+    virtual Status set_device(const WgDeviceChange& change) = 0;
+    // Creates the link (kernel) or starts a userspace implementation for it.
+    virtual Status create_device(const std::string& ifname) = 0;
+    virtual Status delete_device(const std::string& ifname) = 0;
+};
+
+// ---- Links, addresses, routes (rtnetlink) ------------------------------------------------
+// Routes wg-fleet installs carry its own route protocol number; only those are read or removed.
+inline constexpr uint8_t kRouteProtocol = 0x57;  // 87, 'W': unassigned in the kernel's rtnetlink.h
+
+struct LinkLive {
+    std::string name;
+    int ifindex = 0;
+    std::string kind;                        // "wireguard", "tun" (wireguard-go), "veth", ...
+    uint32_t mtu = 0;
+    bool up = false;
+};
+
+class Links {
+public:
+    virtual ~Links() = default;
+    virtual Result<std::optional<LinkLive>> read_link(const std::string& name) = 0;
+    virtual Result<std::vector<Prefix>> read_addresses(const std::string& name) = 0;
+    // Our routes only (protocol kRouteProtocol), in every table wg-fleet uses (main).
+    virtual Result<std::set<model::Route>> read_routes() = 0;
+    virtual Status set_mtu(const std::string& name, uint32_t mtu) = 0;
+    virtual Status set_up(const std::string& name, bool up) = 0;
+    virtual Status add_address(const std::string& name, const Prefix& addr) = 0;
+    virtual Status del_address(const std::string& name, const Prefix& addr) = 0;
+    virtual Status add_route(const model::Route& route) = 0;
+    virtual Status del_route(const model::Route& route) = 0;
+};
+
+// ---- sysctls -------------------------------------------------------------------------------
+class Sysctls {
+public:
+    virtual ~Sysctls() = default;
+    // key is relative to /proc/sys, with '/' separators: "net/ipv6/conf/all/forwarding".
+    virtual Result<std::string> read(const std::string& key) = 0;
+    virtual Status write(const std::string& key, const std::string& value) = 0;
+};
+
+// ---- nftables --------------------------------------------------------------------------------
+// One table of our own (inet wg-fleet); each rule carries its FwRule id as its comment.
+inline constexpr const char* kNftTable = "wg-fleet";
+
+struct FirewallChange {
+    std::vector<std::string> remove;         // rule ids
+    std::vector<model::FwRule> add;
+};
+
+class Firewall {
+public:
+    virtual ~Firewall() = default;
+    // The rules in our table by id; rules without a recognisable id are reported as "?N" ids so
+    // the next apply replaces them. An absent table reads as empty.
+    virtual Result<std::map<std::string, model::FwRule>> read() = 0;
+    // Applies the change in one atomic batch (creating the table and chains when missing).
+    virtual Status apply(const FirewallChange& change) = 0;
+    // Deletes the whole table.
+    virtual Status remove_all() = 0;
+};
+
+// ---- Managed files ----------------------------------------------------------------------------
+struct FileLive {
+    model::ManagedFile file;
+    bool has_marker = false;                 // carries plan::kFileMarker: ours to change
+    uint32_t uid = 0, gid = 0;
+};
+
+class Files {
+public:
+    virtual ~Files() = default;
+    virtual Result<std::optional<FileLive>> read(const std::string& path) = 0;
+    // Atomic: temporary file in the same directory, fsync, rename; mode set before rename.
+    virtual Status write(const model::ManagedFile& file) = 0;
+    virtual Status remove(const std::string& path) = 0;
+};
+
+}  // namespace wgf::backend

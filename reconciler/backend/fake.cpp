@@ -1,0 +1,179 @@
+#include "backend/fake.hpp"
+
+#include <algorithm>
+#include <cerrno>
+
+#include <fmt/format.h>
+
+namespace wgf::backend {
+
+std::vector<std::string> FakeWireGuard::list_devices() {
+    std::vector<std::string> out;
+    for (const auto& [n, d] : devices) out.push_back(n);
+    return out;
+}
+
+Result<WgDeviceLive> FakeWireGuard::read_device(const std::string& ifname) {
+    auto it = devices.find(ifname);
+    if (it == devices.end()) return errno_error(ENODEV, "read WireGuard device " + ifname);
+    return it->second;
+}
+
+Status FakeWireGuard::set_device(const WgDeviceChange& c) {
+    sets.push_back(c);
+    if (fail_next) {
+        Error e = *fail_next;
+        fail_next.reset();
+        return e;
+    }
+    auto it = devices.find(c.ifname);
+    if (it == devices.end()) return errno_error(ENODEV, "set WireGuard device " + c.ifname);
+    auto& d = it->second.device;
+    if (c.private_key) d.public_key = c.private_key->public_key();
+    if (c.listen_port) d.listen_port = *c.listen_port;
+    if (c.fwmark) it->second.fwmark = *c.fwmark ? std::optional<uint32_t>(*c.fwmark) : std::nullopt;
+    if (c.replace_peers) d.peers.clear();
+    for (const auto& pc : c.peers) {
+        if (pc.remove) {
+            d.peers.erase(pc.public_key);
+            it->second.stats.erase(pc.public_key);
+            continue;
+        }
+        auto pit = d.peers.find(pc.public_key);
+        if (pit == d.peers.end()) {
+            if (pc.update_only) continue;
+            pit = d.peers.emplace(pc.public_key, model::WgPeer{pc.public_key, {}, {}, 0, ""}).first;
+        }
+        auto& p = pit->second;
+        if (pc.endpoint) p.endpoint = pc.endpoint;
+        if (pc.keepalive) p.keepalive = *pc.keepalive;
+        if (pc.replace_allowed_ips) p.allowed_ips.clear();
+        for (const auto& a : pc.allowed_ips) {
+            // The kernel moves an allowed IP from whichever peer held it: model that exactly.
+            for (auto& [k, other] : d.peers) std::erase(other.allowed_ips, a);
+            p.allowed_ips.push_back(a);
+        }
+        std::sort(p.allowed_ips.begin(), p.allowed_ips.end());
+    }
+    return Status::ok();
+}
+
+Status FakeWireGuard::create_device(const std::string& ifname) {
+    if (devices.count(ifname)) return errno_error(EEXIST, "create WireGuard device " + ifname);
+    WgDeviceLive d;
+    d.device.name = ifname;
+    devices.emplace(ifname, std::move(d));
+    return Status::ok();
+}
+
+Status FakeWireGuard::delete_device(const std::string& ifname) {
+    if (!devices.erase(ifname)) return errno_error(ENODEV, "delete WireGuard device " + ifname);
+    return Status::ok();
+}
+
+Status FakeLinks::mutate(const std::string& call) {
+    calls.push_back(call);
+    if (fail_next) {
+        Error e = *fail_next;
+        fail_next.reset();
+        return e;
+    }
+    return Status::ok();
+}
+
+Result<std::optional<LinkLive>> FakeLinks::read_link(const std::string& name) {
+    auto it = links.find(name);
+    if (it == links.end()) return std::optional<LinkLive>{};
+    return std::optional<LinkLive>{it->second};
+}
+
+Result<std::vector<Prefix>> FakeLinks::read_addresses(const std::string& name) {
+    auto it = addresses.find(name);
+    if (it == addresses.end()) return std::vector<Prefix>{};
+    return std::vector<Prefix>(it->second.begin(), it->second.end());
+}
+
+Result<std::set<model::Route>> FakeLinks::read_routes() { return routes; }
+
+Status FakeLinks::set_mtu(const std::string& name, uint32_t mtu) {
+    if (auto s = mutate(fmt::format("set_mtu {} {}", name, mtu)); !s) return s;
+    if (!links.count(name)) return errno_error(ENODEV, "set mtu of " + name);
+    links[name].mtu = mtu;
+    return Status::ok();
+}
+
+Status FakeLinks::set_up(const std::string& name, bool up) {
+    if (auto s = mutate(fmt::format("set_up {} {}", name, up)); !s) return s;
+    if (!links.count(name)) return errno_error(ENODEV, "set up " + name);
+    links[name].up = up;
+    return Status::ok();
+}
+
+Status FakeLinks::add_address(const std::string& name, const Prefix& a) {
+    if (auto s = mutate(fmt::format("add_address {} {}", name, a)); !s) return s;
+    if (!addresses[name].insert(a).second) return errno_error(EEXIST, fmt::format("add address {} dev {}", a, name));
+    return Status::ok();
+}
+
+Status FakeLinks::del_address(const std::string& name, const Prefix& a) {
+    if (auto s = mutate(fmt::format("del_address {} {}", name, a)); !s) return s;
+    if (!addresses[name].erase(a)) return errno_error(EADDRNOTAVAIL, fmt::format("delete address {} dev {}", a, name));
+    return Status::ok();
+}
+
+Status FakeLinks::add_route(const model::Route& r) {
+    if (auto s = mutate(fmt::format("add_route {} {}", r.dst, r.dev)); !s) return s;
+    if (!routes.insert(r).second) return errno_error(EEXIST, fmt::format("add route {} dev {}", r.dst, r.dev));
+    return Status::ok();
+}
+
+Status FakeLinks::del_route(const model::Route& r) {
+    if (auto s = mutate(fmt::format("del_route {} {}", r.dst, r.dev)); !s) return s;
+    if (!routes.erase(r)) return errno_error(ESRCH, fmt::format("delete route {} dev {}", r.dst, r.dev));
+    return Status::ok();
+}
+
+Result<std::string> FakeSysctls::read(const std::string& key) {
+    auto it = values.find(key);
+    if (it == values.end()) return errno_error(ENOENT, "read sysctl " + key);
+    return it->second;
+}
+
+Status FakeSysctls::write(const std::string& key, const std::string& value) {
+    writes.push_back(key + "=" + value);
+    values[key] = value;
+    return Status::ok();
+}
+
+Result<std::map<std::string, model::FwRule>> FakeFirewall::read() { return rules; }
+
+Status FakeFirewall::apply(const FirewallChange& c) {
+    batches.push_back(c);
+    for (const auto& id : c.remove) rules.erase(id);
+    for (const auto& r : c.add) rules[r.id] = r;
+    return Status::ok();
+}
+
+Status FakeFirewall::remove_all() {
+    rules.clear();
+    return Status::ok();
+}
+
+Result<std::optional<FileLive>> FakeFiles::read(const std::string& path) {
+    auto it = files.find(path);
+    if (it == files.end()) return std::optional<FileLive>{};
+    return std::optional<FileLive>{it->second};
+}
+
+Status FakeFiles::write(const model::ManagedFile& f) {
+    writes.push_back(f.path);
+    files[f.path] = FileLive{f, true, 0, 0};
+    return Status::ok();
+}
+
+Status FakeFiles::remove(const std::string& path) {
+    if (!files.erase(path)) return errno_error(ENOENT, "remove " + path);
+    return Status::ok();
+}
+
+}  // namespace wgf::backend

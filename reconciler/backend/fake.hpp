@@ -1,0 +1,80 @@
+// In-memory fakes of every backend, for tests of pure logic (diff, order, apply loop). They keep
+// state in plain maps and record every call, so a test can assert what would have been sent.
+// They are never a substitute for the real layer's namespace tests.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "backend/backend.hpp"
+
+namespace wgf::backend {
+
+class FakeWireGuard : public WireGuard {
+public:
+    std::map<std::string, WgDeviceLive> devices;
+    std::vector<WgDeviceChange> sets;        // every set_device call, in order
+    std::optional<Error> fail_next;          // the next mutating call fails with this
+
+    std::vector<std::string> list_devices() override;
+    Result<WgDeviceLive> read_device(const std::string& ifname) override;
+    Status set_device(const WgDeviceChange& change) override;
+    Status create_device(const std::string& ifname) override;
+    Status delete_device(const std::string& ifname) override;
+};
+
+class FakeLinks : public Links {
+public:
+    std::map<std::string, LinkLive> links;
+    std::map<std::string, std::set<Prefix>> addresses;
+    std::set<model::Route> routes;           // ours only
+    std::vector<std::string> calls;          // "add_address wg0 fd00::1/64", ...
+    std::optional<Error> fail_next;
+
+    Result<std::optional<LinkLive>> read_link(const std::string& name) override;
+    Result<std::vector<Prefix>> read_addresses(const std::string& name) override;
+    Result<std::set<model::Route>> read_routes() override;
+    Status set_mtu(const std::string& name, uint32_t mtu) override;
+    Status set_up(const std::string& name, bool up) override;
+    Status add_address(const std::string& name, const Prefix& addr) override;
+    Status del_address(const std::string& name, const Prefix& addr) override;
+    Status add_route(const model::Route& route) override;
+    Status del_route(const model::Route& route) override;
+
+private:
+    Status mutate(const std::string& call);
+};
+
+class FakeSysctls : public Sysctls {
+public:
+    std::map<std::string, std::string> values;
+    std::vector<std::string> writes;
+
+    Result<std::string> read(const std::string& key) override;
+    Status write(const std::string& key, const std::string& value) override;
+};
+
+class FakeFirewall : public Firewall {
+public:
+    std::map<std::string, model::FwRule> rules;
+    std::vector<FirewallChange> batches;
+
+    Result<std::map<std::string, model::FwRule>> read() override;
+    Status apply(const FirewallChange& change) override;
+    Status remove_all() override;
+};
+
+class FakeFiles : public Files {
+public:
+    std::map<std::string, FileLive> files;
+    std::vector<std::string> writes;
+
+    Result<std::optional<FileLive>> read(const std::string& path) override;
+    Status write(const model::ManagedFile& file) override;
+    Status remove(const std::string& path) override;
+};
+
+}  // namespace wgf::backend
