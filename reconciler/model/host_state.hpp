@@ -60,6 +60,10 @@ struct FwRule {
     auto operator<=>(const FwRule&) const = default;
 };
 
+// First line of every file wg-fleet writes: the mark of ownership. A file without it is never
+// changed or removed unless the configuration names it.
+inline constexpr const char* kFileMarker = "# Managed by wg-fleet: edits are overwritten.";
+
 struct ManagedFile {
     std::string path;
     std::string content;

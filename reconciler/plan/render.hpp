@@ -14,7 +14,7 @@
 
 namespace wgf::plan {
 
-inline constexpr const char* kFileMarker = "# Managed by wg-fleet: edits are overwritten.";
+using model::kFileMarker;
 
 struct HostsEntry {
     model::IpAddr addr;
