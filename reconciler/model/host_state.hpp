@@ -29,6 +29,7 @@ struct WgInterface {
     std::string fleet;
     std::optional<uint16_t> listen_port;     // unset: the kernel picks one (peers)
     std::optional<uint32_t> mtu;
+    bool up = false;                         // desired: always; live: the link's IFF_UP
     std::string private_key_file;            // desired: where this node keeps its key (state_dir)
     std::optional<Key> public_key;           // live: the device's; desired: derived from the key file
     std::vector<Prefix> addresses;

@@ -37,6 +37,7 @@ public:
         w.fleet = name_;
         w.listen_port = listen_port(f_, role, node_);
         w.mtu = f_.mtu;
+        w.up = true;
         w.private_key_file = private_key_path(fw_.cfg, name_);
         if (auto it = fp_.nodes.find(node_); it != fp_.nodes.end()) w.addresses = it->second.addresses;
         if (f_.style == FleetStyle::clan) clan_peers(w, role);

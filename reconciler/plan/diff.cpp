@@ -1,0 +1,279 @@
+#include "plan/diff.hpp"
+
+#include <algorithm>
+#include <iterator>
+
+#include <fmt/format.h>
+
+namespace wgf::plan {
+namespace {
+
+using model::HostState;
+using model::Key;
+using model::Prefix;
+using model::WgInterface;
+using model::WgPeer;
+
+// Phases of a plan. Each rule has its reason:
+enum Phase {
+    kCreate,        // a device must exist before anything is set on it
+    kDevice,        // key and port before peers, so new peers handshake with the final identity
+    kLink,          // MTU and up before traffic
+    kRelease,       // removals before additions: a prefix moving from peer A to B is first taken
+                    // from A, never silently stolen by the kernel's allowed-IP move semantics
+    kClaim,
+    kAddrDel,       // addresses and routes: stale ones out first, then new ones, so a prefix
+    kAddrAdd,       // moving between interfaces never exists twice
+    kRouteDel,
+    kRouteAdd,
+    kSysctl,        // forwarding once the routes exist
+    kRuleDel,
+    kRuleAdd,
+    kFiles,         // hosts and route files last: they name addresses that now exist
+    kDeleteDevice,  // a device leaving the fleet goes last, after its routes and files
+    kPhases
+};
+
+std::vector<Prefix> minus(const std::vector<Prefix>& a, const std::vector<Prefix>& b) {
+    std::vector<Prefix> out;
+    std::set_difference(a.begin(), a.end(), b.begin(), b.end(), std::back_inserter(out));
+    return out;
+}
+
+std::vector<Prefix> sorted_unique(std::vector<Prefix> v) {
+    for (auto& p : v) p = p.masked();
+    std::sort(v.begin(), v.end());
+    v.erase(std::unique(v.begin(), v.end()), v.end());
+    return v;
+}
+
+size_t changed_lines(const std::string& a, const std::string& b) {
+    auto lines = [](const std::string& s) {
+        std::multiset<std::string> out;
+        size_t start = 0;
+        while (start < s.size()) {
+            auto nl = s.find('\n', start);
+            out.insert(s.substr(start, nl == std::string::npos ? std::string::npos : nl - start));
+            if (nl == std::string::npos) break;
+            start = nl + 1;
+        }
+        return out;
+    };
+    auto la = lines(a), lb = lines(b);
+    std::vector<std::string> d1, d2;
+    std::set_difference(la.begin(), la.end(), lb.begin(), lb.end(), std::back_inserter(d1));
+    std::set_difference(lb.begin(), lb.end(), la.begin(), la.end(), std::back_inserter(d2));
+    return std::max(d1.size(), d2.size());
+}
+
+class Differ {
+public:
+    Differ(const Ownership& owned, const LiveFacts& facts, const DiffOptions& opts)
+        : owned_(owned), facts_(facts), opts_(opts) {}
+
+    Plan run(const HostState& desired, const HostState& live) {
+        for (const auto& [name, want] : desired.interfaces) {
+            auto it = live.interfaces.find(name);
+            diff_interface(want, it == live.interfaces.end() ? nullptr : &it->second);
+            for (const auto& p : want.pending) plan_.pending.push_back(fmt::format("{} in fleet {}", p, want.fleet));
+        }
+        for (const auto& [name, have] : live.interfaces)
+            if (!desired.interfaces.count(name) && owned_.interfaces.count(name)) {
+                add(kDeleteDevice, OpDeleteDevice{name});
+                deleted_.insert(name);
+            }
+        diff_routes(desired, live);
+        diff_sysctls(desired, live);
+        diff_rules(desired, live);
+        diff_files(desired, live);
+        for (auto& phase : phases_)
+            for (auto& op : phase) plan_.ops.push_back(std::move(op));
+        return std::move(plan_);
+    }
+
+private:
+    void add(Phase p, Op op) { phases_[p].push_back(std::move(op)); }
+
+    void diff_interface(const WgInterface& want, const WgInterface* have) {
+        static const WgInterface kEmpty;
+        if (!have) {
+            add(kCreate, OpCreateDevice{want.name, want.fleet});
+            have = &kEmpty;
+        }
+        if (want.public_key && have->public_key != want.public_key)
+            add(kDevice, OpSetPrivateKey{want.name, want.private_key_file, *want.public_key});
+        if (want.listen_port && have->listen_port != want.listen_port)
+            add(kDevice, OpSetListenPort{want.name, *want.listen_port, have == &kEmpty ? std::nullopt : have->listen_port});
+        if (want.mtu && have->mtu != want.mtu) add(kLink, OpSetMtu{want.name, *want.mtu, have->mtu.value_or(0)});
+        if (want.up && !have->up) add(kLink, OpSetUp{want.name});
+        diff_peers(want, *have);
+        // Addresses: the interface is ours, so any other address on it goes.
+        std::vector<Prefix> w = want.addresses, h = have->addresses;
+        std::sort(w.begin(), w.end());
+        std::sort(h.begin(), h.end());
+        for (const auto& a : minus(h, w)) add(kAddrDel, OpDelAddress{want.name, a});
+        for (const auto& a : minus(w, h)) add(kAddrAdd, OpAddAddress{want.name, a});
+    }
+
+    void diff_peers(const WgInterface& want, const WgInterface& have) {
+        const auto& ours = owned_.peers.count(want.name) ? owned_.peers.at(want.name) : kNoKeys;
+        bool exclusive = opts_.exclusive.count(want.name) > 0;
+        auto w = want.peers.begin(), h = have.peers.begin();
+        // One merge walk over both maps, ordered by public key.
+        while (w != want.peers.end() || h != have.peers.end()) {
+            if (h == have.peers.end() || (w != want.peers.end() && w->first < h->first)) {
+                WgPeer p = w->second;
+                p.allowed_ips = sorted_unique(p.allowed_ips);
+                add(kClaim, OpAddPeer{want.name, std::move(p)});
+                ++w;
+            } else if (w == want.peers.end() || h->first < w->first) {
+                if (ours.count(h->first)) add(kRelease, OpRemovePeer{want.name, h->first, "", false});
+                else if (exclusive) add(kRelease, OpRemovePeer{want.name, h->first, "", true});
+                else plan_.foreign.push_back(fmt::format("{} on {}", h->first.base64(), want.name));
+                ++h;
+            } else {
+                diff_peer(want.name, w->second, h->second);
+                ++w;
+                ++h;
+            }
+        }
+    }
+
+    void diff_peer(const std::string& ifname, const WgPeer& want, const WgPeer& have) {
+        OpUpdatePeer u{ifname, want.public_key, want.name, {}, {}, {}, {}, {}, {}, {}};
+        if (want.endpoint && have.endpoint != want.endpoint) {
+            if (roamed(ifname, want)) plan_.kept.push_back(fmt::format("peer {} on {}: endpoint {} (roamed from {}; session alive)",
+                                                                       want.name.empty() ? want.public_key.short_str() : want.name, ifname,
+                                                                       have.endpoint ? have.endpoint->str() : "(none)", want.endpoint->str()));
+            else u.endpoint = want.endpoint, u.old_endpoint = have.endpoint;
+        }
+        if (want.keepalive != have.keepalive) u.keepalive = want.keepalive, u.old_keepalive = have.keepalive;
+        auto wa = sorted_unique(want.allowed_ips), ha = sorted_unique(have.allowed_ips);
+        bool ips = wa != ha;
+        if (ips) {
+            u.added = minus(wa, ha);
+            u.removed = minus(ha, wa);
+        }
+        if (ips && !u.removed.empty() && !u.added.empty()) {
+            // Two steps: release what goes (keeping what stays), then claim what comes, so a
+            // prefix swapped between two peers is never held by both.
+            OpUpdatePeer rel{ifname, want.public_key, want.name, {}, {}, {}, {}, {}, {}, u.removed};
+            std::vector<Prefix> kept;
+            std::set_intersection(wa.begin(), wa.end(), ha.begin(), ha.end(), std::back_inserter(kept));
+            rel.allowed_ips = kept;
+            add(kRelease, std::move(rel));
+            u.allowed_ips = wa;
+            u.removed.clear();
+            add(kClaim, std::move(u));
+            return;
+        }
+        if (ips) u.allowed_ips = wa;
+        if (!u.endpoint && !u.keepalive && !u.allowed_ips) return;
+        bool only_release = ips && u.added.empty() && !u.endpoint && !u.keepalive;
+        add(only_release ? kRelease : kClaim, std::move(u));
+    }
+
+    // The live endpoint differs, the desired one is what we applied last time, and the session is
+    // alive: the peer has roamed (NAT rebinding, a laptop changing networks). Leave it.
+    bool roamed(const std::string& ifname, const WgPeer& want) const {
+        auto e = owned_.endpoints.find(ifname);
+        if (e == owned_.endpoints.end()) return false;
+        auto k = e->second.find(want.public_key);
+        if (k == e->second.end() || k->second != *want.endpoint) return false;
+        auto hs = facts_.last_handshake.find(ifname);
+        if (hs == facts_.last_handshake.end()) return false;
+        auto t = hs->second.find(want.public_key);
+        return t != hs->second.end() && t->second > 0 && facts_.now - t->second < opts_.roaming_window;
+    }
+
+    void diff_routes(const HostState& desired, const HostState& live) {
+        for (const auto& r : live.routes)
+            if (!desired.routes.count(r) && !deleted_.count(r.dev)) add(kRouteDel, OpDelRoute{r});
+        for (const auto& r : desired.routes)
+            if (!live.routes.count(r)) add(kRouteAdd, OpAddRoute{r});
+    }
+
+    void diff_sysctls(const HostState& desired, const HostState& live) {
+        for (const auto& [k, v] : desired.sysctls) {
+            auto it = live.sysctls.find(k);
+            if (it == live.sysctls.end() || it->second != v) add(kSysctl, OpSetSysctl{k, v, it == live.sysctls.end() ? "" : it->second});
+        }
+    }
+
+    void diff_rules(const HostState& desired, const HostState& live) {
+        for (const auto& [id, r] : live.firewall) {
+            auto it = desired.firewall.find(id);
+            if (it == desired.firewall.end() || it->second != r) add(kRuleDel, OpDelRule{id, r});
+        }
+        for (const auto& [id, r] : desired.firewall) {
+            auto it = live.firewall.find(id);
+            if (it == live.firewall.end() || it->second != r) add(kRuleAdd, OpAddRule{r});
+        }
+    }
+
+    void diff_files(const HostState& desired, const HostState& live) {
+        for (const auto& [path, f] : desired.files) {
+            auto it = live.files.find(path);
+            if (it == live.files.end()) add(kFiles, OpWriteFile{f, false, 0});
+            else if (it->second != f) add(kFiles, OpWriteFile{f, true, changed_lines(it->second.content, f.content)});
+        }
+        for (const auto& [path, f] : live.files)
+            if (!desired.files.count(path) && owned_.files.count(path) &&
+                f.content.compare(0, std::string_view(model::kFileMarker).size(), model::kFileMarker) == 0)
+                add(kFiles, OpRemoveFile{path});
+    }
+
+    static inline const std::set<Key> kNoKeys{};
+    const Ownership& owned_;
+    const LiveFacts& facts_;
+    const DiffOptions& opts_;
+    Plan plan_;
+    std::vector<Op> phases_[kPhases];
+    std::set<std::string> deleted_;
+};
+
+}  // namespace
+
+Plan diff(const HostState& desired, const HostState& live, const Ownership& owned, const LiveFacts& facts,
+          const DiffOptions& opts) {
+    return Differ(owned, facts, opts).run(desired, live);
+}
+
+Ownership ownership_after(const HostState& desired) {
+    Ownership o;
+    for (const auto& [name, w] : desired.interfaces) {
+        o.interfaces.insert(name);
+        auto& keys = o.peers[name];
+        auto& eps = o.endpoints[name];
+        for (const auto& [k, p] : w.peers) {
+            keys.insert(k);
+            if (p.endpoint) eps.emplace(k, *p.endpoint);
+        }
+    }
+    for (const auto& [path, f] : desired.files) o.files.insert(path);
+    return o;
+}
+
+std::string summarize(const Plan& plan) {
+    size_t add = 0, change = 0, remove = 0, peers = 0, devices = 0;
+    for (const auto& op : plan.ops) {
+        switch (mark(op)) {
+            case '+': ++add; break;
+            case '-': ++remove; break;
+            default: ++change; break;
+        }
+        switch (disruption(op)) {
+            case Disruption::peer_session: ++peers; break;
+            case Disruption::all_sessions: ++devices; break;
+            default: break;
+        }
+    }
+    if (plan.ops.empty()) return "No changes: the node matches the fleet.";
+    std::string s = fmt::format("Plan: {} to add, {} to change, {} to remove", add, change, remove);
+    if (devices) s += fmt::format("; resets every session on {} device{}", devices, devices == 1 ? "" : "s");
+    if (peers) s += fmt::format("; disrupts {} peer session{}", peers, peers == 1 ? "" : "s");
+    if (!devices && !peers) s += "; disrupts no session";
+    return s + ".";
+}
+
+}  // namespace wgf::plan

@@ -1,0 +1,58 @@
+// diff: desired HostState vs live HostState -> an ordered plan of minimal operations.
+// Pure. Minimal means per peer and per field: an unchanged private key or port is never set
+// again, one changed peer yields one peer operation, a roaming peer's live endpoint is left
+// alone, and nothing wg-fleet does not own is touched (foreign peers are only reported unless
+// their fleet is exclusive).
+#pragma once
+
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "model/host_state.hpp"
+#include "plan/ops.hpp"
+
+namespace wgf::plan {
+
+// What the last successful apply configured (kept in state_dir): the evidence that something on
+// the machine is ours, and the desired endpoints it applied (to recognise roaming).
+struct Ownership {
+    std::set<std::string> interfaces;
+    std::map<std::string, std::set<model::Key>> peers;                    // by interface
+    std::map<std::string, std::map<model::Key, model::Endpoint>> endpoints;  // by interface
+    std::set<std::string> files;
+
+    auto operator<=>(const Ownership&) const = default;
+};
+
+// Facts about live peers that are not state: when they last completed a handshake.
+struct LiveFacts {
+    std::map<std::string, std::map<model::Key, int64_t>> last_handshake;  // seconds since epoch
+    int64_t now = 0;
+};
+
+struct DiffOptions {
+    std::set<std::string> exclusive;   // interfaces whose foreign peers are removed
+    int64_t roaming_window = 180;      // a handshake this recent means the session is alive
+};
+
+struct Plan {
+    std::vector<Op> ops;
+    std::vector<std::string> foreign;  // foreign peers left alone, as "name-or-key on ifname"
+    std::vector<std::string> pending;  // members without a public key, as "node in fleet"
+    std::vector<std::string> kept;     // differences deliberately left (roaming endpoints)
+
+    bool empty() const { return ops.empty(); }
+};
+
+Plan diff(const model::HostState& desired, const model::HostState& live, const Ownership& owned,
+          const LiveFacts& facts = {}, const DiffOptions& opts = {});
+
+// Ownership after applying `desired` (plus what remains owned from before).
+Ownership ownership_after(const model::HostState& desired);
+
+// "Plan: 2 to add, 1 to change, 0 to remove; disrupts 1 peer session."
+std::string summarize(const Plan& plan);
+
+}  // namespace wgf::plan

@@ -1,0 +1,170 @@
+#include "plan/ops.hpp"
+
+#include <fmt/format.h>
+
+namespace wgf::plan {
+namespace {
+
+template <class... Ts>
+struct overloaded : Ts... {
+    using Ts::operator()...;
+};
+template <class... Ts>
+overloaded(Ts...) -> overloaded<Ts...>;
+
+std::string join_prefixes(const std::vector<model::Prefix>& v) {
+    std::string out;
+    for (const auto& p : v) out += (out.empty() ? "" : ", ") + p.str();
+    return out.empty() ? "(none)" : out;
+}
+
+std::string peer_label(const std::string& name, const model::Key& k) {
+    return name.empty() ? fmt::format("{}", k.short_str()) : fmt::format("{} ({})", name, k.short_str());
+}
+
+}  // namespace
+
+const char* to_string(Disruption d) {
+    switch (d) {
+        case Disruption::none: return "nothing";
+        case Disruption::peer_session: return "one peer's session";
+        case Disruption::all_sessions: return "every session on the device";
+    }
+    return "?";
+}
+
+char mark(const Op& op) {
+    return std::visit(overloaded{
+                          [](const OpCreateDevice&) { return '+'; },
+                          [](const OpAddPeer&) { return '+'; },
+                          [](const OpAddAddress&) { return '+'; },
+                          [](const OpAddRoute&) { return '+'; },
+                          [](const OpAddRule&) { return '+'; },
+                          [](const OpWriteFile& w) { return w.exists ? '~' : '+'; },
+                          [](const OpDeleteDevice&) { return '-'; },
+                          [](const OpRemovePeer&) { return '-'; },
+                          [](const OpDelAddress&) { return '-'; },
+                          [](const OpDelRoute&) { return '-'; },
+                          [](const OpDelRule&) { return '-'; },
+                          [](const OpRemoveFile&) { return '-'; },
+                          [](const auto&) { return '~'; },
+                      },
+                      op);
+}
+
+Disruption disruption(const Op& op) {
+    return std::visit(overloaded{
+                          // A new key or port invalidates every session: all peers must handshake again.
+                          [](const OpSetPrivateKey&) { return Disruption::all_sessions; },
+                          [](const OpSetListenPort&) { return Disruption::all_sessions; },
+                          [](const OpDeleteDevice&) { return Disruption::all_sessions; },
+                          [](const OpRemovePeer&) { return Disruption::peer_session; },
+                          // A new endpoint sends the next handshake elsewhere; allowed IPs and
+                          // keepalive change without touching the session.
+                          [](const OpUpdatePeer& u) { return u.endpoint ? Disruption::peer_session : Disruption::none; },
+                          [](const auto&) { return Disruption::none; },
+                      },
+                      op);
+}
+
+const char* kind(const Op& op) {
+    return std::visit(overloaded{
+                          [](const OpCreateDevice&) { return "create_device"; },
+                          [](const OpDeleteDevice&) { return "delete_device"; },
+                          [](const OpSetPrivateKey&) { return "set_private_key"; },
+                          [](const OpSetListenPort&) { return "set_listen_port"; },
+                          [](const OpSetMtu&) { return "set_mtu"; },
+                          [](const OpSetUp&) { return "set_up"; },
+                          [](const OpAddPeer&) { return "add_peer"; },
+                          [](const OpRemovePeer&) { return "remove_peer"; },
+                          [](const OpUpdatePeer&) { return "update_peer"; },
+                          [](const OpAddAddress&) { return "add_address"; },
+                          [](const OpDelAddress&) { return "del_address"; },
+                          [](const OpAddRoute&) { return "add_route"; },
+                          [](const OpDelRoute&) { return "del_route"; },
+                          [](const OpSetSysctl&) { return "set_sysctl"; },
+                          [](const OpAddRule&) { return "add_rule"; },
+                          [](const OpDelRule&) { return "del_rule"; },
+                          [](const OpWriteFile&) { return "write_file"; },
+                          [](const OpRemoveFile&) { return "remove_file"; },
+                      },
+                      op);
+}
+
+std::string describe_rule(const model::FwRule& r) {
+    switch (r.kind) {
+        case model::FwKind::accept_udp: return fmt::format("accept udp dport {}", r.port);
+        case model::FwKind::forward:
+            return r.oif.empty() ? fmt::format("forward iif {} accept", r.iif)
+                                 : fmt::format("forward iif {} oif {} accept", r.iif, r.oif);
+        case model::FwKind::dnat:
+            return fmt::format("dnat {} dport {} to {}:{}", to_string(r.proto), r.port,
+                               r.to ? (r.to->is_v6() ? "[" + r.to->str() + "]" : r.to->str()) : "?", r.to_port);
+        case model::FwKind::masquerade: return fmt::format("masquerade oif {}", r.oif);
+    }
+    return "?";
+}
+
+std::string describe(const Op& op) {
+    std::string body = std::visit(
+        overloaded{
+            [](const OpCreateDevice& o) { return fmt::format("device {} (fleet {})", o.ifname, o.fleet); },
+            [](const OpDeleteDevice& o) { return fmt::format("device {}", o.ifname); },
+            [](const OpSetPrivateKey& o) {
+                return fmt::format("device {}: private key from {} (public key {})", o.ifname, o.key_file, o.public_key.short_str());
+            },
+            [](const OpSetListenPort& o) {
+                return o.old ? fmt::format("device {}: listen port {} -> {}", o.ifname, *o.old, o.port)
+                             : fmt::format("device {}: listen port {}", o.ifname, o.port);
+            },
+            [](const OpSetMtu& o) { return fmt::format("link {}: mtu {} -> {}", o.ifname, o.old, o.mtu); },
+            [](const OpSetUp& o) { return fmt::format("link {}: up", o.ifname); },
+            [](const OpAddPeer& o) {
+                std::string s = fmt::format("peer {} on {}: allowed-ips {}", peer_label(o.peer.name, o.peer.public_key), o.ifname,
+                                            join_prefixes(o.peer.allowed_ips));
+                if (o.peer.endpoint) s += "; endpoint " + o.peer.endpoint->str();
+                if (o.peer.keepalive) s += fmt::format("; keepalive {}", o.peer.keepalive);
+                return s;
+            },
+            [](const OpRemovePeer& o) {
+                return fmt::format("peer {} on {}{}", peer_label(o.name, o.public_key), o.ifname, o.foreign ? " (not in the fleet; exclusive: true)" : "");
+            },
+            [](const OpUpdatePeer& o) {
+                std::vector<std::string> parts;
+                if (o.endpoint)
+                    parts.push_back(fmt::format("endpoint {} -> {}", o.old_endpoint ? o.old_endpoint->str() : "(none)", o.endpoint->str()));
+                if (o.keepalive) parts.push_back(fmt::format("keepalive {} -> {}", o.old_keepalive.value_or(0), *o.keepalive));
+                if (o.allowed_ips) {
+                    std::string s = "allowed-ips";
+                    if (!o.added.empty()) s += " +" + join_prefixes(o.added);
+                    if (!o.removed.empty()) s += " -" + join_prefixes(o.removed);
+                    parts.push_back(s);
+                }
+                std::string s = fmt::format("peer {} on {}:", peer_label(o.name, o.public_key), o.ifname);
+                for (size_t i = 0; i < parts.size(); ++i) s += (i ? "; " : " ") + parts[i];
+                return s;
+            },
+            [](const OpAddAddress& o) { return fmt::format("address {} dev {}", o.addr, o.ifname); },
+            [](const OpDelAddress& o) { return fmt::format("address {} dev {}", o.addr, o.ifname); },
+            [](const OpAddRoute& o) { return fmt::format("route {} dev {}", o.route.dst, o.route.dev); },
+            [](const OpDelRoute& o) { return fmt::format("route {} dev {}", o.route.dst, o.route.dev); },
+            [](const OpSetSysctl& o) {
+                return fmt::format("sysctl {} {} -> {}", o.key, o.old.empty() ? "(unset)" : o.old, o.value);
+            },
+            [](const OpAddRule& o) { return fmt::format("firewall rule {}: {}", o.rule.id, describe_rule(o.rule)); },
+            [](const OpDelRule& o) {
+                return o.old ? fmt::format("firewall rule {}: {}", o.id, describe_rule(*o.old)) : fmt::format("firewall rule {}", o.id);
+            },
+            [](const OpWriteFile& o) {
+                return o.exists ? fmt::format("file {} ({} line{} changed)", o.file.path, o.changed_lines, o.changed_lines == 1 ? "" : "s")
+                                : fmt::format("file {} (mode {:04o})", o.file.path, o.file.mode);
+            },
+            [](const OpRemoveFile& o) { return fmt::format("file {}", o.path); },
+        },
+        op);
+    std::string line = fmt::format("{} {}", mark(op), body);
+    if (auto d = disruption(op); d != Disruption::none) line += fmt::format("  [disrupts {}]", to_string(d));
+    return line;
+}
+
+}  // namespace wgf::plan

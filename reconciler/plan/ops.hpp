@@ -1,0 +1,63 @@
+// The plan is data: a list of typed operations, each small, each able to describe itself (the same
+// line is printed by `plan` and written by the apply log) and to say what it disrupts.
+// Secrets never appear in an op: a private key change names the key file, not the key.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "model/host_state.hpp"
+
+namespace wgf::plan {
+
+enum class Disruption { none, peer_session, all_sessions };
+const char* to_string(Disruption d);
+
+struct OpCreateDevice { std::string ifname; std::string fleet; };
+struct OpDeleteDevice { std::string ifname; };
+// Loads the private key from key_file; public_key is what the device will then have.
+struct OpSetPrivateKey { std::string ifname; std::string key_file; model::Key public_key; };
+struct OpSetListenPort { std::string ifname; uint16_t port = 0; std::optional<uint16_t> old; };
+struct OpSetMtu { std::string ifname; uint32_t mtu = 0; uint32_t old = 0; };
+struct OpSetUp { std::string ifname; };
+
+struct OpAddPeer { std::string ifname; model::WgPeer peer; };
+struct OpRemovePeer { std::string ifname; model::Key public_key; std::string name; bool foreign = false; };
+// Only the fields that change are set.
+struct OpUpdatePeer {
+    std::string ifname;
+    model::Key public_key;
+    std::string name;
+    std::optional<model::Endpoint> endpoint, old_endpoint;
+    std::optional<uint16_t> keepalive, old_keepalive;
+    std::optional<std::vector<model::Prefix>> allowed_ips;  // the whole new list
+    std::vector<model::Prefix> added, removed;               // for the description
+};
+
+struct OpAddAddress { std::string ifname; model::Prefix addr; };
+struct OpDelAddress { std::string ifname; model::Prefix addr; };
+struct OpAddRoute { model::Route route; };
+struct OpDelRoute { model::Route route; };
+struct OpSetSysctl { std::string key; std::string value; std::string old; };
+struct OpAddRule { model::FwRule rule; };
+struct OpDelRule { std::string id; std::optional<model::FwRule> old; };
+struct OpWriteFile { model::ManagedFile file; bool exists = false; size_t changed_lines = 0; };
+struct OpRemoveFile { std::string path; };
+
+using Op = std::variant<OpCreateDevice, OpDeleteDevice, OpSetPrivateKey, OpSetListenPort, OpSetMtu, OpSetUp,
+                        OpAddPeer, OpRemovePeer, OpUpdatePeer, OpAddAddress, OpDelAddress, OpAddRoute,
+                        OpDelRoute, OpSetSysctl, OpAddRule, OpDelRule, OpWriteFile, OpRemoveFile>;
+
+// '+' adds, '~' changes, '-' removes.
+char mark(const Op& op);
+Disruption disruption(const Op& op);
+// One line, e.g. "+ peer laptop1 (AbCd…) on mesh: allowed-ips fd51::/96; endpoint 1.2.3.4:51820".
+std::string describe(const Op& op);
+// Machine-readable kind, e.g. "add_peer".
+const char* kind(const Op& op);
+
+std::string describe_rule(const model::FwRule& r);
+
+}  // namespace wgf::plan
