@@ -63,11 +63,17 @@ Status FakeWireGuard::create_device(const std::string& ifname) {
     WgDeviceLive d;
     d.device.name = ifname;
     devices.emplace(ifname, std::move(d));
+    if (links) links->links[ifname] = LinkLive{ifname, static_cast<int>(links->links.size() + 100), "wireguard", 1420, false};
     return Status::ok();
 }
 
 Status FakeWireGuard::delete_device(const std::string& ifname) {
     if (!devices.erase(ifname)) return errno_error(ENODEV, "delete WireGuard device " + ifname);
+    if (links) {
+        links->links.erase(ifname);
+        links->addresses.erase(ifname);
+        std::erase_if(links->routes, [&](const model::Route& r) { return r.dev == ifname; });
+    }
     return Status::ok();
 }
 

@@ -13,8 +13,12 @@
 
 namespace wgf::backend {
 
+class FakeLinks;
+
 class FakeWireGuard : public WireGuard {
 public:
+    // When set, creating or deleting a device also creates or deletes its link, as the kernel does.
+    FakeLinks* links = nullptr;
     std::map<std::string, WgDeviceLive> devices;
     std::vector<WgDeviceChange> sets;        // every set_device call, in order
     std::optional<Error> fail_next;          // the next mutating call fails with this

@@ -1,0 +1,266 @@
+#include "apply/reconcile.hpp"
+
+#include <netdb.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
+#include <set>
+
+#include <fmt/format.h>
+
+namespace wgf::apply {
+namespace {
+
+using backend::Error;
+using backend::Status;
+using namespace wgf::plan;
+
+template <class... Ts>
+struct overloaded : Ts... {
+    using Ts::operator()...;
+};
+template <class... Ts>
+overloaded(Ts...) -> overloaded<Ts...>;
+
+// Applies ops in order, grouping consecutive WireGuard ops on one device into one set (one
+// netlink transaction or UAPI exchange) and consecutive rule ops into one atomic nft batch.
+class Applier {
+public:
+    Applier(Backends& b, KeyStore& keys, Journal* j, const ApplyOptions& o) : b_(b), keys_(keys), journal_(j), opts_(o) {}
+
+    ApplyResult run(const Plan& plan) {
+        const auto& ops = plan.ops;
+        size_t i = 0;
+        while (i < ops.size() && !result_.error) {
+            size_t end = i + 1;
+            Status s;
+            if (wg_ifname(ops[i])) {
+                const std::string ifname = *wg_ifname(ops[i]);
+                while (end < ops.size() && wg_ifname(ops[end]) == ifname) ++end;
+                s = apply_wg(ifname, ops, i, end);
+            } else if (is_rule(ops[i])) {
+                while (end < ops.size() && is_rule(ops[end])) ++end;
+                s = apply_rules(ops, i, end);
+            } else {
+                s = apply_one(ops[i]);
+            }
+            for (size_t k = i; k < end; ++k) {
+                std::string line = describe(ops[k]);
+                if (journal_) journal_->record(line, s);
+                (s ? result_.done : result_.not_done).push_back(line);
+            }
+            if (!s) result_.error = s.error();
+            i = end;
+        }
+        for (; i < ops.size(); ++i) result_.not_done.push_back(describe(ops[i]));
+        return std::move(result_);
+    }
+
+private:
+    static std::optional<std::string> wg_ifname(const Op& op) {
+        return std::visit(overloaded{
+                              [](const OpSetPrivateKey& o) { return std::optional<std::string>(o.ifname); },
+                              [](const OpSetListenPort& o) { return std::optional<std::string>(o.ifname); },
+                              [](const OpAddPeer& o) { return std::optional<std::string>(o.ifname); },
+                              [](const OpRemovePeer& o) { return std::optional<std::string>(o.ifname); },
+                              [](const OpUpdatePeer& o) { return std::optional<std::string>(o.ifname); },
+                              [](const auto&) { return std::optional<std::string>(); },
+                          },
+                          op);
+    }
+    static bool is_rule(const Op& op) { return std::holds_alternative<OpAddRule>(op) || std::holds_alternative<OpDelRule>(op); }
+
+    Status apply_wg(const std::string& ifname, const std::vector<Op>& ops, size_t from, size_t to) {
+        backend::WgDeviceChange c;
+        c.ifname = ifname;
+        // A device created in this apply has no peers to keep: set them all at once.
+        c.replace_peers = created_.count(ifname) > 0;
+        for (size_t k = from; k < to; ++k) {
+            const Op& op = ops[k];
+            if (auto* o = std::get_if<OpSetPrivateKey>(&op)) {
+                auto key = keys_.load(o->key_file);
+                if (!key) return key.error();
+                if (!key->has_value()) return Error{ENOENT, fmt::format("set private key of {}: {} does not exist", ifname, o->key_file)};
+                c.private_key = **key;
+            } else if (auto* o = std::get_if<OpSetListenPort>(&op)) {
+                c.listen_port = o->port;
+            } else if (auto* o = std::get_if<OpAddPeer>(&op)) {
+                backend::WgPeerChange p;
+                p.public_key = o->peer.public_key;
+                p.endpoint = o->peer.endpoint;
+                p.keepalive = o->peer.keepalive;
+                p.replace_allowed_ips = true;
+                p.allowed_ips = o->peer.allowed_ips;
+                c.peers.push_back(std::move(p));
+            } else if (auto* o = std::get_if<OpRemovePeer>(&op)) {
+                backend::WgPeerChange p;
+                p.public_key = o->public_key;
+                p.remove = true;
+                c.peers.push_back(std::move(p));
+            } else if (auto* o = std::get_if<OpUpdatePeer>(&op)) {
+                backend::WgPeerChange p;
+                p.public_key = o->public_key;
+                p.update_only = true;
+                p.endpoint = o->endpoint;
+                p.keepalive = o->keepalive;
+                if (o->allowed_ips) {
+                    p.replace_allowed_ips = true;
+                    p.allowed_ips = *o->allowed_ips;
+                }
+                c.peers.push_back(std::move(p));
+            }
+        }
+        return b_.wg.set_device(c);
+    }
+
+    Status apply_rules(const std::vector<Op>& ops, size_t from, size_t to) {
+        backend::FirewallChange c;
+        for (size_t k = from; k < to; ++k) {
+            if (auto* d = std::get_if<OpDelRule>(&ops[k])) c.remove.push_back(d->id);
+            else if (auto* a = std::get_if<OpAddRule>(&ops[k])) c.add.push_back(a->rule);
+        }
+        return b_.firewall.apply(c);
+    }
+
+    Status address_checkpoint(const std::string& ifname) {
+        if (++address_ops_[ifname] % std::max<size_t>(1, opts_.address_chunk) != 0 || !opts_.device_alive) return Status::ok();
+        if (!opts_.device_alive(ifname))
+            return Error{EIO, fmt::format("the userspace WireGuard process of {} exited during address changes", ifname)};
+        return Status::ok();
+    }
+
+    Status apply_one(const Op& op) {
+        return std::visit(
+            overloaded{
+                [&](const OpCreateDevice& o) {
+                    created_.insert(o.ifname);
+                    return b_.wg.create_device(o.ifname);
+                },
+                [&](const OpDeleteDevice& o) { return b_.wg.delete_device(o.ifname); },
+                [&](const OpSetMtu& o) { return b_.links.set_mtu(o.ifname, o.mtu); },
+                [&](const OpSetUp& o) { return b_.links.set_up(o.ifname, true); },
+                [&](const OpAddAddress& o) {
+                    auto s = b_.links.add_address(o.ifname, o.addr);
+                    return s ? address_checkpoint(o.ifname) : s;
+                },
+                [&](const OpDelAddress& o) {
+                    auto s = b_.links.del_address(o.ifname, o.addr);
+                    return s ? address_checkpoint(o.ifname) : s;
+                },
+                [&](const OpAddRoute& o) { return b_.links.add_route(o.route); },
+                [&](const OpDelRoute& o) { return b_.links.del_route(o.route); },
+                [&](const OpSetSysctl& o) { return b_.sysctls.write(o.key, o.value); },
+                [&](const OpWriteFile& o) { return b_.files.write(o.file); },
+                [&](const OpRemoveFile& o) { return b_.files.remove(o.path); },
+                [&](const auto& o) -> Status { return Error{EINVAL, fmt::format("internal: unexpected operation {}", kind(Op{o}))}; },
+            },
+            op);
+    }
+
+    Backends& b_;
+    KeyStore& keys_;
+    Journal* journal_;
+    const ApplyOptions& opts_;
+    ApplyResult result_;
+    std::set<std::string> created_;
+    std::map<std::string, size_t> address_ops_;
+};
+
+}  // namespace
+
+std::optional<model::IpAddr> SystemResolver::resolve(const std::string& host) {
+    if (auto a = model::IpAddr::parse(host)) return a;
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_DGRAM;
+    addrinfo* res = nullptr;
+    if (getaddrinfo(host.c_str(), nullptr, &hints, &res) != 0 || !res) return std::nullopt;
+    std::optional<model::IpAddr> out;
+    for (addrinfo* ai = res; ai && !out; ai = ai->ai_next) {
+        model::IpAddr a;
+        if (ai->ai_family == AF_INET) {
+            a.family = 4;
+            std::memcpy(a.bytes.data(), &reinterpret_cast<sockaddr_in*>(ai->ai_addr)->sin_addr, 4);
+            out = a;
+        } else if (ai->ai_family == AF_INET6) {
+            a.family = 6;
+            std::memcpy(a.bytes.data(), &reinterpret_cast<sockaddr_in6*>(ai->ai_addr)->sin6_addr, 16);
+            out = a;
+        }
+    }
+    freeaddrinfo(res);
+    return out;
+}
+
+void resolve_endpoints(model::HostState& desired, Resolver& resolver, std::vector<std::string>& warnings) {
+    std::map<std::string, std::optional<model::IpAddr>> cache;
+    for (auto& [ifname, w] : desired.interfaces)
+        for (auto& [key, p] : w.peers) {
+            if (!p.endpoint || model::IpAddr::parse(p.endpoint->host)) continue;
+            auto it = cache.find(p.endpoint->host);
+            if (it == cache.end()) it = cache.emplace(p.endpoint->host, resolver.resolve(p.endpoint->host)).first;
+            if (it->second) {
+                p.endpoint->host = it->second->str();
+            } else {
+                warnings.push_back(fmt::format("peer {} on {}: endpoint {} does not resolve; left without an endpoint until it does",
+                                               p.name, ifname, p.endpoint->str()));
+                p.endpoint.reset();
+            }
+        }
+}
+
+backend::Result<Live> read_live(Backends& b, const model::HostState& desired, const plan::Ownership& owned, int64_t now) {
+    Live live;
+    live.facts.now = now;
+    std::set<std::string> names;
+    for (const auto& [n, w] : desired.interfaces) names.insert(n);
+    names.insert(owned.interfaces.begin(), owned.interfaces.end());
+    for (const auto& name : names) {
+        auto link = b.links.read_link(name);
+        if (!link) return link.error();
+        if (!link->has_value()) continue;
+        auto dev = b.wg.read_device(name);
+        if (!dev) {
+            if (dev.error().code == ENODEV && desired.interfaces.count(name))
+                return Error{EEXIST, fmt::format("interface {} exists but is not a WireGuard device; wg-fleet will not take it over", name)};
+            if (dev.error().code == ENODEV) continue;
+            return dev.error();
+        }
+        model::WgInterface w = dev->device;
+        w.name = name;
+        w.mtu = (*link)->mtu;
+        w.up = (*link)->up;
+        auto addrs = b.links.read_addresses(name);
+        if (!addrs) return addrs.error();
+        w.addresses = *addrs;
+        auto& hs = live.facts.last_handshake[name];
+        for (const auto& [k, st] : dev->stats) hs[k] = st.last_handshake;
+        live.state.interfaces.emplace(name, std::move(w));
+    }
+    auto routes = b.links.read_routes();
+    if (!routes) return routes.error();
+    live.state.routes = *routes;
+    for (const auto& [k, v] : desired.sysctls) {
+        auto r = b.sysctls.read(k);
+        if (r) live.state.sysctls[k] = *r;
+    }
+    auto rules = b.firewall.read();
+    if (!rules) return rules.error();
+    live.state.firewall = *rules;
+    std::set<std::string> paths;
+    for (const auto& [p, f] : desired.files) paths.insert(p);
+    paths.insert(owned.files.begin(), owned.files.end());
+    for (const auto& p : paths) {
+        auto f = b.files.read(p);
+        if (!f) return f.error();
+        if (f->has_value()) live.state.files.emplace(p, (*f)->file);
+    }
+    return live;
+}
+
+ApplyResult apply_plan(Backends& b, const Plan& plan, KeyStore& keys, Journal* journal, const ApplyOptions& opts) {
+    return Applier(b, keys, journal, opts).run(plan);
+}
+
+}  // namespace wgf::apply

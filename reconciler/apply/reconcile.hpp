@@ -1,0 +1,73 @@
+// The reconcile loop's pieces: resolve endpoints, read live state through the backends, apply an
+// ordered plan (stopping at the first failure and saying what was and was not done), and verify
+// that a fresh diff is empty afterwards.
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "apply/keys.hpp"
+#include "backend/backend.hpp"
+#include "model/host_state.hpp"
+#include "plan/diff.hpp"
+
+namespace wgf::apply {
+
+struct Backends {
+    backend::WireGuard& wg;
+    backend::Links& links;
+    backend::Sysctls& sysctls;
+    backend::Firewall& firewall;
+    backend::Files& files;
+};
+
+// DNS for endpoints: an explicit phase on every run and tick.
+class Resolver {
+public:
+    virtual ~Resolver() = default;
+    virtual std::optional<model::IpAddr> resolve(const std::string& host) = 0;
+};
+
+class SystemResolver : public Resolver {
+public:
+    std::optional<model::IpAddr> resolve(const std::string& host) override;
+};
+
+// Replaces DNS names in desired endpoints by addresses. A name that does not resolve leaves that
+// peer without an endpoint and adds a warning; the rest converges.
+void resolve_endpoints(model::HostState& desired, Resolver& resolver, std::vector<std::string>& warnings);
+
+struct Live {
+    model::HostState state;
+    plan::LiveFacts facts;
+};
+
+// Reads what the plan may touch: the desired and owned interfaces, our routes, the desired
+// sysctls, our firewall table, the desired and owned files.
+backend::Result<Live> read_live(Backends& b, const model::HostState& desired, const plan::Ownership& owned, int64_t now);
+
+class Journal {
+public:
+    virtual ~Journal() = default;
+    virtual void record(const std::string& op_line, const backend::Status& result) = 0;
+};
+
+struct ApplyOptions {
+    // Called every few address changes on a device; false stops the apply (a userspace
+    // implementation that died under a burst of changes).
+    std::function<bool(const std::string& ifname)> device_alive;
+    size_t address_chunk = 16;
+};
+
+struct ApplyResult {
+    std::vector<std::string> done;       // op lines applied
+    std::vector<std::string> not_done;   // op lines not applied (after a failure)
+    std::optional<backend::Error> error;
+    bool ok() const { return !error; }
+};
+
+ApplyResult apply_plan(Backends& b, const plan::Plan& plan, KeyStore& keys, Journal* journal, const ApplyOptions& opts = {});
+
+}  // namespace wgf::apply

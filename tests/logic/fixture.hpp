@@ -1,0 +1,104 @@
+// Builders for HostState values and a fake machine (all backends in memory) for logic tests.
+#pragma once
+
+#include <map>
+#include <string>
+
+#include "apply/keys.hpp"
+#include "apply/reconcile.hpp"
+#include "backend/fake.hpp"
+#include "model/host_state.hpp"
+
+namespace wgf::test {
+
+inline model::Key key_of(int n) {
+    model::Key k;
+    k.bytes[0] = static_cast<uint8_t>(n);
+    k.bytes[1] = static_cast<uint8_t>(n >> 8);
+    k.bytes[31] = 0x5a;
+    return k;
+}
+
+inline model::Prefix pfx(const std::string& s) { return *model::Prefix::parse(s); }
+inline model::Endpoint ep(const std::string& s) { return *model::Endpoint::parse(s); }
+
+inline model::WgPeer peer(int n, std::vector<std::string> ips, std::optional<std::string> endpoint = {}, uint16_t keepalive = 25) {
+    model::WgPeer p;
+    p.public_key = key_of(n);
+    p.name = "node" + std::to_string(n);
+    for (auto& s : ips) p.allowed_ips.push_back(pfx(s));
+    std::sort(p.allowed_ips.begin(), p.allowed_ips.end());
+    if (endpoint) p.endpoint = ep(*endpoint);
+    p.keepalive = keepalive;
+    return p;
+}
+
+class MemKeys : public apply::KeyStore {
+public:
+    std::map<std::string, model::SecretKey> keys;
+    backend::Result<std::optional<model::SecretKey>> load(const std::string& path) override {
+        auto it = keys.find(path);
+        if (it == keys.end()) return std::optional<model::SecretKey>{};
+        return std::optional<model::SecretKey>{it->second};
+    }
+    backend::Result<model::SecretKey> load_or_generate(const std::string& path) override {
+        auto it = keys.find(path);
+        if (it == keys.end()) it = keys.emplace(path, model::SecretKey::generate()).first;
+        return it->second;
+    }
+    backend::Status publish(const std::string&, const model::Key&) override { return backend::Status::ok(); }
+};
+
+// One interface "wg0" of fleet "f" with a key, a port, addresses and the given peers.
+inline model::HostState host(const MemKeys& keys, std::vector<model::WgPeer> peers, uint16_t port = 51820) {
+    model::HostState hs;
+    model::WgInterface w;
+    w.name = "wg0";
+    w.fleet = "f";
+    w.listen_port = port;
+    w.up = true;
+    w.private_key_file = "/state/f.key";
+    w.public_key = keys.keys.at("/state/f.key").public_key();
+    w.addresses = {pfx("fd00:1::1/40")};
+    for (auto& p : peers) w.peers.emplace(p.public_key, std::move(p));
+    hs.interfaces.emplace("wg0", std::move(w));
+    hs.sysctls["net/ipv6/conf/all/forwarding"] = "1";
+    return hs;
+}
+
+struct FakeMachine {
+    backend::FakeWireGuard wg;
+    backend::FakeLinks links;
+    backend::FakeSysctls sysctls;
+    backend::FakeFirewall firewall;
+    backend::FakeFiles files;
+    MemKeys keys;
+    plan::Ownership owned;
+    int64_t now = 1'000'000;
+
+    FakeMachine() {
+        wg.links = &links;
+        sysctls.values["net/ipv6/conf/all/forwarding"] = "0";
+        sysctls.values["net/ipv4/ip_forward"] = "0";
+        keys.keys.emplace("/state/f.key", model::SecretKey::generate());
+    }
+    apply::Backends backends() { return apply::Backends{wg, links, sysctls, firewall, files}; }
+
+    plan::Plan plan_for(const model::HostState& desired, const plan::DiffOptions& opts = {}) {
+        auto b = backends();
+        auto live = apply::read_live(b, desired, owned, now);
+        REQUIRE(live);
+        return plan::diff(desired, live->state, owned, live->facts, opts);
+    }
+
+    // plan + apply + record ownership, as `apply` does.
+    apply::ApplyResult converge(const model::HostState& desired, const plan::DiffOptions& opts = {}) {
+        auto p = plan_for(desired, opts);
+        auto b = backends();
+        auto r = apply::apply_plan(b, p, keys, nullptr);
+        if (r.ok()) owned = plan::ownership_after(desired);
+        return r;
+    }
+};
+
+}  // namespace wgf::test

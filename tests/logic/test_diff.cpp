@@ -1,0 +1,244 @@
+// diff and order on the fakes: the minimal-change rules of the product.
+#include <catch2/catch.hpp>
+
+#include "fixture.hpp"
+#include "plan/diff.hpp"
+
+using namespace wgf;
+using namespace wgf::test;
+using plan::Op;
+
+namespace {
+
+template <class T>
+std::vector<const T*> ops_of(const plan::Plan& p) {
+    std::vector<const T*> out;
+    for (const auto& op : p.ops)
+        if (auto* o = std::get_if<T>(&op)) out.push_back(o);
+    return out;
+}
+
+std::vector<std::string> kinds(const plan::Plan& p) {
+    std::vector<std::string> out;
+    for (const auto& op : p.ops) out.push_back(plan::kind(op));
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("diff: a new device is created, keyed, brought up, peered and addressed, in that order", "[diff]") {
+    FakeMachine m;
+    auto desired = host(m.keys, {peer(1, {"fd00:1:2::/56"}, "10.0.0.2:51820"), peer(2, {"fd00:1:3::/96"})});
+    desired.routes.insert(model::Route{pfx("10.20.0.0/16"), "wg0"});
+    auto p = m.plan_for(desired);
+    CHECK(kinds(p) == std::vector<std::string>{"create_device", "set_private_key", "set_listen_port", "set_up", "add_peer", "add_peer",
+                                               "add_address", "add_route", "set_sysctl"});
+    CHECK(plan::describe(p.ops[0]) == "+ device wg0 (fleet f)");
+    CHECK(plan::disruption(p.ops[1]) == plan::Disruption::all_sessions);
+    CHECK(plan::describe(p.ops[7]) == "+ route 10.20.0.0/16 dev wg0");
+    CHECK(plan::describe(p.ops[8]) == "~ sysctl net/ipv6/conf/all/forwarding 0 -> 1");
+}
+
+TEST_CASE("diff: after converging, the same desired state plans nothing", "[diff]") {
+    FakeMachine m;
+    auto desired = host(m.keys, {peer(1, {"fd00:1:2::/56"}, "10.0.0.2:51820"), peer(2, {"fd00:1:3::/96"})});
+    REQUIRE(m.converge(desired).ok());
+    auto again = m.plan_for(desired);
+    INFO(plan::summarize(again));
+    CHECK(again.empty());
+    CHECK(plan::summarize(again) == "No changes: the node matches the fleet.");
+}
+
+TEST_CASE("diff: one changed peer gives exactly one peer op; key and port are not set again", "[diff]") {
+    FakeMachine m;
+    auto desired = host(m.keys, {peer(1, {"fd00:1:2::/56"}, "10.0.0.2:51820"), peer(2, {"fd00:1:3::/96"}), peer(3, {"fd00:1:4::/96"})});
+    REQUIRE(m.converge(desired).ok());
+    auto& peers = desired.interfaces.at("wg0").peers;
+    peers.at(key_of(1)).endpoint = ep("10.0.0.9:51820");
+    auto p = m.plan_for(desired);
+    REQUIRE(p.ops.size() == 1);
+    auto ups = ops_of<plan::OpUpdatePeer>(p);
+    REQUIRE(ups.size() == 1);
+    CHECK(ups[0]->public_key == key_of(1));
+    CHECK(ups[0]->endpoint == ep("10.0.0.9:51820"));
+    CHECK_FALSE(ups[0]->allowed_ips);
+    CHECK_FALSE(ups[0]->keepalive);
+    CHECK(plan::disruption(p.ops[0]) == plan::Disruption::peer_session);
+    CHECK(plan::describe(p.ops[0]) ==
+          "~ peer node1 (" + key_of(1).short_str() + ") on wg0: endpoint 10.0.0.2:51820 -> 10.0.0.9:51820  [disrupts one peer's session]");
+
+    // Applying it sends one peer to the device, as an update that never creates.
+    auto b = m.backends();
+    m.wg.sets.clear();
+    REQUIRE(apply::apply_plan(b, p, m.keys, nullptr).ok());
+    REQUIRE(m.wg.sets.size() == 1);
+    REQUIRE(m.wg.sets[0].peers.size() == 1);
+    CHECK(m.wg.sets[0].peers[0].update_only);
+    CHECK_FALSE(m.wg.sets[0].replace_peers);
+    CHECK_FALSE(m.wg.sets[0].private_key);
+    CHECK_FALSE(m.wg.sets[0].listen_port);
+}
+
+TEST_CASE("diff: adding a peer disturbs no other peer", "[diff]") {
+    FakeMachine m;
+    auto desired = host(m.keys, {peer(1, {"fd00:1:2::/56"}, "10.0.0.2:51820")});
+    REQUIRE(m.converge(desired).ok());
+    auto p2 = peer(2, {"fd00:1:3::/96"});
+    desired.interfaces.at("wg0").peers.emplace(p2.public_key, p2);
+    auto p = m.plan_for(desired);
+    REQUIRE(p.ops.size() == 1);
+    REQUIRE(ops_of<plan::OpAddPeer>(p).size() == 1);
+    CHECK(plan::disruption(p.ops[0]) == plan::Disruption::none);
+    CHECK(plan::summarize(p) == "Plan: 1 to add, 0 to change, 0 to remove; disrupts no session.");
+}
+
+TEST_CASE("diff: a peer removed from the fleet is removed; a foreign peer is only reported unless exclusive", "[diff]") {
+    FakeMachine m;
+    auto desired = host(m.keys, {peer(1, {"fd00:1:2::/56"}), peer(2, {"fd00:1:3::/96"})});
+    REQUIRE(m.converge(desired).ok());
+    // Someone adds a peer by hand (`wg set wg0 peer ...`).
+    backend::WgDeviceChange hand{"wg0", {}, {}, {}, false, {backend::WgPeerChange{key_of(99), false, false, {}, {}, true, {pfx("10.9.9.9/32")}}}};
+    REQUIRE(m.wg.set_device(hand));
+    desired.interfaces.at("wg0").peers.erase(key_of(2));
+    auto p = m.plan_for(desired);
+    auto rm = ops_of<plan::OpRemovePeer>(p);
+    REQUIRE(rm.size() == 1);
+    CHECK(rm[0]->public_key == key_of(2));
+    REQUIRE(p.foreign.size() == 1);
+    CHECK(p.foreign[0] == key_of(99).base64() + " on wg0");
+
+    plan::DiffOptions exclusive;
+    exclusive.exclusive.insert("wg0");
+    auto px = m.plan_for(desired, exclusive);
+    auto rmx = ops_of<plan::OpRemovePeer>(px);
+    REQUIRE(rmx.size() == 2);
+    CHECK(std::count_if(rmx.begin(), rmx.end(), [](auto* o) { return o->foreign; }) == 1);
+    CHECK(px.foreign.empty());
+}
+
+TEST_CASE("diff: a prefix moving from peer A to peer B is released by A before B claims it", "[diff][move]") {
+    FakeMachine m;
+    auto desired = host(m.keys, {peer(1, {"10.1.0.0/24", "10.2.0.0/24"}), peer(2, {"10.3.0.0/24"})});
+    REQUIRE(m.converge(desired).ok());
+    auto& peers = desired.interfaces.at("wg0").peers;
+    peers.at(key_of(1)).allowed_ips = {pfx("10.1.0.0/24")};
+    peers.at(key_of(2)).allowed_ips = {pfx("10.2.0.0/24"), pfx("10.3.0.0/24")};
+    auto p = m.plan_for(desired);
+    auto ups = ops_of<plan::OpUpdatePeer>(p);
+    REQUIRE(ups.size() == 2);
+    CHECK(ups[0]->public_key == key_of(1));  // release first
+    CHECK(*ups[0]->allowed_ips == std::vector<model::Prefix>{pfx("10.1.0.0/24")});
+    CHECK(ups[1]->public_key == key_of(2));
+    CHECK(plan::describe(p.ops[0]) == "~ peer node1 (" + key_of(1).short_str() + ") on wg0: allowed-ips -10.2.0.0/24");
+    CHECK(plan::describe(p.ops[1]) == "~ peer node2 (" + key_of(2).short_str() + ") on wg0: allowed-ips +10.2.0.0/24");
+    auto b = m.backends();
+    REQUIRE(apply::apply_plan(b, p, m.keys, nullptr).ok());
+    CHECK(m.plan_for(desired).empty());
+}
+
+TEST_CASE("diff: two peers swapping prefixes both release before either claims", "[diff][move]") {
+    FakeMachine m;
+    auto desired = host(m.keys, {peer(1, {"10.1.0.0/24", "10.9.0.0/24"}), peer(2, {"10.2.0.0/24", "10.8.0.0/24"})});
+    REQUIRE(m.converge(desired).ok());
+    auto& peers = desired.interfaces.at("wg0").peers;
+    peers.at(key_of(1)).allowed_ips = {pfx("10.2.0.0/24"), pfx("10.9.0.0/24")};
+    peers.at(key_of(2)).allowed_ips = {pfx("10.1.0.0/24"), pfx("10.8.0.0/24")};
+    auto p = m.plan_for(desired);
+    auto ups = ops_of<plan::OpUpdatePeer>(p);
+    REQUIRE(ups.size() == 4);
+    // Releases keep only what stays.
+    CHECK(*ups[0]->allowed_ips == std::vector<model::Prefix>{pfx("10.9.0.0/24")});
+    CHECK(*ups[1]->allowed_ips == std::vector<model::Prefix>{pfx("10.8.0.0/24")});
+    CHECK(ups[2]->added == std::vector<model::Prefix>{pfx("10.2.0.0/24")});
+    CHECK(ups[3]->added == std::vector<model::Prefix>{pfx("10.1.0.0/24")});
+    auto b = m.backends();
+    REQUIRE(apply::apply_plan(b, p, m.keys, nullptr).ok());
+    CHECK(m.plan_for(desired).empty());
+}
+
+TEST_CASE("diff: a roaming peer with a live session keeps its live endpoint", "[diff][roaming]") {
+    FakeMachine m;
+    auto desired = host(m.keys, {peer(1, {"fd00:1:2::/56"}, "198.51.100.7:51820")});
+    REQUIRE(m.converge(desired).ok());
+    // The peer roams: the kernel learns its new address from authenticated packets.
+    auto& live = m.wg.devices.at("wg0");
+    live.device.peers.at(key_of(1)).endpoint = ep("203.0.113.5:40000");
+    live.stats[key_of(1)].last_handshake = m.now - 30;
+    auto p = m.plan_for(desired);
+    CHECK(p.empty());
+    REQUIRE(p.kept.size() == 1);
+    CHECK(p.kept[0].find("roamed") != std::string::npos);
+
+    // Without a recent handshake the desired endpoint is applied again.
+    live.stats[key_of(1)].last_handshake = m.now - 3600;
+    auto stale = m.plan_for(desired);
+    REQUIRE(stale.ops.size() == 1);
+    CHECK(ops_of<plan::OpUpdatePeer>(stale)[0]->endpoint == ep("198.51.100.7:51820"));
+
+    // When the YAML changes the endpoint, it is applied even with a live session.
+    live.stats[key_of(1)].last_handshake = m.now - 30;
+    desired.interfaces.at("wg0").peers.at(key_of(1)).endpoint = ep("198.51.100.8:51820");
+    auto changed = m.plan_for(desired);
+    REQUIRE(changed.ops.size() == 1);
+    CHECK(ops_of<plan::OpUpdatePeer>(changed)[0]->endpoint == ep("198.51.100.8:51820"));
+}
+
+TEST_CASE("diff: a new private key or port is a device-wide disruption; addresses move out before in", "[diff]") {
+    FakeMachine m;
+    auto desired = host(m.keys, {peer(1, {"fd00:1:2::/56"})});
+    REQUIRE(m.converge(desired).ok());
+    m.keys.keys.at("/state/f.key") = model::SecretKey::generate();
+    auto& w = desired.interfaces.at("wg0");
+    w.public_key = m.keys.keys.at("/state/f.key").public_key();
+    w.listen_port = 51821;
+    w.addresses = {pfx("fd00:2::1/40")};
+    auto p = m.plan_for(desired);
+    CHECK(kinds(p) == std::vector<std::string>{"set_private_key", "set_listen_port", "del_address", "add_address"});
+    CHECK(plan::summarize(p) == "Plan: 1 to add, 2 to change, 1 to remove; resets every session on 2 devices.");
+    for (const auto& op : p.ops) CHECK(plan::describe(op).find(m.keys.keys.at("/state/f.key").base64_for_storage()) == std::string::npos);
+    auto b = m.backends();
+    REQUIRE(apply::apply_plan(b, p, m.keys, nullptr).ok());
+    CHECK(m.plan_for(desired).empty());
+}
+
+TEST_CASE("diff: routes, rules and files that are ours converge; others are left alone", "[diff]") {
+    FakeMachine m;
+    auto desired = host(m.keys, {});
+    desired.routes.insert(model::Route{pfx("10.20.0.0/16"), "wg0"});
+    model::FwRule accept{"accept-f", model::FwKind::accept_udp, model::Proto::udp, 51820, "", "", {}, 0};
+    desired.firewall.emplace(accept.id, accept);
+    desired.files.emplace("/run/hosts", model::ManagedFile{"/run/hosts", std::string(model::kFileMarker) + "\nfd00::1 a.f\n", 0644});
+    REQUIRE(m.converge(desired).ok());
+
+    desired.routes = {model::Route{pfx("10.21.0.0/16"), "wg0"}};
+    desired.firewall.begin()->second.port = 51821;
+    desired.files.clear();
+    auto p = m.plan_for(desired);
+    CHECK(kinds(p) == std::vector<std::string>{"del_route", "add_route", "del_rule", "add_rule", "remove_file"});
+    auto b = m.backends();
+    REQUIRE(apply::apply_plan(b, p, m.keys, nullptr).ok());
+    // The two rule ops went to the firewall as one atomic batch.
+    CHECK(m.firewall.batches.back().remove == std::vector<std::string>{"accept-f"});
+    CHECK(m.firewall.batches.back().add.size() == 1);
+    m.owned = plan::ownership_after(desired);
+    CHECK(m.plan_for(desired).empty());
+
+    // A file without our marker that we once wrote is not removed.
+    m.files.files["/run/other"] = backend::FileLive{{"/run/other", "hand-written\n", 0644}, false, 0, 0};
+    m.owned.files.insert("/run/other");
+    CHECK(m.plan_for(desired).empty());
+}
+
+TEST_CASE("diff: an interface that left the fleet is deleted last, without separate route ops", "[diff]") {
+    FakeMachine m;
+    auto desired = host(m.keys, {peer(1, {"fd00:1:2::/56"})});
+    desired.routes.insert(model::Route{pfx("10.20.0.0/16"), "wg0"});
+    REQUIRE(m.converge(desired).ok());
+    model::HostState nothing;
+    auto p = m.plan_for(nothing);
+    CHECK(kinds(p) == std::vector<std::string>{"delete_device"});
+    auto b = m.backends();
+    REQUIRE(apply::apply_plan(b, p, m.keys, nullptr).ok());
+    CHECK(m.wg.devices.empty());
+    CHECK(m.links.routes.empty());
+}
