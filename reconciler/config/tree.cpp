@@ -10,15 +10,34 @@ namespace wgf::config {
 namespace {
 
 // Aliases expand into copies; cap the total so "billion laughs" input is an error, not an OOM.
-constexpr size_t kMaxNodes = 20'000'000;
+// Every real node takes at least a byte of text, so more nodes than bytes can only come from
+// alias expansion; a small floor leaves room for modest, legitimate reuse of anchors.
+constexpr size_t kMinNodeBudget = 1'000'000;
 // An alias may refer to its own ancestor ("a: &a [*a]"): yaml-cpp then hands us a cycle.
 constexpr unsigned kMaxDepth = 200;
 
 struct Converter {
     uint32_t file;
     Diagnostics& diags;
+    std::string_view text;
+    size_t max_nodes;
     size_t count = 0;
     bool too_big = false;
+
+    // yaml-cpp 0.7 silently closes a quoted scalar at the end of the document; YAML does not.
+    bool closed_quote(int pos) const {
+        if (pos < 0 || static_cast<size_t>(pos) >= text.size()) return true;
+        char q = text[static_cast<size_t>(pos)];
+        if (q != '"' && q != '\'') return true;  // not at the quote: nothing to check
+        for (size_t i = static_cast<size_t>(pos) + 1; i < text.size(); ++i) {
+            if (q == '"' && text[i] == '\\') ++i;
+            else if (text[i] == q) {
+                if (q == '\'' && i + 1 < text.size() && text[i + 1] == '\'') ++i;  // '' is an escaped quote
+                else return true;
+            }
+        }
+        return false;
+    }
 
     Loc loc_of(const YAML::Node& n, Loc fallback) const {
         auto m = n.Mark();
@@ -34,8 +53,9 @@ struct Converter {
             too_big = true;
             return out;
         }
-        if (++count > kMaxNodes) {
-            if (!too_big) diags.error(out.loc, path, "document too large (more than 20 million nodes after alias expansion)");
+        if (++count > max_nodes) {
+            if (!too_big)
+                diags.error(out.loc, path, fmt::format("document too large: aliases expand to more than {} nodes; write the values out or use fewer aliases", max_nodes));
             too_big = true;
             return out;
         }
@@ -48,6 +68,10 @@ struct Converter {
                 out.kind = Node::Kind::scalar;
                 out.scalar = in.Scalar();
                 out.quoted = in.Tag() == "!";
+                if (out.quoted && !closed_quote(in.Mark().pos)) {
+                    diags.error(out.loc, path, "YAML syntax error: this quoted string is never closed");
+                    out.kind = Node::Kind::null;
+                }
                 break;
             case YAML::NodeType::Sequence: {
                 out.kind = Node::Kind::seq;
@@ -118,7 +142,7 @@ std::string index_path(std::string_view parent, size_t index) { return fmt::form
 Node parse_yaml(std::string_view text, uint32_t file, Diagnostics& diags) {
     try {
         YAML::Node doc = YAML::Load(std::string(text));
-        Converter c{file, diags};
+        Converter c{file, diags, text, std::max(kMinNodeBudget, text.size())};
         return c.convert(doc, Loc{file, 1, 1}, "");
     } catch (const YAML::Exception& e) {
         Loc loc{file, static_cast<uint32_t>(std::max(0, e.mark.line) + 1), static_cast<uint32_t>(std::max(0, e.mark.column) + 1)};

@@ -36,7 +36,8 @@ void set_why(std::string* why, std::string text) {
 }  // namespace
 
 std::optional<IpAddr> IpAddr::parse(std::string_view text) {
-    if (text.empty() || text.size() > INET6_ADDRSTRLEN) return std::nullopt;
+    // inet_pton stops at a NUL: "1.2.3.4\0junk" must not pass as 1.2.3.4.
+    if (text.empty() || text.size() > INET6_ADDRSTRLEN || text.find('\0') != std::string_view::npos) return std::nullopt;
     std::string s(text);
     IpAddr a;
     if (s.find(':') != std::string::npos) {
@@ -65,11 +66,43 @@ uint32_t IpAddr::v4_value() const {
 
 std::string IpAddr::str() const {
     char buf[INET6_ADDRSTRLEN] = {};
-    // glibc's inet_ntop follows RFC 5952: lower case, longest zero run compressed, never a lone zero group.
-    if (family == 6) inet_ntop(AF_INET6, bytes.data(), buf, sizeof buf);
-    else if (family == 4) inet_ntop(AF_INET, bytes.data(), buf, sizeof buf);
-    else return "(unset)";
-    return buf;
+    if (family == 4) {
+        inet_ntop(AF_INET, bytes.data(), buf, sizeof buf);
+        return buf;
+    }
+    if (family != 6) return "(unset)";
+    // RFC 5952, written out: glibc's inet_ntop prints "::0.1.0.2" for any address whose first 96
+    // bits are zero. Only IPv4-mapped addresses (::ffff:a.b.c.d) keep the dotted quad.
+    uint16_t g[8];
+    for (int i = 0; i < 8; ++i) g[i] = static_cast<uint16_t>((bytes[2 * i] << 8) | bytes[2 * i + 1]);
+    if (g[0] == 0 && g[1] == 0 && g[2] == 0 && g[3] == 0 && g[4] == 0 && g[5] == 0xffff) {
+        inet_ntop(AF_INET, bytes.data() + 12, buf, sizeof buf);
+        return std::string("::ffff:") + buf;
+    }
+    int best = -1, best_len = 1;  // a lone zero group is never compressed
+    for (int i = 0; i < 8;) {
+        if (g[i] != 0) {
+            ++i;
+            continue;
+        }
+        int j = i;
+        while (j < 8 && g[j] == 0) ++j;
+        if (j - i > best_len) best = i, best_len = j - i;
+        i = j;
+    }
+    std::string out;
+    for (int i = 0; i < 8; ++i) {
+        if (i == best) {
+            out += "::";
+            i += best_len - 1;
+            continue;
+        }
+        if (!out.empty() && out.back() != ':') out += ':';
+        char h[8];
+        snprintf(h, sizeof h, "%x", g[i]);
+        out += h;
+    }
+    return out;
 }
 
 std::optional<Prefix> Prefix::parse(std::string_view text, std::string* why) {
@@ -167,7 +200,9 @@ std::optional<Endpoint> Endpoint::parse(std::string_view text, std::string* why)
         }
         e.port = static_cast<uint16_t>(*p);
     }
-    e.host = std::string(host);
+    // IP literals in canonical text, so "[FD00:0::1]" and the kernel's "fd00::1" compare equal.
+    auto literal = IpAddr::parse(host);
+    e.host = literal ? literal->str() : std::string(host);
     return e;
 }
 

@@ -24,8 +24,8 @@ std::optional<uint16_t> listen_port(const model::Fleet& f, model::Role role, con
     if (role == model::Role::server) return f.port;
     const model::Member* m = find_member(f, node);
     if (!m) return std::nullopt;
-    if (role == model::Role::controller || (f.topology == model::Topology::mesh && m->endpoint))
-        return m->endpoint && m->endpoint->port ? m->endpoint->port : f.port;
+    // The fleet port, as clan does; an endpoint's own port is what others dial (a NAT mapping).
+    if (role == model::Role::controller || (f.topology == model::Topology::mesh && m->endpoint)) return f.port;
     return std::nullopt;
 }
 

@@ -20,8 +20,8 @@ struct Membership {
 using NodeIndex = std::map<std::string, std::vector<Membership>>;
 NodeIndex index_nodes(const model::Config& cfg);
 
-// The UDP port a member listens on: controllers and servers always (their endpoint's port when it
-// names one, else the fleet's), peers only in a mesh and only when they have an endpoint.
+// The UDP port a member listens on: the fleet's port, for controllers and servers always, for
+// peers only in a mesh and only when they have an endpoint (its port is what others dial).
 std::optional<uint16_t> listen_port(const model::Fleet& f, model::Role role, const std::string& node);
 
 // The members of a fleet with their roles, controllers first.

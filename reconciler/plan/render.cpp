@@ -209,8 +209,12 @@ model::HostState render_host(const Fleetwide& fw, const std::string& node) {
                 if (!covered_by(a, connected)) hs.routes.insert(model::Route{a, w.name});
         bool router = mb.role != Role::peer;
         if (router) {
+            // A controller relays between members: their addresses and every prefix they route.
             v6_forward = true;
             v4_forward = v4_forward || f.ipv4.has_value();
+            for (const auto* group : {&f.controllers, &f.peers})
+                for (const auto& [n, m] : *group)
+                    for (const auto& r : m.routes) (r.addr.is_v4() ? v4_forward : v6_forward) = true;
             hs.firewall.emplace("forward-" + mb.fleet,
                                 model::FwRule{"forward-" + mb.fleet, model::FwKind::forward, model::Proto::udp, 0, w.name, w.name, {}, 0});
         }
@@ -238,7 +242,8 @@ model::HostState render_host(const Fleetwide& fw, const std::string& node) {
         const FleetPlan& fp = fw.plan.fleets.at(*fleet);
         auto add_dnat = [&](const std::string& suffix, const IpAddr& to) {
             std::string id = "dnat-" + fwd.name + suffix;
-            hs.firewall.emplace(id, model::FwRule{id, model::FwKind::dnat, fwd.proto, fwd.port, "", f.interface, to, fwd.to_port});
+            // prerouting: the output interface is not known yet, so the rule names none.
+            hs.firewall.emplace(id, model::FwRule{id, model::FwKind::dnat, fwd.proto, fwd.port, "", "", to, fwd.to_port});
         };
         if (auto v4 = fp.ipv4.find(fwd.to); v4 != fp.ipv4.end()) {
             add_dnat("-v4", v4->second);

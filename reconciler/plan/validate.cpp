@@ -130,6 +130,7 @@ private:
             if (fresh) continue;
             uint16_t free = id;
             do ++free; while (used.count(free));
+            used.insert(free);  // each suggestion is free of the others too
             std::string cpath = member_path(name, "controllers", c);
             bool pinned = f.controllers.at(c).id.has_value();
             error(pinned ? join_path(cpath, "id") : cpath,
@@ -144,12 +145,20 @@ private:
         bool clan = f.style == FleetStyle::clan;
         std::unordered_map<uint64_t, std::string> seen;
         seen.reserve(fp.suffixes.size() + 1);
+        uint64_t mask = UINT64_MAX;
+        if (!clan && f.subnet) mask = f.subnet->len >= 128 ? 0 : f.subnet->len <= 64 ? UINT64_MAX : (UINT64_MAX >> (f.subnet->len - 64));
         if (!clan && f.ip6 && f.subnet) {
             uint64_t host = 0;
             for (int i = 8; i < 16; ++i) host = (host << 8) | f.ip6->bytes[i];
-            seen.emplace(host, f.server);
+            seen.emplace(host & mask, f.server);  // the plan keeps only the subnet's host bits
         }
+        if (!clan)
+            for (const auto& [p, m] : f.peers)
+                if (m.suffix && (*m.suffix & ~mask))
+                    error(join_path(member_path(name, "peers", p), "suffix"),
+                          fmt::format("{} does not fit in the {} host bits of {}", quote(fmt_suffix(*m.suffix)), 128 - f.subnet->len, f.subnet->str()));
         for (const auto& [p, s] : fp.suffixes) {
+            if (const auto& pin = f.peers.at(p).suffix; pin && (*pin & ~mask)) continue;  // reported above
             uint64_t key = clan ? (s >> 32) : s;
             auto [it, fresh] = seen.emplace(key, p);
             if (fresh) continue;
@@ -305,6 +314,13 @@ private:
             auto [pit, pfresh] = ports.emplace(std::make_tuple(fw.node, fw.proto, fw.port), path);
             if (!pfresh)
                 error(join_path(path, "port"), fmt::format("{} — {} port {} on {} is already forwarded by {}", quote(std::to_string(fw.port)), to_string(fw.proto), fw.port, quote(fw.node), pit->second));
+            // A forward of the node's own WireGuard port would take the tunnel's packets away.
+            if (fw.proto == model::Proto::udp)
+                if (auto it = index_.find(fw.node); it != index_.end())
+                    for (const auto& mb : it->second)
+                        if (listen_port(cfg_.fleets.at(mb.fleet), mb.role, fw.node) == fw.port)
+                            error(join_path(path, "port"), fmt::format("{} — udp port {} on {} is the WireGuard port of fleet {}",
+                                                                       quote(std::to_string(fw.port)), fw.port, quote(fw.node), quote(mb.fleet)));
             auto fleet = shared_fleet(path, fw.node, fw.to, fw.fleet);
             if (!fleet) continue;
             const FleetPlan& fp = plan_.fleets.at(*fleet);

@@ -1,0 +1,65 @@
+// Shared fixtures for the unit tests: parse a YAML text, optionally plan and validate it, and
+// look diagnostics up by YAML path. Expected values never come from here: these only run the
+// code under test and give tests a convenient handle on its output.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "config/diag.hpp"
+#include "config/parse.hpp"
+#include "plan/address_plan.hpp"
+#include "plan/validate.hpp"
+
+namespace wgf::test {
+
+struct Loaded {
+    config::Sources sources;
+    config::Diagnostics diags;
+    config::Parsed parsed;
+    plan::AddressPlan plan;
+
+    const model::Config& cfg() const { return parsed.config; }
+    // Every diagnostic rendered, for INFO() so a failing assertion shows what was reported.
+    std::string text() const { return config::render_all(diags, sources); }
+
+    std::vector<config::Diagnostic> at(std::string_view path, config::Severity sev = config::Severity::error) const {
+        std::vector<config::Diagnostic> out;
+        for (const auto& d : diags.all())
+            if (d.path == path && d.severity == sev) out.push_back(d);
+        return out;
+    }
+    std::vector<config::Diagnostic> errors() const {
+        std::vector<config::Diagnostic> out;
+        for (const auto& d : diags.sorted())
+            if (d.severity == config::Severity::error) out.push_back(d);
+        return out;
+    }
+    std::vector<config::Diagnostic> warnings() const {
+        std::vector<config::Diagnostic> out;
+        for (const auto& d : diags.sorted())
+            if (d.severity == config::Severity::warning) out.push_back(d);
+        return out;
+    }
+};
+
+// Parse only (the config pass).
+inline std::unique_ptr<Loaded> parse_only(std::string_view yaml, std::string_view file = "fleet.yaml") {
+    auto l = std::make_unique<Loaded>();
+    l->parsed = config::parse_text(yaml, file, l->sources, l->diags);
+    return l;
+}
+
+// Parse, plan and validate, as `wg-fleet check` does.
+inline std::unique_ptr<Loaded> check(std::string_view yaml, std::string_view file = "fleet.yaml") {
+    auto l = parse_only(yaml, file);
+    l->plan = plan::plan_addresses(l->parsed.config);
+    plan::validate(l->parsed.config, l->plan, l->parsed.tree, l->diags);
+    return l;
+}
+
+inline bool contains(std::string_view hay, std::string_view needle) { return hay.find(needle) != std::string_view::npos; }
+
+}  // namespace wgf::test

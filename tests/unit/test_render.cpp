@@ -1,0 +1,605 @@
+// plan/render: each node's desired HostState and the text artefacts (hosts, wg-quick, Traefik).
+// The fleet is the reference's wg-test-one with real keys (made with `wg genkey | wg pubkey` while
+// writing this file); expected addresses come from shared/reference/clan-address-plan.md
+// ("Who gets what") or from Python's hashlib (peer3: SHA-256 starts e42bbf8533f4f0b1).
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "helpers.hpp"
+#include "plan/render.hpp"
+
+using namespace wgf;
+using model::FwKind;
+using model::HostState;
+using model::WgInterface;
+using model::WgPeer;
+
+namespace {
+
+// Public keys (and one private key) from wireguard-tools.
+constexpr const char* kC1 = "cAdu2zsfixJ9e1RTDKYFWnnvsUJM9vR2ChcsgKbeVGg=";
+constexpr const char* kC2 = "M3c5TjSLEzGEZ7tGbgapbwPShn4uUDVawek3E5JR5A0=";
+constexpr const char* kP1 = "j576wwZ01GUTN2l6tbbvKlUcpFDP+HxG3ydj959VEmY=";
+constexpr const char* kP1Priv = "IPq+UnMYsmMqwDhTuBRTOtjGXCwEvIGeA1oGP9Upb24=";
+constexpr const char* kP2 = "Meol420BlFIEUEt4hGOFp1VF9aEp3uPndWrKucWjBwY=";
+constexpr const char* kP3 = "fwPl3x5N338IdrP7PXDTlSMQAK32JIOnNuA/fToAQ3c=";
+
+const std::string kClan = R"(domain: example.internal
+fleets:
+  wg-test-one:
+    controllers:
+      controller1: { endpoint: vpn1.example.com, public_key: cAdu2zsfixJ9e1RTDKYFWnnvsUJM9vR2ChcsgKbeVGg= }
+      controller2: { endpoint: "vpn2.example.com:51821", public_key: M3c5TjSLEzGEZ7tGbgapbwPShn4uUDVawek3E5JR5A0= }
+    peers:
+      peer1: { controller: controller1, public_key: j576wwZ01GUTN2l6tbbvKlUcpFDP+HxG3ydj959VEmY= }
+      peer2: { controller: controller2, public_key: Meol420BlFIEUEt4hGOFp1VF9aEp3uPndWrKucWjBwY= }
+      peer3: { controller: controller2, public_key: fwPl3x5N338IdrP7PXDTlSMQAK32JIOnNuA/fToAQ3c=, routes: [10.20.0.0/16] }
+)";
+
+struct Rendered {
+    std::unique_ptr<test::Loaded> l;
+    std::unique_ptr<plan::Fleetwide> fw;
+};
+
+Rendered load(const std::string& yaml) {
+    Rendered r;
+    r.l = test::check(yaml);
+    INFO(r.l->text());
+    REQUIRE_FALSE(r.l->diags.has_errors());
+    r.fw = std::make_unique<plan::Fleetwide>(r.l->cfg());
+    return r;
+}
+
+model::Key key(const char* b64) {
+    auto k = model::Key::from_base64(b64);
+    REQUIRE(k);
+    return *k;
+}
+
+const WgPeer& peer(const WgInterface& w, const char* b64) {
+    auto it = w.peers.find(key(b64));
+    REQUIRE(it != w.peers.end());
+    return it->second;
+}
+
+std::vector<std::string> strs(const std::vector<model::Prefix>& v) {
+    std::vector<std::string> out;
+    for (const auto& p : v) out.push_back(p.str());
+    return out;
+}
+
+std::string ep(const std::optional<model::Endpoint>& e) { return e ? e->str() : "(none)"; }
+
+using Strings = std::vector<std::string>;
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Controllers
+
+TEST_CASE("controller: addresses, listen port and its WireGuard peers", "[render][clan]") {
+    auto r = load(kClan);
+    HostState hs = plan::render_host(*r.fw, "controller1");
+    REQUIRE(hs.interfaces.size() == 1);
+    const WgInterface& w = hs.interfaces.at("wg-test-one");
+    CHECK(w.name == "wg-test-one");
+    CHECK(w.fleet == "wg-test-one");
+    CHECK(w.listen_port.value_or(0) == 51820);
+    CHECK_FALSE(w.mtu);
+    CHECK(strs(w.addresses) == Strings{"fd51:19c1:3b:f700::1/40"});
+    CHECK(w.pending.empty());
+    REQUIRE(w.peers.size() == 4);
+
+    // Other controllers: their /56 and their endpoint with its port.
+    const WgPeer& c2 = peer(w, kC2);
+    CHECK(c2.name == "controller2");
+    CHECK(strs(c2.allowed_ips) == Strings{"fd51:19c1:c1:aa00::/56"});
+    CHECK(ep(c2.endpoint) == "vpn2.example.com:51821");
+    CHECK(c2.keepalive == 25);
+
+    // Peers: their /96 in every controller subnet, no endpoint.
+    const WgPeer& p1 = peer(w, kP1);
+    CHECK(p1.name == "peer1");
+    CHECK(strs(p1.allowed_ips) == Strings{"fd51:19c1:3b:f700:6987:50a0::/96", "fd51:19c1:c1:aa00:6987:50a0::/96"});
+    CHECK_FALSE(p1.endpoint);
+    CHECK(p1.keepalive == 25);
+
+    const WgPeer& p2 = peer(w, kP2);
+    CHECK(strs(p2.allowed_ips) == Strings{"fd51:19c1:3b:f700:3b21:3ced::/96", "fd51:19c1:c1:aa00:3b21:3ced::/96"});
+    CHECK_FALSE(p2.endpoint);
+    CHECK(p2.keepalive == 25);
+
+    // A member's routes: are allowed IPs too.
+    const WgPeer& p3 = peer(w, kP3);
+    CHECK(strs(p3.allowed_ips) == Strings{"10.20.0.0/16", "fd51:19c1:3b:f700:e42b:bf85::/96", "fd51:19c1:c1:aa00:e42b:bf85::/96"});
+    CHECK_FALSE(p3.endpoint);
+    CHECK(p3.keepalive == 25);
+
+    // No entry for itself.
+    CHECK(w.peers.count(key(kC1)) == 0);
+}
+
+TEST_CASE("controller: kernel routes, forwarding and firewall", "[render][clan]") {
+    auto r = load(kClan);
+    HostState hs = plan::render_host(*r.fw, "controller1");
+    // The /56s and /96s lie inside the /40 on the interface: only the member route needs a kernel route.
+    REQUIRE(hs.routes.size() == 1);
+    CHECK(hs.routes.begin()->dst.str() == "10.20.0.0/16");
+    CHECK(hs.routes.begin()->dev == "wg-test-one");
+
+    CHECK(hs.sysctls.count("net/ipv6/conf/all/forwarding"));
+    CHECK(hs.sysctls["net/ipv6/conf/all/forwarding"] == "1");
+
+    bool accepts_port = false;
+    for (const auto& [id, rule] : hs.firewall)
+        if (rule.kind == FwKind::accept_udp && rule.port == 51820) accepts_port = true;
+    CHECK(accepts_port);
+}
+
+TEST_CASE("controller with an endpoint port: its peers dial that port", "[render][clan]") {
+    auto r = load(kClan);
+    HostState hs = plan::render_host(*r.fw, "controller2");
+    const WgInterface& w = hs.interfaces.at("wg-test-one");
+    CHECK(strs(w.addresses) == Strings{"fd51:19c1:c1:aa00::1/40"});
+    const WgPeer& c1 = peer(w, kC1);
+    CHECK(strs(c1.allowed_ips) == Strings{"fd51:19c1:3b:f700::/56"});
+    // No port in the endpoint: the fleet port.
+    CHECK(ep(c1.endpoint) == "vpn1.example.com:51820");
+    CHECK(c1.keepalive == 25);
+    CHECK(strs(peer(w, kP1).allowed_ips) == Strings{"fd51:19c1:3b:f700:6987:50a0::/96", "fd51:19c1:c1:aa00:6987:50a0::/96"});
+}
+
+TEST_CASE("reference: a controller listens on the fleet port", "[render][clan][spec]") {
+    // clan-address-plan.md, "Who gets what": "Controller C ... Listens on the fleet port (default
+    // 51820)". controller2's endpoint names 51821 (a NAT mapping to the fleet port, as the
+    // example clan-fleet.yaml explains); that is where peers dial, not what controller2 binds.
+    auto r = load(kClan);
+    HostState hs = plan::render_host(*r.fw, "controller2");
+    CHECK(hs.interfaces.at("wg-test-one").listen_port.value_or(0) == 51820);
+}
+
+TEST_CASE("a hub controller relaying a peer's IPv4 routes forwards IPv4", "[render][clan]") {
+    // peer3 routes 10.20.0.0/16; in a hub, peer1 sends that traffic to controller1, which must
+    // forward it on to peer3 (controller1's own kernel route for 10.20.0.0/16 shows it does).
+    auto r = load(kClan);
+    HostState hs = plan::render_host(*r.fw, "controller1");
+    REQUIRE(hs.routes.size() == 1);
+    CHECK(hs.sysctls.count("net/ipv4/ip_forward") == 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Peers
+
+TEST_CASE("peer: one address per controller, controllers as peers, no listen port", "[render][clan]") {
+    auto r = load(kClan);
+    HostState hs = plan::render_host(*r.fw, "peer1");
+    REQUIRE(hs.interfaces.size() == 1);
+    const WgInterface& w = hs.interfaces.at("wg-test-one");
+    CHECK_FALSE(w.listen_port);
+    CHECK(strs(w.addresses) == Strings{"fd51:19c1:3b:f700:6987:50a0:9b93:4337/56", "fd51:19c1:c1:aa00:6987:50a0:9b93:4337/56"});
+    REQUIRE(w.peers.size() == 2);
+
+    const WgPeer& c1 = peer(w, kC1);
+    CHECK(c1.name == "controller1");
+    // The designated controller also carries the other peers' routes (hub topology).
+    CHECK(strs(c1.allowed_ips) == Strings{"10.20.0.0/16", "fd51:19c1:3b:f700::/56"});
+    CHECK(ep(c1.endpoint) == "vpn1.example.com:51820");
+    CHECK(c1.keepalive == 25);
+
+    const WgPeer& c2 = peer(w, kC2);
+    CHECK(strs(c2.allowed_ips) == Strings{"fd51:19c1:c1:aa00::/56"});
+    CHECK(ep(c2.endpoint) == "vpn2.example.com:51821");
+    CHECK(c2.keepalive == 25);
+
+    // Peers never hold each other in a hub.
+    CHECK(w.peers.count(key(kP2)) == 0);
+    CHECK(w.peers.count(key(kP3)) == 0);
+
+    // The routed prefix needs a kernel route; the /56s are on-link.
+    REQUIRE(hs.routes.size() == 1);
+    CHECK(hs.routes.begin()->dst.str() == "10.20.0.0/16");
+    // A plain peer neither forwards nor opens a port.
+    CHECK(hs.sysctls.empty());
+    for (const auto& [id, rule] : hs.firewall) CHECK(rule.kind != FwKind::accept_udp);
+}
+
+TEST_CASE("peer with routes: forwards IPv4 and its designated controller does not loop its own routes", "[render][clan]") {
+    auto r = load(kClan);
+    HostState hs = plan::render_host(*r.fw, "peer3");
+    const WgInterface& w = hs.interfaces.at("wg-test-one");
+    CHECK(strs(w.addresses) == Strings{"fd51:19c1:3b:f700:e42b:bf85:33f4:f0b1/56", "fd51:19c1:c1:aa00:e42b:bf85:33f4:f0b1/56"});
+    CHECK(strs(peer(w, kC2).allowed_ips) == Strings{"fd51:19c1:c1:aa00::/56"});
+    CHECK(strs(peer(w, kC1).allowed_ips) == Strings{"fd51:19c1:3b:f700::/56"});
+    CHECK(hs.routes.empty());
+    CHECK(hs.sysctls.count("net/ipv4/ip_forward") == 1);
+    CHECK_FALSE(w.listen_port);
+}
+
+TEST_CASE("keepalive follows the fleet everywhere", "[render][clan]") {
+    std::string yaml = kClan;
+    yaml.replace(yaml.find("    controllers:"), 0, "    keepalive: 0\n");
+    auto r = load(yaml);
+    for (const char* node : {"controller1", "controller2", "peer1", "peer2", "peer3"}) {
+        HostState hs = plan::render_host(*r.fw, node);
+        for (const auto& [k, p] : hs.interfaces.at("wg-test-one").peers) {
+            INFO(node << " -> " << p.name);
+            CHECK(p.keepalive == 0);
+        }
+    }
+}
+
+TEST_CASE("an interface override, mtu and a controller's own routes", "[render][clan]") {
+    auto r = load(R"(fleets:
+  wg-test-one:
+    interface: wg-mesh
+    mtu: 1420
+    controllers:
+      controller1: { endpoint: vpn1.example.com, public_key: cAdu2zsfixJ9e1RTDKYFWnnvsUJM9vR2ChcsgKbeVGg=, routes: [192.168.50.0/24] }
+    peers:
+      peer1: { public_key: j576wwZ01GUTN2l6tbbvKlUcpFDP+HxG3ydj959VEmY= }
+)");
+    HostState c = plan::render_host(*r.fw, "controller1");
+    REQUIRE(c.interfaces.count("wg-mesh"));
+    CHECK(c.interfaces.at("wg-mesh").mtu == std::optional<uint32_t>(1420));
+    CHECK(c.interfaces.at("wg-mesh").fleet == "wg-test-one");
+    // Its own LAN: it forwards IPv4 for it.
+    CHECK(c.sysctls.count("net/ipv4/ip_forward") == 1);
+
+    HostState p = plan::render_host(*r.fw, "peer1");
+    const WgInterface& w = p.interfaces.at("wg-mesh");
+    CHECK(strs(peer(w, kC1).allowed_ips) == Strings{"192.168.50.0/24", "fd51:19c1:3b:f700::/56"});
+    REQUIRE(p.routes.size() == 1);
+    CHECK(p.routes.begin()->dst.str() == "192.168.50.0/24");
+    CHECK(p.routes.begin()->dev == "wg-mesh");
+}
+
+TEST_CASE("pending members are listed, not configured", "[render][pending]") {
+    std::string yaml = kClan + "      peer4: { controller: controller1 }\n";
+    auto r = load(yaml);
+    HostState hs = plan::render_host(*r.fw, "controller1");
+    const WgInterface& w = hs.interfaces.at("wg-test-one");
+    CHECK(w.pending == Strings{"peer4"});
+    CHECK(w.peers.size() == 4);
+    for (const auto& [k, p] : w.peers) CHECK(p.name != "peer4");
+
+    // A controller without a key is pending on the peers.
+    auto r2 = load(R"(fleets:
+  wg-test-one:
+    controllers:
+      controller1: { endpoint: vpn1.example.com }
+    peers:
+      peer1: { public_key: j576wwZ01GUTN2l6tbbvKlUcpFDP+HxG3ydj959VEmY= }
+)");
+    HostState p = plan::render_host(*r2.fw, "peer1");
+    CHECK(p.interfaces.at("wg-test-one").pending == Strings{"controller1"});
+    CHECK(p.interfaces.at("wg-test-one").peers.empty());
+    // It still gets its address.
+    CHECK(strs(p.interfaces.at("wg-test-one").addresses) == Strings{"fd51:19c1:3b:f700:6987:50a0:9b93:4337/56"});
+}
+
+TEST_CASE("a node in no fleet renders nothing", "[render]") {
+    auto r = load(kClan);
+    HostState hs = plan::render_host(*r.fw, "stranger");
+    CHECK(hs == HostState{});
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hosts
+
+TEST_CASE("hosts entries: <node>.<fleet>.<domain>, peers at their designated controller's address", "[render][hosts]") {
+    auto r = load(kClan);
+    auto entries = plan::render_hosts_entries(*r.fw, "peer1");
+    std::vector<std::pair<std::string, std::string>> got;
+    for (const auto& e : entries) got.emplace_back(e.name, e.addr.str());
+    std::vector<std::pair<std::string, std::string>> want = {
+        {"controller1.wg-test-one.example.internal", "fd51:19c1:3b:f700::1"},
+        {"controller2.wg-test-one.example.internal", "fd51:19c1:c1:aa00::1"},
+        {"peer1.wg-test-one.example.internal", "fd51:19c1:3b:f700:6987:50a0:9b93:4337"},
+        {"peer2.wg-test-one.example.internal", "fd51:19c1:c1:aa00:3b21:3ced:3e:89b3"},
+        {"peer3.wg-test-one.example.internal", "fd51:19c1:c1:aa00:e42b:bf85:33f4:f0b1"},
+    };
+    CHECK(got == want);
+
+    CHECK(plan::render_hosts_file(entries) ==
+          "# Managed by wg-fleet: edits are overwritten.\n"
+          "fd51:19c1:3b:f700::1 controller1.wg-test-one.example.internal\n"
+          "fd51:19c1:c1:aa00::1 controller2.wg-test-one.example.internal\n"
+          "fd51:19c1:3b:f700:6987:50a0:9b93:4337 peer1.wg-test-one.example.internal\n"
+          "fd51:19c1:c1:aa00:3b21:3ced:3e:89b3 peer2.wg-test-one.example.internal\n"
+          "fd51:19c1:c1:aa00:e42b:bf85:33f4:f0b1 peer3.wg-test-one.example.internal\n");
+
+    // The hosts file is one of the node's managed files.
+    HostState hs = plan::render_host(*r.fw, "peer1");
+    REQUIRE(hs.files.count("/run/wg_fleet_hosts"));
+    CHECK(hs.files.at("/run/wg_fleet_hosts").content == plan::render_hosts_file(entries));
+}
+
+TEST_CASE("hosts entries without a domain, and the wireguard fleet", "[render][hosts]") {
+    auto r = load(R"(fleets:
+  wireguard:
+    controllers:
+      controller: { endpoint: vpn.example.com, public_key: cAdu2zsfixJ9e1RTDKYFWnnvsUJM9vR2ChcsgKbeVGg= }
+    peers:
+      peer1: { public_key: j576wwZ01GUTN2l6tbbvKlUcpFDP+HxG3ydj959VEmY= }
+)");
+    CHECK(plan::render_hosts_file(plan::render_hosts_entries(*r.fw, "controller")) ==
+          "# Managed by wg-fleet: edits are overwritten.\n"
+          "fd28:387a:c1:4700::1 controller.wireguard\n"
+          "fd28:387a:c1:4700:6987:50a0:9b93:4337 peer1.wireguard\n");
+}
+
+TEST_CASE("hosts entries cover only the node's fleets unless asked for all", "[render][hosts]") {
+    auto r = load(R"(fleets:
+  wireguard:
+    controllers:
+      controller: { endpoint: vpn.example.com, public_key: cAdu2zsfixJ9e1RTDKYFWnnvsUJM9vR2ChcsgKbeVGg= }
+  southeast:
+    ip6: fd00:a0a8:34d:2a00::1
+    subnet: fd00:a0a8:34d:2a00::/64
+    external_ip: 1.2.3.4
+    port: 51821
+    public_key: M3c5TjSLEzGEZ7tGbgapbwPShn4uUDVawek3E5JR5A0=
+    peers:
+      laptop: { public_key: j576wwZ01GUTN2l6tbbvKlUcpFDP+HxG3ydj959VEmY= }
+)");
+    auto mine = plan::render_hosts_file(plan::render_hosts_entries(*r.fw, "laptop"));
+    CHECK(mine ==
+          "# Managed by wg-fleet: edits are overwritten.\n"
+          "fd00:a0a8:34d:2a00:5eec:dc4:19aa:8337 laptop.southeast\n"
+          "fd00:a0a8:34d:2a00::1 server.southeast\n");
+    auto all = plan::render_hosts_entries(*r.fw, "");
+    CHECK(all.size() == 3);
+}
+
+// ---------------------------------------------------------------------------------------------
+// wg-quick
+
+TEST_CASE("wg-quick config of a peer, exact text", "[render][wg-quick]") {
+    auto r = load(kClan);
+    CHECK(plan::render_wg_quick(*r.fw, "wg-test-one", "peer1", std::string(kP1Priv)) ==
+          "# wg-quick config of peer1 in fleet wg-test-one (interface wg-test-one), rendered by wg-fleet.\n"
+          "[Interface]\n"
+          "PrivateKey = IPq+UnMYsmMqwDhTuBRTOtjGXCwEvIGeA1oGP9Upb24=\n"
+          "Address = fd51:19c1:3b:f700:6987:50a0:9b93:4337/56, fd51:19c1:c1:aa00:6987:50a0:9b93:4337/56\n"
+          "\n"
+          "[Peer]\n"
+          "# controller1\n"
+          "PublicKey = cAdu2zsfixJ9e1RTDKYFWnnvsUJM9vR2ChcsgKbeVGg=\n"
+          "AllowedIPs = 10.20.0.0/16, fd51:19c1:3b:f700::/56\n"
+          "Endpoint = vpn1.example.com:51820\n"
+          "PersistentKeepalive = 25\n"
+          "\n"
+          "[Peer]\n"
+          "# controller2\n"
+          "PublicKey = M3c5TjSLEzGEZ7tGbgapbwPShn4uUDVawek3E5JR5A0=\n"
+          "AllowedIPs = fd51:19c1:c1:aa00::/56\n"
+          "Endpoint = vpn2.example.com:51821\n"
+          "PersistentKeepalive = 25\n");
+}
+
+TEST_CASE("wg-quick without the private key loads it on the node; controllers get ListenPort", "[render][wg-quick]") {
+    auto r = load(kClan);
+    std::string peer1 = plan::render_wg_quick(*r.fw, "wg-test-one", "peer1", std::nullopt);
+    CHECK_FALSE(test::contains(peer1, "PrivateKey ="));
+    CHECK(test::contains(peer1, "PostUp = wg set %i private-key /var/lib/wg-fleet/"));
+    CHECK_FALSE(test::contains(peer1, "ListenPort"));
+
+    std::string c1 = plan::render_wg_quick(*r.fw, "wg-test-one", "controller1", std::nullopt);
+    CHECK(test::contains(c1, "\nAddress = fd51:19c1:3b:f700::1/40\n"));
+    CHECK(test::contains(c1, "\nListenPort = 51820\n"));
+    CHECK(test::contains(c1, "\n[Peer]\n# peer1\nPublicKey = j576wwZ01GUTN2l6tbbvKlUcpFDP+HxG3ydj959VEmY=\n"
+                             "AllowedIPs = fd51:19c1:3b:f700:6987:50a0::/96, fd51:19c1:c1:aa00:6987:50a0::/96\n"
+                             "PersistentKeepalive = 25\n"));
+    // Four peers: controller2, peer1..3.
+    size_t n = 0;
+    for (size_t pos = 0; (pos = c1.find("[Peer]", pos)) != std::string::npos; ++pos) ++n;
+    CHECK(n == 4);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Subnet-style fleets
+
+TEST_CASE("subnet style: the server and a client", "[render][subnet]") {
+    auto r = load(R"(fleets:
+  southeast:
+    ip6: fd00:a0a8:34d:2a00::1
+    subnet: fd00:a0a8:34d:2a00::/64
+    external_ip: 1.2.3.4
+    port: 51820
+    public_key: cAdu2zsfixJ9e1RTDKYFWnnvsUJM9vR2ChcsgKbeVGg=
+    peers:
+      laptop: { public_key: j576wwZ01GUTN2l6tbbvKlUcpFDP+HxG3ydj959VEmY= }
+)");
+    HostState s = plan::render_host(*r.fw, "server");
+    const WgInterface& sw = s.interfaces.at("wg_southeast");
+    CHECK(sw.listen_port.value_or(0) == 51820);
+    CHECK(strs(sw.addresses) == Strings{"fd00:a0a8:34d:2a00::1/64"});
+    REQUIRE(sw.peers.size() == 1);
+    CHECK(strs(peer(sw, kP1).allowed_ips) == Strings{"fd00:a0a8:34d:2a00:5eec:dc4:19aa:8337/128"});
+    CHECK_FALSE(peer(sw, kP1).endpoint);
+    CHECK(s.sysctls.count("net/ipv6/conf/all/forwarding") == 1);
+
+    HostState c = plan::render_host(*r.fw, "laptop");
+    const WgInterface& cw = c.interfaces.at("wg_southeast");
+    CHECK_FALSE(cw.listen_port);
+    CHECK(strs(cw.addresses) == Strings{"fd00:a0a8:34d:2a00:5eec:dc4:19aa:8337/64"});
+    REQUIRE(cw.peers.size() == 1);
+    const WgPeer& sp = peer(cw, kC1);
+    CHECK(sp.name == "server");
+    CHECK(strs(sp.allowed_ips) == Strings{"fd00:a0a8:34d:2a00::/64"});
+    CHECK(ep(sp.endpoint) == "1.2.3.4:51820");
+    CHECK(sp.keepalive == 25);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Edge gateway: forwards and HTTP routes (seed 004)
+
+namespace {
+const std::string kEdge = R"(domain: edge.example.net
+fleets:
+  edge:
+    ipv4: 10.50.0.0/24
+    controllers:
+      edge1: { endpoint: 198.51.100.10, public_key: cAdu2zsfixJ9e1RTDKYFWnnvsUJM9vR2ChcsgKbeVGg=, ipv4: 10.50.0.1 }
+    peers:
+      vm-123: { public_key: j576wwZ01GUTN2l6tbbvKlUcpFDP+HxG3ydj959VEmY=, ipv4: 10.50.0.123 }
+      vm-124: { public_key: Meol420BlFIEUEt4hGOFp1VF9aEp3uPndWrKucWjBwY=, ipv4: 10.50.0.124 }
+forwards:
+  - { name: vm-123-ssh, node: edge1, proto: tcp, port: 22015, to: vm-123, to_port: 22 }
+  - { name: vm-124-game, node: edge1, proto: udp, port: 27015, to: vm-124 }
+http_routes:
+  - { name: vm-123, node: edge1, host: vm-123.service.com, to: "http://vm-123:8080", certresolver: letsencrypt }
+  - { name: vm-124-api, node: edge1, host: api.service.com, to: "http://10.50.0.124:3000/api" }
+)";
+}
+
+TEST_CASE("edge gateway: forwards become DNAT and masquerade intents and turn on forwarding", "[render][edge]") {
+    auto r = load(kEdge);
+    HostState hs = plan::render_host(*r.fw, "edge1");
+
+    std::vector<const model::FwRule*> dnat, masq;
+    for (const auto& [id, rule] : hs.firewall) {
+        CHECK(id == rule.id);
+        if (rule.kind == FwKind::dnat) dnat.push_back(&rule);
+        if (rule.kind == FwKind::masquerade) masq.push_back(&rule);
+    }
+    auto find = [&](model::Proto proto, uint16_t port, const char* to) -> const model::FwRule* {
+        for (const auto* d : dnat)
+            if (d->proto == proto && d->port == port && d->to && d->to->str() == to) return d;
+        return nullptr;
+    };
+    const auto* ssh4 = find(model::Proto::tcp, 22015, "10.50.0.123");
+    REQUIRE(ssh4);
+    CHECK(ssh4->to_port == 22);
+    const auto* game4 = find(model::Proto::udp, 27015, "10.50.0.124");
+    REQUIRE(game4);
+    CHECK(game4->to_port == 27015);  // to_port defaults to port
+    // IPv6 clients reach the same members at their fleet addresses (Python: edge /56 fda1:cb10:b4:ba00::/56).
+    const auto* ssh6 = find(model::Proto::tcp, 22015, "fda1:cb10:b4:ba00:97b1:d8b9:8e6:7460");
+    REQUIRE(ssh6);
+    CHECK(ssh6->to_port == 22);
+    const auto* game6 = find(model::Proto::udp, 27015, "fda1:cb10:b4:ba00:7de3:bca0:a5cb:9c5e");
+    REQUIRE(game6);
+    CHECK(dnat.size() == 4);
+    for (const auto* d : dnat) CHECK(d->oif.empty());  // prerouting: the output interface is not known yet
+
+    REQUIRE(masq.size() >= 1);
+    CHECK(masq[0]->oif == "edge");
+
+    CHECK(hs.sysctls["net/ipv4/ip_forward"] == "1");
+    CHECK(hs.sysctls["net/ipv6/conf/all/forwarding"] == "1");
+
+    // The gateway holds each VM with its /96 and its IPv4 address.
+    const WgInterface& w = hs.interfaces.at("edge");
+    CHECK(strs(peer(w, kP1).allowed_ips) == Strings{"10.50.0.123/32", "fda1:cb10:b4:ba00:97b1:d8b9::/96"});
+    CHECK(strs(w.addresses) == Strings{"fda1:cb10:b4:ba00::1/40", "10.50.0.1/24"});
+}
+
+TEST_CASE("edge gateway: a VM reaches the fleet's IPv4 pool through the gateway", "[render][edge]") {
+    auto r = load(kEdge);
+    HostState hs = plan::render_host(*r.fw, "vm-123");
+    const WgInterface& w = hs.interfaces.at("edge");
+    CHECK(strs(w.addresses) == Strings{"fda1:cb10:b4:ba00:97b1:d8b9:8e6:7460/56", "10.50.0.123/24"});
+    const auto allowed = strs(peer(w, kC1).allowed_ips);
+    CHECK(std::find(allowed.begin(), allowed.end(), "10.50.0.0/24") != allowed.end());
+    CHECK(std::find(allowed.begin(), allowed.end(), "fda1:cb10:b4:ba00::/56") != allowed.end());
+    CHECK(ep(peer(w, kC1).endpoint) == "198.51.100.10:51820");
+    // Forwards and routes belong to edge1 only.
+    for (const auto& [id, rule] : hs.firewall) CHECK(rule.kind != FwKind::dnat);
+    CHECK(hs.files.size() == 1);  // the hosts file, no Traefik files
+}
+
+TEST_CASE("edge gateway: http_routes become Traefik dynamic files", "[render][edge][traefik]") {
+    auto r = load(kEdge);
+    HostState hs = plan::render_host(*r.fw, "edge1");
+    REQUIRE(hs.files.count("/etc/traefik/dynamic/vm-123.yml"));
+    CHECK(hs.files.at("/etc/traefik/dynamic/vm-123.yml").content ==
+          "# Managed by wg-fleet: edits are overwritten.\n"
+          "http:\n"
+          "  routers:\n"
+          "    \"vm-123\":\n"
+          "      rule: \"Host(`vm-123.service.com`)\"\n"
+          "      entryPoints: [\"websecure\"]\n"
+          "      service: \"vm-123\"\n"
+          "      tls:\n"
+          "        certResolver: \"letsencrypt\"\n"
+          "  services:\n"
+          "    \"vm-123\":\n"
+          "      loadBalancer:\n"
+          "        servers:\n"
+          "          - url: \"http://10.50.0.123:8080\"\n");
+    REQUIRE(hs.files.count("/etc/traefik/dynamic/vm-124-api.yml"));
+    CHECK(hs.files.at("/etc/traefik/dynamic/vm-124-api.yml").content ==
+          "# Managed by wg-fleet: edits are overwritten.\n"
+          "http:\n"
+          "  routers:\n"
+          "    \"vm-124-api\":\n"
+          "      rule: \"Host(`api.service.com`)\"\n"
+          "      entryPoints: [\"websecure\"]\n"
+          "      service: \"vm-124-api\"\n"
+          "  services:\n"
+          "    \"vm-124-api\":\n"
+          "      loadBalancer:\n"
+          "        servers:\n"
+          "          - url: \"http://10.50.0.124:3000/api\"\n");
+    CHECK(hs.files.at("/etc/traefik/dynamic/vm-123.yml").mode == 0644);
+}
+
+TEST_CASE("http route targets: a member without IPv4 is reached at its bracketed IPv6 address", "[render][traefik]") {
+    auto r = load(kClan);
+    model::HttpRoute route;
+    route.name = "app";
+    route.node = "controller1";
+    route.host = "app.example.com";
+    route.to = "http://peer2:8080/x";
+    auto t = plan::resolve_route_target(*r.fw, route);
+    REQUIRE(t);
+    // peer2's address in its designated controller2's subnet.
+    CHECK(*t == "http://[fd51:19c1:c1:aa00:3b21:3ced:3e:89b3]:8080/x");
+    route.to = "https://peer1";
+    t = plan::resolve_route_target(*r.fw, route);
+    REQUIRE(t);
+    CHECK(*t == "https://[fd51:19c1:3b:f700:6987:50a0:9b93:4337]");
+    route.to = "http://ghost:80";
+    CHECK_FALSE(plan::resolve_route_target(*r.fw, route).has_value());
+}
+
+TEST_CASE("render_traefik_route escapes quotes in names", "[render][traefik]") {
+    model::HttpRoute route;
+    route.name = "a";
+    route.host = "h.example.com";
+    route.entrypoint = "we\"b";
+    std::string out = plan::render_traefik_route(route, "http://10.0.0.1:80");
+    CHECK(test::contains(out, "entryPoints: [\"we\\\"b\"]"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Whole-fleet property
+
+TEST_CASE("every pair of connected nodes agrees on keys and addresses", "[render][property]") {
+    auto r = load(kClan);
+    const char* nodes[] = {"controller1", "controller2", "peer1", "peer2", "peer3"};
+    std::map<std::string, std::string> pub = {{"controller1", kC1}, {"controller2", kC2}, {"peer1", kP1}, {"peer2", kP2}, {"peer3", kP3}};
+    std::map<std::string, HostState> hs;
+    for (const char* n : nodes) hs[n] = plan::render_host(*r.fw, n);
+    for (const char* a : nodes) {
+        const WgInterface& wa = hs[a].interfaces.at("wg-test-one");
+        for (const auto& [k, p] : wa.peers) {
+            INFO(a << " -> " << p.name);
+            // The entry's key is the named member's key.
+            CHECK(k.base64() == pub.at(p.name));
+            // Whatever b holds as its addresses is allowed by a's entry for b.
+            for (const auto& addr : hs[p.name].interfaces.at("wg-test-one").addresses) {
+                bool allowed = false;
+                for (const auto& ai : p.allowed_ips)
+                    if (ai.contains(addr.addr)) allowed = true;
+                INFO("address " << addr.str());
+                CHECK(allowed);
+            }
+        }
+    }
+}

@@ -1,0 +1,692 @@
+// plan/validate: cross references, address-plan collisions, overlaps, per-node clashes, forwards
+// and HTTP routes, run as `wg-fleet check` runs them (parse -> plan_addresses -> validate).
+// Lines and columns are counted by hand; colliding names were found with Python's hashlib.
+#include <catch2/catch.hpp>
+
+#include <string>
+
+#include "helpers.hpp"
+
+using namespace wgf;
+using config::Diagnostic;
+using config::Severity;
+using test::check;
+
+namespace {
+
+// The only error of this path, with this location and message.
+void expect_error(const test::Loaded& l, const std::string& path, uint32_t line, uint32_t col, const std::string& message) {
+    INFO("Diagnostics:\n" << l.text());
+    auto e = l.at(path);
+    REQUIRE(e.size() == 1);
+    CHECK(e[0].loc.line == line);
+    CHECK(e[0].loc.col == col);
+    CHECK(e[0].message == message);
+}
+
+}  // namespace
+
+TEST_CASE("a complete clan fleet validates without any diagnostic", "[validate]") {
+    auto l = check(R"(domain: example.internal
+fleets:
+  wg-test-one:
+    controllers:
+      controller1: { endpoint: vpn1.example.com, public_key: cAdu2zsfixJ9e1RTDKYFWnnvsUJM9vR2ChcsgKbeVGg= }
+      controller2: { endpoint: "vpn2.example.com:51821", public_key: M3c5TjSLEzGEZ7tGbgapbwPShn4uUDVawek3E5JR5A0= }
+    peers:
+      peer1: { controller: controller1, public_key: j576wwZ01GUTN2l6tbbvKlUcpFDP+HxG3ydj959VEmY= }
+      peer2: { controller: controller2, public_key: Meol420BlFIEUEt4hGOFp1VF9aEp3uPndWrKucWjBwY= }
+      peer3: { controller: controller2, public_key: fwPl3x5N338IdrP7PXDTlSMQAK32JIOnNuA/fToAQ3c=, routes: [10.20.0.0/16] }
+)");
+    INFO(l->text());
+    CHECK(l->diags.all().empty());
+}
+
+TEST_CASE("a node cannot be both controller and peer of one fleet", "[validate][roles]") {
+    auto l = check(R"(fleets:
+  mesh:
+    controllers:
+      server1: { endpoint: vpn1.example.com }
+    peers:
+      server1: {}
+)");
+    CHECK(l->diags.errors() == 1);
+    expect_error(*l, "fleets.mesh.peers.server1", 6, 7,
+                 "'server1' is both a controller and a peer of fleet 'mesh'; a node has one role per fleet");
+}
+
+TEST_CASE("with two controllers a peer must name its controller", "[validate][roles]") {
+    auto l = check(R"(fleets:
+  mesh:
+    controllers:
+      server1: { endpoint: vpn1.example.com }
+      server2: { endpoint: vpn2.example.com }
+    peers:
+      laptop1: {}
+      laptop2: { controller: server2 }
+)");
+    CHECK(l->diags.errors() == 1);
+    expect_error(*l, "fleets.mesh.peers.laptop1", 7, 7,
+                 "the fleet has 2 controllers: say which one is this peer's with controller: (server1, server2)");
+}
+
+TEST_CASE("with one controller controller: is optional", "[validate][roles]") {
+    auto l = check(R"(fleets:
+  mesh:
+    controllers:
+      server1: { endpoint: vpn1.example.com }
+    peers:
+      laptop1: {}
+)");
+    INFO(l->text());
+    CHECK_FALSE(l->diags.has_errors());
+}
+
+TEST_CASE("a peer naming an unknown controller", "[validate][roles]") {
+    auto l = check(R"(fleets:
+  mesh:
+    controllers:
+      server1: { endpoint: vpn1.example.com }
+      server2: { endpoint: vpn2.example.com }
+    peers:
+      laptop2: { controller: server3 }
+)");
+    CHECK(l->diags.errors() == 1);
+    expect_error(*l, "fleets.mesh.peers.laptop2.controller", 7, 30,
+                 "'server3' — unknown controller; controllers of this fleet: server1, server2");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Address-plan collisions
+
+TEST_CASE("pinned controller ids that collide, with a free pin suggested", "[validate][collision]") {
+    auto l = check(R"(fleets:
+  wg-test-one:
+    controllers:
+      server1: { id: 0x3bf7 }
+      server2: { id: 0x3bf7 }
+)");
+    CHECK(l->diags.errors() == 1);
+    // 0x3bf7 in wg-test-one is controller1's /56 in the reference.
+    expect_error(*l, "fleets.wg-test-one.controllers.server2.id", 5, 22,
+                 "controllers 'server1' and 'server2' share the /56 id 0x3bf7 (fd51:19c1:3b:f700::/56) — pin a free one, e.g. id: 0x3bf8");
+}
+
+TEST_CASE("hash-derived controller ids that collide are found", "[validate][collision]") {
+    // SHA-256("ctrl346") and SHA-256("ctrl374") both start cc 33.
+    auto l = check(R"(fleets:
+  wg-test-one:
+    controllers:
+      ctrl346: {}
+      ctrl374: {}
+)");
+    CHECK(l->diags.errors() == 1);
+    expect_error(*l, "fleets.wg-test-one.controllers.ctrl374", 5, 7,
+                 "controllers 'ctrl346' and 'ctrl374' share the /56 id 0xcc33 (fd51:19c1:cc:3300::/56) — pin a free one, e.g. id: 0xcc34");
+}
+
+TEST_CASE("a pin equal to another controller's hash id collides", "[validate][collision]") {
+    auto l = check(R"(fleets:
+  wg-test-one:
+    controllers:
+      controller1: {}
+      server9: { id: 15351 }
+)");
+    INFO(l->text());
+    CHECK(l->diags.errors() == 1);
+    auto e = l->at("fleets.wg-test-one.controllers.server9.id");
+    REQUIRE(e.size() == 1);
+    CHECK(test::contains(e[0].message, "'controller1' and 'server9'"));
+    CHECK(test::contains(e[0].message, "0x3bf7"));
+}
+
+TEST_CASE("suggested controller pins are free and distinct from each other", "[validate][collision]") {
+    auto l = check(R"(fleets:
+  f:
+    controllers:
+      a: { id: 16 }
+      b: { id: 16 }
+      c: { id: 16 }
+)");
+    INFO(l->text());
+    auto errs = l->errors();
+    REQUIRE(errs.size() == 2);
+    auto pin = [](const std::string& m) { return m.substr(m.rfind("id: ") + 4); };
+    // Following both suggestions must not create a new collision.
+    CHECK(pin(errs[0].message) != pin(errs[1].message));
+    CHECK(pin(errs[0].message) != "0x0010");
+    CHECK(pin(errs[1].message) != "0x0010");
+}
+
+TEST_CASE("pinned peer suffixes that collide", "[validate][collision]") {
+    auto l = check(R"(fleets:
+  wg-test-one:
+    controllers:
+      controller1: { endpoint: vpn1.example.com }
+    peers:
+      laptop1: { suffix: "1234:5678:9abc:def0" }
+      laptop2: { suffix: "1234:5678:9abc:def0" }
+)");
+    CHECK(l->diags.errors() == 1);
+    expect_error(*l, "fleets.wg-test-one.peers.laptop2.suffix", 7, 26,
+                 "peers 'laptop1' and 'laptop2' share the suffix 1234:5678:9abc:def0 — pin another, e.g. suffix: \"f78b:8920:6ed3:7e32\"");
+}
+
+TEST_CASE("a pinned suffix equal to another peer's hash suffix collides", "[validate][collision]") {
+    auto l = check(R"(fleets:
+  wg-test-one:
+    controllers:
+      controller1: { endpoint: vpn1.example.com }
+    peers:
+      peer1: {}
+      zed: { suffix: "6987:50a0:9b93:4337" }
+)");
+    INFO(l->text());
+    CHECK(l->diags.errors() == 1);
+    auto e = l->at("fleets.wg-test-one.peers.zed.suffix");
+    REQUIRE(e.size() == 1);
+    CHECK(test::contains(e[0].message, "peers 'peer1' and 'zed' share the suffix 6987:50a0:9b93:4337"));
+}
+
+TEST_CASE("two suffixes with the same top 32 bits share a /96", "[validate][collision]") {
+    auto l = check(R"(fleets:
+  wg-test-one:
+    controllers:
+      controller1: { endpoint: vpn1.example.com }
+    peers:
+      laptop1: { suffix: "1234:5678:0:1" }
+      laptop2: { suffix: "1234:5678:0:2" }
+)");
+    CHECK(l->diags.errors() == 1);
+    expect_error(*l, "fleets.wg-test-one.peers.laptop2.suffix", 7, 26,
+                 "peers 'laptop1' and 'laptop2' share the /96 (top 32 bits of the suffix) 1234:5678:0:2 — pin another, e.g. suffix: "
+                 "\"f78b:8920:6ed3:7e32\"");
+}
+
+TEST_CASE("hash-derived suffixes sharing a /96 are found", "[validate][collision]") {
+    // SHA-256 of both names starts 9d9bc089: 9d9bc0890df002b5 and 9d9bc089c728da21.
+    auto l = check(R"(fleets:
+  f:
+    controllers:
+      c: { endpoint: c.example.com }
+    peers:
+      peer-66536: {}
+      peer-118676: {}
+)");
+    CHECK(l->diags.errors() == 1);
+    expect_error(*l, "fleets.f.peers.peer-66536", 6, 7,
+                 "peers 'peer-118676' and 'peer-66536' share the /96 (top 32 bits of the suffix) 9d9b:c089:df0:2b5 — pin another, e.g. "
+                 "suffix: \"3f34:6c1:a64f:fdfd\"");
+}
+
+TEST_CASE("subnet style: two peers on one address", "[validate][collision][subnet]") {
+    auto l = check(R"(fleets:
+  lab:
+    ip6: fd00:1::1
+    subnet: fd00:1::/64
+    external_ip: 1.2.3.4
+    public_key: cAdu2zsfixJ9e1RTDKYFWnnvsUJM9vR2ChcsgKbeVGg=
+    peers:
+      a: { suffix: "0:0:0:10" }
+      b: { suffix: 16 }
+)");
+    INFO(l->text());
+    CHECK(l->diags.errors() == 1);
+    auto e = l->at("fleets.lab.peers.b.suffix");
+    REQUIRE(e.size() == 1);
+    CHECK(test::contains(e[0].message, "peers 'a' and 'b' share the address 0:0:0:10"));
+}
+
+TEST_CASE("subnet style: a peer on the server's address", "[validate][collision][subnet]") {
+    auto l = check(R"(fleets:
+  lab:
+    ip6: fd00:1::1:1
+    subnet: fd00:1::1:0/112
+    external_ip: 1.2.3.4
+    public_key: cAdu2zsfixJ9e1RTDKYFWnnvsUJM9vR2ChcsgKbeVGg=
+    peers:
+      a: { suffix: "0:0:0:2" }
+      b: { suffix: 65537 }
+)");
+    INFO(l->text());
+    // Only the 16 host bits count in a /112: b's suffix 0x10001 places it on fd00:1::1:1, the server.
+    const auto& fp = l->plan.fleets.at("lab");
+    REQUIRE(fp.nodes.count("b"));
+    REQUIRE(fp.nodes.at("b").addresses.size() == 1);
+    CHECK(fp.nodes.at("b").addresses[0].addr.str() == "fd00:1::1:1");
+    CHECK(l->diags.errors() == 1);
+    CHECK(l->at("fleets.lab.peers.b.suffix").size() == 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Overlaps between fleets
+
+TEST_CASE("overlapping subnets of two fleets", "[validate][overlap]") {
+    auto l = check(R"(fleets:
+  southeast:
+    ip6: fd00:a0a8:34d:2a00::1
+    subnet: fd00:a0a8:34d:2a00::/64
+    external_ip: 1.2.3.4
+  lab:
+    ip6: fd00:a0a8:34d::1
+    subnet: fd00:a0a8:34d::/48
+    external_ip: 1.2.3.4
+    port: 51821
+)");
+    CHECK(l->diags.errors() == 1);
+    expect_error(*l, "fleets.southeast.subnet", 4, 13, "'fd00:a0a8:34d:2a00::/64' overlaps fd00:a0a8:34d::/48 of fleets.lab.subnet");
+}
+
+TEST_CASE("a clan /40 overlapping another fleet's subnet", "[validate][overlap]") {
+    auto l = check(R"(fleets:
+  wg-test-one:
+    controllers:
+      controller1: { endpoint: vpn1.example.com }
+  lab:
+    ip6: fd51:19c1:3b::1
+    subnet: fd51:19c1:3b::/48
+    external_ip: 1.2.3.4
+    port: 51821
+)");
+    CHECK(l->diags.errors() == 1);
+    expect_error(*l, "fleets.wg-test-one", 2, 3, "'fd51:19c1::/40' overlaps fd51:19c1:3b::/48 of fleets.lab.subnet");
+}
+
+TEST_CASE("overlapping IPv4 pools of two fleets", "[validate][overlap]") {
+    auto l = check(R"(fleets:
+  a:
+    ipv4: 10.50.0.0/16
+    controllers:
+      ca: { endpoint: a.example.com }
+  b:
+    ipv4: 10.50.7.0/24
+    port: 51821
+    controllers:
+      cb: { endpoint: b.example.com }
+)");
+    CHECK(l->diags.errors() == 1);
+    expect_error(*l, "fleets.b.ipv4", 7, 11, "'10.50.7.0/24' overlaps 10.50.0.0/16 of fleets.a.ipv4");
+}
+
+TEST_CASE("disjoint fleets do not overlap", "[validate][overlap]") {
+    auto l = check(R"(fleets:
+  southeast:
+    ip6: fd00:a0a8:34d:2a00::1
+    subnet: fd00:a0a8:34d:2a00::/64
+    external_ip: 1.2.3.4
+  northwest:
+    ip6: fd00:a0a8:34d:2000::1
+    subnet: fd00:a0a8:34d:2000::/64
+    external_ip: 1.2.3.4
+    port: 51821
+  wg-test-one:
+    port: 51822
+    controllers:
+      controller1: { endpoint: vpn1.example.com, public_key: cAdu2zsfixJ9e1RTDKYFWnnvsUJM9vR2ChcsgKbeVGg= }
+)");
+    INFO(l->text());
+    CHECK_FALSE(l->diags.has_errors());
+}
+
+// ---------------------------------------------------------------------------------------------
+// One node in two fleets
+
+TEST_CASE("one node listening on the same port in two fleets", "[validate][node]") {
+    auto l = check(R"(fleets:
+  office:
+    controllers:
+      gw: { endpoint: gw.example.com }
+  lab:
+    controllers:
+      gw: { endpoint: gw.example.com }
+)");
+    CHECK(l->diags.errors() == 1);
+    // Fleets are visited in name order: lab, then office.
+    expect_error(*l, "fleets.office.controllers.gw", 4, 7,
+                 "node 'gw' listens on port 51820 in fleets 'lab' and 'office' — give one fleet another port:");
+}
+
+TEST_CASE("one node on the same interface in two fleets", "[validate][node]") {
+    auto l = check(R"(fleets:
+  office:
+    interface: wg0
+    controllers:
+      gw: { endpoint: gw.example.com }
+  lab:
+    interface: wg0
+    port: 51821
+    controllers:
+      gw: { endpoint: gw.example.com }
+)");
+    CHECK(l->diags.errors() == 1);
+    expect_error(*l, "fleets.office.controllers.gw", 5, 7,
+                 "node 'gw' is in fleets 'lab' and 'office', both on interface 'wg0' — set interface: on one");
+}
+
+TEST_CASE("a peer of two hub fleets does not listen, so equal fleet ports are fine", "[validate][node]") {
+    auto l = check(R"(fleets:
+  office:
+    controllers:
+      gw1: { endpoint: gw1.example.com }
+    peers:
+      laptop: {}
+  lab:
+    ipv4: 10.9.0.0/24
+    controllers:
+      gw2: { endpoint: gw2.example.com }
+    peers:
+      laptop: {}
+)");
+    INFO(l->text());
+    CHECK_FALSE(l->diags.has_errors());
+}
+
+TEST_CASE("a subnet-style server on the same port as its clan controller role", "[validate][node]") {
+    auto l = check(R"(fleets:
+  south:
+    ip6: fd00:1::1
+    subnet: fd00:1::/64
+    external_ip: 1.2.3.4
+    server: gw
+  mesh:
+    controllers:
+      gw: { endpoint: gw.example.com }
+)");
+    CHECK(l->diags.errors() == 1);
+    auto e = l->at("fleets.south");
+    REQUIRE(e.size() == 1);
+    CHECK(e[0].message == "node 'gw' listens on port 51820 in fleets 'mesh' and 'south' — give one fleet another port:");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Members
+
+TEST_CASE("members without a public key are pending warnings, not errors", "[validate][pending]") {
+    auto l = check(R"(fleets:
+  mesh:
+    controllers:
+      server1: { endpoint: vpn1.example.com, public_key: cAdu2zsfixJ9e1RTDKYFWnnvsUJM9vR2ChcsgKbeVGg= }
+    peers:
+      laptop1:
+      laptop2: { public_key: M3c5TjSLEzGEZ7tGbgapbwPShn4uUDVawek3E5JR5A0= }
+)");
+    INFO(l->text());
+    CHECK(l->diags.errors() == 0);
+    CHECK(l->diags.warnings() == 1);
+    auto w = l->at("fleets.mesh.peers.laptop1", Severity::warning);
+    REQUIRE(w.size() == 1);
+    CHECK(w[0].loc.line == 6);
+    CHECK(w[0].loc.col == 7);
+    CHECK(w[0].message == "no public key yet: pending (it joins once its key is known from public_key: or keys_dir)");
+}
+
+TEST_CASE("subnet style: the server's missing key and external_ip are warnings", "[validate][pending][subnet]") {
+    auto l = check(R"(fleets:
+  lab:
+    ip6: fd00:1::1
+    subnet: fd00:1::/64
+    peers:
+      a: { public_key: cAdu2zsfixJ9e1RTDKYFWnnvsUJM9vR2ChcsgKbeVGg= }
+)");
+    INFO(l->text());
+    CHECK(l->diags.errors() == 0);
+    auto w = l->at("fleets.lab", Severity::warning);
+    CHECK(w.size() == 2);
+}
+
+TEST_CASE("ip6 outside the subnet", "[validate][subnet]") {
+    auto l = check(R"(fleets:
+  southeast:
+    ip6: fd00:a0a8:34d:2b00::1
+    subnet: fd00:a0a8:34d:2a00::/64
+    external_ip: 1.2.3.4
+)");
+    CHECK(l->diags.errors() == 1);
+    expect_error(*l, "fleets.southeast.ip6", 3, 10, "'fd00:a0a8:34d:2b00::1' is outside the fleet's subnet fd00:a0a8:34d:2a00::/64");
+}
+
+TEST_CASE("subnet style: the server listed as a peer, and controller: on a peer", "[validate][subnet]") {
+    auto l = check(R"(fleets:
+  lab:
+    ip6: fd00:1::1
+    subnet: fd00:1::/64
+    external_ip: 1.2.3.4
+    peers:
+      server: {}
+      a: { controller: server }
+)");
+    INFO(l->text());
+    CHECK(l->diags.errors() == 2);
+    CHECK(l->at("fleets.lab.peers.server").size() == 1);
+    CHECK(l->at("fleets.lab.peers.a.controller").size() == 1);
+}
+
+TEST_CASE("routes: overlapping the fleet, default route, claimed twice", "[validate][routes]") {
+    auto l = check(R"(fleets:
+  wg-test-one:
+    ipv4: 10.50.0.0/24
+    controllers:
+      controller1: { endpoint: vpn1.example.com }
+    peers:
+      a: { routes: [fd51:19c1:3b::/48] }
+      b: { routes: [0.0.0.0/0] }
+      c: { routes: [10.50.0.128/25] }
+      d: { routes: [192.168.1.0/24] }
+      e: { routes: [192.168.1.0/24] }
+)");
+    INFO(l->text());
+    CHECK(l->diags.errors() == 5);
+    CHECK(l->at("fleets.wg-test-one.peers.a.routes[0]").size() == 1);
+    // 0.0.0.0/0 both overlaps the fleet's ipv4 and is a default route.
+    CHECK(l->at("fleets.wg-test-one.peers.b.routes[0]").size() == 2);
+    CHECK(l->at("fleets.wg-test-one.peers.c.routes[0]").size() == 1);
+    auto e = l->at("fleets.wg-test-one.peers.e.routes[0]");
+    REQUIRE(e.size() == 1);
+    CHECK(e[0].message == "'192.168.1.0/24' is already routed by fleets.wg-test-one.peers.d.routes[0]");
+}
+
+TEST_CASE("member ipv4: outside the pool, no pool, network/broadcast, taken twice", "[validate][ipv4]") {
+    auto l = check(R"(fleets:
+  edge:
+    ipv4: 10.50.0.0/24
+    controllers:
+      edge1: { endpoint: 198.51.100.10, ipv4: 10.50.0.1 }
+    peers:
+      a: { ipv4: 10.50.1.5 }
+      b: { ipv4: 10.50.0.255 }
+      c: { ipv4: 10.50.0.1 }
+  other:
+    port: 51821
+    controllers:
+      o1: { endpoint: o.example.com, ipv4: 10.60.0.1 }
+)");
+    INFO(l->text());
+    CHECK(l->diags.errors() == 4);
+    auto a = l->at("fleets.edge.peers.a.ipv4");
+    REQUIRE(a.size() == 1);
+    CHECK(a[0].message == "'10.50.1.5' is outside the fleet's ipv4 10.50.0.0/24");
+    auto b = l->at("fleets.edge.peers.b.ipv4");
+    REQUIRE(b.size() == 1);
+    CHECK(b[0].message == "'10.50.0.255' is the network or broadcast address of 10.50.0.0/24");
+    auto c = l->at("fleets.edge.peers.c.ipv4");
+    REQUIRE(c.size() == 1);
+    CHECK(c[0].message == "'10.50.0.1' is also the address of fleets.edge.controllers.edge1");
+    auto o = l->at("fleets.other.controllers.o1.ipv4");
+    REQUIRE(o.size() == 1);
+    CHECK(o[0].message == "'10.60.0.1' — the fleet has no ipv4: subnet to place it in");
+}
+
+TEST_CASE("an exhausted IPv4 pool is an error", "[validate][ipv4]") {
+    auto l = check(R"(fleets:
+  small:
+    ipv4: 10.60.0.0/30
+    controllers:
+      a: { endpoint: a.example.com }
+    peers:
+      b: {}
+      c: {}
+)");
+    INFO(l->text());
+    auto e = l->at("fleets.small.ipv4");
+    REQUIRE(e.size() == 1);
+    CHECK(e[0].message == "'10.60.0.0/30' has no free address left for every member");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Forwards
+
+namespace {
+const char* kTwoFleets = R"(fleets:
+  edge:
+    ipv4: 10.50.0.0/24
+    controllers:
+      edge1: { endpoint: 198.51.100.10 }
+    peers:
+      vm-123: { ipv4: 10.50.0.123 }
+  lab:
+    port: 51821
+    controllers:
+      lab1: { endpoint: lab.example.com }
+    peers:
+      vm-9: {}
+)";
+}
+
+TEST_CASE("forwards: unknown node and unknown target", "[validate][forwards]") {
+    auto l = check(std::string(kTwoFleets) + R"(forwards:
+  - { name: a, node: nosuch, port: 2201, to: vm-123 }
+  - { name: b, node: edge1, port: 2202, to: vm-125 }
+)");
+    expect_error(*l, "forwards[0].node", 15, 22, "'nosuch' — unknown node; no fleet has it");
+    expect_error(*l, "forwards[1].to", 16, 45, "'vm-125' — unknown node; no fleet has it");
+    CHECK(l->diags.errors() == 2);
+}
+
+TEST_CASE("forwards: node and target share no fleet", "[validate][forwards]") {
+    auto l = check(std::string(kTwoFleets) + R"(forwards:
+  - { name: a, node: edge1, port: 2201, to: vm-9 }
+)");
+    CHECK(l->diags.errors() == 1);
+    expect_error(*l, "forwards[0].to", 15, 45, "'vm-9' shares no fleet with 'edge1'");
+}
+
+TEST_CASE("forwards: duplicate names and duplicate public ports", "[validate][forwards]") {
+    auto l = check(std::string(kTwoFleets) + R"(forwards:
+  - { name: ssh, node: edge1, port: 2201, to: vm-123, to_port: 22 }
+  - { name: ssh, node: edge1, port: 2202, to: vm-123, to_port: 22 }
+  - { name: ssh2, node: edge1, port: 2201, to: vm-123, to_port: 23 }
+  - { name: ssh3, node: edge1, port: 2201, proto: udp, to: vm-123 }
+)");
+    INFO(l->text());
+    CHECK(l->diags.errors() == 2);
+    expect_error(*l, "forwards[1].name", 16, 13, "'ssh' — the name is already used by forwards[0]");
+    expect_error(*l, "forwards[2].port", 17, 38, "'2201' — tcp port 2201 on 'edge1' is already forwarded by forwards[0]");
+}
+
+TEST_CASE("forwards: fleet: must be shared, and is required when several are", "[validate][forwards]") {
+    auto l = check(R"(fleets:
+  a:
+    controllers:
+      gw: { endpoint: gw.example.com }
+    peers:
+      vm: {}
+  b:
+    port: 51821
+    controllers:
+      gw: { endpoint: gw.example.com }
+    peers:
+      vm: {}
+forwards:
+  - { name: one, node: gw, port: 80, to: vm }
+  - { name: two, node: gw, port: 81, to: vm, fleet: c }
+  - { name: three, node: gw, port: 82, to: vm, fleet: b }
+)");
+    INFO(l->text());
+    CHECK(l->diags.errors() == 2);
+    expect_error(*l, "forwards[0]", 14, 5, "'gw' and 'vm' share fleets a, b: say which with fleet:");
+    expect_error(*l, "forwards[1].fleet", 15, 53, "'c' — 'gw' and 'vm' are not both in this fleet");
+}
+
+TEST_CASE("forwards: the gateway's WireGuard port cannot be forwarded away", "[validate][forwards]") {
+    // edge1 listens on UDP 51820 for fleet edge; DNATing that port would cut the tunnel.
+    auto l = check(std::string(kTwoFleets) + R"(forwards:
+  - { name: oops, node: edge1, proto: udp, port: 51820, to: vm-123 }
+)");
+    INFO(l->text());
+    CHECK(l->diags.errors() == 1);
+    CHECK(l->at("forwards[0].port").size() == 1);
+}
+
+TEST_CASE("forwards: a target without IPv4 is a warning", "[validate][forwards]") {
+    auto l = check(R"(fleets:
+  edge:
+    controllers:
+      edge1: { endpoint: 198.51.100.10, public_key: cAdu2zsfixJ9e1RTDKYFWnnvsUJM9vR2ChcsgKbeVGg= }
+    peers:
+      vm-1: { public_key: M3c5TjSLEzGEZ7tGbgapbwPShn4uUDVawek3E5JR5A0= }
+forwards:
+  - { name: a, node: edge1, port: 2201, to: vm-1 }
+)");
+    INFO(l->text());
+    CHECK(l->diags.errors() == 0);
+    auto w = l->at("forwards[0].to", Severity::warning);
+    REQUIRE(w.size() == 1);
+    CHECK(w[0].message == "'vm-1' has no IPv4 address in fleet 'edge': only IPv6 clients reach this forward");
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP routes
+
+TEST_CASE("http_routes: malformed URLs", "[validate][http]") {
+    const char* bad[] = {"ftp://vm-123", "vm-123:8080", "http://", "http://vm-123:0", "http://vm-123:99999", "http://[fd00::1",
+                         "http://vm-123:80x", "http://bad host/", "http:/vm-123", "http://:80/"};
+    for (const char* url : bad) {
+        INFO(url);
+        auto l = check(std::string(kTwoFleets) + "http_routes:\n  - { name: r, node: edge1, host: a.example.com, to: \"" + url + "\" }\n");
+        INFO(l->text());
+        CHECK(l->diags.errors() == 1);
+        auto e = l->at("http_routes[0].to");
+        REQUIRE(e.size() == 1);
+        CHECK(e[0].loc.line == 15);
+        CHECK(e[0].loc.col == 54);
+        CHECK(e[0].message == "'" + std::string(url) + "' — expected a URL like http://NODE:PORT/ (scheme http or https)");
+    }
+}
+
+TEST_CASE("http_routes: good URLs, unknown targets and duplicate names", "[validate][http]") {
+    auto ok = check(std::string(kTwoFleets) + R"(http_routes:
+  - { name: r1, node: edge1, host: a.example.com, to: "http://vm-123:8080" }
+  - { name: r2, node: edge1, host: b.example.com, to: "https://vm-123/app" }
+  - { name: r3, node: edge1, host: c.example.com, to: "http://10.50.0.123:3000/api" }
+  - { name: r4, node: edge1, host: d.example.com, to: "http://[fd00::1]:8080" }
+)");
+    INFO(ok->text());
+    CHECK(ok->diags.errors() == 0);
+
+    auto bad = check(std::string(kTwoFleets) + R"(http_routes:
+  - { name: r1, node: edge1, host: a.example.com, to: "http://ghost:8080" }
+  - { name: r1, node: edge1, host: b.example.com, to: "http://vm-9:8080" }
+  - { name: r3, node: nobody, host: c.example.com, to: "http://10.50.0.123" }
+)");
+    INFO(bad->text());
+    CHECK(bad->diags.errors() == 4);
+    expect_error(*bad, "http_routes[0].to", 15, 55, "'ghost' — unknown node; no fleet has it");
+    expect_error(*bad, "http_routes[1].name", 16, 13, "'r1' — the name is already used by http_routes[0]");
+    expect_error(*bad, "http_routes[1].to", 16, 55, "'vm-9' shares no fleet with 'edge1'");
+    expect_error(*bad, "http_routes[2].node", 17, 23, "'nobody' — unknown node; no fleet has it");
+}
+
+TEST_CASE("parse_url splits scheme, host, port and path", "[validate][http]") {
+    auto u = plan::parse_url("http://vm-123:8080/a/b");
+    REQUIRE(u);
+    CHECK(u->scheme == "http");
+    CHECK(u->host == "vm-123");
+    CHECK(u->port == 8080);
+    CHECK(u->path == "/a/b");
+    auto v = plan::parse_url("https://[fd00::1]/x");
+    REQUIRE(v);
+    CHECK(v->scheme == "https");
+    CHECK(v->host == "fd00::1");
+    CHECK(v->port == 0);
+    CHECK(v->path == "/x");
+}
