@@ -1,0 +1,71 @@
+// The WireGuard backend wg-fleet uses: per device, chosen at run time as `wg` does: a UAPI
+// socket in /var/run/wireguard means a userspace implementation serves the device, otherwise
+// the kernel (generic netlink) does. A socket whose process died still counts as userspace, so
+// reads fail with ENODEV naming the dead socket and `watch` sees a dead device, not a kernel one. Also owns starting a userspace implementation
+// when the kernel cannot create a `wireguard` link, as wg-quick does, and the liveness checks
+// `watch` uses to notice that such a process died.
+#pragma once
+
+#include <sys/types.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "backend/backend.hpp"
+#include "linux/wg_uapi.hpp"
+
+namespace wgf::linux_ {
+
+// The command that starts a userspace implementation, split into words (wg-quick leaves the
+// variable unquoted, so "boringtun-cli --disable-drop-privileges" works the same here). In
+// order: `configured` (the YAML key `userspace:`), WG_FLEET_USERSPACE_IMPLEMENTATION,
+// WG_QUICK_USERSPACE_IMPLEMENTATION, wireguard-go found in PATH. ENOENT when none applies.
+backend::Result<std::vector<std::string>> resolve_userspace_command(const std::optional<std::string>& configured);
+
+// Runs `argv... ifname` in a new session (in the calling thread's network namespace), waits
+// until the process answers on ifname's socket. wireguard-go daemonizes itself: its first
+// process exits 0 once the daemon holds the tun and the socket, and the daemon outlives us.
+// Errors name the command and quote its output (exit status, or no answer within timeout_ms).
+backend::Status start_userspace(const std::vector<std::string>& argv, const std::string& ifname,
+                                const std::string& socket_dir, int timeout_ms);
+
+// Connect to the socket: ECONNREFUSED or ENOENT mean the process is gone (or never ran).
+// Any other outcome counts as alive, so nothing is started twice on a permission error.
+bool userspace_alive(const std::string& ifname, const std::string& socket_dir = kUapiSocketDir);
+// The pid of the process serving the socket (see uapi_server_pid).
+std::optional<pid_t> userspace_pid(const std::string& ifname, const std::string& socket_dir = kUapiSocketDir);
+
+// Errors from creating a `wireguard` link that mean "no kernel WireGuard here".
+bool kernel_lacks_wireguard(int err);
+
+class WgSelect : public backend::WireGuard {
+public:
+    enum class Transport { kernel, userspace };
+
+    // kernel: the generic-netlink backend (WgGenl); null means no kernel backend, so every
+    // device is userspace.
+    explicit WgSelect(std::unique_ptr<backend::WireGuard> kernel, UapiOptions options = {});
+
+    // Kernel devices and answering userspace sockets, sorted, each once.
+    std::vector<std::string> list_devices() override;
+    backend::Result<backend::WgDeviceLive> read_device(const std::string& ifname) override;
+    backend::Status set_device(const backend::WgDeviceChange& change) override;
+    // Kernel link first; when the kernel has no WireGuard, a userspace implementation.
+    backend::Status create_device(const std::string& ifname) override;
+    backend::Status delete_device(const std::string& ifname) override;
+
+    // userspace while ifname's socket file exists (see userspace_alive for whether it answers).
+    Transport transport_for(const std::string& ifname) const;
+    bool userspace_alive(const std::string& ifname) const;
+    std::optional<pid_t> userspace_pid(const std::string& ifname) const;
+
+private:
+    backend::WireGuard* pick(const std::string& ifname);
+
+    std::unique_ptr<backend::WireGuard> kernel_;
+    WgUapi uapi_;
+};
+
+}  // namespace wgf::linux_

@@ -1,0 +1,345 @@
+// Root-free tests of the nftables rule layer: every FwRule kind is built as a libnftnl rule, sent
+// through the netlink wire format and decoded back to the same rule; the comment round-trips in
+// nft's userdata layout; edits that change a rule's meaning decode as something else; and view()
+// turns a table snapshot into the ids read() reports.
+#include <arpa/inet.h>
+
+#include <cstring>
+#include <vector>
+
+#include <catch2/catch.hpp>
+#include <libmnl/libmnl.h>
+#include <libnftnl/expr.h>
+#include <libnftnl/rule.h>
+#include <libnftnl/udata.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter/nf_tables.h>
+
+#include "linux/nft.hpp"
+
+using wgf::linux_::NftDecoded;
+using wgf::linux_::NftRuleLive;
+using wgf::linux_::NftTableLive;
+using wgf::model::FwKind;
+using wgf::model::FwRule;
+using wgf::model::IpAddr;
+using wgf::model::Proto;
+namespace nft = wgf::linux_::nft;
+
+namespace {
+
+FwRule accept_udp(const std::string& id, uint16_t port) {
+    FwRule r;
+    r.id = id;
+    r.kind = FwKind::accept_udp;
+    r.port = port;
+    return r;
+}
+FwRule forward(const std::string& id, const std::string& iif, const std::string& oif) {
+    FwRule r;
+    r.id = id;
+    r.kind = FwKind::forward;
+    r.iif = iif;
+    r.oif = oif;
+    return r;
+}
+FwRule dnat(const std::string& id, Proto p, uint16_t port, const std::string& to, uint16_t to_port) {
+    FwRule r;
+    r.id = id;
+    r.kind = FwKind::dnat;
+    r.proto = p;
+    r.port = port;
+    r.to = IpAddr::parse(to);
+    r.to_port = to_port;
+    return r;
+}
+FwRule masquerade(const std::string& id, const std::string& oif) {
+    FwRule r;
+    r.id = id;
+    r.kind = FwKind::masquerade;
+    r.oif = oif;
+    return r;
+}
+
+// Serializes the rule as an NFT_MSG_NEWRULE message and parses it back, as the kernel would see
+// it and as a dump hands it to read().
+nft::RulePtr wire_round_trip(const nftnl_rule* r) {
+    std::vector<char> buf(16384);
+    nlmsghdr* nlh = nftnl_rule_nlmsg_build_hdr(buf.data(), NFT_MSG_NEWRULE, NFPROTO_INET, NLM_F_CREATE, 1);
+    nftnl_rule_nlmsg_build_payload(nlh, const_cast<nftnl_rule*>(r));
+    nft::RulePtr back(nftnl_rule_alloc());
+    REQUIRE(nftnl_rule_nlmsg_parse(nlh, back.get()) == 0);
+    return back;
+}
+
+FwRule decode_as_rule(const nftnl_rule* r) {
+    NftDecoded d = nft::decode_rule(r);
+    REQUIRE(d.what == NftDecoded::What::fw_rule);
+    FwRule out = d.rule;
+    out.id = nft::rule_comment(r).value_or("");
+    return out;
+}
+
+std::vector<std::string> expr_names(const nftnl_rule* r) {
+    std::vector<std::string> names;
+    nftnl_expr_iter* it = nftnl_expr_iter_create(r);
+    for (nftnl_expr* e = nftnl_expr_iter_next(it); e; e = nftnl_expr_iter_next(it))
+        names.emplace_back(nftnl_expr_get_str(e, NFTNL_EXPR_NAME));
+    nftnl_expr_iter_destroy(it);
+    return names;
+}
+
+// The n-th expression of the rule (for targeted edits).
+nftnl_expr* nth_expr(nftnl_rule* r, size_t n) {
+    nftnl_expr_iter* it = nftnl_expr_iter_create(r);
+    nftnl_expr* e = nftnl_expr_iter_next(it);
+    for (size_t i = 0; e && i < n; ++i) e = nftnl_expr_iter_next(it);
+    nftnl_expr_iter_destroy(it);
+    return e;
+}
+
+}  // namespace
+
+TEST_CASE("every rule kind decodes back to the same FwRule through the wire format", "[nft]") {
+    std::vector<FwRule> rules = {
+        accept_udp("accept-mesh", 51820),
+        forward("forward-mesh", "wg-mesh", "wg-mesh"),
+        forward("route-mesh", "wg-mesh", ""),
+        dnat("dnat-web-v4", Proto::tcp, 8080, "10.77.0.5", 80),
+        dnat("dnat-web-v6", Proto::tcp, 8080, "fd00:77::5", 80),
+        dnat("dnat-dns-v4", Proto::udp, 5353, "192.0.2.9", 53),
+        dnat("dnat-keep-port", Proto::udp, 9999, "fd00::1", 0),
+        masquerade("masquerade-mesh", "wg-mesh"),
+    };
+    for (const auto& r : rules) {
+        INFO(r.id);
+        REQUIRE(nft::check_rule(r));
+        nft::RulePtr built = nft::build_rule(r);
+        CHECK(std::string(nftnl_rule_get_str(built.get(), NFTNL_RULE_TABLE)) == "wg-fleet");
+        CHECK(std::string(nftnl_rule_get_str(built.get(), NFTNL_RULE_CHAIN)) == nft::chain_for(r.kind));
+        CHECK(nftnl_rule_get_u32(built.get(), NFTNL_RULE_FAMILY) == NFPROTO_INET);
+        nft::RulePtr back = wire_round_trip(built.get());
+        CHECK(decode_as_rule(back.get()) == r);
+        CHECK(decode_as_rule(built.get()) == r);
+    }
+}
+
+TEST_CASE("rules are built as the expressions nft itself generates", "[nft]") {
+    // `nft --debug=netlink` for `meta nfproto ipv4 tcp dport 8080 dnat ip to 10.0.0.2:80`.
+    nft::RulePtr r = nft::build_rule(dnat("d", Proto::tcp, 8080, "10.0.0.2", 80));
+    CHECK(expr_names(r.get()) ==
+          std::vector<std::string>{"meta", "cmp", "meta", "cmp", "payload", "cmp", "immediate", "immediate", "nat"});
+    uint32_t len = 0;
+    const auto* port = static_cast<const uint8_t*>(nftnl_expr_get(nth_expr(r.get(), 5), NFTNL_EXPR_CMP_DATA, &len));
+    REQUIRE(len == 2);
+    CHECK(port[0] == 0x1f);
+    CHECK(port[1] == 0x90);
+    const auto* addr = static_cast<const uint8_t*>(nftnl_expr_get(nth_expr(r.get(), 6), NFTNL_EXPR_IMM_DATA, &len));
+    REQUIRE(len == 4);
+    CHECK(std::memcmp(addr, "\x0a\x00\x00\x02", 4) == 0);
+
+    // `iifname "wg0"`: the name as 16 NUL-padded bytes.
+    nft::RulePtr f = nft::build_rule(forward("f", "wg0", ""));
+    const auto* name = static_cast<const char*>(nftnl_expr_get(nth_expr(f.get(), 1), NFTNL_EXPR_CMP_DATA, &len));
+    CHECK(len == 16);
+    CHECK(std::string(name, len) == std::string("wg0") + std::string(13, '\0'));
+
+    nft::RulePtr e = nft::build_established_rule();
+    CHECK(expr_names(e.get()) == std::vector<std::string>{"ct", "bitwise", "cmp", "immediate"});
+    CHECK(nft::decode_rule(e.get()).what == NftDecoded::What::established);
+    CHECK(nft::rule_comment(e.get()) == std::string(wgf::linux_::kEstablishedId));
+}
+
+TEST_CASE("the comment is stored in nft's userdata layout and read back", "[nft]") {
+    nft::RulePtr r = nft::build_rule(accept_udp("accept-mesh", 51820));
+    uint32_t len = 0;
+    const auto* data = static_cast<const uint8_t*>(nftnl_rule_get_data(r.get(), NFTNL_RULE_USERDATA, &len));
+    // One TLV: type NFTNL_UDATA_RULE_COMMENT, length including the NUL, the string.
+    std::string id = "accept-mesh";
+    REQUIRE(len == 2 + id.size() + 1);
+    CHECK(data[0] == NFTNL_UDATA_RULE_COMMENT);
+    CHECK(data[1] == id.size() + 1);
+    CHECK(std::string(reinterpret_cast<const char*>(data) + 2) == id);
+    CHECK(nft::rule_comment(wire_round_trip(r.get()).get()) == id);
+
+    SECTION("a rule without userdata has no comment") {
+        nftnl_rule_unset(r.get(), NFTNL_RULE_USERDATA);
+        CHECK_FALSE(nft::rule_comment(r.get()).has_value());
+    }
+    SECTION("a comment without its NUL is not one") {
+        const uint8_t bad[] = {NFTNL_UDATA_RULE_COMMENT, 3, 'a', 'b', 'c'};
+        nftnl_rule_set_data(r.get(), NFTNL_RULE_USERDATA, bad, sizeof bad);
+        CHECK_FALSE(nft::rule_comment(r.get()).has_value());
+    }
+    SECTION("other userdata types are skipped") {
+        const uint8_t mixed[] = {NFTNL_UDATA_RULE_EBTABLES_POLICY, 1, 0, NFTNL_UDATA_RULE_COMMENT, 2, 'x', 0};
+        nftnl_rule_set_data(r.get(), NFTNL_RULE_USERDATA, mixed, sizeof mixed);
+        CHECK(nft::rule_comment(r.get()) == std::string("x"));
+    }
+}
+
+TEST_CASE("rules edited to mean something else do not decode as the original", "[nft]") {
+    FwRule d = dnat("d", Proto::tcp, 8080, "10.0.0.2", 80);
+
+    SECTION("a different port decodes as that port") {
+        nft::RulePtr r = nft::build_rule(d);
+        uint16_t other = htons(8081);
+        nftnl_expr_set(nth_expr(r.get(), 5), NFTNL_EXPR_CMP_DATA, &other, 2);
+        FwRule back = decode_as_rule(wire_round_trip(r.get()).get());
+        CHECK(back.port == 8081);
+        CHECK(back != d);
+    }
+    SECTION("an extra statement (a counter) makes the rule unknown") {
+        nft::RulePtr r = nft::build_rule(accept_udp("a", 51820));
+        nftnl_expr* verdict = nth_expr(r.get(), expr_names(r.get()).size() - 1);
+        nftnl_rule_del_expr(verdict);
+        nftnl_rule_add_expr(r.get(), nftnl_expr_alloc("counter"));
+        nftnl_rule_add_expr(r.get(), verdict);
+        CHECK(nft::decode_rule(wire_round_trip(r.get()).get()).what == NftDecoded::What::unknown);
+    }
+    SECTION("a drop verdict is not an accept rule") {
+        nft::RulePtr r = nft::build_rule(forward("f", "wg0", "eth0"));
+        nftnl_expr_set_u32(nth_expr(r.get(), 4), NFTNL_EXPR_IMM_VERDICT, NF_DROP);
+        CHECK(nft::decode_rule(r.get()).what == NftDecoded::What::unknown);
+    }
+    SECTION("the kernel's form of a dump (max registers equal to min) is the same rule") {
+        nft::RulePtr r = nft::build_rule(d);
+        nftnl_expr* nat = nth_expr(r.get(), 8);
+        nftnl_expr_set_u32(nat, NFTNL_EXPR_NAT_REG_ADDR_MAX, NFT_REG_1);
+        nftnl_expr_set_u32(nat, NFTNL_EXPR_NAT_REG_PROTO_MAX, NFT_REG_2);
+        nftnl_expr_set_u32(nat, NFTNL_EXPR_NAT_FLAGS, 3);  // MAP_IPS | PROTO_SPECIFIED
+        CHECK(decode_as_rule(wire_round_trip(r.get()).get()) == d);
+    }
+    SECTION("an address range is not a single target") {
+        nft::RulePtr r = nft::build_rule(d);
+        nftnl_expr_set_u32(nth_expr(r.get(), 8), NFTNL_EXPR_NAT_REG_ADDR_MAX, NFT_REG_2);
+        CHECK(nft::decode_rule(r.get()).what == NftDecoded::What::unknown);
+    }
+    SECTION("an IPv4 target behind an ipv6 family match is not ours") {
+        nft::RulePtr r = nft::build_rule(d);
+        uint8_t v6 = NFPROTO_IPV6;
+        nftnl_expr_set(nth_expr(r.get(), 1), NFTNL_EXPR_CMP_DATA, &v6, 1);
+        CHECK(nft::decode_rule(r.get()).what == NftDecoded::What::unknown);
+    }
+    SECTION("an interface wildcard (no trailing NUL) is not an exact name") {
+        nft::RulePtr r = nft::build_rule(masquerade("m", "eth0"));
+        nftnl_expr_set(nth_expr(r.get(), 1), NFTNL_EXPR_CMP_DATA, "eth", 3);
+        CHECK(nft::decode_rule(r.get()).what == NftDecoded::What::unknown);
+    }
+}
+
+TEST_CASE("canonical() and check_rule() agree with what a rule can express", "[nft]") {
+    FwRule d = dnat("dnat-web-v4", Proto::tcp, 8080, "10.0.0.2", 80);
+    d.oif = "wg-mesh";  // the renderer names the fleet interface; prerouting cannot match it
+    FwRule c = nft::canonical(d);
+    CHECK(c.oif.empty());
+    CHECK(decode_as_rule(nft::build_rule(d).get()) == c);
+
+    FwRule a = accept_udp("a", 1);
+    a.iif = "x";
+    a.proto = Proto::tcp;
+    CHECK(nft::canonical(a) == accept_udp("a", 1));
+
+    CHECK_FALSE(nft::check_rule(accept_udp("", 1)));
+    CHECK_FALSE(nft::check_rule(accept_udp("?handle-3", 1)));
+    CHECK_FALSE(nft::check_rule(accept_udp(wgf::linux_::kEstablishedId, 1)));
+    CHECK_FALSE(nft::check_rule(accept_udp(std::string(200, 'x'), 1)));
+    CHECK_FALSE(nft::check_rule(accept_udp("a", 0)));
+    CHECK_FALSE(nft::check_rule(forward("f", "", "")));
+    CHECK_FALSE(nft::check_rule(forward("f", "sixteen-bytes-xx", "")));
+    CHECK_FALSE(nft::check_rule(masquerade("m", "")));
+    FwRule no_target = dnat("d", Proto::tcp, 1, "10.0.0.1", 2);
+    no_target.to.reset();
+    CHECK_FALSE(nft::check_rule(no_target));
+    auto err = nft::check_rule(accept_udp("accept-x", 0));
+    CHECK(err.error().message == "firewall rule 'accept-x': accept_udp needs a port 1..65535");
+}
+
+namespace {
+
+NftRuleLive live_rule(uint64_t handle, const FwRule& r, std::optional<std::string> comment) {
+    nft::RulePtr built = nft::build_rule(r);
+    NftRuleLive l;
+    l.handle = handle;
+    l.chain = nft::chain_for(r.kind);
+    l.comment = std::move(comment);
+    l.decoded = nft::decode_rule(built.get());
+    return l;
+}
+
+NftTableLive healthy_table() {
+    NftTableLive t;
+    t.exists = true;
+    t.chains = {{"input", true, "filter", NF_INET_LOCAL_IN, 0, NF_ACCEPT},
+                {"forward", true, "filter", NF_INET_FORWARD, 0, NF_ACCEPT},
+                {"prerouting", true, "nat", NF_INET_PRE_ROUTING, -100, NF_ACCEPT},
+                {"postrouting", true, "nat", NF_INET_POST_ROUTING, 100, NF_ACCEPT}};
+    NftRuleLive est;
+    est.handle = 1;
+    est.chain = "forward";
+    est.comment = wgf::linux_::kEstablishedId;
+    est.decoded = nft::decode_rule(nft::build_established_rule().get());
+    t.rules.push_back(est);
+    return t;
+}
+
+}  // namespace
+
+TEST_CASE("view() reports rules by comment and damage under '?' ids", "[nft]") {
+    SECTION("an absent table is empty") { CHECK(nft::view(NftTableLive{}).rules.empty()); }
+
+    SECTION("a healthy table shows its rules and hides the skeleton") {
+        NftTableLive t = healthy_table();
+        t.rules.push_back(live_rule(5, accept_udp("accept-mesh", 51820), "accept-mesh"));
+        t.rules.push_back(live_rule(6, masquerade("m", "eth0"), "m"));
+        auto v = nft::view(t);
+        REQUIRE(v.rules.size() == 2);
+        CHECK(v.rules.at("accept-mesh") == accept_udp("accept-mesh", 51820));
+        CHECK(v.source.at("m")->handle == 6);
+    }
+
+    SECTION("no comment, a duplicate id and an unknown shape read as ?handle-N") {
+        NftTableLive t = healthy_table();
+        t.rules.push_back(live_rule(5, accept_udp("a", 1), std::nullopt));
+        t.rules.push_back(live_rule(6, accept_udp("b", 2), "b"));
+        t.rules.push_back(live_rule(7, accept_udp("b", 3), "b"));
+        NftRuleLive unknown = live_rule(8, accept_udp("c", 4), "c");
+        unknown.decoded = NftDecoded{};
+        t.rules.push_back(unknown);
+        auto v = nft::view(t);
+        CHECK(v.rules.size() == 4);
+        CHECK(v.rules.at("?handle-5").port == 1);
+        CHECK(v.rules.at("?handle-5").id == "?handle-5");
+        CHECK(v.rules.at("b").port == 2);
+        CHECK(v.rules.at("?handle-7").port == 3);
+        CHECK(v.rules.count("?handle-8") == 1);
+    }
+
+    SECTION("a rule in the wrong chain is not ours") {
+        NftTableLive t = healthy_table();
+        NftRuleLive r = live_rule(5, accept_udp("a", 1), "a");
+        r.chain = "forward";
+        t.rules.push_back(r);
+        CHECK(nft::view(t).rules.count("?handle-5") == 1);
+    }
+
+    SECTION("skeleton damage") {
+        NftTableLive t = healthy_table();
+        t.rules.clear();                    // the established rule is gone
+        t.chains[0].policy = NF_DROP;       // input drops
+        t.chains.erase(t.chains.begin() + 2);  // prerouting is gone
+        t.chains[2].priority = 50;          // postrouting moved
+        t.chains.push_back({"mine", false, "", 0, 0, 0});
+        t.sets.push_back("blocked");
+        t.flags = 1;
+        auto v = nft::view(t);
+        for (const char* id : {"?established", "?chain-input", "?chain-prerouting", "?chain-postrouting", "?chain-mine",
+                               "?set-blocked", "?table-flags"}) {
+            INFO(id);
+            CHECK(v.rules.count(id) == 1);
+            CHECK(v.source.at(id) == nullptr);
+        }
+        CHECK(v.rules.count("?chain-forward") == 0);
+        CHECK(v.rules.size() == 7);
+    }
+}
