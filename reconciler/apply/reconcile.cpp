@@ -236,6 +236,7 @@ backend::Result<Live> read_live(Backends& b, const model::HostState& desired, co
         w.addresses = *addrs;
         auto& hs = live.facts.last_handshake[name];
         for (const auto& [k, st] : dev->stats) hs[k] = st.last_handshake;
+        live.stats[name] = dev->stats;
         live.state.interfaces.emplace(name, std::move(w));
     }
     auto routes = b.links.read_routes();

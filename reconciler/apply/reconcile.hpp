@@ -42,6 +42,7 @@ void resolve_endpoints(model::HostState& desired, Resolver& resolver, std::vecto
 struct Live {
     model::HostState state;
     plan::LiveFacts facts;
+    std::map<std::string, std::map<model::Key, backend::WgPeerStats>> stats;  // by interface
 };
 
 // Reads what the plan may touch: the desired and owned interfaces, our routes, the desired

@@ -15,13 +15,16 @@ namespace wgf::cli {
 namespace {
 
 // Public keys published as <keys_dir>/<fleet>/<node>.pub fill in members the YAML leaves without one.
-void merge_published_keys(Loaded& l) {
+void merge_published_keys(Loaded& l, bool replace) {
     auto& cfg = l.parsed.config;
     if (!cfg.keys_dir) return;
     auto merge = [&](const std::string& fleet, const std::string& node, std::optional<model::Key>& key, const std::string& path) {
         std::string file = fmt::format("{}/{}/{}.pub", *cfg.keys_dir, fleet, node);
         std::ifstream in(file);
-        if (!in) return;
+        if (!in) {
+            if (replace) key.reset();
+            return;
+        }
         std::string text;
         std::getline(in, text);
         while (!text.empty() && (text.back() == '\r' || text.back() == ' ')) text.pop_back();
@@ -32,7 +35,7 @@ void merge_published_keys(Loaded& l) {
             l.diags.error(config::Loc{id, 1, 1}, path + ".public_key", fmt::format("{} — {}", config::quote(text), why));
             return;
         }
-        if (key && *key != *k) {
+        if (key && *key != *k && !replace) {
             l.diags.warning(config::locate(l.parsed.tree, path + ".public_key"), path + ".public_key",
                             fmt::format("differs from the published key in {}; using the YAML's", file));
             return;
@@ -55,8 +58,13 @@ std::unique_ptr<Loaded> load(const Globals& g) {
     if (!l->diags.has_errors()) {
         l->parsed = config::parse(files, l->sources, l->diags);
         if (g.state_dir) l->parsed.config.state_dir = *g.state_dir;
+        if (g.keys_override) l->parsed.config.keys_dir = *g.keys_override;
+        if (g.files_root) {
+            l->parsed.config.hosts_file = *g.files_root + l->parsed.config.hosts_file;
+            l->parsed.config.http_routes_dir = *g.files_root + l->parsed.config.http_routes_dir;
+        }
         if (!l->diags.has_errors()) {
-            merge_published_keys(*l);
+            merge_published_keys(*l, g.keys_override.has_value());
             auto fw = std::make_unique<plan::Fleetwide>(l->parsed.config);
             plan::validate(l->parsed.config, fw->plan, l->parsed.tree, l->diags);
             if (!l->diags.has_errors()) l->fleet = std::move(fw);

@@ -17,6 +17,11 @@ struct Globals {
     std::optional<std::string> dropin_dir;   // default: next to the config, NAME.d
     std::optional<std::string> node;         // default: the hostname
     std::optional<std::string> state_dir;    // overrides state_dir: in the YAML
+    // Sandbox: public keys come only from this directory (<dir>/<fleet>/<node>.pub), replacing
+    // the YAML's, because every sandbox node generates its own key.
+    std::optional<std::string> keys_override;
+    // Sandbox: prefix for every file wg-fleet writes (hosts file, HTTP route files).
+    std::optional<std::string> files_root;
     int verbose = 0;
     int quiet = 0;
 };
@@ -39,5 +44,6 @@ std::string this_node(const Globals& g);
 // Exit codes shared by all commands.
 inline constexpr int kOk = 0;
 inline constexpr int kError = 1;
+inline constexpr int kChanges = 2;  // plan --detailed-exitcode: changes pending
 
 }  // namespace wgf::cli

@@ -22,6 +22,9 @@ int main(int argc, char** argv) {
     app.add_option("--dropin-dir", g.dropin_dir, "Drop-in directory merged in name order (default: CONFIG without .yaml, plus .d)");
     app.add_option("--node", g.node, "This node's name (default: the hostname)");
     app.add_option("--state-dir", g.state_dir, "Overrides state_dir: in the file");
+    app.add_option("--keys-override", g.keys_override, "Take public keys only from DIR/<fleet>/<node>.pub, ignoring the YAML's (sandboxes)")
+        ->group("");  // internal: used by `sandbox`
+    app.add_option("--files-root", g.files_root, "Prefix for every file written (sandboxes)")->group("");
     app.add_flag("-v,--verbose", g.verbose, "More output");
     app.add_flag("-q,--quiet", g.quiet, "Less output: no warnings, no summary");
 
@@ -44,6 +47,44 @@ int main(int argc, char** argv) {
     auto* wgq = render->add_subcommand("wg-quick", "The node's wg-quick config for one fleet");
     wgq->add_option("--fleet", fleet, "The fleet (needed when the node is in several)");
     wgq->callback([&] { rc = cmd_render_wg_quick(g, fleet); });
+
+    bool plan_json = false, detailed = false;
+    auto* plan = app.add_subcommand("plan", "Show what apply would change on this node; exit 0, or 2 with --detailed-exitcode when changes are pending");
+    plan->add_flag("--json", plan_json, "As JSON");
+    plan->add_flag("--detailed-exitcode", detailed, "Exit 0 when nothing is to do, 2 when changes are pending, 1 on error");
+    plan->callback([&] { rc = cmd_plan(g, plan_json, detailed); });
+
+    bool once = false;
+    auto* apply = app.add_subcommand("apply", "Converge this node to the fleet (exit 0 converged, 1 error; nothing applied if the config is invalid)");
+    apply->add_flag("--once", once, "One run (the default; for symmetry with watch)");
+    apply->callback([&] { rc = cmd_apply(g); });
+
+    bool status_json = false;
+    auto* status = app.add_subcommand("status", "Peers with endpoint, latest handshake and transfer; pending members; drift");
+    status->add_flag("--json", status_json, "As JSON");
+    status->callback([&] { rc = cmd_status(g, status_json); });
+
+    auto* keygen = app.add_subcommand("keygen", "Generate this node's private keys (0600 in state_dir) if missing, publish and print the public keys");
+    keygen->callback([&] { rc = cmd_keygen(g); });
+
+    int interval = 30;
+    auto* watch = app.add_subcommand("watch", "Run as a service: converge on start, on every edit of the file or a drop-in, on SIGHUP and on every tick");
+    watch->add_option("--interval", interval, "Seconds between drift-correction ticks")->default_val(30)->check(CLI::Range(1, 86400));
+    watch->callback([&] { rc = cmd_watch(g, interval); });
+
+    std::string sb_action, sb_name = "demo";
+    std::vector<std::string> sb_args;
+    auto* sandbox = app.add_subcommand("sandbox",
+                                       "The whole fleet in network namespaces on this machine:\n"
+                                       "  up [FILE]         create (or update) the sandbox and apply every node\n"
+                                       "  test              all-pairs reachability by address and host name\n"
+                                       "  exec NODE [CMD]   run CMD in a node (`wg-fleet ...` runs as that node)\n"
+                                       "  down              remove everything the sandbox created");
+    sandbox->add_option("action", sb_action, "up, test, exec or down")->required()->check(CLI::IsMember({"up", "test", "exec", "down"}));
+    sandbox->add_option("args", sb_args, "up: the fleet file (default: -c); exec: NODE and the command");
+    sandbox->add_option("--name", sb_name, "Sandbox name (several can run side by side)")->default_val("demo");
+    sandbox->prefix_command();  // after exec NODE, everything is the command
+    sandbox->callback([&] { rc = cmd_sandbox(g, sb_action, sb_args, sb_name); });
 
     try {
         app.parse(argc, argv);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <iterator>
+#include <set>
 
 #include <fmt/format.h>
 
@@ -100,10 +101,11 @@ private:
             add(kCreate, OpCreateDevice{want.name, want.fleet});
             have = &kEmpty;
         }
+        bool fresh = have == &kEmpty;
         if (want.public_key && have->public_key != want.public_key)
-            add(kDevice, OpSetPrivateKey{want.name, want.private_key_file, *want.public_key});
+            add(kDevice, OpSetPrivateKey{want.name, want.private_key_file, *want.public_key, fresh});
         if (want.listen_port && have->listen_port != want.listen_port)
-            add(kDevice, OpSetListenPort{want.name, *want.listen_port, have == &kEmpty ? std::nullopt : have->listen_port});
+            add(kDevice, OpSetListenPort{want.name, *want.listen_port, fresh ? std::nullopt : have->listen_port, fresh});
         if (want.mtu && have->mtu != want.mtu) add(kLink, OpSetMtu{want.name, *want.mtu, have->mtu.value_or(0)});
         if (want.up && !have->up) add(kLink, OpSetUp{want.name});
         diff_peers(want, *have);
@@ -255,7 +257,8 @@ Ownership ownership_after(const HostState& desired) {
 }
 
 std::string summarize(const Plan& plan) {
-    size_t add = 0, change = 0, remove = 0, peers = 0, devices = 0;
+    size_t add = 0, change = 0, remove = 0, peers = 0;
+    std::set<std::string> devices;
     for (const auto& op : plan.ops) {
         switch (mark(op)) {
             case '+': ++add; break;
@@ -264,15 +267,15 @@ std::string summarize(const Plan& plan) {
         }
         switch (disruption(op)) {
             case Disruption::peer_session: ++peers; break;
-            case Disruption::all_sessions: ++devices; break;
+            case Disruption::all_sessions: devices.insert(interface_of(op)); break;
             default: break;
         }
     }
     if (plan.ops.empty()) return "No changes: the node matches the fleet.";
     std::string s = fmt::format("Plan: {} to add, {} to change, {} to remove", add, change, remove);
-    if (devices) s += fmt::format("; resets every session on {} device{}", devices, devices == 1 ? "" : "s");
+    if (!devices.empty()) s += fmt::format("; resets every session on {} device{}", devices.size(), devices.size() == 1 ? "" : "s");
     if (peers) s += fmt::format("; disrupts {} peer session{}", peers, peers == 1 ? "" : "s");
-    if (!devices && !peers) s += "; disrupts no session";
+    if (devices.empty() && !peers) s += "; disrupts no session";
     return s + ".";
 }
 

@@ -55,14 +55,28 @@ char mark(const Op& op) {
 Disruption disruption(const Op& op) {
     return std::visit(overloaded{
                           // A new key or port invalidates every session: all peers must handshake again.
-                          [](const OpSetPrivateKey&) { return Disruption::all_sessions; },
-                          [](const OpSetListenPort&) { return Disruption::all_sessions; },
+                          [](const OpSetPrivateKey& o) { return o.fresh ? Disruption::none : Disruption::all_sessions; },
+                          [](const OpSetListenPort& o) { return o.fresh ? Disruption::none : Disruption::all_sessions; },
                           [](const OpDeleteDevice&) { return Disruption::all_sessions; },
                           [](const OpRemovePeer&) { return Disruption::peer_session; },
                           // A new endpoint sends the next handshake elsewhere; allowed IPs and
                           // keepalive change without touching the session.
                           [](const OpUpdatePeer& u) { return u.endpoint ? Disruption::peer_session : Disruption::none; },
                           [](const auto&) { return Disruption::none; },
+                      },
+                      op);
+}
+
+std::string interface_of(const Op& op) {
+    return std::visit(overloaded{
+                          [](const OpAddRoute& o) { return o.route.dev; },
+                          [](const OpDelRoute& o) { return o.route.dev; },
+                          [](const OpSetSysctl&) { return std::string(); },
+                          [](const OpAddRule&) { return std::string(); },
+                          [](const OpDelRule&) { return std::string(); },
+                          [](const OpWriteFile&) { return std::string(); },
+                          [](const OpRemoveFile&) { return std::string(); },
+                          [](const auto& o) { return o.ifname; },
                       },
                       op);
 }

@@ -18,8 +18,9 @@ const char* to_string(Disruption d);
 struct OpCreateDevice { std::string ifname; std::string fleet; };
 struct OpDeleteDevice { std::string ifname; };
 // Loads the private key from key_file; public_key is what the device will then have.
-struct OpSetPrivateKey { std::string ifname; std::string key_file; model::Key public_key; };
-struct OpSetListenPort { std::string ifname; uint16_t port = 0; std::optional<uint16_t> old; };
+struct OpSetPrivateKey { std::string ifname; std::string key_file; model::Key public_key; bool fresh = false; };
+// fresh: the device is created by the same plan, so there is no session to disrupt.
+struct OpSetListenPort { std::string ifname; uint16_t port = 0; std::optional<uint16_t> old; bool fresh = false; };
 struct OpSetMtu { std::string ifname; uint32_t mtu = 0; uint32_t old = 0; };
 struct OpSetUp { std::string ifname; };
 
@@ -55,6 +56,8 @@ char mark(const Op& op);
 Disruption disruption(const Op& op);
 // One line, e.g. "+ peer laptop1 (AbCd…) on mesh: allowed-ips fd51::/96; endpoint 1.2.3.4:51820".
 std::string describe(const Op& op);
+// The interface an op acts on ("" for sysctls, rules and files).
+std::string interface_of(const Op& op);
 // Machine-readable kind, e.g. "add_peer".
 const char* kind(const Op& op);
 

@@ -34,7 +34,7 @@ TEST_CASE("diff: a new device is created, keyed, brought up, peered and addresse
     CHECK(kinds(p) == std::vector<std::string>{"create_device", "set_private_key", "set_listen_port", "set_up", "add_peer", "add_peer",
                                                "add_address", "add_route", "set_sysctl"});
     CHECK(plan::describe(p.ops[0]) == "+ device wg0 (fleet f)");
-    CHECK(plan::disruption(p.ops[1]) == plan::Disruption::all_sessions);
+    CHECK(plan::disruption(p.ops[1]) == plan::Disruption::none);  // a new device has no session to reset
     CHECK(plan::describe(p.ops[7]) == "+ route 10.20.0.0/16 dev wg0");
     CHECK(plan::describe(p.ops[8]) == "~ sysctl net/ipv6/conf/all/forwarding 0 -> 1");
 }
@@ -194,7 +194,7 @@ TEST_CASE("diff: a new private key or port is a device-wide disruption; addresse
     w.addresses = {pfx("fd00:2::1/40")};
     auto p = m.plan_for(desired);
     CHECK(kinds(p) == std::vector<std::string>{"set_private_key", "set_listen_port", "del_address", "add_address"});
-    CHECK(plan::summarize(p) == "Plan: 1 to add, 2 to change, 1 to remove; resets every session on 2 devices.");
+    CHECK(plan::summarize(p) == "Plan: 1 to add, 2 to change, 1 to remove; resets every session on 1 device.");
     for (const auto& op : p.ops) CHECK(plan::describe(op).find(m.keys.keys.at("/state/f.key").base64_for_storage()) == std::string::npos);
     auto b = m.backends();
     REQUIRE(apply::apply_plan(b, p, m.keys, nullptr).ok());

@@ -1,0 +1,98 @@
+#include "apply/state.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "linux/files.hpp"
+
+namespace wgf::apply {
+
+std::string ownership_to_json(const plan::Ownership& o) {
+    nlohmann::ordered_json j;
+    j["version"] = 1;
+    j["interfaces"] = o.interfaces;
+    nlohmann::ordered_json peers = nlohmann::ordered_json::object();
+    for (const auto& [ifname, keys] : o.peers) {
+        auto& arr = peers[ifname] = nlohmann::ordered_json::array();
+        for (const auto& k : keys) arr.push_back(k.base64());
+    }
+    j["peers"] = peers;
+    nlohmann::ordered_json eps = nlohmann::ordered_json::object();
+    for (const auto& [ifname, m] : o.endpoints) {
+        auto& obj = eps[ifname] = nlohmann::ordered_json::object();
+        for (const auto& [k, e] : m) obj[k.base64()] = e.str();
+    }
+    j["endpoints"] = eps;
+    j["files"] = o.files;
+    return j.dump(1) + "\n";
+}
+
+backend::Result<plan::Ownership> ownership_from_json(const std::string& text) {
+    plan::Ownership o;
+    try {
+        auto j = nlohmann::json::parse(text);
+        for (const auto& i : j.at("interfaces")) o.interfaces.insert(i.get<std::string>());
+        for (const auto& [ifname, arr] : j.at("peers").items())
+            for (const auto& k : arr)
+                if (auto key = model::Key::from_base64(k.get<std::string>())) o.peers[ifname].insert(*key);
+        for (const auto& [ifname, obj] : j.at("endpoints").items())
+            for (const auto& [k, e] : obj.items()) {
+                auto key = model::Key::from_base64(k);
+                auto ep = model::Endpoint::parse(e.get<std::string>());
+                if (key && ep) o.endpoints[ifname].emplace(*key, *ep);
+            }
+        for (const auto& f : j.at("files")) o.files.insert(f.get<std::string>());
+    } catch (const std::exception& e) {
+        return backend::Error{EINVAL, std::string("state.json is not readable: ") + e.what()};
+    }
+    return o;
+}
+
+backend::Result<plan::Ownership> FileStateStore::load() {
+    std::ifstream in(dir_ + "/state.json");
+    if (!in) return plan::Ownership{};  // first run: nothing is ours yet
+    std::stringstream ss;
+    ss << in.rdbuf();
+    auto o = ownership_from_json(ss.str());
+    if (!o) return backend::Error{EINVAL, dir_ + "/" + o.error().message};
+    return o;
+}
+
+backend::Status FileStateStore::save(const plan::Ownership& owned) {
+    return linux_::write_file_atomic(dir_ + "/state.json", ownership_to_json(owned), 0600);
+}
+
+FileJournal::FileJournal(std::string state_dir) {
+    std::error_code ec;
+    std::filesystem::create_directories(state_dir, ec);
+    fd_ = open((state_dir + "/journal.log").c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+}
+
+FileJournal::~FileJournal() {
+    if (fd_ >= 0) close(fd_);
+}
+
+void FileJournal::record(const std::string& op_line, const backend::Status& result) {
+    if (fd_ < 0) return;
+    char stamp[32];
+    time_t now = time(nullptr);
+    struct tm tm {};
+    gmtime_r(&now, &tm);
+    strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    std::string line = result ? fmt::format("{} ok {}\n", stamp, op_line)
+                              : fmt::format("{} error {}: {}\n", stamp, op_line, result.error().message);
+    // One write per line with O_APPEND: concurrent runs never interleave within a line.
+    ssize_t n = write(fd_, line.data(), line.size());
+    (void)n;
+}
+
+}  // namespace wgf::apply

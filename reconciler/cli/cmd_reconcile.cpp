@@ -1,0 +1,219 @@
+// plan, apply, status and keygen: one reconcile run for this node, printed or applied.
+#include <ctime>
+#include <iostream>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.hpp"
+#include "cli/machine.hpp"
+
+namespace wgf::cli {
+namespace {
+
+const char* disruption_word(plan::Disruption d) {
+    switch (d) {
+        case plan::Disruption::none: return "none";
+        case plan::Disruption::peer_session: return "peer";
+        case plan::Disruption::all_sessions: return "device";
+    }
+    return "?";
+}
+
+nlohmann::ordered_json plan_json(const std::string& node, const apply::RunResult& r) {
+    nlohmann::ordered_json j;
+    j["node"] = node;
+    auto& ops = j["ops"] = nlohmann::ordered_json::array();
+    for (const auto& op : r.plan.ops)
+        ops.push_back({{"kind", plan::kind(op)}, {"mark", std::string(1, plan::mark(op))},
+                       {"disrupts", disruption_word(plan::disruption(op))}, {"line", plan::describe(op)}});
+    j["summary"] = plan::summarize(r.plan);
+    j["pending"] = r.plan.pending;
+    j["foreign"] = r.plan.foreign;
+    j["kept"] = r.plan.kept;
+    j["warnings"] = r.warnings;
+    return j;
+}
+
+void print_notes(const apply::RunResult& r, int quiet) {
+    if (quiet) return;
+    for (const auto& w : r.warnings) std::cerr << "wg-fleet: warning: " << w << "\n";
+    for (const auto& p : r.plan.pending) std::cout << "pending: " << p << " (no public key yet)\n";
+    for (const auto& f : r.plan.foreign) std::cout << "foreign peer left alone: " << f << " (exclusive: true removes it)\n";
+    for (const auto& k : r.plan.kept) std::cout << "kept: " << k << "\n";
+}
+
+// Loads the config and checks this node is in it; prints why not.
+std::unique_ptr<Loaded> load_for_node(const Globals& g, std::string& node) {
+    auto l = load(g);
+    if (!l->fleet) return nullptr;
+    node = this_node(g);
+    if (!l->fleet->index.count(node)) {
+        std::cerr << fmt::format("wg-fleet: node '{}' is in no fleet of {} (use --node NAME)\n", node, g.config);
+        return nullptr;
+    }
+    return l;
+}
+
+std::string ago(int64_t now, int64_t t) {
+    if (t <= 0) return "never";
+    int64_t d = now - t;
+    if (d < 120) return fmt::format("{}s ago", d);
+    if (d < 7200) return fmt::format("{}m ago", d / 60);
+    return fmt::format("{}h ago", d / 3600);
+}
+
+}  // namespace
+
+int cmd_plan(const Globals& g, bool json, bool detailed_exitcode) {
+    std::string node;
+    auto l = load_for_node(g, node);
+    if (!l) return kError;
+    Machine m(l->cfg());
+    auto r = m.engine().run(*l->fleet, node, apply::Mode::plan, time(nullptr));
+    if (r.error) {
+        std::cerr << "wg-fleet: " << r.error->message << "\n";
+        return kError;
+    }
+    if (json) {
+        std::cout << plan_json(node, r).dump(2) << "\n";
+    } else {
+        for (const auto& op : r.plan.ops) std::cout << plan::describe(op) << "\n";
+        print_notes(r, g.quiet);
+        std::cout << plan::summarize(r.plan) << "\n";
+    }
+    return detailed_exitcode && !r.plan.empty() ? kChanges : kOk;
+}
+
+int cmd_apply(const Globals& g) {
+    std::string node;
+    auto l = load_for_node(g, node);
+    if (!l) return kError;
+    Machine m(l->cfg());
+    m.journal = std::make_unique<apply::FileJournal>(l->cfg().state_dir);
+    auto r = m.engine().run(*l->fleet, node, apply::Mode::apply, time(nullptr));
+    if (m.keys.loose_permissions)
+        std::cerr << fmt::format("wg-fleet: warning: {} is readable by group or others; it should be 0600\n", *m.keys.loose_permissions);
+    if (r.error) {
+        std::cerr << "wg-fleet: " << r.error->message << "\n";
+        return kError;
+    }
+    for (const auto& f : r.generated_keys) std::cout << fmt::format("generated the private key of {} for fleet {}\n", node, f);
+    if (r.applied) {
+        for (const auto& line : r.applied->done) std::cout << line << "\n";
+        if (!r.applied->ok()) {
+            std::cerr << "wg-fleet: apply stopped: " << r.applied->error->message << "\n";
+            for (const auto& line : r.applied->not_done) std::cerr << "not done: " << line << "\n";
+            return kError;
+        }
+    }
+    print_notes(r, g.quiet);
+    if (r.leftover && !r.leftover->empty()) {
+        std::cerr << "wg-fleet: bug: after a successful apply the node still differs from the fleet:\n";
+        for (const auto& op : r.leftover->ops) std::cerr << "  " << plan::describe(op) << "\n";
+        std::cerr << "Please report this with the output of `wg-fleet plan -v`.\n";
+        return kError;
+    }
+    if (!g.quiet)
+        std::cout << (r.plan.empty() ? "No changes: the node matches the fleet.\n"
+                                     : fmt::format("Applied {} operation{}; the node matches the fleet.\n", r.plan.ops.size(),
+                                                   r.plan.ops.size() == 1 ? "" : "s"));
+    return kOk;
+}
+
+int cmd_status(const Globals& g, bool json) {
+    std::string node;
+    auto l = load_for_node(g, node);
+    if (!l) return kError;
+    Machine m(l->cfg());
+    int64_t now = time(nullptr);
+    auto r = m.engine().run(*l->fleet, node, apply::Mode::plan, now);
+    if (r.error) {
+        std::cerr << "wg-fleet: " << r.error->message << "\n";
+        return kError;
+    }
+    nlohmann::ordered_json j;
+    j["node"] = node;
+    auto& ifs = j["interfaces"] = nlohmann::ordered_json::array();
+    for (const auto& [ifname, want] : r.desired.interfaces) {
+        nlohmann::ordered_json ij{{"interface", ifname}, {"fleet", want.fleet}, {"up", false}};
+        auto live = r.live->state.interfaces.find(ifname);
+        if (live != r.live->state.interfaces.end()) {
+            ij["up"] = live->second.up;
+            if (live->second.listen_port) ij["listen_port"] = *live->second.listen_port;
+        }
+        auto& peers = ij["peers"] = nlohmann::ordered_json::array();
+        for (const auto& [key, p] : want.peers) {
+            nlohmann::ordered_json pj{{"name", p.name}, {"public_key", key.base64()}};
+            const model::WgPeer* lp = nullptr;
+            if (live != r.live->state.interfaces.end())
+                if (auto it = live->second.peers.find(key); it != live->second.peers.end()) lp = &it->second;
+            pj["configured"] = lp != nullptr;
+            pj["endpoint"] = lp && lp->endpoint ? nlohmann::ordered_json(lp->endpoint->str()) : nlohmann::ordered_json(nullptr);
+            backend::WgPeerStats st;
+            if (auto s = r.live->stats.find(ifname); s != r.live->stats.end())
+                if (auto it = s->second.find(key); it != s->second.end()) st = it->second;
+            pj["latest_handshake"] = st.last_handshake;
+            pj["rx_bytes"] = st.rx_bytes;
+            pj["tx_bytes"] = st.tx_bytes;
+            peers.push_back(pj);
+        }
+        ij["pending"] = want.pending;
+        ifs.push_back(ij);
+    }
+    auto& drift = j["drift"] = nlohmann::ordered_json::array();
+    for (const auto& op : r.plan.ops) drift.push_back(plan::describe(op));
+    j["foreign"] = r.plan.foreign;
+    if (json) {
+        std::cout << j.dump(2) << "\n";
+        return kOk;
+    }
+    for (const auto& ij : j["interfaces"]) {
+        std::cout << fmt::format("interface {} (fleet {}): {}{}\n", ij["interface"].get<std::string>(), ij["fleet"].get<std::string>(),
+                                 ij["up"].get<bool>() ? "up" : "down",
+                                 ij.contains("listen_port") ? fmt::format(", listening on {}", ij["listen_port"].get<int>()) : "");
+        for (const auto& pj : ij["peers"]) {
+            std::string key = pj["public_key"].get<std::string>().substr(0, 8) + "…";
+            std::string endpoint = pj["endpoint"].is_null() ? "(none)" : pj["endpoint"].get<std::string>();
+            std::cout << fmt::format("  {:<16} {}  endpoint {:<24} handshake {:<10} rx {} tx {}{}\n", pj["name"].get<std::string>(), key,
+                                     endpoint, ago(now, pj["latest_handshake"].get<int64_t>()), pj["rx_bytes"].get<uint64_t>(),
+                                     pj["tx_bytes"].get<uint64_t>(), pj["configured"].get<bool>() ? "" : "  (not configured yet)");
+        }
+        for (const auto& p : ij["pending"]) std::cout << fmt::format("  {:<16} pending: no public key yet\n", p.get<std::string>());
+    }
+    for (const auto& f : r.plan.foreign) std::cout << "foreign peer: " << f << "\n";
+    if (r.plan.empty()) std::cout << "no drift: the node matches the fleet\n";
+    else {
+        std::cout << fmt::format("drift ({} operation{} would converge it):\n", r.plan.ops.size(), r.plan.ops.size() == 1 ? "" : "s");
+        for (const auto& op : r.plan.ops) std::cout << "  " << plan::describe(op) << "\n";
+    }
+    return kOk;
+}
+
+int cmd_keygen(const Globals& g) {
+    std::string node;
+    auto l = load_for_node(g, node);
+    if (!l) return kError;
+    apply::FileKeyStore keys;
+    const auto& cfg = l->cfg();
+    for (const auto& mb : l->fleet->index.at(node)) {
+        std::string path = plan::private_key_path(cfg, mb.fleet);
+        auto key = keys.load_or_generate(path);
+        if (!key) {
+            std::cerr << "wg-fleet: " << key.error().message << "\n";
+            return kError;
+        }
+        model::Key pub = key->public_key();
+        if (cfg.keys_dir) {
+            auto s = keys.publish(fmt::format("{}/{}/{}.pub", *cfg.keys_dir, mb.fleet, node), pub);
+            if (!s) {
+                std::cerr << "wg-fleet: " << s.error().message << "\n";
+                return kError;
+            }
+        }
+        std::cout << fmt::format("{} {}\n", mb.fleet, pub.base64());
+    }
+    return kOk;
+}
+
+}  // namespace wgf::cli
