@@ -42,15 +42,26 @@ build() {
 }
 
 demo() {
-  local bin=build/reconciler/cli/wg-fleet cfg=examples/demo.yaml
-  echo "== wg-fleet check ($cfg)"
-  "$bin" -c "$cfg" check
-  echo "== wg-fleet addresses"
+  # The demo fleet (examples/demo.yaml: two hubs, three peers) in network namespaces on this
+  # machine, with real WireGuard (the kernel's, else wireguard-go): plan and apply on every node,
+  # then an all-pairs reachability matrix. KEEP=1 leaves it up (`wg-fleet sandbox down` removes it).
+  local bin=build/reconciler/cli/wg-fleet cfg=examples/demo.yaml rc=0
+  echo "== wg-fleet check $cfg"
+  "$bin" -c "$cfg" -q check
   "$bin" -c "$cfg" addresses
-  echo "== wg-fleet render hosts --node alice"
-  "$bin" -c "$cfg" render hosts --node alice
-  echo "== wg-fleet render wg-quick --node hub1"
-  "$bin" -c "$cfg" -q render wg-quick --node hub1
+  echo "== wg-fleet sandbox up $cfg"
+  "$bin" sandbox down --name demo >/dev/null 2>&1 || true
+  "$bin" -q sandbox up "$cfg" --name demo || rc=$?
+  if [[ $rc == 0 ]]; then
+    echo "== wg-fleet sandbox test"
+    "$bin" sandbox test --name demo || rc=$?
+  fi
+  if [[ ${KEEP:-0} == 1 ]]; then
+    echo "KEEP=1: the sandbox stays up; try: $bin sandbox exec --name demo alice ping -c1 hub2.demo"
+  else
+    "$bin" sandbox down --name demo
+  fi
+  return $rc
 }
 
 run_tests() {

@@ -100,7 +100,8 @@ int cmd_apply(const Globals& g) {
     }
     for (const auto& f : r.generated_keys) std::cout << fmt::format("generated the private key of {} for fleet {}\n", node, f);
     if (r.applied) {
-        for (const auto& line : r.applied->done) std::cout << line << "\n";
+        if (!g.quiet)
+            for (const auto& line : r.applied->done) std::cout << line << "\n";
         if (!r.applied->ok()) {
             std::cerr << "wg-fleet: apply stopped: " << r.applied->error->message << "\n";
             for (const auto& line : r.applied->not_done) std::cerr << "not done: " << line << "\n";

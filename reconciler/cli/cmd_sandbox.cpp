@@ -175,7 +175,8 @@ std::map<std::string, std::string> underlay_plan(const model::Config& cfg, const
         for (const auto& [n, m] : f.peers) note(n, m.endpoint);
         if (f.external_ip) note(f.server, model::Endpoint{*f.external_ip, f.port});
     }
-    int next = 1;
+    // Nodes without an IPv4 endpoint take addresses from .100 up, away from the ones people write.
+    int next = 100;
     for (const auto& [node, ms] : index) {
         if (addr.count(node)) continue;
         while (used.count(base + std::to_string(next))) ++next;
@@ -293,7 +294,13 @@ int sandbox_up(const Globals& g, const std::string& name, bool verbose) {
     for (const auto& [node, ip] : addrs) {
         if (have.count(node)) continue;
         std::string addr = ip;
-        for (int i = 1; used.count(addr) && i < 255; ++i) addr = ip.substr(0, ip.rfind('.') + 1) + std::to_string(i);
+        if (used.count(addr)) {
+            for (const auto& n : sb.nodes)
+                if (n.underlay == addr)
+                    std::cerr << fmt::format("wg-fleet sandbox: warning: {} wants underlay address {}, which {} already has; {} gets another\n",
+                                             node, addr, n.name, node);
+        }
+        for (int i = 100; used.count(addr) && i < 255; ++i) addr = ip.substr(0, ip.rfind('.') + 1) + std::to_string(i);
         used.insert(addr);
         if (!add_node(sb, node, addr)) {
             if (created) sandbox_down(name, true);
@@ -318,11 +325,14 @@ int sandbox_up(const Globals& g, const std::string& name, bool verbose) {
     int failed = 0;
     for (const Node* n : members) {
         std::cout << fmt::format("== {} ({}, underlay {})\n", n->name, n->netns, n->underlay);
+        std::cout << node_wg_fleet(sb, *n, {"-q", "plan"}).text;
         auto o = node_wg_fleet(sb, *n, {verbose ? "-v" : "-q", "apply"});
         std::cout << o.text;
         if (o.status != 0) {
             std::cerr << fmt::format("wg-fleet sandbox: apply on {} failed\n", n->name);
             ++failed;
+        } else {
+            std::cout << fmt::format("applied on {}: it matches the fleet\n", n->name);
         }
     }
     for (const auto& n : sb.nodes) write_node_hosts(sb, n, hosts);
@@ -340,6 +350,8 @@ int sandbox_test(const Globals& g, const std::string& name) {
     }
     Globals cg = g;
     cg.config = sb->config;
+    cg.keys_override = sb->keys_dir().string();
+    cg.quiet = 1;  // `up` showed the file's warnings already
     auto l = load(cg);
     if (!l->fleet) return kError;
     const auto& fw = *l->fleet;
@@ -408,26 +420,22 @@ int sandbox_exec(const std::string& name, const std::vector<std::string>& args) 
     }
     std::vector<std::string> cmd(args.begin() + 1, args.end());
     if (cmd.empty()) cmd = {"sh"};
-    pid_t pid = fork();
-    if (pid == 0) {
-        enter_node(*sb, *node);
-        setenv("WG_FLEET_SANDBOX", name.c_str(), 1);
-        std::vector<std::string> argv = cmd;
-        if (argv[0] == "wg-fleet") {
-            argv = {self_exe(), "-c", sb->config, "--node", node->name, "--state-dir", (sb->node_dir(*node) / "state").string(),
-                    "--keys-override", sb->keys_dir().string(), "--files-root", (sb->node_dir(*node) / "files").string()};
-            argv.insert(argv.end(), cmd.begin() + 1, cmd.end());
-        }
-        std::vector<char*> c;
-        for (auto& a : argv) c.push_back(a.data());
-        c.push_back(nullptr);
-        execvp(c[0], c.data());
-        fprintf(stderr, "wg-fleet sandbox: cannot run %s: %s\n", c[0], strerror(errno));
-        _exit(127);
+    // No child: this process enters the node and becomes the command, so signals (a service
+    // manager's SIGTERM, a test's kill) reach it directly.
+    enter_node(*sb, *node);
+    setenv("WG_FLEET_SANDBOX", name.c_str(), 1);
+    std::vector<std::string> argv = cmd;
+    if (argv[0] == "wg-fleet") {
+        argv = {self_exe(), "-c", sb->config, "--node", node->name, "--state-dir", (sb->node_dir(*node) / "state").string(),
+                "--keys-override", sb->keys_dir().string(), "--files-root", (sb->node_dir(*node) / "files").string()};
+        argv.insert(argv.end(), cmd.begin() + 1, cmd.end());
     }
-    int st = 0;
-    waitpid(pid, &st, 0);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    std::vector<char*> c;
+    for (auto& a : argv) c.push_back(a.data());
+    c.push_back(nullptr);
+    execvp(c[0], c.data());
+    std::cerr << fmt::format("wg-fleet sandbox: cannot run {}: {}\n", c[0], strerror(errno));
+    return 127;
 }
 
 }  // namespace

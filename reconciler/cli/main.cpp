@@ -1,4 +1,5 @@
 // wg-fleet's command line: global options, one subcommand per action.
+#include <algorithm>
 #include <iostream>
 
 #include <CLI/CLI.hpp>
@@ -73,6 +74,7 @@ int main(int argc, char** argv) {
     watch->callback([&] { rc = cmd_watch(g, interval); });
 
     std::string sb_action, sb_name = "demo";
+    std::vector<std::string>* sb_exec_command = nullptr;
     std::vector<std::string> sb_args;
     auto* sandbox = app.add_subcommand("sandbox",
                                        "The whole fleet in network namespaces on this machine:\n"
@@ -83,11 +85,35 @@ int main(int argc, char** argv) {
     sandbox->add_option("action", sb_action, "up, test, exec or down")->required()->check(CLI::IsMember({"up", "test", "exec", "down"}));
     sandbox->add_option("args", sb_args, "up: the fleet file (default: -c); exec: NODE and the command");
     sandbox->add_option("--name", sb_name, "Sandbox name (several can run side by side)")->default_val("demo");
-    sandbox->prefix_command();  // after exec NODE, everything is the command
-    sandbox->callback([&] { rc = cmd_sandbox(g, sb_action, sb_args, sb_name); });
+    sandbox->callback([&] {
+        if (sb_action == "exec") sb_args.insert(sb_args.end(), sb_exec_command->begin(), sb_exec_command->end());
+        rc = cmd_sandbox(g, sb_action, sb_args, sb_name);
+    });
+
+    // `sandbox exec [--name N] NODE COMMAND...`: everything after NODE is the command, options
+    // included, so it is split off before the command line is parsed.
+    std::vector<std::string> args(argv, argv + argc);
+    std::vector<std::string> exec_command;
+    for (size_t i = 1; i + 1 < args.size(); ++i) {
+        if (args[i] != "sandbox") continue;
+        for (size_t j = i + 1; j < args.size(); ++j) {
+            if (args[j] != "exec") continue;
+            size_t k = j + 1;
+            while (k < args.size() && (args[k] == "--name" || args[k].rfind("--name=", 0) == 0)) k += args[k] == "--name" ? 2 : 1;
+            if (k < args.size()) {
+                exec_command.assign(args.begin() + static_cast<long>(k) + 1, args.end());
+                args.resize(k + 1);
+            }
+            break;
+        }
+        break;
+    }
+    sb_exec_command = &exec_command;
+    std::reverse(args.begin(), args.end());
+    args.pop_back();  // CLI11 takes the arguments without the program name, in reverse order
 
     try {
-        app.parse(argc, argv);
+        app.parse(args);
     } catch (const CLI::ParseError& e) {
         return app.exit(e);
     } catch (const std::exception& e) {

@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# End to end, as a user would: the demo fleet (2 controllers, 3 peers) in network namespaces with
+# real WireGuard (wireguard-go here), driven only through the wg-fleet command line.
+#   up + all-pairs reachability; a second apply changes nothing; remove a peer, change an
+#   endpoint, add a controller in the YAML and converge; `watch` undoes a manual
+#   `wg set ... remove` on its next tick and keeps the last good config through an invalid edit.
+# Usage: fleet_e2e.sh WG_FLEET_BINARY SOURCE_DIR   (root)
+set -u
+bin=$(realpath "$1"); src=$(realpath "$2")
+[[ $(id -u) == 0 ]] || { echo "needs root (network namespaces)"; [[ ${CI:-} && ${CI:-} != false ]] && exit 1 || exit 0; }
+name=e2e$$
+tmp=$(mktemp -d /tmp/wgf-e2e.XXXXXX)
+watch_pid=
+cleanup() {
+  [[ -n $watch_pid ]] && kill "$watch_pid" 2>/dev/null && wait "$watch_pid" 2>/dev/null
+  "$bin" sandbox down --name "$name" >/dev/null 2>&1
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+pass=0; fail=0
+ok() { echo "ok   $*"; pass=$((pass+1)); }
+bad() { echo "FAIL $*"; fail=$((fail+1)); }
+check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
+wgf() { "$bin" -q sandbox --name "$name" "$@"; }
+in_node() { local node=$1; shift; "$bin" sandbox exec --name "$name" "$node" "$@"; }
+peers_of() { in_node "$1" wg show demo peers 2>/dev/null | wc -l; }
+
+cfg=$tmp/fleet.yaml
+cp "$src/examples/demo.yaml" "$cfg"
+sed -i 's|^keys_dir:.*||' "$cfg"   # the sandbox supplies its own keys directory
+
+check "sandbox up" wgf up "$cfg"
+check "all pairs reach each other (hub topology)" wgf test
+for n in hub1 hub2 alice bob carol; do
+  check "$n: a second apply plans nothing (plan --detailed-exitcode = 0)" in_node "$n" wg-fleet -q plan --detailed-exitcode
+done
+check "hub1 has 4 peers" test "$(peers_of hub1)" = 4
+check "alice has 2 peers (the controllers)" test "$(peers_of alice)" = 2
+
+# Remove a peer from the fleet.
+python3 - "$cfg" <<'PY'
+import sys,re; p=sys.argv[1]; s=open(p).read()
+s=re.sub(r"\n      carol:\n        controller: hub1", "", s); open(p,"w").write(s)
+PY
+check "remove carol: converge" wgf up "$cfg"
+check "hub1 lost carol (3 peers)" test "$(peers_of hub1)" = 3
+check "hub2 lost carol (3 peers)" test "$(peers_of hub2)" = 3
+check "after removal, hub1 plans nothing" in_node hub1 wg-fleet -q plan --detailed-exitcode
+
+# Change an endpoint: hub2 is now dialled on another port, which it also listens on.
+hs_before=$(in_node hub1 wg show demo latest-handshakes | sort)
+sed -i 's|endpoint: 10.77.0.2$|endpoint: "10.77.0.2:51899"|; s|^    port:.*||' "$cfg"
+python3 - "$cfg" <<'PY'
+import sys; p=sys.argv[1]; s=open(p).read()
+s=s.replace("  demo:\n", "  demo:\n    port: 51899\n", 1); open(p,"w").write(s)
+PY
+check "change port and endpoint: converge" wgf up "$cfg"
+check "hub1 listens on 51899" bash -c "\"$bin\" sandbox exec --name $name hub1 wg show demo listen-port | grep -qx 51899"
+check "alice dials hub2 at 10.77.0.2:51899" bash -c "\"$bin\" sandbox exec --name $name alice wg show demo endpoints | grep -q '10.77.0.2:51899'"
+check "all pairs still reach each other" wgf test
+
+# Add a controller.
+python3 - "$cfg" <<'PY'
+import sys; p=sys.argv[1]; s=open(p).read()
+s=s.replace("    controllers:\n", "    controllers:\n      hub3:\n        endpoint: 10.77.0.3\n", 1); open(p,"w").write(s)
+PY
+check "add controller hub3: converge" wgf up "$cfg"
+check "alice now has 3 controllers" test "$(peers_of alice)" = 3
+check "all pairs reach each other with hub3" wgf test
+
+# watch: a manual removal is undone on the next tick; an invalid edit changes nothing.
+"$bin" sandbox exec --name "$name" hub1 wg-fleet watch --interval 1 >"$tmp/watch.log" 2>&1 &
+watch_pid=$!
+sleep 2
+bob_key=$(cat /run/wg-fleet-sandbox/$name/keys/demo/bob.pub)
+in_node hub1 wg set demo peer "$bob_key" remove
+restored=no
+for _ in $(seq 1 50); do
+  if in_node hub1 wg show demo peers | grep -q "$bob_key"; then restored=yes; break; fi
+  sleep 0.2
+done
+check "watch restored bob after a manual 'wg set ... remove'" test $restored = yes
+check "watch logged the drift correction" grep -q "drift corrected" "$tmp/watch.log"
+dump_before=$(in_node hub1 wg show demo allowed-ips | sort)
+cp "$cfg" "$tmp/good.yaml"
+printf 'fleets:\n  demo:\n    controllers: [oops\n' > "$cfg.new" && mv "$cfg.new" "$cfg"
+sleep 3
+dump_after=$(in_node hub1 wg show demo allowed-ips | sort)
+check "an invalid edit changed nothing" test "$dump_before" = "$dump_after"
+check "watch reported the invalid edit" grep -q "last good configuration stays in force" "$tmp/watch.log"
+check "watch is still running" kill -0 "$watch_pid"
+cp "$tmp/good.yaml" "$cfg"
+kill "$watch_pid"; wait "$watch_pid" 2>/dev/null; watch_pid=
+check "watch exited cleanly on SIGTERM" grep -q "exiting on" "$tmp/watch.log"
+
+check "no secret in any journal" bash -c "! grep -rqF -f <(cat /run/wg-fleet-sandbox/$name/nodes/*/state/*.key) /run/wg-fleet-sandbox/$name/nodes/*/state/journal.log"
+check "private keys are 0600" bash -c "test -z \"\$(find /run/wg-fleet-sandbox/$name/nodes/*/state -name '*.key' ! -perm 0600)\""
+
+check "sandbox down" "$bin" sandbox down --name "$name"
+check "no namespace left" bash -c "! ip netns list | grep -q wgfsb-$name"
+echo "$pass passed, $fail failed"
+[[ $fail -eq 0 ]]
