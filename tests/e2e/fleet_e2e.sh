@@ -81,6 +81,19 @@ for _ in $(seq 1 50); do
 done
 check "watch restored bob after a manual 'wg set ... remove'" test $restored = yes
 check "watch logged the drift correction" grep -q "drift corrected" "$tmp/watch.log"
+# The userspace WireGuard process dies: the next tick starts it again and reconfigures it.
+wgpid=$(for p in $(ip netns pids "wgfsb-$name-hub1"); do [[ $(cat /proc/$p/comm 2>/dev/null) == wireguard-go ]] && echo $p; done | head -1)
+check "hub1 runs wireguard-go" test -n "$wgpid"
+[[ -n $wgpid ]] && kill -9 "$wgpid"
+back=no
+for _ in $(seq 1 75); do
+  sleep 0.2
+  npid=$(for p in $(ip netns pids "wgfsb-$name-hub1"); do [[ $(cat /proc/$p/comm 2>/dev/null) == wireguard-go ]] && echo $p; done | head -1)
+  if [[ -n $npid && $npid != "$wgpid" ]] && [[ $(peers_of hub1) == 4 ]]; then back=yes; break; fi
+done
+check "watch restarted a killed wireguard-go and restored its 4 peers" test $back = yes
+check "hub1 reaches alice again" in_node hub1 ping -c1 -W3 alice.demo
+
 dump_before=$(in_node hub1 wg show demo allowed-ips | sort)
 cp "$cfg" "$tmp/good.yaml"
 printf 'fleets:\n  demo:\n    controllers: [oops\n' > "$cfg.new" && mv "$cfg.new" "$cfg"

@@ -1,0 +1,142 @@
+// The engine on fakes: keys are generated only by apply, DNS names resolve in their own phase
+// (an unresolvable one leaves that peer without an endpoint and warns), ownership is recorded,
+// and the post-apply verification finds nothing left.
+#include <catch2/catch.hpp>
+
+#include "apply/engine.hpp"
+#include "config/parse.hpp"
+#include "fixture.hpp"
+#include "plan/validate.hpp"
+
+using namespace wgf;
+using namespace wgf::test;
+
+namespace {
+
+class MapResolver : public apply::Resolver {
+public:
+    std::map<std::string, model::IpAddr> names;
+    std::vector<std::string> asked;
+    std::optional<model::IpAddr> resolve(const std::string& host) override {
+        asked.push_back(host);
+        auto it = names.find(host);
+        if (it == names.end()) return std::nullopt;
+        return it->second;
+    }
+};
+
+class MemState : public apply::StateStore {
+public:
+    plan::Ownership owned;
+    int saves = 0;
+    backend::Result<plan::Ownership> load() override { return owned; }
+    backend::Status save(const plan::Ownership& o) override {
+        owned = o;
+        ++saves;
+        return backend::Status::ok();
+    }
+};
+
+const char* kFleet = R"(
+state_dir: /state
+fleets:
+  mesh:
+    controllers:
+      c1: { endpoint: "vpn1.example.com", public_key: "YLw6pDqHyW2oC1l3bCjOTIX1wuRxERGPEtQm04/FTXo=" }
+      c2: { endpoint: "vpn2.example.com:51821", public_key: "4EVFjchzl8j0kbHH00hl1jgZKbuw/hw1B7XbAYDAaSA=" }
+    peers:
+      p1: { controller: c1, public_key: "qOe3Q8JOJ0qLEkf1yNhvWw9p+3AaY9B8dnmK5dkyNmc=" }
+      p2: { controller: c2 }
+)";
+
+struct Setup {
+    config::Sources sources;
+    config::Diagnostics diags;
+    config::Parsed parsed;
+    std::unique_ptr<plan::Fleetwide> fw;
+    Setup() {
+        parsed = config::parse_text(kFleet, "fleet.yaml", sources, diags);
+        REQUIRE_FALSE(diags.has_errors());
+        fw = std::make_unique<plan::Fleetwide>(parsed.config);
+        plan::validate(parsed.config, fw->plan, parsed.tree, diags);
+        REQUIRE_FALSE(diags.has_errors());
+    }
+};
+
+}  // namespace
+
+TEST_CASE("engine: plan reads keys only; apply generates one, converges and verifies", "[engine]") {
+    Setup s;
+    FakeMachine m;
+    m.keys.keys.clear();
+    MapResolver dns;
+    dns.names["vpn2.example.com"] = *model::IpAddr::parse("198.51.100.2");
+    MemState state;
+    auto b = m.backends();
+    apply::Engine e{b, m.keys, dns, state, nullptr, {}};
+
+    auto planned = e.run(*s.fw, "c1", apply::Mode::plan, m.now);
+    REQUIRE_FALSE(planned.error);
+    CHECK(m.keys.keys.empty());  // plan never writes a key
+    REQUIRE(planned.warnings.size() == 1);
+    CHECK(planned.warnings[0] == "mesh: no private key yet at /state/mesh.key; apply generates it");
+    CHECK(planned.plan.pending == std::vector<std::string>{"p2 in fleet mesh"});
+    CHECK(state.saves == 0);
+
+    auto applied = e.run(*s.fw, "c1", apply::Mode::apply, m.now);
+    REQUIRE(applied.ok());
+    CHECK(applied.generated_keys == std::vector<std::string>{"mesh"});
+    REQUIRE(m.keys.keys.count("/state/mesh.key"));
+    const auto& dev = m.wg.devices.at("mesh").device;
+    CHECK(dev.public_key == m.keys.keys.at("/state/mesh.key").public_key());
+    // c2's name resolved in the resolution phase; the peer carries the address.
+    auto c2 = *model::Key::from_base64("4EVFjchzl8j0kbHH00hl1jgZKbuw/hw1B7XbAYDAaSA=");
+    REQUIRE(dev.peers.count(c2));
+    CHECK(dev.peers.at(c2).endpoint == ep("198.51.100.2:51821"));
+    REQUIRE(applied.leftover);
+    CHECK(applied.leftover->empty());
+    CHECK(state.owned.interfaces == std::set<std::string>{"mesh"});
+    CHECK(state.owned.peers.at("mesh").size() == 2);  // c2 and p1; p2 is pending
+
+    auto again = e.run(*s.fw, "c1", apply::Mode::apply, m.now);
+    REQUIRE(again.ok());
+    CHECK(again.plan.empty());
+    CHECK(again.generated_keys.empty());
+}
+
+TEST_CASE("engine: an endpoint that does not resolve leaves that peer without one; the rest converges", "[engine][dns]") {
+    Setup s;
+    FakeMachine m;
+    MapResolver dns;  // knows no names at all
+    MemState state;
+    auto b = m.backends();
+    apply::Engine e{b, m.keys, dns, state, nullptr, {}};
+    auto r = e.run(*s.fw, "p1", apply::Mode::apply, m.now);
+    REQUIRE(r.ok());
+    REQUIRE(r.warnings.size() == 2);
+    CHECK(r.warnings[0].find("endpoint vpn") != std::string::npos);
+    CHECK(r.warnings[0].find("does not resolve") != std::string::npos);
+    const auto& dev = m.wg.devices.at("mesh").device;
+    CHECK(dev.peers.size() == 2);
+    for (const auto& [k, p] : dev.peers) CHECK_FALSE(p.endpoint);
+    CHECK(dns.asked.size() == 2);
+
+    // The name resolves on a later run (a tick): only that peer's endpoint changes.
+    dns.names["vpn1.example.com"] = *model::IpAddr::parse("198.51.100.1");
+    auto later = e.run(*s.fw, "p1", apply::Mode::apply, m.now);
+    REQUIRE(later.ok());
+    REQUIRE(later.plan.ops.size() == 1);
+    CHECK(plan::describe(later.plan.ops[0]).find("endpoint (none) -> 198.51.100.1:51820") != std::string::npos);
+}
+
+TEST_CASE("state: ownership survives a JSON round trip", "[engine][state]") {
+    plan::Ownership o;
+    o.interfaces = {"mesh", "wg_lab"};
+    o.peers["mesh"] = {key_of(1), key_of(2)};
+    o.endpoints["mesh"][key_of(1)] = ep("[fd00::1]:51820");
+    o.files = {"/run/wg_fleet_hosts"};
+    auto back = apply::ownership_from_json(apply::ownership_to_json(o));
+    REQUIRE(back);
+    CHECK(*back == o);
+    CHECK_FALSE(apply::ownership_from_json("{not json"));
+}
