@@ -68,7 +68,8 @@ run_tests() {
   build build
   (cd build && ctest --output-on-failure -j"$JOBS")
   echo "== unit tests again under AddressSanitizer + UndefinedBehaviorSanitizer"
-  build build-asan -DWGF_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
+  cmake -S . -B build-asan -DWGF_WERROR=ON -DWGF_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
+  cmake --build build-asan -j"$JOBS" --target unit_test_binaries
   (cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j"$JOBS" -L unit)
 }
 

@@ -66,12 +66,12 @@ RunResult Engine::run(const plan::Fleetwide& fleet, const std::string& node, Mod
         next.files.insert(owned->files.begin(), owned->files.end());
     }
     if (auto s = state.save(next); !s) r.warnings.push_back(s.error().message);
-    if (!r.applied->ok()) return r;
 
-    // Verify: a fresh diff must be empty; anything left is a bug worth reporting as such.
+    // Re-read: after success a fresh diff must be empty (anything left is a bug); after a
+    // failure it is what remains to be done.
     auto after = read_live(backends, r.desired, next, now);
     if (!after) {
-        r.error = after.error();
+        if (r.applied->ok()) r.error = after.error();  // after a failure, the failure is the news
         return r;
     }
     r.leftover = plan::diff(r.desired, after->state, next, after->facts, opts);

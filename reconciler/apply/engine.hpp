@@ -24,10 +24,11 @@ struct RunResult {
     std::vector<std::string> warnings;
     std::vector<std::string> generated_keys;   // fleets whose key was generated in this run
     std::optional<Live> live;                  // as read before the plan
-    std::optional<plan::Plan> leftover;        // non-empty: a fresh diff after apply was not empty (a bug)
+    std::optional<plan::Plan> leftover;        // a fresh diff after apply: must be empty after success
     std::optional<backend::Error> error;       // reading live state or state_dir failed
 
     bool ok() const { return !error && (!applied || applied->ok()) && !(leftover && !leftover->empty()); }
+    bool converged_with_leftover() const { return applied && applied->ok() && leftover && !leftover->empty(); }
 };
 
 struct Engine {

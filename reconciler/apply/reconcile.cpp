@@ -44,6 +44,10 @@ public:
                 s = apply_rules(ops, i, end);
             } else {
                 s = apply_one(ops[i]);
+                // The last address change of a run on a device: check its process, however few.
+                if (s && is_address(ops[i]) && (end == ops.size() || !is_address(ops[end]) ||
+                                                interface_of(ops[end]) != interface_of(ops[i])))
+                    s = device_check(interface_of(ops[i]));
             }
             for (size_t k = i; k < end; ++k) {
                 std::string line = describe(ops[k]);
@@ -123,11 +127,19 @@ private:
         return b_.firewall.apply(c);
     }
 
+    static bool is_address(const Op& op) {
+        return std::holds_alternative<OpAddAddress>(op) || std::holds_alternative<OpDelAddress>(op);
+    }
+
+    Status device_check(const std::string& ifname) {
+        if (!opts_.device_alive || opts_.device_alive(ifname)) return Status::ok();
+        return Error{EIO, fmt::format("the userspace WireGuard process of {} exited during address changes", ifname)};
+    }
+
+    // Every `address_chunk` address changes on a device, check that its process survived.
     Status address_checkpoint(const std::string& ifname) {
-        if (++address_ops_[ifname] % std::max<size_t>(1, opts_.address_chunk) != 0 || !opts_.device_alive) return Status::ok();
-        if (!opts_.device_alive(ifname))
-            return Error{EIO, fmt::format("the userspace WireGuard process of {} exited during address changes", ifname)};
-        return Status::ok();
+        if (++address_ops_[ifname] % std::max<size_t>(1, opts_.address_chunk) != 0) return Status::ok();
+        return device_check(ifname);
     }
 
     Status apply_one(const Op& op) {

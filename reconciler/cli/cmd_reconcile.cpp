@@ -105,11 +105,14 @@ int cmd_apply(const Globals& g) {
         if (!r.applied->ok()) {
             std::cerr << "wg-fleet: apply stopped: " << r.applied->error->message << "\n";
             for (const auto& line : r.applied->not_done) std::cerr << "not done: " << line << "\n";
+            if (r.leftover)
+                std::cerr << fmt::format("wg-fleet: read again: {} operation{} still to do; the next apply continues from there\n",
+                                         r.leftover->ops.size(), r.leftover->ops.size() == 1 ? "" : "s");
             return kError;
         }
     }
     print_notes(r, g.quiet);
-    if (r.leftover && !r.leftover->empty()) {
+    if (r.converged_with_leftover()) {
         std::cerr << "wg-fleet: bug: after a successful apply the node still differs from the fleet:\n";
         for (const auto& op : r.leftover->ops) std::cerr << "  " << plan::describe(op) << "\n";
         std::cerr << "Please report this with the output of `wg-fleet plan -v`.\n";

@@ -144,7 +144,7 @@ int cmd_watch(const Globals& g, int interval_s) {
             sd_notifyf(0, "STATUS=apply failed: %s", r.applied->error->message.c_str());
             return;
         }
-        if (r.leftover && !r.leftover->empty())
+        if (r.converged_with_leftover())
             for (const auto& op : r.leftover->ops) log->error("bug: still differs after apply: {}", plan::describe(op));
         if (!r.plan.empty() && std::string_view(why) == "tick") log->warn("drift corrected: {} operation(s)", r.plan.ops.size());
         sd_notifyf(0, "STATUS=converged: %zu peer(s) configured, %zu pending", r.desired.interfaces.empty() ? 0 : [&] {

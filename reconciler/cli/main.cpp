@@ -19,10 +19,10 @@ int main(int argc, char** argv) {
     app.set_version_flag("-V,--version", "wg-fleet " WGF_VERSION);
     app.require_subcommand(1);
     app.fallthrough();  // global options may also follow the command
-    app.add_option("-c,--config", g.config, "The fleet file")->default_str("/etc/wg-fleet.yaml");
-    app.add_option("--dropin-dir", g.dropin_dir, "Drop-in directory merged in name order (default: CONFIG without .yaml, plus .d)");
-    app.add_option("--node", g.node, "This node's name (default: the hostname)");
-    app.add_option("--state-dir", g.state_dir, "Overrides state_dir: in the file");
+    app.add_option("-c,--config", g.config, "The fleet file")->default_str("/etc/wg-fleet.yaml")->type_name("FILE");
+    app.add_option("--dropin-dir", g.dropin_dir, "Drop-in directory merged in name order (default: CONFIG without .yaml, plus .d)")->type_name("DIR");
+    app.add_option("--node", g.node, "This node's name (default: the hostname)")->type_name("NAME");
+    app.add_option("--state-dir", g.state_dir, "Overrides state_dir: in the file")->type_name("DIR");
     app.add_option("--keys-override", g.keys_override, "Take public keys only from DIR/<fleet>/<node>.pub, ignoring the YAML's (sandboxes)")
         ->group("");  // internal: used by `sandbox`
     app.add_option("--files-root", g.files_root, "Prefix for every file written (sandboxes)")->group("");

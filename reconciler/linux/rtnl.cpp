@@ -1,5 +1,6 @@
 // rtnetlink through libnl-route-3. See rtnl.hpp for the invariants.
 #include "linux/rtnl.hpp"
+#include "linux/nl_errno.hpp"
 
 #include <linux/if_addr.h>
 #include <linux/rtnetlink.h>
@@ -42,41 +43,6 @@ struct NlFree {
 };
 template <class T>
 using NlPtr = std::unique_ptr<T, NlFree>;
-
-// libnl folds the kernel's errno into its own codes (nl_syserr2nlerr); this is the way back for
-// errors that did not come from a kernel NLMSG_ERROR (those are captured exactly, see on_error).
-int nlerr_to_errno(int nlerr) {
-    switch (nlerr < 0 ? -nlerr : nlerr) {
-        case NLE_INTR: return EINTR;
-        case NLE_BAD_SOCK: return EBADF;
-        case NLE_AGAIN: return EAGAIN;
-        case NLE_NOMEM: return ENOMEM;
-        case NLE_EXIST: return EEXIST;
-        case NLE_INVAL: return EINVAL;
-        case NLE_RANGE: return ERANGE;
-        case NLE_MSGSIZE: return EMSGSIZE;
-        case NLE_OPNOTSUPP: return EOPNOTSUPP;
-        case NLE_AF_NOSUPPORT: return EAFNOSUPPORT;
-        case NLE_OBJ_NOTFOUND: return ENOENT;
-        case NLE_NOATTR: return ENOENT;
-        case NLE_NOADDR: return EADDRNOTAVAIL;
-        case NLE_SRCRT_NOSUPPORT: return EOPNOTSUPP;
-        case NLE_MSG_TOOSHORT: return EMSGSIZE;
-        case NLE_MSG_TRUNC: return EMSGSIZE;
-        case NLE_SEQ_MISMATCH: return EPROTO;
-        case NLE_MSG_OVERFLOW: return ENOBUFS;
-        case NLE_NOACCESS: return EACCES;
-        case NLE_PERM: return EPERM;
-        case NLE_PKTLOC_FILE: return ENOENT;
-        case NLE_PARSE_ERR: return EINVAL;
-        case NLE_NODEV: return ENODEV;
-        case NLE_IMMUTABLE: return EINVAL;
-        case NLE_DUMP_INTR: return EINTR;
-        case NLE_BUSY: return EBUSY;
-        case NLE_PROTO_MISMATCH: return EPROTONOSUPPORT;
-        default: return 0;
-    }
-}
 
 // Called by libnl for every NLMSG_ERROR with a non-zero error; NL_STOP makes libnl return its
 // own code as usual, while the exact errno is kept for the message.

@@ -4,6 +4,7 @@
 // after every read and (b) the kernel's errno reaches the caller unchanged (libnl folds several
 // errnos into one code).
 #include "linux/wg_genl.hpp"
+#include "linux/nl_errno.hpp"
 
 #include <arpa/inet.h>
 #include <linux/time_types.h>
@@ -456,26 +457,8 @@ namespace {
 
 // libnl folds errnos into its own codes; map back the ones its setup calls can return.
 int errno_of(int nle) {
-    switch (nle < 0 ? -nle : nle) {
-    case NLE_NOMEM: return ENOMEM;
-    case NLE_NODEV: return ENODEV;
-    case NLE_OBJ_NOTFOUND: return ENOENT;
-    case NLE_PERM: return EPERM;
-    case NLE_NOACCESS: return EACCES;
-    case NLE_EXIST: return EEXIST;
-    case NLE_INVAL: return EINVAL;
-    case NLE_RANGE: return ERANGE;
-    case NLE_MSGSIZE: return EMSGSIZE;
-    case NLE_OPNOTSUPP: return EOPNOTSUPP;
-    case NLE_AF_NOSUPPORT: return EAFNOSUPPORT;
-    case NLE_PROTO_MISMATCH: return EPROTONOSUPPORT;
-    case NLE_BUSY: return EBUSY;
-    case NLE_AGAIN: return EAGAIN;
-    case NLE_INTR:
-    case NLE_DUMP_INTR: return EINTR;
-    case NLE_BAD_SOCK: return EBADF;
-    default: return EIO;
-    }
+    int e = nlerr_to_errno(nle);
+    return e ? e : EIO;
 }
 
 struct Outcome {

@@ -11,8 +11,10 @@ bin=$(realpath "$1"); src=$(realpath "$2")
 name=e2e$$
 tmp=$(mktemp -d /tmp/wgf-e2e.XXXXXX)
 watch_pid=
+notify_pid=
 cleanup() {
   [[ -n $watch_pid ]] && kill "$watch_pid" 2>/dev/null && wait "$watch_pid" 2>/dev/null
+  [[ -n $notify_pid ]] && kill "$notify_pid" 2>/dev/null
   "$bin" sandbox down --name "$name" >/dev/null 2>&1
   rm -rf "$tmp"
 }
@@ -69,9 +71,25 @@ check "alice now has 3 controllers" test "$(peers_of alice)" = 3
 check "all pairs reach each other with hub3" wgf test
 
 # watch: a manual removal is undone on the next tick; an invalid edit changes nothing.
-"$bin" sandbox exec --name "$name" hub1 wg-fleet watch --interval 1 >"$tmp/watch.log" 2>&1 &
+# A stand-in for systemd's notify socket, to see READY/STATUS arrive.
+python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); s.bind(sys.argv[1]); s.settimeout(60)
+with open(sys.argv[2], "a") as out:
+    while True:
+        try: out.write(s.recv(4096).decode() + "\n"); out.flush()
+        except socket.timeout: break
+' "$tmp/notify.sock" "$tmp/notify.log" &
+notify_pid=$!
+for _ in $(seq 1 50); do [[ -S $tmp/notify.sock ]] && break; sleep 0.1; done
+NOTIFY_SOCKET=$tmp/notify.sock "$bin" sandbox exec --name "$name" hub1 wg-fleet watch --interval 1 >"$tmp/watch.log" 2>&1 &
 watch_pid=$!
 sleep 2
+check "watch told systemd it is ready" grep -q "READY=1" "$tmp/notify.log"
+check "watch reported its status to systemd" grep -q "STATUS=converged" "$tmp/notify.log"
+kill -HUP "$watch_pid"
+sleep 1
+check "watch reloaded on SIGHUP" grep -q "(SIGHUP)" "$tmp/watch.log"
 bob_key=$(cat /run/wg-fleet-sandbox/$name/keys/demo/bob.pub)
 in_node hub1 wg set demo peer "$bob_key" remove
 restored=no
