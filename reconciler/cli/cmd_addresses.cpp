@@ -15,10 +15,13 @@ int cmd_addresses(const Globals& g, bool json) {
         nlohmann::ordered_json out = {{"fleets", nlohmann::ordered_json::object()}};
         for (const auto& [name, fp] : fw.plan.fleets) {
             nlohmann::ordered_json nodes = nlohmann::ordered_json::object();
+            // fp.nodes is already in key order and has no duplicates: append without the linear
+            // duplicate search of ordered_json's operator[], which makes 100,000 nodes quadratic.
+            auto& node_list = nodes.get_ref<nlohmann::ordered_json::object_t&>();
             for (const auto& [node, na] : fp.nodes) {
                 nlohmann::ordered_json addrs = nlohmann::ordered_json::array();
                 for (const auto& a : na.addresses) addrs.push_back(a.str());
-                nodes[node] = {{"role", model::to_string(na.role)}, {"addresses", addrs}};
+                node_list.emplace_back(node, nlohmann::ordered_json{{"role", model::to_string(na.role)}, {"addresses", addrs}});
             }
             out["fleets"][name] = {{"prefix", fp.prefix.str()}, {"nodes", nodes}};
         }

@@ -1,33 +1,68 @@
 #include <iostream>
+#include <set>
+#include <tuple>
 
 #include <fmt/format.h>
 
 #include "cli/commands.hpp"
 
 namespace wgf::cli {
+namespace {
 
-// Validates the whole fleet: parse, address plan, cross references, then renders every node's
-// desired state, so a file that passes check can be applied on any of its nodes.
+// Nodes whose render covers every path a render can take: every controller and server (each
+// is linear in its fleet), and one peer per (fleet, designated controller, whether it has
+// routes). Rendering every peer would be quadratic: in a hub each peer carries every other
+// peer's routes, so 10,000 peers with 1,000 routes make ten million entries to build and drop.
+std::vector<std::string> nodes_to_render(const plan::Fleetwide& fw) {
+    std::vector<std::string> out;
+    std::set<std::tuple<std::string, std::string, bool>> shapes;
+    for (const auto& [node, ms] : fw.index) {
+        bool pick = false;
+        for (const auto& mb : ms) {
+            if (mb.role != model::Role::peer) {
+                pick = true;
+                continue;
+            }
+            const auto& f = fw.cfg.fleets.at(mb.fleet);
+            const auto& m = f.peers.at(node);
+            auto dc = plan::designated_controller(f, m);
+            if (shapes.emplace(mb.fleet, dc.value_or(""), !m.routes.empty()).second) pick = true;
+        }
+        if (pick) out.push_back(node);
+    }
+    return out;
+}
+
+size_t pending_members(const model::Config& cfg) {
+    size_t n = 0;
+    for (const auto& [name, f] : cfg.fleets) {
+        for (const auto* group : {&f.controllers, &f.peers})
+            for (const auto& [node, m] : *group) n += !m.public_key;
+        if (f.style == model::FleetStyle::subnet && !f.peers.empty()) n += !f.server_public_key;
+    }
+    return n;
+}
+
+std::string plural(size_t n, const char* word) { return fmt::format("{} {}{}", n, word, n == 1 ? "" : "s"); }
+
+}  // namespace
+
+// Validates the whole fleet: parse, address plan, cross references (every node's part of the
+// file), then renders the nodes that cover every rendering path, and every fleet's hosts file,
+// so a file that passes check can be applied on any of its nodes.
 int cmd_check(const Globals& g) {
     auto l = load(g);
     if (!l->fleet) {
-        std::cerr << fmt::format("{}: {} error{}, {} warning{}; nothing would be applied\n", g.config, l->diags.errors(),
-                                 l->diags.errors() == 1 ? "" : "s", l->diags.warnings(), l->diags.warnings() == 1 ? "" : "s");
+        std::cerr << fmt::format("{}: {}, {}; nothing would be applied\n", g.config, plural(l->diags.errors(), "error"),
+                                 plural(l->diags.warnings(), "warning"));
         return kError;
     }
-    size_t peers = 0, pending = 0;
-    for (const auto& [node, ms] : l->fleet->index) {
-        auto hs = plan::render_host(*l->fleet, node);
-        for (const auto& [name, w] : hs.interfaces) {
-            peers += w.peers.size();
-            pending += w.pending.size();
-        }
-    }
+    (void)plan::render_hosts_file(plan::render_hosts_entries(*l->fleet, ""));
+    for (const auto& node : nodes_to_render(*l->fleet)) (void)plan::render_host(*l->fleet, node, plan::RenderOptions{false});
     if (g.quiet == 0)
-        std::cout << fmt::format("{}: ok — {} fleet{}, {} node{}, {} peer entr{} ({} pending), {} warning{}\n", g.config,
-                                 l->cfg().fleets.size(), l->cfg().fleets.size() == 1 ? "" : "s", l->fleet->index.size(),
-                                 l->fleet->index.size() == 1 ? "" : "s", peers, peers == 1 ? "y" : "ies", pending,
-                                 l->diags.warnings(), l->diags.warnings() == 1 ? "" : "s");
+        std::cout << fmt::format("{}: ok — {}, {} ({} pending), {}\n", g.config, plural(l->cfg().fleets.size(), "fleet"),
+                                 plural(l->fleet->index.size(), "node"), pending_members(l->cfg()),
+                                 plural(l->diags.warnings(), "warning"));
     return kOk;
 }
 

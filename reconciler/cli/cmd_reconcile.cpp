@@ -1,4 +1,5 @@
 // plan, apply, status and keygen: one reconcile run for this node, printed or applied.
+#include <algorithm>
 #include <ctime>
 #include <iostream>
 
@@ -147,7 +148,12 @@ int cmd_status(const Globals& g, bool json) {
             if (live->second.listen_port) ij["listen_port"] = *live->second.listen_port;
         }
         auto& peers = ij["peers"] = nlohmann::ordered_json::array();
-        for (const auto& [key, p] : want.peers) {
+        std::vector<const model::WgPeer*> by_name;  // people read peers by name
+        for (const auto& [key, p] : want.peers) by_name.push_back(&p);
+        std::sort(by_name.begin(), by_name.end(), [](auto* a, auto* b) { return a->name < b->name; });
+        for (const model::WgPeer* pp : by_name) {
+            const auto& p = *pp;
+            const auto& key = p.public_key;
             nlohmann::ordered_json pj{{"name", p.name}, {"public_key", key.base64()}};
             const model::WgPeer* lp = nullptr;
             if (live != r.live->state.interfaces.end())

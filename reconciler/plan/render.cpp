@@ -78,8 +78,9 @@ private:
     // Routes of peers other than `except`, which in a hub reach us through a controller.
     std::vector<Prefix> other_peer_routes(const std::string& except) const {
         std::vector<Prefix> v;
-        for (const auto& [n, m] : f_.peers)
-            if (n != except) v.insert(v.end(), m.routes.begin(), m.routes.end());
+        if (auto it = fw_.peer_routes.find(name_); it != fw_.peer_routes.end())
+            for (const auto& [p, owner] : it->second)
+                if (owner != except) v.push_back(p);
         return v;
     }
 
@@ -179,7 +180,13 @@ std::string yaml_quote(std::string_view s) {
 
 }  // namespace
 
-Fleetwide::Fleetwide(const model::Config& c) : cfg(c), plan(plan_addresses(c)), index(index_nodes(c)) {}
+Fleetwide::Fleetwide(const model::Config& c) : cfg(c), plan(plan_addresses(c)), index(index_nodes(c)) {
+    for (const auto& [name, f] : c.fleets) {
+        auto& v = peer_routes[name];
+        for (const auto& [n, m] : f.peers)
+            for (const auto& r : m.routes) v.emplace_back(r, n);
+    }
+}
 
 std::string private_key_path(const model::Config& cfg, const std::string& fleet) {
     return cfg.state_dir + "/" + fleet + ".key";
@@ -194,7 +201,7 @@ WgInterface render_interface(const Fleetwide& fw, const std::string& fleet, cons
     return InterfaceBuilder(fw, fleet, node).build(role);
 }
 
-model::HostState render_host(const Fleetwide& fw, const std::string& node) {
+model::HostState render_host(const Fleetwide& fw, const std::string& node, const RenderOptions& opts) {
     model::HostState hs;
     auto it = fw.index.find(node);
     if (it == fw.index.end()) return hs;
@@ -259,6 +266,7 @@ model::HostState render_host(const Fleetwide& fw, const std::string& node) {
     if (v6_forward) hs.sysctls["net/ipv6/conf/all/forwarding"] = "1";
     if (v4_forward) hs.sysctls["net/ipv4/ip_forward"] = "1";
 
+    if (!opts.files) return hs;
     if (!hs.interfaces.empty()) {
         std::string hosts = render_hosts_file(render_hosts_entries(fw, node));
         hs.files.emplace(fw.cfg.hosts_file, model::ManagedFile{fw.cfg.hosts_file, std::move(hosts), 0644});

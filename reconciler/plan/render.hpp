@@ -3,6 +3,7 @@
 // Pure: no I/O; key material comes in as arguments.
 #pragma once
 
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -26,13 +27,22 @@ struct Fleetwide {
     const model::Config& cfg;
     AddressPlan plan;
     NodeIndex index;
+    // Per fleet: every peer's routes with their owner, so one node's render need not walk all
+    // peers (rendering every node of a 10,000-peer fleet stays linear).
+    std::map<std::string, std::vector<std::pair<model::Prefix, std::string>>> peer_routes;
 
     explicit Fleetwide(const model::Config& c);
 };
 
+struct RenderOptions {
+    // The files (hosts file, HTTP route files). `check` renders them once per fleet instead of
+    // once per node: the hosts file of a fleet with n members has n lines.
+    bool files = true;
+};
+
 std::string private_key_path(const model::Config& cfg, const std::string& fleet);
 
-model::HostState render_host(const Fleetwide& fw, const std::string& node);
+model::HostState render_host(const Fleetwide& fw, const std::string& node, const RenderOptions& opts = {});
 model::WgInterface render_interface(const Fleetwide& fw, const std::string& fleet, const std::string& node);
 
 // Every member of every fleet `node` is in (all members of all fleets when node is empty).
