@@ -101,14 +101,21 @@ std::string self_exe() {
 
 // In the child: enter the node's network namespace and give it its own UAPI socket directory
 // and /etc/hosts, in a mount namespace of its own.
+[[noreturn]] void node_fail(const Node& n, const std::string& what) {
+    fprintf(stderr, "wg-fleet sandbox: cannot enter node %s: %s: %s\n", n.name.c_str(), what.c_str(), strerror(errno));
+    _exit(126);
+}
+
 void enter_node(const Sandbox& sb, const Node& n) {
     int fd = open(("/run/netns/" + n.netns).c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0 || setns(fd, CLONE_NEWNET) != 0 || unshare(CLONE_NEWNS) != 0) _exit(126);
+    if (fd < 0) node_fail(n, "open /run/netns/" + n.netns);
+    if (setns(fd, CLONE_NEWNET) != 0) node_fail(n, "setns");
+    if (unshare(CLONE_NEWNS) != 0) node_fail(n, "unshare the mount namespace");
     // Slave propagation: our mounts must not leak back into the host.
-    mount(nullptr, "/", nullptr, MS_REC | MS_SLAVE, nullptr);
+    if (mount(nullptr, "/", nullptr, MS_REC | MS_SLAVE, nullptr) != 0) node_fail(n, "make / a slave mount");
     fs::path nd = sb.node_dir(n);
-    if (mount((nd / "wireguard").c_str(), "/run/wireguard", nullptr, MS_BIND, nullptr) != 0) _exit(126);
-    if (mount((nd / "hosts").c_str(), "/etc/hosts", nullptr, MS_BIND, nullptr) != 0) _exit(126);
+    if (mount((nd / "wireguard").c_str(), "/run/wireguard", nullptr, MS_BIND, nullptr) != 0) node_fail(n, "bind /run/wireguard");
+    if (mount((nd / "hosts").c_str(), "/etc/hosts", nullptr, MS_BIND, nullptr) != 0) node_fail(n, "bind /etc/hosts");
     // sysfs of this network namespace, as `ip netns exec` does.
     umount2("/sys", MNT_DETACH);
     mount("sysfs", "/sys", "sysfs", 0, nullptr);
@@ -276,8 +283,13 @@ int sandbox_up(const Globals& g, const std::string& name, bool verbose) {
     sb.config = fs::absolute(g.config).string();
     std::error_code ec;
     fs::create_directories(sb.keys_dir(), ec);
-    // The mount point for each node's private UAPI socket directory.
+    // Mount points for each node's private UAPI socket directory and hosts file. A machine
+    // without /etc/hosts (a bare debootstrap) gets the usual localhost one.
     fs::create_directories("/run/wireguard", ec);
+    if (!fs::exists("/etc/hosts")) {
+        std::ofstream("/etc/hosts") << "127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n";
+        std::cout << "note: created /etc/hosts (localhost only); it did not exist\n";
+    }
     if (created) {
         // Underlay: a bridge in its own namespace, one veth per node.
         if (!save(sb) || !must({"ip", "netns", "add", sb.underlay_ns}) ||
