@@ -239,14 +239,21 @@ int sandbox_down(const std::string& name, bool quiet) {
     return kOk;
 }
 
-// Runs wg-fleet (this binary) as `node` inside its namespaces, with the sandbox's per-node state.
-Out node_wg_fleet(const Sandbox& sb, const Node& n, std::vector<std::string> args) {
-    // WG_FLEET_SANDBOX marks the processes we start (wireguard-go inherits it) for `down`.
-    std::vector<std::string> argv{"env", "WG_FLEET_SANDBOX=" + sb.name, self_exe(), "-c", sb.config, "--node", n.name,
+// This binary, run as `n` with the sandbox's per-node state, followed by `args`.
+std::vector<std::string> wg_fleet_argv(const Sandbox& sb, const Node& n, const std::vector<std::string>& args) {
+    std::vector<std::string> argv{self_exe(), "-c", sb.config, "--node", n.name,
                                   "--state-dir", (sb.node_dir(n) / "state").string(),
                                   "--keys-override", sb.keys_dir().string(),
                                   "--files-root", (sb.node_dir(n) / "files").string()};
     argv.insert(argv.end(), args.begin(), args.end());
+    return argv;
+}
+
+// Runs wg-fleet as `node` inside its namespaces. WG_FLEET_SANDBOX marks the processes it starts
+// (wireguard-go inherits it) for `down`.
+Out node_wg_fleet(const Sandbox& sb, const Node& n, const std::vector<std::string>& args) {
+    auto argv = wg_fleet_argv(sb, n, args);
+    argv.insert(argv.begin(), {"env", "WG_FLEET_SANDBOX=" + sb.name});
     return run_in_node(sb, n, argv);
 }
 
@@ -432,16 +439,14 @@ int sandbox_exec(const std::string& name, const std::vector<std::string>& args) 
     }
     std::vector<std::string> cmd(args.begin() + 1, args.end());
     if (cmd.empty()) cmd = {"sh"};
+    // Our own path is read before entering the node: inside its mount namespace /proc/self/exe
+    // may name the file as seen from outside a chroot.
+    std::vector<std::string> argv = cmd;
+    if (argv[0] == "wg-fleet") argv = wg_fleet_argv(*sb, *node, std::vector<std::string>(cmd.begin() + 1, cmd.end()));
     // No child: this process enters the node and becomes the command, so signals (a service
     // manager's SIGTERM, a test's kill) reach it directly.
     enter_node(*sb, *node);
     setenv("WG_FLEET_SANDBOX", name.c_str(), 1);
-    std::vector<std::string> argv = cmd;
-    if (argv[0] == "wg-fleet") {
-        argv = {self_exe(), "-c", sb->config, "--node", node->name, "--state-dir", (sb->node_dir(*node) / "state").string(),
-                "--keys-override", sb->keys_dir().string(), "--files-root", (sb->node_dir(*node) / "files").string()};
-        argv.insert(argv.end(), cmd.begin() + 1, cmd.end());
-    }
     std::vector<char*> c;
     for (auto& a : argv) c.push_back(a.data());
     c.push_back(nullptr);
