@@ -8,6 +8,7 @@
 #include <sys/inotify.h>
 #include <sys/signalfd.h>
 #include <sys/timerfd.h>
+#include <sys/wait.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
@@ -129,6 +130,10 @@ int cmd_watch(const Globals& g, int interval_s) {
     };
 
     auto converge = [&](const char* why) {
+        // A userspace implementation that does not daemonize is our child: reap it if it exited,
+        // so the tick below sees it gone (and starts it again) rather than a zombie.
+        while (waitpid(-1, nullptr, WNOHANG) > 0) {
+        }
         if (!good) return;
         auto r = machine->engine().run(*good->fleet, node, apply::Mode::apply, time(nullptr));
         for (const auto& w : r.warnings) log->warn("{}", w);
