@@ -65,7 +65,13 @@ RunResult Engine::run(const plan::Fleetwide& fleet, const std::string& node, Mod
         for (const auto& [i, ks] : owned->peers) next.peers[i].insert(ks.begin(), ks.end());
         next.files.insert(owned->files.begin(), owned->files.end());
     }
-    if (auto s = state.save(next); !s) r.warnings.push_back(s.error().message);
+    if (next != *owned)
+        if (auto s = state.save(next); !s) r.warnings.push_back(s.error().message);
+    // Nothing was to do: the diff just computed is the verification.
+    if (r.plan.empty()) {
+        r.leftover = plan::Plan{};
+        return r;
+    }
 
     // Re-read: after success a fresh diff must be empty (anything left is a bug); after a
     // failure it is what remains to be done.

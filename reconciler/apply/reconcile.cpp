@@ -54,6 +54,7 @@ public:
                 if (journal_) journal_->record(line, s);
                 (s ? result_.done : result_.not_done).push_back(line);
             }
+            if (journal_) journal_->flush();
             if (!s) result_.error = s.error();
             i = end;
         }

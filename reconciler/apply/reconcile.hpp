@@ -53,6 +53,8 @@ class Journal {
 public:
     virtual ~Journal() = default;
     virtual void record(const std::string& op_line, const backend::Status& result) = 0;
+    // Called after each batch of operations: records may be buffered until then.
+    virtual void flush() {}
 };
 
 struct ApplyOptions {

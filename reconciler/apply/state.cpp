@@ -78,7 +78,16 @@ FileJournal::FileJournal(std::string state_dir) {
 }
 
 FileJournal::~FileJournal() {
+    flush();
     if (fd_ >= 0) close(fd_);
+}
+
+void FileJournal::flush() {
+    if (fd_ < 0 || pending_.empty()) return;
+    // One write with O_APPEND: concurrent runs never interleave within a batch.
+    ssize_t n = write(fd_, pending_.data(), pending_.size());
+    (void)n;
+    pending_.clear();
 }
 
 void FileJournal::record(const std::string& op_line, const backend::Status& result) {
@@ -88,11 +97,8 @@ void FileJournal::record(const std::string& op_line, const backend::Status& resu
     struct tm tm {};
     gmtime_r(&now, &tm);
     strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    std::string line = result ? fmt::format("{} ok {}\n", stamp, op_line)
-                              : fmt::format("{} error {}: {}\n", stamp, op_line, result.error().message);
-    // One write per line with O_APPEND: concurrent runs never interleave within a line.
-    ssize_t n = write(fd_, line.data(), line.size());
-    (void)n;
+    pending_ += result ? fmt::format("{} ok {}\n", stamp, op_line)
+                       : fmt::format("{} error {}: {}\n", stamp, op_line, result.error().message);
 }
 
 }  // namespace wgf::apply

@@ -30,15 +30,18 @@ private:
 std::string ownership_to_json(const plan::Ownership& o);
 backend::Result<plan::Ownership> ownership_from_json(const std::string& text);
 
-// Appends "TIME ok|error OP-LINE [: error]" lines to state_dir/journal.log (0600).
+// Appends "TIME ok|error OP-LINE [: error]" lines to state_dir/journal.log (0600), one write per
+// batch of operations.
 class FileJournal : public Journal {
 public:
     explicit FileJournal(std::string state_dir);
     ~FileJournal() override;
     void record(const std::string& op_line, const backend::Status& result) override;
+    void flush() override;
 
 private:
     int fd_ = -1;
+    std::string pending_;  // lines of the current batch, written with one append
 };
 
 }  // namespace wgf::apply

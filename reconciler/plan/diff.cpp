@@ -118,6 +118,8 @@ private:
     }
 
     void diff_peers(const WgInterface& want, const WgInterface& have) {
+        held_.clear();
+        held_built_ = false;
         const auto& ours = owned_.peers.count(want.name) ? owned_.peers.at(want.name) : kNoKeys;
         bool exclusive = opts_.exclusive.count(want.name) > 0;
         auto w = want.peers.begin(), h = have.peers.begin();
@@ -134,14 +136,27 @@ private:
                 else plan_.foreign.push_back(fmt::format("{} on {}", h->first.base64(), want.name));
                 ++h;
             } else {
-                diff_peer(want.name, w->second, h->second);
+                diff_peer(want.name, w->second, h->second, have);
                 ++w;
                 ++h;
             }
         }
     }
 
-    void diff_peer(const std::string& ifname, const WgPeer& want, const WgPeer& have) {
+    // Whether another live peer of the interface holds one of these prefixes now.
+    bool held_by_other(const WgInterface& have_if, const std::vector<Prefix>& prefixes, const Key& self) {
+        if (!held_built_) {
+            for (const auto& [k, p] : have_if.peers)
+                for (const auto& a : p.allowed_ips) held_.emplace(a.masked(), k);
+            held_built_ = true;
+        }
+        return std::any_of(prefixes.begin(), prefixes.end(), [&](const Prefix& p) {
+            auto it = held_.find(p);
+            return it != held_.end() && it->second != self;
+        });
+    }
+
+    void diff_peer(const std::string& ifname, const WgPeer& want, const WgPeer& have, const WgInterface& have_if) {
         OpUpdatePeer u{ifname, want.public_key, want.name, {}, {}, {}, {}, {}, {}, {}};
         if (want.endpoint && have.endpoint != want.endpoint) {
             if (roamed(ifname, want)) plan_.kept.push_back(fmt::format("peer {} on {}: endpoint {} (roamed from {}; session alive)",
@@ -156,9 +171,10 @@ private:
             u.added = minus(wa, ha);
             u.removed = minus(ha, wa);
         }
-        if (ips && !u.removed.empty() && !u.added.empty()) {
+        if (ips && !u.removed.empty() && !u.added.empty() && held_by_other(have_if, u.added, want.public_key)) {
             // Two steps: release what goes (keeping what stays), then claim what comes, so a
-            // prefix swapped between two peers is never held by both.
+            // prefix swapped between two peers is never held by both. Needed only when what this
+            // peer gains is held by another peer now; otherwise one update does both.
             OpUpdatePeer rel{ifname, want.public_key, want.name, {}, {}, {}, {}, {}, {}, u.removed};
             std::vector<Prefix> kept;
             std::set_intersection(wa.begin(), wa.end(), ha.begin(), ha.end(), std::back_inserter(kept));
@@ -171,8 +187,9 @@ private:
         }
         if (ips) u.allowed_ips = wa;
         if (!u.endpoint && !u.keepalive && !u.allowed_ips) return;
-        bool only_release = ips && u.added.empty() && !u.endpoint && !u.keepalive;
-        add(only_release ? kRelease : kClaim, std::move(u));
+        // An update that frees prefixes goes with the releases (it claims only free ones), so
+        // another peer can claim what it frees in the same plan.
+        add(ips && !u.removed.empty() ? kRelease : kClaim, std::move(u));
     }
 
     // The live endpoint differs, the desired one is what we applied last time, and the session is
@@ -232,6 +249,8 @@ private:
     Plan plan_;
     std::vector<Op> phases_[kPhases];
     std::set<std::string> deleted_;
+    std::map<Prefix, Key> held_;  // live prefix -> peer, built on first need per interface
+    bool held_built_ = false;
 };
 
 }  // namespace

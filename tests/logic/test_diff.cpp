@@ -242,3 +242,19 @@ TEST_CASE("diff: an interface that left the fleet is deleted last, without separ
     CHECK(m.wg.devices.empty());
     CHECK(m.links.routes.empty());
 }
+
+TEST_CASE("diff: a peer trading a prefix for a free one is one update, not two", "[diff][move]") {
+    FakeMachine m;
+    auto desired = host(m.keys, {peer(1, {"10.1.0.0/24", "10.2.0.0/24"}), peer(2, {"10.3.0.0/24"})});
+    REQUIRE(m.converge(desired).ok());
+    desired.interfaces.at("wg0").peers.at(key_of(1)).allowed_ips = {pfx("10.1.0.0/24"), pfx("10.4.0.0/24")};
+    auto p = m.plan_for(desired);
+    REQUIRE(p.ops.size() == 1);
+    CHECK(plan::describe(p.ops[0]) == "~ peer node1 (" + key_of(1).short_str() + ") on wg0: allowed-ips +10.4.0.0/24 -10.2.0.0/24");
+    auto b = m.backends();
+    m.wg.sets.clear();
+    REQUIRE(apply::apply_plan(b, p, m.keys, nullptr).ok());
+    REQUIRE(m.wg.sets.size() == 1);
+    CHECK(m.wg.sets[0].peers.size() == 1);
+    CHECK(m.plan_for(desired).empty());
+}
