@@ -29,7 +29,11 @@
 # BUILD_DIR (default <repo>/build-perf), BENCH_PEERS (default 10000), BENCH_CONTROLLERS
 # (default 3; the node is the first controller, which has every peer), BENCH_RUNS (default 5),
 # BENCH_LOAD_RUNS (default 3), BENCH_WATCH_EDITS (default 20), BENCH_SEED (default 0),
-# BENCH_JSON (also write every figure to this file), KEEP_TMP=1 (keep the temporary directory).
+# BENCH_SETTLE (seconds of pause before every timed command, default 0.3: wireguard-go collects
+# the garbage of the previous 10,000-peer exchange, which otherwise lands on the next command),
+# BENCH_JSON (also write every figure to this file), KEEP_TMP=1 (keep the temporary directory),
+# BENCH_NICE (run every measured process, wireguard-go included, at this nice level, e.g. -10 on
+# a machine shared with builds: wg and wg-fleet get the same priority, the figures less noise).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -99,8 +103,14 @@ cleanup() {
     fi
     exit "$rc"
 }
+py=
+on_signal() {
+    # The driver cleans up after itself on SIGTERM; the EXIT trap catches whatever it left.
+    [[ -n $py ]] && kill -TERM "$py" 2>/dev/null && wait "$py" 2>/dev/null
+    exit 130
+}
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+trap on_signal INT TERM
 
 cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
 echo "machine: $(nproc) CPUs, ${cpu:-unknown CPU}, kernel $(uname -r), $(awk '/MemTotal/ {printf "%.1f GB RAM", $2/1048576}' /proc/meminfo)"
@@ -110,9 +120,18 @@ echo
 
 json_arg=()
 [[ -n ${BENCH_JSON:-} ]] && json_arg=(--json "$BENCH_JSON")
-python3 "$here/live_bench.py" --bin "$bin" --tmp "$tmp" --ifname "$ifname" --ns-prefix "$ns_prefix" \
+nice_cmd=()
+if [[ -n ${BENCH_NICE:-} ]]; then
+    nice_cmd=(nice -n "$BENCH_NICE")
+    echo "nice level of every measured process: $BENCH_NICE"
+    echo
+fi
+"${nice_cmd[@]}" python3 "$here/live_bench.py" --bin "$bin" --tmp "$tmp" --ifname "$ifname" --ns-prefix "$ns_prefix" \
     --peers "${BENCH_PEERS:-10000}" --controllers "${BENCH_CONTROLLERS:-3}" --seed "${BENCH_SEED:-0}" \
-    --runs "${BENCH_RUNS:-5}" --load-runs "${BENCH_LOAD_RUNS:-3}" --watch-edits "${BENCH_WATCH_EDITS:-20}" \
-    "${json_arg[@]}"
+    --settle "${BENCH_SETTLE:-0.3}" --runs "${BENCH_RUNS:-5}" --load-runs "${BENCH_LOAD_RUNS:-3}" --watch-edits "${BENCH_WATCH_EDITS:-20}" \
+    "${json_arg[@]}" &
+py=$!
+wait "$py"  # in the background so that a signal to this script is handled at once
+py=
 echo
 echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
