@@ -16,8 +16,8 @@ namespace wgf::test {
 // the test when running under CI.
 bool netns_available();
 
-// True when the kernel can create a `wireguard` link (module present). Otherwise WARNs and
-// returns false; [kernel] tests skip then, even in CI.
+// True when the kernel can create a `wireguard` link (module present). Otherwise the test
+// process exits with 77, which ctest reports as skipped; [kernel] tests skip so even in CI.
 bool kernel_wireguard_available();
 
 // Runs a shell command; returns its exit status (127 if it could not start). Output is captured.
