@@ -115,7 +115,9 @@ int main(int argc, char** argv) {
     try {
         app.parse(args);
     } catch (const CLI::ParseError& e) {
-        return app.exit(e);
+        // --help and --version exit 0; a usage error is an error (1), keeping 2 for
+        // `plan --detailed-exitcode` (changes pending).
+        return app.exit(e) == 0 ? kOk : kError;
     } catch (const std::exception& e) {
         std::cerr << "wg-fleet: " << e.what() << "\n";
         return kError;
