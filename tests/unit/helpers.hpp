@@ -60,6 +60,38 @@ inline std::unique_ptr<Loaded> check(std::string_view yaml, std::string_view fil
     return l;
 }
 
+// The reference's fleet (2 controllers, 3 peers, real keys), shared by several test files.
+inline constexpr const char* kClanFleetYaml = R"(domain: example.internal
+fleets:
+  wg-test-one:
+    controllers:
+      controller1: { endpoint: vpn1.example.com, public_key: cAdu2zsfixJ9e1RTDKYFWnnvsUJM9vR2ChcsgKbeVGg= }
+      controller2: { endpoint: "vpn2.example.com:51821", public_key: M3c5TjSLEzGEZ7tGbgapbwPShn4uUDVawek3E5JR5A0= }
+    peers:
+      peer1: { controller: controller1, public_key: j576wwZ01GUTN2l6tbbvKlUcpFDP+HxG3ydj959VEmY= }
+      peer2: { controller: controller2, public_key: Meol420BlFIEUEt4hGOFp1VF9aEp3uPndWrKucWjBwY= }
+      peer3: { controller: controller2, public_key: fwPl3x5N338IdrP7PXDTlSMQAK32JIOnNuA/fToAQ3c=, routes: [10.20.0.0/16] }
+)";
+
+// The configuration block of shared/seeds/002_*.txt, verbatim.
+inline constexpr const char* kSeed002Yaml = R"(---
+domain: icpcnet.internal
+prune_timeout: 30m
+
+fleets:
+  southeast:
+    ip6: fd00:a0a8:34d:2a00::1
+    subnet: fd00:a0a8:34d:2a00::/64
+    external_ip: 1.2.3.4
+    port: 51820
+
+  northwest:
+    ip6: fd00:a0a8:34d:2000::1
+    subnet: fd00:a0a8:34d:2000::/64
+    external_ip: 1.2.3.4
+    port: 51821
+)";
+
 inline bool contains(std::string_view hay, std::string_view needle) { return hay.find(needle) != std::string_view::npos; }
 
 }  // namespace wgf::test

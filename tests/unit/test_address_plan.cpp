@@ -399,23 +399,7 @@ TEST_CASE("subnet style: a named server and a subnet longer than /64", "[plan][a
 }
 
 TEST_CASE("subnet style from the seed 002 YAML", "[plan][address][subnet]") {
-    auto l = test::check(R"(---
-domain: icpcnet.internal
-prune_timeout: 30m
-
-fleets:
-  southeast:
-    ip6: fd00:a0a8:34d:2a00::1
-    subnet: fd00:a0a8:34d:2a00::/64
-    external_ip: 1.2.3.4
-    port: 51820
-
-  northwest:
-    ip6: fd00:a0a8:34d:2000::1
-    subnet: fd00:a0a8:34d:2000::/64
-    external_ip: 1.2.3.4
-    port: 51821
-)");
+    auto l = test::check(test::kSeed002Yaml);
     INFO(l->text());
     CHECK_FALSE(l->diags.has_errors());
     CHECK(l->plan.fleets.at("southeast").prefix.str() == "fd00:a0a8:34d:2a00::/64");

@@ -52,24 +52,7 @@ void expect_one_error(const std::string& yaml, uint32_t line, uint32_t col, cons
 // Good input
 
 TEST_CASE("seed 002's example parses cleanly into the expected model", "[parse][seed002]") {
-    // The configuration block of shared/seeds/002_*.txt, verbatim.
-    const char* yaml = R"(---
-domain: icpcnet.internal
-prune_timeout: 30m
-
-fleets:
-  southeast:
-    ip6: fd00:a0a8:34d:2a00::1
-    subnet: fd00:a0a8:34d:2a00::/64
-    external_ip: 1.2.3.4
-    port: 51820
-
-  northwest:
-    ip6: fd00:a0a8:34d:2000::1
-    subnet: fd00:a0a8:34d:2000::/64
-    external_ip: 1.2.3.4
-    port: 51821
-)";
+    const char* yaml = test::kSeed002Yaml;
     auto l = parse_only(yaml);
     INFO(l->text());
     CHECK(l->diags.all().empty());

@@ -27,17 +27,7 @@ void expect_error(const test::Loaded& l, const std::string& path, uint32_t line,
 }  // namespace
 
 TEST_CASE("a complete clan fleet validates without any diagnostic", "[validate]") {
-    auto l = check(R"(domain: example.internal
-fleets:
-  wg-test-one:
-    controllers:
-      controller1: { endpoint: vpn1.example.com, public_key: cAdu2zsfixJ9e1RTDKYFWnnvsUJM9vR2ChcsgKbeVGg= }
-      controller2: { endpoint: "vpn2.example.com:51821", public_key: M3c5TjSLEzGEZ7tGbgapbwPShn4uUDVawek3E5JR5A0= }
-    peers:
-      peer1: { controller: controller1, public_key: j576wwZ01GUTN2l6tbbvKlUcpFDP+HxG3ydj959VEmY= }
-      peer2: { controller: controller2, public_key: Meol420BlFIEUEt4hGOFp1VF9aEp3uPndWrKucWjBwY= }
-      peer3: { controller: controller2, public_key: fwPl3x5N338IdrP7PXDTlSMQAK32JIOnNuA/fToAQ3c=, routes: [10.20.0.0/16] }
-)");
+    auto l = check(test::kClanFleetYaml);
     INFO(l->text());
     CHECK(l->diags.all().empty());
 }
