@@ -12,20 +12,16 @@ RunResult Engine::run(const plan::Fleetwide& fleet, const std::string& node, Mod
     // Keys: apply generates a missing key; plan only reads (the plan then says one will be made).
     for (auto& [ifname, w] : r.desired.interfaces) {
         if (mode == Mode::apply) {
-            auto existed = keys.load(w.private_key_file);
-            if (!existed) {
-                r.error = existed.error();
-                return r;
-            }
-            auto key = keys.load_or_generate(w.private_key_file);
+            bool generated = false;
+            auto key = ensure_node_key(keys, cfg, w.fleet, &generated);
             if (!key) {
                 r.error = key.error();
                 return r;
             }
-            if (!existed->has_value()) r.generated_keys.push_back(w.fleet);
+            if (generated) r.generated_keys.push_back(w.fleet);
             w.public_key = key->public_key();
             if (cfg.keys_dir) {
-                auto s = keys.publish(fmt::format("{}/{}/{}.pub", *cfg.keys_dir, w.fleet, node), *w.public_key);
+                auto s = keys.publish(plan::published_key_path(*cfg.keys_dir, w.fleet, node), *w.public_key);
                 if (!s) r.warnings.push_back(s.error().message);
             }
         } else {

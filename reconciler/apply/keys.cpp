@@ -9,6 +9,7 @@
 #include <sodium.h>
 
 #include "linux/files.hpp"
+#include "plan/render.hpp"
 
 namespace wgf::apply {
 
@@ -44,6 +45,16 @@ backend::Result<model::SecretKey> FileKeyStore::load_or_generate(const std::stri
     sodium_memzero(text.data(), text.size());
     if (!s) return s.error();
     return key;
+}
+
+backend::Result<model::SecretKey> ensure_node_key(KeyStore& keys, const model::Config& cfg, const std::string& fleet,
+                                                  bool* generated) {
+    std::string path = plan::private_key_path(cfg, fleet);
+    auto existing = keys.load(path);
+    if (!existing) return existing.error();
+    *generated = !existing->has_value();
+    if (existing->has_value()) return **existing;
+    return keys.load_or_generate(path);
 }
 
 backend::Status FileKeyStore::publish(const std::string& path, const model::Key& public_key) {

@@ -8,6 +8,7 @@
 
 #include "backend/status.hpp"
 #include "model/net.hpp"
+#include "model/spec.hpp"
 
 namespace wgf::apply {
 
@@ -20,6 +21,10 @@ public:
     virtual backend::Result<model::SecretKey> load_or_generate(const std::string& path) = 0;
     virtual backend::Status publish(const std::string& path, const model::Key& public_key) = 0;
 };
+
+// This node's key for a fleet: loaded once, generated (0600) when absent; `generated` says which.
+backend::Result<model::SecretKey> ensure_node_key(KeyStore& keys, const model::Config& cfg, const std::string& fleet,
+                                                  bool* generated);
 
 class FileKeyStore : public KeyStore {
 public:

@@ -207,15 +207,15 @@ int cmd_keygen(const Globals& g) {
     apply::FileKeyStore keys;
     const auto& cfg = l->cfg();
     for (const auto& mb : l->fleet->index.at(node)) {
-        std::string path = plan::private_key_path(cfg, mb.fleet);
-        auto key = keys.load_or_generate(path);
+        bool generated = false;
+        auto key = apply::ensure_node_key(keys, cfg, mb.fleet, &generated);
         if (!key) {
             std::cerr << "wg-fleet: " << key.error().message << "\n";
             return kError;
         }
         model::Key pub = key->public_key();
         if (cfg.keys_dir) {
-            auto s = keys.publish(fmt::format("{}/{}/{}.pub", *cfg.keys_dir, mb.fleet, node), pub);
+            auto s = keys.publish(plan::published_key_path(*cfg.keys_dir, mb.fleet, node), pub);
             if (!s) {
                 std::cerr << "wg-fleet: " << s.error().message << "\n";
                 return kError;

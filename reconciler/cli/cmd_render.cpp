@@ -1,11 +1,9 @@
-#include <sys/stat.h>
-
 #include <algorithm>
-#include <fstream>
 #include <iostream>
 
 #include <fmt/format.h>
 
+#include "apply/keys.hpp"
 #include "cli/commands.hpp"
 
 namespace wgf::cli {
@@ -49,15 +47,11 @@ int cmd_render_wg_quick(const Globals& g, const std::string& fleet_opt) {
     }
     // The key is printed only when this machine holds it, as `wg showconf` would.
     std::optional<std::string> key;
+    apply::FileKeyStore keys;
     std::string path = plan::private_key_path(l->cfg(), fleet);
-    if (std::ifstream in(path); in) {
-        std::string text;
-        std::getline(in, text);
-        if (model::SecretKey::from_base64(text)) key = text;
-        struct stat st {};
-        if (key && stat(path.c_str(), &st) == 0 && (st.st_mode & 077))
-            std::cerr << fmt::format("wg-fleet: warning: {} is readable by others (mode {:o}); it should be 0600\n", path, st.st_mode & 0777);
-    }
+    if (auto loaded = keys.load(path); loaded && loaded->has_value()) key = (*loaded)->base64_for_storage();
+    if (keys.loose_permissions)
+        std::cerr << fmt::format("wg-fleet: warning: {} is readable by group or others; it should be 0600\n", path);
     std::cout << plan::render_wg_quick(*l->fleet, fleet, node, key);
     return kOk;
 }

@@ -19,7 +19,7 @@ void merge_published_keys(Loaded& l, bool replace) {
     auto& cfg = l.parsed.config;
     if (!cfg.keys_dir) return;
     auto merge = [&](const std::string& fleet, const std::string& node, std::optional<model::Key>& key, const std::string& path) {
-        std::string file = fmt::format("{}/{}/{}.pub", *cfg.keys_dir, fleet, node);
+        std::string file = plan::published_key_path(*cfg.keys_dir, fleet, node);
         std::ifstream in(file);
         if (!in) {
             if (replace) key.reset();

@@ -16,12 +16,11 @@ std::array<uint8_t, 32> sha256(std::string_view s) {
     return h;
 }
 
-uint64_t host_mask(uint8_t len) {
-    // Bits of the low 64 that belong to the host part of a prefix of length `len` (>= 64).
+}  // namespace
+
+uint64_t subnet_host_mask(uint8_t len) {
     return len >= 128 ? 0 : len <= 64 ? UINT64_MAX : (UINT64_MAX >> (len - 64));
 }
-
-}  // namespace
 
 Prefix clan_fleet_prefix(std::string_view fleet) {
     auto h = sha256(fleet);
@@ -88,7 +87,7 @@ FleetPlan plan_fleet(const std::string& name, const model::Fleet& f) {
     } else if (f.subnet) {
         fp.prefix = *f.subnet;
         if (f.ip6) fp.nodes[f.server] = NodeAddrs{Role::server, {Prefix{*f.ip6, f.subnet->len}}};
-        uint64_t mask = host_mask(f.subnet->len);
+        uint64_t mask = subnet_host_mask(f.subnet->len);
         for (const auto& [p, m] : f.peers) {
             uint64_t s = (m.suffix ? *m.suffix : clan_suffix(p)) & mask;
             fp.suffixes[p] = s;

@@ -25,6 +25,8 @@ uint16_t clan_controller_id(std::string_view controller);  // H(C)[0..1]
 uint64_t clan_suffix(std::string_view peer);               // H(P)[0..7]
 
 Prefix controller_net(const Prefix& fleet40, uint16_t id); // /56
+// The bits of a 64-bit suffix that fall in the host part of a subnet of length `len`.
+uint64_t subnet_host_mask(uint8_t len);
 IpAddr with_suffix(const IpAddr& net, uint64_t suffix);    // bytes 0..7 of net || suffix
 
 struct NodeAddrs {

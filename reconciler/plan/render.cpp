@@ -192,6 +192,10 @@ std::string private_key_path(const model::Config& cfg, const std::string& fleet)
     return cfg.state_dir + "/" + fleet + ".key";
 }
 
+std::string published_key_path(const std::string& keys_dir, const std::string& fleet, const std::string& node) {
+    return keys_dir + "/" + fleet + "/" + node + ".pub";
+}
+
 WgInterface render_interface(const Fleetwide& fw, const std::string& fleet, const std::string& node) {
     auto it = fw.index.find(node);
     Role role = Role::peer;

@@ -41,6 +41,8 @@ struct RenderOptions {
 };
 
 std::string private_key_path(const model::Config& cfg, const std::string& fleet);
+// Where a node's public key is exchanged: <keys_dir>/<fleet>/<node>.pub.
+std::string published_key_path(const std::string& keys_dir, const std::string& fleet, const std::string& node);
 
 model::HostState render_host(const Fleetwide& fw, const std::string& node, const RenderOptions& opts = {});
 model::WgInterface render_interface(const Fleetwide& fw, const std::string& fleet, const std::string& node);

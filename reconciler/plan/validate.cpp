@@ -146,7 +146,7 @@ private:
         std::unordered_map<uint64_t, std::string> seen;
         seen.reserve(fp.suffixes.size() + 1);
         uint64_t mask = UINT64_MAX;
-        if (!clan && f.subnet) mask = f.subnet->len >= 128 ? 0 : f.subnet->len <= 64 ? UINT64_MAX : (UINT64_MAX >> (f.subnet->len - 64));
+        if (!clan && f.subnet) mask = subnet_host_mask(f.subnet->len);
         if (!clan && f.ip6 && f.subnet) {
             uint64_t host = 0;
             for (int i = 8; i < 16; ++i) host = (host << 8) | f.ip6->bytes[i];
