@@ -1,6 +1,6 @@
 // A YAML document as a plain tree that remembers where every key and value came from.
-// yaml-cpp is used only in tree.cpp; everything above sees this tree. Duplicate keys, which
-// yaml-cpp accepts silently, are reported here.
+// libyaml is used only in tree.cpp; everything above sees this tree. Duplicate keys, which
+// YAML parsers accept silently, are reported here.
 #pragma once
 
 #include <string>

@@ -289,7 +289,7 @@ TEST_CASE("unknown keys with nothing close list the allowed keys", "[parse][erro
                      "unknown key 'suffix' — allowed keys here: public_key, endpoint, routes, id, ipv4");
 }
 
-TEST_CASE("duplicate keys are detected, which yaml-cpp alone would accept", "[parse][errors][duplicate]") {
+TEST_CASE("duplicate keys are detected, which a YAML parser alone would accept", "[parse][errors][duplicate]") {
     expect_one_error(R"(fleets:
   mesh:
     controllers:
@@ -509,6 +509,59 @@ TEST_CASE("an unterminated quoted scalar is a syntax error", "[parse][errors][sy
     INFO(l->text());
     CHECK(l->diags.has_errors());
     CHECK_FALSE(l->cfg().userspace.has_value());
+}
+
+TEST_CASE("YAML features the fleet file does not use are errors, not silently reinterpreted", "[parse][errors][syntax]") {
+    expect_one_error("domain: a.example\n---\ndomain: b.example\n", 2, 1, "",
+                     "a second YAML document ('---'): the fleet file holds exactly one; use a drop-in file instead");
+    expect_one_error("domain: !secret a.example\n", 1, 9, "domain",
+                     "YAML tag '!secret' is not supported here; write the value without it");
+    expect_one_error("forwards: !!omap []\n", 1, 11, "forwards",
+                     "YAML tag 'tag:yaml.org,2002:omap' is not supported here; write the value without it");
+    expect_one_error("domain: *nowhere\n", 1, 9, "domain", "alias *nowhere refers to no anchor defined before it");
+    expect_one_error("[a, b]: 1\n", 1, 1, "", "keys must be plain strings, not a list");
+    expect_one_error("~: 1\n", 1, 1, "", "keys must be plain strings, not nothing (null)");
+}
+
+TEST_CASE("scalars: quoting, block styles, !!str and the null spellings", "[parse][syntax]") {
+    config::Sources sources;
+    config::Diagnostics diags;
+    auto root = config::parse_yaml("a: \"1\"\nb: '2'\nc: !!str 3\nd: 4\ne: |\n  five\nf: ~\ng:\nh: null\ni: 'null'\n", 0, diags);
+    INFO(diags.all().size());
+    REQUIRE(diags.all().empty());
+    REQUIRE(root.is_map());
+    auto val = [&](const char* k) -> const config::Node& {
+        const auto* e = root.find(k);
+        REQUIRE(e != nullptr);
+        return e->value;
+    };
+    CHECK((val("a").is_scalar() && val("a").quoted && val("a").scalar == "1"));
+    CHECK((val("b").quoted && val("b").scalar == "2"));
+    CHECK((val("c").quoted && val("c").scalar == "3"));
+    CHECK((val("d").is_scalar() && !val("d").quoted && val("d").scalar == "4"));
+    CHECK((val("e").quoted && val("e").scalar == "five\n"));
+    CHECK(val("f").is_null());
+    CHECK(val("g").is_null());
+    CHECK(val("h").is_null());
+    CHECK((val("i").is_scalar() && val("i").scalar == "null"));
+    CHECK(val("d").loc.line == 4);
+    CHECK(val("d").loc.col == 4);
+}
+
+TEST_CASE("an alias copies its anchor's value, keeping the alias's own location", "[parse][syntax]") {
+    config::Sources sources;
+    config::Diagnostics diags;
+    auto root = config::parse_yaml("x: &r [10.0.0.0/8, 10.1.0.0/16]\ny: { z: *r }\n", 0, diags);
+    REQUIRE(diags.all().empty());
+    const auto* y = root.find("y");
+    REQUIRE(y != nullptr);
+    const auto* z = y->value.find("z");
+    REQUIRE(z != nullptr);
+    REQUIRE(z->value.is_seq());
+    REQUIRE(z->value.seq.size() == 2);
+    CHECK(z->value.seq[1].scalar == "10.1.0.0/16");
+    CHECK(z->value.loc.line == 2);
+    CHECK(z->value.loc.col == 9);  // where *r is written
 }
 
 TEST_CASE("a NUL inside a quoted address is rejected, not truncated", "[parse][errors][values]") {
@@ -845,4 +898,22 @@ TEST_CASE("a billion-laughs alias bomb is refused within a modest memory budget"
     CHECK(WIFEXITED(status));
     CHECK(WEXITSTATUS(status) == 0);
 #endif
+}
+
+TEST_CASE("duplicate keys in a large map are found wherever they are", "[parse][errors][duplicate]") {
+    // Past a few keys the parser indexes a map's keys; a duplicate of a key from before the index
+    // existed, and one after, must both be found, each pointing at the first definition.
+    std::string yaml = "fleets:\n  mesh:\n    controllers:\n      s1: {}\n    peers:\n";
+    for (int i = 0; i < 40; ++i) yaml += fmt::format("      p{:02}: {{}}\n", i);
+    yaml += "      p03: {}\n      p30: {}\n      p03: {}\n";
+    auto l = parse_only(yaml);
+    INFO(l->text());
+    auto errs = l->errors();
+    REQUIRE(errs.size() == 3);
+    CHECK(errs[0].loc.line == 46);
+    CHECK(errs[0].path == "fleets.mesh.peers.p03");
+    CHECK(errs[0].message == "duplicate key 'p03' (first defined at line 9, column 7)");
+    CHECK(errs[1].message == "duplicate key 'p30' (first defined at line 36, column 7)");
+    CHECK(errs[2].loc.line == 48);
+    CHECK(errs[2].message == "duplicate key 'p03' (first defined at line 9, column 7)");
 }
