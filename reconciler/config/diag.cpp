@@ -8,8 +8,8 @@ namespace wgf::config {
 
 uint32_t Sources::add(std::string name, std::string text) {
     File f{std::move(name), std::move(text), {0}};
-    for (uint32_t i = 0; i < f.text.size(); ++i)
-        if (f.text[i] == '\n') f.line_starts.push_back(i + 1);
+    for (auto nl = f.text.find('\n'); nl != std::string::npos; nl = f.text.find('\n', nl + 1))
+        f.line_starts.push_back(static_cast<uint32_t>(nl + 1));
     files_.push_back(std::move(f));
     return static_cast<uint32_t>(files_.size() - 1);
 }

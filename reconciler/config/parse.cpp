@@ -38,21 +38,41 @@ std::string join(std::span<const std::string_view> words) {
     return out;
 }
 
+// Where the walker is in the document: a chain of keys and list indexes up to the root, each
+// level on the stack of the code that walks it. The text ("fleets.mesh.peers.laptop1") is built
+// only when a diagnostic needs it, not for every node of a large file.
+class Path {
+public:
+    Path() = default;  // the document root
+    Path(const Path& parent, std::string_view key) : parent_(&parent), key_(key) {}
+    Path(const Path& parent, size_t index) : parent_(&parent), index_(index) {}
+
+    std::string str() const {
+        if (!parent_) return "";
+        return index_ ? index_path(parent_->str(), *index_) : join_path(parent_->str(), key_);
+    }
+
+private:
+    const Path* parent_ = nullptr;
+    std::string_view key_;
+    std::optional<size_t> index_;
+};
+
 // Walks the tree with the schema's expectations, reporting every mismatch and carrying on.
 class Walker {
 public:
     explicit Walker(Diagnostics& d) : d_(d) {}
 
-    void error(const Loc& loc, const std::string& path, std::string msg) { d_.error(loc, path, std::move(msg)); }
+    void error(const Loc& loc, const Path& path, std::string msg) { d_.error(loc, path.str(), std::move(msg)); }
 
-    bool is_map(const Node& n, const std::string& path, bool null_ok) {
+    bool is_map(const Node& n, const Path& path, bool null_ok) {
         if (n.is_map() || (null_ok && n.is_null())) return true;
         error(n.loc, path, fmt::format("expected a map, got {}{}", kind_name(n), scalar_suffix(n)));
         return false;
     }
 
     // Reports unknown keys; returns how many there were.
-    size_t check_keys(const Node& n, const std::string& path, std::span<const std::string_view> allowed) {
+    size_t check_keys(const Node& n, const Path& path, std::span<const std::string_view> allowed) {
         size_t unknown = 0;
         for (const auto& e : n.map) {
             if (std::find(allowed.begin(), allowed.end(), e.key) != allowed.end()) continue;
@@ -64,19 +84,20 @@ public:
             }
             std::string hint = best.empty() ? fmt::format("allowed keys here: {}", join(allowed))
                                             : fmt::format("did you mean '{}'?", best);
-            error(e.key_loc, join_path(path, e.key), fmt::format("unknown key {} — {}", quote(e.key), hint));
+            error(e.key_loc, Path(path, e.key), fmt::format("unknown key {} — {}", quote(e.key), hint));
             ++unknown;
         }
         return unknown;
     }
 
-    std::optional<std::string> str(const Node& n, const std::string& path) {
-        if (n.is_scalar()) return n.scalar;
+    // The scalar's text, or null (reported) when the node is not a scalar.
+    const std::string* str(const Node& n, const Path& path) {
+        if (n.is_scalar()) return &n.scalar;
         error(n.loc, path, fmt::format("expected a string, got {}", kind_name(n)));
-        return std::nullopt;
+        return nullptr;
     }
 
-    std::optional<uint64_t> uint(const Node& n, const std::string& path, uint64_t lo, uint64_t hi, bool hex_ok = false) {
+    std::optional<uint64_t> uint(const Node& n, const Path& path, uint64_t lo, uint64_t hi, bool hex_ok = false) {
         if (!n.is_scalar()) {
             error(n.loc, path, fmt::format("expected an integer {}..{}, got {}", lo, hi, kind_name(n)));
             return std::nullopt;
@@ -112,15 +133,15 @@ public:
         return v;
     }
 
-    std::optional<bool> boolean(const Node& n, const std::string& path) {
+    std::optional<bool> boolean(const Node& n, const Path& path) {
         if (n.is_scalar() && !n.quoted && (n.scalar == "true" || n.scalar == "false")) return n.scalar == "true";
         error(n.loc, path, fmt::format("{} — expected true or false", n.is_scalar() ? quote(n.scalar) : kind_name(n)));
         return std::nullopt;
     }
 
     template <class T, class F>
-    std::optional<T> typed(const Node& n, const std::string& path, F&& parse_fn, std::string_view what) {
-        auto s = str(n, path);
+    std::optional<T> typed(const Node& n, const Path& path, F&& parse_fn, std::string_view what) {
+        const std::string* s = str(n, path);
         if (!s) return std::nullopt;
         std::string why;
         auto v = parse_fn(*s, &why);
@@ -128,22 +149,24 @@ public:
         return v;
     }
 
-    std::optional<std::string> name(const Node& n, const std::string& path, std::string_view what) {
-        auto s = str(n, path);
-        if (s && !m::valid_node_name(*s)) {
+    std::optional<std::string> name(const Node& n, const Path& path, std::string_view what) {
+        const std::string* s = str(n, path);
+        if (!s) return std::nullopt;
+        if (!m::valid_node_name(*s)) {
             error(n.loc, path, fmt::format("{} — {} names use letters, digits, '-' and '_', start with a letter or digit, at most 63 characters", quote(*s), what));
             return std::nullopt;
         }
-        return s;
+        return *s;
     }
 
-    std::optional<std::string> abs_path(const Node& n, const std::string& path) {
-        auto s = str(n, path);
-        if (s && (s->empty() || (*s)[0] != '/')) {
+    std::optional<std::string> abs_path(const Node& n, const Path& path) {
+        const std::string* s = str(n, path);
+        if (!s) return std::nullopt;
+        if (s->empty() || (*s)[0] != '/') {
             error(n.loc, path, fmt::format("{} — must be an absolute path", quote(*s)));
             return std::nullopt;
         }
-        return s;
+        return *s;
     }
 
 private:
@@ -188,10 +211,10 @@ class FleetParser {
 public:
     FleetParser(Walker& w, Config& cfg) : w_(w), cfg_(cfg) {}
 
-    void parse_fleets(const Node& n, const std::string& path) {
+    void parse_fleets(const Node& n, const Path& path) {
         if (!w_.is_map(n, path, true)) return;
         for (const auto& e : n.map) {
-            std::string fpath = join_path(path, e.key);
+            const Path fpath(path, e.key);
             if (!m::valid_node_name(e.key)) {
                 w_.error(e.key_loc, fpath, fmt::format("{} — fleet names use letters, digits, '-' and '_', start with a letter or digit, at most 63 characters", quote(e.key)));
                 continue;
@@ -202,7 +225,7 @@ public:
     }
 
 private:
-    bool parse_fleet(const Entry& fe, const std::string& path, Fleet& f) {
+    bool parse_fleet(const Entry& fe, const Path& path, Fleet& f) {
         const Node& n = fe.value;
         if (!w_.is_map(n, path, false)) return false;
         static constexpr std::string_view kCommon[] = {"interface", "port", "topology", "mtu", "keepalive",
@@ -216,7 +239,7 @@ private:
             if (n.find(k)) subnet_keys.push_back(k);
         if (clan && !subnet_keys.empty()) {
             const Entry* first = n.find(subnet_keys.front());
-            w_.error(first->key_loc, join_path(path, first->key),
+            w_.error(first->key_loc, Path(path, first->key),
                      "a fleet is either clan-style (controllers:) or subnet-style (ip6:, subnet:), not both");
             return false;
         }
@@ -231,7 +254,7 @@ private:
         bool interface_given = false;
 
         for (const auto& e : n.map) {
-            std::string p = join_path(path, e.key);
+            const Path p(path, e.key);
             const Node& v = e.value;
             if (e.key == "interface") {
                 interface_given = true;
@@ -299,12 +322,12 @@ private:
         return true;
     }
 
-    void parse_members(const Node& n, const std::string& path, std::map<std::string, Member>& out, bool controllers) {
+    void parse_members(const Node& n, const Path& path, std::map<std::string, Member>& out, bool controllers) {
         if (!w_.is_map(n, path, true)) return;
         static constexpr std::string_view kController[] = {"public_key", "endpoint", "routes", "id", "ipv4"};
         static constexpr std::string_view kPeer[] = {"public_key", "endpoint", "controller", "routes", "suffix", "ipv4"};
         for (const auto& e : n.map) {
-            std::string mpath = join_path(path, e.key);
+            const Path mpath(path, e.key);
             if (!m::valid_node_name(e.key)) {
                 w_.error(e.key_loc, mpath, fmt::format("{} — node names use letters, digits, '-' and '_', start with a letter or digit, at most 63 characters", quote(e.key)));
                 continue;
@@ -315,7 +338,7 @@ private:
             if (controllers) w_.check_keys(v, mpath, kController);
             else w_.check_keys(v, mpath, kPeer);
             for (const auto& f : v.map) {
-                std::string p = join_path(mpath, f.key);
+                const Path p(mpath, f.key);
                 const Node& x = f.value;
                 if (f.key == "public_key") {
                     mem.public_key = w_.typed<m::Key>(x, p, parse_key, "not a WireGuard key");
@@ -340,13 +363,13 @@ private:
         }
     }
 
-    void parse_routes(const Node& n, const std::string& path, std::vector<m::Prefix>& out) {
+    void parse_routes(const Node& n, const Path& path, std::vector<m::Prefix>& out) {
         if (!n.is_seq()) {
             w_.error(n.loc, path, fmt::format("expected a list of CIDRs, got {}", kind_name(n)));
             return;
         }
         for (size_t i = 0; i < n.seq.size(); ++i) {
-            std::string p = index_path(path, i);
+            const Path p(path, i);
             const Node& x = n.seq[i];
             if (auto pf = w_.typed<m::Prefix>(x, p, parse_prefix, "not a CIDR")) {
                 if (!pf->is_network())
@@ -356,7 +379,7 @@ private:
         }
     }
 
-    void parse_suffix(const Node& n, const std::string& path, Member& mem) {
+    void parse_suffix(const Node& n, const Path& path, Member& mem) {
         std::optional<uint64_t> v;
         if (n.is_scalar() && n.scalar.find(':') != std::string::npos) {
             v = parse_suffix_groups(n.scalar);
@@ -379,7 +402,7 @@ private:
     Config& cfg_;
 };
 
-std::optional<m::Proto> parse_proto(Walker& w, const Node& n, const std::string& path) {
+std::optional<m::Proto> parse_proto(Walker& w, const Node& n, const Path& path) {
     auto s = w.str(n, path);
     if (!s) return std::nullopt;
     if (*s == "tcp") return m::Proto::tcp;
@@ -395,7 +418,7 @@ bool valid_item_name(std::string_view s) {
 
 // Shared shape of forwards[] and http_routes[]: a list of maps with a required name and node.
 template <class T, class F>
-void parse_list(Walker& w, const Node& n, const std::string& path, std::span<const std::string_view> allowed,
+void parse_list(Walker& w, const Node& n, const Path& path, std::span<const std::string_view> allowed,
                 std::span<const std::string_view> required, std::vector<T>& out, F&& field) {
     if (n.is_null()) return;
     if (!n.is_seq()) {
@@ -404,14 +427,14 @@ void parse_list(Walker& w, const Node& n, const std::string& path, std::span<con
     }
     for (size_t i = 0; i < n.seq.size(); ++i) {
         const Node& item = n.seq[i];
-        std::string ipath = index_path(path, i);
+        const Path ipath(path, i);
         if (!w.is_map(item, ipath, false)) continue;
         w.check_keys(item, ipath, allowed);
         for (auto r : required)
             if (!item.find(r)) w.error(item.loc, ipath, fmt::format("missing required key '{}'", r));
         T t;
         for (const auto& e : item.map) {
-            std::string p = join_path(ipath, e.key);
+            const Path p(ipath, e.key);
             if (e.key == "name") {
                 if (auto s = w.str(e.value, p)) {
                     if (valid_item_name(*s)) t.name = *s;
@@ -429,12 +452,13 @@ void parse_list(Walker& w, const Node& n, const std::string& path, std::span<con
 
 void parse_top(Walker& w, const Node& root, Config& cfg) {
     if (root.is_null()) return;  // an empty file: no fleets
-    if (!w.is_map(root, "", false)) return;
+    const Path root_path;
+    if (!w.is_map(root, root_path, false)) return;
     static constexpr std::string_view kTop[] = {"domain", "prune_timeout", "state_dir", "keys_dir", "userspace",
                                                 "hosts_file", "http_routes_dir", "fleets", "forwards", "http_routes"};
-    w.check_keys(root, "", kTop);
+    w.check_keys(root, root_path, kTop);
     for (const auto& e : root.map) {
-        const std::string& p = e.key;
+        const Path p(root_path, e.key);
         const Node& v = e.value;
         if (e.key == "domain") {
             if (auto s = w.str(v, p)) {
@@ -464,7 +488,7 @@ void parse_top(Walker& w, const Node& root, Config& cfg) {
         } else if (e.key == "forwards") {
             static constexpr std::string_view kAllowed[] = {"name", "node", "proto", "port", "to", "to_port", "fleet"};
             static constexpr std::string_view kRequired[] = {"name", "node", "port", "to"};
-            parse_list(w, v, p, kAllowed, kRequired, cfg.forwards, [&](m::Forward& f, const Entry& e2, const std::string& p2) {
+            parse_list(w, v, p, kAllowed, kRequired, cfg.forwards, [&](m::Forward& f, const Entry& e2, const Path& p2) {
                 if (e2.key == "proto") {
                     if (auto pr = parse_proto(w, e2.value, p2)) f.proto = *pr;
                 } else if (e2.key == "port") {
@@ -482,7 +506,7 @@ void parse_top(Walker& w, const Node& root, Config& cfg) {
         } else if (e.key == "http_routes") {
             static constexpr std::string_view kAllowed[] = {"name", "node", "host", "to", "entrypoint", "certresolver"};
             static constexpr std::string_view kRequired[] = {"name", "node", "host", "to"};
-            parse_list(w, v, p, kAllowed, kRequired, cfg.http_routes, [&](m::HttpRoute& r, const Entry& e2, const std::string& p2) {
+            parse_list(w, v, p, kAllowed, kRequired, cfg.http_routes, [&](m::HttpRoute& r, const Entry& e2, const Path& p2) {
                 if (e2.key == "host") {
                     if (auto s = w.str(e2.value, p2)) {
                         if (m::valid_dns_name(*s)) r.host = *s;
@@ -493,7 +517,8 @@ void parse_top(Walker& w, const Node& root, Config& cfg) {
                 } else if (e2.key == "entrypoint") {
                     if (auto s = w.str(e2.value, p2)) r.entrypoint = *s;
                 } else if (e2.key == "certresolver") {
-                    r.certresolver = w.str(e2.value, p2);
+                    if (auto s = w.str(e2.value, p2)) r.certresolver = *s;
+                    else r.certresolver.reset();
                 }
             });
         }

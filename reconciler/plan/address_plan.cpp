@@ -77,24 +77,29 @@ FleetPlan plan_fleet(const std::string& name, const model::Fleet& f) {
             Prefix addr{with_suffix(fp.nets[c].addr, 1), 40};
             fp.nodes[c] = NodeAddrs{Role::controller, {addr}};
         }
+        // Peers come in name order, so each goes right after the one before (past any controller
+        // that sorts between them): the hints make building the maps linear.
+        auto node_hint = fp.nodes.begin();
         for (const auto& [p, m] : f.peers) {
             uint64_t s = m.suffix ? *m.suffix : clan_suffix(p);
-            fp.suffixes[p] = s;
+            fp.suffixes.emplace_hint(fp.suffixes.end(), p, s);
             NodeAddrs na{Role::peer, {}};
+            na.addresses.reserve(fp.nets.size() + 1);  // and an IPv4 address, if the fleet has ipv4:
             for (const auto& [c, net] : fp.nets) na.addresses.push_back(Prefix{with_suffix(net.addr, s), 56});
-            fp.nodes[p] = std::move(na);
+            node_hint = std::next(fp.nodes.insert_or_assign(node_hint, p, std::move(na)));
         }
     } else if (f.subnet) {
         fp.prefix = *f.subnet;
         if (f.ip6) fp.nodes[f.server] = NodeAddrs{Role::server, {Prefix{*f.ip6, f.subnet->len}}};
         uint64_t mask = subnet_host_mask(f.subnet->len);
+        auto node_hint = fp.nodes.begin();
         for (const auto& [p, m] : f.peers) {
             uint64_t s = (m.suffix ? *m.suffix : clan_suffix(p)) & mask;
-            fp.suffixes[p] = s;
+            fp.suffixes.emplace_hint(fp.suffixes.end(), p, s);
             IpAddr base = f.subnet->addr;
             // Host bits of the subnet beyond the low 64 are not used: a subnet is /64 or longer.
             for (int i = 0; i < 8; ++i) base.bytes[15 - i] |= static_cast<uint8_t>(s >> (8 * i));
-            fp.nodes[p] = NodeAddrs{Role::peer, {Prefix{base, f.subnet->len}}};
+            node_hint = std::next(fp.nodes.insert_or_assign(node_hint, p, NodeAddrs{Role::peer, {Prefix{base, f.subnet->len}}}));
         }
     }
     if (f.ipv4) {
@@ -141,13 +146,21 @@ AddressPlan plan_addresses(const model::Config& cfg) {
 
 std::optional<IpAddr> primary_address(const model::Fleet& f, const FleetPlan& fp, const std::string& node) {
     auto it = fp.nodes.find(node);
-    if (it == fp.nodes.end() || it->second.addresses.empty()) return std::nullopt;
-    if (it->second.role != Role::peer || f.style == model::FleetStyle::subnet) return it->second.addresses.front().addr;
+    if (it == fp.nodes.end()) return std::nullopt;
+    return primary_address(f, fp, node, it->second);
+}
+
+std::optional<IpAddr> primary_address(const model::Fleet& f, const FleetPlan& fp, const std::string& node, const NodeAddrs& addrs) {
+    if (addrs.addresses.empty()) return std::nullopt;
+    if (addrs.role != Role::peer || f.style == model::FleetStyle::subnet) return addrs.addresses.front().addr;
     auto pm = f.peers.find(node);
     auto dc = designated_controller(f, pm->second);
     if (!dc) return std::nullopt;
     auto net = fp.nets.find(*dc);
     if (net == fp.nets.end()) return std::nullopt;
+    // The plan holds the peer's address in every controller's /56: the one in its controller's.
+    for (const auto& a : addrs.addresses)
+        if (net->second.contains(a.addr)) return a.addr;
     return with_suffix(net->second.addr, fp.suffixes.at(node));
 }
 

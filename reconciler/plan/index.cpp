@@ -7,9 +7,15 @@ NodeIndex index_nodes(const model::Config& cfg) {
     for (const auto& [name, f] : cfg.fleets) {
         for (const auto& [n, m] : f.controllers) idx[n].push_back({name, model::Role::controller});
         if (f.style == model::FleetStyle::subnet) idx[f.server].push_back({name, model::Role::server});
-        for (const auto& [n, m] : f.peers)
-            if (!f.controllers.count(n) && !(f.style == model::FleetStyle::subnet && n == f.server))
-                idx[n].push_back({name, model::Role::peer});
+        // Peers come in name order, so each goes right after the one before: hinting there keeps
+        // indexing a large fleet linear.
+        auto hint = idx.begin();
+        for (const auto& [n, m] : f.peers) {
+            if (f.controllers.count(n) || (f.style == model::FleetStyle::subnet && n == f.server)) continue;
+            hint = idx.try_emplace(hint, n);
+            hint->second.push_back({name, model::Role::peer});
+            ++hint;
+        }
     }
     return idx;
 }

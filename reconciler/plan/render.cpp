@@ -93,10 +93,13 @@ private:
                 allowed.insert(allowed.end(), m.routes.begin(), m.routes.end());
                 add(w, c, m.public_key, m.endpoint, std::move(allowed));
             }
+            // The plan gives every peer a suffix, so the two maps walk in step.
+            auto suffix = fp_.suffixes.begin();
             for (const auto& [p, m] : f_.peers) {
+                uint64_t s = (suffix++)->second;
                 if (f_.controllers.count(p)) continue;
                 std::vector<Prefix> allowed;
-                uint64_t s = fp_.suffixes.at(p);
+                allowed.reserve(fp_.nets.size() + 1 + m.routes.size());
                 for (const auto& [c, net] : fp_.nets) allowed.push_back(Prefix{with_suffix(net.addr, s), 96});
                 add_ipv4(allowed, p);
                 allowed.insert(allowed.end(), m.routes.begin(), m.routes.end());
@@ -165,7 +168,7 @@ private:
 
 bool covered_by(const Prefix& p, const std::vector<Prefix>& connected) {
     return std::any_of(connected.begin(), connected.end(), [&](const Prefix& c) {
-        return c.addr.family == p.addr.family && c.len <= p.len && c.masked().contains(p.addr);
+        return c.addr.family == p.addr.family && c.len <= p.len && c.contains(p.addr);
     });
 }
 
@@ -291,8 +294,9 @@ std::vector<HostsEntry> render_hosts_entries(const Fleetwide& fw, const std::str
         const Fleet& f = fw.cfg.fleets.at(fleet);
         const FleetPlan& fp = fw.plan.fleets.at(fleet);
         std::string tail = "." + fleet + (fw.cfg.domain ? "." + *fw.cfg.domain : "");
+        out.reserve(out.size() + fp.nodes.size());
         for (const auto& [n, na] : fp.nodes)
-            if (auto a = primary_address(f, fp, n)) out.push_back({*a, n + tail});
+            if (auto a = primary_address(f, fp, n, na)) out.push_back({*a, n + tail});
     };
     if (node.empty()) {
         for (const auto& [name, f] : fw.cfg.fleets) add_fleet(name);
@@ -304,7 +308,13 @@ std::vector<HostsEntry> render_hosts_entries(const Fleetwide& fw, const std::str
 
 std::string render_hosts_file(const std::vector<HostsEntry>& entries) {
     std::string out = std::string(kFileMarker) + "\n";
-    for (const auto& e : entries) out += fmt::format("{} {}\n", e.addr.str(), e.name);
+    out.reserve(out.size() + entries.size() * 64);  // an address and a name: most lines are shorter
+    for (const auto& e : entries) {
+        out += e.addr.str();
+        out += ' ';
+        out += e.name;
+        out += '\n';
+    }
     return out;
 }
 
@@ -330,11 +340,18 @@ std::string render_wg_quick(const Fleetwide& fw, const std::string& fleet, const
     std::vector<const WgPeer*> peers;
     for (const auto& [k, p] : w.peers) peers.push_back(&p);
     std::sort(peers.begin(), peers.end(), [](const WgPeer* a, const WgPeer* b) { return a->name < b->name; });
+    out.reserve(out.size() + peers.size() * 256);  // a peer's section is about 150 bytes, more with routes
     for (const auto* p : peers) {
-        out += fmt::format("\n[Peer]\n# {}\nPublicKey = {}\n", p->name, p->public_key.base64());
-        std::string allowed;
-        for (const auto& a : p->allowed_ips) allowed += (allowed.empty() ? "" : ", ") + a.str();
-        out += "AllowedIPs = " + allowed + "\n";
+        out += "\n[Peer]\n# ";
+        out += p->name;
+        out += "\nPublicKey = ";
+        out += p->public_key.base64();
+        out += "\nAllowedIPs = ";
+        for (size_t i = 0; i < p->allowed_ips.size(); ++i) {
+            if (i) out += ", ";
+            out += p->allowed_ips[i].str();
+        }
+        out += '\n';
         if (p->endpoint) out += "Endpoint = " + p->endpoint->str() + "\n";
         if (p->keepalive) out += fmt::format("PersistentKeepalive = {}\n", p->keepalive);
     }

@@ -60,6 +60,9 @@ private:
     static std::string member_path(const std::string& f, const char* group, const std::string& n) {
         return join_path(join_path(fleet_path(f), group), n);
     }
+    static std::string route_path(const std::string& f, const char* group, const std::string& n, size_t i) {
+        return config::index_path(join_path(member_path(f, group, n), "routes"), i);
+    }
 
     void check_fleet(const std::string& name, const Fleet& f) {
         const FleetPlan& fp = plan_.fleets.at(name);
@@ -86,14 +89,13 @@ private:
         }
         auto members = [&](const char* group, const std::map<std::string, model::Member>& ms) {
             for (const auto& [n, m] : ms) {
-                std::string mpath = member_path(name, group, n);
                 if (!m.public_key)
-                    warning(mpath, "no public key yet: pending (it joins once its key is known from public_key: or keys_dir)", true);
-                check_member_ipv4(name, f, mpath, m);
-                check_routes(name, f, fp, mpath, m);
+                    warning(member_path(name, group, n), "no public key yet: pending (it joins once its key is known from public_key: or keys_dir)", true);
+                check_member_ipv4(name, f, group, n, m);
+                check_routes(name, f, fp, group, n, m);
                 if (f.style == FleetStyle::clan && std::string_view(group) == "controllers" && !m.endpoint &&
                     f.topology == model::Topology::hub && !f.peers.empty())
-                    warning(mpath, "no endpoint: peers cannot start a connection to this controller", true);
+                    warning(member_path(name, group, n), "no endpoint: peers cannot start a connection to this controller", true);
             }
         };
         members("controllers", f.controllers);
@@ -105,17 +107,17 @@ private:
 
     void check_clan_peers(const std::string& name, const Fleet& f) {
         for (const auto& [p, m] : f.peers) {
-            std::string ppath = member_path(name, "peers", p);
+            auto ppath = [&] { return member_path(name, "peers", p); };
             if (f.controllers.count(p)) {
-                error(ppath, fmt::format("{} is both a controller and a peer of fleet {}; a node has one role per fleet", quote(p), quote(name)), true);
+                error(ppath(), fmt::format("{} is both a controller and a peer of fleet {}; a node has one role per fleet", quote(p), quote(name)), true);
                 continue;
             }
             if (m.controller) {
                 if (!f.controllers.count(*m.controller))
-                    error(join_path(ppath, "controller"),
+                    error(join_path(ppath(), "controller"),
                           fmt::format("{} — unknown controller; controllers of this fleet: {}", quote(*m.controller), names_list(keys_of(f.controllers))));
             } else if (f.controllers.size() > 1) {
-                error(ppath, fmt::format("the fleet has {} controllers: say which one is this peer's with controller: ({})",
+                error(ppath(), fmt::format("the fleet has {} controllers: say which one is this peer's with controller: ({})",
                                          f.controllers.size(), names_list(keys_of(f.controllers))), true);
             }
         }
@@ -143,7 +145,7 @@ private:
     void check_suffixes(const std::string& name, const Fleet& f, const FleetPlan& fp) {
         // Controllers route each peer's /96 (the suffix's top 32 bits), so those must be unique too.
         bool clan = f.style == FleetStyle::clan;
-        std::unordered_map<uint64_t, std::string> seen;
+        std::unordered_map<uint64_t, std::string_view> seen;  // the names live in the config and the plan
         seen.reserve(fp.suffixes.size() + 1);
         uint64_t mask = UINT64_MAX;
         if (!clan && f.subnet) mask = subnet_host_mask(f.subnet->len);
@@ -158,14 +160,16 @@ private:
                     error(join_path(member_path(name, "peers", p), "suffix"),
                           fmt::format("{} does not fit in the {} host bits of {}", quote(fmt_suffix(*m.suffix)), 128 - f.subnet->len, f.subnet->str()));
         for (const auto& [p, s] : fp.suffixes) {
-            if (const auto& pin = f.peers.at(p).suffix; pin && (*pin & ~mask)) continue;  // reported above
+            const auto& pin = f.peers.at(p).suffix;
+            if (pin && (*pin & ~mask)) continue;  // reported above
             uint64_t key = clan ? (s >> 32) : s;
             auto [it, fresh] = seen.emplace(key, p);
             if (fresh) continue;
             std::string ppath = member_path(name, "peers", p);
-            bool pinned = f.peers.at(p).suffix.has_value();
+            bool pinned = pin.has_value();
             uint64_t suggestion = clan_suffix(p + "#1");
-            std::string what = !clan ? "address" : (fp.suffixes.count(it->second) && fp.suffixes.at(it->second) == s) ? "suffix" : "/96 (top 32 bits of the suffix)";
+            auto other = fp.suffixes.find(std::string(it->second));
+            std::string what = !clan ? "address" : (other != fp.suffixes.end() && other->second == s) ? "suffix" : "/96 (top 32 bits of the suffix)";
             error(pinned ? join_path(ppath, "suffix") : ppath,
                   fmt::format("peers {} and {} share the {} {} — pin another, e.g. suffix: \"{}\"",
                               quote(it->second), quote(p), what, fmt_suffix(s), fmt_suffix(suggestion)),
@@ -173,8 +177,9 @@ private:
         }
     }
 
-    void check_member_ipv4(const std::string& fleet, const Fleet& f, const std::string& mpath, const model::Member& m) {
+    void check_member_ipv4(const std::string& fleet, const Fleet& f, const char* group, const std::string& node, const model::Member& m) {
         if (!m.ipv4) return;
+        std::string mpath = member_path(fleet, group, node);
         std::string p = join_path(mpath, "ipv4");
         if (!f.ipv4) {
             error(p, fmt::format("{} — the fleet has no ipv4: subnet to place it in", quote(m.ipv4->str())));
@@ -192,31 +197,48 @@ private:
         if (!fresh) error(p, fmt::format("{} is also the address of {}", quote(m.ipv4->str()), it->second));
     }
 
-    void check_routes(const std::string& fleet, const Fleet& f, const FleetPlan& fp, const std::string& mpath, const model::Member& m) {
+    void check_routes(const std::string& fleet, const Fleet& f, const FleetPlan& fp, const char* group, const std::string& node,
+                      const model::Member& m) {
         for (size_t i = 0; i < m.routes.size(); ++i) {
             const auto& r = m.routes[i];
-            std::string p = config::index_path(join_path(mpath, "routes"), i);
+            auto p = [&] { return route_path(fleet, group, node, i); };
             if (r.overlaps(fp.prefix) || (f.ipv4 && r.overlaps(*f.ipv4)))
-                error(p, fmt::format("{} overlaps the fleet {}'s own addresses", quote(r.str()), quote(fleet)));
+                error(p(), fmt::format("{} overlaps the fleet {}'s own addresses", quote(r.str()), quote(fleet)));
             if (r.len == 0)
-                error(p, fmt::format("{} — a default route through a fleet member is not supported", quote(r.str())));
+                error(p(), fmt::format("{} — a default route through a fleet member is not supported", quote(r.str())));
         }
     }
 
     void check_route_claims(const std::string& fleet, const Fleet& f) {
         // A prefix given to two members would be stolen by whichever WireGuard peer is set last.
-        std::vector<std::pair<model::Prefix, std::string>> claims;
+        struct Claim {
+            model::Prefix prefix;
+            const char* group;
+            const std::string* node;
+            size_t index;
+        };
+        std::vector<Claim> claims;
         auto collect = [&](const char* group, const std::map<std::string, model::Member>& ms) {
             for (const auto& [n, m] : ms)
-                for (size_t i = 0; i < m.routes.size(); ++i)
-                    claims.emplace_back(m.routes[i], config::index_path(join_path(member_path(fleet, group, n), "routes"), i));
+                for (size_t i = 0; i < m.routes.size(); ++i) claims.push_back({m.routes[i], group, &n, i});
         };
         collect("controllers", f.controllers);
         collect("peers", f.peers);
-        std::sort(claims.begin(), claims.end());
-        for (size_t i = 1; i < claims.size(); ++i)
-            if (claims[i].first == claims[i - 1].first)
-                error(claims[i].second, fmt::format("{} is already routed by {}", quote(claims[i].first.str()), claims[i - 1].second));
+        std::sort(claims.begin(), claims.end(), [](const Claim& a, const Claim& b) { return a.prefix < b.prefix; });
+        // The paths are needed only where a prefix is claimed twice; among those, each is reported
+        // against the one before it in path order.
+        for (size_t i = 0; i < claims.size();) {
+            size_t end = i + 1;
+            while (end < claims.size() && claims[end].prefix == claims[i].prefix) ++end;
+            if (end - i > 1) {
+                std::vector<std::string> paths;
+                for (size_t j = i; j < end; ++j) paths.push_back(route_path(fleet, claims[j].group, *claims[j].node, claims[j].index));
+                std::sort(paths.begin(), paths.end());
+                for (size_t j = 1; j < paths.size(); ++j)
+                    error(paths[j], fmt::format("{} is already routed by {}", quote(claims[i].prefix.str()), paths[j - 1]));
+            }
+            i = end;
+        }
     }
 
     void check_fleet_overlaps() {
