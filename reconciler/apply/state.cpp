@@ -41,15 +41,21 @@ backend::Result<plan::Ownership> ownership_from_json(const std::string& text) {
     try {
         auto j = nlohmann::json::parse(text);
         for (const auto& i : j.at("interfaces")) o.interfaces.insert(i.get<std::string>());
-        for (const auto& [ifname, arr] : j.at("peers").items())
+        // An interface's entry exists even when empty, as in ownership_after: then a saved state
+        // compares equal to the one it was saved from.
+        for (const auto& [ifname, arr] : j.at("peers").items()) {
+            auto& keys = o.peers[ifname];
             for (const auto& k : arr)
-                if (auto key = model::Key::from_base64(k.get<std::string>())) o.peers[ifname].insert(*key);
-        for (const auto& [ifname, obj] : j.at("endpoints").items())
+                if (auto key = model::Key::from_base64(k.get<std::string>())) keys.insert(keys.end(), *key);
+        }
+        for (const auto& [ifname, obj] : j.at("endpoints").items()) {
+            auto& eps = o.endpoints[ifname];
             for (const auto& [k, e] : obj.items()) {
                 auto key = model::Key::from_base64(k);
                 auto ep = model::Endpoint::parse(e.get<std::string>());
-                if (key && ep) o.endpoints[ifname].emplace(*key, *ep);
+                if (key && ep) eps.emplace(*key, *ep);
             }
+        }
         for (const auto& f : j.at("files")) o.files.insert(f.get<std::string>());
     } catch (const std::exception& e) {
         return backend::Error{EINVAL, std::string("state.json is not readable: ") + e.what()};

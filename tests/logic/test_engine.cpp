@@ -140,3 +140,18 @@ TEST_CASE("state: ownership survives a JSON round trip", "[engine][state]") {
     CHECK(*back == o);
     CHECK_FALSE(apply::ownership_from_json("{not json"));
 }
+
+TEST_CASE("state: an interface with no peers or no endpoints round-trips too", "[engine][state]") {
+    // What ownership_after gives a hub whose peers dial in: every interface has an entry in
+    // peers and endpoints, possibly empty. Losing the empty entries made every run rewrite
+    // state.json.
+    plan::Ownership o;
+    o.interfaces = {"hub", "empty"};
+    o.peers["hub"] = {key_of(1)};
+    o.peers["empty"] = {};
+    o.endpoints["hub"] = {};
+    o.endpoints["empty"] = {};
+    auto back = apply::ownership_from_json(apply::ownership_to_json(o));
+    REQUIRE(back);
+    CHECK(*back == o);
+}
