@@ -32,7 +32,10 @@ int cmd_addresses(const Globals& g, bool json) {
         std::cout << fmt::format("fleet {} {}\n", name, fp.prefix.str());
         for (const auto& [node, na] : fp.nodes) {
             std::string addrs;
-            for (const auto& a : na.addresses) addrs += (addrs.empty() ? "" : " ") + a.str();
+            for (const auto& a : na.addresses) {
+                if (!addrs.empty()) addrs += ' ';
+                addrs += a.str();
+            }
             std::cout << fmt::format("  {:<20} {:<10} {}\n", node, model::to_string(na.role), addrs);
         }
     }
