@@ -4,9 +4,34 @@
 
 namespace wgf::apply {
 
-RunResult Engine::run(const plan::Fleetwide& fleet, const std::string& node, Mode mode, int64_t now) {
+Prefetch::Prefetch(Backends& backends, std::set<std::string> interfaces, int64_t now) : interfaces_(std::move(interfaces)) {
+    result_ = std::async(std::launch::async, [&backends, names = interfaces_, now]() -> Read {
+        Read r{Live{}, {}};
+        r.live->facts.now = now;
+        if (auto s = read_interfaces(backends, names, names, *r.live, &r.timings); !s) r.live = s.error();
+        else if (auto t = read_tables(backends, *r.live, &r.timings); !t) r.live = t.error();
+        return r;
+    });
+}
+
+Prefetch::~Prefetch() {
+    if (result_.valid()) result_.wait();
+}
+
+Prefetch::Read Prefetch::take() { return result_.get(); }
+
+std::set<std::string> interfaces_of(const model::Config& cfg, const std::string& node) {
+    std::set<std::string> names;
+    for (const auto& [name, f] : cfg.fleets)
+        if (f.controllers.count(node) || f.peers.count(node) || (f.style == model::FleetStyle::subnet && f.server == node))
+            names.insert(f.interface);
+    return names;
+}
+
+RunResult Engine::run(const plan::Fleetwide& fleet, const std::string& node, Mode mode, int64_t now, Prefetch* prefetch) {
     RunResult r;
     r.desired = plan::render_host(fleet, node);
+    r.timings.lap("render");
     const auto& cfg = fleet.cfg;
 
     // Keys: apply generates a missing key; plan only reads (the plan then says one will be made).
@@ -34,14 +59,41 @@ RunResult Engine::run(const plan::Fleetwide& fleet, const std::string& node, Mod
             else r.warnings.push_back(fmt::format("{}: no private key yet at {}; apply generates it", ifname, w.private_key_file));
         }
     }
+    r.timings.lap("keys");
     resolve_endpoints(r.desired, resolver, r.warnings);
+    r.timings.lap("resolve");
 
+    // The ownership record, and the live state: prefetched when the prefetch read the
+    // interfaces the node has, else read now.
     auto owned = state.load();
     if (!owned) {
         r.error = owned.error();
         return r;
     }
-    auto live = read_live(backends, r.desired, *owned, now);
+    r.timings.lap("ownership");
+    const auto desired_names = interface_names(r.desired);
+    std::set<std::string> to_read = desired_names;  // what the prefetch did not read
+    to_read.insert(owned->interfaces.begin(), owned->interfaces.end());
+    backend::Result<Live> live = Live{};
+    bool tables_read = false;
+    if (prefetch) {
+        auto read = prefetch->take();
+        r.read_timings = read.timings;
+        if (prefetch->interfaces() == desired_names) {
+            live = std::move(read.live);
+            for (const auto& n : desired_names) to_read.erase(n);
+            tables_read = true;
+        }
+    }
+    if (live) {
+        live->facts.now = now;
+        if (auto s = read_interfaces(backends, to_read, desired_names, *live); !s) live = s.error();
+    }
+    if (live && !tables_read)
+        if (auto s = read_tables(backends, *live); !s) live = s.error();
+    if (live)
+        if (auto s = read_live_rest(backends, r.desired, *owned, *live); !s) live = s.error();
+    r.timings.lap(tables_read ? "read (wait)" : "read");
     if (!live) {
         r.error = live.error();
         return r;
@@ -51,9 +103,11 @@ RunResult Engine::run(const plan::Fleetwide& fleet, const std::string& node, Mod
         if (f.exclusive) opts.exclusive.insert(f.interface);
     r.plan = plan::diff(r.desired, live->state, *owned, live->facts, opts);
     r.live = std::move(*live);
+    r.timings.lap("diff");
     if (mode == Mode::plan) return r;
 
     r.applied = apply_plan(backends, r.plan, keys, journal, apply_options);
+    r.timings.lap("apply");
     plan::Ownership next = plan::ownership_after(r.desired);
     if (!r.applied->ok()) {
         // Keep claiming what was ours before: a half-applied run must not orphan anything.
@@ -63,6 +117,7 @@ RunResult Engine::run(const plan::Fleetwide& fleet, const std::string& node, Mod
     }
     if (next != *owned)
         if (auto s = state.save(next); !s) r.warnings.push_back(s.error().message);
+    r.timings.lap("state");
     // Nothing was to do: the diff just computed is the verification.
     if (r.plan.empty()) {
         r.leftover = plan::Plan{};
@@ -77,6 +132,7 @@ RunResult Engine::run(const plan::Fleetwide& fleet, const std::string& node, Mod
         return r;
     }
     r.leftover = plan::diff(r.desired, after->state, next, after->facts, opts);
+    r.timings.lap("verify");
     return r;
 }
 

@@ -223,53 +223,78 @@ void resolve_endpoints(model::HostState& desired, Resolver& resolver, std::vecto
         }
 }
 
-backend::Result<Live> read_live(Backends& b, const model::HostState& desired, const plan::Ownership& owned, int64_t now) {
-    Live live;
-    live.facts.now = now;
-    std::set<std::string> names;
-    for (const auto& [n, w] : desired.interfaces) names.insert(n);
-    names.insert(owned.interfaces.begin(), owned.interfaces.end());
+backend::Status read_interfaces(Backends& b, const std::set<std::string>& names, const std::set<std::string>& desired_interfaces,
+                                Live& live, model::Timings* timings) {
     for (const auto& name : names) {
         auto link = b.links.read_link(name);
         if (!link) return link.error();
         if (!link->has_value()) continue;
         auto dev = b.wg.read_device(name);
         if (!dev) {
-            if (dev.error().code == ENODEV && desired.interfaces.count(name))
+            if (dev.error().code == ENODEV && desired_interfaces.count(name))
                 return Error{EEXIST, fmt::format("interface {} exists but is not a WireGuard device; wg-fleet will not take it over", name)};
             if (dev.error().code == ENODEV) continue;
             return dev.error();
         }
-        model::WgInterface w = dev->device;
+        model::WgInterface w = std::move(dev->device);
         w.name = name;
         w.mtu = (*link)->mtu;
         w.up = (*link)->up;
         auto addrs = b.links.read_addresses(name);
         if (!addrs) return addrs.error();
-        w.addresses = *addrs;
+        w.addresses = std::move(*addrs);
         auto& hs = live.facts.last_handshake[name];
         for (const auto& [k, st] : dev->stats) hs[k] = st.last_handshake;
-        live.stats[name] = dev->stats;
-        live.state.interfaces.emplace(name, std::move(w));
+        live.stats[name] = std::move(dev->stats);
+        live.state.interfaces.insert_or_assign(name, std::move(w));
+        if (timings) timings->lap("device " + name);
     }
+    return {};
+}
+
+backend::Status read_tables(Backends& b, Live& live, model::Timings* timings) {
     auto routes = b.links.read_routes();
     if (!routes) return routes.error();
-    live.state.routes = *routes;
+    live.state.routes = std::move(*routes);
+    if (timings) timings->lap("routes");
+    auto rules = b.firewall.read();
+    if (!rules) return rules.error();
+    live.state.firewall = std::move(*rules);
+    if (timings) timings->lap("firewall");
+    return {};
+}
+
+backend::Status read_live_rest(Backends& b, const model::HostState& desired, const plan::Ownership& owned, Live& live) {
     for (const auto& [k, v] : desired.sysctls) {
         auto r = b.sysctls.read(k);
         if (r) live.state.sysctls[k] = *r;
     }
-    auto rules = b.firewall.read();
-    if (!rules) return rules.error();
-    live.state.firewall = *rules;
     std::set<std::string> paths;
     for (const auto& [p, f] : desired.files) paths.insert(p);
     paths.insert(owned.files.begin(), owned.files.end());
     for (const auto& p : paths) {
         auto f = b.files.read(p);
         if (!f) return f.error();
-        if (f->has_value()) live.state.files.emplace(p, (*f)->file);
+        if (f->has_value()) live.state.files.emplace(p, std::move((*f)->file));
     }
+    return {};
+}
+
+std::set<std::string> interface_names(const model::HostState& desired) {
+    std::set<std::string> names;
+    for (const auto& [n, w] : desired.interfaces) names.insert(n);
+    return names;
+}
+
+backend::Result<Live> read_live(Backends& b, const model::HostState& desired, const plan::Ownership& owned, int64_t now) {
+    Live live;
+    live.facts.now = now;
+    auto desired_names = interface_names(desired);
+    auto names = desired_names;
+    names.insert(owned.interfaces.begin(), owned.interfaces.end());
+    if (auto s = read_interfaces(b, names, desired_names, live); !s) return s.error();
+    if (auto s = read_tables(b, live); !s) return s.error();
+    if (auto s = read_live_rest(b, desired, owned, live); !s) return s.error();
     return live;
 }
 

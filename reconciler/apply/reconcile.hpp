@@ -5,12 +5,14 @@
 
 #include <functional>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "apply/keys.hpp"
 #include "backend/backend.hpp"
 #include "model/host_state.hpp"
+#include "model/timing.hpp"
 #include "plan/diff.hpp"
 
 namespace wgf::apply {
@@ -48,6 +50,15 @@ struct Live {
 // Reads what the plan may touch: the desired and owned interfaces, our routes, the desired
 // sysctls, our firewall table, the desired and owned files.
 backend::Result<Live> read_live(Backends& b, const model::HostState& desired, const plan::Ownership& owned, int64_t now);
+
+// read_live in parts. The WireGuard devices among `names` (with link and addresses; one that
+// exists but is not WireGuard is an error when desired, else skipped); our routes and firewall
+// table; the sysctls the desired state names, and the desired and owned files.
+backend::Status read_interfaces(Backends& b, const std::set<std::string>& names, const std::set<std::string>& desired_interfaces,
+                                Live& live, model::Timings* timings = nullptr);
+backend::Status read_tables(Backends& b, Live& live, model::Timings* timings = nullptr);
+backend::Status read_live_rest(Backends& b, const model::HostState& desired, const plan::Ownership& owned, Live& live);
+std::set<std::string> interface_names(const model::HostState& desired);
 
 class Journal {
 public:

@@ -14,6 +14,7 @@ std::vector<std::string> FakeWireGuard::list_devices() {
 }
 
 Result<WgDeviceLive> FakeWireGuard::read_device(const std::string& ifname) {
+    reads.push_back(ifname);
     auto it = devices.find(ifname);
     if (it == devices.end()) return errno_error(ENODEV, "read WireGuard device " + ifname);
     return it->second;

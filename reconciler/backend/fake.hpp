@@ -21,6 +21,7 @@ public:
     FakeLinks* links = nullptr;
     std::map<std::string, WgDeviceLive> devices;
     std::vector<WgDeviceChange> sets;        // every set_device call, in order
+    std::vector<std::string> reads;          // every read_device call, in order
     std::optional<Error> fail_next;          // the next mutating call fails with this
 
     std::vector<std::string> list_devices() override;

@@ -44,6 +44,15 @@ void print_notes(const apply::RunResult& r, int quiet) {
     for (const auto& k : r.plan.kept) std::cout << "kept: " << k << "\n";
 }
 
+// -v: where the run spent its time (loading the file, then each phase of the engine).
+void print_timings(const Globals& g, const Loaded& l, const apply::RunResult& r) {
+    if (g.verbose <= 0) return;
+    model::Timings all = l.timings;
+    all.append(r.timings);
+    std::cerr << "wg-fleet: timing: " << all.str() << "\n";
+    if (!r.read_timings.phases().empty()) std::cerr << "wg-fleet: timing of the read, alongside: " << r.read_timings.str() << "\n";
+}
+
 // Loads the config and checks this node is in it; prints why not.
 std::unique_ptr<Loaded> load_for_node(const Globals& g, std::string& node) {
     auto l = load(g);
@@ -54,6 +63,34 @@ std::unique_ptr<Loaded> load_for_node(const Globals& g, std::string& node) {
         return nullptr;
     }
     return l;
+}
+
+// One reconcile run's setup: the file loaded and validated, the machine, and the bulk of the
+// live state read on a second thread while validation and rendering run.
+struct Session {
+    std::string node;
+    std::unique_ptr<Machine> machine;
+    std::unique_ptr<apply::Prefetch> prefetch;  // after machine: finishes before the machine goes
+    std::unique_ptr<Loaded> loaded;
+
+    apply::RunResult run(apply::Mode mode, int64_t now) {
+        return machine->engine().run(*loaded->fleet, node, mode, now, prefetch.get());
+    }
+};
+
+std::unique_ptr<Session> start(const Globals& g, int64_t now) {
+    auto s = std::make_unique<Session>();
+    s->node = this_node(g);
+    s->loaded = load(g, [&](const model::Config& cfg) {
+        s->machine = std::make_unique<Machine>(cfg);
+        s->prefetch = std::make_unique<apply::Prefetch>(*s->machine->backends, apply::interfaces_of(cfg, s->node), now);
+    });
+    if (!s->loaded->fleet) return nullptr;
+    if (!s->loaded->fleet->index.count(s->node)) {
+        std::cerr << fmt::format("wg-fleet: node '{}' is in no fleet of {} (use --node NAME)\n", s->node, g.config);
+        return nullptr;
+    }
+    return s;
 }
 
 std::string ago(int64_t now, int64_t t) {
@@ -67,11 +104,12 @@ std::string ago(int64_t now, int64_t t) {
 }  // namespace
 
 int cmd_plan(const Globals& g, bool json, bool detailed_exitcode) {
-    std::string node;
-    auto l = load_for_node(g, node);
-    if (!l) return kError;
-    Machine m(l->cfg());
-    auto r = m.engine().run(*l->fleet, node, apply::Mode::plan, time(nullptr));
+    int64_t now = time(nullptr);
+    auto session = start(g, now);
+    if (!session) return kError;
+    const std::string& node = session->node;
+    auto r = session->run(apply::Mode::plan, now);
+    print_timings(g, *session->loaded, r);
     if (r.error) {
         std::cerr << "wg-fleet: " << r.error->message << "\n";
         return kError;
@@ -87,12 +125,14 @@ int cmd_plan(const Globals& g, bool json, bool detailed_exitcode) {
 }
 
 int cmd_apply(const Globals& g) {
-    std::string node;
-    auto l = load_for_node(g, node);
-    if (!l) return kError;
-    Machine m(l->cfg());
-    m.journal = std::make_unique<apply::FileJournal>(l->cfg().state_dir);
-    auto r = m.engine().run(*l->fleet, node, apply::Mode::apply, time(nullptr));
+    int64_t now = time(nullptr);
+    auto session = start(g, now);
+    if (!session) return kError;
+    const std::string& node = session->node;
+    Machine& m = *session->machine;
+    m.journal = std::make_unique<apply::FileJournal>(session->loaded->cfg().state_dir);
+    auto r = session->run(apply::Mode::apply, now);
+    print_timings(g, *session->loaded, r);
     if (m.keys.loose_permissions)
         std::cerr << fmt::format("wg-fleet: warning: {} is readable by group or others; it should be 0600\n", *m.keys.loose_permissions);
     if (r.error) {
@@ -127,12 +167,12 @@ int cmd_apply(const Globals& g) {
 }
 
 int cmd_status(const Globals& g, bool json) {
-    std::string node;
-    auto l = load_for_node(g, node);
-    if (!l) return kError;
-    Machine m(l->cfg());
     int64_t now = time(nullptr);
-    auto r = m.engine().run(*l->fleet, node, apply::Mode::plan, now);
+    auto session = start(g, now);
+    if (!session) return kError;
+    const std::string& node = session->node;
+    auto r = session->run(apply::Mode::plan, now);
+    print_timings(g, *session->loaded, r);
     if (r.error) {
         std::cerr << "wg-fleet: " << r.error->message << "\n";
         return kError;

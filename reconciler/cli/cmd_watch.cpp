@@ -127,6 +127,7 @@ int cmd_watch(const Globals& g, int interval_s) {
         machine->journal = std::make_unique<apply::FileJournal>(l->cfg().state_dir);
         good = std::move(l);
         log->info("loaded {} ({})", g.config, why);
+        log->debug("timing: {}", good->timings.str());
     };
 
     auto converge = [&](const char* why) {
@@ -137,6 +138,7 @@ int cmd_watch(const Globals& g, int interval_s) {
         if (!good) return;
         auto r = machine->engine().run(*good->fleet, node, apply::Mode::apply, time(nullptr));
         for (const auto& w : r.warnings) log->warn("{}", w);
+        log->debug("timing: {}", r.timings.str());
         if (r.error) {
             log->error("{}", r.error->message);
             sd_notifyf(0, "STATUS=error: %s", r.error->message.c_str());

@@ -51,8 +51,9 @@ void merge_published_keys(Loaded& l, bool replace) {
 
 }  // namespace
 
-std::unique_ptr<Loaded> load(const Globals& g) {
+std::unique_ptr<Loaded> load(const Globals& g, const std::function<void(const model::Config&)>& parsed) {
     auto l = std::make_unique<Loaded>();
+    l->timings.restart();
     std::string dropins = g.dropin_dir ? *g.dropin_dir : config::default_dropin_dir(g.config);
     auto files = config::read_config_files(g.config, dropins, l->sources, l->diags);
     if (!l->diags.has_errors()) {
@@ -63,11 +64,14 @@ std::unique_ptr<Loaded> load(const Globals& g) {
             l->parsed.config.hosts_file = *g.files_root + l->parsed.config.hosts_file;
             l->parsed.config.http_routes_dir = *g.files_root + l->parsed.config.http_routes_dir;
         }
+        l->timings.lap("parse");
         if (!l->diags.has_errors()) {
             merge_published_keys(*l, g.keys_override.has_value());
+            if (parsed && !l->diags.has_errors()) parsed(l->parsed.config);
             auto fw = std::make_unique<plan::Fleetwide>(l->parsed.config);
             plan::validate(l->parsed.config, fw->plan, l->parsed.tree, l->diags);
             if (!l->diags.has_errors()) l->fleet = std::move(fw);
+            l->timings.lap("validate");
         }
     }
     for (const auto& d : l->diags.sorted()) {

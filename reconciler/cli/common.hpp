@@ -2,12 +2,14 @@
 // printing diagnostics.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 
 #include "config/diag.hpp"
 #include "config/parse.hpp"
+#include "model/timing.hpp"
 #include "plan/render.hpp"
 
 namespace wgf::cli {
@@ -31,13 +33,16 @@ struct Loaded {
     config::Diagnostics diags;
     config::Parsed parsed;
     std::unique_ptr<plan::Fleetwide> fleet;  // set when there are no errors
+    model::Timings timings;                  // read+parse, validate
 
     const model::Config& cfg() const { return parsed.config; }
 };
 
 // Reads, parses, merges keys from keys_dir and validates. Diagnostics are printed to stderr
 // (warnings only unless quiet is 0). Returns the result even on errors; check fleet != nullptr.
-std::unique_ptr<Loaded> load(const Globals& g);
+// `parsed`, when given, is called once the file has parsed without errors, before validation
+// (a command starts reading the live state there).
+std::unique_ptr<Loaded> load(const Globals& g, const std::function<void(const model::Config&)>& parsed = {});
 
 std::string this_node(const Globals& g);
 

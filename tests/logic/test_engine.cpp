@@ -155,3 +155,85 @@ TEST_CASE("state: an interface with no peers or no endpoints round-trips too", "
     REQUIRE(back);
     CHECK(*back == o);
 }
+
+TEST_CASE("engine: a prefetch of the node's interfaces is the read the plan uses", "[engine][prefetch]") {
+    Setup s;
+    FakeMachine m;
+    MapResolver dns;
+    MemState state;
+    auto b = m.backends();
+    apply::Engine e{b, m.keys, dns, state, nullptr, {}};
+    REQUIRE(e.run(*s.fw, "c1", apply::Mode::apply, m.now).ok());
+
+    CHECK(apply::interfaces_of(s.parsed.config, "c1") == std::set<std::string>{"mesh"});
+    CHECK(apply::interfaces_of(s.parsed.config, "p2") == std::set<std::string>{"mesh"});
+    CHECK(apply::interfaces_of(s.parsed.config, "nobody").empty());
+
+    // Drift: a peer removed behind our back. The prefetched read sees it; nothing reads again
+    // before the plan, and the verification reads once after the apply.
+    auto p1 = *model::Key::from_base64("qOe3Q8JOJ0qLEkf1yNhvWw9p+3AaY9B8dnmK5dkyNmc=");
+    m.wg.devices.at("mesh").device.peers.erase(p1);
+    m.wg.reads.clear();
+    {
+        apply::Prefetch pre(b, apply::interfaces_of(s.parsed.config, "c1"), m.now);
+        auto r = e.run(*s.fw, "c1", apply::Mode::apply, m.now, &pre);
+        REQUIRE(r.ok());
+        REQUIRE(r.plan.ops.size() == 1);
+        CHECK(plan::describe(r.plan.ops[0]).rfind("+ peer", 0) == 0);
+        CHECK(m.wg.reads == std::vector<std::string>{"mesh", "mesh"});  // prefetch, verification
+        CHECK(r.leftover);
+        CHECK(r.leftover->empty());
+    }
+
+    // A guess that is not what the node renders to is not used: the plan reads for itself.
+    m.wg.devices.at("mesh").device.peers.erase(p1);
+    m.wg.reads.clear();
+    {
+        apply::Prefetch wrong(b, {"other"}, m.now);
+        auto r = e.run(*s.fw, "c1", apply::Mode::plan, m.now, &wrong);
+        REQUIRE(r.ok());
+        REQUIRE(r.plan.ops.size() == 1);
+        CHECK(plan::describe(r.plan.ops[0]).rfind("+ peer", 0) == 0);
+        CHECK(m.wg.reads == std::vector<std::string>{"mesh"});  // "other" has no link: not read
+    }
+}
+
+TEST_CASE("engine: interfaces owned but no longer desired are read besides the prefetch", "[engine][prefetch]") {
+    Setup s;
+    FakeMachine m;
+    MapResolver dns;
+    MemState state;
+    auto b = m.backends();
+    apply::Engine e{b, m.keys, dns, state, nullptr, {}};
+    REQUIRE(e.run(*s.fw, "c1", apply::Mode::apply, m.now).ok());
+    // A fleet removed from the file left its device behind, recorded as ours.
+    REQUIRE(m.wg.create_device("old0"));
+    state.owned.interfaces.insert("old0");
+    m.wg.reads.clear();
+    apply::Prefetch pre(b, apply::interfaces_of(s.parsed.config, "c1"), m.now);
+    auto r = e.run(*s.fw, "c1", apply::Mode::plan, m.now, &pre);
+    REQUIRE(r.ok());
+    CHECK(m.wg.reads == std::vector<std::string>{"mesh", "old0"});
+    REQUIRE(r.plan.ops.size() == 1);
+    CHECK(plan::describe(r.plan.ops[0]).find("old0") != std::string::npos);
+    CHECK(plan::mark(r.plan.ops[0]) == '-');
+}
+
+TEST_CASE("engine: a prefetch that failed is reported as the run's error", "[engine][prefetch]") {
+    Setup s;
+    FakeMachine m;
+    MapResolver dns;
+    MemState state;
+    auto b = m.backends();
+    apply::Engine e{b, m.keys, dns, state, nullptr, {}};
+    REQUIRE(e.run(*s.fw, "c1", apply::Mode::apply, m.now).ok());
+    // The device's link is there but the device is not WireGuard: the read fails.
+    m.wg.devices.erase("mesh");
+    m.wg.reads.clear();
+    apply::Prefetch pre(b, {"mesh"}, m.now);
+    auto r = e.run(*s.fw, "c1", apply::Mode::apply, m.now, &pre);
+    REQUIRE(r.error);
+    CHECK(r.error->message == "interface mesh exists but is not a WireGuard device; wg-fleet will not take it over");
+    CHECK_FALSE(r.applied);
+    CHECK(m.wg.reads == std::vector<std::string>{"mesh"});
+}
