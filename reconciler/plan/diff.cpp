@@ -120,6 +120,7 @@ private:
     void diff_peers(const WgInterface& want, const WgInterface& have) {
         held_.clear();
         held_built_ = false;
+        held_scans_ = 0;
         const auto& ours = owned_.peers.count(want.name) ? owned_.peers.at(want.name) : kNoKeys;
         bool exclusive = opts_.exclusive.count(want.name) > 0;
         auto w = want.peers.begin(), h = have.peers.begin();
@@ -143,12 +144,21 @@ private:
         }
     }
 
-    // Whether another live peer of the interface holds one of these prefixes now.
+    // Whether another live peer of the interface holds one of these prefixes now. The first few
+    // questions scan the peers (a one-peer change asks once); after that an index pays off.
     bool held_by_other(const WgInterface& have_if, const std::vector<Prefix>& prefixes, const Key& self) {
-        if (!held_built_) {
+        if (!held_built_ && ++held_scans_ > kScansBeforeIndex) {
             for (const auto& [k, p] : have_if.peers)
                 for (const auto& a : p.allowed_ips) held_.emplace(a.masked(), k);
             held_built_ = true;
+        }
+        if (!held_built_) {
+            for (const auto& [k, p] : have_if.peers) {
+                if (k == self) continue;
+                for (const auto& a : p.allowed_ips)
+                    if (std::find(prefixes.begin(), prefixes.end(), a.masked()) != prefixes.end()) return true;
+            }
+            return false;
         }
         return std::any_of(prefixes.begin(), prefixes.end(), [&](const Prefix& p) {
             auto it = held_.find(p);
@@ -188,8 +198,10 @@ private:
         if (ips) u.allowed_ips = wa;
         if (!u.endpoint && !u.keepalive && !u.allowed_ips) return;
         // An update that frees prefixes goes with the releases (it claims only free ones), so
-        // another peer can claim what it frees in the same plan.
-        add(ips && !u.removed.empty() ? kRelease : kClaim, std::move(u));
+        // another peer can claim what it frees in the same plan. (The phase is decided before u
+        // is moved from: argument evaluation order is unspecified.)
+        const Phase phase = ips && !u.removed.empty() ? kRelease : kClaim;
+        add(phase, std::move(u));
     }
 
     // The live endpoint differs, the desired one is what we applied last time, and the session is
@@ -251,6 +263,8 @@ private:
     std::set<std::string> deleted_;
     std::map<Prefix, Key> held_;  // live prefix -> peer, built on first need per interface
     bool held_built_ = false;
+    size_t held_scans_ = 0;
+    static constexpr size_t kScansBeforeIndex = 4;
 };
 
 }  // namespace

@@ -1,5 +1,6 @@
 // diff and order on the fakes: the minimal-change rules of the product.
 #include <catch2/catch.hpp>
+#include <fmt/format.h>
 
 #include "fixture.hpp"
 #include "plan/diff.hpp"
@@ -256,5 +257,42 @@ TEST_CASE("diff: a peer trading a prefix for a free one is one update, not two",
     REQUIRE(apply::apply_plan(b, p, m.keys, nullptr).ok());
     REQUIRE(m.wg.sets.size() == 1);
     CHECK(m.wg.sets[0].peers.size() == 1);
+    CHECK(m.plan_for(desired).empty());
+}
+
+TEST_CASE("diff: many moves on one device: each taken prefix is released first, each free one is one update", "[diff][move]") {
+    // Enough peers gain prefixes that the diff switches from scanning the peers to an index of
+    // who holds what; the answer must be the same either way.
+    FakeMachine m;
+    std::vector<model::WgPeer> start;
+    for (int i = 1; i <= 12; ++i)
+        start.push_back(peer(i, {fmt::format("10.{}.0.0/24", i), fmt::format("10.{}.1.0/24", i)}));
+    auto desired = host(m.keys, start);
+    REQUIRE(m.converge(desired).ok());
+    auto& peers = desired.interfaces.at("wg0").peers;
+    // Peers 1..8 in a ring: each gives up its .1 prefix and takes the next one's.
+    for (int i = 1; i <= 8; ++i)
+        peers.at(key_of(i)).allowed_ips = {pfx(fmt::format("10.{}.0.0/24", i)), pfx(fmt::format("10.{}.1.0/24", i % 8 + 1))};
+    // Peers 9..12 trade their .1 prefix for a free one.
+    for (int i = 9; i <= 12; ++i)
+        peers.at(key_of(i)).allowed_ips = {pfx(fmt::format("10.{}.0.0/24", i)), pfx(fmt::format("10.{}.2.0/24", i))};
+    auto p = m.plan_for(desired);
+    std::string lines;
+    for (const auto& op : p.ops) lines += plan::describe(op) + "\n";
+    INFO(lines);
+    auto ups = ops_of<plan::OpUpdatePeer>(p);
+    std::map<model::Key, int> per_peer;
+    for (const auto* u : ups) ++per_peer[u->public_key];
+    for (int i = 1; i <= 8; ++i) CHECK(per_peer[key_of(i)] == 2);
+    for (int i = 9; i <= 12; ++i) CHECK(per_peer[key_of(i)] == 1);
+    // Every release of the ring comes before every claim.
+    size_t last_release = 0, first_claim = ups.size();
+    for (size_t k = 0; k < ups.size(); ++k) {
+        if (!ups[k]->removed.empty()) last_release = std::max(last_release, k);
+        if (!ups[k]->added.empty() && ups[k]->removed.empty()) first_claim = std::min(first_claim, k);
+    }
+    CHECK(last_release < first_claim);
+    auto b = m.backends();
+    REQUIRE(apply::apply_plan(b, p, m.keys, nullptr).ok());
     CHECK(m.plan_for(desired).empty());
 }
