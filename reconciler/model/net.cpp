@@ -90,19 +90,19 @@ std::string IpAddr::str() const {
         if (j - i > best_len) best = i, best_len = j - i;
         i = j;
     }
-    std::string out;
+    char out[48];  // 8 groups of 4 hex digits and 7 colons at most
+    char* end = out;
     for (int i = 0; i < 8; ++i) {
         if (i == best) {
-            out += "::";
+            *end++ = ':';
+            *end++ = ':';
             i += best_len - 1;
             continue;
         }
-        if (!out.empty() && out.back() != ':') out += ':';
-        char h[8];
-        snprintf(h, sizeof h, "%x", g[i]);
-        out += h;
+        if (end != out && end[-1] != ':') *end++ = ':';
+        end = std::to_chars(end, out + sizeof out, g[i], 16).ptr;
     }
-    return out;
+    return std::string(out, end);
 }
 
 std::optional<Prefix> Prefix::parse(std::string_view text, std::string* why) {
