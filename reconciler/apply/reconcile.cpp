@@ -244,7 +244,7 @@ backend::Status read_interfaces(Backends& b, const std::set<std::string>& names,
         if (!addrs) return addrs.error();
         w.addresses = std::move(*addrs);
         auto& hs = live.facts.last_handshake[name];
-        for (const auto& [k, st] : dev->stats) hs[k] = st.last_handshake;
+        for (const auto& [k, st] : dev->stats) hs.emplace_hint(hs.end(), k, st.last_handshake);  // both sorted by key
         live.stats[name] = std::move(dev->stats);
         live.state.interfaces.insert_or_assign(name, std::move(w));
         if (timings) timings->lap("device " + name);

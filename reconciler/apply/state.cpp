@@ -63,6 +63,55 @@ backend::Result<plan::Ownership> ownership_from_json(const std::string& text) {
     return o;
 }
 
+namespace {
+
+// Collects the strings of the top-level "interfaces" array and stops there.
+class InterfacesOnly : public nlohmann::json_sax<nlohmann::json> {
+public:
+    std::set<std::string> names;
+
+    bool null() override { return true; }
+    bool boolean(bool) override { return true; }
+    bool number_integer(number_integer_t) override { return true; }
+    bool number_unsigned(number_unsigned_t) override { return true; }
+    bool number_float(number_float_t, const string_t&) override { return true; }
+    bool binary(binary_t&) override { return true; }
+    bool string(string_t& v) override {
+        if (in_list_ && depth_ == 2) names.insert(v);
+        return true;
+    }
+    bool start_object(std::size_t) override { return ++depth_, true; }
+    bool end_object() override { return --depth_, true; }
+    bool start_array(std::size_t) override {
+        in_list_ = depth_ == 1 && key_ == "interfaces";
+        return ++depth_, true;
+    }
+    bool end_array() override {
+        --depth_;
+        return !(in_list_ && depth_ == 1);  // the list is complete: stop reading
+    }
+    bool key(string_t& k) override {
+        if (depth_ == 1) key_ = k;
+        return true;
+    }
+    bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) override { return false; }
+
+private:
+    int depth_ = 0;
+    bool in_list_ = false;
+    std::string key_;
+};
+
+}  // namespace
+
+std::set<std::string> recorded_interfaces(const std::string& state_dir) {
+    std::ifstream in(state_dir + "/state.json");
+    if (!in) return {};
+    InterfacesOnly sax;
+    nlohmann::json::sax_parse(in, &sax);
+    return sax.names;
+}
+
 backend::Result<plan::Ownership> FileStateStore::load() {
     std::ifstream in(dir_ + "/state.json");
     if (!in) return plan::Ownership{};  // first run: nothing is ours yet

@@ -2,6 +2,7 @@
 // (state.json) and the journal of applied operations (journal.log). Neither ever holds a secret.
 #pragma once
 
+#include <set>
 #include <string>
 
 #include "apply/reconcile.hpp"
@@ -26,6 +27,11 @@ public:
 private:
     std::string dir_;
 };
+
+// The interfaces a state directory records as ours, read without parsing the rest of
+// state.json (which lists every peer): a guess, before the fleet file is parsed, at which
+// interfaces this node has. Empty when there is no readable record.
+std::set<std::string> recorded_interfaces(const std::string& state_dir);
 
 std::string ownership_to_json(const plan::Ownership& o);
 backend::Result<plan::Ownership> ownership_from_json(const std::string& text);

@@ -66,24 +66,39 @@ std::unique_ptr<Loaded> load_for_node(const Globals& g, std::string& node) {
 }
 
 // One reconcile run's setup: the file loaded and validated, the machine, and the bulk of the
-// live state read on a second thread while validation and rendering run.
+// live state read on a second thread while the file is parsed, validated and rendered.
 struct Session {
     std::string node;
+    // The read starts before the file is parsed, on the interfaces the state directory records
+    // as ours (--state-dir, else the default one), with backends of its own: reading needs
+    // nothing from the file. If the parsed file gives the node other interfaces, that read is
+    // left to finish unused and a second one starts. Members go in reverse order: every read
+    // finishes before the backends it uses.
+    std::unique_ptr<Machine> reader;
+    std::unique_ptr<apply::Prefetch> guessed;
     std::unique_ptr<Machine> machine;
-    std::unique_ptr<apply::Prefetch> prefetch;  // after machine: finishes before the machine goes
+    std::unique_ptr<apply::Prefetch> prefetch;
     std::unique_ptr<Loaded> loaded;
 
     apply::RunResult run(apply::Mode mode, int64_t now) {
-        return machine->engine().run(*loaded->fleet, node, mode, now, prefetch.get());
+        return machine->engine().run(*loaded->fleet, node, mode, now, prefetch ? prefetch.get() : guessed.get());
     }
 };
 
 std::unique_ptr<Session> start(const Globals& g, int64_t now) {
     auto s = std::make_unique<Session>();
     s->node = this_node(g);
+    model::Config defaults;
+    if (g.state_dir) defaults.state_dir = *g.state_dir;
+    if (auto guess = apply::recorded_interfaces(defaults.state_dir); !guess.empty()) {
+        s->reader = std::make_unique<Machine>(defaults);
+        s->guessed = std::make_unique<apply::Prefetch>(*s->reader->backends, std::move(guess), now);
+    }
     s->loaded = load(g, [&](const model::Config& cfg) {
         s->machine = std::make_unique<Machine>(cfg);
-        s->prefetch = std::make_unique<apply::Prefetch>(*s->machine->backends, apply::interfaces_of(cfg, s->node), now);
+        auto want = apply::interfaces_of(cfg, s->node);
+        if (!s->guessed || s->guessed->interfaces() != want)
+            s->prefetch = std::make_unique<apply::Prefetch>(*s->machine->backends, std::move(want), now);
     });
     if (!s->loaded->fleet) return nullptr;
     if (!s->loaded->fleet->index.count(s->node)) {

@@ -8,20 +8,14 @@
 
 #include "linux/files.hpp"
 #include "linux/sysctl.hpp"
+#include "temp_dir.hpp"
 
 namespace fs = std::filesystem;
 using wgf::linux_::LocalFiles;
 
 namespace {
 
-struct TempDir {
-    fs::path path;
-    TempDir() {
-        std::string t = (fs::temp_directory_path() / "wgf-files-XXXXXX").string();
-        path = mkdtemp(t.data());
-    }
-    ~TempDir() { fs::remove_all(path); }
-};
+using TempDir = wgf::test::TempDir;
 
 std::string slurp(const fs::path& p) {
     std::ifstream in(p);

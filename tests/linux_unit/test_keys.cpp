@@ -9,16 +9,13 @@
 #include <catch2/catch.hpp>
 
 #include "apply/keys.hpp"
+#include "temp_dir.hpp"
 
 namespace fs = std::filesystem;
 
 TEST_CASE("keys: generated once, 0600, loaded back equal; loose and malformed files are reported", "[keys]") {
-    std::string t = (fs::temp_directory_path() / "wgf-keys-XXXXXX").string();
-    fs::path dir = mkdtemp(t.data());
-    struct Cleanup {
-        fs::path d;
-        ~Cleanup() { fs::remove_all(d); }
-    } cleanup{dir};
+    wgf::test::TempDir tmp("wgf-keys");
+    const fs::path& dir = tmp.path;
     wgf::apply::FileKeyStore keys;
     std::string path = (dir / "state" / "mesh.key").string();
 

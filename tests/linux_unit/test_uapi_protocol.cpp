@@ -17,6 +17,7 @@
 
 #include "linux/wg_select.hpp"
 #include "linux/wg_uapi.hpp"
+#include "temp_dir.hpp"
 
 namespace fs = std::filesystem;
 using namespace wgf;
@@ -159,14 +160,7 @@ private:
     std::vector<std::string> requests_;
 };
 
-struct TempDir {
-    std::string path;
-    TempDir() {
-        std::string t = (fs::temp_directory_path() / "wgf-uapi-XXXXXX").string();
-        path = mkdtemp(t.data());
-    }
-    ~TempDir() { fs::remove_all(path); }
-};
+using TempDir = wgf::test::TempDir;
 
 }  // namespace
 
@@ -382,10 +376,10 @@ TEST_CASE("uapi protocol: wipe_memory zeroes the bytes", "[uapi]") {
 TEST_CASE("uapi socket: read, set, list and server pid against an in-process daemon", "[uapi]") {
     TempDir dir;
     linux_::UapiOptions opts;
-    opts.socket_dir = dir.path;
+    opts.socket_dir = dir.str();
     opts.io_timeout_ms = 5000;
     linux_::WgUapi wg(opts);
-    FakeDaemon daemon(dir.path, "wg-fake", sample_reply());
+    FakeDaemon daemon(dir.str(), "wg-fake", sample_reply());
 
     auto direct = linux_::uapi::parse_get_reply(sample_reply(), "wg-fake");
     REQUIRE(direct.is_ok());
@@ -411,21 +405,21 @@ TEST_CASE("uapi socket: read, set, list and server pid against an in-process dae
         int s = socket(AF_UNIX, SOCK_STREAM, 0);
         sockaddr_un addr{};
         addr.sun_family = AF_UNIX;
-        std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s/wg-stale.sock", dir.path.c_str());
+        std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s/wg-stale.sock", dir.str().c_str());
         REQUIRE(bind(s, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
         close(s);
-        FILE* f = std::fopen((dir.path + "/wg-file.sock").c_str(), "w");
+        FILE* f = std::fopen((dir.str() + "/wg-file.sock").c_str(), "w");
         std::fclose(f);
     }
     CHECK(wg.list_devices() == std::vector<std::string>{"wg-fake"});
     CHECK(wg.has_device("wg-fake"));
     CHECK_FALSE(wg.has_device("wg-stale"));
-    CHECK(linux_::userspace_alive("wg-fake", dir.path));
-    CHECK_FALSE(linux_::userspace_alive("wg-stale", dir.path));
-    CHECK_FALSE(linux_::userspace_alive("wg-none", dir.path));
+    CHECK(linux_::userspace_alive("wg-fake", dir.str()));
+    CHECK_FALSE(linux_::userspace_alive("wg-stale", dir.str()));
+    CHECK_FALSE(linux_::userspace_alive("wg-none", dir.str()));
     // The in-process daemon holds the accepted socket, so its pid is ours.
-    CHECK(linux_::userspace_pid("wg-fake", dir.path) == std::optional<pid_t>(getpid()));
-    CHECK_FALSE(linux_::userspace_pid("wg-stale", dir.path));
+    CHECK(linux_::userspace_pid("wg-fake", dir.str()) == std::optional<pid_t>(getpid()));
+    CHECK_FALSE(linux_::userspace_pid("wg-stale", dir.str()));
 
     auto stale = wg.read_device("wg-stale");
     REQUIRE_FALSE(stale.is_ok());
@@ -435,16 +429,16 @@ TEST_CASE("uapi socket: read, set, list and server pid against an in-process dae
     auto missing = wg.set_device(WgDeviceChange{"wg-none", {}, {}, {}, false, {}});
     REQUIRE_FALSE(missing.is_ok());
     CHECK(missing.error().code == ENODEV);
-    CHECK_THAT(missing.error().message, Catch::StartsWith("set WireGuard device wg-none (no UAPI socket " + dir.path +
+    CHECK_THAT(missing.error().message, Catch::StartsWith("set WireGuard device wg-none (no UAPI socket " + dir.str() +
                                                           "/wg-none.sock): No such device (ENODEV)"));
 }
 
 TEST_CASE("uapi socket: the daemon's errno comes back naming the device", "[uapi]") {
     TempDir dir;
     linux_::UapiOptions opts;
-    opts.socket_dir = dir.path;
+    opts.socket_dir = dir.str();
     linux_::WgUapi wg(opts);
-    FakeDaemon daemon(dir.path, "wg-err", "errno=0\n\n", "errno=-98\n\n");
+    FakeDaemon daemon(dir.str(), "wg-err", "errno=0\n\n", "errno=-98\n\n");
     WgDeviceChange c;
     c.ifname = "wg-err";
     c.listen_port = 1;
@@ -455,7 +449,7 @@ TEST_CASE("uapi socket: the daemon's errno comes back naming the device", "[uapi
 
 TEST_CASE("uapi socket: a daemon that rejects a long request early reports its errno, not a broken pipe", "[uapi]") {
     TempDir dir;
-    std::string path = dir.path + "/wg-early.sock";
+    std::string path = dir.str() + "/wg-early.sock";
     int lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_un addr{};
     addr.sun_family = AF_UNIX;
@@ -471,7 +465,7 @@ TEST_CASE("uapi socket: a daemon that rejects a long request early reports its e
         close(c);
     });
     linux_::UapiOptions opts;
-    opts.socket_dir = dir.path;
+    opts.socket_dir = dir.str();
     opts.io_timeout_ms = 5000;
     linux_::WgUapi wg(opts);
     WgDeviceChange c;
@@ -509,9 +503,9 @@ TEST_CASE("uapi socket: a reply larger than the read buffer", "[uapi]") {
     reply += "errno=0\n\n";
     TempDir dir;
     linux_::UapiOptions opts;
-    opts.socket_dir = dir.path;
+    opts.socket_dir = dir.str();
     linux_::WgUapi wg(opts);
-    FakeDaemon daemon(dir.path, "wg-big", reply);
+    FakeDaemon daemon(dir.str(), "wg-big", reply);
     daemon.chunk = 65536 + 17;
     auto r = wg.read_device("wg-big");
     REQUIRE(r.is_ok());
@@ -553,13 +547,13 @@ TEST_CASE("uapi userspace command: configured, then environment, then wireguard-
     unsetenv("WG_FLEET_USERSPACE_IMPLEMENTATION");
     unsetenv("WG_QUICK_USERSPACE_IMPLEMENTATION");
     TempDir bin;
-    setenv("PATH", bin.path.c_str(), 1);
+    setenv("PATH", bin.str().c_str(), 1);
     auto none = linux_::resolve_userspace_command(std::nullopt);
     REQUIRE_FALSE(none.is_ok());
     CHECK(none.error().code == ENOENT);
     CHECK_THAT(none.error().message, Catch::Contains("wireguard-go is not in PATH"));
 
-    std::string fake = bin.path + "/wireguard-go";
+    std::string fake = bin.str() + "/wireguard-go";
     FILE* f = std::fopen(fake.c_str(), "w");
     std::fputs("#!/bin/sh\nexit 0\n", f);
     std::fclose(f);
@@ -571,31 +565,31 @@ TEST_CASE("uapi userspace command: configured, then environment, then wireguard-
 
 TEST_CASE("uapi userspace start: errors name the command and quote what it printed", "[uapi]") {
     TempDir dir;
-    std::string script = dir.path + "/broken-wg";
+    std::string script = dir.str() + "/broken-wg";
     FILE* f = std::fopen(script.c_str(), "w");
     std::fputs("#!/bin/sh\necho \"cannot create tun $1: permission denied\" >&2\nexit 3\n", f);
     std::fclose(f);
     chmod(script.c_str(), 0755);
-    auto s = linux_::start_userspace({script}, "wg-broken", dir.path, 5000);
+    auto s = linux_::start_userspace({script}, "wg-broken", dir.str(), 5000);
     REQUIRE_FALSE(s.is_ok());
     CHECK(s.error().message == "start userspace WireGuard `" + script +
                                    " wg-broken`: exited with status 3: cannot create tun wg-broken: permission denied");
 
-    auto missing = linux_::start_userspace({"no-such-wireguard-impl"}, "wg-x", dir.path, 1000);
+    auto missing = linux_::start_userspace({"no-such-wireguard-impl"}, "wg-x", dir.str(), 1000);
     REQUIRE_FALSE(missing.is_ok());
     CHECK(missing.error().code == ENOENT);
     CHECK_THAT(missing.error().message, Catch::Contains("no-such-wireguard-impl not found in PATH"));
 
     // Exits 0 but never serves the socket: a bounded wait, then an error naming the socket.
-    std::string quiet = dir.path + "/quiet-wg";
+    std::string quiet = dir.str() + "/quiet-wg";
     f = std::fopen(quiet.c_str(), "w");
     std::fputs("#!/bin/sh\nexit 0\n", f);
     std::fclose(f);
     chmod(quiet.c_str(), 0755);
-    auto t = linux_::start_userspace({quiet}, "wg-quiet", dir.path, 300);
+    auto t = linux_::start_userspace({quiet}, "wg-quiet", dir.str(), 300);
     REQUIRE_FALSE(t.is_ok());
     CHECK(t.error().code == ETIMEDOUT);
-    CHECK(t.error().message == "start userspace WireGuard `" + quiet + " wg-quiet`: no answer on " + dir.path +
+    CHECK(t.error().message == "start userspace WireGuard `" + quiet + " wg-quiet`: no answer on " + dir.str() +
                                    "/wg-quiet.sock within 300 ms: Connection timed out (ETIMEDOUT)");
 }
 
@@ -627,15 +621,15 @@ public:
 
 TEST_CASE("uapi select: the kernel first, a userspace implementation only when the kernel lacks WireGuard", "[uapi]") {
     TempDir dir;
-    const std::string marker = dir.path + "/started";
-    const std::string script = dir.path + "/fake-wg";
+    const std::string marker = dir.str() + "/started";
+    const std::string script = dir.str() + "/fake-wg";
     FILE* f = std::fopen(script.c_str(), "w");
     std::fprintf(f, "#!/bin/sh\necho \"$1\" > %s\necho 'no tun here' >&2\nexit 1\n", marker.c_str());
     std::fclose(f);
     chmod(script.c_str(), 0755);
 
     linux_::UapiOptions opts;
-    opts.socket_dir = dir.path;
+    opts.socket_dir = dir.str();
     opts.userspace_command = script;
     opts.start_timeout_ms = 2000;
     auto kernel = std::make_unique<StubKernel>();
@@ -663,7 +657,7 @@ TEST_CASE("uapi select: the kernel first, a userspace implementation only when t
     CHECK(k->creates == 3);
 
     // Per device: an answering socket means userspace, anything else the kernel.
-    FakeDaemon daemon(dir.path, "wg-user", "listen_port=7\nerrno=0\n\n");
+    FakeDaemon daemon(dir.str(), "wg-user", "listen_port=7\nerrno=0\n\n");
     CHECK(wg.transport_for("wg-user") == linux_::WgSelect::Transport::userspace);
     CHECK(wg.transport_for("wg-k") == linux_::WgSelect::Transport::kernel);
     auto user = wg.read_device("wg-user");
@@ -683,7 +677,7 @@ TEST_CASE("uapi select: the kernel first, a userspace implementation only when t
         int st = socket(AF_UNIX, SOCK_STREAM, 0);
         sockaddr_un addr{};
         addr.sun_family = AF_UNIX;
-        std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s/wg-dead.sock", dir.path.c_str());
+        std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s/wg-dead.sock", dir.str().c_str());
         REQUIRE(bind(st, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
         close(st);
     }

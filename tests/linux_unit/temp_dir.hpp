@@ -1,0 +1,27 @@
+// A fresh directory under the system temp dir, removed with everything in it when the test
+// ends (also when it fails).
+#pragma once
+
+#include <stdlib.h>
+
+#include <filesystem>
+#include <string>
+
+namespace wgf::test {
+
+struct TempDir {
+    std::filesystem::path path;
+    explicit TempDir(const std::string& prefix = "wgf-test") {
+        std::string t = (std::filesystem::temp_directory_path() / (prefix + "-XXXXXX")).string();
+        path = mkdtemp(t.data());
+    }
+    ~TempDir() {
+        std::error_code ec;
+        std::filesystem::remove_all(path, ec);
+    }
+    TempDir(const TempDir&) = delete;
+    TempDir& operator=(const TempDir&) = delete;
+    std::string str() const { return path.string(); }
+};
+
+}  // namespace wgf::test

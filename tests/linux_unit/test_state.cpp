@@ -1,0 +1,52 @@
+// The state directory's files: state.json (what wg-fleet owns) and the early guess at this
+// node's interfaces read from it before the fleet file is parsed.
+#include <catch2/catch.hpp>
+
+#include <fstream>
+
+#include "apply/state.hpp"
+#include "temp_dir.hpp"
+
+using namespace wgf;
+
+namespace {
+
+model::Key key_of(uint8_t n) {
+    model::Key k;
+    k.bytes[0] = n;
+    return k;
+}
+
+}  // namespace
+
+TEST_CASE("state: saved, loaded back equal, and its interfaces read on their own", "[state]") {
+    test::TempDir d("wgf-state");
+    apply::FileStateStore store(d.str());
+    CHECK(apply::recorded_interfaces(d.str()).empty());  // no record yet
+    auto none = store.load();
+    REQUIRE(none);
+    CHECK(*none == plan::Ownership{});
+
+    plan::Ownership o;
+    o.interfaces = {"wg-a", "wg-b"};
+    for (uint8_t i = 1; i <= 200; ++i) o.peers["wg-a"].insert(key_of(i));
+    o.peers["wg-b"] = {};
+    o.endpoints["wg-a"] = {};
+    o.endpoints["wg-b"] = {};
+    o.files = {"/run/wg_fleet_hosts"};
+    REQUIRE(store.save(o));
+    auto back = store.load();
+    REQUIRE(back);
+    CHECK(*back == o);
+    CHECK(apply::recorded_interfaces(d.str()) == o.interfaces);
+}
+
+TEST_CASE("state: a damaged state.json is an error to load and no guess", "[state]") {
+    test::TempDir d("wgf-state");
+    std::ofstream(d.path / "state.json") << "{\"version\": 1, \"interf";
+    apply::FileStateStore store(d.str());
+    auto r = store.load();
+    REQUIRE_FALSE(r);
+    CHECK(r.error().message.find("state.json is not readable") != std::string::npos);
+    CHECK(apply::recorded_interfaces(d.str()).empty());
+}
