@@ -41,6 +41,26 @@ RUN = os.path.join(HERE, "live_run.py")
 SOCK_DIR = "/var/run/wireguard"
 
 
+def joined_strace_lines(trace_path):
+    """The lines of an `strace -f` log with every call whole: a call another thread interrupted
+    is logged as "<unfinished ...>" and later "<... NAME resumed>"; this joins the two halves
+    (keeping the start time)."""
+    pending = {}
+    pat_unfinished = re.compile(r"^(\d+)\s+(.*) <unfinished \.\.\.>$")
+    pat_resumed = re.compile(r"^(\d+)\s+[\d.]+ <\.\.\. \w+ resumed>(.*)$")
+    for line in open(trace_path, errors="replace"):
+        line = line.rstrip("\n")
+        m = pat_unfinished.match(line)
+        if m:
+            pending[m.group(1)] = m.group(2)
+            continue
+        m = pat_resumed.match(line)
+        if m and m.group(1) in pending:
+            yield f"{m.group(1)} {pending.pop(m.group(1))}{m.group(2)}"
+            continue
+        yield line
+
+
 class Failed(Exception):
     pass
 
@@ -254,7 +274,7 @@ class Bench:
         pat_send = re.compile(r'^(\d+)\s+([\d.]+) sendto\((\d+), "(.{0,5})')
         pat_close = re.compile(r'^(\d+)\s+([\d.]+) close\((\d+)\)')
         want = f"/{ifname}.sock"
-        for line in open(trace_path, errors="replace"):
+        for line in joined_strace_lines(trace_path):
             m = pat_conn.match(line)
             if m and m.group(4).endswith(want):
                 open_[(m.group(1), m.group(3))] = [float(m.group(2)), "?"]
