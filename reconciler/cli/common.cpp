@@ -69,7 +69,7 @@ std::unique_ptr<Loaded> load(const Globals& g, const std::function<void(const mo
             merge_published_keys(*l, g.keys_override.has_value());
             if (parsed && !l->diags.has_errors()) parsed(l->parsed.config);
             auto fw = std::make_unique<plan::Fleetwide>(l->parsed.config);
-            plan::validate(l->parsed.config, fw->plan, l->parsed.tree, l->diags);
+            plan::validate(l->parsed.config, fw->plan, fw->index, l->parsed.tree, l->diags);
             if (!l->diags.has_errors()) l->fleet = std::move(fw);
             l->timings.lap("validate");
         }

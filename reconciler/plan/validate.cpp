@@ -37,8 +37,8 @@ std::string fmt_suffix(uint64_t s) {
 
 class Validator {
 public:
-    Validator(const Config& cfg, const AddressPlan& plan, const config::Node& tree, config::Diagnostics& d)
-        : cfg_(cfg), plan_(plan), tree_(tree), d_(d), index_(index_nodes(cfg)) {}
+    Validator(const Config& cfg, const AddressPlan& plan, const NodeIndex& index, const config::Node& tree, config::Diagnostics& d)
+        : cfg_(cfg), plan_(plan), tree_(tree), d_(d), index_(index) {}
 
     void run() {
         for (const auto& [name, f] : cfg_.fleets) check_fleet(name, f);
@@ -379,7 +379,7 @@ private:
     const AddressPlan& plan_;
     const config::Node& tree_;
     config::Diagnostics& d_;
-    NodeIndex index_;
+    const NodeIndex& index_;
     std::map<std::string, std::map<uint32_t, std::string>> ipv4_seen_;
 };
 
@@ -422,8 +422,12 @@ std::optional<Url> parse_url(std::string_view text) {
     return u;
 }
 
+void validate(const Config& cfg, const AddressPlan& plan, const NodeIndex& index, const config::Node& tree, config::Diagnostics& diags) {
+    Validator(cfg, plan, index, tree, diags).run();
+}
+
 void validate(const Config& cfg, const AddressPlan& plan, const config::Node& tree, config::Diagnostics& diags) {
-    Validator(cfg, plan, tree, diags).run();
+    validate(cfg, plan, index_nodes(cfg), tree, diags);
 }
 
 }  // namespace wgf::plan

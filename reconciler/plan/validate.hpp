@@ -16,6 +16,9 @@
 namespace wgf::plan {
 
 void validate(const model::Config& cfg, const AddressPlan& plan, const config::Node& tree, config::Diagnostics& diags);
+// The same with the node index already built (Fleetwide has one).
+void validate(const model::Config& cfg, const AddressPlan& plan, const NodeIndex& index, const config::Node& tree,
+              config::Diagnostics& diags);
 
 // Parsed form of an http_routes[].to URL.
 struct Url {
