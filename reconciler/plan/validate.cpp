@@ -107,7 +107,8 @@ private:
 
     void check_clan_peers(const std::string& name, const Fleet& f) {
         for (const auto& [p, m] : f.peers) {
-            auto ppath = [&] { return member_path(name, "peers", p); };
+            const std::string& peer = p;  // clang before 16 cannot capture a structured binding (the fuzz build uses clang)
+            auto ppath = [&] { return member_path(name, "peers", peer); };
             if (f.controllers.count(p)) {
                 error(ppath(), fmt::format("{} is both a controller and a peer of fleet {}; a node has one role per fleet", quote(p), quote(name)), true);
                 continue;
