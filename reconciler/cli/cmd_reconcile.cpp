@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <ctime>
 #include <iostream>
+#include <optional>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -108,6 +109,23 @@ std::unique_ptr<Session> start(const Globals& g, int64_t now) {
     return s;
 }
 
+// plan and status: the run in plan mode, with -v's timings. Null after saying why it failed.
+struct Planned {
+    std::unique_ptr<Session> session;
+    apply::RunResult r;
+};
+std::optional<Planned> run_plan(const Globals& g, int64_t now) {
+    auto session = start(g, now);
+    if (!session) return std::nullopt;
+    auto r = session->run(apply::Mode::plan, now);
+    print_timings(g, *session->loaded, r);
+    if (r.error) {
+        std::cerr << "wg-fleet: " << r.error->message << "\n";
+        return std::nullopt;
+    }
+    return Planned{std::move(session), std::move(r)};
+}
+
 std::string ago(int64_t now, int64_t t) {
     if (t <= 0) return "never";
     int64_t d = now - t;
@@ -119,16 +137,10 @@ std::string ago(int64_t now, int64_t t) {
 }  // namespace
 
 int cmd_plan(const Globals& g, bool json, bool detailed_exitcode) {
-    int64_t now = time(nullptr);
-    auto session = start(g, now);
-    if (!session) return kError;
-    const std::string& node = session->node;
-    auto r = session->run(apply::Mode::plan, now);
-    print_timings(g, *session->loaded, r);
-    if (r.error) {
-        std::cerr << "wg-fleet: " << r.error->message << "\n";
-        return kError;
-    }
+    auto planned = run_plan(g, time(nullptr));
+    if (!planned) return kError;
+    const std::string& node = planned->session->node;
+    const auto& r = planned->r;
     if (json) {
         std::cout << plan_json(node, r).dump(2) << "\n";
     } else {
@@ -183,15 +195,10 @@ int cmd_apply(const Globals& g) {
 
 int cmd_status(const Globals& g, bool json) {
     int64_t now = time(nullptr);
-    auto session = start(g, now);
-    if (!session) return kError;
-    const std::string& node = session->node;
-    auto r = session->run(apply::Mode::plan, now);
-    print_timings(g, *session->loaded, r);
-    if (r.error) {
-        std::cerr << "wg-fleet: " << r.error->message << "\n";
-        return kError;
-    }
+    auto planned = run_plan(g, now);
+    if (!planned) return kError;
+    const std::string& node = planned->session->node;
+    const auto& r = planned->r;
     nlohmann::ordered_json j;
     j["node"] = node;
     auto& ifs = j["interfaces"] = nlohmann::ordered_json::array();

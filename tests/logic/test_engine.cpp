@@ -63,6 +63,17 @@ struct Setup {
     }
 };
 
+// The fleet applied on c1 once: the fakes hold its converged state.
+struct Converged {
+    Setup s;
+    FakeMachine m;
+    MapResolver dns;
+    MemState state;
+    apply::Backends b = m.backends();
+    apply::Engine e{b, m.keys, dns, state, nullptr, {}};
+    Converged() { REQUIRE(e.run(*s.fw, "c1", apply::Mode::apply, m.now).ok()); }
+};
+
 }  // namespace
 
 TEST_CASE("engine: plan reads keys only; apply generates one, converges and verifies", "[engine]") {
@@ -157,13 +168,8 @@ TEST_CASE("state: an interface with no peers or no endpoints round-trips too", "
 }
 
 TEST_CASE("engine: a prefetch of the node's interfaces is the read the plan uses", "[engine][prefetch]") {
-    Setup s;
-    FakeMachine m;
-    MapResolver dns;
-    MemState state;
-    auto b = m.backends();
-    apply::Engine e{b, m.keys, dns, state, nullptr, {}};
-    REQUIRE(e.run(*s.fw, "c1", apply::Mode::apply, m.now).ok());
+    Converged c;
+    auto& [s, m, dns, state, b, e] = c;
 
     CHECK(apply::interfaces_of(s.parsed.config, "c1") == std::set<std::string>{"mesh"});
     CHECK(apply::interfaces_of(s.parsed.config, "p2") == std::set<std::string>{"mesh"});
@@ -199,13 +205,8 @@ TEST_CASE("engine: a prefetch of the node's interfaces is the read the plan uses
 }
 
 TEST_CASE("engine: interfaces owned but no longer desired are read besides the prefetch", "[engine][prefetch]") {
-    Setup s;
-    FakeMachine m;
-    MapResolver dns;
-    MemState state;
-    auto b = m.backends();
-    apply::Engine e{b, m.keys, dns, state, nullptr, {}};
-    REQUIRE(e.run(*s.fw, "c1", apply::Mode::apply, m.now).ok());
+    Converged c;
+    auto& [s, m, dns, state, b, e] = c;
     // A fleet removed from the file left its device behind, recorded as ours.
     REQUIRE(m.wg.create_device("old0"));
     state.owned.interfaces.insert("old0");
@@ -220,13 +221,8 @@ TEST_CASE("engine: interfaces owned but no longer desired are read besides the p
 }
 
 TEST_CASE("engine: a prefetch that failed is reported as the run's error", "[engine][prefetch]") {
-    Setup s;
-    FakeMachine m;
-    MapResolver dns;
-    MemState state;
-    auto b = m.backends();
-    apply::Engine e{b, m.keys, dns, state, nullptr, {}};
-    REQUIRE(e.run(*s.fw, "c1", apply::Mode::apply, m.now).ok());
+    Converged c;
+    auto& [s, m, dns, state, b, e] = c;
     // The device's link is there but the device is not WireGuard: the read fails.
     m.wg.devices.erase("mesh");
     m.wg.reads.clear();
