@@ -150,7 +150,8 @@ private:
         }
         if (!budget(1, ev.start_mark)) return;
         if (s.anchor) anchors_[reinterpret_cast<const char*>(s.anchor)] = Anchored{n, 1};
-        add(std::move(n), n.loc);
+        const Loc at = n.loc;
+        add(std::move(n), at);
     }
 
     void alias(const yaml_event_t& ev) {
@@ -167,8 +168,9 @@ private:
         }
         if (!budget(it->second.nodes, ev.start_mark)) return;
         Node copy = it->second.node;
-        copy.loc = loc(ev.start_mark);
-        add(std::move(copy), copy.loc);
+        const Loc at = loc(ev.start_mark);
+        copy.loc = at;
+        add(std::move(copy), at);
     }
 
     void open(const yaml_event_t& ev, Node::Kind kind, const unsigned char* anchor, const unsigned char* tag) {
@@ -212,15 +214,15 @@ private:
             return;
         }
         if (!top.have_key) {
-            top.have_key = true;
-            top.key_loc = at;
             top.bad_key = !n.is_scalar();
             if (top.bad_key) {
                 top.key.clear();
-                diags_.error(top.key_loc, path_of_top_map(), fmt::format("keys must be plain strings, not {}", kind_name(n)));
+                diags_.error(at, path(), fmt::format("keys must be plain strings, not {}", kind_name(n)));  // the map's path
             } else {
                 top.key = std::move(n.scalar);
             }
+            top.have_key = true;
+            top.key_loc = at;
             return;
         }
         if (!top.bad_key) {
@@ -248,16 +250,6 @@ private:
             for (size_t i = 0; i < entries.size(); ++i) f.index.emplace(entries[i].key, i);  // keeps the first
         auto [it, fresh] = f.index.emplace(f.key, entries.size());
         return fresh ? nullptr : &entries[it->second];
-    }
-
-    // The path of the map at the top of the stack (before a key is known).
-    std::string path_of_top_map() const {
-        std::string p;
-        for (size_t i = 0; i + 1 < stack_.size(); ++i) {
-            const auto& f = stack_[i];
-            p = f.node.is_map() ? join_path(p, f.key) : index_path(p, f.node.seq.size());
-        }
-        return p;
     }
 
     uint32_t file_;
