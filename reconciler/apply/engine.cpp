@@ -6,11 +6,9 @@ namespace wgf::apply {
 
 Prefetch::Prefetch(Backends& backends, std::set<std::string> interfaces, int64_t now) : interfaces_(std::move(interfaces)) {
     result_ = std::async(std::launch::async, [&backends, names = interfaces_, now]() -> Read {
-        Read r{Live{}, {}};
-        r.live->facts.now = now;
-        if (auto s = read_interfaces(backends, names, names, *r.live, &r.timings); !s) r.live = s.error();
-        else if (auto t = read_tables(backends, *r.live, &r.timings); !t) r.live = t.error();
-        return r;
+        model::Timings t;
+        auto live = read_live_bulk(backends, names, now, &t);
+        return Read{std::move(live), std::move(t)};
     });
 }
 
@@ -72,28 +70,16 @@ RunResult Engine::run(const plan::Fleetwide& fleet, const std::string& node, Mod
     }
     r.timings.lap("ownership");
     const auto desired_names = interface_names(r.desired);
-    std::set<std::string> to_read = desired_names;  // what the prefetch did not read
-    to_read.insert(owned->interfaces.begin(), owned->interfaces.end());
-    backend::Result<Live> live = Live{};
-    bool tables_read = false;
+    std::optional<Prefetch::Read> read;
     if (prefetch) {
-        auto read = prefetch->take();
-        r.read_timings = read.timings;
-        if (prefetch->interfaces() == desired_names) {
-            live = std::move(read.live);
-            for (const auto& n : desired_names) to_read.erase(n);
-            tables_read = true;
-        }
+        read = prefetch->take();
+        r.read_timings = read->timings;
     }
-    if (live) {
-        live->facts.now = now;
-        if (auto s = read_interfaces(backends, to_read, desired_names, *live); !s) live = s.error();
-    }
-    if (live && !tables_read)
-        if (auto s = read_tables(backends, *live); !s) live = s.error();
+    const bool prefetched = read && prefetch->interfaces() == desired_names;
+    auto live = prefetched ? std::move(read->live) : read_live_bulk(backends, desired_names, now);
     if (live)
         if (auto s = read_live_rest(backends, r.desired, *owned, *live); !s) live = s.error();
-    r.timings.lap(tables_read ? "read (wait)" : "read");
+    r.timings.lap(prefetched ? "read (wait)" : "read");
     if (!live) {
         r.error = live.error();
         return r;

@@ -264,7 +264,22 @@ backend::Status read_tables(Backends& b, Live& live, model::Timings* timings) {
     return {};
 }
 
+backend::Result<Live> read_live_bulk(Backends& b, const std::set<std::string>& desired_interfaces, int64_t now,
+                                     model::Timings* timings) {
+    Live live;
+    live.facts.now = now;
+    if (auto s = read_interfaces(b, desired_interfaces, desired_interfaces, live, timings); !s) return s.error();
+    if (auto s = read_tables(b, live, timings); !s) return s.error();
+    return live;
+}
+
 backend::Status read_live_rest(Backends& b, const model::HostState& desired, const plan::Ownership& owned, Live& live) {
+    // Interfaces we own but no longer want: the bulk read named only the desired ones.
+    const auto desired_names = interface_names(desired);
+    std::set<std::string> leftover;
+    for (const auto& n : owned.interfaces)
+        if (!desired_names.count(n)) leftover.insert(n);
+    if (auto s = read_interfaces(b, leftover, desired_names, live); !s) return s;
     for (const auto& [k, v] : desired.sysctls) {
         auto r = b.sysctls.read(k);
         if (r) live.state.sysctls[k] = *r;
@@ -287,14 +302,9 @@ std::set<std::string> interface_names(const model::HostState& desired) {
 }
 
 backend::Result<Live> read_live(Backends& b, const model::HostState& desired, const plan::Ownership& owned, int64_t now) {
-    Live live;
-    live.facts.now = now;
-    auto desired_names = interface_names(desired);
-    auto names = desired_names;
-    names.insert(owned.interfaces.begin(), owned.interfaces.end());
-    if (auto s = read_interfaces(b, names, desired_names, live); !s) return s.error();
-    if (auto s = read_tables(b, live); !s) return s.error();
-    if (auto s = read_live_rest(b, desired, owned, live); !s) return s.error();
+    auto live = read_live_bulk(b, interface_names(desired), now);
+    if (live)
+        if (auto s = read_live_rest(b, desired, owned, *live); !s) return s.error();
     return live;
 }
 

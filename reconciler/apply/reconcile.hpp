@@ -51,13 +51,18 @@ struct Live {
 // sysctls, our firewall table, the desired and owned files.
 backend::Result<Live> read_live(Backends& b, const model::HostState& desired, const plan::Ownership& owned, int64_t now);
 
-// read_live in parts. The WireGuard devices among `names` (with link and addresses; one that
-// exists but is not WireGuard is an error when desired, else skipped); our routes and firewall
-// table; the sysctls the desired state names, and the desired and owned files.
+// read_live in two parts. The bulk needs only the names of the desired interfaces: those
+// WireGuard devices (with link and addresses; one that exists but is not WireGuard is an error),
+// our routes and our firewall table. The rest needs the rendered desired state: interfaces we
+// own but no longer want, the sysctls it names, the desired and owned files.
+backend::Result<Live> read_live_bulk(Backends& b, const std::set<std::string>& desired_interfaces, int64_t now,
+                                     model::Timings* timings = nullptr);
+backend::Status read_live_rest(Backends& b, const model::HostState& desired, const plan::Ownership& owned, Live& live);
+// The WireGuard devices among `names`; one that exists but is not WireGuard is an error when
+// desired, else skipped.
 backend::Status read_interfaces(Backends& b, const std::set<std::string>& names, const std::set<std::string>& desired_interfaces,
                                 Live& live, model::Timings* timings = nullptr);
 backend::Status read_tables(Backends& b, Live& live, model::Timings* timings = nullptr);
-backend::Status read_live_rest(Backends& b, const model::HostState& desired, const plan::Ownership& owned, Live& live);
 std::set<std::string> interface_names(const model::HostState& desired);
 
 class Journal {
