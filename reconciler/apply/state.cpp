@@ -65,6 +65,8 @@ backend::Result<plan::Ownership> ownership_from_json(const std::string& text) {
 
 namespace {
 
+std::string state_file(const std::string& state_dir) { return state_dir + "/state.json"; }
+
 // Collects the strings of the top-level "interfaces" array and stops there.
 class InterfacesOnly : public nlohmann::json_sax<nlohmann::json> {
 public:
@@ -105,7 +107,7 @@ private:
 }  // namespace
 
 std::set<std::string> recorded_interfaces(const std::string& state_dir) {
-    std::ifstream in(state_dir + "/state.json");
+    std::ifstream in(state_file(state_dir));
     if (!in) return {};
     InterfacesOnly sax;
     nlohmann::json::sax_parse(in, &sax);
@@ -113,7 +115,7 @@ std::set<std::string> recorded_interfaces(const std::string& state_dir) {
 }
 
 backend::Result<plan::Ownership> FileStateStore::load() {
-    std::ifstream in(dir_ + "/state.json");
+    std::ifstream in(state_file(dir_));
     if (!in) return plan::Ownership{};  // first run: nothing is ours yet
     std::stringstream ss;
     ss << in.rdbuf();
@@ -123,7 +125,7 @@ backend::Result<plan::Ownership> FileStateStore::load() {
 }
 
 backend::Status FileStateStore::save(const plan::Ownership& owned) {
-    return linux_::write_file_atomic(dir_ + "/state.json", ownership_to_json(owned), 0600);
+    return linux_::write_file_atomic(state_file(dir_), ownership_to_json(owned), 0600);
 }
 
 FileJournal::FileJournal(std::string state_dir) {
