@@ -169,9 +169,10 @@ private:
     void diff_peer(const std::string& ifname, const WgPeer& want, const WgPeer& have, const WgInterface& have_if) {
         OpUpdatePeer u{ifname, want.public_key, want.name, {}, {}, {}, {}, {}, {}, {}};
         if (want.endpoint && have.endpoint != want.endpoint) {
-            if (roamed(ifname, want)) plan_.kept.push_back(fmt::format("peer {} on {}: endpoint {} (roamed from {}; session alive)",
-                                                                       want.name.empty() ? want.public_key.short_str() : want.name, ifname,
-                                                                       have.endpoint ? have.endpoint->str() : "(none)", want.endpoint->str()));
+            if (auto why = roamed(ifname, want))
+                plan_.kept.push_back(fmt::format("peer {} on {}: endpoint {} (roamed from {}; {})",
+                                                 want.name.empty() ? want.public_key.short_str() : want.name, ifname,
+                                                 have.endpoint ? have.endpoint->str() : "(none)", want.endpoint->str(), why));
             else u.endpoint = want.endpoint, u.old_endpoint = have.endpoint;
         }
         if (want.keepalive != have.keepalive) u.keepalive = want.keepalive, u.old_keepalive = have.keepalive;
@@ -204,17 +205,24 @@ private:
         add(phase, std::move(u));
     }
 
-    // The live endpoint differs, the desired one is what we applied last time, and the session is
-    // alive: the peer has roamed (NAT rebinding, a laptop changing networks). Leave it.
-    bool roamed(const std::string& ifname, const WgPeer& want) const {
-        auto e = owned_.endpoints.find(ifname);
-        if (e == owned_.endpoints.end()) return false;
-        auto k = e->second.find(want.public_key);
-        if (k == e->second.end() || k->second != *want.endpoint) return false;
+    // The live endpoint differs from the desired one. The kernel and wireguard-go learn a peer's
+    // endpoint from its authenticated packets (NAT rebinding, a laptop changing networks), so a
+    // different live endpoint is where the peer was last seen. It is left alone, whatever the
+    // handshake's age, when the desired endpoint is the one wg-fleet applied last time: only a
+    // changed desired endpoint is set (a stale handshake says nothing about where the peer is).
+    // A peer wg-fleet knew without an endpoint has a changed one too. With nothing recorded for
+    // the peer (first run, state lost) the live session decides: a recent handshake keeps the
+    // live endpoint, else the desired one is set. Returns why it is kept, or null.
+    const char* roamed(const std::string& ifname, const WgPeer& want) const {
+        if (auto e = owned_.endpoints.find(ifname); e != owned_.endpoints.end())
+            if (auto k = e->second.find(want.public_key); k != e->second.end())
+                return k->second == *want.endpoint ? "the desired endpoint is unchanged" : nullptr;
+        if (auto p = owned_.peers.find(ifname); p != owned_.peers.end() && p->second.count(want.public_key)) return nullptr;
         auto hs = facts_.last_handshake.find(ifname);
-        if (hs == facts_.last_handshake.end()) return false;
+        if (hs == facts_.last_handshake.end()) return nullptr;
         auto t = hs->second.find(want.public_key);
-        return t != hs->second.end() && t->second > 0 && facts_.now - t->second < opts_.roaming_window;
+        bool alive = t != hs->second.end() && t->second > 0 && facts_.now - t->second < opts_.roaming_window;
+        return alive ? "nothing recorded, and its session is alive" : nullptr;
     }
 
     void diff_routes(const HostState& desired, const HostState& live) {

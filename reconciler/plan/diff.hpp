@@ -34,7 +34,8 @@ struct LiveFacts {
 
 struct DiffOptions {
     std::set<std::string> exclusive;   // interfaces whose foreign peers are removed
-    int64_t roaming_window = 180;      // a handshake this recent means the session is alive
+    // For a peer with no recorded endpoint: a handshake this recent means its session is alive.
+    int64_t roaming_window = 180;
 };
 
 struct Plan {
