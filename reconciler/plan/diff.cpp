@@ -6,6 +6,8 @@
 
 #include <fmt/format.h>
 
+#include "plan/sysctls.hpp"
+
 namespace wgf::plan {
 namespace {
 
@@ -19,7 +21,8 @@ using model::WgPeer;
 enum Phase {
     kCreate,        // a device must exist before anything is set on it
     kDevice,        // key and port before peers, so new peers handshake with the final identity
-    kLink,          // MTU and up before traffic
+    kLink,          // MTU and up before traffic; the interface's own sysctls before its
+                    // addresses change (promote_secondaries must hold before a primary goes)
     kRelease,       // removals before additions: a prefix moving from peer A to B is first taken
                     // from A, never silently stolen by the kernel's allowed-IP move semantics
     kClaim,
@@ -232,11 +235,29 @@ private:
             if (!live.routes.count(r)) add(kRouteAdd, OpAddRoute{r});
     }
 
+    // Sysctls of wg-fleet's own interfaces go with the link; the others once the routes exist,
+    // in an order of their own: accept_ra is raised before forwarding is turned on (turning it on
+    // purges the RA-learned default routes of interfaces whose accept_ra is not 2), and
+    // forwarding is restored before accept_ra is lowered again.
     void diff_sysctls(const HostState& desired, const HostState& live) {
+        std::vector<Op> raise, set, restore, lower;
         for (const auto& [k, v] : desired.sysctls) {
             auto it = live.sysctls.find(k);
-            if (it == live.sysctls.end() || it->second != v) add(kSysctl, OpSetSysctl{k, v, it == live.sysctls.end() ? "" : it->second});
+            if (it != live.sysctls.end() && it->second == v) continue;
+            OpSetSysctl op{k, v, it == live.sysctls.end() ? "" : it->second};
+            if (desired.interfaces.count(conf_interface(k))) add(kLink, std::move(op));
+            else (is_accept_ra_key(k) ? raise : set).push_back(std::move(op));
         }
+        // What wg-fleet changed and no longer needs goes back to what it found, unless someone
+        // changed it since (then it is theirs) or it went away with its interface.
+        for (const auto& [k, rec] : owned_.sysctls) {
+            if (desired.sysctls.count(k) || deleted_.count(conf_interface(k))) continue;
+            auto it = live.sysctls.find(k);
+            if (it == live.sysctls.end() || it->second != rec.value || it->second == rec.original) continue;
+            (is_accept_ra_key(k) ? lower : restore).push_back(OpSetSysctl{k, rec.original, it->second, true});
+        }
+        for (auto* group : {&raise, &set, &restore, &lower})
+            for (auto& op : *group) add(kSysctl, std::move(op));
     }
 
     void diff_rules(const HostState& desired, const HostState& live) {

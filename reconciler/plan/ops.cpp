@@ -166,7 +166,8 @@ std::string describe(const Op& op) {
             [](const OpAddRoute& o) { return fmt::format("route {} dev {}", o.route.dst, o.route.dev); },
             [](const OpDelRoute& o) { return fmt::format("route {} dev {}", o.route.dst, o.route.dev); },
             [](const OpSetSysctl& o) {
-                return fmt::format("sysctl {} {} -> {}", o.key, o.old.empty() ? "(unset)" : o.old, o.value);
+                return fmt::format("sysctl {} {} -> {}{}", o.key, o.old.empty() ? "(unset)" : o.old, o.value,
+                                   o.restore ? " (restored: wg-fleet no longer needs it)" : "");
             },
             [](const OpAddRule& o) { return fmt::format("firewall rule {}: {}", o.rule.id, describe_rule(o.rule)); },
             [](const OpDelRule& o) {
