@@ -411,7 +411,8 @@ std::string handshake_ns(const std::string& ifname, const Key& peer) {
 
 // What `plan` says of a listen-port change, checked on wireguard-go: the dialled side moves to
 // a new port; its sessions survive (same keypair, no new handshake on either side), but the
-// dialling side reaches it only once its endpoint for it follows the new port.
+// dialling side reaches it only once its endpoint for it follows the new port: set by its
+// configuration, or learnt when the moved side sends to it first.
 TEST_CASE("uapi: a listen-port change keeps the session; the dialling peer reaches it once its endpoint follows", "[uapi]") {
     if (!test::netns_available()) return;
     Netns a("wguP"), b("wguP");
@@ -453,6 +454,15 @@ TEST_CASE("uapi: a listen-port change keeps the session; the dialling peer reach
     REQUIRE(wg.set_device(WgDeviceChange{if_b, {}, {}, {}, false, {follow}}).is_ok());
     CHECK(ping_a());
     CHECK(rx_a() > rx_before);
+    CHECK(handshake_ns(if_a, key_b.public_key()) == hs_a);
+    CHECK(handshake_ns(if_b, key_a.public_key()) == hs_b);
+
+    // The other way to follow: A moves again and sends to B first; B learns A's new port from
+    // that authenticated packet (roaming), and the same session goes on.
+    REQUIRE(wg.set_device(WgDeviceChange{if_a, {}, uint16_t{51840}, {}, false, {}}).is_ok());
+    CHECK(test::wait_for([&] { return a.sh("ping -c 1 -W 1 10.98.0.2 >/dev/null").status == 0; }));
+    CHECK(wg.read_device(if_b)->device.peers.at(key_a.public_key()).endpoint == std::optional<Endpoint>(Endpoint{"10.232.0.1", 51840}));
+    CHECK(ping_a());
     CHECK(handshake_ns(if_a, key_b.public_key()) == hs_a);
     CHECK(handshake_ns(if_b, key_a.public_key()) == hs_b);
 }
