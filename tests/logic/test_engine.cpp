@@ -70,7 +70,7 @@ struct Converged {
     MapResolver dns;
     MemState state;
     apply::Backends b = m.backends();
-    apply::Engine e{b, m.keys, dns, state, nullptr, {}};
+    apply::Engine e{b, m.keys, dns, state, nullptr, {}, {}};
     Converged() { REQUIRE(e.run(*s.fw, "c1", apply::Mode::apply, m.now).ok()); }
 };
 
@@ -84,7 +84,7 @@ TEST_CASE("engine: plan reads keys only; apply generates one, converges and veri
     dns.names["vpn2.example.com"] = *model::IpAddr::parse("198.51.100.2");
     MemState state;
     auto b = m.backends();
-    apply::Engine e{b, m.keys, dns, state, nullptr, {}};
+    apply::Engine e{b, m.keys, dns, state, nullptr, {}, {}};
 
     auto planned = e.run(*s.fw, "c1", apply::Mode::plan, m.now);
     REQUIRE_FALSE(planned.error);
@@ -121,7 +121,7 @@ TEST_CASE("engine: an endpoint that does not resolve leaves that peer without on
     MapResolver dns;  // knows no names at all
     MemState state;
     auto b = m.backends();
-    apply::Engine e{b, m.keys, dns, state, nullptr, {}};
+    apply::Engine e{b, m.keys, dns, state, nullptr, {}, {}};
     auto r = e.run(*s.fw, "p1", apply::Mode::apply, m.now);
     REQUIRE(r.ok());
     REQUIRE(r.warnings.size() == 2);
