@@ -233,3 +233,63 @@ TEST_CASE("engine: a prefetch that failed is reported as the run's error", "[eng
     CHECK_FALSE(r.applied);
     CHECK(m.wg.reads == std::vector<std::string>{"mesh"});
 }
+
+TEST_CASE("engine: a WireGuard device wg-fleet did not create is refused and left as it is; --adopt takes it over", "[engine][adopt]") {
+    Setup s;
+    FakeMachine m;
+    MapResolver dns;
+    MemState state;  // records nothing: the device below is not ours
+    auto b = m.backends();
+    apply::Engine e{b, m.keys, dns, state, nullptr, {}, {}};
+    REQUIRE(m.wg.create_device("mesh"));
+    auto foreign_key = model::SecretKey::generate();
+    m.wg.devices.at("mesh").device.public_key = foreign_key.public_key();
+    m.wg.devices.at("mesh").device.listen_port = 51999;
+    m.wg.devices.at("mesh").device.peers.emplace(key_of(7), peer(7, {"10.9.9.9/32"}));
+    const auto before = m.wg.devices.at("mesh").device;
+
+    for (auto mode : {apply::Mode::plan, apply::Mode::apply}) {
+        auto r = e.run(*s.fw, "c1", mode, m.now);
+        REQUIRE(r.error);
+        CHECK(r.error->message.find("interface mesh is a WireGuard device that wg-fleet did not create") == 0);
+        CHECK(r.error->message.find("wg-fleet apply --adopt mesh") != std::string::npos);
+        CHECK_FALSE(r.applied);
+    }
+    CHECK(m.wg.devices.at("mesh").device == before);
+    CHECK(m.wg.sets.empty());
+    CHECK(state.saves == 0);
+
+    e.adopt = {"mesh"};
+    auto planned = e.run(*s.fw, "c1", apply::Mode::plan, m.now);
+    REQUIRE_FALSE(planned.error);
+    bool key_change = false;
+    for (const auto& op : planned.plan.ops)
+        if (std::holds_alternative<plan::OpSetPrivateKey>(op)) key_change = plan::disruption(op) == plan::Disruption::all_sessions;
+    CHECK(key_change);  // the plan shows that adopting sets our key and what that disrupts
+    auto adopted = e.run(*s.fw, "c1", apply::Mode::apply, m.now);
+    REQUIRE(adopted.ok());
+    CHECK(state.owned.interfaces.count("mesh"));
+    CHECK(m.wg.devices.at("mesh").device.peers.count(key_of(7)));  // its own peer is foreign: left
+    // Recorded as ours now: later runs need no --adopt.
+    e.adopt.clear();
+    CHECK(e.run(*s.fw, "c1", apply::Mode::apply, m.now).ok());
+}
+
+TEST_CASE("engine: our route protocol on an interface that is not ours is neither read nor removed", "[engine][routes]") {
+    Converged c;
+    auto& [s, m, dns, state, b, e] = c;
+    // Another program (or a second wg-fleet with its own state_dir) uses protocol 87 on its devices.
+    m.links.routes.insert(model::Route{pfx("10.88.0.0/16"), "veth-other"});
+    m.links.routes.insert(model::Route{pfx("fd00:88::/64"), "wg-other"});
+    auto r = e.run(*s.fw, "c1", apply::Mode::apply, m.now);
+    REQUIRE(r.ok());
+    CHECK(r.plan.empty());
+    CHECK(m.links.routes.count(model::Route{pfx("10.88.0.0/16"), "veth-other"}));
+    CHECK(m.links.routes.count(model::Route{pfx("fd00:88::/64"), "wg-other"}));
+    // A stale route of ours on our own interface still goes.
+    m.links.routes.insert(model::Route{pfx("10.77.0.0/16"), "mesh"});
+    auto again = e.run(*s.fw, "c1", apply::Mode::apply, m.now);
+    REQUIRE(again.ok());
+    REQUIRE(again.plan.ops.size() == 1);
+    CHECK(std::holds_alternative<plan::OpDelRoute>(again.plan.ops[0]));
+}
