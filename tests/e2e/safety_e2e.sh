@@ -104,7 +104,7 @@ in_ns "$bin" -q -c "$tmp/a.yaml" --node c1 --state-dir "$tmp/sa" --lock-timeout 
 check "apply gives up after --lock-timeout with exit 1" test $rc = 1
 check "the message names the holder's pid and command" grep -q "holds this node's state directory $tmp/sa: pid $holder_pid (test-holder)" "$tmp/lock.err"
 in_ns "$bin" -q -c "$tmp/a.yaml" --node c1 --state-dir "$tmp/sa" --lock-timeout 1 keygen >/dev/null 2>"$tmp/lock2.err"; rc=$?
-check "keygen waits for the lock too" test $rc = 1
+check "keygen waits for the lock too, and says so" bash -c "[[ $rc == 1 ]] && grep -q \"pid $holder_pid (test-holder)\" $tmp/lock2.err"
 check "plan does not need the lock" A plan >/dev/null
 kill "$holder_pid"; wait "$holder_pid" 2>/dev/null; holder_pid=
 check "apply runs once the holder is gone" A apply

@@ -37,15 +37,21 @@ gen() {  # gen SEED OUT [extra gen_fleet options]
 gen one "$tmp/one.yaml"
 gen two "$tmp/two.yaml"
 wgf() { ip netns exec "$ns" "$bin" -q -c "$1" --node server1 --state-dir "$tmp/state" "${@:2}"; }
+# An apply of $1 in the background; run_pid is wg-fleet's own pid (`ip netns exec` execs it),
+# so SIGKILL reaches wg-fleet itself, not a shell around it.
+apply_bg() {
+  ip netns exec "$ns" "$bin" -q -c "$1" --node server1 --state-dir "$tmp/state" apply >/dev/null 2>&1 &
+  run_pid=$!
+}
 
 # Starts an apply of $1 in the background and SIGKILLs it after $2 milliseconds; says whether
 # it was still running when killed.
 kill_apply_after() {
-  wgf "$1" apply >/dev/null 2>&1 &
-  run_pid=$!
+  apply_bg "$1"
   sleep "$(( $2 / 1000 )).$(printf '%03d' $(( $2 % 1000 )))"
   local was=finished
-  if kill -0 "$run_pid" 2>/dev/null; then was=killed; fi
+  # Still running: alive and not a zombie waiting to be reaped.
+  if [[ $(awk '{print $3}' "/proc/$run_pid/stat" 2>/dev/null) =~ ^[RSD]$ ]]; then was=killed; fi
   kill -9 "$run_pid" 2>/dev/null
   wait "$run_pid" 2>/dev/null
   run_pid=
@@ -60,17 +66,27 @@ span=$(( ($(date +%s%N) - start) / 1000000 ))
 (( span < 50 )) && span=50
 echo "one full apply: ${span} ms (kills land within it)"
 
+keys_of() { grep -A2 "^      [a-z]*-[0-9-]*:$" "$1" | sed -n 's/.*public_key: //p' | sort; }
+keys_of "$tmp/one.yaml" >"$tmp/one.keys"
+keys_of "$tmp/two.yaml" >"$tmp/two.keys"
 killed=0
+at_cfg=two  # where the node is
 for i in $(seq 1 "$iterations"); do
-  cfg=$tmp/one.yaml; (( i % 2 == 0 )) && cfg=$tmp/two.yaml  # the node is at `two` before the first
+  to=one; [[ $at_cfg == one ]] && to=two
   at=$(( RANDOM % span ))
-  was=$(kill_apply_after "$cfg" "$at")
+  was=$(kill_apply_after "$tmp/$to.yaml" "$at")
   [[ $was == killed ]] && killed=$((killed+1))
-  wgf "$cfg" apply >"$tmp/next.out" 2>&1; rc=$?
-  [[ $rc == 0 ]] || cat "$tmp/next.out" | tail -5
-  check "kill $i at ${at} ms ($was): the next apply converges" test $rc = 0
-  wgf "$cfg" plan --detailed-exitcode >/dev/null 2>&1; rc=$?
+  # Every other time the file goes back to what the node had before the killed run: what that
+  # run added must then be found and removed too.
+  next=$to; (( i % 2 == 0 )) && next=$at_cfg
+  wgf "$tmp/$next.yaml" apply >"$tmp/next.out" 2>&1; rc=$?
+  [[ $rc == 0 ]] || tail -5 "$tmp/next.out"
+  check "kill $i at ${at} ms of an apply of '$to' ($was): the next apply, of '$next', converges" test $rc = 0
+  wgf "$tmp/$next.yaml" plan --detailed-exitcode >/dev/null 2>&1; rc=$?
   check "kill $i: plan --detailed-exitcode exits 0" test $rc = 0
+  check "kill $i: the device has exactly the peers of '$next'" \
+    bash -c "diff -q <(ip netns exec $ns wg show $ifname peers | sort) $tmp/$next.keys >/dev/null"
+  at_cfg=$next
 done
 echo "$killed of $iterations applies were killed while running"
 check "most kills landed in a running apply" test $(( killed * 2 )) -ge "$iterations"
@@ -97,14 +113,17 @@ open(sys.argv[3], "w").write("\n".join(out))
 PY
 check "the revoked fleet lacks the victim" bash -c "! grep -q '$victim' '$tmp/revoked.yaml'"
 has_victim() { ip netns exec "$ns" wg show "$ifname" peers 2>/dev/null | grep -qF "$victim"; }
+# The run is killed as soon as its journal says the victim's peer was set (the journal is
+# appended right after each batch), which is before it has finished.
+journal=$tmp/state/journal.log
 caught=no
 for attempt in 1 2 3; do
   wgf "$tmp/two.yaml" apply >/dev/null 2>&1  # the victim's peer is not on the device
   has_victim && break
-  wgf "$tmp/one.yaml" apply >/dev/null 2>&1 &
-  run_pid=$!
-  while kill -0 "$run_pid" 2>/dev/null && ! has_victim; do :; done
-  if kill -0 "$run_pid" 2>/dev/null; then caught=yes; fi
+  offset=$(stat -c %s "$journal")
+  apply_bg "$tmp/one.yaml"
+  while kill -0 "$run_pid" 2>/dev/null && ! tail -c +$((offset + 1)) "$journal" | grep -q "ok + peer $victim_name "; do :; done
+  kill -STOP "$run_pid" 2>/dev/null && caught=yes
   kill -9 "$run_pid" 2>/dev/null; wait "$run_pid" 2>/dev/null; run_pid=
   [[ $caught == yes ]] && break
 done
