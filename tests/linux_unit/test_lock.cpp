@@ -15,7 +15,7 @@
 
 using wgf::apply::StateLock;
 
-TEST_CASE("lock: one holder per state directory; the second names the holder's pid and command", "[lock]") {
+TEST_CASE("lock: one holder per state directory, and the second names the holder's pid and command", "[lock]") {
     wgf::test::TempDir tmp("wgf-lock");
     std::string dir = (tmp.path / "state").string();
     auto first = StateLock::acquire(dir, 0);

@@ -234,7 +234,7 @@ TEST_CASE("engine: a prefetch that failed is reported as the run's error", "[eng
     CHECK(m.wg.reads == std::vector<std::string>{"mesh"});
 }
 
-TEST_CASE("engine: a WireGuard device wg-fleet did not create is refused and left as it is; --adopt takes it over", "[engine][adopt]") {
+TEST_CASE("engine: a WireGuard device wg-fleet did not create is refused and left as it is, and --adopt takes it over", "[engine][adopt]") {
     Setup s;
     FakeMachine m;
     MapResolver dns;

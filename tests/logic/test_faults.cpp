@@ -396,7 +396,7 @@ void kill_then_apply(bool from_scratch, size_t k) {
 
 }  // namespace
 
-TEST_CASE("faults: a run killed after any change leaves nothing the next run cannot find; a revoked member's peer is removed",
+TEST_CASE("faults: a run killed after any change leaves nothing the next run cannot find, and a revoked member's peer is removed",
           "[faults][kill]") {
     Rig probe;
     Fleet before(kBefore);
@@ -414,7 +414,7 @@ TEST_CASE("faults: a run killed after any change leaves nothing the next run can
     }
 }
 
-TEST_CASE("faults: after a failed set, only endpoints really set are recorded; the roaming rule then still applies the new one",
+TEST_CASE("faults: after a failed set, only endpoints really set are recorded, so the roaming rule still applies the new one",
           "[faults][endpoints]") {
     Rig r;
     Fleet before(kBefore), after(kAfter);
