@@ -28,6 +28,48 @@ std::set<std::string> interfaces_of(const model::Config& cfg, const std::string&
     return names;
 }
 
+plan::Ownership write_ahead(const plan::Ownership& before, const plan::Ownership& after) {
+    plan::Ownership o = before;
+    o.interfaces.insert(after.interfaces.begin(), after.interfaces.end());
+    for (const auto& [i, ks] : after.peers) o.peers[i].insert(ks.begin(), ks.end());
+    o.files.insert(after.files.begin(), after.files.end());
+    // A sysctl about to change is recorded with the value it had first; one about to be restored
+    // stays recorded until it is.
+    for (const auto& [k, rec] : after.sysctls) o.sysctls.insert_or_assign(k, rec);
+    // Endpoints are what was set, not what will be: they stay as they were until the run ends.
+    for (const auto& [i, eps] : after.endpoints) o.endpoints[i];
+    return o;
+}
+
+std::map<std::string, std::map<model::Key, model::Endpoint>> endpoints_set(const plan::Ownership& before, const model::HostState& desired,
+                                                                           const model::HostState& live) {
+    auto eps = before.endpoints;
+    for (const auto& [ifname, w] : desired.interfaces) {
+        auto& out = eps[ifname];
+        auto l = live.interfaces.find(ifname);
+        if (l == live.interfaces.end()) continue;
+        for (const auto& [k, p] : w.peers) {
+            if (!p.endpoint) continue;
+            auto lp = l->second.peers.find(k);
+            if (lp != l->second.peers.end() && lp->second.endpoint == p.endpoint) out.insert_or_assign(k, *p.endpoint);
+        }
+    }
+    return eps;
+}
+
+backend::Status check_foreign_devices(const model::HostState& desired, const model::HostState& live, const plan::Ownership& owned,
+                                      const std::set<std::string>& adopt) {
+    for (const auto& [ifname, w] : desired.interfaces) {
+        if (!live.interfaces.count(ifname) || owned.interfaces.count(ifname) || adopt.count(ifname)) continue;
+        return backend::Error{EEXIST, fmt::format("interface {} is a WireGuard device that wg-fleet did not create (state.json does not "
+                                                  "record it as ours); it is left as it is. To take it over, e.g. from wg-quick, run "
+                                                  "`wg-fleet apply --adopt {}` (`wg-fleet plan --adopt {}` shows what changes: its private "
+                                                  "key and port are set as the fleet says; its other peers are reported as foreign)",
+                                                  ifname, ifname, ifname)};
+    }
+    return {};
+}
+
 RunResult Engine::run(const plan::Fleetwide& fleet, const std::string& node, Mode mode, int64_t now, Prefetch* prefetch) {
     RunResult r;
     r.desired = plan::render_host(fleet, node);
@@ -86,6 +128,10 @@ RunResult Engine::run(const plan::Fleetwide& fleet, const std::string& node, Mod
         r.error = live.error();
         return r;
     }
+    if (auto s = check_foreign_devices(r.desired, live->state, *owned, adopt); !s) {
+        r.error = s.error();
+        return r;
+    }
     // What IPv6 forwarding needs of the host's other interfaces depends on them: known only now.
     plan::complete_sysctls(r.desired, live->state, *owned);
     plan::DiffOptions opts;
@@ -95,32 +141,45 @@ RunResult Engine::run(const plan::Fleetwide& fleet, const std::string& node, Mod
     r.live = std::move(*live);
     r.timings.lap("diff");
     if (mode == Mode::plan) return r;
-
-    r.applied = apply_plan(backends, r.plan, keys, journal, apply_options);
-    r.timings.lap("apply");
-    plan::Ownership next = plan::ownership_after(r.desired);
-    next.sysctls = plan::owned_sysctls_after(r.desired, r.live->state, *owned);
-    if (!r.applied->ok()) {
-        // Keep claiming what was ours before: a half-applied run must not orphan anything.
-        next.interfaces.insert(owned->interfaces.begin(), owned->interfaces.end());
-        for (const auto& [i, ks] : owned->peers) next.peers[i].insert(ks.begin(), ks.end());
-        next.files.insert(owned->files.begin(), owned->files.end());
-        next.sysctls.insert(owned->sysctls.begin(), owned->sysctls.end());  // the first original stays
-    }
-    if (next != *owned)
-        if (auto s = state.save(next); !s) r.warnings.push_back(s.error().message);
-    r.timings.lap("state");
-    // Nothing was to do: the diff just computed is the verification.
+    // Nothing to do: the diff just computed is the verification. The record may still shrink
+    // (a run killed after its changes left the union behind).
+    plan::Ownership after_success = plan::ownership_after(r.desired);
+    after_success.sysctls = plan::owned_sysctls_after(r.desired, r.live->state, *owned);
     if (r.plan.empty()) {
+        r.applied = ApplyResult{};
+        if (after_success != *owned)
+            if (auto s = state.save(after_success); !s) r.error = s.error();
         r.leftover = plan::Plan{};
         return r;
     }
 
+    // Written ahead: whatever this run may create is recorded as ours before it exists, and
+    // whatever it may remove stays recorded until it is gone, so a run killed at any point
+    // leaves nothing the next run cannot find. Without that record nothing is applied.
+    const plan::Ownership ahead = write_ahead(*owned, after_success);
+    if (ahead != *owned)
+        if (auto s = state.save(ahead); !s) {
+            r.error = backend::Error{s.error().code, s.error().message + "; nothing applied (the ownership record is written before any change)"};
+            return r;
+        }
+    r.timings.lap("state");
+
+    r.applied = apply_plan(backends, r.plan, keys, journal, apply_options);
+    r.timings.lap("apply");
+
     // Re-read: after success a fresh diff must be empty (anything left is a bug); after a
-    // failure it is what remains to be done.
-    auto after = read_live(backends, r.desired, next, now);
+    // failure it is what remains to be done, and it says which endpoints were really set.
+    auto after = read_live(backends, r.desired, r.applied->ok() ? after_success : ahead, now);
+    plan::Ownership next = after_success;
+    if (!r.applied->ok()) {
+        next = ahead;
+        if (after) next.endpoints = endpoints_set(*owned, r.desired, after->state);
+    }
+    if (next != ahead)
+        if (auto s = state.save(next); !s && r.applied->ok()) r.error = s.error();  // after a failure, the failure is the news
+    r.timings.lap("state");
     if (!after) {
-        if (r.applied->ok()) r.error = after.error();  // after a failure, the failure is the news
+        if (r.applied->ok() && !r.error) r.error = after.error();
         return r;
     }
     r.leftover = plan::diff(r.desired, after->state, next, after->facts, opts);

@@ -62,6 +62,19 @@ private:
     std::future<Read> result_;
 };
 
+// The ownership record written before an apply: the union of what was ours and what the run
+// may create; endpoints stay as they were (they record what was set).
+plan::Ownership write_ahead(const plan::Ownership& before, const plan::Ownership& after);
+// After a failed apply: the endpoints recorded before, plus each desired endpoint the device
+// now really has. An endpoint that a failed set did not apply is not recorded, so the roaming
+// rule cannot mistake the old live endpoint for a roamed one.
+std::map<std::string, std::map<model::Key, model::Endpoint>> endpoints_set(const plan::Ownership& before, const model::HostState& desired,
+                                                                           const model::HostState& live);
+// A desired WireGuard device that exists but is not recorded as ours, and not to be adopted,
+// is an error: wg-fleet never takes over a device it did not create unless told to.
+backend::Status check_foreign_devices(const model::HostState& desired, const model::HostState& live, const plan::Ownership& owned,
+                                      const std::set<std::string>& adopt);
+
 // The interfaces render_host gives `node`: one per fleet it belongs to.
 std::set<std::string> interfaces_of(const model::Config& cfg, const std::string& node);
 
@@ -72,6 +85,9 @@ struct Engine {
     StateStore& state;
     Journal* journal = nullptr;
     ApplyOptions apply_options;
+    // WireGuard devices to take over although state.json does not record them as ours
+    // (`--adopt IF`, e.g. a wg-quick device); any other such device is refused.
+    std::set<std::string> adopt;
 
     // With a prefetch started for the interfaces the node turns out to have, its read is used
     // (and completed with owned interfaces no longer desired, sysctls and files); otherwise the

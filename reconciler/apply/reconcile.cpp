@@ -3,6 +3,7 @@
 #include <netdb.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <set>
@@ -37,10 +38,12 @@ public:
         while (i < ops.size() && !result_.error) {
             size_t end = i + 1;
             Status s;
+            std::vector<bool> partly;  // after a failed grouped set: which of its ops took effect
             if (wg_ifname(ops[i])) {
                 const std::string ifname = *wg_ifname(ops[i]);
                 while (end < ops.size() && wg_ifname(ops[end]) == ifname) ++end;
                 s = apply_wg(ifname, ops, i, end);
+                if (!s) partly = took_effect(ifname, ops, i, end);
             } else if (is_rule(ops[i])) {
                 while (end < ops.size() && is_rule(ops[end])) ++end;
                 s = apply_rules(ops, i, end);
@@ -53,8 +56,9 @@ public:
             }
             for (size_t k = i; k < end; ++k) {
                 std::string line = describe(ops[k]);
-                if (journal_) journal_->record(line, s);
-                (s ? result_.done : result_.not_done).push_back(line);
+                bool done = s || (!partly.empty() && partly[k - i]);
+                if (journal_) journal_->record(line, done ? Status::ok() : s);
+                (done ? result_.done : result_.not_done).push_back(line);
             }
             if (journal_) journal_->flush();
             if (!s) result_.error = s.error();
@@ -76,6 +80,65 @@ private:
                           },
                           op);
     }
+    // A set that failed may have applied part of its change: the kernel applies a large set in
+    // several messages and a userspace implementation applies the UAPI lines in order until one
+    // fails. The device as it is now says which ops took effect; if it cannot be read, none
+    // is claimed.
+    std::vector<bool> took_effect(const std::string& ifname, const std::vector<Op>& ops, size_t from, size_t to) {
+        std::vector<bool> out(to - from, false);
+        auto dev = b_.wg.read_device(ifname);
+        if (!dev) return out;
+        const model::WgInterface& d = dev->device;
+        auto peer = [&](const model::Key& k) -> const model::WgPeer* {
+            auto it = d.peers.find(k);
+            return it == d.peers.end() ? nullptr : &it->second;
+        };
+        auto same_ips = [](std::vector<model::Prefix> a, std::vector<model::Prefix> b) {
+            for (auto* v : {&a, &b}) {
+                for (auto& p : *v) p = p.masked();
+                std::sort(v->begin(), v->end());
+                v->erase(std::unique(v->begin(), v->end()), v->end());
+            }
+            return a == b;
+        };
+        for (size_t k = from; k < to; ++k) {
+            out[k - from] = std::visit(
+                overloaded{
+                    [&](const OpSetPrivateKey& o) { return d.public_key == o.public_key; },
+                    [&](const OpSetListenPort& o) { return d.listen_port == o.port; },
+                    [&](const OpAddPeer& o) {
+                        const auto* p = peer(o.peer.public_key);
+                        return p && (!o.peer.endpoint || p->endpoint == o.peer.endpoint) && p->keepalive == o.peer.keepalive &&
+                               same_ips(p->allowed_ips, o.peer.allowed_ips);
+                    },
+                    [&](const OpRemovePeer& o) { return peer(o.public_key) == nullptr; },
+                    [&](const OpUpdatePeer& o) {
+                        const auto* p = peer(o.public_key);
+                        return p && (!o.endpoint || p->endpoint == o.endpoint) && (!o.keepalive || p->keepalive == *o.keepalive) &&
+                               (!o.allowed_ips || same_ips(p->allowed_ips, *o.allowed_ips));
+                    },
+                    [](const auto&) { return false; },
+                },
+                ops[k]);
+        }
+        // A set applies in order: an op on a peer that took effect means every earlier op on
+        // that peer did (a release superseded by its claim no longer shows on its own).
+        auto peer_of = [](const Op& op) -> std::optional<model::Key> {
+            if (auto* o = std::get_if<OpUpdatePeer>(&op)) return o->public_key;
+            if (auto* o = std::get_if<OpAddPeer>(&op)) return o->peer.public_key;
+            if (auto* o = std::get_if<OpRemovePeer>(&op)) return o->public_key;
+            return std::nullopt;
+        };
+        for (size_t k = to; k-- > from;) {
+            if (!out[k - from]) continue;
+            auto key = peer_of(ops[k]);
+            if (!key) continue;
+            for (size_t j = from; j < k; ++j)
+                if (peer_of(ops[j]) == key) out[j - from] = true;
+        }
+        return out;
+    }
+
     static bool is_rule(const Op& op) { return std::holds_alternative<OpAddRule>(op) || std::holds_alternative<OpDelRule>(op); }
 
     Status apply_wg(const std::string& ifname, const std::vector<Op>& ops, size_t from, size_t to) {
@@ -254,8 +317,8 @@ backend::Status read_interfaces(Backends& b, const std::set<std::string>& names,
     return {};
 }
 
-backend::Status read_tables(Backends& b, Live& live, model::Timings* timings) {
-    auto routes = b.links.read_routes();
+backend::Status read_tables(Backends& b, const std::set<std::string>& devices, Live& live, model::Timings* timings) {
+    auto routes = b.links.read_routes(devices);
     if (!routes) return routes.error();
     live.state.routes = std::move(*routes);
     if (timings) timings->lap("routes");
@@ -271,7 +334,7 @@ backend::Result<Live> read_live_bulk(Backends& b, const std::set<std::string>& d
     Live live;
     live.facts.now = now;
     if (auto s = read_interfaces(b, desired_interfaces, desired_interfaces, live, timings); !s) return s.error();
-    if (auto s = read_tables(b, live, timings); !s) return s.error();
+    if (auto s = read_tables(b, desired_interfaces, live, timings); !s) return s.error();
     return live;
 }
 
@@ -300,6 +363,11 @@ backend::Status read_live_rest(Backends& b, const model::HostState& desired, con
     for (const auto& n : owned.interfaces)
         if (!desired_names.count(n)) leftover.insert(n);
     if (auto s = read_interfaces(b, leftover, desired_names, live); !s) return s;
+    if (!leftover.empty()) {
+        auto routes = b.links.read_routes(leftover);
+        if (!routes) return routes.error();
+        live.state.routes.merge(*routes);
+    }
     if (auto s = read_sysctls(b, desired, owned, live); !s) return s;
     std::set<std::string> paths;
     for (const auto& [p, f] : desired.files) paths.insert(p);

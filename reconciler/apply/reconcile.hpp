@@ -53,8 +53,9 @@ backend::Result<Live> read_live(Backends& b, const model::HostState& desired, co
 
 // read_live in two parts. The bulk needs only the names of the desired interfaces: those
 // WireGuard devices (with link and addresses; one that exists but is not WireGuard is an error),
-// our routes and our firewall table. The rest needs the rendered desired state: interfaces we
-// own but no longer want, the sysctls it names, the desired and owned files.
+// our routes on them and our firewall table. The rest needs the rendered desired state:
+// interfaces we own but no longer want (and our routes on them), the sysctls it names, the
+// desired and owned files.
 backend::Result<Live> read_live_bulk(Backends& b, const std::set<std::string>& desired_interfaces, int64_t now,
                                      model::Timings* timings = nullptr);
 backend::Status read_live_rest(Backends& b, const model::HostState& desired, const plan::Ownership& owned, Live& live);
@@ -62,7 +63,9 @@ backend::Status read_live_rest(Backends& b, const model::HostState& desired, con
 // desired, else skipped.
 backend::Status read_interfaces(Backends& b, const std::set<std::string>& names, const std::set<std::string>& desired_interfaces,
                                 Live& live, model::Timings* timings = nullptr);
-backend::Status read_tables(Backends& b, Live& live, model::Timings* timings = nullptr);
+// Our routes on `devices` (the desired interfaces; read_live_rest adds those of owned ones) and
+// our firewall table.
+backend::Status read_tables(Backends& b, const std::set<std::string>& devices, Live& live, model::Timings* timings = nullptr);
 // The desired and owned sysctls, and what plan::complete_sysctls needs: IPv6 forwarding and
 // every interface's accept_ra.
 backend::Status read_sysctls(Backends& b, const model::HostState& desired, const plan::Ownership& owned, Live& live);

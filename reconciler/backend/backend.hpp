@@ -88,8 +88,10 @@ public:
     virtual ~Links() = default;
     virtual Result<std::optional<LinkLive>> read_link(const std::string& name) = 0;
     virtual Result<std::vector<Prefix>> read_addresses(const std::string& name) = 0;
-    // Our routes only (protocol kRouteProtocol), in every table wg-fleet uses (main).
-    virtual Result<std::set<model::Route>> read_routes() = 0;
+    // Our routes (protocol kRouteProtocol, main table) on these devices only. The protocol alone
+    // does not make a route ours: another program, or a second wg-fleet with its own state_dir
+    // and interfaces, may use the same number on its own devices.
+    virtual Result<std::set<model::Route>> read_routes(const std::set<std::string>& devices) = 0;
     virtual Status set_mtu(const std::string& name, uint32_t mtu) = 0;
     virtual Status set_up(const std::string& name, bool up) = 0;
     virtual Status add_address(const std::string& name, const Prefix& addr) = 0;

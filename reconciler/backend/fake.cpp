@@ -100,7 +100,12 @@ Result<std::vector<Prefix>> FakeLinks::read_addresses(const std::string& name) {
     return std::vector<Prefix>(it->second.begin(), it->second.end());
 }
 
-Result<std::set<model::Route>> FakeLinks::read_routes() { return routes; }
+Result<std::set<model::Route>> FakeLinks::read_routes(const std::set<std::string>& devices) {
+    std::set<model::Route> out;
+    for (const auto& r : routes)
+        if (devices.count(r.dev)) out.insert(out.end(), r);
+    return out;
+}
 
 Status FakeLinks::set_mtu(const std::string& name, uint32_t mtu) {
     if (auto s = mutate(fmt::format("set_mtu {} {}", name, mtu)); !s) return s;

@@ -35,13 +35,13 @@ class FakeLinks : public Links {
 public:
     std::map<std::string, LinkLive> links;
     std::map<std::string, std::set<Prefix>> addresses;
-    std::set<model::Route> routes;           // ours only
+    std::set<model::Route> routes;           // protocol kRouteProtocol, on any device
     std::vector<std::string> calls;          // "add_address wg0 fd00::1/64", ...
     std::optional<Error> fail_next;
 
     Result<std::optional<LinkLive>> read_link(const std::string& name) override;
     Result<std::vector<Prefix>> read_addresses(const std::string& name) override;
-    Result<std::set<model::Route>> read_routes() override;
+    Result<std::set<model::Route>> read_routes(const std::set<std::string>& devices) override;
     Status set_mtu(const std::string& name, uint32_t mtu) override;
     Status set_up(const std::string& name, bool up) override;
     Status add_address(const std::string& name, const Prefix& addr) override;

@@ -3,11 +3,13 @@
 #include <ctime>
 #include <iostream>
 #include <optional>
+#include <set>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.hpp"
+#include "apply/lock.hpp"
 #include "cli/machine.hpp"
 
 namespace wgf::cli {
@@ -69,7 +71,13 @@ std::unique_ptr<Loaded> load_for_node(const Globals& g, std::string& node) {
 // One reconcile run's setup: the file loaded and validated, the machine, and the bulk of the
 // live state read on a second thread while the file is parsed, validated and rendered.
 struct Session {
+    // apply's lock on the state directory, taken before anything is read: a read that another
+    // run's apply could change under it would plan from stale facts. Released last.
+    std::optional<apply::StateLock> lock;
+    std::string locked_dir;
+    std::optional<backend::Error> lock_error;
     std::string node;
+    std::set<std::string> adopt;
     // The read starts before the file is parsed, on the interfaces the state directory records
     // as ours (--state-dir, else the default one), with backends of its own: reading needs
     // nothing from the file. If the parsed file gives the node other interfaces, that read is
@@ -82,25 +90,50 @@ struct Session {
     std::unique_ptr<Loaded> loaded;
 
     apply::RunResult run(apply::Mode mode, int64_t now) {
-        return machine->engine().run(*loaded->fleet, node, mode, now, prefetch ? prefetch.get() : guessed.get());
+        auto e = machine->engine();
+        e.adopt = adopt;
+        return e.run(*loaded->fleet, node, mode, now, prefetch ? prefetch.get() : guessed.get());
     }
 };
 
-std::unique_ptr<Session> start(const Globals& g, int64_t now) {
+// `lock`: hold the state directory's lock for the session (apply).
+std::unique_ptr<Session> start(const Globals& g, int64_t now, bool lock = false) {
     auto s = std::make_unique<Session>();
     s->node = this_node(g);
     model::Config defaults;
     if (g.state_dir) defaults.state_dir = *g.state_dir;
+    auto take_lock = [&](const std::string& dir) {
+        auto l = apply::StateLock::acquire(dir, g.lock_timeout);
+        if (!l) return s->lock_error = l.error(), false;
+        s->lock.reset();
+        s->lock.emplace(std::move(*l));
+        s->locked_dir = dir;
+        return true;
+    };
     if (auto guess = apply::recorded_interfaces(defaults.state_dir); !guess.empty()) {
-        s->reader = std::make_unique<Machine>(defaults);
-        s->guessed = std::make_unique<apply::Prefetch>(*s->reader->backends, std::move(guess), now);
+        if (!lock || take_lock(defaults.state_dir)) {
+            s->reader = std::make_unique<Machine>(defaults);
+            s->guessed = std::make_unique<apply::Prefetch>(*s->reader->backends, std::move(guess), now);
+        }
+    }
+    if (s->lock_error) {
+        std::cerr << "wg-fleet: " << s->lock_error->message << "\n";
+        return nullptr;
     }
     s->loaded = load(g, [&](const model::Config& cfg) {
+        // The guessed read ran under another directory's lock, or none: not this node's facts.
+        bool guess_usable = s->guessed && (!lock || s->locked_dir == cfg.state_dir);
+        if (lock && s->locked_dir != cfg.state_dir && !take_lock(cfg.state_dir)) return;
         s->machine = std::make_unique<Machine>(cfg);
         auto want = apply::interfaces_of(cfg, s->node);
+        if (!guess_usable) s->guessed.reset();
         if (!s->guessed || s->guessed->interfaces() != want)
             s->prefetch = std::make_unique<apply::Prefetch>(*s->machine->backends, std::move(want), now);
     });
+    if (s->lock_error) {
+        std::cerr << "wg-fleet: " << s->lock_error->message << "\n";
+        return nullptr;
+    }
     if (!s->loaded->fleet) return nullptr;
     if (!s->loaded->fleet->index.count(s->node)) {
         std::cerr << fmt::format("wg-fleet: node '{}' is in no fleet of {} (use --node NAME)\n", s->node, g.config);
@@ -114,9 +147,10 @@ struct Planned {
     std::unique_ptr<Session> session;
     apply::RunResult r;
 };
-std::optional<Planned> run_plan(const Globals& g, int64_t now) {
+std::optional<Planned> run_plan(const Globals& g, int64_t now, const std::vector<std::string>& adopt = {}) {
     auto session = start(g, now);
     if (!session) return std::nullopt;
+    session->adopt.insert(adopt.begin(), adopt.end());
     auto r = session->run(apply::Mode::plan, now);
     print_timings(g, *session->loaded, r);
     if (r.error) {
@@ -136,8 +170,8 @@ std::string ago(int64_t now, int64_t t) {
 
 }  // namespace
 
-int cmd_plan(const Globals& g, bool json, bool detailed_exitcode) {
-    auto planned = run_plan(g, time(nullptr));
+int cmd_plan(const Globals& g, bool json, bool detailed_exitcode, const std::vector<std::string>& adopt) {
+    auto planned = run_plan(g, time(nullptr), adopt);
     if (!planned) return kError;
     const std::string& node = planned->session->node;
     const auto& r = planned->r;
@@ -151,10 +185,11 @@ int cmd_plan(const Globals& g, bool json, bool detailed_exitcode) {
     return detailed_exitcode && !r.plan.empty() ? kChanges : kOk;
 }
 
-int cmd_apply(const Globals& g) {
+int cmd_apply(const Globals& g, const std::vector<std::string>& adopt) {
     int64_t now = time(nullptr);
-    auto session = start(g, now);
+    auto session = start(g, now, true);
     if (!session) return kError;
+    session->adopt.insert(adopt.begin(), adopt.end());
     const std::string& node = session->node;
     Machine& m = *session->machine;
     m.journal = std::make_unique<apply::FileJournal>(session->loaded->cfg().state_dir);
@@ -268,6 +303,11 @@ int cmd_keygen(const Globals& g) {
     if (!l) return kError;
     apply::FileKeyStore keys;
     const auto& cfg = l->cfg();
+    auto lock = apply::StateLock::acquire(cfg.state_dir, g.lock_timeout);
+    if (!lock) {
+        std::cerr << "wg-fleet: " << lock.error().message << "\n";
+        return kError;
+    }
     for (const auto& mb : l->fleet->index.at(node)) {
         bool generated = false;
         auto key = apply::ensure_node_key(keys, cfg, mb.fleet, &generated);

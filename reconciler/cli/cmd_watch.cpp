@@ -23,6 +23,7 @@
 #include <spdlog/spdlog.h>
 
 #include "cli/commands.hpp"
+#include "apply/lock.hpp"
 #include "cli/machine.hpp"
 
 namespace wgf::cli {
@@ -136,6 +137,14 @@ int cmd_watch(const Globals& g, int interval_s) {
         while (waitpid(-1, nullptr, WNOHANG) > 0) {
         }
         if (!good) return;
+        // The state directory's lock, for this reconcile only: `wg-fleet apply` by hand runs
+        // between ticks, and a tick waits for it (up to --lock-timeout) or skips with the reason.
+        auto lock = apply::StateLock::acquire(good->cfg().state_dir, g.lock_timeout);
+        if (!lock) {
+            log->error("{} ({}): skipped until the next trigger", lock.error().message, why);
+            sd_notifyf(0, "STATUS=waiting for the state directory's lock: %s", lock.error().message.c_str());
+            return;
+        }
         auto r = machine->engine().run(*good->fleet, node, apply::Mode::apply, time(nullptr));
         for (const auto& w : r.warnings) log->warn("{}", w);
         log->debug("timing: {}", r.timings.str());

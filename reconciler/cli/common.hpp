@@ -26,6 +26,9 @@ struct Globals {
     std::optional<std::string> files_root;
     int verbose = 0;
     int quiet = 0;
+    // How long apply, keygen and each reconcile of watch wait for another run's lock on the
+    // state directory before giving up.
+    int lock_timeout = 30;
 };
 
 struct Loaded {

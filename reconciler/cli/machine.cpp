@@ -17,7 +17,7 @@ Machine::Machine(const model::Config& cfg) {
 }
 
 apply::Engine Machine::engine() {
-    apply::Engine e{*backends, keys, resolver, *state, journal.get(), {}};
+    apply::Engine e{*backends, keys, resolver, *state, journal.get(), {}, {}};
     // A userspace implementation can die under a burst of address changes: check between chunks.
     e.apply_options.device_alive = [this](const std::string& ifname) {
         if (wg->transport_for(ifname) == linux_::WgSelect::Transport::kernel) return true;

@@ -26,6 +26,11 @@ int main(int argc, char** argv) {
     app.add_option("--keys-override", g.keys_override, "Take public keys only from DIR/<fleet>/<node>.pub, ignoring the YAML's (sandboxes)")
         ->group("");  // internal: used by `sandbox`
     app.add_option("--files-root", g.files_root, "Prefix for every file written (sandboxes)")->group("");
+    app.add_option("--lock-timeout", g.lock_timeout,
+                   "Seconds apply, keygen and each reconcile of watch wait while another run holds the state directory's lock")
+        ->default_val(30)
+        ->check(CLI::Range(0, 86400))
+        ->type_name("SECONDS");
     app.add_flag("-v,--verbose", g.verbose, "More output");
     app.add_flag("-q,--quiet", g.quiet, "Less output: no warnings, no summary");
 
@@ -50,15 +55,19 @@ int main(int argc, char** argv) {
     wgq->callback([&] { rc = cmd_render_wg_quick(g, fleet); });
 
     bool plan_json = false, detailed = false;
+    std::vector<std::string> adopt;
+    const char* adopt_help = "Take over this existing WireGuard device although wg-fleet did not create it (e.g. from wg-quick); repeatable";
     auto* plan = app.add_subcommand("plan", "Show what apply would change on this node; exit 0, or 2 with --detailed-exitcode when changes are pending");
     plan->add_flag("--json", plan_json, "As JSON");
     plan->add_flag("--detailed-exitcode", detailed, "Exit 0 when nothing is to do, 2 when changes are pending, 1 on error");
-    plan->callback([&] { rc = cmd_plan(g, plan_json, detailed); });
+    plan->add_option("--adopt", adopt, adopt_help)->type_name("IFNAME");
+    plan->callback([&] { rc = cmd_plan(g, plan_json, detailed, adopt); });
 
     bool once = false;
     auto* apply = app.add_subcommand("apply", "Converge this node to the fleet (exit 0 converged, 1 error; nothing applied if the config is invalid)");
     apply->add_flag("--once", once, "One run (the default; for symmetry with watch)");
-    apply->callback([&] { rc = cmd_apply(g); });
+    apply->add_option("--adopt", adopt, adopt_help)->type_name("IFNAME");
+    apply->callback([&] { rc = cmd_apply(g, adopt); });
 
     bool status_json = false;
     auto* status = app.add_subcommand("status", "Peers with endpoint, latest handshake and transfer; pending members; drift");

@@ -176,9 +176,10 @@ Result<std::vector<Prefix>> Rtnl::read_addresses(const std::string& name) {
     return out;
 }
 
-Result<std::set<model::Route>> Rtnl::read_routes() {
+Result<std::set<model::Route>> Rtnl::read_routes(const std::set<std::string>& devices) {
     std::string what = "read routes";
     if (!sock_) return status().error();
+    if (devices.empty()) return std::set<model::Route>{};
     kernel_errno_ = 0;
     nl_cache* raw_links = nullptr;
     int err = rtnl_link_alloc_cache(sock_, AF_UNSPEC, &raw_links);
@@ -209,6 +210,7 @@ Result<std::set<model::Route>> Rtnl::read_routes() {
             if (oif <= 0) continue;
             char name[IFNAMSIZ + 1] = {};
             if (!rtnl_link_i2name(links.get(), oif, name, sizeof name)) continue;
+            if (!devices.count(name)) continue;
             out.insert(model::Route{p, name});
         }
     }

@@ -5,8 +5,9 @@
 // - One netlink socket per Rtnl, opened by the constructor in the calling thread's network
 //   namespace; every read and change (including interface name lookups) goes through it, so an
 //   Rtnl keeps working on that namespace even when the thread later moves elsewhere.
-// - Routes: only those carrying backend::kRouteProtocol in the main table are read; deletion
-//   names the protocol so the kernel itself refuses to remove anyone else's route.
+// - Routes: only those carrying backend::kRouteProtocol in the main table, on the devices the
+//   caller names, are read; deletion names the protocol so the kernel itself refuses to remove
+//   anyone else's route.
 // - Addresses read back unmasked (an interface address keeps its host bits), sorted and unique;
 //   link-local and kernel-made addresses (SLAAC, temporary) are left out.
 // - Errors carry the kernel's errno, not libnl's own codes.
@@ -42,7 +43,7 @@ public:
 
     backend::Result<std::optional<backend::LinkLive>> read_link(const std::string& name) override;
     backend::Result<std::vector<model::Prefix>> read_addresses(const std::string& name) override;
-    backend::Result<std::set<model::Route>> read_routes() override;
+    backend::Result<std::set<model::Route>> read_routes(const std::set<std::string>& devices) override;
     backend::Status set_mtu(const std::string& name, uint32_t mtu) override;
     backend::Status set_up(const std::string& name, bool up) override;
     // IPv6 with IFA_F_NODAD (usable at once) and with the connected prefix route. An address that

@@ -61,6 +61,8 @@ std::map<std::string, OwnedSysctl> owned_sysctls_after(const model::HostState& d
                                                        const Ownership& before) {
     std::map<std::string, OwnedSysctl> out;
     for (const auto& [key, value] : desired.sysctls) {
+        // A sysctl of wg-fleet's own interface belongs to the interface: nothing to restore.
+        if (desired.interfaces.count(conf_interface(key))) continue;
         if (auto it = before.sysctls.find(key); it != before.sysctls.end()) {
             out.emplace(key, OwnedSysctl{it->second.original, value});
         } else if (auto l = live.sysctls.find(key); l != live.sysctls.end() && l->second != value) {

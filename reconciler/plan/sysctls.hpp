@@ -43,7 +43,8 @@ void complete_sysctls(model::HostState& desired, const model::HostState& live, c
 // The sysctls wg-fleet owns once `desired` is applied: each desired sysctl whose live value
 // differs (it is changed now: its live value is the original), and each one recorded before
 // that is still desired (its first original is kept). A sysctl already at the desired value is
-// not wg-fleet's doing and is never restored.
+// not wg-fleet's doing and is never restored. Sysctls of wg-fleet's own interfaces are not
+// recorded: they come and go with the interface.
 std::map<std::string, OwnedSysctl> owned_sysctls_after(const model::HostState& desired, const model::HostState& live,
                                                        const Ownership& before);
 

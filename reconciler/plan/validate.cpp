@@ -44,6 +44,7 @@ public:
         for (const auto& [name, f] : cfg_.fleets) check_fleet(name, f);
         check_fleet_overlaps();
         check_nodes();
+        check_routes_across_fleets();
         check_forwards();
         check_http_routes();
     }
@@ -275,6 +276,48 @@ private:
                         error(where, fmt::format("node {} listens on port {} in fleets {} and {} — give one fleet another port:", quote(node), *port, quote(pit->second), quote(mb.fleet)), true);
                 }
             }
+        }
+    }
+
+    // A node in two fleets that both announce a prefix (by members other than the node itself)
+    // would route it over both interfaces: the second route is refused by the kernel (EEXIST),
+    // and every apply fails. Reported at the later announcement, naming the earlier one.
+    void check_routes_across_fleets() {
+        struct Announce {
+            std::string fleet, node, path;
+        };
+        std::map<model::Prefix, std::vector<Announce>> by_prefix;
+        for (const auto& [fname, f] : cfg_.fleets)
+            for (const char* group : {"controllers", "peers"})
+                for (const auto& [n, m] : std::string_view(group) == "controllers" ? f.controllers : f.peers)
+                    for (size_t i = 0; i < m.routes.size(); ++i)
+                        by_prefix[m.routes[i].masked()].push_back({fname, n, route_path(fname, group, n, i)});
+        for (auto& [prefix, list] : by_prefix) {
+            std::set<std::string> fleets;
+            for (const auto& a : list) fleets.insert(a.fleet);
+            if (fleets.size() < 2) continue;
+            std::sort(list.begin(), list.end(), [](const Announce& a, const Announce& b) { return a.path < b.path; });
+            // Does some node belong to both fleets and route both announcements (it is not the announcer)?
+            auto routed_by_both = [&](const Announce& a, const Announce& b) -> std::optional<std::string> {
+                for (const auto& [node, ms] : index_) {
+                    if (ms.size() < 2 || node == a.node || node == b.node) continue;
+                    bool in_a = false, in_b = false;
+                    for (const auto& mb : ms) in_a = in_a || mb.fleet == a.fleet, in_b = in_b || mb.fleet == b.fleet;
+                    if (in_a && in_b) return node;
+                }
+                return std::nullopt;
+            };
+            std::set<std::string> reported;
+            for (size_t j = 1; j < list.size(); ++j)
+                for (size_t i = 0; i < j; ++i) {
+                    if (list[i].fleet == list[j].fleet || reported.count(list[j].path)) continue;
+                    if (auto node = routed_by_both(list[i], list[j])) {
+                        error(list[j].path, fmt::format("{} is also announced in fleet {} by {}; node {} is in both fleets and would route it "
+                                                        "over two interfaces — announce it in one fleet only",
+                                                        quote(prefix.str()), quote(list[i].fleet), list[i].path, quote(*node)));
+                        reported.insert(list[j].path);
+                    }
+                }
         }
     }
 

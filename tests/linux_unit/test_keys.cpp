@@ -5,6 +5,10 @@
 
 #include <filesystem>
 #include <fstream>
+#include <latch>
+#include <optional>
+#include <thread>
+#include <vector>
 
 #include <catch2/catch.hpp>
 
@@ -50,4 +54,35 @@ TEST_CASE("keys: generated once, 0600, loaded back equal; loose and malformed fi
     std::string line;
     std::getline(pub, line);
     CHECK(line == made->public_key().base64());
+}
+
+TEST_CASE("keys: runs generating the same key at once agree on one key, the one in the file", "[keys][race]") {
+    wgf::test::TempDir tmp("wgf-keyrace");
+    constexpr int kRounds = 20, kRunners = 8;
+    for (int round = 0; round < kRounds; ++round) {
+        std::string path = (tmp.path / ("round" + std::to_string(round)) / "mesh.key").string();
+        std::vector<std::optional<wgf::model::Key>> got(kRunners);
+        std::latch start(kRunners);
+        std::vector<std::thread> runners;
+        for (int i = 0; i < kRunners; ++i)
+            runners.emplace_back([&, i] {
+                wgf::apply::FileKeyStore keys;  // one store per run, as separate processes have
+                start.arrive_and_wait();
+                auto k = keys.load_or_generate(path);
+                if (k) got[static_cast<size_t>(i)] = k->public_key();
+            });
+        for (auto& t : runners) t.join();
+        wgf::apply::FileKeyStore keys;
+        auto in_file = keys.load(path);
+        REQUIRE(in_file);
+        REQUIRE(in_file->has_value());
+        for (const auto& k : got) {
+            REQUIRE(k);
+            CHECK(*k == (*in_file)->public_key());
+        }
+        // No temporary file is left beside the key.
+        size_t entries = 0;
+        for ([[maybe_unused]] const auto& e : fs::directory_iterator(fs::path(path).parent_path())) ++entries;
+        CHECK(entries == 1);
+    }
 }

@@ -71,7 +71,7 @@ struct Converged {
     MapResolver dns;
     MemState state;
     apply::Backends b = m.backends();
-    apply::Engine e{b, m.keys, dns, state, nullptr, {}};
+    apply::Engine e{b, m.keys, dns, state, nullptr, {}, {}};
     Converged() { REQUIRE(e.run(*s.fw, "c1", apply::Mode::apply, m.now).ok()); }
 };
 
@@ -85,7 +85,7 @@ TEST_CASE("engine: plan reads keys only; apply generates one, converges and veri
     dns.names["vpn2.example.com"] = *model::IpAddr::parse("198.51.100.2");
     MemState state;
     auto b = m.backends();
-    apply::Engine e{b, m.keys, dns, state, nullptr, {}};
+    apply::Engine e{b, m.keys, dns, state, nullptr, {}, {}};
 
     auto planned = e.run(*s.fw, "c1", apply::Mode::plan, m.now);
     REQUIRE_FALSE(planned.error);
@@ -122,7 +122,7 @@ TEST_CASE("engine: an endpoint that does not resolve leaves that peer without on
     MapResolver dns;  // knows no names at all
     MemState state;
     auto b = m.backends();
-    apply::Engine e{b, m.keys, dns, state, nullptr, {}};
+    apply::Engine e{b, m.keys, dns, state, nullptr, {}, {}};
     auto r = e.run(*s.fw, "p1", apply::Mode::apply, m.now);
     REQUIRE(r.ok());
     REQUIRE(r.warnings.size() == 2);
@@ -275,7 +275,7 @@ TEST_CASE("engine: turning IPv6 forwarding on raises accept_ra 1 -> 2 first; wg-
     dns.names["vpn2.example.com"] = *model::IpAddr::parse("198.51.100.2");
     MemState state;
     auto b = m.backends();
-    apply::Engine e{b, m.keys, dns, state, nullptr, {}};
+    apply::Engine e{b, m.keys, dns, state, nullptr, {}, {}};
 
     auto planned = e.run(*on.fw, "c1", apply::Mode::plan, m.now);
     REQUIRE(planned.ok());
@@ -346,7 +346,7 @@ TEST_CASE("engine: IPv6 forwarding someone else turned on is theirs: accept_ra i
     MapResolver dns;
     MemState state;
     auto b = m.backends();
-    apply::Engine e{b, m.keys, dns, state, nullptr, {}};
+    apply::Engine e{b, m.keys, dns, state, nullptr, {}, {}};
     auto r = e.run(*on.fw, "c1", apply::Mode::apply, m.now);
     REQUIRE(r.ok());
     CHECK(sysctl_lines(r.plan).empty());
@@ -399,4 +399,64 @@ TEST_CASE("state: owned sysctls and their originals survive a JSON round trip; a
         "net/ipv6/conf/eth1/accept_ra":{"original":"1","value":"2"}}})");
     REQUIRE(odd);
     CHECK(odd->sysctls == std::map<std::string, plan::OwnedSysctl>{{"net/ipv6/conf/eth1/accept_ra", {"1", "2"}}});
+}
+
+TEST_CASE("engine: a WireGuard device wg-fleet did not create is refused and left as it is, and --adopt takes it over", "[engine][adopt]") {
+    Setup s;
+    FakeMachine m;
+    MapResolver dns;
+    MemState state;  // records nothing: the device below is not ours
+    auto b = m.backends();
+    apply::Engine e{b, m.keys, dns, state, nullptr, {}, {}};
+    REQUIRE(m.wg.create_device("mesh"));
+    auto foreign_key = model::SecretKey::generate();
+    m.wg.devices.at("mesh").device.public_key = foreign_key.public_key();
+    m.wg.devices.at("mesh").device.listen_port = 51999;
+    m.wg.devices.at("mesh").device.peers.emplace(key_of(7), peer(7, {"10.9.9.9/32"}));
+    const auto before = m.wg.devices.at("mesh").device;
+
+    for (auto mode : {apply::Mode::plan, apply::Mode::apply}) {
+        auto r = e.run(*s.fw, "c1", mode, m.now);
+        REQUIRE(r.error);
+        CHECK(r.error->message.find("interface mesh is a WireGuard device that wg-fleet did not create") == 0);
+        CHECK(r.error->message.find("wg-fleet apply --adopt mesh") != std::string::npos);
+        CHECK_FALSE(r.applied);
+    }
+    CHECK(m.wg.devices.at("mesh").device == before);
+    CHECK(m.wg.sets.empty());
+    CHECK(state.saves == 0);
+
+    e.adopt = {"mesh"};
+    auto planned = e.run(*s.fw, "c1", apply::Mode::plan, m.now);
+    REQUIRE_FALSE(planned.error);
+    bool key_change = false;
+    for (const auto& op : planned.plan.ops)
+        if (std::holds_alternative<plan::OpSetPrivateKey>(op)) key_change = plan::disruption(op) == plan::Disruption::all_sessions;
+    CHECK(key_change);  // the plan shows that adopting sets our key and what that disrupts
+    auto adopted = e.run(*s.fw, "c1", apply::Mode::apply, m.now);
+    REQUIRE(adopted.ok());
+    CHECK(state.owned.interfaces.count("mesh"));
+    CHECK(m.wg.devices.at("mesh").device.peers.count(key_of(7)));  // its own peer is foreign: left
+    // Recorded as ours now: later runs need no --adopt.
+    e.adopt.clear();
+    CHECK(e.run(*s.fw, "c1", apply::Mode::apply, m.now).ok());
+}
+
+TEST_CASE("engine: our route protocol on an interface that is not ours is neither read nor removed", "[engine][routes]") {
+    Converged c;
+    auto& [s, m, dns, state, b, e] = c;
+    // Another program (or a second wg-fleet with its own state_dir) uses protocol 87 on its devices.
+    m.links.routes.insert(model::Route{pfx("10.88.0.0/16"), "veth-other"});
+    m.links.routes.insert(model::Route{pfx("fd00:88::/64"), "wg-other"});
+    auto r = e.run(*s.fw, "c1", apply::Mode::apply, m.now);
+    REQUIRE(r.ok());
+    CHECK(r.plan.empty());
+    CHECK(m.links.routes.count(model::Route{pfx("10.88.0.0/16"), "veth-other"}));
+    CHECK(m.links.routes.count(model::Route{pfx("fd00:88::/64"), "wg-other"}));
+    // A stale route of ours on our own interface still goes.
+    m.links.routes.insert(model::Route{pfx("10.77.0.0/16"), "mesh"});
+    auto again = e.run(*s.fw, "c1", apply::Mode::apply, m.now);
+    REQUIRE(again.ok());
+    REQUIRE(again.plan.ops.size() == 1);
+    CHECK(std::holds_alternative<plan::OpDelRoute>(again.plan.ops[0]));
 }

@@ -203,7 +203,7 @@ TEST_CASE("rtnl: our routes only - foreign routes are neither read nor deleted",
     must(a, "ip -6 route add fd00:99::/64 dev d0 proto static");
     must(a, fmt::format("ip route add 10.77.0.0/16 dev d0 proto {} table 100", kRouteProtocol));
 
-    auto none = rtnl.read_routes();
+    auto none = rtnl.read_routes({"d0", "va"});
     REQUIRE(none);
     CHECK(none->empty());
 
@@ -218,9 +218,16 @@ TEST_CASE("rtnl: our routes only - foreign routes are neither read nor deleted",
         INFO(r.dst.str() << " dev " << r.dev << ": " << (s ? "" : s.error().message));
         REQUIRE(s);
     }
-    auto got = rtnl.read_routes();
+    auto got = rtnl.read_routes({"d0", "va"});
     REQUIRE(got);
     CHECK(*got == ours);
+    // Scoped to the devices asked for: our protocol on another device is not read.
+    auto only_d0 = rtnl.read_routes({"d0", "nope0"});
+    REQUIRE(only_d0);
+    CHECK(*only_d0 == std::set<Route>{{P("10.20.0.0/16"), "d0"}, {P("fd00:20::/56"), "d0"}});
+    auto none_asked = rtnl.read_routes({});
+    REQUIRE(none_asked);
+    CHECK(none_asked->empty());
 
     // iproute2 sees them with our protocol, scope link, in main.
     auto shown = must(a, fmt::format("ip route show table main proto {}", kRouteProtocol));
@@ -243,7 +250,7 @@ TEST_CASE("rtnl: our routes only - foreign routes are neither read nor deleted",
 
     // Host bits are masked off on the way in, as on the way out.
     REQUIRE(rtnl.add_route({P("10.40.1.2/16"), "d0"}));
-    got = rtnl.read_routes();
+    got = rtnl.read_routes({"d0", "va"});
     REQUIRE(got);
     CHECK(got->count(Route{P("10.40.0.0/16"), "d0"}) == 1);
     REQUIRE(rtnl.del_route({P("10.40.0.0/16"), "d0"}));
@@ -262,7 +269,7 @@ TEST_CASE("rtnl: our routes only - foreign routes are neither read nor deleted",
     REQUIRE_FALSE(other_table);
 
     for (const auto& r : ours) REQUIRE(rtnl.del_route(r));
-    got = rtnl.read_routes();
+    got = rtnl.read_routes({"d0", "va"});
     REQUIRE(got);
     CHECK(got->empty());
 

@@ -680,3 +680,45 @@ TEST_CASE("parse_url splits scheme, host, port and path", "[validate][http]") {
     CHECK(v->port == 0);
     CHECK(v->path == "/x");
 }
+
+TEST_CASE("routes: a prefix announced in two fleets of one node is an error at the second announcement", "[validate][routes]") {
+    // hub is in both fleets: it would route 10.20.0.0/16 over `one` and over `two`, and the
+    // kernel refuses the second route, so every apply on hub would fail.
+    auto l = check(R"(fleets:
+  one:
+    controllers:
+      hub: { endpoint: vpn1.example.com }
+    peers:
+      a: { routes: [10.20.0.0/16] }
+  two:
+    controllers:
+      hub: { endpoint: vpn1.example.com }
+    port: 51821
+    peers:
+      b: { routes: [10.20.0.0/16, 10.30.0.0/16] }
+)");
+    INFO(l->text());
+    CHECK(l->diags.errors() == 1);
+    expect_error(*l, "fleets.two.peers.b.routes[0]", 12, 21,
+                 "'10.20.0.0/16' is also announced in fleet 'one' by fleets.one.peers.a.routes[0]; node 'hub' is in both fleets and "
+                 "would route it over two interfaces — announce it in one fleet only");
+}
+
+TEST_CASE("routes: the same prefix in two fleets that share no routing node is fine", "[validate][routes]") {
+    // The announcer itself is in both fleets: it routes neither (the prefix is behind it).
+    auto l = check(R"(fleets:
+  one:
+    controllers:
+      hub1: { endpoint: vpn1.example.com }
+    peers:
+      gw: { routes: [10.20.0.0/16] }
+  two:
+    controllers:
+      hub2: { endpoint: vpn2.example.com }
+    port: 51821
+    peers:
+      gw: { routes: [10.20.0.0/16] }
+)");
+    INFO(l->text());
+    CHECK(l->diags.errors() == 0);
+}
