@@ -31,31 +31,25 @@ RunResult Engine::run(const plan::Fleetwide& fleet, const std::string& node, Mod
     r.desired = plan::render_host(fleet, node);
     r.timings.lap("render");
     const auto& cfg = fleet.cfg;
+    auto publish_key = [&](const model::WgInterface& w) {
+        auto s = keys.publish(plan::published_key_path(*cfg.keys_dir, w.fleet, node), *w.public_key);
+        if (!s) r.warnings.push_back(s.error().message);
+    };
 
-    // Keys: apply generates a missing key; plan only reads (the plan then says one will be made).
+    // Keys: both modes only read. A missing key is a planned operation (generate, then set),
+    // so plan shows it with what it disrupts and apply performs exactly that line.
     for (auto& [ifname, w] : r.desired.interfaces) {
-        if (mode == Mode::apply) {
-            bool generated = false;
-            auto key = ensure_node_key(keys, cfg, w.fleet, &generated);
-            if (!key) {
-                r.error = key.error();
-                return r;
-            }
-            if (generated) r.generated_keys.push_back(w.fleet);
-            w.public_key = key->public_key();
-            if (cfg.keys_dir) {
-                auto s = keys.publish(plan::published_key_path(*cfg.keys_dir, w.fleet, node), *w.public_key);
-                if (!s) r.warnings.push_back(s.error().message);
-            }
-        } else {
-            auto key = keys.load(w.private_key_file);
-            if (!key) {
-                r.error = key.error();
-                return r;
-            }
-            if (key->has_value()) w.public_key = (*key)->public_key();
-            else r.warnings.push_back(fmt::format("{}: no private key yet at {}; apply generates it", ifname, w.private_key_file));
+        auto key = keys.load(w.private_key_file);
+        if (!key) {
+            r.error = key.error();
+            return r;
         }
+        if (!key->has_value()) {
+            w.generate_key = true;
+            continue;
+        }
+        w.public_key = (*key)->public_key();
+        if (mode == Mode::apply && cfg.keys_dir) publish_key(w);
     }
     r.timings.lap("keys");
     resolve_endpoints(r.desired, resolver, r.warnings);
@@ -94,6 +88,17 @@ RunResult Engine::run(const plan::Fleetwide& fleet, const std::string& node, Mod
 
     r.applied = apply_plan(backends, r.plan, keys, journal, apply_options);
     r.timings.lap("apply");
+    // Keys the apply generated: the desired state now knows them (for the verification) and
+    // they are published.
+    for (auto& [ifname, w] : r.desired.interfaces) {
+        if (!w.generate_key) continue;
+        auto key = keys.load(w.private_key_file);
+        if (!key || !key->has_value()) continue;  // not reached: the apply stopped before it
+        w.generate_key = false;
+        w.public_key = (*key)->public_key();
+        r.generated_keys.push_back(w.fleet);
+        if (cfg.keys_dir) publish_key(w);
+    }
     plan::Ownership next = plan::ownership_after(r.desired);
     if (!r.applied->ok()) {
         // Keep claiming what was ours before: a half-applied run must not orphan anything.

@@ -84,6 +84,13 @@ private:
         for (size_t k = from; k < to; ++k) {
             const Op& op = ops[k];
             if (auto* o = std::get_if<OpSetPrivateKey>(&op)) {
+                if (o->generate) {
+                    // Planned as a generation: the key is made now, right before the device gets it.
+                    auto key = keys_.load_or_generate(o->key_file);
+                    if (!key) return key.error();
+                    c.private_key = *key;
+                    continue;
+                }
                 auto key = keys_.load(o->key_file);
                 if (!key) return key.error();
                 if (!key->has_value()) return Error{ENOENT, fmt::format("set private key of {}: {} does not exist", ifname, o->key_file)};

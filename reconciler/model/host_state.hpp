@@ -32,6 +32,7 @@ struct WgInterface {
     bool up = false;                         // desired: always; live: the link's IFF_UP
     std::string private_key_file;            // desired: where this node keeps its key (state_dir)
     std::optional<Key> public_key;           // live: the device's; desired: derived from the key file
+    bool generate_key = false;               // desired: no key file yet, the apply generates one
     std::vector<Prefix> addresses;
     std::map<Key, WgPeer> peers;
     std::vector<std::string> pending;        // members with no public key yet: not configured

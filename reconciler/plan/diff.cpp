@@ -102,7 +102,11 @@ private:
             have = &kEmpty;
         }
         bool fresh = have == &kEmpty;
-        if (want.public_key && have->public_key != want.public_key)
+        // A device without a key has no session a new key could end.
+        if (want.generate_key)
+            add(kDevice, OpSetPrivateKey{.ifname = want.name, .key_file = want.private_key_file, .public_key = {},
+                                         .fresh = fresh || !have->public_key, .generate = true});
+        else if (want.public_key && have->public_key != want.public_key)
             add(kDevice, OpSetPrivateKey{want.name, want.private_key_file, *want.public_key, fresh});
         if (want.listen_port && have->listen_port != want.listen_port)
             add(kDevice, OpSetListenPort{want.name, *want.listen_port, fresh ? std::nullopt : have->listen_port, fresh});

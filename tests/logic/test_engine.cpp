@@ -89,8 +89,7 @@ TEST_CASE("engine: plan reads keys only; apply generates one, converges and veri
     auto planned = e.run(*s.fw, "c1", apply::Mode::plan, m.now);
     REQUIRE_FALSE(planned.error);
     CHECK(m.keys.keys.empty());  // plan never writes a key
-    REQUIRE(planned.warnings.size() == 1);
-    CHECK(planned.warnings[0] == "mesh: no private key yet at /state/mesh.key; apply generates it");
+    CHECK(planned.warnings.empty());
     CHECK(planned.plan.pending == std::vector<std::string>{"p2 in fleet mesh"});
     CHECK(state.saves == 0);
 
@@ -113,6 +112,64 @@ TEST_CASE("engine: plan reads keys only; apply generates one, converges and veri
     REQUIRE(again.ok());
     CHECK(again.plan.empty());
     CHECK(again.generated_keys.empty());
+}
+
+namespace {
+
+std::vector<std::string> lines_of(const plan::Plan& p) {
+    std::vector<std::string> out;
+    for (const auto& op : p.ops) out.push_back(plan::describe(op));
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("engine: a key that will be generated is a planned change (fresh device: no disruption)", "[engine][keys]") {
+    Setup s;
+    FakeMachine m;
+    m.keys.keys.clear();
+    MapResolver dns;
+    MemState state;
+    auto b = m.backends();
+    apply::Engine e{b, m.keys, dns, state, nullptr, {}};
+    auto planned = e.run(*s.fw, "c1", apply::Mode::plan, m.now);
+    REQUIRE_FALSE(planned.error);
+    auto lines = lines_of(planned.plan);
+    REQUIRE(lines.size() >= 2);
+    CHECK(lines[0] == "+ device mesh (fleet mesh)");
+    CHECK(lines[1] == "~ device mesh: new private key, generated into /state/mesh.key");
+    CHECK(m.keys.keys.empty());
+
+    auto applied = e.run(*s.fw, "c1", apply::Mode::apply, m.now);
+    REQUIRE(applied.ok());
+    CHECK(applied.applied->done == lines);  // apply does what plan showed, line for line
+}
+
+TEST_CASE("engine: a key that will be generated is a planned change (existing device: every session)", "[engine][keys]") {
+    Converged c;
+    auto& [s, m, dns, state, b, e] = c;
+    const auto old_key = m.wg.devices.at("mesh").device.public_key;
+    m.keys.keys.clear();  // the state directory was lost; the device still runs with the old key
+
+    auto planned = e.run(*s.fw, "c1", apply::Mode::plan, m.now);
+    REQUIRE_FALSE(planned.error);
+    REQUIRE(planned.plan.ops.size() == 1);
+    CHECK(plan::describe(planned.plan.ops[0]) ==
+          "~ device mesh: new private key, generated into /state/mesh.key  [disrupts every session on the device]");
+    CHECK(plan::disruption(planned.plan.ops[0]) == plan::Disruption::all_sessions);
+    CHECK_FALSE(planned.plan.empty());  // plan --detailed-exitcode exits 2
+    CHECK(plan::summarize(planned.plan) == "Plan: 0 to add, 1 to change, 0 to remove; resets every session on 1 device.");
+    for (const auto& l : lines_of(planned.plan)) CHECK(l.find("(public key") == std::string::npos);
+
+    auto applied = e.run(*s.fw, "c1", apply::Mode::apply, m.now);
+    REQUIRE(applied.ok());
+    CHECK(applied.applied->done == lines_of(planned.plan));
+    CHECK(applied.generated_keys == std::vector<std::string>{"mesh"});
+    REQUIRE(m.keys.keys.count("/state/mesh.key"));
+    CHECK(m.wg.devices.at("mesh").device.public_key == m.keys.keys.at("/state/mesh.key").public_key());
+    CHECK(m.wg.devices.at("mesh").device.public_key != old_key);
+    REQUIRE(applied.leftover);
+    CHECK(applied.leftover->empty());
 }
 
 TEST_CASE("engine: an endpoint that does not resolve leaves that peer without one; the rest converges", "[engine][dns]") {
