@@ -1,5 +1,8 @@
 #include "apply/engine.hpp"
 
+#include <cerrno>
+#include <map>
+
 #include <fmt/format.h>
 
 namespace wgf::apply {
@@ -26,6 +29,43 @@ std::set<std::string> interfaces_of(const model::Config& cfg, const std::string&
     return names;
 }
 
+backend::Status check_file_places(backend::Files& files, const model::HostState& desired, const std::string& state_dir,
+                                  plan::Ownership& owned) {
+    std::map<backend::FilePlace, std::string> key_files, places;
+    for (const auto& [ifname, w] : desired.interfaces) {
+        auto p = files.place(w.private_key_file);
+        if (!p) return p.error();
+        key_files.emplace(*p, w.private_key_file);
+    }
+    for (const auto& [path, f] : desired.files) {
+        auto p = files.place(path);
+        if (!p) return p.error();
+        if (auto k = key_files.find(*p); k != key_files.end())
+            return backend::Error{EINVAL, fmt::format("managed file {} is the private key file {}; nothing applied (give it a path "
+                                                      "outside state_dir)", path, k->second)};
+        if (auto [it, fresh] = places.emplace(*p, path); !fresh)
+            return backend::Error{EINVAL, fmt::format("managed files {} and {} are one file; nothing applied (give each a path of its "
+                                                      "own)", it->second, path)};
+        auto in = files.within(path, state_dir);
+        if (!in) return in.error();
+        if (*in)
+            return backend::Error{EINVAL, fmt::format("managed file {} lies inside state_dir {}, where wg-fleet keeps its private keys "
+                                                      "and state; nothing applied (choose a path outside it)", path, state_dir)};
+    }
+    // An owned file that is a desired one under another name (an old spelling of the path, or
+    // /var/run for /run) is that file: removing the old name would delete it.
+    for (auto it = owned.files.begin(); it != owned.files.end();) {
+        if (desired.files.count(*it)) {
+            ++it;
+            continue;
+        }
+        auto p = files.place(*it);
+        if (p && places.count(*p)) it = owned.files.erase(it);
+        else ++it;
+    }
+    return backend::Status::ok();
+}
+
 RunResult Engine::run(const plan::Fleetwide& fleet, const std::string& node, Mode mode, int64_t now, Prefetch* prefetch) {
     RunResult r;
     r.desired = plan::render_host(fleet, node);
@@ -49,7 +89,6 @@ RunResult Engine::run(const plan::Fleetwide& fleet, const std::string& node, Mod
             continue;
         }
         w.public_key = (*key)->public_key();
-        if (mode == Mode::apply && cfg.keys_dir) publish_key(w);
     }
     r.timings.lap("keys");
     resolve_endpoints(r.desired, resolver, r.warnings);
@@ -63,6 +102,15 @@ RunResult Engine::run(const plan::Fleetwide& fleet, const std::string& node, Mod
         return r;
     }
     r.timings.lap("ownership");
+    // Before anything is written: where the managed files land.
+    plan::Ownership owned_for_diff = *owned;
+    if (auto s = check_file_places(backends.files, r.desired, cfg.state_dir, owned_for_diff); !s) {
+        r.error = s.error();
+        return r;
+    }
+    if (mode == Mode::apply && cfg.keys_dir)
+        for (const auto& [ifname, w] : r.desired.interfaces)
+            if (w.public_key) publish_key(w);
     const auto desired_names = interface_names(r.desired);
     std::optional<Prefetch::Read> read;
     if (prefetch) {
@@ -81,7 +129,7 @@ RunResult Engine::run(const plan::Fleetwide& fleet, const std::string& node, Mod
     plan::DiffOptions opts;
     for (const auto& [name, f] : cfg.fleets)
         if (f.exclusive) opts.exclusive.insert(f.interface);
-    r.plan = plan::diff(r.desired, live->state, *owned, live->facts, opts);
+    r.plan = plan::diff(r.desired, live->state, owned_for_diff, live->facts, opts);
     r.live = std::move(*live);
     r.timings.lap("diff");
     if (mode == Mode::plan) return r;

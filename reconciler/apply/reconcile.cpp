@@ -297,7 +297,9 @@ backend::Status read_live_rest(Backends& b, const model::HostState& desired, con
     for (const auto& p : paths) {
         auto f = b.files.read(p);
         if (!f) return f.error();
-        if (f->has_value()) live.state.files.emplace(p, std::move((*f)->file));
+        if (!f->has_value()) continue;
+        if ((*f)->has_marker && (*f)->not_regular.empty()) live.state.files.emplace(p, std::move((*f)->file));
+        else live.facts.foreign_files.emplace(p, (*f)->not_regular);
     }
     return {};
 }

@@ -7,6 +7,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "model/net.hpp"
@@ -65,6 +66,12 @@ struct FwRule {
 // First line of every file wg-fleet writes: the mark of ownership. A file without it is never
 // changed or removed unless the configuration names it.
 inline constexpr const char* kFileMarker = "# Managed by wg-fleet: edits are overwritten.";
+
+// Whether content's first line is exactly the marker.
+inline bool has_file_marker(std::string_view content) {
+    const std::string_view m(kFileMarker);
+    return content.substr(0, m.size()) == m && (content.size() == m.size() || content[m.size()] == '\n');
+}
 
 struct ManagedFile {
     std::string path;

@@ -248,13 +248,18 @@ private:
 
     void diff_files(const HostState& desired, const HostState& live) {
         for (const auto& [path, f] : desired.files) {
+            if (auto c = facts_.foreign_files.find(path); c != facts_.foreign_files.end()) {
+                plan_.conflicts.push_back(
+                    c->second.empty() ? fmt::format("! conflict: {} exists and was not written by wg-fleet; left as is", path)
+                                      : fmt::format("! conflict: {} is {}, not a file wg-fleet wrote; left as is", path, c->second));
+                continue;
+            }
             auto it = live.files.find(path);
             if (it == live.files.end()) add(kFiles, OpWriteFile{f, false, 0});
             else if (it->second != f) add(kFiles, OpWriteFile{f, true, changed_lines(it->second.content, f.content)});
         }
         for (const auto& [path, f] : live.files)
-            if (!desired.files.count(path) && owned_.files.count(path) &&
-                f.content.compare(0, std::string_view(model::kFileMarker).size(), model::kFileMarker) == 0)
+            if (!desired.files.count(path) && owned_.files.count(path) && model::has_file_marker(f.content))
                 add(kFiles, OpRemoveFile{path});
     }
 
@@ -308,11 +313,15 @@ std::string summarize(const Plan& plan) {
             default: break;
         }
     }
-    if (plan.ops.empty()) return "No changes: the node matches the fleet.";
+    const size_t n = plan.conflicts.size();
+    const std::string conflicts =
+        fmt::format("{} conflict{} (a managed path wg-fleet did not write: left as is; apply exits 1 until it is resolved)", n, n == 1 ? "" : "s");
+    if (plan.ops.empty()) return n ? "Nothing to apply, but " + conflicts + "." : "No changes: the node matches the fleet.";
     std::string s = fmt::format("Plan: {} to add, {} to change, {} to remove", add, change, remove);
     if (!devices.empty()) s += fmt::format("; resets every session on {} device{}", devices.size(), devices.size() == 1 ? "" : "s");
     if (peers) s += fmt::format("; disrupts {} peer session{}", peers, peers == 1 ? "" : "s");
     if (devices.empty() && !peers) s += "; disrupts no session";
+    if (n) s += "; " + conflicts;
     return s + ".";
 }
 
