@@ -266,7 +266,8 @@ int cmd_status(const Globals& g, bool json) {
     }
     for (const auto& f : r.plan.foreign) std::cout << "foreign peer: " << f << "\n";
     for (const auto& c : r.plan.conflicts) std::cout << c << "\n";
-    if (r.plan.empty()) std::cout << "no drift: the node matches the fleet\n";
+    if (r.plan.converged()) std::cout << "no drift: the node matches the fleet\n";
+    else if (r.plan.empty()) std::cout << "no operation to run, but the conflicts above keep the node from matching the fleet\n";
     else {
         std::cout << fmt::format("drift ({} operation{} would converge it):\n", r.plan.ops.size(), r.plan.ops.size() == 1 ? "" : "s");
         for (const auto& op : r.plan.ops) std::cout << "  " << plan::describe(op) << "\n";
