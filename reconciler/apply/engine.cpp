@@ -1,5 +1,8 @@
 #include "apply/engine.hpp"
 
+#include <cerrno>
+#include <map>
+
 #include <fmt/format.h>
 
 #include "plan/sysctls.hpp"
@@ -70,36 +73,66 @@ backend::Status check_foreign_devices(const model::HostState& desired, const mod
     return {};
 }
 
+backend::Status check_file_places(backend::Files& files, const model::HostState& desired, const std::string& state_dir,
+                                  plan::Ownership& owned) {
+    std::map<backend::FilePlace, std::string> key_files, places;
+    for (const auto& [ifname, w] : desired.interfaces) {
+        auto p = files.place(w.private_key_file);
+        if (!p) return p.error();
+        key_files.emplace(*p, w.private_key_file);
+    }
+    for (const auto& [path, f] : desired.files) {
+        auto p = files.place(path);
+        if (!p) return p.error();
+        if (auto k = key_files.find(*p); k != key_files.end())
+            return backend::Error{EINVAL, fmt::format("managed file {} is the private key file {}; nothing applied (give it a path "
+                                                      "outside state_dir)", path, k->second)};
+        if (auto [it, fresh] = places.emplace(*p, path); !fresh)
+            return backend::Error{EINVAL, fmt::format("managed files {} and {} are one file; nothing applied (give each a path of its "
+                                                      "own)", it->second, path)};
+        auto in = files.within(path, state_dir);
+        if (!in) return in.error();
+        if (*in)
+            return backend::Error{EINVAL, fmt::format("managed file {} lies inside state_dir {}, where wg-fleet keeps its private keys "
+                                                      "and state; nothing applied (choose a path outside it)", path, state_dir)};
+    }
+    // An owned file that is a desired one under another name (an old spelling of the path, or
+    // /var/run for /run) is that file: removing the old name would delete it.
+    for (auto it = owned.files.begin(); it != owned.files.end();) {
+        if (desired.files.count(*it)) {
+            ++it;
+            continue;
+        }
+        auto p = files.place(*it);
+        if (p && places.count(*p)) it = owned.files.erase(it);
+        else ++it;
+    }
+    return backend::Status::ok();
+}
+
 RunResult Engine::run(const plan::Fleetwide& fleet, const std::string& node, Mode mode, int64_t now, Prefetch* prefetch) {
     RunResult r;
     r.desired = plan::render_host(fleet, node);
     r.timings.lap("render");
     const auto& cfg = fleet.cfg;
+    auto publish_key = [&](const model::WgInterface& w) {
+        auto s = keys.publish(plan::published_key_path(*cfg.keys_dir, w.fleet, node), *w.public_key);
+        if (!s) r.warnings.push_back(s.error().message);
+    };
 
-    // Keys: apply generates a missing key; plan only reads (the plan then says one will be made).
+    // Keys: both modes only read. A missing key is a planned operation (generate, then set),
+    // so plan shows it with what it disrupts and apply performs exactly that line.
     for (auto& [ifname, w] : r.desired.interfaces) {
-        if (mode == Mode::apply) {
-            bool generated = false;
-            auto key = ensure_node_key(keys, cfg, w.fleet, &generated);
-            if (!key) {
-                r.error = key.error();
-                return r;
-            }
-            if (generated) r.generated_keys.push_back(w.fleet);
-            w.public_key = key->public_key();
-            if (cfg.keys_dir) {
-                auto s = keys.publish(plan::published_key_path(*cfg.keys_dir, w.fleet, node), *w.public_key);
-                if (!s) r.warnings.push_back(s.error().message);
-            }
-        } else {
-            auto key = keys.load(w.private_key_file);
-            if (!key) {
-                r.error = key.error();
-                return r;
-            }
-            if (key->has_value()) w.public_key = (*key)->public_key();
-            else r.warnings.push_back(fmt::format("{}: no private key yet at {}; apply generates it", ifname, w.private_key_file));
+        auto key = keys.load(w.private_key_file);
+        if (!key) {
+            r.error = key.error();
+            return r;
         }
+        if (!key->has_value()) {
+            w.generate_key = true;
+            continue;
+        }
+        w.public_key = (*key)->public_key();
     }
     r.timings.lap("keys");
     resolve_endpoints(r.desired, resolver, r.warnings);
@@ -113,6 +146,15 @@ RunResult Engine::run(const plan::Fleetwide& fleet, const std::string& node, Mod
         return r;
     }
     r.timings.lap("ownership");
+    // Before anything is written: where the managed files land.
+    plan::Ownership owned_for_diff = *owned;
+    if (auto s = check_file_places(backends.files, r.desired, cfg.state_dir, owned_for_diff); !s) {
+        r.error = s.error();
+        return r;
+    }
+    if (mode == Mode::apply && cfg.keys_dir)
+        for (const auto& [ifname, w] : r.desired.interfaces)
+            if (w.public_key) publish_key(w);
     const auto desired_names = interface_names(r.desired);
     std::optional<Prefetch::Read> read;
     if (prefetch) {
@@ -137,7 +179,7 @@ RunResult Engine::run(const plan::Fleetwide& fleet, const std::string& node, Mod
     plan::DiffOptions opts;
     for (const auto& [name, f] : cfg.fleets)
         if (f.exclusive) opts.exclusive.insert(f.interface);
-    r.plan = plan::diff(r.desired, live->state, *owned, live->facts, opts);
+    r.plan = plan::diff(r.desired, live->state, owned_for_diff, live->facts, opts);
     r.live = std::move(*live);
     r.timings.lap("diff");
     if (mode == Mode::plan) return r;
@@ -145,6 +187,7 @@ RunResult Engine::run(const plan::Fleetwide& fleet, const std::string& node, Mod
     // (a run killed after its changes left the union behind).
     plan::Ownership after_success = plan::ownership_after(r.desired);
     after_success.sysctls = plan::owned_sysctls_after(r.desired, r.live->state, *owned);
+
     if (r.plan.empty()) {
         r.applied = ApplyResult{};
         if (after_success != *owned)
@@ -166,6 +209,17 @@ RunResult Engine::run(const plan::Fleetwide& fleet, const std::string& node, Mod
 
     r.applied = apply_plan(backends, r.plan, keys, journal, apply_options);
     r.timings.lap("apply");
+    // Keys the apply generated: the desired state now knows them (for the verification) and
+    // they are published.
+    for (auto& [ifname, w] : r.desired.interfaces) {
+        if (!w.generate_key) continue;
+        auto key = keys.load(w.private_key_file);
+        if (!key || !key->has_value()) continue;  // not reached: the apply stopped before it
+        w.generate_key = false;
+        w.public_key = (*key)->public_key();
+        r.generated_keys.push_back(w.fleet);
+        if (cfg.keys_dir) publish_key(w);
+    }
 
     // Re-read: after success a fresh diff must be empty (anything left is a bug); after a
     // failure it is what remains to be done, and it says which endpoints were really set.

@@ -32,7 +32,9 @@ struct RunResult {
     model::Timings timings;                    // per phase, for -v
     model::Timings read_timings;               // the prefetch's phases, on its own thread
 
-    bool ok() const { return !error && (!applied || applied->ok()) && !(leftover && !leftover->empty()); }
+    // Conflicts (managed paths wg-fleet did not write) fail the run: the rest is applied, the
+    // node does not match the fleet.
+    bool ok() const { return !error && (!applied || applied->ok()) && !(leftover && !leftover->empty()) && plan.conflicts.empty(); }
     bool converged_with_leftover() const { return applied && applied->ok() && leftover && !leftover->empty(); }
 };
 
@@ -74,6 +76,12 @@ std::map<std::string, std::map<model::Key, model::Endpoint>> endpoints_set(const
 // is an error: wg-fleet never takes over a device it did not create unless told to.
 backend::Status check_foreign_devices(const model::HostState& desired, const model::HostState& live, const plan::Ownership& owned,
                                       const std::set<std::string>& adopt);
+// Where the managed files land, resolved (symbolic links, `..`, bind mounts): two desired paths
+// that are one file, or one on a key file or inside state_dir, is an error (nothing may be
+// written). Owned paths that are a desired file under another name are dropped from `owned`, so
+// the diff does not remove the file it writes.
+backend::Status check_file_places(backend::Files& files, const model::HostState& desired, const std::string& state_dir,
+                                  plan::Ownership& owned);
 
 // The interfaces render_host gives `node`: one per fleet it belongs to.
 std::set<std::string> interfaces_of(const model::Config& cfg, const std::string& node);

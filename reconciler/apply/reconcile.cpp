@@ -149,6 +149,13 @@ private:
         for (size_t k = from; k < to; ++k) {
             const Op& op = ops[k];
             if (auto* o = std::get_if<OpSetPrivateKey>(&op)) {
+                if (o->generate) {
+                    // Planned as a generation: the key is made now, right before the device gets it.
+                    auto key = keys_.load_or_generate(o->key_file);
+                    if (!key) return key.error();
+                    c.private_key = *key;
+                    continue;
+                }
                 auto key = keys_.load(o->key_file);
                 if (!key) return key.error();
                 if (!key->has_value()) return Error{ENOENT, fmt::format("set private key of {}: {} does not exist", ifname, o->key_file)};
@@ -375,7 +382,9 @@ backend::Status read_live_rest(Backends& b, const model::HostState& desired, con
     for (const auto& p : paths) {
         auto f = b.files.read(p);
         if (!f) return f.error();
-        if (f->has_value()) live.state.files.emplace(p, std::move((*f)->file));
+        if (!f->has_value()) continue;
+        if ((*f)->has_marker && (*f)->not_regular.empty()) live.state.files.emplace(p, std::move((*f)->file));
+        else live.facts.foreign_files.emplace(p, (*f)->not_regular);
     }
     return {};
 }

@@ -135,9 +135,20 @@ public:
 
 // ---- Managed files ----------------------------------------------------------------------------
 struct FileLive {
-    model::ManagedFile file;
-    bool has_marker = false;                 // carries plan::kFileMarker: ours to change
+    model::ManagedFile file;                 // content only when has_marker (a foreign file is not read)
+    bool has_marker = false;                 // carries model::kFileMarker: ours to change
+    std::string not_regular;                 // what the path is when not a regular file ("a symbolic link")
     uint32_t uid = 0, gid = 0;
+};
+
+// Where a path lands once its directory is resolved (symbolic links, `..`, bind mounts): the
+// device and inode of its nearest existing ancestor directory and the rest of the path below
+// it. Two paths with one place are one file.
+struct FilePlace {
+    uint64_t dev = 0, ino = 0;
+    std::string rest;
+
+    auto operator<=>(const FilePlace&) const = default;
 };
 
 class Files {
@@ -145,8 +156,15 @@ public:
     virtual ~Files() = default;
     virtual Result<std::optional<FileLive>> read(const std::string& path) = 0;
     // Atomic: temporary file in the same directory, fsync, rename; mode set before rename.
+    // Refuses (EEXIST) to replace anything but a regular file carrying the marker, checked again
+    // right before the rename.
     virtual Status write(const model::ManagedFile& file) = 0;
+    // Removes only a regular file carrying the marker.
     virtual Status remove(const std::string& path) = 0;
+    virtual Result<FilePlace> place(const std::string& path) = 0;
+    // Whether `path` resolves to a place inside directory `dir` (or to `dir` itself).
+    virtual Result<bool> within(const std::string& path, const std::string& dir) = 0;
 };
+
 
 }  // namespace wgf::backend

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <filesystem>
 
 #include <fmt/format.h>
 
@@ -186,14 +187,30 @@ Result<std::optional<FileLive>> FakeFiles::read(const std::string& path) {
 }
 
 Status FakeFiles::write(const model::ManagedFile& f) {
+    if (auto it = files.find(f.path); it != files.end() && (!it->second.has_marker || !it->second.not_regular.empty()))
+        return Error{EEXIST, f.path + " exists and was not written by wg-fleet; left as is"};
     writes.push_back(f.path);
-    files[f.path] = FileLive{f, true, 0, 0};
+    files[f.path] = FileLive{.file = f, .has_marker = model::has_file_marker(f.content), .not_regular = {}, .uid = 0, .gid = 0};
     return Status::ok();
 }
 
 Status FakeFiles::remove(const std::string& path) {
-    if (!files.erase(path)) return errno_error(ENOENT, "remove " + path);
+    auto it = files.find(path);
+    if (it == files.end()) return errno_error(ENOENT, "remove " + path);
+    if (!it->second.has_marker) return Error{EEXIST, path + " was not written by wg-fleet; left as is"};
+    files.erase(it);
     return Status::ok();
+}
+
+Result<FilePlace> FakeFiles::place(const std::string& path) {
+    return FilePlace{0, 0, std::filesystem::path(path).lexically_normal().string()};
+}
+
+Result<bool> FakeFiles::within(const std::string& path, const std::string& dir) {
+    auto a = std::filesystem::path(path).lexically_normal().string();
+    auto b = std::filesystem::path(dir).lexically_normal().string();
+    while (b.size() > 1 && b.back() == '/') b.pop_back();
+    return a == b || a.compare(0, b.size() + 1, b + "/") == 0;
 }
 
 }  // namespace wgf::backend

@@ -82,6 +82,9 @@ public:
     Result<std::optional<FileLive>> read(const std::string& path) override;
     Status write(const model::ManagedFile& file) override;
     Status remove(const std::string& path) override;
+    // Lexical: the fake has no links or mounts.
+    Result<FilePlace> place(const std::string& path) override;
+    Result<bool> within(const std::string& path, const std::string& dir) override;
 };
 
 }  // namespace wgf::backend

@@ -35,6 +35,7 @@ nlohmann::ordered_json plan_json(const std::string& node, const apply::RunResult
     j["pending"] = r.plan.pending;
     j["foreign"] = r.plan.foreign;
     j["kept"] = r.plan.kept;
+    j["conflicts"] = r.plan.conflicts;
     j["warnings"] = r.warnings;
     return j;
 }
@@ -179,10 +180,12 @@ int cmd_plan(const Globals& g, bool json, bool detailed_exitcode, const std::vec
         std::cout << plan_json(node, r).dump(2) << "\n";
     } else {
         for (const auto& op : r.plan.ops) std::cout << plan::describe(op) << "\n";
+        for (const auto& c : r.plan.conflicts) std::cout << c << "\n";
         print_notes(r, g.quiet);
         std::cout << plan::summarize(r.plan) << "\n";
     }
-    return detailed_exitcode && !r.plan.empty() ? kChanges : kOk;
+    // A conflict is not "no changes": the node does not match the fleet.
+    return detailed_exitcode && !r.plan.converged() ? kChanges : kOk;
 }
 
 int cmd_apply(const Globals& g, const std::vector<std::string>& adopt) {
@@ -215,6 +218,13 @@ int cmd_apply(const Globals& g, const std::vector<std::string>& adopt) {
         }
     }
     print_notes(r, g.quiet);
+    if (!r.plan.conflicts.empty()) {
+        for (const auto& c : r.plan.conflicts) std::cerr << "wg-fleet: " << c << "\n";
+        std::cerr << fmt::format("wg-fleet: everything else applied; {} conflict{} left: remove or move each file, or make its first "
+                                 "line \"{}\" to hand it over to wg-fleet\n",
+                                 r.plan.conflicts.size(), r.plan.conflicts.size() == 1 ? "" : "s", model::kFileMarker);
+        return kError;
+    }
     if (r.converged_with_leftover()) {
         std::cerr << "wg-fleet: bug: after a successful apply the node still differs from the fleet:\n";
         for (const auto& op : r.leftover->ops) std::cerr << "  " << plan::describe(op) << "\n";
@@ -271,6 +281,7 @@ int cmd_status(const Globals& g, bool json) {
     auto& drift = j["drift"] = nlohmann::ordered_json::array();
     for (const auto& op : r.plan.ops) drift.push_back(plan::describe(op));
     j["foreign"] = r.plan.foreign;
+    j["conflicts"] = r.plan.conflicts;
     if (json) {
         std::cout << j.dump(2) << "\n";
         return kOk;
@@ -289,7 +300,9 @@ int cmd_status(const Globals& g, bool json) {
         for (const auto& p : ij["pending"]) std::cout << fmt::format("  {:<16} pending: no public key yet\n", p.get<std::string>());
     }
     for (const auto& f : r.plan.foreign) std::cout << "foreign peer: " << f << "\n";
-    if (r.plan.empty()) std::cout << "no drift: the node matches the fleet\n";
+    for (const auto& c : r.plan.conflicts) std::cout << c << "\n";
+    if (r.plan.converged()) std::cout << "no drift: the node matches the fleet\n";
+    else if (r.plan.empty()) std::cout << "no operation to run, but the conflicts above keep the node from matching the fleet\n";
     else {
         std::cout << fmt::format("drift ({} operation{} would converge it):\n", r.plan.ops.size(), r.plan.ops.size() == 1 ? "" : "s");
         for (const auto& op : r.plan.ops) std::cout << "  " << plan::describe(op) << "\n";

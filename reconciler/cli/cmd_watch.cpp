@@ -160,6 +160,7 @@ int cmd_watch(const Globals& g, int interval_s) {
             sd_notifyf(0, "STATUS=apply failed: %s", r.applied->error->message.c_str());
             return;
         }
+        for (const auto& c : r.plan.conflicts) log->error("{} (remove or move it, or add the marker line to hand it over)", c);
         if (r.converged_with_leftover())
             for (const auto& op : r.leftover->ops) log->error("bug: still differs after apply: {}", plan::describe(op));
         if (!r.plan.empty() && std::string_view(why) == "tick") log->warn("drift corrected: {} operation(s)", r.plan.ops.size());

@@ -10,6 +10,31 @@
 #define WGF_VERSION "0.0.0"
 #endif
 
+namespace {
+
+// `help-commands`: every command as its path and the options it accepts, one per line
+// ("plan\t--json --detailed-exitcode"), so tests that must cover every command (the secrets
+// audit) enumerate them from here instead of parsing --help.
+void list_commands(const CLI::App& app, const std::string& prefix) {
+    for (const CLI::App* sub : app.get_subcommands({})) {
+        const std::string path = prefix.empty() ? sub->get_name() : prefix + " " + sub->get_name();
+        if (!sub->get_subcommands({}).empty()) {
+            list_commands(*sub, path);
+            continue;
+        }
+        std::string opts;
+        for (const CLI::Option* o : sub->get_options()) {
+            if (o == sub->get_help_ptr() || o == sub->get_help_all_ptr()) continue;
+            std::string name = o->get_lnames().empty() ? (o->get_positional() ? "<" + o->get_name() + ">" : o->get_name())
+                                                      : "--" + o->get_lnames().front();
+            opts += (opts.empty() ? "" : " ") + name;
+        }
+        std::cout << path << "\t" << opts << "\n";
+    }
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
     using namespace wgf::cli;
     Globals g;
@@ -98,6 +123,10 @@ int main(int argc, char** argv) {
         if (sb_action == "exec") sb_args.insert(sb_args.end(), sb_exec_command->begin(), sb_exec_command->end());
         rc = cmd_sandbox(g, sb_action, sb_args, sb_name);
     });
+
+    auto* help_commands = app.add_subcommand("help-commands", "List every command and its options, one per line (for tests)");
+    help_commands->group("");  // hidden
+    help_commands->callback([&] { list_commands(app, ""); });
 
     // `sandbox exec [--name N] NODE COMMAND...`: everything after NODE is the command, options
     // included, so it is split off before the command line is parsed.

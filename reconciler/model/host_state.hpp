@@ -7,6 +7,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "model/net.hpp"
@@ -32,6 +33,7 @@ struct WgInterface {
     bool up = false;                         // desired: always; live: the link's IFF_UP
     std::string private_key_file;            // desired: where this node keeps its key (state_dir)
     std::optional<Key> public_key;           // live: the device's; desired: derived from the key file
+    bool generate_key = false;               // desired: no key file yet, the apply generates one
     std::vector<Prefix> addresses;
     std::map<Key, WgPeer> peers;
     std::vector<std::string> pending;        // members with no public key yet: not configured
@@ -64,6 +66,12 @@ struct FwRule {
 // First line of every file wg-fleet writes: the mark of ownership. A file without it is never
 // changed or removed unless the configuration names it.
 inline constexpr const char* kFileMarker = "# Managed by wg-fleet: edits are overwritten.";
+
+// Whether content's first line is exactly the marker.
+inline bool has_file_marker(std::string_view content) {
+    const std::string_view m(kFileMarker);
+    return content.substr(0, m.size()) == m && (content.size() == m.size() || content[m.size()] == '\n');
+}
 
 struct ManagedFile {
     std::string path;

@@ -105,7 +105,11 @@ private:
             have = &kEmpty;
         }
         bool fresh = have == &kEmpty;
-        if (want.public_key && have->public_key != want.public_key)
+        // A device without a key has no session a new key could end.
+        if (want.generate_key)
+            add(kDevice, OpSetPrivateKey{.ifname = want.name, .key_file = want.private_key_file, .public_key = {},
+                                         .fresh = fresh || !have->public_key, .generate = true});
+        else if (want.public_key && have->public_key != want.public_key)
             add(kDevice, OpSetPrivateKey{want.name, want.private_key_file, *want.public_key, fresh});
         if (want.listen_port && have->listen_port != want.listen_port)
             add(kDevice, OpSetListenPort{want.name, *want.listen_port, fresh ? std::nullopt : have->listen_port, fresh});
@@ -273,13 +277,18 @@ private:
 
     void diff_files(const HostState& desired, const HostState& live) {
         for (const auto& [path, f] : desired.files) {
+            if (auto c = facts_.foreign_files.find(path); c != facts_.foreign_files.end()) {
+                plan_.conflicts.push_back(
+                    c->second.empty() ? fmt::format("! conflict: {} exists and was not written by wg-fleet; left as is", path)
+                                      : fmt::format("! conflict: {} is {}, not a file wg-fleet wrote; left as is", path, c->second));
+                continue;
+            }
             auto it = live.files.find(path);
             if (it == live.files.end()) add(kFiles, OpWriteFile{f, false, 0});
             else if (it->second != f) add(kFiles, OpWriteFile{f, true, changed_lines(it->second.content, f.content)});
         }
         for (const auto& [path, f] : live.files)
-            if (!desired.files.count(path) && owned_.files.count(path) &&
-                f.content.compare(0, std::string_view(model::kFileMarker).size(), model::kFileMarker) == 0)
+            if (!desired.files.count(path) && owned_.files.count(path) && model::has_file_marker(f.content))
                 add(kFiles, OpRemoveFile{path});
     }
 
@@ -333,11 +342,15 @@ std::string summarize(const Plan& plan) {
             default: break;
         }
     }
-    if (plan.ops.empty()) return "No changes: the node matches the fleet.";
+    const size_t n = plan.conflicts.size();
+    const std::string conflicts =
+        fmt::format("{} conflict{} (a managed path wg-fleet did not write: left as is; apply exits 1 until it is resolved)", n, n == 1 ? "" : "s");
+    if (plan.ops.empty()) return n ? "Nothing to apply, but " + conflicts + "." : "No changes: the node matches the fleet.";
     std::string s = fmt::format("Plan: {} to add, {} to change, {} to remove", add, change, remove);
     if (!devices.empty()) s += fmt::format("; resets every session on {} device{}", devices.size(), devices.size() == 1 ? "" : "s");
     if (peers) s += fmt::format("; disrupts {} peer session{}", peers, peers == 1 ? "" : "s");
     if (devices.empty() && !peers) s += "; disrupts no session";
+    if (n) s += "; " + conflicts;
     return s + ".";
 }
 

@@ -41,6 +41,9 @@ struct Ownership {
 struct LiveFacts {
     std::map<std::string, std::map<model::Key, int64_t>> last_handshake;  // seconds since epoch
     int64_t now = 0;
+    // Managed paths that exist but are not ours: no marker line (""), or not a regular file
+    // ("a symbolic link", "a directory", ...). They are conflicts, never written or removed.
+    std::map<std::string, std::string> foreign_files;
 };
 
 struct DiffOptions {
@@ -54,8 +57,12 @@ struct Plan {
     std::vector<std::string> foreign;  // foreign peers left alone, as "name-or-key on ifname"
     std::vector<std::string> pending;  // members without a public key, as "node in fleet"
     std::vector<std::string> kept;     // differences deliberately left (roaming endpoints)
+    // Desired files whose path holds something wg-fleet did not write, as "! conflict: ..."
+    // lines: left as is; the node cannot match the fleet until someone resolves them.
+    std::vector<std::string> conflicts;
 
     bool empty() const { return ops.empty(); }
+    bool converged() const { return ops.empty() && conflicts.empty(); }
 };
 
 Plan diff(const model::HostState& desired, const model::HostState& live, const Ownership& owned,
@@ -64,7 +71,7 @@ Plan diff(const model::HostState& desired, const model::HostState& live, const O
 // Ownership after applying `desired` (plus what remains owned from before).
 Ownership ownership_after(const model::HostState& desired);
 
-// "Plan: 2 to add, 1 to change, 0 to remove; disrupts 1 peer session."
+// "Plan: 2 to add, 1 to change, 0 to remove; disrupts 1 peer session." (plus the conflicts)
 std::string summarize(const Plan& plan);
 
 }  // namespace wgf::plan

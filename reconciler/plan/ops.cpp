@@ -126,6 +126,7 @@ std::string describe(const Op& op) {
             [](const OpCreateDevice& o) { return fmt::format("device {} (fleet {})", o.ifname, o.fleet); },
             [](const OpDeleteDevice& o) { return fmt::format("device {}", o.ifname); },
             [](const OpSetPrivateKey& o) {
+                if (o.generate) return fmt::format("device {}: new private key, generated into {}", o.ifname, o.key_file);
                 return fmt::format("device {}: private key from {} (public key {})", o.ifname, o.key_file, o.public_key.short_str());
             },
             [](const OpSetListenPort& o) {

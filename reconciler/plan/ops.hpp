@@ -17,9 +17,12 @@ const char* to_string(Disruption d);
 
 struct OpCreateDevice { std::string ifname; std::string fleet; };
 struct OpDeleteDevice { std::string ifname; };
-// Loads the private key from key_file; public_key is what the device will then have.
-struct OpSetPrivateKey { std::string ifname; std::string key_file; model::Key public_key; bool fresh = false; };
-// fresh: the device is created by the same plan, so there is no session to disrupt.
+// Loads the private key from key_file; public_key is what the device will then have. With
+// `generate`, key_file does not exist yet: the apply generates the key there (0600) first, and
+// public_key is unknown until then.
+// fresh: the device is created by the same plan (or has no key yet), so there is no session to
+// disrupt.
+struct OpSetPrivateKey { std::string ifname; std::string key_file; model::Key public_key; bool fresh = false; bool generate = false; };
 struct OpSetListenPort { std::string ifname; uint16_t port = 0; std::optional<uint16_t> old; bool fresh = false; };
 struct OpSetMtu { std::string ifname; uint32_t mtu = 0; uint32_t old = 0; };
 struct OpSetUp { std::string ifname; };

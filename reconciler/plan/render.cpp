@@ -1,6 +1,7 @@
 #include "plan/render.hpp"
 
 #include <algorithm>
+#include <filesystem>
 
 #include <fmt/format.h>
 
@@ -195,6 +196,17 @@ std::string private_key_path(const model::Config& cfg, const std::string& fleet)
     return cfg.state_dir + "/" + fleet + ".key";
 }
 
+std::string normal_path(const std::string& path) {
+    std::string n = std::filesystem::path(path).lexically_normal().string();
+    while (n.size() > 1 && n.back() == '/') n.pop_back();
+    return n;
+}
+
+bool path_within(const std::string& path, const std::string& dir) {
+    const std::string p = normal_path(path), d = normal_path(dir);
+    return p == d || (p.size() > d.size() && p.compare(0, d.size(), d) == 0 && (d == "/" || p[d.size()] == '/'));
+}
+
 std::string published_key_path(const std::string& keys_dir, const std::string& fleet, const std::string& node) {
     return keys_dir + "/" + fleet + "/" + node + ".pub";
 }
@@ -281,13 +293,14 @@ model::HostState render_host(const Fleetwide& fw, const std::string& node, const
     if (!opts.files) return hs;
     if (!hs.interfaces.empty()) {
         std::string hosts = render_hosts_file(render_hosts_entries(fw, node));
-        hs.files.emplace(fw.cfg.hosts_file, model::ManagedFile{fw.cfg.hosts_file, std::move(hosts), 0644});
+        std::string path = normal_path(fw.cfg.hosts_file);
+        hs.files.emplace(path, model::ManagedFile{path, std::move(hosts), 0644});
     }
     for (const auto& r : fw.cfg.http_routes) {
         if (r.node != node) continue;
         auto target = resolve_route_target(fw, r);
         if (!target) continue;
-        std::string path = fw.cfg.http_routes_dir + "/" + r.name + ".yml";
+        std::string path = normal_path(fw.cfg.http_routes_dir + "/" + r.name + ".yml");
         hs.files.emplace(path, model::ManagedFile{path, render_traefik_route(r, *target), 0644});
     }
     return hs;

@@ -41,6 +41,11 @@ struct RenderOptions {
 };
 
 std::string private_key_path(const model::Config& cfg, const std::string& fleet);
+// A path with `.`, `..` and repeated slashes resolved lexically and no trailing slash: the
+// spelling managed files are rendered, owned and compared under.
+std::string normal_path(const std::string& path);
+// Whether normal_path(path) is dir or lies below it (lexically).
+bool path_within(const std::string& path, const std::string& dir);
 // Where a node's public key is exchanged: <keys_dir>/<fleet>/<node>.pub.
 std::string published_key_path(const std::string& keys_dir, const std::string& fleet, const std::string& node);
 

@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include "config/tree.hpp"
+#include "plan/render.hpp"
 
 namespace wgf::plan {
 namespace {
@@ -47,6 +48,7 @@ public:
         check_routes_across_fleets();
         check_forwards();
         check_http_routes();
+        check_managed_paths();
     }
 
 private:
@@ -416,6 +418,50 @@ private:
                 continue;
             }
             shared_fleet(path, r.node, url->host, std::nullopt);
+        }
+    }
+
+    // The files wg-fleet writes (hosts file, HTTP route files) must not be its own secrets or
+    // state, nor each other. Compared lexically here; apply compares them again where they land.
+    void check_managed_paths() {
+        const std::string state = normal_path(cfg_.state_dir);
+        if (cfg_.keys_dir && path_within(*cfg_.keys_dir, state))
+            error("keys_dir", fmt::format("{} — inside state_dir {}: published keys are read from there, and nothing inside state_dir is "
+                                          "read as a public key", quote(*cfg_.keys_dir), state));
+        auto check = [&](const std::string& yaml_path, const std::string& file) {
+            const std::string n = normal_path(file);
+            for (const auto& [fname, f] : cfg_.fleets)
+                if (n == normal_path(private_key_path(cfg_, fname))) {
+                    error(yaml_path, fmt::format("{} — that is the private key file of fleet {}; choose a path outside state_dir", quote(file), quote(fname)));
+                    return false;
+                }
+            if (path_within(n, state)) {
+                error(yaml_path, fmt::format("{} — inside state_dir {}, where wg-fleet keeps private keys and state; choose a path outside it",
+                                             quote(file), state));
+                return false;
+            }
+            return true;
+        };
+        const bool hosts_ok = check("hosts_file", cfg_.hosts_file);
+        bool routes_dir_ok = true;
+        if (!cfg_.http_routes.empty() && path_within(cfg_.http_routes_dir, state)) {
+            error("http_routes_dir", fmt::format("{} — inside state_dir {}, where wg-fleet keeps private keys and state; choose a "
+                                                 "directory outside it", quote(cfg_.http_routes_dir), state));
+            routes_dir_ok = false;
+        }
+        std::map<std::string, std::string> files;  // normal path -> YAML path
+        if (hosts_ok) files.emplace(normal_path(cfg_.hosts_file), "hosts_file");
+        std::set<std::string> names;
+        for (size_t i = 0; i < cfg_.http_routes.size() && routes_dir_ok; ++i) {
+            const auto& r = cfg_.http_routes[i];
+            if (r.name.empty() || !names.insert(r.name).second) continue;  // a repeated name is reported as such
+            const std::string path = join_path(config::index_path("http_routes", i), "name");
+            const std::string file = cfg_.http_routes_dir + "/" + r.name + ".yml";
+            if (!check(path, file)) continue;
+            auto [it, fresh] = files.emplace(normal_path(file), path);
+            if (!fresh)
+                error(path, fmt::format("{} — its route file {} is also {}; every managed file needs a path of its own", quote(r.name),
+                                        normal_path(file), it->second));
         }
     }
 

@@ -292,7 +292,7 @@ TEST_CASE("diff: routes, rules and files that are ours converge; others are left
     CHECK(m.plan_for(desired).empty());
 
     // A file without our marker that we once wrote is not removed.
-    m.files.files["/run/other"] = backend::FileLive{{"/run/other", "hand-written\n", 0644}, false, 0, 0};
+    m.files.files["/run/other"] = backend::FileLive{.file = {"/run/other", "hand-written\n", 0644}, .has_marker = false, .not_regular = {}, .uid = 0, .gid = 0};
     m.owned.files.insert("/run/other");
     CHECK(m.plan_for(desired).empty());
 }

@@ -90,8 +90,7 @@ TEST_CASE("engine: plan reads keys only; apply generates one, converges and veri
     auto planned = e.run(*s.fw, "c1", apply::Mode::plan, m.now);
     REQUIRE_FALSE(planned.error);
     CHECK(m.keys.keys.empty());  // plan never writes a key
-    REQUIRE(planned.warnings.size() == 1);
-    CHECK(planned.warnings[0] == "mesh: no private key yet at /state/mesh.key; apply generates it");
+    CHECK(planned.warnings.empty());
     CHECK(planned.plan.pending == std::vector<std::string>{"p2 in fleet mesh"});
     CHECK(state.saves == 0);
 
@@ -114,6 +113,64 @@ TEST_CASE("engine: plan reads keys only; apply generates one, converges and veri
     REQUIRE(again.ok());
     CHECK(again.plan.empty());
     CHECK(again.generated_keys.empty());
+}
+
+namespace {
+
+std::vector<std::string> lines_of(const plan::Plan& p) {
+    std::vector<std::string> out;
+    for (const auto& op : p.ops) out.push_back(plan::describe(op));
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("engine: a key that will be generated is a planned change (fresh device: no disruption)", "[engine][keys]") {
+    Setup s;
+    FakeMachine m;
+    m.keys.keys.clear();
+    MapResolver dns;
+    MemState state;
+    auto b = m.backends();
+    apply::Engine e{b, m.keys, dns, state, nullptr, {}, {}};
+    auto planned = e.run(*s.fw, "c1", apply::Mode::plan, m.now);
+    REQUIRE_FALSE(planned.error);
+    auto lines = lines_of(planned.plan);
+    REQUIRE(lines.size() >= 2);
+    CHECK(lines[0] == "+ device mesh (fleet mesh)");
+    CHECK(lines[1] == "~ device mesh: new private key, generated into /state/mesh.key");
+    CHECK(m.keys.keys.empty());
+
+    auto applied = e.run(*s.fw, "c1", apply::Mode::apply, m.now);
+    REQUIRE(applied.ok());
+    CHECK(applied.applied->done == lines);  // apply does what plan showed, line for line
+}
+
+TEST_CASE("engine: a key that will be generated is a planned change (existing device: every session)", "[engine][keys]") {
+    Converged c;
+    auto& [s, m, dns, state, b, e] = c;
+    const auto old_key = m.wg.devices.at("mesh").device.public_key;
+    m.keys.keys.clear();  // the state directory was lost; the device still runs with the old key
+
+    auto planned = e.run(*s.fw, "c1", apply::Mode::plan, m.now);
+    REQUIRE_FALSE(planned.error);
+    REQUIRE(planned.plan.ops.size() == 1);
+    CHECK(plan::describe(planned.plan.ops[0]) ==
+          "~ device mesh: new private key, generated into /state/mesh.key  [disrupts every session on the device]");
+    CHECK(plan::disruption(planned.plan.ops[0]) == plan::Disruption::all_sessions);
+    CHECK_FALSE(planned.plan.empty());  // plan --detailed-exitcode exits 2
+    CHECK(plan::summarize(planned.plan) == "Plan: 0 to add, 1 to change, 0 to remove; resets every session on 1 device.");
+    for (const auto& l : lines_of(planned.plan)) CHECK(l.find("(public key") == std::string::npos);
+
+    auto applied = e.run(*s.fw, "c1", apply::Mode::apply, m.now);
+    REQUIRE(applied.ok());
+    CHECK(applied.applied->done == lines_of(planned.plan));
+    CHECK(applied.generated_keys == std::vector<std::string>{"mesh"});
+    REQUIRE(m.keys.keys.count("/state/mesh.key"));
+    CHECK(m.wg.devices.at("mesh").device.public_key == m.keys.keys.at("/state/mesh.key").public_key());
+    CHECK(m.wg.devices.at("mesh").device.public_key != old_key);
+    REQUIRE(applied.leftover);
+    CHECK(applied.leftover->empty());
 }
 
 TEST_CASE("engine: an endpoint that does not resolve leaves that peer without one; the rest converges", "[engine][dns]") {
@@ -459,4 +516,113 @@ TEST_CASE("engine: our route protocol on an interface that is not ours is neithe
     REQUIRE(again.ok());
     REQUIRE(again.plan.ops.size() == 1);
     CHECK(std::holds_alternative<plan::OpDelRoute>(again.plan.ops[0]));
+}
+
+namespace {
+
+// /var/run is /run, as on most systems: the fake resolves that link.
+class AliasFiles : public backend::FakeFiles {
+public:
+    backend::Result<backend::FilePlace> place(const std::string& path) override {
+        auto p = FakeFiles::place(path);
+        if (p && p->rest.rfind("/var/run/", 0) == 0) p->rest.erase(0, 4);
+        return p;
+    }
+};
+
+}  // namespace
+
+TEST_CASE("engine: files without the marker are never overwritten (plan shows the conflict, apply the rest and fails)", "[engine][files]") {
+    Setup s;
+    FakeMachine m;
+    const backend::FileLive theirs{.file = {"/run/wg_fleet_hosts", "127.0.0.1 localhost\n", 0640}, .has_marker = false,
+                                   .not_regular = {}, .uid = 7, .gid = 7};
+    m.files.files["/run/wg_fleet_hosts"] = theirs;
+    MapResolver dns;
+    MemState state;
+    auto b = m.backends();
+    apply::Engine e{b, m.keys, dns, state, nullptr, {}, {}};
+
+    auto planned = e.run(*s.fw, "c1", apply::Mode::plan, m.now);
+    REQUIRE_FALSE(planned.error);
+    CHECK(planned.plan.conflicts ==
+          std::vector<std::string>{"! conflict: /run/wg_fleet_hosts exists and was not written by wg-fleet; left as is"});
+    for (const auto& op : planned.plan.ops) CHECK(std::string(plan::kind(op)) != "write_file");
+    CHECK_FALSE(planned.plan.converged());  // plan --detailed-exitcode exits 2
+    CHECK(plan::summarize(planned.plan).find("1 conflict (a managed path wg-fleet did not write: left as is; apply exits 1") !=
+          std::string::npos);
+
+    auto applied = e.run(*s.fw, "c1", apply::Mode::apply, m.now);
+    CHECK_FALSE(applied.error);
+    REQUIRE(applied.applied);
+    CHECK(applied.applied->ok());              // everything else is applied
+    CHECK(m.wg.devices.count("mesh"));
+    CHECK_FALSE(applied.ok());                 // but the run fails: apply exits 1
+    CHECK(m.files.writes.empty());
+    CHECK(m.files.files.at("/run/wg_fleet_hosts").file == theirs.file);
+
+    // Once nothing of theirs is there, the same config converges.
+    m.files.files.erase("/run/wg_fleet_hosts");
+    auto again = e.run(*s.fw, "c1", apply::Mode::apply, m.now);
+    CHECK(again.ok());
+    CHECK(m.files.files.at("/run/wg_fleet_hosts").has_marker);
+}
+
+TEST_CASE("engine: a non-regular file at a managed path is a conflict too", "[engine][files]") {
+    Setup s;
+    FakeMachine m;
+    m.files.files["/run/wg_fleet_hosts"] = backend::FileLive{.file = {"/run/wg_fleet_hosts", "", 0777}, .has_marker = false,
+                                                             .not_regular = "a symbolic link", .uid = 0, .gid = 0};
+    MapResolver dns;
+    MemState state;
+    auto b = m.backends();
+    apply::Engine e{b, m.keys, dns, state, nullptr, {}, {}};
+    auto planned = e.run(*s.fw, "c1", apply::Mode::plan, m.now);
+    CHECK(planned.plan.conflicts ==
+          std::vector<std::string>{"! conflict: /run/wg_fleet_hosts is a symbolic link, not a file wg-fleet wrote; left as is"});
+}
+
+TEST_CASE("engine: managed paths are compared where they land: one file under two names is never deleted", "[engine][files]") {
+    Setup s;
+    FakeMachine m;
+    AliasFiles files;
+    apply::Backends b{m.wg, m.links, m.sysctls, m.firewall, files};
+    MapResolver dns;
+    MemState state;
+    apply::Engine e{b, m.keys, dns, state, nullptr, {}, {}};
+    REQUIRE(e.run(*s.fw, "c1", apply::Mode::apply, m.now).ok());
+    REQUIRE(files.files.count("/run/wg_fleet_hosts"));
+
+    // The last apply wrote /var/run/wg_fleet_hosts; this config says /run/wg_fleet_hosts.
+    state.owned.files = {"/var/run/wg_fleet_hosts"};
+    auto r = e.run(*s.fw, "c1", apply::Mode::apply, m.now);
+    REQUIRE(r.ok());
+    for (const auto& op : r.plan.ops) CHECK(std::string(plan::kind(op)) != "remove_file");
+    CHECK(files.files.count("/run/wg_fleet_hosts"));
+    CHECK(state.owned.files == std::set<std::string>{"/run/wg_fleet_hosts"});
+}
+
+TEST_CASE("engine: a managed path on a key file, inside state_dir, or twice is refused before anything is written", "[engine][files]") {
+    AliasFiles files;
+    model::HostState desired;
+    model::WgInterface w;
+    w.name = "mesh";
+    w.private_key_file = "/state/mesh.key";
+    desired.interfaces.emplace("mesh", w);
+    auto refuse = [&](std::vector<std::string> paths) {
+        model::HostState d = desired;
+        for (const auto& p : paths) d.files.emplace(p, model::ManagedFile{p, std::string(model::kFileMarker) + "\n", 0644});
+        plan::Ownership owned;
+        auto s = apply::check_file_places(files, d, "/state", owned);
+        return s ? std::string() : s.error().message;
+    };
+    CHECK(refuse({"/run/hosts"}).empty());
+    CHECK(refuse({"/state//./mesh.key"}) ==
+          "managed file /state//./mesh.key is the private key file /state/mesh.key; nothing applied (give it a path outside state_dir)");
+    CHECK(refuse({"/state/../state/hosts"}) ==
+          "managed file /state/../state/hosts lies inside state_dir /state, where wg-fleet keeps its private keys and state; nothing "
+          "applied (choose a path outside it)");
+    CHECK(refuse({"/run/hosts", "/var/run/hosts"}) ==
+          "managed files /run/hosts and /var/run/hosts are one file; nothing applied (give each a path of its own)");
+    CHECK(files.writes.empty());
 }

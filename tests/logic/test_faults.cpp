@@ -152,6 +152,8 @@ struct FaultFiles : backend::Files {
         return inj.step("write " + f.path, [&] { return in.write(f); });
     }
     backend::Status remove(const std::string& p) override { return inj.step("remove " + p, [&] { return in.remove(p); }); }
+    backend::Result<backend::FilePlace> place(const std::string& p) override { return in.place(p); }
+    backend::Result<bool> within(const std::string& p, const std::string& dir) override { return in.within(p, dir); }
 };
 
 const char* kBefore = R"(

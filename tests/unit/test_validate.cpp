@@ -722,3 +722,41 @@ TEST_CASE("routes: the same prefix in two fleets that share no routing node is f
     INFO(l->text());
     CHECK(l->diags.errors() == 0);
 }
+
+TEST_CASE("managed files: check rejects the key file, paths inside state_dir and two paths for one file", "[validate][files]") {
+    auto key = check(std::string(kTwoFleets) + "state_dir: /var/lib/wgf\nhosts_file: /var/lib//wgf/./edge.key\n");
+    INFO(key->text());
+    expect_error(*key, "hosts_file", 15, 13,
+                 "'/var/lib//wgf/./edge.key' — that is the private key file of fleet 'edge'; choose a path outside state_dir");
+
+    auto inside = check(std::string(kTwoFleets) + "state_dir: /var/lib/wgf/\nhosts_file: /var/lib/other/../wgf/hosts\n");
+    INFO(inside->text());
+    expect_error(*inside, "hosts_file", 15, 13,
+                 "'/var/lib/other/../wgf/hosts' — inside state_dir /var/lib/wgf, where wg-fleet keeps private keys and state; choose "
+                 "a path outside it");
+
+    auto routes = check(std::string(kTwoFleets) + R"(state_dir: /srv/wgf
+http_routes_dir: /srv/wgf/traefik
+http_routes:
+  - { name: r1, node: edge1, host: a.example.com, to: "http://vm-123:8080" }
+)");
+    INFO(routes->text());
+    expect_error(*routes, "http_routes_dir", 15, 18,
+                 "'/srv/wgf/traefik' — inside state_dir /srv/wgf, where wg-fleet keeps private keys and state; choose a directory "
+                 "outside it");
+
+    auto same = check(std::string(kTwoFleets) + R"(hosts_file: /etc/traefik//x/../r1.yml
+http_routes_dir: /etc/traefik/
+http_routes:
+  - { name: r1, node: edge1, host: a.example.com, to: "http://vm-123:8080" }
+)");
+    INFO(same->text());
+    expect_error(*same, "http_routes[0].name", 17, 13,
+                 "'r1' — its route file /etc/traefik/r1.yml is also hosts_file; every managed file needs a path of its own");
+
+    auto keys = check(std::string(kTwoFleets) + "state_dir: /var/lib/wgf\nkeys_dir: /var/lib/wgf/keys\n");
+    INFO(keys->text());
+    expect_error(*keys, "keys_dir", 15, 11,
+                 "'/var/lib/wgf/keys' — inside state_dir /var/lib/wgf: published keys are read from there, and nothing inside "
+                 "state_dir is read as a public key");
+}

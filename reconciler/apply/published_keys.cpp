@@ -1,0 +1,165 @@
+#include "apply/published_keys.hpp"
+
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <memory>
+
+#include <fmt/format.h>
+#include <sodium.h>
+
+#include "apply/keys.hpp"
+#include "config/tree.hpp"
+#include "plan/render.hpp"
+
+namespace wgf::apply {
+namespace {
+
+std::string resolved(const std::string& path) {
+    std::unique_ptr<char, decltype(&free)> real(realpath(path.c_str(), nullptr), &free);
+    return real ? std::string(real.get()) : std::string();
+}
+
+bool inside(const std::string& path, const std::string& dir) {
+    return !dir.empty() && (path == dir || (path.size() > dir.size() && path.compare(0, dir.size(), dir) == 0 &&
+                                            (dir == "/" || path[dir.size()] == '/')));
+}
+
+std::string errno_text(int err) {
+    const char* name = strerrorname_np(err);
+    return fmt::format("{} ({})", std::strerror(err), name ? name : std::to_string(err));
+}
+
+}  // namespace
+
+std::vector<std::string> secret_files(const model::Config& cfg) {
+    std::vector<std::string> out;
+    for (const auto& [fleet, f] : cfg.fleets) out.push_back(plan::private_key_path(cfg, fleet));
+    return out;
+}
+
+Secrets load_secrets(const model::Config& cfg) {
+    Secrets s;
+    s.state_dir = resolved(cfg.state_dir);
+    s.files = secret_files(cfg);
+    FileKeyStore store;
+    for (const auto& f : s.files) {
+        struct stat st {};
+        if (stat(f.c_str(), &st) == 0) s.ids.emplace_back(st.st_dev, st.st_ino);
+        // A key this process cannot read (check as an ordinary user) cannot be compared; the
+        // file checks above still hold.
+        if (auto k = store.load(f); k && k->has_value()) s.keys.push_back(**k);
+    }
+    return s;
+}
+
+PublishedKey read_published_key(const std::string& path, const Secrets& secrets) {
+    PublishedKey r;
+    // O_NONBLOCK: a FIFO must not stall the load; it is refused below as not a regular file.
+    int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    if (fd < 0) {
+        if (errno == ENOENT) r.missing = true;
+        else r.refused = fmt::format("cannot be read: {}", errno_text(errno));
+        return r;
+    }
+    struct Closer {
+        int fd;
+        ~Closer() { close(fd); }
+    } closer{fd};
+    struct stat st {};
+    if (fstat(fd, &st) != 0) {
+        r.refused = fmt::format("cannot be read: {}", errno_text(errno));
+        return r;
+    }
+    for (const auto& [dev, ino] : secrets.ids)
+        if (st.st_dev == dev && st.st_ino == ino) {
+            r.refused = "it is one of this node's secret files (a private key)";
+            return r;
+        }
+    if (inside(resolved(path), secrets.state_dir)) {
+        r.refused = fmt::format("it resolves inside state_dir {}, where only secrets and state live", secrets.state_dir);
+        return r;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        r.refused = "it is not a regular file";
+        return r;
+    }
+    if (st.st_size > static_cast<off_t>(kPublishedKeyMaxBytes)) {
+        r.refused = fmt::format("it is larger than {} bytes; a public key file is one line of 44 characters", kPublishedKeyMaxBytes);
+        return r;
+    }
+    // One byte more than allowed: a file whose size lies (procfs, a growing file) is caught too.
+    char buf[kPublishedKeyMaxBytes + 1];
+    size_t n = 0;
+    while (n < sizeof buf) {
+        ssize_t got = read(fd, buf + n, sizeof buf - n);
+        if (got < 0 && errno == EINTR) continue;
+        if (got < 0) {
+            int err = errno;
+            sodium_memzero(buf, sizeof buf);
+            r.refused = fmt::format("cannot be read: {}", errno_text(err));
+            return r;
+        }
+        if (got == 0) break;
+        n += static_cast<size_t>(got);
+    }
+    if (n > kPublishedKeyMaxBytes) {
+        sodium_memzero(buf, sizeof buf);
+        r.refused = fmt::format("it is larger than {} bytes; a public key file is one line of 44 characters", kPublishedKeyMaxBytes);
+        return r;
+    }
+    std::string_view text(buf, n);
+    text = text.substr(0, text.find('\n'));
+    while (!text.empty() && (text.back() == '\r' || text.back() == ' ')) text.remove_suffix(1);
+    auto key = model::Key::from_base64(text);
+    sodium_memzero(buf, sizeof buf);
+    if (!key) {
+        r.refused = "it does not hold a base64 WireGuard public key (content not shown)";
+        return r;
+    }
+    for (const auto& k : secrets.keys)
+        if (sodium_memcmp(k.raw().data(), key->bytes.data(), key->bytes.size()) == 0) {
+            sodium_memzero(key->bytes.data(), key->bytes.size());
+            r.refused = "it holds one of this node's private keys";
+            return r;
+        }
+    r.key = key;
+    return r;
+}
+
+void merge_published_keys(config::Parsed& parsed, config::Diagnostics& diags, bool replace) {
+    auto& cfg = parsed.config;
+    if (!cfg.keys_dir) return;
+    const Secrets secrets = load_secrets(cfg);
+    const config::Loc at = config::locate(parsed.tree, "keys_dir");
+    auto merge = [&](const std::string& fleet, const std::string& node, std::optional<model::Key>& key, const std::string& path) {
+        const std::string file = plan::published_key_path(*cfg.keys_dir, fleet, node);
+        auto got = read_published_key(file, secrets);
+        if (got.missing) {
+            if (replace) key.reset();
+            return;
+        }
+        if (!got.refused.empty()) {
+            if (replace) key.reset();
+            diags.error(at, "keys_dir", fmt::format("{}: refused as the public key of {}: {}", file, path, got.refused));
+            return;
+        }
+        if (key && *key != *got.key && !replace) {
+            diags.warning(config::locate(parsed.tree, path + ".public_key"), path + ".public_key",
+                          fmt::format("differs from the published key in {}; using the YAML's", file));
+            return;
+        }
+        key = got.key;
+    };
+    for (auto& [fname, f] : cfg.fleets) {
+        for (auto& [n, m] : f.controllers) merge(fname, n, m.public_key, fmt::format("fleets.{}.controllers.{}", fname, n));
+        for (auto& [n, m] : f.peers) merge(fname, n, m.public_key, fmt::format("fleets.{}.peers.{}", fname, n));
+        if (f.style == model::FleetStyle::subnet) merge(fname, f.server, f.server_public_key, fmt::format("fleets.{}", fname));
+    }
+}
+
+}  // namespace wgf::apply
