@@ -84,13 +84,27 @@ private:
         return v;
     }
 
+    // Clan style. IPv6 addresses need no relaying: a peer holds an address in every controller's
+    // /56 and every controller holds every peer, so each side answers through the controller
+    // whose /56 the other used. IPv4 addresses and announced routes have one prefix per member,
+    // and WireGuard accepts a packet only from the entry its source is routed to, so in a hub
+    // each of them has one home: a controller's own, a peer's at its designated controller.
+    // A peer sends all of them to its designated controller, which sends them on to their home
+    // controller, which delivers them: both directions take the same controllers, so every
+    // node sees each source arrive from the entry it routes that source to. IPv6 routes of a
+    // peer stay on every controller's entry for it (its answers to a peer's address in /56 X
+    // go through X); IPv6 routes of a controller stay on that controller's entry everywhere.
+    // In a mesh every pair is direct and nothing is relayed.
     void clan_peers(WgInterface& w, Role role) {
+        bool hub = f_.topology == model::Topology::hub;
         if (role == Role::controller) {
             for (const auto& [c, m] : f_.controllers) {
                 if (c == node_) continue;
                 std::vector<Prefix> allowed{fp_.nets.at(c)};
                 add_ipv4(allowed, c);
                 allowed.insert(allowed.end(), m.routes.begin(), m.routes.end());
+                if (hub)
+                    if (const auto* h = homed_at(c)) allowed.insert(allowed.end(), h->begin(), h->end());
                 add(w, c, m.public_key, m.endpoint, std::move(allowed));
             }
             // The plan gives every peer a suffix, so the two maps walk in step.
@@ -101,30 +115,49 @@ private:
                 std::vector<Prefix> allowed;
                 allowed.reserve(fp_.nets.size() + 1 + m.routes.size());
                 for (const auto& [c, net] : fp_.nets) allowed.push_back(Prefix{with_suffix(net.addr, s), 96});
-                add_ipv4(allowed, p);
-                allowed.insert(allowed.end(), m.routes.begin(), m.routes.end());
+                bool home = !hub || home_of(m) == node_;
+                if (home) add_ipv4(allowed, p);
+                for (const auto& r : m.routes)
+                    if (home || r.addr.is_v6()) allowed.push_back(r);
                 add(w, p, m.public_key, m.endpoint, std::move(allowed));
             }
             return;
         }
-        const Member& me = f_.peers.at(node_);
-        auto designated = designated_controller(f_, me);
-        if (!designated && !f_.controllers.empty()) designated = f_.controllers.begin()->first;
-        bool mesh = f_.topology == model::Topology::mesh;
+        const std::string home = home_of(f_.peers.at(node_));
         for (const auto& [c, m] : f_.controllers) {
             std::vector<Prefix> allowed{fp_.nets.at(c)};
-            add_ipv4(allowed, c);
-            allowed.insert(allowed.end(), m.routes.begin(), m.routes.end());
-            if (designated && c == *designated) {
+            if (c == home) {
+                add_ipv4(allowed, c);
+                allowed.insert(allowed.end(), m.routes.begin(), m.routes.end());
                 if (f_.ipv4) allowed.push_back(*f_.ipv4);
-                if (!mesh) {
+                if (hub) {
                     auto r = other_peer_routes(node_);
                     allowed.insert(allowed.end(), r.begin(), r.end());
+                    for (const auto& [o, om] : f_.controllers)
+                        if (o != c)
+                            for (const auto& r4 : om.routes)
+                                if (r4.addr.is_v4()) allowed.push_back(r4);
                 }
+            } else if (hub) {
+                // Its IPv4 address lies in the fleet's pool, which goes to the home controller.
+                for (const auto& r : m.routes)
+                    if (r.addr.is_v6()) allowed.push_back(r);
+            } else {
+                add_ipv4(allowed, c);
+                allowed.insert(allowed.end(), m.routes.begin(), m.routes.end());
             }
             add(w, c, m.public_key, m.endpoint, std::move(allowed));
         }
-        if (mesh) mesh_peers(w);
+        if (!hub) mesh_peers(w);
+    }
+
+    std::string home_of(const Member& peer) const { return home_controller(f_, peer); }
+
+    const std::vector<Prefix>* homed_at(const std::string& controller) const {
+        auto f = fw_.homed_v4.find(name_);
+        if (f == fw_.homed_v4.end()) return nullptr;
+        auto c = f->second.find(controller);
+        return c == f->second.end() ? nullptr : &c->second;
     }
 
     void subnet_peers(WgInterface& w, Role role) {
@@ -188,6 +221,16 @@ Fleetwide::Fleetwide(const model::Config& c) : cfg(c), plan(plan_addresses(c)), 
         auto& v = peer_routes[name];
         for (const auto& [n, m] : f.peers)
             for (const auto& r : m.routes) v.emplace_back(r, n);
+        if (f.style != FleetStyle::clan || f.controllers.empty()) continue;
+        const FleetPlan& fp = plan.fleets.at(name);
+        auto& homed = homed_v4[name];
+        for (const auto& [n, m] : f.peers) {
+            if (f.controllers.count(n)) continue;
+            auto& hv = homed[home_controller(f, m)];
+            if (auto a = fp.ipv4.find(n); a != fp.ipv4.end()) hv.push_back(Prefix::host(a->second));
+            for (const auto& r : m.routes)
+                if (r.addr.is_v4()) hv.push_back(r);
+        }
     }
 }
 
