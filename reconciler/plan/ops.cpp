@@ -114,7 +114,7 @@ std::string describe_rule(const model::FwRule& r) {
         case model::FwKind::dnat:
             return fmt::format("dnat {} dport {} to {}:{}", to_string(r.proto), r.port,
                                r.to ? (r.to->is_v6() ? "[" + r.to->str() + "]" : r.to->str()) : "?", r.to_port);
-        case model::FwKind::masquerade: return fmt::format("masquerade oif {}", r.oif);
+        case model::FwKind::masquerade: return fmt::format("masquerade DNATed connections out of {}", r.oif);
     }
     return "?";
 }
