@@ -22,6 +22,10 @@ std::string peer_label(const std::string& name, const model::Key& k) {
     return name.empty() ? fmt::format("{}", k.short_str()) : fmt::format("{} ({})", name, k.short_str());
 }
 
+std::string describe_route(const model::Route& r) {
+    return fmt::format("route {} dev {}{}", r.dst, r.dev, r.src ? " src " + r.src->str() : "");
+}
+
 }  // namespace
 
 const char* to_string(Disruption d) {
@@ -160,8 +164,8 @@ std::string describe(const Op& op) {
             },
             [](const OpAddAddress& o) { return fmt::format("address {} dev {}", o.addr, o.ifname); },
             [](const OpDelAddress& o) { return fmt::format("address {} dev {}", o.addr, o.ifname); },
-            [](const OpAddRoute& o) { return fmt::format("route {} dev {}", o.route.dst, o.route.dev); },
-            [](const OpDelRoute& o) { return fmt::format("route {} dev {}", o.route.dst, o.route.dev); },
+            [](const OpAddRoute& o) { return describe_route(o.route); },
+            [](const OpDelRoute& o) { return describe_route(o.route); },
             [](const OpSetSysctl& o) {
                 return fmt::format("sysctl {} {} -> {}", o.key, o.old.empty() ? "(unset)" : o.old, o.value);
             },

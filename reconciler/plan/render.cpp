@@ -261,9 +261,18 @@ model::HostState render_host(const Fleetwide& fw, const std::string& node, const
         WgInterface w = InterfaceBuilder(fw, mb.fleet, node).build(mb.role);
         std::vector<Prefix> connected;
         for (const auto& a : w.addresses) connected.push_back(a.masked());
+        // A clan peer holds an IPv6 address in each controller's /56, and an answer comes back
+        // through the controller whose /56 the source lies in. For a routed prefix outside the
+        // fleet, the kernel would pick any of them; the address in its designated controller's
+        // /56 is the one every member's answer is routed back through correctly (render of the
+        // controllers above), so routes to such prefixes prefer it.
+        std::optional<IpAddr> v6_src;
+        if (mb.role == Role::peer && f.style == FleetStyle::clan && f.controllers.size() > 1)
+            v6_src = primary_address(f, fw.plan.fleets.at(mb.fleet), node);
         for (const auto& [k, p] : w.peers)
             for (const auto& a : p.allowed_ips)
-                if (!covered_by(a, connected)) hs.routes.insert(model::Route{a, w.name});
+                if (!covered_by(a, connected))
+                    hs.routes.insert(model::Route{a, w.name, a.addr.is_v6() ? v6_src : std::nullopt});
         bool router = mb.role != Role::peer;
         if (router) {
             // A controller relays between members: their addresses and every prefix they route.
