@@ -2,8 +2,9 @@
 // underlay (a bridge in its own namespace), its own state_dir, and a private /run in its own mount
 // namespace: /var/run/wireguard (userspace UAPI sockets, named by interface only) would otherwise
 // be shared by every node, and nodes of one fleet use the same interface name. Nodes generate
-// their keys and publish them to a shared keys directory, then each applies its part; `test`
-// pings every pair over the fleet addresses and host names.
+// their keys and publish them to a shared keys directory, then each applies its part; a member
+// with routes gets an address inside each announced prefix on its loopback. `test` pings every
+// pair over IPv6, IPv4 and host names, and every announced route from every other member.
 //
 // Everything lives under /run/wg-fleet-sandbox/NAME; `down` removes it all.
 #include <fcntl.h>

@@ -674,17 +674,21 @@ struct Net {
     }
 };
 
-Net simulate(const Rendered& r) {
+using Nodes = std::vector<std::string>;
+const Nodes kMultiAll(std::begin(kMultiNodes), std::end(kMultiNodes));
+
+Net simulate(const Rendered& r, const std::string& fleet, const Nodes& nodes) {
     Net n;
-    for (const char* node : kMultiNodes) {
+    const auto& f = r.l->cfg().fleets.at(fleet);
+    for (const auto& node : nodes) {
         HostState hs = plan::render_host(*r.fw, node);
-        const WgInterface& w = hs.interfaces.at("multi");
+        const WgInterface& w = hs.interfaces.at(f.interface);
         n.wg[node] = w;
         n.routes[node] = hs.routes;
         for (const auto& a : w.addresses) n.local[node].push_back(model::Prefix::host(a.addr));
-        if (const auto* m = plan::find_member(r.l->cfg().fleets.at("multi"), node))
+        if (const auto* m = plan::find_member(f, node))
             for (const auto& rt : m->routes) n.local[node].push_back(rt);
-        if (r.l->cfg().fleets.at("multi").controllers.count(node)) n.routers.insert(node);
+        if (f.controllers.count(node) || (f.style == model::FleetStyle::subnet && f.server == node)) n.routers.insert(node);
     }
     return n;
 }
@@ -708,14 +712,14 @@ std::vector<model::IpAddr> sources_for(const Net& n, const std::string& node, co
     return best;
 }
 
-void require_full_reach(const char* topology) {
-    auto r = load(multi(topology));
-    Net n = simulate(r);
-    const auto& f = r.l->cfg().fleets.at("multi");
-    const auto& fp = r.fw->plan.fleets.at("multi");
-    for (const char* a : kMultiNodes)
-        for (const char* b : kMultiNodes) {
-            if (std::string(a) == b) continue;
+void require_full_reach(const std::string& yaml, const std::string& fleet, const Nodes& nodes, const char* topology) {
+    auto r = load(yaml);
+    Net n = simulate(r, fleet, nodes);
+    const auto& f = r.l->cfg().fleets.at(fleet);
+    const auto& fp = r.fw->plan.fleets.at(fleet);
+    for (const auto& a : nodes)
+        for (const auto& b : nodes) {
+            if (a == b) continue;
             std::vector<model::IpAddr> targets{*plan::primary_address(f, fp, b), fp.ipv4.at(b)};
             if (const auto* m = plan::find_member(f, b))
                 for (const auto& rt : m->routes) {
@@ -737,12 +741,33 @@ void require_full_reach(const char* topology) {
 
 TEST_CASE("several controllers, hub: every member reaches every member's IPv4 and IPv6 address and every announced route, both ways",
           "[render][clan][multi]") {
-    require_full_reach("hub");
+    require_full_reach(multi("hub"), "multi", kMultiAll, "hub");
 }
 
 TEST_CASE("several controllers, mesh: every member reaches every member's addresses and every announced route, both ways",
           "[render][clan][multi]") {
-    require_full_reach("mesh");
+    require_full_reach(multi("mesh"), "multi", kMultiAll, "mesh");
+}
+
+TEST_CASE("subnet style with an IPv4 pool and routes: every member reaches every other and every route, both ways",
+          "[render][subnet][multi]") {
+    for (const char* topology : {"hub", "mesh"}) {
+        std::string yaml = R"(fleets:
+  lab:
+    ip6: fd00:a0a8:34d:2a00::1
+    subnet: fd00:a0a8:34d:2a00::/64
+    external_ip: 192.0.2.1
+    public_key: cAdu2zsfixJ9e1RTDKYFWnnvsUJM9vR2ChcsgKbeVGg=
+    ipv4: 10.61.0.0/24
+    topology: TOPOLOGY
+    peers:
+      x: { public_key: j576wwZ01GUTN2l6tbbvKlUcpFDP+HxG3ydj959VEmY=, endpoint: 192.0.2.5, routes: [10.21.0.0/16] }
+      y: { public_key: Meol420BlFIEUEt4hGOFp1VF9aEp3uPndWrKucWjBwY=, routes: ["2001:db8:77::/48"] }
+      z: { public_key: fwPl3x5N338IdrP7PXDTlSMQAK32JIOnNuA/fToAQ3c= }
+)";
+        yaml.replace(yaml.find("TOPOLOGY"), 8, topology);
+        require_full_reach(yaml, "lab", {"server", "x", "y", "z"}, topology);
+    }
 }
 
 TEST_CASE("several controllers, hub: the allowed IPs of each role", "[render][clan][multi]") {
