@@ -15,7 +15,7 @@ PACKAGES=(
   libyaml-dev libnl-3-dev libnl-genl-3-dev libnl-route-3-dev libnftnl-dev libmnl-dev
   libspdlog-dev libfmt-dev libsodium-dev nlohmann-json3-dev libcli11-dev libsystemd-dev catch2
   python3 python3-jsonschema python3-yaml
-  iproute2 iputils-ping nftables wireguard-tools wireguard-go procps
+  iproute2 iputils-ping nftables wireguard-tools wireguard-go procps radvd
 )
 JOBS=$(nproc 2>/dev/null || echo 2)
 

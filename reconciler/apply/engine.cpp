@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include "plan/sysctls.hpp"
+
 namespace wgf::apply {
 
 Prefetch::Prefetch(Backends& backends, std::set<std::string> interfaces, int64_t now) : interfaces_(std::move(interfaces)) {
@@ -84,6 +86,8 @@ RunResult Engine::run(const plan::Fleetwide& fleet, const std::string& node, Mod
         r.error = live.error();
         return r;
     }
+    // What IPv6 forwarding needs of the host's other interfaces depends on them: known only now.
+    plan::complete_sysctls(r.desired, live->state, *owned);
     plan::DiffOptions opts;
     for (const auto& [name, f] : cfg.fleets)
         if (f.exclusive) opts.exclusive.insert(f.interface);
@@ -95,11 +99,13 @@ RunResult Engine::run(const plan::Fleetwide& fleet, const std::string& node, Mod
     r.applied = apply_plan(backends, r.plan, keys, journal, apply_options);
     r.timings.lap("apply");
     plan::Ownership next = plan::ownership_after(r.desired);
+    next.sysctls = plan::owned_sysctls_after(r.desired, r.live->state, *owned);
     if (!r.applied->ok()) {
         // Keep claiming what was ours before: a half-applied run must not orphan anything.
         next.interfaces.insert(owned->interfaces.begin(), owned->interfaces.end());
         for (const auto& [i, ks] : owned->peers) next.peers[i].insert(ks.begin(), ks.end());
         next.files.insert(owned->files.begin(), owned->files.end());
+        next.sysctls.insert(owned->sysctls.begin(), owned->sysctls.end());  // the first original stays
     }
     if (next != *owned)
         if (auto s = state.save(next); !s) r.warnings.push_back(s.error().message);

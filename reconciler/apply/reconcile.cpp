@@ -9,6 +9,8 @@
 
 #include <fmt/format.h>
 
+#include "plan/sysctls.hpp"
+
 namespace wgf::apply {
 namespace {
 
@@ -273,6 +275,24 @@ backend::Result<Live> read_live_bulk(Backends& b, const std::set<std::string>& d
     return live;
 }
 
+backend::Status read_sysctls(Backends& b, const model::HostState& desired, const plan::Ownership& owned, Live& live) {
+    // A sysctl that cannot be read (an interface's, after the interface went) is absent.
+    auto read = [&](const std::string& k) {
+        if (auto r = b.sysctls.read(k)) live.state.sysctls[k] = *r;
+    };
+    for (const auto& [k, v] : desired.sysctls) read(k);
+    for (const auto& [k, rec] : owned.sysctls) read(k);
+    // plan::complete_sysctls needs forwarding and every interface's accept_ra when forwarding
+    // is wanted or something wg-fleet changed may have to go back.
+    if (desired.sysctls.count(plan::kIpv6Forwarding) || !owned.sysctls.empty()) {
+        read(plan::kIpv6Forwarding);
+        auto names = b.sysctls.list(plan::kIpv6Conf);
+        if (!names) return names.error();
+        for (const auto& n : *names) read(plan::accept_ra_key(n));
+    }
+    return {};
+}
+
 backend::Status read_live_rest(Backends& b, const model::HostState& desired, const plan::Ownership& owned, Live& live) {
     // Interfaces we own but no longer want: the bulk read named only the desired ones.
     const auto desired_names = interface_names(desired);
@@ -280,10 +300,7 @@ backend::Status read_live_rest(Backends& b, const model::HostState& desired, con
     for (const auto& n : owned.interfaces)
         if (!desired_names.count(n)) leftover.insert(n);
     if (auto s = read_interfaces(b, leftover, desired_names, live); !s) return s;
-    for (const auto& [k, v] : desired.sysctls) {
-        auto r = b.sysctls.read(k);
-        if (r) live.state.sysctls[k] = *r;
-    }
+    if (auto s = read_sysctls(b, desired, owned, live); !s) return s;
     std::set<std::string> paths;
     for (const auto& [p, f] : desired.files) paths.insert(p);
     paths.insert(owned.files.begin(), owned.files.end());

@@ -63,6 +63,9 @@ backend::Status read_live_rest(Backends& b, const model::HostState& desired, con
 backend::Status read_interfaces(Backends& b, const std::set<std::string>& names, const std::set<std::string>& desired_interfaces,
                                 Live& live, model::Timings* timings = nullptr);
 backend::Status read_tables(Backends& b, Live& live, model::Timings* timings = nullptr);
+// The desired and owned sysctls, and what plan::complete_sysctls needs: IPv6 forwarding and
+// every interface's accept_ra.
+backend::Status read_sysctls(Backends& b, const model::HostState& desired, const plan::Ownership& owned, Live& live);
 std::set<std::string> interface_names(const model::HostState& desired);
 
 class Journal {

@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "linux/files.hpp"
+#include "plan/sysctls.hpp"
 
 namespace wgf::apply {
 
@@ -33,6 +34,9 @@ std::string ownership_to_json(const plan::Ownership& o) {
     }
     j["endpoints"] = eps;
     j["files"] = o.files;
+    nlohmann::ordered_json sysctls = nlohmann::ordered_json::object();
+    for (const auto& [k, rec] : o.sysctls) sysctls[k] = {{"original", rec.original}, {"value", rec.value}};
+    j["sysctls"] = sysctls;
     return j.dump(1) + "\n";
 }
 
@@ -57,6 +61,13 @@ backend::Result<plan::Ownership> ownership_from_json(const std::string& text) {
             }
         }
         for (const auto& f : j.at("files")) o.files.insert(f.get<std::string>());
+        // Absent in records written before wg-fleet owned sysctls. Only sysctls wg-fleet sets,
+        // with values it could have found, are ever written back.
+        if (j.contains("sysctls"))
+            for (const auto& [k, rec] : j.at("sysctls").items()) {
+                plan::OwnedSysctl s{rec.at("original").get<std::string>(), rec.at("value").get<std::string>()};
+                if (plan::is_managed_sysctl(k, s.original) && plan::is_managed_sysctl(k, s.value)) o.sysctls.emplace(k, std::move(s));
+            }
     } catch (const std::exception& e) {
         return backend::Error{EINVAL, std::string("state.json is not readable: ") + e.what()};
     }

@@ -105,6 +105,9 @@ public:
     // key is relative to /proc/sys, with '/' separators: "net/ipv6/conf/all/forwarding".
     virtual Result<std::string> read(const std::string& key) = 0;
     virtual Status write(const std::string& key, const std::string& value) = 0;
+    // The entries of a sysctl directory, sorted: list("net/ipv6/conf") names "all", "default"
+    // and every interface. A directory that does not exist (no IPv6) lists as empty.
+    virtual Result<std::vector<std::string>> list(const std::string& dir) = 0;
 };
 
 // ---- nftables --------------------------------------------------------------------------------

@@ -152,6 +152,14 @@ Status FakeSysctls::write(const std::string& key, const std::string& value) {
     return Status::ok();
 }
 
+Result<std::vector<std::string>> FakeSysctls::list(const std::string& dir) {
+    std::set<std::string> out;
+    const std::string prefix = dir + "/";
+    for (auto it = values.lower_bound(prefix); it != values.end() && it->first.compare(0, prefix.size(), prefix) == 0; ++it)
+        out.insert(it->first.substr(prefix.size(), it->first.find('/', prefix.size()) - prefix.size()));
+    return std::vector<std::string>(out.begin(), out.end());
+}
+
 Result<std::map<std::string, model::FwRule>> FakeFirewall::read() { return rules; }
 
 Status FakeFirewall::apply(const FirewallChange& c) {

@@ -60,6 +60,8 @@ public:
 
     Result<std::string> read(const std::string& key) override;
     Status write(const std::string& key, const std::string& value) override;
+    // The next path components below dir among the keys of `values`.
+    Result<std::vector<std::string>> list(const std::string& dir) override;
 };
 
 class FakeFirewall : public Firewall {

@@ -1,8 +1,10 @@
 #include "linux/sysctl.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 
 namespace wgf::linux_ {
@@ -41,6 +43,24 @@ backend::Status Sysctl::write(const std::string& key, const std::string& value) 
     close(fd);
     if (n != static_cast<ssize_t>(line.size())) return backend::errno_error(n < 0 ? err : EIO, what);
     return backend::Status::ok();
+}
+
+backend::Result<std::vector<std::string>> Sysctl::list(const std::string& dir) {
+    std::string path = path_of(dir);
+    if (path.empty()) return backend::errno_error(EINVAL, "list sysctls " + dir);
+    std::vector<std::string> out;
+    DIR* d = opendir(path.c_str());
+    if (!d) {
+        if (errno == ENOENT) return out;
+        return backend::errno_error(errno, "list sysctls " + dir);
+    }
+    while (auto* e = readdir(d)) {
+        std::string_view name = e->d_name;
+        if (name != "." && name != "..") out.emplace_back(name);
+    }
+    closedir(d);
+    std::sort(out.begin(), out.end());
+    return out;
 }
 
 }  // namespace wgf::linux_

@@ -11,6 +11,7 @@ public:
     explicit Sysctl(std::string root = "/proc/sys") : root_(std::move(root)) {}
     backend::Result<std::string> read(const std::string& key) override;
     backend::Status write(const std::string& key, const std::string& value) override;
+    backend::Result<std::vector<std::string>> list(const std::string& dir) override;
 
 private:
     std::string path_of(const std::string& key) const;

@@ -268,7 +268,17 @@ WgSelect::Transport WgSelect::transport_for(const std::string& ifname) const {
 }
 
 backend::WireGuard* WgSelect::pick(const std::string& ifname) {
-    if (transport_for(ifname) == Transport::userspace) return &uapi_;
+    if (transport_for(ifname) == Transport::userspace) {
+        // As `wg` does: a socket that refuses connections was left by a process that is gone.
+        // Remove it and ask the kernel, which may serve a device of that name. Any other
+        // failure to connect is the userspace path's to report. (As with `wg`, a daemon that
+        // replaces the socket between the refused connect and the unlink would lose it; only
+        // wg-fleet starts daemons for its devices, and one run at a time.)
+        int fd = uapi_connect(uapi_.options().socket_dir, ifname);
+        if (fd >= 0) close(fd);
+        if (fd != -ECONNREFUSED) return &uapi_;
+        unlink(uapi_.socket_path(ifname).c_str());
+    }
     return kernel_.get();
 }
 

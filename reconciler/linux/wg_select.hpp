@@ -1,7 +1,9 @@
 // The WireGuard backend wg-fleet uses: per device, chosen at run time as `wg` does: a UAPI
 // socket in /var/run/wireguard means a userspace implementation serves the device, otherwise
-// the kernel (generic netlink) does. A socket whose process died still counts as userspace, so
-// reads fail with ENODEV naming the dead socket and `watch` sees a dead device, not a kernel one. Also owns starting a userspace implementation
+// the kernel (generic netlink) does. A socket that refuses connections (its process died) is
+// removed when a device is read, set or deleted, and the kernel is asked instead, as `wg` does;
+// the device's link went with its process, so `watch` sees the device missing and creates it
+// again. Also owns starting a userspace implementation
 // when the kernel cannot create a `wireguard` link, as wg-quick does, and the liveness checks
 // `watch` uses to notice that such a process died.
 #pragma once
@@ -56,7 +58,8 @@ public:
     backend::Status create_device(const std::string& ifname) override;
     backend::Status delete_device(const std::string& ifname) override;
 
-    // userspace while ifname's socket file exists (see userspace_alive for whether it answers).
+    // userspace while ifname's socket file exists (see userspace_alive for whether it answers;
+    // a stale one is removed by the next read, set or delete).
     Transport transport_for(const std::string& ifname) const;
     bool userspace_alive(const std::string& ifname) const;
     std::optional<pid_t> userspace_pid(const std::string& ifname) const;

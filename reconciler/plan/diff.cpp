@@ -6,6 +6,8 @@
 
 #include <fmt/format.h>
 
+#include "plan/sysctls.hpp"
+
 namespace wgf::plan {
 namespace {
 
@@ -19,7 +21,8 @@ using model::WgPeer;
 enum Phase {
     kCreate,        // a device must exist before anything is set on it
     kDevice,        // key and port before peers, so new peers handshake with the final identity
-    kLink,          // MTU and up before traffic
+    kLink,          // MTU and up before traffic; the interface's own sysctls before its
+                    // addresses change (promote_secondaries must hold before a primary goes)
     kRelease,       // removals before additions: a prefix moving from peer A to B is first taken
                     // from A, never silently stolen by the kernel's allowed-IP move semantics
     kClaim,
@@ -169,9 +172,10 @@ private:
     void diff_peer(const std::string& ifname, const WgPeer& want, const WgPeer& have, const WgInterface& have_if) {
         OpUpdatePeer u{ifname, want.public_key, want.name, {}, {}, {}, {}, {}, {}, {}};
         if (want.endpoint && have.endpoint != want.endpoint) {
-            if (roamed(ifname, want)) plan_.kept.push_back(fmt::format("peer {} on {}: endpoint {} (roamed from {}; session alive)",
-                                                                       want.name.empty() ? want.public_key.short_str() : want.name, ifname,
-                                                                       have.endpoint ? have.endpoint->str() : "(none)", want.endpoint->str()));
+            if (auto why = roamed(ifname, want))
+                plan_.kept.push_back(fmt::format("peer {} on {}: endpoint {} (roamed from {}; {})",
+                                                 want.name.empty() ? want.public_key.short_str() : want.name, ifname,
+                                                 have.endpoint ? have.endpoint->str() : "(none)", want.endpoint->str(), why));
             else u.endpoint = want.endpoint, u.old_endpoint = have.endpoint;
         }
         if (want.keepalive != have.keepalive) u.keepalive = want.keepalive, u.old_keepalive = have.keepalive;
@@ -204,17 +208,24 @@ private:
         add(phase, std::move(u));
     }
 
-    // The live endpoint differs, the desired one is what we applied last time, and the session is
-    // alive: the peer has roamed (NAT rebinding, a laptop changing networks). Leave it.
-    bool roamed(const std::string& ifname, const WgPeer& want) const {
-        auto e = owned_.endpoints.find(ifname);
-        if (e == owned_.endpoints.end()) return false;
-        auto k = e->second.find(want.public_key);
-        if (k == e->second.end() || k->second != *want.endpoint) return false;
+    // The live endpoint differs from the desired one. The kernel and wireguard-go learn a peer's
+    // endpoint from its authenticated packets (NAT rebinding, a laptop changing networks), so a
+    // different live endpoint is where the peer was last seen. It is left alone, whatever the
+    // handshake's age, when the desired endpoint is the one wg-fleet applied last time: only a
+    // changed desired endpoint is set (a stale handshake says nothing about where the peer is).
+    // A peer wg-fleet knew without an endpoint has a changed one too. With nothing recorded for
+    // the peer (first run, state lost) the live session decides: a recent handshake keeps the
+    // live endpoint, else the desired one is set. Returns why it is kept, or null.
+    const char* roamed(const std::string& ifname, const WgPeer& want) const {
+        if (auto e = owned_.endpoints.find(ifname); e != owned_.endpoints.end())
+            if (auto k = e->second.find(want.public_key); k != e->second.end())
+                return k->second == *want.endpoint ? "the desired endpoint is unchanged" : nullptr;
+        if (auto p = owned_.peers.find(ifname); p != owned_.peers.end() && p->second.count(want.public_key)) return nullptr;
         auto hs = facts_.last_handshake.find(ifname);
-        if (hs == facts_.last_handshake.end()) return false;
+        if (hs == facts_.last_handshake.end()) return nullptr;
         auto t = hs->second.find(want.public_key);
-        return t != hs->second.end() && t->second > 0 && facts_.now - t->second < opts_.roaming_window;
+        bool alive = t != hs->second.end() && t->second > 0 && facts_.now - t->second < opts_.roaming_window;
+        return alive ? "nothing recorded, and its session is alive" : nullptr;
     }
 
     void diff_routes(const HostState& desired, const HostState& live) {
@@ -224,11 +235,29 @@ private:
             if (!live.routes.count(r)) add(kRouteAdd, OpAddRoute{r});
     }
 
+    // Sysctls of wg-fleet's own interfaces go with the link; the others once the routes exist,
+    // in an order of their own: accept_ra is raised before forwarding is turned on (turning it on
+    // purges the RA-learned default routes of interfaces whose accept_ra is not 2), and
+    // forwarding is restored before accept_ra is lowered again.
     void diff_sysctls(const HostState& desired, const HostState& live) {
+        std::vector<Op> raise, set, restore, lower;
         for (const auto& [k, v] : desired.sysctls) {
             auto it = live.sysctls.find(k);
-            if (it == live.sysctls.end() || it->second != v) add(kSysctl, OpSetSysctl{k, v, it == live.sysctls.end() ? "" : it->second});
+            if (it != live.sysctls.end() && it->second == v) continue;
+            OpSetSysctl op{k, v, it == live.sysctls.end() ? "" : it->second};
+            if (desired.interfaces.count(conf_interface(k))) add(kLink, std::move(op));
+            else (is_accept_ra_key(k) ? raise : set).push_back(std::move(op));
         }
+        // What wg-fleet changed and no longer needs goes back to what it found, unless someone
+        // changed it since (then it is theirs) or it went away with its interface.
+        for (const auto& [k, rec] : owned_.sysctls) {
+            if (desired.sysctls.count(k) || deleted_.count(conf_interface(k))) continue;
+            auto it = live.sysctls.find(k);
+            if (it == live.sysctls.end() || it->second != rec.value || it->second == rec.original) continue;
+            (is_accept_ra_key(k) ? lower : restore).push_back(OpSetSysctl{k, rec.original, it->second, true});
+        }
+        for (auto* group : {&raise, &set, &restore, &lower})
+            for (auto& op : *group) add(kSysctl, std::move(op));
     }
 
     void diff_rules(const HostState& desired, const HostState& live) {

@@ -15,6 +15,16 @@
 
 namespace wgf::plan {
 
+// A sysctl wg-fleet changed: the value it found (restored once wg-fleet no longer needs its own)
+// and the value it set (a live value that differs from it was changed by someone else since,
+// and is theirs: never restored over).
+struct OwnedSysctl {
+    std::string original;
+    std::string value;
+
+    auto operator<=>(const OwnedSysctl&) const = default;
+};
+
 // What the last successful apply configured (kept in state_dir): the evidence that something on
 // the machine is ours, and the desired endpoints it applied (to recognise roaming).
 struct Ownership {
@@ -22,6 +32,7 @@ struct Ownership {
     std::map<std::string, std::set<model::Key>> peers;                    // by interface
     std::map<std::string, std::map<model::Key, model::Endpoint>> endpoints;  // by interface
     std::set<std::string> files;
+    std::map<std::string, OwnedSysctl> sysctls;                            // by key
 
     auto operator<=>(const Ownership&) const = default;
 };
@@ -34,7 +45,8 @@ struct LiveFacts {
 
 struct DiffOptions {
     std::set<std::string> exclusive;   // interfaces whose foreign peers are removed
-    int64_t roaming_window = 180;      // a handshake this recent means the session is alive
+    // For a peer with no recorded endpoint: a handshake this recent means its session is alive.
+    int64_t roaming_window = 180;
 };
 
 struct Plan {

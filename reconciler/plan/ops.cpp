@@ -58,9 +58,10 @@ char mark(const Op& op) {
 
 Disruption disruption(const Op& op) {
     return std::visit(overloaded{
-                          // A new key or port invalidates every session: all peers must handshake again.
+                          // A new key invalidates every session: all peers must handshake again.
                           [](const OpSetPrivateKey& o) { return o.fresh ? Disruption::none : Disruption::all_sessions; },
-                          [](const OpSetListenPort& o) { return o.fresh ? Disruption::none : Disruption::all_sessions; },
+                          // A new port keeps every session (the kernel and wireguard-go keep their
+                          // keypairs and only rebind): what it costs is reachability, said in its line.
                           [](const OpDeleteDevice&) { return Disruption::all_sessions; },
                           [](const OpRemovePeer&) { return Disruption::peer_session; },
                           // A new endpoint sends the next handshake elsewhere; allowed IPs and
@@ -132,8 +133,10 @@ std::string describe(const Op& op) {
                 return fmt::format("device {}: private key from {} (public key {})", o.ifname, o.key_file, o.public_key.short_str());
             },
             [](const OpSetListenPort& o) {
-                return o.old ? fmt::format("device {}: listen port {} -> {}", o.ifname, *o.old, o.port)
-                             : fmt::format("device {}: listen port {}", o.ifname, o.port);
+                if (!o.old || o.fresh) return fmt::format("device {}: listen port {}", o.ifname, o.port);
+                return fmt::format("device {}: listen port {} -> {} (sessions survive; peers that dial this node reach it "
+                                   "only once their endpoint follows the new port)",
+                                   o.ifname, *o.old, o.port);
             },
             [](const OpSetMtu& o) { return fmt::format("link {}: mtu {} -> {}", o.ifname, o.old, o.mtu); },
             [](const OpSetUp& o) { return fmt::format("link {}: up", o.ifname); },
@@ -167,7 +170,8 @@ std::string describe(const Op& op) {
             [](const OpAddRoute& o) { return describe_route(o.route); },
             [](const OpDelRoute& o) { return describe_route(o.route); },
             [](const OpSetSysctl& o) {
-                return fmt::format("sysctl {} {} -> {}", o.key, o.old.empty() ? "(unset)" : o.old, o.value);
+                return fmt::format("sysctl {} {} -> {}{}", o.key, o.old.empty() ? "(unset)" : o.old, o.value,
+                                   o.restore ? " (restored: wg-fleet no longer needs it)" : "");
             },
             [](const OpAddRule& o) { return fmt::format("firewall rule {}: {}", o.rule.id, describe_rule(o.rule)); },
             [](const OpDelRule& o) {

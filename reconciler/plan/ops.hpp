@@ -41,7 +41,8 @@ struct OpAddAddress { std::string ifname; model::Prefix addr; };
 struct OpDelAddress { std::string ifname; model::Prefix addr; };
 struct OpAddRoute { model::Route route; };
 struct OpDelRoute { model::Route route; };
-struct OpSetSysctl { std::string key; std::string value; std::string old; };
+// restore: the value wg-fleet found before it changed the sysctl, now that it no longer needs it.
+struct OpSetSysctl { std::string key; std::string value; std::string old; bool restore = false; };
 struct OpAddRule { model::FwRule rule; };
 struct OpDelRule { std::string id; std::optional<model::FwRule> old; };
 struct OpWriteFile { model::ManagedFile file; bool exists = false; size_t changed_lines = 0; };

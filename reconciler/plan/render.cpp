@@ -324,6 +324,11 @@ model::HostState render_host(const Fleetwide& fw, const std::string& node, const
     }
     if (v6_forward) hs.sysctls["net/ipv6/conf/all/forwarding"] = "1";
     if (v4_forward) hs.sysctls["net/ipv4/ip_forward"] = "1";
+    // Without promote_secondaries, deleting an interface's primary IPv4 address deletes every
+    // secondary address of its subnet with it: one that stays desired would vanish.
+    for (const auto& [name, w] : hs.interfaces)
+        if (std::any_of(w.addresses.begin(), w.addresses.end(), [](const Prefix& a) { return a.addr.is_v4(); }))
+            hs.sysctls["net/ipv4/conf/" + name + "/promote_secondaries"] = "1";
 
     if (!opts.files) return hs;
     if (!hs.interfaces.empty()) {

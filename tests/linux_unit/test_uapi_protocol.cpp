@@ -671,8 +671,8 @@ TEST_CASE("uapi select: the kernel first, a userspace implementation only when t
     REQUIRE_FALSE(twice.is_ok());
     CHECK(twice.error().code == EEXIST);
 
-    // A socket whose process died: still userspace (so it reads as a dead device), not alive,
-    // and creating the device again clears it before asking the kernel.
+    // A socket whose process died: userspace by its file, not alive; creating the device again
+    // clears it before asking the kernel.
     {
         int st = socket(AF_UNIX, SOCK_STREAM, 0);
         sockaddr_un addr{};
@@ -683,10 +683,6 @@ TEST_CASE("uapi select: the kernel first, a userspace implementation only when t
     }
     CHECK(wg.transport_for("wg-dead") == linux_::WgSelect::Transport::userspace);
     CHECK_FALSE(wg.userspace_alive("wg-dead"));
-    auto dead = wg.read_device("wg-dead");
-    REQUIRE_FALSE(dead.is_ok());
-    CHECK(dead.error().code == ENODEV);
-    CHECK_THAT(dead.error().message, Catch::Contains("its userspace process is gone"));
     k->create_errno = 0;
     CHECK(wg.create_device("wg-dead").is_ok());
     CHECK(wg.transport_for("wg-dead") == linux_::WgSelect::Transport::kernel);
@@ -697,4 +693,82 @@ TEST_CASE("uapi select: the kernel first, a userspace implementation only when t
     REQUIRE_FALSE(missing.is_ok());
     CHECK(missing.error().code == ENODEV);
     CHECK_THAT(missing.error().message, Catch::StartsWith("read WireGuard device wg-none"));
+}
+
+namespace {
+
+// A kernel that serves one device, "wg-k".
+class OneDeviceKernel : public StubKernel {
+public:
+    std::vector<std::string> reads, sets;
+    backend::Result<backend::WgDeviceLive> read_device(const std::string& n) override {
+        reads.push_back(n);
+        if (n != "wg-k") return StubKernel::read_device(n);
+        backend::WgDeviceLive live;
+        live.device.listen_port = 4242;
+        return live;
+    }
+    backend::Status set_device(const WgDeviceChange& c) override {
+        sets.push_back(c.ifname);
+        return c.ifname == "wg-k" ? backend::Status::ok() : StubKernel::set_device(c);
+    }
+};
+
+// A socket file nobody listens on, as a userspace implementation that died leaves it.
+void stale_socket(const std::string& path) {
+    int st = socket(AF_UNIX, SOCK_STREAM, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
+    REQUIRE(bind(st, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    close(st);
+}
+
+}  // namespace
+
+TEST_CASE("uapi select: a stale UAPI socket (connection refused) is removed and the kernel path is tried, as wg does", "[uapi]") {
+    TempDir dir;  // never the shared /var/run/wireguard
+    linux_::UapiOptions opts;
+    opts.socket_dir = dir.str();
+    auto kernel = std::make_unique<OneDeviceKernel>();
+    auto* k = kernel.get();
+    linux_::WgSelect wg(std::move(kernel), opts);
+    const std::string sock = dir.str() + "/wg-k.sock";
+
+    // Read: the kernel's device, and the stale socket is gone.
+    stale_socket(sock);
+    REQUIRE(linux_::uapi_connect(dir.str(), "wg-k") == -ECONNREFUSED);
+    auto r = wg.read_device("wg-k");
+    REQUIRE(r.is_ok());
+    CHECK(r->device.listen_port == std::optional<uint16_t>(4242));
+    CHECK(k->reads == std::vector<std::string>{"wg-k"});
+    CHECK_FALSE(fs::exists(fs::symlink_status(sock)));
+    CHECK(wg.transport_for("wg-k") == linux_::WgSelect::Transport::kernel);
+
+    // Set: the same.
+    stale_socket(sock);
+    CHECK(wg.set_device(WgDeviceChange{"wg-k", {}, uint16_t{1}, {}, false, {}}).is_ok());
+    CHECK(k->sets == std::vector<std::string>{"wg-k"});
+    CHECK_FALSE(fs::exists(fs::symlink_status(sock)));
+
+    // A device the kernel does not have either: the kernel's own answer, not the dead socket's.
+    stale_socket(dir.str() + "/wg-gone.sock");
+    auto gone = wg.read_device("wg-gone");
+    REQUIRE_FALSE(gone.is_ok());
+    CHECK(gone.error().code == ENODEV);
+    CHECK_THAT(gone.error().message, Catch::StartsWith("kernel: read WireGuard device wg-gone"));
+    CHECK_FALSE(fs::exists(fs::symlink_status(dir.str() + "/wg-gone.sock")));
+
+    // A socket that answers is the userspace device's, and stays; a plain file is not a socket
+    // and is neither used nor removed.
+    {
+        FakeDaemon daemon(dir.str(), "wg-live", "listen_port=7\nerrno=0\n\n");
+        auto live = wg.read_device("wg-live");
+        REQUIRE(live.is_ok());
+        CHECK(live->device.listen_port == std::optional<uint16_t>(7));
+        CHECK(fs::exists(dir.str() + "/wg-live.sock"));
+    }
+    std::fclose(std::fopen((dir.str() + "/wg-file.sock").c_str(), "w"));
+    CHECK_FALSE(wg.read_device("wg-file").is_ok());
+    CHECK(fs::exists(dir.str() + "/wg-file.sock"));
 }

@@ -170,18 +170,64 @@ TEST_CASE("diff: a roaming peer with a live session keeps its live endpoint", "[
     REQUIRE(p.kept.size() == 1);
     CHECK(p.kept[0].find("roamed") != std::string::npos);
 
-    // Without a recent handshake the desired endpoint is applied again.
-    live.stats[key_of(1)].last_handshake = m.now - 3600;
-    auto stale = m.plan_for(desired);
-    REQUIRE(stale.ops.size() == 1);
-    CHECK(ops_of<plan::OpUpdatePeer>(stale)[0]->endpoint == ep("198.51.100.7:51820"));
-
     // When the YAML changes the endpoint, it is applied even with a live session.
-    live.stats[key_of(1)].last_handshake = m.now - 30;
     desired.interfaces.at("wg0").peers.at(key_of(1)).endpoint = ep("198.51.100.8:51820");
     auto changed = m.plan_for(desired);
     REQUIRE(changed.ops.size() == 1);
     CHECK(ops_of<plan::OpUpdatePeer>(changed)[0]->endpoint == ep("198.51.100.8:51820"));
+}
+
+TEST_CASE("diff: a roamed endpoint is reset only when the desired endpoint changed, not when the handshake went stale",
+          "[diff][roaming]") {
+    FakeMachine m;
+    auto desired = host(m.keys, {peer(1, {"fd00:1:2::/56"}, "198.51.100.7:51820")});
+    REQUIRE(m.converge(desired).ok());
+    auto& live = m.wg.devices.at("wg0");
+    live.device.peers.at(key_of(1)).endpoint = ep("203.0.113.5:40000");
+    for (int64_t age : {int64_t{3600}, int64_t{86400}}) {
+        live.stats[key_of(1)].last_handshake = m.now - age;
+        auto stale = m.plan_for(desired);
+        CHECK(stale.empty());
+        REQUIRE(stale.kept.size() == 1);
+        CHECK(stale.kept[0].find("the desired endpoint is unchanged") != std::string::npos);
+    }
+    live.stats[key_of(1)].last_handshake = 0;  // never: still where the peer was last seen
+    CHECK(m.plan_for(desired).empty());
+
+    // A changed desired endpoint is set, whatever the handshake's age.
+    desired.interfaces.at("wg0").peers.at(key_of(1)).endpoint = ep("198.51.100.8:51820");
+    auto changed = m.plan_for(desired);
+    REQUIRE(ops_of<plan::OpUpdatePeer>(changed).size() == 1);
+    CHECK(ops_of<plan::OpUpdatePeer>(changed)[0]->endpoint == ep("198.51.100.8:51820"));
+    CHECK(plan::disruption(changed.ops[0]) == plan::Disruption::peer_session);
+}
+
+TEST_CASE("diff: with no endpoint recorded (first run, state lost), a live session keeps a roamed endpoint, a stale one does not",
+          "[diff][roaming]") {
+    FakeMachine m;
+    auto desired = host(m.keys, {peer(1, {"fd00:1:2::/56"}, "198.51.100.7:51820")});
+    REQUIRE(m.converge(desired).ok());
+    m.owned = {};  // state.json lost
+    auto& live = m.wg.devices.at("wg0");
+    live.device.peers.at(key_of(1)).endpoint = ep("203.0.113.5:40000");
+    live.stats[key_of(1)].last_handshake = m.now - 30;
+    auto alive = m.plan_for(desired);
+    CHECK(ops_of<plan::OpUpdatePeer>(alive).empty());
+    REQUIRE(alive.kept.size() == 1);
+    CHECK(alive.kept[0].find("nothing recorded") != std::string::npos);
+
+    live.stats[key_of(1)].last_handshake = m.now - 3600;
+    auto stale = m.plan_for(desired);
+    REQUIRE(ops_of<plan::OpUpdatePeer>(stale).size() == 1);
+    CHECK(ops_of<plan::OpUpdatePeer>(stale)[0]->endpoint == ep("198.51.100.7:51820"));
+
+    // A peer recorded without an endpoint: an endpoint now desired is a change, set at once.
+    m.owned = plan::ownership_after(desired);
+    m.owned.endpoints.at("wg0").clear();
+    live.stats[key_of(1)].last_handshake = m.now - 30;
+    auto added = m.plan_for(desired);
+    REQUIRE(ops_of<plan::OpUpdatePeer>(added).size() == 1);
+    CHECK(ops_of<plan::OpUpdatePeer>(added)[0]->endpoint == ep("198.51.100.7:51820"));
 }
 
 TEST_CASE("diff: a new private key or port is a device-wide disruption; addresses move out before in", "[diff]") {
@@ -200,6 +246,27 @@ TEST_CASE("diff: a new private key or port is a device-wide disruption; addresse
     auto b = m.backends();
     REQUIRE(apply::apply_plan(b, p, m.keys, nullptr).ok());
     CHECK(m.plan_for(desired).empty());
+}
+
+TEST_CASE("diff: a listen-port change keeps every session and says that peers dialling this node must follow it", "[diff]") {
+    FakeMachine m;
+    auto desired = host(m.keys, {peer(1, {"fd00:1:2::/56"})});
+    REQUIRE(m.converge(desired).ok());
+    desired.interfaces.at("wg0").listen_port = 51821;
+    auto p = m.plan_for(desired);
+    REQUIRE(kinds(p) == std::vector<std::string>{"set_listen_port"});
+    CHECK(plan::disruption(p.ops[0]) == plan::Disruption::none);
+    CHECK(plan::describe(p.ops[0]) ==
+          "~ device wg0: listen port 51820 -> 51821 (sessions survive; peers that dial this node reach it only once "
+          "their endpoint follows the new port)");
+    CHECK(plan::summarize(p) == "Plan: 0 to add, 1 to change, 0 to remove; disrupts no session.");
+    // Only a new private key resets every session.
+    m.keys.keys.at("/state/f.key") = model::SecretKey::generate();
+    desired.interfaces.at("wg0").public_key = m.keys.keys.at("/state/f.key").public_key();
+    auto both = m.plan_for(desired);
+    REQUIRE(kinds(both) == std::vector<std::string>{"set_private_key", "set_listen_port"});
+    CHECK(plan::disruption(both.ops[0]) == plan::Disruption::all_sessions);
+    CHECK(plan::disruption(both.ops[1]) == plan::Disruption::none);
 }
 
 TEST_CASE("diff: routes, rules and files that are ours converge; others are left alone", "[diff]") {

@@ -6,6 +6,7 @@
 #include "apply/engine.hpp"
 #include "config/parse.hpp"
 #include "fixture.hpp"
+#include "plan/sysctls.hpp"
 #include "plan/validate.hpp"
 
 using namespace wgf;
@@ -54,8 +55,8 @@ struct Setup {
     config::Diagnostics diags;
     config::Parsed parsed;
     std::unique_ptr<plan::Fleetwide> fw;
-    Setup() {
-        parsed = config::parse_text(kFleet, "fleet.yaml", sources, diags);
+    explicit Setup(const char* text = kFleet) {
+        parsed = config::parse_text(text, "fleet.yaml", sources, diags);
         REQUIRE_FALSE(diags.has_errors());
         fw = std::make_unique<plan::Fleetwide>(parsed.config);
         plan::validate(parsed.config, fw->plan, parsed.tree, diags);
@@ -232,4 +233,170 @@ TEST_CASE("engine: a prefetch that failed is reported as the run's error", "[eng
     CHECK(r.error->message == "interface mesh exists but is not a WireGuard device; wg-fleet will not take it over");
     CHECK_FALSE(r.applied);
     CHECK(m.wg.reads == std::vector<std::string>{"mesh"});
+}
+
+namespace {
+
+// kFleet with c1 demoted to a peer: it no longer forwards.
+const char* kFleetC1Peer = R"(
+state_dir: /state
+fleets:
+  mesh:
+    controllers:
+      c2: { endpoint: "198.51.100.2:51821", public_key: "4EVFjchzl8j0kbHH00hl1jgZKbuw/hw1B7XbAYDAaSA=" }
+    peers:
+      c1: { controller: c2 }
+)";
+
+std::vector<std::string> sysctl_lines(const plan::Plan& p) {
+    std::vector<std::string> out;
+    for (const auto& op : p.ops)
+        if (std::holds_alternative<plan::OpSetSysctl>(op)) out.push_back(plan::describe(op));
+    return out;
+}
+
+// A host with an uplink that learns its default route from router advertisements (eth0), one
+// that ignores them (eth1), one already in hybrid mode (eth2).
+void host_interfaces(backend::FakeSysctls& s) {
+    for (const char* n : {"all", "default", "lo", "eth0"}) s.values[plan::accept_ra_key(n)] = "1";
+    s.values[plan::accept_ra_key("eth1")] = "0";
+    s.values[plan::accept_ra_key("eth2")] = "2";
+}
+
+}  // namespace
+
+TEST_CASE("engine: turning IPv6 forwarding on raises accept_ra 1 -> 2 first; wg-fleet restores what it changed once forwarding is no longer needed",
+          "[engine][sysctl]") {
+    Setup on, off(kFleetC1Peer);
+    FakeMachine m;
+    host_interfaces(m.sysctls);
+    MapResolver dns;
+    dns.names["vpn1.example.com"] = *model::IpAddr::parse("198.51.100.1");
+    dns.names["vpn2.example.com"] = *model::IpAddr::parse("198.51.100.2");
+    MemState state;
+    auto b = m.backends();
+    apply::Engine e{b, m.keys, dns, state, nullptr, {}};
+
+    auto planned = e.run(*on.fw, "c1", apply::Mode::plan, m.now);
+    REQUIRE(planned.ok());
+    // Every interface with accept_ra=1 and `default` (new interfaces copy it), before forwarding:
+    // turning forwarding on purges the RA routes of interfaces whose accept_ra is not 2. Not
+    // `all` (the kernel never reads it), not wg-fleet's own device.
+    CHECK(sysctl_lines(planned.plan) == std::vector<std::string>{
+                                            "~ sysctl net/ipv6/conf/default/accept_ra 1 -> 2",
+                                            "~ sysctl net/ipv6/conf/eth0/accept_ra 1 -> 2",
+                                            "~ sysctl net/ipv6/conf/lo/accept_ra 1 -> 2",
+                                            "~ sysctl net/ipv6/conf/all/forwarding 0 -> 1",
+                                        });
+    auto applied = e.run(*on.fw, "c1", apply::Mode::apply, m.now);
+    REQUIRE(applied.ok());
+    CHECK(applied.leftover->empty());
+    CHECK(m.sysctls.writes == std::vector<std::string>{"net/ipv6/conf/default/accept_ra=2", "net/ipv6/conf/eth0/accept_ra=2",
+                                                       "net/ipv6/conf/lo/accept_ra=2", "net/ipv6/conf/all/forwarding=1"});
+    CHECK(m.sysctls.values.at(plan::accept_ra_key("all")) == "1");
+    CHECK(m.sysctls.values.at(plan::accept_ra_key("eth1")) == "0");
+    CHECK(m.sysctls.values.at(plan::accept_ra_key("eth2")) == "2");
+    using plan::OwnedSysctl;
+    const std::map<std::string, OwnedSysctl> owned{
+        {"net/ipv6/conf/all/forwarding", {"0", "1"}},
+        {"net/ipv6/conf/default/accept_ra", {"1", "2"}},
+        {"net/ipv6/conf/eth0/accept_ra", {"1", "2"}},
+        {"net/ipv6/conf/lo/accept_ra", {"1", "2"}},
+    };
+    CHECK(state.owned.sysctls == owned);
+    CHECK(e.run(*on.fw, "c1", apply::Mode::apply, m.now).plan.empty());
+
+    // An interface that appears with accept_ra=1 (made before default was raised) is raised too;
+    // the device wg-fleet itself created is not.
+    m.sysctls.values[plan::accept_ra_key("eth3")] = "1";
+    m.sysctls.values[plan::accept_ra_key("mesh")] = "1";
+    auto later = e.run(*on.fw, "c1", apply::Mode::apply, m.now);
+    REQUIRE(later.ok());
+    CHECK(sysctl_lines(later.plan) == std::vector<std::string>{"~ sysctl net/ipv6/conf/eth3/accept_ra 1 -> 2"});
+
+    // Someone lowers eth0 to 0 (no RAs at all): theirs now, neither raised nor restored.
+    m.sysctls.values[plan::accept_ra_key("eth0")] = "0";
+    auto theirs = e.run(*on.fw, "c1", apply::Mode::apply, m.now);
+    REQUIRE(theirs.ok());
+    CHECK(sysctl_lines(theirs.plan).empty());
+    CHECK(state.owned.sysctls.count("net/ipv6/conf/eth0/accept_ra") == 0);
+
+    // c1 no longer forwards: forwarding goes back first, then accept_ra, each to what it was.
+    m.sysctls.writes.clear();
+    auto demoted = e.run(*off.fw, "c1", apply::Mode::apply, m.now);
+    REQUIRE(demoted.ok());
+    CHECK(demoted.leftover->empty());
+    CHECK(sysctl_lines(demoted.plan) == std::vector<std::string>{
+                                            "~ sysctl net/ipv6/conf/all/forwarding 1 -> 0 (restored: wg-fleet no longer needs it)",
+                                            "~ sysctl net/ipv6/conf/default/accept_ra 2 -> 1 (restored: wg-fleet no longer needs it)",
+                                            "~ sysctl net/ipv6/conf/eth3/accept_ra 2 -> 1 (restored: wg-fleet no longer needs it)",
+                                            "~ sysctl net/ipv6/conf/lo/accept_ra 2 -> 1 (restored: wg-fleet no longer needs it)",
+                                        });
+    CHECK(m.sysctls.values.at(plan::accept_ra_key("eth0")) == "0");
+    CHECK(m.sysctls.values.at(plan::accept_ra_key("mesh")) == "1");
+    CHECK(state.owned.sysctls.empty());
+    CHECK(e.run(*off.fw, "c1", apply::Mode::apply, m.now).plan.empty());
+}
+
+TEST_CASE("engine: IPv6 forwarding someone else turned on is theirs: accept_ra is not raised and nothing is restored", "[engine][sysctl]") {
+    Setup on, off(kFleetC1Peer);
+    FakeMachine m;
+    host_interfaces(m.sysctls);
+    m.sysctls.values[plan::kIpv6Forwarding] = "1";
+    MapResolver dns;
+    MemState state;
+    auto b = m.backends();
+    apply::Engine e{b, m.keys, dns, state, nullptr, {}};
+    auto r = e.run(*on.fw, "c1", apply::Mode::apply, m.now);
+    REQUIRE(r.ok());
+    CHECK(sysctl_lines(r.plan).empty());
+    CHECK(state.owned.sysctls.empty());
+    auto demoted = e.run(*off.fw, "c1", apply::Mode::apply, m.now);
+    REQUIRE(demoted.ok());
+    CHECK(sysctl_lines(demoted.plan).empty());
+    CHECK(m.sysctls.values.at(plan::kIpv6Forwarding) == "1");
+}
+
+TEST_CASE("sysctls: an accept_ra wg-fleet raised stays raised while forwarding it no longer owns stays on", "[engine][sysctl]") {
+    // The forwarding record is gone (someone set forwarding since, or the record was lost), the
+    // accept_ra record is not: lowering accept_ra with forwarding on would drop the host's RAs.
+    model::HostState desired, live;
+    live.sysctls[plan::kIpv6Forwarding] = "1";
+    live.sysctls[plan::accept_ra_key("eth0")] = "2";
+    live.sysctls[plan::accept_ra_key("eth1")] = "1";
+    plan::Ownership owned;
+    owned.sysctls[plan::accept_ra_key("eth0")] = {"1", "2"};
+    plan::complete_sysctls(desired, live, owned);
+    CHECK(desired.sysctls == std::map<std::string, std::string>{{plan::accept_ra_key("eth0"), "2"}});
+    CHECK(plan::diff(desired, live, owned).empty());
+    // Once forwarding is off, it goes back.
+    live.sysctls[plan::kIpv6Forwarding] = "0";
+    model::HostState none;
+    plan::complete_sysctls(none, live, owned);
+    auto p = plan::diff(none, live, owned);
+    REQUIRE(p.ops.size() == 1);
+    CHECK(plan::describe(p.ops[0]) == "~ sysctl net/ipv6/conf/eth0/accept_ra 2 -> 1 (restored: wg-fleet no longer needs it)");
+}
+
+TEST_CASE("state: owned sysctls and their originals survive a JSON round trip; a record without them loads", "[engine][state]") {
+    plan::Ownership o;
+    o.interfaces = {"mesh"};
+    o.peers["mesh"] = {};
+    o.endpoints["mesh"] = {};
+    o.sysctls["net/ipv6/conf/all/forwarding"] = {"0", "1"};
+    o.sysctls["net/ipv6/conf/eth0/accept_ra"] = {"1", "2"};
+    auto back = apply::ownership_from_json(apply::ownership_to_json(o));
+    REQUIRE(back);
+    CHECK(*back == o);
+    auto old = apply::ownership_from_json(R"({"version":1,"interfaces":["mesh"],"peers":{"mesh":[]},"endpoints":{"mesh":{}},"files":[]})");
+    REQUIRE(old);
+    CHECK(old->sysctls.empty());
+    // A record of a sysctl wg-fleet never sets, or of a value it never writes, is not restored.
+    auto odd = apply::ownership_from_json(R"({"version":1,"interfaces":[],"peers":{},"endpoints":{},"files":[],"sysctls":{
+        "kernel/core_pattern":{"original":"|/tmp/x","value":"core"},
+        "net/ipv6/conf/eth0/accept_ra":{"original":"1 2","value":"2"},
+        "net/ipv6/conf/../../kernel/accept_ra":{"original":"1","value":"2"},
+        "net/ipv6/conf/eth1/accept_ra":{"original":"1","value":"2"}}})");
+    REQUIRE(odd);
+    CHECK(odd->sysctls == std::map<std::string, plan::OwnedSysctl>{{"net/ipv6/conf/eth1/accept_ra", {"1", "2"}}});
 }

@@ -27,3 +27,20 @@ TEST_CASE("sysctl: forwarding is written in the namespace the thread is in, not 
     REQUIRE(after);
     CHECK(*after == *before);
 }
+
+TEST_CASE("sysctl: list names all, default and the interfaces of the namespace the thread is in", "[netns][sysctl]") {
+    if (!netns_available()) return;
+    Netns ns;
+    // A veth pair: every kernel has it (not every one has dummy).
+    const std::string a = unique_name("sla"), b = unique_name("slb");
+    REQUIRE(ns.sh("ip link add " + a + " type veth peer name " + b).status == 0);
+    InNetns in(ns);
+    wgf::linux_::Sysctl s;
+    auto names = s.list("net/ipv6/conf");
+    REQUIRE(names);
+    CHECK(*names == std::vector<std::string>{"all", "default", "lo", a, b});
+    auto none = s.list("net/ipv6/no-such-dir");
+    REQUIRE(none);
+    CHECK(none->empty());
+    CHECK_FALSE(s.list("../etc"));
+}
