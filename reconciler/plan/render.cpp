@@ -393,6 +393,11 @@ std::string render_wg_quick(const Fleetwide& fw, const std::string& fleet, const
     }
     if (w.listen_port) out += fmt::format("ListenPort = {}\n", *w.listen_port);
     if (w.mtu) out += fmt::format("MTU = {}\n", *w.mtu);
+    // wg-quick adds a route per allowed IP without a source; the ones wg-fleet gives a preferred
+    // source (IPv6 routes of a peer of several controllers) get it once they exist.
+    for (const auto& r : render_host(fw, node, RenderOptions{.files = false}).routes)
+        if (r.dev == w.name && r.src)
+            out += fmt::format("PostUp = ip -{} route change {} dev %i src {}\n", r.dst.addr.is_v4() ? 4 : 6, r.dst.str(), r.src->str());
     // Peers in name order, which is how people read a config.
     std::vector<const WgPeer*> peers;
     for (const auto& [k, p] : w.peers) peers.push_back(&p);

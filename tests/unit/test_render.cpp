@@ -810,6 +810,19 @@ TEST_CASE("several controllers, hub: the allowed IPs of each role", "[render][cl
     CHECK(pw.peers.size() == 3);
 }
 
+TEST_CASE("several controllers: wg-quick gives a peer's IPv6 routes the same preferred source", "[render][clan][multi][wg-quick]") {
+    auto r = load(multi("hub"));
+    const auto& f = r.l->cfg().fleets.at("multi");
+    std::string src = plan::primary_address(f, r.fw->plan.fleets.at("multi"), "a1")->str();
+    std::string conf = plan::render_wg_quick(*r.fw, "multi", "a1", std::nullopt);
+    INFO(conf);
+    CHECK(test::contains(conf, "\nPostUp = ip -6 route change 2001:db8:a3::/48 dev %i src " + src + "\n"));
+    CHECK(test::contains(conf, "\nPostUp = ip -6 route change 2001:db8:c2::/48 dev %i src " + src + "\n"));
+    CHECK_FALSE(test::contains(conf, "route change 10."));
+    // A controller's routes need none.
+    CHECK_FALSE(test::contains(plan::render_wg_quick(*r.fw, "multi", "c1", std::nullopt), "route change"));
+}
+
 TEST_CASE("several controllers: no prefix is claimed by two entries of one device", "[render][clan][multi]") {
     for (const char* topology : {"hub", "mesh"}) {
         auto r = load(multi(topology));
