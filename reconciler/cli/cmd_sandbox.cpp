@@ -2,8 +2,9 @@
 // underlay (a bridge in its own namespace), its own state_dir, and a private /run in its own mount
 // namespace: /var/run/wireguard (userspace UAPI sockets, named by interface only) would otherwise
 // be shared by every node, and nodes of one fleet use the same interface name. Nodes generate
-// their keys and publish them to a shared keys directory, then each applies its part; `test`
-// pings every pair over the fleet addresses and host names.
+// their keys and publish them to a shared keys directory, then each applies its part; a member
+// with routes gets an address inside each announced prefix on its loopback. `test` pings every
+// pair over IPv6, IPv4 and host names, and every announced route from every other member.
 //
 // Everything lives under /run/wg-fleet-sandbox/NAME; `down` removes it all.
 #include <fcntl.h>
@@ -131,6 +132,48 @@ void write_node_hosts(const Sandbox& sb, const Node& n, const std::string& under
     std::ifstream fleet_hosts(sb.node_dir(n) / "files" / "run" / "wg_fleet_hosts");
     std::string fleet((std::istreambuf_iterator<char>(fleet_hosts)), std::istreambuf_iterator<char>());
     std::ofstream(sb.node_dir(n) / "hosts", std::ios::trunc) << "127.0.0.1 localhost\n::1 localhost\n" << underlay_names << fleet;
+}
+
+// The address the sandbox stands in for a host behind a subnet router with: the first host of
+// the announced prefix (the prefix itself when it is a single address).
+model::IpAddr first_host(const model::Prefix& p) {
+    model::IpAddr a = p.masked().addr;
+    if (p.len >= a.bits()) return a;
+    for (size_t i = a.is_v4() ? 4 : 16; i-- > 0;)
+        if (++a.bytes[i] != 0) break;
+    return a;
+}
+
+// Every announced prefix with the node that announces it, over all fleets.
+std::vector<std::pair<model::Prefix, std::string>> announced_routes(const model::Config& cfg) {
+    std::vector<std::pair<model::Prefix, std::string>> out;
+    for (const auto& [fname, f] : cfg.fleets)
+        for (const auto* group : {&f.controllers, &f.peers})
+            for (const auto& [n, m] : *group)
+                for (const auto& r : m.routes) out.emplace_back(r, n);
+    return out;
+}
+
+// Puts the first address of each prefix the node announces on its loopback, and removes the
+// ones a previous `up` put there for prefixes it no longer announces: pinging that address from
+// another member proves the prefix is routed to this node and the answer finds its way back.
+bool place_route_addresses(const Node& n, const std::vector<model::Prefix>& prefixes) {
+    std::set<std::string> want;
+    for (const auto& p : prefixes) want.insert(model::Prefix::host(first_host(p)).str());
+    auto listed = run({"ip", "-n", n.netns, "-o", "addr", "show", "dev", "lo"});
+    std::istringstream ls(listed.text);
+    std::string line;
+    bool ok = true;
+    while (std::getline(ls, line)) {
+        std::istringstream words(line);
+        std::string w, addr;
+        while (words >> w)
+            if ((w == "inet" || w == "inet6") && words >> addr) break;
+        if (addr.empty() || addr == "127.0.0.1/8" || addr == "::1/128" || want.count(addr)) continue;
+        ok = must({"ip", "-n", n.netns, "addr", "del", addr, "dev", "lo"}) && ok;
+    }
+    for (const auto& a : want) ok = must({"ip", "-n", n.netns, "addr", "replace", a, "dev", "lo"}) && ok;
+    return ok;
 }
 
 fs::path sandbox_dir(const std::string& name) { return fs::path("/run/wg-fleet-sandbox") / name; }
@@ -355,6 +398,13 @@ int sandbox_up(const Globals& g, const std::string& name, bool verbose) {
         }
     }
     for (const auto& n : sb.nodes) write_node_hosts(sb, n, hosts);
+    auto routes = announced_routes(l->cfg());
+    for (const Node* n : members) {
+        std::vector<model::Prefix> mine;
+        for (const auto& [p, owner] : routes)
+            if (owner == n->name) mine.push_back(p);
+        if (!place_route_addresses(*n, mine)) ++failed;
+    }
     if (failed) return kError;
     std::cout << fmt::format("sandbox {} is up: {} nodes. Next: `wg-fleet sandbox test --name {}`; `wg-fleet sandbox down --name {}` removes it\n",
                              name, members.size(), name, name);
@@ -382,16 +432,31 @@ int sandbox_test(const Globals& g, const std::string& name) {
         by_name[n.name] = &n;
         write_node_hosts(*sb, n, hosts);
     }
-    int failures = 0, checks = 0;
+    int failures = 0, checks = 0, skipped = 0;
+    // A first packet may wait for a handshake (two or three in a hub): one retry, then another.
+    auto ping = [&](const std::string& src, const std::string& target) {
+        for (int attempt = 0; attempt < 3; ++attempt)
+            if (run_in_node(*sb, *by_name.at(src), {"ping", "-c", "1", "-W", "2", target}).status == 0) return true;
+        return false;
+    };
+    auto tally = [&](bool ok) {
+        ++checks;
+        failures += !ok;
+        return std::string(ok ? "ok" : "FAIL");
+    };
     for (const auto& [fname, f] : l->cfg().fleets) {
         const auto& fp = fw.plan.fleets.at(fname);
         std::vector<std::string> members;
         for (const auto& [n, na] : fp.nodes)
             if (by_name.count(n)) members.push_back(n);
         std::string domain = l->cfg().domain ? "." + *l->cfg().domain : "";
-        std::cout << fmt::format("fleet {} ({} topology): rows ping columns, by address / by name\n", fname, model::to_string(f.topology));
+        // Every member reaches every other in both topologies: directly, or through controllers.
+        bool v4 = !fp.ipv4.empty();
+        std::cout << fmt::format("fleet {} ({} topology): rows ping columns, by IPv6 address{} / by name\n", fname,
+                                 model::to_string(f.topology), v4 ? " / by IPv4 address" : "");
         size_t w = 10;
         for (const auto& m : members) w = std::max(w, m.size() + 2);
+        w = std::max<size_t>(w, v4 ? 13 : 10);
         std::cout << fmt::format("{:<{}}", "", w);
         for (const auto& m : members) std::cout << fmt::format("{:<{}}", m, w);
         std::cout << "\n";
@@ -402,24 +467,48 @@ int sandbox_test(const Globals& g, const std::string& name) {
                     std::cout << fmt::format("{:<{}}", "-", w);
                     continue;
                 }
-                // In both topologies every member of a fleet reaches every other: directly, or
-                // through a controller (hub). A first packet may wait for a handshake: one retry.
-                auto ping = [&](const std::string& target) {
-                    for (int attempt = 0; attempt < 3; ++attempt)
-                        if (run_in_node(*sb, *by_name.at(src), {"ping", "-c", "1", "-W", "2", target}).status == 0) return true;
-                    return false;
-                };
+                std::string cell;
                 auto addr = plan::primary_address(f, fp, dst);
-                bool by_addr = addr && ping(addr->str());
-                bool by_host = ping(dst + "." + fname + domain);
-                checks += 2;
-                failures += !by_addr + !by_host;
-                std::cout << fmt::format("{:<{}}", std::string(by_addr ? "ok" : "FAIL") + "/" + (by_host ? "ok" : "FAIL"), w);
+                cell += tally(addr && ping(src, addr->str()));
+                if (v4) {
+                    auto a4 = fp.ipv4.find(dst);
+                    cell += "/" + tally(a4 != fp.ipv4.end() && ping(src, a4->second.str()));
+                }
+                cell += "/" + tally(ping(src, dst + "." + fname + domain));
+                std::cout << fmt::format("{:<{}}", cell, w);
+            }
+            std::cout << "\n";
+        }
+        // Announced routes: the sandbox put each prefix's first address on its announcer. A member
+        // without an address of the prefix's family in this fleet has no source address the fleet
+        // would carry, so it is not asked.
+        std::vector<std::pair<model::Prefix, std::string>> routes;
+        for (const auto* group : {&f.controllers, &f.peers})
+            for (const auto& [n, m] : *group)
+                if (by_name.count(n))
+                    for (const auto& r : m.routes) routes.emplace_back(r, n);
+        if (routes.empty()) continue;
+        std::cout << fmt::format("fleet {}: rows ping the first address of each announced route\n", fname);
+        for (const auto& [prefix, owner] : routes) {
+            std::string target = first_host(prefix).str();
+            std::cout << fmt::format("  {} ({} via {}):", target, prefix.str(), owner);
+            for (const auto& src : members) {
+                if (src == owner) continue;
+                bool has_family = false;
+                for (const auto& a : fp.nodes.at(src).addresses) has_family = has_family || a.addr.family == prefix.addr.family;
+                if (!has_family) {
+                    ++skipped;
+                    std::cout << fmt::format(" {} n/a", src);
+                    continue;
+                }
+                std::cout << fmt::format(" {} {}", src, tally(ping(src, target)));
             }
             std::cout << "\n";
         }
     }
-    std::cout << fmt::format("{} passed, {} failed\n", checks - failures, failures);
+    std::cout << fmt::format("{} passed, {} failed", checks - failures, failures);
+    if (skipped) std::cout << fmt::format(", {} not asked (no address of the route's family)", skipped);
+    std::cout << "\n";
     return failures ? kError : kOk;
 }
 

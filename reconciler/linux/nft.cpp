@@ -14,6 +14,7 @@
 #include <functional>
 #include <new>
 #include <set>
+#include <utility>
 
 #include <libmnl/libmnl.h>
 #include <libnftnl/chain.h>
@@ -66,6 +67,7 @@ const BaseChainSpec* base_chain_spec(const std::string& name) {
 constexpr size_t kIfNameSize = 16;  // IFNAMSIZ: nft compares interface names as 16 NUL-padded bytes
 constexpr size_t kMaxIdLen = NFTNL_UDATA_COMMENT_MAXLEN - 1;  // nft refuses longer comments
 constexpr uint32_t kCtStateEstablishedRelated = (1u << (0 + 1)) | (1u << (1 + 1));  // NF_CT_STATE_BIT
+constexpr uint32_t kCtStatusDstNat = 1u << 5;  // IPS_DST_NAT: the connection was DNATed
 constexpr uint32_t kNfprotoIpv4 = NFPROTO_IPV4, kNfprotoIpv6 = NFPROTO_IPV6;
 
 bool valid_id(const std::string& id) { return !id.empty() && id[0] != '?' && id != kEstablishedId; }
@@ -121,6 +123,23 @@ void add_immediate(nftnl_rule* r, uint32_t reg, const void* data, uint32_t len) 
     nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_DREG, reg);
     nftnl_expr_set(e, NFTNL_EXPR_IMM_DATA, data, len);
     nftnl_rule_add_expr(r, e);
+}
+
+// `ct KEY & mask != 0`: any of the bits set (`ct state established,related`, `ct status dnat`).
+void add_ct_bits_match(nftnl_rule* r, uint32_t key, uint32_t mask) {
+    nftnl_expr* ct = new_expr("ct");
+    nftnl_expr_set_u32(ct, NFTNL_EXPR_CT_KEY, key);
+    nftnl_expr_set_u32(ct, NFTNL_EXPR_CT_DREG, NFT_REG_1);
+    nftnl_rule_add_expr(r, ct);
+    nftnl_expr* bw = new_expr("bitwise");
+    uint32_t zero = 0;
+    nftnl_expr_set_u32(bw, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
+    nftnl_expr_set_u32(bw, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
+    nftnl_expr_set_u32(bw, NFTNL_EXPR_BITWISE_LEN, 4);
+    nftnl_expr_set(bw, NFTNL_EXPR_BITWISE_MASK, &mask, 4);
+    nftnl_expr_set(bw, NFTNL_EXPR_BITWISE_XOR, &zero, 4);
+    nftnl_rule_add_expr(r, bw);
+    add_cmp(r, NFT_CMP_NEQ, &zero, 4);
 }
 
 void add_accept(nftnl_rule* r) {
@@ -192,6 +211,7 @@ struct Facts {
     std::optional<uint16_t> dport;
     std::optional<std::string> iifname, oifname;
     bool established = false;
+    bool dnat_status = false;
     int count = 0;
 };
 
@@ -207,11 +227,11 @@ bool add_fact(Facts& f, const RegValue& src, uint32_t op, const std::string& dat
     ++f.count;
     if (src.from == RegValue::From::ct) {
         uint32_t zero = 0;
-        if (src.key != NFT_CT_STATE || !src.masked || src.mask != kCtStateEstablishedRelated || src.xor_ != 0 ||
-            op != NFT_CMP_NEQ || data != std::string(reinterpret_cast<const char*>(&zero), 4) || f.established)
+        if (!src.masked || src.xor_ != 0 || op != NFT_CMP_NEQ || data != std::string(reinterpret_cast<const char*>(&zero), 4))
             return false;
-        f.established = true;
-        return true;
+        if (src.key == NFT_CT_STATE && src.mask == kCtStateEstablishedRelated) return !std::exchange(f.established, true);
+        if (src.key == NFT_CT_STATUS && src.mask == kCtStatusDstNat) return !std::exchange(f.dnat_status, true);
+        return false;
     }
     if (op != NFT_CMP_EQ) return false;
     if (src.from == RegValue::From::meta) {
@@ -346,7 +366,12 @@ RulePtr build_rule(const FwRule& r) {
             break;
         }
         case FwKind::masquerade:
+            // Only connections a forward DNATed: they come from outside the fleet, and the
+            // member answers through the tunnel only if they seem to come from this node. Other
+            // traffic leaving through the interface (members talking to members, relayed by
+            // this controller) keeps its source address.
             add_ifname_match(p, NFT_META_OIFNAME, r.oif);
+            add_ct_bits_match(p, NFT_CT_STATUS, kCtStatusDstNat);
             nftnl_rule_add_expr(p, new_expr("masq"));
             break;
     }
@@ -357,19 +382,7 @@ RulePtr build_rule(const FwRule& r) {
 RulePtr build_established_rule() {
     RulePtr rule = new_rule("forward");
     nftnl_rule* p = rule.get();
-    nftnl_expr* ct = new_expr("ct");
-    nftnl_expr_set_u32(ct, NFTNL_EXPR_CT_KEY, NFT_CT_STATE);
-    nftnl_expr_set_u32(ct, NFTNL_EXPR_CT_DREG, NFT_REG_1);
-    nftnl_rule_add_expr(p, ct);
-    nftnl_expr* bw = new_expr("bitwise");
-    uint32_t mask = kCtStateEstablishedRelated, zero = 0;
-    nftnl_expr_set_u32(bw, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
-    nftnl_expr_set_u32(bw, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
-    nftnl_expr_set_u32(bw, NFTNL_EXPR_BITWISE_LEN, 4);
-    nftnl_expr_set(bw, NFTNL_EXPR_BITWISE_MASK, &mask, 4);
-    nftnl_expr_set(bw, NFTNL_EXPR_BITWISE_XOR, &zero, 4);
-    nftnl_rule_add_expr(p, bw);
-    add_cmp(p, NFT_CMP_NEQ, &zero, 4);
+    add_ct_bits_match(p, NFT_CT_STATE, kCtStateEstablishedRelated);
     add_accept(p);
     set_comment(p, kEstablishedId);
     return rule;
@@ -482,7 +495,7 @@ NftDecoded decode_rule(const nftnl_rule* r) {
     const Facts& f = facts;
     auto only = [&](int n) { return f.count == n; };
     if (term == Terminal::accept) {
-        if (f.established && only(1)) {
+        if (f.established && !f.dnat_status && only(1)) {
             out.what = NftDecoded::What::established;
         } else if (f.l4proto == IPPROTO_UDP && f.dport && only(2)) {
             out.what = NftDecoded::What::fw_rule;
@@ -505,7 +518,7 @@ NftDecoded decode_rule(const nftnl_rule* r) {
             out.rule.to_port = dnat.to_port;
         }
     } else if (term == Terminal::masquerade) {
-        if (f.oifname && only(1)) {
+        if (f.oifname && f.dnat_status && !f.established && only(2)) {
             out.what = NftDecoded::What::fw_rule;
             out.rule.kind = FwKind::masquerade;
             out.rule.oif = *f.oifname;

@@ -202,6 +202,8 @@ Result<std::set<model::Route>> Rtnl::read_routes(const std::set<std::string>& de
         if (dst.family == 0) dst.family = fam == AF_INET ? 4 : 6;
         auto len = static_cast<uint8_t>(nl_dst ? nl_addr_get_prefixlen(nl_dst) : 0);
         Prefix p = Prefix{dst, len}.masked();
+        std::optional<IpAddr> src;
+        if (nl_addr* ps = rtnl_route_get_pref_src(r); ps && nl_addr_get_len(ps)) src = to_ip(ps);
         // One entry per device: a multipath route of ours (we add none) still reads back whole.
         // Routes without a device (blackhole, unreachable) are not something wg-fleet makes.
         int n = rtnl_route_get_nnexthops(r);
@@ -211,7 +213,7 @@ Result<std::set<model::Route>> Rtnl::read_routes(const std::set<std::string>& de
             char name[IFNAMSIZ + 1] = {};
             if (!rtnl_link_i2name(links.get(), oif, name, sizeof name)) continue;
             if (!devices.count(name)) continue;
-            out.insert(model::Route{p, name});
+            out.insert(model::Route{p, name, src});
         }
     }
     return out;
@@ -283,8 +285,8 @@ Status Rtnl::del_address(const std::string& name, const Prefix& addr) {
 
 Status Rtnl::route_change(const model::Route& route, bool add) {
     Prefix dst = route.dst.masked();
-    std::string what = fmt::format("{} route {} dev {}", add ? "add" : "del", dst, route.dev);
-    if (!valid(route.dst)) return backend::errno_error(EINVAL, what);
+    std::string what = fmt::format("{} route {} dev {}{}", add ? "add" : "del", dst, route.dev, route.src ? " src " + route.src->str() : "");
+    if (!valid(route.dst) || (route.src && route.src->family != route.dst.addr.family)) return backend::errno_error(EINVAL, what);
     auto idx = ifindex(route.dev, what);
     if (!idx) return idx.error();
 
@@ -295,6 +297,11 @@ Status Rtnl::route_change(const model::Route& route, bool add) {
     rtnl_route_set_family(r.get(), static_cast<uint8_t>(fam));
     if (int err = rtnl_route_set_dst(r.get(), nl_dst.get()); err < 0) return nl_error(err, what);
     rtnl_route_set_table(r.get(), RT_TABLE_MAIN);
+    if (route.src) {
+        NlPtr<nl_addr> src(nl_addr_build(fam, route.src->bytes.data(), route.src->is_v4() ? 4 : 16));
+        if (!src) return backend::errno_error(ENOMEM, what);
+        if (int err = rtnl_route_set_pref_src(r.get(), src.get()); err < 0) return nl_error(err, what);
+    }
     // On delete the kernel matches the protocol (IPv4 fib_table_delete, IPv6 ip6_route_del), so
     // a foreign route with the same destination and device is refused with ESRCH, not removed.
     rtnl_route_set_protocol(r.get(), backend::kRouteProtocol);

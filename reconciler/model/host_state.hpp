@@ -44,6 +44,7 @@ struct WgInterface {
 struct Route {
     Prefix dst;
     std::string dev;
+    std::optional<IpAddr> src = std::nullopt; // preferred source address (RTA_PREFSRC)
 
     auto operator<=>(const Route&) const = default;
 };

@@ -66,6 +66,12 @@ std::optional<std::string> designated_controller(const model::Fleet& fleet, cons
     return std::nullopt;
 }
 
+std::string home_controller(const model::Fleet& fleet, const model::Member& peer) {
+    auto d = designated_controller(fleet, peer);
+    if (d && fleet.controllers.count(*d)) return *d;
+    return fleet.controllers.empty() ? std::string() : fleet.controllers.begin()->first;
+}
+
 FleetPlan plan_fleet(const std::string& name, const model::Fleet& f) {
     FleetPlan fp;
     if (f.style == model::FleetStyle::clan) {

@@ -58,5 +58,10 @@ std::optional<IpAddr> primary_address(const model::Fleet& fleet, const FleetPlan
 std::optional<IpAddr> primary_address(const model::Fleet& fleet, const FleetPlan& fp, const std::string& node, const NodeAddrs& addrs);
 // The designated controller of a peer: its controller:, or the only controller.
 std::optional<std::string> designated_controller(const model::Fleet& fleet, const model::Member& peer);
+// The controller a peer's IPv4 address and routes are reached through in a hub: its designated
+// one, else the first (validate() rejects a peer without controller: among several, and one
+// naming an unknown controller; rendering still needs every node to pick the same one).
+// Empty when the fleet has no controller.
+std::string home_controller(const model::Fleet& fleet, const model::Member& peer);
 
 }  // namespace wgf::plan

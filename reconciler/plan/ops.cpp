@@ -22,6 +22,10 @@ std::string peer_label(const std::string& name, const model::Key& k) {
     return name.empty() ? fmt::format("{}", k.short_str()) : fmt::format("{} ({})", name, k.short_str());
 }
 
+std::string describe_route(const model::Route& r) {
+    return fmt::format("route {} dev {}{}", r.dst, r.dev, r.src ? " src " + r.src->str() : "");
+}
+
 }  // namespace
 
 const char* to_string(Disruption d) {
@@ -115,7 +119,7 @@ std::string describe_rule(const model::FwRule& r) {
         case model::FwKind::dnat:
             return fmt::format("dnat {} dport {} to {}:{}", to_string(r.proto), r.port,
                                r.to ? (r.to->is_v6() ? "[" + r.to->str() + "]" : r.to->str()) : "?", r.to_port);
-        case model::FwKind::masquerade: return fmt::format("masquerade oif {}", r.oif);
+        case model::FwKind::masquerade: return fmt::format("masquerade DNATed connections out of {}", r.oif);
     }
     return "?";
 }
@@ -164,8 +168,8 @@ std::string describe(const Op& op) {
             },
             [](const OpAddAddress& o) { return fmt::format("address {} dev {}", o.addr, o.ifname); },
             [](const OpDelAddress& o) { return fmt::format("address {} dev {}", o.addr, o.ifname); },
-            [](const OpAddRoute& o) { return fmt::format("route {} dev {}", o.route.dst, o.route.dev); },
-            [](const OpDelRoute& o) { return fmt::format("route {} dev {}", o.route.dst, o.route.dev); },
+            [](const OpAddRoute& o) { return describe_route(o.route); },
+            [](const OpDelRoute& o) { return describe_route(o.route); },
             [](const OpSetSysctl& o) {
                 return fmt::format("sysctl {} {} -> {}{}", o.key, o.old.empty() ? "(unset)" : o.old, o.value,
                                    o.restore ? " (restored: wg-fleet no longer needs it)" : "");

@@ -85,13 +85,27 @@ private:
         return v;
     }
 
+    // Clan style. IPv6 addresses need no relaying: a peer holds an address in every controller's
+    // /56 and every controller holds every peer, so each side answers through the controller
+    // whose /56 the other used. IPv4 addresses and announced routes have one prefix per member,
+    // and WireGuard accepts a packet only from the entry its source is routed to, so in a hub
+    // each of them has one home: a controller's own, a peer's at its designated controller.
+    // A peer sends all of them to its designated controller, which sends them on to their home
+    // controller, which delivers them: both directions take the same controllers, so every
+    // node sees each source arrive from the entry it routes that source to. IPv6 routes of a
+    // peer stay on every controller's entry for it (its answers to a peer's address in /56 X
+    // go through X); IPv6 routes of a controller stay on that controller's entry everywhere.
+    // In a mesh every pair is direct and nothing is relayed.
     void clan_peers(WgInterface& w, Role role) {
+        bool hub = f_.topology == model::Topology::hub;
         if (role == Role::controller) {
             for (const auto& [c, m] : f_.controllers) {
                 if (c == node_) continue;
                 std::vector<Prefix> allowed{fp_.nets.at(c)};
                 add_ipv4(allowed, c);
                 allowed.insert(allowed.end(), m.routes.begin(), m.routes.end());
+                if (hub)
+                    if (const auto* h = homed_at(c)) allowed.insert(allowed.end(), h->begin(), h->end());
                 add(w, c, m.public_key, m.endpoint, std::move(allowed));
             }
             // The plan gives every peer a suffix, so the two maps walk in step.
@@ -102,30 +116,49 @@ private:
                 std::vector<Prefix> allowed;
                 allowed.reserve(fp_.nets.size() + 1 + m.routes.size());
                 for (const auto& [c, net] : fp_.nets) allowed.push_back(Prefix{with_suffix(net.addr, s), 96});
-                add_ipv4(allowed, p);
-                allowed.insert(allowed.end(), m.routes.begin(), m.routes.end());
+                bool home = !hub || home_of(m) == node_;
+                if (home) add_ipv4(allowed, p);
+                for (const auto& r : m.routes)
+                    if (home || r.addr.is_v6()) allowed.push_back(r);
                 add(w, p, m.public_key, m.endpoint, std::move(allowed));
             }
             return;
         }
-        const Member& me = f_.peers.at(node_);
-        auto designated = designated_controller(f_, me);
-        if (!designated && !f_.controllers.empty()) designated = f_.controllers.begin()->first;
-        bool mesh = f_.topology == model::Topology::mesh;
+        const std::string home = home_of(f_.peers.at(node_));
         for (const auto& [c, m] : f_.controllers) {
             std::vector<Prefix> allowed{fp_.nets.at(c)};
-            add_ipv4(allowed, c);
-            allowed.insert(allowed.end(), m.routes.begin(), m.routes.end());
-            if (designated && c == *designated) {
+            if (c == home) {
+                add_ipv4(allowed, c);
+                allowed.insert(allowed.end(), m.routes.begin(), m.routes.end());
                 if (f_.ipv4) allowed.push_back(*f_.ipv4);
-                if (!mesh) {
+                if (hub) {
                     auto r = other_peer_routes(node_);
                     allowed.insert(allowed.end(), r.begin(), r.end());
+                    for (const auto& [o, om] : f_.controllers)
+                        if (o != c)
+                            for (const auto& r4 : om.routes)
+                                if (r4.addr.is_v4()) allowed.push_back(r4);
                 }
+            } else if (hub) {
+                // Its IPv4 address lies in the fleet's pool, which goes to the home controller.
+                for (const auto& r : m.routes)
+                    if (r.addr.is_v6()) allowed.push_back(r);
+            } else {
+                add_ipv4(allowed, c);
+                allowed.insert(allowed.end(), m.routes.begin(), m.routes.end());
             }
             add(w, c, m.public_key, m.endpoint, std::move(allowed));
         }
-        if (mesh) mesh_peers(w);
+        if (!hub) mesh_peers(w);
+    }
+
+    std::string home_of(const Member& peer) const { return home_controller(f_, peer); }
+
+    const std::vector<Prefix>* homed_at(const std::string& controller) const {
+        auto f = fw_.homed_v4.find(name_);
+        if (f == fw_.homed_v4.end()) return nullptr;
+        auto c = f->second.find(controller);
+        return c == f->second.end() ? nullptr : &c->second;
     }
 
     void subnet_peers(WgInterface& w, Role role) {
@@ -189,6 +222,16 @@ Fleetwide::Fleetwide(const model::Config& c) : cfg(c), plan(plan_addresses(c)), 
         auto& v = peer_routes[name];
         for (const auto& [n, m] : f.peers)
             for (const auto& r : m.routes) v.emplace_back(r, n);
+        if (f.style != FleetStyle::clan || f.controllers.empty()) continue;
+        const FleetPlan& fp = plan.fleets.at(name);
+        auto& homed = homed_v4[name];
+        for (const auto& [n, m] : f.peers) {
+            if (f.controllers.count(n)) continue;
+            auto& hv = homed[home_controller(f, m)];
+            if (auto a = fp.ipv4.find(n); a != fp.ipv4.end()) hv.push_back(Prefix::host(a->second));
+            for (const auto& r : m.routes)
+                if (r.addr.is_v4()) hv.push_back(r);
+        }
     }
 }
 
@@ -230,9 +273,18 @@ model::HostState render_host(const Fleetwide& fw, const std::string& node, const
         WgInterface w = InterfaceBuilder(fw, mb.fleet, node).build(mb.role);
         std::vector<Prefix> connected;
         for (const auto& a : w.addresses) connected.push_back(a.masked());
+        // A clan peer holds an IPv6 address in each controller's /56, and an answer comes back
+        // through the controller whose /56 the source lies in. For a routed prefix outside the
+        // fleet, the kernel would pick any of them; the address in its designated controller's
+        // /56 is the one every member's answer is routed back through correctly (render of the
+        // controllers above), so routes to such prefixes prefer it.
+        std::optional<IpAddr> v6_src;
+        if (mb.role == Role::peer && f.style == FleetStyle::clan && f.controllers.size() > 1)
+            v6_src = primary_address(f, fw.plan.fleets.at(mb.fleet), node);
         for (const auto& [k, p] : w.peers)
             for (const auto& a : p.allowed_ips)
-                if (!covered_by(a, connected)) hs.routes.insert(model::Route{a, w.name});
+                if (!covered_by(a, connected))
+                    hs.routes.insert(model::Route{a, w.name, a.addr.is_v6() ? v6_src : std::nullopt});
         bool router = mb.role != Role::peer;
         if (router) {
             // A controller relays between members: their addresses and every prefix they route.
@@ -354,6 +406,11 @@ std::string render_wg_quick(const Fleetwide& fw, const std::string& fleet, const
     }
     if (w.listen_port) out += fmt::format("ListenPort = {}\n", *w.listen_port);
     if (w.mtu) out += fmt::format("MTU = {}\n", *w.mtu);
+    // wg-quick adds a route per allowed IP without a source; the ones wg-fleet gives a preferred
+    // source (IPv6 routes of a peer of several controllers) get it once they exist.
+    for (const auto& r : render_host(fw, node, RenderOptions{.files = false}).routes)
+        if (r.dev == w.name && r.src)
+            out += fmt::format("PostUp = ip -{} route change {} dev %i src {}\n", r.dst.addr.is_v4() ? 4 : 6, r.dst.str(), r.src->str());
     // Peers in name order, which is how people read a config.
     std::vector<const WgPeer*> peers;
     for (const auto& [k, p] : w.peers) peers.push_back(&p);

@@ -30,6 +30,10 @@ struct Fleetwide {
     // Per fleet: every peer's routes with their owner, so one node's render need not walk all
     // peers (rendering every node of a 10,000-peer fleet stays linear).
     std::map<std::string, std::vector<std::pair<model::Prefix, std::string>>> peer_routes;
+    // Per fleet and controller: the IPv4 addresses and IPv4 routes of the peers it is the
+    // designated controller of. In a hub, every other node reaches those through it (see
+    // InterfaceBuilder), so other controllers carry them in their entry for it.
+    std::map<std::string, std::map<std::string, std::vector<model::Prefix>>> homed_v4;
 
     explicit Fleetwide(const model::Config& c);
 };

@@ -106,6 +106,46 @@ private:
         if (fp.ipv4_exhausted)
             error(join_path(fpath, "ipv4"), fmt::format("{} has no free address left for every member", quote(f.ipv4->str())));
         check_route_claims(name, f);
+        check_dialable_pairs(name, f);
+    }
+
+    // Two members that hold each other as WireGuard peers connect only if at least one of them
+    // has an endpoint: WireGuard has nothing to send a first handshake to otherwise. Pairs of
+    // controllers always hold each other; in a mesh so do peers, with each other and with the
+    // controllers (in a hub a controller without endpoint has its own warning above). One warning
+    // per member, with the count and the first few names, so a large fleet gets n lines, not n².
+    void check_dialable_pairs(const std::string& name, const Fleet& f) {
+        bool mesh = f.topology == model::Topology::mesh;
+        std::vector<const std::string*> controllers, peers;  // those without an endpoint, in name order
+        for (const auto& [n, m] : f.controllers)
+            if (!m.endpoint) controllers.push_back(&n);
+        if (mesh)
+            for (const auto& [n, m] : f.peers)
+                if (!m.endpoint && !f.controllers.count(n)) peers.push_back(&n);
+        auto warn = [&](const char* group, const std::string& node, const std::vector<const std::vector<const std::string*>*>& lists) {
+            constexpr size_t kNamed = 3;
+            size_t count = 0;
+            std::vector<std::string> named;
+            for (const auto* list : lists)
+                for (const auto* other : *list) {
+                    if (*other == node) continue;
+                    ++count;
+                    if (named.size() < kNamed) named.push_back(*other);
+                }
+            if (count == 0) return;
+            std::string msg;
+            if (count == 1) {
+                msg = fmt::format("no endpoint, and neither has {}, which it connects to directly: neither side can start a session "
+                                  "(give one of the two an endpoint)", named[0]);
+            } else {
+                std::string who = names_list(named) + (count > named.size() ? fmt::format(" and {} more", count - named.size()) : "");
+                msg = fmt::format("no endpoint, and neither have {} members it connects to directly ({}): neither side of these pairs "
+                                  "can start a session (give one of each pair an endpoint)", count, who);
+            }
+            warning(member_path(name, group, node), msg, true);
+        };
+        for (const auto* c : controllers) warn("controllers", *c, {&controllers, &peers});
+        for (const auto* p : peers) warn("peers", *p, {&controllers, &peers});
     }
 
     void check_clan_peers(const std::string& name, const Fleet& f) {

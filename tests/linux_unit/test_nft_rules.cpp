@@ -124,6 +124,18 @@ TEST_CASE("every rule kind decodes back to the same FwRule through the wire form
     }
 }
 
+TEST_CASE("masquerade covers only DNATed connections", "[nft]") {
+    // `nft --debug=netlink` for `oifname "wg-mesh" ct status dnat masquerade`.
+    nft::RulePtr r = nft::build_rule(masquerade("m", "wg-mesh"));
+    CHECK(expr_names(r.get()) == std::vector<std::string>{"meta", "cmp", "ct", "bitwise", "cmp", "masq"});
+    CHECK(nftnl_expr_get_u32(nth_expr(r.get(), 2), NFTNL_EXPR_CT_KEY) == NFT_CT_STATUS);
+    uint32_t len = 0;
+    const auto* mask = static_cast<const uint32_t*>(nftnl_expr_get(nth_expr(r.get(), 3), NFTNL_EXPR_BITWISE_MASK, &len));
+    REQUIRE(len == 4);
+    CHECK(*mask == 0x20u);  // IPS_DST_NAT
+
+}
+
 TEST_CASE("rules are built as the expressions nft itself generates", "[nft]") {
     // `nft --debug=netlink` for `meta nfproto ipv4 tcp dport 8080 dnat ip to 10.0.0.2:80`.
     nft::RulePtr r = nft::build_rule(dnat("d", Proto::tcp, 8080, "10.0.0.2", 80));

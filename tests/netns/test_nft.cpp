@@ -182,7 +182,7 @@ TEST_CASE("nft: apply every rule kind, read back, list with comments, apply agai
              "meta nfproto ipv4 tcp dport 8080 dnat ip to 192.0.2.5:80 comment \"dnat-web-v4\"",
              "meta nfproto ipv6 tcp dport 8080 dnat ip6 to [2001:db8::5]:80 comment \"dnat-web-v6\"",
              "meta nfproto ipv6 udp dport 5353 dnat ip6 to [2001:db8::53]:53 comment \"dnat-dns-v6\"",
-             "oifname \"wg-mesh\" masquerade comment \"masquerade-mesh\"",
+             "oifname \"wg-mesh\" ct status dnat masquerade comment \"masquerade-mesh\"",
          }) {
         INFO(line);
         CHECK(listed.find(line) != std::string::npos);
@@ -259,7 +259,7 @@ TEST_CASE("nft: removing or replacing one rule leaves the others' handles alone"
         read_ok(*fw);  // cached snapshot
         // Someone else deletes and re-adds a rule: its handle changes after our read.
         REQUIRE(ns.sh("nft delete rule inet wg-fleet postrouting handle " + std::to_string(handles.at("masquerade-mesh")) +
-                      " && nft add rule inet wg-fleet postrouting oifname \"wg-mesh\" masquerade comment \"masquerade-mesh\"")
+                      " && nft add rule inet wg-fleet postrouting oifname \"wg-mesh\" ct status dnat masquerade comment \"masquerade-mesh\"")
                     .status == 0);
         apply_ok(*fw, FirewallChange{{"masquerade-mesh"}, {}});
         desired.erase("masquerade-mesh");
@@ -303,9 +303,21 @@ TEST_CASE("nft: a deleted or hand-edited table is restored by the next apply", "
         reconcile(*fw, desired);
         CHECK(nft_list(ns) .find("counter") == std::string::npos);
     }
+    SECTION("a masquerade of all traffic out of the interface (not only DNATed) is replaced") {
+        REQUIRE(ns.sh("nft delete rule inet wg-fleet postrouting handle " + h("masquerade-mesh") +
+                      " && nft add rule inet wg-fleet postrouting oifname \"wg-mesh\" masquerade comment \"masquerade-mesh\"")
+                    .status == 0);
+        Rules live = read_ok(*fw);
+        CHECK(live.count("masquerade-mesh") == 0);
+        reconcile(*fw, desired);
+        std::string listed = nft_list(ns);
+        INFO(listed);
+        CHECK(listed.find("oifname \"wg-mesh\" masquerade") == std::string::npos);
+        CHECK(listed.find("oifname \"wg-mesh\" ct status dnat masquerade comment \"masquerade-mesh\"") != std::string::npos);
+    }
     SECTION("a rule deleted and a different one added without a comment") {
         REQUIRE(ns.sh("nft delete rule inet wg-fleet postrouting handle " + h("masquerade-mesh") +
-                      " && nft add rule inet wg-fleet postrouting oifname \"eth9\" masquerade")
+                      " && nft add rule inet wg-fleet postrouting oifname \"eth9\" ct status dnat masquerade")
                     .status == 0);
         Rules live = read_ok(*fw);
         CHECK(live.count("masquerade-mesh") == 0);
@@ -436,6 +448,16 @@ TEST_CASE("nft: a DNAT forward carries a real TCP connection through a router na
     INFO(v6.out);
     CHECK(v6.status == 0);
     CHECK(v6.out.find("hello from 2001:db8:2::1") != std::string::npos);
+
+    // Traffic the router only routes (no forward DNATed it) keeps its source address.
+    REQUIRE(server.sh("ip route add 198.51.100.0/24 via 192.0.2.1").status == 0);
+    REQUIRE(client.sh("ip route add 192.0.2.0/24 via 198.51.100.2").status == 0);
+    auto routed = wgf::test::sh("ip netns exec " + client.name() +
+                                " timeout 10 python3 -c \"import socket; c = socket.create_connection(('192.0.2.2', 8000), timeout=5); "
+                                "print(c.recv(100).decode().strip())\"");
+    INFO(routed.out);
+    CHECK(routed.status == 0);
+    CHECK(routed.out.find("hello from ::ffff:198.51.100.1") != std::string::npos);
 
     // Without the IPv4 forward the IPv4 connection fails again; IPv6 still works.
     apply_ok(*fw, FirewallChange{{"dnat-v4"}, {}});

@@ -286,6 +286,33 @@ TEST_CASE("rtnl: our routes only - foreign routes are neither read nor deleted",
     CHECK(no_dev.error().code == ENODEV);
 }
 
+TEST_CASE("rtnl: a route's preferred source is set, read back and used by the kernel", "[rtnl]") {
+    if (!netns_available()) return;
+    Netns a("wgrp");
+    add_dummy(a, "d0");
+    // Two fleet-style addresses; the kernel would pick either for a prefix outside both.
+    must(a, "ip link set d0 up && ip -6 addr add fd00:1::5/56 dev d0 nodad && ip -6 addr add fd00:2::5/56 dev d0 nodad");
+    InNetns in(a);
+    Rtnl rtnl;
+    REQUIRE(rtnl.status());
+    for (const char* src : {"fd00:1::5", "fd00:2::5"}) {
+        Route r{P("2001:db8:7::/48"), "d0", wgf::model::IpAddr::parse(src)};
+        REQUIRE(rtnl.add_route(r));
+        auto got = rtnl.read_routes({"d0"});
+        REQUIRE(got);
+        CHECK(*got == std::set<Route>{r});
+        CHECK(contains(must(a, "ip -6 route get 2001:db8:7::1"), std::string("src ") + src));
+        REQUIRE(rtnl.del_route(r));
+    }
+    // A source of the other family is refused before the kernel is asked.
+    auto mixed = rtnl.add_route({P("2001:db8:7::/48"), "d0", wgf::model::IpAddr::parse("10.0.0.1")});
+    REQUIRE_FALSE(mixed);
+    CHECK(mixed.error().code == EINVAL);
+    auto none = rtnl.read_routes({"d0"});
+    REQUIRE(none);
+    CHECK(none->empty());
+}
+
 TEST_CASE("rtnl: apply_addresses works in chunks and stops when the check fails", "[rtnl]") {
     if (!netns_available()) return;
     Netns ns("wgrc");

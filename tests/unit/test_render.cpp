@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <map>
+#include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -84,10 +86,11 @@ TEST_CASE("controller: addresses, listen port and its WireGuard peers", "[render
     CHECK(w.pending.empty());
     REQUIRE(w.peers.size() == 4);
 
-    // Other controllers: their /56 and their endpoint with its port.
+    // Other controllers: their /56 and their endpoint with its port; in a hub also the routes of
+    // their own peers (peer3's 10.20.0.0/16), which controller1 relays through controller2.
     const WgPeer& c2 = peer(w, kC2);
     CHECK(c2.name == "controller2");
-    CHECK(strs(c2.allowed_ips) == Strings{"fd51:19c1:c1:aa00::/56"});
+    CHECK(strs(c2.allowed_ips) == Strings{"10.20.0.0/16", "fd51:19c1:c1:aa00::/56"});
     CHECK(ep(c2.endpoint) == "vpn2.example.com:51821");
     CHECK(c2.keepalive == 25);
 
@@ -103,9 +106,9 @@ TEST_CASE("controller: addresses, listen port and its WireGuard peers", "[render
     CHECK_FALSE(p2.endpoint);
     CHECK(p2.keepalive == 25);
 
-    // A member's routes: are allowed IPs too.
+    // peer3's IPv4 route is reached through its own controller (controller2), not directly.
     const WgPeer& p3 = peer(w, kP3);
-    CHECK(strs(p3.allowed_ips) == Strings{"10.20.0.0/16", "fd51:19c1:3b:f700:e42b:bf85::/96", "fd51:19c1:c1:aa00:e42b:bf85::/96"});
+    CHECK(strs(p3.allowed_ips) == Strings{"fd51:19c1:3b:f700:e42b:bf85::/96", "fd51:19c1:c1:aa00:e42b:bf85::/96"});
     CHECK_FALSE(p3.endpoint);
     CHECK(p3.keepalive == 25);
 
@@ -590,6 +593,248 @@ TEST_CASE("every pair of connected nodes agrees on keys and addresses", "[render
                 INFO("address " << addr.str());
                 CHECK(allowed);
             }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Several controllers: every member reaches every IPv4 address and every announced route.
+
+namespace {
+
+// Three controllers, peers on each, an IPv4 pool, IPv4 routes behind a peer and a controller,
+// IPv6 routes behind a peer and a controller. Keys from wireguard-tools; the names say who is who.
+const std::string kMulti = R"(fleets:
+  multi:
+    ipv4: 10.60.0.0/24
+    topology: TOPOLOGY
+    controllers:
+      c1: { endpoint: 192.0.2.1, public_key: cAdu2zsfixJ9e1RTDKYFWnnvsUJM9vR2ChcsgKbeVGg= }
+      c2: { endpoint: 192.0.2.2, public_key: M3c5TjSLEzGEZ7tGbgapbwPShn4uUDVawek3E5JR5A0=, routes: [192.168.2.0/24, "2001:db8:c2::/48"] }
+      c3: { endpoint: 192.0.2.3, public_key: WUTtRe8NvkAPhLOehJ4iEPbDU0RMKcvsJVGGsGNVMX8= }
+    peers:
+      a1: { controller: c1, public_key: j576wwZ01GUTN2l6tbbvKlUcpFDP+HxG3ydj959VEmY= }
+      b1: { controller: c1, public_key: Meol420BlFIEUEt4hGOFp1VF9aEp3uPndWrKucWjBwY=, endpoint: 192.0.2.11 }
+      a2: { controller: c2, public_key: fwPl3x5N338IdrP7PXDTlSMQAK32JIOnNuA/fToAQ3c=, routes: [10.20.0.0/16] }
+      a3: { controller: c3, public_key: inyOXO+Fj1DrxQETkfEVeC69UQdbRZ2hE4I52mcz0QA=, routes: ["2001:db8:a3::/48"], endpoint: 192.0.2.13 }
+)";
+constexpr const char* kMultiNodes[] = {"c1", "c2", "c3", "a1", "b1", "a2", "a3"};
+
+std::string multi(const char* topology) {
+    std::string y = kMulti;
+    y.replace(y.find("TOPOLOGY"), 8, topology);
+    return y;
+}
+
+bool has(const Strings& v, const std::string& x) { return std::find(v.begin(), v.end(), x) != v.end(); }
+
+const WgPeer& named(const WgInterface& w, const std::string& name) {
+    for (const auto& [k, p] : w.peers)
+        if (p.name == name) return p;
+    FAIL("no entry for " << name << " on " << w.name);
+    throw;
+}
+
+// WireGuard's view of a fleet: per node, its entries' allowed IPs; a packet goes to the entry with
+// the longest matching prefix, and is accepted from an entry only if its source is routed back
+// to that same entry. `local` is what a node answers itself (its addresses and its routes).
+struct Net {
+    std::map<std::string, WgInterface> wg;
+    std::map<std::string, std::vector<model::Prefix>> local;
+    std::map<std::string, std::set<model::Route>> routes;
+    std::set<std::string> routers;
+
+    std::optional<std::string> route(const std::string& node, const model::IpAddr& a) const {
+        std::optional<std::string> best;
+        int best_len = -1;
+        for (const auto& [k, p] : wg.at(node).peers)
+            for (const auto& ai : p.allowed_ips)
+                if (ai.addr.family == a.family && ai.contains(a) && ai.len > best_len) best = p.name, best_len = ai.len;
+        return best;
+    }
+    bool owns(const std::string& node, const model::IpAddr& a) const {
+        for (const auto& p : local.at(node))
+            if (p.addr.family == a.family && p.contains(a)) return true;
+        return false;
+    }
+    // Follows a packet from `from` (source `src`) to `dst`; returns where it was answered, or why not.
+    std::string carry(std::string from, const model::IpAddr& src, const model::IpAddr& dst) const {
+        std::string path = from;
+        for (int hop = 0; hop < 8; ++hop) {
+            if (owns(from, dst)) return "";
+            if (hop > 0 && !routers.count(from)) return path + ": not a controller, cannot relay";
+            auto next = route(from, dst);
+            if (!next) return path + ": no route";
+            path += " -> " + *next;
+            auto back = route(*next, src);
+            if (!back || *back != from) return path + ": dropped, source " + src.str() + " is routed to " + back.value_or("nobody");
+            from = *next;
+        }
+        return path + ": loop";
+    }
+};
+
+using Nodes = std::vector<std::string>;
+const Nodes kMultiAll(std::begin(kMultiNodes), std::end(kMultiNodes));
+
+Net simulate(const Rendered& r, const std::string& fleet, const Nodes& nodes) {
+    Net n;
+    const auto& f = r.l->cfg().fleets.at(fleet);
+    for (const auto& node : nodes) {
+        HostState hs = plan::render_host(*r.fw, node);
+        const WgInterface& w = hs.interfaces.at(f.interface);
+        n.wg[node] = w;
+        n.routes[node] = hs.routes;
+        for (const auto& a : w.addresses) n.local[node].push_back(model::Prefix::host(a.addr));
+        if (const auto* m = plan::find_member(f, node))
+            for (const auto& rt : m->routes) n.local[node].push_back(rt);
+        if (f.controllers.count(node) || (f.style == model::FleetStyle::subnet && f.server == node)) n.routers.insert(node);
+    }
+    return n;
+}
+
+// The source addresses the kernel may pick for dst on a node: the preferred source of our route
+// to dst if it has one, else those of its addresses that share the longest prefix with dst
+// (RFC 6724 rule 8); among equals it may take any.
+std::vector<model::IpAddr> sources_for(const Net& n, const std::string& node, const model::IpAddr& dst) {
+    for (const auto& rt : n.routes.at(node))
+        if (rt.dst.addr.family == dst.family && rt.dst.contains(dst) && rt.src) return {*rt.src};
+    std::vector<model::IpAddr> best;
+    int best_len = -1;
+    for (const auto& a : n.wg.at(node).addresses) {
+        if (a.addr.family != dst.family) continue;
+        int len = 0;
+        while (len < int(dst.bits()) && model::Prefix{a.addr, uint8_t(len + 1)}.contains(dst)) ++len;
+        if (len > best_len) best.clear(), best_len = len;
+        if (len == best_len) best.push_back(a.addr);
+    }
+    REQUIRE_FALSE(best.empty());
+    return best;
+}
+
+void require_full_reach(const std::string& yaml, const std::string& fleet, const Nodes& nodes, const char* topology) {
+    auto r = load(yaml);
+    Net n = simulate(r, fleet, nodes);
+    const auto& f = r.l->cfg().fleets.at(fleet);
+    const auto& fp = r.fw->plan.fleets.at(fleet);
+    for (const auto& a : nodes)
+        for (const auto& b : nodes) {
+            if (a == b) continue;
+            std::vector<model::IpAddr> targets{*plan::primary_address(f, fp, b), fp.ipv4.at(b)};
+            if (const auto* m = plan::find_member(f, b))
+                for (const auto& rt : m->routes) {
+                    model::IpAddr first = rt.addr;
+                    first.bytes[rt.addr.is_v4() ? 3 : 15] |= 1;
+                    targets.push_back(first);
+                }
+            for (const auto& dst : targets)
+                for (const auto& src : sources_for(n, a, dst)) {
+                    INFO(topology << ": " << a << " (" << src.str() << ") -> " << b << " (" << dst.str() << ")");
+                    CHECK(n.carry(a, src, dst) == "");
+                    // The answer: from the address that was asked, back to the source.
+                    CHECK(n.carry(b, dst, src) == "");
+                }
+        }
+}
+
+}  // namespace
+
+TEST_CASE("several controllers, hub: every member reaches every member's IPv4 and IPv6 address and every announced route, both ways",
+          "[render][clan][multi]") {
+    require_full_reach(multi("hub"), "multi", kMultiAll, "hub");
+}
+
+TEST_CASE("several controllers, mesh: every member reaches every member's addresses and every announced route, both ways",
+          "[render][clan][multi]") {
+    require_full_reach(multi("mesh"), "multi", kMultiAll, "mesh");
+}
+
+TEST_CASE("subnet style with an IPv4 pool and routes: every member reaches every other and every route, both ways",
+          "[render][subnet][multi]") {
+    for (const char* topology : {"hub", "mesh"}) {
+        std::string yaml = R"(fleets:
+  lab:
+    ip6: fd00:a0a8:34d:2a00::1
+    subnet: fd00:a0a8:34d:2a00::/64
+    external_ip: 192.0.2.1
+    public_key: cAdu2zsfixJ9e1RTDKYFWnnvsUJM9vR2ChcsgKbeVGg=
+    ipv4: 10.61.0.0/24
+    topology: TOPOLOGY
+    peers:
+      x: { public_key: j576wwZ01GUTN2l6tbbvKlUcpFDP+HxG3ydj959VEmY=, endpoint: 192.0.2.5, routes: [10.21.0.0/16] }
+      y: { public_key: Meol420BlFIEUEt4hGOFp1VF9aEp3uPndWrKucWjBwY=, routes: ["2001:db8:77::/48"] }
+      z: { public_key: fwPl3x5N338IdrP7PXDTlSMQAK32JIOnNuA/fToAQ3c= }
+)";
+        yaml.replace(yaml.find("TOPOLOGY"), 8, topology);
+        require_full_reach(yaml, "lab", {"server", "x", "y", "z"}, topology);
+    }
+}
+
+TEST_CASE("several controllers, hub: the allowed IPs of each role", "[render][clan][multi]") {
+    auto r = load(multi("hub"));
+    const auto& fp = r.fw->plan.fleets.at("multi");
+    auto v4 = [&](const char* n) { return model::Prefix::host(fp.ipv4.at(n)).str(); };
+    auto net = [&](const char* c) { return fp.nets.at(c).str(); };
+
+    // A controller: its own peers directly with their IPv4 address and every route; the peers of
+    // another controller directly only for IPv6 (their /96s and IPv6 routes); their IPv4 address
+    // and IPv4 routes through their controller.
+    HostState c1 = plan::render_host(*r.fw, "c1");
+    const WgInterface& w1 = c1.interfaces.at("multi");
+    Strings a1 = strs(named(w1, "a1").allowed_ips);
+    CHECK(has(a1, v4("a1")));
+    Strings a2 = strs(named(w1, "a2").allowed_ips);
+    CHECK_FALSE(has(a2, v4("a2")));
+    CHECK_FALSE(has(a2, "10.20.0.0/16"));
+    CHECK(a2.size() == 3);  // its /96 in each controller's /56
+    Strings a3 = strs(named(w1, "a3").allowed_ips);
+    CHECK(has(a3, "2001:db8:a3::/48"));
+    CHECK_FALSE(has(a3, v4("a3")));
+    Strings to_c2 = strs(named(w1, "c2").allowed_ips);
+    CHECK(to_c2 == Strings{"10.20.0.0/16", v4("a2"), v4("c2"), "192.168.2.0/24", "2001:db8:c2::/48", net("c2")});
+    Strings to_c3 = strs(named(w1, "c3").allowed_ips);
+    CHECK(to_c3 == Strings{v4("a3"), v4("c3"), net("c3")});
+    // Kernel routes for what lies outside its addresses: the IPv4 and IPv6 routes.
+    std::set<std::string> routes;
+    for (const auto& rt : c1.routes) routes.insert(rt.dst.str() + " " + rt.dev);
+    CHECK(routes == std::set<std::string>{"10.20.0.0/16 multi", "192.168.2.0/24 multi", "2001:db8:a3::/48 multi", "2001:db8:c2::/48 multi"});
+
+    // A peer: everything of IPv4 and every route of another peer through its own controller; the
+    // other controllers directly only for their /56 and their IPv6 routes.
+    HostState p = plan::render_host(*r.fw, "a1");
+    const WgInterface& pw = p.interfaces.at("multi");
+    CHECK(strs(named(pw, "c1").allowed_ips) ==
+          Strings{"10.20.0.0/16", "10.60.0.0/24", v4("c1"), "192.168.2.0/24", "2001:db8:a3::/48", net("c1")});
+    CHECK(strs(named(pw, "c2").allowed_ips) == Strings{"2001:db8:c2::/48", net("c2")});
+    CHECK(strs(named(pw, "c3").allowed_ips) == Strings{net("c3")});
+    CHECK(pw.peers.size() == 3);
+}
+
+TEST_CASE("several controllers: wg-quick gives a peer's IPv6 routes the same preferred source", "[render][clan][multi][wg-quick]") {
+    auto r = load(multi("hub"));
+    const auto& f = r.l->cfg().fleets.at("multi");
+    std::string src = plan::primary_address(f, r.fw->plan.fleets.at("multi"), "a1")->str();
+    std::string conf = plan::render_wg_quick(*r.fw, "multi", "a1", std::nullopt);
+    INFO(conf);
+    CHECK(test::contains(conf, "\nPostUp = ip -6 route change 2001:db8:a3::/48 dev %i src " + src + "\n"));
+    CHECK(test::contains(conf, "\nPostUp = ip -6 route change 2001:db8:c2::/48 dev %i src " + src + "\n"));
+    CHECK_FALSE(test::contains(conf, "route change 10."));
+    // A controller's routes need none.
+    CHECK_FALSE(test::contains(plan::render_wg_quick(*r.fw, "multi", "c1", std::nullopt), "route change"));
+}
+
+TEST_CASE("several controllers: no prefix is claimed by two entries of one device", "[render][clan][multi]") {
+    for (const char* topology : {"hub", "mesh"}) {
+        auto r = load(multi(topology));
+        for (const char* node : kMultiNodes) {
+            HostState hs = plan::render_host(*r.fw, node);
+            std::map<std::string, std::string> owner;
+            for (const auto& [k, p] : hs.interfaces.at("multi").peers)
+                for (const auto& a : p.allowed_ips) {
+                    INFO(topology << " " << node << ": " << a.str() << " on " << p.name);
+                    auto [it, fresh] = owner.emplace(a.str(), p.name);
+                    CHECK((fresh || it->second == p.name));
+                }
         }
     }
 }

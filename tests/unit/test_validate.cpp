@@ -410,6 +410,78 @@ TEST_CASE("members without a public key are pending warnings, not errors", "[val
     CHECK(w[0].message == "no public key yet: pending (it joins once its key is known from public_key: or keys_dir)");
 }
 
+TEST_CASE("members that can never connect (no endpoint on either side) are warned about, one warning per member", "[validate][endpoints]") {
+    auto l = check(R"(fleets:
+  m:
+    topology: mesh
+    controllers:
+      c1: { endpoint: c1.example.com }
+    peers:
+      a: { endpoint: a.example.com }
+      b: {}
+      c: {}
+      d: {}
+      e: {}
+      f: {}
+)");
+    INFO(l->text());
+    CHECK(l->diags.errors() == 0);
+    // a and c1 have endpoints: every pair with one of them is fine.
+    CHECK(l->at("fleets.m.peers.a", Severity::warning).size() == 1);  // its missing public key only
+    CHECK(l->at("fleets.m.controllers.c1", Severity::warning).size() == 1);
+    auto b = l->at("fleets.m.peers.b", Severity::warning);
+    REQUIRE(b.size() == 2);
+    const Diagnostic& w = b[0].message.rfind("no endpoint", 0) == 0 ? b[0] : b[1];
+    CHECK(w.loc.line == 8);
+    CHECK(w.loc.col == 7);
+    CHECK(w.message == "no endpoint, and neither have 4 members it connects to directly (c, d, e and 1 more): neither side of these "
+                       "pairs can start a session (give one of each pair an endpoint)");
+    auto f = l->at("fleets.m.peers.f", Severity::warning);
+    REQUIRE(f.size() == 2);
+    CHECK((f[0].message + f[1].message).find("(b, c, d and 1 more)") != std::string::npos);
+}
+
+TEST_CASE("unconnectable pairs: two endpointless controllers in a hub; a hub's peers never dial each other", "[validate][endpoints]") {
+    auto l = check(R"(fleets:
+  h:
+    controllers:
+      c1: { public_key: cAdu2zsfixJ9e1RTDKYFWnnvsUJM9vR2ChcsgKbeVGg= }
+      c2: { public_key: M3c5TjSLEzGEZ7tGbgapbwPShn4uUDVawek3E5JR5A0= }
+)");
+    INFO(l->text());
+    auto c1 = l->at("fleets.h.controllers.c1", Severity::warning);
+    REQUIRE(c1.size() == 1);
+    CHECK(c1[0].message == "no endpoint, and neither has c2, which it connects to directly: neither side can start a session "
+                           "(give one of the two an endpoint)");
+    CHECK(l->at("fleets.h.controllers.c2", Severity::warning).size() == 1);
+
+    // Hub peers without endpoints are fine: they only dial their controllers.
+    auto hub = check(R"(fleets:
+  h:
+    controllers:
+      c1: { endpoint: c1.example.com, public_key: cAdu2zsfixJ9e1RTDKYFWnnvsUJM9vR2ChcsgKbeVGg= }
+    peers:
+      a: { public_key: j576wwZ01GUTN2l6tbbvKlUcpFDP+HxG3ydj959VEmY= }
+      b: { public_key: Meol420BlFIEUEt4hGOFp1VF9aEp3uPndWrKucWjBwY= }
+)");
+    INFO(hub->text());
+    CHECK(hub->diags.warnings() == 0);
+}
+
+TEST_CASE("unconnectable pairs in a large mesh: one line per member, not one per pair", "[validate][endpoints]") {
+    std::string yaml = "fleets:\n  big:\n    topology: mesh\n    controllers:\n      c: { endpoint: c.example.com }\n    peers:\n";
+    for (int i = 0; i < 300; ++i) yaml += "      p" + std::to_string(1000 + i) + ": {}\n";
+    auto l = check(yaml);
+    size_t unreachable = 0;
+    for (const auto& d : l->warnings())
+        if (d.message.rfind("no endpoint, and neither", 0) == 0) {
+            ++unreachable;
+            CHECK(d.message.find("299 members") != std::string::npos);
+            CHECK(d.message.find("and 296 more") != std::string::npos);
+        }
+    CHECK(unreachable == 300);
+}
+
 TEST_CASE("subnet style: the server's missing key and external_ip are warnings", "[validate][pending][subnet]") {
     auto l = check(R"(fleets:
   lab:
