@@ -56,7 +56,7 @@ TEST_CASE("files: write is atomic, sets the mode and leaves no temporary file", 
     CHECK((st.st_mode & 07777) == 0600);
 }
 
-TEST_CASE("files: a file without the marker reads as not ours; a missing one as absent", "[files]") {
+TEST_CASE("files: a file without the marker reads as not ours, a missing one as absent", "[files]") {
     TempDir d;
     LocalFiles files;
     auto path = d.path / "foreign";
@@ -234,7 +234,7 @@ TEST_CASE("files: write into an unwritable place reports the path and errno", "[
     CHECK(s.error().message.find("/proc/wgf-test") != std::string::npos);
 }
 
-TEST_CASE("sysctl: reads and writes under a root directory; refuses keys that climb out", "[sysctl]") {
+TEST_CASE("sysctl: reads and writes under a root directory, refuses keys that climb out", "[sysctl]") {
     TempDir d;
     fs::create_directories(d.path / "net/ipv6/conf/all");
     std::ofstream(d.path / "net/ipv6/conf/all/forwarding") << "0\n";

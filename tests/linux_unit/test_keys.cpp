@@ -17,7 +17,7 @@
 
 namespace fs = std::filesystem;
 
-TEST_CASE("keys: generated once, 0600, loaded back equal; loose and malformed files are reported", "[keys]") {
+TEST_CASE("keys: generated once, 0600, loaded back equal, loose and malformed files are reported", "[keys]") {
     wgf::test::TempDir tmp("wgf-keys");
     const fs::path& dir = tmp.path;
     wgf::apply::FileKeyStore keys;

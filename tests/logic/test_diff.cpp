@@ -50,7 +50,7 @@ TEST_CASE("diff: after converging, the same desired state plans nothing", "[diff
     CHECK(plan::summarize(again) == "No changes: the node matches the fleet.");
 }
 
-TEST_CASE("diff: one changed peer gives exactly one peer op; key and port are not set again", "[diff]") {
+TEST_CASE("diff: one changed peer gives exactly one peer op, key and port are not set again", "[diff]") {
     FakeMachine m;
     auto desired = host(m.keys, {peer(1, {"fd00:1:2::/56"}, "10.0.0.2:51820"), peer(2, {"fd00:1:3::/96"}), peer(3, {"fd00:1:4::/96"})});
     REQUIRE(m.converge(desired).ok());
@@ -93,7 +93,7 @@ TEST_CASE("diff: adding a peer disturbs no other peer", "[diff]") {
     CHECK(plan::summarize(p) == "Plan: 1 to add, 0 to change, 0 to remove; disrupts no session.");
 }
 
-TEST_CASE("diff: a peer removed from the fleet is removed; a foreign peer is only reported unless exclusive", "[diff]") {
+TEST_CASE("diff: a peer removed from the fleet is removed, a foreign peer is only reported unless exclusive", "[diff]") {
     FakeMachine m;
     auto desired = host(m.keys, {peer(1, {"fd00:1:2::/56"}), peer(2, {"fd00:1:3::/96"})});
     REQUIRE(m.converge(desired).ok());
@@ -230,7 +230,7 @@ TEST_CASE("diff: with no endpoint recorded (first run, state lost), a live sessi
     CHECK(ops_of<plan::OpUpdatePeer>(added)[0]->endpoint == ep("198.51.100.7:51820"));
 }
 
-TEST_CASE("diff: a new private key or port is a device-wide disruption; addresses move out before in", "[diff]") {
+TEST_CASE("diff: a new private key or port is a device-wide disruption, addresses move out before in", "[diff]") {
     FakeMachine m;
     auto desired = host(m.keys, {peer(1, {"fd00:1:2::/56"})});
     REQUIRE(m.converge(desired).ok());
@@ -269,7 +269,7 @@ TEST_CASE("diff: a listen-port change keeps every session and says that peers di
     CHECK(plan::disruption(both.ops[1]) == plan::Disruption::none);
 }
 
-TEST_CASE("diff: routes, rules and files that are ours converge; others are left alone", "[diff]") {
+TEST_CASE("diff: routes, rules and files that are ours converge, others are left alone", "[diff]") {
     FakeMachine m;
     auto desired = host(m.keys, {});
     desired.routes.insert(model::Route{pfx("10.20.0.0/16"), "wg0"});

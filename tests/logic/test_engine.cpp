@@ -77,7 +77,7 @@ struct Converged {
 
 }  // namespace
 
-TEST_CASE("engine: plan reads keys only; apply generates one, converges and verifies", "[engine]") {
+TEST_CASE("engine: plan reads keys only, apply generates one, converges and verifies", "[engine]") {
     Setup s;
     FakeMachine m;
     m.keys.keys.clear();
@@ -173,7 +173,7 @@ TEST_CASE("engine: a key that will be generated is a planned change (existing de
     CHECK(applied.leftover->empty());
 }
 
-TEST_CASE("engine: an endpoint that does not resolve leaves that peer without one; the rest converges", "[engine][dns]") {
+TEST_CASE("engine: an endpoint that does not resolve leaves that peer without one, the rest converges", "[engine][dns]") {
     Setup s;
     FakeMachine m;
     MapResolver dns;  // knows no names at all
@@ -322,7 +322,7 @@ void host_interfaces(backend::FakeSysctls& s) {
 
 }  // namespace
 
-TEST_CASE("engine: turning IPv6 forwarding on raises accept_ra 1 -> 2 first; wg-fleet restores what it changed once forwarding is no longer needed",
+TEST_CASE("engine: turning IPv6 forwarding on raises accept_ra 1 -> 2 first, wg-fleet restores what it changed once forwarding is no longer needed",
           "[engine][sysctl]") {
     Setup on, off(kFleetC1Peer);
     FakeMachine m;
@@ -435,7 +435,7 @@ TEST_CASE("sysctls: an accept_ra wg-fleet raised stays raised while forwarding i
     CHECK(plan::describe(p.ops[0]) == "~ sysctl net/ipv6/conf/eth0/accept_ra 2 -> 1 (restored: wg-fleet no longer needs it)");
 }
 
-TEST_CASE("state: owned sysctls and their originals survive a JSON round trip; a record without them loads", "[engine][state]") {
+TEST_CASE("state: owned sysctls and their originals survive a JSON round trip, a record without them loads", "[engine][state]") {
     plan::Ownership o;
     o.interfaces = {"mesh"};
     o.peers["mesh"] = {};

@@ -413,7 +413,7 @@ std::string handshake_ns(const std::string& ifname, const Key& peer) {
 // a new port; its sessions survive (same keypair, no new handshake on either side), but the
 // dialling side reaches it only once its endpoint for it follows the new port: set by its
 // configuration, or learnt when the moved side sends to it first.
-TEST_CASE("uapi: a listen-port change keeps the session; the dialling peer reaches it once its endpoint follows", "[uapi]") {
+TEST_CASE("uapi: a listen-port change keeps the session, the dialling peer reaches it once its endpoint follows", "[uapi]") {
     if (!test::netns_available()) return;
     Netns a("wguP"), b("wguP");
     const std::string veth_a = test::unique_name("vpa"), veth_b = test::unique_name("vpb");

@@ -217,7 +217,7 @@ TEST_CASE("an empty file or one with only comments is an empty fleet", "[parse]"
     }
 }
 
-TEST_CASE("hex and decimal ids; suffix forms", "[parse]") {
+TEST_CASE("hex and decimal ids, suffix forms", "[parse]") {
     auto l = parse_only(R"(fleets:
   f:
     controllers:

@@ -374,7 +374,7 @@ TEST_CASE("wg-quick config of a peer, exact text", "[render][wg-quick]") {
           "PersistentKeepalive = 25\n");
 }
 
-TEST_CASE("wg-quick without the private key loads it on the node; controllers get ListenPort", "[render][wg-quick]") {
+TEST_CASE("wg-quick without the private key loads it on the node, controllers get ListenPort", "[render][wg-quick]") {
     auto r = load(kClan);
     std::string peer1 = plan::render_wg_quick(*r.fw, "wg-test-one", "peer1", std::nullopt);
     CHECK_FALSE(test::contains(peer1, "PrivateKey ="));

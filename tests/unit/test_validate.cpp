@@ -441,7 +441,7 @@ TEST_CASE("members that can never connect (no endpoint on either side) are warne
     CHECK((f[0].message + f[1].message).find("(b, c, d and 1 more)") != std::string::npos);
 }
 
-TEST_CASE("unconnectable pairs: two endpointless controllers in a hub; a hub's peers never dial each other", "[validate][endpoints]") {
+TEST_CASE("unconnectable pairs: two endpointless controllers in a hub, a hub's peers never dial each other", "[validate][endpoints]") {
     auto l = check(R"(fleets:
   h:
     controllers:
