@@ -136,12 +136,20 @@ std::string render(const Diagnostic& d, const Sources& sources) {
 }
 
 std::string render_all(const Diagnostics& diags, const Sources& sources, bool warnings) {
-    std::string out;
+    const auto sorted = diags.sorted();
+    // Past the cap, errors are shown before warnings; what is shown stays in position order.
     size_t shown_errors = 0, shown_warnings = 0;
-    for (const auto& d : diags.sorted()) {
-        if (d.severity == Severity::warning && !warnings) continue;
-        if (shown_errors + shown_warnings == kMaxShownDiagnostics) break;
-        ++(d.severity == Severity::error ? shown_errors : shown_warnings);
+    for (const auto& d : sorted)
+        if (d.severity == Severity::error && shown_errors < kMaxShownDiagnostics) ++shown_errors;
+    if (warnings)
+        for (const auto& d : sorted)
+            if (d.severity == Severity::warning && shown_errors + shown_warnings < kMaxShownDiagnostics) ++shown_warnings;
+    std::string out;
+    size_t errors_left = shown_errors, warnings_left = shown_warnings;
+    for (const auto& d : sorted) {
+        size_t& left = d.severity == Severity::error ? errors_left : warnings_left;
+        if (left == 0) continue;
+        --left;
         out += render(d, sources);
     }
     size_t more_errors = diags.errors() - shown_errors;

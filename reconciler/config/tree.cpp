@@ -129,6 +129,12 @@ private:
     // still points at the start); find the line and column from the offset.
     void reader_error() {
         size_t off = std::min(parser_.problem_offset, text_.size());
+        // A sequence cut short is reported at the byte that fails to continue it; point at its start.
+        if (std::string_view(parser_.problem ? parser_.problem : "") == "invalid trailing UTF-8 octet") {
+            auto byte = [&](size_t i) { return static_cast<unsigned char>(text_[i]); };
+            while (off > 0 && (byte(off - 1) & 0xc0) == 0x80) --off;
+            if (off > 0 && byte(off - 1) >= 0xc0) --off;
+        }
         std::string_view before = text_.substr(0, off);
         auto nl = before.rfind('\n');
         size_t line_start = nl == std::string_view::npos ? 0 : nl + 1;
@@ -142,8 +148,15 @@ private:
                              : fmt::format("control character U+{:04X} is not allowed in YAML text; write it as an escape "
                                            "in a double-quoted string",
                                            value);
-        else if (value >= 0)
-            msg = fmt::format("not valid UTF-8: {} (0x{:02X}); the file must be UTF-8 text", problem, value);
+        else if (problem == "invalid leading UTF-8 octet")
+            msg = fmt::format("not valid UTF-8: byte 0x{:02X} cannot start a character; the file must be UTF-8 text "
+                              "(is it Latin-1 or another legacy encoding?)", value);
+        else if (problem == "invalid trailing UTF-8 octet")
+            msg = fmt::format("not valid UTF-8: byte 0x{:02X} starts a character that is cut short; the file must be "
+                              "UTF-8 text (is it Latin-1 or another legacy encoding?)",
+                              static_cast<unsigned char>(text_[off]));
+        else if (problem == "incomplete UTF-8 octet sequence")
+            msg = "not valid UTF-8: the file ends inside a character; the file must be UTF-8 text";
         else
             msg = fmt::format("not valid UTF-8: {}; the file must be UTF-8 text", problem);
         diags_.error(Loc{file_, line, col}, "", msg);
