@@ -517,6 +517,59 @@ NftDecoded decode_rule(const nftnl_rule* r) {
     return out;
 }
 
+namespace {
+
+// The attributes in [begin, begin + len), as libmnl bounds them.
+template <class F>
+void for_each_attr(const void* begin, size_t len, F&& f) {
+    auto* a = static_cast<const nlattr*>(begin);
+    int left = static_cast<int>(len);
+    while (mnl_attr_ok(a, left)) {
+        f(a);
+        left -= static_cast<int>(MNL_ALIGN(a->nla_len));
+        a = reinterpret_cast<const nlattr*>(reinterpret_cast<const char*>(a) + MNL_ALIGN(a->nla_len));
+    }
+}
+
+// libnftnl trusts the kernel's layout of a rule: it reads an expression's name without checking
+// that there is one (a null pointer dereference) or that it is terminated. Check both first.
+bool expressions_well_formed(const nlmsghdr* nlh) {
+    if (nlh->nlmsg_len < MNL_NLMSG_HDRLEN + MNL_ALIGN(sizeof(nfgenmsg))) return false;
+    const nlattr* exprs = nullptr;  // libnftnl uses the last one
+    for_each_attr(mnl_nlmsg_get_payload_offset(nlh, sizeof(nfgenmsg)),
+                  nlh->nlmsg_len - MNL_NLMSG_HDRLEN - MNL_ALIGN(sizeof(nfgenmsg)), [&](const nlattr* a) {
+                      if (mnl_attr_get_type(a) == NFTA_RULE_EXPRESSIONS) exprs = a;
+                  });
+    if (!exprs) return true;
+    bool ok = true;
+    for_each_attr(mnl_attr_get_payload(exprs), mnl_attr_get_payload_len(exprs), [&](const nlattr* elem) {
+        const nlattr* name = nullptr;
+        for_each_attr(mnl_attr_get_payload(elem), mnl_attr_get_payload_len(elem), [&](const nlattr* a) {
+            if (mnl_attr_get_type(a) == NFTA_EXPR_NAME) name = a;
+        });
+        if (!name || mnl_attr_validate(name, MNL_TYPE_NUL_STRING) < 0) ok = false;
+    });
+    return ok;
+}
+
+}  // namespace
+
+std::optional<NftRuleLive> parse_rule_message(const nlmsghdr* nlh, const std::string& table) {
+    if (NFNL_MSG_TYPE(nlh->nlmsg_type) != NFT_MSG_NEWRULE || !expressions_well_formed(nlh)) return std::nullopt;
+    RulePtr r(nftnl_rule_alloc());
+    if (!r) throw std::bad_alloc();
+    if (nftnl_rule_nlmsg_parse(nlh, r.get()) != 0) return std::nullopt;
+    const char* t = nftnl_rule_get_str(r.get(), NFTNL_RULE_TABLE);
+    if (!t || table != t) return std::nullopt;
+    NftRuleLive rl;
+    rl.handle = nftnl_rule_get_u64(r.get(), NFTNL_RULE_HANDLE);
+    const char* chain = nftnl_rule_get_str(r.get(), NFTNL_RULE_CHAIN);
+    rl.chain = chain ? chain : "";
+    rl.comment = rule_comment(r.get());
+    rl.decoded = decode_rule(r.get());
+    return rl;
+}
+
 std::optional<std::string> rule_comment(const nftnl_rule* r) {
     if (!nftnl_rule_is_set(r, NFTNL_RULE_USERDATA)) return std::nullopt;
     uint32_t len = 0;
@@ -867,16 +920,7 @@ Result<NftTableLive> Nft::read_table_once(bool* consistent) {
         nlmsghdr* nlh = nftnl_rule_nlmsg_build_hdr(buf, NFT_MSG_GETRULE, NFPROTO_INET, NLM_F_DUMP, next_seq());
         nftnl_rule_nlmsg_build_payload(nlh, filter.get());
         Exchange x{[&](const nlmsghdr* m) {
-            if (NFNL_MSG_TYPE(m->nlmsg_type) != NFT_MSG_NEWRULE) return;
-            nft::RulePtr r(nftnl_rule_alloc());
-            if (!r || nftnl_rule_nlmsg_parse(m, r.get()) != 0 || table != or_empty(nftnl_rule_get_str(r.get(), NFTNL_RULE_TABLE)))
-                return;
-            NftRuleLive rl;
-            rl.handle = nftnl_rule_get_u64(r.get(), NFTNL_RULE_HANDLE);
-            rl.chain = or_empty(nftnl_rule_get_str(r.get(), NFTNL_RULE_CHAIN));
-            rl.comment = nft::rule_comment(r.get());
-            rl.decoded = nft::decode_rule(r.get());
-            live.rules.push_back(std::move(rl));
+            if (auto rl = nft::parse_rule_message(m, table)) live.rules.push_back(std::move(*rl));
         }};
         Status st = request(nl_, portid_, nlh, "list rules of table inet " + table, x);
         if (!st && st.error().code != ENOENT) return st.error();

@@ -4,6 +4,7 @@
 // turns a table snapshot into the ids read() reports.
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
@@ -342,4 +343,39 @@ TEST_CASE("view() reports rules by comment and damage under '?' ids", "[nft]") {
         CHECK(v.rules.count("?chain-forward") == 0);
         CHECK(v.rules.size() == 7);
     }
+}
+
+TEST_CASE("a dumped rule message is read through parse_rule_message, and only for wg-fleet's table", "[nft]") {
+    FwRule want = masquerade("masquerade:eth0", "eth0");
+    auto built = nft::build_rule(want);
+    nftnl_rule_set_u64(built.get(), NFTNL_RULE_HANDLE, 42);
+    std::vector<char> buf(16384);
+    nlmsghdr* nlh = nftnl_rule_nlmsg_build_hdr(buf.data(), NFT_MSG_NEWRULE, NFPROTO_INET, NLM_F_MULTI, 1);
+    nftnl_rule_nlmsg_build_payload(nlh, built.get());
+    auto rl = nft::parse_rule_message(nlh, wgf::backend::kNftTable);
+    REQUIRE(rl);
+    CHECK(rl->handle == 42);
+    CHECK(rl->chain == "postrouting");
+    CHECK(rl->comment == std::optional<std::string>("masquerade:eth0"));
+    REQUIRE(rl->decoded.what == NftDecoded::What::fw_rule);
+    CHECK_FALSE(nft::parse_rule_message(nlh, "another-table"));
+}
+
+TEST_CASE("a rule message with an expression without a name is skipped, not a crash", "[nft][fuzz]") {
+    // libnftnl dereferences a missing expression name; the kernel never sends one, but read()
+    // must not depend on that. Rename the first expression's name attribute to another type.
+    auto built = nft::build_rule(masquerade("masquerade:eth0", "eth0"));
+    std::vector<char> buf(16384);
+    nlmsghdr* nlh = nftnl_rule_nlmsg_build_hdr(buf.data(), NFT_MSG_NEWRULE, NFPROTO_INET, NLM_F_MULTI, 1);
+    nftnl_rule_nlmsg_build_payload(nlh, built.get());
+    const std::string first = expr_names(built.get()).at(0);
+    char* begin = buf.data();
+    char* end = begin + nlh->nlmsg_len;
+    const std::string needle = first + '\0';
+    char* at = std::search(begin, end, needle.begin(), needle.end());
+    REQUIRE(at != end);
+    auto* attr = reinterpret_cast<nlattr*>(at - sizeof(nlattr));
+    REQUIRE(attr->nla_type == NFTA_EXPR_NAME);
+    attr->nla_type = NFTA_EXPR_MAX + 1;
+    CHECK_FALSE(nft::parse_rule_message(nlh, wgf::backend::kNftTable));
 }
