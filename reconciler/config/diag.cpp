@@ -38,26 +38,38 @@ std::vector<std::string> printable_cells(std::string_view text) {
     return cells;
 }
 
+bool lead_byte(char c) { return (static_cast<unsigned char>(c) & 0xc0) != 0x80; }
+
+// The byte offset `n` characters after (n > 0) or before (n < 0) byte offset `at`, stopping at
+// the ends of `text`.
+size_t step(std::string_view text, size_t at, long n) {
+    for (; n > 0 && at < text.size(); --n)
+        do ++at;
+        while (at < text.size() && !lead_byte(text[at]));
+    for (; n < 0 && at > 0; ++n)
+        do --at;
+        while (at > 0 && !lead_byte(text[at]));
+    return at;
+}
+
 // The source line and a caret under column `col`, indented by four spaces. A long line shows
-// kMaxShownColumns columns around the caret, '…' marking what is cut.
+// kMaxShownColumns columns around the caret, '…' marking what is cut; only that window is
+// looked at closely, so a line of any length costs little.
 std::string echo_line(std::string_view line, uint32_t col) {
-    auto cells = printable_cells(line);
-    const size_t n = cells.size();
-    const size_t caret = std::min<size_t>(col ? col - 1 : 0, n);
-    size_t start = 0, end = n;
-    if (n > kMaxShownColumns) {
-        start = caret > kMaxShownColumns / 2 ? caret - kMaxShownColumns / 2 : 0;
-        start = std::min(start, n - kMaxShownColumns);
-        end = start + kMaxShownColumns;
-    }
+    const size_t caret_at = step(line, 0, col ? long(col) - 1 : 0);
+    size_t start = step(line, caret_at, -long(kMaxShownColumns / 2));
+    size_t end = step(line, start, long(kMaxShownColumns));
+    if (end == line.size()) start = step(line, end, -long(kMaxShownColumns));
+    auto before = printable_cells(line.substr(start, caret_at - start));
+    auto shown = printable_cells(line.substr(start, end - start));
     std::string out = "    ";
     if (start > 0) out += kEllipsis;
-    for (size_t i = start; i < end; ++i) out += cells[i];
-    if (end < n) out += kEllipsis;
+    for (const auto& c : shown) out += c;
+    if (end < line.size()) out += kEllipsis;
     out += "\n    ";
     if (start > 0) out += ' ';  // under the leading ellipsis
     // Keep tabs so the caret lines up under the same column.
-    for (size_t i = start; i < caret; ++i) out += cells[i] == "\t" ? '\t' : ' ';
+    for (const auto& c : before) out += c == "\t" ? '\t' : ' ';
     out += "^\n";
     return out;
 }
@@ -118,7 +130,7 @@ std::string render(const Diagnostic& d, const Sources& sources) {
     out += sev;
     out += ": ";
     if (!d.path.empty()) {
-        auto cells = printable_cells(d.path);
+        auto cells = printable_cells(d.path.substr(0, 4 * kMaxShownPath));
         if (cells.size() > kMaxShownPath) {
             cells.resize(kMaxShownPath);
             cells.emplace_back(kEllipsis);
