@@ -703,17 +703,20 @@ std::optional<NftRuleLive> parse_rule_message(const nlmsghdr* nlh, const std::st
 std::optional<std::string> rule_comment(const nftnl_rule* r) {
     if (!nftnl_rule_is_set(r, NFTNL_RULE_USERDATA)) return std::nullopt;
     uint32_t len = 0;
-    const void* data = nftnl_rule_get_data(r, NFTNL_RULE_USERDATA, &len);
+    const auto* p = static_cast<const uint8_t*>(nftnl_rule_get_data(r, NFTNL_RULE_USERDATA, &len));
+    // The TLVs nft writes (type, length, value: one byte, one byte, length bytes), walked here
+    // because libnftnl's walker trusts each length to stay inside the buffer.
     std::optional<std::string> out;
-    auto cb = [](const nftnl_udata* attr, void* arg) -> int {
-        if (nftnl_udata_type(attr) != NFTNL_UDATA_RULE_COMMENT) return 0;
-        uint8_t n = nftnl_udata_len(attr);
-        const char* v = static_cast<const char*>(nftnl_udata_get(attr));
-        if (n == 0 || v[n - 1] != '\0' || std::strlen(v) != size_t(n - 1)) return -1;
-        *static_cast<std::optional<std::string>*>(arg) = std::string(v, n - 1);
-        return 0;
-    };
-    if (nftnl_udata_parse(data, len, cb, &out) < 0) return std::nullopt;
+    for (uint32_t i = 0; i < len;) {
+        if (len - i < 2 || len - i - 2 < p[i + 1]) return std::nullopt;  // a TLV cut short
+        const uint8_t type = p[i], n = p[i + 1];
+        const char* v = reinterpret_cast<const char*>(p + i + 2);
+        if (type == NFTNL_UDATA_RULE_COMMENT) {
+            if (n == 0 || v[n - 1] != '\0' || std::strlen(v) != size_t(n - 1)) return std::nullopt;
+            out = std::string(v, n - 1);
+        }
+        i += 2u + n;
+    }
     return out;
 }
 

@@ -418,3 +418,17 @@ TEST_CASE("a rule message with an attribute of the wrong size is read as unknown
     CHECK(rl->handle == 7);
     CHECK(rl->decoded.what == NftDecoded::What::unknown);
 }
+
+TEST_CASE("a rule comment whose length runs past the userdata is no comment", "[nft][fuzz]") {
+    // nft's TLVs: type, length, value. A length past the end must not be read (under the
+    // sanitizers, reading it is a heap overflow).
+    auto check_udata = [](std::vector<uint8_t> udata) {
+        nft::RulePtr r(nftnl_rule_alloc());
+        nftnl_rule_set_data(r.get(), NFTNL_RULE_USERDATA, udata.data(), static_cast<uint32_t>(udata.size()));
+        return nft::rule_comment(r.get());
+    };
+    CHECK(check_udata({NFTNL_UDATA_RULE_COMMENT, 3, 'a', 'b', 0}) == std::optional<std::string>("ab"));
+    CHECK_FALSE(check_udata({NFTNL_UDATA_RULE_COMMENT, 200, 'a', 'b', 0}));
+    CHECK_FALSE(check_udata({NFTNL_UDATA_RULE_COMMENT, 3, 'a', 'b', 0, 7}));
+    CHECK_FALSE(check_udata({NFTNL_UDATA_RULE_COMMENT}));
+}
