@@ -392,7 +392,7 @@ TEST_CASE("after a byte order mark, columns and the echoed first line are those 
 }
 
 TEST_CASE("a byte order mark in a drop-in is accepted", "[parse][bom][dropin]") {
-    std::vector<config::SourceFile> files = {{"main.yaml", kGood}, {"drop.yaml", "\xef\xbb\xbf" "domain: example.internal\n"}};
+    std::vector<config::SourceFile> files = {{"main.yaml", kGood}, {"drop.yaml", "\xef\xbb\xbf" "domain: example.internal\nprune_timeout: 30m\n"}};
     config::Sources sources;
     config::Diagnostics diags;
     auto parsed = config::parse(files, sources, diags);
