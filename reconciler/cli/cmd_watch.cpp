@@ -123,9 +123,11 @@ int cmd_watch(const Globals& g, int interval_s) {
             return;
         }
         if (l->diags.warnings()) log->warn("{}", config::render_all(l->diags, l->sources));
-        node = n;
-        machine = std::make_unique<Machine>(l->cfg());
-        machine->journal = std::make_unique<apply::FileJournal>(l->cfg().state_dir);
+        // Everything that can fail comes first, so a failure leaves the last good state whole.
+        auto m = std::make_unique<Machine>(l->cfg());
+        m->journal = std::make_unique<apply::FileJournal>(l->cfg().state_dir);
+        node = std::move(n);
+        machine = std::move(m);
         good = std::move(l);
         log->info("loaded {} ({})", g.config, why);
         log->debug("timing: {}", good->timings.str());

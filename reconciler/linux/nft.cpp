@@ -663,7 +663,10 @@ RuleEnvelope read_envelope(const nlmsghdr* nlh) {
                               if (env.valid) env.handle = be64toh(mnl_attr_get_u64(a));
                               break;
                           case NFTA_RULE_POSITION: env.valid &= attr_valid(a, AttrKind::u64); break;
-                          case NFTA_RULE_COMPAT: env.valid &= attr_valid(a, AttrKind::nested); break;
+                          case NFTA_RULE_COMPAT:  // iptables-nft's; libnftnl checks inside it too
+                              env.valid &= attr_valid(a, AttrKind::nested);
+                              env.ours_shape = false;
+                              break;
                           case NFTA_RULE_USERDATA: env.valid &= attr_valid(a, AttrKind::binary); break;
                           case NFTA_RULE_ID:
                           case NFTA_RULE_POSITION_ID:
