@@ -647,8 +647,10 @@ RuleEnvelope read_envelope(const nlmsghdr* nlh) {
         return env;
     }
     const nlattr* exprs = nullptr;  // libnftnl uses the last one
-    for_each_attr(mnl_nlmsg_get_payload_offset(nlh, sizeof(nfgenmsg)),
-                  nlh->nlmsg_len - MNL_NLMSG_HDRLEN - MNL_ALIGN(sizeof(nfgenmsg)), [&](const nlattr* a) {
+    // Up to the aligned end of the message, as libmnl walks it.
+    const auto* first = static_cast<const char*>(mnl_nlmsg_get_payload_offset(nlh, sizeof(nfgenmsg)));
+    const auto* tail = static_cast<const char*>(mnl_nlmsg_get_payload_tail(nlh));
+    for_each_attr(first, static_cast<size_t>(tail - first), [&](const nlattr* a) {
                       switch (mnl_attr_get_type(a)) {
                           case NFTA_RULE_TABLE:
                               env.valid &= attr_valid(a, AttrKind::string);
