@@ -17,6 +17,7 @@
 #include <ctime>
 #include <filesystem>
 #include <iostream>
+#include <new>
 
 #include <fmt/format.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -106,12 +107,12 @@ int cmd_watch(const Globals& g, int interval_s) {
     uint64_t watchdog_usec = 0;
     bool watchdog = sd_watchdog_enabled(0, &watchdog_usec) > 0;
 
-    auto reload = [&](const char* why) {
+    auto load_new = [&](const char* why) {
         Globals quiet = g;
         quiet.quiet = 1;  // diagnostics go through the log below, not raw to stderr twice
         auto l = load(quiet);
         if (!l->fleet) {
-            for (const auto& d : l->diags.sorted()) log->error("{}", config::render(d, l->sources));
+            log->error("{}", config::render_all(l->diags, l->sources));
             log->error("{}: invalid ({}); {}", g.config, why, good ? "the last good configuration stays in force" : "nothing applied");
             sd_notifyf(0, "STATUS=invalid configuration (%zu errors); %s", l->diags.errors(),
                        good ? "last good configuration in force" : "waiting for a valid one");
@@ -122,13 +123,29 @@ int cmd_watch(const Globals& g, int interval_s) {
             log->error("node '{}' is in no fleet of {}; {}", n, g.config, good ? "the last good configuration stays in force" : "nothing applied");
             return;
         }
-        for (const auto& d : l->diags.sorted()) log->warn("{}", config::render(d, l->sources));
-        node = n;
-        machine = std::make_unique<Machine>(l->cfg());
-        machine->journal = std::make_unique<apply::FileJournal>(l->cfg().state_dir);
+        if (l->diags.warnings()) log->warn("{}", config::render_all(l->diags, l->sources));
+        // Everything that can fail comes first, so a failure leaves the last good state whole.
+        auto m = std::make_unique<Machine>(l->cfg());
+        m->journal = std::make_unique<apply::FileJournal>(l->cfg().state_dir);
+        node = std::move(n);
+        machine = std::move(m);
         good = std::move(l);
         log->info("loaded {} ({})", g.config, why);
         log->debug("timing: {}", good->timings.str());
+    };
+    // Nothing in reading or checking a configuration may end the service: whatever goes wrong
+    // (out of memory included), the last good configuration stays in force.
+    auto reload = [&](const char* why) {
+        const char* keep = good ? "the last good configuration stays in force" : "nothing applied";
+        try {
+            load_new(why);
+            return;
+        } catch (const std::bad_alloc&) {
+            log->error("{}: out of memory while loading it ({}); {}", g.config, why, keep);
+        } catch (const std::exception& e) {
+            log->error("{}: cannot load it ({}): {}; {}", g.config, why, e.what(), keep);
+        }
+        sd_notifyf(0, "STATUS=configuration not loaded; %s", good ? "last good configuration in force" : "waiting for a valid one");
     };
 
     auto converge = [&](const char* why) {

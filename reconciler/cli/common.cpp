@@ -36,10 +36,7 @@ std::unique_ptr<Loaded> load(const Globals& g, const std::function<void(const mo
             l->timings.lap("validate");
         }
     }
-    for (const auto& d : l->diags.sorted()) {
-        if (d.severity == config::Severity::warning && g.quiet > 0) continue;
-        std::cerr << config::render(d, l->sources);
-    }
+    std::cerr << config::render_all(l->diags, l->sources, g.quiet == 0);
     return l;
 }
 

@@ -45,24 +45,38 @@ private:
     std::vector<File> files_;
 };
 
+// Bounds on what a configuration with very many problems costs: diagnostics kept in memory (the
+// counts stay exact), diagnostics printed, and the width of an echoed source line.
+inline constexpr size_t kMaxKeptDiagnostics = 10'000;
+inline constexpr size_t kMaxShownDiagnostics = 100;
+inline constexpr size_t kMaxShownColumns = 200;
+
 class Diagnostics {
 public:
     void error(Loc loc, std::string path, std::string message);
     void warning(Loc loc, std::string path, std::string message);
     bool has_errors() const { return errors_ > 0; }
     size_t errors() const { return errors_; }
-    size_t warnings() const { return all_.size() - errors_; }
+    size_t warnings() const { return warnings_; }
     // Sorted by file and position (stable for golden tests), then in the order found.
     std::vector<Diagnostic> sorted() const;
+    // The first kMaxKeptDiagnostics found; errors() and warnings() count all.
     const std::vector<Diagnostic>& all() const { return all_; }
 
 private:
+    void add(Diagnostic d);
     std::vector<Diagnostic> all_;
     size_t errors_ = 0;
+    size_t warnings_ = 0;
 };
 
+// One diagnostic, netplan-style: "file:line:col: error: path: message", then the source line
+// (control characters and invalid UTF-8 shown as '?', cut to kMaxShownColumns around the column
+// with '…') and a caret under the column.
 std::string render(const Diagnostic& d, const Sources& sources);
-std::string render_all(const Diagnostics& diags, const Sources& sources);
+// The diagnostics to print, in sorted order: warnings only when `warnings`, at most
+// kMaxShownDiagnostics, then one line saying how many errors and warnings are not shown.
+std::string render_all(const Diagnostics& diags, const Sources& sources, bool warnings = true);
 
 // 'value' quoted for messages, with control characters escaped and long values shortened.
 std::string quote(std::string_view value);

@@ -550,38 +550,4 @@ Parsed parse_text(std::string_view text, std::string_view file_name, Sources& so
     return parse({SourceFile{std::string(file_name), std::string(text)}}, sources, diags);
 }
 
-std::string default_dropin_dir(const std::string& main_file) {
-    std::filesystem::path p(main_file);
-    auto stem = p.extension() == ".yaml" || p.extension() == ".yml" ? p.stem().string() : p.filename().string();
-    return (p.parent_path() / (stem + ".d")).string();
-}
-
-std::vector<SourceFile> read_config_files(const std::string& main_file, const std::string& dropin_dir,
-                                          Sources& sources, Diagnostics& diags) {
-    std::vector<SourceFile> out;
-    auto read = [&](const std::string& path) -> bool {
-        std::ifstream in(path, std::ios::binary);
-        if (!in) {
-            uint32_t id = sources.add(path, "");
-            diags.error(Loc{id, 0, 0}, "", fmt::format("cannot read the file: {}", std::strerror(errno)));
-            return false;
-        }
-        std::ostringstream ss;
-        ss << in.rdbuf();
-        out.push_back({path, ss.str()});
-        return true;
-    };
-    if (!read(main_file)) return out;
-    std::error_code ec;
-    if (dropin_dir.empty() || !std::filesystem::is_directory(dropin_dir, ec)) return out;
-    std::vector<std::string> names;
-    for (const auto& de : std::filesystem::directory_iterator(dropin_dir, ec)) {
-        auto name = de.path().filename().string();
-        if (de.path().extension() == ".yaml" && name[0] != '.') names.push_back(de.path().string());
-    }
-    std::sort(names.begin(), names.end());
-    for (const auto& n : names) read(n);
-    return out;
-}
-
 }  // namespace wgf::config

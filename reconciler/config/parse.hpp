@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "config/diag.hpp"
+#include "config/read.hpp"
 #include "config/tree.hpp"
 #include "model/spec.hpp"
 
@@ -20,24 +21,11 @@ struct Parsed {
     Node tree;
 };
 
-struct SourceFile {
-    std::string name;
-    std::string text;
-};
-
 // Parses the main file and drop-ins (already in name order) into one configuration.
 // Diagnostics are appended to `diags`; on errors the returned config is partial.
 Parsed parse(const std::vector<SourceFile>& files, Sources& sources, Diagnostics& diags);
 
 // Convenience for one document.
 Parsed parse_text(std::string_view text, std::string_view file_name, Sources& sources, Diagnostics& diags);
-
-// Reads the main file and its drop-in directory (*.yaml in name order). Missing drop-in dir is fine.
-// A missing or unreadable main file is reported as a diagnostic.
-std::vector<SourceFile> read_config_files(const std::string& main_file, const std::string& dropin_dir,
-                                          Sources& sources, Diagnostics& diags);
-
-// The default drop-in directory for a main file: /etc/wg-fleet.yaml -> /etc/wg-fleet.d
-std::string default_dropin_dir(const std::string& main_file);
 
 }  // namespace wgf::config

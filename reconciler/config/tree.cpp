@@ -1,5 +1,6 @@
 #include "config/tree.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <memory>
 #include <unordered_map>
@@ -10,10 +11,12 @@
 namespace wgf::config {
 namespace {
 
-// Aliases expand into copies; cap the total so "billion laughs" input is an error, not an OOM.
-// Every real node takes at least a byte of text, so more nodes than bytes can only come from
-// alias expansion; a small floor leaves room for modest, legitimate reuse of anchors.
-constexpr size_t kMinNodeBudget = 1'000'000;
+constexpr std::string_view kUtf8Bom = "\xef\xbb\xbf";
+
+// libyaml counts columns in characters: the number of UTF-8 lead bytes.
+size_t count_code_points(std::string_view s) {
+    return static_cast<size_t>(std::count_if(s.begin(), s.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xc0) != 0x80; }));
+}
 // Everything above this layer walks the tree recursively; keep it shallow.
 constexpr unsigned kMaxDepth = 200;
 
@@ -24,8 +27,11 @@ constexpr std::string_view kNullTag = "tag:yaml.org,2002:null";
 // It reads a 1 MB fleet file in about a tenth of the time yaml-cpp takes (BENCHMARKS.md).
 class Builder {
 public:
-    Builder(std::string_view text, uint32_t file, Diagnostics& diags)
-        : file_(file), diags_(diags), max_nodes_(std::max(kMinNodeBudget, text.size())) {
+    Builder(std::string_view text, uint32_t file, Diagnostics& diags) : file_(file), diags_(diags) {
+        // YAML allows a byte order mark; with the encoding fixed to UTF-8, libyaml would take it
+        // for content. Columns of the first line count from after it, as editors show them.
+        if (text.starts_with(kUtf8Bom)) text.remove_prefix(kUtf8Bom.size());
+        text_ = text;
         yaml_parser_initialize(&parser_);
         yaml_parser_set_encoding(&parser_, YAML_UTF8_ENCODING);
         yaml_parser_set_input_string(&parser_, reinterpret_cast<const unsigned char*>(text.data()), text.size());
@@ -35,6 +41,10 @@ public:
     Builder& operator=(const Builder&) = delete;
 
     Node run() {
+        if (text_.starts_with("\xff\xfe") || text_.starts_with("\xfe\xff")) {
+            diags_.error(Loc{file_, 1, 1}, "", "the file is UTF-16 (it starts with a UTF-16 byte order mark); save it as UTF-8");
+            return Node{};
+        }
         yaml_event_t ev;
         unsigned documents = 0;
         for (;;) {
@@ -69,11 +79,16 @@ public:
     }
 
 private:
+    struct Size {
+        size_t nodes = 0;
+        size_t bytes = 0;            // of scalar text
+    };
+
     // A map or list being built. Maps alternate: a key (a scalar), then its value.
     struct Frame {
         Node node;
         std::string anchor;
-        size_t count_before = 0;     // nodes counted before this one opened (for its anchor's size)
+        Size before;                 // counted before this one opened (for its anchor's size)
         bool have_key = false;
         bool bad_key = false;        // the key was not a scalar: drop the value
         std::string key;
@@ -83,7 +98,7 @@ private:
     };
     struct Anchored {
         Node node;
-        size_t nodes = 0;            // its size once expanded, for the alias budget
+        Size size;                   // its size once expanded, for the budget
     };
 
     Loc loc(const yaml_mark_t& m) const {
@@ -103,17 +118,62 @@ private:
         return p;
     }
     void syntax_error() {
+        if (parser_.error == YAML_READER_ERROR) return reader_error();
         std::string msg = parser_.problem ? parser_.problem : "malformed YAML";
         if (parser_.context) msg = fmt::format("{} ({} at line {}, column {})", msg, parser_.context,
                                                parser_.context_mark.line + 1, parser_.context_mark.column + 1);
         diags_.error(loc(parser_.problem_mark), "", "YAML syntax error: " + msg);
     }
 
-    bool budget(size_t n, const yaml_mark_t& m) {
-        count_ += n;
-        if (count_ <= max_nodes_) return true;
+    // libyaml decodes ahead of the scanner and reports a bad byte by its offset only (its mark
+    // still points at the start); find the line and column from the offset.
+    void reader_error() {
+        size_t off = std::min(parser_.problem_offset, text_.size());
+        // A sequence cut short is reported at the byte that fails to continue it; point at its start.
+        if (std::string_view(parser_.problem ? parser_.problem : "") == "invalid trailing UTF-8 octet") {
+            auto byte = [&](size_t i) { return static_cast<unsigned char>(text_[i]); };
+            while (off > 0 && (byte(off - 1) & 0xc0) == 0x80) --off;
+            if (off > 0 && byte(off - 1) >= 0xc0) --off;
+        }
+        std::string_view before = text_.substr(0, off);
+        auto nl = before.rfind('\n');
+        size_t line_start = nl == std::string_view::npos ? 0 : nl + 1;
+        uint32_t line = 1 + static_cast<uint32_t>(std::count(before.begin(), before.end(), '\n'));
+        uint32_t col = 1 + static_cast<uint32_t>(count_code_points(before.substr(line_start)));
+        std::string_view problem = parser_.problem ? parser_.problem : "unreadable input";
+        const int value = parser_.problem_value;
+        std::string msg;
+        if (problem == "control characters are not allowed")
+            msg = value == 0 ? "a NUL byte: YAML text cannot contain one (is this a binary file?)"
+                             : fmt::format("control character U+{:04X} is not allowed in YAML text; write it as an escape "
+                                           "in a double-quoted string",
+                                           value);
+        else if (problem == "invalid leading UTF-8 octet")
+            msg = fmt::format("not valid UTF-8: byte 0x{:02X} cannot start a character; the file must be UTF-8 text "
+                              "(is it Latin-1 or another legacy encoding?)", value);
+        else if (problem == "invalid trailing UTF-8 octet")
+            msg = fmt::format("not valid UTF-8: byte 0x{:02X} starts a character that is cut short; the file must be "
+                              "UTF-8 text (is it Latin-1 or another legacy encoding?)",
+                              static_cast<unsigned char>(text_[off]));
+        else if (problem == "incomplete UTF-8 octet sequence")
+            msg = "not valid UTF-8: the file ends inside a character; the file must be UTF-8 text";
+        else
+            msg = fmt::format("not valid UTF-8: {}; the file must be UTF-8 text", problem);
+        diags_.error(Loc{file_, line, col}, "", msg);
+    }
+
+    // Counts what the tree holds, each alias as the copy it becomes, against absolute bounds: a
+    // few aliases must not cost gigabytes, whatever the size of the file.
+    bool budget(Size add, const yaml_mark_t& m) {
+        count_.nodes += add.nodes;
+        count_.bytes += add.bytes;
+        if (count_.nodes <= kMaxYamlNodes && count_.bytes <= kMaxYamlScalarBytes) return true;
         diags_.error(loc(m), path(),
-                     fmt::format("document too large: aliases expand to more than {} nodes; write the values out or use fewer aliases", max_nodes_));
+                     count_.nodes > kMaxYamlNodes
+                         ? fmt::format("document too large: more than {} values once aliases are expanded; write the "
+                                       "values out or use fewer aliases", kMaxYamlNodes)
+                         : fmt::format("document too large: more than {} MiB of text once aliases are expanded; write "
+                                       "the values out or use fewer aliases", kMaxYamlScalarBytes >> 20));
         stop_ = true;
         return false;
     }
@@ -148,8 +208,9 @@ private:
             n.quoted = quoted;
             n.scalar.assign(value);
         }
-        if (!budget(1, ev.start_mark)) return;
-        if (s.anchor) anchors_[reinterpret_cast<const char*>(s.anchor)] = Anchored{n, 1};
+        const Size size{1, value.size()};
+        if (!budget(size, ev.start_mark)) return;
+        if (s.anchor) anchors_[reinterpret_cast<const char*>(s.anchor)] = Anchored{n, size};
         const Loc at = n.loc;
         add(std::move(n), at);
     }
@@ -166,7 +227,7 @@ private:
             stop_ = true;
             return;
         }
-        if (!budget(it->second.nodes, ev.start_mark)) return;
+        if (!budget(it->second.size, ev.start_mark)) return;
         Node copy = it->second.node;
         const Loc at = loc(ev.start_mark);
         copy.loc = at;
@@ -184,11 +245,11 @@ private:
             bool ok = kind == Node::Kind::map ? t == "tag:yaml.org,2002:map" : t == "tag:yaml.org,2002:seq";
             if (!ok) unsupported_tag(t, ev.start_mark);
         }
-        if (!budget(1, ev.start_mark)) return;
+        if (!budget({1, 0}, ev.start_mark)) return;
         Frame f;
         f.node.kind = kind;
         f.node.loc = loc(ev.start_mark);
-        f.count_before = count_ - 1;
+        f.before = Size{count_.nodes - 1, count_.bytes};
         if (anchor) f.anchor = reinterpret_cast<const char*>(anchor);
         stack_.push_back(std::move(f));
     }
@@ -196,7 +257,7 @@ private:
     void close() {
         Frame f = std::move(stack_.back());
         stack_.pop_back();
-        if (!f.anchor.empty()) anchors_[f.anchor] = Anchored{f.node, count_ - f.count_before};
+        if (!f.anchor.empty()) anchors_[f.anchor] = Anchored{f.node, Size{count_.nodes - f.before.nodes, count_.bytes - f.before.bytes}};
         Loc at = f.node.loc;
         add(std::move(f.node), at);
     }
@@ -252,10 +313,10 @@ private:
         return fresh ? nullptr : &entries[it->second];
     }
 
+    std::string_view text_;
     uint32_t file_;
     Diagnostics& diags_;
-    size_t max_nodes_;
-    size_t count_ = 0;
+    Size count_;
     bool stop_ = false;
     yaml_parser_t parser_{};
     std::vector<Frame> stack_;

@@ -3,6 +3,7 @@
 // YAML parsers accept silently, are reported here.
 #pragma once
 
+#include <cstddef>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -36,6 +37,13 @@ struct Entry {
 };
 
 const char* kind_name(const Node& n);
+
+// The most one document may hold, counting each alias as the copy it becomes: values (scalars,
+// maps, lists, keys included) and bytes of scalar text. Absolute, so that neither an alias bomb
+// nor a file of tiny values can cost more than a few hundred MiB of tree. A generated
+// 100,000-peer fleet (tests/bench/gen_fleet.py) holds about 800,000 values and 10 MiB of text.
+inline constexpr size_t kMaxYamlNodes = 3'000'000;
+inline constexpr size_t kMaxYamlScalarBytes = 128u << 20;
 
 // Parses one YAML document. On a syntax error reports it and returns a null node.
 Node parse_yaml(std::string_view text, uint32_t file, Diagnostics& diags);

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <functional>
 #include <new>
+#include <endian.h>
 #include <set>
 #include <utility>
 
@@ -530,20 +531,210 @@ NftDecoded decode_rule(const nftnl_rule* r) {
     return out;
 }
 
+namespace {
+
+// The attributes in [begin, begin + len), as libmnl bounds them.
+template <class F>
+void for_each_attr(const void* begin, size_t len, F&& f) {
+    auto* a = static_cast<const nlattr*>(begin);
+    int left = static_cast<int>(len);
+    while (mnl_attr_ok(a, left)) {
+        f(a);
+        left -= static_cast<int>(MNL_ALIGN(a->nla_len));
+        a = reinterpret_cast<const nlattr*>(reinterpret_cast<const char*>(a) + MNL_ALIGN(a->nla_len));
+    }
+}
+
+// libnftnl trusts the kernel's layout of a rule message: it exit()s the process ("kernel ABI is
+// broken") on an attribute of a known type with the wrong size, and reads an expression's name
+// without checking that there is one. So a message is checked here first, against the layout
+// the kernel uses, and only rules made of the expressions wg-fleet builds, each attribute checked,
+// are handed to libnftnl; any other rule cannot be one of ours and is read as an unknown rule
+// (its handle and chain only), which view() reports as damage for apply to delete.
+enum class AttrKind : uint8_t { u8, u32, u64, string, nested, binary, data };
+
+bool attr_valid(const nlattr* a, AttrKind kind);
+
+// NFTA_DATA_*: a value, or a verdict (code, chain, chain id).
+bool data_valid(const nlattr* nest) {
+    bool ok = true;
+    for_each_attr(mnl_attr_get_payload(nest), mnl_attr_get_payload_len(nest), [&](const nlattr* a) {
+        switch (mnl_attr_get_type(a)) {
+            case NFTA_DATA_VALUE: ok &= attr_valid(a, AttrKind::binary) && mnl_attr_get_payload_len(a) <= NFT_DATA_VALUE_MAXLEN; break;
+            case NFTA_DATA_VERDICT:
+                ok &= attr_valid(a, AttrKind::nested);
+                if (!ok) break;
+                for_each_attr(mnl_attr_get_payload(a), mnl_attr_get_payload_len(a), [&](const nlattr* v) {
+                    switch (mnl_attr_get_type(v)) {
+                        case NFTA_VERDICT_CODE:
+                        case NFTA_VERDICT_CHAIN_ID: ok &= attr_valid(v, AttrKind::u32); break;
+                        case NFTA_VERDICT_CHAIN: ok &= attr_valid(v, AttrKind::string); break;
+                        default: ok = false;
+                    }
+                });
+                break;
+            default: ok = false;
+        }
+    });
+    return ok;
+}
+
+bool attr_valid(const nlattr* a, AttrKind kind) {
+    switch (kind) {
+        case AttrKind::u8: return mnl_attr_validate(a, MNL_TYPE_U8) >= 0;
+        case AttrKind::u32: return mnl_attr_validate(a, MNL_TYPE_U32) >= 0;
+        case AttrKind::u64: return mnl_attr_validate(a, MNL_TYPE_U64) >= 0;
+        case AttrKind::string: return mnl_attr_validate(a, MNL_TYPE_NUL_STRING) >= 0;
+        case AttrKind::nested: return mnl_attr_validate(a, MNL_TYPE_NESTED) >= 0;
+        case AttrKind::binary: return mnl_attr_validate(a, MNL_TYPE_BINARY) >= 0;
+        case AttrKind::data: return mnl_attr_validate(a, MNL_TYPE_NESTED) >= 0 && data_valid(a);
+    }
+    return false;
+}
+
+// The attributes of the expressions wg-fleet builds, by type, as the kernel sends them.
+struct ExprLayout {
+    std::string_view name;
+    std::vector<std::pair<uint16_t, AttrKind>> attrs;
+};
+const std::vector<ExprLayout>& expr_layouts() {
+    using K = AttrKind;
+    static const std::vector<ExprLayout> layouts = {
+        {"meta", {{NFTA_META_KEY, K::u32}, {NFTA_META_DREG, K::u32}, {NFTA_META_SREG, K::u32}}},
+        {"cmp", {{NFTA_CMP_SREG, K::u32}, {NFTA_CMP_OP, K::u32}, {NFTA_CMP_DATA, K::data}}},
+        {"payload", {{NFTA_PAYLOAD_DREG, K::u32}, {NFTA_PAYLOAD_BASE, K::u32}, {NFTA_PAYLOAD_OFFSET, K::u32},
+                     {NFTA_PAYLOAD_LEN, K::u32}, {NFTA_PAYLOAD_SREG, K::u32}, {NFTA_PAYLOAD_CSUM_TYPE, K::u32},
+                     {NFTA_PAYLOAD_CSUM_OFFSET, K::u32}, {NFTA_PAYLOAD_CSUM_FLAGS, K::u32}}},
+        {"immediate", {{NFTA_IMMEDIATE_DREG, K::u32}, {NFTA_IMMEDIATE_DATA, K::data}}},
+        {"nat", {{NFTA_NAT_TYPE, K::u32}, {NFTA_NAT_FAMILY, K::u32}, {NFTA_NAT_REG_ADDR_MIN, K::u32},
+                 {NFTA_NAT_REG_ADDR_MAX, K::u32}, {NFTA_NAT_REG_PROTO_MIN, K::u32}, {NFTA_NAT_REG_PROTO_MAX, K::u32},
+                 {NFTA_NAT_FLAGS, K::u32}}},
+        {"masq", {{NFTA_MASQ_FLAGS, K::u32}, {NFTA_MASQ_REG_PROTO_MIN, K::u32}, {NFTA_MASQ_REG_PROTO_MAX, K::u32}}},
+        {"ct", {{NFTA_CT_KEY, K::u32}, {NFTA_CT_DREG, K::u32}, {NFTA_CT_DIRECTION, K::u8}, {NFTA_CT_SREG, K::u32}}},
+        {"bitwise", {{NFTA_BITWISE_SREG, K::u32}, {NFTA_BITWISE_DREG, K::u32}, {NFTA_BITWISE_LEN, K::u32},
+                     {NFTA_BITWISE_MASK, K::data}, {NFTA_BITWISE_XOR, K::data}, {NFTA_BITWISE_OP, K::u32},
+                     {NFTA_BITWISE_DATA, K::data}}},
+    };
+    return layouts;
+}
+
+// One NFTA_LIST_ELEM: an expression of a kind wg-fleet builds, every attribute as the kernel
+// lays it out.
+bool expr_ours(const nlattr* elem) {
+    if (mnl_attr_validate(elem, MNL_TYPE_NESTED) < 0) return false;
+    const nlattr* name = nullptr;
+    const nlattr* data = nullptr;
+    bool ok = true;
+    for_each_attr(mnl_attr_get_payload(elem), mnl_attr_get_payload_len(elem), [&](const nlattr* a) {
+        switch (mnl_attr_get_type(a)) {
+            case NFTA_EXPR_NAME: name = a; break;
+            case NFTA_EXPR_DATA: data = a; break;
+            default: ok = false;
+        }
+    });
+    if (!ok || !name || !attr_valid(name, AttrKind::string) || (data && !attr_valid(data, AttrKind::nested))) return false;
+    const std::string_view n = mnl_attr_get_str(name);
+    auto layout = std::find_if(expr_layouts().begin(), expr_layouts().end(), [&](const ExprLayout& l) { return l.name == n; });
+    if (layout == expr_layouts().end()) return false;
+    if (!data) return true;
+    for_each_attr(mnl_attr_get_payload(data), mnl_attr_get_payload_len(data), [&](const nlattr* a) {
+        auto spec = std::find_if(layout->attrs.begin(), layout->attrs.end(),
+                                 [&](const auto& p) { return p.first == mnl_attr_get_type(a); });
+        ok &= spec != layout->attrs.end() && attr_valid(a, spec->second);
+    });
+    return ok;
+}
+
+// What the message holds, read without libnftnl.
+struct RuleEnvelope {
+    bool valid = true;
+    bool ours_shape = true;          // every expression is one wg-fleet builds, well formed
+    std::string table, chain;
+    uint64_t handle = 0;
+};
+
+RuleEnvelope read_envelope(const nlmsghdr* nlh) {
+    RuleEnvelope env;
+    if (nlh->nlmsg_len < MNL_NLMSG_HDRLEN + MNL_ALIGN(sizeof(nfgenmsg))) {
+        env.valid = false;
+        return env;
+    }
+    const nlattr* exprs = nullptr;  // libnftnl uses the last one
+    // Up to the aligned end of the message, as libmnl walks it.
+    const auto* first = static_cast<const char*>(mnl_nlmsg_get_payload_offset(nlh, sizeof(nfgenmsg)));
+    const auto* tail = static_cast<const char*>(mnl_nlmsg_get_payload_tail(nlh));
+    for_each_attr(first, static_cast<size_t>(tail - first), [&](const nlattr* a) {
+                      switch (mnl_attr_get_type(a)) {
+                          case NFTA_RULE_TABLE:
+                              env.valid &= attr_valid(a, AttrKind::string);
+                              if (env.valid) env.table = mnl_attr_get_str(a);
+                              break;
+                          case NFTA_RULE_CHAIN:
+                              env.valid &= attr_valid(a, AttrKind::string);
+                              if (env.valid) env.chain = mnl_attr_get_str(a);
+                              break;
+                          case NFTA_RULE_HANDLE:
+                              env.valid &= attr_valid(a, AttrKind::u64);
+                              if (env.valid) env.handle = be64toh(mnl_attr_get_u64(a));
+                              break;
+                          case NFTA_RULE_POSITION: env.valid &= attr_valid(a, AttrKind::u64); break;
+                          case NFTA_RULE_COMPAT:  // iptables-nft's; libnftnl checks inside it too
+                              env.valid &= attr_valid(a, AttrKind::nested);
+                              env.ours_shape = false;
+                              break;
+                          case NFTA_RULE_USERDATA: env.valid &= attr_valid(a, AttrKind::binary); break;
+                          case NFTA_RULE_ID:
+                          case NFTA_RULE_POSITION_ID:
+                          case NFTA_RULE_CHAIN_ID: env.valid &= attr_valid(a, AttrKind::u32); break;
+                          case NFTA_RULE_EXPRESSIONS:
+                              env.valid &= attr_valid(a, AttrKind::nested);
+                              exprs = a;
+                              break;
+                          default: break;  // padding, or newer than this code: libnftnl skips them too
+                      }
+                  });
+    if (env.valid && exprs)
+        for_each_attr(mnl_attr_get_payload(exprs), mnl_attr_get_payload_len(exprs), [&](const nlattr* elem) {
+            env.ours_shape &= mnl_attr_get_type(elem) == NFTA_LIST_ELEM && expr_ours(elem);
+        });
+    return env;
+}
+
+}  // namespace
+
+std::optional<NftRuleLive> parse_rule_message(const nlmsghdr* nlh, const std::string& table) {
+    if (NFNL_MSG_TYPE(nlh->nlmsg_type) != NFT_MSG_NEWRULE) return std::nullopt;
+    const RuleEnvelope env = read_envelope(nlh);
+    if (!env.valid || env.table != table) return std::nullopt;
+    NftRuleLive rl;
+    rl.handle = env.handle;
+    rl.chain = env.chain;
+    if (!env.ours_shape) return rl;  // decoded as unknown
+    RulePtr r(nftnl_rule_alloc());
+    if (!r) throw std::bad_alloc();
+    if (nftnl_rule_nlmsg_parse(nlh, r.get()) != 0) return rl;
+    rl.comment = rule_comment(r.get());
+    rl.decoded = decode_rule(r.get());
+    return rl;
+}
+
 std::optional<std::string> rule_comment(const nftnl_rule* r) {
     if (!nftnl_rule_is_set(r, NFTNL_RULE_USERDATA)) return std::nullopt;
     uint32_t len = 0;
-    const void* data = nftnl_rule_get_data(r, NFTNL_RULE_USERDATA, &len);
+    const auto* p = static_cast<const uint8_t*>(nftnl_rule_get_data(r, NFTNL_RULE_USERDATA, &len));
+    // The TLVs nft writes (type, length, value: one byte, one byte, length bytes), walked here
+    // because libnftnl's walker trusts each length to stay inside the buffer.
     std::optional<std::string> out;
-    auto cb = [](const nftnl_udata* attr, void* arg) -> int {
-        if (nftnl_udata_type(attr) != NFTNL_UDATA_RULE_COMMENT) return 0;
-        uint8_t n = nftnl_udata_len(attr);
-        const char* v = static_cast<const char*>(nftnl_udata_get(attr));
-        if (n == 0 || v[n - 1] != '\0' || std::strlen(v) != size_t(n - 1)) return -1;
-        *static_cast<std::optional<std::string>*>(arg) = std::string(v, n - 1);
-        return 0;
-    };
-    if (nftnl_udata_parse(data, len, cb, &out) < 0) return std::nullopt;
+    for (uint32_t i = 0; i < len;) {
+        if (len - i < 2 || len - i - 2 < p[i + 1]) return std::nullopt;  // a TLV cut short
+        const uint8_t type = p[i], n = p[i + 1];
+        const char* v = reinterpret_cast<const char*>(p + i + 2);
+        if (type == NFTNL_UDATA_RULE_COMMENT) {
+            if (n == 0 || v[n - 1] != '\0' || std::strlen(v) != size_t(n - 1)) return std::nullopt;
+            out = std::string(v, n - 1);
+        }
+        i += 2u + n;
+    }
     return out;
 }
 
@@ -880,16 +1071,7 @@ Result<NftTableLive> Nft::read_table_once(bool* consistent) {
         nlmsghdr* nlh = nftnl_rule_nlmsg_build_hdr(buf, NFT_MSG_GETRULE, NFPROTO_INET, NLM_F_DUMP, next_seq());
         nftnl_rule_nlmsg_build_payload(nlh, filter.get());
         Exchange x{[&](const nlmsghdr* m) {
-            if (NFNL_MSG_TYPE(m->nlmsg_type) != NFT_MSG_NEWRULE) return;
-            nft::RulePtr r(nftnl_rule_alloc());
-            if (!r || nftnl_rule_nlmsg_parse(m, r.get()) != 0 || table != or_empty(nftnl_rule_get_str(r.get(), NFTNL_RULE_TABLE)))
-                return;
-            NftRuleLive rl;
-            rl.handle = nftnl_rule_get_u64(r.get(), NFTNL_RULE_HANDLE);
-            rl.chain = or_empty(nftnl_rule_get_str(r.get(), NFTNL_RULE_CHAIN));
-            rl.comment = nft::rule_comment(r.get());
-            rl.decoded = nft::decode_rule(r.get());
-            live.rules.push_back(std::move(rl));
+            if (auto rl = nft::parse_rule_message(m, table)) live.rules.push_back(std::move(*rl));
         }};
         Status st = request(nl_, portid_, nlh, "list rules of table inet " + table, x);
         if (!st && st.error().code != ENOENT) return st.error();

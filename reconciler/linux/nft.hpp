@@ -46,6 +46,7 @@
 
 struct nftnl_rule;
 struct mnl_socket;
+struct nlmsghdr;
 
 namespace wgf::linux_ {
 
@@ -110,6 +111,11 @@ RulePtr build_established_rule();
 NftDecoded decode_rule(const nftnl_rule* r);
 // The comment in the rule's userdata, when it carries one.
 std::optional<std::string> rule_comment(const nftnl_rule* r);
+
+// One NFT_MSG_NEWRULE message of a dump (read() feeds each one here): the live rule when it parses
+// and belongs to `table`, else nothing. A malformed message is skipped, never trusted to libnftnl
+// as it is (see nft.cpp).
+std::optional<NftRuleLive> parse_rule_message(const nlmsghdr* nlh, const std::string& table);
 
 // The rules read() reports for a table, by id, and for each id the live rule it came from
 // (none for skeleton damage ids).

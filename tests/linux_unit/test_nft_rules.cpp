@@ -4,7 +4,9 @@
 // turns a table snapshot into the ids read() reports.
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <cstring>
+#include <functional>
 #include <vector>
 
 #include <catch2/catch.hpp>
@@ -354,4 +356,91 @@ TEST_CASE("view() reports rules by comment and damage under '?' ids", "[nft]") {
         CHECK(v.rules.count("?chain-forward") == 0);
         CHECK(v.rules.size() == 7);
     }
+}
+
+TEST_CASE("a dumped rule message is read through parse_rule_message, and only for wg-fleet's table", "[nft]") {
+    FwRule want = masquerade("masquerade:eth0", "eth0");
+    auto built = nft::build_rule(want);
+    nftnl_rule_set_u64(built.get(), NFTNL_RULE_HANDLE, 42);
+    std::vector<char> buf(16384);
+    nlmsghdr* nlh = nftnl_rule_nlmsg_build_hdr(buf.data(), NFT_MSG_NEWRULE, NFPROTO_INET, NLM_F_MULTI, 1);
+    nftnl_rule_nlmsg_build_payload(nlh, built.get());
+    auto rl = nft::parse_rule_message(nlh, wgf::backend::kNftTable);
+    REQUIRE(rl);
+    CHECK(rl->handle == 42);
+    CHECK(rl->chain == "postrouting");
+    CHECK(rl->comment == std::optional<std::string>("masquerade:eth0"));
+    REQUIRE(rl->decoded.what == NftDecoded::What::fw_rule);
+    CHECK_FALSE(nft::parse_rule_message(nlh, "another-table"));
+}
+
+namespace {
+
+// A masquerade rule as a dump message, handle 7, with `edit` applied to its bytes.
+std::vector<char> rule_message(const std::function<void(nlmsghdr*, nftnl_rule*)>& edit = {}) {
+    auto built = nft::build_rule(masquerade("masquerade:eth0", "eth0"));
+    nftnl_rule_set_u64(built.get(), NFTNL_RULE_HANDLE, 7);
+    std::vector<char> buf(16384);
+    nlmsghdr* nlh = nftnl_rule_nlmsg_build_hdr(buf.data(), NFT_MSG_NEWRULE, NFPROTO_INET, NLM_F_MULTI, 1);
+    nftnl_rule_nlmsg_build_payload(nlh, built.get());
+    if (edit) edit(nlh, built.get());
+    return buf;
+}
+
+// The attribute header just before the first occurrence of `bytes` in the message.
+nlattr* attr_before(nlmsghdr* nlh, const std::string& bytes) {
+    char* begin = reinterpret_cast<char*>(nlh);
+    char* end = begin + nlh->nlmsg_len;
+    char* at = std::search(begin, end, bytes.begin(), bytes.end());
+    REQUIRE(at != end);
+    return reinterpret_cast<nlattr*>(at - sizeof(nlattr));
+}
+
+}  // namespace
+
+// libnftnl dereferences a missing expression name and exit()s the process on an attribute of the
+// wrong size ("kernel ABI is broken"). The kernel never sends either, but read() must not depend
+// on that: such a rule is read as an unknown rule, by its handle, which view() reports as damage.
+TEST_CASE("a rule message with an expression without a name is read as unknown, not a crash", "[nft][fuzz]") {
+    auto buf = rule_message([](nlmsghdr* nlh, nftnl_rule* r) {
+        nlattr* name = attr_before(nlh, expr_names(r).at(0) + '\0');
+        REQUIRE(name->nla_type == NFTA_EXPR_NAME);
+        name->nla_type = NFTA_EXPR_MAX + 1;
+    });
+    auto rl = nft::parse_rule_message(reinterpret_cast<nlmsghdr*>(buf.data()), wgf::backend::kNftTable);
+    REQUIRE(rl);
+    CHECK(rl->handle == 7);
+    CHECK(rl->chain == "postrouting");
+    CHECK(rl->decoded.what == NftDecoded::What::unknown);
+}
+
+TEST_CASE("a rule message with an attribute of the wrong size is read as unknown, not an exit", "[nft][fuzz]") {
+    // The first expression of a masquerade rule is meta oifname: shrink its 4-byte key to 2.
+    auto buf = rule_message([](nlmsghdr* nlh, nftnl_rule* r) {
+        REQUIRE(expr_names(r).at(0) == "meta");
+        nlattr* name = attr_before(nlh, std::string("meta") + '\0');
+        auto* data = reinterpret_cast<nlattr*>(reinterpret_cast<char*>(name) + NLA_ALIGN(name->nla_len));
+        REQUIRE((data->nla_type & NLA_TYPE_MASK) == NFTA_EXPR_DATA);
+        auto* key = reinterpret_cast<nlattr*>(data + 1);
+        REQUIRE(key->nla_type == NFTA_META_KEY);
+        key->nla_len = sizeof(nlattr) + 2;  // the padding keeps the next attribute where it was
+    });
+    auto rl = nft::parse_rule_message(reinterpret_cast<nlmsghdr*>(buf.data()), wgf::backend::kNftTable);
+    REQUIRE(rl);
+    CHECK(rl->handle == 7);
+    CHECK(rl->decoded.what == NftDecoded::What::unknown);
+}
+
+TEST_CASE("a rule comment whose length runs past the userdata is no comment", "[nft][fuzz]") {
+    // nft's TLVs: type, length, value. A length past the end must not be read (under the
+    // sanitizers, reading it is a heap overflow).
+    auto check_udata = [](std::vector<uint8_t> udata) {
+        nft::RulePtr r(nftnl_rule_alloc());
+        nftnl_rule_set_data(r.get(), NFTNL_RULE_USERDATA, udata.data(), static_cast<uint32_t>(udata.size()));
+        return nft::rule_comment(r.get());
+    };
+    CHECK(check_udata({NFTNL_UDATA_RULE_COMMENT, 3, 'a', 'b', 0}) == std::optional<std::string>("ab"));
+    CHECK_FALSE(check_udata({NFTNL_UDATA_RULE_COMMENT, 200, 'a', 'b', 0}));
+    CHECK_FALSE(check_udata({NFTNL_UDATA_RULE_COMMENT, 3, 'a', 'b', 0, 7}));
+    CHECK_FALSE(check_udata({NFTNL_UDATA_RULE_COMMENT}));
 }

@@ -81,7 +81,9 @@ Yaml12Loader.add_constructor("tag:yaml.org,2002:int", Yaml12Loader.construct_yam
 
 
 def load_yaml(path):
-    with open(path, encoding="utf-8") as f:
+    # As bytes: PyYAML then skips a byte order mark and reports bytes that are not UTF-8 (or a
+    # NUL) as a load error, as an editor's YAML server would.
+    with open(path, "rb") as f:
         return yaml.load(f, Loader=Yaml12Loader)
 
 
