@@ -329,7 +329,7 @@ TEST_CASE("the diagnostics cap counts warnings apart and leaves them out when no
     CHECK(diags.warnings() == 150);
 }
 
-TEST_CASE("the diagnostics kept in memory are bounded; the counts stay exact", "[diag][hostile]") {
+TEST_CASE("the diagnostics kept in memory are bounded, the counts stay exact", "[diag][hostile]") {
     config::Diagnostics diags;
     for (size_t i = 0; i < config::kMaxKeptDiagnostics + 500; ++i) diags.error({}, "", "e");
     CHECK(diags.all().size() == config::kMaxKeptDiagnostics);
