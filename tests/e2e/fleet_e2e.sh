@@ -7,7 +7,8 @@
 # Usage: fleet_e2e.sh WG_FLEET_BINARY SOURCE_DIR   (root)
 set -u
 bin=$(realpath "$1"); src=$(realpath "$2")
-[[ $(id -u) == 0 ]] || { echo "needs root (network namespaces)"; [[ ${CI:-} && ${CI:-} != false ]] && exit 1 || exit 0; }
+. "$(dirname "$0")/lib.sh"
+need_root "network namespaces"
 name=e2e$$
 tmp=$(mktemp -d /tmp/wgf-e2e.XXXXXX)
 watch_pid=
@@ -19,10 +20,6 @@ cleanup() {
   rm -rf "$tmp"
 }
 trap cleanup EXIT
-pass=0; fail=0
-ok() { echo "ok   $*"; pass=$((pass+1)); }
-bad() { echo "FAIL $*"; fail=$((fail+1)); }
-check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
 wgf() { "$bin" -q sandbox --name "$name" "$@"; }
 in_node() { local node=$1; shift; "$bin" sandbox exec --name "$name" "$node" "$@"; }
 peers_of() { in_node "$1" wg show demo peers 2>/dev/null | wc -l; }
@@ -135,5 +132,4 @@ check "private keys are 0600" bash -c "test -z \"\$(find /run/wg-fleet-sandbox/$
 
 check "sandbox down" "$bin" sandbox down --name "$name"
 check "no namespace left" bash -c "! ip netns list | grep -q wgfsb-$name"
-echo "$pass passed, $fail failed"
-[[ $fail -eq 0 ]]
+finish

@@ -5,11 +5,10 @@
 # Usage: keys_dir_ro.sh WG_FLEET_BINARY   (root: a private mount namespace)
 set -u
 bin=$(realpath "$1")
-[[ $(id -u) == 0 ]] || { echo "needs root (mount namespace)"; [[ ${CI:-} && ${CI:-} != false ]] && exit 1 || exit 77; }
+. "$(dirname "$0")/lib.sh"
+need_root "mount namespace"
 tmp=$(mktemp -d /tmp/wgf-keysro.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
-pass=0; fail=0
-check() { local what=$1; shift; if "$@"; then echo "ok   $what"; pass=$((pass+1)); else echo "FAIL $what"; fail=$((fail+1)); fi; }
 
 mkdir -p "$tmp/store" "$tmp/keys/mesh" "$tmp/state"
 erin=$(wg genkey | wg pubkey)
@@ -56,5 +55,4 @@ rc=$?
 check "check refuses a link to the private key (exit 1)" test $rc = 1
 check "the refusal names the file" grep -q "keys/mesh/erin.pub: refused as the public key of fleets.mesh.peers.erin" "$tmp/out2"
 check "the refusal does not echo the key" bash -c "! grep -qF -f '$tmp/state/mesh.key' '$tmp/out2'"
-echo "$pass passed, $fail failed"
-[[ $fail -eq 0 ]]
+finish

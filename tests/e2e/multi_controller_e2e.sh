@@ -7,7 +7,8 @@
 # Usage: multi_controller_e2e.sh WG_FLEET_BINARY SOURCE_DIR   (root)
 set -u
 bin=$(realpath "$1"); src=$(realpath "$2")
-[[ $(id -u) == 0 ]] || { echo "needs root (network namespaces)"; [[ ${CI:-} && ${CI:-} != false ]] && exit 1 || exit 0; }
+. "$(dirname "$0")/lib.sh"
+need_root "network namespaces"
 name=mc$$
 tmp=$(mktemp -d /tmp/wgf-mc-e2e.XXXXXX)
 cleanup() {
@@ -15,10 +16,6 @@ cleanup() {
   rm -rf "$tmp"
 }
 trap cleanup EXIT
-pass=0; fail=0
-ok() { echo "ok   $*"; pass=$((pass+1)); }
-bad() { echo "FAIL $*"; fail=$((fail+1)); }
-check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
 in_node() { local node=$1; shift; "$bin" sandbox exec --name "$name" "$node" "$@"; }
 nodes="hub-a hub-b hub-c alice bob carol"
 
@@ -55,5 +52,4 @@ check "no controller masquerades" bash -c "for n in hub-a hub-b hub-c; do \"$bin
 
 check "sandbox down" "$bin" sandbox down --name "$name"
 check "no namespace left" bash -c "! ip netns list | grep -q wgfsb-$name"
-echo "$pass passed, $fail failed"
-[[ $fail -eq 0 ]]
+finish

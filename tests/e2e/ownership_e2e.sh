@@ -6,13 +6,12 @@
 # Usage: ownership_e2e.sh WG_FLEET_BINARY SOURCE_DIR   (root: network namespaces)
 set -u
 bin=$(realpath "$1"); src=$(realpath "$2")
-[[ $(id -u) == 0 ]] || { echo "needs root (network namespaces)"; [[ ${CI:-} && ${CI:-} != false ]] && exit 1 || exit 77; }
+. "$(dirname "$0")/lib.sh"
+need_root "network namespaces"
 name=own$$
 tmp=$(mktemp -d /tmp/wgf-own.XXXXXX)
 cleanup() { "$bin" sandbox down --name "$name" >/dev/null 2>&1; rm -rf "$tmp"; }
 trap cleanup EXIT
-pass=0; fail=0
-check() { local what=$1; shift; if "$@"; then echo "ok   $what"; pass=$((pass+1)); else echo "FAIL $what"; fail=$((fail+1)); fi; }
 node() { "$bin" sandbox exec --name "$name" hub1 wg-fleet "$@"; }
 
 cfg=$tmp/fleet.yaml
@@ -63,5 +62,4 @@ check "apply generates it (exit 0)" test $rc = 0
 check "apply prints the line plan printed" grep -qxF "$line" "$tmp/keyapply"
 check "the key file exists, 0600" test "$(stat -c %a "$nd/state/demo.key")" = 600
 
-echo "$pass passed, $fail failed"
-[[ $fail -eq 0 ]]
+finish

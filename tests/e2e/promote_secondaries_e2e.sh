@@ -7,8 +7,8 @@
 # Usage: promote_secondaries_e2e.sh WG_FLEET_BINARY   (root)
 set -u
 bin=$(realpath "$1")
-in_ci() { [[ ${CI:-} && ${CI:-} != false ]]; }
-[[ $(id -u) == 0 ]] || { echo "needs root (network namespaces)"; in_ci && exit 1 || exit 0; }
+. "$(dirname "$0")/lib.sh"
+need_root "network namespaces"
 
 id=$$
 node=wgfps-n$id wgif=wps$id   # unique per run
@@ -20,10 +20,6 @@ cleanup() {
   rm -rf "$tmp"
 }
 trap cleanup EXIT
-pass=0; fail=0
-ok() { echo "ok   $*"; pass=$((pass+1)); }
-bad() { echo "FAIL $*"; fail=$((fail+1)); }
-check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
 in_node() { ip netns exec "$node" "$@"; }
 wgf() { in_node "$bin" -c "$tmp/fleet.yaml" --node n1 "$@"; }
 v4_of() { in_node ip -4 -o addr show dev "$wgif" | awk '{print $4 (/secondary/ ? " secondary" : "")}' | sort | tr '\n' ' '; }
@@ -66,5 +62,4 @@ check "apply converges (nothing left over)" wgf -q apply
 check "the secondary survived the deletion of the primary" test "$(v4_of)" = "10.61.0.2/24 "
 check "a second apply plans nothing" wgf -q plan --detailed-exitcode
 
-echo "$pass passed, $fail failed"
-[[ $fail -eq 0 ]]
+finish

@@ -9,9 +9,9 @@
 # Usage: ra_uplink_e2e.sh WG_FLEET_BINARY   (root; needs radvd)
 set -u
 bin=$(realpath "$1")
-in_ci() { [[ ${CI:-} && ${CI:-} != false ]]; }
-[[ $(id -u) == 0 ]] || { echo "needs root (network namespaces)"; in_ci && exit 1 || exit 0; }
-command -v radvd >/dev/null || { echo "needs radvd (Debian package radvd)"; in_ci && exit 1 || exit 0; }
+. "$(dirname "$0")/lib.sh"
+need_root "network namespaces"
+command -v radvd >/dev/null || { echo "needs radvd (Debian package radvd)"; in_ci && exit 1 || exit 77; }
 
 id=$$
 node=wgfra-n$id router=wgfra-r$id
@@ -28,10 +28,6 @@ cleanup() {
   rm -rf "$tmp"
 }
 trap cleanup EXIT
-pass=0; fail=0
-ok() { echo "ok   $*"; pass=$((pass+1)); }
-bad() { echo "FAIL $*"; fail=$((fail+1)); }
-check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
 in_node() { ip netns exec "$node" "$@"; }
 wgf() { in_node "$bin" -c "$tmp/fleet.yaml" --node n1 "$@"; }
 # Polls a condition: for convergence (an RA arriving), never for timing.
@@ -120,5 +116,4 @@ check "state.json records no sysctl any more" \
 check "the RA-learned default route is still there" ra_default
 check "a second apply plans nothing" wgf -q plan --detailed-exitcode
 
-echo "$pass passed, $fail failed"
-[[ $fail -eq 0 ]]
+finish

@@ -10,7 +10,8 @@
 # Usage: safety_e2e.sh WG_FLEET_BINARY SOURCE_DIR   (root)
 set -u
 bin=$(realpath "$1"); src=$(realpath "$2")
-[[ $(id -u) == 0 ]] || { echo "needs root (network namespaces)"; [[ ${CI:-} && ${CI:-} != false ]] && exit 1 || exit 0; }
+. "$(dirname "$0")/lib.sh"
+need_root "network namespaces"
 command -v wireguard-go >/dev/null || { echo "needs wireguard-go"; exit 1; }
 id=$$
 ns=wgfs$id
@@ -23,10 +24,6 @@ cleanup() {
   rm -rf "$tmp"
 }
 trap cleanup EXIT
-pass=0; fail=0
-ok() { echo "ok   $*"; pass=$((pass+1)); }
-bad() { echo "FAIL $*"; fail=$((fail+1)); }
-check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
 in_ns() { ip netns exec "$ns" "$@"; }
 wgf() { in_ns "$bin" -q "$@"; }
 
@@ -144,5 +141,4 @@ check "it is the key file's public key" test "$(awk '{print $2}' "$tmp/kg.1")" =
 check "and the published one" test "$(cat "$tmp/keys/$fk/c1.pub")" = "$(wg pubkey <"$tmp/sk/$fk.key")"
 check "no temporary key file is left" test "$(ls -A "$tmp/sk" | grep -vc -e "^lock$" -e "^$fk.key$")" = 0
 
-echo "$pass passed, $fail failed"
-[[ $fail -eq 0 ]]
+finish

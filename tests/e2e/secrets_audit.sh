@@ -7,7 +7,8 @@
 # Usage: secrets_audit.sh WG_FLEET_BINARY SOURCE_DIR   (root: network namespaces)
 set -u
 bin=$(realpath "$1"); src=$(realpath "$2")
-[[ $(id -u) == 0 ]] || { echo "needs root (network namespaces)"; [[ ${CI:-} && ${CI:-} != false ]] && exit 1 || exit 77; }
+. "$(dirname "$0")/lib.sh"
+need_root "network namespaces"
 
 # The one place for exemptions: commands documented to print the private key on stdout.
 EXEMPT_STDOUT=("render wg-quick")
@@ -20,9 +21,6 @@ name=audit$$
 tmp=$(mktemp -d /tmp/wgf-audit.XXXXXX)
 cleanup() { "$bin" sandbox down --name "$name" >/dev/null 2>&1; rm -rf "$tmp"; }
 trap cleanup EXIT
-pass=0; fail=0
-ok() { echo "ok   $*"; pass=$((pass+1)); }
-bad() { echo "FAIL $*"; fail=$((fail+1)); }
 in_list() { local x=$1; shift; for e in "$@"; do [[ $e == "$x" ]] && return 0; done; return 1; }
 
 cfg=$tmp/fleet.yaml
@@ -115,5 +113,4 @@ python3 -c 'import base64,sys; print(base64.b64decode(open(sys.argv[1]).read().s
 if audit "${#keyfiles[@]}" "${keyfiles[@]}" "$tmp/planted.out" >/dev/null; then bad "the audit missed a planted key"; else ok "the audit finds a planted key"; fi
 grep -q "PrivateKey = " "$tmp"/exempt-render_wg-quick.out && ok "render wg-quick (exempt) does print the key, as documented" || bad "render wg-quick printed no key"
 
-echo "$pass passed, $fail failed"
-[[ $fail -eq 0 ]]
+finish

@@ -10,7 +10,8 @@
 # Usage: sigkill_e2e.sh WG_FLEET_BINARY SOURCE_DIR [ITERATIONS (default 10)]   (root)
 set -u
 bin=$(realpath "$1"); src=$(realpath "$2"); iterations=${3:-10}
-[[ $(id -u) == 0 ]] || { echo "needs root (network namespaces)"; [[ ${CI:-} && ${CI:-} != false ]] && exit 1 || exit 0; }
+. "$(dirname "$0")/lib.sh"
+need_root "network namespaces"
 id=$$
 ns=wgfk$id
 ifname=sk$id
@@ -23,10 +24,6 @@ cleanup() {
   rm -rf "$tmp"
 }
 trap cleanup EXIT
-pass=0; fail=0
-ok() { echo "ok   $*"; pass=$((pass+1)); }
-bad() { echo "FAIL $*"; fail=$((fail+1)); }
-check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
 
 ip netns add "$ns" || exit 1
 ip netns exec "$ns" ip link set lo up
@@ -144,5 +141,4 @@ for round in 1 2 3; do
   check "round $round: plan --detailed-exitcode exits 0" wgf "$tmp/revoked.yaml" plan --detailed-exitcode
 done
 
-echo "$pass passed, $fail failed"
-[[ $fail -eq 0 ]]
+finish

@@ -10,7 +10,8 @@
 # Usage: watch_bad_config.sh WG_FLEET_BINARY   (root)
 set -u
 bin=$(realpath "$1")
-[[ $(id -u) == 0 ]] || { echo "needs root (network namespaces)"; [[ ${CI:-} && ${CI:-} != false ]] && exit 1 || exit 0; }
+. "$(dirname "$0")/lib.sh"
+need_root "network namespaces"
 command -v wireguard-go >/dev/null || { echo "needs wireguard-go"; [[ ${CI:-} && ${CI:-} != false ]] && exit 1 || exit 77; }
 ns=wgfw$$
 tmp=$(mktemp -d /tmp/wgf-watch.XXXXXX)
@@ -23,10 +24,6 @@ cleanup() {
   rm -rf "$tmp"
 }
 trap cleanup EXIT
-pass=0; fail=0
-ok() { echo "ok   $*"; pass=$((pass+1)); }
-bad() { echo "FAIL $*"; fail=$((fail+1)); }
-check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
 # Waits (up to a minute: a bound, not a measurement) until the command succeeds.
 eventually() { for _ in $(seq 1 120); do "$@" && return 0; sleep 0.5; done; "$@"; }
 peers() { ip netns exec "$ns" wg show wt peers 2>/dev/null | wc -l; }
@@ -92,5 +89,4 @@ check "watch is still running at the end" kill -0 "$watch_pid"
 kill "$watch_pid"; wait "$watch_pid" 2>/dev/null; watch_pid=
 check "watch exited cleanly on SIGTERM" log_has "exiting on"
 [[ $fail -eq 0 ]] || { echo "--- watch log"; head -c 20000 "$tmp/watch.log"; }
-echo "$pass passed, $fail failed"
-[[ $fail -eq 0 ]]
+finish
