@@ -12,18 +12,10 @@
 
 #include <fmt/format.h>
 
+#include "linux/fd.hpp"
+
 namespace wgf::linux_ {
 namespace {
-
-struct Fd {
-    int fd = -1;
-    explicit Fd(int f) : fd(f) {}
-    ~Fd() {
-        if (fd >= 0) close(fd);
-    }
-    Fd(const Fd&) = delete;
-    Fd& operator=(const Fd&) = delete;
-};
 
 backend::Status mkdirs(const std::filesystem::path& dir) {
     std::error_code ec;

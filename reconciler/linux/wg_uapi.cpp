@@ -23,6 +23,7 @@
 #include <charconv>
 #include <cstring>
 
+#include "linux/fd.hpp"
 #include "linux/wg_select.hpp"
 
 namespace wgf::linux_ {
@@ -469,17 +470,6 @@ Result<WipedString> format_set_request(const WgDeviceChange& change) {
 // ---- the transport ------------------------------------------------------------------------------
 
 namespace {
-
-// Closes the descriptor when the scope ends.
-struct Fd {
-    int fd = -1;
-    explicit Fd(int f) : fd(f) {}
-    ~Fd() {
-        if (fd >= 0) close(fd);
-    }
-    Fd(const Fd&) = delete;
-    Fd& operator=(const Fd&) = delete;
-};
 
 void set_timeouts(int fd, int timeout_ms) {
     struct timeval tv {timeout_ms / 1000, (timeout_ms % 1000) * 1000};

@@ -3,6 +3,17 @@
 // code under test and give tests a convenient handle on its output.
 #pragma once
 
+// WGF_TEST_ASAN: tests that cap the address space skip themselves under AddressSanitizer, which
+// reserves far more than any cap (the sanitizer build also defines it).
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define WGF_TEST_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+#define WGF_TEST_ASAN 1
+#endif
+
 #include <memory>
 #include <string>
 #include <string_view>

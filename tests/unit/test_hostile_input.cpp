@@ -22,15 +22,6 @@
 
 #include <fmt/format.h>
 
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define WGF_TEST_ASAN 1
-#endif
-#endif
-#if defined(__SANITIZE_ADDRESS__)
-#define WGF_TEST_ASAN 1
-#endif
-
 #include "../linux_unit/temp_dir.hpp"
 #include "config/parse.hpp"
 #include "config/read.hpp"

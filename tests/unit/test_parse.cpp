@@ -6,15 +6,6 @@
 #include <string>
 #include <vector>
 
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define WGF_TEST_ASAN 1
-#endif
-#endif
-#if defined(__SANITIZE_ADDRESS__)
-#define WGF_TEST_ASAN 1
-#endif
-
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
