@@ -54,7 +54,7 @@ std::unique_ptr<Read> read(const std::string& main, const std::string& dropins =
 
 // Runs `body` in a child limited to `as_mib` of address space and 60 s; its exit code, or 100 +
 // the signal that ended it (SIGALRM: it blocked or ran away).
-int in_child(size_t as_mib, const std::function<int()>& body) {
+int in_child([[maybe_unused]] size_t as_mib, const std::function<int()>& body) {
     pid_t pid = fork();
     REQUIRE(pid >= 0);
     if (pid == 0) {
