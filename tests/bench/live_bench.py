@@ -97,12 +97,15 @@ def parse_fleet(text):
             continue
         m = re.match(r"^      ([A-Za-z0-9_.-]+):\s*$", line)
         if m and section:
-            cur = {"name": m.group(1), "key": None, "route": None, "route_line": None}
+            cur = {"name": m.group(1), "key": None, "route": None, "route_line": None, "controller": None}
             (controllers if section == "c" else peers).append(cur)
             continue
         m = re.match(r"^        public_key: (\S+)\s*$", line)
         if m and cur:
             cur["key"] = m.group(1)
+        m = re.match(r"^        controller: (\S+)\s*$", line)
+        if m and cur:
+            cur["controller"] = m.group(1)
         m = re.match(r"^        routes: \[([0-9./]+)\]\s*$", line)
         if m and cur:
             cur["route"] = m.group(1)
@@ -248,7 +251,12 @@ class Bench:
 
     def wgf(self, state, *args):
         return [self.bin, "-q", "-c", self.cfg, "--node", self.node, "--state-dir", state,
-                "--files-root", os.path.join(state, "files")] + list(args)
+                "--files-root", self.files_root(state)] + list(args)
+
+    @staticmethod
+    def files_root(state):
+        # Beside the state directory, never inside it: wg-fleet refuses managed files there.
+        return state.rstrip("/") + "-files"
 
     def record(self, key, r):
         self.r.setdefault(key, {"wall_s": [], "rss_kb": [], "cpu_s": []})
@@ -302,7 +310,9 @@ class Bench:
             raise Failed("could not find the controllers and peers of the generated fleet")
         self.node = controllers[0]["name"]
         self.expected_peers = len(controllers) - 1 + len(peers)
-        routed = [p for p in peers if p["route"]]
+        # Peers homed at this node: their routes sit on their own entries of its device (a peer
+        # of another controller reaches this node through that controller's entry).
+        routed = [p for p in peers if p["route"] and p["controller"] == self.node]
         need = 1 + a.watch_edits
         if len(routed) < need:
             raise Failed(f"the fleet has {len(routed)} peers with a route; the bench needs {need}")
@@ -339,7 +349,8 @@ class Bench:
         ns = self.ns_add(f"b{i}")
         state = os.path.join(self.tmp, f"state-b{i}")
         self.start_wireguard_go(ns, self.ifname)
-        r = self.timed(ns, self.wgf(state, "apply"), "apply onto an empty device", strace=strace)
+        # The device is not wg-fleet's: taking it over is the explicit opt-in.
+        r = self.timed(ns, self.wgf(state, "apply", "--adopt", self.ifname), "apply onto an empty device", strace=strace)
         if strace:
             sets = [s for k, s in self.uapi_windows(strace, self.ifname) if k == "set"]
             if not sets:
@@ -519,7 +530,7 @@ class Bench:
         err = os.path.join(self.tmp, "watch.err")
         errf = open(err, "w")
         argv = [self.bin, "-c", self.cfg, "--node", self.node, "--state-dir", state,
-                "--files-root", os.path.join(state, "files"), "watch", "--interval", "3600"]
+                "--files-root", self.files_root(state), "watch", "--interval", "3600"]
         w = subprocess.Popen(["ip", "netns", "exec", ns] + argv, stdin=subprocess.DEVNULL,
                              stdout=subprocess.DEVNULL, stderr=errf)
         self.children.append(w)
