@@ -224,6 +224,7 @@ RunResult Engine::run(const plan::Fleetwide& fleet, const std::string& node, Mod
     // Re-read: after success a fresh diff must be empty (anything left is a bug); after a
     // failure it is what remains to be done, and it says which endpoints were really set.
     auto after = read_live(backends, r.desired, r.applied->ok() ? after_success : ahead, now);
+    r.timings.lap("read again");
     plan::Ownership next = after_success;
     if (!r.applied->ok()) {
         next = ahead;
