@@ -14,10 +14,18 @@
 #define WGF_TEST_ASAN 1
 #endif
 
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <functional>
 #include <memory>
+#include <new>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include <catch2/catch.hpp>
 
 #include "config/diag.hpp"
 #include "config/parse.hpp"
@@ -25,6 +33,33 @@
 #include "plan/validate.hpp"
 
 namespace wgf::test {
+
+// Runs `body` in a child limited to `as_mib` of address space and 60 s; its exit code, or 100 +
+// the signal that ended it (SIGALRM: it blocked or ran away).
+inline int in_child([[maybe_unused]] size_t as_mib, const std::function<int()>& body) {
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+#ifndef WGF_TEST_ASAN
+        rlimit lim{as_mib << 20, as_mib << 20};
+        setrlimit(RLIMIT_AS, &lim);
+#endif
+        alarm(60);
+        int rc = 3;
+        try {
+            rc = body();
+        } catch (const std::bad_alloc&) {
+            rc = 4;
+        } catch (...) {
+            rc = 5;
+        }
+        _exit(rc);
+    }
+    int status = 0;
+    REQUIRE(waitpid(pid, &status, 0) == pid);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 100 + WTERMSIG(status);
+}
+
 
 struct Loaded {
     config::Sources sources;

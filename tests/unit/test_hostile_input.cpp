@@ -29,6 +29,7 @@
 #include "helpers.hpp"
 
 using namespace wgf;
+using test::in_child;
 using test::parse_only;
 using test::TempDir;
 
@@ -50,32 +51,6 @@ std::unique_ptr<Read> read(const std::string& main, const std::string& dropins =
     auto r = std::make_unique<Read>();
     r->files = config::read_config_files(main, dropins, r->sources, r->diags, limit);
     return r;
-}
-
-// Runs `body` in a child limited to `as_mib` of address space and 60 s; its exit code, or 100 +
-// the signal that ended it (SIGALRM: it blocked or ran away).
-int in_child([[maybe_unused]] size_t as_mib, const std::function<int()>& body) {
-    pid_t pid = fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-#ifndef WGF_TEST_ASAN
-        rlimit lim{as_mib << 20, as_mib << 20};
-        setrlimit(RLIMIT_AS, &lim);
-#endif
-        alarm(60);
-        int rc = 3;
-        try {
-            rc = body();
-        } catch (const std::bad_alloc&) {
-            rc = 4;
-        } catch (...) {
-            rc = 5;
-        }
-        _exit(rc);
-    }
-    int status = 0;
-    REQUIRE(waitpid(pid, &status, 0) == pid);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 100 + WTERMSIG(status);
 }
 
 const char* kGood = "fleets:\n  mesh:\n    controllers: { s1: {} }\n";
