@@ -14,6 +14,7 @@
 
 #include "apply/keys.hpp"
 #include "config/tree.hpp"
+#include "model/fd.hpp"
 #include "plan/render.hpp"
 
 namespace wgf::apply {
@@ -66,10 +67,7 @@ PublishedKey read_published_key(const std::string& path, const Secrets& secrets)
         else r.refused = fmt::format("cannot be read: {}", errno_text(errno));
         return r;
     }
-    struct Closer {
-        int fd;
-        ~Closer() { close(fd); }
-    } closer{fd};
+    const model::Fd closer(fd);
     struct stat st {};
     if (fstat(fd, &st) != 0) {
         r.refused = fmt::format("cannot be read: {}", errno_text(errno));

@@ -93,13 +93,8 @@ private:
             auto it = d.peers.find(k);
             return it == d.peers.end() ? nullptr : &it->second;
         };
-        auto same_ips = [](std::vector<model::Prefix> a, std::vector<model::Prefix> b) {
-            for (auto* v : {&a, &b}) {
-                for (auto& p : *v) p = p.masked();
-                std::sort(v->begin(), v->end());
-                v->erase(std::unique(v->begin(), v->end()), v->end());
-            }
-            return a == b;
+        auto same_ips = [](const std::vector<model::Prefix>& a, const std::vector<model::Prefix>& b) {
+            return sorted_unique(a) == sorted_unique(b);
         };
         for (size_t k = from; k < to; ++k) {
             out[k - from] = std::visit(

@@ -11,6 +11,8 @@
 
 #include <fmt/format.h>
 
+#include "model/fd.hpp"
+
 namespace wgf::config {
 namespace {
 
@@ -54,10 +56,7 @@ public:
         // O_NONBLOCK: should the path have become a FIFO since stat(), open must not wait for a writer.
         int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
         if (fd < 0) return fail(path, fmt::format("cannot read the file: {}", std::strerror(errno)));
-        struct Closer {
-            int fd;
-            ~Closer() { close(fd); }
-        } closer{fd};
+        const model::Fd closer(fd);
         if (fstat(fd, &st) != 0) return fail(path, fmt::format("cannot read the file: {}", std::strerror(errno)));
         if (!S_ISREG(st.st_mode)) return fail(path, not_regular(path, st.st_mode));
         const std::size_t room = limit_ - used_;

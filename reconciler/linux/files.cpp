@@ -12,7 +12,8 @@
 
 #include <fmt/format.h>
 
-#include "linux/fd.hpp"
+#include "model/fd.hpp"
+
 
 namespace wgf::linux_ {
 namespace {
@@ -67,7 +68,7 @@ bool read_up_to(int fd, std::string& out, size_t limit) {
 // FIFO: nullopt when nothing is there. A file without the marker is not read beyond its first
 // line: it is not ours, and it may be large.
 backend::Result<std::optional<backend::FileLive>> inspect(const std::string& path) {
-    Fd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY));
+    model::Fd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY));
     backend::FileLive f;
     f.file.path = path;
     if (fd.fd < 0) {

@@ -23,8 +23,8 @@
 #include <charconv>
 #include <cstring>
 
-#include "linux/fd.hpp"
 #include "linux/wg_select.hpp"
+#include "model/fd.hpp"
 
 namespace wgf::linux_ {
 
@@ -686,7 +686,7 @@ int uapi_connect(const std::string& socket_dir, const std::string& ifname) {
 std::optional<pid_t> uapi_server_pid(const std::string& socket_dir, const std::string& ifname) {
     int raw = uapi_connect(socket_dir, ifname);
     if (raw < 0) return std::nullopt;
-    Fd fd(raw);
+    model::Fd fd(raw);
     set_timeouts(fd.fd, 2000);
     ucred cred{};
     socklen_t len = sizeof cred;
@@ -720,7 +720,7 @@ std::optional<pid_t> uapi_server_pid(const std::string& socket_dir, const std::s
 bool uapi_ping(const std::string& socket_dir, const std::string& ifname, int timeout_ms) {
     int raw = uapi_connect(socket_dir, ifname);
     if (raw < 0) return false;
-    Fd fd(raw);
+    model::Fd fd(raw);
     set_timeouts(fd.fd, timeout_ms);
     return ping(fd.fd, ifname);
 }
@@ -760,7 +760,7 @@ Result<WgDeviceLive> WgUapi::read_device(const std::string& ifname) {
     const std::string what = "read WireGuard device " + ifname;
     int raw = uapi_connect(options_.socket_dir, ifname);
     if (raw < 0) return no_device(-raw, what, socket_path(ifname));
-    Fd fd(raw);
+    model::Fd fd(raw);
     set_timeouts(fd.fd, options_.io_timeout_ms);
     static constexpr char kGet[] = "get=1\n\n";
     if (auto s = send_all(fd.fd, kGet, sizeof kGet - 1, what); !s) return s.error();
@@ -775,7 +775,7 @@ Status WgUapi::set_device(const WgDeviceChange& change) {
     if (!request) return request.error();
     int raw = uapi_connect(options_.socket_dir, change.ifname);
     if (raw < 0) return no_device(-raw, what, socket_path(change.ifname));
-    Fd fd(raw);
+    model::Fd fd(raw);
     set_timeouts(fd.fd, options_.io_timeout_ms);
     auto sent = send_all(fd.fd, request->data(), request->size(), what);
     uapi::SetReplyParser parser(change.ifname);

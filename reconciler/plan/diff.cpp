@@ -44,13 +44,6 @@ std::vector<Prefix> minus(const std::vector<Prefix>& a, const std::vector<Prefix
     return out;
 }
 
-std::vector<Prefix> sorted_unique(std::vector<Prefix> v) {
-    for (auto& p : v) p = p.masked();
-    std::sort(v.begin(), v.end());
-    v.erase(std::unique(v.begin(), v.end()), v.end());
-    return v;
-}
-
 size_t changed_lines(const std::string& a, const std::string& b) {
     auto lines = [](const std::string& s) {
         std::multiset<std::string> out;
@@ -310,6 +303,13 @@ private:
 Plan diff(const HostState& desired, const HostState& live, const Ownership& owned, const LiveFacts& facts,
           const DiffOptions& opts) {
     return Differ(owned, facts, opts).run(desired, live);
+}
+
+std::vector<Prefix> sorted_unique(std::vector<Prefix> v) {
+    for (auto& p : v) p = p.masked();
+    std::sort(v.begin(), v.end());
+    v.erase(std::unique(v.begin(), v.end()), v.end());
+    return v;
 }
 
 Ownership ownership_after(const HostState& desired) {

@@ -1,10 +1,10 @@
-// A file descriptor closed when its owner goes: the one RAII type for the descriptors the Linux
-// layer opens.
+// A file descriptor closed when its owner goes: the one RAII type for the descriptors any layer
+// opens (here, the lowest layer, so config, apply and linux share it).
 #pragma once
 
 #include <unistd.h>
 
-namespace wgf::linux_ {
+namespace wgf::model {
 
 struct Fd {
     int fd = -1;
@@ -16,4 +16,4 @@ struct Fd {
     Fd& operator=(const Fd&) = delete;
 };
 
-}  // namespace wgf::linux_
+}  // namespace wgf::model
