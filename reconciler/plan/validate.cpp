@@ -124,14 +124,15 @@ private:
                 if (!m.endpoint && !f.controllers.count(n)) peers.push_back(&n);
         auto warn = [&](const char* group, const std::string& node, const std::vector<const std::vector<const std::string*>*>& lists) {
             constexpr size_t kNamed = 3;
+            // `node` is in one of the lists: every other entry is a partner. Counted, not walked,
+            // so an endpointless mesh of n members costs n, not n², to report.
             size_t count = 0;
+            for (const auto* list : lists) count += list->size();
+            --count;
             std::vector<std::string> named;
             for (const auto* list : lists)
-                for (const auto* other : *list) {
-                    if (*other == node) continue;
-                    ++count;
-                    if (named.size() < kNamed) named.push_back(*other);
-                }
+                for (auto it = list->begin(); it != list->end() && named.size() < kNamed; ++it)
+                    if (**it != node) named.push_back(**it);
             if (count == 0) return;
             std::string msg;
             if (count == 1) {
