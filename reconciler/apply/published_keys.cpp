@@ -25,11 +25,6 @@ std::string resolved(const std::string& path) {
     return real ? std::string(real.get()) : std::string();
 }
 
-bool inside(const std::string& path, const std::string& dir) {
-    return !dir.empty() && (path == dir || (path.size() > dir.size() && path.compare(0, dir.size(), dir) == 0 &&
-                                            (dir == "/" || path[dir.size()] == '/')));
-}
-
 std::string errno_text(int err) {
     const char* name = strerrorname_np(err);
     return fmt::format("{} ({})", std::strerror(err), name ? name : std::to_string(err));
@@ -78,7 +73,8 @@ PublishedKey read_published_key(const std::string& path, const Secrets& secrets)
             r.refused = "it is one of this node's secret files (a private key)";
             return r;
         }
-    if (inside(resolved(path), secrets.state_dir)) {
+    // An unresolvable state_dir (none yet) holds nothing.
+    if (!secrets.state_dir.empty() && plan::path_within(resolved(path), secrets.state_dir)) {
         r.refused = fmt::format("it resolves inside state_dir {}, where only secrets and state live", secrets.state_dir);
         return r;
     }
