@@ -12,12 +12,18 @@ Machine::Machine(const model::Config& cfg) {
     wg = std::make_unique<linux_::WgSelect>(std::make_unique<linux_::WgGenl>(), uapi);
     links = std::make_unique<linux_::Rtnl>();
     firewall = std::make_unique<linux_::Nft>();
-    state = std::make_unique<apply::FileStateStore>(cfg.state_dir);
+    state = std::make_unique<system::FileStateStore>(cfg.state_dir);
     backends = std::make_unique<apply::Backends>(apply::Backends{*wg, *links, sysctls, *firewall, files});
 }
 
 apply::Engine Machine::engine() {
-    apply::Engine e{*backends, keys, resolver, *state, journal.get(), {}, {}};
+    apply::Engine e{.backends = *backends,
+                    .keys = keys,
+                    .resolver = resolver,
+                    .state = *state,
+                    .journal = journal.get(),
+                    .apply_options = {},
+                    .adopt = {}};
     // A userspace implementation can die under a burst of address changes: check between chunks.
     e.apply_options.device_alive = [this](const std::string& ifname) {
         if (wg->transport_for(ifname) == linux_::WgSelect::Transport::kernel) return true;

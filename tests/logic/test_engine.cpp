@@ -6,6 +6,7 @@
 #include "apply/engine.hpp"
 #include "config/parse.hpp"
 #include "fixture.hpp"
+#include "plan/ownership_json.hpp"
 #include "plan/sysctls.hpp"
 #include "plan/validate.hpp"
 
@@ -204,10 +205,10 @@ TEST_CASE("state: ownership survives a JSON round trip", "[engine][state]") {
     o.peers["mesh"] = {key_of(1), key_of(2)};
     o.endpoints["mesh"][key_of(1)] = ep("[fd00::1]:51820");
     o.files = {"/run/wg_fleet_hosts"};
-    auto back = apply::ownership_from_json(apply::ownership_to_json(o));
+    auto back = plan::ownership_from_json(plan::ownership_to_json(o));
     REQUIRE(back);
     CHECK(*back == o);
-    CHECK_FALSE(apply::ownership_from_json("{not json"));
+    CHECK_FALSE(plan::ownership_from_json("{not json"));
 }
 
 TEST_CASE("state: an interface with no peers or no endpoints round-trips too", "[engine][state]") {
@@ -220,7 +221,7 @@ TEST_CASE("state: an interface with no peers or no endpoints round-trips too", "
     o.peers["empty"] = {};
     o.endpoints["hub"] = {};
     o.endpoints["empty"] = {};
-    auto back = apply::ownership_from_json(apply::ownership_to_json(o));
+    auto back = plan::ownership_from_json(plan::ownership_to_json(o));
     REQUIRE(back);
     CHECK(*back == o);
 }
@@ -442,14 +443,14 @@ TEST_CASE("state: owned sysctls and their originals survive a JSON round trip, a
     o.endpoints["mesh"] = {};
     o.sysctls["net/ipv6/conf/all/forwarding"] = {"0", "1"};
     o.sysctls["net/ipv6/conf/eth0/accept_ra"] = {"1", "2"};
-    auto back = apply::ownership_from_json(apply::ownership_to_json(o));
+    auto back = plan::ownership_from_json(plan::ownership_to_json(o));
     REQUIRE(back);
     CHECK(*back == o);
-    auto old = apply::ownership_from_json(R"({"version":1,"interfaces":["mesh"],"peers":{"mesh":[]},"endpoints":{"mesh":{}},"files":[]})");
+    auto old = plan::ownership_from_json(R"({"version":1,"interfaces":["mesh"],"peers":{"mesh":[]},"endpoints":{"mesh":{}},"files":[]})");
     REQUIRE(old);
     CHECK(old->sysctls.empty());
     // A record of a sysctl wg-fleet never sets, or of a value it never writes, is not restored.
-    auto odd = apply::ownership_from_json(R"({"version":1,"interfaces":[],"peers":{},"endpoints":{},"files":[],"sysctls":{
+    auto odd = plan::ownership_from_json(R"({"version":1,"interfaces":[],"peers":{},"endpoints":{},"files":[],"sysctls":{
         "kernel/core_pattern":{"original":"|/tmp/x","value":"core"},
         "net/ipv6/conf/eth0/accept_ra":{"original":"1 2","value":"2"},
         "net/ipv6/conf/../../kernel/accept_ra":{"original":"1","value":"2"},
