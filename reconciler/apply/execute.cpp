@@ -1,8 +1,6 @@
 #include "apply/execute.hpp"
 
-#include <algorithm>
 #include <cerrno>
-#include <map>
 #include <set>
 
 #include <fmt/format.h>
@@ -25,7 +23,7 @@ overloaded(Ts...) -> overloaded<Ts...>;
 // netlink transaction or UAPI exchange) and consecutive rule ops into one atomic nft batch.
 class Applier {
 public:
-    Applier(Backends& b, KeyStore& keys, Journal* j, const ApplyOptions& o) : b_(b), keys_(keys), journal_(j), opts_(o) {}
+    Applier(Backends& b, KeyStore& keys, Journal* j) : b_(b), keys_(keys), journal_(j) {}
 
     ApplyResult run(const Plan& plan) {
         const auto& ops = plan.ops;
@@ -44,10 +42,6 @@ public:
                 s = apply_rules(ops, i, end);
             } else {
                 s = apply_one(ops[i]);
-                // The last address change of a run on a device: check its process, however few.
-                if (s && is_address(ops[i]) && (end == ops.size() || !is_address(ops[end]) ||
-                                                interface_of(ops[end]) != interface_of(ops[i])))
-                    s = device_check(interface_of(ops[i]));
             }
             for (size_t k = i; k < end; ++k) {
                 std::string line = describe(ops[k]);
@@ -190,21 +184,6 @@ private:
         return b_.firewall.apply(c);
     }
 
-    static bool is_address(const Op& op) {
-        return std::holds_alternative<OpAddAddress>(op) || std::holds_alternative<OpDelAddress>(op);
-    }
-
-    Status device_check(const std::string& ifname) {
-        if (!opts_.device_alive || opts_.device_alive(ifname)) return Status::ok();
-        return Error{EIO, fmt::format("the userspace WireGuard process of {} exited during address changes", ifname)};
-    }
-
-    // Every `address_chunk` address changes on a device, check that its process survived.
-    Status address_checkpoint(const std::string& ifname) {
-        if (++address_ops_[ifname] % std::max<size_t>(1, opts_.address_chunk) != 0) return Status::ok();
-        return device_check(ifname);
-    }
-
     Status apply_one(const Op& op) {
         return std::visit(
             overloaded{
@@ -215,14 +194,8 @@ private:
                 [&](const OpDeleteDevice& o) { return b_.wg.delete_device(o.ifname); },
                 [&](const OpSetMtu& o) { return b_.links.set_mtu(o.ifname, o.mtu); },
                 [&](const OpSetUp& o) { return b_.links.set_up(o.ifname, true); },
-                [&](const OpAddAddress& o) {
-                    auto s = b_.links.add_address(o.ifname, o.addr);
-                    return s ? address_checkpoint(o.ifname) : s;
-                },
-                [&](const OpDelAddress& o) {
-                    auto s = b_.links.del_address(o.ifname, o.addr);
-                    return s ? address_checkpoint(o.ifname) : s;
-                },
+                [&](const OpAddAddress& o) { return b_.links.add_address(o.ifname, o.addr); },
+                [&](const OpDelAddress& o) { return b_.links.del_address(o.ifname, o.addr); },
                 [&](const OpAddRoute& o) { return b_.links.add_route(o.route); },
                 [&](const OpDelRoute& o) { return b_.links.del_route(o.route); },
                 [&](const OpSetSysctl& o) { return b_.sysctls.write(o.key, o.value); },
@@ -236,16 +209,14 @@ private:
     Backends& b_;
     KeyStore& keys_;
     Journal* journal_;
-    const ApplyOptions& opts_;
     ApplyResult result_;
     std::set<std::string> created_;
-    std::map<std::string, size_t> address_ops_;
 };
 
 }  // namespace
 
-ApplyResult apply_plan(Backends& b, const Plan& plan, KeyStore& keys, Journal* journal, const ApplyOptions& opts) {
-    return Applier(b, keys, journal, opts).run(plan);
+ApplyResult apply_plan(Backends& b, const Plan& plan, KeyStore& keys, Journal* journal) {
+    return Applier(b, keys, journal).run(plan);
 }
 
 }  // namespace wgf::apply

@@ -3,7 +3,6 @@
 // the first failure and says what was and was not done. Every operation goes to the journal.
 #pragma once
 
-#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -17,13 +16,6 @@ namespace wgf::apply {
 
 using backend::Journal;
 
-struct ApplyOptions {
-    // Called every few address changes on a device; false stops the apply (a userspace
-    // implementation that died under a burst of changes).
-    std::function<bool(const std::string& ifname)> device_alive;
-    size_t address_chunk = 16;
-};
-
 struct ApplyResult {
     std::vector<std::string> done;       // op lines applied
     std::vector<std::string> not_done;   // op lines not applied (after a failure)
@@ -31,6 +23,8 @@ struct ApplyResult {
     bool ok() const { return !error; }
 };
 
-ApplyResult apply_plan(Backends& b, const plan::Plan& plan, KeyStore& keys, Journal* journal, const ApplyOptions& opts = {});
+// Pacing that a backend needs (a userspace WireGuard under a burst of address changes) is the
+// backend's own: linux/userspace_pacing.hpp.
+ApplyResult apply_plan(Backends& b, const plan::Plan& plan, KeyStore& keys, Journal* journal);
 
 }  // namespace wgf::apply

@@ -9,6 +9,7 @@
 #include "linux/nft.hpp"
 #include "linux/rtnl.hpp"
 #include "linux/sysctl.hpp"
+#include "linux/userspace_pacing.hpp"
 #include "linux/wg_select.hpp"
 #include "model/spec.hpp"
 #include "system/journal.hpp"
@@ -20,7 +21,9 @@ namespace wgf::cli {
 
 struct Machine {
     std::unique_ptr<linux_::WgSelect> wg;
-    std::unique_ptr<linux_::Rtnl> links;
+    std::unique_ptr<linux_::Rtnl> rtnl;
+    // rtnl, paced and checked on devices a userspace implementation serves.
+    std::unique_ptr<linux_::UserspacePacing> links;
     linux_::Sysctl sysctls;
     std::unique_ptr<linux_::Nft> firewall;
     linux_::LocalFiles files;

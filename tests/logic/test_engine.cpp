@@ -72,7 +72,7 @@ struct Converged {
     MapResolver dns;
     MemState state;
     apply::Backends b = m.backends();
-    apply::Engine e{b, m.keys, dns, state, nullptr, {}, {}};
+    apply::Engine e{b, m.keys, dns, state, nullptr, {}};
     Converged() { REQUIRE(e.run(*s.fw, "c1", apply::Mode::apply, m.now).ok()); }
 };
 
@@ -86,7 +86,7 @@ TEST_CASE("engine: plan reads keys only, apply generates one, converges and veri
     dns.names["vpn2.example.com"] = *model::IpAddr::parse("198.51.100.2");
     MemState state;
     auto b = m.backends();
-    apply::Engine e{b, m.keys, dns, state, nullptr, {}, {}};
+    apply::Engine e{b, m.keys, dns, state, nullptr, {}};
 
     auto planned = e.run(*s.fw, "c1", apply::Mode::plan, m.now);
     REQUIRE_FALSE(planned.error);
@@ -133,7 +133,7 @@ TEST_CASE("engine: a key that will be generated is a planned change (fresh devic
     MapResolver dns;
     MemState state;
     auto b = m.backends();
-    apply::Engine e{b, m.keys, dns, state, nullptr, {}, {}};
+    apply::Engine e{b, m.keys, dns, state, nullptr, {}};
     auto planned = e.run(*s.fw, "c1", apply::Mode::plan, m.now);
     REQUIRE_FALSE(planned.error);
     auto lines = lines_of(planned.plan);
@@ -180,7 +180,7 @@ TEST_CASE("engine: an endpoint that does not resolve leaves that peer without on
     MapResolver dns;  // knows no names at all
     MemState state;
     auto b = m.backends();
-    apply::Engine e{b, m.keys, dns, state, nullptr, {}, {}};
+    apply::Engine e{b, m.keys, dns, state, nullptr, {}};
     auto r = e.run(*s.fw, "p1", apply::Mode::apply, m.now);
     REQUIRE(r.ok());
     REQUIRE(r.warnings.size() == 2);
@@ -333,7 +333,7 @@ TEST_CASE("engine: turning IPv6 forwarding on raises accept_ra 1 -> 2 first, wg-
     dns.names["vpn2.example.com"] = *model::IpAddr::parse("198.51.100.2");
     MemState state;
     auto b = m.backends();
-    apply::Engine e{b, m.keys, dns, state, nullptr, {}, {}};
+    apply::Engine e{b, m.keys, dns, state, nullptr, {}};
 
     auto planned = e.run(*on.fw, "c1", apply::Mode::plan, m.now);
     REQUIRE(planned.ok());
@@ -404,7 +404,7 @@ TEST_CASE("engine: IPv6 forwarding someone else turned on is theirs: accept_ra i
     MapResolver dns;
     MemState state;
     auto b = m.backends();
-    apply::Engine e{b, m.keys, dns, state, nullptr, {}, {}};
+    apply::Engine e{b, m.keys, dns, state, nullptr, {}};
     auto r = e.run(*on.fw, "c1", apply::Mode::apply, m.now);
     REQUIRE(r.ok());
     CHECK(sysctl_lines(r.plan).empty());
@@ -465,7 +465,7 @@ TEST_CASE("engine: a WireGuard device wg-fleet did not create is refused and lef
     MapResolver dns;
     MemState state;  // records nothing: the device below is not ours
     auto b = m.backends();
-    apply::Engine e{b, m.keys, dns, state, nullptr, {}, {}};
+    apply::Engine e{b, m.keys, dns, state, nullptr, {}};
     REQUIRE(m.wg.create_device("mesh"));
     auto foreign_key = model::SecretKey::generate();
     m.wg.devices.at("mesh").device.public_key = foreign_key.public_key();
@@ -542,7 +542,7 @@ TEST_CASE("engine: files without the marker are never overwritten (plan shows th
     MapResolver dns;
     MemState state;
     auto b = m.backends();
-    apply::Engine e{b, m.keys, dns, state, nullptr, {}, {}};
+    apply::Engine e{b, m.keys, dns, state, nullptr, {}};
 
     auto planned = e.run(*s.fw, "c1", apply::Mode::plan, m.now);
     REQUIRE_FALSE(planned.error);
@@ -577,7 +577,7 @@ TEST_CASE("engine: a non-regular file at a managed path is a conflict too", "[en
     MapResolver dns;
     MemState state;
     auto b = m.backends();
-    apply::Engine e{b, m.keys, dns, state, nullptr, {}, {}};
+    apply::Engine e{b, m.keys, dns, state, nullptr, {}};
     auto planned = e.run(*s.fw, "c1", apply::Mode::plan, m.now);
     CHECK(planned.plan.conflicts ==
           std::vector<std::string>{"! conflict: /run/wg_fleet_hosts is a symbolic link, not a file wg-fleet wrote; left as is"});
@@ -590,7 +590,7 @@ TEST_CASE("engine: managed paths are compared where they land: one file under tw
     apply::Backends b{m.wg, m.links, m.sysctls, m.firewall, files};
     MapResolver dns;
     MemState state;
-    apply::Engine e{b, m.keys, dns, state, nullptr, {}, {}};
+    apply::Engine e{b, m.keys, dns, state, nullptr, {}};
     REQUIRE(e.run(*s.fw, "c1", apply::Mode::apply, m.now).ok());
     REQUIRE(files.files.count("/run/wg_fleet_hosts"));
 

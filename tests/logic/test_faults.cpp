@@ -222,7 +222,7 @@ struct Rig {
     FaultFirewall firewall{m.firewall, inj};
     FaultFiles files{m.files, inj};
     apply::Backends b{wg, links, sysctls, firewall, files};
-    apply::Engine e{b, m.keys, dns, state, nullptr, {}, {}};
+    apply::Engine e{b, m.keys, dns, state, nullptr, {}};
     Rig() {
         inj.state = &state;
         m.keys.keys.emplace("/state/mesh.key", model::SecretKey::generate());
