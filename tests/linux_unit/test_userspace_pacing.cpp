@@ -47,13 +47,6 @@ struct Probe {
     }
 };
 
-class NoKeys : public backend::KeyStore {
-public:
-    backend::Result<std::optional<model::SecretKey>> load(const std::string&) override { return std::optional<model::SecretKey>{}; }
-    backend::Result<model::SecretKey> load_or_generate(const std::string&) override { return backend::Error{EPERM, "no keys here"}; }
-    backend::Status publish(const std::string&, const model::Key&) override { return backend::Status::ok(); }
-};
-
 }  // namespace
 
 TEST_CASE("pacing: address changes on a userspace device pause every chunk and are checked after each", "[pacing]") {
@@ -106,8 +99,9 @@ TEST_CASE("pacing: a userspace process that dies under a burst of address change
     plan::Plan p;
     for (const auto& a : addresses(10)) p.ops.push_back(plan::OpAddAddress{"wg-u", a});
     p.ops.push_back(plan::OpAddRoute{model::Route{.dst = P("fd00:d::/64"), .dev = "wg-u"}});
-    NoKeys keys;
-    auto r = apply::apply_plan(b, p, keys, nullptr);
+    backend::FakeKeyStore keys;
+    backend::FakeJournal journal;
+    auto r = apply::apply_plan(b, p, keys, &journal);
     REQUIRE_FALSE(r.ok());
     CHECK(r.error->code == EIO);
     CHECK(r.error->message == "the userspace WireGuard process of wg-u exited during address changes");
@@ -116,4 +110,8 @@ TEST_CASE("pacing: a userspace process that dies under a burst of address change
     CHECK(r.not_done.size() == 5);
     CHECK(fake.addresses["wg-u"].size() == 7);
     CHECK(fake.routes.empty());
+    REQUIRE(journal.lines.size() == 7);
+    CHECK(journal.lines[5].starts_with("ok "));
+    CHECK(journal.lines[6].starts_with("error "));
+    CHECK(journal.lines[6].ends_with(": the userspace WireGuard process of wg-u exited during address changes"));
 }

@@ -15,29 +15,8 @@ using namespace wgf::test;
 
 namespace {
 
-class MapResolver : public apply::Resolver {
-public:
-    std::map<std::string, model::IpAddr> names;
-    std::vector<std::string> asked;
-    std::optional<model::IpAddr> resolve(const std::string& host) override {
-        asked.push_back(host);
-        auto it = names.find(host);
-        if (it == names.end()) return std::nullopt;
-        return it->second;
-    }
-};
-
-class MemState : public apply::StateStore {
-public:
-    plan::Ownership owned;
-    int saves = 0;
-    backend::Result<plan::Ownership> load() override { return owned; }
-    backend::Status save(const plan::Ownership& o) override {
-        owned = o;
-        ++saves;
-        return backend::Status::ok();
-    }
-};
+using MapResolver = backend::FakeResolver;
+using MemState = backend::FakeStateStore;
 
 const char* kFleet = R"(
 state_dir: /state
