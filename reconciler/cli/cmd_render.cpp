@@ -3,8 +3,8 @@
 
 #include <fmt/format.h>
 
-#include "system/keys.hpp"
 #include "cli/commands.hpp"
+#include "system/keys.hpp"
 
 namespace wgf::cli {
 namespace {
