@@ -341,4 +341,45 @@ int cmd_keygen(const Globals& g) {
     return kOk;
 }
 
+namespace {
+const char* const kAdoptHelp = "Take over this existing WireGuard device although wg-fleet did not create it (e.g. from wg-quick); repeatable";
+}  // namespace
+
+void add_plan(CLI::App& app, Context& ctx) {
+    struct Options {
+        bool json = false, detailed = false;
+        std::vector<std::string> adopt;
+    };
+    auto o = std::make_shared<Options>();
+    auto* sub = app.add_subcommand("plan", "Show what apply would change on this node; exit 0, or 2 with --detailed-exitcode when changes are pending");
+    sub->add_flag("--json", o->json, "As JSON");
+    sub->add_flag("--detailed-exitcode", o->detailed, "Exit 0 when nothing is to do, 2 when changes are pending, 1 on error");
+    sub->add_option("--adopt", o->adopt, kAdoptHelp)->type_name("IFNAME");
+    sub->callback([&ctx, o] { ctx.rc = cmd_plan(ctx.g, o->json, o->detailed, o->adopt); });
+}
+
+void add_apply(CLI::App& app, Context& ctx) {
+    struct Options {
+        bool once = false;
+        std::vector<std::string> adopt;
+    };
+    auto o = std::make_shared<Options>();
+    auto* sub = app.add_subcommand("apply", "Converge this node to the fleet (exit 0 converged, 1 error; nothing applied if the config is invalid)");
+    sub->add_flag("--once", o->once, "One run (the default; for symmetry with watch)");
+    sub->add_option("--adopt", o->adopt, kAdoptHelp)->type_name("IFNAME");
+    sub->callback([&ctx, o] { ctx.rc = cmd_apply(ctx.g, o->adopt); });
+}
+
+void add_status(CLI::App& app, Context& ctx) {
+    auto json = std::make_shared<bool>(false);
+    auto* sub = app.add_subcommand("status", "Peers with endpoint, latest handshake and transfer; pending members; drift");
+    sub->add_flag("--json", *json, "As JSON");
+    sub->callback([&ctx, json] { ctx.rc = cmd_status(ctx.g, *json); });
+}
+
+void add_keygen(CLI::App& app, Context& ctx) {
+    app.add_subcommand("keygen", "Generate this node's private keys (0600 in state_dir) if missing, publish and print the public keys")
+        ->callback([&ctx] { ctx.rc = cmd_keygen(ctx.g); });
+}
+
 }  // namespace wgf::cli

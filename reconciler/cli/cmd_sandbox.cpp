@@ -559,4 +559,49 @@ int cmd_sandbox(const Globals& g, const std::string& action, const std::vector<s
     return sandbox_up(cg, name, g.verbose > 0);
 }
 
+namespace {
+
+// `sandbox exec [--name N] NODE COMMAND...`: everything after NODE is the command, options
+// included, so it is taken off before the command line is parsed.
+std::vector<std::string> take_exec_command(std::vector<std::string>& args) {
+    for (size_t i = 0; i + 1 < args.size(); ++i) {
+        if (args[i] != "sandbox") continue;
+        for (size_t j = i + 1; j < args.size(); ++j) {
+            if (args[j] != "exec") continue;
+            size_t k = j + 1;
+            while (k < args.size() && (args[k] == "--name" || args[k].rfind("--name=", 0) == 0)) k += args[k] == "--name" ? 2 : 1;
+            if (k >= args.size()) return {};
+            std::vector<std::string> command(args.begin() + static_cast<long>(k) + 1, args.end());
+            args.resize(k + 1);
+            return command;
+        }
+        return {};
+    }
+    return {};
+}
+
+}  // namespace
+
+void add_sandbox(CLI::App& app, Context& ctx) {
+    struct Options {
+        std::string action, name = "demo";
+        std::vector<std::string> args, exec_command;
+    };
+    auto o = std::make_shared<Options>();
+    o->exec_command = take_exec_command(ctx.args);
+    auto* sub = app.add_subcommand("sandbox",
+                                   "The whole fleet in network namespaces on this machine:\n"
+                                   "  up [FILE]         create (or update) the sandbox and apply every node\n"
+                                   "  test              all-pairs reachability by address and host name\n"
+                                   "  exec NODE [CMD]   run CMD in a node (`wg-fleet ...` runs as that node)\n"
+                                   "  down              remove everything the sandbox created");
+    sub->add_option("action", o->action, "up, test, exec or down")->required()->check(CLI::IsMember({"up", "test", "exec", "down"}));
+    sub->add_option("args", o->args, "up: the fleet file (default: -c); exec: NODE and the command");
+    sub->add_option("--name", o->name, "Sandbox name (several can run side by side)")->default_val("demo");
+    sub->callback([&ctx, o] {
+        if (o->action == "exec") o->args.insert(o->args.end(), o->exec_command.begin(), o->exec_command.end());
+        ctx.rc = cmd_sandbox(ctx.g, o->action, o->args, o->name);
+    });
+}
+
 }  // namespace wgf::cli
