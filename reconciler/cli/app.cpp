@@ -36,9 +36,6 @@ void add_global_options(CLI::App& app, Globals& g) {
     app.add_option("--dropin-dir", g.dropin_dir, "Drop-in directory merged in name order (default: CONFIG without .yaml, plus .d)")->type_name("DIR");
     app.add_option("--node", g.node, "This node's name (default: the hostname)")->type_name("NAME");
     app.add_option("--state-dir", g.state_dir, "Overrides state_dir: in the file")->type_name("DIR");
-    app.add_option("--keys-override", g.keys_override, "Take public keys only from DIR/<fleet>/<node>.pub, ignoring the YAML's (sandboxes)")
-        ->group("");  // internal: used by `sandbox`
-    app.add_option("--files-root", g.files_root, "Prefix for every file written (sandboxes)")->group("");
     app.add_option("--lock-timeout", g.lock_timeout,
                    "Seconds apply, keygen and each reconcile of watch wait while another run holds the state directory's lock")
         ->default_val(30)

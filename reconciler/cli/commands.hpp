@@ -18,7 +18,6 @@ void add_apply(CLI::App& app, Context& ctx);
 void add_status(CLI::App& app, Context& ctx);
 void add_keygen(CLI::App& app, Context& ctx);
 void add_watch(CLI::App& app, Context& ctx);
-void add_sandbox(CLI::App& app, Context& ctx);
 
 int cmd_check(const Globals& g);
 int cmd_addresses(const Globals& g, bool json);
@@ -29,6 +28,5 @@ int cmd_apply(const Globals& g, const std::vector<std::string>& adopt = {});
 int cmd_status(const Globals& g, bool json);
 int cmd_keygen(const Globals& g);
 int cmd_watch(const Globals& g, int interval_s);
-int cmd_sandbox(const Globals& g, const std::string& action, const std::vector<std::string>& args, const std::string& name);
 
 }  // namespace wgf::cli

@@ -16,10 +16,8 @@ struct Globals {
     std::optional<std::string> dropin_dir;   // default: next to the config, NAME.d
     std::optional<std::string> node;         // default: the hostname
     std::optional<std::string> state_dir;    // overrides state_dir: in the YAML
-    // Sandbox: public keys come only from this directory (<dir>/<fleet>/<node>.pub), replacing
-    // the YAML's, because every sandbox node generates its own key.
-    std::optional<std::string> keys_override;
-    // Sandbox: prefix for every file wg-fleet writes (hosts file, HTTP route files).
+    // Set only by the sandbox for its nodes (no command-line option): see apply::LoadOptions.
+    std::optional<std::string> keys_only_from;
     std::optional<std::string> files_root;
     int verbose = 0;
     int quiet = 0;
