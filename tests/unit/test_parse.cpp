@@ -3,12 +3,16 @@
 // message texts are the project's golden wording.
 #include <catch2/catch.hpp>
 
+#include <fstream>
+#include <set>
 #include <string>
 #include <vector>
 
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <nlohmann/json.hpp>
 
 #include "config/parse.hpp"
 #include "config/tree.hpp"
@@ -890,4 +894,124 @@ TEST_CASE("duplicate keys in a large map are found wherever they are", "[parse][
     CHECK(errs[1].message == "duplicate key 'p30' (first defined at line 36, column 7)");
     CHECK(errs[2].loc.line == 48);
     CHECK(errs[2].message == "duplicate key 'p03' (first defined at line 9, column 7)");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The parser's key tables and the JSON Schema describe the same mappings
+
+namespace {
+
+// One YAML mapping: its definition in schema/wg-fleet.schema.json, where a key goes in a YAML
+// text, and the YAML path of such a key.
+struct Mapping {
+    const char* schema_def;  // "" for the document root
+    std::vector<std::string> context;  // "key: value" lines the mapping needs to be parsed at all
+    std::string before, indent, path;
+};
+
+const std::vector<Mapping>& mappings() {
+    static const std::vector<Mapping> all = {
+        {.schema_def = "", .context = {}, .before = "", .indent = "", .path = ""},
+        // A key only subnet-style fleets have is tried in a subnet-style fleet, every other one in
+        // a clan-style fleet (see subnet_only()).
+        {.schema_def = "fleet", .context = {"controllers: { c: {} }"}, .before = "fleets:\n  f:\n", .indent = "    ", .path = "fleets.f"},
+        {.schema_def = "controller", .context = {}, .before = "fleets:\n  f:\n    controllers:\n      c:\n", .indent = "        ",
+         .path = "fleets.f.controllers.c"},
+        {.schema_def = "peer", .context = {}, .before = "fleets:\n  f:\n    controllers: { c: {} }\n    peers:\n      p:\n",
+         .indent = "        ", .path = "fleets.f.peers.p"},
+        {.schema_def = "forward", .context = {}, .before = "forwards:\n  -\n", .indent = "    ", .path = "forwards[0]"},
+        {.schema_def = "httpRoute", .context = {}, .before = "http_routes:\n  -\n", .indent = "    ", .path = "http_routes[0]"},
+    };
+    return all;
+}
+
+const nlohmann::json& schema() {
+    static const nlohmann::json s = [] {
+        std::ifstream in(WGF_SCHEMA_FILE);
+        REQUIRE(in);
+        return nlohmann::json::parse(in);
+    }();
+    return s;
+}
+
+const nlohmann::json& schema_def(const Mapping& m) {
+    return *m.schema_def ? schema().at("$defs").at(m.schema_def) : schema();
+}
+
+std::set<std::string> schema_keys(const Mapping& m) {
+    std::set<std::string> out;
+    for (const auto& [k, v] : schema_def(m).at("properties").items()) out.insert(k);
+    return out;
+}
+
+// The keys the schema forbids in a clan-style fleet.
+std::set<std::string> subnet_only() {
+    std::set<std::string> out;
+    for (const auto& [k, v] : schema().at("$defs").at("fleet").at("oneOf").at(0).at("properties").items())
+        if (v == false) out.insert(k);
+    return out;
+}
+
+// The mapping's YAML with `key: value` in it (and the context the key needs).
+std::string yaml_with(const Mapping& m, const std::string& key, const std::string& value) {
+    std::vector<std::string> context = m.context;
+    if (std::string_view(m.schema_def) == "fleet" && subnet_only().count(key)) context = {"ip6: fd00::1", "subnet: fd00::/64"};
+    std::string yaml = m.before;
+    for (const auto& line : context)
+        if (line.substr(0, line.find(':')) != key) yaml += m.indent + line + "\n";
+    return yaml + m.indent + key + ": " + value + "\n";
+}
+
+std::string key_path(const Mapping& m, const std::string& key) { return m.path.empty() ? key : m.path + "." + key; }
+
+}  // namespace
+
+TEST_CASE("every key the schema allows in a mapping is accepted and parsed there", "[parse][schema]") {
+    for (const auto& m : mappings()) {
+        for (const auto& key : schema_keys(m)) {
+            // A one-element list is wrong for every key: the key's own parser reports it, at the
+            // key's path or below, which shows that it ran.
+            const std::string yaml = yaml_with(m, key, "[1]");
+            auto l = parse_only(yaml);
+            INFO("YAML:\n" << yaml << "\nDiagnostics:\n" << l->text());
+            const std::string at = key_path(m, key);
+            bool parsed = false;
+            for (const auto& d : l->errors()) {
+                CHECK_FALSE(test::contains(d.message, "unknown key"));
+                parsed = parsed || d.path == at || d.path.rfind(at + "[", 0) == 0 || d.path.rfind(at + ".", 0) == 0;
+            }
+            CHECK(parsed);
+        }
+    }
+}
+
+TEST_CASE("every key a mapping accepts is in the schema, and so are the keys a list item needs", "[parse][schema]") {
+    for (const auto& m : mappings()) {
+        // A key far from every allowed one: the error lists the allowed keys.
+        const std::string yaml = yaml_with(m, "zzzzzzzzzz", "1");
+        auto l = parse_only(yaml);
+        INFO("YAML:\n" << yaml << "\nDiagnostics:\n" << l->text());
+        auto errs = l->at(key_path(m, "zzzzzzzzzz"));
+        REQUIRE(errs.size() == 1);
+        const std::string lead = "unknown key 'zzzzzzzzzz' — allowed keys here: ";
+        REQUIRE(errs[0].message.rfind(lead, 0) == 0);
+        std::set<std::string> accepted;
+        std::string list = errs[0].message.substr(lead.size());
+        for (size_t at = 0; at <= list.size();) {
+            size_t comma = std::min(list.find(", ", at), list.size());
+            accepted.insert(list.substr(at, comma - at));
+            at = comma + 2;
+        }
+        CHECK(accepted == schema_keys(m));
+
+        // An empty item reports each key it must have.
+        if (!schema_def(m).contains("required")) continue;
+        auto empty = parse_only(m.before.substr(0, m.before.size() - 1) + " {}\n");
+        std::set<std::string> missing;
+        for (const auto& d : empty->at(m.path)) {
+            const std::string what = "missing required key '";
+            if (d.message.rfind(what, 0) == 0) missing.insert(d.message.substr(what.size(), d.message.size() - what.size() - 1));
+        }
+        CHECK(missing == schema_def(m).at("required").get<std::set<std::string>>());
+    }
 }
