@@ -616,7 +616,7 @@ Parsed parse(const std::vector<SourceFile>& files, Sources& sources, Diagnostics
 }
 
 Parsed parse_text(std::string_view text, std::string_view file_name, Sources& sources, Diagnostics& diags) {
-    return parse({SourceFile{std::string(file_name), std::string(text)}}, sources, diags);
+    return parse({SourceFile{.name = std::string(file_name), .text = std::string(text)}}, sources, diags);
 }
 
 }  // namespace wgf::config
