@@ -422,7 +422,7 @@ bool parse_fleet(Walker& w, const Entry& fe, const Path& path, Fleet& f) {
     const Node& n = fe.value;
     if (!w.is_map(n, path, false)) return false;
     const bool clan = n.find("controllers") != nullptr;
-    const std::string_view* subnet_key = std::find_if(std::begin(kSubnetOnly), std::end(kSubnetOnly), [&](auto k) { return n.find(k) != nullptr; });
+    auto subnet_key = std::find_if(std::begin(kSubnetOnly), std::end(kSubnetOnly), [&](auto k) { return n.find(k) != nullptr; });
     if (clan && subnet_key != std::end(kSubnetOnly)) {
         check_keys<Fleet>(w, n, path, kFleet);
         const Entry* first = n.find(*subnet_key);

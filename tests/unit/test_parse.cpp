@@ -1036,3 +1036,18 @@ TEST_CASE("every key a mapping accepts is in the schema, and so are the keys a l
         CHECK(missing == schema_def(m).at("required").get<std::set<std::string>>());
     }
 }
+
+TEST_CASE("a clan-style fleet refuses exactly the keys the schema reserves for subnet-style fleets", "[parse][schema]") {
+    const Mapping& fleet = mappings().at(1);
+    const auto reserved = subnet_only();
+    for (const auto& key : schema_keys(fleet)) {
+        if (key == "controllers") continue;
+        std::string yaml = fleet.before + fleet.indent + "controllers: { c: {} }\n" + fleet.indent + key + ": x\n";
+        auto l = parse_only(yaml);
+        INFO("YAML:\n" << yaml << "\nDiagnostics:\n" << l->text());
+        bool refused = false;
+        for (const auto& d : l->at(key_path(fleet, key)))
+            refused = refused || d.message == "a fleet is either clan-style (controllers:) or subnet-style (ip6:, subnet:), not both";
+        CHECK(refused == (reserved.count(key) > 0));
+    }
+}
