@@ -44,7 +44,8 @@ Status FakeWireGuard::set_device(const WgDeviceChange& c) {
         auto pit = d.peers.find(pc.public_key);
         if (pit == d.peers.end()) {
             if (pc.update_only) continue;
-            pit = d.peers.emplace(pc.public_key, model::WgPeer{pc.public_key, {}, {}, 0, ""}).first;
+            pit = d.peers.try_emplace(pc.public_key).first;
+            pit->second.public_key = pc.public_key;
         }
         auto& p = pit->second;
         if (pc.endpoint) p.endpoint = pc.endpoint;
@@ -65,7 +66,8 @@ Status FakeWireGuard::create_device(const std::string& ifname) {
     WgDeviceLive d;
     d.device.name = ifname;
     devices.emplace(ifname, std::move(d));
-    if (links) links->links[ifname] = LinkLive{ifname, static_cast<int>(links->links.size() + 100), "wireguard", 1420, false};
+    if (links)
+        links->links[ifname] = LinkLive{.name = ifname, .ifindex = static_cast<int>(links->links.size() + 100), .kind = "wireguard", .mtu = 1420, .up = false};
     return Status::ok();
 }
 
@@ -203,7 +205,7 @@ Status FakeFiles::remove(const std::string& path) {
 }
 
 Result<FilePlace> FakeFiles::place(const std::string& path) {
-    return FilePlace{0, 0, std::filesystem::path(path).lexically_normal().string()};
+    return FilePlace{.dev = 0, .ino = 0, .rest = std::filesystem::path(path).lexically_normal().string()};
 }
 
 Result<bool> FakeFiles::within(const std::string& path, const std::string& dir) {
