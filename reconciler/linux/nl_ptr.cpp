@@ -14,13 +14,18 @@
 #include <netlink/route/link.h>
 #include <netlink/route/route.h>
 #include <netlink/socket.h>
+#include <sodium.h>
 
 namespace wgf::linux_ {
 
 void NlFree::operator()(mnl_socket* p) const noexcept { mnl_socket_close(p); }
 void NlFree::operator()(nl_addr* p) const noexcept { nl_addr_put(p); }
 void NlFree::operator()(nl_cache* p) const noexcept { nl_cache_free(p); }
-void NlFree::operator()(nl_msg* p) const noexcept { nlmsg_free(p); }
+void NlFree::operator()(nl_msg* p) const noexcept {
+    // A WireGuard message may carry a private key: the whole buffer is wiped first.
+    sodium_memzero(nlmsg_hdr(p), nlmsg_get_max_size(p));
+    nlmsg_free(p);
+}
 void NlFree::operator()(nl_sock* p) const noexcept { nl_socket_free(p); }
 void NlFree::operator()(nftnl_batch* p) const noexcept { nftnl_batch_free(p); }
 void NlFree::operator()(nftnl_chain* p) const noexcept { nftnl_chain_free(p); }

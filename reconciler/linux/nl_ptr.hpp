@@ -1,6 +1,7 @@
 // The one owner type for netlink and libnftnl objects: NlPtr<T> is a unique_ptr whose deleter
 // calls the library's own free function for T (nl_msg, nl_sock, rtnl_link, mnl_socket,
-// nftnl_rule, ...). Only forward declarations here, so a header can hold an NlPtr without
+// nftnl_rule, ...); an nl_msg's buffer is wiped before it is freed, as it may hold a private
+// key. Only forward declarations here, so a header can hold an NlPtr without
 // pulling in libnl or libnftnl; the deleters live in nl_ptr.cpp. For a shared owner,
 // std::shared_ptr<T>(raw, NlFree{}).
 #pragma once
