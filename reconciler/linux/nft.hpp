@@ -69,7 +69,7 @@ private:
                                uint32_t ack_seq);
     uint32_t next_seq() { return seq_++; }
 
-    mnl_socket* nl_ = nullptr;
+    NlPtr<mnl_socket> nl_;
     std::optional<backend::Error> open_error_;
     uint32_t portid_ = 0;
     uint32_t seq_ = 1;

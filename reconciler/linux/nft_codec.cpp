@@ -122,11 +122,10 @@ void add_accept(nftnl_rule* r) {
 }
 
 void set_comment(nftnl_rule* r, const std::string& id) {
-    nftnl_udata_buf* buf = nftnl_udata_buf_alloc(NFT_USERDATA_MAXLEN);
+    NlPtr<nftnl_udata_buf> buf(nftnl_udata_buf_alloc(NFT_USERDATA_MAXLEN));
     if (!buf) throw std::bad_alloc();
-    nftnl_udata_put_strz(buf, NFTNL_UDATA_RULE_COMMENT, id.c_str());
-    nftnl_rule_set_data(r, NFTNL_RULE_USERDATA, nftnl_udata_buf_data(buf), nftnl_udata_buf_len(buf));
-    nftnl_udata_buf_free(buf);
+    nftnl_udata_put_strz(buf.get(), NFTNL_UDATA_RULE_COMMENT, id.c_str());
+    nftnl_rule_set_data(r, NFTNL_RULE_USERDATA, nftnl_udata_buf_data(buf.get()), nftnl_udata_buf_len(buf.get()));
 }
 
 // Expressions are evaluated symbolically: each register remembers where its value came from, and
@@ -557,12 +556,11 @@ RulePtr build_established_rule() {
 }
 
 NftDecoded decode_rule(const nftnl_rule* r) {
-    nftnl_expr_iter* it = nftnl_expr_iter_create(r);
+    NlPtr<nftnl_expr_iter> it(nftnl_expr_iter_create(r));
     if (!it) throw std::bad_alloc();
     RuleDecoder decoder;
     bool ok = true;
-    for (const nftnl_expr* e = nftnl_expr_iter_next(it); e && ok; e = nftnl_expr_iter_next(it)) ok = decoder.feed(e);
-    nftnl_expr_iter_destroy(it);
+    for (const nftnl_expr* e = nftnl_expr_iter_next(it.get()); e && ok; e = nftnl_expr_iter_next(it.get())) ok = decoder.feed(e);
     return ok ? decoder.result() : NftDecoded{};
 }
 

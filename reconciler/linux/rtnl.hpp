@@ -24,9 +24,7 @@
 #include <vector>
 
 #include "backend/backend.hpp"
-
-struct nl_sock;
-struct rtnl_link;
+#include "linux/nl_ptr.hpp"
 
 namespace wgf::linux_ {
 
@@ -84,7 +82,7 @@ private:
     // errno for a libnl result: the kernel's own when it sent one, else mapped from libnl's code.
     backend::Error nl_error(int nlerr, const std::string& what) const;
 
-    nl_sock* sock_ = nullptr;
+    NlPtr<nl_sock> sock_;
     int open_error_ = 0;        // libnl code from opening the socket, 0 = open
     int kernel_errno_ = 0;      // errno of the last NLMSG_ERROR the kernel sent; reset per request
 };
