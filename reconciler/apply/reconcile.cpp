@@ -134,7 +134,11 @@ private:
         return out;
     }
 
-    static bool is_rule(const Op& op) { return std::holds_alternative<OpAddRule>(op) || std::holds_alternative<OpDelRule>(op); }
+    // A repair has no part in the change: the firewall repairs all the damage it finds.
+    static bool is_rule(const Op& op) {
+        return std::holds_alternative<OpAddRule>(op) || std::holds_alternative<OpDelRule>(op) ||
+               std::holds_alternative<OpRepairFirewall>(op);
+    }
 
     Status apply_wg(const std::string& ifname, const std::vector<Op>& ops, size_t from, size_t to) {
         backend::WgDeviceChange c;
@@ -326,7 +330,8 @@ backend::Status read_tables(Backends& b, const std::set<std::string>& devices, L
     if (timings) timings->lap("routes");
     auto rules = b.firewall.read();
     if (!rules) return rules.error();
-    live.state.firewall = std::move(*rules);
+    live.state.firewall = std::move(rules->rules);
+    live.state.firewall_damage = std::move(rules->damage);
     if (timings) timings->lap("firewall");
     return {};
 }

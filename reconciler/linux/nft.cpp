@@ -324,11 +324,12 @@ Result<NftTableLive> Nft::read_table() {
     return errno_error(EAGAIN, fmt::format("read table inet {}: the ruleset kept changing while it was read", backend::kNftTable));
 }
 
-Result<std::map<std::string, FwRule>> Nft::read() {
+Result<backend::FirewallLive> Nft::read() {
     auto live = read_table();
     if (!live) return live.error();
     cache_ = *live;
-    return nft::view(*cache_).rules;
+    nft::View v = nft::view(*cache_);
+    return backend::FirewallLive{.rules = std::move(v.rules), .damage = std::move(v.damage)};
 }
 
 Status Nft::send_batch(std::vector<char>& buf, const std::vector<std::pair<uint32_t, std::string>>& what, uint32_t ack_seq) {
@@ -380,8 +381,8 @@ Status Nft::apply_once(const backend::FirewallChange& change, const NftTableLive
     nft::View v = nft::view(live);
     std::set<std::string> flush = nft::chains_to_recreate(live);
 
-    // Rules that go: those the change removes, those an add replaces, and anything read() could
-    // only report under a "?" id. Rules in chains that are flushed go with their chain.
+    // Rules that go: those the change removes, those an add replaces, and every damaged rule.
+    // Rules in chains that are flushed go with their chain.
     std::vector<const NftRuleLive*> del;
     std::set<uint64_t> deleting;
     auto delete_rule = [&](const NftRuleLive* r) {
@@ -389,8 +390,7 @@ Status Nft::apply_once(const backend::FirewallChange& change, const NftTableLive
     };
     for (const auto& id : change.remove)
         if (auto it = v.source.find(id); it != v.source.end()) delete_rule(it->second);
-    for (const auto& [id, src] : v.source)
-        if (id[0] == '?') delete_rule(src);
+    for (const NftRuleLive* r : v.damaged_rules) delete_rule(r);
 
     std::vector<FwRule> adds;
     std::set<std::string> add_ids;
@@ -410,12 +410,16 @@ Status Nft::apply_once(const backend::FirewallChange& change, const NftTableLive
     // By id, so a table rebuilt from scratch lists the same whatever order the change had.
     std::sort(adds.begin(), adds.end(), [](const FwRule& a, const FwRule& b) { return a.id < b.id; });
 
-    bool skeleton_ok = live.exists;
-    for (const auto& [id, src] : v.source)
-        if (id[0] == '?' && !src) skeleton_ok = false;
+    using What = model::FwDamage::What;
+    const bool skeleton_ok = live.exists && std::all_of(v.damage.begin(), v.damage.end(), [](const model::FwDamage& d) {
+                                 return d.what == What::rule;
+                             });
     if (skeleton_ok && del.empty() && adds.empty()) return Status::ok();
     if (!live.exists && adds.empty()) return Status::ok();  // no table and nothing to put in it
-    bool add_established = !live.exists || v.rules.count("?established") || flush.count("forward");
+    const bool established_damaged = std::any_of(v.damage.begin(), v.damage.end(), [](const model::FwDamage& d) {
+        return d.what == What::established;
+    });
+    bool add_established = !live.exists || established_damaged || flush.count("forward");
 
     Batch b(seq_);
     b.marker(NFNL_MSG_BATCH_BEGIN, live.genid);
