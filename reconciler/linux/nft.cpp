@@ -51,10 +51,10 @@ public:
         return reinterpret_cast<nlmsghdr*>(scratch_);
     }
     uint32_t seq() { return seq_; }
-    void add(nlmsghdr* nlh, std::string what) {
+    void add(nlmsghdr* nlh, std::string description) {
         last_ = buf.size();
         buf.insert(buf.end(), scratch_, scratch_ + nlh->nlmsg_len);
-        this->what.emplace_back(nlh->nlmsg_seq, std::move(what));
+        what.emplace_back(nlh->nlmsg_seq, std::move(description));
         ++seq_;
     }
     void marker(uint16_t type, uint32_t genid) {
