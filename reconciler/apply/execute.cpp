@@ -123,7 +123,11 @@ private:
         return out;
     }
 
-    static bool is_rule(const Op& op) { return std::holds_alternative<OpAddRule>(op) || std::holds_alternative<OpDelRule>(op); }
+    // A repair has no part in the change: the firewall repairs all the damage it finds.
+    static bool is_rule(const Op& op) {
+        return std::holds_alternative<OpAddRule>(op) || std::holds_alternative<OpDelRule>(op) ||
+               std::holds_alternative<OpRepairFirewall>(op);
+    }
 
     Status apply_wg(const std::string& ifname, const std::vector<Op>& ops, size_t from, size_t to) {
         backend::WgDeviceChange c;

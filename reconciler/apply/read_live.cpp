@@ -46,7 +46,8 @@ backend::Status read_tables(Backends& b, const std::set<std::string>& devices, L
     if (timings) timings->lap("routes");
     auto rules = b.firewall.read();
     if (!rules) return rules.error();
-    live.state.firewall = std::move(*rules);
+    live.state.firewall = std::move(rules->rules);
+    live.state.firewall_damage = std::move(rules->damage);
     if (timings) timings->lap("firewall");
     return {};
 }

@@ -168,10 +168,11 @@ Result<std::vector<std::string>> FakeSysctls::list(const std::string& dir) {
     return std::vector<std::string>(out.begin(), out.end());
 }
 
-Result<std::map<std::string, model::FwRule>> FakeFirewall::read() { return rules; }
+Result<FirewallLive> FakeFirewall::read() { return FirewallLive{.rules = rules, .damage = damage}; }
 
 Status FakeFirewall::apply(const FirewallChange& c) {
     batches.push_back(c);
+    damage.clear();  // as in Nft: every apply repairs all the damage there is
     for (const auto& id : c.remove) rules.erase(id);
     for (const auto& r : c.add) rules[r.id] = r;
     return Status::ok();
@@ -179,6 +180,7 @@ Status FakeFirewall::apply(const FirewallChange& c) {
 
 Status FakeFirewall::remove_all() {
     rules.clear();
+    damage.clear();
     return Status::ok();
 }
 

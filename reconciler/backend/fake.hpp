@@ -71,9 +71,10 @@ public:
 class FakeFirewall : public Firewall {
 public:
     std::map<std::string, model::FwRule> rules;
+    std::vector<model::FwDamage> damage;
     std::vector<FirewallChange> batches;
 
-    Result<std::map<std::string, model::FwRule>> read() override;
+    Result<FirewallLive> read() override;
     Status apply(const FirewallChange& change) override;
     Status remove_all() override;
 };

@@ -1,6 +1,7 @@
 // rtnetlink through libnl-route-3. See rtnl.hpp for the invariants.
 #include "linux/rtnl.hpp"
 #include "linux/nl_errno.hpp"
+#include "linux/nl_ptr.hpp"
 
 #include <linux/if_addr.h>
 #include <linux/rtnetlink.h>
@@ -34,16 +35,6 @@ using model::Prefix;
 
 namespace {
 
-struct NlFree {
-    void operator()(nl_cache* c) const { nl_cache_free(c); }
-    void operator()(rtnl_link* l) const { rtnl_link_put(l); }
-    void operator()(rtnl_addr* a) const { rtnl_addr_put(a); }
-    void operator()(rtnl_route* r) const { rtnl_route_put(r); }
-    void operator()(nl_addr* a) const { nl_addr_put(a); }
-};
-template <class T>
-using NlPtr = std::unique_ptr<T, NlFree>;
-
 // Called by libnl for every NLMSG_ERROR with a non-zero error; NL_STOP makes libnl return its
 // own code as usual, while the exact errno is kept for the message.
 int on_error(sockaddr_nl*, nlmsgerr* e, void* arg) {
@@ -76,22 +67,19 @@ bool valid(const Prefix& p) { return (p.addr.is_v4() || p.addr.is_v6()) && p.len
 }  // namespace
 
 Rtnl::Rtnl() {
-    sock_ = nl_socket_alloc();
+    sock_.reset(nl_socket_alloc());
     if (!sock_) {
         open_error_ = -NLE_NOMEM;
         return;
     }
-    nl_socket_modify_err_cb(sock_, NL_CB_CUSTOM, on_error, &kernel_errno_);
-    if (int err = nl_connect(sock_, NETLINK_ROUTE); err < 0) {
+    nl_socket_modify_err_cb(sock_.get(), NL_CB_CUSTOM, on_error, &kernel_errno_);
+    if (int err = nl_connect(sock_.get(), NETLINK_ROUTE); err < 0) {
         open_error_ = err;
-        nl_socket_free(sock_);
-        sock_ = nullptr;
+        sock_.reset();
     }
 }
 
-Rtnl::~Rtnl() {
-    if (sock_) nl_socket_free(sock_);
-}
+Rtnl::~Rtnl() = default;
 
 Status Rtnl::status() const {
     if (open_error_) return nl_error(open_error_, "open rtnetlink socket");
@@ -113,7 +101,7 @@ Result<std::shared_ptr<rtnl_link>> Rtnl::get_link(const std::string& name, const
     if (name.empty() || name.size() >= IFNAMSIZ) return std::shared_ptr<rtnl_link>{};
     kernel_errno_ = 0;
     rtnl_link* raw = nullptr;
-    int err = rtnl_link_get_kernel(sock_, 0, name.c_str(), &raw);
+    int err = rtnl_link_get_kernel(sock_.get(), 0, name.c_str(), &raw);
     std::shared_ptr<rtnl_link> link(raw, NlFree{});
     if (err == -NLE_NODEV || err == -NLE_OBJ_NOTFOUND || kernel_errno_ == ENODEV) return std::shared_ptr<rtnl_link>{};
     if (err < 0) return nl_error(err, what);
@@ -150,7 +138,7 @@ Result<std::vector<Prefix>> Rtnl::read_addresses(const std::string& name) {
     if (!idx) return idx.error();
     kernel_errno_ = 0;
     nl_cache* raw = nullptr;
-    int err = rtnl_addr_alloc_cache(sock_, &raw);
+    int err = rtnl_addr_alloc_cache(sock_.get(), &raw);
     NlPtr<nl_cache> cache(raw);
     if (err < 0) return nl_error(err, what);
 
@@ -182,11 +170,11 @@ Result<std::set<model::Route>> Rtnl::read_routes(const std::set<std::string>& de
     if (devices.empty()) return std::set<model::Route>{};
     kernel_errno_ = 0;
     nl_cache* raw_links = nullptr;
-    int err = rtnl_link_alloc_cache(sock_, AF_UNSPEC, &raw_links);
+    int err = rtnl_link_alloc_cache(sock_.get(), AF_UNSPEC, &raw_links);
     NlPtr<nl_cache> links(raw_links);
     if (err < 0) return nl_error(err, what);
     nl_cache* raw_routes = nullptr;
-    err = rtnl_route_alloc_cache(sock_, AF_UNSPEC, 0, &raw_routes);
+    err = rtnl_route_alloc_cache(sock_.get(), AF_UNSPEC, 0, &raw_routes);
     NlPtr<nl_cache> routes(raw_routes);
     if (err < 0) return nl_error(err, what);
 
@@ -233,7 +221,22 @@ Status Rtnl::link_change(const std::string& name, std::optional<uint32_t> mtu, s
         else rtnl_link_unset_flags(change.get(), IFF_UP);
     }
     kernel_errno_ = 0;
-    int err = rtnl_link_change(sock_, orig->get(), change.get(), 0);
+    int err = rtnl_link_change(sock_.get(), orig->get(), change.get(), 0);
+    if (err < 0) return nl_error(err, what);
+    return Status::ok();
+}
+
+Status Rtnl::delete_link(const std::string& name) {
+    const std::string what = "delete link " + name;
+    auto found = get_link(name, what);
+    if (!found) return found.error();
+    if (!*found) return backend::errno_error(ENODEV, what);
+    NlPtr<rtnl_link> link(rtnl_link_alloc());
+    if (!link) return backend::errno_error(ENOMEM, what);
+    // By index, so a link renamed since the lookup is not hit by name.
+    rtnl_link_set_ifindex(link.get(), rtnl_link_get_ifindex(found->get()));
+    kernel_errno_ = 0;
+    int err = rtnl_link_delete(sock_.get(), link.get());
     if (err < 0) return nl_error(err, what);
     return Status::ok();
 }
@@ -261,9 +264,9 @@ Status Rtnl::addr_change(int idx, const Prefix& addr, bool add, const std::strin
         // Without NODAD an IPv6 address stays "tentative" for about a second and cannot be bound
         // to. IFA_F_NOPREFIXROUTE stays off: the connected prefix route is what reaches the mesh.
         if (addr.addr.is_v6()) rtnl_addr_set_flags(a.get(), IFA_F_NODAD);
-        err = rtnl_addr_add(sock_, a.get(), NLM_F_EXCL);
+        err = rtnl_addr_add(sock_.get(), a.get(), NLM_F_EXCL);
     } else {
-        err = rtnl_addr_delete(sock_, a.get(), 0);
+        err = rtnl_addr_delete(sock_.get(), a.get(), 0);
     }
     if (err < 0) return nl_error(err, what);
     return Status::ok();
@@ -312,7 +315,7 @@ Status Rtnl::route_change(const model::Route& route, bool add) {
     rtnl_route_nh_set_ifindex(nh, *idx);
     rtnl_route_add_nexthop(r.get(), nh);  // the route owns nh from here
     kernel_errno_ = 0;
-    int err = add ? rtnl_route_add(sock_, r.get(), NLM_F_EXCL) : rtnl_route_delete(sock_, r.get(), 0);
+    int err = add ? rtnl_route_add(sock_.get(), r.get(), NLM_F_EXCL) : rtnl_route_delete(sock_.get(), r.get(), 0);
     if (err < 0) return nl_error(err, what);
     return Status::ok();
 }

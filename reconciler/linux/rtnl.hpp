@@ -23,9 +23,7 @@
 #include <vector>
 
 #include "backend/backend.hpp"
-
-struct nl_sock;
-struct rtnl_link;
+#include "linux/nl_ptr.hpp"
 
 namespace wgf::linux_ {
 
@@ -54,6 +52,9 @@ public:
     backend::Status add_route(const model::Route& route) override;
     // Only a route of ours: one that is not there or carries another protocol is ESRCH.
     backend::Status del_route(const model::Route& route) override;
+    // Deletes the link of that name, whatever its kind (the caller checks it is its own); a
+    // missing link is an ENODEV error.
+    backend::Status delete_link(const std::string& name);
 
 private:
     backend::Result<std::shared_ptr<rtnl_link>> get_link(const std::string& name, const std::string& what);
@@ -65,7 +66,7 @@ private:
     // errno for a libnl result: the kernel's own when it sent one, else mapped from libnl's code.
     backend::Error nl_error(int nlerr, const std::string& what) const;
 
-    nl_sock* sock_ = nullptr;
+    NlPtr<nl_sock> sock_;
     int open_error_ = 0;        // libnl code from opening the socket, 0 = open
     int kernel_errno_ = 0;      // errno of the last NLMSG_ERROR the kernel sent; reset per request
 };

@@ -3,9 +3,9 @@
 // the kernel (generic netlink) does. A socket that refuses connections (its process died) is
 // removed when a device is read, set or deleted, and the kernel is asked instead, as `wg` does;
 // the device's link went with its process, so `watch` sees the device missing and creates it
-// again. Also owns starting a userspace implementation
-// when the kernel cannot create a `wireguard` link, as wg-quick does, and the liveness checks
-// `watch` uses to notice that such a process died.
+// again. Also owns the choice to start a userspace implementation (uapi_process.hpp) when the
+// kernel cannot create a `wireguard` link, as wg-quick does, and the liveness checks `watch`
+// uses to notice that such a process died.
 #pragma once
 
 #include <sys/types.h>
@@ -19,19 +19,6 @@
 #include "linux/wg_uapi.hpp"
 
 namespace wgf::linux_ {
-
-// The command that starts a userspace implementation, split into words (wg-quick leaves the
-// variable unquoted, so "boringtun-cli --disable-drop-privileges" works the same here). In
-// order: `configured` (the YAML key `userspace:`), WG_FLEET_USERSPACE_IMPLEMENTATION,
-// WG_QUICK_USERSPACE_IMPLEMENTATION, wireguard-go found in PATH. ENOENT when none applies.
-backend::Result<std::vector<std::string>> resolve_userspace_command(const std::optional<std::string>& configured);
-
-// Runs `argv... ifname` in a new session (in the calling thread's network namespace), waits
-// until the process answers on ifname's socket. wireguard-go daemonizes itself: its first
-// process exits 0 once the daemon holds the tun and the socket, and the daemon outlives us.
-// Errors name the command and quote its output (exit status, or no answer within timeout_ms).
-backend::Status start_userspace(const std::vector<std::string>& argv, const std::string& ifname,
-                                const std::string& socket_dir, int timeout_ms);
 
 // Connect to the socket: ECONNREFUSED or ENOENT mean the process is gone (or never ran).
 // Any other outcome counts as alive, so nothing is started twice on a permission error.

@@ -123,7 +123,7 @@ struct FaultFirewall : backend::Firewall {
     backend::Firewall& in;
     Injector& inj;
     FaultFirewall(backend::Firewall& i, Injector& j) : in(i), inj(j) {}
-    backend::Result<std::map<std::string, model::FwRule>> read() override { return in.read(); }
+    backend::Result<backend::FirewallLive> read() override { return in.read(); }
     backend::Status apply(const backend::FirewallChange& c) override { return inj.step("nft batch", [&] { return in.apply(c); }); }
     backend::Status remove_all() override { return inj.step("nft delete", [&] { return in.remove_all(); }); }
 };
