@@ -2,6 +2,8 @@
 
 #include <cerrno>
 #include <map>
+#include <utility>
+#include <variant>
 
 #include <fmt/format.h>
 
@@ -110,7 +112,31 @@ backend::Status check_file_places(backend::Files& files, const model::HostState&
     return backend::Status::ok();
 }
 
-RunResult Engine::run(const plan::Fleetwide& fleet, const std::string& node, Mode mode, int64_t now, Prefetch* prefetch) {
+namespace {
+
+// What a LiveCache keeps of a verified read: the desired devices and their stats, nothing a
+// run reads cheaply anyway.
+LiveCache cache_of(Live live, const std::set<std::string>& interfaces, plan::Ownership owned) {
+    Live kept;
+    kept.facts.now = live.facts.now;
+    for (const auto& name : interfaces) {
+        auto w = live.state.interfaces.find(name);
+        if (w == live.state.interfaces.end()) continue;
+        kept.state.interfaces.insert(live.state.interfaces.extract(w));
+        if (auto s = live.stats.find(name); s != live.stats.end()) kept.stats.insert(live.stats.extract(s));
+        if (auto h = live.facts.last_handshake.find(name); h != live.facts.last_handshake.end())
+            kept.facts.last_handshake.insert(live.facts.last_handshake.extract(h));
+    }
+    return LiveCache{.live = std::move(kept), .interfaces = interfaces, .owned = std::move(owned)};
+}
+
+}  // namespace
+
+RunResult Engine::run(const plan::Fleetwide& fleet, const std::string& node, Mode mode, int64_t now, Prefetch* prefetch,
+                      Trigger trigger) {
+    // An applying run gives the cache up whatever happens; only a verified run leaves a new one.
+    std::optional<LiveCache> prior;
+    if (cache && mode == Mode::apply && cache->live) prior = std::exchange(*cache, LiveCache{});
     RunResult r;
     r.desired = plan::render_host(fleet, node);
     r.timings.lap("render");
@@ -162,10 +188,22 @@ RunResult Engine::run(const plan::Fleetwide& fleet, const std::string& node, Mod
         r.read_timings = read->timings;
     }
     const bool prefetched = read && prefetch->interfaces() == desired_names;
-    auto live = prefetched ? std::move(read->live) : read_live_bulk(backends, desired_names, now);
+    // The cache stands for the devices only while nobody else applied (the same ownership
+    // record) and the node has the same interfaces.
+    r.used_cache = trigger == Trigger::edit && prior && prior->owned == *owned && prior->interfaces == desired_names;
+    auto live = [&]() -> backend::Result<Live> {
+        if (r.used_cache) {
+            Live l = std::move(*prior->live);
+            prior->live.reset();
+            l.facts.now = now;
+            if (auto s = read_tables(backends, desired_names, l); !s) return s.error();
+            return l;
+        }
+        return prefetched ? std::move(read->live) : read_live_bulk(backends, desired_names, now);
+    }();
     if (live)
         if (auto s = read_live_rest(backends, r.desired, *owned, *live); !s) live = s.error();
-    r.timings.lap(prefetched ? "read (wait)" : "read");
+    r.timings.lap(r.used_cache ? "read (cached devices)" : prefetched ? "read (wait)" : "read");
     if (!live) {
         r.error = live.error();
         return r;
@@ -193,6 +231,7 @@ RunResult Engine::run(const plan::Fleetwide& fleet, const std::string& node, Mod
         if (after_success != *owned)
             if (auto s = state.save(after_success); !s) r.error = s.error();
         r.leftover = plan::Plan{};
+        if (cache && !r.error) *cache = cache_of(*r.live, desired_names, after_success);
         return r;
     }
 
@@ -239,6 +278,19 @@ RunResult Engine::run(const plan::Fleetwide& fleet, const std::string& node, Mod
     }
     r.leftover = plan::diff(r.desired, after->state, next, after->facts, opts);
     r.timings.lap("verify");
+    if (r.used_cache && !r.error && (!r.applied->ok() || !r.leftover->empty())) {
+        // The cached devices were out of date (changed by someone else since the last run):
+        // what was applied stays applied; the rest comes from a full read.
+        auto again = run(fleet, node, mode, now, nullptr, Trigger::full);
+        again.warnings.insert(again.warnings.begin(),
+                              fmt::format("the devices' state kept from the last run was out of date ({}); read again and "
+                                          "converged from there",
+                                          r.applied->ok() ? fmt::format("{} difference(s) left after the edit", r.leftover->ops.size())
+                                                          : r.applied->error->message));
+        if (again.applied) again.applied->done.insert(again.applied->done.begin(), r.applied->done.begin(), r.applied->done.end());
+        return again;
+    }
+    if (cache && r.applied->ok() && r.leftover->empty() && !r.error) *cache = cache_of(std::move(*after), desired_names, next);
     return r;
 }
 

@@ -31,6 +31,7 @@ struct RunResult {
     std::optional<backend::Error> error;       // reading live state or state_dir failed
     model::Timings timings;                    // per phase, for -v
     model::Timings read_timings;               // the prefetch's phases, on its own thread
+    bool used_cache = false;                   // the devices came from the LiveCache, not a read
 
     // Conflicts (managed paths wg-fleet did not write) fail the run: the rest is applied, the
     // node does not match the fleet.
@@ -83,6 +84,25 @@ backend::Status check_foreign_devices(const model::HostState& desired, const mod
 backend::Status check_file_places(backend::Files& files, const model::HostState& desired, const std::string& state_dir,
                                   plan::Ownership& owned);
 
+// Why a run happens. Only an edit of the configuration may trust the live state the last
+// verified run left behind (LiveCache): the configuration changed, the machine need not have.
+// Every other trigger (start, signal, tick, a one-shot command) reads everything, which is how
+// drift and changes made by others are found.
+enum class Trigger { full, edit };
+
+// The WireGuard devices as the last verified run of a long-running caller (watch) saw them:
+// the expensive part of the live state (routes, firewall, sysctls and files are cheap and read
+// on every run). Whatever run uses it gives it up; only a run that applied and verified (or
+// found nothing to do) leaves a new one, so a failed apply, a failed read or a verification
+// that still differs leaves none.
+struct LiveCache {
+    std::optional<Live> live;   // the devices, their stats and handshakes; nothing else
+    std::set<std::string> interfaces;  // the desired interfaces of that run
+    plan::Ownership owned;      // the ownership record that run left: a different one now means
+                                // someone else applied in between
+};
+
+
 // The interfaces render_host gives `node`: one per fleet it belongs to.
 std::set<std::string> interfaces_of(const model::Config& cfg, const std::string& node);
 
@@ -96,11 +116,17 @@ struct Engine {
     // WireGuard devices to take over although state.json does not record them as ours
     // (`--adopt IF`, e.g. a wg-quick device); any other such device is refused.
     std::set<std::string> adopt;
+    // Kept by the caller between runs (watch); null for one-shot commands.
+    LiveCache* cache = nullptr;
 
     // With a prefetch started for the interfaces the node turns out to have, its read is used
     // (and completed with owned interfaces no longer desired, sysctls and files); otherwise the
-    // live state is read here.
-    RunResult run(const plan::Fleetwide& fleet, const std::string& node, Mode mode, int64_t now, Prefetch* prefetch = nullptr);
+    // live state is read here. An edit with a cache that is still valid uses its devices
+    // instead of reading them: the change is applied (and journaled) before the verifying read.
+    // If that cached state turns out stale (the apply fails or the verification still differs),
+    // the run starts over from a full read.
+    RunResult run(const plan::Fleetwide& fleet, const std::string& node, Mode mode, int64_t now, Prefetch* prefetch = nullptr,
+                  Trigger trigger = Trigger::full);
 };
 
 }  // namespace wgf::apply

@@ -104,6 +104,7 @@ int cmd_watch(const Globals& g, int interval_s) {
     std::unique_ptr<Loaded> good;   // the last good configuration, in force
     std::unique_ptr<Machine> machine;
     std::string node;
+    apply::LiveCache verified;  // the devices as the last verified run left them
     uint64_t watchdog_usec = 0;
     bool watchdog = sd_watchdog_enabled(0, &watchdog_usec) > 0;
 
@@ -162,7 +163,10 @@ int cmd_watch(const Globals& g, int interval_s) {
             sd_notifyf(0, "STATUS=waiting for the state directory's lock: %s", lock.error().message.c_str());
             return;
         }
-        auto r = machine->engine().run(*good->fleet, node, apply::Mode::apply, time(nullptr));
+        auto engine = machine->engine();
+        engine.cache = &verified;
+        const auto trigger = std::string_view(why) == "edit" ? apply::Trigger::edit : apply::Trigger::full;
+        auto r = engine.run(*good->fleet, node, apply::Mode::apply, time(nullptr), nullptr, trigger);
         for (const auto& w : r.warnings) log->warn("{}", w);
         log->debug("timing: {}", r.timings.str());
         if (r.error) {
