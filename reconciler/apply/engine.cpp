@@ -112,6 +112,17 @@ backend::Status check_file_places(backend::Files& files, const model::HostState&
     return backend::Status::ok();
 }
 
+void restore_endpoints(plan::Plan& plan, const model::HostState& last_verified) {
+    for (auto& op : plan.ops) {
+        auto* add = std::get_if<plan::OpAddPeer>(&op);
+        if (!add || add->peer.endpoint) continue;
+        auto w = last_verified.interfaces.find(add->ifname);
+        if (w == last_verified.interfaces.end()) continue;
+        auto p = w->second.peers.find(add->peer.public_key);
+        if (p != w->second.peers.end() && p->second.endpoint) add->peer.endpoint = p->second.endpoint;
+    }
+}
+
 namespace {
 
 // What a LiveCache keeps of a verified read: the desired devices and their stats, nothing a
@@ -218,6 +229,7 @@ RunResult Engine::run(const plan::Fleetwide& fleet, const std::string& node, Mod
     for (const auto& [name, f] : cfg.fleets)
         if (f.exclusive) opts.exclusive.insert(f.interface);
     r.plan = plan::diff(r.desired, live->state, owned_for_diff, live->facts, opts);
+    if (prior && prior->live) restore_endpoints(r.plan, prior->live->state);
     r.live = std::move(*live);
     r.timings.lap("diff");
     if (mode == Mode::plan) return r;

@@ -102,6 +102,12 @@ struct LiveCache {
                                 // someone else applied in between
 };
 
+// A peer about to be added without a desired endpoint (the other side dials in) that the last
+// verified live state had with an endpoint was removed by someone else: it gets the endpoint
+// last seen for it back, so its session resumes at once instead of when the other side next
+// rekeys. The diff leaves a live endpoint alone where none is desired, so this changes nothing
+// else.
+void restore_endpoints(plan::Plan& plan, const model::HostState& last_verified);
 
 // The interfaces render_host gives `node`: one per fleet it belongs to.
 std::set<std::string> interfaces_of(const model::Config& cfg, const std::string& node);

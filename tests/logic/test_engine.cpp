@@ -748,3 +748,28 @@ TEST_CASE("engine: an ownership record someone else changed since the last run m
     CHECK_FALSE(r.used_cache);
     CHECK(c.m.wg.reads.size() == 2);
 }
+
+TEST_CASE("engine: a peer removed by hand comes back with the endpoint last seen for it", "[engine][cache]") {
+    Cached c;
+    // p1 dials in: no endpoint is desired; the device learned one from its packets.
+    c.m.wg.devices.at("mesh").device.peers.at(kP1).endpoint = ep("203.0.113.7:4444");
+    auto seen = c.e.run(*c.s.fw, "c1", apply::Mode::apply, c.m.now);
+    REQUIRE(seen.ok());
+    CHECK(seen.plan.empty());  // a learned endpoint is left alone
+    c.m.wg.devices.at("mesh").device.peers.erase(kP1);
+    auto r = c.e.run(*c.s.fw, "c1", apply::Mode::apply, c.m.now);
+    REQUIRE(r.ok());
+    REQUIRE(r.plan.ops.size() == 1);
+    const auto& dev = c.m.wg.devices.at("mesh").device;
+    REQUIRE(dev.peers.count(kP1));
+    CHECK(dev.peers.at(kP1).endpoint == ep("203.0.113.7:4444"));
+    REQUIRE(r.leftover);
+    CHECK(r.leftover->empty());
+
+    // Without a last verified state (a one-shot apply) there is nothing to restore from.
+    c.e.cache = nullptr;
+    c.m.wg.devices.at("mesh").device.peers.erase(kP1);
+    auto once = c.e.run(*c.s.fw, "c1", apply::Mode::apply, c.m.now);
+    REQUIRE(once.ok());
+    CHECK_FALSE(c.m.wg.devices.at("mesh").device.peers.at(kP1).endpoint);
+}
