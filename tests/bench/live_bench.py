@@ -458,6 +458,8 @@ class Bench:
                 into = read_phases if "alongside" in line else main_phases
                 for part in m.group(1).split(", "):
                     name, _, ms = part.rpartition(" ")[0].rpartition(" ")
+                    if name == f"device {self.ifname}":
+                        name = "device"
                     into.setdefault(name, []).append(float(ms) / 1000)
                 into.setdefault("total", []).append(float(m.group(2)) / 1000)
             self.record("verbose_wg_show_dump", self.timed(ns, ["wg", "show", self.ifname, "dump"], "wg show dump"))
