@@ -1,5 +1,6 @@
 #include "apply/engine.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <map>
 #include <utility>
@@ -44,6 +45,22 @@ plan::Ownership write_ahead(const plan::Ownership& before, const plan::Ownership
     // Endpoints are what was set, not what will be: they stay as they were until the run ends.
     for (const auto& [i, eps] : after.endpoints) o.endpoints[i];
     return o;
+}
+
+bool covers(const plan::Ownership& before, const plan::Ownership& after) {
+    auto within = [](const auto& small, const auto& big) { return std::includes(big.begin(), big.end(), small.begin(), small.end()); };
+    if (!within(after.interfaces, before.interfaces) || !within(after.files, before.files)) return false;
+    for (const auto& [i, ks] : after.peers) {
+        auto b = before.peers.find(i);
+        if (b == before.peers.end() || !within(ks, b->second)) return false;
+    }
+    for (const auto& [i, eps] : after.endpoints)
+        if (!before.endpoints.count(i)) return false;
+    for (const auto& [k, rec] : after.sysctls) {
+        auto b = before.sysctls.find(k);
+        if (b == before.sysctls.end() || b->second != rec) return false;
+    }
+    return true;
 }
 
 std::map<std::string, std::map<model::Key, model::Endpoint>> endpoints_set(const plan::Ownership& before, const model::HostState& desired,
@@ -250,8 +267,12 @@ RunResult Engine::run(const plan::Fleetwide& fleet, const std::string& node, Mod
     // Written ahead: whatever this run may create is recorded as ours before it exists, and
     // whatever it may remove stays recorded until it is gone, so a run killed at any point
     // leaves nothing the next run cannot find. Without that record nothing is applied.
-    const plan::Ownership ahead = write_ahead(*owned, after_success);
-    if (ahead != *owned)
+    // An edit of a large node rarely owns anything new: then the record stands as it is,
+    // without copying and comparing it.
+    std::optional<plan::Ownership> written_ahead;
+    if (!covers(*owned, after_success)) written_ahead = write_ahead(*owned, after_success);
+    const plan::Ownership& ahead = written_ahead ? *written_ahead : *owned;
+    if (written_ahead && ahead != *owned)
         if (auto s = state.save(ahead); !s) {
             r.error = backend::Error{s.error().code, s.error().message + "; nothing applied (the ownership record is written before any change)"};
             return r;

@@ -68,6 +68,9 @@ private:
 // The ownership record written before an apply: the union of what was ours and what the run
 // may create; endpoints stay as they were (they record what was set).
 plan::Ownership write_ahead(const plan::Ownership& before, const plan::Ownership& after);
+// Whether `before` already records everything write_ahead would add of `after` (then
+// write_ahead(before, after) == before).
+bool covers(const plan::Ownership& before, const plan::Ownership& after);
 // After a failed apply: the endpoints recorded before, plus each desired endpoint the device
 // now really has. An endpoint that a failed set did not apply is not recorded, so the roaming
 // rule cannot mistake the old live endpoint for a roamed one.

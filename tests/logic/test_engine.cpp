@@ -673,10 +673,17 @@ struct Cached : Converged {
 TEST_CASE("engine: an edit is diffed against the devices verified last and journaled before any read; a tick reads again",
           "[engine][cache]") {
     Cached c;
+    // p1 routes a LAN (forwarding is now ours); then the edit moves that route.
+    Setup routed(fleet_with_p1_route("10.8.0.0/24").c_str());
+    REQUIRE(c.e.run(*routed.fw, "c1", apply::Mode::apply, c.m.now).ok());
+    c.m.wg.reads.clear();
+    c.journal.lines.clear();
     Setup edited(fleet_with_p1_route("10.9.0.0/24").c_str());
+    const int saves = c.state.saves;
     auto r = c.e.run(*edited.fw, "c1", apply::Mode::apply, c.m.now, nullptr, apply::Trigger::edit);
     REQUIRE(r.ok());
     CHECK(r.used_cache);
+    CHECK(c.state.saves == saves);  // nothing new to own: no record written ahead or after
     INFO(fmt::format("{}", fmt::join(lines_of(r.plan), "\n")));
     REQUIRE(c.journal.lines.size() == r.plan.ops.size());
     CHECK(std::count_if(c.journal.lines.begin(), c.journal.lines.end(), [](const auto& l) { return l.first.find("peer p1") != std::string::npos; }) == 1);
@@ -772,4 +779,36 @@ TEST_CASE("engine: a peer removed by hand comes back with the endpoint last seen
     auto once = c.e.run(*c.s.fw, "c1", apply::Mode::apply, c.m.now);
     REQUIRE(once.ok());
     CHECK_FALSE(c.m.wg.devices.at("mesh").device.peers.at(kP1).endpoint);
+}
+
+TEST_CASE("engine: covers(before, after) says exactly when the record written ahead is the record as it stands", "[engine][state]") {
+    plan::Ownership before;
+    before.interfaces = {"wg0"};
+    before.peers["wg0"] = {key_of(1), key_of(2)};
+    before.endpoints["wg0"][key_of(1)] = ep("192.0.2.1:51820");
+    before.files = {"/etc/hosts.d/a"};
+    before.sysctls["net/ipv4/ip_forward"] = plan::OwnedSysctl{};
+    std::vector<plan::Ownership> afters;
+    plan::Ownership same_less = before;
+    same_less.peers["wg0"].erase(key_of(2));
+    same_less.endpoints["wg0"].clear();  // endpoints stay as they were: not a difference
+    afters.push_back(same_less);
+    auto more_peer = before;
+    more_peer.peers["wg0"].insert(key_of(3));
+    afters.push_back(more_peer);
+    auto more_if = before;
+    more_if.interfaces.insert("wg1");
+    afters.push_back(more_if);
+    auto more_file = before;
+    more_file.files.insert("/etc/hosts.d/b");
+    afters.push_back(more_file);
+    auto new_eps = before;
+    new_eps.endpoints["wg1"];
+    afters.push_back(new_eps);
+    auto sysctl = before;
+    sysctl.sysctls["net/ipv6/conf/all/forwarding"] = plan::OwnedSysctl{};
+    afters.push_back(sysctl);
+    for (const auto& after : afters) CHECK(apply::covers(before, after) == (apply::write_ahead(before, after) == before));
+    CHECK(apply::covers(before, same_less));
+    CHECK_FALSE(apply::covers(before, more_peer));
 }
