@@ -213,4 +213,44 @@ Result<bool> FakeFiles::within(const std::string& path, const std::string& dir) 
     return a == b || a.compare(0, b.size() + 1, b + "/") == 0;
 }
 
+Result<std::optional<SecretKey>> FakeKeyStore::load(const std::string& path) {
+    auto it = keys.find(path);
+    if (it == keys.end()) return std::optional<SecretKey>{};
+    return std::optional<SecretKey>{it->second};
+}
+
+Result<SecretKey> FakeKeyStore::load_or_generate(const std::string& path) {
+    auto it = keys.find(path);
+    if (it == keys.end()) it = keys.emplace(path, SecretKey::generate()).first;
+    return it->second;
+}
+
+Status FakeKeyStore::publish(const std::string& path, const Key& public_key) {
+    published.insert_or_assign(path, public_key);
+    return Status::ok();
+}
+
+Result<plan::Ownership> FakeStateStore::load() { return owned; }
+
+Status FakeStateStore::save(const plan::Ownership& o) {
+    if (fail_save) return *fail_save;
+    owned = o;
+    ++saves;
+    return Status::ok();
+}
+
+void FakeJournal::record(const std::string& op_line, const Status& result) {
+    lines.push_back(result ? "ok " + op_line : "error " + op_line + ": " + result.error().message);
+}
+
+void FakeJournal::flush() { ++flushes; }
+
+std::optional<model::IpAddr> FakeResolver::resolve(const std::string& host) {
+    asked.push_back(host);
+    if (auto a = model::IpAddr::parse(host)) return a;
+    auto it = names.find(host);
+    if (it == names.end()) return std::nullopt;
+    return it->second;
+}
+
 }  // namespace wgf::backend

@@ -111,7 +111,7 @@ std::unique_ptr<Session> start(const Globals& g, int64_t now, bool lock = false)
         s->locked_dir = dir;
         return true;
     };
-    if (auto guess = apply::recorded_interfaces(defaults.state_dir); !guess.empty()) {
+    if (auto guess = system::recorded_interfaces(defaults.state_dir); !guess.empty()) {
         if (!lock || take_lock(defaults.state_dir)) {
             s->reader = std::make_unique<Machine>(defaults);
             s->guessed = std::make_unique<apply::Prefetch>(*s->reader->backends, std::move(guess), now);
@@ -195,7 +195,7 @@ int cmd_apply(const Globals& g, const std::vector<std::string>& adopt) {
     session->adopt.insert(adopt.begin(), adopt.end());
     const std::string& node = session->node;
     Machine& m = *session->machine;
-    m.journal = std::make_unique<apply::FileJournal>(session->loaded->cfg().state_dir);
+    m.journal = std::make_unique<system::FileJournal>(session->loaded->cfg().state_dir);
     auto r = session->run(apply::Mode::apply, now);
     print_timings(g, *session->loaded, r);
     if (m.keys.loose_permissions)
@@ -314,7 +314,7 @@ int cmd_keygen(const Globals& g) {
     std::string node;
     auto l = load_for_node(g, node);
     if (!l) return kError;
-    apply::FileKeyStore keys;
+    system::FileKeyStore keys;
     const auto& cfg = l->cfg();
     auto lock = apply::StateLock::acquire(cfg.state_dir, g.lock_timeout);
     if (!lock) {

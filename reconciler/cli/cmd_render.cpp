@@ -3,8 +3,8 @@
 
 #include <fmt/format.h>
 
-#include "apply/keys.hpp"
 #include "cli/commands.hpp"
+#include "system/keys.hpp"
 
 namespace wgf::cli {
 namespace {
@@ -47,7 +47,7 @@ int cmd_render_wg_quick(const Globals& g, const std::string& fleet_opt) {
     }
     // The key is printed only when this machine holds it, as `wg showconf` would.
     std::optional<std::string> key;
-    apply::FileKeyStore keys;
+    system::FileKeyStore keys;
     std::string path = plan::private_key_path(l->cfg(), fleet);
     if (auto loaded = keys.load(path); loaded && loaded->has_value()) key = (*loaded)->base64_for_storage();
     if (keys.loose_permissions)

@@ -127,7 +127,7 @@ int cmd_watch(const Globals& g, int interval_s) {
         if (l->diags.warnings()) log->warn("{}", config::render_all(l->diags, l->sources));
         // Everything that can fail comes first, so a failure leaves the last good state whole.
         auto m = std::make_unique<Machine>(l->cfg());
-        m->journal = std::make_unique<apply::FileJournal>(l->cfg().state_dir);
+        m->journal = std::make_unique<system::FileJournal>(l->cfg().state_dir);
         node = std::move(n);
         machine = std::move(m);
         good = std::move(l);

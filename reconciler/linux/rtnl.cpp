@@ -321,30 +321,4 @@ Status Rtnl::add_route(const model::Route& route) { return route_change(route, t
 
 Status Rtnl::del_route(const model::Route& route) { return route_change(route, false); }
 
-Status Rtnl::apply_addresses(const std::string& dev, const std::vector<Prefix>& add,
-                             const std::vector<Prefix>& remove, size_t chunk,
-                             std::function<bool()> after_chunk) {
-    if (add.empty() && remove.empty()) return Status::ok();
-    if (chunk == 0) chunk = 1;
-    auto idx = ifindex(dev, "change addresses dev " + dev);
-    if (!idx) return idx.error();
-
-    const size_t total = remove.size() + add.size();
-    for (size_t done = 0; done < total;) {
-        size_t end = std::min(total, done + chunk);
-        for (; done < end; ++done) {
-            bool is_add = done >= remove.size();
-            const Prefix& p = is_add ? add[done - remove.size()] : remove[done];
-            std::string what = fmt::format("{} address {} dev {}", is_add ? "add" : "del", p, dev);
-            if (Status s = addr_change(*idx, p, is_add, what); !s) return s;
-        }
-        if (after_chunk && !after_chunk()) {
-            return Error{0, fmt::format("change addresses dev {}: stopped after {} of {} changes: the check "
-                                        "after a chunk failed (a userspace WireGuard process may have exited)",
-                                        dev, done, total)};
-        }
-    }
-    return Status::ok();
-}
-
 }  // namespace wgf::linux_
