@@ -650,7 +650,7 @@ struct Cached : Converged {
 
 }  // namespace
 
-TEST_CASE("engine: an edit is diffed against the devices verified last and journaled before any read; a tick reads again",
+TEST_CASE("engine: an edit is diffed against the devices verified last and journaled before any read, a tick reads again",
           "[engine][cache]") {
     Cached c;
     // p1 routes a LAN (forwarding is now ours); then the edit moves that route.
@@ -710,7 +710,7 @@ TEST_CASE("engine: an edit on a cache made stale by a change by hand is verified
     CHECK(c.cache.live);
 }
 
-TEST_CASE("engine: a failed apply leaves no cache; the next edit reads the devices", "[engine][cache]") {
+TEST_CASE("engine: a failed apply leaves no cache and the next edit reads the devices", "[engine][cache]") {
     Cached c;
     Setup edited(fleet_with_p1_route("10.9.0.0/24").c_str());
     c.m.wg.fail_next = backend::Error{EIO, "injected"};
