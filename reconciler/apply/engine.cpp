@@ -1,7 +1,10 @@
 #include "apply/engine.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <map>
+#include <utility>
+#include <variant>
 
 #include <fmt/format.h>
 
@@ -42,6 +45,22 @@ plan::Ownership write_ahead(const plan::Ownership& before, const plan::Ownership
     // Endpoints are what was set, not what will be: they stay as they were until the run ends.
     for (const auto& [i, eps] : after.endpoints) o.endpoints[i];
     return o;
+}
+
+bool covers(const plan::Ownership& before, const plan::Ownership& after) {
+    auto within = [](const auto& small, const auto& big) { return std::includes(big.begin(), big.end(), small.begin(), small.end()); };
+    if (!within(after.interfaces, before.interfaces) || !within(after.files, before.files)) return false;
+    for (const auto& [i, ks] : after.peers) {
+        auto b = before.peers.find(i);
+        if (b == before.peers.end() || !within(ks, b->second)) return false;
+    }
+    for (const auto& [i, eps] : after.endpoints)
+        if (!before.endpoints.count(i)) return false;
+    for (const auto& [k, rec] : after.sysctls) {
+        auto b = before.sysctls.find(k);
+        if (b == before.sysctls.end() || b->second != rec) return false;
+    }
+    return true;
 }
 
 std::map<std::string, std::map<model::Key, model::Endpoint>> endpoints_set(const plan::Ownership& before, const model::HostState& desired,
@@ -110,7 +129,42 @@ backend::Status check_file_places(backend::Files& files, const model::HostState&
     return backend::Status::ok();
 }
 
-RunResult Engine::run(const plan::Fleetwide& fleet, const std::string& node, Mode mode, int64_t now, Prefetch* prefetch) {
+void restore_endpoints(plan::Plan& plan, const model::HostState& last_verified) {
+    for (auto& op : plan.ops) {
+        auto* add = std::get_if<plan::OpAddPeer>(&op);
+        if (!add || add->peer.endpoint) continue;
+        auto w = last_verified.interfaces.find(add->ifname);
+        if (w == last_verified.interfaces.end()) continue;
+        auto p = w->second.peers.find(add->peer.public_key);
+        if (p != w->second.peers.end() && p->second.endpoint) add->peer.endpoint = p->second.endpoint;
+    }
+}
+
+namespace {
+
+// What a LiveCache keeps of a verified read: the desired devices and their stats, nothing a
+// run reads cheaply anyway.
+LiveCache cache_of(Live live, const std::set<std::string>& interfaces, plan::Ownership owned) {
+    Live kept;
+    kept.facts.now = live.facts.now;
+    for (const auto& name : interfaces) {
+        auto w = live.state.interfaces.find(name);
+        if (w == live.state.interfaces.end()) continue;
+        kept.state.interfaces.insert(live.state.interfaces.extract(w));
+        if (auto s = live.stats.find(name); s != live.stats.end()) kept.stats.insert(live.stats.extract(s));
+        if (auto h = live.facts.last_handshake.find(name); h != live.facts.last_handshake.end())
+            kept.facts.last_handshake.insert(live.facts.last_handshake.extract(h));
+    }
+    return LiveCache{.live = std::move(kept), .interfaces = interfaces, .owned = std::move(owned)};
+}
+
+}  // namespace
+
+RunResult Engine::run(const plan::Fleetwide& fleet, const std::string& node, Mode mode, int64_t now, Prefetch* prefetch,
+                      LiveRead how) {
+    // An applying run gives the cache up whatever happens; only a verified run leaves a new one.
+    std::optional<LiveCache> prior;
+    if (cache && mode == Mode::apply && cache->live) prior = std::exchange(*cache, LiveCache{});
     RunResult r;
     r.desired = plan::render_host(fleet, node);
     r.timings.lap("render");
@@ -162,10 +216,22 @@ RunResult Engine::run(const plan::Fleetwide& fleet, const std::string& node, Mod
         r.read_timings = read->timings;
     }
     const bool prefetched = read && prefetch->interfaces() == desired_names;
-    auto live = prefetched ? std::move(read->live) : read_live_bulk(backends, desired_names, now);
+    // The cache stands for the devices only while nobody else applied (the same ownership
+    // record) and the node has the same interfaces.
+    r.used_cache = how == LiveRead::cached_devices && prior && prior->owned == *owned && prior->interfaces == desired_names;
+    auto live = [&]() -> backend::Result<Live> {
+        if (r.used_cache) {
+            Live l = std::move(*prior->live);
+            prior->live.reset();
+            l.facts.now = now;
+            if (auto s = read_tables(backends, desired_names, l); !s) return s.error();
+            return l;
+        }
+        return prefetched ? std::move(read->live) : read_live_bulk(backends, desired_names, now);
+    }();
     if (live)
         if (auto s = read_live_rest(backends, r.desired, *owned, *live); !s) live = s.error();
-    r.timings.lap(prefetched ? "read (wait)" : "read");
+    r.timings.lap(r.used_cache ? "read (cached devices)" : prefetched ? "read (wait)" : "read");
     if (!live) {
         r.error = live.error();
         return r;
@@ -180,6 +246,7 @@ RunResult Engine::run(const plan::Fleetwide& fleet, const std::string& node, Mod
     for (const auto& [name, f] : cfg.fleets)
         if (f.exclusive) opts.exclusive.insert(f.interface);
     r.plan = plan::diff(r.desired, live->state, owned_for_diff, live->facts, opts);
+    if (prior && prior->live) restore_endpoints(r.plan, prior->live->state);
     r.live = std::move(*live);
     r.timings.lap("diff");
     if (mode == Mode::plan) return r;
@@ -193,14 +260,19 @@ RunResult Engine::run(const plan::Fleetwide& fleet, const std::string& node, Mod
         if (after_success != *owned)
             if (auto s = state.save(after_success); !s) r.error = s.error();
         r.leftover = plan::Plan{};
+        if (cache && !r.error) *cache = cache_of(*r.live, desired_names, after_success);
         return r;
     }
 
     // Written ahead: whatever this run may create is recorded as ours before it exists, and
     // whatever it may remove stays recorded until it is gone, so a run killed at any point
     // leaves nothing the next run cannot find. Without that record nothing is applied.
-    const plan::Ownership ahead = write_ahead(*owned, after_success);
-    if (ahead != *owned)
+    // An edit of a large node rarely owns anything new: then the record stands as it is,
+    // without copying and comparing it.
+    std::optional<plan::Ownership> written_ahead;
+    if (!covers(*owned, after_success)) written_ahead = write_ahead(*owned, after_success);
+    const plan::Ownership& ahead = written_ahead ? *written_ahead : *owned;
+    if (written_ahead && ahead != *owned)
         if (auto s = state.save(ahead); !s) {
             r.error = backend::Error{s.error().code, s.error().message + "; nothing applied (the ownership record is written before any change)"};
             return r;
@@ -239,6 +311,19 @@ RunResult Engine::run(const plan::Fleetwide& fleet, const std::string& node, Mod
     }
     r.leftover = plan::diff(r.desired, after->state, next, after->facts, opts);
     r.timings.lap("verify");
+    if (r.used_cache && !r.error && (!r.applied->ok() || !r.leftover->empty())) {
+        // The cached devices were out of date (changed by someone else since the last run):
+        // what was applied stays applied; the rest comes from a full read.
+        auto again = run(fleet, node, mode, now, nullptr, LiveRead::full);
+        again.warnings.insert(again.warnings.begin(),
+                              fmt::format("the devices' state kept from the last run was out of date ({}); read again and "
+                                          "converged from there",
+                                          r.applied->ok() ? fmt::format("{} difference(s) left after the edit", r.leftover->ops.size())
+                                                          : r.applied->error->message));
+        if (again.applied) again.applied->done.insert(again.applied->done.begin(), r.applied->done.begin(), r.applied->done.end());
+        return again;
+    }
+    if (cache && r.applied->ok() && r.leftover->empty() && !r.error) *cache = cache_of(std::move(*after), desired_names, next);
     return r;
 }
 

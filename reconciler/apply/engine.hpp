@@ -31,6 +31,7 @@ struct RunResult {
     std::optional<backend::Error> error;       // reading live state or state_dir failed
     model::Timings timings;                    // per phase, for -v
     model::Timings read_timings;               // the prefetch's phases, on its own thread
+    bool used_cache = false;                   // the devices came from the LiveCache, not a read
 
     // Conflicts (managed paths wg-fleet did not write) fail the run: the rest is applied, the
     // node does not match the fleet.
@@ -67,6 +68,9 @@ private:
 // The ownership record written before an apply: the union of what was ours and what the run
 // may create; endpoints stay as they were (they record what was set).
 plan::Ownership write_ahead(const plan::Ownership& before, const plan::Ownership& after);
+// Whether `before` already records everything write_ahead would add of `after` (then
+// write_ahead(before, after) == before).
+bool covers(const plan::Ownership& before, const plan::Ownership& after);
 // After a failed apply: the endpoints recorded before, plus each desired endpoint the device
 // now really has. An endpoint that a failed set did not apply is not recorded, so the roaming
 // rule cannot mistake the old live endpoint for a roamed one.
@@ -83,6 +87,31 @@ backend::Status check_foreign_devices(const model::HostState& desired, const mod
 backend::Status check_file_places(backend::Files& files, const model::HostState& desired, const std::string& state_dir,
                                   plan::Ownership& owned);
 
+// How a run reads the WireGuard devices. Only a run for an edit of the configuration may trust
+// the live state the last verified run left behind (LiveCache): the configuration changed, the
+// machine need not have. Every other run (start, signal, tick, a one-shot command) reads
+// everything, which is how drift and changes made by others are found.
+enum class LiveRead { full, cached_devices };
+
+// The WireGuard devices as the last verified run of a long-running caller (watch) saw them:
+// the expensive part of the live state (routes, firewall, sysctls and files are cheap and read
+// on every run). Whatever run uses it gives it up; only a run that applied and verified (or
+// found nothing to do) leaves a new one, so a failed apply, a failed read or a verification
+// that still differs leaves none.
+struct LiveCache {
+    std::optional<Live> live;   // the devices, their stats and handshakes; nothing else
+    std::set<std::string> interfaces;  // the desired interfaces of that run
+    plan::Ownership owned;      // the ownership record that run left: a different one now means
+                                // someone else applied in between
+};
+
+// A peer about to be added without a desired endpoint (the other side dials in) that the last
+// verified live state had with an endpoint was removed by someone else: it gets the endpoint
+// last seen for it back, so its session resumes at once instead of when the other side next
+// rekeys. The diff leaves a live endpoint alone where none is desired, so this changes nothing
+// else.
+void restore_endpoints(plan::Plan& plan, const model::HostState& last_verified);
+
 // The interfaces render_host gives `node`: one per fleet it belongs to.
 std::set<std::string> interfaces_of(const model::Config& cfg, const std::string& node);
 
@@ -95,11 +124,17 @@ struct Engine {
     // WireGuard devices to take over although state.json does not record them as ours
     // (`--adopt IF`, e.g. a wg-quick device); any other such device is refused.
     std::set<std::string> adopt;
+    // Kept by the caller between runs (watch); null for one-shot commands.
+    LiveCache* cache = nullptr;
 
     // With a prefetch started for the interfaces the node turns out to have, its read is used
     // (and completed with owned interfaces no longer desired, sysctls and files); otherwise the
-    // live state is read here.
-    RunResult run(const plan::Fleetwide& fleet, const std::string& node, Mode mode, int64_t now, Prefetch* prefetch = nullptr);
+    // live state is read here. An edit with a cache that is still valid uses its devices
+    // instead of reading them: the change is applied (and journaled) before the verifying read.
+    // If that cached state turns out stale (the apply fails or the verification still differs),
+    // the run starts over from a full read.
+    RunResult run(const plan::Fleetwide& fleet, const std::string& node, Mode mode, int64_t now, Prefetch* prefetch = nullptr,
+                  LiveRead how = LiveRead::full);
 };
 
 }  // namespace wgf::apply

@@ -47,8 +47,10 @@ size_t peer_count(const model::HostState& hs) {
 // The node converged to one loaded configuration, on the machine built for it.
 class NodeReconcile : public apply::Reconcile {
 public:
-    NodeReconcile(const Globals& g, spdlog::logger& log, apply::Report& report, std::unique_ptr<Loaded> loaded, std::string node)
-        : g_(g), log_(log), report_(report), loaded_(std::move(loaded)), node_(std::move(node)), machine_(loaded_->cfg()) {
+    NodeReconcile(const Globals& g, spdlog::logger& log, apply::Report& report, apply::LiveCache& verified, std::unique_ptr<Loaded> loaded,
+                  std::string node)
+        : g_(g), log_(log), report_(report), verified_(verified), loaded_(std::move(loaded)), node_(std::move(node)),
+          machine_(loaded_->cfg()) {
         machine_.journal = std::make_unique<system::FileJournal>(loaded_->cfg().state_dir);
     }
 
@@ -66,7 +68,12 @@ public:
             report_.status("waiting for the state directory's lock: " + lock.error().message);
             return;
         }
-        auto r = machine_.engine().run(*loaded_->fleet, node_, apply::Mode::apply, time(nullptr));
+        auto engine = machine_.engine();
+        engine.cache = &verified_;
+        // Only an edit may start from the devices the last verified run saw; every other trigger
+        // reads everything, which is how drift and changes by others are found.
+        const auto read = why == apply::Trigger::edit ? apply::LiveRead::cached_devices : apply::LiveRead::full;
+        auto r = engine.run(*loaded_->fleet, node_, apply::Mode::apply, time(nullptr), nullptr, read);
         for (const auto& w : r.warnings) log_.warn("{}", w);
         log_.debug("timing: {}", r.timings.str());
         if (r.error) {
@@ -92,6 +99,7 @@ private:
     const Globals& g_;
     spdlog::logger& log_;
     apply::Report& report_;
+    apply::LiveCache& verified_;
     std::unique_ptr<Loaded> loaded_;
     std::string node_;
     Machine machine_;
@@ -118,6 +126,7 @@ private:
     const Globals& g_;
     spdlog::logger& log_;
     apply::Report& report_;
+    apply::LiveCache verified_;  // the devices as the last verified run left them, across reloads
 
     std::variant<std::unique_ptr<apply::Reconcile>, apply::LoadFailure> load_checked(const char* reason) {
         auto l = apply::load(load_options(g_));
@@ -133,7 +142,7 @@ private:
         std::string timings = l->timings.str();
         // Everything that can fail comes first (the machine included), so a failure leaves the
         // configuration in force whole.
-        auto r = std::make_unique<NodeReconcile>(g_, log_, report_, std::move(l), std::move(node));
+        auto r = std::make_unique<NodeReconcile>(g_, log_, report_, verified_, std::move(l), std::move(node));
         log_.info("loaded {} ({})", g_.config, reason);
         log_.debug("timing: {}", timings);
         return r;

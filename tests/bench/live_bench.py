@@ -437,6 +437,32 @@ class Bench:
             self.record("noop_syncconf", self.timed(ns, ["wg", "syncconf", self.ifname, self.conf], "no-op wg syncconf"))
         self.r["noop_apply_journal_ops"] = len(self.journal_lines(state)) - before
 
+    def phase_verbose(self):
+        """`wg-fleet -v apply` (no-op) and `wg show dump`: where the time goes, and the device read
+        as wg-fleet times it (-v's "device" phase of the read) against the whole `wg show dump`."""
+        ns, state, a = self.main_ns, self.main_state, self.a
+        log(f"-v: {a.runs} x (wg-fleet -v apply (no-op), wg show dump)")
+        main_phases, read_phases = {}, {}
+        for _ in range(a.runs):
+            argv = [x for x in self.wgf(state, "apply") if x != "-q"]
+            r = self.timed(ns, [argv[0], "-v"] + argv[1:], "-v no-op apply")
+            err = open(r["err"], errors="replace").read()
+            for line in err.splitlines():
+                m = re.match(r"^wg-fleet: timing(?: of the read, alongside)?: (.*) \(total ([\d.]+) ms\)$", line)
+                if not m:
+                    continue
+                into = read_phases if "alongside" in line else main_phases
+                for part in m.group(1).split(", "):
+                    name, _, ms = part.rpartition(" ")[0].rpartition(" ")
+                    if name == f"device {self.ifname}":
+                        name = "device"
+                    into.setdefault(name, []).append(float(ms) / 1000)
+                into.setdefault("total", []).append(float(m.group(2)) / 1000)
+            self.record("verbose_wg_show_dump", self.timed(ns, ["wg", "show", self.ifname, "dump"], "wg show dump"))
+        self.r["verbose_noop_phases_s"] = main_phases
+        self.r["verbose_noop_read_phases_s"] = read_phases
+        self.r["device_read_s"] = read_phases.get("device", [])
+
     def phase_one_peer(self):
         ns, state, a = self.main_ns, self.main_state, self.a
         p = self.change_peer
@@ -525,7 +551,7 @@ class Bench:
         log(f"watch: {a.watch_edits} one-peer edits by rename")
         err = os.path.join(self.tmp, "watch.err")
         errf = open(err, "w")
-        argv = [self.bin, "-c", self.cfg, "--node", self.node, "--state-dir", state, "watch", "--interval", "3600"]
+        argv = [self.bin, "-v", "-c", self.cfg, "--node", self.node, "--state-dir", state, "watch", "--interval", "3600"]
         w = subprocess.Popen(["ip", "netns", "exec", ns] + argv, stdin=subprocess.DEVNULL,
                              stdout=subprocess.DEVNULL, stderr=errf)
         self.children.append(w)
@@ -591,6 +617,8 @@ class Bench:
         self.r["watch_converged_s"] = conv_lat
         self.r["watch_peer_ops"] = peer_ops
         self.r["watch_vmhwm_kb"] = hwm
+        self.r["watch_timings"] = [l.split(" timing: ", 1)[1] for l in open(err, errors="replace").read().splitlines()
+                                   if " timing: " in l][-6:]
         errors = [l for l in open(err).read().splitlines() if " error " in l or "bug:" in l]
         self.r["watch_errors"] = errors[:10]
 
@@ -721,9 +749,58 @@ def report(b, out):
                     f"{wl*1000:.0f} ms, max {max(W('watch_journal_s'))*1000:.0f} ms")
     ok["apply_rss"] = v(apply_rss < 100 * 1024, f"issue 4, apply peak RSS < 100 MB: {apply_rss/1024:.1f} MB (max over every apply and watch)")
     r["verdicts"] = ok
+    p()
+    targets(b, out)
     if r.get("watch_errors"):
         p()
         p("watch logged errors: " + " | ".join(r["watch_errors"]))
+
+
+def targets(b, out):
+    """Issue 9's targets: each a ratio of two medians measured in this run (kept in --json as
+    "targets" for live_targets.py, which tabulates several runs)."""
+    r = b.r
+    W = lambda k: r.get(k, {}).get("wall_s", []) if isinstance(r.get(k), dict) else r.get(k, [])
+    R = lambda k: r.get(k, {}).get("rss_kb", []) if isinstance(r.get(k), dict) else []
+    big = b.a.peers >= 50000
+    rss = R("load_apply_from_nothing") + R("load_apply_onto_empty") + R("noop_apply") + R("one_peer_apply")
+    if r.get("watch_vmhwm_kb"):
+        rss.append(r["watch_vmhwm_kb"])
+    rows = [
+        # key, what, wg-fleet figure, wg figure, ratio, limit (None: reported, no target at this size)
+        ("load", "full load vs `wg setconf`", med(W("load_apply_onto_empty")), med(W("load_setconf")), 1.05 if big else None),
+        ("noop", "no-op `apply` vs no-op `wg syncconf`", med(W("noop_apply")), med(W("noop_syncconf")), 0.35 if big else 0.6),
+        ("watch_edit", "`watch` one-peer edit (rename → journal line) vs one-peer `wg syncconf`",
+         med(W("watch_journal_s")), med(W("one_peer_syncconf")), 0.25 if big else 0.5),
+        ("device_read", "the device read (`-v` \"device\") vs `wg show dump`", med(W("device_read_s")),
+         med(W("verbose_wg_show_dump")), 1.0 if big else None),
+        ("get_exchange", "UAPI `get=1` exchange alone vs `wg show dump`'s", med(W("read_plan_uapi_get_s")),
+         med(W("read_dump_uapi_get_s")), None),
+    ]
+    t = {}
+    p = lambda s_="": print(s_, file=out)
+    p(f"Issue 9 targets ({b.a.peers} peers, {r['fleet']['controllers']} controller(s); ratio of medians in this run):")
+    p()
+    p("| target | wg-fleet | wg | ratio | limit | verdict |")
+    p("|---|---:|---:|---:|---:|---|")
+    for key, what, x, y, limit in rows:
+        q = x / y if y == y and y else float("nan")
+        verdict = "–" if limit is None else ("met" if q <= limit else "NOT met")
+        t[key] = {"wgf_s": x, "wg_s": y, "ratio": q, "limit": limit, "met": None if limit is None else q <= limit}
+        p(f"| {what} | {x * 1000:.0f} ms | {y * 1000:.0f} ms | {q:.2f}× | {'' if limit is None else f'≤ {limit}×'} | {verdict} |")
+    peak = max(rss) / 1024 if rss else float("nan")
+    t["rss"] = {"peak_mb": peak, "limit": 250 if big else None, "met": None if not big else peak < 250}
+    p(f"| peak RSS of apply and watch | {peak:.1f} MB | | | {'< 250 MB' if big else ''} | "
+      f"{'–' if not big else ('met' if peak < 250 else 'NOT met')} |")
+    r["targets"] = t
+    ph = r.get("verbose_noop_phases_s", {})
+    if ph:
+        p()
+        p("`-v` no-op apply, median per phase: " + ", ".join(f"{k} {med(v) * 1000:.1f} ms" for k, v in ph.items()))
+        rp = r.get("verbose_noop_read_phases_s", {})
+        p("  the read, alongside: " + ", ".join(f"{k} {med(v) * 1000:.1f} ms" for k, v in rp.items()))
+    if r.get("watch_timings"):
+        p("`watch -v`, the last runs: " + " | ".join(r["watch_timings"][-3:]))
 
 
 def main():
@@ -751,6 +828,7 @@ def main():
         b.phase_load()
         b.phase_read()
         b.phase_noop()
+        b.phase_verbose()
         b.phase_one_peer()
         b.phase_watch()
     except Failed as e:

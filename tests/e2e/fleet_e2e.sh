@@ -96,6 +96,19 @@ for _ in $(seq 1 50); do
 done
 check "watch restored bob after a manual 'wg set ... remove'" test $restored = yes
 check "watch logged the drift correction" grep -q "drift corrected" "$tmp/watch.log"
+# alice dials in (no endpoint in the file): hub1 knows where from her packets. Removed by hand,
+# she comes back with that endpoint at once, not when her side next rekeys.
+alice_key=$(cat /run/wg-fleet-sandbox/$name/keys/demo/alice.pub)
+alice_ep=$(in_node hub1 wg show demo endpoints | awk -v k="$alice_key" '$1 == k {print $2}')
+check "hub1 has an endpoint for alice" test -n "$alice_ep" -a "$alice_ep" != "(none)"
+in_node hub1 wg set demo peer "$alice_key" remove
+alice_back=
+for _ in $(seq 1 50); do
+  alice_back=$(in_node hub1 wg show demo endpoints | awk -v k="$alice_key" '$1 == k {print $2}')
+  [[ -n $alice_back ]] && break
+  sleep 0.2
+done
+check "watch restored alice with the endpoint last seen for her ($alice_ep)" test -n "$alice_ep" -a "$alice_back" = "$alice_ep"
 # The userspace WireGuard process dies: the next tick starts it again and reconfigures it.
 wgpid=$(for p in $(ip netns pids "wgfsb-$name-hub1"); do [[ $(cat /proc/$p/comm 2>/dev/null) == wireguard-go ]] && echo $p; done | head -1)
 check "hub1 runs wireguard-go" test -n "$wgpid"

@@ -2,6 +2,9 @@
 // (an unresolvable one leaves that peer without an endpoint and warns), ownership is recorded,
 // and the post-apply verification finds nothing left.
 #include <catch2/catch.hpp>
+#include <fmt/format.h>
+
+#include <algorithm>
 
 #include "apply/engine.hpp"
 #include "config/parse.hpp"
@@ -605,4 +608,187 @@ TEST_CASE("engine: a managed path on a key file, inside state_dir, or twice is r
     CHECK(refuse({"/run/hosts", "/var/run/hosts"}) ==
           "managed files /run/hosts and /var/run/hosts are one file; nothing applied (give each a path of its own)");
     CHECK(files.writes.empty());
+}
+
+namespace {
+
+// Counts the device reads made before each journal line: an edit answered from the cache
+// journals its change before reading anything.
+class ReadsAtRecord : public apply::Journal {
+public:
+    explicit ReadsAtRecord(const backend::FakeWireGuard& wg) : wg_(wg) {}
+    std::vector<std::pair<std::string, size_t>> lines;  // op line, device reads so far
+    void record(const std::string& op_line, const backend::Status&) override { lines.emplace_back(op_line, wg_.reads.size()); }
+
+private:
+    const backend::FakeWireGuard& wg_;
+};
+
+// kFleet with p1 routing a LAN: one changed peer on c1's device.
+std::string fleet_with_p1_route(const std::string& route) {
+    std::string text = kFleet;
+    const std::string from = "p1: { controller: c1, ";
+    text.replace(text.find(from), from.size(), "p1: { controller: c1, routes: [" + route + "], ");
+    return text;
+}
+
+const model::Key kP1 = *model::Key::from_base64("qOe3Q8JOJ0qLEkf1yNhvWw9p+3AaY9B8dnmK5dkyNmc=");
+
+// Converged, then one tick with a cache: the cache holds the devices that tick verified.
+struct Cached : Converged {
+    apply::LiveCache cache;
+    ReadsAtRecord journal{m.wg};
+    Cached() {
+        e.cache = &cache;
+        e.journal = &journal;
+        auto r = e.run(*s.fw, "c1", apply::Mode::apply, m.now);
+        REQUIRE(r.ok());
+        REQUIRE(cache.live);
+        m.wg.reads.clear();
+    }
+};
+
+}  // namespace
+
+TEST_CASE("engine: an edit is diffed against the devices verified last and journaled before any read, a tick reads again",
+          "[engine][cache]") {
+    Cached c;
+    // p1 routes a LAN (forwarding is now ours); then the edit moves that route.
+    Setup routed(fleet_with_p1_route("10.8.0.0/24").c_str());
+    REQUIRE(c.e.run(*routed.fw, "c1", apply::Mode::apply, c.m.now).ok());
+    c.m.wg.reads.clear();
+    c.journal.lines.clear();
+    Setup edited(fleet_with_p1_route("10.9.0.0/24").c_str());
+    const int saves = c.state.saves;
+    auto r = c.e.run(*edited.fw, "c1", apply::Mode::apply, c.m.now, nullptr, apply::LiveRead::cached_devices);
+    REQUIRE(r.ok());
+    CHECK(r.used_cache);
+    CHECK(c.state.saves == saves);  // nothing new to own: no record written ahead or after
+    INFO(fmt::format("{}", fmt::join(lines_of(r.plan), "\n")));
+    REQUIRE(c.journal.lines.size() == r.plan.ops.size());
+    CHECK(std::count_if(c.journal.lines.begin(), c.journal.lines.end(), [](const auto& l) { return l.first.find("peer p1") != std::string::npos; }) == 1);
+    for (const auto& [line, reads] : c.journal.lines) CHECK(reads == 0);  // applied before any read
+    CHECK(c.m.wg.reads == std::vector<std::string>{"mesh"});      // the verification only
+    REQUIRE(r.leftover);
+    CHECK(r.leftover->empty());
+    CHECK(c.cache.live);                                         // verified: kept for the next edit
+
+    // A tick trusts nothing it did not read.
+    c.m.wg.reads.clear();
+    auto t = c.e.run(*edited.fw, "c1", apply::Mode::apply, c.m.now, nullptr, apply::LiveRead::full);
+    REQUIRE(t.ok());
+    CHECK_FALSE(t.used_cache);
+    CHECK(t.plan.empty());
+    CHECK(c.m.wg.reads == std::vector<std::string>{"mesh"});
+}
+
+TEST_CASE("engine: a change made by hand between runs is found by the next tick", "[engine][cache]") {
+    Cached c;
+    c.m.wg.devices.at("mesh").device.peers.erase(kP1);
+    auto t = c.e.run(*c.s.fw, "c1", apply::Mode::apply, c.m.now);
+    REQUIRE(t.ok());
+    CHECK_FALSE(t.used_cache);
+    REQUIRE(t.plan.ops.size() == 1);
+    CHECK(plan::describe(t.plan.ops[0]).rfind("+ peer p1", 0) == 0);
+    CHECK(c.m.wg.devices.at("mesh").device.peers.count(kP1));
+}
+
+TEST_CASE("engine: an edit on a cache made stale by a change by hand is verified, found out and converged from a full read",
+          "[engine][cache]") {
+    Cached c;
+    c.m.wg.devices.at("mesh").device.peers.erase(kP1);  // the cache still has p1
+    Setup edited(fleet_with_p1_route("10.9.0.0/24").c_str());
+    auto r = c.e.run(*edited.fw, "c1", apply::Mode::apply, c.m.now, nullptr, apply::LiveRead::cached_devices);
+    REQUIRE(r.ok());
+    REQUIRE(r.leftover);
+    CHECK(r.leftover->empty());
+    REQUIRE_FALSE(r.warnings.empty());
+    CHECK(r.warnings[0].find("out of date") != std::string::npos);
+    const auto& dev = c.m.wg.devices.at("mesh").device;
+    REQUIRE(dev.peers.count(kP1));
+    CHECK(std::count(dev.peers.at(kP1).allowed_ips.begin(), dev.peers.at(kP1).allowed_ips.end(), pfx("10.9.0.0/24")) == 1);
+    CHECK(c.cache.live);
+}
+
+TEST_CASE("engine: a failed apply leaves no cache and the next edit reads the devices", "[engine][cache]") {
+    Cached c;
+    Setup edited(fleet_with_p1_route("10.9.0.0/24").c_str());
+    c.m.wg.fail_next = backend::Error{EIO, "injected"};
+    auto failed = c.e.run(*edited.fw, "c1", apply::Mode::apply, c.m.now);
+    CHECK_FALSE(failed.ok());
+    CHECK_FALSE(c.cache.live);
+
+    c.m.wg.reads.clear();
+    auto r = c.e.run(*edited.fw, "c1", apply::Mode::apply, c.m.now, nullptr, apply::LiveRead::cached_devices);
+    REQUIRE(r.ok());
+    CHECK_FALSE(r.used_cache);
+    CHECK(c.m.wg.reads.size() == 2);  // before the diff and the verification
+    CHECK(c.cache.live);
+}
+
+TEST_CASE("engine: an ownership record someone else changed since the last run makes an edit read the devices", "[engine][cache]") {
+    Cached c;
+    c.state.owned.peers["mesh"].insert(key_of(77));  // as another `wg-fleet apply` would have left it
+    Setup edited(fleet_with_p1_route("10.9.0.0/24").c_str());
+    auto r = c.e.run(*edited.fw, "c1", apply::Mode::apply, c.m.now, nullptr, apply::LiveRead::cached_devices);
+    REQUIRE(r.ok());
+    CHECK_FALSE(r.used_cache);
+    CHECK(c.m.wg.reads.size() == 2);
+}
+
+TEST_CASE("engine: a peer removed by hand comes back with the endpoint last seen for it", "[engine][cache]") {
+    Cached c;
+    // p1 dials in: no endpoint is desired; the device learned one from its packets.
+    c.m.wg.devices.at("mesh").device.peers.at(kP1).endpoint = ep("203.0.113.7:4444");
+    auto seen = c.e.run(*c.s.fw, "c1", apply::Mode::apply, c.m.now);
+    REQUIRE(seen.ok());
+    CHECK(seen.plan.empty());  // a learned endpoint is left alone
+    c.m.wg.devices.at("mesh").device.peers.erase(kP1);
+    auto r = c.e.run(*c.s.fw, "c1", apply::Mode::apply, c.m.now);
+    REQUIRE(r.ok());
+    REQUIRE(r.plan.ops.size() == 1);
+    const auto& dev = c.m.wg.devices.at("mesh").device;
+    REQUIRE(dev.peers.count(kP1));
+    CHECK(dev.peers.at(kP1).endpoint == ep("203.0.113.7:4444"));
+    REQUIRE(r.leftover);
+    CHECK(r.leftover->empty());
+
+    // Without a last verified state (a one-shot apply) there is nothing to restore from.
+    c.e.cache = nullptr;
+    c.m.wg.devices.at("mesh").device.peers.erase(kP1);
+    auto once = c.e.run(*c.s.fw, "c1", apply::Mode::apply, c.m.now);
+    REQUIRE(once.ok());
+    CHECK_FALSE(c.m.wg.devices.at("mesh").device.peers.at(kP1).endpoint);
+}
+
+TEST_CASE("engine: covers(before, after) says exactly when the record written ahead is the record as it stands", "[engine][state]") {
+    plan::Ownership before;
+    before.interfaces = {"wg0"};
+    before.peers["wg0"] = {key_of(1), key_of(2)};
+    before.endpoints["wg0"][key_of(1)] = ep("192.0.2.1:51820");
+    before.files = {"/etc/hosts.d/a"};
+    before.sysctls["net/ipv4/ip_forward"] = plan::OwnedSysctl{};
+    std::vector<plan::Ownership> afters;
+    plan::Ownership same_less = before;
+    same_less.peers["wg0"].erase(key_of(2));
+    same_less.endpoints["wg0"].clear();  // endpoints stay as they were: not a difference
+    afters.push_back(same_less);
+    auto more_peer = before;
+    more_peer.peers["wg0"].insert(key_of(3));
+    afters.push_back(more_peer);
+    auto more_if = before;
+    more_if.interfaces.insert("wg1");
+    afters.push_back(more_if);
+    auto more_file = before;
+    more_file.files.insert("/etc/hosts.d/b");
+    afters.push_back(more_file);
+    auto new_eps = before;
+    new_eps.endpoints["wg1"];
+    afters.push_back(new_eps);
+    auto sysctl = before;
+    sysctl.sysctls["net/ipv6/conf/all/forwarding"] = plan::OwnedSysctl{};
+    afters.push_back(sysctl);
+    for (const auto& after : afters) CHECK(apply::covers(before, after) == (apply::write_ahead(before, after) == before));
+    CHECK(apply::covers(before, same_less));
+    CHECK_FALSE(apply::covers(before, more_peer));
 }
