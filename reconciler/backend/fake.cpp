@@ -44,7 +44,7 @@ Status FakeWireGuard::set_device(const WgDeviceChange& c) {
         auto pit = d.peers.find(pc.public_key);
         if (pit == d.peers.end()) {
             if (pc.update_only) continue;
-            pit = d.peers.emplace(pc.public_key, model::WgPeer{pc.public_key, {}, {}, 0, ""}).first;
+            pit = d.peers.emplace(pc.public_key, model::WgPeer{.public_key = pc.public_key}).first;
         }
         auto& p = pit->second;
         if (pc.endpoint) p.endpoint = pc.endpoint;

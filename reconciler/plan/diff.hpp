@@ -65,7 +65,8 @@ struct Plan {
     bool converged() const { return ops.empty() && conflicts.empty(); }
 };
 
-Plan diff(const model::HostState& desired, const model::HostState& live, const Ownership& owned,
+// `labels` name what desired has (peers, key files, pending members) for the ops and messages.
+Plan diff(const model::HostState& desired, const model::Labels& labels, const model::HostState& live, const Ownership& owned,
           const LiveFacts& facts = {}, const DiffOptions& opts = {});
 
 // Ownership after applying `desired` (plus what remains owned from before).

@@ -142,7 +142,7 @@ std::string describe(const Op& op) {
             [](const OpSetMtu& o) { return fmt::format("link {}: mtu {} -> {}", o.ifname, o.old, o.mtu); },
             [](const OpSetUp& o) { return fmt::format("link {}: up", o.ifname); },
             [](const OpAddPeer& o) {
-                std::string s = fmt::format("peer {} on {}: allowed-ips {}", peer_label(o.peer.name, o.peer.public_key), o.ifname,
+                std::string s = fmt::format("peer {} on {}: allowed-ips {}", peer_label(o.name, o.peer.public_key), o.ifname,
                                             join_prefixes(o.peer.allowed_ips));
                 if (o.peer.endpoint) s += "; endpoint " + o.peer.endpoint->str();
                 if (o.peer.keepalive) s += fmt::format("; keepalive {}", o.peer.keepalive);

@@ -32,14 +32,12 @@ public:
     InterfaceBuilder(const Fleetwide& fw, const std::string& fleet, const std::string& node)
         : fw_(fw), name_(fleet), f_(fw.cfg.fleets.at(fleet)), fp_(fw.plan.fleets.at(fleet)), node_(node) {}
 
-    WgInterface build(Role role) {
-        WgInterface w;
-        w.name = f_.interface;
-        w.fleet = name_;
-        w.listen_port = listen_port(f_, role, node_);
-        w.mtu = f_.mtu;
-        w.up = true;
-        w.private_key_file = private_key_path(fw_.cfg, name_);
+    // The interface, and its labels into `labels`.
+    WgInterface build(Role role, model::InterfaceLabels& labels) {
+        WgInterface w{.name = f_.interface, .listen_port = listen_port(f_, role, node_), .mtu = f_.mtu, .up = true};
+        labels_ = &labels;
+        labels.fleet = name_;
+        labels.private_key_file = private_key_path(fw_.cfg, name_);
         if (auto it = fp_.nodes.find(node_); it != fp_.nodes.end()) w.addresses = it->second.addresses;
         if (f_.style == FleetStyle::clan) clan_peers(w, role);
         else subnet_peers(w, role);
@@ -51,16 +49,14 @@ private:
     void add(WgInterface& w, const std::string& name, const std::optional<model::Key>& key,
              const std::optional<model::Endpoint>& ep, std::vector<Prefix> allowed) {
         if (!key) {
-            w.pending.push_back(name);
+            labels_->pending.push_back(name);
             return;
         }
-        WgPeer p;
-        p.public_key = *key;
-        p.name = name;
-        if (ep) p.endpoint = ep->with_default_port(f_.port);
-        p.allowed_ips = std::move(allowed);
-        p.keepalive = f_.keepalive;
-        w.peers.emplace(*key, std::move(p));
+        w.peers.emplace(*key, WgPeer{.public_key = *key,
+                                     .endpoint = ep ? std::optional(ep->with_default_port(f_.port)) : std::nullopt,
+                                     .allowed_ips = std::move(allowed),
+                                     .keepalive = f_.keepalive});
+        labels_->peer_names.emplace(*key, name);
     }
 
     void add_ipv4(std::vector<Prefix>& v, const std::string& member) const {
@@ -198,7 +194,17 @@ private:
     const Fleet& f_;
     const FleetPlan& fp_;
     const std::string& node_;
+    model::InterfaceLabels* labels_ = nullptr;
 };
+
+WgInterface render_interface(const Fleetwide& fw, const std::string& fleet, const std::string& node, model::InterfaceLabels& labels) {
+    auto it = fw.index.find(node);
+    Role role = Role::peer;
+    if (it != fw.index.end())
+        for (const auto& mb : it->second)
+            if (mb.fleet == fleet) role = mb.role;
+    return InterfaceBuilder(fw, fleet, node).build(role, labels);
+}
 
 bool covered_by(const Prefix& p, const std::vector<Prefix>& connected) {
     return std::any_of(connected.begin(), connected.end(), [&](const Prefix& c) {
@@ -254,23 +260,15 @@ std::string published_key_path(const std::string& keys_dir, const std::string& f
     return keys_dir + "/" + fleet + "/" + node + ".pub";
 }
 
-WgInterface render_interface(const Fleetwide& fw, const std::string& fleet, const std::string& node) {
+Desired render_host(const Fleetwide& fw, const std::string& node, const RenderOptions& opts) {
+    Desired out;
+    model::HostState& hs = out.state;
     auto it = fw.index.find(node);
-    Role role = Role::peer;
-    if (it != fw.index.end())
-        for (const auto& mb : it->second)
-            if (mb.fleet == fleet) role = mb.role;
-    return InterfaceBuilder(fw, fleet, node).build(role);
-}
-
-model::HostState render_host(const Fleetwide& fw, const std::string& node, const RenderOptions& opts) {
-    model::HostState hs;
-    auto it = fw.index.find(node);
-    if (it == fw.index.end()) return hs;
+    if (it == fw.index.end()) return out;
     bool v4_forward = false, v6_forward = false;
     for (const auto& mb : it->second) {
         const Fleet& f = fw.cfg.fleets.at(mb.fleet);
-        WgInterface w = InterfaceBuilder(fw, mb.fleet, node).build(mb.role);
+        WgInterface w = InterfaceBuilder(fw, mb.fleet, node).build(mb.role, out.labels.interfaces[f.interface]);
         std::vector<Prefix> connected;
         for (const auto& a : w.addresses) connected.push_back(a.masked());
         // A clan peer holds an IPv6 address in each controller's /56, and an answer comes back
@@ -342,7 +340,7 @@ model::HostState render_host(const Fleetwide& fw, const std::string& node, const
         if (std::any_of(w.addresses.begin(), w.addresses.end(), [](const Prefix& a) { return a.addr.is_v4(); }))
             hs.sysctls["net/ipv4/conf/" + name + "/promote_secondaries"] = "1";
 
-    if (!opts.files) return hs;
+    if (!opts.files) return out;
     if (!hs.interfaces.empty()) {
         std::string hosts = render_hosts_file(render_hosts_entries(fw, node));
         std::string path = normal_path(fw.cfg.hosts_file);
@@ -355,7 +353,7 @@ model::HostState render_host(const Fleetwide& fw, const std::string& node, const
         std::string path = normal_path(fw.cfg.http_routes_dir + "/" + r.name + ".yml");
         hs.files.emplace(path, model::ManagedFile{path, render_traefik_route(r, *target), 0644});
     }
-    return hs;
+    return out;
 }
 
 std::vector<HostsEntry> render_hosts_entries(const Fleetwide& fw, const std::string& node) {
@@ -390,14 +388,15 @@ std::string render_hosts_file(const std::vector<HostsEntry>& entries) {
 
 std::string render_wg_quick(const Fleetwide& fw, const std::string& fleet, const std::string& node,
                             const std::optional<std::string>& private_key) {
-    WgInterface w = render_interface(fw, fleet, node);
+    model::InterfaceLabels labels;
+    WgInterface w = render_interface(fw, fleet, node, labels);
     std::string out = fmt::format("# wg-quick config of {} in fleet {} (interface {}), rendered by wg-fleet.\n", node, fleet, w.name);
     out += "[Interface]\n";
     if (private_key) {
         out += fmt::format("PrivateKey = {}\n", *private_key);
     } else {
-        out += fmt::format("# PrivateKey: not readable here; it is {} on {} and is loaded from there:\n", w.private_key_file, node);
-        out += fmt::format("PostUp = wg set %i private-key {}\n", w.private_key_file);
+        out += fmt::format("# PrivateKey: not readable here; it is {} on {} and is loaded from there:\n", labels.private_key_file, node);
+        out += fmt::format("PostUp = wg set %i private-key {}\n", labels.private_key_file);
     }
     if (!w.addresses.empty()) {
         std::string addrs;
@@ -408,17 +407,17 @@ std::string render_wg_quick(const Fleetwide& fw, const std::string& fleet, const
     if (w.mtu) out += fmt::format("MTU = {}\n", *w.mtu);
     // wg-quick adds a route per allowed IP without a source; the ones wg-fleet gives a preferred
     // source (IPv6 routes of a peer of several controllers) get it once they exist.
-    for (const auto& r : render_host(fw, node, RenderOptions{.files = false}).routes)
+    for (const auto& r : render_host(fw, node, RenderOptions{.files = false}).state.routes)
         if (r.dev == w.name && r.src)
             out += fmt::format("PostUp = ip -{} route change {} dev %i src {}\n", r.dst.addr.is_v4() ? 4 : 6, r.dst.str(), r.src->str());
     // Peers in name order, which is how people read a config.
-    std::vector<const WgPeer*> peers;
-    for (const auto& [k, p] : w.peers) peers.push_back(&p);
-    std::sort(peers.begin(), peers.end(), [](const WgPeer* a, const WgPeer* b) { return a->name < b->name; });
+    std::vector<std::pair<const std::string*, const WgPeer*>> peers;
+    for (const auto& [k, p] : w.peers) peers.emplace_back(&labels.peer_names.at(k), &p);
+    std::sort(peers.begin(), peers.end(), [](const auto& a, const auto& b) { return *a.first < *b.first; });
     out.reserve(out.size() + peers.size() * 256);  // a peer's section is about 150 bytes, more with routes
-    for (const auto* p : peers) {
+    for (const auto& [name, p] : peers) {
         out += "\n[Peer]\n# ";
-        out += p->name;
+        out += *name;
         out += "\nPublicKey = ";
         out += p->public_key.base64();
         out += "\nAllowedIPs = ";
@@ -430,7 +429,7 @@ std::string render_wg_quick(const Fleetwide& fw, const std::string& fleet, const
         if (p->endpoint) out += "Endpoint = " + p->endpoint->str() + "\n";
         if (p->keepalive) out += fmt::format("PersistentKeepalive = {}\n", p->keepalive);
     }
-    for (const auto& n : w.pending) out += fmt::format("\n# {}: no public key yet (pending)\n", n);
+    for (const auto& n : labels.pending) out += fmt::format("\n# {}: no public key yet (pending)\n", n);
     return out;
 }
 

@@ -531,7 +531,6 @@ TEST_CASE("a peer split over two dump messages is coalesced", "[wg_genl]") {
     CHECK(p1.endpoint == Endpoint{"192.0.2.1", 51820});
     CHECK(p1.keepalive == 25);
     CHECK(p1.allowed_ips == std::vector<Prefix>{pfx("10.1.0.0/24")});
-    CHECK(p1.name.empty());
     CHECK(live->stats.at(k1).last_handshake == 1700000000);
     CHECK(live->stats.at(k1).rx_bytes == 100);
     CHECK(live->stats.at(k1).tx_bytes == 200);

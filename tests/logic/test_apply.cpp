@@ -83,14 +83,10 @@ model::HostState random_state(std::mt19937& rng, MemKeys& keys) {
 // The desired state as the machine can hold it: without labels, and with only what was asked.
 model::HostState project(model::HostState hs, const model::HostState& desired) {
     for (auto& [name, w] : hs.interfaces) {
-        w.fleet.clear();
-        w.private_key_file.clear();
-        w.pending.clear();
         std::sort(w.addresses.begin(), w.addresses.end());
         auto d = desired.interfaces.find(name);
         if (d != desired.interfaces.end() && !d->second.mtu) w.mtu.reset();
         for (auto& [k, p] : w.peers) {
-            p.name.clear();
             // WireGuard has no way to clear an endpoint; a desired peer without one accepts any.
             if (d != desired.interfaces.end())
                 if (auto dp = d->second.peers.find(k); dp != d->second.peers.end() && !dp->second.endpoint) p.endpoint.reset();
@@ -130,9 +126,9 @@ TEST_CASE("apply: property — from any state, applying the plan converges: a fr
                              << (got.sysctls == want.sysctls));
                 for (const auto& [k, p] : w.peers) {
                     auto gp = g.peers.find(k);
-                    if (gp == g.peers.end()) { INFO("missing peer " << p.name); CHECK(false); continue; }
+                    if (gp == g.peers.end()) { INFO("missing peer " << k.base64()); CHECK(false); continue; }
                     INFO("peer ep " << (gp->second.endpoint == p.endpoint) << " ka " << (gp->second.keepalive == p.keepalive)
-                                    << " ips " << (gp->second.allowed_ips == p.allowed_ips) << " name '" << gp->second.name << "'");
+                                    << " ips " << (gp->second.allowed_ips == p.allowed_ips));
                     CHECK(gp->second == p);
                 }
                 CHECK(g == w);

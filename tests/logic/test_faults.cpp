@@ -256,7 +256,7 @@ void check_nothing_orphaned(Rig& r) {
         INFO("device " << name);
         REQUIRE(o.interfaces.count(name));
         for (const auto& [k, p] : d.device.peers) {
-            INFO("peer " << p.name << " " << k.base64());
+            INFO("peer " << k.base64());
             CHECK(o.peers.count(name));
             if (o.peers.count(name)) CHECK(o.peers.at(name).count(k));
         }

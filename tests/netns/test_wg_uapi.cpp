@@ -525,7 +525,7 @@ TEST_CASE("uapi: 10,000 peers load and read back, through the backend and throug
         p.endpoint = Endpoint{"10.200." + std::to_string(i / 250) + "." + std::to_string(i % 250 + 1), 51820};
         p.allowed_ips = {Prefix{model::IpAddr::v4(0x0a640000u + static_cast<uint32_t>(i)), 32}};
         load.peers.push_back(p);
-        expected.peers.emplace(p.public_key, model::WgPeer{p.public_key, p.endpoint, p.allowed_ips, 0, ""});
+        expected.peers.emplace(p.public_key, model::WgPeer{.public_key = p.public_key, .endpoint = p.endpoint, .allowed_ips = p.allowed_ips});
     }
     using clock = std::chrono::steady_clock;
     auto ms = [](auto d) { return std::chrono::duration<double, std::milli>(d).count(); };
