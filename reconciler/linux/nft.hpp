@@ -9,9 +9,9 @@
 // plus `ct state established,related accept` at the head of forward, comment kEstablishedId,
 // which belongs to the table's skeleton and is not reported by read().
 //
-// One rule per FwRule, its id in the rule's userdata as an nft comment (the TLV nft writes, so
-// `nft list` prints `comment "id"`). read() decodes each rule's expressions back into a FwRule, so
-// a rule edited by hand reads back different and the next apply replaces it.
+// One rule per FwRule, its id in the rule's userdata as an nft comment; the rules are built and
+// decoded by the pure codec in nft_codec.hpp, so a rule edited by hand reads back different and
+// the next apply replaces it.
 //
 // Forwards are one rule each, not elements of a map: an apply sends only the rules that differ
 // (deletes by handle, appends), so the batch does not grow with the number of forwards, and each
@@ -36,96 +36,14 @@
 
 #include <cstdint>
 #include <map>
-#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "backend/backend.hpp"
-#include "model/host_state.hpp"
-
-struct nftnl_rule;
-struct mnl_socket;
-struct nlmsghdr;
+#include "linux/nft_codec.hpp"
 
 namespace wgf::linux_ {
-
-inline constexpr const char* kEstablishedId = "wg-fleet:established";
-
-// The shape a rule's expressions decode to.
-struct NftDecoded {
-    enum class What { unknown, fw_rule, established };
-    What what = What::unknown;
-    model::FwRule rule;                      // fw_rule: every field but id
-};
-
-struct NftRuleLive {
-    uint64_t handle = 0;
-    std::string chain;
-    std::optional<std::string> comment;      // present when the userdata holds a comment
-    NftDecoded decoded;
-};
-
-struct NftChainLive {
-    std::string name;
-    bool base = false;
-    std::string type;
-    uint32_t hooknum = 0;
-    int32_t priority = 0;
-    uint32_t policy = 0;
-};
-
-// Everything read() looked at, kept so that apply() can find handles without dumping again.
-struct NftTableLive {
-    bool exists = false;
-    uint32_t flags = 0;
-    uint32_t genid = 0;                      // ruleset generation the dumps were taken at
-    std::vector<NftChainLive> chains;
-    std::vector<std::string> sets;           // named (non-anonymous) sets and maps
-    std::vector<NftRuleLive> rules;          // in chain order
-};
-
-namespace nft {
-
-struct RuleDeleter {
-    void operator()(nftnl_rule* r) const;
-};
-using RulePtr = std::unique_ptr<nftnl_rule, RuleDeleter>;
-
-// The base chain a kind's rules live in.
-const char* chain_for(model::FwKind kind);
-
-// The rule with the fields its kind does not use cleared (proto is udp for kinds without one):
-// what read() returns for it. Compare desired rules in this form.
-model::FwRule canonical(const model::FwRule& r);
-
-// Why a rule cannot be built (empty id, port 0, missing interface or target, ...); ok otherwise.
-backend::Status check_rule(const model::FwRule& r);
-
-// The libnftnl rule for r (family inet, table, chain, expressions, comment). r must pass
-// check_rule.
-RulePtr build_rule(const model::FwRule& r);
-RulePtr build_established_rule();
-
-// What the rule's expressions mean; never looks at the comment.
-NftDecoded decode_rule(const nftnl_rule* r);
-// The comment in the rule's userdata, when it carries one.
-std::optional<std::string> rule_comment(const nftnl_rule* r);
-
-// One NFT_MSG_NEWRULE message of a dump (read() feeds each one here): the live rule when it parses
-// and belongs to `table`, else nothing. A malformed message is skipped, never trusted to libnftnl
-// as it is (see nft.cpp).
-std::optional<NftRuleLive> parse_rule_message(const nlmsghdr* nlh, const std::string& table);
-
-// The rules read() reports for a table, by id, and for each id the live rule it came from
-// (none for skeleton damage ids).
-struct View {
-    std::map<std::string, model::FwRule> rules;
-    std::map<std::string, const NftRuleLive*> source;
-};
-View view(const NftTableLive& table);
-
-}  // namespace nft
 
 // Firewall over nftables. The netlink socket is opened by the constructor, in the network
 // namespace of the calling thread, and every call acts there.

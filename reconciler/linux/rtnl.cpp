@@ -1,6 +1,7 @@
 // rtnetlink through libnl-route-3. See rtnl.hpp for the invariants.
 #include "linux/rtnl.hpp"
 #include "linux/nl_errno.hpp"
+#include "linux/nl_ptr.hpp"
 
 #include <linux/if_addr.h>
 #include <linux/rtnetlink.h>
@@ -33,16 +34,6 @@ using model::IpAddr;
 using model::Prefix;
 
 namespace {
-
-struct NlFree {
-    void operator()(nl_cache* c) const { nl_cache_free(c); }
-    void operator()(rtnl_link* l) const { rtnl_link_put(l); }
-    void operator()(rtnl_addr* a) const { rtnl_addr_put(a); }
-    void operator()(rtnl_route* r) const { rtnl_route_put(r); }
-    void operator()(nl_addr* a) const { nl_addr_put(a); }
-};
-template <class T>
-using NlPtr = std::unique_ptr<T, NlFree>;
 
 // Called by libnl for every NLMSG_ERROR with a non-zero error; NL_STOP makes libnl return its
 // own code as usual, while the exact errno is kept for the message.
@@ -234,6 +225,21 @@ Status Rtnl::link_change(const std::string& name, std::optional<uint32_t> mtu, s
     }
     kernel_errno_ = 0;
     int err = rtnl_link_change(sock_, orig->get(), change.get(), 0);
+    if (err < 0) return nl_error(err, what);
+    return Status::ok();
+}
+
+Status Rtnl::delete_link(const std::string& name) {
+    const std::string what = "delete link " + name;
+    auto found = get_link(name, what);
+    if (!found) return found.error();
+    if (!*found) return backend::errno_error(ENODEV, what);
+    NlPtr<rtnl_link> link(rtnl_link_alloc());
+    if (!link) return backend::errno_error(ENOMEM, what);
+    // By index, so a link renamed since the lookup is not hit by name.
+    rtnl_link_set_ifindex(link.get(), rtnl_link_get_ifindex(found->get()));
+    kernel_errno_ = 0;
+    int err = rtnl_link_delete(sock_, link.get());
     if (err < 0) return nl_error(err, what);
     return Status::ok();
 }

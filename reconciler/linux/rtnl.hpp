@@ -55,6 +55,9 @@ public:
     backend::Status add_route(const model::Route& route) override;
     // Only a route of ours: one that is not there or carries another protocol is ESRCH.
     backend::Status del_route(const model::Route& route) override;
+    // Deletes the link of that name, whatever its kind (the caller checks it is its own); a
+    // missing link is an ENODEV error.
+    backend::Status delete_link(const std::string& name);
 
     // Removes, then adds (so an address can change its prefix length), in chunks of at most
     // `chunk` changes. after_chunk runs after every chunk, the last one included; when it returns

@@ -20,19 +20,6 @@
 
 namespace wgf::linux_ {
 
-// The command that starts a userspace implementation, split into words (wg-quick leaves the
-// variable unquoted, so "boringtun-cli --disable-drop-privileges" works the same here). In
-// order: `configured` (the YAML key `userspace:`), WG_FLEET_USERSPACE_IMPLEMENTATION,
-// WG_QUICK_USERSPACE_IMPLEMENTATION, wireguard-go found in PATH. ENOENT when none applies.
-backend::Result<std::vector<std::string>> resolve_userspace_command(const std::optional<std::string>& configured);
-
-// Runs `argv... ifname` in a new session (in the calling thread's network namespace), waits
-// until the process answers on ifname's socket. wireguard-go daemonizes itself: its first
-// process exits 0 once the daemon holds the tun and the socket, and the daemon outlives us.
-// Errors name the command and quote its output (exit status, or no answer within timeout_ms).
-backend::Status start_userspace(const std::vector<std::string>& argv, const std::string& ifname,
-                                const std::string& socket_dir, int timeout_ms);
-
 // Connect to the socket: ECONNREFUSED or ENOENT mean the process is gone (or never ran).
 // Any other outcome counts as alive, so nothing is started twice on a permission error.
 bool userspace_alive(const std::string& ifname, const std::string& socket_dir = kUapiSocketDir);

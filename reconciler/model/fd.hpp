@@ -14,6 +14,22 @@ struct Fd {
     }
     Fd(const Fd&) = delete;
     Fd& operator=(const Fd&) = delete;
+    Fd(Fd&& other) noexcept : fd(other.release()) {}
+    Fd& operator=(Fd&& other) noexcept {
+        if (this != &other) reset(other.release());
+        return *this;
+    }
+    // Closes the descriptor held now (if any) and holds f instead.
+    void reset(int f = -1) noexcept {
+        if (fd >= 0) close(fd);
+        fd = f;
+    }
+    // Hands the descriptor to the caller, who closes it from now on.
+    int release() noexcept {
+        int f = fd;
+        fd = -1;
+        return f;
+    }
 };
 
 }  // namespace wgf::model

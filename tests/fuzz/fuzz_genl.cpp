@@ -4,7 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "linux/wg_genl.hpp"
+#include "linux/wg_genl_msg.hpp"
 #include "netlink_input.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

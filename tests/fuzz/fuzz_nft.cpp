@@ -5,7 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "linux/nft.hpp"
+#include "linux/nft_codec.hpp"
 #include "netlink_input.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <string_view>
 
-#include "linux/wg_uapi.hpp"
+#include "linux/uapi_protocol.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     using namespace wgf::linux_;

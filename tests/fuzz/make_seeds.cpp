@@ -22,8 +22,8 @@
 #include <string>
 #include <vector>
 
-#include "linux/nft.hpp"
-#include "linux/wg_genl.hpp"
+#include "linux/nft_codec.hpp"
+#include "linux/wg_genl_msg.hpp"
 
 using namespace wgf;
 using linux_::NlMsgPtr;

@@ -17,7 +17,7 @@
 #include <linux/netfilter.h>
 #include <linux/netfilter/nf_tables.h>
 
-#include "linux/nft.hpp"
+#include "linux/nft_codec.hpp"
 
 using wgf::linux_::NftDecoded;
 using wgf::linux_::NftRuleLive;

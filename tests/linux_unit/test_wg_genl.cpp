@@ -21,7 +21,7 @@
 
 #include <catch2/catch.hpp>
 
-#include "linux/wg_genl.hpp"
+#include "linux/wg_genl_msg.hpp"
 
 using wgf::backend::WgDeviceChange;
 using wgf::backend::WgPeerChange;

@@ -1,0 +1,833 @@
+// The nftables rule codec: building and decoding the rules of table `inet wg-fleet`. Pure; see
+// nft_codec.hpp.
+#include "linux/nft_codec.hpp"
+
+#include <arpa/inet.h>
+#include <endian.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <new>
+#include <set>
+#include <string_view>
+#include <utility>
+
+#include <libmnl/libmnl.h>
+#include <libnftnl/common.h>
+#include <libnftnl/expr.h>
+#include <libnftnl/rule.h>
+#include <libnftnl/udata.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter/nf_nat.h>
+#include <linux/netfilter/nf_tables.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netlink.h>
+
+#include <fmt/format.h>
+
+namespace wgf::linux_ {
+
+using backend::Error;
+using backend::Status;
+using model::FwKind;
+using model::FwRule;
+
+namespace {
+
+constexpr size_t kIfNameSize = 16;  // IFNAMSIZ: nft compares interface names as 16 NUL-padded bytes
+constexpr size_t kMaxIdLen = NFTNL_UDATA_COMMENT_MAXLEN - 1;  // nft refuses longer comments
+constexpr uint32_t kCtStateEstablishedRelated = (1u << (0 + 1)) | (1u << (1 + 1));  // NF_CT_STATE_BIT
+constexpr uint32_t kCtStatusDstNat = 1u << 5;  // IPS_DST_NAT: the connection was DNATed
+constexpr uint32_t kNfprotoIpv4 = NFPROTO_IPV4, kNfprotoIpv6 = NFPROTO_IPV6;
+
+bool valid_id(const std::string& id) { return !id.empty() && id[0] != '?' && id != kEstablishedId; }
+
+nftnl_expr* new_expr(const char* name) {
+    nftnl_expr* e = nftnl_expr_alloc(name);
+    if (!e) throw std::bad_alloc();
+    return e;
+}
+
+void add_meta_load(nftnl_rule* r, uint32_t key) {
+    nftnl_expr* e = new_expr("meta");
+    nftnl_expr_set_u32(e, NFTNL_EXPR_META_KEY, key);
+    nftnl_expr_set_u32(e, NFTNL_EXPR_META_DREG, NFT_REG_1);
+    nftnl_rule_add_expr(r, e);
+}
+
+void add_cmp(nftnl_rule* r, uint32_t op, const void* data, uint32_t len) {
+    nftnl_expr* e = new_expr("cmp");
+    nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_SREG, NFT_REG_1);
+    nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_OP, op);
+    nftnl_expr_set(e, NFTNL_EXPR_CMP_DATA, data, len);
+    nftnl_rule_add_expr(r, e);
+}
+
+void add_ifname_match(nftnl_rule* r, uint32_t key, const std::string& name) {
+    char buf[kIfNameSize] = {};
+    std::memcpy(buf, name.data(), std::min(name.size(), kIfNameSize - 1));
+    add_meta_load(r, key);
+    add_cmp(r, NFT_CMP_EQ, buf, sizeof buf);
+}
+
+void add_u8_match(nftnl_rule* r, uint32_t meta_key, uint8_t value) {
+    add_meta_load(r, meta_key);
+    add_cmp(r, NFT_CMP_EQ, &value, 1);
+}
+
+// `tcp dport N` / `udp dport N` in an inet chain: the l4proto dependency, then the port.
+void add_dport_match(nftnl_rule* r, model::Proto proto, uint16_t port) {
+    add_u8_match(r, NFT_META_L4PROTO, proto == model::Proto::tcp ? IPPROTO_TCP : IPPROTO_UDP);
+    nftnl_expr* e = new_expr("payload");
+    nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_BASE, NFT_PAYLOAD_TRANSPORT_HEADER);
+    nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_OFFSET, 2);
+    nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_LEN, 2);
+    nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_DREG, NFT_REG_1);
+    nftnl_rule_add_expr(r, e);
+    uint16_t be = htons(port);
+    add_cmp(r, NFT_CMP_EQ, &be, sizeof be);
+}
+
+void add_immediate(nftnl_rule* r, uint32_t reg, const void* data, uint32_t len) {
+    nftnl_expr* e = new_expr("immediate");
+    nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_DREG, reg);
+    nftnl_expr_set(e, NFTNL_EXPR_IMM_DATA, data, len);
+    nftnl_rule_add_expr(r, e);
+}
+
+// `ct KEY & mask != 0`: any of the bits set (`ct state established,related`, `ct status dnat`).
+void add_ct_bits_match(nftnl_rule* r, uint32_t key, uint32_t mask) {
+    nftnl_expr* ct = new_expr("ct");
+    nftnl_expr_set_u32(ct, NFTNL_EXPR_CT_KEY, key);
+    nftnl_expr_set_u32(ct, NFTNL_EXPR_CT_DREG, NFT_REG_1);
+    nftnl_rule_add_expr(r, ct);
+    nftnl_expr* bw = new_expr("bitwise");
+    uint32_t zero = 0;
+    nftnl_expr_set_u32(bw, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
+    nftnl_expr_set_u32(bw, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
+    nftnl_expr_set_u32(bw, NFTNL_EXPR_BITWISE_LEN, 4);
+    nftnl_expr_set(bw, NFTNL_EXPR_BITWISE_MASK, &mask, 4);
+    nftnl_expr_set(bw, NFTNL_EXPR_BITWISE_XOR, &zero, 4);
+    nftnl_rule_add_expr(r, bw);
+    add_cmp(r, NFT_CMP_NEQ, &zero, 4);
+}
+
+void add_accept(nftnl_rule* r) {
+    nftnl_expr* e = new_expr("immediate");
+    nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_DREG, NFT_REG_VERDICT);
+    nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_VERDICT, NF_ACCEPT);
+    nftnl_rule_add_expr(r, e);
+}
+
+void set_comment(nftnl_rule* r, const std::string& id) {
+    nftnl_udata_buf* buf = nftnl_udata_buf_alloc(NFT_USERDATA_MAXLEN);
+    if (!buf) throw std::bad_alloc();
+    nftnl_udata_put_strz(buf, NFTNL_UDATA_RULE_COMMENT, id.c_str());
+    nftnl_rule_set_data(r, NFTNL_RULE_USERDATA, nftnl_udata_buf_data(buf), nftnl_udata_buf_len(buf));
+    nftnl_udata_buf_free(buf);
+}
+
+// Expressions are evaluated symbolically: each register remembers where its value came from, and
+// each cmp becomes a fact about that source. Any expression or fact we never build makes the rule
+// unknown, so a hand edit (a counter, a log, a different match) is never mistaken for ours.
+
+struct RegValue {
+    enum class From { meta, payload, ct, imm } from = From::meta;
+    uint32_t key = 0, base = 0, offset = 0, len = 0;
+    std::string data;                  // imm: the bytes
+    bool masked = false;               // ct: passed through bitwise
+    uint32_t mask = 0, xor_ = 0;
+
+    static RegValue of(From from, uint32_t key = 0) {
+        RegValue v;
+        v.from = from;
+        v.key = key;
+        return v;
+    }
+};
+
+std::string expr_bytes(const nftnl_expr* e, uint16_t attr) {
+    uint32_t len = 0;
+    const void* p = nftnl_expr_get(e, attr, &len);
+    return p ? std::string(static_cast<const char*>(p), len) : std::string();
+}
+
+// The kernel reports a range's max register as the min one when only min was given.
+bool same_or_unset(const nftnl_expr* e, uint16_t max_attr, uint16_t min_attr) {
+    if (!nftnl_expr_is_set(e, max_attr)) return true;
+    return nftnl_expr_is_set(e, min_attr) && nftnl_expr_get_u32(e, max_attr) == nftnl_expr_get_u32(e, min_attr);
+}
+
+std::optional<std::string> ifname_from(const std::string& data) {
+    if (data.size() != kIfNameSize) return std::nullopt;
+    size_t nul = data.find('\0');
+    if (nul == 0 || nul == std::string::npos) return std::nullopt;
+    if (data.find_first_not_of('\0', nul) != std::string::npos) return std::nullopt;
+    return data.substr(0, nul);
+}
+
+struct Facts {
+    std::optional<uint8_t> nfproto, l4proto;
+    std::optional<uint16_t> dport;
+    std::optional<std::string> iifname, oifname;
+    bool established = false;
+    bool dnat_status = false;
+    int count = 0;
+};
+
+enum class Terminal { none, accept, dnat, masquerade };
+
+// Applies one cmp to the facts; false when it is not a match we build or it repeats one.
+bool add_fact(Facts& f, const RegValue& src, uint32_t op, const std::string& data) {
+    auto once = [](auto& slot, auto value) {
+        if (slot) return false;
+        slot = value;
+        return true;
+    };
+    ++f.count;
+    if (src.from == RegValue::From::ct) {
+        uint32_t zero = 0;
+        if (!src.masked || src.xor_ != 0 || op != NFT_CMP_NEQ || data != std::string(reinterpret_cast<const char*>(&zero), 4))
+            return false;
+        if (src.key == NFT_CT_STATE && src.mask == kCtStateEstablishedRelated) return !std::exchange(f.established, true);
+        if (src.key == NFT_CT_STATUS && src.mask == kCtStatusDstNat) return !std::exchange(f.dnat_status, true);
+        return false;
+    }
+    if (op != NFT_CMP_EQ) return false;
+    if (src.from == RegValue::From::meta) {
+        switch (src.key) {
+            case NFT_META_NFPROTO:
+                return data.size() == 1 && once(f.nfproto, static_cast<uint8_t>(data[0]));
+            case NFT_META_L4PROTO:
+                return data.size() == 1 && once(f.l4proto, static_cast<uint8_t>(data[0]));
+            case NFT_META_IIFNAME:
+                if (auto n = ifname_from(data)) return once(f.iifname, *n);
+                return false;
+            case NFT_META_OIFNAME:
+                if (auto n = ifname_from(data)) return once(f.oifname, *n);
+                return false;
+            default:
+                return false;
+        }
+    }
+    if (src.from == RegValue::From::payload) {
+        // A port only means something after its protocol was matched.
+        if (src.base != NFT_PAYLOAD_TRANSPORT_HEADER || src.offset != 2 || src.len != 2 || data.size() != 2 ||
+            !f.l4proto)
+            return false;
+        uint16_t be;
+        std::memcpy(&be, data.data(), 2);
+        return once(f.dport, ntohs(be));
+    }
+    return false;
+}
+
+// One rule's expressions, fed in order. Each expression kind has a handler that says whether the
+// expression is one we build (false makes the rule unknown) and records what it means: a load
+// into a register, a fact (a cmp), or the terminal statement.
+class RuleDecoder {
+public:
+    bool feed(const nftnl_expr* e);
+    NftDecoded result() const;
+
+private:
+    bool meta(const nftnl_expr* e);
+    bool payload(const nftnl_expr* e);
+    bool ct(const nftnl_expr* e);
+    bool bitwise(const nftnl_expr* e);
+    bool immediate(const nftnl_expr* e);
+    bool cmp(const nftnl_expr* e);
+    bool nat(const nftnl_expr* e);
+    bool masq(const nftnl_expr* e);
+    // The register an immediate loaded `want` bytes into, as the nat expression names it.
+    const RegValue* imm_reg(const nftnl_expr* e, uint16_t attr, size_t want) const;
+
+    std::map<uint32_t, RegValue> regs_;
+    Facts facts_;
+    Terminal term_ = Terminal::none;
+    FwRule dnat_;
+};
+
+bool RuleDecoder::feed(const nftnl_expr* e) {
+    using Handler = bool (RuleDecoder::*)(const nftnl_expr*);
+    static constexpr std::pair<std::string_view, Handler> kHandlers[] = {
+        {"meta", &RuleDecoder::meta},     {"payload", &RuleDecoder::payload},     {"ct", &RuleDecoder::ct},
+        {"bitwise", &RuleDecoder::bitwise}, {"immediate", &RuleDecoder::immediate}, {"cmp", &RuleDecoder::cmp},
+        {"nat", &RuleDecoder::nat},       {"masq", &RuleDecoder::masq},
+    };
+    if (term_ != Terminal::none) return false;  // nothing of ours follows the verdict or the nat statement
+    const char* raw_name = nftnl_expr_get_str(e, NFTNL_EXPR_NAME);
+    const std::string_view name = raw_name ? raw_name : "";
+    for (const auto& [kind, handler] : kHandlers)
+        if (kind == name) return (this->*handler)(e);
+    return false;
+}
+
+bool RuleDecoder::meta(const nftnl_expr* e) {
+    if (!nftnl_expr_is_set(e, NFTNL_EXPR_META_DREG)) return false;  // a `meta set`
+    regs_[nftnl_expr_get_u32(e, NFTNL_EXPR_META_DREG)] = RegValue::of(RegValue::From::meta, nftnl_expr_get_u32(e, NFTNL_EXPR_META_KEY));
+    return true;
+}
+
+bool RuleDecoder::payload(const nftnl_expr* e) {
+    if (!nftnl_expr_is_set(e, NFTNL_EXPR_PAYLOAD_DREG) || nftnl_expr_is_set(e, NFTNL_EXPR_PAYLOAD_SREG)) return false;
+    RegValue v = RegValue::of(RegValue::From::payload);
+    v.base = nftnl_expr_get_u32(e, NFTNL_EXPR_PAYLOAD_BASE);
+    v.offset = nftnl_expr_get_u32(e, NFTNL_EXPR_PAYLOAD_OFFSET);
+    v.len = nftnl_expr_get_u32(e, NFTNL_EXPR_PAYLOAD_LEN);
+    regs_[nftnl_expr_get_u32(e, NFTNL_EXPR_PAYLOAD_DREG)] = v;
+    return true;
+}
+
+bool RuleDecoder::ct(const nftnl_expr* e) {
+    if (!nftnl_expr_is_set(e, NFTNL_EXPR_CT_DREG) || nftnl_expr_is_set(e, NFTNL_EXPR_CT_SREG) ||
+        nftnl_expr_is_set(e, NFTNL_EXPR_CT_DIR))
+        return false;
+    regs_[nftnl_expr_get_u32(e, NFTNL_EXPR_CT_DREG)] = RegValue::of(RegValue::From::ct, nftnl_expr_get_u32(e, NFTNL_EXPR_CT_KEY));
+    return true;
+}
+
+bool RuleDecoder::bitwise(const nftnl_expr* e) {
+    auto src = regs_.find(nftnl_expr_get_u32(e, NFTNL_EXPR_BITWISE_SREG));
+    // Operation 0 is mask-and-xor (NFT_BITWISE_BOOL in older headers).
+    if (src == regs_.end() || src->second.from != RegValue::From::ct || src->second.masked ||
+        (nftnl_expr_is_set(e, NFTNL_EXPR_BITWISE_OP) && nftnl_expr_get_u32(e, NFTNL_EXPR_BITWISE_OP) != 0) ||
+        nftnl_expr_get_u32(e, NFTNL_EXPR_BITWISE_LEN) != 4)
+        return false;
+    std::string mask = expr_bytes(e, NFTNL_EXPR_BITWISE_MASK), x = expr_bytes(e, NFTNL_EXPR_BITWISE_XOR);
+    if (mask.size() != 4 || x.size() != 4) return false;
+    RegValue v = src->second;
+    v.masked = true;
+    std::memcpy(&v.mask, mask.data(), 4);
+    std::memcpy(&v.xor_, x.data(), 4);
+    regs_[nftnl_expr_get_u32(e, NFTNL_EXPR_BITWISE_DREG)] = v;
+    return true;
+}
+
+bool RuleDecoder::immediate(const nftnl_expr* e) {
+    uint32_t dreg = nftnl_expr_get_u32(e, NFTNL_EXPR_IMM_DREG);
+    if (dreg == NFT_REG_VERDICT) {
+        term_ = Terminal::accept;
+        return nftnl_expr_is_set(e, NFTNL_EXPR_IMM_VERDICT) && !nftnl_expr_is_set(e, NFTNL_EXPR_IMM_CHAIN) &&
+               static_cast<int32_t>(nftnl_expr_get_u32(e, NFTNL_EXPR_IMM_VERDICT)) == NF_ACCEPT;
+    }
+    RegValue v = RegValue::of(RegValue::From::imm);
+    v.data = expr_bytes(e, NFTNL_EXPR_IMM_DATA);
+    regs_[dreg] = v;
+    return true;
+}
+
+bool RuleDecoder::cmp(const nftnl_expr* e) {
+    auto src = regs_.find(nftnl_expr_get_u32(e, NFTNL_EXPR_CMP_SREG));
+    return src != regs_.end() &&
+           add_fact(facts_, src->second, nftnl_expr_get_u32(e, NFTNL_EXPR_CMP_OP), expr_bytes(e, NFTNL_EXPR_CMP_DATA));
+}
+
+const RegValue* RuleDecoder::imm_reg(const nftnl_expr* e, uint16_t attr, size_t want) const {
+    auto reg = regs_.find(nftnl_expr_get_u32(e, attr));
+    if (reg == regs_.end() || reg->second.from != RegValue::From::imm || reg->second.data.size() != want) return nullptr;
+    return &reg->second;
+}
+
+bool RuleDecoder::nat(const nftnl_expr* e) {
+    term_ = Terminal::dnat;
+    uint32_t family = nftnl_expr_get_u32(e, NFTNL_EXPR_NAT_FAMILY);
+    uint32_t flags = nftnl_expr_is_set(e, NFTNL_EXPR_NAT_FLAGS) ? nftnl_expr_get_u32(e, NFTNL_EXPR_NAT_FLAGS) : 0;
+    // The kernel reports the two flags implied by the registers it was given.
+    if (nftnl_expr_get_u32(e, NFTNL_EXPR_NAT_TYPE) != NFT_NAT_DNAT || (family != kNfprotoIpv4 && family != kNfprotoIpv6) ||
+        (flags & ~uint32_t(NF_NAT_RANGE_MAP_IPS | NF_NAT_RANGE_PROTO_SPECIFIED)) != 0 ||
+        !nftnl_expr_is_set(e, NFTNL_EXPR_NAT_REG_ADDR_MIN) ||
+        !same_or_unset(e, NFTNL_EXPR_NAT_REG_ADDR_MAX, NFTNL_EXPR_NAT_REG_ADDR_MIN) ||
+        !same_or_unset(e, NFTNL_EXPR_NAT_REG_PROTO_MAX, NFTNL_EXPR_NAT_REG_PROTO_MIN))
+        return false;
+    const size_t want = family == kNfprotoIpv4 ? 4 : 16;
+    const RegValue* addr = imm_reg(e, NFTNL_EXPR_NAT_REG_ADDR_MIN, want);
+    if (!addr) return false;
+    model::IpAddr a;
+    a.family = family == kNfprotoIpv4 ? 4 : 6;
+    std::memcpy(a.bytes.data(), addr->data.data(), want);
+    dnat_.to = a;
+    if (!nftnl_expr_is_set(e, NFTNL_EXPR_NAT_REG_PROTO_MIN)) return true;
+    const RegValue* port = imm_reg(e, NFTNL_EXPR_NAT_REG_PROTO_MIN, 2);
+    if (!port) return false;
+    uint16_t be;
+    std::memcpy(&be, port->data.data(), 2);
+    dnat_.to_port = ntohs(be);
+    return dnat_.to_port != 0;
+}
+
+bool RuleDecoder::masq(const nftnl_expr* e) {
+    term_ = Terminal::masquerade;
+    return (!nftnl_expr_is_set(e, NFTNL_EXPR_MASQ_FLAGS) || nftnl_expr_get_u32(e, NFTNL_EXPR_MASQ_FLAGS) == 0) &&
+           !nftnl_expr_is_set(e, NFTNL_EXPR_MASQ_REG_PROTO_MIN) && !nftnl_expr_is_set(e, NFTNL_EXPR_MASQ_REG_PROTO_MAX);
+}
+
+// Which of our rules the facts and the terminal statement make, when exactly those facts.
+NftDecoded RuleDecoder::result() const {
+    NftDecoded out;
+    const Facts& f = facts_;
+    auto only = [&](int n) { return f.count == n; };
+    if (term_ == Terminal::accept) {
+        if (f.established && !f.dnat_status && only(1)) {
+            out.what = NftDecoded::What::established;
+        } else if (f.l4proto == IPPROTO_UDP && f.dport && only(2)) {
+            out.what = NftDecoded::What::fw_rule;
+            out.rule.kind = FwKind::accept_udp;
+            out.rule.port = *f.dport;
+        } else if (f.iifname && only(f.oifname ? 2 : 1)) {
+            out.what = NftDecoded::What::fw_rule;
+            out.rule.kind = FwKind::forward;
+            out.rule.iif = *f.iifname;
+            out.rule.oif = f.oifname.value_or("");
+        }
+    } else if (term_ == Terminal::dnat) {
+        uint8_t want_nfproto = dnat_.to->is_v4() ? NFPROTO_IPV4 : NFPROTO_IPV6;
+        if (f.nfproto == want_nfproto && (f.l4proto == IPPROTO_TCP || f.l4proto == IPPROTO_UDP) && f.dport && only(3)) {
+            out.what = NftDecoded::What::fw_rule;
+            out.rule.kind = FwKind::dnat;
+            out.rule.proto = f.l4proto == IPPROTO_TCP ? model::Proto::tcp : model::Proto::udp;
+            out.rule.port = *f.dport;
+            out.rule.to = dnat_.to;
+            out.rule.to_port = dnat_.to_port;
+        }
+    } else if (term_ == Terminal::masquerade) {
+        if (f.oifname && f.dnat_status && !f.established && only(2)) {
+            out.what = NftDecoded::What::fw_rule;
+            out.rule.kind = FwKind::masquerade;
+            out.rule.oif = *f.oifname;
+        }
+    }
+    if (out.what == NftDecoded::What::fw_rule && out.rule.port == 0 && out.rule.kind != FwKind::forward &&
+        out.rule.kind != FwKind::masquerade)
+        out.what = NftDecoded::What::unknown;  // port 0 is never one we build
+    return out;
+}
+
+}  // namespace
+
+namespace nft {
+
+
+const std::vector<BaseChainSpec>& base_chains() {
+    static const std::vector<BaseChainSpec> chains = {
+        {"input", "filter", NF_INET_LOCAL_IN, 0},
+        {"forward", "filter", NF_INET_FORWARD, 0},
+        {"prerouting", "nat", NF_INET_PRE_ROUTING, -100},   // dstnat
+        {"postrouting", "nat", NF_INET_POST_ROUTING, 100},  // srcnat
+    };
+    return chains;
+}
+
+const BaseChainSpec* base_chain_spec(const std::string& name) {
+    for (const auto& s : base_chains())
+        if (name == s.name) return &s;
+    return nullptr;
+}
+
+RulePtr new_rule(const char* chain) {
+    RulePtr r(nftnl_rule_alloc());
+    if (!r) throw std::bad_alloc();
+    nftnl_rule_set_u32(r.get(), NFTNL_RULE_FAMILY, NFPROTO_INET);
+    nftnl_rule_set_str(r.get(), NFTNL_RULE_TABLE, backend::kNftTable);
+    nftnl_rule_set_str(r.get(), NFTNL_RULE_CHAIN, chain);
+    return r;
+}
+
+
+const char* chain_for(FwKind kind) {
+    switch (kind) {
+        case FwKind::accept_udp: return "input";
+        case FwKind::forward: return "forward";
+        case FwKind::dnat: return "prerouting";
+        case FwKind::masquerade: return "postrouting";
+    }
+    return "input";
+}
+
+FwRule canonical(const FwRule& r) {
+    FwRule c;
+    c.id = r.id;
+    c.kind = r.kind;
+    switch (r.kind) {
+        case FwKind::accept_udp:
+            c.port = r.port;
+            break;
+        case FwKind::forward:
+            c.iif = r.iif;
+            c.oif = r.oif;
+            break;
+        case FwKind::dnat:
+            // The outgoing interface of a forward is not known in prerouting; the rule cannot
+            // express it, so it is not part of the rule.
+            c.proto = r.proto;
+            c.port = r.port;
+            c.to = r.to;
+            c.to_port = r.to_port;
+            break;
+        case FwKind::masquerade:
+            c.oif = r.oif;
+            break;
+    }
+    return c;
+}
+
+Status check_rule(const FwRule& r) {
+    auto bad = [&](const std::string& why) { return Error{EINVAL, fmt::format("firewall rule '{}': {}", r.id, why)}; };
+    if (!valid_id(r.id)) return bad("the id must be non-empty, not start with '?' and not be " + std::string(kEstablishedId));
+    if (r.id.size() > kMaxIdLen) return bad(fmt::format("the id is {} bytes long; nft comments hold at most {}", r.id.size(), kMaxIdLen));
+    if (r.id.find('\0') != std::string::npos) return bad("the id contains a NUL byte");
+    auto ifname_ok = [](const std::string& n) { return !n.empty() && n.size() < kIfNameSize && n.find('\0') == std::string::npos; };
+    switch (r.kind) {
+        case FwKind::accept_udp:
+            if (r.port == 0) return bad("accept_udp needs a port 1..65535");
+            break;
+        case FwKind::forward:
+            if (!ifname_ok(r.iif)) return bad(fmt::format("forward needs an input interface name of 1..15 bytes, got '{}'", r.iif));
+            if (!r.oif.empty() && !ifname_ok(r.oif)) return bad(fmt::format("output interface '{}' is not 1..15 bytes", r.oif));
+            break;
+        case FwKind::dnat:
+            if (r.port == 0) return bad("dnat needs a port 1..65535");
+            if (!r.to || (!r.to->is_v4() && !r.to->is_v6())) return bad("dnat needs an IPv4 or IPv6 target address");
+            break;
+        case FwKind::masquerade:
+            if (!ifname_ok(r.oif)) return bad(fmt::format("masquerade needs an output interface name of 1..15 bytes, got '{}'", r.oif));
+            break;
+    }
+    return Status::ok();
+}
+
+RulePtr build_rule(const FwRule& r) {
+    RulePtr rule = new_rule(chain_for(r.kind));
+    nftnl_rule* p = rule.get();
+    switch (r.kind) {
+        case FwKind::accept_udp:
+            add_dport_match(p, model::Proto::udp, r.port);
+            add_accept(p);
+            break;
+        case FwKind::forward:
+            add_ifname_match(p, NFT_META_IIFNAME, r.iif);
+            if (!r.oif.empty()) add_ifname_match(p, NFT_META_OIFNAME, r.oif);
+            add_accept(p);
+            break;
+        case FwKind::dnat: {
+            bool v4 = r.to && r.to->is_v4();
+            // Without the family match the rule would also match the other family's packets,
+            // where the nat expression of this family does nothing.
+            add_u8_match(p, NFT_META_NFPROTO, v4 ? NFPROTO_IPV4 : NFPROTO_IPV6);
+            add_dport_match(p, r.proto, r.port);
+            add_immediate(p, NFT_REG_1, r.to->bytes.data(), v4 ? 4 : 16);
+            if (r.to_port) {
+                uint16_t be = htons(r.to_port);
+                add_immediate(p, NFT_REG_2, &be, sizeof be);
+            }
+            nftnl_expr* e = new_expr("nat");
+            nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_TYPE, NFT_NAT_DNAT);
+            nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_FAMILY, v4 ? NFPROTO_IPV4 : NFPROTO_IPV6);
+            nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_ADDR_MIN, NFT_REG_1);
+            if (r.to_port) {
+                nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_PROTO_MIN, NFT_REG_2);
+                nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_FLAGS, NF_NAT_RANGE_PROTO_SPECIFIED);
+            }
+            nftnl_rule_add_expr(p, e);
+            break;
+        }
+        case FwKind::masquerade:
+            // Only connections a forward DNATed: they come from outside the fleet, and the
+            // member answers through the tunnel only if they seem to come from this node. Other
+            // traffic leaving through the interface (members talking to members, relayed by
+            // this controller) keeps its source address.
+            add_ifname_match(p, NFT_META_OIFNAME, r.oif);
+            add_ct_bits_match(p, NFT_CT_STATUS, kCtStatusDstNat);
+            nftnl_rule_add_expr(p, new_expr("masq"));
+            break;
+    }
+    set_comment(p, r.id);
+    return rule;
+}
+
+RulePtr build_established_rule() {
+    RulePtr rule = new_rule("forward");
+    nftnl_rule* p = rule.get();
+    add_ct_bits_match(p, NFT_CT_STATE, kCtStateEstablishedRelated);
+    add_accept(p);
+    set_comment(p, kEstablishedId);
+    return rule;
+}
+
+NftDecoded decode_rule(const nftnl_rule* r) {
+    nftnl_expr_iter* it = nftnl_expr_iter_create(r);
+    if (!it) throw std::bad_alloc();
+    RuleDecoder decoder;
+    bool ok = true;
+    for (const nftnl_expr* e = nftnl_expr_iter_next(it); e && ok; e = nftnl_expr_iter_next(it)) ok = decoder.feed(e);
+    nftnl_expr_iter_destroy(it);
+    return ok ? decoder.result() : NftDecoded{};
+}
+
+namespace {
+
+// The attributes in [begin, begin + len), as libmnl bounds them.
+template <class F>
+void for_each_attr(const void* begin, size_t len, F&& f) {
+    auto* a = static_cast<const nlattr*>(begin);
+    int left = static_cast<int>(len);
+    while (mnl_attr_ok(a, left)) {
+        f(a);
+        left -= static_cast<int>(MNL_ALIGN(a->nla_len));
+        a = reinterpret_cast<const nlattr*>(reinterpret_cast<const char*>(a) + MNL_ALIGN(a->nla_len));
+    }
+}
+
+// libnftnl trusts the kernel's layout of a rule message: it exit()s the process ("kernel ABI is
+// broken") on an attribute of a known type with the wrong size, and reads an expression's name
+// without checking that there is one. So a message is checked here first, against the layout
+// the kernel uses, and only rules made of the expressions wg-fleet builds, each attribute checked,
+// are handed to libnftnl; any other rule cannot be one of ours and is read as an unknown rule
+// (its handle and chain only), which view() reports as damage for apply to delete.
+enum class AttrKind : uint8_t { u8, u32, u64, string, nested, binary, data };
+
+bool attr_valid(const nlattr* a, AttrKind kind);
+
+// NFTA_DATA_*: a value, or a verdict (code, chain, chain id).
+bool data_valid(const nlattr* nest) {
+    bool ok = true;
+    for_each_attr(mnl_attr_get_payload(nest), mnl_attr_get_payload_len(nest), [&](const nlattr* a) {
+        switch (mnl_attr_get_type(a)) {
+            case NFTA_DATA_VALUE: ok &= attr_valid(a, AttrKind::binary) && mnl_attr_get_payload_len(a) <= NFT_DATA_VALUE_MAXLEN; break;
+            case NFTA_DATA_VERDICT:
+                ok &= attr_valid(a, AttrKind::nested);
+                if (!ok) break;
+                for_each_attr(mnl_attr_get_payload(a), mnl_attr_get_payload_len(a), [&](const nlattr* v) {
+                    switch (mnl_attr_get_type(v)) {
+                        case NFTA_VERDICT_CODE:
+                        case NFTA_VERDICT_CHAIN_ID: ok &= attr_valid(v, AttrKind::u32); break;
+                        case NFTA_VERDICT_CHAIN: ok &= attr_valid(v, AttrKind::string); break;
+                        default: ok = false;
+                    }
+                });
+                break;
+            default: ok = false;
+        }
+    });
+    return ok;
+}
+
+bool attr_valid(const nlattr* a, AttrKind kind) {
+    switch (kind) {
+        case AttrKind::u8: return mnl_attr_validate(a, MNL_TYPE_U8) >= 0;
+        case AttrKind::u32: return mnl_attr_validate(a, MNL_TYPE_U32) >= 0;
+        case AttrKind::u64: return mnl_attr_validate(a, MNL_TYPE_U64) >= 0;
+        case AttrKind::string: return mnl_attr_validate(a, MNL_TYPE_NUL_STRING) >= 0;
+        case AttrKind::nested: return mnl_attr_validate(a, MNL_TYPE_NESTED) >= 0;
+        case AttrKind::binary: return mnl_attr_validate(a, MNL_TYPE_BINARY) >= 0;
+        case AttrKind::data: return mnl_attr_validate(a, MNL_TYPE_NESTED) >= 0 && data_valid(a);
+    }
+    return false;
+}
+
+// The attributes of the expressions wg-fleet builds, by type, as the kernel sends them.
+struct ExprLayout {
+    std::string_view name;
+    std::vector<std::pair<uint16_t, AttrKind>> attrs;
+};
+const std::vector<ExprLayout>& expr_layouts() {
+    using K = AttrKind;
+    static const std::vector<ExprLayout> layouts = {
+        {"meta", {{NFTA_META_KEY, K::u32}, {NFTA_META_DREG, K::u32}, {NFTA_META_SREG, K::u32}}},
+        {"cmp", {{NFTA_CMP_SREG, K::u32}, {NFTA_CMP_OP, K::u32}, {NFTA_CMP_DATA, K::data}}},
+        {"payload", {{NFTA_PAYLOAD_DREG, K::u32}, {NFTA_PAYLOAD_BASE, K::u32}, {NFTA_PAYLOAD_OFFSET, K::u32},
+                     {NFTA_PAYLOAD_LEN, K::u32}, {NFTA_PAYLOAD_SREG, K::u32}, {NFTA_PAYLOAD_CSUM_TYPE, K::u32},
+                     {NFTA_PAYLOAD_CSUM_OFFSET, K::u32}, {NFTA_PAYLOAD_CSUM_FLAGS, K::u32}}},
+        {"immediate", {{NFTA_IMMEDIATE_DREG, K::u32}, {NFTA_IMMEDIATE_DATA, K::data}}},
+        {"nat", {{NFTA_NAT_TYPE, K::u32}, {NFTA_NAT_FAMILY, K::u32}, {NFTA_NAT_REG_ADDR_MIN, K::u32},
+                 {NFTA_NAT_REG_ADDR_MAX, K::u32}, {NFTA_NAT_REG_PROTO_MIN, K::u32}, {NFTA_NAT_REG_PROTO_MAX, K::u32},
+                 {NFTA_NAT_FLAGS, K::u32}}},
+        {"masq", {{NFTA_MASQ_FLAGS, K::u32}, {NFTA_MASQ_REG_PROTO_MIN, K::u32}, {NFTA_MASQ_REG_PROTO_MAX, K::u32}}},
+        {"ct", {{NFTA_CT_KEY, K::u32}, {NFTA_CT_DREG, K::u32}, {NFTA_CT_DIRECTION, K::u8}, {NFTA_CT_SREG, K::u32}}},
+        {"bitwise", {{NFTA_BITWISE_SREG, K::u32}, {NFTA_BITWISE_DREG, K::u32}, {NFTA_BITWISE_LEN, K::u32},
+                     {NFTA_BITWISE_MASK, K::data}, {NFTA_BITWISE_XOR, K::data}, {NFTA_BITWISE_OP, K::u32},
+                     {NFTA_BITWISE_DATA, K::data}}},
+    };
+    return layouts;
+}
+
+// One NFTA_LIST_ELEM: an expression of a kind wg-fleet builds, every attribute as the kernel
+// lays it out.
+bool expr_ours(const nlattr* elem) {
+    if (mnl_attr_validate(elem, MNL_TYPE_NESTED) < 0) return false;
+    const nlattr* name = nullptr;
+    const nlattr* data = nullptr;
+    bool ok = true;
+    for_each_attr(mnl_attr_get_payload(elem), mnl_attr_get_payload_len(elem), [&](const nlattr* a) {
+        switch (mnl_attr_get_type(a)) {
+            case NFTA_EXPR_NAME: name = a; break;
+            case NFTA_EXPR_DATA: data = a; break;
+            default: ok = false;
+        }
+    });
+    if (!ok || !name || !attr_valid(name, AttrKind::string) || (data && !attr_valid(data, AttrKind::nested))) return false;
+    const std::string_view n = mnl_attr_get_str(name);
+    auto layout = std::find_if(expr_layouts().begin(), expr_layouts().end(), [&](const ExprLayout& l) { return l.name == n; });
+    if (layout == expr_layouts().end()) return false;
+    if (!data) return true;
+    for_each_attr(mnl_attr_get_payload(data), mnl_attr_get_payload_len(data), [&](const nlattr* a) {
+        auto spec = std::find_if(layout->attrs.begin(), layout->attrs.end(),
+                                 [&](const auto& p) { return p.first == mnl_attr_get_type(a); });
+        ok &= spec != layout->attrs.end() && attr_valid(a, spec->second);
+    });
+    return ok;
+}
+
+// What the message holds, read without libnftnl.
+struct RuleEnvelope {
+    bool valid = true;
+    bool ours_shape = true;          // every expression is one wg-fleet builds, well formed
+    std::string table, chain;
+    uint64_t handle = 0;
+};
+
+RuleEnvelope read_envelope(const nlmsghdr* nlh) {
+    RuleEnvelope env;
+    if (nlh->nlmsg_len < MNL_NLMSG_HDRLEN + MNL_ALIGN(sizeof(nfgenmsg))) {
+        env.valid = false;
+        return env;
+    }
+    const nlattr* exprs = nullptr;  // libnftnl uses the last one
+    // Up to the aligned end of the message, as libmnl walks it.
+    const auto* first = static_cast<const char*>(mnl_nlmsg_get_payload_offset(nlh, sizeof(nfgenmsg)));
+    const auto* tail = static_cast<const char*>(mnl_nlmsg_get_payload_tail(nlh));
+    for_each_attr(first, static_cast<size_t>(tail - first), [&](const nlattr* a) {
+                      switch (mnl_attr_get_type(a)) {
+                          case NFTA_RULE_TABLE:
+                              env.valid &= attr_valid(a, AttrKind::string);
+                              if (env.valid) env.table = mnl_attr_get_str(a);
+                              break;
+                          case NFTA_RULE_CHAIN:
+                              env.valid &= attr_valid(a, AttrKind::string);
+                              if (env.valid) env.chain = mnl_attr_get_str(a);
+                              break;
+                          case NFTA_RULE_HANDLE:
+                              env.valid &= attr_valid(a, AttrKind::u64);
+                              if (env.valid) env.handle = be64toh(mnl_attr_get_u64(a));
+                              break;
+                          case NFTA_RULE_POSITION: env.valid &= attr_valid(a, AttrKind::u64); break;
+                          case NFTA_RULE_COMPAT:  // iptables-nft's; libnftnl checks inside it too
+                              env.valid &= attr_valid(a, AttrKind::nested);
+                              env.ours_shape = false;
+                              break;
+                          case NFTA_RULE_USERDATA: env.valid &= attr_valid(a, AttrKind::binary); break;
+                          case NFTA_RULE_ID:
+                          case NFTA_RULE_POSITION_ID:
+                          case NFTA_RULE_CHAIN_ID: env.valid &= attr_valid(a, AttrKind::u32); break;
+                          case NFTA_RULE_EXPRESSIONS:
+                              env.valid &= attr_valid(a, AttrKind::nested);
+                              exprs = a;
+                              break;
+                          default: break;  // padding, or newer than this code: libnftnl skips them too
+                      }
+                  });
+    if (env.valid && exprs)
+        for_each_attr(mnl_attr_get_payload(exprs), mnl_attr_get_payload_len(exprs), [&](const nlattr* elem) {
+            env.ours_shape &= mnl_attr_get_type(elem) == NFTA_LIST_ELEM && expr_ours(elem);
+        });
+    return env;
+}
+
+}  // namespace
+
+std::optional<NftRuleLive> parse_rule_message(const nlmsghdr* nlh, const std::string& table) {
+    if (NFNL_MSG_TYPE(nlh->nlmsg_type) != NFT_MSG_NEWRULE) return std::nullopt;
+    const RuleEnvelope env = read_envelope(nlh);
+    if (!env.valid || env.table != table) return std::nullopt;
+    NftRuleLive rl;
+    rl.handle = env.handle;
+    rl.chain = env.chain;
+    if (!env.ours_shape) return rl;  // decoded as unknown
+    RulePtr r(nftnl_rule_alloc());
+    if (!r) throw std::bad_alloc();
+    if (nftnl_rule_nlmsg_parse(nlh, r.get()) != 0) return rl;
+    rl.comment = rule_comment(r.get());
+    rl.decoded = decode_rule(r.get());
+    return rl;
+}
+
+std::optional<std::string> rule_comment(const nftnl_rule* r) {
+    if (!nftnl_rule_is_set(r, NFTNL_RULE_USERDATA)) return std::nullopt;
+    uint32_t len = 0;
+    const auto* p = static_cast<const uint8_t*>(nftnl_rule_get_data(r, NFTNL_RULE_USERDATA, &len));
+    // The TLVs nft writes (type, length, value: one byte, one byte, length bytes), walked here
+    // because libnftnl's walker trusts each length to stay inside the buffer.
+    std::optional<std::string> out;
+    for (uint32_t i = 0; i < len;) {
+        if (len - i < 2 || len - i - 2 < p[i + 1]) return std::nullopt;  // a TLV cut short
+        const uint8_t type = p[i], n = p[i + 1];
+        const char* v = reinterpret_cast<const char*>(p + i + 2);
+        if (type == NFTNL_UDATA_RULE_COMMENT) {
+            if (n == 0 || v[n - 1] != '\0' || std::strlen(v) != size_t(n - 1)) return std::nullopt;
+            out = std::string(v, n - 1);
+        }
+        i += 2u + n;
+    }
+    return out;
+}
+
+std::set<std::string> chains_to_recreate(const NftTableLive& t) {
+    std::set<std::string> out;
+    for (const auto& c : t.chains) {
+        const BaseChainSpec* s = base_chain_spec(c.name);
+        if (!s || !c.base || c.type != s->type || c.hooknum != s->hook || c.priority != s->priority) out.insert(c.name);
+    }
+    return out;
+}
+
+View view(const NftTableLive& t) {
+    View v;
+    if (!t.exists) return v;
+    auto damage = [&](const std::string& id) {
+        FwRule r;
+        r.id = id;
+        v.rules.emplace(id, r);
+        v.source.emplace(id, nullptr);
+    };
+    std::set<std::string> recreate = chains_to_recreate(t);
+    for (const auto& s : base_chains()) {
+        auto c = std::find_if(t.chains.begin(), t.chains.end(), [&](const NftChainLive& x) { return x.name == s.name; });
+        if (c == t.chains.end() || recreate.count(s.name) || c->policy != NF_ACCEPT) damage(std::string("?chain-") + s.name);
+    }
+    for (const auto& c : t.chains)
+        if (!base_chain_spec(c.name)) damage("?chain-" + c.name);
+    for (const auto& s : t.sets) damage("?set-" + s);
+    if (t.flags != 0) damage("?table-flags");
+
+    bool established = false;
+    for (const auto& r : t.rules) {
+        bool ours = base_chain_spec(r.chain) && !recreate.count(r.chain);
+        if (ours && !established && r.chain == "forward" && r.decoded.what == NftDecoded::What::established &&
+            r.comment == kEstablishedId) {
+            established = true;
+            continue;
+        }
+        const FwRule& d = r.decoded.rule;
+        if (ours && r.decoded.what == NftDecoded::What::fw_rule && r.chain == chain_for(d.kind) && r.comment &&
+            valid_id(*r.comment) && !v.rules.count(*r.comment)) {
+            FwRule out = d;
+            out.id = *r.comment;
+            v.rules.emplace(out.id, out);
+            v.source.emplace(out.id, &r);
+            continue;
+        }
+        std::string id = fmt::format("?handle-{}", r.handle);
+        FwRule out = r.decoded.what == NftDecoded::What::fw_rule ? d : FwRule{};
+        out.id = id;
+        v.rules.emplace(id, out);
+        v.source.emplace(id, &r);
+    }
+    if (!established) damage("?established");
+    return v;
+}
+
+}  // namespace nft
+
+}  // namespace wgf::linux_

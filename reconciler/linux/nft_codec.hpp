@@ -1,0 +1,118 @@
+// The nftables rule codec of table `inet wg-fleet`, without any I/O: building libnftnl rule
+// objects from model::FwRule, decoding rules (and NFT_MSG_NEWRULE messages of a dump) back, and
+// the view read() reports of a table snapshot. The netlink exchange around it is nft.hpp.
+//
+// One rule per FwRule, its id in the rule's userdata as an nft comment (the TLV nft writes, so
+// `nft list` prints `comment "id"`). Decoding evaluates the expressions symbolically, so a rule
+// edited by hand decodes different (or unknown) and the next apply replaces it.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "backend/backend.hpp"
+#include "linux/nl_ptr.hpp"
+#include "model/host_state.hpp"
+
+struct nlmsghdr;
+
+namespace wgf::linux_ {
+
+inline constexpr const char* kEstablishedId = "wg-fleet:established";
+
+// The shape a rule's expressions decode to.
+struct NftDecoded {
+    enum class What { unknown, fw_rule, established };
+    What what = What::unknown;
+    model::FwRule rule;                      // fw_rule: every field but id
+};
+
+struct NftRuleLive {
+    uint64_t handle = 0;
+    std::string chain;
+    std::optional<std::string> comment;      // present when the userdata holds a comment
+    NftDecoded decoded;
+};
+
+struct NftChainLive {
+    std::string name;
+    bool base = false;
+    std::string type;
+    uint32_t hooknum = 0;
+    int32_t priority = 0;
+    uint32_t policy = 0;
+};
+
+// Everything read() looked at, kept so that apply() can find handles without dumping again.
+struct NftTableLive {
+    bool exists = false;
+    uint32_t flags = 0;
+    uint32_t genid = 0;                      // ruleset generation the dumps were taken at
+    std::vector<NftChainLive> chains;
+    std::vector<std::string> sets;           // named (non-anonymous) sets and maps
+    std::vector<NftRuleLive> rules;          // in chain order
+};
+
+namespace nft {
+
+using RulePtr = NlPtr<nftnl_rule>;
+
+// A base chain of the table's skeleton.
+struct BaseChainSpec {
+    const char* name;
+    const char* type;
+    uint32_t hook;
+    int32_t priority;
+};
+// input, forward, prerouting, postrouting, in the order apply() creates them.
+const std::vector<BaseChainSpec>& base_chains();
+// The spec of the base chain called name; null for a chain that is not part of the skeleton.
+const BaseChainSpec* base_chain_spec(const std::string& name);
+
+// An empty rule of our table (family inet) in chain.
+RulePtr new_rule(const char* chain);
+
+// The base chain a kind's rules live in.
+const char* chain_for(model::FwKind kind);
+
+// The rule with the fields its kind does not use cleared (proto is udp for kinds without one):
+// what read() returns for it. Compare desired rules in this form.
+model::FwRule canonical(const model::FwRule& r);
+
+// Why a rule cannot be built (empty id, port 0, missing interface or target, ...); ok otherwise.
+backend::Status check_rule(const model::FwRule& r);
+
+// The libnftnl rule for r (family inet, table, chain, expressions, comment). r must pass
+// check_rule.
+RulePtr build_rule(const model::FwRule& r);
+RulePtr build_established_rule();
+
+// What the rule's expressions mean; never looks at the comment.
+NftDecoded decode_rule(const nftnl_rule* r);
+// The comment in the rule's userdata, when it carries one.
+std::optional<std::string> rule_comment(const nftnl_rule* r);
+
+// One NFT_MSG_NEWRULE message of a dump (read() feeds each one here): the live rule when it parses
+// and belongs to `table`, else nothing. A malformed message is skipped, never trusted to libnftnl
+// as it is (see nft.cpp).
+std::optional<NftRuleLive> parse_rule_message(const nlmsghdr* nlh, const std::string& table);
+
+// The rules read() reports for a table, by id, and for each id the live rule it came from
+// (none for skeleton damage ids).
+struct View {
+    std::map<std::string, model::FwRule> rules;
+    std::map<std::string, const NftRuleLive*> source;
+};
+View view(const NftTableLive& table);
+
+// The chains the next apply deletes with all their rules: a base chain whose type, hook or
+// priority differ (they cannot be updated in place), or a chain that is not ours.
+std::set<std::string> chains_to_recreate(const NftTableLive& table);
+
+}  // namespace nft
+
+}  // namespace wgf::linux_
