@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "model/net.hpp"
+#include "model/normalize.hpp"
 #include "model/spec.hpp"
 
 namespace wgf::model {
@@ -19,7 +20,7 @@ namespace wgf::model {
 struct WgPeer {
     Key public_key{};
     std::optional<Endpoint> endpoint{};
-    std::vector<Prefix> allowed_ips{};       // normalized: masked, sorted, unique
+    PrefixSet allowed_ips{};
     uint16_t keepalive = 0;
 
     auto operator<=>(const WgPeer&) const = default;
@@ -31,7 +32,7 @@ struct WgInterface {
     std::optional<uint32_t> mtu{};
     bool up = false;                         // desired: always; live: the link's IFF_UP
     std::optional<Key> public_key{};         // live: the device's; desired: derived from the key file
-    std::vector<Prefix> addresses{};
+    AddressSet addresses{};
     std::map<Key, WgPeer> peers{};
 
     auto operator<=>(const WgInterface&) const = default;

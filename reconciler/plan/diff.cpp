@@ -38,7 +38,8 @@ enum Phase {
     kPhases
 };
 
-std::vector<Prefix> minus(const std::vector<Prefix>& a, const std::vector<Prefix>& b) {
+template <class Set>
+std::vector<Prefix> minus(const Set& a, const Set& b) {
     std::vector<Prefix> out;
     std::set_difference(a.begin(), a.end(), b.begin(), b.end(), std::back_inserter(out));
     return out;
@@ -113,11 +114,8 @@ private:
         if (want.up && !have->up) add(kLink, OpSetUp{want.name});
         diff_peers(want, *have);
         // Addresses: the interface is ours, so any other address on it goes.
-        std::vector<Prefix> w = want.addresses, h = have->addresses;
-        std::sort(w.begin(), w.end());
-        std::sort(h.begin(), h.end());
-        for (const auto& a : minus(h, w)) add(kAddrDel, OpDelAddress{want.name, a});
-        for (const auto& a : minus(w, h)) add(kAddrAdd, OpAddAddress{want.name, a});
+        for (const auto& a : minus(have->addresses, want.addresses)) add(kAddrDel, OpDelAddress{want.name, a});
+        for (const auto& a : minus(want.addresses, have->addresses)) add(kAddrAdd, OpAddAddress{want.name, a});
     }
 
     void diff_peers(const WgInterface& want, const WgInterface& have) {
@@ -130,9 +128,7 @@ private:
         // One merge walk over both maps, ordered by public key.
         while (w != want.peers.end() || h != have.peers.end()) {
             if (h == have.peers.end() || (w != want.peers.end() && w->first < h->first)) {
-                WgPeer p = w->second;
-                p.allowed_ips = sorted_unique(p.allowed_ips);
-                add(kClaim, OpAddPeer{.ifname = want.name, .peer = std::move(p), .name = labels_.peer_name(want.name, w->first)});
+                add(kClaim, OpAddPeer{.ifname = want.name, .peer = w->second, .name = labels_.peer_name(want.name, w->first)});
                 ++w;
             } else if (w == want.peers.end() || h->first < w->first) {
                 if (ours.count(h->first)) add(kRelease, OpRemovePeer{.ifname = want.name, .public_key = h->first});
@@ -152,14 +148,14 @@ private:
     bool held_by_other(const WgInterface& have_if, const std::vector<Prefix>& prefixes, const Key& self) {
         if (!held_built_ && ++held_scans_ > kScansBeforeIndex) {
             for (const auto& [k, p] : have_if.peers)
-                for (const auto& a : p.allowed_ips) held_.emplace(a.masked(), k);
+                for (const auto& a : p.allowed_ips) held_.emplace(a, k);
             held_built_ = true;
         }
         if (!held_built_) {
             for (const auto& [k, p] : have_if.peers) {
                 if (k == self) continue;
                 for (const auto& a : p.allowed_ips)
-                    if (std::find(prefixes.begin(), prefixes.end(), a.masked()) != prefixes.end()) return true;
+                    if (std::find(prefixes.begin(), prefixes.end(), a) != prefixes.end()) return true;
             }
             return false;
         }
@@ -180,7 +176,7 @@ private:
             else u.endpoint = want.endpoint, u.old_endpoint = have.endpoint;
         }
         if (want.keepalive != have.keepalive) u.keepalive = want.keepalive, u.old_keepalive = have.keepalive;
-        auto wa = sorted_unique(want.allowed_ips), ha = sorted_unique(have.allowed_ips);
+        const model::PrefixSet &wa = want.allowed_ips, &ha = have.allowed_ips;
         bool ips = wa != ha;
         if (ips) {
             u.added = minus(wa, ha);
@@ -193,7 +189,7 @@ private:
             OpUpdatePeer rel{.ifname = ifname, .public_key = want.public_key, .name = name, .removed = u.removed};
             std::vector<Prefix> kept;
             std::set_intersection(wa.begin(), wa.end(), ha.begin(), ha.end(), std::back_inserter(kept));
-            rel.allowed_ips = kept;
+            rel.allowed_ips = model::PrefixSet(std::move(kept));
             add(kRelease, std::move(rel));
             u.allowed_ips = wa;
             u.removed.clear();
@@ -308,13 +304,6 @@ private:
 Plan diff(const HostState& desired, const model::Labels& labels, const HostState& live, const Ownership& owned,
           const LiveFacts& facts, const DiffOptions& opts) {
     return Differ(labels, owned, facts, opts).run(desired, live);
-}
-
-std::vector<Prefix> sorted_unique(std::vector<Prefix> v) {
-    for (auto& p : v) p = p.masked();
-    std::sort(v.begin(), v.end());
-    v.erase(std::unique(v.begin(), v.end()), v.end());
-    return v;
 }
 
 Ownership ownership_after(const HostState& desired) {

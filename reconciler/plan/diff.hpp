@@ -72,10 +72,6 @@ Plan diff(const model::HostState& desired, const model::Labels& labels, const mo
 // Ownership after applying `desired` (plus what remains owned from before).
 Ownership ownership_after(const model::HostState& desired);
 
-// Allowed IPs as the kernel keeps them: host bits cleared, sorted, each once. Two lists are the
-// same allowed IPs when their sorted_unique forms are equal.
-std::vector<model::Prefix> sorted_unique(std::vector<model::Prefix> v);
-
 // "Plan: 2 to add, 1 to change, 0 to remove; disrupts 1 peer session." (plus the conflicts)
 std::string summarize(const Plan& plan);
 

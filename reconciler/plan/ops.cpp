@@ -12,7 +12,8 @@ struct overloaded : Ts... {
 template <class... Ts>
 overloaded(Ts...) -> overloaded<Ts...>;
 
-std::string join_prefixes(const std::vector<model::Prefix>& v) {
+template <class Prefixes>
+std::string join_prefixes(const Prefixes& v) {
     std::string out;
     for (const auto& p : v) out += (out.empty() ? "" : ", ") + p.str();
     return out.empty() ? "(none)" : out;

@@ -36,8 +36,8 @@ struct OpUpdatePeer {
     std::string name{};
     std::optional<model::Endpoint> endpoint{}, old_endpoint{};
     std::optional<uint16_t> keepalive{}, old_keepalive{};
-    std::optional<std::vector<model::Prefix>> allowed_ips{};  // the whole new list
-    std::vector<model::Prefix> added{}, removed{};             // for the description
+    std::optional<model::PrefixSet> allowed_ips{};  // the whole new list
+    std::vector<model::Prefix> added{}, removed{};  // for the description
 };
 
 struct OpAddAddress { std::string ifname; model::Prefix addr; };

@@ -19,12 +19,6 @@ using model::Role;
 using model::WgInterface;
 using model::WgPeer;
 
-void normalize(std::vector<Prefix>& v) {
-    for (auto& p : v) p = p.masked();
-    std::sort(v.begin(), v.end());
-    v.erase(std::unique(v.begin(), v.end()), v.end());
-}
-
 Prefix host_prefix(const IpAddr& a) { return Prefix::host(a); }
 
 class InterfaceBuilder {
@@ -38,10 +32,9 @@ public:
         labels_ = &labels;
         labels.fleet = name_;
         labels.private_key_file = private_key_path(fw_.cfg, name_);
-        if (auto it = fp_.nodes.find(node_); it != fp_.nodes.end()) w.addresses = it->second.addresses;
+        if (auto it = fp_.nodes.find(node_); it != fp_.nodes.end()) w.addresses = model::AddressSet(it->second.addresses);
         if (f_.style == FleetStyle::clan) clan_peers(w, role);
         else subnet_peers(w, role);
-        for (auto& [k, p] : w.peers) normalize(p.allowed_ips);
         return w;
     }
 
@@ -54,7 +47,7 @@ private:
         }
         w.peers.emplace(*key, WgPeer{.public_key = *key,
                                      .endpoint = ep ? std::optional(ep->with_default_port(f_.port)) : std::nullopt,
-                                     .allowed_ips = std::move(allowed),
+                                     .allowed_ips = model::PrefixSet(std::move(allowed)),
                                      .keepalive = f_.keepalive});
         labels_->peer_names.emplace(*key, name);
     }
@@ -398,9 +391,11 @@ std::string render_wg_quick(const Fleetwide& fw, const std::string& fleet, const
         out += fmt::format("# PrivateKey: not readable here; it is {} on {} and is loaded from there:\n", labels.private_key_file, node);
         out += fmt::format("PostUp = wg set %i private-key {}\n", labels.private_key_file);
     }
-    if (!w.addresses.empty()) {
+    // Addresses in plan order (the device keeps them as a set; people read the plan's order).
+    const auto& planned = fw.plan.fleets.at(fleet).nodes;
+    if (auto na = planned.find(node); na != planned.end() && !na->second.addresses.empty()) {
         std::string addrs;
-        for (const auto& a : w.addresses) addrs += (addrs.empty() ? "" : ", ") + a.str();
+        for (const auto& a : na->second.addresses) addrs += (addrs.empty() ? "" : ", ") + a.str();
         out += "Address = " + addrs + "\n";
     }
     if (w.listen_port) out += fmt::format("ListenPort = {}\n", *w.listen_port);

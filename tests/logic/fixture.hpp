@@ -25,8 +25,7 @@ inline model::Endpoint ep(const std::string& s) { return *model::Endpoint::parse
 inline model::WgPeer peer(int n, std::vector<std::string> ips, std::optional<std::string> endpoint = {}, uint16_t keepalive = 25) {
     model::WgPeer p;
     p.public_key = key_of(n);
-    for (auto& s : ips) p.allowed_ips.push_back(pfx(s));
-    std::sort(p.allowed_ips.begin(), p.allowed_ips.end());
+    for (auto& s : ips) p.allowed_ips.insert(pfx(s));
     if (endpoint) p.endpoint = ep(*endpoint);
     p.keepalive = keepalive;
     return p;

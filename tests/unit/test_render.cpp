@@ -58,7 +58,8 @@ const WgPeer& peer(const WgInterface& w, const char* b64) {
     return it->second;
 }
 
-std::vector<std::string> strs(const std::vector<model::Prefix>& v) {
+template <class Prefixes>
+std::vector<std::string> strs(const Prefixes& v) {
     std::vector<std::string> out;
     for (const auto& p : v) out.push_back(p.str());
     return out;
@@ -497,14 +498,14 @@ TEST_CASE("edge gateway: forwards become DNAT and masquerade intents and turn on
     // The gateway holds each VM with its /96 and its IPv4 address.
     const WgInterface& w = hs.interfaces.at("edge");
     CHECK(strs(peer(w, kP1).allowed_ips) == Strings{"10.50.0.123/32", "fda1:cb10:b4:ba00:97b1:d8b9::/96"});
-    CHECK(strs(w.addresses) == Strings{"fda1:cb10:b4:ba00::1/40", "10.50.0.1/24"});
+    CHECK(strs(w.addresses) == Strings{"10.50.0.1/24", "fda1:cb10:b4:ba00::1/40"});  // a set: IPv4 sorts first
 }
 
 TEST_CASE("edge gateway: a VM reaches the fleet's IPv4 pool through the gateway", "[render][edge]") {
     auto r = load(kEdge);
     HostState hs = plan::render_host(*r.fw, "vm-123").state;
     const WgInterface& w = hs.interfaces.at("edge");
-    CHECK(strs(w.addresses) == Strings{"fda1:cb10:b4:ba00:97b1:d8b9:8e6:7460/56", "10.50.0.123/24"});
+    CHECK(strs(w.addresses) == Strings{"10.50.0.123/24", "fda1:cb10:b4:ba00:97b1:d8b9:8e6:7460/56"});
     const auto allowed = strs(peer(w, kC1).allowed_ips);
     CHECK(std::find(allowed.begin(), allowed.end(), "10.50.0.0/24") != allowed.end());
     CHECK(std::find(allowed.begin(), allowed.end(), "fda1:cb10:b4:ba00::/56") != allowed.end());
