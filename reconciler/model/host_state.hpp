@@ -50,12 +50,12 @@ enum class FwKind { accept_udp, forward, dnat, masquerade };
 
 // One firewall intent; `id` is unique and becomes the rule's comment in our nftables table.
 struct FwRule {
-    std::string id;
+    std::string id{};
     FwKind kind = FwKind::accept_udp;
     Proto proto = Proto::udp;
     uint16_t port = 0;                       // accept_udp / dnat: the local port
-    std::string iif, oif;                    // forward / masquerade
-    std::optional<IpAddr> to;                // dnat target
+    std::string iif{}, oif{};                // forward / masquerade
+    std::optional<IpAddr> to{};              // dnat target
     uint16_t to_port = 0;
 
     auto operator<=>(const FwRule&) const = default;
