@@ -210,7 +210,7 @@ RunResult Engine::run(const plan::Fleetwide& fleet, const std::string& node, Mod
         }
     r.timings.lap("state");
 
-    r.applied = apply_plan(backends, r.plan, keys, journal, apply_options);
+    r.applied = apply_plan(backends, r.plan, keys, journal);
     r.timings.lap("apply");
     // Keys the apply generated: the desired state now knows them (for the verification) and
     // they are published.

@@ -93,7 +93,6 @@ struct Engine {
     Resolver& resolver;
     StateStore& state;
     Journal* journal = nullptr;
-    ApplyOptions apply_options;
     // WireGuard devices to take over although state.json does not record them as ours
     // (`--adopt IF`, e.g. a wg-quick device); any other such device is refused.
     std::set<std::string> adopt;

@@ -46,7 +46,7 @@ std::string holder_of(int fd) {
 
 std::string lock_path(const std::string& state_dir) { return state_dir + "/lock"; }
 
-backend::Result<StateLock> StateLock::acquire(const std::string& state_dir, int timeout_s) {
+backend::Result<StateLock> StateLock::acquire(const std::string& state_dir, int timeout_s, const std::function<void()>& waiting) {
     std::string path = lock_path(state_dir);
     if (mkdir(state_dir.c_str(), 0700) != 0 && errno == ENOENT) {
         std::error_code ec;
@@ -56,6 +56,7 @@ backend::Result<StateLock> StateLock::acquire(const std::string& state_dir, int 
     int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0) return backend::errno_error(errno, "open lock file " + path);
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
+    auto next_call = std::chrono::steady_clock::now() + std::chrono::seconds(1);
     for (;;) {
         if (flock(fd, LOCK_EX | LOCK_NB) == 0) break;
         if (errno == EINTR) continue;
@@ -72,6 +73,10 @@ backend::Result<StateLock> StateLock::acquire(const std::string& state_dir, int 
                                                            state_dir, holder, timeout_s)};
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        if (waiting && std::chrono::steady_clock::now() >= next_call) {
+            waiting();
+            next_call += std::chrono::seconds(1);
+        }
     }
     // Ours now: say who we are. The content is only for the message above.
     std::string me = fmt::format("{} {}\n", getpid(), own_command_line());

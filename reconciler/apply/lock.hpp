@@ -6,6 +6,7 @@
 // The descriptor is close-on-exec, so a wireguard-go started during the run never inherits it.
 #pragma once
 
+#include <functional>
 #include <string>
 
 #include "backend/status.hpp"
@@ -15,8 +16,9 @@ namespace wgf::apply {
 class StateLock {
 public:
     // Locks state_dir/lock (creating state_dir 0700 and the file 0600 when missing), waiting up
-    // to timeout_s seconds (0: one try). The error names the holder's pid and command line.
-    static backend::Result<StateLock> acquire(const std::string& state_dir, int timeout_s);
+    // to timeout_s seconds (0: one try), calling `waiting` about once a second meanwhile (a
+    // service pings its watchdog there). The error names the holder's pid and command line.
+    static backend::Result<StateLock> acquire(const std::string& state_dir, int timeout_s, const std::function<void()>& waiting = {});
 
     StateLock(StateLock&& o) noexcept : fd_(o.fd_), path_(std::move(o.path_)) { o.fd_ = -1; }
     StateLock& operator=(StateLock&& o) noexcept;

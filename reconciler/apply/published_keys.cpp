@@ -12,7 +12,6 @@
 #include <fmt/format.h>
 #include <sodium.h>
 
-#include "apply/keys.hpp"
 #include "config/tree.hpp"
 #include "model/fd.hpp"
 #include "plan/render.hpp"
@@ -30,6 +29,22 @@ std::string errno_text(int err) {
     return fmt::format("{} ({})", std::strerror(err), name ? name : std::to_string(err));
 }
 
+// The private key a secret file holds, for comparison only: none when this process cannot read
+// it (check as an ordinary user) or it is malformed; the file checks still hold then.
+std::optional<model::SecretKey> read_secret_key(const std::string& path) {
+    int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
+    if (fd < 0) return std::nullopt;
+    const model::Fd closer(fd);
+    char buf[kPublishedKeyMaxBytes];
+    ssize_t n = read(fd, buf, sizeof buf);
+    if (n < 0) return std::nullopt;
+    std::string_view text(buf, static_cast<size_t>(n));
+    while (!text.empty() && (text.back() == '\n' || text.back() == '\r' || text.back() == ' ')) text.remove_suffix(1);
+    auto key = model::SecretKey::from_base64(text);
+    sodium_memzero(buf, sizeof buf);
+    return key;
+}
+
 }  // namespace
 
 std::vector<std::string> secret_files(const model::Config& cfg) {
@@ -42,13 +57,10 @@ Secrets load_secrets(const model::Config& cfg) {
     Secrets s;
     s.state_dir = resolved(cfg.state_dir);
     s.files = secret_files(cfg);
-    FileKeyStore store;
     for (const auto& f : s.files) {
         struct stat st {};
         if (stat(f.c_str(), &st) == 0) s.ids.emplace_back(st.st_dev, st.st_ino);
-        // A key this process cannot read (check as an ordinary user) cannot be compared; the
-        // file checks above still hold.
-        if (auto k = store.load(f); k && k->has_value()) s.keys.push_back(**k);
+        if (auto k = read_secret_key(f)) s.keys.push_back(std::move(*k));
     }
     return s;
 }

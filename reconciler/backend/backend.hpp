@@ -121,13 +121,22 @@ struct FirewallChange {
     std::vector<model::FwRule> add;
 };
 
+// What a read of our table found: the rules it recognises, by id, and the damage (everything
+// else, sorted), which the next apply repairs.
+struct FirewallLive {
+    std::map<std::string, model::FwRule> rules;
+    std::vector<model::FwDamage> damage;
+
+    bool operator==(const FirewallLive&) const = default;
+};
+
 class Firewall {
 public:
     virtual ~Firewall() = default;
-    // The rules in our table by id; rules without a recognisable id are reported as "?N" ids so
-    // the next apply replaces them. An absent table reads as empty.
-    virtual Result<std::map<std::string, model::FwRule>> read() = 0;
-    // Applies the change in one atomic batch (creating the table and chains when missing).
+    // An absent table reads as empty.
+    virtual Result<FirewallLive> read() = 0;
+    // Applies the change in one atomic batch (creating the table and chains when missing), and
+    // repairs whatever damage it finds in the table on the way.
     virtual Status apply(const FirewallChange& change) = 0;
     // Deletes the whole table.
     virtual Status remove_all() = 0;

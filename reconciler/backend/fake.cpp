@@ -44,7 +44,8 @@ Status FakeWireGuard::set_device(const WgDeviceChange& c) {
         auto pit = d.peers.find(pc.public_key);
         if (pit == d.peers.end()) {
             if (pc.update_only) continue;
-            pit = d.peers.emplace(pc.public_key, model::WgPeer{.public_key = pc.public_key}).first;
+            pit = d.peers.try_emplace(pc.public_key).first;
+            pit->second.public_key = pc.public_key;
         }
         auto& p = pit->second;
         if (pc.endpoint) p.endpoint = pc.endpoint;
@@ -64,7 +65,8 @@ Status FakeWireGuard::create_device(const std::string& ifname) {
     WgDeviceLive d;
     d.device.name = ifname;
     devices.emplace(ifname, std::move(d));
-    if (links) links->links[ifname] = LinkLive{ifname, static_cast<int>(links->links.size() + 100), "wireguard", 1420, false};
+    if (links)
+        links->links[ifname] = LinkLive{.name = ifname, .ifindex = static_cast<int>(links->links.size() + 100), .kind = "wireguard", .mtu = 1420, .up = false};
     return Status::ok();
 }
 
@@ -165,10 +167,11 @@ Result<std::vector<std::string>> FakeSysctls::list(const std::string& dir) {
     return std::vector<std::string>(out.begin(), out.end());
 }
 
-Result<std::map<std::string, model::FwRule>> FakeFirewall::read() { return rules; }
+Result<FirewallLive> FakeFirewall::read() { return FirewallLive{.rules = rules, .damage = damage}; }
 
 Status FakeFirewall::apply(const FirewallChange& c) {
     batches.push_back(c);
+    damage.clear();  // as in Nft: every apply repairs all the damage there is
     for (const auto& id : c.remove) rules.erase(id);
     for (const auto& r : c.add) rules[r.id] = r;
     return Status::ok();
@@ -176,6 +179,7 @@ Status FakeFirewall::apply(const FirewallChange& c) {
 
 Status FakeFirewall::remove_all() {
     rules.clear();
+    damage.clear();
     return Status::ok();
 }
 
@@ -202,7 +206,7 @@ Status FakeFiles::remove(const std::string& path) {
 }
 
 Result<FilePlace> FakeFiles::place(const std::string& path) {
-    return FilePlace{0, 0, std::filesystem::path(path).lexically_normal().string()};
+    return FilePlace{.dev = 0, .ino = 0, .rest = std::filesystem::path(path).lexically_normal().string()};
 }
 
 Result<bool> FakeFiles::within(const std::string& path, const std::string& dir) {
@@ -210,6 +214,46 @@ Result<bool> FakeFiles::within(const std::string& path, const std::string& dir) 
     auto b = std::filesystem::path(dir).lexically_normal().string();
     while (b.size() > 1 && b.back() == '/') b.pop_back();
     return a == b || a.compare(0, b.size() + 1, b + "/") == 0;
+}
+
+Result<std::optional<SecretKey>> FakeKeyStore::load(const std::string& path) {
+    auto it = keys.find(path);
+    if (it == keys.end()) return std::optional<SecretKey>{};
+    return std::optional<SecretKey>{it->second};
+}
+
+Result<SecretKey> FakeKeyStore::load_or_generate(const std::string& path) {
+    auto it = keys.find(path);
+    if (it == keys.end()) it = keys.emplace(path, SecretKey::generate()).first;
+    return it->second;
+}
+
+Status FakeKeyStore::publish(const std::string& path, const Key& public_key) {
+    published.insert_or_assign(path, public_key);
+    return Status::ok();
+}
+
+Result<plan::Ownership> FakeStateStore::load() { return owned; }
+
+Status FakeStateStore::save(const plan::Ownership& o) {
+    if (fail_save) return *fail_save;
+    owned = o;
+    ++saves;
+    return Status::ok();
+}
+
+void FakeJournal::record(const std::string& op_line, const Status& result) {
+    lines.push_back(result ? "ok " + op_line : "error " + op_line + ": " + result.error().message);
+}
+
+void FakeJournal::flush() { ++flushes; }
+
+std::optional<model::IpAddr> FakeResolver::resolve(const std::string& host) {
+    asked.push_back(host);
+    if (auto a = model::IpAddr::parse(host)) return a;
+    auto it = names.find(host);
+    if (it == names.end()) return std::nullopt;
+    return it->second;
 }
 
 }  // namespace wgf::backend

@@ -10,6 +10,10 @@
 #include <vector>
 
 #include "backend/backend.hpp"
+#include "backend/journal.hpp"
+#include "backend/keys.hpp"
+#include "backend/resolver.hpp"
+#include "backend/state_store.hpp"
 
 namespace wgf::backend {
 
@@ -67,9 +71,10 @@ public:
 class FakeFirewall : public Firewall {
 public:
     std::map<std::string, model::FwRule> rules;
+    std::vector<model::FwDamage> damage;
     std::vector<FirewallChange> batches;
 
-    Result<std::map<std::string, model::FwRule>> read() override;
+    Result<FirewallLive> read() override;
     Status apply(const FirewallChange& change) override;
     Status remove_all() override;
 };
@@ -85,6 +90,46 @@ public:
     // Lexical: the fake has no links or mounts.
     Result<FilePlace> place(const std::string& path) override;
     Result<bool> within(const std::string& path, const std::string& dir) override;
+};
+
+// Keys by path; a generated key is a fresh random one.
+class FakeKeyStore : public KeyStore {
+public:
+    std::map<std::string, SecretKey> keys;
+    std::map<std::string, Key> published;    // by path
+
+    Result<std::optional<SecretKey>> load(const std::string& path) override;
+    Result<SecretKey> load_or_generate(const std::string& path) override;
+    Status publish(const std::string& path, const Key& public_key) override;
+};
+
+class FakeStateStore : public StateStore {
+public:
+    plan::Ownership owned;
+    int saves = 0;
+    std::optional<Error> fail_save;          // every save fails with this
+
+    Result<plan::Ownership> load() override;
+    Status save(const plan::Ownership& o) override;
+};
+
+// "ok LINE" or "error LINE: MESSAGE", in order; flushes counted.
+class FakeJournal : public Journal {
+public:
+    std::vector<std::string> lines;
+    int flushes = 0;
+
+    void record(const std::string& op_line, const Status& result) override;
+    void flush() override;
+};
+
+// Resolves only the names it is given (and address literals); every name asked is recorded.
+class FakeResolver : public Resolver {
+public:
+    std::map<std::string, model::IpAddr> names;
+    std::vector<std::string> asked;
+
+    std::optional<model::IpAddr> resolve(const std::string& host) override;
 };
 
 }  // namespace wgf::backend

@@ -42,4 +42,11 @@ int cmd_addresses(const Globals& g, bool json) {
     return kOk;
 }
 
+void add_addresses(CLI::App& app, Context& ctx) {
+    auto json = std::make_shared<bool>(false);
+    auto* sub = app.add_subcommand("addresses", "Print the address plan of every fleet");
+    sub->add_flag("--json", *json, "As JSON: {\"fleets\": {FLEET: {\"prefix\", \"nodes\": {NODE: {\"role\", \"addresses\"}}}}}");
+    sub->callback([&ctx, json] { ctx.rc = cmd_addresses(ctx.g, *json); });
+}
+
 }  // namespace wgf::cli

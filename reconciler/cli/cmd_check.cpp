@@ -66,4 +66,8 @@ int cmd_check(const Globals& g) {
     return kOk;
 }
 
+void add_check(CLI::App& app, Context& ctx) {
+    app.add_subcommand("check", "Validate the whole fleet file; exit 0 valid, 1 invalid")->callback([&ctx] { ctx.rc = cmd_check(ctx.g); });
+}
+
 }  // namespace wgf::cli

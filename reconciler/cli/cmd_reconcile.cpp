@@ -111,7 +111,7 @@ std::unique_ptr<Session> start(const Globals& g, int64_t now, bool lock = false)
         s->locked_dir = dir;
         return true;
     };
-    if (auto guess = apply::recorded_interfaces(defaults.state_dir); !guess.empty()) {
+    if (auto guess = system::recorded_interfaces(defaults.state_dir); !guess.empty()) {
         if (!lock || take_lock(defaults.state_dir)) {
             s->reader = std::make_unique<Machine>(defaults);
             s->guessed = std::make_unique<apply::Prefetch>(*s->reader->backends, std::move(guess), now);
@@ -195,7 +195,7 @@ int cmd_apply(const Globals& g, const std::vector<std::string>& adopt) {
     session->adopt.insert(adopt.begin(), adopt.end());
     const std::string& node = session->node;
     Machine& m = *session->machine;
-    m.journal = std::make_unique<apply::FileJournal>(session->loaded->cfg().state_dir);
+    m.journal = std::make_unique<system::FileJournal>(session->loaded->cfg().state_dir);
     auto r = session->run(apply::Mode::apply, now);
     print_timings(g, *session->loaded, r);
     if (m.keys.loose_permissions)
@@ -315,7 +315,7 @@ int cmd_keygen(const Globals& g) {
     std::string node;
     auto l = load_for_node(g, node);
     if (!l) return kError;
-    apply::FileKeyStore keys;
+    system::FileKeyStore keys;
     const auto& cfg = l->cfg();
     auto lock = apply::StateLock::acquire(cfg.state_dir, g.lock_timeout);
     if (!lock) {
@@ -340,6 +340,47 @@ int cmd_keygen(const Globals& g) {
         std::cout << fmt::format("{} {}\n", mb.fleet, pub.base64());
     }
     return kOk;
+}
+
+namespace {
+const char* const kAdoptHelp = "Take over this existing WireGuard device although wg-fleet did not create it (e.g. from wg-quick); repeatable";
+}  // namespace
+
+void add_plan(CLI::App& app, Context& ctx) {
+    struct Options {
+        bool json = false, detailed = false;
+        std::vector<std::string> adopt;
+    };
+    auto o = std::make_shared<Options>();
+    auto* sub = app.add_subcommand("plan", "Show what apply would change on this node; exit 0, or 2 with --detailed-exitcode when changes are pending");
+    sub->add_flag("--json", o->json, "As JSON");
+    sub->add_flag("--detailed-exitcode", o->detailed, "Exit 0 when nothing is to do, 2 when changes are pending, 1 on error");
+    sub->add_option("--adopt", o->adopt, kAdoptHelp)->type_name("IFNAME");
+    sub->callback([&ctx, o] { ctx.rc = cmd_plan(ctx.g, o->json, o->detailed, o->adopt); });
+}
+
+void add_apply(CLI::App& app, Context& ctx) {
+    struct Options {
+        bool once = false;
+        std::vector<std::string> adopt;
+    };
+    auto o = std::make_shared<Options>();
+    auto* sub = app.add_subcommand("apply", "Converge this node to the fleet (exit 0 converged, 1 error; nothing applied if the config is invalid)");
+    sub->add_flag("--once", o->once, "One run (the default; for symmetry with watch)");
+    sub->add_option("--adopt", o->adopt, kAdoptHelp)->type_name("IFNAME");
+    sub->callback([&ctx, o] { ctx.rc = cmd_apply(ctx.g, o->adopt); });
+}
+
+void add_status(CLI::App& app, Context& ctx) {
+    auto json = std::make_shared<bool>(false);
+    auto* sub = app.add_subcommand("status", "Peers with endpoint, latest handshake and transfer; pending members; drift");
+    sub->add_flag("--json", *json, "As JSON");
+    sub->callback([&ctx, json] { ctx.rc = cmd_status(ctx.g, *json); });
+}
+
+void add_keygen(CLI::App& app, Context& ctx) {
+    app.add_subcommand("keygen", "Generate this node's private keys (0600 in state_dir) if missing, publish and print the public keys")
+        ->callback([&ctx] { ctx.rc = cmd_keygen(ctx.g); });
 }
 
 }  // namespace wgf::cli

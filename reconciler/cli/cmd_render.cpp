@@ -3,8 +3,8 @@
 
 #include <fmt/format.h>
 
-#include "apply/keys.hpp"
 #include "cli/commands.hpp"
+#include "system/keys.hpp"
 
 namespace wgf::cli {
 namespace {
@@ -47,13 +47,29 @@ int cmd_render_wg_quick(const Globals& g, const std::string& fleet_opt) {
     }
     // The key is printed only when this machine holds it, as `wg showconf` would.
     std::optional<std::string> key;
-    apply::FileKeyStore keys;
+    system::FileKeyStore keys;
     std::string path = plan::private_key_path(l->cfg(), fleet);
     if (auto loaded = keys.load(path); loaded && loaded->has_value()) key = (*loaded)->base64_for_storage();
     if (keys.loose_permissions)
         std::cerr << fmt::format("wg-fleet: warning: {} is readable by group or others; it should be 0600\n", path);
     std::cout << plan::render_wg_quick(*l->fleet, fleet, node, key);
     return kOk;
+}
+
+void add_render(CLI::App& app, Context& ctx) {
+    struct Options {
+        bool all = false;
+        std::string fleet;
+    };
+    auto o = std::make_shared<Options>();
+    auto* render = app.add_subcommand("render", "Print a node's configuration in another format (offline)");
+    render->require_subcommand(1);
+    auto* hosts = render->add_subcommand("hosts", "Hosts-file entries of every member of the node's fleets");
+    hosts->add_flag("--all", o->all, "Every fleet, not only the node's");
+    hosts->callback([&ctx, o] { ctx.rc = cmd_render_hosts(ctx.g, o->all); });
+    auto* wgq = render->add_subcommand("wg-quick", "The node's wg-quick config for one fleet");
+    wgq->add_option("--fleet", o->fleet, "The fleet (needed when the node is in several)");
+    wgq->callback([&ctx, o] { ctx.rc = cmd_render_wg_quick(ctx.g, o->fleet); });
 }
 
 }  // namespace wgf::cli

@@ -1,12 +1,23 @@
-// One function per command; main.cpp wires them to the command line.
+// The commands of cli/: each adds its subcommand to the command line (AddCommand) and runs
+// through its cmd_* function.
 #pragma once
 
 #include <string>
 #include <vector>
 
+#include "cli/app.hpp"
 #include "cli/common.hpp"
 
 namespace wgf::cli {
+
+void add_check(CLI::App& app, Context& ctx);
+void add_addresses(CLI::App& app, Context& ctx);
+void add_render(CLI::App& app, Context& ctx);
+void add_plan(CLI::App& app, Context& ctx);
+void add_apply(CLI::App& app, Context& ctx);
+void add_status(CLI::App& app, Context& ctx);
+void add_keygen(CLI::App& app, Context& ctx);
+void add_watch(CLI::App& app, Context& ctx);
 
 int cmd_check(const Globals& g);
 int cmd_addresses(const Globals& g, bool json);
@@ -17,6 +28,5 @@ int cmd_apply(const Globals& g, const std::vector<std::string>& adopt = {});
 int cmd_status(const Globals& g, bool json);
 int cmd_keygen(const Globals& g);
 int cmd_watch(const Globals& g, int interval_s);
-int cmd_sandbox(const Globals& g, const std::string& action, const std::vector<std::string>& args, const std::string& name);
 
 }  // namespace wgf::cli

@@ -7,10 +7,7 @@
 #include <optional>
 #include <string>
 
-#include "config/diag.hpp"
-#include "config/parse.hpp"
-#include "model/timing.hpp"
-#include "plan/render.hpp"
+#include "apply/load.hpp"
 
 namespace wgf::cli {
 
@@ -19,10 +16,8 @@ struct Globals {
     std::optional<std::string> dropin_dir;   // default: next to the config, NAME.d
     std::optional<std::string> node;         // default: the hostname
     std::optional<std::string> state_dir;    // overrides state_dir: in the YAML
-    // Sandbox: public keys come only from this directory (<dir>/<fleet>/<node>.pub), replacing
-    // the YAML's, because every sandbox node generates its own key.
-    std::optional<std::string> keys_override;
-    // Sandbox: prefix for every file wg-fleet writes (hosts file, HTTP route files).
+    // Set only by the sandbox for its nodes (no command-line option): see apply::LoadOptions.
+    std::optional<std::string> keys_only_from;
     std::optional<std::string> files_root;
     int verbose = 0;
     int quiet = 0;
@@ -31,20 +26,13 @@ struct Globals {
     int lock_timeout = 30;
 };
 
-struct Loaded {
-    config::Sources sources;
-    config::Diagnostics diags;
-    config::Parsed parsed;
-    std::unique_ptr<plan::Fleetwide> fleet;  // set when there are no errors
-    model::Timings timings;                  // read+parse, validate
+using Loaded = apply::Loaded;
 
-    const model::Config& cfg() const { return parsed.config; }
-};
+// What apply::load needs from the global options.
+apply::LoadOptions load_options(const Globals& g);
 
-// Reads, parses, merges keys from keys_dir and validates. Diagnostics are printed to stderr
-// (warnings only unless quiet is 0). Returns the result even on errors; check fleet != nullptr.
-// `parsed`, when given, is called once the file has parsed without errors, before validation
-// (a command starts reading the live state there).
+// Loads the fleet (apply::load) and prints its diagnostics to stderr (warnings only unless quiet
+// is 0). Returns the result even on errors; check fleet != nullptr.
 std::unique_ptr<Loaded> load(const Globals& g, const std::function<void(const model::Config&)>& parsed = {});
 
 std::string this_node(const Globals& g);

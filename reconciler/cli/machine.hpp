@@ -1,4 +1,5 @@
-// The real machine: every backend's Linux implementation, wired for one wg-fleet run.
+// The real machine: every backend's implementation (linux/ for the kernel's networking, system/
+// for state_dir's files and DNS), wired for one wg-fleet run and handed to the engine.
 #pragma once
 
 #include <memory>
@@ -8,21 +9,28 @@
 #include "linux/nft.hpp"
 #include "linux/rtnl.hpp"
 #include "linux/sysctl.hpp"
+#include "linux/userspace_pacing.hpp"
 #include "linux/wg_select.hpp"
 #include "model/spec.hpp"
+#include "system/journal.hpp"
+#include "system/keys.hpp"
+#include "system/resolver.hpp"
+#include "system/state_store.hpp"
 
 namespace wgf::cli {
 
 struct Machine {
     std::unique_ptr<linux_::WgSelect> wg;
-    std::unique_ptr<linux_::Rtnl> links;
+    std::unique_ptr<linux_::Rtnl> rtnl;
+    // rtnl, paced and checked on devices a userspace implementation serves.
+    std::unique_ptr<linux_::UserspacePacing> links;
     linux_::Sysctl sysctls;
     std::unique_ptr<linux_::Nft> firewall;
     linux_::LocalFiles files;
-    apply::FileKeyStore keys;
-    apply::SystemResolver resolver;
-    std::unique_ptr<apply::FileStateStore> state;
-    std::unique_ptr<apply::FileJournal> journal;
+    system::FileKeyStore keys;
+    system::SystemResolver resolver;
+    std::unique_ptr<system::FileStateStore> state;
+    std::unique_ptr<system::FileJournal> journal;
     std::unique_ptr<apply::Backends> backends;
 
     explicit Machine(const model::Config& cfg);

@@ -77,7 +77,7 @@ std::string echo_line(std::string_view line, uint32_t col) {
 }  // namespace
 
 uint32_t Sources::add(std::string name, std::string text) {
-    File f{std::move(name), std::move(text), {0}};
+    File f{.name = std::move(name), .text = std::move(text), .line_starts = {0}};
     for (auto nl = f.text.find('\n'); nl != std::string::npos; nl = f.text.find('\n', nl + 1))
         f.line_starts.push_back(static_cast<uint32_t>(nl + 1));
     files_.push_back(std::move(f));

@@ -2,10 +2,9 @@
 
 #include <algorithm>
 #include <charconv>
-#include <filesystem>
-#include <fstream>
+#include <iterator>
 #include <span>
-#include <sstream>
+#include <type_traits>
 
 #include <fmt/format.h>
 
@@ -71,23 +70,17 @@ public:
         return false;
     }
 
-    // Reports unknown keys; returns how many there were.
-    size_t check_keys(const Node& n, const Path& path, std::span<const std::string_view> allowed) {
-        size_t unknown = 0;
-        for (const auto& e : n.map) {
-            if (std::find(allowed.begin(), allowed.end(), e.key) != allowed.end()) continue;
-            std::string_view best;
-            size_t best_d = 3;
-            for (auto a : allowed) {
-                size_t dist = edit_distance(e.key, a);
-                if (dist < best_d) best_d = dist, best = a;
-            }
-            std::string hint = best.empty() ? fmt::format("allowed keys here: {}", join(allowed))
-                                            : fmt::format("did you mean '{}'?", best);
-            error(e.key_loc, Path(path, e.key), fmt::format("unknown key {} — {}", quote(e.key), hint));
-            ++unknown;
+    // Reports a key its mapping does not accept, with the nearest allowed key when one is close
+    // (else the whole list, in the order given).
+    void unknown_key(const Entry& e, const Path& path, std::span<const std::string_view> allowed) {
+        std::string_view best;
+        size_t best_d = 3;
+        for (auto a : allowed) {
+            size_t dist = edit_distance(e.key, a);
+            if (dist < best_d) best_d = dist, best = a;
         }
-        return unknown;
+        std::string hint = best.empty() ? fmt::format("allowed keys here: {}", join(allowed)) : fmt::format("did you mean '{}'?", best);
+        error(e.key_loc, Path(path, e.key), fmt::format("unknown key {} — {}", quote(e.key), hint));
     }
 
     // The scalar's text, or null (reported) when the node is not a scalar.
@@ -153,10 +146,23 @@ public:
         const std::string* s = str(n, path);
         if (!s) return std::nullopt;
         if (!m::valid_node_name(*s)) {
-            error(n.loc, path, fmt::format("{} — {} names use letters, digits, '-' and '_', start with a letter or digit, at most 63 characters", quote(*s), what));
+            error(n.loc, path, bad_name(*s, what));
             return std::nullopt;
         }
         return *s;
+    }
+
+    // The message for a fleet or node name that is not one, written as a value or as a key.
+    static std::string bad_name(std::string_view s, std::string_view what) {
+        return fmt::format("{} — {} names use letters, digits, '-' and '_', start with a letter or digit, at most 63 characters", quote(s), what);
+    }
+
+    // Whether `pf`, parsed from scalar `n`, is a network; if host bits are set, reports the
+    // network the text probably means.
+    bool network(const Node& n, const Path& path, const m::Prefix& pf) {
+        if (pf.is_network()) return true;
+        error(n.loc, path, fmt::format("{} — host bits are set; did you mean {}?", quote(n.scalar), pf.masked().str()));
+        return false;
     }
 
     std::optional<std::string> abs_path(const Node& n, const Path& path) {
@@ -207,200 +213,255 @@ std::optional<uint64_t> parse_suffix_groups(std::string_view s) {
     return v;
 }
 
-class FleetParser {
-public:
-    FleetParser(Walker& w, Config& cfg) : w_(w), cfg_(cfg) {}
+enum class Need : uint8_t { optional, required };
 
-    void parse_fleets(const Node& n, const Path& path) {
-        if (!w_.is_map(n, path, true)) return;
-        for (const auto& e : n.map) {
-            const Path fpath(path, e.key);
-            if (!m::valid_node_name(e.key)) {
-                w_.error(e.key_loc, fpath, fmt::format("{} — fleet names use letters, digits, '-' and '_', start with a letter or digit, at most 63 characters", quote(e.key)));
-                continue;
-            }
-            Fleet f;
-            if (parse_fleet(e, fpath, f)) cfg_.fleets.emplace(e.key, std::move(f));
-        }
-    }
-
-private:
-    bool parse_fleet(const Entry& fe, const Path& path, Fleet& f) {
-        const Node& n = fe.value;
-        if (!w_.is_map(n, path, false)) return false;
-        static constexpr std::string_view kCommon[] = {"interface", "port", "topology", "mtu", "keepalive",
-                                                        "exclusive", "ipv4", "peers", "controllers", "ip6",
-                                                        "subnet", "external_ip", "server", "public_key"};
-        size_t unknown = w_.check_keys(n, path, kCommon);
-
-        bool clan = n.find("controllers") != nullptr;
-        std::vector<std::string_view> subnet_keys;
-        for (auto k : {"ip6", "subnet", "external_ip", "server", "public_key"})
-            if (n.find(k)) subnet_keys.push_back(k);
-        if (clan && !subnet_keys.empty()) {
-            const Entry* first = n.find(subnet_keys.front());
-            w_.error(first->key_loc, Path(path, first->key),
-                     "a fleet is either clan-style (controllers:) or subnet-style (ip6:, subnet:), not both");
-            return false;
-        }
-        if (!clan && !n.find("ip6") && !n.find("subnet")) {
-            // With a misspelt key the 'did you mean' above already says what is wrong.
-            if (unknown == 0)
-                w_.error(fe.key_loc, path, "a fleet needs controllers: (clan style) or ip6: and subnet: (subnet style)");
-            return false;
-        }
-        f.style = clan ? m::FleetStyle::clan : m::FleetStyle::subnet;
-        f.interface = clan ? fe.key : "wg_" + fe.key;
-        bool interface_given = false;
-
-        for (const auto& e : n.map) {
-            const Path p(path, e.key);
-            const Node& v = e.value;
-            if (e.key == "interface") {
-                interface_given = true;
-                if (auto s = w_.str(v, p)) {
-                    std::string why;
-                    if (m::valid_ifname(*s, &why)) f.interface = *s;
-                    else w_.error(v.loc, p, fmt::format("{} — {}", quote(*s), why));
-                }
-            } else if (e.key == "port") {
-                if (auto x = w_.uint(v, p, 1, 65535)) f.port = static_cast<uint16_t>(*x);
-            } else if (e.key == "topology") {
-                if (auto s = w_.str(v, p)) {
-                    if (*s == "hub") f.topology = m::Topology::hub;
-                    else if (*s == "mesh") f.topology = m::Topology::mesh;
-                    else w_.error(v.loc, p, fmt::format("{} — topology is hub or mesh", quote(*s)));
-                }
-            } else if (e.key == "mtu") {
-                if (auto x = w_.uint(v, p, 1280, 65535)) f.mtu = static_cast<uint32_t>(*x);
-            } else if (e.key == "keepalive") {
-                if (auto x = w_.uint(v, p, 0, 65535)) f.keepalive = static_cast<uint16_t>(*x);
-            } else if (e.key == "exclusive") {
-                if (auto b = w_.boolean(v, p)) f.exclusive = *b;
-            } else if (e.key == "ipv4") {
-                if (auto pf = w_.typed<m::Prefix>(v, p, parse_prefix, "not an IPv4 CIDR")) {
-                    if (!pf->addr.is_v4()) w_.error(v.loc, p, fmt::format("{} — ipv4 must be an IPv4 CIDR such as 10.50.0.0/24", quote(v.scalar)));
-                    else if (!pf->is_network()) w_.error(v.loc, p, fmt::format("{} — host bits are set; did you mean {}?", quote(v.scalar), pf->masked().str()));
-                    else f.ipv4 = *pf;
-                }
-            } else if (e.key == "controllers") {
-                parse_members(v, p, f.controllers, true);
-            } else if (e.key == "peers") {
-                parse_members(v, p, f.peers, false);
-            } else if (e.key == "ip6") {
-                if (auto a = w_.typed<m::IpAddr>(v, p, parse_ip, "not an IPv6 address")) {
-                    if (!a->is_v6()) w_.error(v.loc, p, fmt::format("{} — ip6 must be an IPv6 address", quote(v.scalar)));
-                    else f.ip6 = *a;
-                }
-            } else if (e.key == "subnet") {
-                if (auto pf = w_.typed<m::Prefix>(v, p, parse_prefix, "not a CIDR")) {
-                    if (!pf->addr.is_v6()) w_.error(v.loc, p, fmt::format("{} — subnet must be an IPv6 CIDR", quote(v.scalar)));
-                    else if (!pf->is_network()) w_.error(v.loc, p, fmt::format("{} — host bits are set; did you mean {}?", quote(v.scalar), pf->masked().str()));
-                    else if (pf->len > 120) w_.error(v.loc, p, fmt::format("{} — the subnet needs room for clients: /120 or shorter", quote(v.scalar)));
-                    else f.subnet = *pf;
-                }
-            } else if (e.key == "external_ip") {
-                if (auto s = w_.str(v, p)) {
-                    if (m::IpAddr::parse(*s) || m::valid_dns_name(*s)) f.external_ip = *s;
-                    else w_.error(v.loc, p, fmt::format("{} — external_ip must be an IP address or a DNS name", quote(*s)));
-                }
-            } else if (e.key == "server") {
-                if (auto s = w_.name(v, p, "node")) f.server = *s;
-            } else if (e.key == "public_key") {
-                f.server_public_key = w_.typed<m::Key>(v, p, parse_key, "not a WireGuard key");
-            }
-        }
-        if (!clan) {
-            if (!n.find("ip6")) w_.error(fe.key_loc, path, "a subnet-style fleet needs ip6: (the server's address)");
-            if (!n.find("subnet")) w_.error(fe.key_loc, path, "a subnet-style fleet needs subnet: (the clients' IPv6 subnet)");
-        }
-        if (!interface_given) {
-            std::string why;
-            if (!m::valid_ifname(f.interface, &why))
-                w_.error(fe.key_loc, path, fmt::format("the default interface name {} is not valid ({}); set interface:", quote(f.interface), why));
-        }
-        return true;
-    }
-
-    void parse_members(const Node& n, const Path& path, std::map<std::string, Member>& out, bool controllers) {
-        if (!w_.is_map(n, path, true)) return;
-        static constexpr std::string_view kController[] = {"public_key", "endpoint", "routes", "id", "ipv4"};
-        static constexpr std::string_view kPeer[] = {"public_key", "endpoint", "controller", "routes", "suffix", "ipv4"};
-        for (const auto& e : n.map) {
-            const Path mpath(path, e.key);
-            if (!m::valid_node_name(e.key)) {
-                w_.error(e.key_loc, mpath, fmt::format("{} — node names use letters, digits, '-' and '_', start with a letter or digit, at most 63 characters", quote(e.key)));
-                continue;
-            }
-            Member mem;
-            const Node& v = e.value;
-            if (!w_.is_map(v, mpath, true)) continue;
-            if (controllers) w_.check_keys(v, mpath, kController);
-            else w_.check_keys(v, mpath, kPeer);
-            for (const auto& f : v.map) {
-                const Path p(mpath, f.key);
-                const Node& x = f.value;
-                if (f.key == "public_key") {
-                    mem.public_key = w_.typed<m::Key>(x, p, parse_key, "not a WireGuard key");
-                } else if (f.key == "endpoint") {
-                    mem.endpoint = w_.typed<m::Endpoint>(x, p, parse_endpoint, "not an endpoint");
-                } else if (f.key == "controller" && !controllers) {
-                    mem.controller = w_.name(x, p, "node");
-                } else if (f.key == "routes") {
-                    parse_routes(x, p, mem.routes);
-                } else if (f.key == "id" && controllers) {
-                    if (auto id = w_.uint(x, p, 0, 65535, true)) mem.id = static_cast<uint16_t>(*id);
-                } else if (f.key == "suffix" && !controllers) {
-                    parse_suffix(x, p, mem);
-                } else if (f.key == "ipv4") {
-                    if (auto a = w_.typed<m::IpAddr>(x, p, parse_ip, "not an IPv4 address")) {
-                        if (a->is_v4()) mem.ipv4 = *a;
-                        else w_.error(x.loc, p, fmt::format("{} — ipv4 must be an IPv4 address", quote(x.scalar)));
-                    }
-                }
-            }
-            out.emplace(e.key, std::move(mem));
-        }
-    }
-
-    void parse_routes(const Node& n, const Path& path, std::vector<m::Prefix>& out) {
-        if (!n.is_seq()) {
-            w_.error(n.loc, path, fmt::format("expected a list of CIDRs, got {}", kind_name(n)));
-            return;
-        }
-        for (size_t i = 0; i < n.seq.size(); ++i) {
-            const Path p(path, i);
-            const Node& x = n.seq[i];
-            if (auto pf = w_.typed<m::Prefix>(x, p, parse_prefix, "not a CIDR")) {
-                if (!pf->is_network())
-                    w_.error(x.loc, p, fmt::format("{} — host bits are set; did you mean {}?", quote(x.scalar), pf->masked().str()));
-                else out.push_back(*pf);
-            }
-        }
-    }
-
-    void parse_suffix(const Node& n, const Path& path, Member& mem) {
-        std::optional<uint64_t> v;
-        if (n.is_scalar() && n.scalar.find(':') != std::string::npos) {
-            v = parse_suffix_groups(n.scalar);
-            if (!v) {
-                w_.error(n.loc, path, fmt::format("{} — a suffix is four hex groups like 6987:50a0:9b93:4337, or an integer", quote(n.scalar)));
-                return;
-            }
-        } else {
-            v = w_.uint(n, path, 0, UINT64_MAX, true);
-            if (!v) return;
-        }
-        if (*v == 0 || *v == 1) {
-            w_.error(n.loc, path, fmt::format("{} — suffixes 0 and 1 are reserved (subnet and controller addresses)", quote(n.scalar)));
-            return;
-        }
-        mem.suffix = *v;
-    }
-
-    Walker& w_;
-    Config& cfg_;
+// One key of a YAML mapping and what its value sets in T. Each mapping is parsed from one table
+// of these, so the keys it accepts (and suggests for a misspelt one) are exactly the keys it
+// parses; the table's order is the order "allowed keys here" lists them in.
+template <class T>
+struct Field {
+    std::string_view key;
+    void (*parse)(Walker& w, const Node& value, const Path& path, T& out);
+    Need need = Need::optional;  // list items: a missing required key is reported
 };
+
+template <class T>
+using Table = std::span<const Field<T>>;
+
+template <class T>
+const Field<T>* find_field(Table<T> table, std::string_view key) {
+    for (const auto& f : table)
+        if (f.key == key) return &f;
+    return nullptr;
+}
+
+// Only when a diagnostic needs them.
+template <class T>
+std::vector<std::string_view> keys_of(Table<T> table) {
+    std::vector<std::string_view> out;
+    out.reserve(table.size());
+    for (const auto& f : table) out.push_back(f.key);
+    return out;
+}
+
+// Reports every key of map `n` that the table does not name; returns how many.
+template <class T>
+size_t check_keys(Walker& w, const Node& n, const Path& path, Table<T> table) {
+    size_t unknown = 0;
+    for (const auto& e : n.map) {
+        if (find_field(table, e.key)) continue;
+        w.unknown_key(e, path, keys_of(table));
+        ++unknown;
+    }
+    return unknown;
+}
+
+// Parses each entry of map `n` into `out` with its table entry, reporting keys the table does
+// not name.
+template <class T>
+void parse_fields(Walker& w, const Node& n, const Path& path, std::type_identity_t<Table<T>> table, T& out) {
+    for (const auto& e : n.map) {
+        if (const Field<T>* f = find_field(table, e.key)) f->parse(w, e.value, Path(path, e.key), out);
+        else w.unknown_key(e, path, keys_of(table));
+    }
+}
+
+void parse_routes(Walker& w, const Node& n, const Path& path, std::vector<m::Prefix>& out) {
+    if (!n.is_seq()) {
+        w.error(n.loc, path, fmt::format("expected a list of CIDRs, got {}", kind_name(n)));
+        return;
+    }
+    for (size_t i = 0; i < n.seq.size(); ++i) {
+        const Path p(path, i);
+        const Node& x = n.seq[i];
+        if (auto pf = w.typed<m::Prefix>(x, p, parse_prefix, "not a CIDR"))
+            if (w.network(x, p, *pf)) out.push_back(*pf);
+    }
+}
+
+void parse_suffix(Walker& w, const Node& n, const Path& path, Member& mem) {
+    std::optional<uint64_t> v;
+    if (n.is_scalar() && n.scalar.find(':') != std::string::npos) {
+        v = parse_suffix_groups(n.scalar);
+        if (!v) {
+            w.error(n.loc, path, fmt::format("{} — a suffix is four hex groups like 6987:50a0:9b93:4337, or an integer", quote(n.scalar)));
+            return;
+        }
+    } else {
+        v = w.uint(n, path, 0, UINT64_MAX, true);
+        if (!v) return;
+    }
+    if (*v == 0 || *v == 1) {
+        w.error(n.loc, path, fmt::format("{} — suffixes 0 and 1 are reserved (subnet and controller addresses)", quote(n.scalar)));
+        return;
+    }
+    mem.suffix = *v;
+}
+
+// Keys controllers and peers share.
+void member_public_key(Walker& w, const Node& v, const Path& p, Member& mem) {
+    mem.public_key = w.typed<m::Key>(v, p, parse_key, "not a WireGuard key");
+}
+void member_endpoint(Walker& w, const Node& v, const Path& p, Member& mem) {
+    mem.endpoint = w.typed<m::Endpoint>(v, p, parse_endpoint, "not an endpoint");
+}
+void member_routes(Walker& w, const Node& v, const Path& p, Member& mem) { parse_routes(w, v, p, mem.routes); }
+void member_ipv4(Walker& w, const Node& v, const Path& p, Member& mem) {
+    if (auto a = w.typed<m::IpAddr>(v, p, parse_ip, "not an IPv4 address")) {
+        if (a->is_v4()) mem.ipv4 = *a;
+        else w.error(v.loc, p, fmt::format("{} — ipv4 must be an IPv4 address", quote(v.scalar)));
+    }
+}
+
+constexpr Field<Member> kController[] = {
+    {"public_key", member_public_key},
+    {"endpoint", member_endpoint},
+    {"routes", member_routes},
+    {"id", [](Walker& w, const Node& v, const Path& p, Member& mem) {
+         if (auto id = w.uint(v, p, 0, 65535, true)) mem.id = static_cast<uint16_t>(*id);
+     }},
+    {"ipv4", member_ipv4},
+};
+
+constexpr Field<Member> kPeer[] = {
+    {"public_key", member_public_key},
+    {"endpoint", member_endpoint},
+    {"controller", [](Walker& w, const Node& v, const Path& p, Member& mem) { mem.controller = w.name(v, p, "node"); }},
+    {"routes", member_routes},
+    {"suffix", parse_suffix},
+    {"ipv4", member_ipv4},
+};
+
+// A map of members by node name, each parsed with `table`.
+void parse_members(Walker& w, const Node& n, const Path& path, Table<Member> table, std::map<std::string, Member>& out) {
+    if (!w.is_map(n, path, true)) return;
+    for (const auto& e : n.map) {
+        const Path mpath(path, e.key);
+        if (!m::valid_node_name(e.key)) {
+            w.error(e.key_loc, mpath, Walker::bad_name(e.key, "node"));
+            continue;
+        }
+        if (!w.is_map(e.value, mpath, true)) continue;
+        Member mem;
+        parse_fields(w, e.value, mpath, table, mem);
+        out.emplace(e.key, std::move(mem));
+    }
+}
+
+// Keys only a subnet-style fleet has, in the order a fleet mixing the styles is reported by.
+constexpr std::string_view kSubnetOnly[] = {"ip6", "subnet", "external_ip", "server", "public_key"};
+
+constexpr Field<Fleet> kFleet[] = {
+    {"interface", [](Walker& w, const Node& v, const Path& p, Fleet& f) {
+         if (auto s = w.str(v, p)) {
+             std::string why;
+             if (m::valid_ifname(*s, &why)) f.interface = *s;
+             else w.error(v.loc, p, fmt::format("{} — {}", quote(*s), why));
+         }
+     }},
+    {"port", [](Walker& w, const Node& v, const Path& p, Fleet& f) {
+         if (auto x = w.uint(v, p, 1, 65535)) f.port = static_cast<uint16_t>(*x);
+     }},
+    {"topology", [](Walker& w, const Node& v, const Path& p, Fleet& f) {
+         if (auto s = w.str(v, p)) {
+             if (*s == "hub") f.topology = m::Topology::hub;
+             else if (*s == "mesh") f.topology = m::Topology::mesh;
+             else w.error(v.loc, p, fmt::format("{} — topology is hub or mesh", quote(*s)));
+         }
+     }},
+    {"mtu", [](Walker& w, const Node& v, const Path& p, Fleet& f) {
+         if (auto x = w.uint(v, p, 1280, 65535)) f.mtu = static_cast<uint32_t>(*x);
+     }},
+    {"keepalive", [](Walker& w, const Node& v, const Path& p, Fleet& f) {
+         if (auto x = w.uint(v, p, 0, 65535)) f.keepalive = static_cast<uint16_t>(*x);
+     }},
+    {"exclusive", [](Walker& w, const Node& v, const Path& p, Fleet& f) {
+         if (auto b = w.boolean(v, p)) f.exclusive = *b;
+     }},
+    {"ipv4", [](Walker& w, const Node& v, const Path& p, Fleet& f) {
+         if (auto pf = w.typed<m::Prefix>(v, p, parse_prefix, "not an IPv4 CIDR")) {
+             if (!pf->addr.is_v4()) w.error(v.loc, p, fmt::format("{} — ipv4 must be an IPv4 CIDR such as 10.50.0.0/24", quote(v.scalar)));
+             else if (w.network(v, p, *pf)) f.ipv4 = *pf;
+         }
+     }},
+    {"peers", [](Walker& w, const Node& v, const Path& p, Fleet& f) { parse_members(w, v, p, kPeer, f.peers); }},
+    {"controllers", [](Walker& w, const Node& v, const Path& p, Fleet& f) { parse_members(w, v, p, kController, f.controllers); }},
+    {"ip6", [](Walker& w, const Node& v, const Path& p, Fleet& f) {
+         if (auto a = w.typed<m::IpAddr>(v, p, parse_ip, "not an IPv6 address")) {
+             if (!a->is_v6()) w.error(v.loc, p, fmt::format("{} — ip6 must be an IPv6 address", quote(v.scalar)));
+             else f.ip6 = *a;
+         }
+     }},
+    {"subnet", [](Walker& w, const Node& v, const Path& p, Fleet& f) {
+         if (auto pf = w.typed<m::Prefix>(v, p, parse_prefix, "not a CIDR")) {
+             if (!pf->addr.is_v6()) {
+                 w.error(v.loc, p, fmt::format("{} — subnet must be an IPv6 CIDR", quote(v.scalar)));
+             } else if (w.network(v, p, *pf)) {
+                 if (pf->len > 120) w.error(v.loc, p, fmt::format("{} — the subnet needs room for clients: /120 or shorter", quote(v.scalar)));
+                 else f.subnet = *pf;
+             }
+         }
+     }},
+    {"external_ip", [](Walker& w, const Node& v, const Path& p, Fleet& f) {
+         if (auto s = w.str(v, p)) {
+             if (m::IpAddr::parse(*s) || m::valid_dns_name(*s)) f.external_ip = *s;
+             else w.error(v.loc, p, fmt::format("{} — external_ip must be an IP address or a DNS name", quote(*s)));
+         }
+     }},
+    {"server", [](Walker& w, const Node& v, const Path& p, Fleet& f) {
+         if (auto s = w.name(v, p, "node")) f.server = *s;
+     }},
+    {"public_key", [](Walker& w, const Node& v, const Path& p, Fleet& f) {
+         f.server_public_key = w.typed<m::Key>(v, p, parse_key, "not a WireGuard key");
+     }},
+};
+
+// The fleet's style decides its defaults and which keys it needs, so it is settled before the
+// keys are parsed; a fleet whose style is unclear is not parsed further.
+bool parse_fleet(Walker& w, const Entry& fe, const Path& path, Fleet& f) {
+    const Node& n = fe.value;
+    if (!w.is_map(n, path, false)) return false;
+    const bool clan = n.find("controllers") != nullptr;
+    auto subnet_key = std::find_if(std::begin(kSubnetOnly), std::end(kSubnetOnly), [&](auto k) { return n.find(k) != nullptr; });
+    if (clan && subnet_key != std::end(kSubnetOnly)) {
+        check_keys<Fleet>(w, n, path, kFleet);
+        const Entry* first = n.find(*subnet_key);
+        w.error(first->key_loc, Path(path, first->key), "a fleet is either clan-style (controllers:) or subnet-style (ip6:, subnet:), not both");
+        return false;
+    }
+    if (!clan && !n.find("ip6") && !n.find("subnet")) {
+        // With a misspelt key the 'did you mean' already says what is wrong.
+        if (check_keys<Fleet>(w, n, path, kFleet) == 0)
+            w.error(fe.key_loc, path, "a fleet needs controllers: (clan style) or ip6: and subnet: (subnet style)");
+        return false;
+    }
+    f.style = clan ? m::FleetStyle::clan : m::FleetStyle::subnet;
+    f.interface = clan ? fe.key : "wg_" + fe.key;
+    parse_fields(w, n, path, kFleet, f);
+    if (!clan) {
+        if (!n.find("ip6")) w.error(fe.key_loc, path, "a subnet-style fleet needs ip6: (the server's address)");
+        if (!n.find("subnet")) w.error(fe.key_loc, path, "a subnet-style fleet needs subnet: (the clients' IPv6 subnet)");
+    }
+    if (!n.find("interface")) {
+        std::string why;
+        if (!m::valid_ifname(f.interface, &why))
+            w.error(fe.key_loc, path, fmt::format("the default interface name {} is not valid ({}); set interface:", quote(f.interface), why));
+    }
+    return true;
+}
+
+void parse_fleets(Walker& w, const Node& n, const Path& path, std::map<std::string, Fleet>& out) {
+    if (!w.is_map(n, path, true)) return;
+    for (const auto& e : n.map) {
+        const Path fpath(path, e.key);
+        if (!m::valid_node_name(e.key)) {
+            w.error(e.key_loc, fpath, Walker::bad_name(e.key, "fleet"));
+            continue;
+        }
+        Fleet f;
+        if (parse_fleet(w, e, fpath, f)) out.emplace(e.key, std::move(f));
+    }
+}
 
 std::optional<m::Proto> parse_proto(Walker& w, const Node& n, const Path& path) {
     auto s = w.str(n, path);
@@ -416,10 +477,61 @@ bool valid_item_name(std::string_view s) {
     return std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isalnum(c) || c == '-' || c == '_' || c == '.'; });
 }
 
-// Shared shape of forwards[] and http_routes[]: a list of maps with a required name and node.
-template <class T, class F>
-void parse_list(Walker& w, const Node& n, const Path& path, std::span<const std::string_view> allowed,
-                std::span<const std::string_view> required, std::vector<T>& out, F&& field) {
+// Keys forwards[] and http_routes[] share.
+template <class T>
+void item_name(Walker& w, const Node& v, const Path& p, T& t) {
+    if (auto s = w.str(v, p)) {
+        if (valid_item_name(*s)) t.name = *s;
+        else w.error(v.loc, p, fmt::format("{} — names use letters, digits, '-', '_' and '.', at most 63 characters", quote(*s)));
+    }
+}
+template <class T>
+void item_node(Walker& w, const Node& v, const Path& p, T& t) {
+    if (auto s = w.name(v, p, "node")) t.node = *s;
+}
+
+constexpr Field<m::Forward> kForward[] = {
+    {"name", item_name<m::Forward>, Need::required},
+    {"node", item_node<m::Forward>, Need::required},
+    {"proto", [](Walker& w, const Node& v, const Path& p, m::Forward& f) {
+         if (auto pr = parse_proto(w, v, p)) f.proto = *pr;
+     }},
+    {"port", [](Walker& w, const Node& v, const Path& p, m::Forward& f) {
+         if (auto x = w.uint(v, p, 1, 65535)) f.port = static_cast<uint16_t>(*x);
+     }, Need::required},
+    {"to", [](Walker& w, const Node& v, const Path& p, m::Forward& f) {
+         if (auto s = w.name(v, p, "node")) f.to = *s;
+     }, Need::required},
+    {"to_port", [](Walker& w, const Node& v, const Path& p, m::Forward& f) {
+         if (auto x = w.uint(v, p, 1, 65535)) f.to_port = static_cast<uint16_t>(*x);
+     }},
+    {"fleet", [](Walker& w, const Node& v, const Path& p, m::Forward& f) { f.fleet = w.name(v, p, "fleet"); }},
+};
+
+constexpr Field<m::HttpRoute> kHttpRoute[] = {
+    {"name", item_name<m::HttpRoute>, Need::required},
+    {"node", item_node<m::HttpRoute>, Need::required},
+    {"host", [](Walker& w, const Node& v, const Path& p, m::HttpRoute& r) {
+         if (auto s = w.str(v, p)) {
+             if (m::valid_dns_name(*s)) r.host = *s;
+             else w.error(v.loc, p, fmt::format("{} — not a DNS host name", quote(*s)));
+         }
+     }, Need::required},
+    {"to", [](Walker& w, const Node& v, const Path& p, m::HttpRoute& r) {
+         if (auto s = w.str(v, p)) r.to = *s;
+     }, Need::required},
+    {"entrypoint", [](Walker& w, const Node& v, const Path& p, m::HttpRoute& r) {
+         if (auto s = w.str(v, p)) r.entrypoint = *s;
+     }},
+    {"certresolver", [](Walker& w, const Node& v, const Path& p, m::HttpRoute& r) {
+         if (auto s = w.str(v, p)) r.certresolver = *s;
+         else r.certresolver.reset();
+     }},
+};
+
+// A list of maps, each parsed with `table` into one T.
+template <class T>
+void parse_list(Walker& w, const Node& n, const Path& path, std::type_identity_t<Table<T>> table, std::vector<T>& out) {
     if (n.is_null()) return;
     if (!n.is_seq()) {
         w.error(n.loc, path, fmt::format("expected a list, got {}", kind_name(n)));
@@ -429,100 +541,57 @@ void parse_list(Walker& w, const Node& n, const Path& path, std::span<const std:
         const Node& item = n.seq[i];
         const Path ipath(path, i);
         if (!w.is_map(item, ipath, false)) continue;
-        w.check_keys(item, ipath, allowed);
-        for (auto r : required)
-            if (!item.find(r)) w.error(item.loc, ipath, fmt::format("missing required key '{}'", r));
         T t;
-        for (const auto& e : item.map) {
-            const Path p(ipath, e.key);
-            if (e.key == "name") {
-                if (auto s = w.str(e.value, p)) {
-                    if (valid_item_name(*s)) t.name = *s;
-                    else w.error(e.value.loc, p, fmt::format("{} — names use letters, digits, '-', '_' and '.', at most 63 characters", quote(*s)));
-                }
-            } else if (e.key == "node") {
-                if (auto s = w.name(e.value, p, "node")) t.node = *s;
-            } else {
-                field(t, e, p);
-            }
-        }
+        parse_fields(w, item, ipath, table, t);
+        for (const auto& f : table)
+            if (f.need == Need::required && !item.find(f.key)) w.error(item.loc, ipath, fmt::format("missing required key '{}'", f.key));
         out.push_back(std::move(t));
     }
 }
+
+constexpr Field<Config> kTop[] = {
+    {"domain", [](Walker& w, const Node& v, const Path& p, Config& cfg) {
+         if (auto s = w.str(v, p)) {
+             if (m::valid_dns_name(*s)) cfg.domain = *s;
+             else w.error(v.loc, p, fmt::format("{} — not a DNS domain name", quote(*s)));
+         }
+     }},
+    {"prune_timeout", [](Walker& w, const Node& v, const Path& p, Config& cfg) {
+         if (auto s = w.str(v, p)) {
+             if (auto d = m::parse_duration(*s)) cfg.prune_timeout = *d;
+             else w.error(v.loc, p, fmt::format("{} — a duration is like 30m, 1h or 2h30m (units d, h, m, s)", quote(*s)));
+         }
+     }},
+    {"state_dir", [](Walker& w, const Node& v, const Path& p, Config& cfg) {
+         if (auto s = w.abs_path(v, p)) cfg.state_dir = *s;
+     }},
+    {"keys_dir", [](Walker& w, const Node& v, const Path& p, Config& cfg) { cfg.keys_dir = w.abs_path(v, p); }},
+    {"userspace", [](Walker& w, const Node& v, const Path& p, Config& cfg) {
+         if (auto s = w.str(v, p)) {
+             if (s->empty()) w.error(v.loc, p, "userspace must name a command");
+             else cfg.userspace = *s;
+         }
+     }},
+    {"hosts_file", [](Walker& w, const Node& v, const Path& p, Config& cfg) {
+         if (auto s = w.abs_path(v, p)) cfg.hosts_file = *s;
+     }},
+    {"http_routes_dir", [](Walker& w, const Node& v, const Path& p, Config& cfg) {
+         if (auto s = w.abs_path(v, p)) cfg.http_routes_dir = *s;
+     }},
+    {"fleets", [](Walker& w, const Node& v, const Path& p, Config& cfg) { parse_fleets(w, v, p, cfg.fleets); }},
+    {"forwards", [](Walker& w, const Node& v, const Path& p, Config& cfg) {
+         parse_list(w, v, p, kForward, cfg.forwards);
+         for (auto& f : cfg.forwards)
+             if (!f.to_port) f.to_port = f.port;
+     }},
+    {"http_routes", [](Walker& w, const Node& v, const Path& p, Config& cfg) { parse_list(w, v, p, kHttpRoute, cfg.http_routes); }},
+};
 
 void parse_top(Walker& w, const Node& root, Config& cfg) {
     if (root.is_null()) return;  // an empty file: no fleets
     const Path root_path;
     if (!w.is_map(root, root_path, false)) return;
-    static constexpr std::string_view kTop[] = {"domain", "prune_timeout", "state_dir", "keys_dir", "userspace",
-                                                "hosts_file", "http_routes_dir", "fleets", "forwards", "http_routes"};
-    w.check_keys(root, root_path, kTop);
-    for (const auto& e : root.map) {
-        const Path p(root_path, e.key);
-        const Node& v = e.value;
-        if (e.key == "domain") {
-            if (auto s = w.str(v, p)) {
-                if (m::valid_dns_name(*s)) cfg.domain = *s;
-                else w.error(v.loc, p, fmt::format("{} — not a DNS domain name", quote(*s)));
-            }
-        } else if (e.key == "prune_timeout") {
-            if (auto s = w.str(v, p)) {
-                if (auto d = m::parse_duration(*s)) cfg.prune_timeout = *d;
-                else w.error(v.loc, p, fmt::format("{} — a duration is like 30m, 1h or 2h30m (units d, h, m, s)", quote(*s)));
-            }
-        } else if (e.key == "state_dir") {
-            if (auto s = w.abs_path(v, p)) cfg.state_dir = *s;
-        } else if (e.key == "keys_dir") {
-            cfg.keys_dir = w.abs_path(v, p);
-        } else if (e.key == "hosts_file") {
-            if (auto s = w.abs_path(v, p)) cfg.hosts_file = *s;
-        } else if (e.key == "http_routes_dir") {
-            if (auto s = w.abs_path(v, p)) cfg.http_routes_dir = *s;
-        } else if (e.key == "userspace") {
-            if (auto s = w.str(v, p)) {
-                if (s->empty()) w.error(v.loc, p, "userspace must name a command");
-                else cfg.userspace = *s;
-            }
-        } else if (e.key == "fleets") {
-            FleetParser(w, cfg).parse_fleets(v, p);
-        } else if (e.key == "forwards") {
-            static constexpr std::string_view kAllowed[] = {"name", "node", "proto", "port", "to", "to_port", "fleet"};
-            static constexpr std::string_view kRequired[] = {"name", "node", "port", "to"};
-            parse_list(w, v, p, kAllowed, kRequired, cfg.forwards, [&](m::Forward& f, const Entry& e2, const Path& p2) {
-                if (e2.key == "proto") {
-                    if (auto pr = parse_proto(w, e2.value, p2)) f.proto = *pr;
-                } else if (e2.key == "port") {
-                    if (auto x = w.uint(e2.value, p2, 1, 65535)) f.port = static_cast<uint16_t>(*x);
-                } else if (e2.key == "to") {
-                    if (auto s = w.name(e2.value, p2, "node")) f.to = *s;
-                } else if (e2.key == "to_port") {
-                    if (auto x = w.uint(e2.value, p2, 1, 65535)) f.to_port = static_cast<uint16_t>(*x);
-                } else if (e2.key == "fleet") {
-                    f.fleet = w.name(e2.value, p2, "fleet");
-                }
-            });
-            for (auto& f : cfg.forwards)
-                if (!f.to_port) f.to_port = f.port;
-        } else if (e.key == "http_routes") {
-            static constexpr std::string_view kAllowed[] = {"name", "node", "host", "to", "entrypoint", "certresolver"};
-            static constexpr std::string_view kRequired[] = {"name", "node", "host", "to"};
-            parse_list(w, v, p, kAllowed, kRequired, cfg.http_routes, [&](m::HttpRoute& r, const Entry& e2, const Path& p2) {
-                if (e2.key == "host") {
-                    if (auto s = w.str(e2.value, p2)) {
-                        if (m::valid_dns_name(*s)) r.host = *s;
-                        else w.error(e2.value.loc, p2, fmt::format("{} — not a DNS host name", quote(*s)));
-                    }
-                } else if (e2.key == "to") {
-                    if (auto s = w.str(e2.value, p2)) r.to = *s;
-                } else if (e2.key == "entrypoint") {
-                    if (auto s = w.str(e2.value, p2)) r.entrypoint = *s;
-                } else if (e2.key == "certresolver") {
-                    if (auto s = w.str(e2.value, p2)) r.certresolver = *s;
-                    else r.certresolver.reset();
-                }
-            });
-        }
-    }
+    parse_fields(w, root, root_path, kTop, cfg);
 }
 
 }  // namespace
@@ -547,7 +616,7 @@ Parsed parse(const std::vector<SourceFile>& files, Sources& sources, Diagnostics
 }
 
 Parsed parse_text(std::string_view text, std::string_view file_name, Sources& sources, Diagnostics& diags) {
-    return parse({SourceFile{std::string(file_name), std::string(text)}}, sources, diags);
+    return parse({SourceFile{.name = std::string(file_name), .text = std::string(text)}}, sources, diags);
 }
 
 }  // namespace wgf::config

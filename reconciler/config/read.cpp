@@ -79,13 +79,13 @@ public:
         if (got > room) return too_large(path);
         text.resize(got);
         used_ += got;
-        out.push_back({path, std::move(text)});
+        out.push_back({.name = path, .text = std::move(text)});
         return true;
     }
 
     bool fail(const std::string& path, std::string message) {
         uint32_t id = sources_.add(path, "");
-        diags_.error(Loc{id, 0, 0}, "", std::move(message));
+        diags_.error(Loc{.file = id, .line = 0, .col = 0}, "", std::move(message));
         return false;
     }
 

@@ -42,7 +42,7 @@ public:
 
     Node run() {
         if (text_.starts_with("\xff\xfe") || text_.starts_with("\xfe\xff")) {
-            diags_.error(Loc{file_, 1, 1}, "", "the file is UTF-16 (it starts with a UTF-16 byte order mark); save it as UTF-8");
+            diags_.error(Loc{.file = file_, .line = 1, .col = 1}, "", "the file is UTF-16 (it starts with a UTF-16 byte order mark); save it as UTF-8");
             return Node{};
         }
         yaml_event_t ev;
@@ -102,7 +102,7 @@ private:
     };
 
     Loc loc(const yaml_mark_t& m) const {
-        return Loc{file_, static_cast<uint32_t>(m.line + 1), static_cast<uint32_t>(m.column + 1)};
+        return Loc{.file = file_, .line = static_cast<uint32_t>(m.line + 1), .col = static_cast<uint32_t>(m.column + 1)};
     }
 
     // The YAML path of the value about to be added at the top of the stack.
@@ -159,7 +159,7 @@ private:
             msg = "not valid UTF-8: the file ends inside a character; the file must be UTF-8 text";
         else
             msg = fmt::format("not valid UTF-8: {}; the file must be UTF-8 text", problem);
-        diags_.error(Loc{file_, line, col}, "", msg);
+        diags_.error(Loc{.file = file_, .line = line, .col = col}, "", msg);
     }
 
     // Counts what the tree holds, each alias as the copy it becomes, against absolute bounds: a
@@ -291,7 +291,7 @@ private:
                 diags_.error(top.key_loc, path(),
                          fmt::format("duplicate key {} (first defined at line {}, column {})", quote(top.key),
                                      first->key_loc.line, first->key_loc.col));
-            top.node.map.push_back(Entry{std::move(top.key), top.key_loc, std::move(n)});
+            top.node.map.push_back(Entry{.key = std::move(top.key), .key_loc = top.key_loc, .value = std::move(n)});
         }
         top.have_key = false;
     }

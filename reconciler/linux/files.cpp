@@ -139,19 +139,20 @@ backend::Status write_atomic(const std::string& path, const std::string& content
     }
     if (auto s = mkdirs(dir); !s) return s;
     std::string tmp = (dir / ("." + p.filename().string() + ".wg-fleet-XXXXXX")).string();
-    int fd = mkostemp(tmp.data(), O_CLOEXEC);
-    if (fd < 0) return backend::errno_error(errno, "create a temporary file for " + path);
+    model::Fd fd(mkostemp(tmp.data(), O_CLOEXEC));
+    if (fd.fd < 0) return backend::errno_error(errno, "create a temporary file for " + path);
     auto fail = [&](const std::string& what) {
         int err = errno;
-        close(fd);
+        fd.reset();
         unlink(tmp.c_str());
         return backend::errno_error(err, what + " " + path);
     };
     // Mode first, so a key file is never readable by others, not even for a moment.
-    if (fchmod(fd, mode) != 0) return fail("set mode of");
-    if (!write_all(fd, content)) return fail("write");
-    if (fsync(fd) != 0) return fail("fsync");
-    if (close(fd) != 0) {
+    if (fchmod(fd.fd, mode) != 0) return fail("set mode of");
+    if (!write_all(fd.fd, content)) return fail("write");
+    if (fsync(fd.fd) != 0) return fail("fsync");
+    // Closed by hand: its error (a delayed write failing) is the file's.
+    if (close(fd.release()) != 0) {
         int err = errno;
         unlink(tmp.c_str());
         return backend::errno_error(err, "close " + path);
@@ -177,11 +178,8 @@ backend::Status write_atomic(const std::string& path, const std::string& content
         unlink(tmp.c_str());
         return backend::errno_error(err, "rename into " + path);
     }
-    int dfd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        fsync(dfd);  // make the rename itself durable
-        close(dfd);
-    }
+    model::Fd dfd(open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (dfd.fd >= 0) fsync(dfd.fd);  // make the rename itself durable
     return backend::Status::ok();
 }
 

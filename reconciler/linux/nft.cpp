@@ -51,10 +51,10 @@ public:
         return reinterpret_cast<nlmsghdr*>(scratch_);
     }
     uint32_t seq() { return seq_; }
-    void add(nlmsghdr* nlh, std::string what) {
+    void add(nlmsghdr* nlh, std::string description) {
         last_ = buf.size();
         buf.insert(buf.end(), scratch_, scratch_ + nlh->nlmsg_len);
-        this->what.emplace_back(nlh->nlmsg_seq, std::move(what));
+        what.emplace_back(nlh->nlmsg_seq, std::move(description));
         ++seq_;
     }
     void marker(uint16_t type, uint32_t genid) {
@@ -88,20 +88,20 @@ private:
 };
 
 void add_table_msg(Batch& b, uint16_t type, uint16_t flags) {
-    nftnl_table* t = nftnl_table_alloc();
+    NlPtr<nftnl_table> t(nftnl_table_alloc());
     if (!t) throw std::bad_alloc();
-    nftnl_table_set_str(t, NFTNL_TABLE_NAME, backend::kNftTable);
-    nftnl_table_set_u32(t, NFTNL_TABLE_FAMILY, NFPROTO_INET);
+    nftnl_table_set_str(t.get(), NFTNL_TABLE_NAME, backend::kNftTable);
+    nftnl_table_set_u32(t.get(), NFTNL_TABLE_FAMILY, NFPROTO_INET);
     // Explicit zero flags wake a table someone made dormant.
-    if (type == NFT_MSG_NEWTABLE) nftnl_table_set_u32(t, NFTNL_TABLE_FLAGS, 0);
+    if (type == NFT_MSG_NEWTABLE) nftnl_table_set_u32(t.get(), NFTNL_TABLE_FLAGS, 0);
     nlmsghdr* nlh = nftnl_table_nlmsg_build_hdr(reinterpret_cast<char*>(b.start()), type, NFPROTO_INET, flags, b.seq());
-    nftnl_table_nlmsg_build_payload(nlh, t);
-    nftnl_table_free(t);
+    nftnl_table_nlmsg_build_payload(nlh, t.get());
     b.add(nlh, fmt::format("{} table inet {}", type == NFT_MSG_NEWTABLE ? "create" : "delete", backend::kNftTable));
 }
 
 void add_chain_msg(Batch& b, uint16_t type, const std::string& name) {
-    nftnl_chain* c = nftnl_chain_alloc();
+    NlPtr<nftnl_chain> owner(nftnl_chain_alloc());
+    nftnl_chain* c = owner.get();
     if (!c) throw std::bad_alloc();
     nftnl_chain_set_str(c, NFTNL_CHAIN_TABLE, backend::kNftTable);
     nftnl_chain_set_str(c, NFTNL_CHAIN_NAME, name.c_str());
@@ -117,7 +117,6 @@ void add_chain_msg(Batch& b, uint16_t type, const std::string& name) {
     uint16_t flags = type == NFT_MSG_NEWCHAIN ? NLM_F_CREATE : 0;
     nlmsghdr* nlh = nftnl_chain_nlmsg_build_hdr(reinterpret_cast<char*>(b.start()), type, NFPROTO_INET, flags, b.seq());
     nftnl_chain_nlmsg_build_payload(nlh, c);
-    nftnl_chain_free(c);
     b.add(nlh, fmt::format("{} chain inet {} {}", type == NFT_MSG_NEWCHAIN ? "create" : "delete", backend::kNftTable, name));
 }
 
@@ -138,14 +137,14 @@ void add_newrule_msg(Batch& b, nftnl_rule* r, bool append, const std::string& wh
 }
 
 void add_delset_msg(Batch& b, const std::string& name) {
-    nftnl_set* s = nftnl_set_alloc();
+    NlPtr<nftnl_set> owner(nftnl_set_alloc());
+    nftnl_set* s = owner.get();
     if (!s) throw std::bad_alloc();
     nftnl_set_set_str(s, NFTNL_SET_TABLE, backend::kNftTable);
     nftnl_set_set_str(s, NFTNL_SET_NAME, name.c_str());
     nftnl_set_set_u32(s, NFTNL_SET_FAMILY, NFPROTO_INET);
     nlmsghdr* nlh = nftnl_set_nlmsg_build_hdr(reinterpret_cast<char*>(b.start()), NFT_MSG_DELSET, NFPROTO_INET, 0, b.seq());
     nftnl_set_nlmsg_build_payload(nlh, s);
-    nftnl_set_free(s);
     b.add(nlh, "delete set " + name);
 }
 
@@ -187,27 +186,24 @@ Status request(mnl_socket* nl, uint32_t portid, nlmsghdr* nlh, const std::string
 }  // namespace
 
 Nft::Nft() {
-    nl_ = mnl_socket_open(NETLINK_NETFILTER);
+    nl_.reset(mnl_socket_open(NETLINK_NETFILTER));
     if (!nl_) {
         open_error_ = errno_error(errno, "open netfilter netlink socket");
         return;
     }
-    if (mnl_socket_bind(nl_, 0, MNL_SOCKET_AUTOPID) < 0) {
+    if (mnl_socket_bind(nl_.get(), 0, MNL_SOCKET_AUTOPID) < 0) {
         open_error_ = errno_error(errno, "bind netfilter netlink socket");
-        mnl_socket_close(nl_);
-        nl_ = nullptr;
+        nl_.reset();
         return;
     }
-    portid_ = mnl_socket_get_portid(nl_);
+    portid_ = mnl_socket_get_portid(nl_.get());
     seq_ = static_cast<uint32_t>(time(nullptr));
     // Errors then carry only the header of the failed message, so many fit in the receive buffer.
     int one = 1;
-    setsockopt(mnl_socket_get_fd(nl_), SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof one);
+    setsockopt(mnl_socket_get_fd(nl_.get()), SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof one);
 }
 
-Nft::~Nft() {
-    if (nl_) mnl_socket_close(nl_);
-}
+Nft::~Nft() = default;
 
 Result<uint32_t> Nft::read_genid() {
     char buf[256] = {};
@@ -215,11 +211,10 @@ Result<uint32_t> Nft::read_genid() {
     std::optional<uint32_t> id;
     Exchange x{[&](const nlmsghdr* m) {
         if (NFNL_MSG_TYPE(m->nlmsg_type) != NFT_MSG_NEWGEN) return;
-        nftnl_gen* g = nftnl_gen_alloc();
-        if (g && nftnl_gen_nlmsg_parse(m, g) == 0) id = nftnl_gen_get_u32(g, NFTNL_GEN_ID);
-        if (g) nftnl_gen_free(g);
+        NlPtr<nftnl_gen> g(nftnl_gen_alloc());
+        if (g && nftnl_gen_nlmsg_parse(m, g.get()) == 0) id = nftnl_gen_get_u32(g.get(), NFTNL_GEN_ID);
     }};
-    if (auto s = request(nl_, portid_, nlh, "read nftables generation", x); !s) return s.error();
+    if (auto s = request(nl_.get(), portid_, nlh, "read nftables generation", x); !s) return s.error();
     if (!id) return Error{0, "read nftables generation: no answer"};
     return *id;
 }
@@ -234,22 +229,20 @@ Result<NftTableLive> Nft::read_table_once(bool* consistent) {
 
     {
         char buf[512] = {};
-        nftnl_table* t = nftnl_table_alloc();
+        NlPtr<nftnl_table> t(nftnl_table_alloc());
         if (!t) throw std::bad_alloc();
-        nftnl_table_set_str(t, NFTNL_TABLE_NAME, table.c_str());
+        nftnl_table_set_str(t.get(), NFTNL_TABLE_NAME, table.c_str());
         nlmsghdr* nlh = nftnl_table_nlmsg_build_hdr(buf, NFT_MSG_GETTABLE, NFPROTO_INET, NLM_F_ACK, next_seq());
-        nftnl_table_nlmsg_build_payload(nlh, t);
-        nftnl_table_free(t);
+        nftnl_table_nlmsg_build_payload(nlh, t.get());
         Exchange x{[&](const nlmsghdr* m) {
             if (NFNL_MSG_TYPE(m->nlmsg_type) != NFT_MSG_NEWTABLE) return;
-            nftnl_table* got = nftnl_table_alloc();
-            if (got && nftnl_table_nlmsg_parse(m, got) == 0) {
+            NlPtr<nftnl_table> got(nftnl_table_alloc());
+            if (got && nftnl_table_nlmsg_parse(m, got.get()) == 0) {
                 live.exists = true;
-                live.flags = nftnl_table_get_u32(got, NFTNL_TABLE_FLAGS);
+                live.flags = nftnl_table_get_u32(got.get(), NFTNL_TABLE_FLAGS);
             }
-            if (got) nftnl_table_free(got);
         }};
-        Status s = request(nl_, portid_, nlh, "read table inet " + table, x);
+        Status s = request(nl_.get(), portid_, nlh, "read table inet " + table, x);
         if (!s && s.error().code != ENOENT) return s.error();
     }
 
@@ -258,7 +251,8 @@ Result<NftTableLive> Nft::read_table_once(bool* consistent) {
         nlmsghdr* nlh = nftnl_chain_nlmsg_build_hdr(buf, NFT_MSG_GETCHAIN, NFPROTO_INET, NLM_F_DUMP, next_seq());
         Exchange x{[&](const nlmsghdr* m) {
             if (NFNL_MSG_TYPE(m->nlmsg_type) != NFT_MSG_NEWCHAIN) return;
-            nftnl_chain* c = nftnl_chain_alloc();
+            NlPtr<nftnl_chain> owner(nftnl_chain_alloc());
+            nftnl_chain* c = owner.get();
             if (c && nftnl_chain_nlmsg_parse(m, c) == 0 && table == or_empty(nftnl_chain_get_str(c, NFTNL_CHAIN_TABLE))) {
                 NftChainLive cl;
                 cl.name = or_empty(nftnl_chain_get_str(c, NFTNL_CHAIN_NAME));
@@ -271,30 +265,28 @@ Result<NftTableLive> Nft::read_table_once(bool* consistent) {
                 }
                 live.chains.push_back(cl);
             }
-            if (c) nftnl_chain_free(c);
         }};
-        if (auto s = request(nl_, portid_, nlh, "list chains of table inet " + table, x); !s) return s.error();
+        if (auto s = request(nl_.get(), portid_, nlh, "list chains of table inet " + table, x); !s) return s.error();
         interrupted |= x.interrupted;
     }
 
     if (live.exists) {
         char buf[512] = {};
-        nftnl_set* s = nftnl_set_alloc();
+        NlPtr<nftnl_set> s(nftnl_set_alloc());
         if (!s) throw std::bad_alloc();
-        nftnl_set_set_str(s, NFTNL_SET_TABLE, table.c_str());
+        nftnl_set_set_str(s.get(), NFTNL_SET_TABLE, table.c_str());
         nlmsghdr* nlh = nftnl_set_nlmsg_build_hdr(buf, NFT_MSG_GETSET, NFPROTO_INET, NLM_F_DUMP, next_seq());
-        nftnl_set_nlmsg_build_payload(nlh, s);
-        nftnl_set_free(s);
+        nftnl_set_nlmsg_build_payload(nlh, s.get());
         Exchange x{[&](const nlmsghdr* m) {
             if (NFNL_MSG_TYPE(m->nlmsg_type) != NFT_MSG_NEWSET) return;
-            nftnl_set* got = nftnl_set_alloc();
+            NlPtr<nftnl_set> owner(nftnl_set_alloc());
+            nftnl_set* got = owner.get();
             // Anonymous sets belong to the rule that uses them and go away with it.
             if (got && nftnl_set_nlmsg_parse(m, got) == 0 && table == or_empty(nftnl_set_get_str(got, NFTNL_SET_TABLE)) &&
                 !(nftnl_set_get_u32(got, NFTNL_SET_FLAGS) & NFT_SET_ANONYMOUS))
                 live.sets.push_back(or_empty(nftnl_set_get_str(got, NFTNL_SET_NAME)));
-            if (got) nftnl_set_free(got);
         }};
-        Status st = request(nl_, portid_, nlh, "list sets of table inet " + table, x);
+        Status st = request(nl_.get(), portid_, nlh, "list sets of table inet " + table, x);
         // ENOENT: the table went away since it was read; the generation check below notices.
         if (!st && st.error().code != ENOENT) return st.error();
         interrupted |= x.interrupted;
@@ -310,7 +302,7 @@ Result<NftTableLive> Nft::read_table_once(bool* consistent) {
         Exchange x{[&](const nlmsghdr* m) {
             if (auto rl = nft::parse_rule_message(m, table)) live.rules.push_back(std::move(*rl));
         }};
-        Status st = request(nl_, portid_, nlh, "list rules of table inet " + table, x);
+        Status st = request(nl_.get(), portid_, nlh, "list rules of table inet " + table, x);
         if (!st && st.error().code != ENOENT) return st.error();
         interrupted |= x.interrupted;
     }
@@ -332,15 +324,16 @@ Result<NftTableLive> Nft::read_table() {
     return errno_error(EAGAIN, fmt::format("read table inet {}: the ruleset kept changing while it was read", backend::kNftTable));
 }
 
-Result<std::map<std::string, FwRule>> Nft::read() {
+Result<backend::FirewallLive> Nft::read() {
     auto live = read_table();
     if (!live) return live.error();
     cache_ = *live;
-    return nft::view(*cache_).rules;
+    nft::View v = nft::view(*cache_);
+    return backend::FirewallLive{.rules = std::move(v.rules), .damage = std::move(v.damage)};
 }
 
 Status Nft::send_batch(std::vector<char>& buf, const std::vector<std::pair<uint32_t, std::string>>& what, uint32_t ack_seq) {
-    int fd = mnl_socket_get_fd(nl_);
+    int fd = mnl_socket_get_fd(nl_.get());
     // The whole batch must fit in one message: the kernel only commits what arrives together.
     int need = static_cast<int>(buf.size()) + (1 << 16);
     int have = 0;
@@ -348,7 +341,7 @@ Status Nft::send_batch(std::vector<char>& buf, const std::vector<std::pair<uint3
     if (getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &have, &len) == 0 && have < need &&
         setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &need, sizeof need) != 0)
         setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &need, sizeof need);
-    if (mnl_socket_sendto(nl_, buf.data(), buf.size()) < 0)
+    if (mnl_socket_sendto(nl_.get(), buf.data(), buf.size()) < 0)
         return errno_error(errno, fmt::format("send nftables batch of {} messages ({} bytes)", what.size(), buf.size()));
 
     // The kernel processed the batch inside sendto(): every answer is queued already.
@@ -388,8 +381,8 @@ Status Nft::apply_once(const backend::FirewallChange& change, const NftTableLive
     nft::View v = nft::view(live);
     std::set<std::string> flush = nft::chains_to_recreate(live);
 
-    // Rules that go: those the change removes, those an add replaces, and anything read() could
-    // only report under a "?" id. Rules in chains that are flushed go with their chain.
+    // Rules that go: those the change removes, those an add replaces, and every damaged rule.
+    // Rules in chains that are flushed go with their chain.
     std::vector<const NftRuleLive*> del;
     std::set<uint64_t> deleting;
     auto delete_rule = [&](const NftRuleLive* r) {
@@ -397,8 +390,7 @@ Status Nft::apply_once(const backend::FirewallChange& change, const NftTableLive
     };
     for (const auto& id : change.remove)
         if (auto it = v.source.find(id); it != v.source.end()) delete_rule(it->second);
-    for (const auto& [id, src] : v.source)
-        if (id[0] == '?') delete_rule(src);
+    for (const NftRuleLive* r : v.damaged_rules) delete_rule(r);
 
     std::vector<FwRule> adds;
     std::set<std::string> add_ids;
@@ -418,12 +410,16 @@ Status Nft::apply_once(const backend::FirewallChange& change, const NftTableLive
     // By id, so a table rebuilt from scratch lists the same whatever order the change had.
     std::sort(adds.begin(), adds.end(), [](const FwRule& a, const FwRule& b) { return a.id < b.id; });
 
-    bool skeleton_ok = live.exists;
-    for (const auto& [id, src] : v.source)
-        if (id[0] == '?' && !src) skeleton_ok = false;
+    using What = model::FwDamage::What;
+    const bool skeleton_ok = live.exists && std::all_of(v.damage.begin(), v.damage.end(), [](const model::FwDamage& d) {
+                                 return d.what == What::rule;
+                             });
     if (skeleton_ok && del.empty() && adds.empty()) return Status::ok();
     if (!live.exists && adds.empty()) return Status::ok();  // no table and nothing to put in it
-    bool add_established = !live.exists || v.rules.count("?established") || flush.count("forward");
+    const bool established_damaged = std::any_of(v.damage.begin(), v.damage.end(), [](const model::FwDamage& d) {
+        return d.what == What::established;
+    });
+    bool add_established = !live.exists || established_damaged || flush.count("forward");
 
     Batch b(seq_);
     b.marker(NFNL_MSG_BATCH_BEGIN, live.genid);

@@ -17,20 +17,12 @@
 // (deletes by handle, appends), so the batch does not grow with the number of forwards, and each
 // forward stays a readable rule with its own comment. apply() reuses the handles of the last
 // read() when the ruleset generation is unchanged (the kernel enforces it with NFNL_BATCH_GENID),
-// so read + apply dumps the table once. Measured in a namespace with 10,000 DNAT rules: read()
-// ~200 ms (mostly the kernel's dump), one added rule after it ~5 ms CPU, 4-20 ms wall (the commit
-// waits for RCU); `nft add rule` took 23-48 ms for the same change.
+// so read + apply dumps the table once.
 //
-// Damage to the skeleton is reported as extra "?" ids, so a diff against read() is never empty
-// while the table differs from what apply would build:
-//   "?handle-N"      a rule with no usable comment, a duplicate id, a shape we do not build, or a
-//                    rule in a chain that must be recreated
-//   "?chain-NAME"    a base chain missing or different (type, hook, priority, policy), or a chain
-//                    that is not ours
-//   "?set-NAME"      a named set or map that is not ours
-//   "?established"   the ct state rule is missing or changed
-//   "?table-flags"   the table was made dormant
-// apply() repairs all of these whatever ids the change removes; removing an id that is not there
+// Whatever apply would not build as it is, read() reports as model::FwDamage beside the rules (a
+// rule by its handle, a chain or set by its name, the established rule, the table's flags), so a
+// diff against read() is never empty while the table differs from what apply would build.
+// apply() repairs all of it whatever ids the change removes; removing an id that is not there
 // is a no-op, and adding an id that is there replaces it (or leaves it alone when it is equal).
 #pragma once
 
@@ -54,7 +46,7 @@ public:
     Nft(const Nft&) = delete;
     Nft& operator=(const Nft&) = delete;
 
-    backend::Result<std::map<std::string, model::FwRule>> read() override;
+    backend::Result<backend::FirewallLive> read() override;
     backend::Status apply(const backend::FirewallChange& change) override;
     backend::Status remove_all() override;
 
@@ -69,7 +61,7 @@ private:
                                uint32_t ack_seq);
     uint32_t next_seq() { return seq_++; }
 
-    mnl_socket* nl_ = nullptr;
+    NlPtr<mnl_socket> nl_;
     std::optional<backend::Error> open_error_;
     uint32_t portid_ = 0;
     uint32_t seq_ = 1;

@@ -42,7 +42,7 @@ constexpr uint32_t kCtStateEstablishedRelated = (1u << (0 + 1)) | (1u << (1 + 1)
 constexpr uint32_t kCtStatusDstNat = 1u << 5;  // IPS_DST_NAT: the connection was DNATed
 constexpr uint32_t kNfprotoIpv4 = NFPROTO_IPV4, kNfprotoIpv6 = NFPROTO_IPV6;
 
-bool valid_id(const std::string& id) { return !id.empty() && id[0] != '?' && id != kEstablishedId; }
+bool valid_id(const std::string& id) { return !id.empty() && id != kEstablishedId; }
 
 nftnl_expr* new_expr(const char* name) {
     nftnl_expr* e = nftnl_expr_alloc(name);
@@ -122,11 +122,10 @@ void add_accept(nftnl_rule* r) {
 }
 
 void set_comment(nftnl_rule* r, const std::string& id) {
-    nftnl_udata_buf* buf = nftnl_udata_buf_alloc(NFT_USERDATA_MAXLEN);
+    NlPtr<nftnl_udata_buf> buf(nftnl_udata_buf_alloc(NFT_USERDATA_MAXLEN));
     if (!buf) throw std::bad_alloc();
-    nftnl_udata_put_strz(buf, NFTNL_UDATA_RULE_COMMENT, id.c_str());
-    nftnl_rule_set_data(r, NFTNL_RULE_USERDATA, nftnl_udata_buf_data(buf), nftnl_udata_buf_len(buf));
-    nftnl_udata_buf_free(buf);
+    nftnl_udata_put_strz(buf.get(), NFTNL_UDATA_RULE_COMMENT, id.c_str());
+    nftnl_rule_set_data(r, NFTNL_RULE_USERDATA, nftnl_udata_buf_data(buf.get()), nftnl_udata_buf_len(buf.get()));
 }
 
 // Expressions are evaluated symbolically: each register remembers where its value came from, and
@@ -475,7 +474,7 @@ FwRule canonical(const FwRule& r) {
 
 Status check_rule(const FwRule& r) {
     auto bad = [&](const std::string& why) { return Error{EINVAL, fmt::format("firewall rule '{}': {}", r.id, why)}; };
-    if (!valid_id(r.id)) return bad("the id must be non-empty, not start with '?' and not be " + std::string(kEstablishedId));
+    if (!valid_id(r.id)) return bad("the id must be non-empty and not be " + std::string(kEstablishedId));
     if (r.id.size() > kMaxIdLen) return bad(fmt::format("the id is {} bytes long; nft comments hold at most {}", r.id.size(), kMaxIdLen));
     if (r.id.find('\0') != std::string::npos) return bad("the id contains a NUL byte");
     auto ifname_ok = [](const std::string& n) { return !n.empty() && n.size() < kIfNameSize && n.find('\0') == std::string::npos; };
@@ -557,12 +556,11 @@ RulePtr build_established_rule() {
 }
 
 NftDecoded decode_rule(const nftnl_rule* r) {
-    nftnl_expr_iter* it = nftnl_expr_iter_create(r);
+    NlPtr<nftnl_expr_iter> it(nftnl_expr_iter_create(r));
     if (!it) throw std::bad_alloc();
     RuleDecoder decoder;
     bool ok = true;
-    for (const nftnl_expr* e = nftnl_expr_iter_next(it); e && ok; e = nftnl_expr_iter_next(it)) ok = decoder.feed(e);
-    nftnl_expr_iter_destroy(it);
+    for (const nftnl_expr* e = nftnl_expr_iter_next(it.get()); e && ok; e = nftnl_expr_iter_next(it.get())) ok = decoder.feed(e);
     return ok ? decoder.result() : NftDecoded{};
 }
 
@@ -783,23 +781,21 @@ std::set<std::string> chains_to_recreate(const NftTableLive& t) {
 }
 
 View view(const NftTableLive& t) {
+    using What = model::FwDamage::What;
     View v;
     if (!t.exists) return v;
-    auto damage = [&](const std::string& id) {
-        FwRule r;
-        r.id = id;
-        v.rules.emplace(id, r);
-        v.source.emplace(id, nullptr);
+    auto damage = [&](What what, const std::string& name = {}) {
+        v.damage.push_back(model::FwDamage{.what = what, .handle = 0, .name = name, .decoded = std::nullopt});
     };
     std::set<std::string> recreate = chains_to_recreate(t);
     for (const auto& s : base_chains()) {
         auto c = std::find_if(t.chains.begin(), t.chains.end(), [&](const NftChainLive& x) { return x.name == s.name; });
-        if (c == t.chains.end() || recreate.count(s.name) || c->policy != NF_ACCEPT) damage(std::string("?chain-") + s.name);
+        if (c == t.chains.end() || recreate.count(s.name) || c->policy != NF_ACCEPT) damage(What::chain, s.name);
     }
     for (const auto& c : t.chains)
-        if (!base_chain_spec(c.name)) damage("?chain-" + c.name);
-    for (const auto& s : t.sets) damage("?set-" + s);
-    if (t.flags != 0) damage("?table-flags");
+        if (!base_chain_spec(c.name)) damage(What::chain, c.name);
+    for (const auto& s : t.sets) damage(What::set, s);
+    if (t.flags != 0) damage(What::table_flags);
 
     bool established = false;
     for (const auto& r : t.rules) {
@@ -818,13 +814,13 @@ View view(const NftTableLive& t) {
             v.source.emplace(out.id, &r);
             continue;
         }
-        std::string id = fmt::format("?handle-{}", r.handle);
-        FwRule out = r.decoded.what == NftDecoded::What::fw_rule ? d : FwRule{};
-        out.id = id;
-        v.rules.emplace(id, out);
-        v.source.emplace(id, &r);
+        const bool decoded = r.decoded.what == NftDecoded::What::fw_rule;
+        v.damage.push_back(model::FwDamage{.what = What::rule, .handle = r.handle, .name = {},
+                                           .decoded = decoded ? std::optional<FwRule>(d) : std::nullopt});
+        v.damaged_rules.push_back(&r);
     }
-    if (!established) damage("?established");
+    if (!established) damage(What::established);
+    std::sort(v.damage.begin(), v.damage.end());
     return v;
 }
 

@@ -101,11 +101,13 @@ std::optional<std::string> rule_comment(const nftnl_rule* r);
 // as it is (see nft.cpp).
 std::optional<NftRuleLive> parse_rule_message(const nlmsghdr* nlh, const std::string& table);
 
-// The rules read() reports for a table, by id, and for each id the live rule it came from
-// (none for skeleton damage ids).
+// What read() reports for a table: the rules it recognises, by id, with the live rule each came
+// from, and the damage (sorted), with the live rules among it for apply() to delete.
 struct View {
     std::map<std::string, model::FwRule> rules;
     std::map<std::string, const NftRuleLive*> source;
+    std::vector<model::FwDamage> damage;
+    std::vector<const NftRuleLive*> damaged_rules;
 };
 View view(const NftTableLive& table);
 

@@ -67,22 +67,19 @@ bool valid(const Prefix& p) { return (p.addr.is_v4() || p.addr.is_v6()) && p.len
 }  // namespace
 
 Rtnl::Rtnl() {
-    sock_ = nl_socket_alloc();
+    sock_.reset(nl_socket_alloc());
     if (!sock_) {
         open_error_ = -NLE_NOMEM;
         return;
     }
-    nl_socket_modify_err_cb(sock_, NL_CB_CUSTOM, on_error, &kernel_errno_);
-    if (int err = nl_connect(sock_, NETLINK_ROUTE); err < 0) {
+    nl_socket_modify_err_cb(sock_.get(), NL_CB_CUSTOM, on_error, &kernel_errno_);
+    if (int err = nl_connect(sock_.get(), NETLINK_ROUTE); err < 0) {
         open_error_ = err;
-        nl_socket_free(sock_);
-        sock_ = nullptr;
+        sock_.reset();
     }
 }
 
-Rtnl::~Rtnl() {
-    if (sock_) nl_socket_free(sock_);
-}
+Rtnl::~Rtnl() = default;
 
 Status Rtnl::status() const {
     if (open_error_) return nl_error(open_error_, "open rtnetlink socket");
@@ -104,7 +101,7 @@ Result<std::shared_ptr<rtnl_link>> Rtnl::get_link(const std::string& name, const
     if (name.empty() || name.size() >= IFNAMSIZ) return std::shared_ptr<rtnl_link>{};
     kernel_errno_ = 0;
     rtnl_link* raw = nullptr;
-    int err = rtnl_link_get_kernel(sock_, 0, name.c_str(), &raw);
+    int err = rtnl_link_get_kernel(sock_.get(), 0, name.c_str(), &raw);
     std::shared_ptr<rtnl_link> link(raw, NlFree{});
     if (err == -NLE_NODEV || err == -NLE_OBJ_NOTFOUND || kernel_errno_ == ENODEV) return std::shared_ptr<rtnl_link>{};
     if (err < 0) return nl_error(err, what);
@@ -141,7 +138,7 @@ Result<model::AddressSet> Rtnl::read_addresses(const std::string& name) {
     if (!idx) return idx.error();
     kernel_errno_ = 0;
     nl_cache* raw = nullptr;
-    int err = rtnl_addr_alloc_cache(sock_, &raw);
+    int err = rtnl_addr_alloc_cache(sock_.get(), &raw);
     NlPtr<nl_cache> cache(raw);
     if (err < 0) return nl_error(err, what);
 
@@ -171,11 +168,11 @@ Result<std::set<model::Route>> Rtnl::read_routes(const std::set<std::string>& de
     if (devices.empty()) return std::set<model::Route>{};
     kernel_errno_ = 0;
     nl_cache* raw_links = nullptr;
-    int err = rtnl_link_alloc_cache(sock_, AF_UNSPEC, &raw_links);
+    int err = rtnl_link_alloc_cache(sock_.get(), AF_UNSPEC, &raw_links);
     NlPtr<nl_cache> links(raw_links);
     if (err < 0) return nl_error(err, what);
     nl_cache* raw_routes = nullptr;
-    err = rtnl_route_alloc_cache(sock_, AF_UNSPEC, 0, &raw_routes);
+    err = rtnl_route_alloc_cache(sock_.get(), AF_UNSPEC, 0, &raw_routes);
     NlPtr<nl_cache> routes(raw_routes);
     if (err < 0) return nl_error(err, what);
 
@@ -222,7 +219,7 @@ Status Rtnl::link_change(const std::string& name, std::optional<uint32_t> mtu, s
         else rtnl_link_unset_flags(change.get(), IFF_UP);
     }
     kernel_errno_ = 0;
-    int err = rtnl_link_change(sock_, orig->get(), change.get(), 0);
+    int err = rtnl_link_change(sock_.get(), orig->get(), change.get(), 0);
     if (err < 0) return nl_error(err, what);
     return Status::ok();
 }
@@ -237,7 +234,7 @@ Status Rtnl::delete_link(const std::string& name) {
     // By index, so a link renamed since the lookup is not hit by name.
     rtnl_link_set_ifindex(link.get(), rtnl_link_get_ifindex(found->get()));
     kernel_errno_ = 0;
-    int err = rtnl_link_delete(sock_, link.get());
+    int err = rtnl_link_delete(sock_.get(), link.get());
     if (err < 0) return nl_error(err, what);
     return Status::ok();
 }
@@ -265,9 +262,9 @@ Status Rtnl::addr_change(int idx, const Prefix& addr, bool add, const std::strin
         // Without NODAD an IPv6 address stays "tentative" for about a second and cannot be bound
         // to. IFA_F_NOPREFIXROUTE stays off: the connected prefix route is what reaches the mesh.
         if (addr.addr.is_v6()) rtnl_addr_set_flags(a.get(), IFA_F_NODAD);
-        err = rtnl_addr_add(sock_, a.get(), NLM_F_EXCL);
+        err = rtnl_addr_add(sock_.get(), a.get(), NLM_F_EXCL);
     } else {
-        err = rtnl_addr_delete(sock_, a.get(), 0);
+        err = rtnl_addr_delete(sock_.get(), a.get(), 0);
     }
     if (err < 0) return nl_error(err, what);
     return Status::ok();
@@ -316,7 +313,7 @@ Status Rtnl::route_change(const model::Route& route, bool add) {
     rtnl_route_nh_set_ifindex(nh, *idx);
     rtnl_route_add_nexthop(r.get(), nh);  // the route owns nh from here
     kernel_errno_ = 0;
-    int err = add ? rtnl_route_add(sock_, r.get(), NLM_F_EXCL) : rtnl_route_delete(sock_, r.get(), 0);
+    int err = add ? rtnl_route_add(sock_.get(), r.get(), NLM_F_EXCL) : rtnl_route_delete(sock_.get(), r.get(), 0);
     if (err < 0) return nl_error(err, what);
     return Status::ok();
 }
@@ -324,31 +321,5 @@ Status Rtnl::route_change(const model::Route& route, bool add) {
 Status Rtnl::add_route(const model::Route& route) { return route_change(route, true); }
 
 Status Rtnl::del_route(const model::Route& route) { return route_change(route, false); }
-
-Status Rtnl::apply_addresses(const std::string& dev, const std::vector<Prefix>& add,
-                             const std::vector<Prefix>& remove, size_t chunk,
-                             std::function<bool()> after_chunk) {
-    if (add.empty() && remove.empty()) return Status::ok();
-    if (chunk == 0) chunk = 1;
-    auto idx = ifindex(dev, "change addresses dev " + dev);
-    if (!idx) return idx.error();
-
-    const size_t total = remove.size() + add.size();
-    for (size_t done = 0; done < total;) {
-        size_t end = std::min(total, done + chunk);
-        for (; done < end; ++done) {
-            bool is_add = done >= remove.size();
-            const Prefix& p = is_add ? add[done - remove.size()] : remove[done];
-            std::string what = fmt::format("{} address {} dev {}", is_add ? "add" : "del", p, dev);
-            if (Status s = addr_change(*idx, p, is_add, what); !s) return s;
-        }
-        if (after_chunk && !after_chunk()) {
-            return Error{0, fmt::format("change addresses dev {}: stopped after {} of {} changes: the check "
-                                        "after a chunk failed (a userspace WireGuard process may have exited)",
-                                        dev, done, total)};
-        }
-    }
-    return Status::ok();
-}
 
 }  // namespace wgf::linux_

@@ -16,7 +16,6 @@
 #pragma once
 
 #include <cstddef>
-#include <functional>
 #include <memory>
 #include <optional>
 #include <set>
@@ -24,9 +23,7 @@
 #include <vector>
 
 #include "backend/backend.hpp"
-
-struct nl_sock;
-struct rtnl_link;
+#include "linux/nl_ptr.hpp"
 
 namespace wgf::linux_ {
 
@@ -59,21 +56,6 @@ public:
     // missing link is an ENODEV error.
     backend::Status delete_link(const std::string& name);
 
-    // Removes, then adds (so an address can change its prefix length), in chunks of at most
-    // `chunk` changes. after_chunk runs after every chunk, the last one included; when it returns
-    // false nothing more is applied and the error says how far the apply got. chunk 0 is taken
-    // as 1. The first error from the kernel stops the apply too.
-    //
-    // Why: wireguard-go listens for address events on its own netlink socket and exits when that
-    // socket overflows ("no buffer space available"). Chunking alone does not prevent this, since
-    // every change already waits for the kernel's ack: measured here, about 8,000-9,500
-    // back-to-back adds killed wireguard-go, while the same 10,000 adds with a 1 ms pause per
-    // chunk of 16 did not. So after_chunk is where a caller driving a userspace device both
-    // paces (a short sleep) and checks that the process is still alive.
-    backend::Status apply_addresses(const std::string& dev, const std::vector<model::Prefix>& add,
-                                    const std::vector<model::Prefix>& remove, size_t chunk = 16,
-                                    std::function<bool()> after_chunk = {});
-
 private:
     backend::Result<std::shared_ptr<rtnl_link>> get_link(const std::string& name, const std::string& what);
     backend::Result<int> ifindex(const std::string& name, const std::string& what);
@@ -84,7 +66,7 @@ private:
     // errno for a libnl result: the kernel's own when it sent one, else mapped from libnl's code.
     backend::Error nl_error(int nlerr, const std::string& what) const;
 
-    nl_sock* sock_ = nullptr;
+    NlPtr<nl_sock> sock_;
     int open_error_ = 0;        // libnl code from opening the socket, 0 = open
     int kernel_errno_ = 0;      // errno of the last NLMSG_ERROR the kernel sent; reset per request
 };

@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <cerrno>
 
+#include "model/fd.hpp"
+
 namespace wgf::linux_ {
 
 std::string Sysctl::path_of(const std::string& key) const {
@@ -18,15 +20,13 @@ std::string Sysctl::path_of(const std::string& key) const {
 backend::Result<std::string> Sysctl::read(const std::string& key) {
     std::string path = path_of(key);
     if (path.empty()) return backend::errno_error(EINVAL, "read sysctl " + key);
-    int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return backend::errno_error(errno, "read sysctl " + key);
+    model::Fd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (fd.fd < 0) return backend::errno_error(errno, "read sysctl " + key);
     std::string out;
     char buf[256];
     ssize_t n;
-    while ((n = ::read(fd, buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
-    int err = errno;
-    close(fd);
-    if (n < 0) return backend::errno_error(err, "read sysctl " + key);
+    while ((n = ::read(fd.fd, buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
+    if (n < 0) return backend::errno_error(errno, "read sysctl " + key);
     while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
     return out;
 }
@@ -35,13 +35,11 @@ backend::Status Sysctl::write(const std::string& key, const std::string& value) 
     std::string path = path_of(key);
     std::string what = "write sysctl " + key + "=" + value;
     if (path.empty()) return backend::errno_error(EINVAL, what);
-    int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
-    if (fd < 0) return backend::errno_error(errno, what);
+    model::Fd fd(open(path.c_str(), O_WRONLY | O_CLOEXEC));
+    if (fd.fd < 0) return backend::errno_error(errno, what);
     std::string line = value + "\n";
-    ssize_t n = ::write(fd, line.data(), line.size());
-    int err = errno;
-    close(fd);
-    if (n != static_cast<ssize_t>(line.size())) return backend::errno_error(n < 0 ? err : EIO, what);
+    ssize_t n = ::write(fd.fd, line.data(), line.size());
+    if (n != static_cast<ssize_t>(line.size())) return backend::errno_error(n < 0 ? errno : EIO, what);
     return backend::Status::ok();
 }
 

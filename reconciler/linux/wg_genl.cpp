@@ -206,16 +206,17 @@ Result<int> WgGenl::family_id() {
 std::vector<std::string> WgGenl::list_devices() {
     std::vector<std::string> out;
     if (!open_rtnl()) return out;
-    nl_cache* cache = nullptr;
+    nl_cache* raw = nullptr;
     // libnl refills the cache from scratch when the dump was interrupted.
-    if (rtnl_link_alloc_cache(rtnl_.get(), AF_UNSPEC, &cache) < 0) return out;
-    for (nl_object* o = nl_cache_get_first(cache); o; o = nl_cache_get_next(o)) {
+    int err = rtnl_link_alloc_cache(rtnl_.get(), AF_UNSPEC, &raw);
+    NlPtr<nl_cache> cache(raw);
+    if (err < 0) return out;
+    for (nl_object* o = nl_cache_get_first(cache.get()); o; o = nl_cache_get_next(o)) {
         auto* link = reinterpret_cast<rtnl_link*>(o);
         const char* kind = rtnl_link_get_type(link);
         const char* name = rtnl_link_get_name(link);
         if (kind && name && std::strcmp(kind, "wireguard") == 0) out.emplace_back(name);
     }
-    nl_cache_free(cache);
     std::sort(out.begin(), out.end());
     return out;
 }
@@ -269,13 +270,12 @@ Status WgGenl::create_device(const std::string& ifname) {
     const std::string what = "create WireGuard device " + ifname;
     if (!valid_name(ifname)) return errno_error(EINVAL, what + ": not a valid interface name");
     if (auto s = open_rtnl(); !s) return Error{s.error().code, what + ": " + s.error().message};
-    rtnl_link* link = rtnl_link_alloc();
+    NlPtr<rtnl_link> link(rtnl_link_alloc());
     if (!link) return errno_error(ENOMEM, what);
-    rtnl_link_set_name(link, ifname.c_str());
-    int r = rtnl_link_set_type(link, "wireguard");
+    rtnl_link_set_name(link.get(), ifname.c_str());
+    int r = rtnl_link_set_type(link.get(), "wireguard");
     nl_msg* raw = nullptr;
-    if (r >= 0) r = rtnl_link_build_add_request(link, NLM_F_CREATE | NLM_F_EXCL, &raw);
-    rtnl_link_put(link);
+    if (r >= 0) r = rtnl_link_build_add_request(link.get(), NLM_F_CREATE | NLM_F_EXCL, &raw);
     if (r < 0) return errno_error(errno_of(r), what + ": build the request");
     NlMsgPtr msg(raw);
     Outcome o = transact(rtnl_.get(), msg.get());
@@ -291,25 +291,25 @@ Status WgGenl::delete_device(const std::string& ifname) {
     const std::string what = "delete WireGuard device " + ifname;
     if (!valid_name(ifname)) return errno_error(ENODEV, what + ": not a valid interface name");
     if (auto s = open_rtnl(); !s) return Error{s.error().code, what + ": " + s.error().message};
-    rtnl_link* found = nullptr;
-    if (int r = rtnl_link_get_kernel(rtnl_.get(), 0, ifname.c_str(), &found); r < 0) {
-        int e = errno_of(r);
+    rtnl_link* raw_found = nullptr;
+    int got = rtnl_link_get_kernel(rtnl_.get(), 0, ifname.c_str(), &raw_found);
+    NlPtr<rtnl_link> found(raw_found);
+    if (got < 0) {
+        int e = errno_of(got);
         return errno_error(e == ENOENT ? ENODEV : e, what);
     }
-    const char* kind = rtnl_link_get_type(found);
+    const char* kind = rtnl_link_get_type(found.get());
     const std::string kind_s = kind ? kind : "";
-    const int ifindex = rtnl_link_get_ifindex(found);
-    rtnl_link_put(found);
+    const int ifindex = rtnl_link_get_ifindex(found.get());
     // Only our kind of link: a same-named link of another kind is not ours to remove.
     if (kind_s != "wireguard")
         return errno_error(ENODEV, fmt::format("{}: the link is {}, not wireguard", what, kind_s.empty() ? "of no kind" : "a " + kind_s + " link"));
-    rtnl_link* link = rtnl_link_alloc();
+    NlPtr<rtnl_link> link(rtnl_link_alloc());
     if (!link) return errno_error(ENOMEM, what);
     // By index, so a link renamed or replaced since the check above is not hit by name.
-    rtnl_link_set_ifindex(link, ifindex);
+    rtnl_link_set_ifindex(link.get(), ifindex);
     nl_msg* raw = nullptr;
-    int r = rtnl_link_build_delete_request(link, &raw);
-    rtnl_link_put(link);
+    int r = rtnl_link_build_delete_request(link.get(), &raw);
     if (r < 0) return errno_error(errno_of(r), what + ": build the request");
     NlMsgPtr msg(raw);
     Outcome o = transact(rtnl_.get(), msg.get());

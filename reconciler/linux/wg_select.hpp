@@ -3,9 +3,9 @@
 // the kernel (generic netlink) does. A socket that refuses connections (its process died) is
 // removed when a device is read, set or deleted, and the kernel is asked instead, as `wg` does;
 // the device's link went with its process, so `watch` sees the device missing and creates it
-// again. Also owns starting a userspace implementation
-// when the kernel cannot create a `wireguard` link, as wg-quick does, and the liveness checks
-// `watch` uses to notice that such a process died.
+// again. Also owns the choice to start a userspace implementation (uapi_process.hpp) when the
+// kernel cannot create a `wireguard` link, as wg-quick does, and the liveness checks `watch`
+// uses to notice that such a process died.
 #pragma once
 
 #include <sys/types.h>

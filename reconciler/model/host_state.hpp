@@ -61,6 +61,25 @@ struct FwRule {
     auto operator<=>(const FwRule&) const = default;
 };
 
+// Something in our nftables table that wg-fleet would not build as it is. Only the live read
+// reports it (it is never desired), so every diff against a damaged table is non-empty and the
+// next apply removes it and rebuilds what it replaced.
+struct FwDamage {
+    enum class What : uint8_t {
+        rule,         // no usable comment, a duplicate id, a shape we do not build, or in a chain to recreate
+        chain,        // a base chain missing or different (type, hook, priority, policy), or not ours
+        set,          // a named set or map: none is ours
+        established,  // the ct state established,related rule is missing or changed
+        table_flags,  // the table was made dormant
+    };
+    What what = What::rule;
+    uint64_t handle = 0;             // rule: its nftables handle
+    std::string name;                // chain, set: its name
+    std::optional<FwRule> decoded;   // rule: what it decodes to (id empty), when a shape we build
+
+    auto operator<=>(const FwDamage&) const = default;
+};
+
 // First line of every file wg-fleet writes: the mark of ownership. A file without it is never
 // changed or removed unless the configuration names it.
 inline constexpr const char* kFileMarker = "# Managed by wg-fleet: edits are overwritten.";
@@ -84,6 +103,7 @@ struct HostState {
     std::set<Route> routes;
     std::map<std::string, std::string> sysctls;   // /proc/sys relative path -> value
     std::map<std::string, FwRule> firewall;       // by id
+    std::vector<FwDamage> firewall_damage;        // live only, sorted
     std::map<std::string, ManagedFile> files;     // by path
 
     auto operator<=>(const HostState&) const = default;

@@ -266,6 +266,7 @@ private:
             auto it = live.firewall.find(id);
             if (it == live.firewall.end() || it->second != r) add(kRuleAdd, OpAddRule{r});
         }
+        for (const auto& d : live.firewall_damage) add(kRuleDel, OpRepairFirewall{d});
     }
 
     void diff_files(const HostState& desired, const HostState& live) {

@@ -51,6 +51,10 @@ char mark(const Op& op) {
                           [](const OpDelAddress&) { return '-'; },
                           [](const OpDelRoute&) { return '-'; },
                           [](const OpDelRule&) { return '-'; },
+                          [](const OpRepairFirewall& o) {
+                              using W = model::FwDamage::What;
+                              return o.damage.what == W::rule || o.damage.what == W::set ? '-' : '~';
+                          },
                           [](const OpRemoveFile&) { return '-'; },
                           [](const auto&) { return '~'; },
                       },
@@ -80,6 +84,7 @@ std::string interface_of(const Op& op) {
                           [](const OpSetSysctl&) { return std::string(); },
                           [](const OpAddRule&) { return std::string(); },
                           [](const OpDelRule&) { return std::string(); },
+                          [](const OpRepairFirewall&) { return std::string(); },
                           [](const OpWriteFile&) { return std::string(); },
                           [](const OpRemoveFile&) { return std::string(); },
                           [](const auto& o) { return o.ifname; },
@@ -105,6 +110,7 @@ const char* kind(const Op& op) {
                           [](const OpSetSysctl&) { return "set_sysctl"; },
                           [](const OpAddRule&) { return "add_rule"; },
                           [](const OpDelRule&) { return "del_rule"; },
+                          [](const OpRepairFirewall&) { return "repair_firewall"; },
                           [](const OpWriteFile&) { return "write_file"; },
                           [](const OpRemoveFile&) { return "remove_file"; },
                       },
@@ -121,6 +127,20 @@ std::string describe_rule(const model::FwRule& r) {
             return fmt::format("dnat {} dport {} to {}:{}", to_string(r.proto), r.port,
                                r.to ? (r.to->is_v6() ? "[" + r.to->str() + "]" : r.to->str()) : "?", r.to_port);
         case model::FwKind::masquerade: return fmt::format("masquerade DNATed connections out of {}", r.oif);
+    }
+    return "?";
+}
+
+std::string describe_damage(const model::FwDamage& d) {
+    using W = model::FwDamage::What;
+    switch (d.what) {
+        case W::rule:
+            return d.decoded ? fmt::format("firewall rule handle {} (not as wg-fleet builds it): {}", d.handle, describe_rule(*d.decoded))
+                             : fmt::format("firewall rule handle {} (not as wg-fleet builds it)", d.handle);
+        case W::chain: return fmt::format("firewall chain {} (not as wg-fleet builds it)", d.name);
+        case W::set: return fmt::format("firewall set {} (not wg-fleet's)", d.name);
+        case W::established: return "firewall rule ct state established,related accept (missing or changed)";
+        case W::table_flags: return "firewall table flags (the table was made dormant)";
     }
     return "?";
 }
@@ -179,6 +199,7 @@ std::string describe(const Op& op) {
             [](const OpDelRule& o) {
                 return o.old ? fmt::format("firewall rule {}: {}", o.id, describe_rule(*o.old)) : fmt::format("firewall rule {}", o.id);
             },
+            [](const OpRepairFirewall& o) { return describe_damage(o.damage); },
             [](const OpWriteFile& o) {
                 return o.exists ? fmt::format("file {} ({} line{} changed)", o.file.path, o.changed_lines, o.changed_lines == 1 ? "" : "s")
                                 : fmt::format("file {} (mode {:04o})", o.file.path, o.file.mode);

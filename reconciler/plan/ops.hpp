@@ -48,12 +48,14 @@ struct OpDelRoute { model::Route route; };
 struct OpSetSysctl { std::string key; std::string value; std::string old; bool restore = false; };
 struct OpAddRule { model::FwRule rule; };
 struct OpDelRule { std::string id; std::optional<model::FwRule> old; };
+// Damage the live read found in our table: removed (a rule, a set) or rebuilt (the skeleton).
+struct OpRepairFirewall { model::FwDamage damage; };
 struct OpWriteFile { model::ManagedFile file; bool exists = false; size_t changed_lines = 0; };
 struct OpRemoveFile { std::string path; };
 
 using Op = std::variant<OpCreateDevice, OpDeleteDevice, OpSetPrivateKey, OpSetListenPort, OpSetMtu, OpSetUp,
                         OpAddPeer, OpRemovePeer, OpUpdatePeer, OpAddAddress, OpDelAddress, OpAddRoute,
-                        OpDelRoute, OpSetSysctl, OpAddRule, OpDelRule, OpWriteFile, OpRemoveFile>;
+                        OpDelRoute, OpSetSysctl, OpAddRule, OpDelRule, OpRepairFirewall, OpWriteFile, OpRemoveFile>;
 
 // '+' adds, '~' changes, '-' removes.
 char mark(const Op& op);
@@ -66,5 +68,6 @@ std::string interface_of(const Op& op);
 const char* kind(const Op& op);
 
 std::string describe_rule(const model::FwRule& r);
+std::string describe_damage(const model::FwDamage& d);
 
 }  // namespace wgf::plan

@@ -265,7 +265,7 @@ private:
         std::vector<Claim> claims;
         auto collect = [&](const char* group, const std::map<std::string, model::Member>& ms) {
             for (const auto& [n, m] : ms)
-                for (size_t i = 0; i < m.routes.size(); ++i) claims.push_back({m.routes[i], group, &n, i});
+                for (size_t i = 0; i < m.routes.size(); ++i) claims.push_back({.prefix = m.routes[i], .group = group, .node = &n, .index = i});
         };
         collect("controllers", f.controllers);
         collect("peers", f.peers);
@@ -334,7 +334,7 @@ private:
             for (const char* group : {"controllers", "peers"})
                 for (const auto& [n, m] : std::string_view(group) == "controllers" ? f.controllers : f.peers)
                     for (size_t i = 0; i < m.routes.size(); ++i)
-                        by_prefix[m.routes[i].masked()].push_back({fname, n, route_path(fname, group, n, i)});
+                        by_prefix[m.routes[i].masked()].push_back({.fleet = fname, .node = n, .path = route_path(fname, group, n, i)});
         for (auto& [prefix, list] : by_prefix) {
             std::set<std::string> fleets;
             for (const auto& a : list) fleets.insert(a.fleet);

@@ -20,7 +20,7 @@
 # wgfl<PID>-*); the interfaces are wgfl<PID> and wgfl<PID>s (the UAPI socket directory
 # /var/run/wireguard is shared by every namespace, so the names are unique to this run). Files
 # wg-fleet writes (hosts file, state, keys, journal) go under a temporary directory
-# (--state-dir, --files-root). Everything is removed on exit, also on failure or Ctrl-C.
+# (--state-dir; hosts_file and http_routes_dir in the fleet file). Everything is removed on exit, also on failure or Ctrl-C.
 #
 # Exit status: 0 every command succeeded (whatever the figures), 1 a command failed, 130
 # interrupted.

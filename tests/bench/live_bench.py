@@ -250,13 +250,7 @@ class Bench:
         return r
 
     def wgf(self, state, *args):
-        return [self.bin, "-q", "-c", self.cfg, "--node", self.node, "--state-dir", state,
-                "--files-root", self.files_root(state)] + list(args)
-
-    @staticmethod
-    def files_root(state):
-        # Beside the state directory, never inside it: wg-fleet refuses managed files there.
-        return state.rstrip("/") + "-files"
+        return [self.bin, "-q", "-c", self.cfg, "--node", self.node, "--state-dir", state] + list(args)
 
     def record(self, key, r):
         self.r.setdefault(key, {"wall_s": [], "rss_kb": [], "cpu_s": []})
@@ -304,7 +298,9 @@ class Bench:
         src = os.path.join(self.tmp, "fleet.orig.yaml")
         run([sys.executable, os.path.join(HERE, "gen_fleet.py"), "--controllers", str(a.controllers),
              "--peers", str(a.peers), "--out", src, "--seed", a.seed, "--fleet", self.ifname])
-        self.orig_text = open(src).read()
+        # Managed files go beside the state directories, never inside one (wg-fleet refuses that).
+        files = os.path.join(self.tmp, "files")
+        self.orig_text = f"hosts_file: {files}/hosts\nhttp_routes_dir: {files}/routes\n" + open(src).read()
         self.lines, controllers, peers = parse_fleet(self.orig_text)
         if not controllers or not peers:
             raise Failed("could not find the controllers and peers of the generated fleet")
@@ -529,8 +525,7 @@ class Bench:
         log(f"watch: {a.watch_edits} one-peer edits by rename")
         err = os.path.join(self.tmp, "watch.err")
         errf = open(err, "w")
-        argv = [self.bin, "-c", self.cfg, "--node", self.node, "--state-dir", state,
-                "--files-root", self.files_root(state), "watch", "--interval", "3600"]
+        argv = [self.bin, "-c", self.cfg, "--node", self.node, "--state-dir", state, "watch", "--interval", "3600"]
         w = subprocess.Popen(["ip", "netns", "exec", ns] + argv, stdin=subprocess.DEVNULL,
                              stdout=subprocess.DEVNULL, stderr=errf)
         self.children.append(w)

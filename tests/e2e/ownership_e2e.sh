@@ -41,10 +41,7 @@ check "and plans nothing" bash -c "\"$bin\" sandbox exec --name $name hub1 wg-fl
 # A managed path that lands in state_dir through a link: refused, nothing written.
 ln -s "$nd/state" "$nd/files/run/st"
 sed 's|^fleets:|hosts_file: /run/st/hosts\nfleets:|' "$cfg" > "$tmp/bad.yaml"
-run_bad() {
-  "$bin" sandbox exec --name "$name" hub1 "$bin" -c "$tmp/bad.yaml" --node hub1 --state-dir "$nd/state" \
-    --keys-override "/run/wg-fleet-sandbox/$name/keys" --files-root "$nd/files" "$@"
-}
+run_bad() { "$bin" sandbox exec --name "$name" hub1 wg-fleet -c "$tmp/bad.yaml" "$@"; }
 run_bad apply > "$tmp/bad" 2>&1; rc=$?
 check "apply refuses a managed path inside state_dir (exit 1)" test $rc = 1
 check "and says why" grep -qF "managed file $nd/files/run/st/hosts lies inside state_dir" "$tmp/bad"

@@ -41,7 +41,8 @@ ip -n "$ns" link set lo up
 k1=$(wg genkey | wg pubkey); k2=$(wg genkey | wg pubkey)
 cfg=$tmp/fleet.yaml
 write_fleet() {
-  { printf 'fleets:\n  wt:\n    port: 51820\n    controllers:\n      n1: { endpoint: 127.0.0.1 }\n    peers:\n'
+  { printf 'hosts_file: %s/root/hosts\nhttp_routes_dir: %s/root/routes\n' "$tmp" "$tmp"
+    printf 'fleets:\n  wt:\n    port: 51820\n    controllers:\n      n1: { endpoint: 127.0.0.1 }\n    peers:\n'
     printf '      p1: { controller: n1, public_key: "%s" }\n' "$k1"
     [[ $1 == 2 ]] && printf '      p2: { controller: n1, public_key: "%s" }\n' "$k2"
   } > "$cfg.new"
@@ -50,7 +51,7 @@ write_fleet() {
 write_fleet 1
 cp "$cfg" "$tmp/good.yaml"
 
-ip netns exec "$ns" "$bin" -c "$cfg" --node n1 --state-dir "$tmp/state" --files-root "$tmp/root" \
+ip netns exec "$ns" "$bin" -c "$cfg" --node n1 --state-dir "$tmp/state" \
   watch --interval 1 >"$tmp/watch.log" 2>&1 &
 watch_pid=$!
 check "watch applies the first configuration (1 peer)" eventually has_peers 1

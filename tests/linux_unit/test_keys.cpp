@@ -12,7 +12,7 @@
 
 #include <catch2/catch.hpp>
 
-#include "apply/keys.hpp"
+#include "system/keys.hpp"
 #include "temp_dir.hpp"
 
 namespace fs = std::filesystem;
@@ -20,7 +20,7 @@ namespace fs = std::filesystem;
 TEST_CASE("keys: generated once, 0600, loaded back equal, loose and malformed files are reported", "[keys]") {
     wgf::test::TempDir tmp("wgf-keys");
     const fs::path& dir = tmp.path;
-    wgf::apply::FileKeyStore keys;
+    wgf::system::FileKeyStore keys;
     std::string path = (dir / "state" / "mesh.key").string();
 
     auto none = keys.load(path);
@@ -66,13 +66,13 @@ TEST_CASE("keys: runs generating the same key at once agree on one key, the one 
         std::vector<std::thread> runners;
         for (int i = 0; i < kRunners; ++i)
             runners.emplace_back([&, i] {
-                wgf::apply::FileKeyStore keys;  // one store per run, as separate processes have
+                wgf::system::FileKeyStore keys;  // one store per run, as separate processes have
                 start.arrive_and_wait();
                 auto k = keys.load_or_generate(path);
                 if (k) got[static_cast<size_t>(i)] = k->public_key();
             });
         for (auto& t : runners) t.join();
-        wgf::apply::FileKeyStore keys;
+        wgf::system::FileKeyStore keys;
         auto in_file = keys.load(path);
         REQUIRE(in_file);
         REQUIRE(in_file->has_value());

@@ -46,6 +46,21 @@ TEST_CASE("lock: one holder per state directory, and the second names the holder
     CHECK(now_free);
 }
 
+TEST_CASE("lock: a run that waits for the lock hears from it meanwhile (watch pings its watchdog there)", "[lock]") {
+    wgf::test::TempDir tmp("wgf-lock");
+    std::string dir = (tmp.path / "state").string();
+    auto held = StateLock::acquire(dir, 0);
+    REQUIRE(held);
+    int calls = 0;
+    auto waited = StateLock::acquire(dir, 2, [&] { ++calls; });  // two seconds of waiting, then gives up
+    CHECK_FALSE(waited);
+    CHECK(calls >= 1);
+    held = std::move(*StateLock::acquire((tmp.path / "other").string(), 0));  // releases the lock
+    calls = 0;
+    CHECK(StateLock::acquire(dir, 2, [&] { ++calls; }));
+    CHECK(calls == 0);  // no wait, no call
+}
+
 TEST_CASE("lock: a program started by the holder does not keep the lock after the holder is gone", "[lock]") {
     wgf::test::TempDir tmp("wgf-lock");
     std::string dir = (tmp.path / "state").string();

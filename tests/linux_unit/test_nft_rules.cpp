@@ -255,7 +255,7 @@ TEST_CASE("canonical() and check_rule() agree with what a rule can express", "[n
     CHECK(nft::canonical(a) == accept_udp("a", 1));
 
     CHECK_FALSE(nft::check_rule(accept_udp("", 1)));
-    CHECK_FALSE(nft::check_rule(accept_udp("?handle-3", 1)));
+    CHECK(nft::check_rule(accept_udp("?handle-3", 1)));  // damage is typed: no id is reserved for it
     CHECK_FALSE(nft::check_rule(accept_udp(wgf::linux_::kEstablishedId, 1)));
     CHECK_FALSE(nft::check_rule(accept_udp(std::string(200, 'x'), 1)));
     CHECK_FALSE(nft::check_rule(accept_udp("a", 0)));
@@ -297,10 +297,25 @@ NftTableLive healthy_table() {
     return t;
 }
 
+using What = wgf::model::FwDamage::What;
+
+wgf::model::FwDamage damaged_rule(uint64_t handle, std::optional<FwRule> decoded) {
+    if (decoded) decoded->id.clear();
+    return {.what = What::rule, .handle = handle, .name = {}, .decoded = decoded};
+}
+
+wgf::model::FwDamage damaged(What what, const std::string& name = {}) {
+    return {.what = what, .handle = 0, .name = name, .decoded = std::nullopt};
+}
+
 }  // namespace
 
-TEST_CASE("view() reports rules by comment and damage under '?' ids", "[nft]") {
-    SECTION("an absent table is empty") { CHECK(nft::view(NftTableLive{}).rules.empty()); }
+TEST_CASE("view() reports rules by comment and damage as typed entries", "[nft]") {
+    SECTION("an absent table is empty") {
+        auto v = nft::view(NftTableLive{});
+        CHECK(v.rules.empty());
+        CHECK(v.damage.empty());
+    }
 
     SECTION("a healthy table shows its rules and hides the skeleton") {
         NftTableLive t = healthy_table();
@@ -308,11 +323,12 @@ TEST_CASE("view() reports rules by comment and damage under '?' ids", "[nft]") {
         t.rules.push_back(live_rule(6, masquerade("m", "eth0"), "m"));
         auto v = nft::view(t);
         REQUIRE(v.rules.size() == 2);
+        CHECK(v.damage.empty());
         CHECK(v.rules.at("accept-mesh") == accept_udp("accept-mesh", 51820));
         CHECK(v.source.at("m")->handle == 6);
     }
 
-    SECTION("no comment, a duplicate id and an unknown shape read as ?handle-N") {
+    SECTION("no comment, a duplicate id and an unknown shape read as damaged rules by handle") {
         NftTableLive t = healthy_table();
         t.rules.push_back(live_rule(5, accept_udp("a", 1), std::nullopt));
         t.rules.push_back(live_rule(6, accept_udp("b", 2), "b"));
@@ -321,12 +337,13 @@ TEST_CASE("view() reports rules by comment and damage under '?' ids", "[nft]") {
         unknown.decoded = NftDecoded{};
         t.rules.push_back(unknown);
         auto v = nft::view(t);
-        CHECK(v.rules.size() == 4);
-        CHECK(v.rules.at("?handle-5").port == 1);
-        CHECK(v.rules.at("?handle-5").id == "?handle-5");
+        CHECK(v.rules.size() == 1);
         CHECK(v.rules.at("b").port == 2);
-        CHECK(v.rules.at("?handle-7").port == 3);
-        CHECK(v.rules.count("?handle-8") == 1);
+        CHECK(v.damage == std::vector{damaged_rule(5, accept_udp("", 1)), damaged_rule(7, accept_udp("", 3)),
+                                      damaged_rule(8, std::nullopt)});
+        REQUIRE(v.damaged_rules.size() == 3);
+        CHECK(v.damaged_rules[0]->handle == 5);
+        CHECK(v.damaged_rules[2]->handle == 8);
     }
 
     SECTION("a rule in the wrong chain is not ours") {
@@ -334,7 +351,9 @@ TEST_CASE("view() reports rules by comment and damage under '?' ids", "[nft]") {
         NftRuleLive r = live_rule(5, accept_udp("a", 1), "a");
         r.chain = "forward";
         t.rules.push_back(r);
-        CHECK(nft::view(t).rules.count("?handle-5") == 1);
+        auto v = nft::view(t);
+        CHECK(v.rules.empty());
+        CHECK(v.damage == std::vector{damaged_rule(5, accept_udp("", 1))});
     }
 
     SECTION("skeleton damage") {
@@ -347,14 +366,13 @@ TEST_CASE("view() reports rules by comment and damage under '?' ids", "[nft]") {
         t.sets.push_back("blocked");
         t.flags = 1;
         auto v = nft::view(t);
-        for (const char* id : {"?established", "?chain-input", "?chain-prerouting", "?chain-postrouting", "?chain-mine",
-                               "?set-blocked", "?table-flags"}) {
-            INFO(id);
-            CHECK(v.rules.count(id) == 1);
-            CHECK(v.source.at(id) == nullptr);
-        }
-        CHECK(v.rules.count("?chain-forward") == 0);
-        CHECK(v.rules.size() == 7);
+        std::vector want = {damaged(What::established),       damaged(What::chain, "input"), damaged(What::chain, "prerouting"),
+                            damaged(What::chain, "postrouting"), damaged(What::chain, "mine"),  damaged(What::set, "blocked"),
+                            damaged(What::table_flags)};
+        std::sort(want.begin(), want.end());
+        CHECK(v.damage == want);  // the forward chain is intact
+        CHECK(v.rules.empty());
+        CHECK(v.damaged_rules.empty());
     }
 }
 

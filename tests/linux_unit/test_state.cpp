@@ -4,7 +4,7 @@
 
 #include <fstream>
 
-#include "apply/state.hpp"
+#include "system/state_store.hpp"
 #include "temp_dir.hpp"
 
 using namespace wgf;
@@ -21,8 +21,8 @@ model::Key key_of(uint8_t n) {
 
 TEST_CASE("state: saved, loaded back equal, and its interfaces read on their own", "[state]") {
     test::TempDir d("wgf-state");
-    apply::FileStateStore store(d.str());
-    CHECK(apply::recorded_interfaces(d.str()).empty());  // no record yet
+    system::FileStateStore store(d.str());
+    CHECK(system::recorded_interfaces(d.str()).empty());  // no record yet
     auto none = store.load();
     REQUIRE(none);
     CHECK(*none == plan::Ownership{});
@@ -38,15 +38,15 @@ TEST_CASE("state: saved, loaded back equal, and its interfaces read on their own
     auto back = store.load();
     REQUIRE(back);
     CHECK(*back == o);
-    CHECK(apply::recorded_interfaces(d.str()) == o.interfaces);
+    CHECK(system::recorded_interfaces(d.str()) == o.interfaces);
 }
 
 TEST_CASE("state: a damaged state.json is an error to load and no guess", "[state]") {
     test::TempDir d("wgf-state");
     std::ofstream(d.path / "state.json") << "{\"version\": 1, \"interf";
-    apply::FileStateStore store(d.str());
+    system::FileStateStore store(d.str());
     auto r = store.load();
     REQUIRE_FALSE(r);
     CHECK(r.error().message.find("state.json is not readable") != std::string::npos);
-    CHECK(apply::recorded_interfaces(d.str()).empty());
+    CHECK(system::recorded_interfaces(d.str()).empty());
 }

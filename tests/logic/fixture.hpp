@@ -31,21 +31,7 @@ inline model::WgPeer peer(int n, std::vector<std::string> ips, std::optional<std
     return p;
 }
 
-class MemKeys : public apply::KeyStore {
-public:
-    std::map<std::string, model::SecretKey> keys;
-    backend::Result<std::optional<model::SecretKey>> load(const std::string& path) override {
-        auto it = keys.find(path);
-        if (it == keys.end()) return std::optional<model::SecretKey>{};
-        return std::optional<model::SecretKey>{it->second};
-    }
-    backend::Result<model::SecretKey> load_or_generate(const std::string& path) override {
-        auto it = keys.find(path);
-        if (it == keys.end()) it = keys.emplace(path, model::SecretKey::generate()).first;
-        return it->second;
-    }
-    backend::Status publish(const std::string&, const model::Key&) override { return backend::Status::ok(); }
-};
+using MemKeys = backend::FakeKeyStore;
 
 // One interface "wg0" of fleet "f" with a key, a port, addresses and the given peers.
 inline model::HostState host(const MemKeys& keys, std::vector<model::WgPeer> peers, uint16_t port = 51820) {

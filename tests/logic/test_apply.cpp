@@ -126,3 +126,23 @@ TEST_CASE("apply: property — from any state, applying the plan converges: a fr
         CHECK(again.empty());
     }
 }
+
+TEST_CASE("apply: firewall damage from the live read is planned as repairs, which one firewall batch carries out", "[apply]") {
+    using What = model::FwDamage::What;
+    FakeMachine m;
+    auto desired = host(m.keys, {peer(1, {"fd00:1:2::/56"})});
+    REQUIRE(m.converge(desired).ok());
+    m.firewall.damage = {model::FwDamage{.what = What::rule, .handle = 7, .name = {}, .decoded = std::nullopt},
+                         model::FwDamage{.what = What::chain, .handle = 0, .name = "input", .decoded = std::nullopt}};
+    auto p = m.plan_for(desired);
+    std::vector<std::string> lines;
+    for (const auto& op : p.ops) lines.push_back(plan::describe(op));
+    CHECK(lines == std::vector<std::string>{"- firewall rule handle 7 (not as wg-fleet builds it)",
+                                            "~ firewall chain input (not as wg-fleet builds it)"});
+    const size_t batches = m.firewall.batches.size();
+    auto b = m.backends();
+    REQUIRE(apply::apply_plan(b, p, m.keys, nullptr).ok());
+    CHECK(m.firewall.batches.size() == batches + 1);
+    CHECK(m.firewall.damage.empty());
+    CHECK(m.plan_for(desired).ops.empty());
+}

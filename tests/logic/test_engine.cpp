@@ -6,6 +6,7 @@
 #include "apply/engine.hpp"
 #include "config/parse.hpp"
 #include "fixture.hpp"
+#include "plan/ownership_json.hpp"
 #include "plan/sysctls.hpp"
 #include "plan/validate.hpp"
 
@@ -14,29 +15,8 @@ using namespace wgf::test;
 
 namespace {
 
-class MapResolver : public apply::Resolver {
-public:
-    std::map<std::string, model::IpAddr> names;
-    std::vector<std::string> asked;
-    std::optional<model::IpAddr> resolve(const std::string& host) override {
-        asked.push_back(host);
-        auto it = names.find(host);
-        if (it == names.end()) return std::nullopt;
-        return it->second;
-    }
-};
-
-class MemState : public apply::StateStore {
-public:
-    plan::Ownership owned;
-    int saves = 0;
-    backend::Result<plan::Ownership> load() override { return owned; }
-    backend::Status save(const plan::Ownership& o) override {
-        owned = o;
-        ++saves;
-        return backend::Status::ok();
-    }
-};
+using MapResolver = backend::FakeResolver;
+using MemState = backend::FakeStateStore;
 
 const char* kFleet = R"(
 state_dir: /state
@@ -71,7 +51,7 @@ struct Converged {
     MapResolver dns;
     MemState state;
     apply::Backends b = m.backends();
-    apply::Engine e{b, m.keys, dns, state, nullptr, {}, {}};
+    apply::Engine e{b, m.keys, dns, state, nullptr, {}};
     Converged() { REQUIRE(e.run(*s.fw, "c1", apply::Mode::apply, m.now).ok()); }
 };
 
@@ -85,7 +65,7 @@ TEST_CASE("engine: plan reads keys only, apply generates one, converges and veri
     dns.names["vpn2.example.com"] = *model::IpAddr::parse("198.51.100.2");
     MemState state;
     auto b = m.backends();
-    apply::Engine e{b, m.keys, dns, state, nullptr, {}, {}};
+    apply::Engine e{b, m.keys, dns, state, nullptr, {}};
 
     auto planned = e.run(*s.fw, "c1", apply::Mode::plan, m.now);
     REQUIRE_FALSE(planned.error);
@@ -132,7 +112,7 @@ TEST_CASE("engine: a key that will be generated is a planned change (fresh devic
     MapResolver dns;
     MemState state;
     auto b = m.backends();
-    apply::Engine e{b, m.keys, dns, state, nullptr, {}, {}};
+    apply::Engine e{b, m.keys, dns, state, nullptr, {}};
     auto planned = e.run(*s.fw, "c1", apply::Mode::plan, m.now);
     REQUIRE_FALSE(planned.error);
     auto lines = lines_of(planned.plan);
@@ -179,7 +159,7 @@ TEST_CASE("engine: an endpoint that does not resolve leaves that peer without on
     MapResolver dns;  // knows no names at all
     MemState state;
     auto b = m.backends();
-    apply::Engine e{b, m.keys, dns, state, nullptr, {}, {}};
+    apply::Engine e{b, m.keys, dns, state, nullptr, {}};
     auto r = e.run(*s.fw, "p1", apply::Mode::apply, m.now);
     REQUIRE(r.ok());
     REQUIRE(r.warnings.size() == 2);
@@ -204,10 +184,10 @@ TEST_CASE("state: ownership survives a JSON round trip", "[engine][state]") {
     o.peers["mesh"] = {key_of(1), key_of(2)};
     o.endpoints["mesh"][key_of(1)] = ep("[fd00::1]:51820");
     o.files = {"/run/wg_fleet_hosts"};
-    auto back = apply::ownership_from_json(apply::ownership_to_json(o));
+    auto back = plan::ownership_from_json(plan::ownership_to_json(o));
     REQUIRE(back);
     CHECK(*back == o);
-    CHECK_FALSE(apply::ownership_from_json("{not json"));
+    CHECK_FALSE(plan::ownership_from_json("{not json"));
 }
 
 TEST_CASE("state: an interface with no peers or no endpoints round-trips too", "[engine][state]") {
@@ -220,7 +200,7 @@ TEST_CASE("state: an interface with no peers or no endpoints round-trips too", "
     o.peers["empty"] = {};
     o.endpoints["hub"] = {};
     o.endpoints["empty"] = {};
-    auto back = apply::ownership_from_json(apply::ownership_to_json(o));
+    auto back = plan::ownership_from_json(plan::ownership_to_json(o));
     REQUIRE(back);
     CHECK(*back == o);
 }
@@ -332,7 +312,7 @@ TEST_CASE("engine: turning IPv6 forwarding on raises accept_ra 1 -> 2 first, wg-
     dns.names["vpn2.example.com"] = *model::IpAddr::parse("198.51.100.2");
     MemState state;
     auto b = m.backends();
-    apply::Engine e{b, m.keys, dns, state, nullptr, {}, {}};
+    apply::Engine e{b, m.keys, dns, state, nullptr, {}};
 
     auto planned = e.run(*on.fw, "c1", apply::Mode::plan, m.now);
     REQUIRE(planned.ok());
@@ -403,7 +383,7 @@ TEST_CASE("engine: IPv6 forwarding someone else turned on is theirs: accept_ra i
     MapResolver dns;
     MemState state;
     auto b = m.backends();
-    apply::Engine e{b, m.keys, dns, state, nullptr, {}, {}};
+    apply::Engine e{b, m.keys, dns, state, nullptr, {}};
     auto r = e.run(*on.fw, "c1", apply::Mode::apply, m.now);
     REQUIRE(r.ok());
     CHECK(sysctl_lines(r.plan).empty());
@@ -442,14 +422,14 @@ TEST_CASE("state: owned sysctls and their originals survive a JSON round trip, a
     o.endpoints["mesh"] = {};
     o.sysctls["net/ipv6/conf/all/forwarding"] = {"0", "1"};
     o.sysctls["net/ipv6/conf/eth0/accept_ra"] = {"1", "2"};
-    auto back = apply::ownership_from_json(apply::ownership_to_json(o));
+    auto back = plan::ownership_from_json(plan::ownership_to_json(o));
     REQUIRE(back);
     CHECK(*back == o);
-    auto old = apply::ownership_from_json(R"({"version":1,"interfaces":["mesh"],"peers":{"mesh":[]},"endpoints":{"mesh":{}},"files":[]})");
+    auto old = plan::ownership_from_json(R"({"version":1,"interfaces":["mesh"],"peers":{"mesh":[]},"endpoints":{"mesh":{}},"files":[]})");
     REQUIRE(old);
     CHECK(old->sysctls.empty());
     // A record of a sysctl wg-fleet never sets, or of a value it never writes, is not restored.
-    auto odd = apply::ownership_from_json(R"({"version":1,"interfaces":[],"peers":{},"endpoints":{},"files":[],"sysctls":{
+    auto odd = plan::ownership_from_json(R"({"version":1,"interfaces":[],"peers":{},"endpoints":{},"files":[],"sysctls":{
         "kernel/core_pattern":{"original":"|/tmp/x","value":"core"},
         "net/ipv6/conf/eth0/accept_ra":{"original":"1 2","value":"2"},
         "net/ipv6/conf/../../kernel/accept_ra":{"original":"1","value":"2"},
@@ -464,7 +444,7 @@ TEST_CASE("engine: a WireGuard device wg-fleet did not create is refused and lef
     MapResolver dns;
     MemState state;  // records nothing: the device below is not ours
     auto b = m.backends();
-    apply::Engine e{b, m.keys, dns, state, nullptr, {}, {}};
+    apply::Engine e{b, m.keys, dns, state, nullptr, {}};
     REQUIRE(m.wg.create_device("mesh"));
     auto foreign_key = model::SecretKey::generate();
     m.wg.devices.at("mesh").device.public_key = foreign_key.public_key();
@@ -541,7 +521,7 @@ TEST_CASE("engine: files without the marker are never overwritten (plan shows th
     MapResolver dns;
     MemState state;
     auto b = m.backends();
-    apply::Engine e{b, m.keys, dns, state, nullptr, {}, {}};
+    apply::Engine e{b, m.keys, dns, state, nullptr, {}};
 
     auto planned = e.run(*s.fw, "c1", apply::Mode::plan, m.now);
     REQUIRE_FALSE(planned.error);
@@ -576,7 +556,7 @@ TEST_CASE("engine: a non-regular file at a managed path is a conflict too", "[en
     MapResolver dns;
     MemState state;
     auto b = m.backends();
-    apply::Engine e{b, m.keys, dns, state, nullptr, {}, {}};
+    apply::Engine e{b, m.keys, dns, state, nullptr, {}};
     auto planned = e.run(*s.fw, "c1", apply::Mode::plan, m.now);
     CHECK(planned.plan.conflicts ==
           std::vector<std::string>{"! conflict: /run/wg_fleet_hosts is a symbolic link, not a file wg-fleet wrote; left as is"});
@@ -589,7 +569,7 @@ TEST_CASE("engine: managed paths are compared where they land: one file under tw
     apply::Backends b{m.wg, m.links, m.sysctls, m.firewall, files};
     MapResolver dns;
     MemState state;
-    apply::Engine e{b, m.keys, dns, state, nullptr, {}, {}};
+    apply::Engine e{b, m.keys, dns, state, nullptr, {}};
     REQUIRE(e.run(*s.fw, "c1", apply::Mode::apply, m.now).ok());
     REQUIRE(files.files.count("/run/wg_fleet_hosts"));
 

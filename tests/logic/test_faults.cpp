@@ -24,22 +24,8 @@ using namespace wgf::test;
 
 namespace {
 
-class MemState : public apply::StateStore {
-public:
-    plan::Ownership owned;
-    bool fail = false;
-    backend::Result<plan::Ownership> load() override { return owned; }
-    backend::Status save(const plan::Ownership& o) override {
-        if (fail) return backend::Error{ENOSPC, "write /state/state.json: No space left on device (ENOSPC)"};
-        owned = o;
-        return backend::Status::ok();
-    }
-};
-
-class NoDns : public apply::Resolver {
-public:
-    std::optional<model::IpAddr> resolve(const std::string&) override { return std::nullopt; }
-};
+using MemState = backend::FakeStateStore;
+using NoDns = backend::FakeResolver;  // knows no names
 
 // Counts every change sent to any backend and fails the k-th (k = 0: none). A failing WireGuard
 // set first applies the first half of its peers, as a set split over several netlink messages
@@ -137,7 +123,7 @@ struct FaultFirewall : backend::Firewall {
     backend::Firewall& in;
     Injector& inj;
     FaultFirewall(backend::Firewall& i, Injector& j) : in(i), inj(j) {}
-    backend::Result<std::map<std::string, model::FwRule>> read() override { return in.read(); }
+    backend::Result<backend::FirewallLive> read() override { return in.read(); }
     backend::Status apply(const backend::FirewallChange& c) override { return inj.step("nft batch", [&] { return in.apply(c); }); }
     backend::Status remove_all() override { return inj.step("nft delete", [&] { return in.remove_all(); }); }
 };
@@ -222,7 +208,7 @@ struct Rig {
     FaultFirewall firewall{m.firewall, inj};
     FaultFiles files{m.files, inj};
     apply::Backends b{wg, links, sysctls, firewall, files};
-    apply::Engine e{b, m.keys, dns, state, nullptr, {}, {}};
+    apply::Engine e{b, m.keys, dns, state, nullptr, {}};
     Rig() {
         inj.state = &state;
         m.keys.keys.emplace("/state/mesh.key", model::SecretKey::generate());
@@ -369,7 +355,7 @@ TEST_CASE("faults: every change of an edit (revoke, move, claim, add) failing in
 TEST_CASE("faults: a failed write of the ownership record applies nothing and fails the run", "[faults][state]") {
     Rig r;
     Fleet f(kAfter);
-    r.state.fail = true;
+    r.state.fail_save = backend::Error{ENOSPC, "write /state/state.json: No space left on device (ENOSPC)"};
     auto res = r.run(f);
     REQUIRE(res.error);
     CHECK(res.error->message.find("No space left on device") != std::string::npos);

@@ -1,6 +1,6 @@
 // linux_::Rtnl against the real kernel, inside namespaces the tests create: links, addresses
 // (IPv6 without DAD), routes tagged with our protocol (foreign routes untouched), and address
-// changes in chunks on a wireguard-go device.
+// changes paced by linux/userspace_pacing on a wireguard-go device.
 #include <algorithm>
 #include <cerrno>
 #include <optional>
@@ -12,10 +12,14 @@
 #include <fmt/format.h>
 
 #include "linux/rtnl.hpp"
+#include "linux/userspace_pacing.hpp"
 #include "support.hpp"
 
 using wgf::backend::kRouteProtocol;
+using wgf::linux_::PacingOptions;
 using wgf::linux_::Rtnl;
+using wgf::linux_::UserspacePacing;
+using wgf::linux_::UserspaceProbe;
 using wgf::model::Prefix;
 using wgf::model::Route;
 using namespace wgf::test;
@@ -313,57 +317,7 @@ TEST_CASE("rtnl: a route's preferred source is set, read back and used by the ke
     CHECK(none->empty());
 }
 
-TEST_CASE("rtnl: apply_addresses works in chunks and stops when the check fails", "[rtnl]") {
-    if (!netns_available()) return;
-    Netns ns("wgrc");
-    add_dummy(ns, "d0");
-    must(ns, "ip link set d0 up");
-    InNetns in(ns);
-    Rtnl rtnl;
-    REQUIRE(rtnl.status());
-
-    std::vector<Prefix> ten;
-    for (int i = 1; i <= 10; ++i) ten.push_back(P(fmt::format("fd00:c::{:x}/64", i).c_str()));
-
-    SECTION("a failing check stops the apply after that chunk") {
-        int calls = 0;
-        auto s = rtnl.apply_addresses("d0", ten, {}, 4, [&] { return ++calls < 2; });
-        REQUIRE_FALSE(s);
-        CHECK(calls == 2);
-        CHECK(s.error().message ==
-              "change addresses dev d0: stopped after 8 of 10 changes: the check after a chunk failed "
-              "(a userspace WireGuard process may have exited)");
-        auto got = rtnl.read_addresses("d0");
-        REQUIRE(got);
-        CHECK(got->prefixes() == std::vector<Prefix>(ten.begin(), ten.begin() + 8));
-    }
-
-    SECTION("removes first, then adds; the check runs after every chunk") {
-        int calls = 0;
-        REQUIRE(rtnl.apply_addresses("d0", ten, {}, 4, [&] { return ++calls > 0; }));
-        CHECK(calls == 3);
-        // The same address with another prefix length: only possible because removal comes first.
-        std::vector<Prefix> remove = {ten[0], ten[1]};
-        std::vector<Prefix> add = {P("fd00:c::1/80"), P("10.9.0.1/24")};
-        calls = 0;
-        REQUIRE(rtnl.apply_addresses("d0", add, remove, 1, [&] { return ++calls > 0; }));
-        CHECK(calls == 4);
-        auto got = rtnl.read_addresses("d0");
-        REQUIRE(got);
-        std::vector<Prefix> want(ten.begin() + 2, ten.end());
-        want.push_back(P("fd00:c::1/80"));
-        want.push_back(P("10.9.0.1/24"));
-        std::sort(want.begin(), want.end());
-        CHECK(got->prefixes() == want);
-
-        // An address already there stops the apply with the kernel's error for it.
-        auto dup = rtnl.apply_addresses("d0", {P("fd00:c::5/64")}, {});
-        REQUIRE_FALSE(dup);
-        CHECK(dup.error().message == "add address fd00:c::5/64 dev d0: File exists (EEXIST)");
-    }
-}
-
-TEST_CASE("rtnl: a wireguard-go device takes 40 IPv6 addresses in chunks and stays alive", "[rtnl]") {
+TEST_CASE("rtnl: a wireguard-go device takes 40 IPv6 addresses through the userspace pacing and stays alive", "[rtnl]") {
     if (!netns_available()) return;
     Netns ns("wgrg");
     WireguardGo wg(ns, unique_name("wgr"));
@@ -379,14 +333,25 @@ TEST_CASE("rtnl: a wireguard-go device takes 40 IPv6 addresses in chunks and sta
 
     std::vector<Prefix> forty;
     for (int i = 1; i <= 40; ++i) forty.push_back(P(fmt::format("fd00:40::{:x}/64", i).c_str()));
-    int calls = 0;
-    auto s = rtnl.apply_addresses(wg.ifname(), forty, {}, 16, [&] {
-        ++calls;
-        return wg.alive();
-    });
-    INFO((s ? "" : s.error().message));
-    REQUIRE(s);
-    CHECK(calls == 3);
+    int checks = 0, pauses = 0;
+    const std::string ifname = wg.ifname();
+    UserspacePacing links(rtnl,
+                          UserspaceProbe{.is_userspace = [&](const std::string& n) { return n == ifname; },
+                                         .alive = [&](const std::string&) {
+                                             ++checks;
+                                             return wg.alive();
+                                         }},
+                          PacingOptions{.chunk = 16, .pause = [&] {
+                                            ++pauses;
+                                            sleep_ms(1);
+                                        }});
+    for (const auto& p : forty) {
+        auto s = links.add_address(ifname, p);
+        INFO((s ? "" : s.error().message));
+        REQUIRE(s);
+    }
+    CHECK(checks == 40);
+    CHECK(pauses == 2);
 
     auto got = rtnl.read_addresses(wg.ifname());
     REQUIRE(got);

@@ -312,7 +312,7 @@ TEST_CASE("an echoed source line is cut to 200 columns around the caret", "[diag
     while (line.size() < 100'000) line += ", 10.0.0.0/24";
     config::Sources sources;
     uint32_t id = sources.add("long.yaml", line + "]\n");
-    config::Diagnostic d{config::Severity::error, config::Loc{id, 1, col}, "routes[3846]", "bad"};
+    config::Diagnostic d{.severity = config::Severity::error, .loc = {.file = id, .line = 1, .col = col}, .path = "routes[3846]", .message = "bad"};
     std::string out = config::render(d, sources);
     INFO(out.substr(0, 1000));
     auto first_nl = out.find('\n');
@@ -331,7 +331,7 @@ TEST_CASE("an echoed source line is cut to 200 columns around the caret", "[diag
 TEST_CASE("control characters and invalid UTF-8 in an echoed line are shown as '?'", "[diag][hostile]") {
     config::Sources sources;
     uint32_t id = sources.add("x.yaml", std::string("a: \"\x1b[2J\xff\xc3\xa9x\"\n"));
-    config::Diagnostic d{config::Severity::error, config::Loc{id, 1, 11}, "a", "bad"};
+    config::Diagnostic d{.severity = config::Severity::error, .loc = {.file = id, .line = 1, .col = 11}, .path = "a", .message = "bad"};
     CHECK(config::render(d, sources) == "x.yaml:1:11: error: a: bad\n    a: \"?[2J?éx\"\n              ^\n");
 }
 

@@ -3,12 +3,16 @@
 // message texts are the project's golden wording.
 #include <catch2/catch.hpp>
 
+#include <fstream>
+#include <set>
 #include <string>
 #include <vector>
 
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <nlohmann/json.hpp>
 
 #include "config/parse.hpp"
 #include "config/tree.hpp"
@@ -389,89 +393,110 @@ TEST_CASE("out-of-range and malformed values", "[parse][errors][values]") {
         const char* message;
     };
     const Row rows[] = {
-        {"fleets:\n  mesh:\n    port: 70000\n    controllers:\n      s1: {}\n", 3, 11, "fleets.mesh.port", "'70000' — must be 1..65535"},
-        {"fleets:\n  mesh:\n    port: 0\n    controllers:\n      s1: {}\n", 3, 11, "fleets.mesh.port", "'0' — must be 1..65535"},
-        {"fleets:\n  mesh:\n    port: -1\n    controllers:\n      s1: {}\n", 3, 11, "fleets.mesh.port", "'-1' — expected an integer 1..65535"},
-        {"fleets:\n  mesh:\n    port: 0x50\n    controllers:\n      s1: {}\n", 3, 11, "fleets.mesh.port", "'0x50' — expected an integer 1..65535"},
-        {"fleets:\n  mesh:\n    mtu: 1000\n    controllers:\n      s1: {}\n", 3, 10, "fleets.mesh.mtu", "'1000' — must be 1280..65535"},
-        {"fleets:\n  mesh:\n    keepalive: 65536\n    controllers:\n      s1: {}\n", 3, 16, "fleets.mesh.keepalive", "'65536' — must be 0..65535"},
-        {"fleets:\n  mesh:\n    topology: star\n    controllers:\n      s1: {}\n", 3, 15, "fleets.mesh.topology", "'star' — topology is hub or mesh"},
-        {"fleets:\n  mesh:\n    controllers:\n      server1:\n        endpoint: vpn.example.com:99999\n", 5, 19,
-         "fleets.mesh.controllers.server1.endpoint", "'vpn.example.com:99999' — not an endpoint: port must be 1..65535"},
-        {"fleets:\n  mesh:\n    controllers:\n      server1:\n        public_key: YWJjZGVmZ2hpamtsbW5vcHFyc3R1dnd4\n", 5, 21,
-         "fleets.mesh.controllers.server1.public_key",
-         "'YWJjZGVmZ2hpamtsbW5vcHFyc3R1dnd4' — not a WireGuard key: a key is 32 bytes in base64: 44 characters ending in '='"},
-        {"fleets:\n  mesh:\n    controllers:\n      server1:\n        routes: [10.20.0.0/33]\n", 5, 18,
-         "fleets.mesh.controllers.server1.routes[0]", "'10.20.0.0/33' — not a CIDR: prefix length must be 0..32"},
-        {"fleets:\n  mesh:\n    controllers:\n      server1:\n        routes: [10.20.0.0/16, 10.21.0.1/16]\n", 5, 32,
-         "fleets.mesh.controllers.server1.routes[1]", "'10.21.0.1/16' — host bits are set; did you mean 10.21.0.0/16?"},
-        {"fleets:\n  mesh:\n    interface: wg-mesh-production\n    controllers:\n      s1: {}\n", 3, 16, "fleets.mesh.interface",
-         "'wg-mesh-production' — an interface name has at most 15 characters"},
-        {"fleets:\n  mesh:\n    interface: wg/mesh\n    controllers:\n      s1: {}\n", 3, 16, "fleets.mesh.interface",
-         "'wg/mesh' — an interface name cannot contain '/', ':', white space or non-ASCII characters"},
-        {"fleets:\n  mesh:\n    interface: ..\n    controllers:\n      s1: {}\n", 3, 16, "fleets.mesh.interface",
-         "'..' — an interface name cannot be '.' or '..'"},
-        {"fleets:\n  abcdefghijklmnopq:\n    controllers:\n      s1: {}\n", 2, 3, "fleets.abcdefghijklmnopq",
-         "the default interface name 'abcdefghijklmnopq' is not valid (an interface name has at most 15 characters); set interface:"},
-        {"fleets:\n  southeast-region:\n    ip6: fd00::1\n    subnet: fd00::/64\n", 2, 3, "fleets.southeast-region",
-         "the default interface name 'wg_southeast-region' is not valid (an interface name has at most 15 characters); set interface:"},
-        {"prune_timeout: 30x\n", 1, 16, "prune_timeout", "'30x' — a duration is like 30m, 1h or 2h30m (units d, h, m, s)"},
-        {"prune_timeout: 30\n", 1, 16, "prune_timeout", "'30' — a duration is like 30m, 1h or 2h30m (units d, h, m, s)"},
-        {"fleets:\n  mesh:\n    controllers:\n      s1: {}\n    subnet: fd00::/64\n", 5, 5, "fleets.mesh.subnet",
-         "a fleet is either clan-style (controllers:) or subnet-style (ip6:, subnet:), not both"},
-        {"fleets:\n  mesh:\n    port: 51820\n", 2, 3, "fleets.mesh",
-         "a fleet needs controllers: (clan style) or ip6: and subnet: (subnet style)"},
-        {"fleets:\n  lab:\n    ip6: fd00::1\n", 2, 3, "fleets.lab", "a subnet-style fleet needs subnet: (the clients' IPv6 subnet)"},
-        {"fleets:\n  lab:\n    subnet: fd00::/64\n", 2, 3, "fleets.lab", "a subnet-style fleet needs ip6: (the server's address)"},
-        {"fleets:\n  lab:\n    ip6: fd00::1\n    subnet: fd00::1/64\n", 4, 13, "fleets.lab.subnet",
-         "'fd00::1/64' — host bits are set; did you mean fd00::/64?"},
-        {"fleets:\n  lab:\n    ip6: fd00::1\n    subnet: 10.0.0.0/8\n", 4, 13, "fleets.lab.subnet", "'10.0.0.0/8' — subnet must be an IPv6 CIDR"},
-        {"fleets:\n  lab:\n    ip6: fd00::1\n    subnet: fd00::/121\n", 4, 13, "fleets.lab.subnet",
-         "'fd00::/121' — the subnet needs room for clients: /120 or shorter"},
-        {"fleets:\n  lab:\n    ip6: 10.0.0.1\n    subnet: fd00::/64\n", 3, 10, "fleets.lab.ip6", "'10.0.0.1' — ip6 must be an IPv6 address"},
-        {"fleets:\n  lab:\n    ip6: fd00::1\n    subnet: fd00::/64\n    external_ip: \"not valid\"\n", 5, 18, "fleets.lab.external_ip",
-         "'not valid' — external_ip must be an IP address or a DNS name"},
-        {"fleets:\n  mesh:\n    ipv4: fd00::/64\n    controllers:\n      s1: {}\n", 3, 11, "fleets.mesh.ipv4",
-         "'fd00::/64' — ipv4 must be an IPv4 CIDR such as 10.50.0.0/24"},
-        {"fleets:\n  mesh:\n    ipv4: 10.50.0.1/24\n    controllers:\n      s1: {}\n", 3, 11, "fleets.mesh.ipv4",
-         "'10.50.0.1/24' — host bits are set; did you mean 10.50.0.0/24?"},
-        {"fleets:\n  mesh:\n    controllers:\n      s1: { id: 65536 }\n", 4, 17, "fleets.mesh.controllers.s1.id", "'65536' — must be 0..65535"},
-        {"fleets:\n  mesh:\n    controllers:\n      s1: { id: 0x10000 }\n", 4, 17, "fleets.mesh.controllers.s1.id", "'0x10000' — must be 0..65535"},
-        {"fleets:\n  mesh:\n    controllers:\n      s1: { ipv4: fd00::1 }\n", 4, 19, "fleets.mesh.controllers.s1.ipv4",
-         "'fd00::1' — ipv4 must be an IPv4 address"},
-        {"fleets:\n  mesh:\n    controllers: { s1: {} }\n    peers:\n      p: { suffix: 0 }\n", 5, 20, "fleets.mesh.peers.p.suffix",
-         "'0' — suffixes 0 and 1 are reserved (subnet and controller addresses)"},
-        {"fleets:\n  mesh:\n    controllers: { s1: {} }\n    peers:\n      p: { suffix: \"0:0:0:1\" }\n", 5, 20, "fleets.mesh.peers.p.suffix",
-         "'0:0:0:1' — suffixes 0 and 1 are reserved (subnet and controller addresses)"},
-        {"fleets:\n  mesh:\n    controllers: { s1: {} }\n    peers:\n      p: { suffix: \"1:2:3\" }\n", 5, 20, "fleets.mesh.peers.p.suffix",
-         "'1:2:3' — a suffix is four hex groups like 6987:50a0:9b93:4337, or an integer"},
-        {"fleets:\n  mesh:\n    controllers: { s1: {} }\n    peers:\n      p: { suffix: \"1:2:3:4:5\" }\n", 5, 20, "fleets.mesh.peers.p.suffix",
-         "'1:2:3:4:5' — a suffix is four hex groups like 6987:50a0:9b93:4337, or an integer"},
-        {"fleets:\n  mesh:\n    controllers: { s1: {} }\n    peers:\n      p: { suffix: \"12345:0:0:0\" }\n", 5, 20, "fleets.mesh.peers.p.suffix",
-         "'12345:0:0:0' — a suffix is four hex groups like 6987:50a0:9b93:4337, or an integer"},
-        {"fleets:\n  mesh:\n    controllers: { s1: {} }\n    peers:\n      p: { suffix: \"16\" }\n", 5, 20, "fleets.mesh.peers.p.suffix",
-         "'16' — expected an integer 0..18446744073709551615"},
-        {"fleets:\n  mesh:\n    controllers: { s1: {} }\n    peers:\n      p: { controller: \"s 1\" }\n", 5, 24, "fleets.mesh.peers.p.controller",
-         "'s 1' — node names use letters, digits, '-' and '_', start with a letter or digit, at most 63 characters"},
-        {"state_dir: var/lib/wg-fleet\n", 1, 12, "state_dir", "'var/lib/wg-fleet' — must be an absolute path"},
-        {"keys_dir: keys\n", 1, 11, "keys_dir", "'keys' — must be an absolute path"},
-        {"hosts_file: ''\n", 1, 13, "hosts_file", "'' — must be an absolute path"},
-        {"userspace: \"\"\n", 1, 12, "userspace", "userspace must name a command"},
-        {"domain: -bad.example\n", 1, 9, "domain", "'-bad.example' — not a DNS domain name"},
-        {"fleets:\n  mesh.prod:\n    controllers:\n      s1: {}\n", 2, 3, "fleets.mesh.prod",
-         "'mesh.prod' — fleet names use letters, digits, '-' and '_', start with a letter or digit, at most 63 characters"},
-        {"fleets:\n  mesh:\n    controllers:\n      laptop.1: {}\n", 4, 7, "fleets.mesh.controllers.laptop.1",
-         "'laptop.1' — node names use letters, digits, '-' and '_', start with a letter or digit, at most 63 characters"},
-        {"forwards:\n  - name: a\n    node: gw\n    to: vm\n", 2, 5, "forwards[0]", "missing required key 'port'"},
-        {"forwards:\n  - name: a\n    node: gw\n    port: 22\n    to: vm\n    proto: icmp\n", 6, 12, "forwards[0].proto", "'icmp' — proto is tcp or udp"},
-        {"forwards:\n  - name: -a\n    node: gw\n    port: 22\n    to: vm\n", 2, 11, "forwards[0].name",
-         "'-a' — names use letters, digits, '-', '_' and '.', at most 63 characters"},
-        {"forwards:\n  - name: a\n    node: gw\n    port: 22\n    to: vm\n    fleet: x.y\n", 6, 12, "forwards[0].fleet",
-         "'x.y' — fleet names use letters, digits, '-' and '_', start with a letter or digit, at most 63 characters"},
-        {"forwards:\n  - 5\n", 2, 5, "forwards[0]", "expected a map, got a scalar '5'"},
-        {"http_routes:\n  - { name: r, node: gw, host: \"bad host\", to: \"http://vm\" }\n", 2, 32, "http_routes[0].host",
-         "'bad host' — not a DNS host name"},
-        {"http_routes:\n  - { name: r, node: gw, to: \"http://vm\" }\n", 2, 5, "http_routes[0]", "missing required key 'host'"},
+        {.yaml = "fleets:\n  mesh:\n    port: 70000\n    controllers:\n      s1: {}\n", .line = 3, .col = 11, .path = "fleets.mesh.port",
+         .message = "'70000' — must be 1..65535"},
+        {.yaml = "fleets:\n  mesh:\n    port: 0\n    controllers:\n      s1: {}\n", .line = 3, .col = 11, .path = "fleets.mesh.port",
+         .message = "'0' — must be 1..65535"},
+        {.yaml = "fleets:\n  mesh:\n    port: -1\n    controllers:\n      s1: {}\n", .line = 3, .col = 11, .path = "fleets.mesh.port",
+         .message = "'-1' — expected an integer 1..65535"},
+        {.yaml = "fleets:\n  mesh:\n    port: 0x50\n    controllers:\n      s1: {}\n", .line = 3, .col = 11, .path = "fleets.mesh.port",
+         .message = "'0x50' — expected an integer 1..65535"},
+        {.yaml = "fleets:\n  mesh:\n    mtu: 1000\n    controllers:\n      s1: {}\n", .line = 3, .col = 10, .path = "fleets.mesh.mtu",
+         .message = "'1000' — must be 1280..65535"},
+        {.yaml = "fleets:\n  mesh:\n    keepalive: 65536\n    controllers:\n      s1: {}\n", .line = 3, .col = 16, .path = "fleets.mesh.keepalive",
+         .message = "'65536' — must be 0..65535"},
+        {.yaml = "fleets:\n  mesh:\n    topology: star\n    controllers:\n      s1: {}\n", .line = 3, .col = 15, .path = "fleets.mesh.topology",
+         .message = "'star' — topology is hub or mesh"},
+        {.yaml = "fleets:\n  mesh:\n    controllers:\n      server1:\n        endpoint: vpn.example.com:99999\n", .line = 5, .col = 19,
+         .path = "fleets.mesh.controllers.server1.endpoint", .message = "'vpn.example.com:99999' — not an endpoint: port must be 1..65535"},
+        {.yaml = "fleets:\n  mesh:\n    controllers:\n      server1:\n        public_key: YWJjZGVmZ2hpamtsbW5vcHFyc3R1dnd4\n", .line = 5, .col = 21,
+         .path = "fleets.mesh.controllers.server1.public_key",
+         .message = "'YWJjZGVmZ2hpamtsbW5vcHFyc3R1dnd4' — not a WireGuard key: a key is 32 bytes in base64: 44 characters ending in '='"},
+        {.yaml = "fleets:\n  mesh:\n    controllers:\n      server1:\n        routes: [10.20.0.0/33]\n", .line = 5, .col = 18,
+         .path = "fleets.mesh.controllers.server1.routes[0]", .message = "'10.20.0.0/33' — not a CIDR: prefix length must be 0..32"},
+        {.yaml = "fleets:\n  mesh:\n    controllers:\n      server1:\n        routes: [10.20.0.0/16, 10.21.0.1/16]\n", .line = 5, .col = 32,
+         .path = "fleets.mesh.controllers.server1.routes[1]", .message = "'10.21.0.1/16' — host bits are set; did you mean 10.21.0.0/16?"},
+        {.yaml = "fleets:\n  mesh:\n    interface: wg-mesh-production\n    controllers:\n      s1: {}\n", .line = 3, .col = 16,
+         .path = "fleets.mesh.interface", .message = "'wg-mesh-production' — an interface name has at most 15 characters"},
+        {.yaml = "fleets:\n  mesh:\n    interface: wg/mesh\n    controllers:\n      s1: {}\n", .line = 3, .col = 16, .path = "fleets.mesh.interface",
+         .message = "'wg/mesh' — an interface name cannot contain '/', ':', white space or non-ASCII characters"},
+        {.yaml = "fleets:\n  mesh:\n    interface: ..\n    controllers:\n      s1: {}\n", .line = 3, .col = 16, .path = "fleets.mesh.interface",
+         .message = "'..' — an interface name cannot be '.' or '..'"},
+        {.yaml = "fleets:\n  abcdefghijklmnopq:\n    controllers:\n      s1: {}\n", .line = 2, .col = 3, .path = "fleets.abcdefghijklmnopq",
+         .message = "the default interface name 'abcdefghijklmnopq' is not valid (an interface name has at most 15 characters); set interface:"},
+        {.yaml = "fleets:\n  southeast-region:\n    ip6: fd00::1\n    subnet: fd00::/64\n", .line = 2, .col = 3, .path = "fleets.southeast-region",
+         .message = "the default interface name 'wg_southeast-region' is not valid (an interface name has at most 15 characters); set interface:"},
+        {.yaml = "prune_timeout: 30x\n", .line = 1, .col = 16, .path = "prune_timeout",
+         .message = "'30x' — a duration is like 30m, 1h or 2h30m (units d, h, m, s)"},
+        {.yaml = "prune_timeout: 30\n", .line = 1, .col = 16, .path = "prune_timeout",
+         .message = "'30' — a duration is like 30m, 1h or 2h30m (units d, h, m, s)"},
+        {.yaml = "fleets:\n  mesh:\n    controllers:\n      s1: {}\n    subnet: fd00::/64\n", .line = 5, .col = 5, .path = "fleets.mesh.subnet",
+         .message = "a fleet is either clan-style (controllers:) or subnet-style (ip6:, subnet:), not both"},
+        {.yaml = "fleets:\n  mesh:\n    port: 51820\n", .line = 2, .col = 3, .path = "fleets.mesh",
+         .message = "a fleet needs controllers: (clan style) or ip6: and subnet: (subnet style)"},
+        {.yaml = "fleets:\n  lab:\n    ip6: fd00::1\n", .line = 2, .col = 3, .path = "fleets.lab",
+         .message = "a subnet-style fleet needs subnet: (the clients' IPv6 subnet)"},
+        {.yaml = "fleets:\n  lab:\n    subnet: fd00::/64\n", .line = 2, .col = 3, .path = "fleets.lab",
+         .message = "a subnet-style fleet needs ip6: (the server's address)"},
+        {.yaml = "fleets:\n  lab:\n    ip6: fd00::1\n    subnet: fd00::1/64\n", .line = 4, .col = 13, .path = "fleets.lab.subnet",
+         .message = "'fd00::1/64' — host bits are set; did you mean fd00::/64?"},
+        {.yaml = "fleets:\n  lab:\n    ip6: fd00::1\n    subnet: 10.0.0.0/8\n", .line = 4, .col = 13, .path = "fleets.lab.subnet",
+         .message = "'10.0.0.0/8' — subnet must be an IPv6 CIDR"},
+        {.yaml = "fleets:\n  lab:\n    ip6: fd00::1\n    subnet: fd00::/121\n", .line = 4, .col = 13, .path = "fleets.lab.subnet",
+         .message = "'fd00::/121' — the subnet needs room for clients: /120 or shorter"},
+        {.yaml = "fleets:\n  lab:\n    ip6: 10.0.0.1\n    subnet: fd00::/64\n", .line = 3, .col = 10, .path = "fleets.lab.ip6",
+         .message = "'10.0.0.1' — ip6 must be an IPv6 address"},
+        {.yaml = "fleets:\n  lab:\n    ip6: fd00::1\n    subnet: fd00::/64\n    external_ip: \"not valid\"\n", .line = 5, .col = 18,
+         .path = "fleets.lab.external_ip", .message = "'not valid' — external_ip must be an IP address or a DNS name"},
+        {.yaml = "fleets:\n  mesh:\n    ipv4: fd00::/64\n    controllers:\n      s1: {}\n", .line = 3, .col = 11, .path = "fleets.mesh.ipv4",
+         .message = "'fd00::/64' — ipv4 must be an IPv4 CIDR such as 10.50.0.0/24"},
+        {.yaml = "fleets:\n  mesh:\n    ipv4: 10.50.0.1/24\n    controllers:\n      s1: {}\n", .line = 3, .col = 11, .path = "fleets.mesh.ipv4",
+         .message = "'10.50.0.1/24' — host bits are set; did you mean 10.50.0.0/24?"},
+        {.yaml = "fleets:\n  mesh:\n    controllers:\n      s1: { id: 65536 }\n", .line = 4, .col = 17, .path = "fleets.mesh.controllers.s1.id",
+         .message = "'65536' — must be 0..65535"},
+        {.yaml = "fleets:\n  mesh:\n    controllers:\n      s1: { id: 0x10000 }\n", .line = 4, .col = 17, .path = "fleets.mesh.controllers.s1.id",
+         .message = "'0x10000' — must be 0..65535"},
+        {.yaml = "fleets:\n  mesh:\n    controllers:\n      s1: { ipv4: fd00::1 }\n", .line = 4, .col = 19,
+         .path = "fleets.mesh.controllers.s1.ipv4", .message = "'fd00::1' — ipv4 must be an IPv4 address"},
+        {.yaml = "fleets:\n  mesh:\n    controllers: { s1: {} }\n    peers:\n      p: { suffix: 0 }\n", .line = 5, .col = 20,
+         .path = "fleets.mesh.peers.p.suffix", .message = "'0' — suffixes 0 and 1 are reserved (subnet and controller addresses)"},
+        {.yaml = "fleets:\n  mesh:\n    controllers: { s1: {} }\n    peers:\n      p: { suffix: \"0:0:0:1\" }\n", .line = 5, .col = 20,
+         .path = "fleets.mesh.peers.p.suffix", .message = "'0:0:0:1' — suffixes 0 and 1 are reserved (subnet and controller addresses)"},
+        {.yaml = "fleets:\n  mesh:\n    controllers: { s1: {} }\n    peers:\n      p: { suffix: \"1:2:3\" }\n", .line = 5, .col = 20,
+         .path = "fleets.mesh.peers.p.suffix", .message = "'1:2:3' — a suffix is four hex groups like 6987:50a0:9b93:4337, or an integer"},
+        {.yaml = "fleets:\n  mesh:\n    controllers: { s1: {} }\n    peers:\n      p: { suffix: \"1:2:3:4:5\" }\n", .line = 5, .col = 20,
+         .path = "fleets.mesh.peers.p.suffix", .message = "'1:2:3:4:5' — a suffix is four hex groups like 6987:50a0:9b93:4337, or an integer"},
+        {.yaml = "fleets:\n  mesh:\n    controllers: { s1: {} }\n    peers:\n      p: { suffix: \"12345:0:0:0\" }\n", .line = 5, .col = 20,
+         .path = "fleets.mesh.peers.p.suffix", .message = "'12345:0:0:0' — a suffix is four hex groups like 6987:50a0:9b93:4337, or an integer"},
+        {.yaml = "fleets:\n  mesh:\n    controllers: { s1: {} }\n    peers:\n      p: { suffix: \"16\" }\n", .line = 5, .col = 20,
+         .path = "fleets.mesh.peers.p.suffix", .message = "'16' — expected an integer 0..18446744073709551615"},
+        {.yaml = "fleets:\n  mesh:\n    controllers: { s1: {} }\n    peers:\n      p: { controller: \"s 1\" }\n", .line = 5, .col = 24,
+         .path = "fleets.mesh.peers.p.controller",
+         .message = "'s 1' — node names use letters, digits, '-' and '_', start with a letter or digit, at most 63 characters"},
+        {.yaml = "state_dir: var/lib/wg-fleet\n", .line = 1, .col = 12, .path = "state_dir",
+         .message = "'var/lib/wg-fleet' — must be an absolute path"},
+        {.yaml = "keys_dir: keys\n", .line = 1, .col = 11, .path = "keys_dir", .message = "'keys' — must be an absolute path"},
+        {.yaml = "hosts_file: ''\n", .line = 1, .col = 13, .path = "hosts_file", .message = "'' — must be an absolute path"},
+        {.yaml = "userspace: \"\"\n", .line = 1, .col = 12, .path = "userspace", .message = "userspace must name a command"},
+        {.yaml = "domain: -bad.example\n", .line = 1, .col = 9, .path = "domain", .message = "'-bad.example' — not a DNS domain name"},
+        {.yaml = "fleets:\n  mesh.prod:\n    controllers:\n      s1: {}\n", .line = 2, .col = 3, .path = "fleets.mesh.prod",
+         .message = "'mesh.prod' — fleet names use letters, digits, '-' and '_', start with a letter or digit, at most 63 characters"},
+        {.yaml = "fleets:\n  mesh:\n    controllers:\n      laptop.1: {}\n", .line = 4, .col = 7, .path = "fleets.mesh.controllers.laptop.1",
+         .message = "'laptop.1' — node names use letters, digits, '-' and '_', start with a letter or digit, at most 63 characters"},
+        {.yaml = "forwards:\n  - name: a\n    node: gw\n    to: vm\n", .line = 2, .col = 5, .path = "forwards[0]",
+         .message = "missing required key 'port'"},
+        {.yaml = "forwards:\n  - name: a\n    node: gw\n    port: 22\n    to: vm\n    proto: icmp\n", .line = 6, .col = 12,
+         .path = "forwards[0].proto", .message = "'icmp' — proto is tcp or udp"},
+        {.yaml = "forwards:\n  - name: -a\n    node: gw\n    port: 22\n    to: vm\n", .line = 2, .col = 11, .path = "forwards[0].name",
+         .message = "'-a' — names use letters, digits, '-', '_' and '.', at most 63 characters"},
+        {.yaml = "forwards:\n  - name: a\n    node: gw\n    port: 22\n    to: vm\n    fleet: x.y\n", .line = 6, .col = 12,
+         .path = "forwards[0].fleet",
+         .message = "'x.y' — fleet names use letters, digits, '-' and '_', start with a letter or digit, at most 63 characters"},
+        {.yaml = "forwards:\n  - 5\n", .line = 2, .col = 5, .path = "forwards[0]", .message = "expected a map, got a scalar '5'"},
+        {.yaml = "http_routes:\n  - { name: r, node: gw, host: \"bad host\", to: \"http://vm\" }\n", .line = 2, .col = 32,
+         .path = "http_routes[0].host", .message = "'bad host' — not a DNS host name"},
+        {.yaml = "http_routes:\n  - { name: r, node: gw, to: \"http://vm\" }\n", .line = 2, .col = 5, .path = "http_routes[0]",
+         .message = "missing required key 'host'"},
     };
     for (const auto& r : rows) {
         DYNAMIC_SECTION(r.path << " @" << r.line << ":" << r.col) { expect_one_error(r.yaml, r.line, r.col, r.path, r.message); }
@@ -648,7 +673,7 @@ TEST_CASE("render: diagnostics without a location, and warnings", "[parse][rende
     s.add("a.yaml", "x: 1\n");
     Diagnostic d{Severity::warning, config::Loc{}, "fleets.mesh", "something to know"};
     CHECK(config::render(d, s) == "warning: fleets.mesh: something to know\n");
-    Diagnostic e{Severity::error, config::Loc{0, 0, 0}, "", "cannot read the file: No such file or directory"};
+    Diagnostic e{.severity = Severity::error, .loc = {.file = 0, .line = 0, .col = 0}, .path = "", .message = "cannot read the file: No such file or directory"};
     CHECK(config::render(e, s) == "a.yaml: error: cannot read the file: No such file or directory\n");
 }
 
@@ -890,4 +915,139 @@ TEST_CASE("duplicate keys in a large map are found wherever they are", "[parse][
     CHECK(errs[1].message == "duplicate key 'p30' (first defined at line 36, column 7)");
     CHECK(errs[2].loc.line == 48);
     CHECK(errs[2].message == "duplicate key 'p03' (first defined at line 9, column 7)");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The parser's key tables and the JSON Schema describe the same mappings
+
+namespace {
+
+// One YAML mapping: its definition in schema/wg-fleet.schema.json, where a key goes in a YAML
+// text, and the YAML path of such a key.
+struct Mapping {
+    const char* schema_def;  // "" for the document root
+    std::vector<std::string> context;  // "key: value" lines the mapping needs to be parsed at all
+    std::string before, indent, path;
+};
+
+const std::vector<Mapping>& mappings() {
+    static const std::vector<Mapping> all = {
+        {.schema_def = "", .context = {}, .before = "", .indent = "", .path = ""},
+        // A key only subnet-style fleets have is tried in a subnet-style fleet, every other one in
+        // a clan-style fleet (see subnet_only()).
+        {.schema_def = "fleet", .context = {"controllers: { c: {} }"}, .before = "fleets:\n  f:\n", .indent = "    ", .path = "fleets.f"},
+        {.schema_def = "controller", .context = {}, .before = "fleets:\n  f:\n    controllers:\n      c:\n", .indent = "        ",
+         .path = "fleets.f.controllers.c"},
+        {.schema_def = "peer", .context = {}, .before = "fleets:\n  f:\n    controllers: { c: {} }\n    peers:\n      p:\n",
+         .indent = "        ", .path = "fleets.f.peers.p"},
+        {.schema_def = "forward", .context = {}, .before = "forwards:\n  -\n", .indent = "    ", .path = "forwards[0]"},
+        {.schema_def = "httpRoute", .context = {}, .before = "http_routes:\n  -\n", .indent = "    ", .path = "http_routes[0]"},
+    };
+    return all;
+}
+
+const nlohmann::json& schema() {
+    static const nlohmann::json s = [] {
+        std::ifstream in(WGF_SCHEMA_FILE);
+        REQUIRE(in);
+        return nlohmann::json::parse(in);
+    }();
+    return s;
+}
+
+const nlohmann::json& schema_def(const Mapping& m) {
+    return *m.schema_def ? schema().at("$defs").at(m.schema_def) : schema();
+}
+
+std::set<std::string> schema_keys(const Mapping& m) {
+    std::set<std::string> out;
+    for (const auto& [k, v] : schema_def(m).at("properties").items()) out.insert(k);
+    return out;
+}
+
+// The keys the schema forbids in a clan-style fleet.
+std::set<std::string> subnet_only() {
+    std::set<std::string> out;
+    for (const auto& [k, v] : schema().at("$defs").at("fleet").at("oneOf").at(0).at("properties").items())
+        if (v == false) out.insert(k);
+    return out;
+}
+
+// The mapping's YAML with `key: value` in it (and the context the key needs).
+std::string yaml_with(const Mapping& m, const std::string& key, const std::string& value) {
+    std::vector<std::string> context = m.context;
+    if (std::string_view(m.schema_def) == "fleet" && subnet_only().count(key)) context = {"ip6: fd00::1", "subnet: fd00::/64"};
+    std::string yaml = m.before;
+    for (const auto& line : context)
+        if (line.substr(0, line.find(':')) != key) yaml += m.indent + line + "\n";
+    return yaml + m.indent + key + ": " + value + "\n";
+}
+
+std::string key_path(const Mapping& m, const std::string& key) { return m.path.empty() ? key : m.path + "." + key; }
+
+}  // namespace
+
+TEST_CASE("every key the schema allows in a mapping is accepted and parsed there", "[parse][schema]") {
+    for (const auto& m : mappings()) {
+        for (const auto& key : schema_keys(m)) {
+            // A one-element list is wrong for every key: the key's own parser reports it, at the
+            // key's path or below, which shows that it ran.
+            const std::string yaml = yaml_with(m, key, "[1]");
+            auto l = parse_only(yaml);
+            INFO("YAML:\n" << yaml << "\nDiagnostics:\n" << l->text());
+            const std::string at = key_path(m, key);
+            bool parsed = false;
+            for (const auto& d : l->errors()) {
+                CHECK_FALSE(test::contains(d.message, "unknown key"));
+                parsed = parsed || d.path == at || d.path.rfind(at + "[", 0) == 0 || d.path.rfind(at + ".", 0) == 0;
+            }
+            CHECK(parsed);
+        }
+    }
+}
+
+TEST_CASE("every key a mapping accepts is in the schema, and so are the keys a list item needs", "[parse][schema]") {
+    for (const auto& m : mappings()) {
+        // A key far from every allowed one: the error lists the allowed keys.
+        const std::string yaml = yaml_with(m, "zzzzzzzzzz", "1");
+        auto l = parse_only(yaml);
+        INFO("YAML:\n" << yaml << "\nDiagnostics:\n" << l->text());
+        auto errs = l->at(key_path(m, "zzzzzzzzzz"));
+        REQUIRE(errs.size() == 1);
+        const std::string lead = "unknown key 'zzzzzzzzzz' — allowed keys here: ";
+        REQUIRE(errs[0].message.rfind(lead, 0) == 0);
+        std::set<std::string> accepted;
+        std::string list = errs[0].message.substr(lead.size());
+        for (size_t at = 0; at <= list.size();) {
+            size_t comma = std::min(list.find(", ", at), list.size());
+            accepted.insert(list.substr(at, comma - at));
+            at = comma + 2;
+        }
+        CHECK(accepted == schema_keys(m));
+
+        // An empty item reports each key it must have.
+        if (!schema_def(m).contains("required")) continue;
+        auto empty = parse_only(m.before.substr(0, m.before.size() - 1) + " {}\n");
+        std::set<std::string> missing;
+        for (const auto& d : empty->at(m.path)) {
+            const std::string what = "missing required key '";
+            if (d.message.rfind(what, 0) == 0) missing.insert(d.message.substr(what.size(), d.message.size() - what.size() - 1));
+        }
+        CHECK(missing == schema_def(m).at("required").get<std::set<std::string>>());
+    }
+}
+
+TEST_CASE("a clan-style fleet refuses exactly the keys the schema reserves for subnet-style fleets", "[parse][schema]") {
+    const Mapping& fleet = mappings().at(1);
+    const auto reserved = subnet_only();
+    for (const auto& key : schema_keys(fleet)) {
+        if (key == "controllers") continue;
+        std::string yaml = fleet.before + fleet.indent + "controllers: { c: {} }\n" + fleet.indent + key + ": x\n";
+        auto l = parse_only(yaml);
+        INFO("YAML:\n" << yaml << "\nDiagnostics:\n" << l->text());
+        bool refused = false;
+        for (const auto& d : l->at(key_path(fleet, key)))
+            refused = refused || d.message == "a fleet is either clan-style (controllers:) or subnet-style (ip6:, subnet:), not both";
+        CHECK(refused == (reserved.count(key) > 0));
+    }
 }

@@ -6,6 +6,10 @@
 // with routes gets an address inside each announced prefix on its loopback. `test` pings every
 // pair over IPv6, IPv4 and host names, and every announced route from every other member.
 //
+// Every `wg-fleet ...` of a node runs this binary's command line in a process inside the node,
+// with the node's name, state_dir, keys directory and file root preset (cli::Context::run): the
+// main command line has no options for them.
+//
 // Everything lives under /run/wg-fleet-sandbox/NAME; `down` removes it all.
 #include <fcntl.h>
 #include <sched.h>
@@ -25,11 +29,17 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "cli/commands.hpp"
+#include "sandbox/sandbox.hpp"
+
 #include "plan/address_plan.hpp"
 
-namespace wgf::cli {
+namespace wgf::sandbox {
 namespace {
+
+using cli::Globals;
+using cli::kError;
+using cli::kOk;
+using cli::load;
 
 namespace fs = std::filesystem;
 
@@ -56,21 +66,35 @@ struct Out {
     std::string text;
 };
 
-// Runs argv (PATH lookup), capturing stdout and stderr together.
-Out run(const std::vector<std::string>& argv, const std::function<void()>& in_child = {}) {
+// Replaces this process by argv (PATH lookup); returns only when that fails.
+int exec_argv(const std::vector<std::string>& argv) {
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    execvp(args[0], args.data());
+    std::cerr << fmt::format("wg-fleet sandbox: cannot run {}: {}\n", args[0], strerror(errno));
+    return 127;
+}
+
+void flush_all() {
+    std::cout.flush();
+    std::cerr.flush();
+    fflush(nullptr);
+}
+
+// Runs `child` in a child process (its result is the exit status), capturing its stdout and
+// stderr together. Output buffered here is flushed first, or the child would print it again.
+Out capture(const std::function<int()>& child) {
     int pipefd[2];
     if (pipe2(pipefd, O_CLOEXEC) != 0) return {};
+    flush_all();
     pid_t pid = fork();
     if (pid == 0) {
         dup2(pipefd[1], 1);
         dup2(pipefd[1], 2);
-        if (in_child) in_child();
-        std::vector<char*> args;
-        for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-        args.push_back(nullptr);
-        execvp(args[0], args.data());
-        fprintf(stderr, "cannot run %s: %s\n", args[0], strerror(errno));
-        _exit(127);
+        int rc = child();
+        flush_all();
+        _exit(rc);
     }
     close(pipefd[1]);
     Out out;
@@ -84,6 +108,14 @@ Out run(const std::vector<std::string>& argv, const std::function<void()>& in_ch
     return out;
 }
 
+// Runs argv (PATH lookup), capturing stdout and stderr together.
+Out run(const std::vector<std::string>& argv, const std::function<void()>& in_child = {}) {
+    return capture([&] {
+        if (in_child) in_child();
+        return exec_argv(argv);
+    });
+}
+
 bool must(const std::vector<std::string>& argv) {
     auto o = run(argv);
     if (o.status != 0) {
@@ -92,12 +124,6 @@ bool must(const std::vector<std::string>& argv) {
         std::cerr << fmt::format("wg-fleet sandbox: `{}` failed: {}", cmd, o.text);
     }
     return o.status == 0;
-}
-
-std::string self_exe() {
-    char buf[4096];
-    ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
-    return n > 0 ? std::string(buf, static_cast<size_t>(n)) : "wg-fleet";
 }
 
 // In the child: enter the node's network namespace and give it its own UAPI socket directory
@@ -282,22 +308,32 @@ int sandbox_down(const std::string& name, bool quiet) {
     return kOk;
 }
 
-// This binary, run as `n` with the sandbox's per-node state, followed by `args`.
-std::vector<std::string> wg_fleet_argv(const Sandbox& sb, const Node& n, const std::vector<std::string>& args) {
-    std::vector<std::string> argv{self_exe(), "-c", sb.config, "--node", n.name,
-                                  "--state-dir", (sb.node_dir(n) / "state").string(),
-                                  "--keys-override", sb.keys_dir().string(),
-                                  "--files-root", (sb.node_dir(n) / "files").string()};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return argv;
+// What a node's `wg-fleet` runs with before its own arguments: the sandbox's file, the node's
+// name and state, public keys only from the sandbox's keys directory (every node generates its
+// own), and every managed file under the node's directory.
+Globals node_globals(const Sandbox& sb, const Node& n) {
+    Globals g;
+    g.config = sb.config;
+    g.node = n.name;
+    g.state_dir = (sb.node_dir(n) / "state").string();
+    g.keys_only_from = sb.keys_dir().string();
+    g.files_root = (sb.node_dir(n) / "files").string();
+    return g;
 }
 
-// Runs wg-fleet as `node` inside its namespaces. WG_FLEET_SANDBOX marks the processes it starts
-// (wireguard-go inherits it) for `down`.
-Out node_wg_fleet(const Sandbox& sb, const Node& n, const std::vector<std::string>& args) {
-    auto argv = wg_fleet_argv(sb, n, args);
-    argv.insert(argv.begin(), {"env", "WG_FLEET_SANDBOX=" + sb.name});
-    return run_in_node(sb, n, argv);
+// In a process that has entered the node: wg-fleet's command line, as the node. WG_FLEET_SANDBOX
+// marks the processes it starts (wireguard-go inherits it) for `down`.
+int wg_fleet_as_node(const cli::Context& ctx, const Sandbox& sb, const Node& n, const std::vector<std::string>& args) {
+    setenv("WG_FLEET_SANDBOX", sb.name.c_str(), 1);
+    return ctx.run(args, node_globals(sb, n));
+}
+
+// Runs wg-fleet as `node` inside its namespaces, capturing its output.
+Out node_wg_fleet(const cli::Context& ctx, const Sandbox& sb, const Node& n, const std::vector<std::string>& args) {
+    return capture([&] {
+        enter_node(sb, n);
+        return wg_fleet_as_node(ctx, sb, n, args);
+    });
 }
 
 std::string underlay_hosts(const Sandbox& sb, const std::map<std::string, std::string>& names) {
@@ -324,7 +360,7 @@ bool add_node(Sandbox& sb, const std::string& node, const std::string& ip) {
 
 // up: creates the sandbox, or brings an existing one up to date with the file (new nodes get
 // namespaces, every node applies again). Nodes no longer in the file are left as they are.
-int sandbox_up(const Globals& g, const std::string& name, bool verbose) {
+int sandbox_up(const cli::Context& ctx, const Globals& g, const std::string& name, bool verbose) {
     auto l = load(g);
     if (!l->fleet) return kError;
     auto existing = restore(name);
@@ -378,7 +414,7 @@ int sandbox_up(const Globals& g, const std::string& name, bool verbose) {
     }
     // Two passes: every node's key first, so that each apply knows every peer.
     for (const Node* n : members) {
-        auto o = node_wg_fleet(sb, *n, {"-q", "keygen"});
+        auto o = node_wg_fleet(ctx, sb, *n, {"-q", "keygen"});
         if (o.status != 0) {
             std::cerr << fmt::format("wg-fleet sandbox: keygen on {} failed:\n{}", n->name, o.text);
             return kError;
@@ -387,8 +423,8 @@ int sandbox_up(const Globals& g, const std::string& name, bool verbose) {
     int failed = 0;
     for (const Node* n : members) {
         std::cout << fmt::format("== {} ({}, underlay {})\n", n->name, n->netns, n->underlay);
-        std::cout << node_wg_fleet(sb, *n, {"-q", "plan"}).text;
-        auto o = node_wg_fleet(sb, *n, {verbose ? "-v" : "-q", "apply"});
+        std::cout << node_wg_fleet(ctx, sb, *n, {"-q", "plan"}).text;
+        auto o = node_wg_fleet(ctx, sb, *n, {verbose ? "-v" : "-q", "apply"});
         std::cout << o.text;
         if (o.status != 0) {
             std::cerr << fmt::format("wg-fleet sandbox: apply on {} failed\n", n->name);
@@ -419,7 +455,7 @@ int sandbox_test(const Globals& g, const std::string& name) {
     }
     Globals cg = g;
     cg.config = sb->config;
-    cg.keys_override = sb->keys_dir().string();
+    cg.keys_only_from = sb->keys_dir().string();
     cg.quiet = 1;  // `up` showed the file's warnings already
     auto l = load(cg);
     if (!l->fleet) return kError;
@@ -513,7 +549,7 @@ int sandbox_test(const Globals& g, const std::string& name) {
 }
 
 // exec: runs a command in a node's namespaces; `wg-fleet ...` runs this binary as that node.
-int sandbox_exec(const std::string& name, const std::vector<std::string>& args) {
+int sandbox_exec(const cli::Context& ctx, const std::string& name, const std::vector<std::string>& args) {
     auto sb = restore(name);
     if (!sb || args.empty()) {
         std::cerr << fmt::format("wg-fleet sandbox: usage: sandbox exec --name {} NODE [COMMAND...]\n", name);
@@ -528,35 +564,68 @@ int sandbox_exec(const std::string& name, const std::vector<std::string>& args) 
     }
     std::vector<std::string> cmd(args.begin() + 1, args.end());
     if (cmd.empty()) cmd = {"sh"};
-    // Our own path is read before entering the node: inside its mount namespace /proc/self/exe
-    // may name the file as seen from outside a chroot.
-    std::vector<std::string> argv = cmd;
-    if (argv[0] == "wg-fleet") argv = wg_fleet_argv(*sb, *node, std::vector<std::string>(cmd.begin() + 1, cmd.end()));
     // No child: this process enters the node and becomes the command, so signals (a service
     // manager's SIGTERM, a test's kill) reach it directly.
     enter_node(*sb, *node);
+    if (cmd[0] == "wg-fleet") return wg_fleet_as_node(ctx, *sb, *node, std::vector<std::string>(cmd.begin() + 1, cmd.end()));
     setenv("WG_FLEET_SANDBOX", name.c_str(), 1);
-    std::vector<char*> c;
-    for (auto& a : argv) c.push_back(a.data());
-    c.push_back(nullptr);
-    execvp(c[0], c.data());
-    std::cerr << fmt::format("wg-fleet sandbox: cannot run {}: {}\n", c[0], strerror(errno));
-    return 127;
+    return exec_argv(cmd);
 }
 
-}  // namespace
-
-int cmd_sandbox(const Globals& g, const std::string& action, const std::vector<std::string>& args, const std::string& name) {
+int sandbox(const cli::Context& ctx, const std::string& action, const std::vector<std::string>& args, const std::string& name) {
     if (geteuid() != 0) {
         std::cerr << "wg-fleet sandbox: needs root (it creates network namespaces)\n";
         return kError;
     }
     if (action == "down") return sandbox_down(name, false);
-    if (action == "test") return sandbox_test(g, name);
-    if (action == "exec") return sandbox_exec(name, args);
-    Globals cg = g;
-    if (!args.empty()) cg.config = args[0];
-    return sandbox_up(cg, name, g.verbose > 0);
+    if (action == "test") return sandbox_test(ctx.g, name);
+    if (action == "exec") return sandbox_exec(ctx, name, args);
+    Globals g = ctx.g;
+    if (!args.empty()) g.config = args[0];
+    return sandbox_up(ctx, g, name, g.verbose > 0);
 }
 
-}  // namespace wgf::cli
+// `sandbox exec [--name N] NODE COMMAND...`: everything after NODE is the command, options
+// included, so it is taken off before the command line is parsed.
+std::vector<std::string> take_exec_command(std::vector<std::string>& args) {
+    for (size_t i = 0; i + 1 < args.size(); ++i) {
+        if (args[i] != "sandbox") continue;
+        for (size_t j = i + 1; j < args.size(); ++j) {
+            if (args[j] != "exec") continue;
+            size_t k = j + 1;
+            while (k < args.size() && (args[k] == "--name" || args[k].rfind("--name=", 0) == 0)) k += args[k] == "--name" ? 2 : 1;
+            if (k >= args.size()) return {};
+            std::vector<std::string> command(args.begin() + static_cast<long>(k) + 1, args.end());
+            args.resize(k + 1);
+            return command;
+        }
+        return {};
+    }
+    return {};
+}
+
+}  // namespace
+
+void add_command(CLI::App& app, cli::Context& ctx) {
+    struct Options {
+        std::string action, name = "demo";
+        std::vector<std::string> args, exec_command;
+    };
+    auto o = std::make_shared<Options>();
+    o->exec_command = take_exec_command(ctx.args);
+    auto* sub = app.add_subcommand("sandbox",
+                                   "The whole fleet in network namespaces on this machine:\n"
+                                   "  up [FILE]         create (or update) the sandbox and apply every node\n"
+                                   "  test              all-pairs reachability by address and host name\n"
+                                   "  exec NODE [CMD]   run CMD in a node (`wg-fleet ...` runs as that node)\n"
+                                   "  down              remove everything the sandbox created");
+    sub->add_option("action", o->action, "up, test, exec or down")->required()->check(CLI::IsMember({"up", "test", "exec", "down"}));
+    sub->add_option("args", o->args, "up: the fleet file (default: -c); exec: NODE and the command");
+    sub->add_option("--name", o->name, "Sandbox name (several can run side by side)")->default_val("demo");
+    sub->callback([&ctx, o] {
+        if (o->action == "exec") o->args.insert(o->args.end(), o->exec_command.begin(), o->exec_command.end());
+        ctx.rc = sandbox(ctx, o->action, o->args, o->name);
+    });
+}
+
+}  // namespace wgf::sandbox

@@ -1,16 +1,9 @@
-#include "apply/reconcile.hpp"
+#include "apply/execute.hpp"
 
-#include <netdb.h>
-#include <sys/socket.h>
-
-#include <algorithm>
 #include <cerrno>
-#include <cstring>
 #include <set>
 
 #include <fmt/format.h>
-
-#include "plan/sysctls.hpp"
 
 namespace wgf::apply {
 namespace {
@@ -30,7 +23,7 @@ overloaded(Ts...) -> overloaded<Ts...>;
 // netlink transaction or UAPI exchange) and consecutive rule ops into one atomic nft batch.
 class Applier {
 public:
-    Applier(Backends& b, KeyStore& keys, Journal* j, const ApplyOptions& o) : b_(b), keys_(keys), journal_(j), opts_(o) {}
+    Applier(Backends& b, KeyStore& keys, Journal* j) : b_(b), keys_(keys), journal_(j) {}
 
     ApplyResult run(const Plan& plan) {
         const auto& ops = plan.ops;
@@ -49,10 +42,6 @@ public:
                 s = apply_rules(ops, i, end);
             } else {
                 s = apply_one(ops[i]);
-                // The last address change of a run on a device: check its process, however few.
-                if (s && is_address(ops[i]) && (end == ops.size() || !is_address(ops[end]) ||
-                                                interface_of(ops[end]) != interface_of(ops[i])))
-                    s = device_check(interface_of(ops[i]));
             }
             for (size_t k = i; k < end; ++k) {
                 std::string line = describe(ops[k]);
@@ -131,7 +120,11 @@ private:
         return out;
     }
 
-    static bool is_rule(const Op& op) { return std::holds_alternative<OpAddRule>(op) || std::holds_alternative<OpDelRule>(op); }
+    // A repair has no part in the change: the firewall repairs all the damage it finds.
+    static bool is_rule(const Op& op) {
+        return std::holds_alternative<OpAddRule>(op) || std::holds_alternative<OpDelRule>(op) ||
+               std::holds_alternative<OpRepairFirewall>(op);
+    }
 
     Status apply_wg(const std::string& ifname, const std::vector<Op>& ops, size_t from, size_t to) {
         backend::WgDeviceChange c;
@@ -192,21 +185,6 @@ private:
         return b_.firewall.apply(c);
     }
 
-    static bool is_address(const Op& op) {
-        return std::holds_alternative<OpAddAddress>(op) || std::holds_alternative<OpDelAddress>(op);
-    }
-
-    Status device_check(const std::string& ifname) {
-        if (!opts_.device_alive || opts_.device_alive(ifname)) return Status::ok();
-        return Error{EIO, fmt::format("the userspace WireGuard process of {} exited during address changes", ifname)};
-    }
-
-    // Every `address_chunk` address changes on a device, check that its process survived.
-    Status address_checkpoint(const std::string& ifname) {
-        if (++address_ops_[ifname] % std::max<size_t>(1, opts_.address_chunk) != 0) return Status::ok();
-        return device_check(ifname);
-    }
-
     Status apply_one(const Op& op) {
         return std::visit(
             overloaded{
@@ -217,14 +195,8 @@ private:
                 [&](const OpDeleteDevice& o) { return b_.wg.delete_device(o.ifname); },
                 [&](const OpSetMtu& o) { return b_.links.set_mtu(o.ifname, o.mtu); },
                 [&](const OpSetUp& o) { return b_.links.set_up(o.ifname, true); },
-                [&](const OpAddAddress& o) {
-                    auto s = b_.links.add_address(o.ifname, o.addr);
-                    return s ? address_checkpoint(o.ifname) : s;
-                },
-                [&](const OpDelAddress& o) {
-                    auto s = b_.links.del_address(o.ifname, o.addr);
-                    return s ? address_checkpoint(o.ifname) : s;
-                },
+                [&](const OpAddAddress& o) { return b_.links.add_address(o.ifname, o.addr); },
+                [&](const OpDelAddress& o) { return b_.links.del_address(o.ifname, o.addr); },
                 [&](const OpAddRoute& o) { return b_.links.add_route(o.route); },
                 [&](const OpDelRoute& o) { return b_.links.del_route(o.route); },
                 [&](const OpSetSysctl& o) { return b_.sysctls.write(o.key, o.value); },
@@ -238,164 +210,14 @@ private:
     Backends& b_;
     KeyStore& keys_;
     Journal* journal_;
-    const ApplyOptions& opts_;
     ApplyResult result_;
     std::set<std::string> created_;
-    std::map<std::string, size_t> address_ops_;
 };
 
 }  // namespace
 
-std::optional<model::IpAddr> SystemResolver::resolve(const std::string& host) {
-    if (auto a = model::IpAddr::parse(host)) return a;
-    addrinfo hints{};
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_DGRAM;
-    addrinfo* res = nullptr;
-    if (getaddrinfo(host.c_str(), nullptr, &hints, &res) != 0 || !res) return std::nullopt;
-    std::optional<model::IpAddr> out;
-    for (addrinfo* ai = res; ai && !out; ai = ai->ai_next) {
-        model::IpAddr a;
-        if (ai->ai_family == AF_INET) {
-            a.family = 4;
-            std::memcpy(a.bytes.data(), &reinterpret_cast<sockaddr_in*>(ai->ai_addr)->sin_addr, 4);
-            out = a;
-        } else if (ai->ai_family == AF_INET6) {
-            a.family = 6;
-            std::memcpy(a.bytes.data(), &reinterpret_cast<sockaddr_in6*>(ai->ai_addr)->sin6_addr, 16);
-            out = a;
-        }
-    }
-    freeaddrinfo(res);
-    return out;
-}
-
-void resolve_endpoints(model::HostState& desired, const model::Labels& labels, Resolver& resolver, std::vector<std::string>& warnings) {
-    std::map<std::string, std::optional<model::IpAddr>> cache;
-    for (auto& [ifname, w] : desired.interfaces)
-        for (auto& [key, p] : w.peers) {
-            if (!p.endpoint || model::IpAddr::parse(p.endpoint->host)) continue;
-            auto it = cache.find(p.endpoint->host);
-            if (it == cache.end()) it = cache.emplace(p.endpoint->host, resolver.resolve(p.endpoint->host)).first;
-            if (it->second) {
-                p.endpoint->host = it->second->str();
-            } else {
-                warnings.push_back(fmt::format("peer {} on {}: endpoint {} does not resolve; left without an endpoint until it does",
-                                               labels.peer_name(ifname, key), ifname, p.endpoint->str()));
-                p.endpoint.reset();
-            }
-        }
-}
-
-backend::Status read_interfaces(Backends& b, const std::set<std::string>& names, const std::set<std::string>& desired_interfaces,
-                                Live& live, model::Timings* timings) {
-    for (const auto& name : names) {
-        auto link = b.links.read_link(name);
-        if (!link) return link.error();
-        if (!link->has_value()) continue;
-        auto dev = b.wg.read_device(name);
-        if (!dev) {
-            if (dev.error().code == ENODEV && desired_interfaces.count(name))
-                return Error{EEXIST, fmt::format("interface {} exists but is not a WireGuard device; wg-fleet will not take it over", name)};
-            if (dev.error().code == ENODEV) continue;
-            return dev.error();
-        }
-        model::WgInterface w = std::move(dev->device);
-        w.name = name;
-        w.mtu = (*link)->mtu;
-        w.up = (*link)->up;
-        auto addrs = b.links.read_addresses(name);
-        if (!addrs) return addrs.error();
-        w.addresses = std::move(*addrs);
-        auto& hs = live.facts.last_handshake[name];
-        for (const auto& [k, st] : dev->stats) hs.emplace_hint(hs.end(), k, st.last_handshake);  // both sorted by key
-        live.stats[name] = std::move(dev->stats);
-        live.state.interfaces.insert_or_assign(name, std::move(w));
-        if (timings) timings->lap("device " + name);
-    }
-    return {};
-}
-
-backend::Status read_tables(Backends& b, const std::set<std::string>& devices, Live& live, model::Timings* timings) {
-    auto routes = b.links.read_routes(devices);
-    if (!routes) return routes.error();
-    live.state.routes = std::move(*routes);
-    if (timings) timings->lap("routes");
-    auto rules = b.firewall.read();
-    if (!rules) return rules.error();
-    live.state.firewall = std::move(*rules);
-    if (timings) timings->lap("firewall");
-    return {};
-}
-
-backend::Result<Live> read_live_bulk(Backends& b, const std::set<std::string>& desired_interfaces, int64_t now,
-                                     model::Timings* timings) {
-    Live live;
-    live.facts.now = now;
-    if (auto s = read_interfaces(b, desired_interfaces, desired_interfaces, live, timings); !s) return s.error();
-    if (auto s = read_tables(b, desired_interfaces, live, timings); !s) return s.error();
-    return live;
-}
-
-backend::Status read_sysctls(Backends& b, const model::HostState& desired, const plan::Ownership& owned, Live& live) {
-    // A sysctl that cannot be read (an interface's, after the interface went) is absent.
-    auto read = [&](const std::string& k) {
-        if (auto r = b.sysctls.read(k)) live.state.sysctls[k] = *r;
-    };
-    for (const auto& [k, v] : desired.sysctls) read(k);
-    for (const auto& [k, rec] : owned.sysctls) read(k);
-    // plan::complete_sysctls needs forwarding and every interface's accept_ra when forwarding
-    // is wanted or something wg-fleet changed may have to go back.
-    if (desired.sysctls.count(plan::kIpv6Forwarding) || !owned.sysctls.empty()) {
-        read(plan::kIpv6Forwarding);
-        auto names = b.sysctls.list(plan::kIpv6Conf);
-        if (!names) return names.error();
-        for (const auto& n : *names) read(plan::accept_ra_key(n));
-    }
-    return {};
-}
-
-backend::Status read_live_rest(Backends& b, const model::HostState& desired, const plan::Ownership& owned, Live& live) {
-    // Interfaces we own but no longer want: the bulk read named only the desired ones.
-    const auto desired_names = interface_names(desired);
-    std::set<std::string> leftover;
-    for (const auto& n : owned.interfaces)
-        if (!desired_names.count(n)) leftover.insert(n);
-    if (auto s = read_interfaces(b, leftover, desired_names, live); !s) return s;
-    if (!leftover.empty()) {
-        auto routes = b.links.read_routes(leftover);
-        if (!routes) return routes.error();
-        live.state.routes.merge(*routes);
-    }
-    if (auto s = read_sysctls(b, desired, owned, live); !s) return s;
-    std::set<std::string> paths;
-    for (const auto& [p, f] : desired.files) paths.insert(p);
-    paths.insert(owned.files.begin(), owned.files.end());
-    for (const auto& p : paths) {
-        auto f = b.files.read(p);
-        if (!f) return f.error();
-        if (!f->has_value()) continue;
-        if ((*f)->has_marker && (*f)->not_regular.empty()) live.state.files.emplace(p, std::move((*f)->file));
-        else live.facts.foreign_files.emplace(p, (*f)->not_regular);
-    }
-    return {};
-}
-
-std::set<std::string> interface_names(const model::HostState& desired) {
-    std::set<std::string> names;
-    for (const auto& [n, w] : desired.interfaces) names.insert(n);
-    return names;
-}
-
-backend::Result<Live> read_live(Backends& b, const model::HostState& desired, const plan::Ownership& owned, int64_t now) {
-    auto live = read_live_bulk(b, interface_names(desired), now);
-    if (live)
-        if (auto s = read_live_rest(b, desired, owned, *live); !s) return s.error();
-    return live;
-}
-
-ApplyResult apply_plan(Backends& b, const Plan& plan, KeyStore& keys, Journal* journal, const ApplyOptions& opts) {
-    return Applier(b, keys, journal, opts).run(plan);
+ApplyResult apply_plan(Backends& b, const Plan& plan, KeyStore& keys, Journal* journal) {
+    return Applier(b, keys, journal).run(plan);
 }
 
 }  // namespace wgf::apply

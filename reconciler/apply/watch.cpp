@@ -1,0 +1,90 @@
+#include "apply/watch.hpp"
+
+namespace wgf::apply {
+
+std::string_view to_string(Trigger t) {
+    switch (t) {
+        case Trigger::start: return "start";
+        case Trigger::edit: return "edit";
+        case Trigger::reload: return "reload";
+        case Trigger::tick: return "tick";
+    }
+    return "?";
+}
+
+namespace {
+
+class Loop {
+public:
+    Loop(Loader& loader, const WatchSources& sources, Report& report, const WatchOptions& options)
+        : loader_(loader), src_(sources), report_(report), o_(options) {}
+
+    void run() {
+        if (load(Trigger::start)) converge(Trigger::start);
+        report_.ready();
+        report_.info(o_.watching);
+        for (;;) {
+            wait(backend::TimePoint::max());
+            // Signals first: a stop must not wait for a reconcile of pending edits.
+            while (auto s = src_.signals.take()) {
+                if (s->kind == backend::Signal::Kind::stop) {
+                    report_.info("exiting on " + s->name);
+                    report_.stopping();
+                    return;
+                }
+                if (load(Trigger::reload)) converge(Trigger::reload);
+            }
+            if (src_.files.take()) {
+                settle();
+                if (load(Trigger::edit)) converge(Trigger::edit);
+            }
+            if (src_.timer.take()) converge(Trigger::tick);
+        }
+    }
+
+private:
+    Loader& loader_;
+    const WatchSources& src_;
+    Report& report_;
+    const WatchOptions& o_;
+    std::unique_ptr<Reconcile> in_force_;  // the last good configuration
+
+    // A failed load leaves the configuration in force as it was.
+    bool load(Trigger why) {
+        auto r = loader_.load(why);
+        if (auto* ok = std::get_if<std::unique_ptr<Reconcile>>(&r)) {
+            in_force_ = std::move(*ok);
+            return true;
+        }
+        const auto& f = std::get<LoadFailure>(r);
+        report_.error(f.message + "; " + (in_force_ ? "the last good configuration stays in force" : "nothing applied"));
+        if (!f.status.empty()) report_.status(f.status + "; " + (in_force_ ? "last good configuration in force" : "waiting for a valid one"));
+        return false;
+    }
+
+    void converge(Trigger why) {
+        if (in_force_) in_force_->run(why);
+    }
+
+    void wait(backend::TimePoint deadline) {
+        if (o_.watchdog.count() > 0) deadline = std::min(deadline, src_.clock.now() + o_.watchdog);
+        src_.clock.wait_until(deadline);
+        if (o_.watchdog.count() > 0) report_.watchdog();
+    }
+
+    // Takes further changes until none came for one settle period.
+    void settle() {
+        for (int i = 0; i < o_.settle_rounds; ++i) {
+            wait(src_.clock.now() + o_.settle);
+            if (!src_.files.take()) return;
+        }
+    }
+};
+
+}  // namespace
+
+void watch(Loader& loader, const WatchSources& sources, Report& report, const WatchOptions& options) {
+    Loop(loader, sources, report, options).run();
+}
+
+}  // namespace wgf::apply

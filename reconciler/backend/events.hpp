@@ -1,0 +1,52 @@
+// What `watch` waits on, as interfaces: changes of the configuration, signals, the drift timer
+// and a clock that also does the waiting (waiting is "until something happens or until then").
+// The loop (apply/watch) is tested on fakes; linux/watch_events implements them with inotify,
+// signalfd, timerfd and poll.
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+
+namespace wgf::backend {
+
+using TimePoint = std::chrono::steady_clock::time_point;
+
+class FileChanges {
+public:
+    virtual ~FileChanges() = default;
+    // Takes every pending notification; true when one concerns the configuration file or a
+    // drop-in.
+    virtual bool take() = 0;
+};
+
+struct Signal {
+    enum class Kind { reload, stop };
+    Kind kind = Kind::reload;
+    std::string name;  // for the log ("Hangup", "Terminated")
+};
+
+class Signals {
+public:
+    virtual ~Signals() = default;
+    // The next pending signal, one at a time.
+    virtual std::optional<Signal> take() = 0;
+};
+
+class Timer {
+public:
+    virtual ~Timer() = default;
+    // True when the interval elapsed (once or more) since the last take.
+    virtual bool take() = 0;
+};
+
+class Clock {
+public:
+    virtual ~Clock() = default;
+    virtual TimePoint now() = 0;
+    // Returns when a source may have something to take, or once `deadline` has passed
+    // (TimePoint::max(): no deadline).
+    virtual void wait_until(TimePoint deadline) = 0;
+};
+
+}  // namespace wgf::backend

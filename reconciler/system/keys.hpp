@@ -1,0 +1,21 @@
+// The node's private keys as files: 0600 under state_dir from creation, generated with link()
+// so racing first runs agree on one key; public keys published as one line (0644).
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "backend/keys.hpp"
+
+namespace wgf::system {
+
+class FileKeyStore : public backend::KeyStore {
+public:
+    backend::Result<std::optional<model::SecretKey>> load(const std::string& path) override;
+    backend::Result<model::SecretKey> load_or_generate(const std::string& path) override;
+    backend::Status publish(const std::string& path, const model::Key& public_key) override;
+    // Set when a key file was readable by group or others (the caller warns).
+    std::optional<std::string> loose_permissions;
+};
+
+}  // namespace wgf::system

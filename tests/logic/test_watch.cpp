@@ -1,0 +1,343 @@
+// The watch loop on fakes: every event source is scripted on a fake clock (time passes only when
+// the loop waits), and each configuration loaded is converged by the real engine on the
+// in-memory machine. Edits in a burst are one run; an invalid edit applies nothing and keeps the
+// last good configuration; a tick repairs drift; a trigger that arrives during a run causes a
+// run after it; a stop signal ends the loop.
+#include <catch2/catch.hpp>
+
+#include <deque>
+#include <functional>
+#include <stdexcept>
+
+#include "apply/engine.hpp"
+#include "apply/watch.hpp"
+#include "config/parse.hpp"
+#include "fixture.hpp"
+#include "plan/validate.hpp"
+
+using namespace wgf;
+using namespace wgf::test;
+using apply::Trigger;
+using std::chrono::milliseconds;
+
+namespace {
+
+const char* kOnePeer = R"(
+state_dir: /state
+fleets:
+  mesh:
+    controllers:
+      c1: { endpoint: "192.0.2.1", public_key: "YLw6pDqHyW2oC1l3bCjOTIX1wuRxERGPEtQm04/FTXo=" }
+    peers:
+      p1: { controller: c1, public_key: "qOe3Q8JOJ0qLEkf1yNhvWw9p+3AaY9B8dnmK5dkyNmc=" }
+)";
+const char* kTwoPeers = R"(
+state_dir: /state
+fleets:
+  mesh:
+    controllers:
+      c1: { endpoint: "192.0.2.1", public_key: "YLw6pDqHyW2oC1l3bCjOTIX1wuRxERGPEtQm04/FTXo=" }
+    peers:
+      p1: { controller: c1, public_key: "qOe3Q8JOJ0qLEkf1yNhvWw9p+3AaY9B8dnmK5dkyNmc=" }
+      p2: { controller: c1, public_key: "4EVFjchzl8j0kbHH00hl1jgZKbuw/hw1B7XbAYDAaSA=" }
+)";
+const char* kInvalid = R"(
+state_dir: /state
+fleets:
+  mesh:
+    port: 99999
+    controllers:
+      c1: { endpoint: "192.0.2.1" }
+)";
+
+// The fake world: the configuration file, pending events, and a script of what happens when.
+struct World {
+    backend::TimePoint now{};
+    std::multimap<backend::TimePoint, std::function<void()>> script;
+    std::string label = "one peer";  // the file's content, by name
+    const char* text = kOnePeer;
+    bool changed = false;
+    std::deque<backend::Signal> signals;
+    int ticks = 0;
+
+    bool pending() const { return changed || !signals.empty() || ticks > 0; }
+    void at(int ms, std::function<void()> f) { script.emplace(backend::TimePoint{} + milliseconds(ms), std::move(f)); }
+    void edit(std::string l, const char* t) {
+        label = std::move(l);
+        text = t;
+        changed = true;
+    }
+    void hup() { signals.push_back({.kind = backend::Signal::Kind::reload, .name = "Hangup"}); }
+    void term() { signals.push_back({.kind = backend::Signal::Kind::stop, .name = "Terminated"}); }
+};
+
+class FakeFiles : public backend::FileChanges {
+public:
+    explicit FakeFiles(World& w) : w_(w) {}
+    bool take() override { return std::exchange(w_.changed, false); }
+
+private:
+    World& w_;
+};
+
+class FakeSignals : public backend::Signals {
+public:
+    explicit FakeSignals(World& w) : w_(w) {}
+    std::optional<backend::Signal> take() override {
+        if (w_.signals.empty()) return std::nullopt;
+        auto s = w_.signals.front();
+        w_.signals.pop_front();
+        return s;
+    }
+
+private:
+    World& w_;
+};
+
+class FakeTimer : public backend::Timer {
+public:
+    explicit FakeTimer(World& w) : w_(w) {}
+    bool take() override { return std::exchange(w_.ticks, 0) > 0; }
+
+private:
+    World& w_;
+};
+
+// Waiting returns at once while a source has something; otherwise time jumps to the next
+// scripted moment (which happens) or to the deadline.
+class FakeClock : public backend::Clock {
+public:
+    explicit FakeClock(World& w) : w_(w) {}
+    backend::TimePoint now() override { return w_.now; }
+    void wait_until(backend::TimePoint deadline) override {
+        if (w_.pending()) return;
+        if (w_.script.empty() || w_.script.begin()->first > deadline) {
+            if (deadline == backend::TimePoint::max()) throw std::logic_error("watch waits for ever: nothing more is scripted");
+            w_.now = deadline;
+            return;
+        }
+        auto t = w_.script.begin()->first;
+        w_.now = std::max(w_.now, t);
+        while (!w_.script.empty() && w_.script.begin()->first == t) {
+            auto f = std::move(w_.script.begin()->second);
+            w_.script.erase(w_.script.begin());
+            f();
+        }
+    }
+
+private:
+    World& w_;
+};
+
+struct FakeReport : apply::Report {
+    std::vector<std::string> infos, errors, statuses;
+    int ready_calls = 0, watchdog_calls = 0, stopping_calls = 0;
+    void info(const std::string& l) override { infos.push_back(l); }
+    void error(const std::string& l) override { errors.push_back(l); }
+    void status(const std::string& l) override { statuses.push_back(l); }
+    void ready() override { ++ready_calls; }
+    void watchdog() override { ++watchdog_calls; }
+    void stopping() override { ++stopping_calls; }
+};
+
+struct Run {
+    std::string config;
+    Trigger why;
+    size_t ops = 0;  // the plan the engine applied
+    bool ok = false;
+    bool operator==(const Run&) const = default;
+};
+
+// The node c1 on the in-memory machine; `during_run` happens while a run is busy.
+struct Node {
+    FakeMachine m;
+    apply::Backends b = m.backends();
+    backend::FakeResolver dns;  // knows no names: the fleets use addresses
+    backend::FakeStateStore state;
+    apply::Engine engine{b, m.keys, dns, state, nullptr, {}};
+    std::vector<Run> runs;
+    std::function<void(Trigger)> during_run;
+
+    size_t peers() const { return m.wg.devices.empty() ? 0 : m.wg.devices.begin()->second.device.peers.size(); }
+};
+
+class EngineReconcile : public apply::Reconcile {
+public:
+    EngineReconcile(Node& n, std::string label, config::Parsed parsed)
+        : n_(n), label_(std::move(label)), parsed_(std::move(parsed)), fw_(parsed_.config) {}
+    void run(Trigger why) override {
+        if (n_.during_run) n_.during_run(why);
+        auto r = n_.engine.run(fw_, "c1", apply::Mode::apply, n_.m.now);
+        n_.runs.push_back({.config = label_, .why = why, .ops = r.plan.ops.size(), .ok = r.ok()});
+    }
+
+private:
+    Node& n_;
+    std::string label_;
+    config::Parsed parsed_;
+    plan::Fleetwide fw_;
+};
+
+class FakeLoader : public apply::Loader {
+public:
+    FakeLoader(World& w, Node& n) : w_(w), n_(n) {}
+    std::variant<std::unique_ptr<apply::Reconcile>, apply::LoadFailure> load(Trigger why) override {
+        config::Sources sources;
+        config::Diagnostics diags;
+        auto parsed = config::parse_text(w_.text, "fleet.yaml", sources, diags);
+        if (!diags.has_errors()) {
+            plan::Fleetwide fw(parsed.config);
+            plan::validate(parsed.config, fw.plan, parsed.tree, diags);
+        }
+        if (diags.has_errors())
+            return apply::LoadFailure{.message = "fleet.yaml: invalid (" + std::string(apply::to_string(why)) + ")", .status = "invalid configuration"};
+        return std::make_unique<EngineReconcile>(n_, w_.label, std::move(parsed));
+    }
+
+private:
+    World& w_;
+    Node& n_;
+};
+
+struct Harness {
+    World w;
+    Node node;
+    FakeFiles files{w};
+    FakeSignals signals{w};
+    FakeTimer timer{w};
+    FakeClock clock{w};
+    FakeReport report;
+    FakeLoader loader{w, node};
+
+    void watch(apply::WatchOptions o = {}) {
+        o.watching = "watching";
+        apply::watch(loader, {.files = files, .signals = signals, .timer = timer, .clock = clock}, report, o);
+    }
+};
+
+}  // namespace
+
+TEST_CASE("watch: a burst of edits is loaded and applied once", "[watch]") {
+    Harness h;
+    h.w.at(100, [&] { h.w.edit("half written", kInvalid); });
+    h.w.at(110, [&] { h.w.edit("two peers", kTwoPeers); });
+    h.w.at(140, [&] { h.w.edit("two peers", kTwoPeers); });
+    h.w.at(180, [&] { h.w.edit("two peers", kTwoPeers); });
+    h.w.at(5000, [&] { h.w.term(); });
+    h.watch();
+    REQUIRE(h.node.runs.size() == 2);
+    CHECK(h.node.runs[0].config == "one peer");
+    CHECK(h.node.runs[0].why == Trigger::start);
+    CHECK(h.node.runs[1].config == "two peers");
+    CHECK(h.node.runs[1].why == Trigger::edit);
+    CHECK(h.node.runs[1].ok);
+    CHECK(h.node.peers() == 2);
+    CHECK(h.report.errors.empty());  // the half-written state was never loaded
+    CHECK(h.report.ready_calls == 1);
+}
+
+TEST_CASE("watch: an invalid edit applies nothing, is reported, and the last good configuration stays in force", "[watch]") {
+    Harness h;
+    size_t sets_before_invalid = 0;
+    h.w.at(100, [&] {
+        sets_before_invalid = h.node.m.wg.sets.size();
+        h.w.edit("invalid", kInvalid);
+    });
+    h.w.at(1000, [&] { ++h.w.ticks; });
+    h.w.at(2000, [&] { h.w.edit("two peers", kTwoPeers); });
+    h.w.at(3000, [&] { h.w.term(); });
+    h.watch();
+    REQUIRE(h.node.runs.size() == 3);
+    CHECK(h.node.runs[0] == Run{.config = "one peer", .why = Trigger::start, .ops = h.node.runs[0].ops, .ok = true});
+    // The tick after the invalid edit runs the configuration still in force, and finds nothing to do.
+    CHECK(h.node.runs[1] == Run{.config = "one peer", .why = Trigger::tick, .ops = 0, .ok = true});
+    CHECK(h.node.runs[2].config == "two peers");
+    CHECK(h.node.runs[2].why == Trigger::edit);
+    CHECK(h.node.peers() == 2);
+    CHECK(sets_before_invalid > 0);
+    REQUIRE(h.report.errors.size() == 1);
+    CHECK(h.report.errors[0] == "fleet.yaml: invalid (edit); the last good configuration stays in force");
+    CHECK(h.report.statuses == std::vector<std::string>{"invalid configuration; last good configuration in force"});
+}
+
+TEST_CASE("watch: without a valid configuration nothing runs until one is written", "[watch]") {
+    Harness h;
+    h.w.edit("invalid", kInvalid);
+    h.w.changed = false;  // the file as it is at start
+    h.w.at(1000, [&] { ++h.w.ticks; });
+    h.w.at(2000, [&] { h.w.edit("one peer", kOnePeer); });
+    h.w.at(3000, [&] { h.w.term(); });
+    h.watch();
+    REQUIRE(h.node.runs.size() == 1);
+    CHECK(h.node.runs[0].why == Trigger::edit);
+    CHECK(h.report.errors == std::vector<std::string>{"fleet.yaml: invalid (start); nothing applied"});
+    CHECK(h.report.statuses == std::vector<std::string>{"invalid configuration; waiting for a valid one"});
+}
+
+TEST_CASE("watch: a tick repairs drift", "[watch]") {
+    Harness h;
+    h.w.at(1000, [&] {
+        REQUIRE(h.node.peers() == 1);
+        h.node.m.wg.devices.begin()->second.device.peers.clear();  // a peer removed by hand
+        ++h.w.ticks;
+    });
+    h.w.at(2000, [&] { h.w.term(); });
+    h.watch();
+    REQUIRE(h.node.runs.size() == 2);
+    CHECK(h.node.runs[1].why == Trigger::tick);
+    CHECK(h.node.runs[1].ops > 0);
+    CHECK(h.node.runs[1].ok);
+    CHECK(h.node.peers() == 1);
+}
+
+TEST_CASE("watch: a trigger that arrives during a run causes a run after it", "[watch]") {
+    Harness h;
+    SECTION("an edit") {
+        h.node.during_run = [&](Trigger why) {
+            if (why == Trigger::start) h.w.edit("two peers", kTwoPeers);
+        };
+        h.w.at(1000, [&] { h.w.term(); });
+        h.watch();
+        REQUIRE(h.node.runs.size() == 2);
+        CHECK(h.node.runs[1].config == "two peers");
+        CHECK(h.node.runs[1].why == Trigger::edit);
+        CHECK(h.node.peers() == 2);
+    }
+    SECTION("a tick and a reload signal") {
+        h.w.at(100, [&] { ++h.w.ticks; });
+        h.node.during_run = [&](Trigger why) {
+            if (why == Trigger::tick && h.node.runs.size() == 1) h.w.hup();
+            if (why == Trigger::reload) ++h.w.ticks;
+        };
+        h.w.at(1000, [&] { h.w.term(); });
+        h.watch();
+        std::vector<Trigger> whys;
+        for (const auto& r : h.node.runs) whys.push_back(r.why);
+        CHECK(whys == std::vector<Trigger>{Trigger::start, Trigger::tick, Trigger::reload, Trigger::tick});
+    }
+}
+
+TEST_CASE("watch: a stop signal ends the loop before any pending run", "[watch]") {
+    Harness h;
+    h.w.at(100, [&] {
+        h.w.edit("two peers", kTwoPeers);
+        ++h.w.ticks;
+        h.w.term();
+    });
+    h.w.at(200, [&] { FAIL("watch still waits after the stop signal"); });
+    h.watch();
+    REQUIRE(h.node.runs.size() == 1);
+    CHECK(h.node.peers() == 1);
+    CHECK(h.report.infos.back() == "exiting on Terminated");
+    CHECK(h.report.stopping_calls == 1);
+}
+
+TEST_CASE("watch: the watchdog is pinged while the loop waits", "[watch]") {
+    Harness h;
+    h.w.at(10'000, [&] { h.w.term(); });
+    apply::WatchOptions o;
+    o.watchdog = milliseconds(1000);
+    h.watch(o);
+    CHECK(h.report.watchdog_calls >= 10);
+    REQUIRE(h.node.runs.size() == 1);
+}
