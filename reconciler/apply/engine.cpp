@@ -92,13 +92,13 @@ backend::Status check_foreign_devices(const model::HostState& desired, const mod
     return {};
 }
 
-backend::Status check_file_places(backend::Files& files, const model::HostState& desired, const std::string& state_dir,
-                                  plan::Ownership& owned) {
+backend::Status check_file_places(backend::Files& files, const model::HostState& desired, const model::Labels& labels,
+                                  const std::string& state_dir, plan::Ownership& owned) {
     std::map<backend::FilePlace, std::string> key_files, places;
-    for (const auto& [ifname, w] : desired.interfaces) {
-        auto p = files.place(w.private_key_file);
+    for (const auto& [ifname, l] : labels.interfaces) {
+        auto p = files.place(l.private_key_file);
         if (!p) return p.error();
-        key_files.emplace(*p, w.private_key_file);
+        key_files.emplace(*p, l.private_key_file);
     }
     for (const auto& [path, f] : desired.files) {
         auto p = files.place(path);
@@ -166,30 +166,33 @@ RunResult Engine::run(const plan::Fleetwide& fleet, const std::string& node, Mod
     std::optional<LiveCache> prior;
     if (cache && mode == Mode::apply && cache->live) prior = std::exchange(*cache, LiveCache{});
     RunResult r;
-    r.desired = plan::render_host(fleet, node);
+    auto rendered = plan::render_host(fleet, node);
+    r.desired = std::move(rendered.state);
+    r.labels = std::move(rendered.labels);
     r.timings.lap("render");
     const auto& cfg = fleet.cfg;
     auto publish_key = [&](const model::WgInterface& w) {
-        auto s = keys.publish(plan::published_key_path(*cfg.keys_dir, w.fleet, node), *w.public_key);
+        auto s = keys.publish(plan::published_key_path(*cfg.keys_dir, r.labels.of(w.name).fleet, node), *w.public_key);
         if (!s) r.warnings.push_back(s.error().message);
     };
 
     // Keys: both modes only read. A missing key is a planned operation (generate, then set),
     // so plan shows it with what it disrupts and apply performs exactly that line.
     for (auto& [ifname, w] : r.desired.interfaces) {
-        auto key = keys.load(w.private_key_file);
+        auto& l = r.labels.interfaces[ifname];
+        auto key = keys.load(l.private_key_file);
         if (!key) {
             r.error = key.error();
             return r;
         }
         if (!key->has_value()) {
-            w.generate_key = true;
+            l.generate_key = true;
             continue;
         }
         w.public_key = (*key)->public_key();
     }
     r.timings.lap("keys");
-    resolve_endpoints(r.desired, resolver, r.warnings);
+    resolve_endpoints(r.desired, r.labels, resolver, r.warnings);
     r.timings.lap("resolve");
 
     // The ownership record, and the live state: prefetched when the prefetch read the
@@ -202,7 +205,7 @@ RunResult Engine::run(const plan::Fleetwide& fleet, const std::string& node, Mod
     r.timings.lap("ownership");
     // Before anything is written: where the managed files land.
     plan::Ownership owned_for_diff = *owned;
-    if (auto s = check_file_places(backends.files, r.desired, cfg.state_dir, owned_for_diff); !s) {
+    if (auto s = check_file_places(backends.files, r.desired, r.labels, cfg.state_dir, owned_for_diff); !s) {
         r.error = s.error();
         return r;
     }
@@ -245,7 +248,7 @@ RunResult Engine::run(const plan::Fleetwide& fleet, const std::string& node, Mod
     plan::DiffOptions opts;
     for (const auto& [name, f] : cfg.fleets)
         if (f.exclusive) opts.exclusive.insert(f.interface);
-    r.plan = plan::diff(r.desired, live->state, owned_for_diff, live->facts, opts);
+    r.plan = plan::diff(r.desired, r.labels, live->state, owned_for_diff, live->facts, opts);
     if (prior && prior->live) restore_endpoints(r.plan, prior->live->state);
     r.live = std::move(*live);
     r.timings.lap("diff");
@@ -284,12 +287,13 @@ RunResult Engine::run(const plan::Fleetwide& fleet, const std::string& node, Mod
     // Keys the apply generated: the desired state now knows them (for the verification) and
     // they are published.
     for (auto& [ifname, w] : r.desired.interfaces) {
-        if (!w.generate_key) continue;
-        auto key = keys.load(w.private_key_file);
+        auto& l = r.labels.interfaces[ifname];
+        if (!l.generate_key) continue;
+        auto key = keys.load(l.private_key_file);
         if (!key || !key->has_value()) continue;  // not reached: the apply stopped before it
-        w.generate_key = false;
+        l.generate_key = false;
         w.public_key = (*key)->public_key();
-        r.generated_keys.push_back(w.fleet);
+        r.generated_keys.push_back(l.fleet);
         if (cfg.keys_dir) publish_key(w);
     }
 
@@ -309,7 +313,7 @@ RunResult Engine::run(const plan::Fleetwide& fleet, const std::string& node, Mod
         if (r.applied->ok() && !r.error) r.error = after.error();
         return r;
     }
-    r.leftover = plan::diff(r.desired, after->state, next, after->facts, opts);
+    r.leftover = plan::diff(r.desired, r.labels, after->state, next, after->facts, opts);
     r.timings.lap("verify");
     if (r.used_cache && !r.error && (!r.applied->ok() || !r.leftover->empty())) {
         // The cached devices were out of date (changed by someone else since the last run):

@@ -22,6 +22,7 @@ enum class Mode { plan, apply };
 
 struct RunResult {
     model::HostState desired;
+    model::Labels labels;                      // of desired
     plan::Plan plan;
     std::optional<ApplyResult> applied;
     std::vector<std::string> warnings;
@@ -84,8 +85,8 @@ backend::Status check_foreign_devices(const model::HostState& desired, const mod
 // that are one file, or one on a key file or inside state_dir, is an error (nothing may be
 // written). Owned paths that are a desired file under another name are dropped from `owned`, so
 // the diff does not remove the file it writes.
-backend::Status check_file_places(backend::Files& files, const model::HostState& desired, const std::string& state_dir,
-                                  plan::Ownership& owned);
+backend::Status check_file_places(backend::Files& files, const model::HostState& desired, const model::Labels& labels,
+                                  const std::string& state_dir, plan::Ownership& owned);
 
 // How a run reads the WireGuard devices. Only a run for an edit of the configuration may trust
 // the live state the last verified run left behind (LiveCache): the configuration changed, the

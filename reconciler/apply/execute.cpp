@@ -82,9 +82,6 @@ private:
             auto it = d.peers.find(k);
             return it == d.peers.end() ? nullptr : &it->second;
         };
-        auto same_ips = [](const std::vector<model::Prefix>& a, const std::vector<model::Prefix>& b) {
-            return sorted_unique(a) == sorted_unique(b);
-        };
         for (size_t k = from; k < to; ++k) {
             out[k - from] = std::visit(
                 overloaded{
@@ -93,13 +90,13 @@ private:
                     [&](const OpAddPeer& o) {
                         const auto* p = peer(o.peer.public_key);
                         return p && (!o.peer.endpoint || p->endpoint == o.peer.endpoint) && p->keepalive == o.peer.keepalive &&
-                               same_ips(p->allowed_ips, o.peer.allowed_ips);
+                               p->allowed_ips == o.peer.allowed_ips;
                     },
                     [&](const OpRemovePeer& o) { return peer(o.public_key) == nullptr; },
                     [&](const OpUpdatePeer& o) {
                         const auto* p = peer(o.public_key);
                         return p && (!o.endpoint || p->endpoint == o.endpoint) && (!o.keepalive || p->keepalive == *o.keepalive) &&
-                               (!o.allowed_ips || same_ips(p->allowed_ips, *o.allowed_ips));
+                               (!o.allowed_ips || p->allowed_ips == *o.allowed_ips);
                     },
                     [](const auto&) { return false; },
                 },
@@ -156,7 +153,7 @@ private:
                 p.endpoint = o->peer.endpoint;
                 p.keepalive = o->peer.keepalive;
                 p.replace_allowed_ips = true;
-                p.allowed_ips = o->peer.allowed_ips;
+                p.allowed_ips = o->peer.allowed_ips.prefixes();
                 c.peers.push_back(std::move(p));
             } else if (auto* o = std::get_if<OpRemovePeer>(&op)) {
                 backend::WgPeerChange p;
@@ -171,7 +168,7 @@ private:
                 p.keepalive = o->keepalive;
                 if (o->allowed_ips) {
                     p.replace_allowed_ips = true;
-                    p.allowed_ips = *o->allowed_ips;
+                    p.allowed_ips = o->allowed_ips->prefixes();
                 }
                 c.peers.push_back(std::move(p));
             }

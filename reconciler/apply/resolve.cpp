@@ -7,7 +7,7 @@
 
 namespace wgf::apply {
 
-void resolve_endpoints(model::HostState& desired, Resolver& resolver, std::vector<std::string>& warnings) {
+void resolve_endpoints(model::HostState& desired, const model::Labels& labels, Resolver& resolver, std::vector<std::string>& warnings) {
     std::map<std::string, std::optional<model::IpAddr>> cache;
     for (auto& [ifname, w] : desired.interfaces)
         for (auto& [key, p] : w.peers) {
@@ -18,7 +18,7 @@ void resolve_endpoints(model::HostState& desired, Resolver& resolver, std::vecto
                 p.endpoint->host = it->second->str();
             } else {
                 warnings.push_back(fmt::format("peer {} on {}: endpoint {} does not resolve; left without an endpoint until it does",
-                                               p.name, ifname, p.endpoint->str()));
+                                               labels.peer_name(ifname, key), ifname, p.endpoint->str()));
                 p.endpoint.reset();
             }
         }

@@ -13,6 +13,6 @@ using backend::Resolver;
 
 // Replaces DNS names in desired endpoints by addresses. A name that does not resolve leaves that
 // peer without an endpoint and adds a warning; the rest converges.
-void resolve_endpoints(model::HostState& desired, Resolver& resolver, std::vector<std::string>& warnings);
+void resolve_endpoints(model::HostState& desired, const model::Labels& labels, Resolver& resolver, std::vector<std::string>& warnings);
 
 }  // namespace wgf::apply

@@ -53,10 +53,9 @@ Status FakeWireGuard::set_device(const WgDeviceChange& c) {
         if (pc.replace_allowed_ips) p.allowed_ips.clear();
         for (const auto& a : pc.allowed_ips) {
             // The kernel moves an allowed IP from whichever peer held it: model that exactly.
-            for (auto& [k, other] : d.peers) std::erase(other.allowed_ips, a);
-            p.allowed_ips.push_back(a);
+            for (auto& [k, other] : d.peers) other.allowed_ips.erase(a);
+            p.allowed_ips.insert(a);
         }
-        std::sort(p.allowed_ips.begin(), p.allowed_ips.end());
     }
     return Status::ok();
 }
@@ -97,10 +96,10 @@ Result<std::optional<LinkLive>> FakeLinks::read_link(const std::string& name) {
     return std::optional<LinkLive>{it->second};
 }
 
-Result<std::vector<Prefix>> FakeLinks::read_addresses(const std::string& name) {
+Result<model::AddressSet> FakeLinks::read_addresses(const std::string& name) {
     auto it = addresses.find(name);
-    if (it == addresses.end()) return std::vector<Prefix>{};
-    return std::vector<Prefix>(it->second.begin(), it->second.end());
+    if (it == addresses.end()) return model::AddressSet{};
+    return model::AddressSet(it->second.begin(), it->second.end());
 }
 
 Result<std::set<model::Route>> FakeLinks::read_routes(const std::set<std::string>& devices) {

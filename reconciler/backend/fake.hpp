@@ -44,7 +44,7 @@ public:
     std::optional<Error> fail_next;
 
     Result<std::optional<LinkLive>> read_link(const std::string& name) override;
-    Result<std::vector<Prefix>> read_addresses(const std::string& name) override;
+    Result<model::AddressSet> read_addresses(const std::string& name) override;
     Result<std::set<model::Route>> read_routes(const std::set<std::string>& devices) override;
     Status set_mtu(const std::string& name, uint32_t mtu) override;
     Status set_up(const std::string& name, bool up) override;

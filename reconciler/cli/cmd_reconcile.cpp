@@ -248,7 +248,8 @@ int cmd_status(const Globals& g, bool json) {
     j["node"] = node;
     auto& ifs = j["interfaces"] = nlohmann::ordered_json::array();
     for (const auto& [ifname, want] : r.desired.interfaces) {
-        nlohmann::ordered_json ij{{"interface", ifname}, {"fleet", want.fleet}, {"up", false}};
+        const auto& labels = r.labels.of(ifname);
+        nlohmann::ordered_json ij{{"interface", ifname}, {"fleet", labels.fleet}, {"up", false}};
         auto live = r.live->state.interfaces.find(ifname);
         if (live != r.live->state.interfaces.end()) {
             ij["up"] = live->second.up;
@@ -257,11 +258,11 @@ int cmd_status(const Globals& g, bool json) {
         auto& peers = ij["peers"] = nlohmann::ordered_json::array();
         std::vector<const model::WgPeer*> by_name;  // people read peers by name
         for (const auto& [key, p] : want.peers) by_name.push_back(&p);
-        std::sort(by_name.begin(), by_name.end(), [](auto* a, auto* b) { return a->name < b->name; });
+        auto name = [&](const model::WgPeer* p) -> const std::string& { return r.labels.peer_name(ifname, p->public_key); };
+        std::sort(by_name.begin(), by_name.end(), [&](auto* a, auto* b) { return name(a) < name(b); });
         for (const model::WgPeer* pp : by_name) {
-            const auto& p = *pp;
-            const auto& key = p.public_key;
-            nlohmann::ordered_json pj{{"name", p.name}, {"public_key", key.base64()}};
+            const auto& key = pp->public_key;
+            nlohmann::ordered_json pj{{"name", name(pp)}, {"public_key", key.base64()}};
             const model::WgPeer* lp = nullptr;
             if (live != r.live->state.interfaces.end())
                 if (auto it = live->second.peers.find(key); it != live->second.peers.end()) lp = &it->second;
@@ -275,7 +276,7 @@ int cmd_status(const Globals& g, bool json) {
             pj["tx_bytes"] = st.tx_bytes;
             peers.push_back(pj);
         }
-        ij["pending"] = want.pending;
+        ij["pending"] = labels.pending;
         ifs.push_back(ij);
     }
     auto& drift = j["drift"] = nlohmann::ordered_json::array();

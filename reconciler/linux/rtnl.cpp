@@ -132,7 +132,7 @@ Result<std::optional<backend::LinkLive>> Rtnl::read_link(const std::string& name
     return std::optional<backend::LinkLive>{std::move(live)};
 }
 
-Result<std::vector<Prefix>> Rtnl::read_addresses(const std::string& name) {
+Result<model::AddressSet> Rtnl::read_addresses(const std::string& name) {
     std::string what = "read addresses dev " + name;
     auto idx = ifindex(name, what);
     if (!idx) return idx.error();
@@ -159,9 +159,7 @@ Result<std::vector<Prefix>> Rtnl::read_addresses(const std::string& name) {
         if (!local) continue;
         out.push_back(Prefix{to_ip(local), static_cast<uint8_t>(rtnl_addr_get_prefixlen(a))});
     }
-    std::sort(out.begin(), out.end());
-    out.erase(std::unique(out.begin(), out.end()), out.end());
-    return out;
+    return model::AddressSet(std::move(out));
 }
 
 Result<std::set<model::Route>> Rtnl::read_routes(const std::set<std::string>& devices) {

@@ -167,9 +167,6 @@ Step GetReplyParser::fail(const std::string& why) {
 
 bool GetReplyParser::flush_peer() {
     if (!in_peer_) return true;
-    auto& ips = peer_.allowed_ips;
-    std::sort(ips.begin(), ips.end());
-    ips.erase(std::unique(ips.begin(), ips.end()), ips.end());
     model::Key key = peer_.public_key;
     auto inserted = live_.device.peers.try_emplace(key, std::move(peer_)).second;
     if (!inserted) return false;
@@ -275,7 +272,7 @@ Step GetReplyParser::line(std::string_view text) {
         case Field::allowed_ip: {
             auto p = parse_prefix(value);
             if (!p) return fail("allowed_ip " + quote(value) + " is not an IP prefix");
-            peer_.allowed_ips.push_back(*p);
+            peer_.allowed_ips.insert(*p);
             break;
         }
         case Field::endpoint: {

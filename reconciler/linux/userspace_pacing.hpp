@@ -42,7 +42,7 @@ public:
     UserspacePacing(backend::Links& inner, UserspaceProbe probe, PacingOptions options = {});
 
     backend::Result<std::optional<backend::LinkLive>> read_link(const std::string& name) override;
-    backend::Result<std::vector<model::Prefix>> read_addresses(const std::string& name) override;
+    backend::Result<model::AddressSet> read_addresses(const std::string& name) override;
     backend::Result<std::set<model::Route>> read_routes(const std::set<std::string>& devices) override;
     backend::Status set_mtu(const std::string& name, uint32_t mtu) override;
     backend::Status set_up(const std::string& name, bool up) override;

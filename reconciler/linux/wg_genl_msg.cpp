@@ -401,26 +401,21 @@ Status WgDumpReader::add(const nlmsghdr* reply) {
         if (ptb[WGPEER_A_RX_BYTES]) stats.rx_bytes = nla_get_u64(ptb[WGPEER_A_RX_BYTES]);
         if (ptb[WGPEER_A_TX_BYTES]) stats.tx_bytes = nla_get_u64(ptb[WGPEER_A_TX_BYTES]);
         if (ptb[WGPEER_A_ALLOWEDIPS]) {
+            std::vector<model::Prefix> ips;
             nlattr* aa;
             int arem;
             nla_for_each_nested(aa, ptb[WGPEER_A_ALLOWEDIPS], arem) {
                 auto p = parse_allowed_ip(aa);
                 if (!p) return bad(peer_label(key) + ": an allowed IP without a valid family, address and mask");
-                peer.allowed_ips.push_back(*p);
+                ips.push_back(*p);
             }
+            peer.allowed_ips.insert(std::move(ips));
         }
     }
     return Status::ok();
 }
 
-WgDeviceLive WgDumpReader::finish() const {
-    WgDeviceLive out = live_;
-    for (auto& [k, p] : out.device.peers) {
-        std::sort(p.allowed_ips.begin(), p.allowed_ips.end());
-        p.allowed_ips.erase(std::unique(p.allowed_ips.begin(), p.allowed_ips.end()), p.allowed_ips.end());
-    }
-    return out;
-}
+WgDeviceLive WgDumpReader::finish() const { return live_; }
 
 Result<WgDeviceLive> parse_get_device(const std::vector<const nlmsghdr*>& replies) {
     WgDumpReader reader;

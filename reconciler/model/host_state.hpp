@@ -1,5 +1,6 @@
 // HostState: one node's network state. The same type describes what should be (rendered from the
-// fleet) and what is (read from the kernel), so the two can be compared field by field.
+// fleet) and what is (read from the kernel), so the two compare with ==. What only the fleet
+// knows (member names, the key file, pending members) is kept beside it in Labels.
 #pragma once
 
 #include <cstdint>
@@ -11,32 +12,28 @@
 #include <vector>
 
 #include "model/net.hpp"
+#include "model/normalize.hpp"
 #include "model/spec.hpp"
 
 namespace wgf::model {
 
 struct WgPeer {
-    Key public_key;
-    std::optional<Endpoint> endpoint;
-    std::vector<Prefix> allowed_ips;         // normalized: masked, sorted, unique
+    Key public_key{};
+    std::optional<Endpoint> endpoint{};
+    PrefixSet allowed_ips{};
     uint16_t keepalive = 0;
-    std::string name;                        // desired state only: the member's node name
 
     auto operator<=>(const WgPeer&) const = default;
 };
 
 struct WgInterface {
-    std::string name;
-    std::string fleet;
-    std::optional<uint16_t> listen_port;     // unset: the kernel picks one (peers)
-    std::optional<uint32_t> mtu;
+    std::string name{};
+    std::optional<uint16_t> listen_port{};   // unset: the kernel picks one (peers)
+    std::optional<uint32_t> mtu{};
     bool up = false;                         // desired: always; live: the link's IFF_UP
-    std::string private_key_file;            // desired: where this node keeps its key (state_dir)
-    std::optional<Key> public_key;           // live: the device's; desired: derived from the key file
-    bool generate_key = false;               // desired: no key file yet, the apply generates one
-    std::vector<Prefix> addresses;
-    std::map<Key, WgPeer> peers;
-    std::vector<std::string> pending;        // members with no public key yet: not configured
+    std::optional<Key> public_key{};         // live: the device's; desired: derived from the key file
+    AddressSet addresses{};
+    std::map<Key, WgPeer> peers{};
 
     auto operator<=>(const WgInterface&) const = default;
 };
@@ -53,12 +50,12 @@ enum class FwKind { accept_udp, forward, dnat, masquerade };
 
 // One firewall intent; `id` is unique and becomes the rule's comment in our nftables table.
 struct FwRule {
-    std::string id;
+    std::string id{};
     FwKind kind = FwKind::accept_udp;
     Proto proto = Proto::udp;
     uint16_t port = 0;                       // accept_udp / dnat: the local port
-    std::string iif, oif;                    // forward / masquerade
-    std::optional<IpAddr> to;                // dnat target
+    std::string iif{}, oif{};                // forward / masquerade
+    std::optional<IpAddr> to{};              // dnat target
     uint16_t to_port = 0;
 
     auto operator<=>(const FwRule&) const = default;
@@ -110,6 +107,30 @@ struct HostState {
     std::map<std::string, ManagedFile> files;     // by path
 
     auto operator<=>(const HostState&) const = default;
+};
+
+// What the fleet says about one desired interface that the machine does not hold.
+struct InterfaceLabels {
+    std::string fleet;
+    std::string private_key_file;            // where this node keeps its key (state_dir)
+    bool generate_key = false;               // no key file yet: the apply generates one
+    std::vector<std::string> pending;        // members with no public key yet: not configured
+    std::map<Key, std::string> peer_names;   // each configured peer's node name
+
+    auto operator<=>(const InterfaceLabels&) const = default;
+};
+
+// The labels of a desired HostState, by interface name. Messages look names up here; a live-only
+// interface or peer has none.
+struct Labels {
+    std::map<std::string, InterfaceLabels> interfaces;
+
+    // The labels of `ifname`; empty ones when it has none.
+    const InterfaceLabels& of(const std::string& ifname) const;
+    // The node name of a peer, "" when it has none.
+    const std::string& peer_name(const std::string& ifname, const Key& key) const;
+
+    auto operator<=>(const Labels&) const = default;
 };
 
 }  // namespace wgf::model

@@ -38,7 +38,8 @@ enum Phase {
     kPhases
 };
 
-std::vector<Prefix> minus(const std::vector<Prefix>& a, const std::vector<Prefix>& b) {
+template <class Set>
+std::vector<Prefix> minus(const Set& a, const Set& b) {
     std::vector<Prefix> out;
     std::set_difference(a.begin(), a.end(), b.begin(), b.end(), std::back_inserter(out));
     return out;
@@ -65,14 +66,15 @@ size_t changed_lines(const std::string& a, const std::string& b) {
 
 class Differ {
 public:
-    Differ(const Ownership& owned, const LiveFacts& facts, const DiffOptions& opts)
-        : owned_(owned), facts_(facts), opts_(opts) {}
+    Differ(const model::Labels& labels, const Ownership& owned, const LiveFacts& facts, const DiffOptions& opts)
+        : labels_(labels), owned_(owned), facts_(facts), opts_(opts) {}
 
     Plan run(const HostState& desired, const HostState& live) {
         for (const auto& [name, want] : desired.interfaces) {
             auto it = live.interfaces.find(name);
             diff_interface(want, it == live.interfaces.end() ? nullptr : &it->second);
-            for (const auto& p : want.pending) plan_.pending.push_back(fmt::format("{} in fleet {}", p, want.fleet));
+            const auto& l = labels_.of(name);
+            for (const auto& p : l.pending) plan_.pending.push_back(fmt::format("{} in fleet {}", p, l.fleet));
         }
         for (const auto& [name, have] : live.interfaces)
             if (!desired.interfaces.count(name) && owned_.interfaces.count(name)) {
@@ -93,28 +95,27 @@ private:
 
     void diff_interface(const WgInterface& want, const WgInterface* have) {
         static const WgInterface kEmpty;
+        const auto& l = labels_.of(want.name);
         if (!have) {
-            add(kCreate, OpCreateDevice{want.name, want.fleet});
+            add(kCreate, OpCreateDevice{.ifname = want.name, .fleet = l.fleet});
             have = &kEmpty;
         }
         bool fresh = have == &kEmpty;
         // A device without a key has no session a new key could end.
-        if (want.generate_key)
-            add(kDevice, OpSetPrivateKey{.ifname = want.name, .key_file = want.private_key_file, .public_key = {},
+        if (l.generate_key)
+            add(kDevice, OpSetPrivateKey{.ifname = want.name, .key_file = l.private_key_file, .public_key = {},
                                          .fresh = fresh || !have->public_key, .generate = true});
         else if (want.public_key && have->public_key != want.public_key)
-            add(kDevice, OpSetPrivateKey{want.name, want.private_key_file, *want.public_key, fresh});
+            add(kDevice, OpSetPrivateKey{.ifname = want.name, .key_file = l.private_key_file, .public_key = *want.public_key,
+                                         .fresh = fresh});
         if (want.listen_port && have->listen_port != want.listen_port)
             add(kDevice, OpSetListenPort{want.name, *want.listen_port, fresh ? std::nullopt : have->listen_port, fresh});
         if (want.mtu && have->mtu != want.mtu) add(kLink, OpSetMtu{want.name, *want.mtu, have->mtu.value_or(0)});
         if (want.up && !have->up) add(kLink, OpSetUp{want.name});
         diff_peers(want, *have);
         // Addresses: the interface is ours, so any other address on it goes.
-        std::vector<Prefix> w = want.addresses, h = have->addresses;
-        std::sort(w.begin(), w.end());
-        std::sort(h.begin(), h.end());
-        for (const auto& a : minus(h, w)) add(kAddrDel, OpDelAddress{want.name, a});
-        for (const auto& a : minus(w, h)) add(kAddrAdd, OpAddAddress{want.name, a});
+        for (const auto& a : minus(have->addresses, want.addresses)) add(kAddrDel, OpDelAddress{want.name, a});
+        for (const auto& a : minus(want.addresses, have->addresses)) add(kAddrAdd, OpAddAddress{want.name, a});
     }
 
     void diff_peers(const WgInterface& want, const WgInterface& have) {
@@ -127,13 +128,11 @@ private:
         // One merge walk over both maps, ordered by public key.
         while (w != want.peers.end() || h != have.peers.end()) {
             if (h == have.peers.end() || (w != want.peers.end() && w->first < h->first)) {
-                WgPeer p = w->second;
-                p.allowed_ips = sorted_unique(p.allowed_ips);
-                add(kClaim, OpAddPeer{want.name, std::move(p)});
+                add(kClaim, OpAddPeer{.ifname = want.name, .peer = w->second, .name = labels_.peer_name(want.name, w->first)});
                 ++w;
             } else if (w == want.peers.end() || h->first < w->first) {
-                if (ours.count(h->first)) add(kRelease, OpRemovePeer{want.name, h->first, "", false});
-                else if (exclusive) add(kRelease, OpRemovePeer{want.name, h->first, "", true});
+                if (ours.count(h->first)) add(kRelease, OpRemovePeer{.ifname = want.name, .public_key = h->first});
+                else if (exclusive) add(kRelease, OpRemovePeer{.ifname = want.name, .public_key = h->first, .foreign = true});
                 else plan_.foreign.push_back(fmt::format("{} on {}", h->first.base64(), want.name));
                 ++h;
             } else {
@@ -149,14 +148,14 @@ private:
     bool held_by_other(const WgInterface& have_if, const std::vector<Prefix>& prefixes, const Key& self) {
         if (!held_built_ && ++held_scans_ > kScansBeforeIndex) {
             for (const auto& [k, p] : have_if.peers)
-                for (const auto& a : p.allowed_ips) held_.emplace(a.masked(), k);
+                for (const auto& a : p.allowed_ips) held_.emplace(a, k);
             held_built_ = true;
         }
         if (!held_built_) {
             for (const auto& [k, p] : have_if.peers) {
                 if (k == self) continue;
                 for (const auto& a : p.allowed_ips)
-                    if (std::find(prefixes.begin(), prefixes.end(), a.masked()) != prefixes.end()) return true;
+                    if (std::find(prefixes.begin(), prefixes.end(), a) != prefixes.end()) return true;
             }
             return false;
         }
@@ -167,16 +166,17 @@ private:
     }
 
     void diff_peer(const std::string& ifname, const WgPeer& want, const WgPeer& have, const WgInterface& have_if) {
-        OpUpdatePeer u{ifname, want.public_key, want.name, {}, {}, {}, {}, {}, {}, {}};
+        const std::string& name = labels_.peer_name(ifname, want.public_key);
+        OpUpdatePeer u{.ifname = ifname, .public_key = want.public_key, .name = name};
         if (want.endpoint && have.endpoint != want.endpoint) {
             if (auto why = roamed(ifname, want))
                 plan_.kept.push_back(fmt::format("peer {} on {}: endpoint {} (roamed from {}; {})",
-                                                 want.name.empty() ? want.public_key.short_str() : want.name, ifname,
+                                                 name.empty() ? want.public_key.short_str() : name, ifname,
                                                  have.endpoint ? have.endpoint->str() : "(none)", want.endpoint->str(), why));
             else u.endpoint = want.endpoint, u.old_endpoint = have.endpoint;
         }
         if (want.keepalive != have.keepalive) u.keepalive = want.keepalive, u.old_keepalive = have.keepalive;
-        auto wa = sorted_unique(want.allowed_ips), ha = sorted_unique(have.allowed_ips);
+        const model::PrefixSet &wa = want.allowed_ips, &ha = have.allowed_ips;
         bool ips = wa != ha;
         if (ips) {
             u.added = minus(wa, ha);
@@ -186,10 +186,10 @@ private:
             // Two steps: release what goes (keeping what stays), then claim what comes, so a
             // prefix swapped between two peers is never held by both. Needed only when what this
             // peer gains is held by another peer now; otherwise one update does both.
-            OpUpdatePeer rel{ifname, want.public_key, want.name, {}, {}, {}, {}, {}, {}, u.removed};
+            OpUpdatePeer rel{.ifname = ifname, .public_key = want.public_key, .name = name, .removed = u.removed};
             std::vector<Prefix> kept;
             std::set_intersection(wa.begin(), wa.end(), ha.begin(), ha.end(), std::back_inserter(kept));
-            rel.allowed_ips = kept;
+            rel.allowed_ips = model::PrefixSet(std::move(kept));
             add(kRelease, std::move(rel));
             u.allowed_ips = wa;
             u.removed.clear();
@@ -287,6 +287,7 @@ private:
     }
 
     static inline const std::set<Key> kNoKeys{};
+    const model::Labels& labels_;
     const Ownership& owned_;
     const LiveFacts& facts_;
     const DiffOptions& opts_;
@@ -301,16 +302,9 @@ private:
 
 }  // namespace
 
-Plan diff(const HostState& desired, const HostState& live, const Ownership& owned, const LiveFacts& facts,
-          const DiffOptions& opts) {
-    return Differ(owned, facts, opts).run(desired, live);
-}
-
-std::vector<Prefix> sorted_unique(std::vector<Prefix> v) {
-    for (auto& p : v) p = p.masked();
-    std::sort(v.begin(), v.end());
-    v.erase(std::unique(v.begin(), v.end()), v.end());
-    return v;
+Plan diff(const HostState& desired, const model::Labels& labels, const HostState& live, const Ownership& owned,
+          const LiveFacts& facts, const DiffOptions& opts) {
+    return Differ(labels, owned, facts, opts).run(desired, live);
 }
 
 Ownership ownership_after(const HostState& desired) {

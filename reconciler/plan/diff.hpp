@@ -65,15 +65,12 @@ struct Plan {
     bool converged() const { return ops.empty() && conflicts.empty(); }
 };
 
-Plan diff(const model::HostState& desired, const model::HostState& live, const Ownership& owned,
+// `labels` name what desired has (peers, key files, pending members) for the ops and messages.
+Plan diff(const model::HostState& desired, const model::Labels& labels, const model::HostState& live, const Ownership& owned,
           const LiveFacts& facts = {}, const DiffOptions& opts = {});
 
 // Ownership after applying `desired` (plus what remains owned from before).
 Ownership ownership_after(const model::HostState& desired);
-
-// Allowed IPs as the kernel keeps them: host bits cleared, sorted, each once. Two lists are the
-// same allowed IPs when their sorted_unique forms are equal.
-std::vector<model::Prefix> sorted_unique(std::vector<model::Prefix> v);
 
 // "Plan: 2 to add, 1 to change, 0 to remove; disrupts 1 peer session." (plus the conflicts)
 std::string summarize(const Plan& plan);

@@ -12,7 +12,8 @@ struct overloaded : Ts... {
 template <class... Ts>
 overloaded(Ts...) -> overloaded<Ts...>;
 
-std::string join_prefixes(const std::vector<model::Prefix>& v) {
+template <class Prefixes>
+std::string join_prefixes(const Prefixes& v) {
     std::string out;
     for (const auto& p : v) out += (out.empty() ? "" : ", ") + p.str();
     return out.empty() ? "(none)" : out;
@@ -162,7 +163,7 @@ std::string describe(const Op& op) {
             [](const OpSetMtu& o) { return fmt::format("link {}: mtu {} -> {}", o.ifname, o.old, o.mtu); },
             [](const OpSetUp& o) { return fmt::format("link {}: up", o.ifname); },
             [](const OpAddPeer& o) {
-                std::string s = fmt::format("peer {} on {}: allowed-ips {}", peer_label(o.peer.name, o.peer.public_key), o.ifname,
+                std::string s = fmt::format("peer {} on {}: allowed-ips {}", peer_label(o.name, o.peer.public_key), o.ifname,
                                             join_prefixes(o.peer.allowed_ips));
                 if (o.peer.endpoint) s += "; endpoint " + o.peer.endpoint->str();
                 if (o.peer.keepalive) s += fmt::format("; keepalive {}", o.peer.keepalive);

@@ -27,17 +27,17 @@ struct OpSetListenPort { std::string ifname; uint16_t port = 0; std::optional<ui
 struct OpSetMtu { std::string ifname; uint32_t mtu = 0; uint32_t old = 0; };
 struct OpSetUp { std::string ifname; };
 
-struct OpAddPeer { std::string ifname; model::WgPeer peer; };
-struct OpRemovePeer { std::string ifname; model::Key public_key; std::string name; bool foreign = false; };
+struct OpAddPeer { std::string ifname; model::WgPeer peer; std::string name{}; };
+struct OpRemovePeer { std::string ifname; model::Key public_key; std::string name{}; bool foreign = false; };
 // Only the fields that change are set.
 struct OpUpdatePeer {
-    std::string ifname;
-    model::Key public_key;
-    std::string name;
-    std::optional<model::Endpoint> endpoint, old_endpoint;
-    std::optional<uint16_t> keepalive, old_keepalive;
-    std::optional<std::vector<model::Prefix>> allowed_ips;  // the whole new list
-    std::vector<model::Prefix> added, removed;               // for the description
+    std::string ifname{};
+    model::Key public_key{};
+    std::string name{};
+    std::optional<model::Endpoint> endpoint{}, old_endpoint{};
+    std::optional<uint16_t> keepalive{}, old_keepalive{};
+    std::optional<model::PrefixSet> allowed_ips{};  // the whole new list
+    std::vector<model::Prefix> added{}, removed{};  // for the description
 };
 
 struct OpAddAddress { std::string ifname; model::Prefix addr; };

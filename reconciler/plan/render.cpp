@@ -19,12 +19,6 @@ using model::Role;
 using model::WgInterface;
 using model::WgPeer;
 
-void normalize(std::vector<Prefix>& v) {
-    for (auto& p : v) p = p.masked();
-    std::sort(v.begin(), v.end());
-    v.erase(std::unique(v.begin(), v.end()), v.end());
-}
-
 Prefix host_prefix(const IpAddr& a) { return Prefix::host(a); }
 
 class InterfaceBuilder {
@@ -32,18 +26,15 @@ public:
     InterfaceBuilder(const Fleetwide& fw, const std::string& fleet, const std::string& node)
         : fw_(fw), name_(fleet), f_(fw.cfg.fleets.at(fleet)), fp_(fw.plan.fleets.at(fleet)), node_(node) {}
 
-    WgInterface build(Role role) {
-        WgInterface w;
-        w.name = f_.interface;
-        w.fleet = name_;
-        w.listen_port = listen_port(f_, role, node_);
-        w.mtu = f_.mtu;
-        w.up = true;
-        w.private_key_file = private_key_path(fw_.cfg, name_);
-        if (auto it = fp_.nodes.find(node_); it != fp_.nodes.end()) w.addresses = it->second.addresses;
+    // The interface, and its labels into `labels`.
+    WgInterface build(Role role, model::InterfaceLabels& labels) {
+        WgInterface w{.name = f_.interface, .listen_port = listen_port(f_, role, node_), .mtu = f_.mtu, .up = true};
+        labels_ = &labels;
+        labels.fleet = name_;
+        labels.private_key_file = private_key_path(fw_.cfg, name_);
+        if (auto it = fp_.nodes.find(node_); it != fp_.nodes.end()) w.addresses = model::AddressSet(it->second.addresses);
         if (f_.style == FleetStyle::clan) clan_peers(w, role);
         else subnet_peers(w, role);
-        for (auto& [k, p] : w.peers) normalize(p.allowed_ips);
         return w;
     }
 
@@ -51,16 +42,14 @@ private:
     void add(WgInterface& w, const std::string& name, const std::optional<model::Key>& key,
              const std::optional<model::Endpoint>& ep, std::vector<Prefix> allowed) {
         if (!key) {
-            w.pending.push_back(name);
+            labels_->pending.push_back(name);
             return;
         }
-        WgPeer p;
-        p.public_key = *key;
-        p.name = name;
-        if (ep) p.endpoint = ep->with_default_port(f_.port);
-        p.allowed_ips = std::move(allowed);
-        p.keepalive = f_.keepalive;
-        w.peers.emplace(*key, std::move(p));
+        w.peers.emplace(*key, WgPeer{.public_key = *key,
+                                     .endpoint = ep ? std::optional(ep->with_default_port(f_.port)) : std::nullopt,
+                                     .allowed_ips = model::PrefixSet(std::move(allowed)),
+                                     .keepalive = f_.keepalive});
+        labels_->peer_names.emplace(*key, name);
     }
 
     void add_ipv4(std::vector<Prefix>& v, const std::string& member) const {
@@ -198,7 +187,17 @@ private:
     const Fleet& f_;
     const FleetPlan& fp_;
     const std::string& node_;
+    model::InterfaceLabels* labels_ = nullptr;
 };
+
+WgInterface render_interface(const Fleetwide& fw, const std::string& fleet, const std::string& node, model::InterfaceLabels& labels) {
+    auto it = fw.index.find(node);
+    Role role = Role::peer;
+    if (it != fw.index.end())
+        for (const auto& mb : it->second)
+            if (mb.fleet == fleet) role = mb.role;
+    return InterfaceBuilder(fw, fleet, node).build(role, labels);
+}
 
 bool covered_by(const Prefix& p, const std::vector<Prefix>& connected) {
     return std::any_of(connected.begin(), connected.end(), [&](const Prefix& c) {
@@ -254,23 +253,28 @@ std::string published_key_path(const std::string& keys_dir, const std::string& f
     return keys_dir + "/" + fleet + "/" + node + ".pub";
 }
 
-WgInterface render_interface(const Fleetwide& fw, const std::string& fleet, const std::string& node) {
-    auto it = fw.index.find(node);
-    Role role = Role::peer;
-    if (it != fw.index.end())
-        for (const auto& mb : it->second)
-            if (mb.fleet == fleet) role = mb.role;
-    return InterfaceBuilder(fw, fleet, node).build(role);
+namespace {
+
+// The sysctls forwarding needs: IPv4, IPv6, or both.
+struct Forwarding {
+    bool v4 = false, v6 = false;
+
+    void route(const Prefix& p) { (p.addr.is_v4() ? v4 : v6) = true; }
+};
+
+// Each interface of the node with its labels.
+void render_wireguard(const Fleetwide& fw, const std::string& node, const std::vector<Membership>& fleets, Desired& out) {
+    for (const auto& mb : fleets) {
+        const std::string& ifname = fw.cfg.fleets.at(mb.fleet).interface;
+        out.state.interfaces.emplace(ifname, InterfaceBuilder(fw, mb.fleet, node).build(mb.role, out.labels.interfaces[ifname]));
+    }
 }
 
-model::HostState render_host(const Fleetwide& fw, const std::string& node, const RenderOptions& opts) {
-    model::HostState hs;
-    auto it = fw.index.find(node);
-    if (it == fw.index.end()) return hs;
-    bool v4_forward = false, v6_forward = false;
-    for (const auto& mb : it->second) {
+// A kernel route for every allowed IP outside the interface's own subnets.
+void render_routes(const Fleetwide& fw, const std::string& node, const std::vector<Membership>& fleets, model::HostState& hs) {
+    for (const auto& mb : fleets) {
         const Fleet& f = fw.cfg.fleets.at(mb.fleet);
-        WgInterface w = InterfaceBuilder(fw, mb.fleet, node).build(mb.role);
+        const WgInterface& w = hs.interfaces.at(f.interface);
         std::vector<Prefix> connected;
         for (const auto& a : w.addresses) connected.push_back(a.masked());
         // A clan peer holds an IPv6 address in each controller's /56, and an answer comes back
@@ -284,78 +288,103 @@ model::HostState render_host(const Fleetwide& fw, const std::string& node, const
         for (const auto& [k, p] : w.peers)
             for (const auto& a : p.allowed_ips)
                 if (!covered_by(a, connected))
-                    hs.routes.insert(model::Route{a, w.name, a.addr.is_v6() ? v6_src : std::nullopt});
-        bool router = mb.role != Role::peer;
-        if (router) {
+                    hs.routes.insert(model::Route{.dst = a, .dev = w.name, .src = a.addr.is_v6() ? v6_src : std::nullopt});
+    }
+}
+
+// The fleet a forward's target is reached through: the one it names, or the one node and target
+// share (validate() made sure there is exactly one).
+std::optional<std::string> forward_fleet(const Fleetwide& fw, const model::Forward& fwd, const std::vector<Membership>& fleets) {
+    if (fwd.fleet) return fwd.fleet;
+    for (const auto& mb : fleets) {
+        const Fleet& f = fw.cfg.fleets.at(mb.fleet);
+        if (find_member(f, fwd.to) || (f.style == FleetStyle::subnet && f.server == fwd.to)) return mb.fleet;
+    }
+    return std::nullopt;
+}
+
+// Per fleet: forwarding through the interface for a router and for a member with routes, the
+// listen port open; per forward of the node: its DNAT rules and the masquerade of its fleet.
+// Returns the forwarding they need.
+Forwarding render_firewall(const Fleetwide& fw, const std::string& node, const std::vector<Membership>& fleets, model::HostState& hs) {
+    Forwarding need;
+    auto rule = [&](model::FwRule r) { hs.firewall.emplace(r.id, std::move(r)); };
+    for (const auto& mb : fleets) {
+        const Fleet& f = fw.cfg.fleets.at(mb.fleet);
+        const WgInterface& w = hs.interfaces.at(f.interface);
+        if (mb.role != Role::peer) {
             // A controller relays between members: their addresses and every prefix they route.
-            v6_forward = true;
-            v4_forward = v4_forward || f.ipv4.has_value();
+            need.v6 = true;
+            need.v4 = need.v4 || f.ipv4.has_value();
             for (const auto* group : {&f.controllers, &f.peers})
                 for (const auto& [n, m] : *group)
-                    for (const auto& r : m.routes) (r.addr.is_v4() ? v4_forward : v6_forward) = true;
-            hs.firewall.emplace("forward-" + mb.fleet,
-                                model::FwRule{"forward-" + mb.fleet, model::FwKind::forward, model::Proto::udp, 0, w.name, w.name, {}, 0});
+                    for (const auto& r : m.routes) need.route(r);
+            rule({.id = "forward-" + mb.fleet, .kind = model::FwKind::forward, .iif = w.name, .oif = w.name});
         }
         if (const Member* me = find_member(f, node); me && !me->routes.empty()) {
-            for (const auto& r : me->routes) (r.addr.is_v4() ? v4_forward : v6_forward) = true;
-            hs.firewall.emplace("route-" + mb.fleet,
-                                model::FwRule{"route-" + mb.fleet, model::FwKind::forward, model::Proto::udp, 0, w.name, "", {}, 0});
+            for (const auto& r : me->routes) need.route(r);
+            rule({.id = "route-" + mb.fleet, .kind = model::FwKind::forward, .iif = w.name});
         }
-        if (w.listen_port)
-            hs.firewall.emplace("accept-" + mb.fleet,
-                                model::FwRule{"accept-" + mb.fleet, model::FwKind::accept_udp, model::Proto::udp, *w.listen_port, "", "", {}, 0});
-        hs.interfaces.emplace(w.name, std::move(w));
+        if (w.listen_port) rule({.id = "accept-" + mb.fleet, .kind = model::FwKind::accept_udp, .port = *w.listen_port});
     }
     for (const auto& fwd : fw.cfg.forwards) {
         if (fwd.node != node) continue;
-        // validate() made sure node and target share exactly one fleet (or fleet: names it).
-        std::optional<std::string> fleet = fwd.fleet;
-        for (const auto& mb : it->second)
-            if (!fleet) {
-                const Fleet& f = fw.cfg.fleets.at(mb.fleet);
-                if (find_member(f, fwd.to) || (f.style == FleetStyle::subnet && f.server == fwd.to)) fleet = mb.fleet;
-            }
+        auto fleet = forward_fleet(fw, fwd, fleets);
         if (!fleet) continue;
         const Fleet& f = fw.cfg.fleets.at(*fleet);
         const FleetPlan& fp = fw.plan.fleets.at(*fleet);
-        auto add_dnat = [&](const std::string& suffix, const IpAddr& to) {
-            std::string id = "dnat-" + fwd.name + suffix;
-            // prerouting: the output interface is not known yet, so the rule names none.
-            hs.firewall.emplace(id, model::FwRule{id, model::FwKind::dnat, fwd.proto, fwd.port, "", "", to, fwd.to_port});
+        // prerouting: the output interface is not known yet, so the rule names none.
+        auto dnat = [&](const std::string& suffix, const IpAddr& to) {
+            rule({.id = "dnat-" + fwd.name + suffix, .kind = model::FwKind::dnat, .proto = fwd.proto, .port = fwd.port, .to = to,
+                  .to_port = fwd.to_port});
         };
         if (auto v4 = fp.ipv4.find(fwd.to); v4 != fp.ipv4.end()) {
-            add_dnat("-v4", v4->second);
-            v4_forward = true;
+            dnat("-v4", v4->second);
+            need.v4 = true;
         }
         if (auto v6 = primary_address(f, fp, fwd.to)) {
-            add_dnat("-v6", *v6);
-            v6_forward = true;
+            dnat("-v6", *v6);
+            need.v6 = true;
         }
-        std::string masq = "masquerade-" + *fleet;
-        hs.firewall.emplace(masq, model::FwRule{masq, model::FwKind::masquerade, model::Proto::udp, 0, "", f.interface, {}, 0});
+        rule({.id = "masquerade-" + *fleet, .kind = model::FwKind::masquerade, .oif = f.interface});
     }
-    if (v6_forward) hs.sysctls["net/ipv6/conf/all/forwarding"] = "1";
-    if (v4_forward) hs.sysctls["net/ipv4/ip_forward"] = "1";
+    return need;
+}
+
+void render_sysctls(const Forwarding& need, model::HostState& hs) {
+    if (need.v6) hs.sysctls["net/ipv6/conf/all/forwarding"] = "1";
+    if (need.v4) hs.sysctls["net/ipv4/ip_forward"] = "1";
     // Without promote_secondaries, deleting an interface's primary IPv4 address deletes every
     // secondary address of its subnet with it: one that stays desired would vanish.
     for (const auto& [name, w] : hs.interfaces)
         if (std::any_of(w.addresses.begin(), w.addresses.end(), [](const Prefix& a) { return a.addr.is_v4(); }))
             hs.sysctls["net/ipv4/conf/" + name + "/promote_secondaries"] = "1";
+}
 
-    if (!opts.files) return hs;
-    if (!hs.interfaces.empty()) {
-        std::string hosts = render_hosts_file(render_hosts_entries(fw, node));
-        std::string path = normal_path(fw.cfg.hosts_file);
-        hs.files.emplace(path, model::ManagedFile{path, std::move(hosts), 0644});
-    }
+// The hosts file (for a node in a fleet) and the node's HTTP route files.
+void render_files(const Fleetwide& fw, const std::string& node, model::HostState& hs) {
+    auto file = [&](const std::string& path, std::string content) {
+        std::string p = normal_path(path);
+        hs.files.emplace(p, model::ManagedFile{.path = p, .content = std::move(content), .mode = 0644});
+    };
+    if (!hs.interfaces.empty()) file(fw.cfg.hosts_file, render_hosts_file(render_hosts_entries(fw, node)));
     for (const auto& r : fw.cfg.http_routes) {
         if (r.node != node) continue;
-        auto target = resolve_route_target(fw, r);
-        if (!target) continue;
-        std::string path = normal_path(fw.cfg.http_routes_dir + "/" + r.name + ".yml");
-        hs.files.emplace(path, model::ManagedFile{path, render_traefik_route(r, *target), 0644});
+        if (auto target = resolve_route_target(fw, r)) file(fw.cfg.http_routes_dir + "/" + r.name + ".yml", render_traefik_route(r, *target));
     }
-    return hs;
+}
+
+}  // namespace
+
+Desired render_host(const Fleetwide& fw, const std::string& node, const RenderOptions& opts) {
+    Desired out;
+    auto it = fw.index.find(node);
+    if (it == fw.index.end()) return out;
+    render_wireguard(fw, node, it->second, out);
+    render_routes(fw, node, it->second, out.state);
+    render_sysctls(render_firewall(fw, node, it->second, out.state), out.state);
+    if (opts.files) render_files(fw, node, out.state);
+    return out;
 }
 
 std::vector<HostsEntry> render_hosts_entries(const Fleetwide& fw, const std::string& node) {
@@ -390,35 +419,38 @@ std::string render_hosts_file(const std::vector<HostsEntry>& entries) {
 
 std::string render_wg_quick(const Fleetwide& fw, const std::string& fleet, const std::string& node,
                             const std::optional<std::string>& private_key) {
-    WgInterface w = render_interface(fw, fleet, node);
+    model::InterfaceLabels labels;
+    WgInterface w = render_interface(fw, fleet, node, labels);
     std::string out = fmt::format("# wg-quick config of {} in fleet {} (interface {}), rendered by wg-fleet.\n", node, fleet, w.name);
     out += "[Interface]\n";
     if (private_key) {
         out += fmt::format("PrivateKey = {}\n", *private_key);
     } else {
-        out += fmt::format("# PrivateKey: not readable here; it is {} on {} and is loaded from there:\n", w.private_key_file, node);
-        out += fmt::format("PostUp = wg set %i private-key {}\n", w.private_key_file);
+        out += fmt::format("# PrivateKey: not readable here; it is {} on {} and is loaded from there:\n", labels.private_key_file, node);
+        out += fmt::format("PostUp = wg set %i private-key {}\n", labels.private_key_file);
     }
-    if (!w.addresses.empty()) {
+    // Addresses in plan order (the device keeps them as a set; people read the plan's order).
+    const auto& planned = fw.plan.fleets.at(fleet).nodes;
+    if (auto na = planned.find(node); na != planned.end() && !na->second.addresses.empty()) {
         std::string addrs;
-        for (const auto& a : w.addresses) addrs += (addrs.empty() ? "" : ", ") + a.str();
+        for (const auto& a : na->second.addresses) addrs += (addrs.empty() ? "" : ", ") + a.str();
         out += "Address = " + addrs + "\n";
     }
     if (w.listen_port) out += fmt::format("ListenPort = {}\n", *w.listen_port);
     if (w.mtu) out += fmt::format("MTU = {}\n", *w.mtu);
     // wg-quick adds a route per allowed IP without a source; the ones wg-fleet gives a preferred
     // source (IPv6 routes of a peer of several controllers) get it once they exist.
-    for (const auto& r : render_host(fw, node, RenderOptions{.files = false}).routes)
+    for (const auto& r : render_host(fw, node, RenderOptions{.files = false}).state.routes)
         if (r.dev == w.name && r.src)
             out += fmt::format("PostUp = ip -{} route change {} dev %i src {}\n", r.dst.addr.is_v4() ? 4 : 6, r.dst.str(), r.src->str());
     // Peers in name order, which is how people read a config.
-    std::vector<const WgPeer*> peers;
-    for (const auto& [k, p] : w.peers) peers.push_back(&p);
-    std::sort(peers.begin(), peers.end(), [](const WgPeer* a, const WgPeer* b) { return a->name < b->name; });
+    std::vector<std::pair<const std::string*, const WgPeer*>> peers;
+    for (const auto& [k, p] : w.peers) peers.emplace_back(&labels.peer_names.at(k), &p);
+    std::sort(peers.begin(), peers.end(), [](const auto& a, const auto& b) { return *a.first < *b.first; });
     out.reserve(out.size() + peers.size() * 256);  // a peer's section is about 150 bytes, more with routes
-    for (const auto* p : peers) {
+    for (const auto& [name, p] : peers) {
         out += "\n[Peer]\n# ";
-        out += p->name;
+        out += *name;
         out += "\nPublicKey = ";
         out += p->public_key.base64();
         out += "\nAllowedIPs = ";
@@ -430,7 +462,7 @@ std::string render_wg_quick(const Fleetwide& fw, const std::string& fleet, const
         if (p->endpoint) out += "Endpoint = " + p->endpoint->str() + "\n";
         if (p->keepalive) out += fmt::format("PersistentKeepalive = {}\n", p->keepalive);
     }
-    for (const auto& n : w.pending) out += fmt::format("\n# {}: no public key yet (pending)\n", n);
+    for (const auto& n : labels.pending) out += fmt::format("\n# {}: no public key yet (pending)\n", n);
     return out;
 }
 

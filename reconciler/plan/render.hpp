@@ -53,8 +53,13 @@ bool path_within(const std::string& path, const std::string& dir);
 // Where a node's public key is exchanged: <keys_dir>/<fleet>/<node>.pub.
 std::string published_key_path(const std::string& keys_dir, const std::string& fleet, const std::string& node);
 
-model::HostState render_host(const Fleetwide& fw, const std::string& node, const RenderOptions& opts = {});
-model::WgInterface render_interface(const Fleetwide& fw, const std::string& fleet, const std::string& node);
+// A node's desired state and what only the fleet knows about it.
+struct Desired {
+    model::HostState state;
+    model::Labels labels;
+};
+
+Desired render_host(const Fleetwide& fw, const std::string& node, const RenderOptions& opts = {});
 
 // Every member of every fleet `node` is in (all members of all fleets when node is empty).
 std::vector<HostsEntry> render_hosts_entries(const Fleetwide& fw, const std::string& node);

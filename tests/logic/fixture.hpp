@@ -25,9 +25,7 @@ inline model::Endpoint ep(const std::string& s) { return *model::Endpoint::parse
 inline model::WgPeer peer(int n, std::vector<std::string> ips, std::optional<std::string> endpoint = {}, uint16_t keepalive = 25) {
     model::WgPeer p;
     p.public_key = key_of(n);
-    p.name = "node" + std::to_string(n);
-    for (auto& s : ips) p.allowed_ips.push_back(pfx(s));
-    std::sort(p.allowed_ips.begin(), p.allowed_ips.end());
+    for (auto& s : ips) p.allowed_ips.insert(pfx(s));
     if (endpoint) p.endpoint = ep(*endpoint);
     p.keepalive = keepalive;
     return p;
@@ -40,16 +38,27 @@ inline model::HostState host(const MemKeys& keys, std::vector<model::WgPeer> pee
     model::HostState hs;
     model::WgInterface w;
     w.name = "wg0";
-    w.fleet = "f";
     w.listen_port = port;
     w.up = true;
-    w.private_key_file = "/state/f.key";
     w.public_key = keys.keys.at("/state/f.key").public_key();
     w.addresses = {pfx("fd00:1::1/40")};
     for (auto& p : peers) w.peers.emplace(p.public_key, std::move(p));
     hs.interfaces.emplace("wg0", std::move(w));
     hs.sysctls["net/ipv6/conf/all/forwarding"] = "1";
     return hs;
+}
+
+// The labels host() implies: every interface in fleet "f" with key file /state/f.key, each peer
+// named after the number its key was made from.
+inline model::Labels labels_of(const model::HostState& hs) {
+    model::Labels out;
+    for (const auto& [name, w] : hs.interfaces) {
+        auto& l = out.interfaces[name];
+        l.fleet = "f";
+        l.private_key_file = "/state/f.key";
+        for (const auto& [k, p] : w.peers) l.peer_names.emplace(k, "node" + std::to_string(k.bytes[0] | k.bytes[1] << 8));
+    }
+    return out;
 }
 
 struct FakeMachine {
@@ -74,7 +83,7 @@ struct FakeMachine {
         auto b = backends();
         auto live = apply::read_live(b, desired, owned, now);
         REQUIRE(live);
-        return plan::diff(desired, live->state, owned, live->facts, opts);
+        return plan::diff(desired, labels_of(desired), live->state, owned, live->facts, opts);
     }
 
     // plan + apply + record ownership, as `apply` does.

@@ -128,7 +128,7 @@ TEST_CASE("diff: a prefix moving from peer A to peer B is released by A before B
     auto ups = ops_of<plan::OpUpdatePeer>(p);
     REQUIRE(ups.size() == 2);
     CHECK(ups[0]->public_key == key_of(1));  // release first
-    CHECK(*ups[0]->allowed_ips == std::vector<model::Prefix>{pfx("10.1.0.0/24")});
+    CHECK(*ups[0]->allowed_ips == model::PrefixSet{pfx("10.1.0.0/24")});
     CHECK(ups[1]->public_key == key_of(2));
     CHECK(plan::describe(p.ops[0]) == "~ peer node1 (" + key_of(1).short_str() + ") on wg0: allowed-ips -10.2.0.0/24");
     CHECK(plan::describe(p.ops[1]) == "~ peer node2 (" + key_of(2).short_str() + ") on wg0: allowed-ips +10.2.0.0/24");
@@ -148,8 +148,8 @@ TEST_CASE("diff: two peers swapping prefixes both release before either claims",
     auto ups = ops_of<plan::OpUpdatePeer>(p);
     REQUIRE(ups.size() == 4);
     // Releases keep only what stays.
-    CHECK(*ups[0]->allowed_ips == std::vector<model::Prefix>{pfx("10.9.0.0/24")});
-    CHECK(*ups[1]->allowed_ips == std::vector<model::Prefix>{pfx("10.8.0.0/24")});
+    CHECK(*ups[0]->allowed_ips == model::PrefixSet{pfx("10.9.0.0/24")});
+    CHECK(*ups[1]->allowed_ips == model::PrefixSet{pfx("10.8.0.0/24")});
     CHECK(ups[2]->added == std::vector<model::Prefix>{pfx("10.2.0.0/24")});
     CHECK(ups[3]->added == std::vector<model::Prefix>{pfx("10.1.0.0/24")});
     auto b = m.backends();

@@ -408,12 +408,12 @@ TEST_CASE("sysctls: an accept_ra wg-fleet raised stays raised while forwarding i
     owned.sysctls[plan::accept_ra_key("eth0")] = {"1", "2"};
     plan::complete_sysctls(desired, live, owned);
     CHECK(desired.sysctls == std::map<std::string, std::string>{{plan::accept_ra_key("eth0"), "2"}});
-    CHECK(plan::diff(desired, live, owned).empty());
+    CHECK(plan::diff(desired, {}, live, owned).empty());
     // Once forwarding is off, it goes back.
     live.sysctls[plan::kIpv6Forwarding] = "0";
     model::HostState none;
     plan::complete_sysctls(none, live, owned);
-    auto p = plan::diff(none, live, owned);
+    auto p = plan::diff(none, {}, live, owned);
     REQUIRE(p.ops.size() == 1);
     CHECK(plan::describe(p.ops[0]) == "~ sysctl net/ipv6/conf/eth0/accept_ra 2 -> 1 (restored: wg-fleet no longer needs it)");
 }
@@ -588,15 +588,14 @@ TEST_CASE("engine: managed paths are compared where they land: one file under tw
 TEST_CASE("engine: a managed path on a key file, inside state_dir, or twice is refused before anything is written", "[engine][files]") {
     AliasFiles files;
     model::HostState desired;
-    model::WgInterface w;
-    w.name = "mesh";
-    w.private_key_file = "/state/mesh.key";
-    desired.interfaces.emplace("mesh", w);
+    desired.interfaces.emplace("mesh", model::WgInterface{.name = "mesh"});
+    model::Labels labels;
+    labels.interfaces["mesh"].private_key_file = "/state/mesh.key";
     auto refuse = [&](std::vector<std::string> paths) {
         model::HostState d = desired;
         for (const auto& p : paths) d.files.emplace(p, model::ManagedFile{p, std::string(model::kFileMarker) + "\n", 0644});
         plan::Ownership owned;
-        auto s = apply::check_file_places(files, d, "/state", owned);
+        auto s = apply::check_file_places(files, d, labels, "/state", owned);
         return s ? std::string() : s.error().message;
     };
     CHECK(refuse({"/run/hosts"}).empty());

@@ -107,9 +107,7 @@ Peers expected_peers(const WgDeviceChange& change) {
         p.public_key = pc.public_key;
         p.endpoint = pc.endpoint;
         p.keepalive = pc.keepalive.value_or(0);
-        for (const auto& a : pc.allowed_ips) p.allowed_ips.push_back(a.masked());
-        std::sort(p.allowed_ips.begin(), p.allowed_ips.end());
-        p.allowed_ips.erase(std::unique(p.allowed_ips.begin(), p.allowed_ips.end()), p.allowed_ips.end());
+        p.allowed_ips = wgf::model::PrefixSet(pc.allowed_ips);
         out[p.public_key] = p;
     }
     return out;
@@ -314,8 +312,7 @@ TEST_CASE("apply a device, read it back equal, apply again, remove a peer", "[ke
         up.peers = {ghost, add};
         set_ok(wg, up);
         Peers w = want;
-        w[c].allowed_ips.push_back(pfx("10.10.4.0/24"));
-        std::sort(w[c].allowed_ips.begin(), w[c].allowed_ips.end());
+        w[c].allowed_ips.insert(pfx("10.10.4.0/24"));
         CHECK(read_ok(wg, kIf).device.peers == w);
     }
     SECTION("fwmark 0 turns the mark off") {
@@ -364,8 +361,7 @@ TEST_CASE("thousands of allowed IPs span several messages and are replaced on th
     replace.ifname = kIf;
     replace.peers = {peer_change(big, many_v6(2, 0, 2500))};
     set_ok(wg, replace);
-    want[big].allowed_ips = many_v6(2, 0, 2500);
-    std::sort(want[big].allowed_ips.begin(), want[big].allowed_ips.end());
+    want[big].allowed_ips = wgf::model::PrefixSet(many_v6(2, 0, 2500));
     auto live2 = read_ok(wg, kIf);
     CHECK(live2.device.peers.at(big).allowed_ips.size() == 2500);
     CHECK(live2.device.peers == want);

@@ -128,8 +128,7 @@ model::WgPeer live_peer(const PeerSpec& p) {
     model::WgPeer w;
     w.public_key = p.pub();
     w.endpoint = p.endpoint;
-    w.allowed_ips = p.allowed;
-    std::sort(w.allowed_ips.begin(), w.allowed_ips.end());
+    w.allowed_ips = model::PrefixSet(p.allowed);
     w.keepalive = p.keepalive;
     return w;
 }
@@ -372,7 +371,7 @@ TEST_CASE("uapi: a handshake between two namespaces survives adding a peer and c
     CHECK(hs_after.tx_bytes >= hs.tx_bytes);
     CHECK(after->device.peers.at(key_b.public_key()) == live_peer(peer_b));
     CHECK(after->device.peers.count(peer_c.pub()) == 1);
-    CHECK(after->device.peers.at(peer_d.pub()).allowed_ips ==
+    CHECK(after->device.peers.at(peer_d.pub()).allowed_ips.prefixes() ==
           std::vector<Prefix>{pfx("10.98.0.0/24"), pfx("10.99.0.4/32")});
 
     CHECK(ping());
@@ -525,7 +524,7 @@ TEST_CASE("uapi: 10,000 peers load and read back, through the backend and throug
         p.endpoint = Endpoint{"10.200." + std::to_string(i / 250) + "." + std::to_string(i % 250 + 1), 51820};
         p.allowed_ips = {Prefix{model::IpAddr::v4(0x0a640000u + static_cast<uint32_t>(i)), 32}};
         load.peers.push_back(p);
-        expected.peers.emplace(p.public_key, model::WgPeer{p.public_key, p.endpoint, p.allowed_ips, 0, ""});
+        expected.peers.emplace(p.public_key, model::WgPeer{.public_key = p.public_key, .endpoint = p.endpoint, .allowed_ips = model::PrefixSet(p.allowed_ips)});
     }
     using clock = std::chrono::steady_clock;
     auto ms = [](auto d) { return std::chrono::duration<double, std::milli>(d).count(); };

@@ -58,7 +58,8 @@ const WgPeer& peer(const WgInterface& w, const char* b64) {
     return it->second;
 }
 
-std::vector<std::string> strs(const std::vector<model::Prefix>& v) {
+template <class Prefixes>
+std::vector<std::string> strs(const Prefixes& v) {
     std::vector<std::string> out;
     for (const auto& p : v) out.push_back(p.str());
     return out;
@@ -75,28 +76,31 @@ using Strings = std::vector<std::string>;
 
 TEST_CASE("controller: addresses, listen port and its WireGuard peers", "[render][clan]") {
     auto r = load(kClan);
-    HostState hs = plan::render_host(*r.fw, "controller1");
+    plan::Desired d = plan::render_host(*r.fw, "controller1");
+    const HostState& hs = d.state;
     REQUIRE(hs.interfaces.size() == 1);
     const WgInterface& w = hs.interfaces.at("wg-test-one");
+    const model::InterfaceLabels& l = d.labels.of("wg-test-one");
     CHECK(w.name == "wg-test-one");
-    CHECK(w.fleet == "wg-test-one");
+    CHECK(l.fleet == "wg-test-one");
     CHECK(w.listen_port.value_or(0) == 51820);
     CHECK_FALSE(w.mtu);
     CHECK(strs(w.addresses) == Strings{"fd51:19c1:3b:f700::1/40"});
-    CHECK(w.pending.empty());
+    CHECK(l.pending.empty());
     REQUIRE(w.peers.size() == 4);
+    CHECK(l.peer_names.size() == 4);
 
     // Other controllers: their /56 and their endpoint with its port; in a hub also the routes of
     // their own peers (peer3's 10.20.0.0/16), which controller1 relays through controller2.
     const WgPeer& c2 = peer(w, kC2);
-    CHECK(c2.name == "controller2");
+    CHECK(l.peer_names.at(key(kC2)) == "controller2");
     CHECK(strs(c2.allowed_ips) == Strings{"10.20.0.0/16", "fd51:19c1:c1:aa00::/56"});
     CHECK(ep(c2.endpoint) == "vpn2.example.com:51821");
     CHECK(c2.keepalive == 25);
 
     // Peers: their /96 in every controller subnet, no endpoint.
     const WgPeer& p1 = peer(w, kP1);
-    CHECK(p1.name == "peer1");
+    CHECK(l.peer_names.at(key(kP1)) == "peer1");
     CHECK(strs(p1.allowed_ips) == Strings{"fd51:19c1:3b:f700:6987:50a0::/96", "fd51:19c1:c1:aa00:6987:50a0::/96"});
     CHECK_FALSE(p1.endpoint);
     CHECK(p1.keepalive == 25);
@@ -118,7 +122,7 @@ TEST_CASE("controller: addresses, listen port and its WireGuard peers", "[render
 
 TEST_CASE("controller: kernel routes, forwarding and firewall", "[render][clan]") {
     auto r = load(kClan);
-    HostState hs = plan::render_host(*r.fw, "controller1");
+    HostState hs = plan::render_host(*r.fw, "controller1").state;
     // The /56s and /96s lie inside the /40 on the interface: only the member route needs a kernel route.
     REQUIRE(hs.routes.size() == 1);
     CHECK(hs.routes.begin()->dst.str() == "10.20.0.0/16");
@@ -135,7 +139,7 @@ TEST_CASE("controller: kernel routes, forwarding and firewall", "[render][clan]"
 
 TEST_CASE("controller with an endpoint port: its peers dial that port", "[render][clan]") {
     auto r = load(kClan);
-    HostState hs = plan::render_host(*r.fw, "controller2");
+    HostState hs = plan::render_host(*r.fw, "controller2").state;
     const WgInterface& w = hs.interfaces.at("wg-test-one");
     CHECK(strs(w.addresses) == Strings{"fd51:19c1:c1:aa00::1/40"});
     const WgPeer& c1 = peer(w, kC1);
@@ -151,7 +155,7 @@ TEST_CASE("reference: a controller listens on the fleet port", "[render][clan][s
     // 51820)". controller2's endpoint names 51821 (a NAT mapping to the fleet port, as the
     // example clan-fleet.yaml explains); that is where peers dial, not what controller2 binds.
     auto r = load(kClan);
-    HostState hs = plan::render_host(*r.fw, "controller2");
+    HostState hs = plan::render_host(*r.fw, "controller2").state;
     CHECK(hs.interfaces.at("wg-test-one").listen_port.value_or(0) == 51820);
 }
 
@@ -159,7 +163,7 @@ TEST_CASE("a hub controller relaying a peer's IPv4 routes forwards IPv4", "[rend
     // peer3 routes 10.20.0.0/16; in a hub, peer1 sends that traffic to controller1, which must
     // forward it on to peer3 (controller1's own kernel route for 10.20.0.0/16 shows it does).
     auto r = load(kClan);
-    HostState hs = plan::render_host(*r.fw, "controller1");
+    HostState hs = plan::render_host(*r.fw, "controller1").state;
     REQUIRE(hs.routes.size() == 1);
     CHECK(hs.sysctls.count("net/ipv4/ip_forward") == 1);
 }
@@ -169,7 +173,8 @@ TEST_CASE("a hub controller relaying a peer's IPv4 routes forwards IPv4", "[rend
 
 TEST_CASE("peer: one address per controller, controllers as peers, no listen port", "[render][clan]") {
     auto r = load(kClan);
-    HostState hs = plan::render_host(*r.fw, "peer1");
+    plan::Desired d = plan::render_host(*r.fw, "peer1");
+    const HostState& hs = d.state;
     REQUIRE(hs.interfaces.size() == 1);
     const WgInterface& w = hs.interfaces.at("wg-test-one");
     CHECK_FALSE(w.listen_port);
@@ -177,7 +182,7 @@ TEST_CASE("peer: one address per controller, controllers as peers, no listen por
     REQUIRE(w.peers.size() == 2);
 
     const WgPeer& c1 = peer(w, kC1);
-    CHECK(c1.name == "controller1");
+    CHECK(d.labels.peer_name("wg-test-one", key(kC1)) == "controller1");
     // The designated controller also carries the other peers' routes (hub topology).
     CHECK(strs(c1.allowed_ips) == Strings{"10.20.0.0/16", "fd51:19c1:3b:f700::/56"});
     CHECK(ep(c1.endpoint) == "vpn1.example.com:51820");
@@ -202,7 +207,7 @@ TEST_CASE("peer: one address per controller, controllers as peers, no listen por
 
 TEST_CASE("peer with routes: forwards IPv4 and its designated controller does not loop its own routes", "[render][clan]") {
     auto r = load(kClan);
-    HostState hs = plan::render_host(*r.fw, "peer3");
+    HostState hs = plan::render_host(*r.fw, "peer3").state;
     const WgInterface& w = hs.interfaces.at("wg-test-one");
     CHECK(strs(w.addresses) == Strings{"fd51:19c1:3b:f700:e42b:bf85:33f4:f0b1/56", "fd51:19c1:c1:aa00:e42b:bf85:33f4:f0b1/56"});
     CHECK(strs(peer(w, kC2).allowed_ips) == Strings{"fd51:19c1:c1:aa00::/56"});
@@ -217,9 +222,9 @@ TEST_CASE("keepalive follows the fleet everywhere", "[render][clan]") {
     yaml.replace(yaml.find("    controllers:"), 0, "    keepalive: 0\n");
     auto r = load(yaml);
     for (const char* node : {"controller1", "controller2", "peer1", "peer2", "peer3"}) {
-        HostState hs = plan::render_host(*r.fw, node);
+        HostState hs = plan::render_host(*r.fw, node).state;
         for (const auto& [k, p] : hs.interfaces.at("wg-test-one").peers) {
-            INFO(node << " -> " << p.name);
+            INFO(node << " -> " << k.base64());
             CHECK(p.keepalive == 0);
         }
     }
@@ -235,14 +240,15 @@ TEST_CASE("an interface override, mtu and a controller's own routes", "[render][
     peers:
       peer1: { public_key: j576wwZ01GUTN2l6tbbvKlUcpFDP+HxG3ydj959VEmY= }
 )");
-    HostState c = plan::render_host(*r.fw, "controller1");
+    plan::Desired dc = plan::render_host(*r.fw, "controller1");
+    const HostState& c = dc.state;
     REQUIRE(c.interfaces.count("wg-mesh"));
     CHECK(c.interfaces.at("wg-mesh").mtu == std::optional<uint32_t>(1420));
-    CHECK(c.interfaces.at("wg-mesh").fleet == "wg-test-one");
+    CHECK(dc.labels.of("wg-mesh").fleet == "wg-test-one");
     // Its own LAN: it forwards IPv4 for it.
     CHECK(c.sysctls.count("net/ipv4/ip_forward") == 1);
 
-    HostState p = plan::render_host(*r.fw, "peer1");
+    HostState p = plan::render_host(*r.fw, "peer1").state;
     const WgInterface& w = p.interfaces.at("wg-mesh");
     CHECK(strs(peer(w, kC1).allowed_ips) == Strings{"192.168.50.0/24", "fd51:19c1:3b:f700::/56"});
     REQUIRE(p.routes.size() == 1);
@@ -253,11 +259,12 @@ TEST_CASE("an interface override, mtu and a controller's own routes", "[render][
 TEST_CASE("pending members are listed, not configured", "[render][pending]") {
     std::string yaml = kClan + "      peer4: { controller: controller1 }\n";
     auto r = load(yaml);
-    HostState hs = plan::render_host(*r.fw, "controller1");
-    const WgInterface& w = hs.interfaces.at("wg-test-one");
-    CHECK(w.pending == Strings{"peer4"});
+    plan::Desired d = plan::render_host(*r.fw, "controller1");
+    const WgInterface& w = d.state.interfaces.at("wg-test-one");
+    const model::InterfaceLabels& l = d.labels.of("wg-test-one");
+    CHECK(l.pending == Strings{"peer4"});
     CHECK(w.peers.size() == 4);
-    for (const auto& [k, p] : w.peers) CHECK(p.name != "peer4");
+    for (const auto& [k, name] : l.peer_names) CHECK(name != "peer4");
 
     // A controller without a key is pending on the peers.
     auto r2 = load(R"(fleets:
@@ -267,8 +274,9 @@ TEST_CASE("pending members are listed, not configured", "[render][pending]") {
     peers:
       peer1: { public_key: j576wwZ01GUTN2l6tbbvKlUcpFDP+HxG3ydj959VEmY= }
 )");
-    HostState p = plan::render_host(*r2.fw, "peer1");
-    CHECK(p.interfaces.at("wg-test-one").pending == Strings{"controller1"});
+    plan::Desired dp = plan::render_host(*r2.fw, "peer1");
+    const HostState& p = dp.state;
+    CHECK(dp.labels.of("wg-test-one").pending == Strings{"controller1"});
     CHECK(p.interfaces.at("wg-test-one").peers.empty());
     // It still gets its address.
     CHECK(strs(p.interfaces.at("wg-test-one").addresses) == Strings{"fd51:19c1:3b:f700:6987:50a0:9b93:4337/56"});
@@ -276,7 +284,7 @@ TEST_CASE("pending members are listed, not configured", "[render][pending]") {
 
 TEST_CASE("a node in no fleet renders nothing", "[render]") {
     auto r = load(kClan);
-    HostState hs = plan::render_host(*r.fw, "stranger");
+    HostState hs = plan::render_host(*r.fw, "stranger").state;
     CHECK(hs == HostState{});
 }
 
@@ -306,7 +314,7 @@ TEST_CASE("hosts entries: <node>.<fleet>.<domain>, peers at their designated con
           "fd51:19c1:c1:aa00:e42b:bf85:33f4:f0b1 peer3.wg-test-one.example.internal\n");
 
     // The hosts file is one of the node's managed files.
-    HostState hs = plan::render_host(*r.fw, "peer1");
+    HostState hs = plan::render_host(*r.fw, "peer1").state;
     REQUIRE(hs.files.count("/run/wg_fleet_hosts"));
     CHECK(hs.files.at("/run/wg_fleet_hosts").content == plan::render_hosts_file(entries));
 }
@@ -407,7 +415,7 @@ TEST_CASE("subnet style: the server and a client", "[render][subnet]") {
     peers:
       laptop: { public_key: j576wwZ01GUTN2l6tbbvKlUcpFDP+HxG3ydj959VEmY= }
 )");
-    HostState s = plan::render_host(*r.fw, "server");
+    HostState s = plan::render_host(*r.fw, "server").state;
     const WgInterface& sw = s.interfaces.at("wg_southeast");
     CHECK(sw.listen_port.value_or(0) == 51820);
     CHECK(strs(sw.addresses) == Strings{"fd00:a0a8:34d:2a00::1/64"});
@@ -416,13 +424,14 @@ TEST_CASE("subnet style: the server and a client", "[render][subnet]") {
     CHECK_FALSE(peer(sw, kP1).endpoint);
     CHECK(s.sysctls.count("net/ipv6/conf/all/forwarding") == 1);
 
-    HostState c = plan::render_host(*r.fw, "laptop");
+    plan::Desired dc = plan::render_host(*r.fw, "laptop");
+    const HostState& c = dc.state;
     const WgInterface& cw = c.interfaces.at("wg_southeast");
     CHECK_FALSE(cw.listen_port);
     CHECK(strs(cw.addresses) == Strings{"fd00:a0a8:34d:2a00:5eec:dc4:19aa:8337/64"});
     REQUIRE(cw.peers.size() == 1);
     const WgPeer& sp = peer(cw, kC1);
-    CHECK(sp.name == "server");
+    CHECK(dc.labels.peer_name("wg_southeast", key(kC1)) == "server");
     CHECK(strs(sp.allowed_ips) == Strings{"fd00:a0a8:34d:2a00::/64"});
     CHECK(ep(sp.endpoint) == "1.2.3.4:51820");
     CHECK(sp.keepalive == 25);
@@ -452,7 +461,7 @@ http_routes:
 
 TEST_CASE("edge gateway: forwards become DNAT and masquerade intents and turn on forwarding", "[render][edge]") {
     auto r = load(kEdge);
-    HostState hs = plan::render_host(*r.fw, "edge1");
+    HostState hs = plan::render_host(*r.fw, "edge1").state;
 
     std::vector<const model::FwRule*> dnat, masq;
     for (const auto& [id, rule] : hs.firewall) {
@@ -489,14 +498,14 @@ TEST_CASE("edge gateway: forwards become DNAT and masquerade intents and turn on
     // The gateway holds each VM with its /96 and its IPv4 address.
     const WgInterface& w = hs.interfaces.at("edge");
     CHECK(strs(peer(w, kP1).allowed_ips) == Strings{"10.50.0.123/32", "fda1:cb10:b4:ba00:97b1:d8b9::/96"});
-    CHECK(strs(w.addresses) == Strings{"fda1:cb10:b4:ba00::1/40", "10.50.0.1/24"});
+    CHECK(strs(w.addresses) == Strings{"10.50.0.1/24", "fda1:cb10:b4:ba00::1/40"});  // a set: IPv4 sorts first
 }
 
 TEST_CASE("edge gateway: a VM reaches the fleet's IPv4 pool through the gateway", "[render][edge]") {
     auto r = load(kEdge);
-    HostState hs = plan::render_host(*r.fw, "vm-123");
+    HostState hs = plan::render_host(*r.fw, "vm-123").state;
     const WgInterface& w = hs.interfaces.at("edge");
-    CHECK(strs(w.addresses) == Strings{"fda1:cb10:b4:ba00:97b1:d8b9:8e6:7460/56", "10.50.0.123/24"});
+    CHECK(strs(w.addresses) == Strings{"10.50.0.123/24", "fda1:cb10:b4:ba00:97b1:d8b9:8e6:7460/56"});
     const auto allowed = strs(peer(w, kC1).allowed_ips);
     CHECK(std::find(allowed.begin(), allowed.end(), "10.50.0.0/24") != allowed.end());
     CHECK(std::find(allowed.begin(), allowed.end(), "fda1:cb10:b4:ba00::/56") != allowed.end());
@@ -508,7 +517,7 @@ TEST_CASE("edge gateway: a VM reaches the fleet's IPv4 pool through the gateway"
 
 TEST_CASE("edge gateway: http_routes become Traefik dynamic files", "[render][edge][traefik]") {
     auto r = load(kEdge);
-    HostState hs = plan::render_host(*r.fw, "edge1");
+    HostState hs = plan::render_host(*r.fw, "edge1").state;
     REQUIRE(hs.files.count("/etc/traefik/dynamic/vm-123.yml"));
     CHECK(hs.files.at("/etc/traefik/dynamic/vm-123.yml").content ==
           "# Managed by wg-fleet: edits are overwritten.\n"
@@ -577,16 +586,17 @@ TEST_CASE("every pair of connected nodes agrees on keys and addresses", "[render
     auto r = load(kClan);
     const char* nodes[] = {"controller1", "controller2", "peer1", "peer2", "peer3"};
     std::map<std::string, std::string> pub = {{"controller1", kC1}, {"controller2", kC2}, {"peer1", kP1}, {"peer2", kP2}, {"peer3", kP3}};
-    std::map<std::string, HostState> hs;
+    std::map<std::string, plan::Desired> hs;
     for (const char* n : nodes) hs[n] = plan::render_host(*r.fw, n);
     for (const char* a : nodes) {
-        const WgInterface& wa = hs[a].interfaces.at("wg-test-one");
+        const WgInterface& wa = hs[a].state.interfaces.at("wg-test-one");
         for (const auto& [k, p] : wa.peers) {
-            INFO(a << " -> " << p.name);
+            const std::string& name = hs[a].labels.peer_name("wg-test-one", k);
+            INFO(a << " -> " << name);
             // The entry's key is the named member's key.
-            CHECK(k.base64() == pub.at(p.name));
+            CHECK(k.base64() == pub.at(name));
             // Whatever b holds as its addresses is allowed by a's entry for b.
-            for (const auto& addr : hs[p.name].interfaces.at("wg-test-one").addresses) {
+            for (const auto& addr : hs[name].state.interfaces.at("wg-test-one").addresses) {
                 bool allowed = false;
                 for (const auto& ai : p.allowed_ips)
                     if (ai.contains(addr.addr)) allowed = true;
@@ -628,10 +638,10 @@ std::string multi(const char* topology) {
 
 bool has(const Strings& v, const std::string& x) { return std::find(v.begin(), v.end(), x) != v.end(); }
 
-const WgPeer& named(const WgInterface& w, const std::string& name) {
-    for (const auto& [k, p] : w.peers)
-        if (p.name == name) return p;
-    FAIL("no entry for " << name << " on " << w.name);
+const WgPeer& named(const plan::Desired& d, const std::string& ifname, const std::string& name) {
+    for (const auto& [k, n] : d.labels.of(ifname).peer_names)
+        if (n == name) return d.state.interfaces.at(ifname).peers.at(k);
+    FAIL("no entry for " << name << " on " << ifname);
     throw;
 }
 
@@ -640,6 +650,7 @@ const WgPeer& named(const WgInterface& w, const std::string& name) {
 // to that same entry. `local` is what a node answers itself (its addresses and its routes).
 struct Net {
     std::map<std::string, WgInterface> wg;
+    std::map<std::string, model::InterfaceLabels> labels;
     std::map<std::string, std::vector<model::Prefix>> local;
     std::map<std::string, std::set<model::Route>> routes;
     std::set<std::string> routers;
@@ -649,7 +660,8 @@ struct Net {
         int best_len = -1;
         for (const auto& [k, p] : wg.at(node).peers)
             for (const auto& ai : p.allowed_ips)
-                if (ai.addr.family == a.family && ai.contains(a) && ai.len > best_len) best = p.name, best_len = ai.len;
+                if (ai.addr.family == a.family && ai.contains(a) && ai.len > best_len)
+                    best = labels.at(node).peer_names.at(k), best_len = ai.len;
         return best;
     }
     bool owns(const std::string& node, const model::IpAddr& a) const {
@@ -681,9 +693,11 @@ Net simulate(const Rendered& r, const std::string& fleet, const Nodes& nodes) {
     Net n;
     const auto& f = r.l->cfg().fleets.at(fleet);
     for (const auto& node : nodes) {
-        HostState hs = plan::render_host(*r.fw, node);
+        plan::Desired d = plan::render_host(*r.fw, node);
+        const HostState& hs = d.state;
         const WgInterface& w = hs.interfaces.at(f.interface);
         n.wg[node] = w;
+        n.labels[node] = d.labels.of(f.interface);
         n.routes[node] = hs.routes;
         for (const auto& a : w.addresses) n.local[node].push_back(model::Prefix::host(a.addr));
         if (const auto* m = plan::find_member(f, node))
@@ -779,20 +793,21 @@ TEST_CASE("several controllers, hub: the allowed IPs of each role", "[render][cl
     // A controller: its own peers directly with their IPv4 address and every route; the peers of
     // another controller directly only for IPv6 (their /96s and IPv6 routes); their IPv4 address
     // and IPv4 routes through their controller.
-    HostState c1 = plan::render_host(*r.fw, "c1");
-    const WgInterface& w1 = c1.interfaces.at("multi");
-    Strings a1 = strs(named(w1, "a1").allowed_ips);
+    plan::Desired d1 = plan::render_host(*r.fw, "c1");
+    const HostState& c1 = d1.state;
+    auto w1 = [&](const std::string& name) { return strs(named(d1, "multi", name).allowed_ips); };
+    Strings a1 = w1("a1");
     CHECK(has(a1, v4("a1")));
-    Strings a2 = strs(named(w1, "a2").allowed_ips);
+    Strings a2 = w1("a2");
     CHECK_FALSE(has(a2, v4("a2")));
     CHECK_FALSE(has(a2, "10.20.0.0/16"));
     CHECK(a2.size() == 3);  // its /96 in each controller's /56
-    Strings a3 = strs(named(w1, "a3").allowed_ips);
+    Strings a3 = w1("a3");
     CHECK(has(a3, "2001:db8:a3::/48"));
     CHECK_FALSE(has(a3, v4("a3")));
-    Strings to_c2 = strs(named(w1, "c2").allowed_ips);
+    Strings to_c2 = w1("c2");
     CHECK(to_c2 == Strings{"10.20.0.0/16", v4("a2"), v4("c2"), "192.168.2.0/24", "2001:db8:c2::/48", net("c2")});
-    Strings to_c3 = strs(named(w1, "c3").allowed_ips);
+    Strings to_c3 = w1("c3");
     CHECK(to_c3 == Strings{v4("a3"), v4("c3"), net("c3")});
     // Kernel routes for what lies outside its addresses: the IPv4 and IPv6 routes.
     std::set<std::string> routes;
@@ -801,12 +816,13 @@ TEST_CASE("several controllers, hub: the allowed IPs of each role", "[render][cl
 
     // A peer: everything of IPv4 and every route of another peer through its own controller; the
     // other controllers directly only for their /56 and their IPv6 routes.
-    HostState p = plan::render_host(*r.fw, "a1");
-    const WgInterface& pw = p.interfaces.at("multi");
-    CHECK(strs(named(pw, "c1").allowed_ips) ==
+    plan::Desired dp = plan::render_host(*r.fw, "a1");
+    const WgInterface& pw = dp.state.interfaces.at("multi");
+    auto to = [&](const std::string& name) { return strs(named(dp, "multi", name).allowed_ips); };
+    CHECK(to("c1") ==
           Strings{"10.20.0.0/16", "10.60.0.0/24", v4("c1"), "192.168.2.0/24", "2001:db8:a3::/48", net("c1")});
-    CHECK(strs(named(pw, "c2").allowed_ips) == Strings{"2001:db8:c2::/48", net("c2")});
-    CHECK(strs(named(pw, "c3").allowed_ips) == Strings{net("c3")});
+    CHECK(to("c2") == Strings{"2001:db8:c2::/48", net("c2")});
+    CHECK(to("c3") == Strings{net("c3")});
     CHECK(pw.peers.size() == 3);
 }
 
@@ -827,13 +843,14 @@ TEST_CASE("several controllers: no prefix is claimed by two entries of one devic
     for (const char* topology : {"hub", "mesh"}) {
         auto r = load(multi(topology));
         for (const char* node : kMultiNodes) {
-            HostState hs = plan::render_host(*r.fw, node);
+            plan::Desired d = plan::render_host(*r.fw, node);
             std::map<std::string, std::string> owner;
-            for (const auto& [k, p] : hs.interfaces.at("multi").peers)
+            for (const auto& [k, p] : d.state.interfaces.at("multi").peers)
                 for (const auto& a : p.allowed_ips) {
-                    INFO(topology << " " << node << ": " << a.str() << " on " << p.name);
-                    auto [it, fresh] = owner.emplace(a.str(), p.name);
-                    CHECK((fresh || it->second == p.name));
+                    const std::string& name = d.labels.peer_name("multi", k);
+                    INFO(topology << " " << node << ": " << a.str() << " on " << name);
+                    auto [it, fresh] = owner.emplace(a.str(), name);
+                    CHECK((fresh || it->second == name));
                 }
         }
     }
