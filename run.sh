@@ -6,7 +6,7 @@
 #   ./run.sh test     install, build, run the whole test suite (also under ASan+UBSan)
 #   ./run.sh deps     install the Debian packages only
 #   ./run.sh build    configure and build into build/
-#   ./run.sh bench    run the benchmarks (see BENCHMARKS.md)
+#   ./run.sh bench    run the benchmarks (see BENCHMARKS.md; the backend ones as root)
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -73,11 +73,28 @@ run_tests() {
   (cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j"$JOBS" -L unit)
 }
 
+run_bench() {
+  local rc=0
+  tests/bench/bench_check.sh || rc=$?
+  if [[ $(id -u) != 0 ]]; then
+    echo "run.sh bench: the backend benchmarks need root (network namespaces); not run"
+    return $rc
+  fi
+  echo "== the UAPI and nftables backends next to wg and nft (tests/bench/bench_*.cpp)"
+  cmake -S . -B build -DWGF_WERROR=ON >/dev/null
+  cmake --build build -j"$JOBS" --target bench_uapi_peers bench_nft_rules >/dev/null
+  local b
+  for b in bench_uapi_peers bench_nft_rules; do
+    build/tests/bench/$b || { ((rc)) || rc=1; }
+  done
+  return $rc
+}
+
 case "${1:-}" in
   deps) deps ;;
   build) deps; build build ;;
   demo) deps; build build; demo ;;
   test) deps; run_tests ;;
-  bench) deps; exec tests/bench/bench_check.sh ;;
+  bench) deps; run_bench ;;
   *) sed -n '2,10p' "$0"; exit 2 ;;
 esac
