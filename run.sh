@@ -16,6 +16,7 @@ PACKAGES=(
   libspdlog-dev libfmt-dev libsodium-dev nlohmann-json3-dev libcli11-dev libsystemd-dev catch2
   python3 python3-jsonschema python3-yaml
   iproute2 iputils-ping nftables wireguard-tools wireguard-go procps radvd
+  clang-format clang-tidy
 )
 JOBS=$(nproc 2>/dev/null || echo 2)
 
@@ -64,13 +65,28 @@ demo() {
   return $rc
 }
 
+# phase NAME: closes the running phase (its duration goes to $durations) and starts NAME.
+phase_name='' phase_start=0 durations=''
+phase() {
+  [[ -n $phase_name ]] && durations+="${durations:+, }$phase_name $(minutes $((SECONDS - phase_start)))"
+  phase_name=${1:-} phase_start=$SECONDS
+}
+minutes() { printf '%dm%02ds' $(($1 / 60)) $(($1 % 60)); }
+
 run_tests() {
+  # The durations are printed also when a phase fails.
+  trap 'phase; echo "== run.sh test: $(minutes $SECONDS) in all ($durations)"' EXIT
+  phase build
   build build
+  phase ctest
   (cd build && ctest --output-on-failure -j"$JOBS")
   echo "== unit tests again under AddressSanitizer + UndefinedBehaviorSanitizer"
+  phase "asan build"
   cmake -S . -B build-asan -DWGF_WERROR=ON -DWGF_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
   cmake --build build-asan -j"$JOBS" --target unit_test_binaries
-  (cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j"$JOBS" -L unit)
+  phase "asan ctest"
+  # The style checks read the sources, not the binaries: once is enough.
+  (cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j"$JOBS" -L unit -E '^style_')
 }
 
 run_bench() {
