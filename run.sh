@@ -6,7 +6,7 @@
 #   ./run.sh test     install, build, run the whole test suite (also under ASan+UBSan)
 #   ./run.sh deps     install the Debian packages only
 #   ./run.sh build    configure and build into build/
-#   ./run.sh bench    run the benchmarks (see BENCHMARKS.md)
+#   ./run.sh bench    run the benchmarks (see BENCHMARKS.md; the backend ones as root)
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -16,6 +16,7 @@ PACKAGES=(
   libspdlog-dev libfmt-dev libsodium-dev nlohmann-json3-dev libcli11-dev libsystemd-dev catch2
   python3 python3-jsonschema python3-yaml
   iproute2 iputils-ping nftables wireguard-tools wireguard-go procps radvd
+  clang-format clang-tidy
 )
 JOBS=$(nproc 2>/dev/null || echo 2)
 
@@ -64,13 +65,45 @@ demo() {
   return $rc
 }
 
+# phase NAME: closes the running phase (its duration goes to $durations) and starts NAME.
+phase_name='' phase_start=0 durations=''
+phase() {
+  [[ -n $phase_name ]] && durations+="${durations:+, }$phase_name $(minutes $((SECONDS - phase_start)))"
+  phase_name=${1:-} phase_start=$SECONDS
+}
+minutes() { printf '%dm%02ds' $(($1 / 60)) $(($1 % 60)); }
+
 run_tests() {
+  # The durations are printed also when a phase fails.
+  trap 'phase; echo "== run.sh test: $(minutes $SECONDS) in all ($durations)"' EXIT
+  phase build
   build build
+  phase ctest
   (cd build && ctest --output-on-failure -j"$JOBS")
   echo "== unit tests again under AddressSanitizer + UndefinedBehaviorSanitizer"
+  phase "asan build"
   cmake -S . -B build-asan -DWGF_WERROR=ON -DWGF_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
   cmake --build build-asan -j"$JOBS" --target unit_test_binaries
-  (cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j"$JOBS" -L unit)
+  phase "asan ctest"
+  # The style checks read the sources, not the binaries: once is enough.
+  (cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j"$JOBS" -L unit -E '^style_')
+}
+
+run_bench() {
+  local rc=0
+  tests/bench/bench_check.sh || rc=$?
+  if [[ $(id -u) != 0 ]]; then
+    echo "run.sh bench: the backend benchmarks need root (network namespaces); not run"
+    return $rc
+  fi
+  echo "== the UAPI and nftables backends next to wg and nft (tests/bench/bench_*.cpp)"
+  cmake -S . -B build -DWGF_WERROR=ON >/dev/null
+  cmake --build build -j"$JOBS" --target bench_uapi_peers bench_nft_rules >/dev/null
+  local b
+  for b in bench_uapi_peers bench_nft_rules; do
+    build/tests/bench/$b || { ((rc)) || rc=1; }
+  done
+  return $rc
 }
 
 case "${1:-}" in
@@ -78,6 +111,6 @@ case "${1:-}" in
   build) deps; build build ;;
   demo) deps; build build; demo ;;
   test) deps; run_tests ;;
-  bench) deps; exec tests/bench/bench_check.sh ;;
+  bench) deps; run_bench ;;
   *) sed -n '2,10p' "$0"; exit 2 ;;
 esac

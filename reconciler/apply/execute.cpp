@@ -145,30 +145,30 @@ private:
                 if (!key) return key.error();
                 if (!key->has_value()) return Error{ENOENT, fmt::format("set private key of {}: {} does not exist", ifname, o->key_file)};
                 c.private_key = **key;
-            } else if (auto* o = std::get_if<OpSetListenPort>(&op)) {
-                c.listen_port = o->port;
-            } else if (auto* o = std::get_if<OpAddPeer>(&op)) {
+            } else if (auto* lp = std::get_if<OpSetListenPort>(&op)) {
+                c.listen_port = lp->port;
+            } else if (auto* add = std::get_if<OpAddPeer>(&op)) {
                 backend::WgPeerChange p;
-                p.public_key = o->peer.public_key;
-                p.endpoint = o->peer.endpoint;
-                p.keepalive = o->peer.keepalive;
+                p.public_key = add->peer.public_key;
+                p.endpoint = add->peer.endpoint;
+                p.keepalive = add->peer.keepalive;
                 p.replace_allowed_ips = true;
-                p.allowed_ips = o->peer.allowed_ips.prefixes();
+                p.allowed_ips = add->peer.allowed_ips.prefixes();
                 c.peers.push_back(std::move(p));
-            } else if (auto* o = std::get_if<OpRemovePeer>(&op)) {
+            } else if (auto* rm = std::get_if<OpRemovePeer>(&op)) {
                 backend::WgPeerChange p;
-                p.public_key = o->public_key;
+                p.public_key = rm->public_key;
                 p.remove = true;
                 c.peers.push_back(std::move(p));
-            } else if (auto* o = std::get_if<OpUpdatePeer>(&op)) {
+            } else if (auto* upd = std::get_if<OpUpdatePeer>(&op)) {
                 backend::WgPeerChange p;
-                p.public_key = o->public_key;
+                p.public_key = upd->public_key;
                 p.update_only = true;
-                p.endpoint = o->endpoint;
-                p.keepalive = o->keepalive;
-                if (o->allowed_ips) {
+                p.endpoint = upd->endpoint;
+                p.keepalive = upd->keepalive;
+                if (upd->allowed_ips) {
                     p.replace_allowed_ips = true;
-                    p.allowed_ips = o->allowed_ips->prefixes();
+                    p.allowed_ips = upd->allowed_ips->prefixes();
                 }
                 c.peers.push_back(std::move(p));
             }

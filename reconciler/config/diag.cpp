@@ -30,8 +30,9 @@ std::vector<std::string> printable_cells(std::string_view text) {
             ++i;
             continue;
         }
-        if (len == 1 && (c < 0x20 || c == 0x7f) && c != '\t') cells.emplace_back("?");
-        else if (len == 2 && c == 0xc2 && static_cast<unsigned char>(text[i + 1]) < 0xa0) cells.emplace_back("?");  // C1 controls
+        const bool c0_control = len == 1 && (c < 0x20 || c == 0x7f) && c != '\t';
+        const bool c1_control = len == 2 && c == 0xc2 && static_cast<unsigned char>(text[i + 1]) < 0xa0;
+        if (c0_control || c1_control) cells.emplace_back("?");
         else cells.emplace_back(text.substr(i, len));
         i += len;
     }

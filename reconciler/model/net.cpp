@@ -50,13 +50,13 @@ std::optional<IpAddr> IpAddr::parse(std::string_view text) {
     return a;
 }
 
-IpAddr IpAddr::v4(uint32_t v) {
+IpAddr IpAddr::v4(uint32_t host_order) {
     IpAddr a;
     a.family = 4;
-    a.bytes[0] = static_cast<uint8_t>(v >> 24);
-    a.bytes[1] = static_cast<uint8_t>(v >> 16);
-    a.bytes[2] = static_cast<uint8_t>(v >> 8);
-    a.bytes[3] = static_cast<uint8_t>(v);
+    a.bytes[0] = static_cast<uint8_t>(host_order >> 24);
+    a.bytes[1] = static_cast<uint8_t>(host_order >> 16);
+    a.bytes[2] = static_cast<uint8_t>(host_order >> 8);
+    a.bytes[3] = static_cast<uint8_t>(host_order);
     return a;
 }
 

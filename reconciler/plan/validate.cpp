@@ -28,6 +28,7 @@ std::string names_list(const std::vector<std::string>& names) {
 
 std::vector<std::string> keys_of(const std::map<std::string, model::Member>& m) {
     std::vector<std::string> out;
+    out.reserve(m.size());
     for (const auto& [k, v] : m) out.push_back(k);
     return out;
 }

@@ -319,12 +319,12 @@ size_t run_with_fault(const char* from, const char* to, size_t k) {
     // of its own interfaces go with the interface).
     auto want = plan::ownership_after(next.desired);
     std::set<std::string> recorded, needed;
-    for (const auto& [k, rec] : r.state.owned.sysctls) {
-        recorded.insert(k);
-        CHECK(rec.value == next.desired.sysctls.at(k));
+    for (const auto& [key, rec] : r.state.owned.sysctls) {
+        recorded.insert(key);
+        CHECK(rec.value == next.desired.sysctls.at(key));
     }
-    for (const auto& [k, v] : next.desired.sysctls)
-        if (!next.desired.interfaces.count(plan::conf_interface(k))) needed.insert(k);
+    for (const auto& [key, v] : next.desired.sysctls)
+        if (!next.desired.interfaces.count(plan::conf_interface(key))) needed.insert(key);
     CHECK(recorded == needed);
     want.sysctls = r.state.owned.sysctls;
     CHECK(r.state.owned == want);

@@ -1,8 +1,10 @@
 // Test support for tests against the real kernel: network namespaces, veth pairs and processes
-// that the test creates and always removes (RAII, also when an assertion fails).
+// that the test creates and always removes (RAII, also when an assertion fails). Used by the
+// netns tests and the benchmarks, so it does not depend on Catch.
 //
-// Outside CI a test that needs root skips with a message; under CI (CI=true) it fails instead,
-// because CI runs as root and must exercise every layer.
+// Without root a namespace test is skipped: its process exits 77, which ctest reports as
+// "Skipped" (SKIP_RETURN_CODE), not as a pass that tested nothing. Under CI (CI=true) it fails
+// instead, because CI runs as root and must exercise every layer.
 #pragma once
 
 #include <sys/types.h>
@@ -12,8 +14,11 @@
 
 namespace wgf::test {
 
-// True when namespaces can be created (root). Otherwise WARNs why and returns false, or FAILs
-// the test when running under CI.
+// Why network namespaces cannot be created here (not root, no iproute2); empty when they can.
+std::string netns_missing();
+
+// Returns true when namespaces can be created. Otherwise prints why and ends the process: exit
+// 77 (skipped), or 1 under CI. The netns tests' main calls it before any test case runs.
 bool netns_available();
 
 // True when the kernel can create a `wireguard` link (module present). Otherwise the test

@@ -2,8 +2,6 @@
 // idempotence (handles unchanged), rule-level removal, restoring a deleted or hand-edited table,
 // remove_all, and a real DNAT through a router namespace. The `nft` CLI is the independent check.
 #include <algorithm>
-#include <chrono>
-#include <iostream>
 #include <map>
 #include <memory>
 #include <string>
@@ -478,40 +476,4 @@ TEST_CASE("nft: a DNAT forward carries a real TCP connection through a router na
     apply_ok(*fw, FirewallChange{{"dnat-v4"}, {}});
     CHECK(connect("198.51.100.2").status != 0);
     CHECK(connect("2001:db8:1::2").status == 0);
-}
-
-// Not run by default (`netns_nft "[.bench]"`): the cost of one rule-level change on a table of
-// 10,000 DNAT rules, next to `nft add rule` for the same change.
-TEST_CASE("nft: one rule added to 10,000 DNAT rules", "[.bench]") {
-    if (!wgf::test::netns_available()) return;
-    Netns ns("wgfb");
-    auto fw = nft_in(ns);
-    using clock = std::chrono::steady_clock;
-    auto ms = [](clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); };
-
-    std::vector<FwRule> many;
-    for (int i = 0; i < 10000; ++i)
-        many.push_back(dnat(fmt::format("dnat-{}", i), Proto::tcp, static_cast<uint16_t>(10000 + i),
-                            fmt::format("192.0.2.{}", 1 + i % 250), 80));
-    auto t0 = clock::now();
-    apply_ok(*fw, FirewallChange{{}, many});
-    auto t1 = clock::now();
-    Rules live = read_ok(*fw);
-    auto t2 = clock::now();
-    REQUIRE(live.size() == 10000);
-    apply_ok(*fw, FirewallChange{{}, {dnat("dnat-new", Proto::tcp, 30000, "192.0.2.7", 80)}});
-    auto t3 = clock::now();
-    auto fresh = nft_in(ns);
-    auto t4 = clock::now();
-    apply_ok(*fresh, FirewallChange{{}, {dnat("dnat-new2", Proto::tcp, 30001, "192.0.2.7", 80)}});
-    auto t5 = clock::now();
-    apply_ok(*fresh, FirewallChange{{"dnat-new2"}, {}});
-    auto t6 = clock::now();
-    auto cli = ns.sh("nft add rule inet wg-fleet prerouting meta nfproto ipv4 tcp dport 30002 dnat ip to 192.0.2.7:80");
-    auto t7 = clock::now();
-    REQUIRE(cli.status == 0);
-    std::cout << fmt::format(
-        "10,000 DNAT rules: initial apply {:.1f} ms, read() {:.1f} ms, add one after read() {:.2f} ms, "
-        "add one without a prior read {:.1f} ms, remove one (snapshot read inside) {:.1f} ms, `nft add rule` {:.1f} ms\n",
-        ms(t1 - t0), ms(t2 - t1), ms(t3 - t2), ms(t5 - t4), ms(t6 - t5), ms(t7 - t6));
 }
