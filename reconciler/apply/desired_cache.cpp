@@ -57,9 +57,11 @@ std::string resolved(const std::string& path) {
     return real ? std::string(real.get()) : std::string();
 }
 
-// One input file as the load sees it: where it resolves to, which file it is, and its bytes,
-// or why it cannot be read.
-void hash_input(Hasher& h, const std::string& path) {
+// One input file as the load sees it: where it resolves to, what kind of file it is, and its
+// bytes, or why it cannot be read. Not which inode: a published key rewritten with the same
+// bytes (every apply publishes the node's own) is the same input.
+CacheKey input_digest(const std::string& path) {
+    Hasher h;
     h.bytes(path);
     h.bytes(resolved(path));
     model::Fd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
@@ -67,15 +69,12 @@ void hash_input(Hasher& h, const std::string& path) {
     if (fd.fd < 0 || fstat(fd.fd, &st) != 0) {
         h.bytes("error");
         h.u64(static_cast<uint64_t>(errno));
-        return;
+        return h.done();
     }
     h.bytes("file");
-    h.u64(st.st_dev);
-    h.u64(st.st_ino);
-    h.u64(st.st_mode);
-    h.u64(st.st_uid);
+    h.u64(st.st_mode & S_IFMT);
     h.u64(static_cast<uint64_t>(st.st_size));
-    if (!S_ISREG(st.st_mode)) return;
+    if (!S_ISREG(st.st_mode)) return h.done();
     char buf[kInputReadMax];
     size_t n = 0;
     while (n < sizeof buf) {
@@ -86,6 +85,7 @@ void hash_input(Hasher& h, const std::string& path) {
     }
     h.bytes(std::string_view(buf, n));
     sodium_memzero(buf, n);
+    return h.done();
 }
 
 class Writer {
@@ -389,8 +389,15 @@ std::vector<std::string> cache_inputs(const model::Config& cfg) {
     return out;
 }
 
+std::vector<CacheKey> input_digests(const std::vector<std::string>& inputs) {
+    std::vector<CacheKey> out;
+    out.reserve(inputs.size());
+    for (const auto& path : inputs) out.push_back(input_digest(path));
+    return out;
+}
+
 CacheKey cache_key(const CacheContext& ctx, const std::vector<config::SourceFile>& files, const std::string& state_dir,
-                   const std::vector<std::string>& inputs) {
+                   const std::vector<CacheKey>& inputs) {
     Hasher h;
     h.bytes(kMagic);
     h.bytes(ctx.build_id);
@@ -410,14 +417,16 @@ CacheKey cache_key(const CacheContext& ctx, const std::vector<config::SourceFile
     h.bytes(state_dir);
     h.bytes(resolved(state_dir));
     h.u64(inputs.size());
-    for (const auto& path : inputs) hash_input(h, path);
+    for (const auto& d : inputs) h.bytes(std::string_view(reinterpret_cast<const char*>(d.data()), d.size()));
     return h.done();
 }
 
-CachedDesired cache_entry(const CacheContext& ctx, const Loaded& l) {
+CachedDesired cache_entry(const CacheContext& ctx, const Loaded& l, std::vector<CacheKey>* digests) {
     const model::Config& cfg = l.cfg();
     auto inputs = cache_inputs(cfg);
-    auto key = cache_key(ctx, l.files, cfg.state_dir, inputs);
+    auto d = input_digests(inputs);
+    auto key = cache_key(ctx, l.files, cfg.state_dir, d);
+    if (digests) *digests = std::move(d);
     return CachedDesired{.key = key,
                          .inputs = std::move(inputs),
                          .userspace = cfg.userspace,
@@ -472,7 +481,7 @@ std::optional<CachedDesired> lookup_cached(backend::DesiredCacheStore& store, co
     const LoadOptions& o = ctx.options;
     auto files = config::read_config_files(o.config, o.dropin_dir ? *o.dropin_dir : config::default_dropin_dir(o.config), sources, diags);
     if (diags.has_errors()) return say("the configuration cannot be read");
-    if (sodium_memcmp(cache_key(ctx, files, c->desired.state_dir, c->inputs).data(), c->key.data(), c->key.size()) != 0) return say("inputs changed");
+    if (sodium_memcmp(cache_key(ctx, files, c->desired.state_dir, input_digests(c->inputs)).data(), c->key.data(), c->key.size()) != 0) return say("inputs changed");
     return c;
 }
 

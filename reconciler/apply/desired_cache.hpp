@@ -45,13 +45,18 @@ struct CachedDesired {
 // The files besides the configuration that loading cfg reads.
 std::vector<std::string> cache_inputs(const model::Config& cfg);
 
+// The digest of each input file as it is now (after following links; its bytes, or why it
+// cannot be read).
+std::vector<CacheKey> input_digests(const std::vector<std::string>& inputs);
+
 // state_dir: the one the file gives (or --state-dir); where it resolves to counts too.
 CacheKey cache_key(const CacheContext& ctx, const std::vector<config::SourceFile>& files, const std::string& state_dir,
-                   const std::vector<std::string>& inputs);
+                   const std::vector<CacheKey>& inputs);
 
 // The entry for a fleet as loaded (valid), all but the desired state: the key over the bytes
-// parsed and over the other inputs as they are now.
-CachedDesired cache_entry(const CacheContext& ctx, const Loaded& l);
+// parsed and over the other inputs as they are now (their digests, when asked for, so that a
+// caller can tell whether they are still so when it keeps the entry).
+CachedDesired cache_entry(const CacheContext& ctx, const Loaded& l, std::vector<CacheKey>* digests = nullptr);
 
 std::string encode_cached(const CachedDesired& c);
 // nullopt when the bytes are not an entry of this format.

@@ -100,6 +100,7 @@ struct Session {
     // is not the directory looked in.
     std::unique_ptr<system::FileDesiredCache> cache;
     std::optional<apply::CachedDesired> to_store;
+    std::vector<apply::CacheKey> inputs_before;  // of to_store's inputs, when it was made
 
     apply::RunResult run(apply::Mode mode, int64_t now) {
         auto e = machine->engine();
@@ -188,7 +189,7 @@ std::unique_ptr<Session> start(const Globals& g, int64_t now, bool lock = false)
     s->state_dir = cfg.state_dir;
     s->timings.lap("render");
     if (lock && s->cache && !ctx.build_id.empty() && cfg.state_dir == defaults.state_dir) {
-        s->to_store = apply::cache_entry(ctx, *s->loaded);
+        s->to_store = apply::cache_entry(ctx, *s->loaded, &s->inputs_before);
         s->timings.lap("cache key");
     }
     return s;
@@ -284,12 +285,17 @@ int cmd_apply(const Globals& g, const std::vector<std::string>& adopt) {
     }
     if (session->to_store) {
         // Verified: the node matches what this desired state says, so the next run with the
-        // same inputs may start from it.
-        session->to_store->desired = std::move(session->desired);
-        auto saved = session->cache->save(apply::encode_cached(*session->to_store));
-        if (g.verbose > 0)
-            std::cerr << (saved ? fmt::format("wg-fleet: desired state kept in {} for the next run\n", session->cache->path())
-                                : fmt::format("wg-fleet: desired state not kept: {}\n", saved.error().message));
+        // same inputs may start from it; unless an input changed since it was loaded (a key
+        // this run generated or published, or another writer): then the next run loads again.
+        if (apply::input_digests(session->to_store->inputs) != session->inputs_before) {
+            if (g.verbose > 0) std::cerr << "wg-fleet: desired state not kept: a key file or published key changed during the run\n";
+        } else {
+            session->to_store->desired = std::move(session->desired);
+            auto saved = session->cache->save(apply::encode_cached(*session->to_store));
+            if (g.verbose > 0)
+                std::cerr << (saved ? fmt::format("wg-fleet: desired state kept in {} for the next run\n", session->cache->path())
+                                    : fmt::format("wg-fleet: desired state not kept: {}\n", saved.error().message));
+        }
     }
     if (!g.quiet)
         std::cout << (r.plan.empty() ? "No changes: the node matches the fleet.\n"
