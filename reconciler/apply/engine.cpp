@@ -160,19 +160,35 @@ LiveCache cache_of(Live live, const std::set<std::string>& interfaces, plan::Own
 
 }  // namespace
 
+Desired render_desired(const plan::Fleetwide& fleet, const std::string& node) {
+    auto rendered = plan::render_host(fleet, node);
+    Desired d{.state = std::move(rendered.state), .labels = std::move(rendered.labels), .state_dir = fleet.cfg.state_dir,
+              .keys_dir = fleet.cfg.keys_dir, .exclusive = {}};
+    for (const auto& [name, f] : fleet.cfg.fleets)
+        if (f.exclusive) d.exclusive.insert(f.interface);
+    return d;
+}
+
 RunResult Engine::run(const plan::Fleetwide& fleet, const std::string& node, Mode mode, int64_t now, Prefetch* prefetch,
                       LiveRead how) {
+    model::Timings t;
+    const Desired d = render_desired(fleet, node);
+    t.lap("render");
+    RunResult r = run(d, node, mode, now, prefetch, how);
+    t.append(r.timings);
+    r.timings = std::move(t);
+    return r;
+}
+
+RunResult Engine::run(const Desired& d, const std::string& node, Mode mode, int64_t now, Prefetch* prefetch, LiveRead how) {
     // An applying run gives the cache up whatever happens; only a verified run leaves a new one.
     std::optional<LiveCache> prior;
     if (cache && mode == Mode::apply && cache->live) prior = std::exchange(*cache, LiveCache{});
     RunResult r;
-    auto rendered = plan::render_host(fleet, node);
-    r.desired = std::move(rendered.state);
-    r.labels = std::move(rendered.labels);
-    r.timings.lap("render");
-    const auto& cfg = fleet.cfg;
+    r.desired = d.state;
+    r.labels = d.labels;
     auto publish_key = [&](const model::WgInterface& w) {
-        auto s = keys.publish(plan::published_key_path(*cfg.keys_dir, r.labels.of(w.name).fleet, node), *w.public_key);
+        auto s = keys.publish(plan::published_key_path(*d.keys_dir, r.labels.of(w.name).fleet, node), *w.public_key);
         if (!s) r.warnings.push_back(s.error().message);
     };
 
@@ -205,11 +221,11 @@ RunResult Engine::run(const plan::Fleetwide& fleet, const std::string& node, Mod
     r.timings.lap("ownership");
     // Before anything is written: where the managed files land.
     plan::Ownership owned_for_diff = *owned;
-    if (auto s = check_file_places(backends.files, r.desired, r.labels, cfg.state_dir, owned_for_diff); !s) {
+    if (auto s = check_file_places(backends.files, r.desired, r.labels, d.state_dir, owned_for_diff); !s) {
         r.error = s.error();
         return r;
     }
-    if (mode == Mode::apply && cfg.keys_dir)
+    if (mode == Mode::apply && d.keys_dir)
         for (const auto& [ifname, w] : r.desired.interfaces)
             if (w.public_key) publish_key(w);
     const auto desired_names = interface_names(r.desired);
@@ -246,8 +262,7 @@ RunResult Engine::run(const plan::Fleetwide& fleet, const std::string& node, Mod
     // What IPv6 forwarding needs of the host's other interfaces depends on them: known only now.
     plan::complete_sysctls(r.desired, live->state, *owned);
     plan::DiffOptions opts;
-    for (const auto& [name, f] : cfg.fleets)
-        if (f.exclusive) opts.exclusive.insert(f.interface);
+    opts.exclusive = d.exclusive;
     r.plan = plan::diff(r.desired, r.labels, live->state, owned_for_diff, live->facts, opts);
     if (prior && prior->live) restore_endpoints(r.plan, prior->live->state);
     r.live = std::move(*live);
@@ -294,7 +309,7 @@ RunResult Engine::run(const plan::Fleetwide& fleet, const std::string& node, Mod
         l.generate_key = false;
         w.public_key = (*key)->public_key();
         r.generated_keys.push_back(l.fleet);
-        if (cfg.keys_dir) publish_key(w);
+        if (d.keys_dir) publish_key(w);
     }
 
     // Re-read: after success a fresh diff must be empty (anything left is a bug); after a
@@ -318,7 +333,7 @@ RunResult Engine::run(const plan::Fleetwide& fleet, const std::string& node, Mod
     if (r.used_cache && !r.error && (!r.applied->ok() || !r.leftover->empty())) {
         // The cached devices were out of date (changed by someone else since the last run):
         // what was applied stays applied; the rest comes from a full read.
-        auto again = run(fleet, node, mode, now, nullptr, LiveRead::full);
+        auto again = run(d, node, mode, now, nullptr, LiveRead::full);
         again.warnings.insert(again.warnings.begin(),
                               fmt::format("the devices' state kept from the last run was out of date ({}); read again and "
                                           "converged from there",

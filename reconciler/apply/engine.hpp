@@ -116,6 +116,21 @@ void restore_endpoints(plan::Plan& plan, const model::HostState& last_verified);
 // The interfaces render_host gives `node`: one per fleet it belongs to.
 std::set<std::string> interfaces_of(const model::Config& cfg, const std::string& node);
 
+// What a run needs of the fleet for one node: the desired state as rendered (no key loaded, no
+// endpoint name resolved: both are done by every run) and the few settings of the file the
+// engine reads. A copy kept by apply/desired_cache stands in for the fleet when nothing it was
+// made from has changed.
+struct Desired {
+    model::HostState state;
+    model::Labels labels;
+    std::string state_dir;
+    std::optional<std::string> keys_dir;
+    std::set<std::string> exclusive;  // the interfaces of fleets with exclusive: true
+
+    auto operator<=>(const Desired&) const = default;
+};
+Desired render_desired(const plan::Fleetwide& fleet, const std::string& node);
+
 struct Engine {
     Backends& backends;
     KeyStore& keys;
@@ -135,6 +150,9 @@ struct Engine {
     // If that cached state turns out stale (the apply fails or the verification still differs),
     // the run starts over from a full read.
     RunResult run(const plan::Fleetwide& fleet, const std::string& node, Mode mode, int64_t now, Prefetch* prefetch = nullptr,
+                  LiveRead how = LiveRead::full);
+    // The same from a desired state already rendered.
+    RunResult run(const Desired& desired, const std::string& node, Mode mode, int64_t now, Prefetch* prefetch = nullptr,
                   LiveRead how = LiveRead::full);
 };
 

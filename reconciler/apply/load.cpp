@@ -12,6 +12,7 @@ std::unique_ptr<Loaded> load(const LoadOptions& o, const std::function<void(cons
     auto files = config::read_config_files(o.config, dropins, l->sources, l->diags);
     if (l->diags.has_errors()) return l;
     l->parsed = config::parse(files, l->sources, l->diags);
+    l->files = std::move(files);
     model::Config& cfg = l->parsed.config;
     if (o.state_dir) cfg.state_dir = *o.state_dir;
     if (o.keys_only_from) cfg.keys_dir = *o.keys_only_from;

@@ -7,9 +7,11 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "config/diag.hpp"
 #include "config/parse.hpp"
+#include "config/read.hpp"
 #include "model/timing.hpp"
 #include "plan/render.hpp"
 
@@ -28,6 +30,7 @@ struct LoadOptions {
 
 struct Loaded {
     config::Sources sources;
+    std::vector<config::SourceFile> files;  // the bytes parsed: the file, then each drop-in
     config::Diagnostics diags;
     config::Parsed parsed;
     std::unique_ptr<plan::Fleetwide> fleet;  // set when there are no errors

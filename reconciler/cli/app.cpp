@@ -43,6 +43,8 @@ void add_global_options(CLI::App& app, Globals& g) {
         ->type_name("SECONDS");
     app.add_flag("-v,--verbose", g.verbose, "More output");
     app.add_flag("-q,--quiet", g.quiet, "Less output: no warnings, no summary");
+    app.add_flag("--no-cache", g.no_cache,
+                 "Parse, validate and render the fleet file although the last verified apply kept its desired state for unchanged inputs");
 }
 
 }  // namespace

@@ -9,8 +9,10 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.hpp"
+#include "apply/desired_cache.hpp"
 #include "apply/lock.hpp"
 #include "cli/machine.hpp"
+#include "system/desired_cache.hpp"
 
 namespace wgf::cli {
 namespace {
@@ -49,9 +51,9 @@ void print_notes(const apply::RunResult& r, int quiet) {
 }
 
 // -v: where the run spent its time (loading the file, then each phase of the engine).
-void print_timings(const Globals& g, const Loaded& l, const apply::RunResult& r) {
+void print_timings(const Globals& g, const model::Timings& load, const apply::RunResult& r) {
     if (g.verbose <= 0) return;
-    model::Timings all = l.timings;
+    model::Timings all = load;
     all.append(r.timings);
     std::cerr << "wg-fleet: timing: " << all.str() << "\n";
     if (!r.read_timings.phases().empty()) std::cerr << "wg-fleet: timing of the read, alongside: " << r.read_timings.str() << "\n";
@@ -88,12 +90,22 @@ struct Session {
     std::unique_ptr<apply::Prefetch> guessed;
     std::unique_ptr<Machine> machine;
     std::unique_ptr<apply::Prefetch> prefetch;
+    // Null when the desired state came from the cache.
     std::unique_ptr<Loaded> loaded;
+    apply::Desired desired;
+    std::string state_dir;
+    model::Timings timings;  // the cache's lookup, loading the file and rendering
+    // The desired-state cache: null with --no-cache. `to_store` is the entry an apply that ends
+    // verified leaves (all but the desired state); unset on a hit, or where the file's state_dir
+    // is not the directory looked in.
+    std::unique_ptr<system::FileDesiredCache> cache;
+    std::optional<apply::CachedDesired> to_store;
+    std::vector<apply::CacheKey> inputs_before;  // of to_store's inputs, when it was made
 
     apply::RunResult run(apply::Mode mode, int64_t now) {
         auto e = machine->engine();
         e.adopt = adopt;
-        return e.run(*loaded->fleet, node, mode, now, prefetch ? prefetch.get() : guessed.get());
+        return e.run(desired, node, mode, now, prefetch ? prefetch.get() : guessed.get());
     }
 };
 
@@ -121,16 +133,46 @@ std::unique_ptr<Session> start(const Globals& g, int64_t now, bool lock = false)
         std::cerr << "wg-fleet: " << s->lock_error->message << "\n";
         return nullptr;
     }
-    s->loaded = load(g, [&](const model::Config& cfg) {
+    // The settings of the file are known: the lock, the backends, and the read of the node's
+    // interfaces.
+    auto settled = [&](const model::Config& cfg, std::set<std::string> want) {
         // The guessed read ran under another directory's lock, or none: not this node's facts.
         bool guess_usable = s->guessed && (!lock || s->locked_dir == cfg.state_dir);
         if (lock && s->locked_dir != cfg.state_dir && !take_lock(cfg.state_dir)) return;
         s->machine = std::make_unique<Machine>(cfg);
-        auto want = apply::interfaces_of(cfg, s->node);
         if (!guess_usable) s->guessed.reset();
         if (!s->guessed || s->guessed->interfaces() != want)
             s->prefetch = std::make_unique<apply::Prefetch>(*s->machine->backends, std::move(want), now);
-    });
+    };
+    // The cache lives in the state directory known before the file is read.
+    apply::CacheContext ctx;
+    if (!g.no_cache) {
+        ctx = apply::CacheContext{.build_id = system::build_id(), .node = s->node, .options = load_options(g)};
+        s->cache = std::make_unique<system::FileDesiredCache>(defaults.state_dir);
+        s->timings.restart();
+        std::string why;
+        auto hit = apply::lookup_cached(*s->cache, ctx, &why);
+        s->timings.lap("cache");
+        if (g.verbose > 0)
+            std::cerr << (hit ? "wg-fleet: desired state from the cache: the inputs are those of the last verified apply\n"
+                              : fmt::format("wg-fleet: desired state not from the cache: {}\n", why));
+        if (hit) {
+            if (g.quiet == 0) std::cerr << hit->notes;
+            model::Config cfg;
+            cfg.state_dir = hit->desired.state_dir;
+            cfg.keys_dir = hit->desired.keys_dir;
+            cfg.userspace = hit->userspace;
+            settled(cfg, apply::interface_names(hit->desired.state));
+            if (s->lock_error) {
+                std::cerr << "wg-fleet: " << s->lock_error->message << "\n";
+                return nullptr;
+            }
+            s->desired = std::move(hit->desired);
+            s->state_dir = cfg.state_dir;
+            return s;
+        }
+    }
+    s->loaded = load(g, [&](const model::Config& cfg) { settled(cfg, apply::interfaces_of(cfg, s->node)); });
     if (s->lock_error) {
         std::cerr << "wg-fleet: " << s->lock_error->message << "\n";
         return nullptr;
@@ -139,6 +181,16 @@ std::unique_ptr<Session> start(const Globals& g, int64_t now, bool lock = false)
     if (!s->loaded->fleet->index.count(s->node)) {
         std::cerr << fmt::format("wg-fleet: node '{}' is in no fleet of {} (use --node NAME)\n", s->node, g.config);
         return nullptr;
+    }
+    const model::Config& cfg = s->loaded->cfg();
+    s->timings.append(s->loaded->timings);
+    s->timings.restart();
+    s->desired = apply::render_desired(*s->loaded->fleet, s->node);
+    s->state_dir = cfg.state_dir;
+    s->timings.lap("render");
+    if (lock && s->cache && !ctx.build_id.empty() && cfg.state_dir == defaults.state_dir) {
+        s->to_store = apply::cache_entry(ctx, *s->loaded, &s->inputs_before);
+        s->timings.lap("cache key");
     }
     return s;
 }
@@ -153,7 +205,7 @@ std::optional<Planned> run_plan(const Globals& g, int64_t now, const std::vector
     if (!session) return std::nullopt;
     session->adopt.insert(adopt.begin(), adopt.end());
     auto r = session->run(apply::Mode::plan, now);
-    print_timings(g, *session->loaded, r);
+    print_timings(g, session->timings, r);
     if (r.error) {
         std::cerr << "wg-fleet: " << r.error->message << "\n";
         return std::nullopt;
@@ -195,9 +247,9 @@ int cmd_apply(const Globals& g, const std::vector<std::string>& adopt) {
     session->adopt.insert(adopt.begin(), adopt.end());
     const std::string& node = session->node;
     Machine& m = *session->machine;
-    m.journal = std::make_unique<system::FileJournal>(session->loaded->cfg().state_dir);
+    m.journal = std::make_unique<system::FileJournal>(session->state_dir);
     auto r = session->run(apply::Mode::apply, now);
-    print_timings(g, *session->loaded, r);
+    print_timings(g, session->timings, r);
     if (m.keys.loose_permissions)
         std::cerr << fmt::format("wg-fleet: warning: {} is readable by group or others; it should be 0600\n", *m.keys.loose_permissions);
     if (r.error) {
@@ -230,6 +282,20 @@ int cmd_apply(const Globals& g, const std::vector<std::string>& adopt) {
         for (const auto& op : r.leftover->ops) std::cerr << "  " << plan::describe(op) << "\n";
         std::cerr << "Please report this with the output of `wg-fleet plan -v`.\n";
         return kError;
+    }
+    if (session->to_store) {
+        // Verified: the node matches what this desired state says, so the next run with the
+        // same inputs may start from it; unless an input changed since it was loaded (a key
+        // this run generated or published, or another writer): then the next run loads again.
+        if (apply::input_digests(session->to_store->inputs) != session->inputs_before) {
+            if (g.verbose > 0) std::cerr << "wg-fleet: desired state not kept: a key file or published key changed during the run\n";
+        } else {
+            session->to_store->desired = std::move(session->desired);
+            auto saved = session->cache->save(apply::encode_cached(*session->to_store));
+            if (g.verbose > 0)
+                std::cerr << (saved ? fmt::format("wg-fleet: desired state kept in {} for the next run\n", session->cache->path())
+                                    : fmt::format("wg-fleet: desired state not kept: {}\n", saved.error().message));
+        }
     }
     if (!g.quiet)
         std::cout << (r.plan.empty() ? "No changes: the node matches the fleet.\n"

@@ -21,6 +21,9 @@ struct Globals {
     std::optional<std::string> files_root;
     int verbose = 0;
     int quiet = 0;
+    // plan, apply, status: parse, validate and render even when the desired state of the last
+    // verified apply is kept for inputs as they are now.
+    bool no_cache = false;
     // How long apply, keygen and each reconcile of watch wait for another run's lock on the
     // state directory before giving up.
     int lock_timeout = 30;

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 
+#include "apply/desired_cache.hpp"
 #include "apply/engine.hpp"
 #include "config/parse.hpp"
 #include "fixture.hpp"
@@ -790,4 +791,31 @@ TEST_CASE("engine: covers(before, after) says exactly when the record written ah
     for (const auto& after : afters) CHECK(apply::covers(before, after) == (apply::write_ahead(before, after) == before));
     CHECK(apply::covers(before, same_less));
     CHECK_FALSE(apply::covers(before, more_peer));
+}
+
+TEST_CASE("engine: a desired state kept by the cache resolves its endpoint names again on every run", "[engine][desired-cache]") {
+    Setup s;
+    FakeMachine m;
+    MapResolver dns;
+    dns.names["vpn2.example.com"] = *model::IpAddr::parse("198.51.100.2");
+    MemState state;
+    auto b = m.backends();
+    apply::Engine e{b, m.keys, dns, state, nullptr, {}};
+    apply::CachedDesired c{.key = {}, .inputs = {}, .userspace = std::nullopt, .notes = "", .desired = apply::render_desired(*s.fw, "c1")};
+    auto kept = apply::decode_cached(apply::encode_cached(c));
+    REQUIRE(kept);
+    CHECK(*kept == c);
+    auto c2 = *model::Key::from_base64("4EVFjchzl8j0kbHH00hl1jgZKbuw/hw1B7XbAYDAaSA=");
+    CHECK(kept->desired.state.interfaces.at("mesh").peers.at(c2).endpoint == ep("vpn2.example.com:51821"));
+
+    REQUIRE(e.run(kept->desired, "c1", apply::Mode::apply, m.now).ok());
+    CHECK(m.wg.devices.at("mesh").device.peers.at(c2).endpoint == ep("198.51.100.2:51821"));
+    // The name moved: the next run from the same kept state asks again and follows it.
+    dns.asked.clear();
+    dns.names["vpn2.example.com"] = *model::IpAddr::parse("198.51.100.9");
+    auto again = e.run(kept->desired, "c1", apply::Mode::apply, m.now);
+    REQUIRE(again.ok());
+    CHECK(dns.asked == std::vector<std::string>{"vpn2.example.com"});
+    CHECK(m.wg.devices.at("mesh").device.peers.at(c2).endpoint == ep("198.51.100.9:51821"));
+    CHECK(kept->desired.state.interfaces.at("mesh").peers.at(c2).endpoint == ep("vpn2.example.com:51821"));
 }
