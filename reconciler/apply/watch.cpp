@@ -1,7 +1,5 @@
 #include "apply/watch.hpp"
 
-#include <utility>
-
 namespace wgf::apply {
 
 std::string_view to_string(Trigger t) {
@@ -50,15 +48,12 @@ private:
     Report& report_;
     const WatchOptions& o_;
     std::unique_ptr<Reconcile> in_force_;  // the last good configuration
-    // The configuration it replaced: freeing a large one takes a while, done once the new one
-    // is applied.
-    std::unique_ptr<Reconcile> retired_;
 
     // A failed load leaves the configuration in force as it was.
     bool load(Trigger why) {
         auto r = loader_.load(why);
         if (auto* ok = std::get_if<std::unique_ptr<Reconcile>>(&r)) {
-            retired_ = std::exchange(in_force_, std::move(*ok));
+            in_force_ = std::move(*ok);
             return true;
         }
         const auto& f = std::get<LoadFailure>(r);
@@ -69,7 +64,6 @@ private:
 
     void converge(Trigger why) {
         if (in_force_) in_force_->run(why);
-        retired_.reset();
     }
 
     void wait(backend::TimePoint deadline) {
