@@ -34,8 +34,8 @@ public:
                 }
                 if (load(Trigger::reload)) converge(Trigger::reload);
             }
-            if (src_.files.take()) {
-                settle();
+            if (auto change = src_.files.take(); change != backend::FileChange::none) {
+                if (change == backend::FileChange::written) settle();
                 if (load(Trigger::edit)) converge(Trigger::edit);
             }
             if (src_.timer.take()) converge(Trigger::tick);
@@ -72,11 +72,12 @@ private:
         if (o_.watchdog.count() > 0) report_.watchdog();
     }
 
-    // Takes further changes until none came for one settle period.
+    // Takes further changes until none came for one settle period, or until the configuration
+    // is renamed into place (complete: nothing to wait for).
     void settle() {
         for (int i = 0; i < o_.settle_rounds; ++i) {
             wait(src_.clock.now() + o_.settle);
-            if (!src_.files.take()) return;
+            if (src_.files.take() != backend::FileChange::written) return;
         }
     }
 };

@@ -65,8 +65,9 @@ struct WatchSources {
 struct WatchOptions {
     // The watchdog is pinged at least this often while the loop waits; zero: no watchdog.
     std::chrono::milliseconds watchdog{0};
-    // Editors write in several steps (truncate, write, rename): an edit is loaded once no change
-    // came for `settle`, or after `settle_rounds` such waits.
+    // Writes in place come in several steps (truncate, write, close), drop-ins in bursts: such an
+    // edit is loaded once no change came for `settle`, or after `settle_rounds` such waits. A
+    // configuration renamed into place is loaded at once.
     std::chrono::milliseconds settle{50};
     int settle_rounds = 5;
     std::string watching;  // logged once ready ("watching FILE and DIR; tick every Ns")

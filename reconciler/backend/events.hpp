@@ -12,12 +12,22 @@ namespace wgf::backend {
 
 using TimePoint = std::chrono::steady_clock::time_point;
 
+// What the notifications taken at once say about the configuration.
+enum class FileChange {
+    none,
+    // The configuration file or a drop-in was written, created or removed: more may follow
+    // (truncate, write, close; several drop-ins), so the loop waits for the burst to end.
+    written,
+    // Only the configuration file was renamed into place: a rename is atomic, so the file is
+    // complete and can be loaded at once.
+    replaced,
+};
+
 class FileChanges {
 public:
     virtual ~FileChanges() = default;
-    // Takes every pending notification; true when one concerns the configuration file or a
-    // drop-in.
-    virtual bool take() = 0;
+    // Takes every pending notification and says what they concern.
+    virtual FileChange take() = 0;
 };
 
 struct Signal {

@@ -47,11 +47,12 @@ size_t peer_count(const model::HostState& hs) {
 // The node converged to one loaded configuration, on the machine built for it.
 class NodeReconcile : public apply::Reconcile {
 public:
-    NodeReconcile(const Globals& g, spdlog::logger& log, apply::Report& report, apply::LiveCache& verified, std::unique_ptr<Loaded> loaded,
-                  std::string node)
+    NodeReconcile(const Globals& g, spdlog::logger& log, apply::Report& report, apply::LiveCache& verified,
+                  std::optional<system::KeptRecord>& kept, std::unique_ptr<Loaded> loaded, std::string node)
         : g_(g), log_(log), report_(report), verified_(verified), loaded_(std::move(loaded)), node_(std::move(node)),
           machine_(loaded_->cfg()) {
         machine_.journal = std::make_unique<system::FileJournal>(loaded_->cfg().state_dir);
+        machine_.state = std::make_unique<system::FileStateStore>(loaded_->cfg().state_dir, &kept);
     }
 
     void run(apply::Trigger why) override {
@@ -127,6 +128,7 @@ private:
     spdlog::logger& log_;
     apply::Report& report_;
     apply::LiveCache verified_;  // the devices as the last verified run left them, across reloads
+    std::optional<system::KeptRecord> kept_;  // the ownership record as the last run read or wrote it
 
     std::variant<std::unique_ptr<apply::Reconcile>, apply::LoadFailure> load_checked(const char* reason) {
         auto l = apply::load(load_options(g_));
@@ -142,7 +144,7 @@ private:
         std::string timings = l->timings.str();
         // Everything that can fail comes first (the machine included), so a failure leaves the
         // configuration in force whole.
-        auto r = std::make_unique<NodeReconcile>(g_, log_, report_, verified_, std::move(l), std::move(node));
+        auto r = std::make_unique<NodeReconcile>(g_, log_, report_, verified_, kept_, std::move(l), std::move(node));
         log_.info("loaded {} ({})", g_.config, reason);
         log_.debug("timing: {}", timings);
         return r;

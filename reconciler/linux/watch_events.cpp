@@ -31,26 +31,30 @@ ConfigWatch::ConfigWatch(const std::string& config, const std::string& dropins)
     config_name = p.filename().string();
     dropin_dir = dropins;
     dropin_name = std::filesystem::path(dropin_dir).filename().string();
-    inotify_add_watch(fd_.fd, config_dir.c_str(), kDirEvents);
+    config_wd = inotify_add_watch(fd_.fd, config_dir.c_str(), kDirEvents);
     // The drop-in directory may not exist yet: its creation is seen in its parent (the config's
     // directory) and the watch added then.
     inotify_add_watch(fd_.fd, dropin_dir.c_str(), kDirEvents);
 }
 
-bool ConfigWatch::take() {
+backend::FileChange ConfigWatch::take() {
     alignas(struct inotify_event) char buf[8192];
-    bool hit = false;
+    bool hit = false, only_replaced = true;
     ssize_t n;
     while ((n = read(fd_.fd, buf, sizeof buf)) > 0) {
         for (char* p = buf; p < buf + n;) {
             auto* ev = reinterpret_cast<struct inotify_event*>(p);
             std::string name = ev->len ? ev->name : "";
-            if (name == config_name || name.ends_with(".yaml") || name == dropin_name) hit = true;
+            if (name == config_name || name.ends_with(".yaml") || name == dropin_name) {
+                hit = true;
+                if (!(ev->wd == config_wd && name == config_name && (ev->mask & IN_MOVED_TO))) only_replaced = false;
+            }
             if (name == dropin_name && (ev->mask & (IN_CREATE | IN_MOVED_TO))) inotify_add_watch(fd_.fd, dropin_dir.c_str(), kDirEvents);
             p += sizeof(struct inotify_event) + ev->len;
         }
     }
-    return hit;
+    if (!hit) return backend::FileChange::none;
+    return only_replaced ? backend::FileChange::replaced : backend::FileChange::written;
 }
 
 SignalEvents::SignalEvents() : fd_(-1) {

@@ -16,11 +16,12 @@ class ConfigWatch : public backend::FileChanges {
 public:
     // Throws std::system_error when inotify is not available.
     ConfigWatch(const std::string& config, const std::string& dropin_dir);
-    bool take() override;
+    backend::FileChange take() override;
     int fd() const { return fd_.fd; }
 
 private:
     model::Fd fd_;
+    int config_wd = -1;
     std::string config_name, dropin_dir, dropin_name;
 };
 

@@ -1,5 +1,7 @@
 #include "system/state_store.hpp"
 
+#include <sys/stat.h>
+
 #include <cerrno>
 #include <fstream>
 #include <sstream>
@@ -13,6 +15,13 @@ namespace wgf::system {
 namespace {
 
 std::string state_file(const std::string& state_dir) { return state_dir + "/state.json"; }
+
+std::optional<std::array<int64_t, 7>> stamp_of(const std::string& path) {
+    struct stat st {};
+    if (stat(path.c_str(), &st) != 0) return std::nullopt;
+    return std::array<int64_t, 7>{static_cast<int64_t>(st.st_dev), static_cast<int64_t>(st.st_ino), st.st_size, st.st_mtim.tv_sec,
+                                  st.st_mtim.tv_nsec, st.st_ctim.tv_sec, st.st_ctim.tv_nsec};
+}
 
 // Collects the strings of the top-level "interfaces" array and stops there.
 class InterfacesOnly : public nlohmann::json_sax<nlohmann::json> {
@@ -62,18 +71,29 @@ std::set<std::string> recorded_interfaces(const std::string& state_dir) {
 }
 
 backend::Result<plan::Ownership> FileStateStore::load() {
-    std::ifstream in(state_file(dir_));
+    const std::string path = state_file(dir_);
+    // Stamped before reading: a file replaced in between is read again next time.
+    auto now = stamp_of(path);
+    if (keep_ && *keep_ && now && (*keep_)->path == path && (*keep_)->stamp == *now) return (*keep_)->owned;
+    if (keep_) keep_->reset();
+    std::ifstream in(path);
     if (!in) return plan::Ownership{};  // first run: nothing is ours yet
     std::stringstream ss;
     ss << in.rdbuf();
     std::string why;
     auto o = plan::ownership_from_json(ss.str(), &why);
     if (!o) return backend::Error{EINVAL, dir_ + "/state.json is not readable: " + why};
+    if (keep_ && now) *keep_ = KeptRecord{.path = path, .stamp = *now, .owned = *o};
     return *o;
 }
 
 backend::Status FileStateStore::save(const plan::Ownership& owned) {
-    return linux_::write_file_atomic(state_file(dir_), plan::ownership_to_json(owned), 0600);
+    const std::string path = state_file(dir_);
+    if (keep_) keep_->reset();
+    auto s = linux_::write_file_atomic(path, plan::ownership_to_json(owned), 0600);
+    if (!s) return s;
+    if (auto now = stamp_of(path); keep_ && now) *keep_ = KeptRecord{.path = path, .stamp = *now, .owned = owned};
+    return s;
 }
 
 }  // namespace wgf::system

@@ -50,3 +50,32 @@ TEST_CASE("state: a damaged state.json is an error to load and no guess", "[stat
     CHECK(r.error().message.find("state.json is not readable") != std::string::npos);
     CHECK(system::recorded_interfaces(d.str()).empty());
 }
+
+TEST_CASE("state: a kept record is used while state.json is unchanged, read again once it changed", "[state]") {
+    test::TempDir d("wgf-state");
+    std::optional<system::KeptRecord> keep;
+    system::FileStateStore store(d.str(), &keep);
+    plan::Ownership o;
+    o.interfaces = {"wg-a"};
+    o.peers["wg-a"] = {key_of(1)};
+    REQUIRE(store.save(o));
+    REQUIRE(keep);
+    // Marks the kept copy: a load that returns the mark did not read the file.
+    keep->owned.files.insert("/kept");
+    auto kept = store.load();
+    REQUIRE(kept);
+    CHECK(kept->files.count("/kept") == 1);
+
+    // Another process replaces the record.
+    plan::Ownership other = o;
+    other.peers["wg-a"].insert(key_of(2));
+    REQUIRE(system::FileStateStore(d.str()).save(other));
+    auto replaced = store.load();
+    REQUIRE(replaced);
+    CHECK(*replaced == other);
+
+    // Written in place (no rename): read again, here to an error.
+    std::ofstream(d.path / "state.json", std::ios::app) << "garbage";
+    CHECK_FALSE(store.load());
+    CHECK_FALSE(keep);
+}

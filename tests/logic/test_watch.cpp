@@ -56,16 +56,19 @@ struct World {
     std::multimap<backend::TimePoint, std::function<void()>> script;
     std::string label = "one peer";  // the file's content, by name
     const char* text = kOnePeer;
-    bool changed = false;
+    backend::FileChange changed = backend::FileChange::none;
     std::deque<backend::Signal> signals;
     int ticks = 0;
+    std::vector<backend::TimePoint> loaded_at;  // when the loop loaded the configuration
 
-    bool pending() const { return changed || !signals.empty() || ticks > 0; }
+    bool pending() const { return changed != backend::FileChange::none || !signals.empty() || ticks > 0; }
     void at(int ms, std::function<void()> f) { script.emplace(backend::TimePoint{} + milliseconds(ms), std::move(f)); }
-    void edit(std::string l, const char* t) {
+    // A write in place, or (`replaced`) the file renamed into place; notifications of both
+    // kinds taken at once are a write.
+    void edit(std::string l, const char* t, backend::FileChange kind = backend::FileChange::written) {
         label = std::move(l);
         text = t;
-        changed = true;
+        changed = changed == backend::FileChange::none || changed == kind ? kind : backend::FileChange::written;
     }
     void hup() { signals.push_back({.kind = backend::Signal::Kind::reload, .name = "Hangup"}); }
     void term() { signals.push_back({.kind = backend::Signal::Kind::stop, .name = "Terminated"}); }
@@ -74,7 +77,7 @@ struct World {
 class FakeFiles : public backend::FileChanges {
 public:
     explicit FakeFiles(World& w) : w_(w) {}
-    bool take() override { return std::exchange(w_.changed, false); }
+    backend::FileChange take() override { return std::exchange(w_.changed, backend::FileChange::none); }
 
 private:
     World& w_;
@@ -182,6 +185,7 @@ class FakeLoader : public apply::Loader {
 public:
     FakeLoader(World& w, Node& n) : w_(w), n_(n) {}
     std::variant<std::unique_ptr<apply::Reconcile>, apply::LoadFailure> load(Trigger why) override {
+        w_.loaded_at.push_back(w_.now);
         config::Sources sources;
         config::Diagnostics diags;
         auto parsed = config::parse_text(w_.text, "fleet.yaml", sources, diags);
@@ -236,6 +240,27 @@ TEST_CASE("watch: a burst of edits is loaded and applied once", "[watch]") {
     CHECK(h.report.ready_calls == 1);
 }
 
+TEST_CASE("watch: a configuration renamed into place is loaded at once, a write in place once the burst ends", "[watch]") {
+    Harness h;
+    h.w.at(100, [&] { h.w.edit("two peers", kTwoPeers, backend::FileChange::replaced); });
+    h.w.at(1000, [&] { h.w.edit("one peer", kOnePeer); });
+    h.w.at(1010, [&] { h.w.edit("one peer", kOnePeer, backend::FileChange::replaced); });
+    h.w.at(2000, [&] { h.w.edit("half written", kInvalid); });
+    h.w.at(2010, [&] { h.w.edit("two peers", kTwoPeers); });
+    h.w.at(5000, [&] { h.w.term(); });
+    h.watch();
+    REQUIRE(h.node.runs.size() == 4);
+    CHECK(h.node.runs[1].config == "two peers");
+    CHECK(h.node.runs[2].config == "one peer");
+    CHECK(h.node.runs[3].config == "two peers");
+    REQUIRE(h.w.loaded_at.size() == 4);
+    auto at = [](int ms) { return backend::TimePoint{} + milliseconds(ms); };
+    CHECK(h.w.loaded_at[1] == at(100));   // the rename: no settling pause
+    CHECK(h.w.loaded_at[2] == at(1010));  // a write, then the rename ends the wait
+    CHECK(h.w.loaded_at[3] == at(2060));  // writes: one settle period after the last
+    CHECK(h.report.errors.empty());
+}
+
 TEST_CASE("watch: an invalid edit applies nothing, is reported, and the last good configuration stays in force", "[watch]") {
     Harness h;
     size_t sets_before_invalid = 0;
@@ -263,7 +288,7 @@ TEST_CASE("watch: an invalid edit applies nothing, is reported, and the last goo
 TEST_CASE("watch: without a valid configuration nothing runs until one is written", "[watch]") {
     Harness h;
     h.w.edit("invalid", kInvalid);
-    h.w.changed = false;  // the file as it is at start
+    h.w.changed = backend::FileChange::none;  // the file as it is at start
     h.w.at(1000, [&] { ++h.w.ticks; });
     h.w.at(2000, [&] { h.w.edit("one peer", kOnePeer); });
     h.w.at(3000, [&] { h.w.term(); });
