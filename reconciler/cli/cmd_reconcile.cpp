@@ -324,7 +324,8 @@ int cmd_status(const Globals& g, bool json) {
         auto& peers = ij["peers"] = nlohmann::ordered_json::array();
         std::vector<const model::WgPeer*> by_name;  // people read peers by name
         for (const auto& [key, p] : want.peers) by_name.push_back(&p);
-        auto name = [&](const model::WgPeer* p) -> const std::string& { return r.labels.peer_name(ifname, p->public_key); };
+        const std::string& dev = ifname;  // a named reference: clang 14 (clang-tidy) cannot capture a structured binding
+        auto name = [&](const model::WgPeer* p) -> const std::string& { return r.labels.peer_name(dev, p->public_key); };
         std::sort(by_name.begin(), by_name.end(), [&](auto* a, auto* b) { return name(a) < name(b); });
         for (const model::WgPeer* pp : by_name) {
             const auto& key = pp->public_key;

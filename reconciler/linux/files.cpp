@@ -203,7 +203,8 @@ backend::Result<Resolved> resolve_parent(const std::string& path) {
         auto s = parent.find_last_not_of('/');
         if (s == std::string::npos) return backend::errno_error(ENOENT, "resolve " + path);
         auto cut = parent.rfind('/', s);
-        rest = parent.substr(cut == std::string::npos ? 0 : cut + 1, s - (cut == std::string::npos ? 0 : cut + 1) + 1) + "/" + rest;
+        const size_t first = cut == std::string::npos ? 0 : cut + 1;
+        rest = parent.substr(first, s - first + 1).append("/").append(rest);
         parent = cut == std::string::npos ? "." : (cut == 0 ? "/" : parent.substr(0, cut));
     }
 }

@@ -67,6 +67,7 @@ void add_cmp(nftnl_rule* r, uint32_t op, const void* data, uint32_t len) {
 
 void add_ifname_match(nftnl_rule* r, uint32_t key, const std::string& name) {
     char buf[kIfNameSize] = {};
+    // NOLINTNEXTLINE(bugprone-not-null-terminated-result): buf is zeroed and at most kIfNameSize - 1 bytes are copied
     std::memcpy(buf, name.data(), std::min(name.size(), kIfNameSize - 1));
     add_meta_load(r, key);
     add_cmp(r, NFT_CMP_EQ, buf, sizeof buf);
@@ -383,6 +384,7 @@ NftDecoded RuleDecoder::result() const {
         }
     } else if (term_ == Terminal::dnat) {
         uint8_t want_nfproto = dnat_.to->is_v4() ? NFPROTO_IPV4 : NFPROTO_IPV6;
+        // NOLINTNEXTLINE(misc-redundant-expression): IPPROTO_TCP and IPPROTO_UDP are distinct enumerators clang-tidy 14 folds
         if (f.nfproto == want_nfproto && (f.l4proto == IPPROTO_TCP || f.l4proto == IPPROTO_UDP) && f.dport && only(3)) {
             out.what = NftDecoded::What::fw_rule;
             out.rule.kind = FwKind::dnat;

@@ -18,11 +18,11 @@ int nlerr_to_errno(int nlerr) {
         case NLE_MSGSIZE: return EMSGSIZE;
         case NLE_OPNOTSUPP: return EOPNOTSUPP;
         case NLE_AF_NOSUPPORT: return EAFNOSUPPORT;
-        case NLE_OBJ_NOTFOUND: return ENOENT;
+        case NLE_OBJ_NOTFOUND:
         case NLE_NOATTR: return ENOENT;
         case NLE_NOADDR: return EADDRNOTAVAIL;
         case NLE_SRCRT_NOSUPPORT: return EOPNOTSUPP;
-        case NLE_MSG_TOOSHORT: return EMSGSIZE;
+        case NLE_MSG_TOOSHORT:
         case NLE_MSG_TRUNC: return EMSGSIZE;
         case NLE_SEQ_MISMATCH: return EPROTO;
         case NLE_MSG_OVERFLOW: return ENOBUFS;

@@ -247,12 +247,12 @@ Status Rtnl::set_up(const std::string& name, bool up) {
     return link_change(name, std::nullopt, up, fmt::format("set link {} {}", name, up ? "up" : "down"));
 }
 
-Status Rtnl::addr_change(int idx, const Prefix& addr, bool add, const std::string& what) {
+Status Rtnl::addr_change(int ifindex, const Prefix& addr, bool add, const std::string& what) {
     if (!valid(addr)) return backend::errno_error(EINVAL, what);
     NlPtr<rtnl_addr> a(rtnl_addr_alloc());
     NlPtr<nl_addr> local = to_nl(addr);
     if (!a || !local) return backend::errno_error(ENOMEM, what);
-    rtnl_addr_set_ifindex(a.get(), idx);
+    rtnl_addr_set_ifindex(a.get(), ifindex);
     rtnl_addr_set_family(a.get(), addr.addr.is_v4() ? AF_INET : AF_INET6);
     if (int err = rtnl_addr_set_local(a.get(), local.get()); err < 0) return nl_error(err, what);
     rtnl_addr_set_prefixlen(a.get(), addr.len);

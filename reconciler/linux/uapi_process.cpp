@@ -22,8 +22,6 @@
 #include "linux/uapi_socket.hpp"
 #include "model/fd.hpp"
 
-extern char** environ;
-
 namespace wgf::linux_ {
 
 using backend::Error;
@@ -232,6 +230,7 @@ Status start_userspace(const std::vector<std::string>& argv, const std::string& 
 
     // Everything the child needs is built before fork: after it only async-signal-safe calls.
     std::vector<char*> cargv;
+    cargv.reserve(full.size() + 1);
     for (auto& w : full) cargv.push_back(w.data());
     cargv.push_back(nullptr);
     const char* path = exe->c_str();

@@ -43,6 +43,7 @@ bool key_from_hex(std::string_view text, std::array<uint8_t, 32>& out) {
     if (text.size() != 64) return false;
     int bad = 0;
     for (size_t i = 0; i < 32; ++i) {
+        // NOLINTNEXTLINE(bugprone-signed-char-misuse): the table is int8_t on purpose, -1 marks a non-hex byte
         int hi = kHexValue[static_cast<uint8_t>(text[2 * i])], lo = kHexValue[static_cast<uint8_t>(text[2 * i + 1])];
         bad |= hi | lo;
         out[i] = static_cast<uint8_t>(hi << 4 | lo);

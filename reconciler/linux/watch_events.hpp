@@ -15,7 +15,7 @@ namespace wgf::linux_ {
 class ConfigWatch : public backend::FileChanges {
 public:
     // Throws std::system_error when inotify is not available.
-    ConfigWatch(const std::string& config, const std::string& dropin_dir);
+    ConfigWatch(const std::string& config, const std::string& dropins);
     backend::FileChange take() override;
     int fd() const { return fd_.fd; }
 

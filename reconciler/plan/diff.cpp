@@ -243,7 +243,7 @@ private:
             if (it != live.sysctls.end() && it->second == v) continue;
             OpSetSysctl op{k, v, it == live.sysctls.end() ? "" : it->second};
             if (desired.interfaces.count(conf_interface(k))) add(kLink, std::move(op));
-            else (is_accept_ra_key(k) ? raise : set).push_back(std::move(op));
+            else (is_accept_ra_key(k) ? raise : set).emplace_back(std::move(op));
         }
         // What wg-fleet changed and no longer needs goes back to what it found, unless someone
         // changed it since (then it is theirs) or it went away with its interface.
@@ -251,7 +251,7 @@ private:
             if (desired.sysctls.count(k) || deleted_.count(conf_interface(k))) continue;
             auto it = live.sysctls.find(k);
             if (it == live.sysctls.end() || it->second != rec.value || it->second == rec.original) continue;
-            (is_accept_ra_key(k) ? lower : restore).push_back(OpSetSysctl{k, rec.original, it->second, true});
+            (is_accept_ra_key(k) ? lower : restore).emplace_back(OpSetSysctl{k, rec.original, it->second, true});
         }
         for (auto* group : {&raise, &set, &restore, &lower})
             for (auto& op : *group) add(kSysctl, std::move(op));

@@ -69,6 +69,7 @@ struct Out {
 // Replaces this process by argv (PATH lookup); returns only when that fails.
 int exec_argv(const std::vector<std::string>& argv) {
     std::vector<char*> args;
+    args.reserve(argv.size() + 1);
     for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);
     execvp(args[0], args.data());
@@ -510,7 +511,7 @@ int sandbox_test(const Globals& g, const std::string& name) {
                     auto a4 = fp.ipv4.find(dst);
                     cell += "/" + tally(a4 != fp.ipv4.end() && ping(src, a4->second.str()));
                 }
-                cell += "/" + tally(ping(src, dst + "." + fname + domain));
+                cell.append("/").append(tally(ping(src, fmt::format("{}.{}{}", dst, fname, domain))));
                 std::cout << fmt::format("{:<{}}", cell, w);
             }
             std::cout << "\n";

@@ -10,7 +10,7 @@
 
 namespace wgf::system {
 
-FileJournal::FileJournal(std::string state_dir) {
+FileJournal::FileJournal(const std::string& state_dir) {
     std::error_code ec;
     std::filesystem::create_directories(state_dir, ec);
     fd_ = open((state_dir + "/journal.log").c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);

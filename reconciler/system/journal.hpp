@@ -10,7 +10,7 @@ namespace wgf::system {
 
 class FileJournal : public backend::Journal {
 public:
-    explicit FileJournal(std::string state_dir);
+    explicit FileJournal(const std::string& state_dir);
     ~FileJournal() override;
     FileJournal(const FileJournal&) = delete;
     FileJournal& operator=(const FileJournal&) = delete;
