@@ -481,7 +481,8 @@ std::optional<CachedDesired> lookup_cached(backend::DesiredCacheStore& store, co
     const LoadOptions& o = ctx.options;
     auto files = config::read_config_files(o.config, o.dropin_dir ? *o.dropin_dir : config::default_dropin_dir(o.config), sources, diags);
     if (diags.has_errors()) return say("the configuration cannot be read");
-    if (sodium_memcmp(cache_key(ctx, files, c->desired.state_dir, input_digests(c->inputs)).data(), c->key.data(), c->key.size()) != 0) return say("inputs changed");
+    if (sodium_memcmp(cache_key(ctx, files, c->desired.state_dir, input_digests(c->inputs)).data(), c->key.data(), c->key.size()) != 0)
+        return say("inputs changed");
     return c;
 }
 

@@ -105,15 +105,18 @@ backend::Status check_file_places(backend::Files& files, const model::HostState&
         if (!p) return p.error();
         if (auto k = key_files.find(*p); k != key_files.end())
             return backend::Error{EINVAL, fmt::format("managed file {} is the private key file {}; nothing applied (give it a path "
-                                                      "outside state_dir)", path, k->second)};
+                                                      "outside state_dir)",
+                                                      path, k->second)};
         if (auto [it, fresh] = places.emplace(*p, path); !fresh)
             return backend::Error{EINVAL, fmt::format("managed files {} and {} are one file; nothing applied (give each a path of its "
-                                                      "own)", it->second, path)};
+                                                      "own)",
+                                                      it->second, path)};
         auto in = files.within(path, state_dir);
         if (!in) return in.error();
         if (*in)
             return backend::Error{EINVAL, fmt::format("managed file {} lies inside state_dir {}, where wg-fleet keeps its private keys "
-                                                      "and state; nothing applied (choose a path outside it)", path, state_dir)};
+                                                      "and state; nothing applied (choose a path outside it)",
+                                                      path, state_dir)};
     }
     // An owned file that is a desired one under another name (an old spelling of the path, or
     // /var/run for /run) is that file: removing the old name would delete it.
@@ -162,15 +165,17 @@ LiveCache cache_of(Live live, const std::set<std::string>& interfaces, plan::Own
 
 Desired render_desired(const plan::Fleetwide& fleet, const std::string& node) {
     auto rendered = plan::render_host(fleet, node);
-    Desired d{.state = std::move(rendered.state), .labels = std::move(rendered.labels), .state_dir = fleet.cfg.state_dir,
-              .keys_dir = fleet.cfg.keys_dir, .exclusive = {}};
+    Desired d{.state = std::move(rendered.state),
+              .labels = std::move(rendered.labels),
+              .state_dir = fleet.cfg.state_dir,
+              .keys_dir = fleet.cfg.keys_dir,
+              .exclusive = {}};
     for (const auto& [name, f] : fleet.cfg.fleets)
         if (f.exclusive) d.exclusive.insert(f.interface);
     return d;
 }
 
-RunResult Engine::run(const plan::Fleetwide& fleet, const std::string& node, Mode mode, int64_t now, Prefetch* prefetch,
-                      LiveRead how) {
+RunResult Engine::run(const plan::Fleetwide& fleet, const std::string& node, Mode mode, int64_t now, Prefetch* prefetch, LiveRead how) {
     model::Timings t;
     const Desired d = render_desired(fleet, node);
     t.lap("render");
@@ -292,7 +297,8 @@ RunResult Engine::run(const Desired& d, const std::string& node, Mode mode, int6
     const plan::Ownership& ahead = written_ahead ? *written_ahead : *owned;
     if (written_ahead && ahead != *owned)
         if (auto s = state.save(ahead); !s) {
-            r.error = backend::Error{s.error().code, s.error().message + "; nothing applied (the ownership record is written before any change)"};
+            r.error = backend::Error{s.error().code,
+                                     s.error().message + "; nothing applied (the ownership record is written before any change)"};
             return r;
         }
     r.timings.lap("state");

@@ -22,17 +22,17 @@ enum class Mode { plan, apply };
 
 struct RunResult {
     model::HostState desired;
-    model::Labels labels;                      // of desired
+    model::Labels labels;  // of desired
     plan::Plan plan;
     std::optional<ApplyResult> applied;
     std::vector<std::string> warnings;
-    std::vector<std::string> generated_keys;   // fleets whose key was generated in this run
-    std::optional<Live> live;                  // as read before the plan
-    std::optional<plan::Plan> leftover;        // a fresh diff after apply: must be empty after success
-    std::optional<backend::Error> error;       // reading live state or state_dir failed
-    model::Timings timings;                    // per phase, for -v
-    model::Timings read_timings;               // the prefetch's phases, on its own thread
-    bool used_cache = false;                   // the devices came from the LiveCache, not a read
+    std::vector<std::string> generated_keys;  // fleets whose key was generated in this run
+    std::optional<Live> live;                 // as read before the plan
+    std::optional<plan::Plan> leftover;       // a fresh diff after apply: must be empty after success
+    std::optional<backend::Error> error;      // reading live state or state_dir failed
+    model::Timings timings;                   // per phase, for -v
+    model::Timings read_timings;              // the prefetch's phases, on its own thread
+    bool used_cache = false;                  // the devices came from the LiveCache, not a read
 
     // Conflicts (managed paths wg-fleet did not write) fail the run: the rest is applied, the
     // node does not match the fleet.
@@ -100,10 +100,10 @@ enum class LiveRead { full, cached_devices };
 // found nothing to do) leaves a new one, so a failed apply, a failed read or a verification
 // that still differs leaves none.
 struct LiveCache {
-    std::optional<Live> live;   // the devices, their stats and handshakes; nothing else
+    std::optional<Live> live;          // the devices, their stats and handshakes; nothing else
     std::set<std::string> interfaces;  // the desired interfaces of that run
-    plan::Ownership owned;      // the ownership record that run left: a different one now means
-                                // someone else applied in between
+    plan::Ownership owned;             // the ownership record that run left: a different one now means
+                                       // someone else applied in between
 };
 
 // A peer about to be added without a desired endpoint (the other side dials in) that the last

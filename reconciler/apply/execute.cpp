@@ -83,24 +83,24 @@ private:
             return it == d.peers.end() ? nullptr : &it->second;
         };
         for (size_t k = from; k < to; ++k) {
-            out[k - from] = std::visit(
-                overloaded{
-                    [&](const OpSetPrivateKey& o) { return d.public_key == o.public_key; },
-                    [&](const OpSetListenPort& o) { return d.listen_port == o.port; },
-                    [&](const OpAddPeer& o) {
-                        const auto* p = peer(o.peer.public_key);
-                        return p && (!o.peer.endpoint || p->endpoint == o.peer.endpoint) && p->keepalive == o.peer.keepalive &&
-                               p->allowed_ips == o.peer.allowed_ips;
-                    },
-                    [&](const OpRemovePeer& o) { return peer(o.public_key) == nullptr; },
-                    [&](const OpUpdatePeer& o) {
-                        const auto* p = peer(o.public_key);
-                        return p && (!o.endpoint || p->endpoint == o.endpoint) && (!o.keepalive || p->keepalive == *o.keepalive) &&
-                               (!o.allowed_ips || p->allowed_ips == *o.allowed_ips);
-                    },
-                    [](const auto&) { return false; },
-                },
-                ops[k]);
+            out[k - from] = std::visit(overloaded{
+                                           [&](const OpSetPrivateKey& o) { return d.public_key == o.public_key; },
+                                           [&](const OpSetListenPort& o) { return d.listen_port == o.port; },
+                                           [&](const OpAddPeer& o) {
+                                               const auto* p = peer(o.peer.public_key);
+                                               return p && (!o.peer.endpoint || p->endpoint == o.peer.endpoint) &&
+                                                      p->keepalive == o.peer.keepalive && p->allowed_ips == o.peer.allowed_ips;
+                                           },
+                                           [&](const OpRemovePeer& o) { return peer(o.public_key) == nullptr; },
+                                           [&](const OpUpdatePeer& o) {
+                                               const auto* p = peer(o.public_key);
+                                               return p && (!o.endpoint || p->endpoint == o.endpoint) &&
+                                                      (!o.keepalive || p->keepalive == *o.keepalive) &&
+                                                      (!o.allowed_ips || p->allowed_ips == *o.allowed_ips);
+                                           },
+                                           [](const auto&) { return false; },
+                                       },
+                                       ops[k]);
         }
         // A set applies in order: an op on a peer that took effect means every earlier op on
         // that peer did (a release superseded by its claim no longer shows on its own).
@@ -186,25 +186,26 @@ private:
     }
 
     Status apply_one(const Op& op) {
-        return std::visit(
-            overloaded{
-                [&](const OpCreateDevice& o) {
-                    created_.insert(o.ifname);
-                    return b_.wg.create_device(o.ifname);
-                },
-                [&](const OpDeleteDevice& o) { return b_.wg.delete_device(o.ifname); },
-                [&](const OpSetMtu& o) { return b_.links.set_mtu(o.ifname, o.mtu); },
-                [&](const OpSetUp& o) { return b_.links.set_up(o.ifname, true); },
-                [&](const OpAddAddress& o) { return b_.links.add_address(o.ifname, o.addr); },
-                [&](const OpDelAddress& o) { return b_.links.del_address(o.ifname, o.addr); },
-                [&](const OpAddRoute& o) { return b_.links.add_route(o.route); },
-                [&](const OpDelRoute& o) { return b_.links.del_route(o.route); },
-                [&](const OpSetSysctl& o) { return b_.sysctls.write(o.key, o.value); },
-                [&](const OpWriteFile& o) { return b_.files.write(o.file); },
-                [&](const OpRemoveFile& o) { return b_.files.remove(o.path); },
-                [&](const auto& o) -> Status { return Error{EINVAL, fmt::format("internal: unexpected operation {}", kind(Op{o}))}; },
-            },
-            op);
+        return std::visit(overloaded{
+                              [&](const OpCreateDevice& o) {
+                                  created_.insert(o.ifname);
+                                  return b_.wg.create_device(o.ifname);
+                              },
+                              [&](const OpDeleteDevice& o) { return b_.wg.delete_device(o.ifname); },
+                              [&](const OpSetMtu& o) { return b_.links.set_mtu(o.ifname, o.mtu); },
+                              [&](const OpSetUp& o) { return b_.links.set_up(o.ifname, true); },
+                              [&](const OpAddAddress& o) { return b_.links.add_address(o.ifname, o.addr); },
+                              [&](const OpDelAddress& o) { return b_.links.del_address(o.ifname, o.addr); },
+                              [&](const OpAddRoute& o) { return b_.links.add_route(o.route); },
+                              [&](const OpDelRoute& o) { return b_.links.del_route(o.route); },
+                              [&](const OpSetSysctl& o) { return b_.sysctls.write(o.key, o.value); },
+                              [&](const OpWriteFile& o) { return b_.files.write(o.file); },
+                              [&](const OpRemoveFile& o) { return b_.files.remove(o.path); },
+                              [&](const auto& o) -> Status {
+                                  return Error{EINVAL, fmt::format("internal: unexpected operation {}", kind(Op{o}))};
+                              },
+                          },
+                          op);
     }
 
     Backends& b_;
@@ -216,8 +217,6 @@ private:
 
 }  // namespace
 
-ApplyResult apply_plan(Backends& b, const Plan& plan, KeyStore& keys, Journal* journal) {
-    return Applier(b, keys, journal).run(plan);
-}
+ApplyResult apply_plan(Backends& b, const Plan& plan, KeyStore& keys, Journal* journal) { return Applier(b, keys, journal).run(plan); }
 
 }  // namespace wgf::apply

@@ -17,8 +17,8 @@ namespace wgf::apply {
 using backend::Journal;
 
 struct ApplyResult {
-    std::vector<std::string> done;       // op lines applied
-    std::vector<std::string> not_done;   // op lines not applied (after a failure)
+    std::vector<std::string> done;      // op lines applied
+    std::vector<std::string> not_done;  // op lines not applied (after a failure)
     std::optional<backend::Error> error;
     bool ok() const { return !error; }
 };

@@ -4,8 +4,7 @@
 
 namespace wgf::apply {
 
-backend::Result<model::SecretKey> ensure_node_key(KeyStore& keys, const model::Config& cfg, const std::string& fleet,
-                                                  bool* generated) {
+backend::Result<model::SecretKey> ensure_node_key(KeyStore& keys, const model::Config& cfg, const std::string& fleet, bool* generated) {
     std::string path = plan::private_key_path(cfg, fleet);
     auto existing = keys.load(path);
     if (!existing) return existing.error();

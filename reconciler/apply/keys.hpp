@@ -12,7 +12,6 @@ namespace wgf::apply {
 using backend::KeyStore;
 
 // This node's key for a fleet: loaded once, generated (0600) when absent; `generated` says which.
-backend::Result<model::SecretKey> ensure_node_key(KeyStore& keys, const model::Config& cfg, const std::string& fleet,
-                                                  bool* generated);
+backend::Result<model::SecretKey> ensure_node_key(KeyStore& keys, const model::Config& cfg, const std::string& fleet, bool* generated);
 
 }  // namespace wgf::apply

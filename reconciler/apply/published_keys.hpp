@@ -21,10 +21,10 @@ inline constexpr size_t kPublishedKeyMaxBytes = 128;
 
 // What a published key must never be: the node's secret files and the keys they hold.
 struct Secrets {
-    std::string state_dir;                       // resolved; empty when it does not exist
-    std::vector<std::string> files;              // the node's secret files (private keys; later tokens)
+    std::string state_dir;                           // resolved; empty when it does not exist
+    std::vector<std::string> files;                  // the node's secret files (private keys; later tokens)
     std::vector<std::pair<uint64_t, uint64_t>> ids;  // (st_dev, st_ino) of those that exist
-    std::vector<model::SecretKey> keys;          // the private keys this process can read
+    std::vector<model::SecretKey> keys;              // the private keys this process can read
 };
 
 // The secret files of a node under cfg: one private key file per fleet.
@@ -32,9 +32,9 @@ std::vector<std::string> secret_files(const model::Config& cfg);
 Secrets load_secrets(const model::Config& cfg);
 
 struct PublishedKey {
-    std::optional<model::Key> key;   // set when the file holds a usable public key
-    bool missing = false;            // no such file: the member is pending
-    std::string refused;             // why the file is not used (never its content)
+    std::optional<model::Key> key;  // set when the file holds a usable public key
+    bool missing = false;           // no such file: the member is pending
+    std::string refused;            // why the file is not used (never its content)
 };
 
 PublishedKey read_published_key(const std::string& path, const Secrets& secrets);

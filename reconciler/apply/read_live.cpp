@@ -19,7 +19,8 @@ backend::Status read_interfaces(Backends& b, const std::set<std::string>& names,
         auto dev = b.wg.read_device(name);
         if (!dev) {
             if (dev.error().code == ENODEV && desired_interfaces.count(name))
-                return Error{EEXIST, fmt::format("interface {} exists but is not a WireGuard device; wg-fleet will not take it over", name)};
+                return Error{EEXIST,
+                             fmt::format("interface {} exists but is not a WireGuard device; wg-fleet will not take it over", name)};
             if (dev.error().code == ENODEV) continue;
             return dev.error();
         }
@@ -52,8 +53,7 @@ backend::Status read_tables(Backends& b, const std::set<std::string>& devices, L
     return {};
 }
 
-backend::Result<Live> read_live_bulk(Backends& b, const std::set<std::string>& desired_interfaces, int64_t now,
-                                     model::Timings* timings) {
+backend::Result<Live> read_live_bulk(Backends& b, const std::set<std::string>& desired_interfaces, int64_t now, model::Timings* timings) {
     Live live;
     live.facts.now = now;
     if (auto s = read_interfaces(b, desired_interfaces, desired_interfaces, live, timings); !s) return s.error();

@@ -58,7 +58,8 @@ private:
         }
         const auto& f = std::get<LoadFailure>(r);
         report_.error(f.message + "; " + (in_force_ ? "the last good configuration stays in force" : "nothing applied"));
-        if (!f.status.empty()) report_.status(f.status + "; " + (in_force_ ? "last good configuration in force" : "waiting for a valid one"));
+        if (!f.status.empty())
+            report_.status(f.status + "; " + (in_force_ ? "last good configuration in force" : "waiting for a valid one"));
         return false;
     }
 

@@ -28,33 +28,33 @@ using model::SecretKey;
 
 struct WgPeerChange {
     Key public_key;
-    bool remove = false;                     // remove this peer (nothing else is applied)
-    bool update_only = false;                // do not create the peer if it is missing
-    std::optional<Endpoint> endpoint;        // IP literal and port; unset = leave as is
-    std::optional<uint16_t> keepalive;       // unset = leave as is; 0 = off
-    bool replace_allowed_ips = false;        // true: allowed_ips is the whole new list
-    std::vector<Prefix> allowed_ips;         // added (or the replacement list)
+    bool remove = false;                // remove this peer (nothing else is applied)
+    bool update_only = false;           // do not create the peer if it is missing
+    std::optional<Endpoint> endpoint;   // IP literal and port; unset = leave as is
+    std::optional<uint16_t> keepalive;  // unset = leave as is; 0 = off
+    bool replace_allowed_ips = false;   // true: allowed_ips is the whole new list
+    std::vector<Prefix> allowed_ips;    // added (or the replacement list)
 
     auto operator<=>(const WgPeerChange&) const = default;
 };
 
 struct WgDeviceChange {
     std::string ifname;
-    std::optional<SecretKey> private_key;    // unset = leave as is
-    std::optional<uint16_t> listen_port;     // unset = leave as is; 0 = random
-    std::optional<uint32_t> fwmark;          // unset = leave as is; 0 = off
-    bool replace_peers = false;              // only for a device created in this apply
+    std::optional<SecretKey> private_key;  // unset = leave as is
+    std::optional<uint16_t> listen_port;   // unset = leave as is; 0 = random
+    std::optional<uint32_t> fwmark;        // unset = leave as is; 0 = off
+    bool replace_peers = false;            // only for a device created in this apply
     std::vector<WgPeerChange> peers;
 };
 
 // Live-only facts about a peer, kept out of the compared state.
 struct WgPeerStats {
-    int64_t last_handshake = 0;              // seconds since the epoch; 0 = never
+    int64_t last_handshake = 0;  // seconds since the epoch; 0 = never
     uint64_t rx_bytes = 0, tx_bytes = 0;
 };
 
 struct WgDeviceLive {
-    model::WgInterface device;               // name, listen_port, public key, peers (fleet/name empty)
+    model::WgInterface device;  // name, listen_port, public key, peers (fleet/name empty)
     std::optional<uint32_t> fwmark;
     std::map<Key, WgPeerStats> stats;
 };
@@ -78,7 +78,7 @@ inline constexpr uint8_t kRouteProtocol = 0x57;  // 87, 'W': unassigned in the k
 struct LinkLive {
     std::string name;
     int ifindex = 0;
-    std::string kind;                        // "wireguard", "tun" (wireguard-go), "veth", ...
+    std::string kind;  // "wireguard", "tun" (wireguard-go), "veth", ...
     uint32_t mtu = 0;
     bool up = false;
 };
@@ -117,7 +117,7 @@ public:
 inline constexpr const char* kNftTable = "wg-fleet";
 
 struct FirewallChange {
-    std::vector<std::string> remove;         // rule ids
+    std::vector<std::string> remove;  // rule ids
     std::vector<model::FwRule> add;
 };
 
@@ -144,9 +144,9 @@ public:
 
 // ---- Managed files ----------------------------------------------------------------------------
 struct FileLive {
-    model::ManagedFile file;                 // content only when has_marker (a foreign file is not read)
-    bool has_marker = false;                 // carries model::kFileMarker: ours to change
-    std::string not_regular;                 // what the path is when not a regular file ("a symbolic link")
+    model::ManagedFile file;  // content only when has_marker (a foreign file is not read)
+    bool has_marker = false;  // carries model::kFileMarker: ours to change
+    std::string not_regular;  // what the path is when not a regular file ("a symbolic link")
     uint32_t uid = 0, gid = 0;
 };
 

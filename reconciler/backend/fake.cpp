@@ -66,7 +66,8 @@ Status FakeWireGuard::create_device(const std::string& ifname) {
     d.device.name = ifname;
     devices.emplace(ifname, std::move(d));
     if (links)
-        links->links[ifname] = LinkLive{.name = ifname, .ifindex = static_cast<int>(links->links.size() + 100), .kind = "wireguard", .mtu = 1420, .up = false};
+        links->links[ifname] = LinkLive{
+            .name = ifname, .ifindex = static_cast<int>(links->links.size() + 100), .kind = "wireguard", .mtu = 1420, .up = false};
     return Status::ok();
 }
 

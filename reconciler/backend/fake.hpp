@@ -24,9 +24,9 @@ public:
     // When set, creating or deleting a device also creates or deletes its link, as the kernel does.
     FakeLinks* links = nullptr;
     std::map<std::string, WgDeviceLive> devices;
-    std::vector<WgDeviceChange> sets;        // every set_device call, in order
-    std::vector<std::string> reads;          // every read_device call, in order
-    std::optional<Error> fail_next;          // the next mutating call fails with this
+    std::vector<WgDeviceChange> sets;  // every set_device call, in order
+    std::vector<std::string> reads;    // every read_device call, in order
+    std::optional<Error> fail_next;    // the next mutating call fails with this
 
     std::vector<std::string> list_devices() override;
     Result<WgDeviceLive> read_device(const std::string& ifname) override;
@@ -39,8 +39,8 @@ class FakeLinks : public Links {
 public:
     std::map<std::string, LinkLive> links;
     std::map<std::string, std::set<Prefix>> addresses;
-    std::set<model::Route> routes;           // protocol kRouteProtocol, on any device
-    std::vector<std::string> calls;          // "add_address wg0 fd00::1/64", ...
+    std::set<model::Route> routes;   // protocol kRouteProtocol, on any device
+    std::vector<std::string> calls;  // "add_address wg0 fd00::1/64", ...
     std::optional<Error> fail_next;
 
     Result<std::optional<LinkLive>> read_link(const std::string& name) override;
@@ -96,7 +96,7 @@ public:
 class FakeKeyStore : public KeyStore {
 public:
     std::map<std::string, SecretKey> keys;
-    std::map<std::string, Key> published;    // by path
+    std::map<std::string, Key> published;  // by path
 
     Result<std::optional<SecretKey>> load(const std::string& path) override;
     Result<SecretKey> load_or_generate(const std::string& path) override;
@@ -107,7 +107,7 @@ class FakeStateStore : public StateStore {
 public:
     plan::Ownership owned;
     int saves = 0;
-    std::optional<Error> fail_save;          // every save fails with this
+    std::optional<Error> fail_save;  // every save fails with this
 
     Result<plan::Ownership> load() override;
     Status save(const plan::Ownership& o) override;

@@ -9,8 +9,8 @@
 namespace wgf::backend {
 
 struct Error {
-    int code = 0;           // errno value, or 0 when not from a system call
-    std::string message;    // operation and reason, never secret material
+    int code = 0;         // errno value, or 0 when not from a system call
+    std::string message;  // operation and reason, never secret material
 };
 
 // "what: strerror (ENAME)"
@@ -33,7 +33,7 @@ template <class T>
 class Result {
 public:
     Result(T value) : value_(std::move(value)) {}  // NOLINT
-    Result(Error e) : error_(std::move(e)) {}       // NOLINT
+    Result(Error e) : error_(std::move(e)) {}      // NOLINT
     bool is_ok() const { return value_.has_value(); }
     explicit operator bool() const { return is_ok(); }
     T& value() { return *value_; }

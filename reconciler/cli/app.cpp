@@ -24,7 +24,7 @@ void list_commands(const CLI::App& app, const std::string& prefix) {
         for (const CLI::Option* o : sub->get_options()) {
             if (o == sub->get_help_ptr() || o == sub->get_help_all_ptr()) continue;
             std::string name = o->get_lnames().empty() ? (o->get_positional() ? "<" + o->get_name() + ">" : o->get_name())
-                                                      : "--" + o->get_lnames().front();
+                                                       : "--" + o->get_lnames().front();
             opts += (opts.empty() ? "" : " ") + name;
         }
         std::cout << path << "\t" << opts << "\n";
@@ -33,7 +33,8 @@ void list_commands(const CLI::App& app, const std::string& prefix) {
 
 void add_global_options(CLI::App& app, Globals& g) {
     app.add_option("-c,--config", g.config, "The fleet file")->default_str("/etc/wg-fleet.yaml")->type_name("FILE");
-    app.add_option("--dropin-dir", g.dropin_dir, "Drop-in directory merged in name order (default: CONFIG without .yaml, plus .d)")->type_name("DIR");
+    app.add_option("--dropin-dir", g.dropin_dir, "Drop-in directory merged in name order (default: CONFIG without .yaml, plus .d)")
+        ->type_name("DIR");
     app.add_option("--node", g.node, "This node's name (default: the hostname)")->type_name("NAME");
     app.add_option("--state-dir", g.state_dir, "Overrides state_dir: in the file")->type_name("DIR");
     app.add_option("--lock-timeout", g.lock_timeout,
@@ -52,9 +53,10 @@ void add_global_options(CLI::App& app, Globals& g) {
 int run(const std::vector<std::string>& args, const Globals& preset, std::span<const AddCommand> commands) {
     Context ctx{.g = preset, .rc = kOk, .args = args, .run = {}};
     ctx.run = [commands](const std::vector<std::string>& a, const Globals& p) { return run(a, p, commands); };
-    CLI::App app{"wg-fleet: a declarative reconciler for WireGuard fleets.\n"
-                 "One YAML file describes the fleet; every node applies its own part.",
-                 "wg-fleet"};
+    CLI::App app{
+        "wg-fleet: a declarative reconciler for WireGuard fleets.\n"
+        "One YAML file describes the fleet; every node applies its own part.",
+        "wg-fleet"};
     app.set_version_flag("-V,--version", "wg-fleet " WGF_VERSION);
     app.require_subcommand(1);
     app.fallthrough();  // global options may also follow the command

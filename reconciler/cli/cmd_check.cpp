@@ -61,8 +61,7 @@ int cmd_check(const Globals& g) {
     for (const auto& node : nodes_to_render(*l->fleet)) (void)plan::render_host(*l->fleet, node, plan::RenderOptions{false});
     if (g.quiet == 0)
         std::cout << fmt::format("{}: ok — {}, {} ({} pending), {}\n", g.config, plural(l->cfg().fleets.size(), "fleet"),
-                                 plural(l->fleet->index.size(), "node"), pending_members(l->cfg()),
-                                 plural(l->diags.warnings(), "warning"));
+                                 plural(l->fleet->index.size(), "node"), pending_members(l->cfg()), plural(l->diags.warnings(), "warning"));
     return kOk;
 }
 

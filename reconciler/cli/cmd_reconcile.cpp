@@ -8,9 +8,9 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "cli/commands.hpp"
 #include "apply/desired_cache.hpp"
 #include "apply/lock.hpp"
+#include "cli/commands.hpp"
 #include "cli/machine.hpp"
 #include "system/desired_cache.hpp"
 
@@ -31,8 +31,10 @@ nlohmann::ordered_json plan_json(const std::string& node, const apply::RunResult
     j["node"] = node;
     auto& ops = j["ops"] = nlohmann::ordered_json::array();
     for (const auto& op : r.plan.ops)
-        ops.push_back({{"kind", plan::kind(op)}, {"mark", std::string(1, plan::mark(op))},
-                       {"disrupts", disruption_word(plan::disruption(op))}, {"line", plan::describe(op)}});
+        ops.push_back({{"kind", plan::kind(op)},
+                       {"mark", std::string(1, plan::mark(op))},
+                       {"disrupts", disruption_word(plan::disruption(op))},
+                       {"line", plan::describe(op)}});
     j["summary"] = plan::summarize(r.plan);
     j["pending"] = r.plan.pending;
     j["foreign"] = r.plan.foreign;
@@ -272,9 +274,10 @@ int cmd_apply(const Globals& g, const std::vector<std::string>& adopt) {
     print_notes(r, g.quiet);
     if (!r.plan.conflicts.empty()) {
         for (const auto& c : r.plan.conflicts) std::cerr << "wg-fleet: " << c << "\n";
-        std::cerr << fmt::format("wg-fleet: everything else applied; {} conflict{} left: remove or move each file, or make its first "
-                                 "line \"{}\" to hand it over to wg-fleet\n",
-                                 r.plan.conflicts.size(), r.plan.conflicts.size() == 1 ? "" : "s", model::kFileMarker);
+        std::cerr << fmt::format(
+            "wg-fleet: everything else applied; {} conflict{} left: remove or move each file, or make its first "
+            "line \"{}\" to hand it over to wg-fleet\n",
+            r.plan.conflicts.size(), r.plan.conflicts.size() == 1 ? "" : "s", model::kFileMarker);
         return kError;
     }
     if (r.converged_with_leftover()) {
@@ -410,7 +413,8 @@ int cmd_keygen(const Globals& g) {
 }
 
 namespace {
-const char* const kAdoptHelp = "Take over this existing WireGuard device although wg-fleet did not create it (e.g. from wg-quick); repeatable";
+const char* const kAdoptHelp =
+    "Take over this existing WireGuard device although wg-fleet did not create it (e.g. from wg-quick); repeatable";
 }  // namespace
 
 void add_plan(CLI::App& app, Context& ctx) {
@@ -419,7 +423,8 @@ void add_plan(CLI::App& app, Context& ctx) {
         std::vector<std::string> adopt;
     };
     auto o = std::make_shared<Options>();
-    auto* sub = app.add_subcommand("plan", "Show what apply would change on this node; exit 0, or 2 with --detailed-exitcode when changes are pending");
+    auto* sub = app.add_subcommand(
+        "plan", "Show what apply would change on this node; exit 0, or 2 with --detailed-exitcode when changes are pending");
     sub->add_flag("--json", o->json, "As JSON");
     sub->add_flag("--detailed-exitcode", o->detailed, "Exit 0 when nothing is to do, 2 when changes are pending, 1 on error");
     sub->add_option("--adopt", o->adopt, kAdoptHelp)->type_name("IFNAME");
@@ -432,7 +437,8 @@ void add_apply(CLI::App& app, Context& ctx) {
         std::vector<std::string> adopt;
     };
     auto o = std::make_shared<Options>();
-    auto* sub = app.add_subcommand("apply", "Converge this node to the fleet (exit 0 converged, 1 error; nothing applied if the config is invalid)");
+    auto* sub = app.add_subcommand("apply",
+                                   "Converge this node to the fleet (exit 0 converged, 1 error; nothing applied if the config is invalid)");
     sub->add_flag("--once", o->once, "One run (the default; for symmetry with watch)");
     sub->add_option("--adopt", o->adopt, kAdoptHelp)->type_name("IFNAME");
     sub->callback([&ctx, o] { ctx.rc = cmd_apply(ctx.g, o->adopt); });

@@ -50,8 +50,7 @@ int cmd_render_wg_quick(const Globals& g, const std::string& fleet_opt) {
     system::FileKeyStore keys;
     std::string path = plan::private_key_path(l->cfg(), fleet);
     if (auto loaded = keys.load(path); loaded && loaded->has_value()) key = (*loaded)->base64_for_storage();
-    if (keys.loose_permissions)
-        std::cerr << fmt::format("wg-fleet: warning: {} is readable by group or others; it should be 0600\n", path);
+    if (keys.loose_permissions) std::cerr << fmt::format("wg-fleet: warning: {} is readable by group or others; it should be 0600\n", path);
     std::cout << plan::render_wg_quick(*l->fleet, fleet, node, key);
     return kOk;
 }

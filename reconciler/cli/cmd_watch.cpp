@@ -49,7 +49,12 @@ class NodeReconcile : public apply::Reconcile {
 public:
     NodeReconcile(const Globals& g, spdlog::logger& log, apply::Report& report, apply::LiveCache& verified,
                   std::optional<system::KeptRecord>& kept, std::unique_ptr<Loaded> loaded, std::string node)
-        : g_(g), log_(log), report_(report), verified_(verified), loaded_(std::move(loaded)), node_(std::move(node)),
+        : g_(g),
+          log_(log),
+          report_(report),
+          verified_(verified),
+          loaded_(std::move(loaded)),
+          node_(std::move(node)),
           machine_(loaded_->cfg()) {
         machine_.journal = std::make_unique<system::FileJournal>(loaded_->cfg().state_dir);
         machine_.state = std::make_unique<system::FileStateStore>(loaded_->cfg().state_dir, &kept);
@@ -127,7 +132,7 @@ private:
     const Globals& g_;
     spdlog::logger& log_;
     apply::Report& report_;
-    apply::LiveCache verified_;  // the devices as the last verified run left them, across reloads
+    apply::LiveCache verified_;               // the devices as the last verified run left them, across reloads
     std::optional<system::KeptRecord> kept_;  // the ownership record as the last run read or wrote it
 
     std::variant<std::unique_ptr<apply::Reconcile>, apply::LoadFailure> load_checked(const char* reason) {
@@ -138,7 +143,7 @@ private:
                                       .status = fmt::format("invalid configuration ({} errors)", l->diags.errors())};
         }
         std::string node = this_node(g_);
-        if (!l->fleet->index.count(node)) 
+        if (!l->fleet->index.count(node))
             return apply::LoadFailure{.message = fmt::format("node '{}' is in no fleet of {}", node, g_.config), .status = ""};
         if (l->diags.warnings()) log_.warn("{}", config::render_all(l->diags, l->sources));
         std::string timings = l->timings.str();
@@ -177,7 +182,8 @@ int cmd_watch(const Globals& g, int interval_s) {
 
 void add_watch(CLI::App& app, Context& ctx) {
     auto interval = std::make_shared<int>(30);
-    auto* sub = app.add_subcommand("watch", "Run as a service: converge on start, on every edit of the file or a drop-in, on SIGHUP and on every tick");
+    auto* sub = app.add_subcommand(
+        "watch", "Run as a service: converge on start, on every edit of the file or a drop-in, on SIGHUP and on every tick");
     sub->add_option("--interval", *interval, "Seconds between drift-correction ticks")->default_val(30)->check(CLI::Range(1, 86400));
     sub->callback([&ctx, interval] { ctx.rc = cmd_watch(ctx.g, *interval); });
 }

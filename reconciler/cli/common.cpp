@@ -6,7 +6,11 @@
 
 namespace wgf::cli {
 apply::LoadOptions load_options(const Globals& g) {
-    return {.config = g.config, .dropin_dir = g.dropin_dir, .state_dir = g.state_dir, .keys_only_from = g.keys_only_from, .files_root = g.files_root};
+    return {.config = g.config,
+            .dropin_dir = g.dropin_dir,
+            .state_dir = g.state_dir,
+            .keys_only_from = g.keys_only_from,
+            .files_root = g.files_root};
 }
 
 std::unique_ptr<Loaded> load(const Globals& g, const std::function<void(const model::Config&)>& parsed) {

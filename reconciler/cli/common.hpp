@@ -13,9 +13,9 @@ namespace wgf::cli {
 
 struct Globals {
     std::string config = "/etc/wg-fleet.yaml";
-    std::optional<std::string> dropin_dir;   // default: next to the config, NAME.d
-    std::optional<std::string> node;         // default: the hostname
-    std::optional<std::string> state_dir;    // overrides state_dir: in the YAML
+    std::optional<std::string> dropin_dir;  // default: next to the config, NAME.d
+    std::optional<std::string> node;        // default: the hostname
+    std::optional<std::string> state_dir;   // overrides state_dir: in the YAML
     // Set only by the sandbox for its nodes (no command-line option): see apply::LoadOptions.
     std::optional<std::string> keys_only_from;
     std::optional<std::string> files_root;

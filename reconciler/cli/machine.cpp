@@ -16,8 +16,7 @@ Machine::Machine(const model::Config& cfg) {
 }
 
 apply::Engine Machine::engine() {
-    return apply::Engine{
-        .backends = *backends, .keys = keys, .resolver = resolver, .state = *state, .journal = journal.get(), .adopt = {}};
+    return apply::Engine{.backends = *backends, .keys = keys, .resolver = resolver, .state = *state, .journal = journal.get(), .adopt = {}};
 }
 
 }  // namespace wgf::cli

@@ -44,11 +44,11 @@ bool lead_byte(char c) { return (static_cast<unsigned char>(c) & 0xc0) != 0x80; 
 // The byte offset `n` characters after (n > 0) or before (n < 0) byte offset `at`, stopping at
 // the ends of `text`.
 size_t step(std::string_view text, size_t at, long n) {
-    for (; n > 0 && at < text.size(); --n)
-        do ++at;
+    for (; n > 0 && at < text.size(); --n) do
+            ++at;
         while (at < text.size() && !lead_byte(text[at]));
-    for (; n < 0 && at > 0; ++n)
-        do --at;
+    for (; n < 0 && at > 0; ++n) do
+            --at;
         while (at > 0 && !lead_byte(text[at]));
     return at;
 }
@@ -169,8 +169,8 @@ std::string render_all(const Diagnostics& diags, const Sources& sources, bool wa
     size_t more_warnings = warnings ? diags.warnings() - shown_warnings : 0;
     auto count = [](size_t n, const char* what) { return fmt::format("{} more {}{}", n, what, n == 1 ? "" : "s"); };
     if (more_errors && more_warnings)
-        out += fmt::format("… and {} and {} (only the first {} are shown)\n", count(more_errors, "error"),
-                           count(more_warnings, "warning"), kMaxShownDiagnostics);
+        out += fmt::format("… and {} and {} (only the first {} are shown)\n", count(more_errors, "error"), count(more_warnings, "warning"),
+                           kMaxShownDiagnostics);
     else if (more_errors || more_warnings)
         out += fmt::format("… and {} (only the first {} are shown)\n",
                            more_errors ? count(more_errors, "error") : count(more_warnings, "warning"), kMaxShownDiagnostics);

@@ -11,9 +11,9 @@
 namespace wgf::config {
 
 struct Loc {
-    uint32_t file = UINT32_MAX;   // index into Sources; UINT32_MAX = no file
-    uint32_t line = 0;            // 1-based; 0 = unknown
-    uint32_t col = 0;             // 1-based
+    uint32_t file = UINT32_MAX;  // index into Sources; UINT32_MAX = no file
+    uint32_t line = 0;           // 1-based; 0 = unknown
+    uint32_t col = 0;            // 1-based
 
     bool known() const { return file != UINT32_MAX; }
     auto operator<=>(const Loc&) const = default;
@@ -24,7 +24,7 @@ enum class Severity { error, warning };
 struct Diagnostic {
     Severity severity = Severity::error;
     Loc loc;
-    std::string path;             // YAML path, e.g. fleets.mesh.peers.laptop1.endpoint
+    std::string path;  // YAML path, e.g. fleets.mesh.peers.laptop1.endpoint
     std::string message;
 };
 

@@ -154,7 +154,8 @@ public:
 
     // The message for a fleet or node name that is not one, written as a value or as a key.
     static std::string bad_name(std::string_view s, std::string_view what) {
-        return fmt::format("{} — {} names use letters, digits, '-' and '_', start with a letter or digit, at most 63 characters", quote(s), what);
+        return fmt::format("{} — {} names use letters, digits, '-' and '_', start with a letter or digit, at most 63 characters", quote(s),
+                           what);
     }
 
     // Whether `pf`, parsed from scalar `n`, is a network; if host bits are set, reports the
@@ -317,7 +318,8 @@ constexpr Field<Member> kController[] = {
     {"public_key", member_public_key},
     {"endpoint", member_endpoint},
     {"routes", member_routes},
-    {"id", [](Walker& w, const Node& v, const Path& p, Member& mem) {
+    {"id",
+     [](Walker& w, const Node& v, const Path& p, Member& mem) {
          if (auto id = w.uint(v, p, 0, 65535, true)) mem.id = static_cast<uint16_t>(*id);
      }},
     {"ipv4", member_ipv4},
@@ -352,33 +354,40 @@ void parse_members(Walker& w, const Node& n, const Path& path, Table<Member> tab
 constexpr std::string_view kSubnetOnly[] = {"ip6", "subnet", "external_ip", "server", "public_key"};
 
 constexpr Field<Fleet> kFleet[] = {
-    {"interface", [](Walker& w, const Node& v, const Path& p, Fleet& f) {
+    {"interface",
+     [](Walker& w, const Node& v, const Path& p, Fleet& f) {
          if (auto s = w.str(v, p)) {
              std::string why;
              if (m::valid_ifname(*s, &why)) f.interface = *s;
              else w.error(v.loc, p, fmt::format("{} — {}", quote(*s), why));
          }
      }},
-    {"port", [](Walker& w, const Node& v, const Path& p, Fleet& f) {
+    {"port",
+     [](Walker& w, const Node& v, const Path& p, Fleet& f) {
          if (auto x = w.uint(v, p, 1, 65535)) f.port = static_cast<uint16_t>(*x);
      }},
-    {"topology", [](Walker& w, const Node& v, const Path& p, Fleet& f) {
+    {"topology",
+     [](Walker& w, const Node& v, const Path& p, Fleet& f) {
          if (auto s = w.str(v, p)) {
              if (*s == "hub") f.topology = m::Topology::hub;
              else if (*s == "mesh") f.topology = m::Topology::mesh;
              else w.error(v.loc, p, fmt::format("{} — topology is hub or mesh", quote(*s)));
          }
      }},
-    {"mtu", [](Walker& w, const Node& v, const Path& p, Fleet& f) {
+    {"mtu",
+     [](Walker& w, const Node& v, const Path& p, Fleet& f) {
          if (auto x = w.uint(v, p, 1280, 65535)) f.mtu = static_cast<uint32_t>(*x);
      }},
-    {"keepalive", [](Walker& w, const Node& v, const Path& p, Fleet& f) {
+    {"keepalive",
+     [](Walker& w, const Node& v, const Path& p, Fleet& f) {
          if (auto x = w.uint(v, p, 0, 65535)) f.keepalive = static_cast<uint16_t>(*x);
      }},
-    {"exclusive", [](Walker& w, const Node& v, const Path& p, Fleet& f) {
+    {"exclusive",
+     [](Walker& w, const Node& v, const Path& p, Fleet& f) {
          if (auto b = w.boolean(v, p)) f.exclusive = *b;
      }},
-    {"ipv4", [](Walker& w, const Node& v, const Path& p, Fleet& f) {
+    {"ipv4",
+     [](Walker& w, const Node& v, const Path& p, Fleet& f) {
          if (auto pf = w.typed<m::Prefix>(v, p, parse_prefix, "not an IPv4 CIDR")) {
              if (!pf->addr.is_v4()) w.error(v.loc, p, fmt::format("{} — ipv4 must be an IPv4 CIDR such as 10.50.0.0/24", quote(v.scalar)));
              else if (w.network(v, p, *pf)) f.ipv4 = *pf;
@@ -386,34 +395,38 @@ constexpr Field<Fleet> kFleet[] = {
      }},
     {"peers", [](Walker& w, const Node& v, const Path& p, Fleet& f) { parse_members(w, v, p, kPeer, f.peers); }},
     {"controllers", [](Walker& w, const Node& v, const Path& p, Fleet& f) { parse_members(w, v, p, kController, f.controllers); }},
-    {"ip6", [](Walker& w, const Node& v, const Path& p, Fleet& f) {
+    {"ip6",
+     [](Walker& w, const Node& v, const Path& p, Fleet& f) {
          if (auto a = w.typed<m::IpAddr>(v, p, parse_ip, "not an IPv6 address")) {
              if (!a->is_v6()) w.error(v.loc, p, fmt::format("{} — ip6 must be an IPv6 address", quote(v.scalar)));
              else f.ip6 = *a;
          }
      }},
-    {"subnet", [](Walker& w, const Node& v, const Path& p, Fleet& f) {
+    {"subnet",
+     [](Walker& w, const Node& v, const Path& p, Fleet& f) {
          if (auto pf = w.typed<m::Prefix>(v, p, parse_prefix, "not a CIDR")) {
              if (!pf->addr.is_v6()) {
                  w.error(v.loc, p, fmt::format("{} — subnet must be an IPv6 CIDR", quote(v.scalar)));
              } else if (w.network(v, p, *pf)) {
-                 if (pf->len > 120) w.error(v.loc, p, fmt::format("{} — the subnet needs room for clients: /120 or shorter", quote(v.scalar)));
+                 if (pf->len > 120)
+                     w.error(v.loc, p, fmt::format("{} — the subnet needs room for clients: /120 or shorter", quote(v.scalar)));
                  else f.subnet = *pf;
              }
          }
      }},
-    {"external_ip", [](Walker& w, const Node& v, const Path& p, Fleet& f) {
+    {"external_ip",
+     [](Walker& w, const Node& v, const Path& p, Fleet& f) {
          if (auto s = w.str(v, p)) {
              if (m::IpAddr::parse(*s) || m::valid_dns_name(*s)) f.external_ip = *s;
              else w.error(v.loc, p, fmt::format("{} — external_ip must be an IP address or a DNS name", quote(*s)));
          }
      }},
-    {"server", [](Walker& w, const Node& v, const Path& p, Fleet& f) {
+    {"server",
+     [](Walker& w, const Node& v, const Path& p, Fleet& f) {
          if (auto s = w.name(v, p, "node")) f.server = *s;
      }},
-    {"public_key", [](Walker& w, const Node& v, const Path& p, Fleet& f) {
-         f.server_public_key = w.typed<m::Key>(v, p, parse_key, "not a WireGuard key");
-     }},
+    {"public_key", [](Walker& w, const Node& v, const Path& p,
+                      Fleet& f) { f.server_public_key = w.typed<m::Key>(v, p, parse_key, "not a WireGuard key"); }},
 };
 
 // The fleet's style decides its defaults and which keys it needs, so it is settled before the
@@ -426,7 +439,8 @@ bool parse_fleet(Walker& w, const Entry& fe, const Path& path, Fleet& f) {
     if (clan && subnet_key != std::end(kSubnetOnly)) {
         check_keys<Fleet>(w, n, path, kFleet);
         const Entry* first = n.find(*subnet_key);
-        w.error(first->key_loc, Path(path, first->key), "a fleet is either clan-style (controllers:) or subnet-style (ip6:, subnet:), not both");
+        w.error(first->key_loc, Path(path, first->key),
+                "a fleet is either clan-style (controllers:) or subnet-style (ip6:, subnet:), not both");
         return false;
     }
     if (!clan && !n.find("ip6") && !n.find("subnet")) {
@@ -445,7 +459,8 @@ bool parse_fleet(Walker& w, const Entry& fe, const Path& path, Fleet& f) {
     if (!n.find("interface")) {
         std::string why;
         if (!m::valid_ifname(f.interface, &why))
-            w.error(fe.key_loc, path, fmt::format("the default interface name {} is not valid ({}); set interface:", quote(f.interface), why));
+            w.error(fe.key_loc, path,
+                    fmt::format("the default interface name {} is not valid ({}); set interface:", quote(f.interface), why));
     }
     return true;
 }
@@ -493,16 +508,22 @@ void item_node(Walker& w, const Node& v, const Path& p, T& t) {
 constexpr Field<m::Forward> kForward[] = {
     {"name", item_name<m::Forward>, Need::required},
     {"node", item_node<m::Forward>, Need::required},
-    {"proto", [](Walker& w, const Node& v, const Path& p, m::Forward& f) {
+    {"proto",
+     [](Walker& w, const Node& v, const Path& p, m::Forward& f) {
          if (auto pr = parse_proto(w, v, p)) f.proto = *pr;
      }},
-    {"port", [](Walker& w, const Node& v, const Path& p, m::Forward& f) {
+    {"port",
+     [](Walker& w, const Node& v, const Path& p, m::Forward& f) {
          if (auto x = w.uint(v, p, 1, 65535)) f.port = static_cast<uint16_t>(*x);
-     }, Need::required},
-    {"to", [](Walker& w, const Node& v, const Path& p, m::Forward& f) {
+     },
+     Need::required},
+    {"to",
+     [](Walker& w, const Node& v, const Path& p, m::Forward& f) {
          if (auto s = w.name(v, p, "node")) f.to = *s;
-     }, Need::required},
-    {"to_port", [](Walker& w, const Node& v, const Path& p, m::Forward& f) {
+     },
+     Need::required},
+    {"to_port",
+     [](Walker& w, const Node& v, const Path& p, m::Forward& f) {
          if (auto x = w.uint(v, p, 1, 65535)) f.to_port = static_cast<uint16_t>(*x);
      }},
     {"fleet", [](Walker& w, const Node& v, const Path& p, m::Forward& f) { f.fleet = w.name(v, p, "fleet"); }},
@@ -511,19 +532,25 @@ constexpr Field<m::Forward> kForward[] = {
 constexpr Field<m::HttpRoute> kHttpRoute[] = {
     {"name", item_name<m::HttpRoute>, Need::required},
     {"node", item_node<m::HttpRoute>, Need::required},
-    {"host", [](Walker& w, const Node& v, const Path& p, m::HttpRoute& r) {
+    {"host",
+     [](Walker& w, const Node& v, const Path& p, m::HttpRoute& r) {
          if (auto s = w.str(v, p)) {
              if (m::valid_dns_name(*s)) r.host = *s;
              else w.error(v.loc, p, fmt::format("{} — not a DNS host name", quote(*s)));
          }
-     }, Need::required},
-    {"to", [](Walker& w, const Node& v, const Path& p, m::HttpRoute& r) {
+     },
+     Need::required},
+    {"to",
+     [](Walker& w, const Node& v, const Path& p, m::HttpRoute& r) {
          if (auto s = w.str(v, p)) r.to = *s;
-     }, Need::required},
-    {"entrypoint", [](Walker& w, const Node& v, const Path& p, m::HttpRoute& r) {
+     },
+     Need::required},
+    {"entrypoint",
+     [](Walker& w, const Node& v, const Path& p, m::HttpRoute& r) {
          if (auto s = w.str(v, p)) r.entrypoint = *s;
      }},
-    {"certresolver", [](Walker& w, const Node& v, const Path& p, m::HttpRoute& r) {
+    {"certresolver",
+     [](Walker& w, const Node& v, const Path& p, m::HttpRoute& r) {
          if (auto s = w.str(v, p)) r.certresolver = *s;
          else r.certresolver.reset();
      }},
@@ -550,36 +577,43 @@ void parse_list(Walker& w, const Node& n, const Path& path, std::type_identity_t
 }
 
 constexpr Field<Config> kTop[] = {
-    {"domain", [](Walker& w, const Node& v, const Path& p, Config& cfg) {
+    {"domain",
+     [](Walker& w, const Node& v, const Path& p, Config& cfg) {
          if (auto s = w.str(v, p)) {
              if (m::valid_dns_name(*s)) cfg.domain = *s;
              else w.error(v.loc, p, fmt::format("{} — not a DNS domain name", quote(*s)));
          }
      }},
-    {"prune_timeout", [](Walker& w, const Node& v, const Path& p, Config& cfg) {
+    {"prune_timeout",
+     [](Walker& w, const Node& v, const Path& p, Config& cfg) {
          if (auto s = w.str(v, p)) {
              if (auto d = m::parse_duration(*s)) cfg.prune_timeout = *d;
              else w.error(v.loc, p, fmt::format("{} — a duration is like 30m, 1h or 2h30m (units d, h, m, s)", quote(*s)));
          }
      }},
-    {"state_dir", [](Walker& w, const Node& v, const Path& p, Config& cfg) {
+    {"state_dir",
+     [](Walker& w, const Node& v, const Path& p, Config& cfg) {
          if (auto s = w.abs_path(v, p)) cfg.state_dir = *s;
      }},
     {"keys_dir", [](Walker& w, const Node& v, const Path& p, Config& cfg) { cfg.keys_dir = w.abs_path(v, p); }},
-    {"userspace", [](Walker& w, const Node& v, const Path& p, Config& cfg) {
+    {"userspace",
+     [](Walker& w, const Node& v, const Path& p, Config& cfg) {
          if (auto s = w.str(v, p)) {
              if (s->empty()) w.error(v.loc, p, "userspace must name a command");
              else cfg.userspace = *s;
          }
      }},
-    {"hosts_file", [](Walker& w, const Node& v, const Path& p, Config& cfg) {
+    {"hosts_file",
+     [](Walker& w, const Node& v, const Path& p, Config& cfg) {
          if (auto s = w.abs_path(v, p)) cfg.hosts_file = *s;
      }},
-    {"http_routes_dir", [](Walker& w, const Node& v, const Path& p, Config& cfg) {
+    {"http_routes_dir",
+     [](Walker& w, const Node& v, const Path& p, Config& cfg) {
          if (auto s = w.abs_path(v, p)) cfg.http_routes_dir = *s;
      }},
     {"fleets", [](Walker& w, const Node& v, const Path& p, Config& cfg) { parse_fleets(w, v, p, cfg.fleets); }},
-    {"forwards", [](Walker& w, const Node& v, const Path& p, Config& cfg) {
+    {"forwards",
+     [](Walker& w, const Node& v, const Path& p, Config& cfg) {
          parse_list(w, v, p, kForward, cfg.forwards);
          for (auto& f : cfg.forwards)
              if (!f.to_port) f.to_port = f.port;

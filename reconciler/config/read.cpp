@@ -114,8 +114,8 @@ std::string default_dropin_dir(const std::string& main_file) {
     return (p.parent_path() / (stem + ".d")).string();
 }
 
-std::vector<SourceFile> read_config_files(const std::string& main_file, const std::string& dropin_dir,
-                                          Sources& sources, Diagnostics& diags, std::size_t limit) {
+std::vector<SourceFile> read_config_files(const std::string& main_file, const std::string& dropin_dir, Sources& sources, Diagnostics& diags,
+                                          std::size_t limit) {
     std::vector<SourceFile> out;
     Reader reader(sources, diags, limit);
     if (!reader.read(main_file, out)) return out;

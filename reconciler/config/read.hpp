@@ -26,8 +26,7 @@ inline constexpr std::size_t kMaxConfigBytes = 64u << 20;
 // missing, unreadable, or not a regular file (directory, FIFO, device, socket, or a symbolic link
 // to one); a drop-in directory that is not a directory or cannot be listed; and files that
 // together exceed `limit` (read no further than the limit).
-std::vector<SourceFile> read_config_files(const std::string& main_file, const std::string& dropin_dir,
-                                          Sources& sources, Diagnostics& diags,
+std::vector<SourceFile> read_config_files(const std::string& main_file, const std::string& dropin_dir, Sources& sources, Diagnostics& diags,
                                           std::size_t limit = kMaxConfigBytes);
 
 // The default drop-in directory for a main file: /etc/wg-fleet.yaml -> /etc/wg-fleet.d

@@ -42,7 +42,8 @@ public:
 
     Node run() {
         if (text_.starts_with("\xff\xfe") || text_.starts_with("\xfe\xff")) {
-            diags_.error(Loc{.file = file_, .line = 1, .col = 1}, "", "the file is UTF-16 (it starts with a UTF-16 byte order mark); save it as UTF-8");
+            diags_.error(Loc{.file = file_, .line = 1, .col = 1}, "",
+                         "the file is UTF-16 (it starts with a UTF-16 byte order mark); save it as UTF-8");
             return Node{};
         }
         yaml_event_t ev;
@@ -54,22 +55,18 @@ public:
             }
             std::unique_ptr<yaml_event_t, decltype(&yaml_event_delete)> guard(&ev, &yaml_event_delete);
             switch (ev.type) {
-                case YAML_STREAM_END_EVENT:
-                    return std::move(root_);
+                case YAML_STREAM_END_EVENT: return std::move(root_);
                 case YAML_DOCUMENT_START_EVENT:
                     if (++documents > 1) {
-                        diags_.error(loc(ev.start_mark), "", "a second YAML document ('---'): the fleet file holds exactly one; use a drop-in file instead");
+                        diags_.error(loc(ev.start_mark), "",
+                                     "a second YAML document ('---'): the fleet file holds exactly one; use a drop-in file instead");
                         return Node{};
                     }
                     break;
                 case YAML_SCALAR_EVENT: scalar(ev); break;
                 case YAML_ALIAS_EVENT: alias(ev); break;
-                case YAML_SEQUENCE_START_EVENT:
-                    open(ev, Node::Kind::seq, ev.data.sequence_start.anchor, ev.data.sequence_start.tag);
-                    break;
-                case YAML_MAPPING_START_EVENT:
-                    open(ev, Node::Kind::map, ev.data.mapping_start.anchor, ev.data.mapping_start.tag);
-                    break;
+                case YAML_SEQUENCE_START_EVENT: open(ev, Node::Kind::seq, ev.data.sequence_start.anchor, ev.data.sequence_start.tag); break;
+                case YAML_MAPPING_START_EVENT: open(ev, Node::Kind::map, ev.data.mapping_start.anchor, ev.data.mapping_start.tag); break;
                 case YAML_SEQUENCE_END_EVENT:
                 case YAML_MAPPING_END_EVENT: close(); break;
                 default: break;
@@ -81,16 +78,16 @@ public:
 private:
     struct Size {
         size_t nodes = 0;
-        size_t bytes = 0;            // of scalar text
+        size_t bytes = 0;  // of scalar text
     };
 
     // A map or list being built. Maps alternate: a key (a scalar), then its value.
     struct Frame {
         Node node;
         std::string anchor;
-        Size before;                 // counted before this one opened (for its anchor's size)
+        Size before;  // counted before this one opened (for its anchor's size)
         bool have_key = false;
-        bool bad_key = false;        // the key was not a scalar: drop the value
+        bool bad_key = false;  // the key was not a scalar: drop the value
         std::string key;
         Loc key_loc;
         // Key -> its first entry, only for a large map (see first_definition).
@@ -98,7 +95,7 @@ private:
     };
     struct Anchored {
         Node node;
-        Size size;                   // its size once expanded, for the budget
+        Size size;  // its size once expanded, for the budget
     };
 
     Loc loc(const yaml_mark_t& m) const {
@@ -120,8 +117,9 @@ private:
     void syntax_error() {
         if (parser_.error == YAML_READER_ERROR) return reader_error();
         std::string msg = parser_.problem ? parser_.problem : "malformed YAML";
-        if (parser_.context) msg = fmt::format("{} ({} at line {}, column {})", msg, parser_.context,
-                                               parser_.context_mark.line + 1, parser_.context_mark.column + 1);
+        if (parser_.context)
+            msg = fmt::format("{} ({} at line {}, column {})", msg, parser_.context, parser_.context_mark.line + 1,
+                              parser_.context_mark.column + 1);
         diags_.error(loc(parser_.problem_mark), "", "YAML syntax error: " + msg);
     }
 
@@ -145,20 +143,23 @@ private:
         std::string msg;
         if (problem == "control characters are not allowed")
             msg = value == 0 ? "a NUL byte: YAML text cannot contain one (is this a binary file?)"
-                             : fmt::format("control character U+{:04X} is not allowed in YAML text; write it as an escape "
-                                           "in a double-quoted string",
-                                           value);
+                             : fmt::format(
+                                   "control character U+{:04X} is not allowed in YAML text; write it as an escape "
+                                   "in a double-quoted string",
+                                   value);
         else if (problem == "invalid leading UTF-8 octet")
-            msg = fmt::format("not valid UTF-8: byte 0x{:02X} cannot start a character; the file must be UTF-8 text "
-                              "(is it Latin-1 or another legacy encoding?)", value);
+            msg = fmt::format(
+                "not valid UTF-8: byte 0x{:02X} cannot start a character; the file must be UTF-8 text "
+                "(is it Latin-1 or another legacy encoding?)",
+                value);
         else if (problem == "invalid trailing UTF-8 octet")
-            msg = fmt::format("not valid UTF-8: byte 0x{:02X} starts a character that is cut short; the file must be "
-                              "UTF-8 text (is it Latin-1 or another legacy encoding?)",
-                              static_cast<unsigned char>(text_[off]));
+            msg = fmt::format(
+                "not valid UTF-8: byte 0x{:02X} starts a character that is cut short; the file must be "
+                "UTF-8 text (is it Latin-1 or another legacy encoding?)",
+                static_cast<unsigned char>(text_[off]));
         else if (problem == "incomplete UTF-8 octet sequence")
             msg = "not valid UTF-8: the file ends inside a character; the file must be UTF-8 text";
-        else
-            msg = fmt::format("not valid UTF-8: {}; the file must be UTF-8 text", problem);
+        else msg = fmt::format("not valid UTF-8: {}; the file must be UTF-8 text", problem);
         diags_.error(Loc{.file = file_, .line = line, .col = col}, "", msg);
     }
 
@@ -171,9 +172,11 @@ private:
         diags_.error(loc(m), path(),
                      count_.nodes > kMaxYamlNodes
                          ? fmt::format("document too large: more than {} values once aliases are expanded; write the "
-                                       "values out or use fewer aliases", kMaxYamlNodes)
+                                       "values out or use fewer aliases",
+                                       kMaxYamlNodes)
                          : fmt::format("document too large: more than {} MiB of text once aliases are expanded; write "
-                                       "the values out or use fewer aliases", kMaxYamlScalarBytes >> 20));
+                                       "the values out or use fewer aliases",
+                                       kMaxYamlScalarBytes >> 20));
         stop_ = true;
         return false;
     }
@@ -289,8 +292,8 @@ private:
         if (!top.bad_key) {
             if (const Entry* first = first_definition(top))
                 diags_.error(top.key_loc, path(),
-                         fmt::format("duplicate key {} (first defined at line {}, column {})", quote(top.key),
-                                     first->key_loc.line, first->key_loc.col));
+                             fmt::format("duplicate key {} (first defined at line {}, column {})", quote(top.key), first->key_loc.line,
+                                         first->key_loc.col));
             top.node.map.push_back(Entry{.key = std::move(top.key), .key_loc = top.key_loc, .value = std::move(n)});
         }
         top.have_key = false;
@@ -365,9 +368,7 @@ void merge_into(Node& base, Node&& add, const Sources& sources, Diagnostics& dia
         base = std::move(add);
         return;
     }
-    auto where = [&](const Loc& l) {
-        return fmt::format("{}:{}:{}", l.known() ? sources.name(l.file) : "?", l.line, l.col);
-    };
+    auto where = [&](const Loc& l) { return fmt::format("{}:{}:{}", l.known() ? sources.name(l.file) : "?", l.line, l.col); };
     if (base.is_map() && add.is_map()) {
         for (auto& e : add.map) {
             // Linear search keeps document order; drop-ins are small compared with the main file.
@@ -386,8 +387,7 @@ void merge_into(Node& base, Node&& add, const Sources& sources, Diagnostics& dia
         for (auto& item : add.seq) base.seq.push_back(std::move(item));
         return;
     }
-    diags.error(add.loc, path, fmt::format("conflicts with the value set at {}: a drop-in may add keys, not change them",
-                                           where(base.loc)));
+    diags.error(add.loc, path, fmt::format("conflicts with the value set at {}: a drop-in may add keys, not change them", where(base.loc)));
 }
 
 Loc locate(const Node& root, std::string_view path, bool key) {

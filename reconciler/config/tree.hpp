@@ -17,10 +17,10 @@ struct Entry;
 struct Node {
     enum class Kind : uint8_t { null, scalar, map, seq };
     Kind kind = Kind::null;
-    bool quoted = false;          // scalar written in quotes (then never a number or boolean)
+    bool quoted = false;  // scalar written in quotes (then never a number or boolean)
     Loc loc;
     std::string scalar;
-    std::vector<Entry> map;       // in document order
+    std::vector<Entry> map;  // in document order
     std::vector<Node> seq;
 
     bool is_map() const { return kind == Kind::map; }

@@ -396,8 +396,7 @@ Status Nft::apply_once(const backend::FirewallChange& change, const NftTableLive
     std::set<std::string> add_ids;
     for (const auto& r : change.add) {
         if (auto s = nft::check_rule(r); !s) return s;
-        if (!add_ids.insert(r.id).second)
-            return Error{EINVAL, fmt::format("firewall change adds rule '{}' twice", r.id)};
+        if (!add_ids.insert(r.id).second) return Error{EINVAL, fmt::format("firewall change adds rule '{}' twice", r.id)};
         FwRule c = nft::canonical(r);
         auto it = v.source.find(r.id);
         if (it != v.source.end() && it->second) {
@@ -411,14 +410,12 @@ Status Nft::apply_once(const backend::FirewallChange& change, const NftTableLive
     std::sort(adds.begin(), adds.end(), [](const FwRule& a, const FwRule& b) { return a.id < b.id; });
 
     using What = model::FwDamage::What;
-    const bool skeleton_ok = live.exists && std::all_of(v.damage.begin(), v.damage.end(), [](const model::FwDamage& d) {
-                                 return d.what == What::rule;
-                             });
+    const bool skeleton_ok = live.exists &&
+                             std::all_of(v.damage.begin(), v.damage.end(), [](const model::FwDamage& d) { return d.what == What::rule; });
     if (skeleton_ok && del.empty() && adds.empty()) return Status::ok();
     if (!live.exists && adds.empty()) return Status::ok();  // no table and nothing to put in it
-    const bool established_damaged = std::any_of(v.damage.begin(), v.damage.end(), [](const model::FwDamage& d) {
-        return d.what == What::established;
-    });
+    const bool established_damaged = std::any_of(v.damage.begin(), v.damage.end(),
+                                                 [](const model::FwDamage& d) { return d.what == What::established; });
     bool add_established = !live.exists || established_damaged || flush.count("forward");
 
     Batch b(seq_);

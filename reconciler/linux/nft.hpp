@@ -57,8 +57,7 @@ private:
     backend::Result<NftTableLive> read_table_once(bool* consistent);
     backend::Result<uint32_t> read_genid();
     backend::Status apply_once(const backend::FirewallChange& change, const NftTableLive& live);
-    backend::Status send_batch(std::vector<char>& buf, const std::vector<std::pair<uint32_t, std::string>>& what,
-                               uint32_t ack_seq);
+    backend::Status send_batch(std::vector<char>& buf, const std::vector<std::pair<uint32_t, std::string>>& what, uint32_t ack_seq);
     uint32_t next_seq() { return seq_++; }
 
     NlPtr<mnl_socket> nl_;

@@ -36,10 +36,10 @@ using model::FwRule;
 
 namespace {
 
-constexpr size_t kIfNameSize = 16;  // IFNAMSIZ: nft compares interface names as 16 NUL-padded bytes
+constexpr size_t kIfNameSize = 16;                            // IFNAMSIZ: nft compares interface names as 16 NUL-padded bytes
 constexpr size_t kMaxIdLen = NFTNL_UDATA_COMMENT_MAXLEN - 1;  // nft refuses longer comments
 constexpr uint32_t kCtStateEstablishedRelated = (1u << (0 + 1)) | (1u << (1 + 1));  // NF_CT_STATE_BIT
-constexpr uint32_t kCtStatusDstNat = 1u << 5;  // IPS_DST_NAT: the connection was DNATed
+constexpr uint32_t kCtStatusDstNat = 1u << 5;                                       // IPS_DST_NAT: the connection was DNATed
 constexpr uint32_t kNfprotoIpv4 = NFPROTO_IPV4, kNfprotoIpv6 = NFPROTO_IPV6;
 
 bool valid_id(const std::string& id) { return !id.empty() && id != kEstablishedId; }
@@ -136,8 +136,8 @@ void set_comment(nftnl_rule* r, const std::string& id) {
 struct RegValue {
     enum class From { meta, payload, ct, imm } from = From::meta;
     uint32_t key = 0, base = 0, offset = 0, len = 0;
-    std::string data;                  // imm: the bytes
-    bool masked = false;               // ct: passed through bitwise
+    std::string data;     // imm: the bytes
+    bool masked = false;  // ct: passed through bitwise
     uint32_t mask = 0, xor_ = 0;
 
     static RegValue of(From from, uint32_t key = 0) {
@@ -189,8 +189,7 @@ bool add_fact(Facts& f, const RegValue& src, uint32_t op, const std::string& dat
     ++f.count;
     if (src.from == RegValue::From::ct) {
         uint32_t zero = 0;
-        if (!src.masked || src.xor_ != 0 || op != NFT_CMP_NEQ || data != std::string(reinterpret_cast<const char*>(&zero), 4))
-            return false;
+        if (!src.masked || src.xor_ != 0 || op != NFT_CMP_NEQ || data != std::string(reinterpret_cast<const char*>(&zero), 4)) return false;
         if (src.key == NFT_CT_STATE && src.mask == kCtStateEstablishedRelated) return !std::exchange(f.established, true);
         if (src.key == NFT_CT_STATUS && src.mask == kCtStatusDstNat) return !std::exchange(f.dnat_status, true);
         return false;
@@ -198,25 +197,20 @@ bool add_fact(Facts& f, const RegValue& src, uint32_t op, const std::string& dat
     if (op != NFT_CMP_EQ) return false;
     if (src.from == RegValue::From::meta) {
         switch (src.key) {
-            case NFT_META_NFPROTO:
-                return data.size() == 1 && once(f.nfproto, static_cast<uint8_t>(data[0]));
-            case NFT_META_L4PROTO:
-                return data.size() == 1 && once(f.l4proto, static_cast<uint8_t>(data[0]));
+            case NFT_META_NFPROTO: return data.size() == 1 && once(f.nfproto, static_cast<uint8_t>(data[0]));
+            case NFT_META_L4PROTO: return data.size() == 1 && once(f.l4proto, static_cast<uint8_t>(data[0]));
             case NFT_META_IIFNAME:
                 if (auto n = ifname_from(data)) return once(f.iifname, *n);
                 return false;
             case NFT_META_OIFNAME:
                 if (auto n = ifname_from(data)) return once(f.oifname, *n);
                 return false;
-            default:
-                return false;
+            default: return false;
         }
     }
     if (src.from == RegValue::From::payload) {
         // A port only means something after its protocol was matched.
-        if (src.base != NFT_PAYLOAD_TRANSPORT_HEADER || src.offset != 2 || src.len != 2 || data.size() != 2 ||
-            !f.l4proto)
-            return false;
+        if (src.base != NFT_PAYLOAD_TRANSPORT_HEADER || src.offset != 2 || src.len != 2 || data.size() != 2 || !f.l4proto) return false;
         uint16_t be;
         std::memcpy(&be, data.data(), 2);
         return once(f.dport, ntohs(be));
@@ -253,9 +247,9 @@ private:
 bool RuleDecoder::feed(const nftnl_expr* e) {
     using Handler = bool (RuleDecoder::*)(const nftnl_expr*);
     static constexpr std::pair<std::string_view, Handler> kHandlers[] = {
-        {"meta", &RuleDecoder::meta},     {"payload", &RuleDecoder::payload},     {"ct", &RuleDecoder::ct},
+        {"meta", &RuleDecoder::meta},       {"payload", &RuleDecoder::payload},     {"ct", &RuleDecoder::ct},
         {"bitwise", &RuleDecoder::bitwise}, {"immediate", &RuleDecoder::immediate}, {"cmp", &RuleDecoder::cmp},
-        {"nat", &RuleDecoder::nat},       {"masq", &RuleDecoder::masq},
+        {"nat", &RuleDecoder::nat},         {"masq", &RuleDecoder::masq},
     };
     if (term_ != Terminal::none) return false;  // nothing of ours follows the verdict or the nat statement
     const char* raw_name = nftnl_expr_get_str(e, NFTNL_EXPR_NAME);
@@ -282,8 +276,7 @@ bool RuleDecoder::payload(const nftnl_expr* e) {
 }
 
 bool RuleDecoder::ct(const nftnl_expr* e) {
-    if (!nftnl_expr_is_set(e, NFTNL_EXPR_CT_DREG) || nftnl_expr_is_set(e, NFTNL_EXPR_CT_SREG) ||
-        nftnl_expr_is_set(e, NFTNL_EXPR_CT_DIR))
+    if (!nftnl_expr_is_set(e, NFTNL_EXPR_CT_DREG) || nftnl_expr_is_set(e, NFTNL_EXPR_CT_SREG) || nftnl_expr_is_set(e, NFTNL_EXPR_CT_DIR))
         return false;
     regs_[nftnl_expr_get_u32(e, NFTNL_EXPR_CT_DREG)] = RegValue::of(RegValue::From::ct, nftnl_expr_get_u32(e, NFTNL_EXPR_CT_KEY));
     return true;
@@ -338,8 +331,7 @@ bool RuleDecoder::nat(const nftnl_expr* e) {
     // The kernel reports the two flags implied by the registers it was given.
     if (nftnl_expr_get_u32(e, NFTNL_EXPR_NAT_TYPE) != NFT_NAT_DNAT || (family != kNfprotoIpv4 && family != kNfprotoIpv6) ||
         (flags & ~uint32_t(NF_NAT_RANGE_MAP_IPS | NF_NAT_RANGE_PROTO_SPECIFIED)) != 0 ||
-        !nftnl_expr_is_set(e, NFTNL_EXPR_NAT_REG_ADDR_MIN) ||
-        !same_or_unset(e, NFTNL_EXPR_NAT_REG_ADDR_MAX, NFTNL_EXPR_NAT_REG_ADDR_MIN) ||
+        !nftnl_expr_is_set(e, NFTNL_EXPR_NAT_REG_ADDR_MIN) || !same_or_unset(e, NFTNL_EXPR_NAT_REG_ADDR_MAX, NFTNL_EXPR_NAT_REG_ADDR_MIN) ||
         !same_or_unset(e, NFTNL_EXPR_NAT_REG_PROTO_MAX, NFTNL_EXPR_NAT_REG_PROTO_MIN))
         return false;
     const size_t want = family == kNfprotoIpv4 ? 4 : 16;
@@ -452,9 +444,7 @@ FwRule canonical(const FwRule& r) {
     c.id = r.id;
     c.kind = r.kind;
     switch (r.kind) {
-        case FwKind::accept_udp:
-            c.port = r.port;
-            break;
+        case FwKind::accept_udp: c.port = r.port; break;
         case FwKind::forward:
             c.iif = r.iif;
             c.oif = r.oif;
@@ -467,9 +457,7 @@ FwRule canonical(const FwRule& r) {
             c.to = r.to;
             c.to_port = r.to_port;
             break;
-        case FwKind::masquerade:
-            c.oif = r.oif;
-            break;
+        case FwKind::masquerade: c.oif = r.oif; break;
     }
     return c;
 }
@@ -637,18 +625,34 @@ const std::vector<ExprLayout>& expr_layouts() {
     static const std::vector<ExprLayout> layouts = {
         {"meta", {{NFTA_META_KEY, K::u32}, {NFTA_META_DREG, K::u32}, {NFTA_META_SREG, K::u32}}},
         {"cmp", {{NFTA_CMP_SREG, K::u32}, {NFTA_CMP_OP, K::u32}, {NFTA_CMP_DATA, K::data}}},
-        {"payload", {{NFTA_PAYLOAD_DREG, K::u32}, {NFTA_PAYLOAD_BASE, K::u32}, {NFTA_PAYLOAD_OFFSET, K::u32},
-                     {NFTA_PAYLOAD_LEN, K::u32}, {NFTA_PAYLOAD_SREG, K::u32}, {NFTA_PAYLOAD_CSUM_TYPE, K::u32},
-                     {NFTA_PAYLOAD_CSUM_OFFSET, K::u32}, {NFTA_PAYLOAD_CSUM_FLAGS, K::u32}}},
+        {"payload",
+         {{NFTA_PAYLOAD_DREG, K::u32},
+          {NFTA_PAYLOAD_BASE, K::u32},
+          {NFTA_PAYLOAD_OFFSET, K::u32},
+          {NFTA_PAYLOAD_LEN, K::u32},
+          {NFTA_PAYLOAD_SREG, K::u32},
+          {NFTA_PAYLOAD_CSUM_TYPE, K::u32},
+          {NFTA_PAYLOAD_CSUM_OFFSET, K::u32},
+          {NFTA_PAYLOAD_CSUM_FLAGS, K::u32}}},
         {"immediate", {{NFTA_IMMEDIATE_DREG, K::u32}, {NFTA_IMMEDIATE_DATA, K::data}}},
-        {"nat", {{NFTA_NAT_TYPE, K::u32}, {NFTA_NAT_FAMILY, K::u32}, {NFTA_NAT_REG_ADDR_MIN, K::u32},
-                 {NFTA_NAT_REG_ADDR_MAX, K::u32}, {NFTA_NAT_REG_PROTO_MIN, K::u32}, {NFTA_NAT_REG_PROTO_MAX, K::u32},
-                 {NFTA_NAT_FLAGS, K::u32}}},
+        {"nat",
+         {{NFTA_NAT_TYPE, K::u32},
+          {NFTA_NAT_FAMILY, K::u32},
+          {NFTA_NAT_REG_ADDR_MIN, K::u32},
+          {NFTA_NAT_REG_ADDR_MAX, K::u32},
+          {NFTA_NAT_REG_PROTO_MIN, K::u32},
+          {NFTA_NAT_REG_PROTO_MAX, K::u32},
+          {NFTA_NAT_FLAGS, K::u32}}},
         {"masq", {{NFTA_MASQ_FLAGS, K::u32}, {NFTA_MASQ_REG_PROTO_MIN, K::u32}, {NFTA_MASQ_REG_PROTO_MAX, K::u32}}},
         {"ct", {{NFTA_CT_KEY, K::u32}, {NFTA_CT_DREG, K::u32}, {NFTA_CT_DIRECTION, K::u8}, {NFTA_CT_SREG, K::u32}}},
-        {"bitwise", {{NFTA_BITWISE_SREG, K::u32}, {NFTA_BITWISE_DREG, K::u32}, {NFTA_BITWISE_LEN, K::u32},
-                     {NFTA_BITWISE_MASK, K::data}, {NFTA_BITWISE_XOR, K::data}, {NFTA_BITWISE_OP, K::u32},
-                     {NFTA_BITWISE_DATA, K::data}}},
+        {"bitwise",
+         {{NFTA_BITWISE_SREG, K::u32},
+          {NFTA_BITWISE_DREG, K::u32},
+          {NFTA_BITWISE_LEN, K::u32},
+          {NFTA_BITWISE_MASK, K::data},
+          {NFTA_BITWISE_XOR, K::data},
+          {NFTA_BITWISE_OP, K::u32},
+          {NFTA_BITWISE_DATA, K::data}}},
     };
     return layouts;
 }
@@ -683,7 +687,7 @@ bool expr_ours(const nlattr* elem) {
 // What the message holds, read without libnftnl.
 struct RuleEnvelope {
     bool valid = true;
-    bool ours_shape = true;          // every expression is one wg-fleet builds, well formed
+    bool ours_shape = true;  // every expression is one wg-fleet builds, well formed
     std::string table, chain;
     uint64_t handle = 0;
 };
@@ -699,39 +703,38 @@ RuleEnvelope read_envelope(const nlmsghdr* nlh) {
     const auto* first = static_cast<const char*>(mnl_nlmsg_get_payload_offset(nlh, sizeof(nfgenmsg)));
     const auto* tail = static_cast<const char*>(mnl_nlmsg_get_payload_tail(nlh));
     for_each_attr(first, static_cast<size_t>(tail - first), [&](const nlattr* a) {
-                      switch (mnl_attr_get_type(a)) {
-                          case NFTA_RULE_TABLE:
-                              env.valid &= attr_valid(a, AttrKind::string);
-                              if (env.valid) env.table = mnl_attr_get_str(a);
-                              break;
-                          case NFTA_RULE_CHAIN:
-                              env.valid &= attr_valid(a, AttrKind::string);
-                              if (env.valid) env.chain = mnl_attr_get_str(a);
-                              break;
-                          case NFTA_RULE_HANDLE:
-                              env.valid &= attr_valid(a, AttrKind::u64);
-                              if (env.valid) env.handle = be64toh(mnl_attr_get_u64(a));
-                              break;
-                          case NFTA_RULE_POSITION: env.valid &= attr_valid(a, AttrKind::u64); break;
-                          case NFTA_RULE_COMPAT:  // iptables-nft's; libnftnl checks inside it too
-                              env.valid &= attr_valid(a, AttrKind::nested);
-                              env.ours_shape = false;
-                              break;
-                          case NFTA_RULE_USERDATA: env.valid &= attr_valid(a, AttrKind::binary); break;
-                          case NFTA_RULE_ID:
-                          case NFTA_RULE_POSITION_ID:
-                          case NFTA_RULE_CHAIN_ID: env.valid &= attr_valid(a, AttrKind::u32); break;
-                          case NFTA_RULE_EXPRESSIONS:
-                              env.valid &= attr_valid(a, AttrKind::nested);
-                              exprs = a;
-                              break;
-                          default: break;  // padding, or newer than this code: libnftnl skips them too
-                      }
-                  });
+        switch (mnl_attr_get_type(a)) {
+            case NFTA_RULE_TABLE:
+                env.valid &= attr_valid(a, AttrKind::string);
+                if (env.valid) env.table = mnl_attr_get_str(a);
+                break;
+            case NFTA_RULE_CHAIN:
+                env.valid &= attr_valid(a, AttrKind::string);
+                if (env.valid) env.chain = mnl_attr_get_str(a);
+                break;
+            case NFTA_RULE_HANDLE:
+                env.valid &= attr_valid(a, AttrKind::u64);
+                if (env.valid) env.handle = be64toh(mnl_attr_get_u64(a));
+                break;
+            case NFTA_RULE_POSITION: env.valid &= attr_valid(a, AttrKind::u64); break;
+            case NFTA_RULE_COMPAT:  // iptables-nft's; libnftnl checks inside it too
+                env.valid &= attr_valid(a, AttrKind::nested);
+                env.ours_shape = false;
+                break;
+            case NFTA_RULE_USERDATA: env.valid &= attr_valid(a, AttrKind::binary); break;
+            case NFTA_RULE_ID:
+            case NFTA_RULE_POSITION_ID:
+            case NFTA_RULE_CHAIN_ID: env.valid &= attr_valid(a, AttrKind::u32); break;
+            case NFTA_RULE_EXPRESSIONS:
+                env.valid &= attr_valid(a, AttrKind::nested);
+                exprs = a;
+                break;
+            default: break;  // padding, or newer than this code: libnftnl skips them too
+        }
+    });
     if (env.valid && exprs)
-        for_each_attr(mnl_attr_get_payload(exprs), mnl_attr_get_payload_len(exprs), [&](const nlattr* elem) {
-            env.ours_shape &= mnl_attr_get_type(elem) == NFTA_LIST_ELEM && expr_ours(elem);
-        });
+        for_each_attr(mnl_attr_get_payload(exprs), mnl_attr_get_payload_len(exprs),
+                      [&](const nlattr* elem) { env.ours_shape &= mnl_attr_get_type(elem) == NFTA_LIST_ELEM && expr_ours(elem); });
     return env;
 }
 
@@ -808,8 +811,8 @@ View view(const NftTableLive& t) {
             continue;
         }
         const FwRule& d = r.decoded.rule;
-        if (ours && r.decoded.what == NftDecoded::What::fw_rule && r.chain == chain_for(d.kind) && r.comment &&
-            valid_id(*r.comment) && !v.rules.count(*r.comment)) {
+        if (ours && r.decoded.what == NftDecoded::What::fw_rule && r.chain == chain_for(d.kind) && r.comment && valid_id(*r.comment) &&
+            !v.rules.count(*r.comment)) {
             FwRule out = d;
             out.id = *r.comment;
             v.rules.emplace(out.id, out);
@@ -817,8 +820,8 @@ View view(const NftTableLive& t) {
             continue;
         }
         const bool decoded = r.decoded.what == NftDecoded::What::fw_rule;
-        v.damage.push_back(model::FwDamage{.what = What::rule, .handle = r.handle, .name = {},
-                                           .decoded = decoded ? std::optional<FwRule>(d) : std::nullopt});
+        v.damage.push_back(model::FwDamage{
+            .what = What::rule, .handle = r.handle, .name = {}, .decoded = decoded ? std::optional<FwRule>(d) : std::nullopt});
         v.damaged_rules.push_back(&r);
     }
     if (!established) damage(What::established);

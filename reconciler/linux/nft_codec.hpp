@@ -28,13 +28,13 @@ inline constexpr const char* kEstablishedId = "wg-fleet:established";
 struct NftDecoded {
     enum class What { unknown, fw_rule, established };
     What what = What::unknown;
-    model::FwRule rule;                      // fw_rule: every field but id
+    model::FwRule rule;  // fw_rule: every field but id
 };
 
 struct NftRuleLive {
     uint64_t handle = 0;
     std::string chain;
-    std::optional<std::string> comment;      // present when the userdata holds a comment
+    std::optional<std::string> comment;  // present when the userdata holds a comment
     NftDecoded decoded;
 };
 
@@ -51,10 +51,10 @@ struct NftChainLive {
 struct NftTableLive {
     bool exists = false;
     uint32_t flags = 0;
-    uint32_t genid = 0;                      // ruleset generation the dumps were taken at
+    uint32_t genid = 0;  // ruleset generation the dumps were taken at
     std::vector<NftChainLive> chains;
-    std::vector<std::string> sets;           // named (non-anonymous) sets and maps
-    std::vector<NftRuleLive> rules;          // in chain order
+    std::vector<std::string> sets;   // named (non-anonymous) sets and maps
+    std::vector<NftRuleLive> rules;  // in chain order
 };
 
 namespace nft {

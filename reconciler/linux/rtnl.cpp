@@ -205,8 +205,7 @@ Result<std::set<model::Route>> Rtnl::read_routes(const std::set<std::string>& de
     return out;
 }
 
-Status Rtnl::link_change(const std::string& name, std::optional<uint32_t> mtu, std::optional<bool> up,
-                         const std::string& what) {
+Status Rtnl::link_change(const std::string& name, std::optional<uint32_t> mtu, std::optional<bool> up, const std::string& what) {
     // The live link is the base of the change so that ifi_flags keeps every flag but the one changed.
     auto orig = get_link(name, what);
     if (!orig) return orig.error();
@@ -286,7 +285,8 @@ Status Rtnl::del_address(const std::string& name, const Prefix& addr) {
 
 Status Rtnl::route_change(const model::Route& route, bool add) {
     Prefix dst = route.dst.masked();
-    std::string what = fmt::format("{} route {} dev {}{}", add ? "add" : "del", dst, route.dev, route.src ? " src " + route.src->str() : "");
+    std::string what = fmt::format("{} route {} dev {}{}", add ? "add" : "del", dst, route.dev,
+                                   route.src ? " src " + route.src->str() : "");
     if (!valid(route.dst) || (route.src && route.src->family != route.dst.addr.family)) return backend::errno_error(EINVAL, what);
     auto idx = ifindex(route.dev, what);
     if (!idx) return idx.error();

@@ -61,14 +61,13 @@ private:
     backend::Result<int> ifindex(const std::string& name, const std::string& what);
     backend::Status addr_change(int ifindex, const model::Prefix& addr, bool add, const std::string& what);
     backend::Status route_change(const model::Route& route, bool add);
-    backend::Status link_change(const std::string& name, std::optional<uint32_t> mtu, std::optional<bool> up,
-                                const std::string& what);
+    backend::Status link_change(const std::string& name, std::optional<uint32_t> mtu, std::optional<bool> up, const std::string& what);
     // errno for a libnl result: the kernel's own when it sent one, else mapped from libnl's code.
     backend::Error nl_error(int nlerr, const std::string& what) const;
 
     NlPtr<nl_sock> sock_;
-    int open_error_ = 0;        // libnl code from opening the socket, 0 = open
-    int kernel_errno_ = 0;      // errno of the last NLMSG_ERROR the kernel sent; reset per request
+    int open_error_ = 0;    // libnl code from opening the socket, 0 = open
+    int kernel_errno_ = 0;  // errno of the last NLMSG_ERROR the kernel sent; reset per request
 };
 
 }  // namespace wgf::linux_

@@ -72,7 +72,9 @@ std::optional<std::string> find_in_path(const std::string& name) {
 }
 
 void sleep_ms(int ms) {
-    struct timespec ts {ms / 1000, (ms % 1000) * 1000000L};
+    struct timespec ts {
+        ms / 1000, (ms % 1000) * 1000000L
+    };
     nanosleep(&ts, nullptr);
 }
 
@@ -161,8 +163,7 @@ std::optional<uint32_t> unix_peer_inode(int fd) {
         }
         return MNL_CB_OK;
     };
-    if (mnl_cb_run(buf, static_cast<size_t>(n), nlh->nlmsg_seq, mnl_socket_get_portid(nl), on_msg, &peer) < 0)
-        return std::nullopt;
+    if (mnl_cb_run(buf, static_cast<size_t>(n), nlh->nlmsg_seq, mnl_socket_get_portid(nl), on_msg, &peer) < 0) return std::nullopt;
     return peer;
 }
 
@@ -212,8 +213,7 @@ Result<std::vector<std::string>> resolve_userspace_command(const std::optional<s
                        "command with `userspace:` or WG_FLEET_USERSPACE_IMPLEMENTATION)");
 }
 
-Status start_userspace(const std::vector<std::string>& argv, const std::string& ifname, const std::string& socket_dir,
-                       int timeout_ms) {
+Status start_userspace(const std::vector<std::string>& argv, const std::string& ifname, const std::string& socket_dir, int timeout_ms) {
     std::vector<std::string> full = argv;
     full.push_back(ifname);
     const std::string what = "start userspace WireGuard `" + join(full) + "`";
@@ -298,8 +298,8 @@ Status start_userspace(const std::vector<std::string>& argv, const std::string& 
             waitpid(pid, nullptr, 0);
         }
     }
-    Error e = errno_error(ETIMEDOUT, what + ": no answer on " + socket_dir + "/" + ifname + ".sock within " +
-                                         std::to_string(timeout_ms) + " ms");
+    Error e = errno_error(ETIMEDOUT,
+                          what + ": no answer on " + socket_dir + "/" + ifname + ".sock within " + std::to_string(timeout_ms) + " ms");
     if (std::string tail = output_tail(out); !tail.empty()) e.message += "; it printed: " + tail;
     return e;
 }

@@ -22,8 +22,8 @@ backend::Result<std::vector<std::string>> resolve_userspace_command(const std::o
 // until the process answers on ifname's socket. wireguard-go daemonizes itself: its first
 // process exits 0 once the daemon holds the tun and the socket, and the daemon outlives us.
 // Errors name the command and quote its output (exit status, or no answer within timeout_ms).
-backend::Status start_userspace(const std::vector<std::string>& argv, const std::string& ifname,
-                                const std::string& socket_dir, int timeout_ms);
+backend::Status start_userspace(const std::vector<std::string>& argv, const std::string& ifname, const std::string& socket_dir,
+                                int timeout_ms);
 
 // The process serving ifname's socket, found by the peer of a connection to it. SO_PEERCRED
 // alone is not enough: wireguard-go creates the listening socket and then re-executes itself as

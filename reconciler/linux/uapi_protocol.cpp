@@ -161,8 +161,7 @@ namespace uapi {
 GetReplyParser::GetReplyParser(std::string ifname) : ifname_(std::move(ifname)) {}
 
 Step GetReplyParser::fail(const std::string& why) {
-    error_ = errno_error(EPROTO, "read WireGuard device " + ifname_ + ": UAPI reply line " +
-                                     std::to_string(line_no_) + ": " + why);
+    error_ = errno_error(EPROTO, "read WireGuard device " + ifname_ + ": UAPI reply line " + std::to_string(line_no_) + ": " + why);
     return Step::error;
 }
 
@@ -181,8 +180,19 @@ bool GetReplyParser::flush_peer() {
 namespace {
 
 enum class Field {
-    other, errno_, private_key, listen_port, fwmark, public_key, preshared_key, endpoint, allowed_ip,
-    keepalive, last_handshake_sec, rx_bytes, tx_bytes
+    other,
+    errno_,
+    private_key,
+    listen_port,
+    fwmark,
+    public_key,
+    preshared_key,
+    endpoint,
+    allowed_ip,
+    keepalive,
+    last_handshake_sec,
+    rx_bytes,
+    tx_bytes
 };
 
 // By length first: at most two comparisons per line, which matters at 180,000 lines.
@@ -362,8 +372,7 @@ Step SetReplyParser::line(std::string_view text) {
 
 Status SetReplyParser::finish() const {
     if (error_) return *error_;
-    if (!done_)
-        return errno_error(EPROTO, "set WireGuard device " + ifname_ + ": UAPI reply ended before its blank line");
+    if (!done_) return errno_error(EPROTO, "set WireGuard device " + ifname_ + ": UAPI reply ended before its blank line");
     if (*errno_ != 0) return errno_error(static_cast<int>(*errno_), "set WireGuard device " + ifname_);
     return Status::ok();
 }
@@ -417,9 +426,8 @@ Result<WipedString> format_set_request(const WgDeviceChange& change) {
             const auto& e = *p.endpoint;
             auto a = parse_ip(e.host);
             if (!a || e.port == 0)
-                return errno_error(EINVAL, "set WireGuard device " + change.ifname + ": endpoint " + quote(e.str()) +
-                                               " of peer " + p.public_key.base64() +
-                                               " must be an IP literal with a port (resolve names first)");
+                return errno_error(EINVAL, "set WireGuard device " + change.ifname + ": endpoint " + quote(e.str()) + " of peer " +
+                                               p.public_key.base64() + " must be an IP literal with a port (resolve names first)");
             out += "endpoint=";
             if (a->is_v6()) out += '[';
             append_ip(out, *a);

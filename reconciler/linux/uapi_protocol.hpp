@@ -35,7 +35,9 @@ struct WipingAllocator {
         std::allocator<T>{}.deallocate(p, n);
     }
     template <class U>
-    bool operator==(const WipingAllocator<U>&) const noexcept { return true; }
+    bool operator==(const WipingAllocator<U>&) const noexcept {
+        return true;
+    }
 };
 using WipedString = std::basic_string<char, std::char_traits<char>, WipingAllocator<char>>;
 

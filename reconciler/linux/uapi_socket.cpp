@@ -65,9 +65,7 @@ Status read_reply(int fd, Parser& parser, const std::string& what) {
 
 }  // namespace
 
-std::string uapi_socket_path(const std::string& socket_dir, const std::string& ifname) {
-    return socket_dir + "/" + ifname + ".sock";
-}
+std::string uapi_socket_path(const std::string& socket_dir, const std::string& ifname) { return socket_dir + "/" + ifname + ".sock"; }
 
 int uapi_connect(const std::string& socket_dir, const std::string& ifname) {
     if (!model::valid_ifname(ifname)) return -EINVAL;
@@ -86,13 +84,14 @@ int uapi_connect(const std::string& socket_dir, const std::string& ifname) {
 
 Error uapi_connect_error(int err, const std::string& what, const std::string& path) {
     if (err == ENOENT) return errno_error(ENODEV, what + " (no UAPI socket " + path + ")");
-    if (err == ECONNREFUSED)
-        return errno_error(ENODEV, what + " (" + path + " refuses connections: its userspace process is gone)");
+    if (err == ECONNREFUSED) return errno_error(ENODEV, what + " (" + path + " refuses connections: its userspace process is gone)");
     return errno_error(err, what + ": connect to " + path);
 }
 
 void uapi_set_timeouts(int fd, int timeout_ms) {
-    struct timeval tv {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    struct timeval tv {
+        timeout_ms / 1000, (timeout_ms % 1000) * 1000
+    };
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 }
@@ -112,13 +111,9 @@ Status uapi_send(int fd, const char* data, size_t size, const std::string& what)
     return Status::ok();
 }
 
-Status uapi_read_reply(int fd, uapi::GetReplyParser& parser, const std::string& what) {
-    return read_reply(fd, parser, what);
-}
+Status uapi_read_reply(int fd, uapi::GetReplyParser& parser, const std::string& what) { return read_reply(fd, parser, what); }
 
-Status uapi_read_reply(int fd, uapi::SetReplyParser& parser, const std::string& what) {
-    return read_reply(fd, parser, what);
-}
+Status uapi_read_reply(int fd, uapi::SetReplyParser& parser, const std::string& what) { return read_reply(fd, parser, what); }
 
 bool uapi_ping_fd(int fd, const std::string& ifname) {
     static constexpr char kEmptySet[] = "set=1\n\n";

@@ -42,9 +42,7 @@ backend::Status UserspacePacing::del_address(const std::string& name, const mode
 
 backend::Result<std::optional<backend::LinkLive>> UserspacePacing::read_link(const std::string& name) { return inner_.read_link(name); }
 
-backend::Result<model::AddressSet> UserspacePacing::read_addresses(const std::string& name) {
-    return inner_.read_addresses(name);
-}
+backend::Result<model::AddressSet> UserspacePacing::read_addresses(const std::string& name) { return inner_.read_addresses(name); }
 
 backend::Result<std::set<model::Route>> UserspacePacing::read_routes(const std::set<std::string>& devices) {
     return inner_.read_routes(devices);

@@ -33,8 +33,8 @@ struct UserspaceProbe {
 UserspaceProbe userspace_probe(const WgSelect& wg);
 
 struct PacingOptions {
-    size_t chunk = 16;               // address changes on one device between pauses (0 is 1)
-    std::function<void()> pause;     // unset: a millisecond's sleep
+    size_t chunk = 16;            // address changes on one device between pauses (0 is 1)
+    std::function<void()> pause;  // unset: a millisecond's sleep
 };
 
 class UserspacePacing : public backend::Links {

@@ -195,8 +195,7 @@ Result<int> WgGenl::family_id() {
     if (auto s = open_genl(); !s) return s.error();
     int id = genl_ctrl_resolve(genl_.get(), WG_GENL_NAME);
     if (id < 0) {
-        if (id == -NLE_OBJ_NOTFOUND)
-            return errno_error(ENODEV, "the kernel has no WireGuard generic netlink family (no WireGuard module)");
+        if (id == -NLE_OBJ_NOTFOUND) return errno_error(ENODEV, "the kernel has no WireGuard generic netlink family (no WireGuard module)");
         return errno_error(errno_of(id), "resolve the WireGuard generic netlink family");
     }
     family_ = id;
@@ -303,7 +302,8 @@ Status WgGenl::delete_device(const std::string& ifname) {
     const int ifindex = rtnl_link_get_ifindex(found.get());
     // Only our kind of link: a same-named link of another kind is not ours to remove.
     if (kind_s != "wireguard")
-        return errno_error(ENODEV, fmt::format("{}: the link is {}, not wireguard", what, kind_s.empty() ? "of no kind" : "a " + kind_s + " link"));
+        return errno_error(ENODEV,
+                           fmt::format("{}: the link is {}, not wireguard", what, kind_s.empty() ? "of no kind" : "a " + kind_s + " link"));
     NlPtr<rtnl_link> link(rtnl_link_alloc());
     if (!link) return errno_error(ENOMEM, what);
     // By index, so a link renamed or replaced since the check above is not hit by name.

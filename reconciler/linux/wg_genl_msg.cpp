@@ -95,8 +95,8 @@ std::string peer_label(const model::Key& k) { return "peer " + k.short_str(); }
 Result<WireEndpoint> to_wire(const model::Endpoint& ep, const model::Key& peer, const std::string& ifname) {
     auto addr = model::IpAddr::parse(ep.host);
     if (!addr || ep.port == 0)
-        return errno_error(EINVAL, fmt::format("set WireGuard device {}: {}: endpoint '{}' must be an IP literal with a port",
-                                               ifname, peer_label(peer), ep.str()));
+        return errno_error(EINVAL, fmt::format("set WireGuard device {}: {}: endpoint '{}' must be an IP literal with a port", ifname,
+                                               peer_label(peer), ep.str()));
     WireEndpoint w;
     if (addr->is_v4()) {
         sockaddr_in sin{};
@@ -122,8 +122,7 @@ nlattr* nest_start(nl_msg* msg, int type) { return nla_nest_start(msg, NLA_F_NES
 
 class SetBuilder {
 public:
-    SetBuilder(const WgDeviceChange& change, int family, std::size_t limit)
-        : change_(change), family_(family), limit_(limit) {}
+    SetBuilder(const WgDeviceChange& change, int family, std::size_t limit) : change_(change), family_(family), limit_(limit) {}
 
     Result<std::vector<NlMsgPtr>> build() {
         std::vector<std::optional<WireEndpoint>> endpoints;
@@ -166,8 +165,7 @@ private:
         // Device-level fields travel once, in the first message; a later message only names the
         // device so the kernel finds it again.
         bool fit = true;
-        if (change_.private_key)
-            fit = fit && nla_put(m, WGDEVICE_A_PRIVATE_KEY, WG_KEY_LEN, change_.private_key->raw().data()) >= 0;
+        if (change_.private_key) fit = fit && nla_put(m, WGDEVICE_A_PRIVATE_KEY, WG_KEY_LEN, change_.private_key->raw().data()) >= 0;
         if (change_.listen_port) fit = fit && nla_put_u16(m, WGDEVICE_A_LISTEN_PORT, *change_.listen_port) >= 0;
         if (change_.fwmark) fit = fit && nla_put_u32(m, WGDEVICE_A_FWMARK, *change_.fwmark) >= 0;
         if (change_.replace_peers) fit = fit && nla_put_u32(m, WGDEVICE_A_FLAGS, WGDEVICE_F_REPLACE_PEERS) >= 0;
@@ -281,8 +279,8 @@ Result<std::vector<NlMsgPtr>> build_set_device(const WgDeviceChange& change, int
 NlMsgPtr build_get_device(const std::string& ifname, int family_id) {
     NlMsgPtr msg(nlmsg_alloc());
     if (!msg) return nullptr;
-    if (!genlmsg_put(msg.get(), NL_AUTO_PORT, NL_AUTO_SEQ, family_id, 0, NLM_F_REQUEST | NLM_F_ACK | NLM_F_DUMP,
-                     WG_CMD_GET_DEVICE, WG_GENL_VERSION) ||
+    if (!genlmsg_put(msg.get(), NL_AUTO_PORT, NL_AUTO_SEQ, family_id, 0, NLM_F_REQUEST | NLM_F_ACK | NLM_F_DUMP, WG_CMD_GET_DEVICE,
+                     WG_GENL_VERSION) ||
         nla_put_string(msg.get(), WGDEVICE_A_IFNAME, ifname.c_str()) < 0)
         return nullptr;
     return msg;
@@ -335,9 +333,7 @@ std::optional<model::Prefix> parse_allowed_ip(nlattr* a) {
 
 Status WgDumpReader::add(const nlmsghdr* reply) {
     const int n = ++replies_;
-    auto bad = [n](const std::string& why) {
-        return errno_error(EBADMSG, fmt::format("WireGuard GET_DEVICE reply {}: {}", n, why));
-    };
+    auto bad = [n](const std::string& why) { return errno_error(EBADMSG, fmt::format("WireGuard GET_DEVICE reply {}: {}", n, why)); };
     // libnl's parsers take a non-const header but do not write to it.
     auto* nlh = const_cast<nlmsghdr*>(reply);
     if (!genlmsg_valid_hdr(nlh, 0)) return bad("shorter than a generic netlink header");
@@ -391,8 +387,7 @@ Status WgDumpReader::add(const nlmsghdr* reply) {
             if (!ep) return bad(peer_label(key) + ": endpoint is neither a sockaddr_in nor a sockaddr_in6");
             peer.endpoint = *ep;
         }
-        if (ptb[WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL])
-            peer.keepalive = nla_get_u16(ptb[WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL]);
+        if (ptb[WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL]) peer.keepalive = nla_get_u16(ptb[WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL]);
         if (ptb[WGPEER_A_LAST_HANDSHAKE_TIME]) {
             __kernel_timespec ts;
             std::memcpy(&ts, nla_data(ptb[WGPEER_A_LAST_HANDSHAKE_TIME]), sizeof ts);

@@ -43,8 +43,7 @@ inline constexpr std::size_t kWgSetMessageLimit = 8192;
 // present, REPLACE_PEERS only when change.replace_peers. Fails (EINVAL) on an endpoint that is
 // not an IP literal with a port or an allowed IP without a family, and (EMSGSIZE) when `limit`
 // cannot hold a single allowed IP.
-backend::Result<std::vector<NlMsgPtr>> build_set_device(const backend::WgDeviceChange& change,
-                                                        int family_id,
+backend::Result<std::vector<NlMsgPtr>> build_set_device(const backend::WgDeviceChange& change, int family_id,
                                                         std::size_t limit = kWgSetMessageLimit);
 
 // The WG_CMD_GET_DEVICE dump request for one device.

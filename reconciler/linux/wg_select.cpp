@@ -18,8 +18,7 @@ using backend::Status;
 bool kernel_lacks_wireguard(int err) {
     // RTM_NEWLINK kind wireguard without the module: EOPNOTSUPP ("Unknown device type"); the
     // others come from kernels or backends that fail earlier (no genl family, no netlink).
-    return err == EOPNOTSUPP || err == ENODEV || err == EAFNOSUPPORT || err == EPROTONOSUPPORT ||
-           err == ENOSYS || err == ENOENT;
+    return err == EOPNOTSUPP || err == ENODEV || err == EAFNOSUPPORT || err == EPROTONOSUPPORT || err == ENOSYS || err == ENOENT;
 }
 
 bool userspace_alive(const std::string& ifname, const std::string& socket_dir) {
@@ -27,9 +26,7 @@ bool userspace_alive(const std::string& ifname, const std::string& socket_dir) {
     return fd.fd >= 0 || (fd.fd != -ECONNREFUSED && fd.fd != -ENOENT);
 }
 
-std::optional<pid_t> userspace_pid(const std::string& ifname, const std::string& socket_dir) {
-    return uapi_server_pid(socket_dir, ifname);
-}
+std::optional<pid_t> userspace_pid(const std::string& ifname, const std::string& socket_dir) { return uapi_server_pid(socket_dir, ifname); }
 
 WgSelect::WgSelect(std::unique_ptr<backend::WireGuard> kernel, UapiOptions options)
     : kernel_(std::move(kernel)), uapi_(std::move(options)) {}
@@ -62,20 +59,19 @@ std::vector<std::string> WgSelect::list_devices() {
 
 Result<backend::WgDeviceLive> WgSelect::read_device(const std::string& ifname) {
     if (auto* b = pick(ifname)) return b->read_device(ifname);
-    return errno_error(ENODEV, "read WireGuard device " + ifname + " (no UAPI socket " + uapi_.socket_path(ifname) +
-                                   " and no kernel WireGuard)");
+    return errno_error(ENODEV,
+                       "read WireGuard device " + ifname + " (no UAPI socket " + uapi_.socket_path(ifname) + " and no kernel WireGuard)");
 }
 
 Status WgSelect::set_device(const backend::WgDeviceChange& change) {
     if (auto* b = pick(change.ifname)) return b->set_device(change);
-    return errno_error(ENODEV, "set WireGuard device " + change.ifname + " (no UAPI socket " +
-                                   uapi_.socket_path(change.ifname) + " and no kernel WireGuard)");
+    return errno_error(ENODEV, "set WireGuard device " + change.ifname + " (no UAPI socket " + uapi_.socket_path(change.ifname) +
+                                   " and no kernel WireGuard)");
 }
 
 Status WgSelect::create_device(const std::string& ifname) {
     if (uapi_.has_device(ifname))
-        return errno_error(EEXIST, "create WireGuard device " + ifname + ": " + uapi_.socket_path(ifname) +
-                                       " already answers");
+        return errno_error(EEXIST, "create WireGuard device " + ifname + ": " + uapi_.socket_path(ifname) + " already answers");
     // A socket left by a process that died would route the new device to UAPI, kernel or not.
     if (uapi_.has_socket(ifname)) unlink(uapi_.socket_path(ifname).c_str());
     std::string kernel_why = "no kernel WireGuard backend";
@@ -91,13 +87,11 @@ Status WgSelect::create_device(const std::string& ifname) {
 
 Status WgSelect::delete_device(const std::string& ifname) {
     if (auto* b = pick(ifname)) return b->delete_device(ifname);
-    return errno_error(ENODEV, "delete WireGuard device " + ifname + " (no UAPI socket " + uapi_.socket_path(ifname) +
-                                   " and no kernel WireGuard)");
+    return errno_error(ENODEV,
+                       "delete WireGuard device " + ifname + " (no UAPI socket " + uapi_.socket_path(ifname) + " and no kernel WireGuard)");
 }
 
-bool WgSelect::userspace_alive(const std::string& ifname) const {
-    return linux_::userspace_alive(ifname, uapi_.options().socket_dir);
-}
+bool WgSelect::userspace_alive(const std::string& ifname) const { return linux_::userspace_alive(ifname, uapi_.options().socket_dir); }
 
 std::optional<pid_t> WgSelect::userspace_pid(const std::string& ifname) const {
     return linux_::userspace_pid(ifname, uapi_.options().socket_dir);

@@ -116,8 +116,8 @@ Status WgUapi::delete_device(const std::string& ifname) {
         kill(*pid, SIGTERM);
         if (wait_userspace_gone(options_.socket_dir, ifname, options_.stop_timeout_ms)) return Status::ok();
     }
-    return errno_error(ETIMEDOUT, what + ": " + socket_path(ifname) + " still answers " +
-                                      std::to_string(options_.stop_timeout_ms) + " ms after the link was deleted");
+    return errno_error(ETIMEDOUT, what + ": " + socket_path(ifname) + " still answers " + std::to_string(options_.stop_timeout_ms) +
+                                      " ms after the link was deleted");
 }
 
 }  // namespace wgf::linux_

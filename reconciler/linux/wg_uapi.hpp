@@ -20,9 +20,9 @@ struct UapiOptions {
     // The top-level YAML key `userspace:`; else WG_FLEET_USERSPACE_IMPLEMENTATION, else
     // WG_QUICK_USERSPACE_IMPLEMENTATION, else wireguard-go from PATH (see wg_select.hpp).
     std::optional<std::string> userspace_command;
-    int io_timeout_ms = 30000;      // one get/set exchange; a 10,000-peer set takes ~0.1 s
-    int start_timeout_ms = 10000;   // until a started implementation answers on its socket
-    int stop_timeout_ms = 5000;     // until a deleted device's process has gone
+    int io_timeout_ms = 30000;     // one get/set exchange; a 10,000-peer set takes ~0.1 s
+    int start_timeout_ms = 10000;  // until a started implementation answers on its socket
+    int stop_timeout_ms = 5000;    // until a deleted device's process has gone
 };
 
 class WgUapi : public backend::WireGuard {

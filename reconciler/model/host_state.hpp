@@ -28,10 +28,10 @@ struct WgPeer {
 
 struct WgInterface {
     std::string name{};
-    std::optional<uint16_t> listen_port{};   // unset: the kernel picks one (peers)
+    std::optional<uint16_t> listen_port{};  // unset: the kernel picks one (peers)
     std::optional<uint32_t> mtu{};
-    bool up = false;                         // desired: always; live: the link's IFF_UP
-    std::optional<Key> public_key{};         // live: the device's; desired: derived from the key file
+    bool up = false;                  // desired: always; live: the link's IFF_UP
+    std::optional<Key> public_key{};  // live: the device's; desired: derived from the key file
     AddressSet addresses{};
     std::map<Key, WgPeer> peers{};
 
@@ -41,7 +41,7 @@ struct WgInterface {
 struct Route {
     Prefix dst;
     std::string dev;
-    std::optional<IpAddr> src = std::nullopt; // preferred source address (RTA_PREFSRC)
+    std::optional<IpAddr> src = std::nullopt;  // preferred source address (RTA_PREFSRC)
 
     auto operator<=>(const Route&) const = default;
 };
@@ -53,9 +53,9 @@ struct FwRule {
     std::string id{};
     FwKind kind = FwKind::accept_udp;
     Proto proto = Proto::udp;
-    uint16_t port = 0;                       // accept_udp / dnat: the local port
-    std::string iif{}, oif{};                // forward / masquerade
-    std::optional<IpAddr> to{};              // dnat target
+    uint16_t port = 0;           // accept_udp / dnat: the local port
+    std::string iif{}, oif{};    // forward / masquerade
+    std::optional<IpAddr> to{};  // dnat target
     uint16_t to_port = 0;
 
     auto operator<=>(const FwRule&) const = default;
@@ -73,9 +73,9 @@ struct FwDamage {
         table_flags,  // the table was made dormant
     };
     What what = What::rule;
-    uint64_t handle = 0;             // rule: its nftables handle
-    std::string name;                // chain, set: its name
-    std::optional<FwRule> decoded;   // rule: what it decodes to (id empty), when a shape we build
+    uint64_t handle = 0;            // rule: its nftables handle
+    std::string name;               // chain, set: its name
+    std::optional<FwRule> decoded;  // rule: what it decodes to (id empty), when a shape we build
 
     auto operator<=>(const FwDamage&) const = default;
 };
@@ -101,10 +101,10 @@ struct ManagedFile {
 struct HostState {
     std::map<std::string, WgInterface> interfaces;
     std::set<Route> routes;
-    std::map<std::string, std::string> sysctls;   // /proc/sys relative path -> value
-    std::map<std::string, FwRule> firewall;       // by id
-    std::vector<FwDamage> firewall_damage;        // live only, sorted
-    std::map<std::string, ManagedFile> files;     // by path
+    std::map<std::string, std::string> sysctls;  // /proc/sys relative path -> value
+    std::map<std::string, FwRule> firewall;      // by id
+    std::vector<FwDamage> firewall_damage;       // live only, sorted
+    std::map<std::string, ManagedFile> files;    // by path
 
     auto operator<=>(const HostState&) const = default;
 };
@@ -112,10 +112,10 @@ struct HostState {
 // What the fleet says about one desired interface that the machine does not hold.
 struct InterfaceLabels {
     std::string fleet;
-    std::string private_key_file;            // where this node keeps its key (state_dir)
-    bool generate_key = false;               // no key file yet: the apply generates one
-    std::vector<std::string> pending;        // members with no public key yet: not configured
-    std::map<Key, std::string> peer_names;   // each configured peer's node name
+    std::string private_key_file;           // where this node keeps its key (state_dir)
+    bool generate_key = false;              // no key file yet: the apply generates one
+    std::vector<std::string> pending;       // members with no public key yet: not configured
+    std::map<Key, std::string> peer_names;  // each configured peer's node name
 
     auto operator<=>(const InterfaceLabels&) const = default;
 };

@@ -6,8 +6,8 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
-#include <stdexcept>
 #include <mutex>
+#include <stdexcept>
 
 namespace wgf::model {
 namespace {
@@ -60,9 +60,7 @@ IpAddr IpAddr::v4(uint32_t host_order) {
     return a;
 }
 
-uint32_t IpAddr::v4_value() const {
-    return (uint32_t{bytes[0]} << 24) | (uint32_t{bytes[1]} << 16) | (uint32_t{bytes[2]} << 8) | bytes[3];
-}
+uint32_t IpAddr::v4_value() const { return (uint32_t{bytes[0]} << 24) | (uint32_t{bytes[1]} << 16) | (uint32_t{bytes[2]} << 8) | bytes[3]; }
 
 std::string IpAddr::str() const {
     char buf[INET6_ADDRSTRLEN] = {};
@@ -217,8 +215,8 @@ std::optional<Key> Key::from_base64(std::string_view text, std::string* why) {
     size_t len = 0;
     const char* end = nullptr;
     if (text.size() != 44 || text[43] != '=' ||
-        sodium_base642bin(k.bytes.data(), k.bytes.size(), text.data(), text.size(), nullptr, &len, &end,
-                          sodium_base64_VARIANT_ORIGINAL) != 0 ||
+        sodium_base642bin(k.bytes.data(), k.bytes.size(), text.data(), text.size(), nullptr, &len, &end, sodium_base64_VARIANT_ORIGINAL) !=
+            0 ||
         len != 32 || end != text.data() + text.size()) {
         set_why(why, "a key is 32 bytes in base64: 44 characters ending in '='");
         return std::nullopt;
@@ -271,9 +269,7 @@ std::string SecretKey::base64_for_storage() const {
     return out;
 }
 
-bool SecretKey::operator==(const SecretKey& o) const {
-    return sodium_memcmp(bytes_.data(), o.bytes_.data(), bytes_.size()) == 0;
-}
+bool SecretKey::operator==(const SecretKey& o) const { return sodium_memcmp(bytes_.data(), o.bytes_.data(), bytes_.size()) == 0; }
 
 bool valid_ifname(std::string_view name, std::string* why) {
     // The kernel's dev_valid_name(): shorter than IFNAMSIZ (16), not "." or "..", no '/', ':' or space.

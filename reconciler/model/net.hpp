@@ -15,8 +15,8 @@
 namespace wgf::model {
 
 struct IpAddr {
-    uint8_t family = 0;                  // 4 or 6; 0 = unset
-    std::array<uint8_t, 16> bytes{};     // IPv4 uses bytes[0..3]
+    uint8_t family = 0;               // 4 or 6; 0 = unset
+    std::array<uint8_t, 16> bytes{};  // IPv4 uses bytes[0..3]
 
     auto operator<=>(const IpAddr&) const = default;
 
@@ -26,7 +26,7 @@ struct IpAddr {
     bool is_v4() const { return family == 4; }
     bool is_v6() const { return family == 6; }
     unsigned bits() const { return family == 4 ? 32 : 128; }
-    uint32_t v4_value() const;           // host order; IPv4 only
+    uint32_t v4_value() const;  // host order; IPv4 only
     std::string str() const;
 };
 
@@ -99,27 +99,24 @@ std::string format_duration(uint64_t seconds);
 
 }  // namespace wgf::model
 
-template <> struct fmt::formatter<wgf::model::IpAddr> : fmt::formatter<std::string_view> {
-    auto format(const wgf::model::IpAddr& a, format_context& ctx) const {
-        return fmt::formatter<std::string_view>::format(a.str(), ctx);
-    }
+template <>
+struct fmt::formatter<wgf::model::IpAddr> : fmt::formatter<std::string_view> {
+    auto format(const wgf::model::IpAddr& a, format_context& ctx) const { return fmt::formatter<std::string_view>::format(a.str(), ctx); }
 };
-template <> struct fmt::formatter<wgf::model::Prefix> : fmt::formatter<std::string_view> {
-    auto format(const wgf::model::Prefix& p, format_context& ctx) const {
-        return fmt::formatter<std::string_view>::format(p.str(), ctx);
-    }
+template <>
+struct fmt::formatter<wgf::model::Prefix> : fmt::formatter<std::string_view> {
+    auto format(const wgf::model::Prefix& p, format_context& ctx) const { return fmt::formatter<std::string_view>::format(p.str(), ctx); }
 };
-template <> struct fmt::formatter<wgf::model::Endpoint> : fmt::formatter<std::string_view> {
-    auto format(const wgf::model::Endpoint& e, format_context& ctx) const {
-        return fmt::formatter<std::string_view>::format(e.str(), ctx);
-    }
+template <>
+struct fmt::formatter<wgf::model::Endpoint> : fmt::formatter<std::string_view> {
+    auto format(const wgf::model::Endpoint& e, format_context& ctx) const { return fmt::formatter<std::string_view>::format(e.str(), ctx); }
 };
-template <> struct fmt::formatter<wgf::model::Key> : fmt::formatter<std::string_view> {
-    auto format(const wgf::model::Key& k, format_context& ctx) const {
-        return fmt::formatter<std::string_view>::format(k.base64(), ctx);
-    }
+template <>
+struct fmt::formatter<wgf::model::Key> : fmt::formatter<std::string_view> {
+    auto format(const wgf::model::Key& k, format_context& ctx) const { return fmt::formatter<std::string_view>::format(k.base64(), ctx); }
 };
-template <> struct fmt::formatter<wgf::model::SecretKey> : fmt::formatter<std::string_view> {
+template <>
+struct fmt::formatter<wgf::model::SecretKey> : fmt::formatter<std::string_view> {
     auto format(const wgf::model::SecretKey&, format_context& ctx) const {
         return fmt::formatter<std::string_view>::format("(hidden)", ctx);
     }

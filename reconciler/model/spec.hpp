@@ -24,10 +24,10 @@ const char* to_string(Proto p);
 struct Member {
     std::optional<Key> public_key;
     std::optional<Endpoint> endpoint;
-    std::optional<std::string> controller;   // peers: the designated controller
-    std::vector<Prefix> routes;              // prefixes this member routes for (subnet router)
-    std::optional<uint16_t> id;              // controllers: pinned 16-bit /56 id
-    std::optional<uint64_t> suffix;          // peers: pinned 64-bit suffix
+    std::optional<std::string> controller;  // peers: the designated controller
+    std::vector<Prefix> routes;             // prefixes this member routes for (subnet router)
+    std::optional<uint16_t> id;             // controllers: pinned 16-bit /56 id
+    std::optional<uint64_t> suffix;         // peers: pinned 64-bit suffix
     std::optional<IpAddr> ipv4;
 
     auto operator<=>(const Member&) const = default;
@@ -35,7 +35,7 @@ struct Member {
 
 struct Fleet {
     FleetStyle style = FleetStyle::clan;
-    std::string interface;                   // defaulted by the parser
+    std::string interface;  // defaulted by the parser
     uint16_t port = 51820;
     Topology topology = Topology::hub;
     std::optional<uint32_t> mtu;
@@ -70,7 +70,7 @@ struct HttpRoute {
     std::string name;
     std::string node;
     std::string host;
-    std::string to;                          // URL as written
+    std::string to;  // URL as written
     std::string entrypoint = "websecure";
     std::optional<std::string> certresolver;
 
@@ -79,7 +79,7 @@ struct HttpRoute {
 
 struct Config {
     std::optional<std::string> domain;
-    uint64_t prune_timeout = 30 * 60;        // seconds
+    uint64_t prune_timeout = 30 * 60;  // seconds
     std::string state_dir = "/var/lib/wg-fleet";
     std::optional<std::string> keys_dir;
     std::optional<std::string> userspace;

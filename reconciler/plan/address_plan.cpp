@@ -18,9 +18,7 @@ std::array<uint8_t, 32> sha256(std::string_view s) {
 
 }  // namespace
 
-uint64_t subnet_host_mask(uint8_t len) {
-    return len >= 128 ? 0 : len <= 64 ? UINT64_MAX : (UINT64_MAX >> (len - 64));
-}
+uint64_t subnet_host_mask(uint8_t len) { return len >= 128 ? 0 : len <= 64 ? UINT64_MAX : (UINT64_MAX >> (len - 64)); }
 
 Prefix clan_fleet_prefix(std::string_view fleet) {
     auto h = sha256(fleet);

@@ -24,22 +24,22 @@ Prefix clan_fleet_prefix(std::string_view fleet);          // fd + H(fleet)[0..2
 uint16_t clan_controller_id(std::string_view controller);  // H(C)[0..1]
 uint64_t clan_suffix(std::string_view peer);               // H(P)[0..7]
 
-Prefix controller_net(const Prefix& fleet40, uint16_t id); // /56
+Prefix controller_net(const Prefix& fleet40, uint16_t id);  // /56
 // The bits of a 64-bit suffix that fall in the host part of a subnet of length `len`.
 uint64_t subnet_host_mask(uint8_t len);
-IpAddr with_suffix(const IpAddr& net, uint64_t suffix);    // bytes 0..7 of net || suffix
+IpAddr with_suffix(const IpAddr& net, uint64_t suffix);  // bytes 0..7 of net || suffix
 
 struct NodeAddrs {
     Role role = Role::peer;
-    std::vector<Prefix> addresses;   // interface addresses with their prefix length, plan order
+    std::vector<Prefix> addresses;  // interface addresses with their prefix length, plan order
 };
 
 struct FleetPlan {
-    Prefix prefix;                           // clan /40, or the subnet
-    std::map<std::string, Prefix> nets;      // clan: each controller's /56
-    std::map<std::string, uint16_t> ids;     // clan: each controller's effective id
-    std::map<std::string, uint64_t> suffixes;// each peer's effective suffix
-    std::map<std::string, IpAddr> ipv4;      // members with an IPv4 address
+    Prefix prefix;                             // clan /40, or the subnet
+    std::map<std::string, Prefix> nets;        // clan: each controller's /56
+    std::map<std::string, uint16_t> ids;       // clan: each controller's effective id
+    std::map<std::string, uint64_t> suffixes;  // each peer's effective suffix
+    std::map<std::string, IpAddr> ipv4;        // members with an IPv4 address
     std::map<std::string, NodeAddrs> nodes;
     bool ipv4_exhausted = false;
 };

@@ -19,18 +19,18 @@ using model::WgPeer;
 
 // Phases of a plan. Each rule has its reason:
 enum Phase {
-    kCreate,        // a device must exist before anything is set on it
-    kDevice,        // key and port before peers, so new peers handshake with the final identity
-    kLink,          // MTU and up before traffic; the interface's own sysctls before its
-                    // addresses change (promote_secondaries must hold before a primary goes)
-    kRelease,       // removals before additions: a prefix moving from peer A to B is first taken
-                    // from A, never silently stolen by the kernel's allowed-IP move semantics
+    kCreate,   // a device must exist before anything is set on it
+    kDevice,   // key and port before peers, so new peers handshake with the final identity
+    kLink,     // MTU and up before traffic; the interface's own sysctls before its
+               // addresses change (promote_secondaries must hold before a primary goes)
+    kRelease,  // removals before additions: a prefix moving from peer A to B is first taken
+               // from A, never silently stolen by the kernel's allowed-IP move semantics
     kClaim,
-    kAddrDel,       // addresses and routes: stale ones out first, then new ones, so a prefix
-    kAddrAdd,       // moving between interfaces never exists twice
+    kAddrDel,  // addresses and routes: stale ones out first, then new ones, so a prefix
+    kAddrAdd,  // moving between interfaces never exists twice
     kRouteDel,
     kRouteAdd,
-    kSysctl,        // forwarding once the routes exist
+    kSysctl,  // forwarding once the routes exist
     kRuleDel,
     kRuleAdd,
     kFiles,         // hosts and route files last: they name addresses that now exist
@@ -103,11 +103,14 @@ private:
         bool fresh = have == &kEmpty;
         // A device without a key has no session a new key could end.
         if (l.generate_key)
-            add(kDevice, OpSetPrivateKey{.ifname = want.name, .key_file = l.private_key_file, .public_key = {},
-                                         .fresh = fresh || !have->public_key, .generate = true});
+            add(kDevice, OpSetPrivateKey{.ifname = want.name,
+                                         .key_file = l.private_key_file,
+                                         .public_key = {},
+                                         .fresh = fresh || !have->public_key,
+                                         .generate = true});
         else if (want.public_key && have->public_key != want.public_key)
-            add(kDevice, OpSetPrivateKey{.ifname = want.name, .key_file = l.private_key_file, .public_key = *want.public_key,
-                                         .fresh = fresh});
+            add(kDevice,
+                OpSetPrivateKey{.ifname = want.name, .key_file = l.private_key_file, .public_key = *want.public_key, .fresh = fresh});
         if (want.listen_port && have->listen_port != want.listen_port)
             add(kDevice, OpSetListenPort{want.name, *want.listen_port, fresh ? std::nullopt : have->listen_port, fresh});
         if (want.mtu && have->mtu != want.mtu) add(kLink, OpSetMtu{want.name, *want.mtu, have->mtu.value_or(0)});
@@ -302,8 +305,8 @@ private:
 
 }  // namespace
 
-Plan diff(const HostState& desired, const model::Labels& labels, const HostState& live, const Ownership& owned,
-          const LiveFacts& facts, const DiffOptions& opts) {
+Plan diff(const HostState& desired, const model::Labels& labels, const HostState& live, const Ownership& owned, const LiveFacts& facts,
+          const DiffOptions& opts) {
     return Differ(labels, owned, facts, opts).run(desired, live);
 }
 
@@ -338,8 +341,8 @@ std::string summarize(const Plan& plan) {
         }
     }
     const size_t n = plan.conflicts.size();
-    const std::string conflicts =
-        fmt::format("{} conflict{} (a managed path wg-fleet did not write: left as is; apply exits 1 until it is resolved)", n, n == 1 ? "" : "s");
+    const std::string conflicts = fmt::format(
+        "{} conflict{} (a managed path wg-fleet did not write: left as is; apply exits 1 until it is resolved)", n, n == 1 ? "" : "s");
     if (plan.ops.empty()) return n ? "Nothing to apply, but " + conflicts + "." : "No changes: the node matches the fleet.";
     std::string s = fmt::format("Plan: {} to add, {} to change, {} to remove", add, change, remove);
     if (!devices.empty()) s += fmt::format("; resets every session on {} device{}", devices.size(), devices.size() == 1 ? "" : "s");

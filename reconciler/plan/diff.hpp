@@ -29,10 +29,10 @@ struct OwnedSysctl {
 // the machine is ours, and the desired endpoints it applied (to recognise roaming).
 struct Ownership {
     std::set<std::string> interfaces;
-    std::map<std::string, std::set<model::Key>> peers;                    // by interface
+    std::map<std::string, std::set<model::Key>> peers;                       // by interface
     std::map<std::string, std::map<model::Key, model::Endpoint>> endpoints;  // by interface
     std::set<std::string> files;
-    std::map<std::string, OwnedSysctl> sysctls;                            // by key
+    std::map<std::string, OwnedSysctl> sysctls;  // by key
 
     auto operator<=>(const Ownership&) const = default;
 };
@@ -47,7 +47,7 @@ struct LiveFacts {
 };
 
 struct DiffOptions {
-    std::set<std::string> exclusive;   // interfaces whose foreign peers are removed
+    std::set<std::string> exclusive;  // interfaces whose foreign peers are removed
     // For a peer with no recorded endpoint: a handshake this recent means its session is alive.
     int64_t roaming_window = 180;
 };

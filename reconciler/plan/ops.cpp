@@ -121,8 +121,7 @@ std::string describe_rule(const model::FwRule& r) {
     switch (r.kind) {
         case model::FwKind::accept_udp: return fmt::format("accept udp dport {}", r.port);
         case model::FwKind::forward:
-            return r.oif.empty() ? fmt::format("forward iif {} accept", r.iif)
-                                 : fmt::format("forward iif {} oif {} accept", r.iif, r.oif);
+            return r.oif.empty() ? fmt::format("forward iif {} accept", r.iif) : fmt::format("forward iif {} oif {} accept", r.iif, r.oif);
         case model::FwKind::dnat:
             return fmt::format("dnat {} dport {} to {}:{}", to_string(r.proto), r.port,
                                r.to ? (r.to->is_v6() ? "[" + r.to->str() + "]" : r.to->str()) : "?", r.to_port);
@@ -156,9 +155,10 @@ std::string describe(const Op& op) {
             },
             [](const OpSetListenPort& o) {
                 if (!o.old || o.fresh) return fmt::format("device {}: listen port {}", o.ifname, o.port);
-                return fmt::format("device {}: listen port {} -> {} (sessions survive; peers that dial this node reach it "
-                                   "only once their endpoint follows the new port)",
-                                   o.ifname, *o.old, o.port);
+                return fmt::format(
+                    "device {}: listen port {} -> {} (sessions survive; peers that dial this node reach it "
+                    "only once their endpoint follows the new port)",
+                    o.ifname, *o.old, o.port);
             },
             [](const OpSetMtu& o) { return fmt::format("link {}: mtu {} -> {}", o.ifname, o.old, o.mtu); },
             [](const OpSetUp& o) { return fmt::format("link {}: up", o.ifname); },
@@ -170,7 +170,8 @@ std::string describe(const Op& op) {
                 return s;
             },
             [](const OpRemovePeer& o) {
-                return fmt::format("peer {} on {}{}", peer_label(o.name, o.public_key), o.ifname, o.foreign ? " (not in the fleet; exclusive: true)" : "");
+                return fmt::format("peer {} on {}{}", peer_label(o.name, o.public_key), o.ifname,
+                                   o.foreign ? " (not in the fleet; exclusive: true)" : "");
             },
             [](const OpUpdatePeer& o) {
                 std::vector<std::string> parts;

@@ -15,20 +15,51 @@ namespace wgf::plan {
 enum class Disruption { none, peer_session, all_sessions };
 const char* to_string(Disruption d);
 
-struct OpCreateDevice { std::string ifname; std::string fleet; };
-struct OpDeleteDevice { std::string ifname; };
+struct OpCreateDevice {
+    std::string ifname;
+    std::string fleet;
+};
+struct OpDeleteDevice {
+    std::string ifname;
+};
 // Loads the private key from key_file; public_key is what the device will then have. With
 // `generate`, key_file does not exist yet: the apply generates the key there (0600) first, and
 // public_key is unknown until then.
 // fresh: the device is created by the same plan (or has no key yet), so there is no session to
 // disrupt.
-struct OpSetPrivateKey { std::string ifname; std::string key_file; model::Key public_key; bool fresh = false; bool generate = false; };
-struct OpSetListenPort { std::string ifname; uint16_t port = 0; std::optional<uint16_t> old; bool fresh = false; };
-struct OpSetMtu { std::string ifname; uint32_t mtu = 0; uint32_t old = 0; };
-struct OpSetUp { std::string ifname; };
+struct OpSetPrivateKey {
+    std::string ifname;
+    std::string key_file;
+    model::Key public_key;
+    bool fresh = false;
+    bool generate = false;
+};
+struct OpSetListenPort {
+    std::string ifname;
+    uint16_t port = 0;
+    std::optional<uint16_t> old;
+    bool fresh = false;
+};
+struct OpSetMtu {
+    std::string ifname;
+    uint32_t mtu = 0;
+    uint32_t old = 0;
+};
+struct OpSetUp {
+    std::string ifname;
+};
 
-struct OpAddPeer { std::string ifname; model::WgPeer peer; std::string name{}; };
-struct OpRemovePeer { std::string ifname; model::Key public_key; std::string name{}; bool foreign = false; };
+struct OpAddPeer {
+    std::string ifname;
+    model::WgPeer peer;
+    std::string name{};
+};
+struct OpRemovePeer {
+    std::string ifname;
+    model::Key public_key;
+    std::string name{};
+    bool foreign = false;
+};
 // Only the fields that change are set.
 struct OpUpdatePeer {
     std::string ifname{};
@@ -40,22 +71,50 @@ struct OpUpdatePeer {
     std::vector<model::Prefix> added{}, removed{};  // for the description
 };
 
-struct OpAddAddress { std::string ifname; model::Prefix addr; };
-struct OpDelAddress { std::string ifname; model::Prefix addr; };
-struct OpAddRoute { model::Route route; };
-struct OpDelRoute { model::Route route; };
+struct OpAddAddress {
+    std::string ifname;
+    model::Prefix addr;
+};
+struct OpDelAddress {
+    std::string ifname;
+    model::Prefix addr;
+};
+struct OpAddRoute {
+    model::Route route;
+};
+struct OpDelRoute {
+    model::Route route;
+};
 // restore: the value wg-fleet found before it changed the sysctl, now that it no longer needs it.
-struct OpSetSysctl { std::string key; std::string value; std::string old; bool restore = false; };
-struct OpAddRule { model::FwRule rule; };
-struct OpDelRule { std::string id; std::optional<model::FwRule> old; };
+struct OpSetSysctl {
+    std::string key;
+    std::string value;
+    std::string old;
+    bool restore = false;
+};
+struct OpAddRule {
+    model::FwRule rule;
+};
+struct OpDelRule {
+    std::string id;
+    std::optional<model::FwRule> old;
+};
 // Damage the live read found in our table: removed (a rule, a set) or rebuilt (the skeleton).
-struct OpRepairFirewall { model::FwDamage damage; };
-struct OpWriteFile { model::ManagedFile file; bool exists = false; size_t changed_lines = 0; };
-struct OpRemoveFile { std::string path; };
+struct OpRepairFirewall {
+    model::FwDamage damage;
+};
+struct OpWriteFile {
+    model::ManagedFile file;
+    bool exists = false;
+    size_t changed_lines = 0;
+};
+struct OpRemoveFile {
+    std::string path;
+};
 
-using Op = std::variant<OpCreateDevice, OpDeleteDevice, OpSetPrivateKey, OpSetListenPort, OpSetMtu, OpSetUp,
-                        OpAddPeer, OpRemovePeer, OpUpdatePeer, OpAddAddress, OpDelAddress, OpAddRoute,
-                        OpDelRoute, OpSetSysctl, OpAddRule, OpDelRule, OpRepairFirewall, OpWriteFile, OpRemoveFile>;
+using Op = std::variant<OpCreateDevice, OpDeleteDevice, OpSetPrivateKey, OpSetListenPort, OpSetMtu, OpSetUp, OpAddPeer, OpRemovePeer,
+                        OpUpdatePeer, OpAddAddress, OpDelAddress, OpAddRoute, OpDelRoute, OpSetSysctl, OpAddRule, OpDelRule,
+                        OpRepairFirewall, OpWriteFile, OpRemoveFile>;
 
 // '+' adds, '~' changes, '-' removes.
 char mark(const Op& op);

@@ -39,8 +39,8 @@ public:
     }
 
 private:
-    void add(WgInterface& w, const std::string& name, const std::optional<model::Key>& key,
-             const std::optional<model::Endpoint>& ep, std::vector<Prefix> allowed) {
+    void add(WgInterface& w, const std::string& name, const std::optional<model::Key>& key, const std::optional<model::Endpoint>& ep,
+             std::vector<Prefix> allowed) {
         if (!key) {
             labels_->pending.push_back(name);
             return;
@@ -200,9 +200,8 @@ WgInterface render_interface(const Fleetwide& fw, const std::string& fleet, cons
 }
 
 bool covered_by(const Prefix& p, const std::vector<Prefix>& connected) {
-    return std::any_of(connected.begin(), connected.end(), [&](const Prefix& c) {
-        return c.addr.family == p.addr.family && c.len <= p.len && c.contains(p.addr);
-    });
+    return std::any_of(connected.begin(), connected.end(),
+                       [&](const Prefix& c) { return c.addr.family == p.addr.family && c.len <= p.len && c.contains(p.addr); });
 }
 
 std::string yaml_quote(std::string_view s) {
@@ -234,9 +233,7 @@ Fleetwide::Fleetwide(const model::Config& c) : cfg(c), plan(plan_addresses(c)), 
     }
 }
 
-std::string private_key_path(const model::Config& cfg, const std::string& fleet) {
-    return cfg.state_dir + "/" + fleet + ".key";
-}
+std::string private_key_path(const model::Config& cfg, const std::string& fleet) { return cfg.state_dir + "/" + fleet + ".key"; }
 
 std::string normal_path(const std::string& path) {
     std::string n = std::filesystem::path(path).lexically_normal().string();
@@ -335,7 +332,11 @@ Forwarding render_firewall(const Fleetwide& fw, const std::string& node, const s
         const FleetPlan& fp = fw.plan.fleets.at(*fleet);
         // prerouting: the output interface is not known yet, so the rule names none.
         auto dnat = [&](const std::string& suffix, const IpAddr& to) {
-            rule({.id = "dnat-" + fwd.name + suffix, .kind = model::FwKind::dnat, .proto = fwd.proto, .port = fwd.port, .to = to,
+            rule({.id = "dnat-" + fwd.name + suffix,
+                  .kind = model::FwKind::dnat,
+                  .proto = fwd.proto,
+                  .port = fwd.port,
+                  .to = to,
                   .to_port = fwd.to_port});
         };
         if (auto v4 = fp.ipv4.find(fwd.to); v4 != fp.ipv4.end()) {
@@ -370,7 +371,8 @@ void render_files(const Fleetwide& fw, const std::string& node, model::HostState
     if (!hs.interfaces.empty()) file(fw.cfg.hosts_file, render_hosts_file(render_hosts_entries(fw, node)));
     for (const auto& r : fw.cfg.http_routes) {
         if (r.node != node) continue;
-        if (auto target = resolve_route_target(fw, r)) file(fw.cfg.http_routes_dir + "/" + r.name + ".yml", render_traefik_route(r, *target));
+        if (auto target = resolve_route_target(fw, r))
+            file(fw.cfg.http_routes_dir + "/" + r.name + ".yml", render_traefik_route(r, *target));
     }
 }
 

@@ -72,8 +72,7 @@ private:
         const FleetPlan& fp = plan_.fleets.at(name);
         const std::string fpath = fleet_path(name);
         if (f.style == FleetStyle::clan) {
-            if (f.controllers.empty())
-                error(join_path(fpath, "controllers"), "a clan-style fleet needs at least one controller");
+            if (f.controllers.empty()) error(join_path(fpath, "controllers"), "a clan-style fleet needs at least one controller");
             check_clan_peers(name, f);
             check_controller_ids(name, f, fp);
             check_suffixes(name, f, fp);
@@ -81,20 +80,25 @@ private:
             if (f.ip6 && f.subnet && !f.subnet->contains(*f.ip6))
                 error(join_path(fpath, "ip6"), fmt::format("{} is outside the fleet's subnet {}", quote(f.ip6->str()), f.subnet->str()));
             if (f.peers.count(f.server))
-                error(member_path(name, "peers", f.server), fmt::format("{} is this fleet's server; a node cannot be both", quote(f.server)), true);
+                error(member_path(name, "peers", f.server),
+                      fmt::format("{} is this fleet's server; a node cannot be both", quote(f.server)), true);
             for (const auto& [p, m] : f.peers)
                 if (m.controller)
-                    error(join_path(member_path(name, "peers", p), "controller"), "subnet-style fleets have no controllers; remove controller:", true);
-            if (!f.external_ip)
-                warning(fpath, "no external_ip: clients get no endpoint for the server", true);
+                    error(join_path(member_path(name, "peers", p), "controller"),
+                          "subnet-style fleets have no controllers; remove controller:", true);
+            if (!f.external_ip) warning(fpath, "no external_ip: clients get no endpoint for the server", true);
             if (!f.server_public_key && !f.peers.empty())
-                warning(fpath, fmt::format("the server {} has no public key yet: pending until it is known (public_key: or keys_dir)", quote(f.server)), true);
+                warning(fpath,
+                        fmt::format("the server {} has no public key yet: pending until it is known (public_key: or keys_dir)",
+                                    quote(f.server)),
+                        true);
             check_suffixes(name, f, fp);
         }
         auto members = [&](const char* group, const std::map<std::string, model::Member>& ms) {
             for (const auto& [n, m] : ms) {
                 if (!m.public_key)
-                    warning(member_path(name, group, n), "no public key yet: pending (it joins once its key is known from public_key: or keys_dir)", true);
+                    warning(member_path(name, group, n),
+                            "no public key yet: pending (it joins once its key is known from public_key: or keys_dir)", true);
                 check_member_ipv4(name, f, group, n, m);
                 check_routes(name, f, fp, group, n, m);
                 if (f.style == FleetStyle::clan && std::string_view(group) == "controllers" && !m.endpoint &&
@@ -137,12 +141,16 @@ private:
             if (count == 0) return;
             std::string msg;
             if (count == 1) {
-                msg = fmt::format("no endpoint, and neither has {}, which it connects to directly: neither side can start a session "
-                                  "(give one of the two an endpoint)", named[0]);
+                msg = fmt::format(
+                    "no endpoint, and neither has {}, which it connects to directly: neither side can start a session "
+                    "(give one of the two an endpoint)",
+                    named[0]);
             } else {
                 std::string who = names_list(named) + (count > named.size() ? fmt::format(" and {} more", count - named.size()) : "");
-                msg = fmt::format("no endpoint, and neither have {} members it connects to directly ({}): neither side of these pairs "
-                                  "can start a session (give one of each pair an endpoint)", count, who);
+                msg = fmt::format(
+                    "no endpoint, and neither have {} members it connects to directly ({}): neither side of these pairs "
+                    "can start a session (give one of each pair an endpoint)",
+                    count, who);
             }
             warning(member_path(name, group, node), msg, true);
         };
@@ -155,16 +163,20 @@ private:
             const std::string& peer = p;  // clang before 16 cannot capture a structured binding (the fuzz build uses clang)
             auto ppath = [&] { return member_path(name, "peers", peer); };
             if (f.controllers.count(p)) {
-                error(ppath(), fmt::format("{} is both a controller and a peer of fleet {}; a node has one role per fleet", quote(p), quote(name)), true);
+                error(ppath(),
+                      fmt::format("{} is both a controller and a peer of fleet {}; a node has one role per fleet", quote(p), quote(name)),
+                      true);
                 continue;
             }
             if (m.controller) {
                 if (!f.controllers.count(*m.controller))
-                    error(join_path(ppath(), "controller"),
-                          fmt::format("{} — unknown controller; controllers of this fleet: {}", quote(*m.controller), names_list(keys_of(f.controllers))));
+                    error(join_path(ppath(), "controller"), fmt::format("{} — unknown controller; controllers of this fleet: {}",
+                                                                        quote(*m.controller), names_list(keys_of(f.controllers))));
             } else if (f.controllers.size() > 1) {
-                error(ppath(), fmt::format("the fleet has {} controllers: say which one is this peer's with controller: ({})",
-                                         f.controllers.size(), names_list(keys_of(f.controllers))), true);
+                error(ppath(),
+                      fmt::format("the fleet has {} controllers: say which one is this peer's with controller: ({})", f.controllers.size(),
+                                  names_list(keys_of(f.controllers))),
+                      true);
             }
         }
     }
@@ -177,13 +189,14 @@ private:
             auto [it, fresh] = by_id.emplace(id, c);
             if (fresh) continue;
             uint16_t free = id;
-            do ++free; while (used.count(free));
+            do ++free;
+            while (used.count(free));
             used.insert(free);  // each suggestion is free of the others too
             std::string cpath = member_path(name, "controllers", c);
             bool pinned = f.controllers.at(c).id.has_value();
             error(pinned ? join_path(cpath, "id") : cpath,
-                  fmt::format("controllers {} and {} share the /56 id 0x{:04x} ({}) — pin a free one, e.g. id: 0x{:04x}",
-                              quote(it->second), quote(c), id, fp.nets.at(c).str(), free),
+                  fmt::format("controllers {} and {} share the /56 id 0x{:04x} ({}) — pin a free one, e.g. id: 0x{:04x}", quote(it->second),
+                              quote(c), id, fp.nets.at(c).str(), free),
                   !pinned);
         }
     }
@@ -204,7 +217,8 @@ private:
             for (const auto& [p, m] : f.peers)
                 if (m.suffix && (*m.suffix & ~mask))
                     error(join_path(member_path(name, "peers", p), "suffix"),
-                          fmt::format("{} does not fit in the {} host bits of {}", quote(fmt_suffix(*m.suffix)), 128 - f.subnet->len, f.subnet->str()));
+                          fmt::format("{} does not fit in the {} host bits of {}", quote(fmt_suffix(*m.suffix)), 128 - f.subnet->len,
+                                      f.subnet->str()));
         for (const auto& [p, s] : fp.suffixes) {
             const auto& pin = f.peers.at(p).suffix;
             if (pin && (*pin & ~mask)) continue;  // reported above
@@ -215,10 +229,12 @@ private:
             bool pinned = pin.has_value();
             uint64_t suggestion = clan_suffix(p + "#1");
             auto other = fp.suffixes.find(std::string(it->second));
-            std::string what = !clan ? "address" : (other != fp.suffixes.end() && other->second == s) ? "suffix" : "/96 (top 32 bits of the suffix)";
+            std::string what = !clan                                                ? "address"
+                               : (other != fp.suffixes.end() && other->second == s) ? "suffix"
+                                                                                    : "/96 (top 32 bits of the suffix)";
             error(pinned ? join_path(ppath, "suffix") : ppath,
-                  fmt::format("peers {} and {} share the {} {} — pin another, e.g. suffix: \"{}\"",
-                              quote(it->second), quote(p), what, fmt_suffix(s), fmt_suffix(suggestion)),
+                  fmt::format("peers {} and {} share the {} {} — pin another, e.g. suffix: \"{}\"", quote(it->second), quote(p), what,
+                              fmt_suffix(s), fmt_suffix(suggestion)),
                   !pinned);
         }
     }
@@ -250,8 +266,7 @@ private:
             auto p = [&] { return route_path(fleet, group, node, i); };
             if (r.overlaps(fp.prefix) || (f.ipv4 && r.overlaps(*f.ipv4)))
                 error(p(), fmt::format("{} overlaps the fleet {}'s own addresses", quote(r.str()), quote(fleet)));
-            if (r.len == 0)
-                error(p(), fmt::format("{} — a default route through a fleet member is not supported", quote(r.str())));
+            if (r.len == 0) error(p(), fmt::format("{} — a default route through a fleet member is not supported", quote(r.str())));
         }
     }
 
@@ -266,7 +281,8 @@ private:
         std::vector<Claim> claims;
         auto collect = [&](const char* group, const std::map<std::string, model::Member>& ms) {
             for (const auto& [n, m] : ms)
-                for (size_t i = 0; i < m.routes.size(); ++i) claims.push_back({.prefix = m.routes[i], .group = group, .node = &n, .index = i});
+                for (size_t i = 0; i < m.routes.size(); ++i)
+                    claims.push_back({.prefix = m.routes[i], .group = group, .node = &n, .index = i});
         };
         collect("controllers", f.controllers);
         collect("peers", f.peers);
@@ -298,7 +314,8 @@ private:
         for (size_t i = 0; i < nets.size(); ++i)
             for (size_t j = 0; j < i; ++j)
                 if (nets[i].first.overlaps(nets[j].first))  // a fleet's own IPv6 and IPv4 never overlap
-                    error(nets[i].second, fmt::format("{} overlaps {} of {}", quote(nets[i].first.str()), nets[j].first.str(), nets[j].second),
+                    error(nets[i].second,
+                          fmt::format("{} overlaps {} of {}", quote(nets[i].first.str()), nets[j].first.str(), nets[j].second),
                           nets[i].second.find('.', 7) == std::string::npos);
     }
 
@@ -313,11 +330,17 @@ private:
                 std::string where = node_path(mb, node);
                 auto [it, fresh] = ifaces.emplace(f.interface, mb.fleet);
                 if (!fresh)
-                    error(where, fmt::format("node {} is in fleets {} and {}, both on interface {} — set interface: on one", quote(node), quote(it->second), quote(mb.fleet), quote(f.interface)), true);
+                    error(where,
+                          fmt::format("node {} is in fleets {} and {}, both on interface {} — set interface: on one", quote(node),
+                                      quote(it->second), quote(mb.fleet), quote(f.interface)),
+                          true);
                 if (auto port = listen_port(f, mb.role, node)) {
                     auto [pit, pfresh] = ports.emplace(*port, mb.fleet);
                     if (!pfresh)
-                        error(where, fmt::format("node {} listens on port {} in fleets {} and {} — give one fleet another port:", quote(node), *port, quote(pit->second), quote(mb.fleet)), true);
+                        error(where,
+                              fmt::format("node {} listens on port {} in fleets {} and {} — give one fleet another port:", quote(node),
+                                          *port, quote(pit->second), quote(mb.fleet)),
+                              true);
                 }
             }
         }
@@ -356,9 +379,10 @@ private:
                 for (size_t i = 0; i < j; ++i) {
                     if (list[i].fleet == list[j].fleet || reported.count(list[j].path)) continue;
                     if (auto node = routed_by_both(list[i], list[j])) {
-                        error(list[j].path, fmt::format("{} is also announced in fleet {} by {}; node {} is in both fleets and would route it "
-                                                        "over two interfaces — announce it in one fleet only",
-                                                        quote(prefix.str()), quote(list[i].fleet), list[i].path, quote(*node)));
+                        error(list[j].path,
+                              fmt::format("{} is also announced in fleet {} by {}; node {} is in both fleets and would route it "
+                                          "over two interfaces — announce it in one fleet only",
+                                          quote(prefix.str()), quote(list[i].fleet), list[i].path, quote(*node)));
                         reported.insert(list[j].path);
                     }
                 }
@@ -394,7 +418,8 @@ private:
         std::set_intersection(a.begin(), a.end(), b.begin(), b.end(), std::back_inserter(both));
         if (fleet) {
             if (std::find(both.begin(), both.end(), *fleet) == both.end()) {
-                error(join_path(path, "fleet"), fmt::format("{} — {} and {} are not both in this fleet", quote(*fleet), quote(node), quote(to)));
+                error(join_path(path, "fleet"),
+                      fmt::format("{} — {} and {} are not both in this fleet", quote(*fleet), quote(node), quote(to)));
                 return std::nullopt;
             }
             return fleet;
@@ -423,19 +448,23 @@ private:
             if (fw.node.empty() || fw.to.empty() || !fw.port) continue;  // the parser reported what is missing
             auto [pit, pfresh] = ports.emplace(std::make_tuple(fw.node, fw.proto, fw.port), path);
             if (!pfresh)
-                error(join_path(path, "port"), fmt::format("{} — {} port {} on {} is already forwarded by {}", quote(std::to_string(fw.port)), to_string(fw.proto), fw.port, quote(fw.node), pit->second));
+                error(join_path(path, "port"),
+                      fmt::format("{} — {} port {} on {} is already forwarded by {}", quote(std::to_string(fw.port)), to_string(fw.proto),
+                                  fw.port, quote(fw.node), pit->second));
             // A forward of the node's own WireGuard port would take the tunnel's packets away.
             if (fw.proto == model::Proto::udp)
                 if (auto it = index_.find(fw.node); it != index_.end())
                     for (const auto& mb : it->second)
                         if (listen_port(cfg_.fleets.at(mb.fleet), mb.role, fw.node) == fw.port)
-                            error(join_path(path, "port"), fmt::format("{} — udp port {} on {} is the WireGuard port of fleet {}",
-                                                                       quote(std::to_string(fw.port)), fw.port, quote(fw.node), quote(mb.fleet)));
+                            error(join_path(path, "port"),
+                                  fmt::format("{} — udp port {} on {} is the WireGuard port of fleet {}", quote(std::to_string(fw.port)),
+                                              fw.port, quote(fw.node), quote(mb.fleet)));
             auto fleet = shared_fleet(path, fw.node, fw.to, fw.fleet);
             if (!fleet) continue;
             const FleetPlan& fp = plan_.fleets.at(*fleet);
             if (!fp.ipv4.count(fw.to))
-                warning(join_path(path, "to"), fmt::format("{} has no IPv4 address in fleet {}: only IPv6 clients reach this forward", quote(fw.to), quote(*fleet)));
+                warning(join_path(path, "to"), fmt::format("{} has no IPv4 address in fleet {}: only IPv6 clients reach this forward",
+                                                           quote(fw.to), quote(*fleet)));
         }
     }
 
@@ -456,7 +485,8 @@ private:
             }
             if (r.node.empty()) continue;
             if (model::IpAddr::parse(url->host)) {
-                if (fleets_of(r.node).empty()) error(join_path(path, "node"), fmt::format("{} — unknown node; no fleet has it", quote(r.node)));
+                if (fleets_of(r.node).empty())
+                    error(join_path(path, "node"), fmt::format("{} — unknown node; no fleet has it", quote(r.node)));
                 continue;
             }
             shared_fleet(path, r.node, url->host, std::nullopt);
@@ -469,17 +499,20 @@ private:
         const std::string state = normal_path(cfg_.state_dir);
         if (cfg_.keys_dir && path_within(*cfg_.keys_dir, state))
             error("keys_dir", fmt::format("{} — inside state_dir {}: published keys are read from there, and nothing inside state_dir is "
-                                          "read as a public key", quote(*cfg_.keys_dir), state));
+                                          "read as a public key",
+                                          quote(*cfg_.keys_dir), state));
         auto check = [&](const std::string& yaml_path, const std::string& file) {
             const std::string n = normal_path(file);
             for (const auto& [fname, f] : cfg_.fleets)
                 if (n == normal_path(private_key_path(cfg_, fname))) {
-                    error(yaml_path, fmt::format("{} — that is the private key file of fleet {}; choose a path outside state_dir", quote(file), quote(fname)));
+                    error(yaml_path, fmt::format("{} — that is the private key file of fleet {}; choose a path outside state_dir",
+                                                 quote(file), quote(fname)));
                     return false;
                 }
             if (path_within(n, state)) {
-                error(yaml_path, fmt::format("{} — inside state_dir {}, where wg-fleet keeps private keys and state; choose a path outside it",
-                                             quote(file), state));
+                error(yaml_path,
+                      fmt::format("{} — inside state_dir {}, where wg-fleet keeps private keys and state; choose a path outside it",
+                                  quote(file), state));
                 return false;
             }
             return true;
@@ -488,7 +521,8 @@ private:
         bool routes_dir_ok = true;
         if (!cfg_.http_routes.empty() && path_within(cfg_.http_routes_dir, state)) {
             error("http_routes_dir", fmt::format("{} — inside state_dir {}, where wg-fleet keeps private keys and state; choose a "
-                                                 "directory outside it", quote(cfg_.http_routes_dir), state));
+                                                 "directory outside it",
+                                                 quote(cfg_.http_routes_dir), state));
             routes_dir_ok = false;
         }
         std::map<std::string, std::string> files;  // normal path -> YAML path

@@ -266,7 +266,9 @@ std::map<std::string, std::string> underlay_plan(const model::Config& cfg, const
 int sandbox_down(const std::string& name, bool quiet) {
     auto sb = restore(name);
     if (!sb) {
-        if (!quiet) std::cerr << fmt::format("wg-fleet sandbox: no sandbox '{}' ({} missing)\n", name, (sandbox_dir(name) / "sandbox.json").string());
+        if (!quiet)
+            std::cerr << fmt::format("wg-fleet sandbox: no sandbox '{}' ({} missing)\n", name,
+                                     (sandbox_dir(name) / "sandbox.json").string());
         std::error_code ec;
         fs::remove_all(sandbox_dir(name), ec);
         return quiet ? kOk : kError;
@@ -396,8 +398,9 @@ int sandbox_up(const cli::Context& ctx, const Globals& g, const std::string& nam
         if (used.count(addr)) {
             for (const auto& n : sb.nodes)
                 if (n.underlay == addr)
-                    std::cerr << fmt::format("wg-fleet sandbox: warning: {} wants underlay address {}, which {} already has; {} gets another\n",
-                                             node, addr, n.name, node);
+                    std::cerr << fmt::format(
+                        "wg-fleet sandbox: warning: {} wants underlay address {}, which {} already has; {} gets another\n", node, addr,
+                        n.name, node);
         }
         for (int i = 100; used.count(addr) && i < 255; ++i) addr = ip.substr(0, ip.rfind('.') + 1) + std::to_string(i);
         used.insert(addr);
@@ -443,8 +446,9 @@ int sandbox_up(const cli::Context& ctx, const Globals& g, const std::string& nam
         if (!place_route_addresses(*n, mine)) ++failed;
     }
     if (failed) return kError;
-    std::cout << fmt::format("sandbox {} is up: {} nodes. Next: `wg-fleet sandbox test --name {}`; `wg-fleet sandbox down --name {}` removes it\n",
-                             name, members.size(), name, name);
+    std::cout << fmt::format(
+        "sandbox {} is up: {} nodes. Next: `wg-fleet sandbox test --name {}`; `wg-fleet sandbox down --name {}` removes it\n", name,
+        members.size(), name, name);
     return kOk;
 }
 

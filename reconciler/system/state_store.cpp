@@ -19,8 +19,13 @@ std::string state_file(const std::string& state_dir) { return state_dir + "/stat
 std::optional<std::array<int64_t, 7>> stamp_of(const std::string& path) {
     struct stat st {};
     if (stat(path.c_str(), &st) != 0) return std::nullopt;
-    return std::array<int64_t, 7>{static_cast<int64_t>(st.st_dev), static_cast<int64_t>(st.st_ino), st.st_size, st.st_mtim.tv_sec,
-                                  st.st_mtim.tv_nsec, st.st_ctim.tv_sec, st.st_ctim.tv_nsec};
+    return std::array<int64_t, 7>{static_cast<int64_t>(st.st_dev),
+                                  static_cast<int64_t>(st.st_ino),
+                                  st.st_size,
+                                  st.st_mtim.tv_sec,
+                                  st.st_mtim.tv_nsec,
+                                  st.st_ctim.tv_sec,
+                                  st.st_ctim.tv_nsec};
 }
 
 // Collects the strings of the top-level "interfaces" array and stops there.

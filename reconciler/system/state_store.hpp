@@ -24,8 +24,7 @@ struct KeptRecord {
 class FileStateStore : public backend::StateStore {
 public:
     // `keep`, when given, outlives the store (a service keeps it across configurations).
-    explicit FileStateStore(std::string state_dir, std::optional<KeptRecord>* keep = nullptr)
-        : dir_(std::move(state_dir)), keep_(keep) {}
+    explicit FileStateStore(std::string state_dir, std::optional<KeptRecord>* keep = nullptr) : dir_(std::move(state_dir)), keep_(keep) {}
     backend::Result<plan::Ownership> load() override;
     backend::Status save(const plan::Ownership& owned) override;
 

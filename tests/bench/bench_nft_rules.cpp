@@ -30,19 +30,11 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-double ms_since(Clock::time_point start) {
-    return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
-}
+double ms_since(Clock::time_point start) { return std::chrono::duration<double, std::milli>(Clock::now() - start).count(); }
 
 FwRule dnat(const std::string& id, uint16_t port, const std::string& to) {
-    return FwRule{.id = id,
-                  .kind = FwKind::dnat,
-                  .proto = Proto::tcp,
-                  .port = port,
-                  .iif = {},
-                  .oif = {},
-                  .to = IpAddr::parse(to),
-                  .to_port = 80};
+    return FwRule{
+        .id = id, .kind = FwKind::dnat, .proto = Proto::tcp, .port = port, .iif = {}, .oif = {}, .to = IpAddr::parse(to), .to_port = 80};
 }
 
 // The netlink socket belongs to the namespace it was opened in.

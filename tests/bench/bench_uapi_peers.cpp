@@ -30,9 +30,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-double ms_since(Clock::time_point start) {
-    return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
-}
+double ms_since(Clock::time_point start) { return std::chrono::duration<double, std::milli>(Clock::now() - start).count(); }
 
 [[noreturn]] void fail(const std::string& what) { throw std::runtime_error(what); }
 
@@ -89,8 +87,8 @@ void run(int peers) {
     auto wgset = test::sh("wg set " + ifname + " peer " + moved.public_key.base64() + " endpoint 10.201.0.2:51820");
     const double wgset_ms = ms_since(t);
     if (wgset.status != 0) fail("wg set: " + wgset.out);
-    std::printf("change 1 of %d peers: backend set+read %.1f ms (%zu bytes sent), wg set %.1f ms\n", peers, change_ms,
-                text->size(), wgset_ms);
+    std::printf("change 1 of %d peers: backend set+read %.1f ms (%zu bytes sent), wg set %.1f ms\n", peers, change_ms, text->size(),
+                wgset_ms);
 
     // The same load through `wg setconf` onto a second, empty device.
     const std::string other = test::unique_name("wgc");

@@ -6,8 +6,8 @@
 #include <sys/socket.h>
 
 #include <linux/genetlink.h>
-#include <linux/netfilter/nf_tables.h>
 #include <linux/netfilter.h>
+#include <linux/netfilter/nf_tables.h>
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/time_types.h>
 
@@ -140,8 +140,7 @@ void genl_seeds(const std::string& dir) {
         p.public_key = key_of(9);
         p.endpoint = model::Endpoint{"2001:db8::9", 9};
         p.keepalive = 9;
-        for (int i = 0; i < 300; ++i)
-            p.allowed_ips.push_back(*model::Prefix::parse("fd00:9:" + std::to_string(i) + "::/64"));
+        for (int i = 0; i < 300; ++i) p.allowed_ips.push_back(*model::Prefix::parse("fd00:9:" + std::to_string(i) + "::/64"));
         c.peers = {p};
         auto msgs = linux_::build_set_device(c, kFamily, 1024);
         std::vector<char> out;

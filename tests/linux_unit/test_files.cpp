@@ -122,8 +122,9 @@ TEST_CASE("files: files without the marker are never overwritten: content, mode,
     auto s = files.write({path.string(), kOurs, 0644});
     REQUIRE_FALSE(s);
     CHECK(s.error().code == EEXIST);
-    CHECK(s.error().message == path.string() + " exists and was not written by wg-fleet; left as is (remove or move it, or make its "
-                                               "first line \"# Managed by wg-fleet: edits are overwritten.\" to hand it over)");
+    CHECK(s.error().message == path.string() +
+                                   " exists and was not written by wg-fleet; left as is (remove or move it, or make its "
+                                   "first line \"# Managed by wg-fleet: edits are overwritten.\" to hand it over)");
     same(before, snap(path));
     auto rm = files.remove(path.string());
     REQUIRE_FALSE(rm);
@@ -160,7 +161,8 @@ TEST_CASE("files: a symbolic link, a directory or a FIFO at a managed path is le
         CHECK((*live)->not_regular == what);
         auto s = files.write({p.string(), kOurs, 0644});
         REQUIRE_FALSE(s);
-        CHECK(s.error().message == p.string() + " is " + what + ", not a file wg-fleet wrote; left as is (remove it, or choose another path)");
+        CHECK(s.error().message ==
+              p.string() + " is " + what + ", not a file wg-fleet wrote; left as is (remove it, or choose another path)");
         CHECK_FALSE(files.remove(p.string()));
         same(before, snap(p));
     }

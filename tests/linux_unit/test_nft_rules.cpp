@@ -9,13 +9,13 @@
 #include <functional>
 #include <vector>
 
-#include <catch2/catch.hpp>
 #include <libmnl/libmnl.h>
 #include <libnftnl/expr.h>
 #include <libnftnl/rule.h>
 #include <libnftnl/udata.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter/nf_tables.h>
+#include <catch2/catch.hpp>
 
 #include "linux/nft_codec.hpp"
 
@@ -135,14 +135,12 @@ TEST_CASE("masquerade covers only DNATed connections", "[nft]") {
     const auto* mask = static_cast<const uint32_t*>(nftnl_expr_get(nth_expr(r.get(), 3), NFTNL_EXPR_BITWISE_MASK, &len));
     REQUIRE(len == 4);
     CHECK(*mask == 0x20u);  // IPS_DST_NAT
-
 }
 
 TEST_CASE("rules are built as the expressions nft itself generates", "[nft]") {
     // `nft --debug=netlink` for `meta nfproto ipv4 tcp dport 8080 dnat ip to 10.0.0.2:80`.
     nft::RulePtr r = nft::build_rule(dnat("d", Proto::tcp, 8080, "10.0.0.2", 80));
-    CHECK(expr_names(r.get()) ==
-          std::vector<std::string>{"meta", "cmp", "meta", "cmp", "payload", "cmp", "immediate", "immediate", "nat"});
+    CHECK(expr_names(r.get()) == std::vector<std::string>{"meta", "cmp", "meta", "cmp", "payload", "cmp", "immediate", "immediate", "nat"});
     uint32_t len = 0;
     const auto* port = static_cast<const uint8_t*>(nftnl_expr_get(nth_expr(r.get(), 5), NFTNL_EXPR_CMP_DATA, &len));
     REQUIRE(len == 2);
@@ -339,8 +337,8 @@ TEST_CASE("view() reports rules by comment and damage as typed entries", "[nft]"
         auto v = nft::view(t);
         CHECK(v.rules.size() == 1);
         CHECK(v.rules.at("b").port == 2);
-        CHECK(v.damage == std::vector{damaged_rule(5, accept_udp("", 1)), damaged_rule(7, accept_udp("", 3)),
-                                      damaged_rule(8, std::nullopt)});
+        CHECK(v.damage ==
+              std::vector{damaged_rule(5, accept_udp("", 1)), damaged_rule(7, accept_udp("", 3)), damaged_rule(8, std::nullopt)});
         REQUIRE(v.damaged_rules.size() == 3);
         CHECK(v.damaged_rules[0]->handle == 5);
         CHECK(v.damaged_rules[2]->handle == 8);
@@ -358,15 +356,15 @@ TEST_CASE("view() reports rules by comment and damage as typed entries", "[nft]"
 
     SECTION("skeleton damage") {
         NftTableLive t = healthy_table();
-        t.rules.clear();                    // the established rule is gone
-        t.chains[0].policy = NF_DROP;       // input drops
+        t.rules.clear();                       // the established rule is gone
+        t.chains[0].policy = NF_DROP;          // input drops
         t.chains.erase(t.chains.begin() + 2);  // prerouting is gone
-        t.chains[2].priority = 50;          // postrouting moved
+        t.chains[2].priority = 50;             // postrouting moved
         t.chains.push_back({"mine", false, "", 0, 0, 0});
         t.sets.push_back("blocked");
         t.flags = 1;
         auto v = nft::view(t);
-        std::vector want = {damaged(What::established),       damaged(What::chain, "input"), damaged(What::chain, "prerouting"),
+        std::vector want = {damaged(What::established),          damaged(What::chain, "input"), damaged(What::chain, "prerouting"),
                             damaged(What::chain, "postrouting"), damaged(What::chain, "mine"),  damaged(What::set, "blocked"),
                             damaged(What::table_flags)};
         std::sort(want.begin(), want.end());

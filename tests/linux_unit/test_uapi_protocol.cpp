@@ -57,10 +57,13 @@ std::string str(const linux_::WipedString& s) { return std::string(s.data(), s.s
 
 // A reply as wireguard-go writes it (peer order is its map order, allowed IPs its trie order).
 std::string sample_reply() {
-    return "private_key=" + hex(secret(1).raw()) + "\n"
+    return "private_key=" + hex(secret(1).raw()) +
+           "\n"
            "listen_port=51820\n"
            "fwmark=51\n"
-           "public_key=" + hex(pub(2).bytes) + "\n"
+           "public_key=" +
+           hex(pub(2).bytes) +
+           "\n"
            "preshared_key=0000000000000000000000000000000000000000000000000000000000000000\n"
            "protocol_version=1\n"
            "endpoint=[fd00:0:0::1]:51821\n"
@@ -72,7 +75,9 @@ std::string sample_reply() {
            "allowed_ip=fd00:1::/64\n"
            "allowed_ip=10.1.0.0/24\n"
            "allowed_ip=10.0.0.7/16\n"
-           "public_key=" + hex(pub(3).bytes) + "\n"
+           "public_key=" +
+           hex(pub(3).bytes) +
+           "\n"
            "preshared_key=0000000000000000000000000000000000000000000000000000000000000000\n"
            "protocol_version=1\n"
            "endpoint=192.0.2.9:51820\n"
@@ -81,7 +86,9 @@ std::string sample_reply() {
            "tx_bytes=0\n"
            "rx_bytes=0\n"
            "persistent_keepalive_interval=0\n"
-           "public_key=" + hex(pub(4).bytes) + "\n"
+           "public_key=" +
+           hex(pub(4).bytes) +
+           "\n"
            "protocol_version=1\n"
            "last_handshake_time_sec=0\n"
            "persistent_keepalive_interval=0\n"
@@ -243,8 +250,8 @@ TEST_CASE("uapi protocol: malformed get replies are errors that name the device 
         auto r = linux_::uapi::parse_get_reply(c.reply, "wg-bad");
         REQUIRE_FALSE(r.is_ok());
         CHECK(r.error().code == EPROTO);
-        CHECK_THAT(r.error().message, Catch::Contains("read WireGuard device wg-bad") && Catch::Contains(c.expect) &&
-                                          Catch::Contains("(EPROTO)"));
+        CHECK_THAT(r.error().message,
+                   Catch::Contains("read WireGuard device wg-bad") && Catch::Contains(c.expect) && Catch::Contains("(EPROTO)"));
         CHECK_THAT(r.error().message, !Catch::Contains(pk.substr(0, 16)));
     }
 }
@@ -271,12 +278,14 @@ TEST_CASE("uapi protocol: a one-peer change sends exactly that peer's lines", "[
     REQUIRE(r.is_ok());
     CHECK(str(*r) ==
           "set=1\n"
-          "public_key=" + hex(pub(2).bytes) + "\n"
-          "endpoint=[fd00::1]:51820\n"
-          "persistent_keepalive_interval=25\n"
-          "allowed_ip=10.1.0.0/24\n"
-          "allowed_ip=fd00:1::/64\n"
-          "\n");
+          "public_key=" +
+              hex(pub(2).bytes) +
+              "\n"
+              "endpoint=[fd00::1]:51820\n"
+              "persistent_keepalive_interval=25\n"
+              "allowed_ip=10.1.0.0/24\n"
+              "allowed_ip=fd00:1::/64\n"
+              "\n");
 }
 
 TEST_CASE("uapi protocol: every field of a device change, in the order the daemon needs", "[uapi]") {
@@ -305,21 +314,29 @@ TEST_CASE("uapi protocol: every field of a device change, in the order the daemo
     REQUIRE(r.is_ok());
     CHECK(str(*r) ==
           "set=1\n"
-          "private_key=" + hex(secret(1).raw()) + "\n"
-          "listen_port=51820\n"
-          "fwmark=0\n"
-          "replace_peers=true\n"
-          "public_key=" + hex(pub(3).bytes) + "\n"
-          "remove=true\n"
-          "public_key=" + hex(pub(4).bytes) + "\n"
-          "update_only=true\n"
-          "endpoint=192.0.2.1:1\n"
-          "persistent_keepalive_interval=0\n"
-          "replace_allowed_ips=true\n"
-          "allowed_ip=10.4.0.0/24\n"
-          "public_key=" + hex(pub(5).bytes) + "\n"
-          "replace_allowed_ips=true\n"
-          "\n");
+          "private_key=" +
+              hex(secret(1).raw()) +
+              "\n"
+              "listen_port=51820\n"
+              "fwmark=0\n"
+              "replace_peers=true\n"
+              "public_key=" +
+              hex(pub(3).bytes) +
+              "\n"
+              "remove=true\n"
+              "public_key=" +
+              hex(pub(4).bytes) +
+              "\n"
+              "update_only=true\n"
+              "endpoint=192.0.2.1:1\n"
+              "persistent_keepalive_interval=0\n"
+              "replace_allowed_ips=true\n"
+              "allowed_ip=10.4.0.0/24\n"
+              "public_key=" +
+              hex(pub(5).bytes) +
+              "\n"
+              "replace_allowed_ips=true\n"
+              "\n");
 }
 
 TEST_CASE("uapi protocol: an empty change is an empty set", "[uapi]") {
@@ -341,8 +358,8 @@ TEST_CASE("uapi protocol: an endpoint the protocol cannot carry is refused befor
         auto r = linux_::uapi::format_set_request(c);
         REQUIRE_FALSE(r.is_ok());
         CHECK(r.error().code == EINVAL);
-        CHECK_THAT(r.error().message, Catch::Contains("set WireGuard device wg0: endpoint '" + e.str() + "'") &&
-                                          Catch::Contains(pub(2).base64()));
+        CHECK_THAT(r.error().message,
+                   Catch::Contains("set WireGuard device wg0: endpoint '" + e.str() + "'") && Catch::Contains(pub(2).base64()));
     }
 }
 
@@ -423,13 +440,12 @@ TEST_CASE("uapi socket: read, set, list and server pid against an in-process dae
     auto stale = wg.read_device("wg-stale");
     REQUIRE_FALSE(stale.is_ok());
     CHECK(stale.error().code == ENODEV);
-    CHECK_THAT(stale.error().message, Catch::Contains("read WireGuard device wg-stale") &&
-                                          Catch::Contains("refuses connections"));
+    CHECK_THAT(stale.error().message, Catch::Contains("read WireGuard device wg-stale") && Catch::Contains("refuses connections"));
     auto missing = wg.set_device(WgDeviceChange{"wg-none", {}, {}, {}, false, {}});
     REQUIRE_FALSE(missing.is_ok());
     CHECK(missing.error().code == ENODEV);
-    CHECK_THAT(missing.error().message, Catch::StartsWith("set WireGuard device wg-none (no UAPI socket " + dir.str() +
-                                                          "/wg-none.sock): No such device (ENODEV)"));
+    CHECK_THAT(missing.error().message,
+               Catch::StartsWith("set WireGuard device wg-none (no UAPI socket " + dir.str() + "/wg-none.sock): No such device (ENODEV)"));
 }
 
 TEST_CASE("uapi socket: the daemon's errno comes back naming the device", "[uapi]") {
@@ -571,8 +587,8 @@ TEST_CASE("uapi userspace start: errors name the command and quote what it print
     chmod(script.c_str(), 0755);
     auto s = linux_::start_userspace({script}, "wg-broken", dir.str(), 5000);
     REQUIRE_FALSE(s.is_ok());
-    CHECK(s.error().message == "start userspace WireGuard `" + script +
-                                   " wg-broken`: exited with status 3: cannot create tun wg-broken: permission denied");
+    CHECK(s.error().message ==
+          "start userspace WireGuard `" + script + " wg-broken`: exited with status 3: cannot create tun wg-broken: permission denied");
 
     auto missing = linux_::start_userspace({"no-such-wireguard-impl"}, "wg-x", dir.str(), 1000);
     REQUIRE_FALSE(missing.is_ok());

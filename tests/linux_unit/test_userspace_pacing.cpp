@@ -36,10 +36,11 @@ struct Probe {
     linux_::UserspaceProbe probe() {
         return linux_::UserspaceProbe{
             .is_userspace = [](const std::string& ifname) { return ifname == "wg-u"; },
-            .alive = [this](const std::string& ifname) {
-                checked.push_back(ifname);
-                return static_cast<int>(checked.size()) <= lives;
-            },
+            .alive =
+                [this](const std::string& ifname) {
+                    checked.push_back(ifname);
+                    return static_cast<int>(checked.size()) <= lives;
+                },
         };
     }
     linux_::PacingOptions options(size_t chunk) {

@@ -54,9 +54,9 @@ WgPeerChange peer_change(const Key& k) {
 
 struct ParsedPeer {
     Key key;
-    std::set<int> attrs;                     // attribute types present
+    std::set<int> attrs;  // attribute types present
     uint32_t flags = 0;
-    std::vector<uint8_t> endpoint;           // raw sockaddr
+    std::vector<uint8_t> endpoint;  // raw sockaddr
     std::optional<uint16_t> keepalive;
     std::vector<Prefix> ips;
 };
@@ -246,8 +246,8 @@ TEST_CASE("device fields are sent only when set", "[wg_genl]") {
         c.replace_peers = true;
         auto msgs = build_and_parse(c);
         REQUIRE(msgs.size() == 1);
-        CHECK(msgs[0].attrs == std::set<int>{WGDEVICE_A_IFNAME, WGDEVICE_A_PRIVATE_KEY, WGDEVICE_A_LISTEN_PORT,
-                                             WGDEVICE_A_FWMARK, WGDEVICE_A_FLAGS});
+        CHECK(msgs[0].attrs ==
+              std::set<int>{WGDEVICE_A_IFNAME, WGDEVICE_A_PRIVATE_KEY, WGDEVICE_A_LISTEN_PORT, WGDEVICE_A_FWMARK, WGDEVICE_A_FLAGS});
         CHECK(msgs[0].private_key == std::vector<uint8_t>(sk.raw().begin(), sk.raw().end()));
         CHECK(msgs[0].port == 51820);
         CHECK(msgs[0].fwmark == 0x57u);
@@ -271,14 +271,14 @@ TEST_CASE("per-peer flags are exactly those of the change", "[wg_genl]") {
     update.endpoint = Endpoint{"2001:db8::1", 4500};
     WgPeerChange remove = peer_change(key_of(2));
     remove.remove = true;
-    remove.endpoint = Endpoint{"192.0.2.1", 1};   // ignored: a removal carries nothing else
+    remove.endpoint = Endpoint{"192.0.2.1", 1};  // ignored: a removal carries nothing else
     remove.keepalive = 10;
     remove.allowed_ips = {pfx("10.9.0.0/16")};
     WgPeerChange replace = peer_change(key_of(3));
     replace.replace_allowed_ips = true;
     replace.allowed_ips = {pfx("10.3.0.0/16")};
     WgPeerChange clear = peer_change(key_of(4));
-    clear.replace_allowed_ips = true;             // with an empty list: remove all allowed IPs
+    clear.replace_allowed_ips = true;  // with an empty list: remove all allowed IPs
     WgPeerChange add = peer_change(key_of(5));
     add.allowed_ips = {pfx("10.5.0.0/16")};
     c.peers = {update, remove, replace, clear, add};
@@ -326,8 +326,8 @@ TEST_CASE("an endpoint that is not an IP literal with a port is refused", "[wg_g
     auto msgs = wgf::linux_::build_set_device(c, kFamily);
     REQUIRE_FALSE(msgs.is_ok());
     CHECK(msgs.error().code == EINVAL);
-    CHECK_THAT(msgs.error().message, Catch::Contains("set WireGuard device wg0: peer ") &&
-                                         Catch::Contains("must be an IP literal with a port"));
+    CHECK_THAT(msgs.error().message,
+               Catch::Contains("set WireGuard device wg0: peer ") && Catch::Contains("must be an IP literal with a port"));
 }
 
 TEST_CASE("thousands of allowed IPs are split into messages within the limit", "[wg_genl]") {
@@ -374,8 +374,7 @@ TEST_CASE("thousands of allowed IPs are split into messages within the limit", "
             if (p.key != key_of(2)) continue;
             const bool first = big_chunks++ == 0;
             INFO("chunk " << big_chunks);
-            CHECK(p.flags == (first ? uint32_t{WGPEER_F_REPLACE_ALLOWEDIPS | WGPEER_F_UPDATE_ONLY}
-                                    : uint32_t{WGPEER_F_UPDATE_ONLY}));
+            CHECK(p.flags == (first ? uint32_t{WGPEER_F_REPLACE_ALLOWEDIPS | WGPEER_F_UPDATE_ONLY} : uint32_t{WGPEER_F_UPDATE_ONLY}));
             CHECK(p.attrs.count(WGPEER_A_ENDPOINT) == (first ? 1u : 0u));
             CHECK(p.keepalive == (first ? std::optional<uint16_t>(25) : std::nullopt));
             CHECK_FALSE(p.ips.empty());
@@ -502,7 +501,7 @@ TEST_CASE("a peer split over two dump messages is coalesced", "[wg_genl]") {
     ReplyBuilder first(true, &sk);
     first.begin_peer(k1);
     first.peer_details(sockaddr_v4("192.0.2.1", 51820), 25, 1700000000, 100, 200);
-    first.ips_of({pfx("10.1.0.7/24")});                      // host bits: read back masked
+    first.ips_of({pfx("10.1.0.7/24")});  // host bits: read back masked
     first.end_peer();
     first.begin_peer(k2);
     first.peer_details(sockaddr_v6("2001:db8::2", 4500), 0, 0, 0, 0);
@@ -510,7 +509,7 @@ TEST_CASE("a peer split over two dump messages is coalesced", "[wg_genl]") {
     first.end_peer();
 
     ReplyBuilder second(false);
-    second.begin_peer(k2);                                   // continued: key and allowed IPs only
+    second.begin_peer(k2);  // continued: key and allowed IPs only
     second.ips_of({pfx("10.0.2.0/24"), pfx("fd00:1::/64"), pfx("10.2.0.0/16")});
     second.end_peer();
     second.begin_peer(k3);
@@ -536,7 +535,7 @@ TEST_CASE("a peer split over two dump messages is coalesced", "[wg_genl]") {
     CHECK(live->stats.at(k1).tx_bytes == 200);
 
     const auto& p2 = d.peers.at(k2);
-    CHECK(p2.endpoint == Endpoint{"2001:db8::2", 4500});     // from the first chunk, kept
+    CHECK(p2.endpoint == Endpoint{"2001:db8::2", 4500});  // from the first chunk, kept
     CHECK(p2.keepalive == 0);
     CHECK(p2.allowed_ips.prefixes() == std::vector<Prefix>{pfx("10.0.2.0/24"), pfx("10.2.0.0/16"), pfx("fd00:1::/64"), pfx("fd00:2::/64")});
 

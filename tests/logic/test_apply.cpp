@@ -71,11 +71,19 @@ model::HostState random_state(std::mt19937& rng, MemKeys& keys) {
     w.mtu = pick(2) ? 1420 : 1380;
     for (int i = 0, n = pick(3); i < n; ++i) hs.routes.insert(model::Route{pfx("172.16." + std::to_string(pick(4)) + ".0/24"), "wg0"});
     for (int i = 0, n = pick(3); i < n; ++i) {
-        model::FwRule r{"rule-" + std::to_string(pick(3)), model::FwKind::accept_udp, model::Proto::udp,
-                        static_cast<uint16_t>(51820 + pick(2)), "", "", {}, 0};
+        model::FwRule r{"rule-" + std::to_string(pick(3)),
+                        model::FwKind::accept_udp,
+                        model::Proto::udp,
+                        static_cast<uint16_t>(51820 + pick(2)),
+                        "",
+                        "",
+                        {},
+                        0};
         hs.firewall[r.id] = r;
     }
-    if (pick(2)) hs.files.emplace("/run/h", model::ManagedFile{"/run/h", std::string(model::kFileMarker) + "\n" + std::to_string(pick(3)) + "\n", 0644});
+    if (pick(2))
+        hs.files.emplace("/run/h",
+                         model::ManagedFile{"/run/h", std::string(model::kFileMarker) + "\n" + std::to_string(pick(3)) + "\n", 0644});
     if (pick(2)) hs.sysctls["net/ipv4/ip_forward"] = "1";
     return hs;
 }
@@ -106,13 +114,17 @@ TEST_CASE("apply: property — from any state, applying the plan converges: a fr
             CHECK(got.files == second.files);
             for (const auto& [n, w] : second.interfaces) {
                 const auto& g = got.interfaces.at(n);
-                INFO("port " << (g.listen_port == w.listen_port) << " key " << (g.public_key == w.public_key) << " mtu "
-                             << (g.mtu == w.mtu) << " up " << (g.up == w.up) << " addrs " << (g.addresses == w.addresses));
+                INFO("port " << (g.listen_port == w.listen_port) << " key " << (g.public_key == w.public_key) << " mtu " << (g.mtu == w.mtu)
+                             << " up " << (g.up == w.up) << " addrs " << (g.addresses == w.addresses));
                 for (const auto& [k, p] : w.peers) {
                     auto gp = g.peers.find(k);
-                    if (gp == g.peers.end()) { INFO("missing peer " << k.base64()); CHECK(false); continue; }
-                    INFO("peer ep " << (gp->second.endpoint == p.endpoint) << " ka " << (gp->second.keepalive == p.keepalive)
-                                    << " ips " << (gp->second.allowed_ips == p.allowed_ips));
+                    if (gp == g.peers.end()) {
+                        INFO("missing peer " << k.base64());
+                        CHECK(false);
+                        continue;
+                    }
+                    INFO("peer ep " << (gp->second.endpoint == p.endpoint) << " ka " << (gp->second.keepalive == p.keepalive) << " ips "
+                                    << (gp->second.allowed_ips == p.allowed_ips));
                     CHECK(gp->second == p);
                 }
                 CHECK(g == w);

@@ -1,6 +1,6 @@
 // diff and order on the fakes: the minimal-change rules of the product.
-#include <catch2/catch.hpp>
 #include <fmt/format.h>
+#include <catch2/catch.hpp>
 
 #include "fixture.hpp"
 #include "plan/diff.hpp"
@@ -98,7 +98,8 @@ TEST_CASE("diff: a peer removed from the fleet is removed, a foreign peer is onl
     auto desired = host(m.keys, {peer(1, {"fd00:1:2::/56"}), peer(2, {"fd00:1:3::/96"})});
     REQUIRE(m.converge(desired).ok());
     // Someone adds a peer by hand (`wg set wg0 peer ...`).
-    backend::WgDeviceChange hand{"wg0", {}, {}, {}, false, {backend::WgPeerChange{key_of(99), false, false, {}, {}, true, {pfx("10.9.9.9/32")}}}};
+    backend::WgDeviceChange hand{"wg0", {},    {},
+                                 {},    false, {backend::WgPeerChange{key_of(99), false, false, {}, {}, true, {pfx("10.9.9.9/32")}}}};
     REQUIRE(m.wg.set_device(hand));
     desired.interfaces.at("wg0").peers.erase(key_of(2));
     auto p = m.plan_for(desired);
@@ -177,8 +178,7 @@ TEST_CASE("diff: a roaming peer with a live session keeps its live endpoint", "[
     CHECK(ops_of<plan::OpUpdatePeer>(changed)[0]->endpoint == ep("198.51.100.8:51820"));
 }
 
-TEST_CASE("diff: a roamed endpoint is reset only when the desired endpoint changed, not when the handshake went stale",
-          "[diff][roaming]") {
+TEST_CASE("diff: a roamed endpoint is reset only when the desired endpoint changed, not when the handshake went stale", "[diff][roaming]") {
     FakeMachine m;
     auto desired = host(m.keys, {peer(1, {"fd00:1:2::/56"}, "198.51.100.7:51820")});
     REQUIRE(m.converge(desired).ok());
@@ -292,7 +292,8 @@ TEST_CASE("diff: routes, rules and files that are ours converge, others are left
     CHECK(m.plan_for(desired).empty());
 
     // A file without our marker that we once wrote is not removed.
-    m.files.files["/run/other"] = backend::FileLive{.file = {"/run/other", "hand-written\n", 0644}, .has_marker = false, .not_regular = {}, .uid = 0, .gid = 0};
+    m.files.files["/run/other"] = backend::FileLive{
+        .file = {"/run/other", "hand-written\n", 0644}, .has_marker = false, .not_regular = {}, .uid = 0, .gid = 0};
     m.owned.files.insert("/run/other");
     CHECK(m.plan_for(desired).empty());
 }
@@ -332,8 +333,7 @@ TEST_CASE("diff: many moves on one device: each taken prefix is released first, 
     // who holds what; the answer must be the same either way.
     FakeMachine m;
     std::vector<model::WgPeer> start;
-    for (int i = 1; i <= 12; ++i)
-        start.push_back(peer(i, {fmt::format("10.{}.0.0/24", i), fmt::format("10.{}.1.0/24", i)}));
+    for (int i = 1; i <= 12; ++i) start.push_back(peer(i, {fmt::format("10.{}.0.0/24", i), fmt::format("10.{}.1.0/24", i)}));
     auto desired = host(m.keys, start);
     REQUIRE(m.converge(desired).ok());
     auto& peers = desired.interfaces.at("wg0").peers;

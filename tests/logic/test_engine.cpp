@@ -1,8 +1,8 @@
 // The engine on fakes: keys are generated only by apply, DNS names resolve in their own phase
 // (an unresolvable one leaves that peer without an endpoint and warns), ownership is recorded,
 // and the post-apply verification finds nothing left.
-#include <catch2/catch.hpp>
 #include <fmt/format.h>
+#include <catch2/catch.hpp>
 
 #include <algorithm>
 
@@ -306,8 +306,9 @@ void host_interfaces(backend::FakeSysctls& s) {
 
 }  // namespace
 
-TEST_CASE("engine: turning IPv6 forwarding on raises accept_ra 1 -> 2 first, wg-fleet restores what it changed once forwarding is no longer needed",
-          "[engine][sysctl]") {
+TEST_CASE(
+    "engine: turning IPv6 forwarding on raises accept_ra 1 -> 2 first, wg-fleet restores what it changed once forwarding is no longer needed",
+    "[engine][sysctl]") {
     Setup on, off(kFleetC1Peer);
     FakeMachine m;
     host_interfaces(m.sysctls);
@@ -519,8 +520,8 @@ public:
 TEST_CASE("engine: files without the marker are never overwritten (plan shows the conflict, apply the rest and fails)", "[engine][files]") {
     Setup s;
     FakeMachine m;
-    const backend::FileLive theirs{.file = {"/run/wg_fleet_hosts", "127.0.0.1 localhost\n", 0640}, .has_marker = false,
-                                   .not_regular = {}, .uid = 7, .gid = 7};
+    const backend::FileLive theirs{
+        .file = {"/run/wg_fleet_hosts", "127.0.0.1 localhost\n", 0640}, .has_marker = false, .not_regular = {}, .uid = 7, .gid = 7};
     m.files.files["/run/wg_fleet_hosts"] = theirs;
     MapResolver dns;
     MemState state;
@@ -539,9 +540,9 @@ TEST_CASE("engine: files without the marker are never overwritten (plan shows th
     auto applied = e.run(*s.fw, "c1", apply::Mode::apply, m.now);
     CHECK_FALSE(applied.error);
     REQUIRE(applied.applied);
-    CHECK(applied.applied->ok());              // everything else is applied
+    CHECK(applied.applied->ok());  // everything else is applied
     CHECK(m.wg.devices.count("mesh"));
-    CHECK_FALSE(applied.ok());                 // but the run fails: apply exits 1
+    CHECK_FALSE(applied.ok());  // but the run fails: apply exits 1
     CHECK(m.files.writes.empty());
     CHECK(m.files.files.at("/run/wg_fleet_hosts").file == theirs.file);
 
@@ -555,8 +556,8 @@ TEST_CASE("engine: files without the marker are never overwritten (plan shows th
 TEST_CASE("engine: a non-regular file at a managed path is a conflict too", "[engine][files]") {
     Setup s;
     FakeMachine m;
-    m.files.files["/run/wg_fleet_hosts"] = backend::FileLive{.file = {"/run/wg_fleet_hosts", "", 0777}, .has_marker = false,
-                                                             .not_regular = "a symbolic link", .uid = 0, .gid = 0};
+    m.files.files["/run/wg_fleet_hosts"] = backend::FileLive{
+        .file = {"/run/wg_fleet_hosts", "", 0777}, .has_marker = false, .not_regular = "a symbolic link", .uid = 0, .gid = 0};
     MapResolver dns;
     MemState state;
     auto b = m.backends();
@@ -666,12 +667,13 @@ TEST_CASE("engine: an edit is diffed against the devices verified last and journ
     CHECK(c.state.saves == saves);  // nothing new to own: no record written ahead or after
     INFO(fmt::format("{}", fmt::join(lines_of(r.plan), "\n")));
     REQUIRE(c.journal.lines.size() == r.plan.ops.size());
-    CHECK(std::count_if(c.journal.lines.begin(), c.journal.lines.end(), [](const auto& l) { return l.first.find("peer p1") != std::string::npos; }) == 1);
+    CHECK(std::count_if(c.journal.lines.begin(), c.journal.lines.end(),
+                        [](const auto& l) { return l.first.find("peer p1") != std::string::npos; }) == 1);
     for (const auto& [line, reads] : c.journal.lines) CHECK(reads == 0);  // applied before any read
-    CHECK(c.m.wg.reads == std::vector<std::string>{"mesh"});      // the verification only
+    CHECK(c.m.wg.reads == std::vector<std::string>{"mesh"});              // the verification only
     REQUIRE(r.leftover);
     CHECK(r.leftover->empty());
-    CHECK(c.cache.live);                                         // verified: kept for the next edit
+    CHECK(c.cache.live);  // verified: kept for the next edit
 
     // A tick trusts nothing it did not read.
     c.m.wg.reads.clear();

@@ -68,7 +68,8 @@ struct FaultWg : backend::WireGuard {
             if (!p.remove && (it == inj.state->owned.peers.end() || !it->second.count(p.public_key)))
                 inj.unowned.push_back("peer " + p.public_key.base64() + " on " + c.ifname);
         }
-        if (!(inj.fail_peer_set && !c.peers.empty()) && inj.count + 1 != inj.fail_at) return inj.step("set", [&] { return in.set_device(c); });
+        if (!(inj.fail_peer_set && !c.peers.empty()) && inj.count + 1 != inj.fail_at)
+            return inj.step("set", [&] { return in.set_device(c); });
         ++inj.count;
         inj.fail_peer_set = false;
         backend::WgDeviceChange half = c;
@@ -92,8 +93,12 @@ struct FaultLinks : backend::Links {
     backend::Result<std::optional<backend::LinkLive>> read_link(const std::string& n) override { return in.read_link(n); }
     backend::Result<model::AddressSet> read_addresses(const std::string& n) override { return in.read_addresses(n); }
     backend::Result<std::set<model::Route>> read_routes(const std::set<std::string>& d) override { return in.read_routes(d); }
-    backend::Status set_mtu(const std::string& n, uint32_t m) override { return inj.step("mtu", [&] { return in.set_mtu(n, m); }); }
-    backend::Status set_up(const std::string& n, bool u) override { return inj.step("up", [&] { return in.set_up(n, u); }); }
+    backend::Status set_mtu(const std::string& n, uint32_t m) override {
+        return inj.step("mtu", [&] { return in.set_mtu(n, m); });
+    }
+    backend::Status set_up(const std::string& n, bool u) override {
+        return inj.step("up", [&] { return in.set_up(n, u); });
+    }
     backend::Status add_address(const std::string& n, const model::Prefix& a) override {
         inj.require_owned_interface("address on " + n, n);
         return inj.step("add address", [&] { return in.add_address(n, a); });
@@ -105,7 +110,9 @@ struct FaultLinks : backend::Links {
         inj.require_owned_interface("route " + r.dst.str() + " dev " + r.dev, r.dev);
         return inj.step("add route", [&] { return in.add_route(r); });
     }
-    backend::Status del_route(const model::Route& r) override { return inj.step("del route", [&] { return in.del_route(r); }); }
+    backend::Status del_route(const model::Route& r) override {
+        return inj.step("del route", [&] { return in.del_route(r); });
+    }
 };
 
 struct FaultSysctls : backend::Sysctls {
@@ -124,8 +131,12 @@ struct FaultFirewall : backend::Firewall {
     Injector& inj;
     FaultFirewall(backend::Firewall& i, Injector& j) : in(i), inj(j) {}
     backend::Result<backend::FirewallLive> read() override { return in.read(); }
-    backend::Status apply(const backend::FirewallChange& c) override { return inj.step("nft batch", [&] { return in.apply(c); }); }
-    backend::Status remove_all() override { return inj.step("nft delete", [&] { return in.remove_all(); }); }
+    backend::Status apply(const backend::FirewallChange& c) override {
+        return inj.step("nft batch", [&] { return in.apply(c); });
+    }
+    backend::Status remove_all() override {
+        return inj.step("nft delete", [&] { return in.remove_all(); });
+    }
 };
 
 struct FaultFiles : backend::Files {
@@ -137,7 +148,9 @@ struct FaultFiles : backend::Files {
         if (!inj.state->owned.files.count(f.path)) inj.unowned.push_back("file " + f.path);
         return inj.step("write " + f.path, [&] { return in.write(f); });
     }
-    backend::Status remove(const std::string& p) override { return inj.step("remove " + p, [&] { return in.remove(p); }); }
+    backend::Status remove(const std::string& p) override {
+        return inj.step("remove " + p, [&] { return in.remove(p); });
+    }
     backend::Result<backend::FilePlace> place(const std::string& p) override { return in.place(p); }
     backend::Result<bool> within(const std::string& p, const std::string& dir) override { return in.within(p, dir); }
 };
@@ -279,11 +292,12 @@ size_t run_with_fault(const char* from, const char* to, size_t k) {
         CHECK(res.ok());
         return changes;
     }
-    INFO("failing change " << k << " of the plan:\n" << [&] {
-        std::string s;
-        for (const auto& op : res.plan.ops) s += "  " + plan::describe(op) + "\n";
-        return s;
-    }());
+    INFO("failing change " << k << " of the plan:\n"
+                           << [&] {
+                                  std::string s;
+                                  for (const auto& op : res.plan.ops) s += "  " + plan::describe(op) + "\n";
+                                  return s;
+                              }());
     REQUIRE_FALSE(res.applied->ok());
     CHECK(res.applied->done.size() + res.applied->not_done.size() == res.plan.ops.size());
 
@@ -342,9 +356,10 @@ TEST_CASE("faults: every change of a first apply failing in turn is reported exa
     }
 }
 
-TEST_CASE("faults: every change of an edit (revoke, move, claim, add) failing in turn is reported exactly, leaves nothing unowned, "
-          "and the next apply converges",
-          "[faults]") {
+TEST_CASE(
+    "faults: every change of an edit (revoke, move, claim, add) failing in turn is reported exactly, leaves nothing unowned, "
+    "and the next apply converges",
+    "[faults]") {
     size_t changes = run_with_fault(kBefore, kAfter, 0);
     REQUIRE(changes >= 4);  // one set of the peers, the new route, one nft batch, the hosts file
     for (size_t k = 1; k <= changes; ++k) {

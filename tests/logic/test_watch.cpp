@@ -194,7 +194,8 @@ public:
             plan::validate(parsed.config, fw.plan, parsed.tree, diags);
         }
         if (diags.has_errors())
-            return apply::LoadFailure{.message = "fleet.yaml: invalid (" + std::string(apply::to_string(why)) + ")", .status = "invalid configuration"};
+            return apply::LoadFailure{.message = "fleet.yaml: invalid (" + std::string(apply::to_string(why)) + ")",
+                                      .status = "invalid configuration"};
         return std::make_unique<EngineReconcile>(n_, w_.label, std::move(parsed));
     }
 

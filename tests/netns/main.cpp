@@ -11,9 +11,8 @@ int main(int argc, char** argv) {
     Catch::Session session;
     if (int rc = session.applyCommandLine(argc, argv); rc != 0) return rc;
     const auto& config = session.configData();
-    const bool lists_only =
-        config.showHelp || config.libIdentify || config.listTests || config.listTestNamesOnly || config.listTags ||
-        config.listReporters;
+    const bool lists_only = config.showHelp || config.libIdentify || config.listTests || config.listTestNamesOnly || config.listTags ||
+                            config.listReporters;
     if (!lists_only) wgf::test::netns_available();  // exits 77 (skipped), or 1 under CI, when it cannot run
     return session.run();
 }

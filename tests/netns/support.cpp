@@ -17,7 +17,9 @@
 namespace wgf::test {
 
 bool sleep_ms(int ms) {
-    struct timespec ts {ms / 1000, (ms % 1000) * 1000000L};
+    struct timespec ts {
+        ms / 1000, (ms % 1000) * 1000000L
+    };
     return nanosleep(&ts, nullptr) == 0;
 }
 
@@ -80,9 +82,7 @@ Netns::Netns(const std::string& prefix) : name_(unique_name(prefix)) {
 
 Netns::~Netns() { wgf::test::sh("ip netns delete " + name_); }
 
-CmdResult Netns::sh(const std::string& command) const {
-    return wgf::test::sh("ip netns exec " + name_ + " sh -c '" + command + "'");
-}
+CmdResult Netns::sh(const std::string& command) const { return wgf::test::sh("ip netns exec " + name_ + " sh -c '" + command + "'"); }
 
 InNetns::InNetns(const Netns& ns) {
     orig_ = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
@@ -101,8 +101,8 @@ InNetns::~InNetns() {
     }
 }
 
-void veth_pair(const Netns& a, const std::string& ifa, const std::string& addr_a, const Netns& b,
-               const std::string& ifb, const std::string& addr_b) {
+void veth_pair(const Netns& a, const std::string& ifa, const std::string& addr_a, const Netns& b, const std::string& ifb,
+               const std::string& addr_b) {
     auto r = sh("ip link add " + ifa + " netns " + a.name() + " type veth peer name " + ifb + " netns " + b.name());
     if (r.status != 0) throw std::runtime_error("veth: " + r.out);
     a.sh("ip addr add " + addr_a + " dev " + ifa + " && ip link set " + ifa + " up");
@@ -152,8 +152,7 @@ void Process::kill_now() {
 
 Process::~Process() { kill_now(); }
 
-WireguardGo::WireguardGo(const Netns& ns, const std::string& ifname)
-    : ifname_(ifname), proc_({"wireguard-go", "-f", ifname}, &ns) {
+WireguardGo::WireguardGo(const Netns& ns, const std::string& ifname) : ifname_(ifname), proc_({"wireguard-go", "-f", ifname}, &ns) {
     std::string sock = "/var/run/wireguard/" + ifname + ".sock";
     bool up = wait_for([&] {
         struct stat st {};

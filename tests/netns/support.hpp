@@ -64,8 +64,8 @@ private:
 };
 
 // A veth pair between two namespaces with an IPv4 /24 address on each end, both up.
-void veth_pair(const Netns& a, const std::string& ifa, const std::string& addr_a, const Netns& b,
-               const std::string& ifb, const std::string& addr_b);
+void veth_pair(const Netns& a, const std::string& ifa, const std::string& addr_a, const Netns& b, const std::string& ifb,
+               const std::string& addr_b);
 
 // A child process (e.g. `wireguard-go -f IF` inside a namespace), killed by PID and reaped in
 // the destructor. argv[0] is looked up in PATH.

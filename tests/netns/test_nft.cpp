@@ -271,9 +271,10 @@ TEST_CASE("nft: removing or replacing one rule leaves the others' handles alone"
     SECTION("a stale snapshot is refreshed before handles are used") {
         read_ok(*fw);  // cached snapshot
         // Someone else deletes and re-adds a rule: its handle changes after our read.
-        REQUIRE(ns.sh("nft delete rule inet wg-fleet postrouting handle " + std::to_string(handles.at("masquerade-mesh")) +
-                      " && nft add rule inet wg-fleet postrouting oifname \"wg-mesh\" ct status dnat masquerade comment \"masquerade-mesh\"")
-                    .status == 0);
+        REQUIRE(
+            ns.sh("nft delete rule inet wg-fleet postrouting handle " + std::to_string(handles.at("masquerade-mesh")) +
+                  " && nft add rule inet wg-fleet postrouting oifname \"wg-mesh\" ct status dnat masquerade comment \"masquerade-mesh\"")
+                .status == 0);
         apply_ok(*fw, FirewallChange{{"masquerade-mesh"}, {}});
         desired.erase("masquerade-mesh");
         CHECK(read_ok(*fw) == desired);
@@ -297,8 +298,7 @@ TEST_CASE("nft: a deleted or hand-edited table is restored by the next apply", "
         CHECK(nft_list(ns) == pristine);
     }
     SECTION("a rule replaced by hand with a different port") {
-        REQUIRE(ns.sh("nft replace rule inet wg-fleet input handle " + h("accept-mesh") +
-                      " udp dport 51821 accept comment \"accept-mesh\"")
+        REQUIRE(ns.sh("nft replace rule inet wg-fleet input handle " + h("accept-mesh") + " udp dport 51821 accept comment \"accept-mesh\"")
                     .status == 0);
         Rules live = read_ok(*fw);
         CHECK(live.at("accept-mesh").port == 51821);
@@ -314,7 +314,7 @@ TEST_CASE("nft: a deleted or hand-edited table is restored by the next apply", "
         CHECK(live.rules.count("forward-mesh") == 0);
         CHECK(has_damaged_rule(live, h("forward-mesh")));
         reconcile(*fw, desired);
-        CHECK(nft_list(ns) .find("counter") == std::string::npos);
+        CHECK(nft_list(ns).find("counter") == std::string::npos);
     }
     SECTION("a masquerade of all traffic out of the interface (not only DNATed) is replaced") {
         REQUIRE(ns.sh("nft delete rule inet wg-fleet postrouting handle " + h("masquerade-mesh") +
@@ -355,10 +355,11 @@ TEST_CASE("nft: a deleted or hand-edited table is restored by the next apply", "
         CHECK(nft_list(ns) == pristine);
     }
     SECTION("a base chain recreated at another priority") {
-        REQUIRE(ns.sh("nft flush chain inet wg-fleet prerouting && nft delete chain inet wg-fleet prerouting && "
-                      "nft \"add chain inet wg-fleet prerouting { type nat hook prerouting priority 0; }\" && "
-                      "nft add rule inet wg-fleet prerouting meta nfproto ipv4 tcp dport 8080 dnat ip to 192.0.2.5:80 comment \"dnat-web-v4\"")
-                    .status == 0);
+        REQUIRE(
+            ns.sh("nft flush chain inet wg-fleet prerouting && nft delete chain inet wg-fleet prerouting && "
+                  "nft \"add chain inet wg-fleet prerouting { type nat hook prerouting priority 0; }\" && "
+                  "nft add rule inet wg-fleet prerouting meta nfproto ipv4 tcp dport 8080 dnat ip to 192.0.2.5:80 comment \"dnat-web-v4\"")
+                .status == 0);
         auto live = read_live(*fw);
         CHECK(has_damage(live, What::chain, "prerouting"));
         CHECK(live.rules.count("dnat-web-v4") == 0);  // in a chain that is not ours as it is
@@ -440,16 +441,17 @@ TEST_CASE("nft: a DNAT forward carries a real TCP connection through a router na
     auto connect = [&](const std::string& addr) {
         return wgf::test::sh("ip netns exec " + client.name() +
                              " timeout 10 python3 -c \"import socket,sys; c = socket.create_connection((sys.argv[1], 8080), timeout=5); "
-                             "print(c.recv(100).decode().strip())\" " + addr);
+                             "print(c.recv(100).decode().strip())\" " +
+                             addr);
     };
     // Nothing listens on the router's port 8080 until the forward exists.
     CHECK(connect("198.51.100.2").status != 0);
 
     auto fw = nft_in(router);
-    apply_ok(*fw, FirewallChange{{},
-                                 {dnat("dnat-v4", Proto::tcp, 8080, "192.0.2.2", 8000),
-                                  dnat("dnat-v6", Proto::tcp, 8080, "2001:db8:2::2", 8000),
-                                  forward("forward-in", "vrc", "vrs"), masquerade("masq-out", "vrs")}});
+    apply_ok(*fw,
+             FirewallChange{{},
+                            {dnat("dnat-v4", Proto::tcp, 8080, "192.0.2.2", 8000), dnat("dnat-v6", Proto::tcp, 8080, "2001:db8:2::2", 8000),
+                             forward("forward-in", "vrc", "vrs"), masquerade("masq-out", "vrs")}});
 
     auto v4 = connect("198.51.100.2");
     INFO(v4.out);

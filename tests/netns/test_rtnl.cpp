@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include <catch2/catch.hpp>
 #include <fmt/format.h>
+#include <catch2/catch.hpp>
 
 #include "linux/rtnl.hpp"
 #include "linux/userspace_pacing.hpp"
@@ -139,7 +139,7 @@ TEST_CASE("rtnl: IPv6 (no DAD) and IPv4 addresses read back - again is EEXIST - 
 
     auto v6 = must(ns, "ip -6 addr show dev d0");
     CHECK(contains(v6, "fd00:1::5/64"));
-    CHECK(contains(v6, "fe80::"));       // there, but not ours to report
+    CHECK(contains(v6, "fe80::"));  // there, but not ours to report
     // The connected prefix route is wanted (no IFA_F_NOPREFIXROUTE).
     CHECK(contains(must(ns, "ip -6 route show dev d0"), "fd00:1::/64 proto kernel"));
     CHECK(contains(must(ns, "ip -4 route show dev d0"), "10.20.0.0/16 proto kernel"));
@@ -337,10 +337,11 @@ TEST_CASE("rtnl: a wireguard-go device takes 40 IPv6 addresses through the users
     const std::string ifname = wg.ifname();
     UserspacePacing links(rtnl,
                           UserspaceProbe{.is_userspace = [&](const std::string& n) { return n == ifname; },
-                                         .alive = [&](const std::string&) {
-                                             ++checks;
-                                             return wg.alive();
-                                         }},
+                                         .alive =
+                                             [&](const std::string&) {
+                                                 ++checks;
+                                                 return wg.alive();
+                                             }},
                           PacingOptions{.chunk = 16, .pause = [&] {
                                             ++pauses;
                                             sleep_ms(1);

@@ -13,8 +13,8 @@
 #include <string>
 #include <vector>
 
-#include <catch2/catch.hpp>
 #include <fmt/format.h>
+#include <catch2/catch.hpp>
 
 #include "backend/backend.hpp"
 #include "linux/wg_genl.hpp"
@@ -166,9 +166,9 @@ std::map<std::string, std::string> as_wg_show(const Peers& peers) {
         std::string joined;
         for (const auto& ip : ips) joined += (joined.empty() ? "" : ",") + ip;
         std::string ep = "(none)";
-        if (p.endpoint) ep = p.endpoint->host.find(':') != std::string::npos
-                                 ? fmt::format("[{}]:{}", p.endpoint->host, p.endpoint->port)
-                                 : fmt::format("{}:{}", p.endpoint->host, p.endpoint->port);
+        if (p.endpoint)
+            ep = p.endpoint->host.find(':') != std::string::npos ? fmt::format("[{}]:{}", p.endpoint->host, p.endpoint->port)
+                                                                 : fmt::format("{}:{}", p.endpoint->host, p.endpoint->port);
         out[k.base64()] = ep + "|" + (p.keepalive ? std::to_string(p.keepalive) : "off") + "|" + joined;
     }
     return out;

@@ -60,9 +60,7 @@ public:
         ++creates;
         return backend::errno_error(EOPNOTSUPP, "create link " + n + " kind wireguard");
     }
-    backend::Status delete_device(const std::string& n) override {
-        return backend::errno_error(ENODEV, "delete WireGuard device " + n);
-    }
+    backend::Status delete_device(const std::string& n) override { return backend::errno_error(ENODEV, "delete WireGuard device " + n); }
 };
 
 bool running(pid_t pid) {
@@ -370,8 +368,7 @@ TEST_CASE("uapi: a handshake between two namespaces survives adding a peer and c
     CHECK(hs_after.tx_bytes >= hs.tx_bytes);
     CHECK(after->device.peers.at(key_b.public_key()) == live_peer(peer_b));
     CHECK(after->device.peers.count(peer_c.pub()) == 1);
-    CHECK(after->device.peers.at(peer_d.pub()).allowed_ips.prefixes() ==
-          std::vector<Prefix>{pfx("10.98.0.0/24"), pfx("10.99.0.4/32")});
+    CHECK(after->device.peers.at(peer_d.pub()).allowed_ips.prefixes() == std::vector<Prefix>{pfx("10.98.0.0/24"), pfx("10.99.0.4/32")});
 
     CHECK(ping());
     auto later = wg.read_device(if_a);
@@ -423,8 +420,8 @@ TEST_CASE("uapi: a listen-port change keeps the session, the dialling peer reach
     // A is dialled: it has no endpoint for B. B dials A at 51820.
     SecretKey key_a = SecretKey::generate(), key_b = SecretKey::generate();
     WgDeviceChange ca{if_a, key_a, uint16_t{51820}, {}, true, {add_peer(PeerSpec{key_b, std::nullopt, {pfx("10.98.0.2/32")}, 0})}};
-    WgDeviceChange cb{if_b, key_b, uint16_t{51820}, {}, true,
-                      {add_peer(PeerSpec{key_a, Endpoint{"10.232.0.1", 51820}, {pfx("10.98.0.1/32")}, 0})}};
+    WgDeviceChange cb{if_b, key_b, uint16_t{51820},
+                      {},   true,  {add_peer(PeerSpec{key_a, Endpoint{"10.232.0.1", 51820}, {pfx("10.98.0.1/32")}, 0})}};
     REQUIRE(wg.set_device(ca).is_ok());
     REQUIRE(wg.set_device(cb).is_ok());
     REQUIRE(a.sh("ip addr add 10.98.0.1/24 dev " + if_a + " && ip link set " + if_a + " up").status == 0);
@@ -523,7 +520,9 @@ TEST_CASE("uapi: 10,000 peers load and read back, through the backend and throug
         p.endpoint = Endpoint{"10.200." + std::to_string(i / 250) + "." + std::to_string(i % 250 + 1), 51820};
         p.allowed_ips = {Prefix{model::IpAddr::v4(0x0a640000u + static_cast<uint32_t>(i)), 32}};
         load.peers.push_back(p);
-        expected.peers.emplace(p.public_key, model::WgPeer{.public_key = p.public_key, .endpoint = p.endpoint, .allowed_ips = model::PrefixSet(p.allowed_ips)});
+        expected.peers.emplace(
+            p.public_key,
+            model::WgPeer{.public_key = p.public_key, .endpoint = p.endpoint, .allowed_ips = model::PrefixSet(p.allowed_ips)});
     }
 
     REQUIRE(wg.set_device(load).is_ok());

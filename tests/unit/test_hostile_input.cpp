@@ -86,8 +86,9 @@ TEST_CASE("a config file linked to /dev/zero is refused without reading it", "[r
     REQUIRE(symlink("/dev/zero", link.c_str()) == 0);
     int rc = in_child(256, [&] {
         auto r = read(link);
-        return r->text() == link + ": error: not a regular file but a symbolic link to a character device (/dev/zero): "
-                                   "the configuration is read from regular files only\n"
+        return r->text() == link +
+                                ": error: not a regular file but a symbolic link to a character device (/dev/zero): "
+                                "the configuration is read from regular files only\n"
                    ? 0
                    : 2;
     });
@@ -161,9 +162,9 @@ TEST_CASE("a config file over the size limit is refused without reading it", "[r
     }
     int rc = in_child(256, [&] {
         auto r = read(main);
-        return r->files.empty() &&
-                       r->text() == main + ": error: the configuration is larger than 64 MiB, the limit for the main file "
-                                           "and its drop-ins together; not read\n"
+        return r->files.empty() && r->text() == main +
+                                                    ": error: the configuration is larger than 64 MiB, the limit for the main file "
+                                                    "and its drop-ins together; not read\n"
                    ? 0
                    : 2;
     });
@@ -180,9 +181,10 @@ TEST_CASE("the size limit counts the main file and the drop-ins together", "[rea
     write_file(dir + "/30-c.yaml", "# c\n");
     auto r = read(main, dir, 1000);
     INFO(r->text());
-    REQUIRE(r->files.size() == 2);   // the main file and 10-a; 20-b passes the limit; 30-c is not read
-    CHECK(r->text() == dir + "/20-b.yaml: error: the configuration is larger than 1000 bytes, the limit for the main "
-                             "file and its drop-ins together; not read\n");
+    REQUIRE(r->files.size() == 2);  // the main file and 10-a; 20-b passes the limit; 30-c is not read
+    CHECK(r->text() == dir +
+                           "/20-b.yaml: error: the configuration is larger than 1000 bytes, the limit for the main "
+                           "file and its drop-ins together; not read\n");
 }
 
 TEST_CASE("a missing drop-in directory is fine and regular drop-ins are read in name order", "[read][dropin]") {
@@ -223,7 +225,8 @@ TEST_CASE("the alias budget is absolute: padding the file does not raise it", "[
         config::parse_text(yaml, "bomb.yaml", sources, diags);
         for (const auto& d : diags.all())
             if (d.message == fmt::format("document too large: more than {} values once aliases are expanded; write the "
-                                         "values out or use fewer aliases", config::kMaxYamlNodes))
+                                         "values out or use fewer aliases",
+                                         config::kMaxYamlNodes))
                 return 0;
         return 2;
     });
@@ -257,9 +260,10 @@ TEST_CASE("a 100,000-peer fleet stays within the YAML budget", "[parse][bomb][li
     for (int i = 0; i < 100'000; ++i) {
         uint8_t key[32] = {};
         std::memcpy(key, &i, sizeof i);
-        yaml += fmt::format("      peer-{:06}:\n        controller: s1\n        public_key: {}\n        endpoint: \"192.0.2.1:{}\"\n"
-                            "        routes: [10.{}.{}.0/24]\n",
-                            i, model::Key{std::to_array(key)}.base64(), 1000 + i % 60000, i / 256 % 256, i % 256);
+        yaml += fmt::format(
+            "      peer-{:06}:\n        controller: s1\n        public_key: {}\n        endpoint: \"192.0.2.1:{}\"\n"
+            "        routes: [10.{}.{}.0/24]\n",
+            i, model::Key{std::to_array(key)}.base64(), 1000 + i % 60000, i / 256 % 256, i % 256);
     }
     auto l = parse_only(yaml);
     INFO(l->text().substr(0, 2000));
@@ -312,7 +316,8 @@ TEST_CASE("an echoed source line is cut to 200 columns around the caret", "[diag
     while (line.size() < 100'000) line += ", 10.0.0.0/24";
     config::Sources sources;
     uint32_t id = sources.add("long.yaml", line + "]\n");
-    config::Diagnostic d{.severity = config::Severity::error, .loc = {.file = id, .line = 1, .col = col}, .path = "routes[3846]", .message = "bad"};
+    config::Diagnostic d{
+        .severity = config::Severity::error, .loc = {.file = id, .line = 1, .col = col}, .path = "routes[3846]", .message = "bad"};
     std::string out = config::render(d, sources);
     INFO(out.substr(0, 1000));
     auto first_nl = out.find('\n');
@@ -339,14 +344,18 @@ TEST_CASE("control characters and invalid UTF-8 in an echoed line are shown as '
 // Item: a byte order mark is accepted; bad bytes are reported where they are.
 
 TEST_CASE("a UTF-8 byte order mark at the start of the file is accepted", "[parse][bom]") {
-    auto l = parse_only("\xef\xbb\xbf" "domain: example.internal\nfleets:\n  mesh:\n    controllers: { s1: {} }\n");
+    auto l = parse_only(
+        "\xef\xbb\xbf"
+        "domain: example.internal\nfleets:\n  mesh:\n    controllers: { s1: {} }\n");
     INFO(l->text());
     CHECK(l->diags.all().empty());
     CHECK(l->cfg().domain == std::optional<std::string>("example.internal"));
 }
 
 TEST_CASE("after a byte order mark, columns and the echoed first line are those an editor shows", "[parse][bom]") {
-    auto l = parse_only("\xef\xbb\xbf" "domian: x\nfleets:\n  mesh:\n    controllers: { s1: {} }\n    prot: 1\n");
+    auto l = parse_only(
+        "\xef\xbb\xbf"
+        "domian: x\nfleets:\n  mesh:\n    controllers: { s1: {} }\n    prot: 1\n");
     auto errs = l->errors();
     REQUIRE(errs.size() == 2);
     CHECK(errs[0].loc.line == 1);
@@ -358,7 +367,10 @@ TEST_CASE("after a byte order mark, columns and the echoed first line are those 
 }
 
 TEST_CASE("a byte order mark in a drop-in is accepted", "[parse][bom][dropin]") {
-    std::vector<config::SourceFile> files = {{"main.yaml", kGood}, {"drop.yaml", "\xef\xbb\xbf" "domain: example.internal\nprune_timeout: 30m\n"}};
+    std::vector<config::SourceFile> files = {{"main.yaml", kGood},
+                                             {"drop.yaml",
+                                              "\xef\xbb\xbf"
+                                              "domain: example.internal\nprune_timeout: 30m\n"}};
     config::Sources sources;
     config::Diagnostics diags;
     auto parsed = config::parse(files, sources, diags);
@@ -368,7 +380,10 @@ TEST_CASE("a byte order mark in a drop-in is accepted", "[parse][bom][dropin]") 
 }
 
 TEST_CASE("a UTF-16 file is reported as such", "[parse][bom]") {
-    auto l = parse_only(std::string("\xff\xfe" "d\0o\0", 6));
+    auto l = parse_only(
+        std::string("\xff\xfe"
+                    "d\0o\0",
+                    6));
     auto errs = l->errors();
     REQUIRE(errs.size() == 1);
     CHECK(errs[0].loc.line == 1);
@@ -382,8 +397,9 @@ TEST_CASE("an invalid UTF-8 byte is reported at its line and column", "[parse][u
     REQUIRE(errs.size() == 1);
     CHECK(errs[0].loc.line == 4);
     CHECK(errs[0].loc.col == 11);
-    CHECK(errs[0].message == "not valid UTF-8: byte 0xFF cannot start a character; the file must be UTF-8 text (is it "
-                             "Latin-1 or another legacy encoding?)");
+    CHECK(errs[0].message ==
+          "not valid UTF-8: byte 0xFF cannot start a character; the file must be UTF-8 text (is it "
+          "Latin-1 or another legacy encoding?)");
     CHECK(config::render(errs[0], l->sources).ends_with("\n    domain: \"é?\"\n              ^\n"));
 }
 
@@ -393,8 +409,9 @@ TEST_CASE("a truncated UTF-8 sequence is reported at its line and column", "[par
     REQUIRE(errs.size() == 1);
     CHECK(errs[0].loc.line == 4);
     CHECK(errs[0].loc.col == 12);
-    CHECK(errs[0].message == "not valid UTF-8: byte 0xC3 starts a character that is cut short; the file must be UTF-8 "
-                             "text (is it Latin-1 or another legacy encoding?)");
+    CHECK(errs[0].message ==
+          "not valid UTF-8: byte 0xC3 starts a character that is cut short; the file must be UTF-8 "
+          "text (is it Latin-1 or another legacy encoding?)");
 }
 
 TEST_CASE("a file that ends inside a UTF-8 sequence is reported at the sequence", "[parse][utf8]") {

@@ -119,10 +119,33 @@ TEST_CASE("IPv6 text round-trips through parse and str", "[net][ip]") {
 
 TEST_CASE("IpAddr rejects malformed text", "[net][ip]") {
     const char* bad[] = {
-        "", "1.2.3", "01.2.3.4", "1.02.3.4", "1.2.3.256", "1.2.3.4.5", "256.1.1.1", "1.2.3.-4", "0x1.2.3.4",
-        " 1.2.3.4", "1.2.3.4 ", "1.2.3.4/32", "1..2.3", "a.b.c.d", "1.2.3.4:80",
-        ":", ":::", "fd00::1::2", "fd00::g", "12345::", "1:2:3:4:5:6:7:8:9", "1:2:3:4:5:6:7", "fe80::1%eth0",
-        "[fd00::1]", "fd00:: ", "localhost", "::ffff:1.2.3",
+        "",
+        "1.2.3",
+        "01.2.3.4",
+        "1.02.3.4",
+        "1.2.3.256",
+        "1.2.3.4.5",
+        "256.1.1.1",
+        "1.2.3.-4",
+        "0x1.2.3.4",
+        " 1.2.3.4",
+        "1.2.3.4 ",
+        "1.2.3.4/32",
+        "1..2.3",
+        "a.b.c.d",
+        "1.2.3.4:80",
+        ":",
+        ":::",
+        "fd00::1::2",
+        "fd00::g",
+        "12345::",
+        "1:2:3:4:5:6:7:8:9",
+        "1:2:3:4:5:6:7",
+        "fe80::1%eth0",
+        "[fd00::1]",
+        "fd00:: ",
+        "localhost",
+        "::ffff:1.2.3",
     };
     for (const char* t : bad) {
         INFO("'" << t << "'");
@@ -190,9 +213,9 @@ TEST_CASE("Prefix::host is a full-length prefix", "[net][prefix]") {
 }
 
 TEST_CASE("Prefix rejects malformed text and says why", "[net][prefix]") {
-    const char* bad[] = {"fd00::", "10.0.0.0", "10.0.0.0/", "/8", "10.0.0.0/33", "fd00::/129", "10.0.0.0/-1",
-                         "10.0.0.0/+8", "10.0.0.0/08", "10.0.0.0/ 8", "10.0.0.0/8 ", "10.0.0.0/8/8", "10.0.0/8",
-                         "01.0.0.0/8", "fd00::g/64", "10.0.0.0/1e1", "10.0.0.0/4294967304"};
+    const char* bad[] = {"fd00::",      "10.0.0.0",    "10.0.0.0/",   "/8",           "10.0.0.0/33",        "fd00::/129",
+                         "10.0.0.0/-1", "10.0.0.0/+8", "10.0.0.0/08", "10.0.0.0/ 8",  "10.0.0.0/8 ",        "10.0.0.0/8/8",
+                         "10.0.0/8",    "01.0.0.0/8",  "fd00::g/64",  "10.0.0.0/1e1", "10.0.0.0/4294967304"};
     for (const char* t : bad) {
         INFO("'" << t << "'");
         CHECK_FALSE(Prefix::parse(t).has_value());
@@ -278,10 +301,33 @@ TEST_CASE("Endpoint parses every accepted form", "[net][endpoint]") {
 
 TEST_CASE("Endpoint rejects bad ports, empty hosts and malformed brackets", "[net][endpoint]") {
     const char* bad[] = {
-        "host:0", "host:65536", "host:99999", "vpn.example.com:99999", "host:", "host:-1", "host:+80", "host:80a",
-        "host: 80", "1.2.3.4:0", "[fd00::1]:0", "[fd00::1]:65536", "[fd00::1]:", "[fd00::1]x", "[fd00::1", "[1.2.3.4]:80",
-        "[vpn.example.com]:80", "[]:80", ":51820", "", "fd00::1:51820", "-bad.example.com", "bad-.example.com",
-        "exa mple.com", "a..b", ".", "host:80:90",
+        "host:0",
+        "host:65536",
+        "host:99999",
+        "vpn.example.com:99999",
+        "host:",
+        "host:-1",
+        "host:+80",
+        "host:80a",
+        "host: 80",
+        "1.2.3.4:0",
+        "[fd00::1]:0",
+        "[fd00::1]:65536",
+        "[fd00::1]:",
+        "[fd00::1]x",
+        "[fd00::1",
+        "[1.2.3.4]:80",
+        "[vpn.example.com]:80",
+        "[]:80",
+        ":51820",
+        "",
+        "fd00::1:51820",
+        "-bad.example.com",
+        "bad-.example.com",
+        "exa mple.com",
+        "a..b",
+        ".",
+        "host:80:90",
     };
     for (const char* t : bad) {
         INFO("'" << t << "'");
@@ -387,20 +433,20 @@ TEST_CASE("Key rejects wrong lengths, bad characters and non-canonical encodings
     std::string good = kPub;
     std::vector<std::string> bad = {
         "",
-        good.substr(0, 43),                   // 43 characters
-        good + "A",                           // 45 characters
-        good.substr(0, 43) + "A",             // 44 characters, no '=' at the end
-        good.substr(0, 42) + "==",            // 44 characters but only 31 bytes
+        good.substr(0, 43),         // 43 characters
+        good + "A",                 // 45 characters
+        good.substr(0, 43) + "A",   // 44 characters, no '=' at the end
+        good.substr(0, 42) + "==",  // 44 characters but only 31 bytes
         good.substr(0, 10) + "*" + good.substr(11),
         good.substr(0, 10) + " " + good.substr(11),
-        kZeros42 + "B=",                      // low bits of the last character set: non-canonical
+        kZeros42 + "B=",  // low bits of the last character set: non-canonical
         kZeros42 + "C=",
         kZeros42 + "D=",
-        "ZwdtCnMYpX08FsFyUbJmRd9ML4frwJkqsXf7pR25LCo",      // 43 characters without padding
-        "ZwdtCnMYpX08FsFyUbJmRd9ML4frwJkqsXf7pR25LCo==",    // 45 characters
-        "dwdtCnMYpX08FsFyUbJmRd9ML4frwJkqsXf7pR25LCo=\n",   // trailing newline
-        "dwdtCnMYpX08FsFyUbJmRd9ML4frwJkqsXf7pR25LC-=",     // URL-safe alphabet
-        "YWJj",                                             // base64 of 3 bytes
+        "ZwdtCnMYpX08FsFyUbJmRd9ML4frwJkqsXf7pR25LCo",     // 43 characters without padding
+        "ZwdtCnMYpX08FsFyUbJmRd9ML4frwJkqsXf7pR25LCo==",   // 45 characters
+        "dwdtCnMYpX08FsFyUbJmRd9ML4frwJkqsXf7pR25LCo=\n",  // trailing newline
+        "dwdtCnMYpX08FsFyUbJmRd9ML4frwJkqsXf7pR25LC-=",    // URL-safe alphabet
+        "YWJj",                                            // base64 of 3 bytes
     };
     for (const auto& t : bad) {
         INFO("'" << t << "'");
@@ -471,7 +517,7 @@ TEST_CASE("valid_ifname follows the kernel's dev_valid_name", "[net][ifname]") {
     CHECK(valid_ifname("wg-mesh"));
     CHECK(valid_ifname("wg_southeast"));
     CHECK(valid_ifname("a"));
-    CHECK(valid_ifname("abcdefghijklmno"));        // 15 characters
+    CHECK(valid_ifname("abcdefghijklmno"));  // 15 characters
     CHECK(valid_ifname("..."));
     CHECK(valid_ifname("wg.1"));
     CHECK_FALSE(valid_ifname("abcdefghijklmnop"));  // 16 characters
@@ -532,8 +578,7 @@ TEST_CASE("parse_duration accepts Go-style durations", "[net][duration]") {
 }
 
 TEST_CASE("parse_duration rejects malformed text", "[net][duration]") {
-    for (const char* t : {"", "30", "30x", "m", "1h-2m", "h1", "1H", "1.5h", " 30m", "30m ", "-30m", "+30m", "30 m", "1h30",
-                          "1hm", "1w"}) {
+    for (const char* t : {"", "30", "30x", "m", "1h-2m", "h1", "1H", "1.5h", " 30m", "30m ", "-30m", "+30m", "30 m", "1h30", "1hm", "1w"}) {
         INFO("'" << t << "'");
         CHECK_FALSE(parse_duration(t).has_value());
     }
@@ -548,8 +593,8 @@ TEST_CASE("format_duration writes the largest units first and round-trips", "[ne
     CHECK(format_duration(45) == "45s");
     CHECK(format_duration(0) == "0s");
     CHECK(format_duration(86400 + 1) == "1d1s");
-    for (uint64_t s : {0ull, 1ull, 59ull, 60ull, 61ull, 1800ull, 3599ull, 3600ull, 9000ull, 86399ull, 86400ull, 93784ull,
-                       31536000ull, 1000000007ull}) {
+    for (uint64_t s :
+         {0ull, 1ull, 59ull, 60ull, 61ull, 1800ull, 3599ull, 3600ull, 9000ull, 86399ull, 86400ull, 93784ull, 31536000ull, 1000000007ull}) {
         INFO(s);
         auto back = parse_duration(format_duration(s));
         REQUIRE(back);

@@ -34,7 +34,7 @@ TEST_CASE("PrefixSet: built from any list, it holds each network once, host bits
 TEST_CASE("PrefixSet: insert and erase keep the invariant and say whether anything changed", "[normalize]") {
     PrefixSet s;
     CHECK(s.insert(P("10.2.0.0/24")));
-    CHECK(s.insert(P("10.1.0.9/24")));   // before the last: placed in order
+    CHECK(s.insert(P("10.1.0.9/24")));        // before the last: placed in order
     CHECK_FALSE(s.insert(P("10.1.0.1/24")));  // the same network
     CHECK(s.insert(P("fd00::/8")));
     CHECK(strs(s) == std::vector<std::string>{"10.1.0.0/24", "10.2.0.0/24", "fd00::/8"});

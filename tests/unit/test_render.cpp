@@ -392,9 +392,10 @@ TEST_CASE("wg-quick without the private key loads it on the node, controllers ge
     std::string c1 = plan::render_wg_quick(*r.fw, "wg-test-one", "controller1", std::nullopt);
     CHECK(test::contains(c1, "\nAddress = fd51:19c1:3b:f700::1/40\n"));
     CHECK(test::contains(c1, "\nListenPort = 51820\n"));
-    CHECK(test::contains(c1, "\n[Peer]\n# peer1\nPublicKey = j576wwZ01GUTN2l6tbbvKlUcpFDP+HxG3ydj959VEmY=\n"
-                             "AllowedIPs = fd51:19c1:3b:f700:6987:50a0::/96, fd51:19c1:c1:aa00:6987:50a0::/96\n"
-                             "PersistentKeepalive = 25\n"));
+    CHECK(test::contains(c1,
+                         "\n[Peer]\n# peer1\nPublicKey = j576wwZ01GUTN2l6tbbvKlUcpFDP+HxG3ydj959VEmY=\n"
+                         "AllowedIPs = fd51:19c1:3b:f700:6987:50a0::/96, fd51:19c1:c1:aa00:6987:50a0::/96\n"
+                         "PersistentKeepalive = 25\n"));
     // Four peers: controller2, peer1..3.
     size_t n = 0;
     for (size_t pos = 0; (pos = c1.find("[Peer]", pos)) != std::string::npos; ++pos) ++n;
@@ -812,15 +813,15 @@ TEST_CASE("several controllers, hub: the allowed IPs of each role", "[render][cl
     // Kernel routes for what lies outside its addresses: the IPv4 and IPv6 routes.
     std::set<std::string> routes;
     for (const auto& rt : c1.routes) routes.insert(rt.dst.str() + " " + rt.dev);
-    CHECK(routes == std::set<std::string>{"10.20.0.0/16 multi", "192.168.2.0/24 multi", "2001:db8:a3::/48 multi", "2001:db8:c2::/48 multi"});
+    CHECK(routes ==
+          std::set<std::string>{"10.20.0.0/16 multi", "192.168.2.0/24 multi", "2001:db8:a3::/48 multi", "2001:db8:c2::/48 multi"});
 
     // A peer: everything of IPv4 and every route of another peer through its own controller; the
     // other controllers directly only for their /56 and their IPv6 routes.
     plan::Desired dp = plan::render_host(*r.fw, "a1");
     const WgInterface& pw = dp.state.interfaces.at("multi");
     auto to = [&](const std::string& name) { return strs(named(dp, "multi", name).allowed_ips); };
-    CHECK(to("c1") ==
-          Strings{"10.20.0.0/16", "10.60.0.0/24", v4("c1"), "192.168.2.0/24", "2001:db8:a3::/48", net("c1")});
+    CHECK(to("c1") == Strings{"10.20.0.0/16", "10.60.0.0/24", v4("c1"), "192.168.2.0/24", "2001:db8:a3::/48", net("c1")});
     CHECK(to("c2") == Strings{"2001:db8:c2::/48", net("c2")});
     CHECK(to("c3") == Strings{net("c3")});
     CHECK(pw.peers.size() == 3);

@@ -434,8 +434,9 @@ TEST_CASE("members that can never connect (no endpoint on either side) are warne
     const Diagnostic& w = b[0].message.rfind("no endpoint", 0) == 0 ? b[0] : b[1];
     CHECK(w.loc.line == 8);
     CHECK(w.loc.col == 7);
-    CHECK(w.message == "no endpoint, and neither have 4 members it connects to directly (c, d, e and 1 more): neither side of these "
-                       "pairs can start a session (give one of each pair an endpoint)");
+    CHECK(w.message ==
+          "no endpoint, and neither have 4 members it connects to directly (c, d, e and 1 more): neither side of these "
+          "pairs can start a session (give one of each pair an endpoint)");
     auto f = l->at("fleets.m.peers.f", Severity::warning);
     REQUIRE(f.size() == 2);
     CHECK((f[0].message + f[1].message).find("(b, c, d and 1 more)") != std::string::npos);
@@ -451,8 +452,9 @@ TEST_CASE("unconnectable pairs: two endpointless controllers in a hub, a hub's p
     INFO(l->text());
     auto c1 = l->at("fleets.h.controllers.c1", Severity::warning);
     REQUIRE(c1.size() == 1);
-    CHECK(c1[0].message == "no endpoint, and neither has c2, which it connects to directly: neither side can start a session "
-                           "(give one of the two an endpoint)");
+    CHECK(c1[0].message ==
+          "no endpoint, and neither has c2, which it connects to directly: neither side can start a session "
+          "(give one of the two an endpoint)");
     CHECK(l->at("fleets.h.controllers.c2", Severity::warning).size() == 1);
 
     // Hub peers without endpoints are fine: they only dial their controllers.
@@ -700,8 +702,8 @@ forwards:
 // HTTP routes
 
 TEST_CASE("http_routes: malformed URLs", "[validate][http]") {
-    const char* bad[] = {"ftp://vm-123", "vm-123:8080", "http://", "http://vm-123:0", "http://vm-123:99999", "http://[fd00::1",
-                         "http://vm-123:80x", "http://bad host/", "http:/vm-123", "http://:80/"};
+    const char* bad[] = {"ftp://vm-123",    "vm-123:8080",       "http://",          "http://vm-123:0", "http://vm-123:99999",
+                         "http://[fd00::1", "http://vm-123:80x", "http://bad host/", "http:/vm-123",    "http://:80/"};
     for (const char* url : bad) {
         INFO(url);
         auto l = check(std::string(kTwoFleets) + "http_routes:\n  - { name: r, node: edge1, host: a.example.com, to: \"" + url + "\" }\n");
