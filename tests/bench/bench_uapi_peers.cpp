@@ -40,17 +40,7 @@ void run(int peers) {
     test::WireguardGo daemon(ns, ifname);
     linux_::WgUapi wg;
 
-    WgDeviceChange load;
-    load.ifname = ifname;
-    load.private_key = SecretKey::generate();
-    load.listen_port = 51820;
-    for (int i = 0; i < peers; ++i) {
-        WgPeerChange p;
-        p.public_key = SecretKey::generate().public_key();
-        p.endpoint = Endpoint{"10.200." + std::to_string(i / 250 % 256) + "." + std::to_string(i % 250 + 1), 51820};
-        p.allowed_ips = {Prefix{model::IpAddr::v4(0x0a640000u + static_cast<uint32_t>(i)), 32}};
-        load.peers.push_back(p);
-    }
+    const WgDeviceChange load = test::many_peers(ifname, peers);
 
     auto t = Clock::now();
     if (auto s = wg.set_device(load); !s) fail("set_device: " + s.error().message);
@@ -94,13 +84,7 @@ void run(int peers) {
     const std::string other = test::unique_name("wgc");
     test::WireguardGo daemon2(ns, other);
     const std::string conf = "/tmp/" + other + ".conf";
-    {
-        std::ofstream out(conf);
-        out << "[Interface]\nPrivateKey = " << load.private_key->base64_for_storage() << "\nListenPort = 51821\n";
-        for (const auto& p : load.peers)
-            out << "[Peer]\nPublicKey = " << p.public_key.base64() << "\nEndpoint = " << p.endpoint->str()
-                << "\nAllowedIPs = " << p.allowed_ips[0].str() << "\n";
-    }
+    test::write_wg_conf(conf, load);
     t = Clock::now();
     auto setconf = test::sh("wg setconf " + other + " " + conf);
     const double setconf_ms = ms_since(t);

@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
+#include <fstream>
 #include <iostream>
 #include <stdexcept>
 
@@ -165,6 +166,29 @@ WireguardGo::~WireguardGo() {
     proc_.kill_now();
     // wireguard-go removes its socket on a clean exit; make sure nothing is left after a kill.
     unlink(("/var/run/wireguard/" + ifname_ + ".sock").c_str());
+}
+
+backend::WgDeviceChange many_peers(const std::string& ifname, int peers) {
+    backend::WgDeviceChange load;
+    load.ifname = ifname;
+    load.private_key = model::SecretKey::generate();
+    load.listen_port = 51820;
+    for (int i = 0; i < peers; ++i) {
+        backend::WgPeerChange p;
+        p.public_key = model::SecretKey::generate().public_key();
+        p.endpoint = model::Endpoint{"10.200." + std::to_string(i / 250 % 256) + "." + std::to_string(i % 250 + 1), 51820};
+        p.allowed_ips = {model::Prefix{model::IpAddr::v4(0x0a640000u + static_cast<uint32_t>(i)), 32}};
+        load.peers.push_back(std::move(p));
+    }
+    return load;
+}
+
+void write_wg_conf(const std::string& path, const backend::WgDeviceChange& load) {
+    std::ofstream out(path);
+    out << "[Interface]\nPrivateKey = " << load.private_key->base64_for_storage() << "\nListenPort = 51821\n";
+    for (const auto& p : load.peers)
+        out << "[Peer]\nPublicKey = " << p.public_key.base64() << "\nEndpoint = " << p.endpoint->str()
+            << "\nAllowedIPs = " << p.allowed_ips[0].str() << "\n";
 }
 
 }  // namespace wgf::test

@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "backend/backend.hpp"
+
 namespace wgf::test {
 
 // Why network namespaces cannot be created here (not root, no iproute2); empty when they can.
@@ -110,5 +112,12 @@ bool wait_for(F&& pred, int timeout_ms) {
     }
     return pred();
 }
+
+// A device change that loads `peers` peers, each with its own /32 in 10.100.0.0/16 and an endpoint
+// in 10.200.0.0/16 (up to 64,000 peers), and a fresh private key: the large load of the UAPI test
+// and of its benchmark.
+backend::WgDeviceChange many_peers(const std::string& ifname, int peers);
+// The same load as a `wg setconf` file at `path`.
+void write_wg_conf(const std::string& path, const backend::WgDeviceChange& load);
 
 }  // namespace wgf::test

@@ -506,20 +506,12 @@ TEST_CASE("uapi: 10,000 peers load and read back, through the backend and throug
     const std::string ifname = test::unique_name("wgb");
     test::WireguardGo daemon(ns, ifname);
     linux_::WgUapi wg;
-    WgDeviceChange load;
-    load.ifname = ifname;
-    load.private_key = SecretKey::generate();
-    load.listen_port = 51820;
+    const WgDeviceChange load = test::many_peers(ifname, 10000);
     model::WgInterface expected;
     expected.name = ifname;
     expected.listen_port = 51820;
     expected.public_key = load.private_key->public_key();
-    for (int i = 0; i < 10000; ++i) {
-        WgPeerChange p;
-        p.public_key = SecretKey::generate().public_key();
-        p.endpoint = Endpoint{"10.200." + std::to_string(i / 250) + "." + std::to_string(i % 250 + 1), 51820};
-        p.allowed_ips = {Prefix{model::IpAddr::v4(0x0a640000u + static_cast<uint32_t>(i)), 32}};
-        load.peers.push_back(p);
+    for (const auto& p : load.peers) {
         expected.peers.emplace(
             p.public_key,
             model::WgPeer{.public_key = p.public_key, .endpoint = p.endpoint, .allowed_ips = model::PrefixSet(p.allowed_ips)});
@@ -550,13 +542,7 @@ TEST_CASE("uapi: 10,000 peers load and read back, through the backend and throug
     const std::string other = test::unique_name("wgc");
     test::WireguardGo daemon2(ns, other);
     const std::string conf = "/tmp/" + other + ".conf";
-    {
-        std::ofstream out(conf);
-        out << "[Interface]\nPrivateKey = " << load.private_key->base64_for_storage() << "\nListenPort = 51821\n";
-        for (const auto& p : load.peers)
-            out << "[Peer]\nPublicKey = " << p.public_key.base64() << "\nEndpoint = " << p.endpoint->str()
-                << "\nAllowedIPs = " << p.allowed_ips[0].str() << "\n";
-    }
+    test::write_wg_conf(conf, load);
     auto setconf = test::sh("wg setconf " + other + " " + conf);
     std::remove(conf.c_str());
     REQUIRE(setconf.status == 0);
