@@ -38,9 +38,7 @@ std::optional<model::SecretKey> read_secret_key(const std::string& path) {
     char buf[kPublishedKeyMaxBytes];
     ssize_t n = read(fd, buf, sizeof buf);
     if (n < 0) return std::nullopt;
-    std::string_view text(buf, static_cast<size_t>(n));
-    while (!text.empty() && (text.back() == '\n' || text.back() == '\r' || text.back() == ' ')) text.remove_suffix(1);
-    auto key = model::SecretKey::from_base64(text);
+    auto key = model::SecretKey::from_key_file(std::string_view(buf, static_cast<size_t>(n)));
     sodium_memzero(buf, sizeof buf);
     return key;
 }

@@ -253,6 +253,11 @@ std::optional<SecretKey> SecretKey::from_base64(std::string_view text) {
     return s;
 }
 
+std::optional<SecretKey> SecretKey::from_key_file(std::string_view content) {
+    while (!content.empty() && (content.back() == '\n' || content.back() == '\r' || content.back() == ' ')) content.remove_suffix(1);
+    return from_base64(content);
+}
+
 Key SecretKey::public_key() const {
     ensure_sodium();
     Key k;

@@ -79,6 +79,8 @@ public:
 
     static SecretKey generate();
     static std::optional<SecretKey> from_base64(std::string_view text);
+    // The content of a private key file: the base64 key, then any trailing newlines, CRs or spaces.
+    static std::optional<SecretKey> from_key_file(std::string_view content);
     Key public_key() const;
     // The only way to get the key's text out: for writing the 0600 key file or the kernel.
     std::string base64_for_storage() const;

@@ -28,9 +28,7 @@ backend::Result<std::optional<model::SecretKey>> FileKeyStore::load(const std::s
     int err = errno;
     close(fd);
     if (n < 0) return backend::errno_error(err, "read private key " + path);
-    std::string_view text(buf, static_cast<size_t>(n));
-    while (!text.empty() && (text.back() == '\n' || text.back() == '\r' || text.back() == ' ')) text.remove_suffix(1);
-    auto key = model::SecretKey::from_base64(text);
+    auto key = model::SecretKey::from_key_file(std::string_view(buf, static_cast<size_t>(n)));
     sodium_memzero(buf, sizeof buf);
     if (!key) return backend::Error{EINVAL, "read private key " + path + ": not a base64 WireGuard key"};
     return std::optional<model::SecretKey>{std::move(*key)};

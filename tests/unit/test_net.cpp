@@ -469,6 +469,18 @@ TEST_CASE("SecretKey derives the X25519 public key", "[net][key][secret]") {
     CHECK_FALSE(SecretKey::from_base64("not a key").has_value());
 }
 
+TEST_CASE("SecretKey reads a key file's content: trailing newlines, CRs and spaces only", "[net][key][secret]") {
+    const std::string priv = kPriv;
+    for (const char* tail : {"", "\n", "\r\n", " \n\n"}) {
+        auto k = SecretKey::from_key_file(priv + tail);
+        REQUIRE(k);
+        CHECK(k->public_key().base64() == kPub);
+    }
+    CHECK_FALSE(SecretKey::from_key_file(" " + priv).has_value());
+    CHECK_FALSE(SecretKey::from_key_file(priv + "\nmore").has_value());
+    CHECK_FALSE(SecretKey::from_key_file("").has_value());
+}
+
 TEST_CASE("SecretKey never formats its bytes", "[net][key][secret]") {
     auto k = SecretKey::from_base64(kPriv);
     REQUIRE(k);
