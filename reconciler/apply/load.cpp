@@ -1,17 +1,39 @@
 #include "apply/load.hpp"
 
 #include "apply/published_keys.hpp"
+#include "config/reparse.hpp"
 #include "plan/validate.hpp"
 
 namespace wgf::apply {
 
-std::unique_ptr<Loaded> load(const LoadOptions& o, const std::function<void(const model::Config&)>& parsed) {
+namespace {
+
+// The tree of `files` from the previous load's, when only the main file changed and the change
+// can be parsed by its part.
+std::optional<config::Node> reparsed(const Loaded* previous, const std::vector<config::SourceFile>& files) {
+    if (!previous || !previous->fleet || previous->files.size() != 1 || files.size() != 1) return std::nullopt;
+    const config::SourceFile& was = previous->files.front();
+    if (was.name != files.front().name) return std::nullopt;
+    return config::reparse_edit(previous->parsed.tree, was.text, files.front().text, 0);
+}
+
+}  // namespace
+
+std::unique_ptr<Loaded> load(const LoadOptions& o, const std::function<void(const model::Config&)>& parsed, const Loaded* previous) {
     auto l = std::make_unique<Loaded>();
     l->timings.restart();
     std::string dropins = o.dropin_dir ? *o.dropin_dir : config::default_dropin_dir(o.config);
     auto files = config::read_config_files(o.config, dropins, l->sources, l->diags);
     if (l->diags.has_errors()) return l;
-    l->parsed = config::parse(files, l->sources, l->diags);
+    const char* phase = "parse";
+    // The previous tree's locations are in source 0, the main file, as this one's will be.
+    if (auto tree = l->sources.size() == 0 ? reparsed(previous, files) : std::nullopt) {
+        l->sources.add(files.front().name, files.front().text);
+        l->parsed = config::parse_tree(std::move(*tree), l->diags);
+        phase = "parse (edited part)";
+    } else {
+        l->parsed = config::parse(files, l->sources, l->diags);
+    }
     l->files = std::move(files);
     model::Config& cfg = l->parsed.config;
     if (o.state_dir) cfg.state_dir = *o.state_dir;
@@ -20,7 +42,7 @@ std::unique_ptr<Loaded> load(const LoadOptions& o, const std::function<void(cons
         cfg.hosts_file = *o.files_root + cfg.hosts_file;
         cfg.http_routes_dir = *o.files_root + cfg.http_routes_dir;
     }
-    l->timings.lap("parse");
+    l->timings.lap(phase);
     if (l->diags.has_errors()) return l;
     merge_published_keys(l->parsed, l->diags, o.keys_only_from.has_value());
     if (parsed && !l->diags.has_errors()) parsed(cfg);

@@ -41,7 +41,10 @@ struct Loaded {
 
 // Returns the result even on errors; check fleet != nullptr. `parsed`, when given, is called once
 // the file has parsed without errors, before validation (a command starts reading the live state
-// there).
-std::unique_ptr<Loaded> load(const LoadOptions& o, const std::function<void(const model::Config&)>& parsed = {});
+// there). `previous`, when given, is a load of the same options that passed (the configuration in
+// force under `watch`): when the file alone changed, and only within a few entries, those are
+// parsed again and the rest of its tree reused (config/reparse.hpp); validation is always whole.
+std::unique_ptr<Loaded> load(const LoadOptions& o, const std::function<void(const model::Config&)>& parsed = {},
+                             const Loaded* previous = nullptr);
 
 }  // namespace wgf::apply

@@ -48,7 +48,7 @@ size_t peer_count(const model::HostState& hs) {
 class NodeReconcile : public apply::Reconcile {
 public:
     NodeReconcile(const Globals& g, spdlog::logger& log, apply::Report& report, apply::LiveCache& verified,
-                  std::optional<system::KeptRecord>& kept, std::unique_ptr<Loaded> loaded, std::string node)
+                  std::optional<system::KeptRecord>& kept, std::shared_ptr<const Loaded> loaded, std::string node)
         : g_(g),
           log_(log),
           report_(report),
@@ -106,7 +106,7 @@ private:
     spdlog::logger& log_;
     apply::Report& report_;
     apply::LiveCache& verified_;
-    std::unique_ptr<Loaded> loaded_;
+    std::shared_ptr<const Loaded> loaded_;
     std::string node_;
     Machine machine_;
 };
@@ -134,9 +134,11 @@ private:
     apply::Report& report_;
     apply::LiveCache verified_;               // the devices as the last verified run left them, across reloads
     std::optional<system::KeptRecord> kept_;  // the ownership record as the last run read or wrote it
+    // The configuration in force: an edit of the file is parsed by its edited part against it.
+    std::shared_ptr<const Loaded> in_force_;
 
     std::variant<std::unique_ptr<apply::Reconcile>, apply::LoadFailure> load_checked(const char* reason) {
-        auto l = apply::load(load_options(g_));
+        std::shared_ptr<const Loaded> l = apply::load(load_options(g_), {}, in_force_.get());
         if (!l->fleet) {
             log_.error("{}", config::render_all(l->diags, l->sources));
             return apply::LoadFailure{.message = fmt::format("{}: invalid ({})", g_.config, reason),
@@ -149,7 +151,8 @@ private:
         std::string timings = l->timings.str();
         // Everything that can fail comes first (the machine included), so a failure leaves the
         // configuration in force whole.
-        auto r = std::make_unique<NodeReconcile>(g_, log_, report_, verified_, kept_, std::move(l), std::move(node));
+        auto r = std::make_unique<NodeReconcile>(g_, log_, report_, verified_, kept_, l, std::move(node));
+        in_force_ = std::move(l);
         log_.info("loaded {} ({})", g_.config, reason);
         log_.debug("timing: {}", timings);
         return r;

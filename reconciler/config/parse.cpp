@@ -644,6 +644,11 @@ Parsed parse(const std::vector<SourceFile>& files, Sources& sources, Diagnostics
         else merge_into(out.tree, std::move(doc), sources, diags);
         first = false;
     }
+    return parse_tree(std::move(out.tree), diags);
+}
+
+Parsed parse_tree(Node tree, Diagnostics& diags) {
+    Parsed out{.config = {}, .tree = std::move(tree)};
     Walker w(diags);
     parse_top(w, out.tree, out.config);
     return out;

@@ -25,6 +25,9 @@ struct Parsed {
 // Diagnostics are appended to `diags`; on errors the returned config is partial.
 Parsed parse(const std::vector<SourceFile>& files, Sources& sources, Diagnostics& diags);
 
+// The typed configuration of a tree (parsed and merged): the second half of parse().
+Parsed parse_tree(Node tree, Diagnostics& diags);
+
 // Convenience for one document.
 Parsed parse_text(std::string_view text, std::string_view file_name, Sources& sources, Diagnostics& diags);
 

@@ -17,8 +17,6 @@ constexpr std::string_view kUtf8Bom = "\xef\xbb\xbf";
 size_t count_code_points(std::string_view s) {
     return static_cast<size_t>(std::count_if(s.begin(), s.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xc0) != 0x80; }));
 }
-// Everything above this layer walks the tree recursively; keep it shallow.
-constexpr unsigned kMaxDepth = 200;
 
 constexpr std::string_view kStrTag = "tag:yaml.org,2002:str";
 constexpr std::string_view kNullTag = "tag:yaml.org,2002:null";
@@ -34,7 +32,8 @@ public:
         text_ = text;
         yaml_parser_initialize(&parser_);
         yaml_parser_set_encoding(&parser_, YAML_UTF8_ENCODING);
-        yaml_parser_set_input_string(&parser_, reinterpret_cast<const unsigned char*>(text.data()), text.size());
+        // libyaml refuses a null pointer, which an empty string_view may hold.
+        yaml_parser_set_input_string(&parser_, reinterpret_cast<const unsigned char*>(text.empty() ? "" : text.data()), text.size());
     }
     ~Builder() { yaml_parser_delete(&parser_); }
     Builder(const Builder&) = delete;
@@ -238,8 +237,8 @@ private:
     }
 
     void open(const yaml_event_t& ev, Node::Kind kind, const unsigned char* anchor, const unsigned char* tag) {
-        if (stack_.size() >= kMaxDepth) {
-            diags_.error(loc(ev.start_mark), path(), fmt::format("nested deeper than {} levels", kMaxDepth));
+        if (stack_.size() >= kMaxYamlDepth) {
+            diags_.error(loc(ev.start_mark), path(), fmt::format("nested deeper than {} levels", kMaxYamlDepth));
             stop_ = true;
             return;
         }

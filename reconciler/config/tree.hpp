@@ -28,12 +28,16 @@ struct Node {
     bool is_scalar() const { return kind == Kind::scalar; }
     bool is_null() const { return kind == Kind::null; }
     const Entry* find(std::string_view key) const;
+    // Everything, locations included: the same text parses to equal trees.
+    bool operator==(const Node&) const = default;
 };
 
 struct Entry {
     std::string key;
     Loc key_loc;
     Node value;
+
+    bool operator==(const Entry&) const = default;
 };
 
 const char* kind_name(const Node& n);
@@ -44,6 +48,8 @@ const char* kind_name(const Node& n);
 // 100,000-peer fleet (tests/bench/gen_fleet.py) holds about 800,000 values and 10 MiB of text.
 inline constexpr size_t kMaxYamlNodes = 3'000'000;
 inline constexpr size_t kMaxYamlScalarBytes = 128u << 20;
+// Everything above this layer walks the tree recursively; keep it shallow.
+inline constexpr unsigned kMaxYamlDepth = 200;
 
 // Parses one YAML document. On a syntax error reports it and returns a null node.
 Node parse_yaml(std::string_view text, uint32_t file, Diagnostics& diags);

@@ -51,7 +51,7 @@ write_fleet() {
 write_fleet 1
 cp "$cfg" "$tmp/good.yaml"
 
-ip netns exec "$ns" "$bin" -c "$cfg" --node n1 --state-dir "$tmp/state" \
+ip netns exec "$ns" "$bin" -v -c "$cfg" --node n1 --state-dir "$tmp/state" \
   watch --interval 1 >"$tmp/watch.log" 2>&1 &
 watch_pid=$!
 check "watch applies the first configuration (1 peer)" eventually has_peers 1
@@ -86,6 +86,9 @@ rm -rf "$cfg"
 write_fleet 2
 check "a good edit afterwards is applied (2 peers)" eventually has_peers 2
 check "watch logged the reload" log_has "loaded $cfg (file changed)"
+# The good edit adds a peer to the configuration in force: only its lines are parsed again
+# (config/reparse.hpp; -v logs the phase).
+check "the good edit was parsed by its edited part" log_has "parse (edited part)"
 check "watch is still running at the end" kill -0 "$watch_pid"
 kill "$watch_pid"; wait "$watch_pid" 2>/dev/null; watch_pid=
 check "watch exited cleanly on SIGTERM" log_has "exiting on"
