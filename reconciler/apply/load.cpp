@@ -1,5 +1,7 @@
 #include "apply/load.hpp"
 
+#include <utility>
+
 #include "apply/published_keys.hpp"
 #include "config/reparse.hpp"
 #include "plan/validate.hpp"
@@ -8,18 +10,22 @@ namespace wgf::apply {
 
 namespace {
 
-// The tree of `files` from the previous load's, when only the main file changed and the change
-// can be parsed by its part.
-std::optional<config::Node> reparsed(const Loaded* previous, const std::vector<config::SourceFile>& files) {
-    if (!previous || !previous->fleet || previous->files.size() != 1 || files.size() != 1) return std::nullopt;
+// The tree of `files`, made from the previous load's when only the main file changed and the
+// change can be parsed by its part. The previous load gives up its tree for it (nothing reads a
+// loaded configuration's tree after its load): it is left with none, and an edit after it is
+// parsed whole.
+std::optional<config::Node> reparsed(Loaded* previous, const std::vector<config::SourceFile>& files) {
+    if (!previous || !previous->fleet || !previous->parsed.tree.is_map() || previous->files.size() != 1 || files.size() != 1)
+        return std::nullopt;
     const config::SourceFile& was = previous->files.front();
     if (was.name != files.front().name) return std::nullopt;
-    return config::reparse_edit(previous->parsed.tree, was.text, files.front().text, 0);
+    if (!config::reparse_edit(previous->parsed.tree, was.text, files.front().text, 0)) return std::nullopt;
+    return std::exchange(previous->parsed.tree, config::Node{});
 }
 
 }  // namespace
 
-std::unique_ptr<Loaded> load(const LoadOptions& o, const std::function<void(const model::Config&)>& parsed, const Loaded* previous) {
+std::unique_ptr<Loaded> load(const LoadOptions& o, const std::function<void(const model::Config&)>& parsed, Loaded* previous) {
     auto l = std::make_unique<Loaded>();
     l->timings.restart();
     std::string dropins = o.dropin_dir ? *o.dropin_dir : config::default_dropin_dir(o.config);

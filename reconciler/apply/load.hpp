@@ -43,8 +43,9 @@ struct Loaded {
 // the file has parsed without errors, before validation (a command starts reading the live state
 // there). `previous`, when given, is a load of the same options that passed (the configuration in
 // force under `watch`): when the file alone changed, and only within a few entries, those are
-// parsed again and the rest of its tree reused (config/reparse.hpp); validation is always whole.
+// parsed again and the rest of its tree is taken over (config/reparse.hpp), leaving `previous`
+// without a tree; validation is always whole.
 std::unique_ptr<Loaded> load(const LoadOptions& o, const std::function<void(const model::Config&)>& parsed = {},
-                             const Loaded* previous = nullptr);
+                             Loaded* previous = nullptr);
 
 }  // namespace wgf::apply

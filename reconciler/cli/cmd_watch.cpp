@@ -135,10 +135,10 @@ private:
     apply::LiveCache verified_;               // the devices as the last verified run left them, across reloads
     std::optional<system::KeptRecord> kept_;  // the ownership record as the last run read or wrote it
     // The configuration in force: an edit of the file is parsed by its edited part against it.
-    std::shared_ptr<const Loaded> in_force_;
+    std::shared_ptr<Loaded> in_force_;
 
     std::variant<std::unique_ptr<apply::Reconcile>, apply::LoadFailure> load_checked(const char* reason) {
-        std::shared_ptr<const Loaded> l = apply::load(load_options(g_), {}, in_force_.get());
+        std::shared_ptr<Loaded> l = apply::load(load_options(g_), {}, in_force_.get());
         if (!l->fleet) {
             log_.error("{}", config::render_all(l->diags, l->sources));
             return apply::LoadFailure{.message = fmt::format("{}: invalid ({})", g_.config, reason),

@@ -28,9 +28,11 @@ Lines split_lines(std::string_view t) {
 // text are not counted in '\n' lines and bytes, so it is parsed whole.
 bool lf_lines_only(std::string_view t) {
     if (t.starts_with("\xef\xbb\xbf")) return false;
-    if (t.find('\r') != std::string_view::npos) return false;
-    for (size_t i = t.find_first_of("\xc2\xe2"); i != std::string_view::npos; i = t.find_first_of("\xc2\xe2", i + 1)) {
-        std::string_view rest = t.substr(i);
+    const auto* p = reinterpret_cast<const unsigned char*>(t.data());
+    for (size_t i = 0; i < t.size(); ++i) {
+        if (p[i] == '\r') return false;
+        if (p[i] < 0xc2 || p[i] > 0xe2) continue;
+        const std::string_view rest = t.substr(i);
         if (rest.starts_with("\xc2\x85") || rest.starts_with("\xe2\x80\xa8") || rest.starts_with("\xe2\x80\xa9")) return false;
     }
     return true;
@@ -183,45 +185,45 @@ bool self_contained(const Lines& lines, uint32_t indent_of_keys) {
     return true;
 }
 
-std::optional<Node> try_candidate(const Candidate& c, const Node& old_tree, const Lines& old, const Lines& now, size_t new_size,
-                                  uint32_t file) {
+// Edits `tree` when candidate `c` can take the edit; leaves it as it was when not.
+bool try_candidate(const Candidate& c, Node& tree, const Lines& old, const Lines& now, size_t new_size, uint32_t file) {
     const int64_t delta = static_cast<int64_t>(now.size()) - static_cast<int64_t>(old.size());
     const int64_t new_end = c.end + delta;  // the candidate's last line in the new text
-    if (new_end > static_cast<int64_t>(now.size()) || new_end + 1 < c.begin) return std::nullopt;
+    if (new_end > static_cast<int64_t>(now.size()) || new_end + 1 < c.begin) return false;
     const Lines old_part(old.begin() + (c.begin - 1), old.begin() + c.end);
     const Lines new_part(now.begin() + (c.begin - 1), now.begin() + new_end);
-    if (!self_contained(old_part, c.indent) || !self_contained(new_part, c.indent)) return std::nullopt;
+    if (!self_contained(old_part, c.indent) || !self_contained(new_part, c.indent)) return false;
     const std::string_view text = new_part.empty()
                                       ? std::string_view{}
                                       : std::string_view(
                                             new_part.front().data(),
                                             static_cast<size_t>(new_part.back().data() + new_part.back().size() - new_part.front().data()));
-    if (text.size() > new_size / 4 && text.size() > 4096) return std::nullopt;
+    if (text.size() > new_size / 4 && text.size() > 4096) return false;
 
     Diagnostics d;
     Node part = parse_yaml(text, file, d);
-    if (d.errors() || d.warnings()) return std::nullopt;
+    if (d.errors() || d.warnings()) return false;
     if (part.is_null()) {
         // Only blank and comment lines: the entries are gone. A mapping left empty would be a
         // null in the document, not an empty map.
-        if (!std::all_of(new_part.begin(), new_part.end(), blank_or_comment)) return std::nullopt;
-        if (c.last - c.first + 1 == c.map->map.size()) return std::nullopt;
-        if (points_into(old_tree, c)) return std::nullopt;
+        if (!std::all_of(new_part.begin(), new_part.end(), blank_or_comment)) return false;
+        if (c.last - c.first + 1 == c.map->map.size()) return false;
+        if (points_into(tree, c)) return false;
     } else {
-        if (!part.is_map() || part.loc != Loc{.file = file, .line = 1, .col = c.indent + 1}) return std::nullopt;
+        if (!part.is_map() || part.loc != Loc{.file = file, .line = 1, .col = c.indent + 1}) return false;
         for (const auto& e : part.map)
-            if (e.key_loc.col != c.indent + 1) return std::nullopt;
+            if (e.key_loc.col != c.indent + 1) return false;
         // A value with nothing after it is placed at the next token, which lies beyond the part.
-        if (last_line(part) > new_part.size()) return std::nullopt;
+        if (last_line(part) > new_part.size()) return false;
         std::unordered_set<std::string_view> keys;
         for (const auto& e : part.map) keys.insert(e.key);
         for (size_t k = 0; k < c.map->map.size(); ++k)
-            if ((k < c.first || k > c.last) && keys.count(c.map->map[k].key)) return std::nullopt;
-        if (c.path.size() + 1 + height(part) + 2 >= kMaxYamlDepth) return std::nullopt;
+            if ((k < c.first || k > c.last) && keys.count(c.map->map[k].key)) return false;
+        if (c.path.size() + 1 + height(part) + 2 >= kMaxYamlDepth) return false;
     }
 
     Size total, gone, added;
-    count(old_tree, total);
+    count(tree, total);
     for (size_t k = c.first; k <= c.last; ++k) {
         ++gone.nodes;
         gone.bytes += c.map->map[k].key.size();
@@ -232,28 +234,27 @@ std::optional<Node> try_candidate(const Candidate& c, const Node& old_tree, cons
         --added.nodes;  // the part's own mapping
     }
     if (total.nodes - gone.nodes + added.nodes > kMaxYamlNodes || total.bytes - gone.bytes + added.bytes > kMaxYamlScalarBytes)
-        return std::nullopt;
+        return false;
 
-    Node out = old_tree;
-    if (delta != 0) shift(out, c.end, delta);
+    if (delta != 0) shift(tree, c.end, delta);
     if (part.is_map()) shift(part, 0, c.begin - 1);
-    Node* m = &out;
+    Node* m = &tree;
     for (size_t k : c.path) m = &m->map[k].value;
     auto at = m->map.erase(m->map.begin() + static_cast<std::ptrdiff_t>(c.first), m->map.begin() + static_cast<std::ptrdiff_t>(c.last + 1));
     m->map.insert(at, std::make_move_iterator(part.map.begin()), std::make_move_iterator(part.map.end()));
     if (!m->map.empty()) m->loc = m->map.front().key_loc;
-    return out;
+    return true;
 }
 
 }  // namespace
 
-std::optional<Node> reparse_edit(const Node& old_tree, std::string_view old_text, std::string_view new_text, uint32_t file) {
-    if (!lf_lines_only(old_text) || !lf_lines_only(new_text)) return std::nullopt;
+bool reparse_edit(Node& tree, std::string_view old_text, std::string_view new_text, uint32_t file) {
+    if (!lf_lines_only(old_text) || !lf_lines_only(new_text)) return false;
     const Lines old = split_lines(old_text);
     const Lines now = split_lines(new_text);
     size_t same_head = 0;
     while (same_head < old.size() && same_head < now.size() && old[same_head] == now[same_head]) ++same_head;
-    if (same_head == old.size() && same_head == now.size()) return old_tree;
+    if (same_head == old.size() && same_head == now.size()) return true;
     size_t same_tail = 0;
     while (same_tail < old.size() - same_head && same_tail < now.size() - same_head &&
            old[old.size() - 1 - same_tail] == now[now.size() - 1 - same_tail])
@@ -262,13 +263,13 @@ std::optional<Node> reparse_edit(const Node& old_tree, std::string_view old_text
     auto lo = static_cast<uint32_t>(same_head + 1);
     auto hi = static_cast<uint32_t>(old.size() - same_tail);
     if (hi < lo) {
-        if (same_head == 0) return std::nullopt;
+        if (same_head == 0) return false;
         lo = hi = static_cast<uint32_t>(same_head);  // the line the new ones follow
     }
-    auto candidates = enclosing(old_tree, old, lo, hi);
+    const auto candidates = enclosing(tree, old, lo, hi);
     for (auto c = candidates.rbegin(); c != candidates.rend(); ++c)
-        if (auto tree = try_candidate(*c, old_tree, old, now, new_text.size(), file)) return tree;
-    return std::nullopt;
+        if (try_candidate(*c, tree, old, now, new_text.size(), file)) return true;
+    return false;
 }
 
 }  // namespace wgf::config
