@@ -75,7 +75,8 @@ std::vector<Candidate> enclosing(const Node& root, const Lines& old, uint32_t lo
     const Node* m = &root;
     auto span_end = static_cast<uint32_t>(old.size());  // last line of the mapping's span
     std::vector<size_t> path;
-    while (m->is_map() && !m->map.empty() && starts_line(old, m->loc)) {
+    // A block mapping is placed at its first key, a flow mapping at its brace.
+    while (m->is_map() && !m->map.empty() && m->map.front().key_loc == m->loc && starts_line(old, m->loc)) {
         const auto& entries = m->map;
         for (size_t k = 0; k < entries.size(); ++k)
             if (!starts_line(old, entries[k].key_loc) || entries[k].key_loc.col != m->loc.col ||

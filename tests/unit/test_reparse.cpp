@@ -147,6 +147,53 @@ std::string generated_fleet(int peers) {
     return out;
 }
 
+// YAML in many styles at once, for random edits to land in: flow collections lined up like block
+// ones, lists of maps, quoted keys, multi-line plain and quoted scalars, block scalars, comments at
+// odd indentation, nulls, anchors and aliases.
+const std::string kStyles = R"(top:
+  flow:
+    {
+    a: 1,
+    b: [x,
+    y],
+    c: {d: 2}
+    }
+  list:
+  - name: one
+    value: 1
+  -   name: two
+      value: 2
+  - [3, 4]
+  "quoted key": 'single'
+  'other': "double
+    continued"
+  plain: a plain scalar
+    that goes on
+# a comment at column one
+  empty:
+  tilde: ~
+  block: |
+    text
+      more
+
+  folded: >-
+    folded
+    text
+  anchored: &anc
+    k: v
+  alias: *anc
+  nested:
+    deeper:
+      deepest: 1
+      # indented comment
+      sibling: 2
+    seq:
+      - 1
+      - - 2
+        - 3
+last: 1
+)";
+
 const std::vector<std::string> kValues = {"1",
                                           "x",
                                           "fd00::/64",
@@ -359,6 +406,10 @@ TEST_CASE("reparse: edits whose part cannot stand alone are left to the whole pa
     for (int i = 0; i < 2000; ++i) flow += fmt::format("  k{}: {{a: 1}},\n", i);
     flow += "  mtu: 1420}}\n";
     CHECK_FALSE(taken(flow, replaced(flow, "mtu: 1420", "mtu: 1400")));
+    // A flow mapping written one key per line, its keys lined up under its brace: in flow context
+    // "x,y" is two keys, in a block one scalar. Taken only as the whole entry around it.
+    const std::string lined_up = "a:\n  {\n  b: 1,\n  c: 2\n  }\nd: 1\n";
+    CHECK(taken(lined_up, replaced(lined_up, "b: 1,", "b: x,y,")));
     // The same edits in a small file are taken by the mapping around them, which is small.
     CHECK(taken(kFleet, replaced(kFleet, "        routes: [10.0.1.0/24]\n", "        routes: [10.0.1.0/24]\n    mtu: 1400\n")));
     // Every setting of a peer deleted: the peer's value becomes a null, its mapping is gone.
@@ -388,6 +439,12 @@ TEST_CASE("reparse: random edits of the examples, invalid examples, fuzz seeds a
     auto [t, e] = random_edits(generated_fleet(300), 99, 400, 25);
     n_taken += t;
     n_edits += e;
+    for (unsigned k = 0; k < 4; ++k) {
+        auto [st, se] = random_edits(kStyles, 500 + k, 300, 0);
+        REQUIRE(se > 0);
+        n_taken += st;
+        n_edits += se;
+    }
     INFO(n_taken << " of " << n_edits << " edits of " << used << " files were parsed by their part");
     CHECK(used >= 25);
     // The comparison above is the test; this makes sure it compared many incremental trees.
