@@ -151,14 +151,16 @@ AddressPlan plan_addresses(const model::Config& cfg) {
 std::optional<IpAddr> primary_address(const model::Fleet& f, const FleetPlan& fp, const std::string& node) {
     auto it = fp.nodes.find(node);
     if (it == fp.nodes.end()) return std::nullopt;
-    return primary_address(f, fp, node, it->second);
+    auto pm = f.peers.find(node);
+    return primary_address(f, fp, node, it->second, pm == f.peers.end() ? nullptr : &pm->second);
 }
 
-std::optional<IpAddr> primary_address(const model::Fleet& f, const FleetPlan& fp, const std::string& node, const NodeAddrs& addrs) {
+std::optional<IpAddr> primary_address(const model::Fleet& f, const FleetPlan& fp, const std::string& node, const NodeAddrs& addrs,
+                                      const model::Member* peer) {
     if (addrs.addresses.empty()) return std::nullopt;
     if (addrs.role != Role::peer || f.style == model::FleetStyle::subnet) return addrs.addresses.front().addr;
-    auto pm = f.peers.find(node);
-    auto dc = designated_controller(f, pm->second);
+    if (!peer) return std::nullopt;  // the plan makes a peer only of a member of f.peers
+    auto dc = designated_controller(f, *peer);
     if (!dc) return std::nullopt;
     auto net = fp.nets.find(*dc);
     if (net == fp.nets.end()) return std::nullopt;

@@ -54,8 +54,10 @@ FleetPlan plan_fleet(const std::string& name, const model::Fleet& fleet);
 // The address other nodes use to reach `node` in a fleet (hosts file, forwards, HTTP routes):
 // a controller's ::1, a peer's address in its designated controller's subnet, the server's ip6.
 std::optional<IpAddr> primary_address(const model::Fleet& fleet, const FleetPlan& fp, const std::string& node);
-// The same, given the node's entry in fp.nodes (no lookup when walking fp.nodes).
-std::optional<IpAddr> primary_address(const model::Fleet& fleet, const FleetPlan& fp, const std::string& node, const NodeAddrs& addrs);
+// The same, given the node's entry in fp.nodes and its entry in fleet.peers (nullptr when it has
+// none): no lookup when walking fp.nodes and fleet.peers in step.
+std::optional<IpAddr> primary_address(const model::Fleet& fleet, const FleetPlan& fp, const std::string& node, const NodeAddrs& addrs,
+                                      const model::Member* peer);
 // The designated controller of a peer: its controller:, or the only controller.
 std::optional<std::string> designated_controller(const model::Fleet& fleet, const model::Member& peer);
 // The controller a peer's IPv4 address and routes are reached through in a hub: its designated

@@ -33,23 +33,57 @@ public:
         labels.fleet = name_;
         labels.private_key_file = private_key_path(fw_.cfg, name_);
         if (auto it = fp_.nodes.find(node_); it != fp_.nodes.end()) w.addresses = model::AddressSet(it->second.addresses);
-        if (f_.style == FleetStyle::clan) clan_peers(w, role);
-        else subnet_peers(w, role);
+        if (f_.style == FleetStyle::clan) clan_peers(role);
+        else subnet_peers(role);
+        insert_peers(w);
         return w;
     }
 
 private:
-    void add(WgInterface& w, const std::string& name, const std::optional<model::Key>& key, const std::optional<model::Endpoint>& ep,
+    struct Added {
+        WgPeer peer;
+        const std::string* name;  // lives in the config
+    };
+
+    void add(const std::string& name, const std::optional<model::Key>& key, const std::optional<model::Endpoint>& ep,
              std::vector<Prefix> allowed) {
         if (!key) {
             labels_->pending.push_back(name);
             return;
         }
-        w.peers.emplace(*key, WgPeer{.public_key = *key,
-                                     .endpoint = ep ? std::optional(ep->with_default_port(f_.port)) : std::nullopt,
-                                     .allowed_ips = model::PrefixSet(std::move(allowed)),
-                                     .keepalive = f_.keepalive});
-        labels_->peer_names.emplace(*key, name);
+        added_.push_back({.peer = WgPeer{.public_key = *key,
+                                         .endpoint = ep ? std::optional(ep->with_default_port(f_.port)) : std::nullopt,
+                                         .allowed_ips = model::PrefixSet(std::move(allowed)),
+                                         .keepalive = f_.keepalive},
+                          .name = &name});
+    }
+
+    // Keys follow no order the members come in, and inserting n of them one by one into a map
+    // costs n searches of the tree; sorted first, each is appended at the end. Among members
+    // sharing a key the one added first keeps it, as one emplace after another would.
+    void insert_peers(WgInterface& w) {
+        // Keys order as their bytes do: the first eight as a big-endian number decide almost
+        // every comparison without a call to memcmp.
+        auto head = [](const model::Key& k) {
+            uint64_t v = 0;
+            for (int i = 0; i < 8; ++i) v = (v << 8) | k.bytes[static_cast<size_t>(i)];
+            return v;
+        };
+        std::vector<std::pair<uint64_t, size_t>> order;  // (head of the key, index in added_)
+        order.reserve(added_.size());
+        for (size_t i = 0; i < added_.size(); ++i) order.emplace_back(head(added_[i].peer.public_key), i);
+        std::sort(order.begin(), order.end(), [&](const auto& a, const auto& b) {
+            if (a.first != b.first) return a.first < b.first;
+            const model::Key &ka = added_[a.second].peer.public_key, &kb = added_[b.second].peer.public_key;
+            return ka != kb ? ka < kb : a.second < b.second;
+        });
+        for (const auto& [h, i] : order) {
+            Added& a = added_[i];
+            const model::Key key = a.peer.public_key;
+            w.peers.emplace_hint(w.peers.end(), key, std::move(a.peer));
+            labels_->peer_names.emplace_hint(labels_->peer_names.end(), key, *a.name);
+        }
+        added_.clear();
     }
 
     void add_ipv4(std::vector<Prefix>& v, const std::string& member) const {
@@ -85,7 +119,7 @@ private:
     // peer stay on every controller's entry for it (its answers to a peer's address in /56 X
     // go through X); IPv6 routes of a controller stay on that controller's entry everywhere.
     // In a mesh every pair is direct and nothing is relayed.
-    void clan_peers(WgInterface& w, Role role) {
+    void clan_peers(Role role) {
         bool hub = f_.topology == model::Topology::hub;
         if (role == Role::controller) {
             for (const auto& [c, m] : f_.controllers) {
@@ -95,7 +129,7 @@ private:
                 allowed.insert(allowed.end(), m.routes.begin(), m.routes.end());
                 if (hub)
                     if (const auto* h = homed_at(c)) allowed.insert(allowed.end(), h->begin(), h->end());
-                add(w, c, m.public_key, m.endpoint, std::move(allowed));
+                add(c, m.public_key, m.endpoint, std::move(allowed));
             }
             // The plan gives every peer a suffix, so the two maps walk in step.
             auto suffix = fp_.suffixes.begin();
@@ -109,7 +143,7 @@ private:
                 if (home) add_ipv4(allowed, p);
                 for (const auto& r : m.routes)
                     if (home || r.addr.is_v6()) allowed.push_back(r);
-                add(w, p, m.public_key, m.endpoint, std::move(allowed));
+                add(p, m.public_key, m.endpoint, std::move(allowed));
             }
             return;
         }
@@ -136,9 +170,9 @@ private:
                 add_ipv4(allowed, c);
                 allowed.insert(allowed.end(), m.routes.begin(), m.routes.end());
             }
-            add(w, c, m.public_key, m.endpoint, std::move(allowed));
+            add(c, m.public_key, m.endpoint, std::move(allowed));
         }
-        if (!hub) mesh_peers(w);
+        if (!hub) mesh_peers();
     }
 
     std::string home_of(const Member& peer) const { return home_controller(f_, peer); }
@@ -150,13 +184,13 @@ private:
         return c == f->second.end() ? nullptr : &c->second;
     }
 
-    void subnet_peers(WgInterface& w, Role role) {
+    void subnet_peers(Role role) {
         if (role == Role::server) {
             for (const auto& [p, m] : f_.peers) {
                 if (p == f_.server) continue;
                 auto allowed = peer_addresses_128(p);
                 allowed.insert(allowed.end(), m.routes.begin(), m.routes.end());
-                add(w, p, m.public_key, m.endpoint, std::move(allowed));
+                add(p, m.public_key, m.endpoint, std::move(allowed));
             }
             return;
         }
@@ -169,16 +203,16 @@ private:
         }
         std::optional<model::Endpoint> ep;
         if (f_.external_ip) ep = model::Endpoint{*f_.external_ip, f_.port};
-        add(w, f_.server, f_.server_public_key, ep, std::move(allowed));
-        if (mesh) mesh_peers(w);
+        add(f_.server, f_.server_public_key, ep, std::move(allowed));
+        if (mesh) mesh_peers();
     }
 
-    void mesh_peers(WgInterface& w) {
+    void mesh_peers() {
         for (const auto& [p, m] : f_.peers) {
             if (p == node_ || f_.controllers.count(p)) continue;
             auto allowed = peer_addresses_128(p);
             allowed.insert(allowed.end(), m.routes.begin(), m.routes.end());
-            add(w, p, m.public_key, m.endpoint, std::move(allowed));
+            add(p, m.public_key, m.endpoint, std::move(allowed));
         }
     }
 
@@ -188,6 +222,7 @@ private:
     const FleetPlan& fp_;
     const std::string& node_;
     model::InterfaceLabels* labels_ = nullptr;
+    std::vector<Added> added_;  // peers with a key, in the order they were added
 };
 
 WgInterface render_interface(const Fleetwide& fw, const std::string& fleet, const std::string& node, model::InterfaceLabels& labels) {
@@ -396,8 +431,14 @@ std::vector<HostsEntry> render_hosts_entries(const Fleetwide& fw, const std::str
         const FleetPlan& fp = fw.plan.fleets.at(fleet);
         std::string tail = "." + fleet + (fw.cfg.domain ? "." + *fw.cfg.domain : "");
         out.reserve(out.size() + fp.nodes.size());
-        for (const auto& [n, na] : fp.nodes)
-            if (auto a = primary_address(f, fp, n, na)) out.push_back({*a, n + tail});
+        // fp.nodes holds the peers and the controllers (or the server), f.peers the peers: both
+        // in name order, so the walk finds each peer's entry in step.
+        auto peer = f.peers.begin();
+        for (const auto& [n, na] : fp.nodes) {
+            while (peer != f.peers.end() && peer->first < n) ++peer;
+            const Member* m = peer != f.peers.end() && peer->first == n ? &peer->second : nullptr;
+            if (auto a = primary_address(f, fp, n, na, m)) out.push_back({*a, n + tail});
+        }
     };
     if (node.empty()) {
         for (const auto& [name, f] : fw.cfg.fleets) add_fleet(name);
