@@ -58,16 +58,27 @@ IpAddr with_suffix(const IpAddr& net, uint64_t suffix) {
     return a;
 }
 
-std::optional<std::string> designated_controller(const model::Fleet& fleet, const model::Member& peer) {
-    if (peer.controller) return peer.controller;
-    if (fleet.controllers.size() == 1) return fleet.controllers.begin()->first;
-    return std::nullopt;
+namespace {
+
+// designated_controller() without a copy of the name, for the loops over every peer.
+const std::string* designated(const model::Fleet& fleet, const model::Member& peer) {
+    if (peer.controller) return &*peer.controller;
+    if (fleet.controllers.size() == 1) return &fleet.controllers.begin()->first;
+    return nullptr;
 }
 
-std::string home_controller(const model::Fleet& fleet, const model::Member& peer) {
-    auto d = designated_controller(fleet, peer);
+}  // namespace
+
+std::optional<std::string> designated_controller(const model::Fleet& fleet, const model::Member& peer) {
+    const std::string* d = designated(fleet, peer);
+    return d ? std::optional(*d) : std::nullopt;
+}
+
+const std::string& home_controller(const model::Fleet& fleet, const model::Member& peer) {
+    static const std::string none;
+    const std::string* d = designated(fleet, peer);
     if (d && fleet.controllers.count(*d)) return *d;
-    return fleet.controllers.empty() ? std::string() : fleet.controllers.begin()->first;
+    return fleet.controllers.empty() ? none : fleet.controllers.begin()->first;
 }
 
 FleetPlan plan_fleet(const std::string& name, const model::Fleet& f) {
@@ -160,7 +171,7 @@ std::optional<IpAddr> primary_address(const model::Fleet& f, const FleetPlan& fp
     if (addrs.addresses.empty()) return std::nullopt;
     if (addrs.role != Role::peer || f.style == model::FleetStyle::subnet) return addrs.addresses.front().addr;
     if (!peer) return std::nullopt;  // the plan makes a peer only of a member of f.peers
-    auto dc = designated_controller(f, *peer);
+    const std::string* dc = designated(f, *peer);
     if (!dc) return std::nullopt;
     auto net = fp.nets.find(*dc);
     if (net == fp.nets.end()) return std::nullopt;

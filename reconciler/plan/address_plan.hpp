@@ -64,6 +64,6 @@ std::optional<std::string> designated_controller(const model::Fleet& fleet, cons
 // one, else the first (validate() rejects a peer without controller: among several, and one
 // naming an unknown controller; rendering still needs every node to pick the same one).
 // Empty when the fleet has no controller.
-std::string home_controller(const model::Fleet& fleet, const model::Member& peer);
+const std::string& home_controller(const model::Fleet& fleet, const model::Member& peer);
 
 }  // namespace wgf::plan

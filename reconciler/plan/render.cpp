@@ -33,6 +33,7 @@ public:
         labels.fleet = name_;
         labels.private_key_file = private_key_path(fw_.cfg, name_);
         if (auto it = fp_.nodes.find(node_); it != fp_.nodes.end()) w.addresses = model::AddressSet(it->second.addresses);
+        added_.reserve(f_.controllers.size() + f_.peers.size() + 1);  // and a subnet fleet's server
         if (f_.style == FleetStyle::clan) clan_peers(role);
         else subnet_peers(role);
         insert_peers(w);
@@ -42,7 +43,7 @@ public:
 private:
     struct Added {
         WgPeer peer;
-        const std::string* name;  // lives in the config
+        std::string name;  // copied while the member's entry is at hand, not later in key order
     };
 
     void add(const std::string& name, const std::optional<model::Key>& key, const std::optional<model::Endpoint>& ep,
@@ -55,7 +56,7 @@ private:
                                          .endpoint = ep ? std::optional(ep->with_default_port(f_.port)) : std::nullopt,
                                          .allowed_ips = model::PrefixSet(std::move(allowed)),
                                          .keepalive = f_.keepalive},
-                          .name = &name});
+                          .name = name});
     }
 
     // Keys follow no order the members come in, and inserting n of them one by one into a map
@@ -81,7 +82,7 @@ private:
             Added& a = added_[i];
             const model::Key key = a.peer.public_key;
             w.peers.emplace_hint(w.peers.end(), key, std::move(a.peer));
-            labels_->peer_names.emplace_hint(labels_->peer_names.end(), key, *a.name);
+            labels_->peer_names.emplace_hint(labels_->peer_names.end(), key, std::move(a.name));
         }
         added_.clear();
     }
@@ -175,7 +176,7 @@ private:
         if (!hub) mesh_peers();
     }
 
-    std::string home_of(const Member& peer) const { return home_controller(f_, peer); }
+    const std::string& home_of(const Member& peer) const { return home_controller(f_, peer); }
 
     const std::vector<Prefix>* homed_at(const std::string& controller) const {
         auto f = fw_.homed_v4.find(name_);
@@ -348,9 +349,9 @@ Forwarding render_firewall(const Fleetwide& fw, const std::string& node, const s
             // A controller relays between members: their addresses and every prefix they route.
             need.v6 = true;
             need.v4 = need.v4 || f.ipv4.has_value();
-            for (const auto* group : {&f.controllers, &f.peers})
-                for (const auto& [n, m] : *group)
-                    for (const auto& r : m.routes) need.route(r);
+            for (const auto& [n, m] : f.controllers)
+                for (const auto& r : m.routes) need.route(r);
+            for (const auto& [r, owner] : fw.peer_routes.at(mb.fleet)) need.route(r);
             rule({.id = "forward-" + mb.fleet, .kind = model::FwKind::forward, .iif = w.name, .oif = w.name});
         }
         if (const Member* me = find_member(f, node); me && !me->routes.empty()) {
