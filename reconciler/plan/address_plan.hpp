@@ -48,6 +48,15 @@ struct AddressPlan {
     std::map<std::string, FleetPlan> fleets;
 };
 
+// The entry of `key` in map `m`, or nullptr, found from `it` on (a position in m) and advancing
+// it: keys asked in ascending order find their entries in one walk of the map instead of a
+// search each, for a loop over one name-ordered map that needs the entries of another.
+template <class Map, class It>
+auto find_in_step(Map& m, It& it, const typename Map::key_type& key) -> decltype(&it->second) {
+    while (it != m.end() && it->first < key) ++it;
+    return it != m.end() && it->first == key ? &it->second : nullptr;
+}
+
 AddressPlan plan_addresses(const model::Config& cfg);
 FleetPlan plan_fleet(const std::string& name, const model::Fleet& fleet);
 

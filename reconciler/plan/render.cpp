@@ -134,6 +134,7 @@ private:
             }
             // The plan gives every peer a suffix, so the two maps walk in step.
             auto suffix = fp_.suffixes.begin();
+            auto v4 = fp_.ipv4.begin();
             for (const auto& [p, m] : f_.peers) {
                 uint64_t s = (suffix++)->second;
                 if (f_.controllers.count(p)) continue;
@@ -141,7 +142,8 @@ private:
                 allowed.reserve(fp_.nets.size() + 1 + m.routes.size());
                 for (const auto& [c, net] : fp_.nets) allowed.push_back(Prefix{with_suffix(net.addr, s), 96});
                 bool home = !hub || home_of(m) == node_;
-                if (home) add_ipv4(allowed, p);
+                if (home)
+                    if (const IpAddr* a = find_in_step(fp_.ipv4, v4, p)) allowed.push_back(host_prefix(*a));
                 for (const auto& r : m.routes)
                     if (home || r.addr.is_v6()) allowed.push_back(r);
                 add(p, m.public_key, m.endpoint, std::move(allowed));
@@ -259,10 +261,11 @@ Fleetwide::Fleetwide(const model::Config& c) : cfg(c), plan(plan_addresses(c)), 
         if (f.style != FleetStyle::clan || f.controllers.empty()) continue;
         const FleetPlan& fp = plan.fleets.at(name);
         auto& homed = homed_v4[name];
+        auto v4 = fp.ipv4.begin();
         for (const auto& [n, m] : f.peers) {
             if (f.controllers.count(n)) continue;
             auto& hv = homed[home_controller(f, m)];
-            if (auto a = fp.ipv4.find(n); a != fp.ipv4.end()) hv.push_back(Prefix::host(a->second));
+            if (const IpAddr* a = find_in_step(fp.ipv4, v4, n)) hv.push_back(Prefix::host(*a));
             for (const auto& r : m.routes)
                 if (r.addr.is_v4()) hv.push_back(r);
         }
@@ -432,14 +435,9 @@ std::vector<HostsEntry> render_hosts_entries(const Fleetwide& fw, const std::str
         const FleetPlan& fp = fw.plan.fleets.at(fleet);
         std::string tail = "." + fleet + (fw.cfg.domain ? "." + *fw.cfg.domain : "");
         out.reserve(out.size() + fp.nodes.size());
-        // fp.nodes holds the peers and the controllers (or the server), f.peers the peers: both
-        // in name order, so the walk finds each peer's entry in step.
         auto peer = f.peers.begin();
-        for (const auto& [n, na] : fp.nodes) {
-            while (peer != f.peers.end() && peer->first < n) ++peer;
-            const Member* m = peer != f.peers.end() && peer->first == n ? &peer->second : nullptr;
-            if (auto a = primary_address(f, fp, n, na, m)) out.push_back({*a, n + tail});
-        }
+        for (const auto& [n, na] : fp.nodes)
+            if (auto a = primary_address(f, fp, n, na, find_in_step(f.peers, peer, n))) out.push_back({*a, n + tail});
     };
     if (node.empty()) {
         for (const auto& [name, f] : fw.cfg.fleets) add_fleet(name);
