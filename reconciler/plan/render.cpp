@@ -91,12 +91,19 @@ private:
         if (auto it = fp_.ipv4.find(member); it != fp_.ipv4.end()) v.push_back(host_prefix(it->second));
     }
 
-    std::vector<Prefix> peer_addresses_128(const std::string& peer) const {
+    // Positions in fp_.nodes and fp_.ipv4 of a loop over peers in name order.
+    struct InStep {
+        std::map<std::string, NodeAddrs>::const_iterator node;
+        std::map<std::string, IpAddr>::const_iterator v4;
+    };
+    InStep in_step() const { return {.node = fp_.nodes.begin(), .v4 = fp_.ipv4.begin()}; }
+
+    std::vector<Prefix> peer_addresses_128(const std::string& peer, InStep& at) const {
         std::vector<Prefix> v;
-        if (auto it = fp_.nodes.find(peer); it != fp_.nodes.end())
-            for (const auto& a : it->second.addresses)
+        if (const NodeAddrs* na = find_in_step(fp_.nodes, at.node, peer))
+            for (const auto& a : na->addresses)
                 if (a.addr.is_v6()) v.push_back(host_prefix(a.addr));
-        add_ipv4(v, peer);
+        if (const IpAddr* a = find_in_step(fp_.ipv4, at.v4, peer)) v.push_back(host_prefix(*a));
         return v;
     }
 
@@ -189,9 +196,10 @@ private:
 
     void subnet_peers(Role role) {
         if (role == Role::server) {
+            InStep at = in_step();
             for (const auto& [p, m] : f_.peers) {
                 if (p == f_.server) continue;
-                auto allowed = peer_addresses_128(p);
+                auto allowed = peer_addresses_128(p, at);
                 allowed.insert(allowed.end(), m.routes.begin(), m.routes.end());
                 add(p, m.public_key, m.endpoint, std::move(allowed));
             }
@@ -211,9 +219,10 @@ private:
     }
 
     void mesh_peers() {
+        InStep at = in_step();
         for (const auto& [p, m] : f_.peers) {
             if (p == node_ || f_.controllers.count(p)) continue;
-            auto allowed = peer_addresses_128(p);
+            auto allowed = peer_addresses_128(p, at);
             allowed.insert(allowed.end(), m.routes.begin(), m.routes.end());
             add(p, m.public_key, m.endpoint, std::move(allowed));
         }
