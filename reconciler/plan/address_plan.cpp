@@ -2,8 +2,8 @@
 
 #include <sodium.h>
 
-#include <set>
 #include <stdexcept>
+#include <unordered_set>
 
 namespace wgf::plan {
 namespace {
@@ -58,20 +58,35 @@ IpAddr with_suffix(const IpAddr& net, uint64_t suffix) {
     return a;
 }
 
-std::optional<std::string> designated_controller(const model::Fleet& fleet, const model::Member& peer) {
-    if (peer.controller) return peer.controller;
-    if (fleet.controllers.size() == 1) return fleet.controllers.begin()->first;
-    return std::nullopt;
+namespace {
+
+// designated_controller() without a copy of the name, for the loops over every peer.
+const std::string* designated(const model::Fleet& fleet, const model::Member& peer) {
+    if (peer.controller) return &*peer.controller;
+    if (fleet.controllers.size() == 1) return &fleet.controllers.begin()->first;
+    return nullptr;
 }
 
-std::string home_controller(const model::Fleet& fleet, const model::Member& peer) {
-    auto d = designated_controller(fleet, peer);
+}  // namespace
+
+std::optional<std::string> designated_controller(const model::Fleet& fleet, const model::Member& peer) {
+    const std::string* d = designated(fleet, peer);
+    return d ? std::optional(*d) : std::nullopt;
+}
+
+const std::string& home_controller(const model::Fleet& fleet, const model::Member& peer) {
+    static const std::string none;
+    const std::string* d = designated(fleet, peer);
     if (d && fleet.controllers.count(*d)) return *d;
-    return fleet.controllers.empty() ? std::string() : fleet.controllers.begin()->first;
+    return fleet.controllers.empty() ? none : fleet.controllers.begin()->first;
 }
 
 FleetPlan plan_fleet(const std::string& name, const model::Fleet& f) {
     FleetPlan fp;
+    // Each peer's name hash (in f.peers order): its suffix unless pinned, and its IPv4 slot.
+    std::vector<uint64_t> peer_hash;
+    peer_hash.reserve(f.peers.size());
+    for (const auto& [p, m] : f.peers) peer_hash.push_back(clan_suffix(p));
     if (f.style == model::FleetStyle::clan) {
         fp.prefix = clan_fleet_prefix(name);
         for (const auto& [c, m] : f.controllers) {
@@ -84,8 +99,10 @@ FleetPlan plan_fleet(const std::string& name, const model::Fleet& f) {
         // Peers come in name order, so each goes right after the one before (past any controller
         // that sorts between them): the hints make building the maps linear.
         auto node_hint = fp.nodes.begin();
+        auto hash = peer_hash.begin();
         for (const auto& [p, m] : f.peers) {
-            uint64_t s = m.suffix ? *m.suffix : clan_suffix(p);
+            uint64_t s = m.suffix ? *m.suffix : *hash;
+            ++hash;
             fp.suffixes.emplace_hint(fp.suffixes.end(), p, s);
             NodeAddrs na{Role::peer, {}};
             na.addresses.reserve(fp.nets.size() + 1);  // and an IPv4 address, if the fleet has ipv4:
@@ -97,8 +114,10 @@ FleetPlan plan_fleet(const std::string& name, const model::Fleet& f) {
         if (f.ip6) fp.nodes[f.server] = NodeAddrs{Role::server, {Prefix{*f.ip6, f.subnet->len}}};
         uint64_t mask = subnet_host_mask(f.subnet->len);
         auto node_hint = fp.nodes.begin();
+        auto hash = peer_hash.begin();
         for (const auto& [p, m] : f.peers) {
-            uint64_t s = (m.suffix ? *m.suffix : clan_suffix(p)) & mask;
+            uint64_t s = (m.suffix ? *m.suffix : *hash) & mask;
+            ++hash;
             fp.suffixes.emplace_hint(fp.suffixes.end(), p, s);
             IpAddr base = f.subnet->addr;
             // Host bits of the subnet beyond the low 64 are not used: a subnet is /64 or longer.
@@ -112,32 +131,41 @@ FleetPlan plan_fleet(const std::string& name, const model::Fleet& f) {
         const Prefix pool = *f.ipv4;
         uint32_t base = pool.addr.v4_value();
         uint64_t size = pool.len >= 31 ? 0 : (uint64_t{1} << (32 - pool.len)) - 2;  // minus network and broadcast
-        std::set<uint32_t> used;
-        std::vector<std::pair<std::string, const model::Member*>> members;
-        for (const auto& [n, m] : f.controllers) members.emplace_back(n, &m);
-        if (f.style == model::FleetStyle::subnet) members.emplace_back(f.server, nullptr);
-        for (const auto& [n, m] : f.peers) members.emplace_back(n, &m);
-        for (const auto& [n, m] : members)
+        struct Candidate {
+            const std::string* name;
+            const model::Member* m;  // none for a subnet fleet's server
+            uint64_t hash;
+        };
+        std::vector<Candidate> members;
+        members.reserve(f.controllers.size() + 1 + f.peers.size());
+        for (const auto& [n, m] : f.controllers) members.push_back({.name = &n, .m = &m, .hash = clan_suffix(n)});
+        if (f.style == model::FleetStyle::subnet) members.push_back({.name = &f.server, .m = nullptr, .hash = clan_suffix(f.server)});
+        auto hash = peer_hash.begin();
+        for (const auto& [n, m] : f.peers) members.push_back({.name = &n, .m = &m, .hash = *hash++});
+        std::unordered_set<uint32_t> used;
+        used.reserve(members.size());
+        for (const auto& [n, m, h] : members)
             if (m && m->ipv4) {
-                fp.ipv4[n] = *m->ipv4;
+                fp.ipv4[*n] = *m->ipv4;
                 used.insert(m->ipv4->v4_value());
             }
-        for (const auto& [n, m] : members) {
+        // Peers are assigned in name order, so each goes right after the one before.
+        auto hint = fp.ipv4.begin();
+        for (const auto& [n, m, h] : members) {
             if (m && m->ipv4) continue;
             if (used.size() >= size) {
                 fp.ipv4_exhausted = true;
                 break;
             }
-            uint64_t slot = clan_suffix(n) % size;
+            uint64_t slot = h % size;
             while (used.count(static_cast<uint32_t>(base + 1 + slot))) slot = (slot + 1) % size;
             uint32_t v = static_cast<uint32_t>(base + 1 + slot);
             used.insert(v);
-            fp.ipv4[n] = IpAddr::v4(v);
+            hint = std::next(fp.ipv4.insert_or_assign(hint, *n, IpAddr::v4(v)));
         }
-        for (const auto& [n, a] : fp.ipv4) {
-            auto it = fp.nodes.find(n);
-            if (it != fp.nodes.end()) it->second.addresses.push_back(Prefix{a, pool.len});
-        }
+        auto node = fp.nodes.begin();
+        for (const auto& [n, a] : fp.ipv4)
+            if (NodeAddrs* na = find_in_step(fp.nodes, node, n)) na->addresses.push_back(Prefix{a, pool.len});
     }
     return fp;
 }
@@ -151,14 +179,16 @@ AddressPlan plan_addresses(const model::Config& cfg) {
 std::optional<IpAddr> primary_address(const model::Fleet& f, const FleetPlan& fp, const std::string& node) {
     auto it = fp.nodes.find(node);
     if (it == fp.nodes.end()) return std::nullopt;
-    return primary_address(f, fp, node, it->second);
+    auto pm = f.peers.find(node);
+    return primary_address(f, fp, node, it->second, pm == f.peers.end() ? nullptr : &pm->second);
 }
 
-std::optional<IpAddr> primary_address(const model::Fleet& f, const FleetPlan& fp, const std::string& node, const NodeAddrs& addrs) {
+std::optional<IpAddr> primary_address(const model::Fleet& f, const FleetPlan& fp, const std::string& node, const NodeAddrs& addrs,
+                                      const model::Member* peer) {
     if (addrs.addresses.empty()) return std::nullopt;
     if (addrs.role != Role::peer || f.style == model::FleetStyle::subnet) return addrs.addresses.front().addr;
-    auto pm = f.peers.find(node);
-    auto dc = designated_controller(f, pm->second);
+    if (!peer) return std::nullopt;  // the plan makes a peer only of a member of f.peers
+    const std::string* dc = designated(f, *peer);
     if (!dc) return std::nullopt;
     auto net = fp.nets.find(*dc);
     if (net == fp.nets.end()) return std::nullopt;

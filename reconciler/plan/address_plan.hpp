@@ -48,20 +48,31 @@ struct AddressPlan {
     std::map<std::string, FleetPlan> fleets;
 };
 
+// The entry of `key` in map `m`, or nullptr, found from `it` on (a position in m) and advancing
+// it: keys asked in ascending order find their entries in one walk of the map instead of a
+// search each, for a loop over one name-ordered map that needs the entries of another.
+template <class Map, class It>
+auto find_in_step(Map& m, It& it, const typename Map::key_type& key) -> decltype(&it->second) {
+    while (it != m.end() && it->first < key) ++it;
+    return it != m.end() && it->first == key ? &it->second : nullptr;
+}
+
 AddressPlan plan_addresses(const model::Config& cfg);
 FleetPlan plan_fleet(const std::string& name, const model::Fleet& fleet);
 
 // The address other nodes use to reach `node` in a fleet (hosts file, forwards, HTTP routes):
 // a controller's ::1, a peer's address in its designated controller's subnet, the server's ip6.
 std::optional<IpAddr> primary_address(const model::Fleet& fleet, const FleetPlan& fp, const std::string& node);
-// The same, given the node's entry in fp.nodes (no lookup when walking fp.nodes).
-std::optional<IpAddr> primary_address(const model::Fleet& fleet, const FleetPlan& fp, const std::string& node, const NodeAddrs& addrs);
+// The same, given the node's entry in fp.nodes and its entry in fleet.peers (nullptr when it has
+// none): no lookup when walking fp.nodes and fleet.peers in step.
+std::optional<IpAddr> primary_address(const model::Fleet& fleet, const FleetPlan& fp, const std::string& node, const NodeAddrs& addrs,
+                                      const model::Member* peer);
 // The designated controller of a peer: its controller:, or the only controller.
 std::optional<std::string> designated_controller(const model::Fleet& fleet, const model::Member& peer);
 // The controller a peer's IPv4 address and routes are reached through in a hub: its designated
 // one, else the first (validate() rejects a peer without controller: among several, and one
 // naming an unknown controller; rendering still needs every node to pick the same one).
 // Empty when the fleet has no controller.
-std::string home_controller(const model::Fleet& fleet, const model::Member& peer);
+const std::string& home_controller(const model::Fleet& fleet, const model::Member& peer);
 
 }  // namespace wgf::plan

@@ -33,35 +33,77 @@ public:
         labels.fleet = name_;
         labels.private_key_file = private_key_path(fw_.cfg, name_);
         if (auto it = fp_.nodes.find(node_); it != fp_.nodes.end()) w.addresses = model::AddressSet(it->second.addresses);
-        if (f_.style == FleetStyle::clan) clan_peers(w, role);
-        else subnet_peers(w, role);
+        added_.reserve(f_.controllers.size() + f_.peers.size() + 1);  // and a subnet fleet's server
+        if (f_.style == FleetStyle::clan) clan_peers(role);
+        else subnet_peers(role);
+        insert_peers(w);
         return w;
     }
 
 private:
-    void add(WgInterface& w, const std::string& name, const std::optional<model::Key>& key, const std::optional<model::Endpoint>& ep,
+    struct Added {
+        WgPeer peer;
+        std::string name;  // copied while the member's entry is at hand, not later in key order
+    };
+
+    void add(const std::string& name, const std::optional<model::Key>& key, const std::optional<model::Endpoint>& ep,
              std::vector<Prefix> allowed) {
         if (!key) {
             labels_->pending.push_back(name);
             return;
         }
-        w.peers.emplace(*key, WgPeer{.public_key = *key,
-                                     .endpoint = ep ? std::optional(ep->with_default_port(f_.port)) : std::nullopt,
-                                     .allowed_ips = model::PrefixSet(std::move(allowed)),
-                                     .keepalive = f_.keepalive});
-        labels_->peer_names.emplace(*key, name);
+        added_.push_back({.peer = WgPeer{.public_key = *key,
+                                         .endpoint = ep ? std::optional(ep->with_default_port(f_.port)) : std::nullopt,
+                                         .allowed_ips = model::PrefixSet(std::move(allowed)),
+                                         .keepalive = f_.keepalive},
+                          .name = name});
+    }
+
+    // Keys follow no order the members come in, and inserting n of them one by one into a map
+    // costs n searches of the tree; sorted first, each is appended at the end. Among members
+    // sharing a key the one added first keeps it, as one emplace after another would.
+    void insert_peers(WgInterface& w) {
+        // Keys order as their bytes do: the first eight as a big-endian number decide almost
+        // every comparison without a call to memcmp.
+        auto head = [](const model::Key& k) {
+            uint64_t v = 0;
+            for (int i = 0; i < 8; ++i) v = (v << 8) | k.bytes[static_cast<size_t>(i)];
+            return v;
+        };
+        std::vector<std::pair<uint64_t, size_t>> order;  // (head of the key, index in added_)
+        order.reserve(added_.size());
+        for (size_t i = 0; i < added_.size(); ++i) order.emplace_back(head(added_[i].peer.public_key), i);
+        std::sort(order.begin(), order.end(), [&](const auto& a, const auto& b) {
+            if (a.first != b.first) return a.first < b.first;
+            const model::Key &ka = added_[a.second].peer.public_key, &kb = added_[b.second].peer.public_key;
+            return ka != kb ? ka < kb : a.second < b.second;
+        });
+        for (const auto& [h, i] : order) {
+            Added& a = added_[i];
+            const model::Key key = a.peer.public_key;
+            w.peers.emplace_hint(w.peers.end(), key, std::move(a.peer));
+            labels_->peer_names.emplace_hint(labels_->peer_names.end(), key, std::move(a.name));
+        }
+        added_.clear();
     }
 
     void add_ipv4(std::vector<Prefix>& v, const std::string& member) const {
         if (auto it = fp_.ipv4.find(member); it != fp_.ipv4.end()) v.push_back(host_prefix(it->second));
     }
 
-    std::vector<Prefix> peer_addresses_128(const std::string& peer) const {
+    // Positions in fp_.nodes and fp_.ipv4 of a loop over peers in name order.
+    struct InStep {
+        std::map<std::string, NodeAddrs>::const_iterator node;
+        std::map<std::string, IpAddr>::const_iterator v4;
+    };
+    InStep in_step() const { return {.node = fp_.nodes.begin(), .v4 = fp_.ipv4.begin()}; }
+
+    std::vector<Prefix> peer_addresses_128(const std::string& peer, InStep& at) const {
         std::vector<Prefix> v;
-        if (auto it = fp_.nodes.find(peer); it != fp_.nodes.end())
-            for (const auto& a : it->second.addresses)
+        if (const NodeAddrs* na = find_in_step(fp_.nodes, at.node, peer))
+            for (const auto& a : na->addresses)
                 if (a.addr.is_v6()) v.push_back(host_prefix(a.addr));
-        add_ipv4(v, peer);
+        if (const IpAddr* a = find_in_step(fp_.ipv4, at.v4, peer)) v.push_back(host_prefix(*a));
         return v;
     }
 
@@ -85,7 +127,7 @@ private:
     // peer stay on every controller's entry for it (its answers to a peer's address in /56 X
     // go through X); IPv6 routes of a controller stay on that controller's entry everywhere.
     // In a mesh every pair is direct and nothing is relayed.
-    void clan_peers(WgInterface& w, Role role) {
+    void clan_peers(Role role) {
         bool hub = f_.topology == model::Topology::hub;
         if (role == Role::controller) {
             for (const auto& [c, m] : f_.controllers) {
@@ -95,10 +137,11 @@ private:
                 allowed.insert(allowed.end(), m.routes.begin(), m.routes.end());
                 if (hub)
                     if (const auto* h = homed_at(c)) allowed.insert(allowed.end(), h->begin(), h->end());
-                add(w, c, m.public_key, m.endpoint, std::move(allowed));
+                add(c, m.public_key, m.endpoint, std::move(allowed));
             }
             // The plan gives every peer a suffix, so the two maps walk in step.
             auto suffix = fp_.suffixes.begin();
+            auto v4 = fp_.ipv4.begin();
             for (const auto& [p, m] : f_.peers) {
                 uint64_t s = (suffix++)->second;
                 if (f_.controllers.count(p)) continue;
@@ -106,10 +149,11 @@ private:
                 allowed.reserve(fp_.nets.size() + 1 + m.routes.size());
                 for (const auto& [c, net] : fp_.nets) allowed.push_back(Prefix{with_suffix(net.addr, s), 96});
                 bool home = !hub || home_of(m) == node_;
-                if (home) add_ipv4(allowed, p);
+                if (home)
+                    if (const IpAddr* a = find_in_step(fp_.ipv4, v4, p)) allowed.push_back(host_prefix(*a));
                 for (const auto& r : m.routes)
                     if (home || r.addr.is_v6()) allowed.push_back(r);
-                add(w, p, m.public_key, m.endpoint, std::move(allowed));
+                add(p, m.public_key, m.endpoint, std::move(allowed));
             }
             return;
         }
@@ -136,12 +180,12 @@ private:
                 add_ipv4(allowed, c);
                 allowed.insert(allowed.end(), m.routes.begin(), m.routes.end());
             }
-            add(w, c, m.public_key, m.endpoint, std::move(allowed));
+            add(c, m.public_key, m.endpoint, std::move(allowed));
         }
-        if (!hub) mesh_peers(w);
+        if (!hub) mesh_peers();
     }
 
-    std::string home_of(const Member& peer) const { return home_controller(f_, peer); }
+    const std::string& home_of(const Member& peer) const { return home_controller(f_, peer); }
 
     const std::vector<Prefix>* homed_at(const std::string& controller) const {
         auto f = fw_.homed_v4.find(name_);
@@ -150,13 +194,14 @@ private:
         return c == f->second.end() ? nullptr : &c->second;
     }
 
-    void subnet_peers(WgInterface& w, Role role) {
+    void subnet_peers(Role role) {
         if (role == Role::server) {
+            InStep at = in_step();
             for (const auto& [p, m] : f_.peers) {
                 if (p == f_.server) continue;
-                auto allowed = peer_addresses_128(p);
+                auto allowed = peer_addresses_128(p, at);
                 allowed.insert(allowed.end(), m.routes.begin(), m.routes.end());
-                add(w, p, m.public_key, m.endpoint, std::move(allowed));
+                add(p, m.public_key, m.endpoint, std::move(allowed));
             }
             return;
         }
@@ -169,16 +214,17 @@ private:
         }
         std::optional<model::Endpoint> ep;
         if (f_.external_ip) ep = model::Endpoint{*f_.external_ip, f_.port};
-        add(w, f_.server, f_.server_public_key, ep, std::move(allowed));
-        if (mesh) mesh_peers(w);
+        add(f_.server, f_.server_public_key, ep, std::move(allowed));
+        if (mesh) mesh_peers();
     }
 
-    void mesh_peers(WgInterface& w) {
+    void mesh_peers() {
+        InStep at = in_step();
         for (const auto& [p, m] : f_.peers) {
             if (p == node_ || f_.controllers.count(p)) continue;
-            auto allowed = peer_addresses_128(p);
+            auto allowed = peer_addresses_128(p, at);
             allowed.insert(allowed.end(), m.routes.begin(), m.routes.end());
-            add(w, p, m.public_key, m.endpoint, std::move(allowed));
+            add(p, m.public_key, m.endpoint, std::move(allowed));
         }
     }
 
@@ -188,6 +234,7 @@ private:
     const FleetPlan& fp_;
     const std::string& node_;
     model::InterfaceLabels* labels_ = nullptr;
+    std::vector<Added> added_;  // peers with a key, in the order they were added
 };
 
 WgInterface render_interface(const Fleetwide& fw, const std::string& fleet, const std::string& node, model::InterfaceLabels& labels) {
@@ -223,10 +270,11 @@ Fleetwide::Fleetwide(const model::Config& c) : cfg(c), plan(plan_addresses(c)), 
         if (f.style != FleetStyle::clan || f.controllers.empty()) continue;
         const FleetPlan& fp = plan.fleets.at(name);
         auto& homed = homed_v4[name];
+        auto v4 = fp.ipv4.begin();
         for (const auto& [n, m] : f.peers) {
             if (f.controllers.count(n)) continue;
             auto& hv = homed[home_controller(f, m)];
-            if (auto a = fp.ipv4.find(n); a != fp.ipv4.end()) hv.push_back(Prefix::host(a->second));
+            if (const IpAddr* a = find_in_step(fp.ipv4, v4, n)) hv.push_back(Prefix::host(*a));
             for (const auto& r : m.routes)
                 if (r.addr.is_v4()) hv.push_back(r);
         }
@@ -313,9 +361,9 @@ Forwarding render_firewall(const Fleetwide& fw, const std::string& node, const s
             // A controller relays between members: their addresses and every prefix they route.
             need.v6 = true;
             need.v4 = need.v4 || f.ipv4.has_value();
-            for (const auto* group : {&f.controllers, &f.peers})
-                for (const auto& [n, m] : *group)
-                    for (const auto& r : m.routes) need.route(r);
+            for (const auto& [n, m] : f.controllers)
+                for (const auto& r : m.routes) need.route(r);
+            for (const auto& [r, owner] : fw.peer_routes.at(mb.fleet)) need.route(r);
             rule({.id = "forward-" + mb.fleet, .kind = model::FwKind::forward, .iif = w.name, .oif = w.name});
         }
         if (const Member* me = find_member(f, node); me && !me->routes.empty()) {
@@ -396,8 +444,9 @@ std::vector<HostsEntry> render_hosts_entries(const Fleetwide& fw, const std::str
         const FleetPlan& fp = fw.plan.fleets.at(fleet);
         std::string tail = "." + fleet + (fw.cfg.domain ? "." + *fw.cfg.domain : "");
         out.reserve(out.size() + fp.nodes.size());
+        auto peer = f.peers.begin();
         for (const auto& [n, na] : fp.nodes)
-            if (auto a = primary_address(f, fp, n, na)) out.push_back({*a, n + tail});
+            if (auto a = primary_address(f, fp, n, na, find_in_step(f.peers, peer, n))) out.push_back({*a, n + tail});
     };
     if (node.empty()) {
         for (const auto& [name, f] : fw.cfg.fleets) add_fleet(name);

@@ -219,8 +219,11 @@ private:
                     error(join_path(member_path(name, "peers", p), "suffix"),
                           fmt::format("{} does not fit in the {} host bits of {}", quote(fmt_suffix(*m.suffix)), 128 - f.subnet->len,
                                       f.subnet->str()));
+        // fp.suffixes holds every peer, or nothing (a subnet fleet without subnet:): the two maps
+        // walk in step.
+        auto peer = f.peers.begin();
         for (const auto& [p, s] : fp.suffixes) {
-            const auto& pin = f.peers.at(p).suffix;
+            const auto& pin = (peer++)->second.suffix;
             if (pin && (*pin & ~mask)) continue;  // reported above
             uint64_t key = clan ? (s >> 32) : s;
             auto [it, fresh] = seen.emplace(key, p);
@@ -350,43 +353,65 @@ private:
     // would route it over both interfaces: the second route is refused by the kernel (EEXIST),
     // and every apply fails. Reported at the later announcement, naming the earlier one.
     void check_routes_across_fleets() {
-        struct Announce {
-            std::string fleet, node, path;
+        struct Claim {
+            model::Prefix prefix;  // masked
+            const std::string* fleet;
+            const char* group;
+            const std::string* node;
+            size_t index;
         };
-        std::map<model::Prefix, std::vector<Announce>> by_prefix;
+        std::vector<Claim> claims;
         for (const auto& [fname, f] : cfg_.fleets)
             for (const char* group : {"controllers", "peers"})
                 for (const auto& [n, m] : std::string_view(group) == "controllers" ? f.controllers : f.peers)
                     for (size_t i = 0; i < m.routes.size(); ++i)
-                        by_prefix[m.routes[i].masked()].push_back({.fleet = fname, .node = n, .path = route_path(fname, group, n, i)});
-        for (auto& [prefix, list] : by_prefix) {
-            std::set<std::string> fleets;
-            for (const auto& a : list) fleets.insert(a.fleet);
-            if (fleets.size() < 2) continue;
-            std::sort(list.begin(), list.end(), [](const Announce& a, const Announce& b) { return a.path < b.path; });
-            // Does some node belong to both fleets and route both announcements (it is not the announcer)?
-            auto routed_by_both = [&](const Announce& a, const Announce& b) -> std::optional<std::string> {
-                for (const auto& [node, ms] : index_) {
-                    if (ms.size() < 2 || node == a.node || node == b.node) continue;
-                    bool in_a = false, in_b = false;
-                    for (const auto& mb : ms) in_a = in_a || mb.fleet == a.fleet, in_b = in_b || mb.fleet == b.fleet;
-                    if (in_a && in_b) return node;
+                        claims.push_back({.prefix = m.routes[i].masked(), .fleet = &fname, .group = group, .node = &n, .index = i});
+        std::sort(claims.begin(), claims.end(), [](const Claim& a, const Claim& b) { return a.prefix < b.prefix; });
+        // The paths are needed only where a prefix is announced in two fleets or more.
+        for (size_t first = 0; first < claims.size();) {
+            size_t end = first + 1;
+            while (end < claims.size() && claims[end].prefix == claims[first].prefix) ++end;
+            if (std::any_of(claims.begin() + static_cast<std::ptrdiff_t>(first) + 1, claims.begin() + static_cast<std::ptrdiff_t>(end),
+                            [&](const Claim& c) { return *c.fleet != *claims[first].fleet; })) {
+                std::vector<Announce> list;
+                for (size_t j = first; j < end; ++j) {
+                    const Claim& c = claims[j];
+                    list.push_back({.fleet = *c.fleet, .node = *c.node, .path = route_path(*c.fleet, c.group, *c.node, c.index)});
                 }
-                return std::nullopt;
-            };
-            std::set<std::string> reported;
-            for (size_t j = 1; j < list.size(); ++j)
-                for (size_t i = 0; i < j; ++i) {
-                    if (list[i].fleet == list[j].fleet || reported.count(list[j].path)) continue;
-                    if (auto node = routed_by_both(list[i], list[j])) {
-                        error(list[j].path,
-                              fmt::format("{} is also announced in fleet {} by {}; node {} is in both fleets and would route it "
-                                          "over two interfaces — announce it in one fleet only",
-                                          quote(prefix.str()), quote(list[i].fleet), list[i].path, quote(*node)));
-                        reported.insert(list[j].path);
-                    }
-                }
+                check_announcements(claims[first].prefix, list);
+            }
+            first = end;
         }
+    }
+
+    struct Announce {
+        std::string fleet, node, path;
+    };
+
+    // The announcements of one prefix, in two fleets or more.
+    void check_announcements(const model::Prefix& prefix, std::vector<Announce>& list) {
+        std::sort(list.begin(), list.end(), [](const Announce& a, const Announce& b) { return a.path < b.path; });
+        // Does some node belong to both fleets and route both announcements (it is not the announcer)?
+        auto routed_by_both = [&](const Announce& a, const Announce& b) -> std::optional<std::string> {
+            for (const auto& [node, ms] : index_) {
+                if (ms.size() < 2 || node == a.node || node == b.node) continue;
+                bool in_a = false, in_b = false;
+                for (const auto& mb : ms) in_a = in_a || mb.fleet == a.fleet, in_b = in_b || mb.fleet == b.fleet;
+                if (in_a && in_b) return node;
+            }
+            return std::nullopt;
+        };
+        std::set<std::string> reported;
+        for (size_t j = 1; j < list.size(); ++j)
+            for (size_t i = 0; i < j; ++i) {
+                if (list[i].fleet == list[j].fleet || reported.count(list[j].path)) continue;
+                if (auto node = routed_by_both(list[i], list[j])) {
+                    error(list[j].path, fmt::format("{} is also announced in fleet {} by {}; node {} is in both fleets and would route it "
+                                                    "over two interfaces — announce it in one fleet only",
+                                                    quote(prefix.str()), quote(list[i].fleet), list[i].path, quote(*node)));
+                    reported.insert(list[j].path);
+                }
+            }
     }
 
     static std::string node_path(const Membership& mb, const std::string& node) {

@@ -550,6 +550,40 @@ TEST_CASE("ipv4 pool: pinned addresses kept, others placed inside, unique, not n
     CHECK(strs(fp.nodes.at("edge1").addresses) == Strings{"fda1:cb10:b4:ba00::1/40", "10.50.0.1/24"});
 }
 
+// The slot of a member without a pinned address is SHA-256(name)[0..7] mod the pool's usable size,
+// after the network address: for controllers, the server and peers alike, whether or not a
+// peer's suffix is pinned (the slot hashes the name, never the suffix). A /16 for six members
+// leaves no collision to probe past.
+TEST_CASE("ipv4 pool: each member's slot derives from its name", "[plan][address][ipv4]") {
+    auto slot = [](const IpAddr& pool, const std::string& name) {
+        return IpAddr::v4(pool.v4_value() + 1 + static_cast<uint32_t>(plan::clan_suffix(name) % 65534));
+    };
+    Fleet clan = clan_fleet({"edge1", "edge2"}, {{"vm-1", "edge1"}, {"vm-2", "edge2"}, {"vm-3", "edge1"}});
+    clan.peers["vm-2"].suffix = 0x1234;
+    Fleet subnet;
+    subnet.style = FleetStyle::subnet;
+    subnet.subnet = Prefix::parse("fd00:a0a8:34d:2a00::/64");
+    subnet.ip6 = ip("fd00:a0a8:34d:2a00::1");
+    subnet.peers["laptop"] = Member{};
+    subnet.peers["pinned"].suffix = 0x99;
+    subnet.peers["phone"] = Member{};
+    for (Fleet* f : {&clan, &subnet}) {
+        f->ipv4 = Prefix::parse("10.50.0.0/16");
+        auto fp = plan::plan_fleet("edge", *f);
+        CHECK_FALSE(fp.ipv4_exhausted);
+        std::vector<std::string> members;
+        for (const auto& [n, m] : f->controllers) members.push_back(n);
+        if (f->style == FleetStyle::subnet) members.push_back(f->server);
+        for (const auto& [n, m] : f->peers) members.push_back(n);
+        REQUIRE(fp.ipv4.size() == members.size());
+        for (const auto& n : members) {
+            INFO(n);
+            CHECK(fp.ipv4.at(n) == slot(f->ipv4->addr, n));
+            if (fp.nodes.count(n)) CHECK(fp.nodes.at(n).addresses.back() == Prefix{slot(f->ipv4->addr, n), 16});
+        }
+    }
+}
+
 TEST_CASE("ipv4 pool: exhaustion is flagged", "[plan][address][ipv4]") {
     Fleet f = clan_fleet({"a"}, {{"b", nullptr}, {"c", nullptr}});
     f.ipv4 = Prefix::parse("10.60.0.0/30");  // two usable addresses, three members

@@ -248,6 +248,23 @@ TEST_CASE("Prefix::contains", "[net][prefix]") {
     CHECK_FALSE(pfx("::ffff:0:0/96").contains(ip("10.0.0.1")));
 }
 
+TEST_CASE("Prefix::contains: an address that differs in bit b lies in a prefix of length len exactly when b >= len", "[net][prefix]") {
+    for (const char* base : {"fd51:19c1:3b:f700:6987:50a0:9b93:4337", "10.50.7.77"}) {
+        const IpAddr a = ip(base);
+        for (unsigned len = 0; len <= a.bits(); ++len) {
+            const Prefix p{a, static_cast<uint8_t>(len)};
+            CHECK(p.contains(a));
+            for (unsigned b = 0; b < a.bits(); ++b) {
+                IpAddr other = a;
+                other.bytes[b / 8] ^= static_cast<uint8_t>(0x80 >> (b % 8));
+                INFO(p.str() << " contains " << other.str());
+                CHECK(p.contains(other) == (b >= len));
+                CHECK(p.contains(other) == (Prefix{other, p.len}.masked().addr == p.masked().addr));
+            }
+        }
+    }
+}
+
 TEST_CASE("Prefix::overlaps is symmetric and family-aware", "[net][prefix]") {
     auto both = [](const char* a, const char* b) {
         bool x = pfx(a).overlaps(pfx(b)), y = pfx(b).overlaps(pfx(a));

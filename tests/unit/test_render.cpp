@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include <fmt/format.h>
+
 #include "helpers.hpp"
 #include "plan/render.hpp"
 
@@ -280,6 +282,30 @@ TEST_CASE("pending members are listed, not configured", "[render][pending]") {
     CHECK(p.interfaces.at("wg-test-one").peers.empty());
     // It still gets its address.
     CHECK(strs(p.interfaces.at("wg-test-one").addresses) == Strings{"fd51:19c1:3b:f700:6987:50a0:9b93:4337/56"});
+}
+
+// Nothing rejects two members with one public key; the device holds a key once. The member the
+// renderer reaches first (controllers, then peers in name order) keeps it, whichever order the
+// peers are put into the map in: enough sharers that a sort which is not stable mixes them up.
+TEST_CASE("members sharing a public key: the first one reached keeps it", "[render][clan]") {
+    std::string head = std::string("fleets:\n  wg-test-one:\n    controllers:\n") +
+                       "      c1: { endpoint: vpn1.example.com, public_key: " + kC1 + " }\n" +
+                       "      c2: { endpoint: vpn2.example.com, public_key: " + kC2 + " }\n" + "    peers:\n";
+    auto member = [](int i, const char* b64) {
+        return fmt::format("      p{:02}: {{ controller: c1, public_key: {}, routes: [10.9.{}.0/24] }}\n", i, b64, i);
+    };
+    std::string shared = head, alone = head + member(0, kP1);
+    for (int i = 0; i < 40; ++i) shared += member(i, kP1);
+    shared += member(40, kC2);  // after the controller with that key
+    auto r = load(shared);
+    auto ref = load(alone);
+    plan::Desired d = plan::render_host(*r.fw, "c1");
+    plan::Desired want = plan::render_host(*ref.fw, "c1");
+    const WgInterface& w = d.state.interfaces.at("wg-test-one");
+    REQUIRE(w.peers.size() == 2);
+    CHECK(w.peers == want.state.interfaces.at("wg-test-one").peers);
+    CHECK(d.labels.peer_name("wg-test-one", key(kP1)) == "p00");
+    CHECK(d.labels.peer_name("wg-test-one", key(kC2)) == "c2");
 }
 
 TEST_CASE("a node in no fleet renders nothing", "[render]") {
