@@ -3,8 +3,10 @@
 // computed with the code under test.
 #include <catch2/catch.hpp>
 
+#include <cstring>
 #include <set>
 #include <string>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -427,6 +429,33 @@ TEST_CASE("Key round-trips and orders by bytes", "[net][key]") {
     CHECK(one->bytes[31] == 1);
     for (int i = 0; i < 31; ++i) CHECK(one->bytes[i] == 0);
     CHECK(*zero < *one);
+}
+
+TEST_CASE("Key orders and compares as memcmp of its bytes, whichever byte differs", "[net][key]") {
+    // A difference in each byte, high bit and low bit, with equal or different bytes around it:
+    // the order of maps keyed by Key (and so of every peer list) is that of the bytes.
+    auto sign = [](int v) { return (v > 0) - (v < 0); };
+    auto order = [](const Key& a, const Key& b) { return a < b ? -1 : b < a ? 1 : 0; };
+    std::vector<Key> keys;
+    for (size_t i = 0; i < 32; ++i)
+        for (uint8_t v : {uint8_t{0x01}, uint8_t{0x7f}, uint8_t{0x80}, uint8_t{0xff}}) {
+            Key k;
+            k.bytes[i] = v;
+            keys.push_back(k);
+            Key around;
+            around.bytes.fill(0x80);
+            around.bytes[i] = v;
+            keys.push_back(around);
+        }
+    keys.push_back(Key{});
+    for (const auto& a : keys)
+        for (const auto& b : keys) {
+            int want = sign(std::memcmp(a.bytes.data(), b.bytes.data(), 32));
+            CHECK(order(a, b) == want);
+            CHECK((a == b) == (want == 0));
+            CHECK(((a <=> b) < 0) == (want < 0));
+            CHECK(((a <=> b) > 0) == (want > 0));
+        }
 }
 
 TEST_CASE("Key rejects wrong lengths, bad characters and non-canonical encodings", "[net][key]") {
