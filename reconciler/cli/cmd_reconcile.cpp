@@ -107,7 +107,8 @@ struct Session {
     apply::RunResult run(apply::Mode mode, int64_t now) {
         auto e = machine->engine();
         e.adopt = adopt;
-        return e.run(desired, node, mode, now, prefetch ? prefetch.get() : guessed.get());
+        // An apply that keeps a new cache entry needs the desired state as rendered afterwards.
+        return e.run(to_store ? apply::Desired(desired) : std::move(desired), node, mode, now, prefetch ? prefetch.get() : guessed.get());
     }
 };
 
