@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 #include <memory>
+#include <tuple>
 
 #include <sodium.h>
 
@@ -18,25 +19,28 @@
 namespace wgf::apply {
 namespace {
 
-constexpr std::string_view kMagic = "wg-fleet desired cache 1\n";
+// An entry of another version of the format is not readable: a miss, never misread.
+constexpr std::string_view kMagic = "wg-fleet desired cache 2\n";
 // More than any published key or key file holds; a larger file counts by its size and start.
 constexpr size_t kInputReadMax = 64 * 1024;
 
+// BLAKE2b-256: the key covers the whole configuration file (megabytes for a large fleet), and
+// BLAKE2b is libsodium's fastest hash.
 class Hasher {
 public:
-    Hasher() { crypto_hash_sha256_init(&st_); }
+    Hasher() { crypto_generichash_init(&st_, nullptr, 0, std::tuple_size_v<CacheKey>); }
     ~Hasher() { sodium_memzero(&st_, sizeof st_); }
     Hasher(const Hasher&) = delete;
     Hasher& operator=(const Hasher&) = delete;
 
     void bytes(std::string_view b) {
         u64(b.size());
-        crypto_hash_sha256_update(&st_, reinterpret_cast<const unsigned char*>(b.data()), b.size());
+        crypto_generichash_update(&st_, reinterpret_cast<const unsigned char*>(b.data()), b.size());
     }
     void u64(uint64_t v) {
         unsigned char b[8];
         for (int i = 0; i < 8; ++i) b[i] = static_cast<unsigned char>(v >> (8 * i));
-        crypto_hash_sha256_update(&st_, b, sizeof b);
+        crypto_generichash_update(&st_, b, sizeof b);
     }
     void opt(const std::optional<std::string>& s) {
         u64(s.has_value());
@@ -44,12 +48,12 @@ public:
     }
     CacheKey done() {
         CacheKey k{};
-        crypto_hash_sha256_final(&st_, k.data());
+        crypto_generichash_final(&st_, k.data(), k.size());
         return k;
     }
 
 private:
-    crypto_hash_sha256_state st_{};
+    crypto_generichash_state st_{};
 };
 
 std::string resolved(const std::string& path) {

@@ -1,6 +1,6 @@
 // The desired state of the last verified one-shot run, reused while nothing it was made from has
 // changed: parsing, validating and rendering a large fleet costs more than reading its bytes
-// again. The key is a SHA-256 over everything rendering depends on: this binary's build id, the
+// again. The key is a digest (BLAKE2b-256) over everything rendering depends on: this binary's build id, the
 // node's name, the loading options, the bytes of the file and of each drop-in (with their names),
 // and the bytes (after following links) of every other file the load reads: the published keys
 // it looks up and the node's private key files, which the load compares them with. Only the

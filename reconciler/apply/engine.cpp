@@ -177,21 +177,24 @@ Desired render_desired(const plan::Fleetwide& fleet, const std::string& node) {
 
 RunResult Engine::run(const plan::Fleetwide& fleet, const std::string& node, Mode mode, int64_t now, Prefetch* prefetch, LiveRead how) {
     model::Timings t;
-    const Desired d = render_desired(fleet, node);
+    Desired d = render_desired(fleet, node);
     t.lap("render");
-    RunResult r = run(d, node, mode, now, prefetch, how);
+    RunResult r = run(std::move(d), node, mode, now, prefetch, how);
     t.append(r.timings);
     r.timings = std::move(t);
     return r;
 }
 
-RunResult Engine::run(const Desired& d, const std::string& node, Mode mode, int64_t now, Prefetch* prefetch, LiveRead how) {
+RunResult Engine::run(Desired d, const std::string& node, Mode mode, int64_t now, Prefetch* prefetch, LiveRead how) {
     // An applying run gives the cache up whatever happens; only a verified run leaves a new one.
     std::optional<LiveCache> prior;
     if (cache && mode == Mode::apply && cache->live) prior = std::exchange(*cache, LiveCache{});
+    // A run from cached devices may start over from a full read, with the desired state as given.
+    std::optional<Desired> for_full_read;
+    if (how == LiveRead::cached_devices && prior) for_full_read = d;
     RunResult r;
-    r.desired = d.state;
-    r.labels = d.labels;
+    r.desired = std::move(d.state);
+    r.labels = std::move(d.labels);
     auto publish_key = [&](const model::WgInterface& w) {
         auto s = keys.publish(plan::published_key_path(*d.keys_dir, r.labels.of(w.name).fleet, node), *w.public_key);
         if (!s) r.warnings.push_back(s.error().message);
@@ -339,7 +342,7 @@ RunResult Engine::run(const Desired& d, const std::string& node, Mode mode, int6
     if (r.used_cache && !r.error && (!r.applied->ok() || !r.leftover->empty())) {
         // The cached devices were out of date (changed by someone else since the last run):
         // what was applied stays applied; the rest comes from a full read.
-        auto again = run(d, node, mode, now, nullptr, LiveRead::full);
+        auto again = run(std::move(*for_full_read), node, mode, now, nullptr, LiveRead::full);
         again.warnings.insert(again.warnings.begin(),
                               fmt::format("the devices' state kept from the last run was out of date ({}); read again and "
                                           "converged from there",

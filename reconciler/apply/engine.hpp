@@ -151,8 +151,9 @@ struct Engine {
     // the run starts over from a full read.
     RunResult run(const plan::Fleetwide& fleet, const std::string& node, Mode mode, int64_t now, Prefetch* prefetch = nullptr,
                   LiveRead how = LiveRead::full);
-    // The same from a desired state already rendered.
-    RunResult run(const Desired& desired, const std::string& node, Mode mode, int64_t now, Prefetch* prefetch = nullptr,
+    // The same from a desired state already rendered (moved into the result: a caller that keeps
+    // it passes a copy).
+    RunResult run(Desired desired, const std::string& node, Mode mode, int64_t now, Prefetch* prefetch = nullptr,
                   LiveRead how = LiveRead::full);
 };
 

@@ -107,7 +107,8 @@ struct Session {
     apply::RunResult run(apply::Mode mode, int64_t now) {
         auto e = machine->engine();
         e.adopt = adopt;
-        return e.run(desired, node, mode, now, prefetch ? prefetch.get() : guessed.get());
+        // An apply that keeps a new cache entry needs the desired state as rendered afterwards.
+        return e.run(to_store ? apply::Desired(desired) : std::move(desired), node, mode, now, prefetch ? prefetch.get() : guessed.get());
     }
 };
 
@@ -239,19 +240,18 @@ int cmd_plan(const Globals& g, bool json, bool detailed_exitcode, const std::vec
         std::cout << plan::summarize(r.plan) << "\n";
     }
     // A conflict is not "no changes": the node does not match the fleet.
-    return detailed_exitcode && !r.plan.converged() ? kChanges : kOk;
+    int rc = detailed_exitcode && !r.plan.converged() ? kChanges : kOk;
+    keep_until_exit(std::move(planned->r));
+    return rc;
 }
 
-int cmd_apply(const Globals& g, const std::vector<std::string>& adopt) {
-    int64_t now = time(nullptr);
-    auto session = start(g, now, true);
-    if (!session) return kError;
-    session->adopt.insert(adopt.begin(), adopt.end());
-    const std::string& node = session->node;
-    Machine& m = *session->machine;
-    m.journal = std::make_unique<system::FileJournal>(session->state_dir);
-    auto r = session->run(apply::Mode::apply, now);
-    print_timings(g, session->timings, r);
+namespace {
+
+// What apply prints once its run is over, and its exit code.
+int report_apply(const Globals& g, Session& session, const apply::RunResult& r) {
+    const std::string& node = session.node;
+    const Machine& m = *session.machine;
+    print_timings(g, session.timings, r);
     if (m.keys.loose_permissions)
         std::cerr << fmt::format("wg-fleet: warning: {} is readable by group or others; it should be 0600\n", *m.keys.loose_permissions);
     if (r.error) {
@@ -286,17 +286,17 @@ int cmd_apply(const Globals& g, const std::vector<std::string>& adopt) {
         std::cerr << "Please report this with the output of `wg-fleet plan -v`.\n";
         return kError;
     }
-    if (session->to_store) {
+    if (session.to_store) {
         // Verified: the node matches what this desired state says, so the next run with the
         // same inputs may start from it; unless an input changed since it was loaded (a key
         // this run generated or published, or another writer): then the next run loads again.
-        if (apply::input_digests(session->to_store->inputs) != session->inputs_before) {
+        if (apply::input_digests(session.to_store->inputs) != session.inputs_before) {
             if (g.verbose > 0) std::cerr << "wg-fleet: desired state not kept: a key file or published key changed during the run\n";
         } else {
-            session->to_store->desired = std::move(session->desired);
-            auto saved = session->cache->save(apply::encode_cached(*session->to_store));
+            session.to_store->desired = std::move(session.desired);
+            auto saved = session.cache->save(apply::encode_cached(*session.to_store));
             if (g.verbose > 0)
-                std::cerr << (saved ? fmt::format("wg-fleet: desired state kept in {} for the next run\n", session->cache->path())
+                std::cerr << (saved ? fmt::format("wg-fleet: desired state kept in {} for the next run\n", session.cache->path())
                                     : fmt::format("wg-fleet: desired state not kept: {}\n", saved.error().message));
         }
     }
@@ -305,6 +305,20 @@ int cmd_apply(const Globals& g, const std::vector<std::string>& adopt) {
                                      : fmt::format("Applied {} operation{}; the node matches the fleet.\n", r.plan.ops.size(),
                                                    r.plan.ops.size() == 1 ? "" : "s"));
     return kOk;
+}
+
+}  // namespace
+
+int cmd_apply(const Globals& g, const std::vector<std::string>& adopt) {
+    int64_t now = time(nullptr);
+    auto session = start(g, now, true);
+    if (!session) return kError;
+    session->adopt.insert(adopt.begin(), adopt.end());
+    session->machine->journal = std::make_unique<system::FileJournal>(session->state_dir);
+    auto r = session->run(apply::Mode::apply, now);
+    int rc = report_apply(g, *session, r);
+    keep_until_exit(std::move(r));
+    return rc;
 }
 
 int cmd_status(const Globals& g, bool json) {

@@ -19,6 +19,12 @@ std::unique_ptr<Loaded> load(const Globals& g, const std::function<void(const mo
     return l;
 }
 
+void keep_until_exit(std::shared_ptr<void> value) {
+    // Never destroyed: a function-local static would be, at exit.
+    static auto* kept = new std::vector<std::shared_ptr<void>>;
+    kept->push_back(std::move(value));
+}
+
 std::string this_node(const Globals& g) {
     if (g.node) return *g.node;
     char buf[256] = {};

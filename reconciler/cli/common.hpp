@@ -6,6 +6,9 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
 
 #include "apply/load.hpp"
 
@@ -39,6 +42,16 @@ apply::LoadOptions load_options(const Globals& g);
 std::unique_ptr<Loaded> load(const Globals& g, const std::function<void(const model::Config&)>& parsed = {});
 
 std::string this_node(const Globals& g);
+
+// A one-shot command's large results (a node's 10,000 peers, desired and live) are not freed
+// one map node at a time just before the process exits, which takes longer than their diff:
+// the process's exit returns the whole heap at once. They stay reachable until then, so leak
+// checkers see no leak. Only for what a command holds at its end, never in a loop.
+void keep_until_exit(std::shared_ptr<void> value);
+template <class T>
+void keep_until_exit(T&& value) {
+    keep_until_exit(std::shared_ptr<void>(std::make_shared<std::decay_t<T>>(std::forward<T>(value))));
+}
 
 // Exit codes shared by all commands.
 inline constexpr int kOk = 0;

@@ -160,20 +160,41 @@ namespace uapi {
 
 GetReplyParser::GetReplyParser(std::string ifname) : ifname_(std::move(ifname)) {}
 
-Step GetReplyParser::fail(const std::string& why) {
-    error_ = errno_error(EPROTO, "read WireGuard device " + ifname_ + ": UAPI reply line " + std::to_string(line_no_) + ": " + why);
+Step GetReplyParser::fail_at(size_t line, const std::string& why) {
+    error_ = errno_error(EPROTO, "read WireGuard device " + ifname_ + ": UAPI reply line " + std::to_string(line) + ": " + why);
     return Step::error;
 }
 
-bool GetReplyParser::flush_peer() {
-    if (!in_peer_) return true;
-    model::Key key = peer_.public_key;
-    auto inserted = live_.device.peers.try_emplace(key, std::move(peer_)).second;
-    if (!inserted) return false;
-    live_.stats.emplace(key, stats_);
+void GetReplyParser::flush_peer() {
+    if (!in_peer_) return;
+    listed_.push_back(Listed{.peer = std::move(peer_), .stats = stats_, .line = peer_line_});
     peer_ = model::WgPeer{};
     stats_ = backend::WgPeerStats{};
     in_peer_ = false;
+}
+
+// The peers sorted once, by key: each map is then built in order, one step per peer instead of
+// a search of the tree (with its nodes laid out in key order for the walks that follow), and a
+// peer listed twice sits next to itself.
+bool GetReplyParser::build_peers() {
+    std::vector<std::pair<model::Key, size_t>> order;
+    order.reserve(listed_.size());
+    for (size_t i = 0; i < listed_.size(); ++i) order.emplace_back(listed_[i].peer.public_key, i);
+    std::sort(order.begin(), order.end());
+    // Of the peers listed twice, the one whose second listing comes first.
+    const Listed* twice = nullptr;
+    for (size_t i = 1; i < order.size(); ++i)
+        if (order[i].first == order[i - 1].first && (!twice || listed_[order[i].second].line < twice->line))
+            twice = &listed_[order[i].second];
+    if (twice) {
+        fail_at(twice->line, "peer " + twice->peer.public_key.base64() + " listed twice");
+        return false;
+    }
+    for (const auto& [key, i] : order) {
+        live_.device.peers.emplace_hint(live_.device.peers.end(), key, std::move(listed_[i].peer));
+        live_.stats.emplace_hint(live_.stats.end(), key, listed_[i].stats);
+    }
+    listed_.clear();
     return true;
 }
 
@@ -248,9 +269,10 @@ Step GetReplyParser::line(std::string_view text) {
         return Step::more;
     }
     if (field == Field::public_key) {
-        if (!flush_peer()) return fail("peer " + peer_.public_key.base64() + " listed twice");
+        flush_peer();
         if (!key_from_hex(value, peer_.public_key.bytes)) return fail("public_key is not 64 hex digits");
         in_peer_ = true;
+        peer_line_ = line_no_;
         return Step::more;
     }
     if (in_peer_ == is_device_field(field)) {
@@ -331,10 +353,8 @@ Result<WgDeviceLive> GetReplyParser::finish() {
         return *error_;
     }
     if (*errno_ != 0) return errno_error(static_cast<int>(*errno_), "read WireGuard device " + ifname_);
-    if (!flush_peer()) {
-        fail("peer " + peer_.public_key.base64() + " listed twice");
-        return *error_;
-    }
+    flush_peer();
+    if (!build_peers()) return *error_;
     live_.device.name = ifname_;
     live_.device.listen_port = port_.value_or(0);
     return std::move(live_);

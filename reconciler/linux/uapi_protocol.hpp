@@ -14,6 +14,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "backend/backend.hpp"
 
@@ -58,8 +59,16 @@ public:
     backend::Result<backend::WgDeviceLive> finish();
 
 private:
-    Step fail(const std::string& why);
-    bool flush_peer();
+    // A peer as listed, and the line of its public_key.
+    struct Listed {
+        model::WgPeer peer;
+        backend::WgPeerStats stats;
+        size_t line = 0;
+    };
+    Step fail(const std::string& why) { return fail_at(line_no_, why); }
+    Step fail_at(size_t line, const std::string& why);
+    void flush_peer();
+    bool build_peers();
 
     std::string ifname_;
     backend::WgDeviceLive live_;
@@ -67,6 +76,8 @@ private:
     bool in_peer_ = false;
     model::WgPeer peer_;
     backend::WgPeerStats stats_;
+    size_t peer_line_ = 0;
+    std::vector<Listed> listed_;  // in the daemon's order (none: wireguard-go's is a hash map's)
     std::optional<long long> errno_;
     bool done_ = false;
     size_t line_no_ = 0;

@@ -219,16 +219,50 @@ std::string Endpoint::str() const {
     return port ? h + ":" + std::to_string(port) : h;
 }
 
+namespace {
+
+constexpr const char* kKeyBase64Why = "a key is 32 bytes in base64: 44 characters ending in '='";
+
+// The value of each base64 character (the original alphabet), -1 for any other byte.
+constexpr std::array<int8_t, 256> kBase64Value = [] {
+    std::array<int8_t, 256> t{};
+    t.fill(-1);
+    const char* alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    for (int8_t v = 0; v < 64; ++v) t[static_cast<uint8_t>(alphabet[v])] = v;
+    return t;
+}();
+
+// 32 bytes from 43 base64 characters and '=', canonical only (the 2 bits the last character
+// carries beyond the 256 must be 0), as sodium_base642bin decodes them; by table, which is
+// not constant-time: for public keys only (SecretKey decodes with libsodium).
+bool public_key_from_base64(std::string_view text, std::array<uint8_t, 32>& out) {
+    if (text.size() != 44 || text[43] != '=') return false;
+    int bad = 0;
+    auto value = [&](size_t i) {
+        // NOLINTNEXTLINE(bugprone-signed-char-misuse): the table is int8_t on purpose, -1 marks a byte outside the alphabet
+        int v = kBase64Value[static_cast<uint8_t>(text[i])];
+        bad |= v;
+        return static_cast<uint32_t>(v & 63);
+    };
+    size_t o = 0;
+    for (size_t i = 0; i < 40; i += 4) {
+        uint32_t w = value(i) << 18 | value(i + 1) << 12 | value(i + 2) << 6 | value(i + 3);
+        out[o++] = static_cast<uint8_t>(w >> 16);
+        out[o++] = static_cast<uint8_t>(w >> 8);
+        out[o++] = static_cast<uint8_t>(w);
+    }
+    uint32_t w = value(40) << 12 | value(41) << 6 | value(42);
+    out[30] = static_cast<uint8_t>(w >> 10);
+    out[31] = static_cast<uint8_t>(w >> 2);
+    return bad >= 0 && (w & 3) == 0;
+}
+
+}  // namespace
+
 std::optional<Key> Key::from_base64(std::string_view text, std::string* why) {
-    ensure_sodium();
     Key k;
-    size_t len = 0;
-    const char* end = nullptr;
-    if (text.size() != 44 || text[43] != '=' ||
-        sodium_base642bin(k.bytes.data(), k.bytes.size(), text.data(), text.size(), nullptr, &len, &end, sodium_base64_VARIANT_ORIGINAL) !=
-            0 ||
-        len != 32 || end != text.data() + text.size()) {
-        set_why(why, "a key is 32 bytes in base64: 44 characters ending in '='");
+    if (!public_key_from_base64(text, k.bytes)) {
+        set_why(why, kKeyBase64Why);
         return std::nullopt;
     }
     return k;
@@ -256,10 +290,20 @@ SecretKey SecretKey::generate() {
 }
 
 std::optional<SecretKey> SecretKey::from_base64(std::string_view text) {
-    auto k = Key::from_base64(text);
-    if (!k) return std::nullopt;
-    SecretKey s(k->bytes);
-    sodium_memzero(k->bytes.data(), k->bytes.size());
+    // libsodium's decoder: its time does not depend on the key. It decodes a byte above 0x7f as
+    // if it were a base64 digit; base64 has none.
+    ensure_sodium();
+    std::array<uint8_t, 32> b{};
+    size_t len = 0;
+    const char* end = nullptr;
+    unsigned high = 0;
+    for (char c : text) high |= static_cast<unsigned char>(c) & 0x80u;
+    bool ok = text.size() == 44 && text[43] == '=' && high == 0 &&
+              sodium_base642bin(b.data(), b.size(), text.data(), text.size(), nullptr, &len, &end, sodium_base64_VARIANT_ORIGINAL) == 0 &&
+              len == 32 && end == text.data() + text.size();
+    std::optional<SecretKey> s;
+    if (ok) s.emplace(b);
+    sodium_memzero(b.data(), b.size());
     return s;
 }
 

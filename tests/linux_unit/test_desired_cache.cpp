@@ -191,6 +191,18 @@ TEST_CASE("desired cache: a corrupt, foreign or writable file is never trusted, 
         CHECK_FALSE(f.lookup(&why));
         CHECK(why == "not readable");
     }
+    SECTION("another version of the format") {
+        // Entries written before the key became BLAKE2b start "wg-fleet desired cache 1".
+        const std::string magic = "wg-fleet desired cache ";
+        REQUIRE(good.rfind(magic, 0) == 0);
+        for (const char* version : {"1", "3", "20"}) {
+            Fixture::write(f.store.path(), magic + version + good.substr(good.find('\n')));
+            CHECK_FALSE(f.lookup(&why));
+            CHECK(why == "not readable");
+        }
+        Fixture::write(f.store.path(), good);
+        CHECK(f.lookup(&why));
+    }
     SECTION("writable by others") {
         fs::permissions(f.store.path(), fs::perms::others_write, fs::perm_options::add);
         CHECK_FALSE(f.lookup(&why));

@@ -13,6 +13,7 @@
 #include <mutex>
 #include <thread>
 
+#include <fmt/format.h>
 #include <catch2/catch.hpp>
 
 #include "linux/wg_select.hpp"
@@ -203,6 +204,29 @@ TEST_CASE("uapi protocol: a get reply becomes the normalized live device", "[uap
     CHECK(p4.allowed_ips.prefixes() == std::vector<Prefix>{pfx("10.9.0.0/24")});
 }
 
+TEST_CASE("uapi protocol: peers listed in any order each keep their own fields and counters", "[uapi]") {
+    // As wireguard-go lists them: in its hash map's order.
+    const uint8_t listed[] = {7, 2, 9, 4, 1, 8, 3};
+    std::string reply;
+    for (uint8_t n : listed) {
+        reply += "public_key=" + hex(pub(n).bytes) + "\n";
+        reply += fmt::format("allowed_ip=10.0.{}.0/24\nrx_bytes={}\nlast_handshake_time_sec={}\n", n, 100 + n, 1000 + n);
+    }
+    reply += "errno=0\n\n";
+    auto r = linux_::uapi::parse_get_reply(reply, "wg-test");
+    REQUIRE(r.is_ok());
+    REQUIRE(r->device.peers.size() == std::size(listed));
+    REQUIRE(r->stats.size() == std::size(listed));
+    for (uint8_t n : listed) {
+        INFO(int{n});
+        const auto& p = r->device.peers.at(pub(n));
+        CHECK(p.public_key == pub(n));
+        CHECK(p.allowed_ips.prefixes() == std::vector<Prefix>{Prefix::parse(fmt::format("10.0.{}.0/24", n)).value()});
+        CHECK(r->stats.at(pub(n)).rx_bytes == uint64_t{100} + n);
+        CHECK(r->stats.at(pub(n)).last_handshake == 1000 + n);
+    }
+}
+
 TEST_CASE("uapi protocol: a device without key, port or fwmark", "[uapi]") {
     auto r = linux_::uapi::parse_get_reply("errno=0\n\n", "wg-empty");
     REQUIRE(r.is_ok());
@@ -218,7 +242,7 @@ TEST_CASE("uapi protocol: a device without key, port or fwmark", "[uapi]") {
 
 TEST_CASE("uapi protocol: malformed get replies are errors that name the device and never the key", "[uapi]") {
     const std::string pk = hex(secret(1).raw());
-    const std::string k2 = hex(pub(2).bytes);
+    const std::string k2 = hex(pub(2).bytes), k3 = hex(pub(3).bytes), k4 = hex(pub(4).bytes);
     struct Case {
         std::string reply;
         std::string expect;
@@ -242,6 +266,10 @@ TEST_CASE("uapi protocol: malformed get replies are errors that name the device 
         {"public_key=" + k2 + "\nrx_bytes=-1\nerrno=0\n\n", "rx_bytes '-1' is not a number"},
         {"public_key=" + k2 + "\nprivate_key=" + pk + "\nerrno=0\n\n", "private_key inside the peer"},
         {"public_key=" + k2 + "\npublic_key=" + k2 + "\nerrno=0\n\n", "listed twice"},
+        // Out of order, and the line is that of the first second listing.
+        {"public_key=" + k3 + "\npublic_key=" + k2 + "\nallowed_ip=10.0.0.0/8\npublic_key=" + k4 + "\npublic_key=" + k2 +
+             "\npublic_key=" + k3 + "\nerrno=0\n\n",
+         "line 5: peer " + pub(2).base64() + " listed twice"},
         {"errno=x\n\n", "errno 'x' is not a number"},
         {"errno=0\nlisten_port=1\n\n", "data after errno="},
     };

@@ -209,6 +209,74 @@ TEST_CASE("state: an interface with no peers or no endpoints round-trips too", "
     CHECK(*back == o);
 }
 
+TEST_CASE("state: a record reads the same in any layout, other keys skipped, a key given twice counting last", "[engine][state]") {
+    const std::string k1 = key_of(1).base64(), k2 = key_of(2).base64(), k3 = key_of(3).base64();
+    plan::Ownership want;
+    want.interfaces = {"mesh"};
+    want.peers["mesh"] = {key_of(1), key_of(2)};
+    want.endpoints["mesh"][key_of(2)] = ep("198.51.100.2:51820");
+    want.files = {"/run/hosts"};
+    want.sysctls["net/ipv6/conf/all/forwarding"] = {"0", "1"};
+    const std::string texts[] = {
+        plan::ownership_to_json(want),
+        // Compact, another order, no version.
+        fmt::format(R"({{"sysctls":{{"net/ipv6/conf/all/forwarding":{{"value":"1","original":"0"}}}},"files":["/run/hosts"],)"
+                    R"("endpoints":{{"mesh":{{"{}":"198.51.100.2:51820"}}}},"peers":{{"mesh":["{}","{}"]}},"interfaces":["mesh"]}})",
+                    k2, k1, k2),
+        // Keys of other writers, of any shape, at the top and in a sysctl's record; a peer key
+        // that is not one is dropped.
+        fmt::format(R"({{"version":2,"comment":{{"a":[1,{{"peers":null}}],"b":true}},"interfaces":["mesh"],)"
+                    R"("peers":{{"mesh":["{}","not a key","{}"]}},"endpoints":{{"mesh":{{"{}":"198.51.100.2:51820"}}}},)"
+                    R"("files":["/run/hosts"],"sysctls":{{"net/ipv6/conf/all/forwarding":{{"original":"0","note":[{{}}],"value":"1"}}}},)"
+                    R"("tail":[[[]]]}})",
+                    k1, k2, k2),
+        // A section, an interface and a field given twice: the last one counts.
+        fmt::format(R"({{"interfaces":["old"],"interfaces":["mesh"],"peers":{{"mesh":["{}"],"mesh":["{}","{}"]}},)"
+                    R"("endpoints":{{"mesh":{{"{}":"192.0.2.1:1"}},"mesh":{{"{}":"198.51.100.2:51820"}}}},"files":["/run/hosts"],)"
+                    R"("sysctls":{{"net/ipv6/conf/all/forwarding":{{"original":"0","value":"0","value":"1"}}}}}})",
+                    k3, k1, k2, k3, k2),
+    };
+    for (const auto& text : texts) {
+        INFO(text);
+        std::string why;
+        auto o = plan::ownership_from_json(text, &why);
+        INFO(why);
+        REQUIRE(o);
+        CHECK(*o == want);
+    }
+}
+
+TEST_CASE("state: a record of another shape is not readable, and says why", "[engine][state]") {
+    const std::string k1 = key_of(1).base64();
+    const std::pair<std::string, std::string> bad[] = {
+        {"", "parse error"},
+        {"[]", "an array where the record's object belongs"},
+        {"1", "a number where the record's object belongs"},
+        {R"({"interfaces":[],"peers":{},"endpoints":{}})", R"(no "files")"},
+        {R"({"interfaces":[],"peers":{},"files":[]})", R"(no "endpoints")"},
+        {R"({"interfaces":{},"peers":{},"endpoints":{},"files":[]})", R"(an object in "interfaces")"},
+        {R"({"interfaces":[1],"peers":{},"endpoints":{},"files":[]})", R"(a number in "interfaces")"},
+        {R"({"interfaces":[],"peers":[],"endpoints":{},"files":[]})", R"(an array in "peers")"},
+        {R"({"interfaces":[],"peers":{"mesh":"x"},"endpoints":{},"files":[]})", R"(a string in "peers")"},
+        {R"({"interfaces":[],"peers":{"mesh":[null]},"endpoints":{},"files":[]})", R"(null in "peers")"},
+        {R"({"interfaces":[],"peers":{},"endpoints":{"mesh":[]},"files":[]})", R"(an array in "endpoints")"},
+        {fmt::format(R"({{"interfaces":[],"peers":{{}},"endpoints":{{"mesh":{{"{}":{{}}}}}},"files":[]}})", k1),
+         R"(an object in "endpoints")"},
+        {R"({"interfaces":[],"peers":{},"endpoints":{},"files":[true]})", R"(a boolean in "files")"},
+        {R"({"interfaces":[],"peers":{},"endpoints":{},"files":[],"sysctls":[]})", R"(an array in "sysctls")"},
+        {R"({"interfaces":[],"peers":{},"endpoints":{},"files":[],"sysctls":{"a":{"original":"0"}}})", R"(sysctls: a lacks)"},
+        {R"({"interfaces":[],"peers":{},"endpoints":{},"files":[],"sysctls":{"a":{"original":1,"value":"1"}}})",
+         R"(a number in "sysctls")"},
+        {R"({"interfaces":[],"peers":{},"endpoints":{},"files":[]} {})", "parse error"},
+    };
+    for (const auto& [text, reason] : bad) {
+        INFO(text);
+        std::string why;
+        CHECK_FALSE(plan::ownership_from_json(text, &why));
+        CHECK_THAT(why, Catch::Matchers::Contains(reason));
+    }
+}
+
 TEST_CASE("engine: a prefetch of the node's interfaces is the read the plan uses", "[engine][prefetch]") {
     Converged c;
     auto& [s, m, dns, state, b, e] = c;

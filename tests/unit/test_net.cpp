@@ -3,8 +3,10 @@
 // computed with the code under test.
 #include <catch2/catch.hpp>
 
+#include <cstring>
 #include <set>
 #include <string>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -446,6 +448,33 @@ TEST_CASE("Key round-trips and orders by bytes", "[net][key]") {
     CHECK(*zero < *one);
 }
 
+TEST_CASE("Key orders and compares as memcmp of its bytes, whichever byte differs", "[net][key]") {
+    // A difference in each byte, high bit and low bit, with equal or different bytes around it:
+    // the order of maps keyed by Key (and so of every peer list) is that of the bytes.
+    auto sign = [](int v) { return (v > 0) - (v < 0); };
+    auto order = [](const Key& a, const Key& b) { return a < b ? -1 : b < a ? 1 : 0; };
+    std::vector<Key> keys;
+    for (size_t i = 0; i < 32; ++i)
+        for (uint8_t v : {uint8_t{0x01}, uint8_t{0x7f}, uint8_t{0x80}, uint8_t{0xff}}) {
+            Key k;
+            k.bytes[i] = v;
+            keys.push_back(k);
+            Key around;
+            around.bytes.fill(0x80);
+            around.bytes[i] = v;
+            keys.push_back(around);
+        }
+    keys.push_back(Key{});
+    for (const auto& a : keys)
+        for (const auto& b : keys) {
+            int want = sign(std::memcmp(a.bytes.data(), b.bytes.data(), 32));
+            CHECK(order(a, b) == want);
+            CHECK((a == b) == (want == 0));
+            CHECK(((a <=> b) < 0) == (want < 0));
+            CHECK(((a <=> b) > 0) == (want > 0));
+        }
+}
+
 TEST_CASE("Key rejects wrong lengths, bad characters and non-canonical encodings", "[net][key]") {
     std::string good = kPub;
     std::vector<std::string> bad = {
@@ -456,7 +485,8 @@ TEST_CASE("Key rejects wrong lengths, bad characters and non-canonical encodings
         good.substr(0, 42) + "==",  // 44 characters but only 31 bytes
         good.substr(0, 10) + "*" + good.substr(11),
         good.substr(0, 10) + " " + good.substr(11),
-        kZeros42 + "B=",  // low bits of the last character set: non-canonical
+        good.substr(0, 10) + "\xe2" + good.substr(11),  // not ASCII (libsodium 1.0.18 decodes it as a digit)
+        kZeros42 + "B=",                                // low bits of the last character set: non-canonical
         kZeros42 + "C=",
         kZeros42 + "D=",
         "ZwdtCnMYpX08FsFyUbJmRd9ML4frwJkqsXf7pR25LCo",     // 43 characters without padding
@@ -472,6 +502,28 @@ TEST_CASE("Key rejects wrong lengths, bad characters and non-canonical encodings
     std::string why;
     CHECK_FALSE(Key::from_base64("short", &why));
     CHECK(why.find("44") != std::string::npos);
+}
+
+TEST_CASE("Key and SecretKey accept exactly the same base64, each with its own decoder", "[net][key][secret]") {
+    // Key decodes by table (public keys, fast), SecretKey with libsodium (constant-time): every
+    // byte value at every position of a few keys, so that neither accepts what the other refuses.
+    int accepted = 0;
+    for (std::string good : {std::string(kPub), std::string(kRfcPriv), kZeros42 + "A=", std::string(44, '/'), std::string(43, '+') + "="}) {
+        for (size_t i = 0; i < good.size(); ++i)
+            for (int c = 0; c < 256; ++c) {
+                std::string t = good;
+                t[i] = static_cast<char>(c);
+                auto k = Key::from_base64(t);
+                auto s = SecretKey::from_base64(t);
+                INFO("'" << t << "'");
+                REQUIRE(k.has_value() == s.has_value());
+                if (k) {
+                    CHECK(k->bytes == s->raw());
+                    ++accepted;
+                }
+            }
+    }
+    CHECK(accepted > 1000);
 }
 
 TEST_CASE("SecretKey derives the X25519 public key", "[net][key][secret]") {
