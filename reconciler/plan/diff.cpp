@@ -169,9 +169,15 @@ private:
     }
 
     void diff_peer(const std::string& ifname, const WgPeer& want, const WgPeer& have, const WgInterface& have_if) {
+        const model::PrefixSet &wa = want.allowed_ips, &ha = have.allowed_ips;
+        const bool endpoint = want.endpoint && have.endpoint != want.endpoint;
+        const bool ips = wa != ha;
+        // Most peers of a large interface are unchanged: they cost the comparison, not a lookup
+        // of their name.
+        if (!endpoint && !ips && want.keepalive == have.keepalive) return;
         const std::string& name = labels_.peer_name(ifname, want.public_key);
         OpUpdatePeer u{.ifname = ifname, .public_key = want.public_key, .name = name};
-        if (want.endpoint && have.endpoint != want.endpoint) {
+        if (endpoint) {
             if (auto why = roamed(ifname, want))
                 plan_.kept.push_back(fmt::format("peer {} on {}: endpoint {} (roamed from {}; {})",
                                                  name.empty() ? want.public_key.short_str() : name, ifname,
@@ -179,8 +185,6 @@ private:
             else u.endpoint = want.endpoint, u.old_endpoint = have.endpoint;
         }
         if (want.keepalive != have.keepalive) u.keepalive = want.keepalive, u.old_keepalive = have.keepalive;
-        const model::PrefixSet &wa = want.allowed_ips, &ha = have.allowed_ips;
-        bool ips = wa != ha;
         if (ips) {
             u.added = minus(wa, ha);
             u.removed = minus(ha, wa);
