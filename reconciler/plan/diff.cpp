@@ -233,10 +233,20 @@ private:
     }
 
     void diff_routes(const HostState& desired, const HostState& live) {
-        for (const auto& r : live.routes)
-            if (!desired.routes.count(r) && !deleted_.count(r.dev)) add(kRouteDel, OpDelRoute{r});
-        for (const auto& r : desired.routes)
-            if (!live.routes.count(r)) add(kRouteAdd, OpAddRoute{r});
+        // One merge walk over both sets, ordered alike: each phase gets its routes in that order.
+        auto l = live.routes.begin(), d = desired.routes.begin();
+        while (l != live.routes.end() || d != desired.routes.end()) {
+            if (d == desired.routes.end() || (l != live.routes.end() && *l < *d)) {
+                if (!deleted_.count(l->dev)) add(kRouteDel, OpDelRoute{*l});
+                ++l;
+            } else if (l == live.routes.end() || *d < *l) {
+                add(kRouteAdd, OpAddRoute{*d});
+                ++d;
+            } else {
+                ++l;
+                ++d;
+            }
+        }
     }
 
     // Sysctls of wg-fleet's own interfaces go with the link; the others once the routes exist,
