@@ -295,24 +295,14 @@ RunResult Engine::run_once(Desired d, const std::string& node, Mode mode, int64_
     }
     const bool prefetched = read && prefetch->interfaces() == desired_names;
     // The cache stands for the devices only while nobody else applied (the same ownership
-    // record) and the node has the same interfaces. Comparing the records of a large node takes
-    // about as long as reading our routes and firewall table, which a run on the cache needs
-    // whatever the answer: both at once (the comparison only reads the two records).
-    const bool cache_fits = how == LiveRead::cached_devices && prior && prior->interfaces == desired_names;
-    std::future<bool> same_record;
-    if (cache_fits) same_record = std::async(std::launch::async, [&prior, &owned] { return prior->owned == *owned; });
-    Live tables;
-    const backend::Status tables_read = cache_fits ? read_tables(backends, desired_names, tables) : backend::Status{};
-    r.used_cache = cache_fits && same_record.get();
+    // record) and the node has the same interfaces.
+    r.used_cache = how == LiveRead::cached_devices && prior && prior->interfaces == desired_names && prior->owned == *owned;
     auto live = [&]() -> backend::Result<Live> {
         if (r.used_cache) {
-            if (!tables_read) return tables_read.error();
             Live l = std::move(*prior->live);
             prior->live.reset();
             l.facts.now = now;
-            l.state.routes = std::move(tables.state.routes);
-            l.state.firewall = std::move(tables.state.firewall);
-            l.state.firewall_damage = std::move(tables.state.firewall_damage);
+            if (auto s = read_tables(backends, desired_names, l); !s) return s.error();
             return l;
         }
         return prefetched ? std::move(read->live) : read_live_bulk(backends, desired_names, now);
@@ -330,21 +320,15 @@ RunResult Engine::run_once(Desired d, const std::string& node, Mode mode, int64_
     }
     // What IPv6 forwarding needs of the host's other interfaces depends on them: known only now.
     plan::complete_sysctls(r.desired, live->state, *owned);
-    // An applying run writes its record ahead unless the record covers what the run wants
-    // (below): a walk over every peer, done while the diff runs (both only read).
-    const auto sysctls_after = plan::owned_sysctls_after(r.desired, live->state, *owned);
-    std::future<bool> covered;
-    if (mode == Mode::apply)
-        covered = std::async(std::launch::async, [&owned, &r, &sysctls_after] { return covers(*owned, r.desired, sysctls_after); });
     plan::DiffOptions opts;
     opts.exclusive = d.exclusive;
     r.plan = plan::diff(r.desired, r.labels, live->state, owned_for_diff, live->facts, opts);
-    const bool record_covers = covered.valid() && covered.get();
     if (prior && prior->live) restore_endpoints(r.plan, prior->live->state);
     r.live = std::move(*live);
     r.timings.lap("diff");
     if (mode == Mode::plan) return r;
     // The record after success: built where it is needed, from what the run wants.
+    const auto sysctls_after = plan::owned_sysctls_after(r.desired, r.live->state, *owned);
     auto record_after = [&] {
         plan::Ownership o = plan::ownership_after(r.desired);
         o.sysctls = sysctls_after;
@@ -369,7 +353,7 @@ RunResult Engine::run_once(Desired d, const std::string& node, Mode mode, int64_
     // An edit of a large node rarely owns anything new: then the record stands as it is,
     // checked against what the run wants without building, copying or comparing a record.
     std::optional<plan::Ownership> written_ahead;
-    if (!record_covers) written_ahead = write_ahead(*owned, record_after());
+    if (!covers(*owned, r.desired, sysctls_after)) written_ahead = write_ahead(*owned, record_after());
     const plan::Ownership& ahead = written_ahead ? *written_ahead : *owned;
     if (written_ahead && ahead != *owned)
         if (auto s = state.save(ahead); !s) {
