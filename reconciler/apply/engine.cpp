@@ -175,23 +175,70 @@ Desired render_desired(const plan::Fleetwide& fleet, const std::string& node) {
     return d;
 }
 
+bool covers(const plan::Ownership& before, const model::HostState& desired, const std::map<std::string, plan::OwnedSysctl>& sysctls) {
+    for (const auto& [name, w] : desired.interfaces) {
+        auto b = before.peers.find(name);
+        if (!before.interfaces.count(name) || !before.endpoints.count(name) || b == before.peers.end()) return false;
+        // Both ordered by key: one walk.
+        auto k = b->second.begin();
+        for (const auto& [key, p] : w.peers) {
+            while (k != b->second.end() && *k < key) ++k;
+            if (k == b->second.end() || *k != key) return false;
+            ++k;
+        }
+    }
+    for (const auto& [path, f] : desired.files)
+        if (!before.files.count(path)) return false;
+    for (const auto& [k, rec] : sysctls) {
+        auto b = before.sysctls.find(k);
+        if (b == before.sysctls.end() || b->second != rec) return false;
+    }
+    return true;
+}
+
+namespace {
+
+// The result of a run on cached devices that turned out out of date, followed by `again`, the
+// run started over from a full read: what the first applied stays applied.
+RunResult started_over(const RunResult& first, RunResult again) {
+    again.warnings.insert(again.warnings.begin(),
+                          fmt::format("the devices' state kept from the last run was out of date ({}); read again and "
+                                      "converged from there",
+                                      first.applied->ok() ? fmt::format("{} difference(s) left after the edit", first.leftover->ops.size())
+                                                          : first.applied->error->message));
+    if (again.applied) again.applied->done.insert(again.applied->done.begin(), first.applied->done.begin(), first.applied->done.end());
+    return again;
+}
+
+}  // namespace
+
 RunResult Engine::run(const plan::Fleetwide& fleet, const std::string& node, Mode mode, int64_t now, Prefetch* prefetch, LiveRead how) {
     model::Timings t;
     Desired d = render_desired(fleet, node);
     t.lap("render");
-    RunResult r = run(std::move(d), node, mode, now, prefetch, how);
+    bool stale = false;
+    // The rendered state is the run's own: taken over, not copied.
+    RunResult r = run_once(std::move(d), node, mode, now, prefetch, how, stale);
+    if (stale) r = started_over(r, run_once(render_desired(fleet, node), node, mode, now, nullptr, LiveRead::full, stale));
     t.append(r.timings);
     r.timings = std::move(t);
     return r;
 }
 
 RunResult Engine::run(Desired d, const std::string& node, Mode mode, int64_t now, Prefetch* prefetch, LiveRead how) {
+    // A run from cached devices may start over from a full read, with the desired state as given.
+    std::optional<Desired> for_full_read;
+    if (how == LiveRead::cached_devices && cache && cache->live) for_full_read = d;
+    bool stale = false;
+    RunResult r = run_once(std::move(d), node, mode, now, prefetch, how, stale);
+    if (stale) r = started_over(r, run_once(std::move(*for_full_read), node, mode, now, nullptr, LiveRead::full, stale));
+    return r;
+}
+
+RunResult Engine::run_once(Desired d, const std::string& node, Mode mode, int64_t now, Prefetch* prefetch, LiveRead how, bool& stale) {
     // An applying run gives the cache up whatever happens; only a verified run leaves a new one.
     std::optional<LiveCache> prior;
     if (cache && mode == Mode::apply && cache->live) prior = std::exchange(*cache, LiveCache{});
-    // A run from cached devices may start over from a full read, with the desired state as given.
-    std::optional<Desired> for_full_read;
-    if (how == LiveRead::cached_devices && prior) for_full_read = d;
     RunResult r;
     r.desired = std::move(d.state);
     r.labels = std::move(d.labels);
@@ -227,12 +274,19 @@ RunResult Engine::run(Desired d, const std::string& node, Mode mode, int64_t now
         return r;
     }
     r.timings.lap("ownership");
-    // Before anything is written: where the managed files land.
-    plan::Ownership owned_for_diff = *owned;
-    if (auto s = check_file_places(backends.files, r.desired, r.labels, d.state_dir, owned_for_diff); !s) {
+    // Before anything is written: where the managed files land. Only the owned files can
+    // change for the diff: the record is copied only when they do.
+    plan::Ownership owned_files{.interfaces = {}, .peers = {}, .endpoints = {}, .files = owned->files, .sysctls = {}};
+    if (auto s = check_file_places(backends.files, r.desired, r.labels, d.state_dir, owned_files); !s) {
         r.error = s.error();
         return r;
     }
+    std::optional<plan::Ownership> owned_other_files;
+    if (owned_files.files != owned->files) {
+        owned_other_files = *owned;
+        owned_other_files->files = std::move(owned_files.files);
+    }
+    const plan::Ownership& owned_for_diff = owned_other_files ? *owned_other_files : *owned;
     if (mode == Mode::apply && d.keys_dir)
         for (const auto& [ifname, w] : r.desired.interfaces)
             if (w.public_key) publish_key(w);
@@ -245,7 +299,7 @@ RunResult Engine::run(Desired d, const std::string& node, Mode mode, int64_t now
     const bool prefetched = read && prefetch->interfaces() == desired_names;
     // The cache stands for the devices only while nobody else applied (the same ownership
     // record) and the node has the same interfaces.
-    r.used_cache = how == LiveRead::cached_devices && prior && prior->owned == *owned && prior->interfaces == desired_names;
+    r.used_cache = how == LiveRead::cached_devices && prior && prior->interfaces == desired_names && prior->owned == *owned;
     auto live = [&]() -> backend::Result<Live> {
         if (r.used_cache) {
             Live l = std::move(*prior->live);
@@ -276,17 +330,23 @@ RunResult Engine::run(Desired d, const std::string& node, Mode mode, int64_t now
     r.live = std::move(*live);
     r.timings.lap("diff");
     if (mode == Mode::plan) return r;
+    // The record after success: built where it is needed, from what the run wants.
+    const auto sysctls_after = plan::owned_sysctls_after(r.desired, r.live->state, *owned);
+    auto record_after = [&] {
+        plan::Ownership o = plan::ownership_after(r.desired);
+        o.sysctls = sysctls_after;
+        return o;
+    };
+
     // Nothing to do: the diff just computed is the verification. The record may still shrink
     // (a run killed after its changes left the union behind).
-    plan::Ownership after_success = plan::ownership_after(r.desired);
-    after_success.sysctls = plan::owned_sysctls_after(r.desired, r.live->state, *owned);
-
     if (r.plan.empty()) {
         r.applied = ApplyResult{};
+        plan::Ownership after_success = record_after();
         if (after_success != *owned)
             if (auto s = state.save(after_success); !s) r.error = s.error();
         r.leftover = plan::Plan{};
-        if (cache && !r.error) *cache = cache_of(*r.live, desired_names, after_success);
+        if (cache && !r.error) *cache = cache_of(*r.live, desired_names, std::move(after_success));
         return r;
     }
 
@@ -294,9 +354,9 @@ RunResult Engine::run(Desired d, const std::string& node, Mode mode, int64_t now
     // whatever it may remove stays recorded until it is gone, so a run killed at any point
     // leaves nothing the next run cannot find. Without that record nothing is applied.
     // An edit of a large node rarely owns anything new: then the record stands as it is,
-    // without copying and comparing it.
+    // checked against what the run wants without building, copying or comparing a record.
     std::optional<plan::Ownership> written_ahead;
-    if (!covers(*owned, after_success)) written_ahead = write_ahead(*owned, after_success);
+    if (!covers(*owned, r.desired, sysctls_after)) written_ahead = write_ahead(*owned, record_after());
     const plan::Ownership& ahead = written_ahead ? *written_ahead : *owned;
     if (written_ahead && ahead != *owned)
         if (auto s = state.save(ahead); !s) {
@@ -308,6 +368,7 @@ RunResult Engine::run(Desired d, const std::string& node, Mode mode, int64_t now
 
     r.applied = apply_plan(backends, r.plan, keys, journal);
     r.timings.lap("apply");
+    const plan::Ownership after_success = record_after();
     // Keys the apply generated: the desired state now knows them (for the verification) and
     // they are published.
     for (auto& [ifname, w] : r.desired.interfaces) {
@@ -341,17 +402,11 @@ RunResult Engine::run(Desired d, const std::string& node, Mode mode, int64_t now
     r.timings.lap("verify");
     if (r.used_cache && !r.error && (!r.applied->ok() || !r.leftover->empty())) {
         // The cached devices were out of date (changed by someone else since the last run):
-        // what was applied stays applied; the rest comes from a full read.
-        auto again = run(std::move(*for_full_read), node, mode, now, nullptr, LiveRead::full);
-        again.warnings.insert(again.warnings.begin(),
-                              fmt::format("the devices' state kept from the last run was out of date ({}); read again and "
-                                          "converged from there",
-                                          r.applied->ok() ? fmt::format("{} difference(s) left after the edit", r.leftover->ops.size())
-                                                          : r.applied->error->message));
-        if (again.applied) again.applied->done.insert(again.applied->done.begin(), r.applied->done.begin(), r.applied->done.end());
-        return again;
+        // what was applied stays applied; the caller starts over from a full read.
+        stale = true;
+        return r;
     }
-    if (cache && r.applied->ok() && r.leftover->empty() && !r.error) *cache = cache_of(std::move(*after), desired_names, next);
+    if (cache && r.applied->ok() && r.leftover->empty() && !r.error) *cache = cache_of(std::move(*after), desired_names, std::move(next));
     return r;
 }
 

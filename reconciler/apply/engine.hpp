@@ -72,6 +72,9 @@ plan::Ownership write_ahead(const plan::Ownership& before, const plan::Ownership
 // Whether `before` already records everything write_ahead would add of `after` (then
 // write_ahead(before, after) == before).
 bool covers(const plan::Ownership& before, const plan::Ownership& after);
+// The same as covers(before, after) for `after` = ownership_after(desired) with these sysctls,
+// without building it: a walk over what `desired` has.
+bool covers(const plan::Ownership& before, const model::HostState& desired, const std::map<std::string, plan::OwnedSysctl>& sysctls);
 // After a failed apply: the endpoints recorded before, plus each desired endpoint the device
 // now really has. An endpoint that a failed set did not apply is not recorded, so the roaming
 // rule cannot mistake the old live endpoint for a roamed one.
@@ -155,6 +158,11 @@ struct Engine {
     // it passes a copy).
     RunResult run(Desired desired, const std::string& node, Mode mode, int64_t now, Prefetch* prefetch = nullptr,
                   LiveRead how = LiveRead::full);
+
+private:
+    // One run, from a desired state it takes over. `stale` is set when the cached devices turned
+    // out out of date: the caller starts over from a full read.
+    RunResult run_once(Desired desired, const std::string& node, Mode mode, int64_t now, Prefetch* prefetch, LiveRead how, bool& stale);
 };
 
 }  // namespace wgf::apply

@@ -169,9 +169,15 @@ private:
     }
 
     void diff_peer(const std::string& ifname, const WgPeer& want, const WgPeer& have, const WgInterface& have_if) {
+        const model::PrefixSet &wa = want.allowed_ips, &ha = have.allowed_ips;
+        const bool endpoint = want.endpoint && have.endpoint != want.endpoint;
+        const bool ips = wa != ha;
+        // Most peers of a large interface are unchanged: they cost the comparison, not a lookup
+        // of their name.
+        if (!endpoint && !ips && want.keepalive == have.keepalive) return;
         const std::string& name = labels_.peer_name(ifname, want.public_key);
         OpUpdatePeer u{.ifname = ifname, .public_key = want.public_key, .name = name};
-        if (want.endpoint && have.endpoint != want.endpoint) {
+        if (endpoint) {
             if (auto why = roamed(ifname, want))
                 plan_.kept.push_back(fmt::format("peer {} on {}: endpoint {} (roamed from {}; {})",
                                                  name.empty() ? want.public_key.short_str() : name, ifname,
@@ -179,8 +185,6 @@ private:
             else u.endpoint = want.endpoint, u.old_endpoint = have.endpoint;
         }
         if (want.keepalive != have.keepalive) u.keepalive = want.keepalive, u.old_keepalive = have.keepalive;
-        const model::PrefixSet &wa = want.allowed_ips, &ha = have.allowed_ips;
-        bool ips = wa != ha;
         if (ips) {
             u.added = minus(wa, ha);
             u.removed = minus(ha, wa);
@@ -229,10 +233,20 @@ private:
     }
 
     void diff_routes(const HostState& desired, const HostState& live) {
-        for (const auto& r : live.routes)
-            if (!desired.routes.count(r) && !deleted_.count(r.dev)) add(kRouteDel, OpDelRoute{r});
-        for (const auto& r : desired.routes)
-            if (!live.routes.count(r)) add(kRouteAdd, OpAddRoute{r});
+        // One merge walk over both sets, ordered alike: each phase gets its routes in that order.
+        auto l = live.routes.begin(), d = desired.routes.begin();
+        while (l != live.routes.end() || d != desired.routes.end()) {
+            if (d == desired.routes.end() || (l != live.routes.end() && *l < *d)) {
+                if (!deleted_.count(l->dev)) add(kRouteDel, OpDelRoute{*l});
+                ++l;
+            } else if (l == live.routes.end() || *d < *l) {
+                add(kRouteAdd, OpAddRoute{*d});
+                ++d;
+            } else {
+                ++l;
+                ++d;
+            }
+        }
     }
 
     // Sysctls of wg-fleet's own interfaces go with the link; the others once the routes exist,

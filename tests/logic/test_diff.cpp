@@ -298,6 +298,23 @@ TEST_CASE("diff: routes, rules and files that are ours converge, others are left
     CHECK(m.plan_for(desired).empty());
 }
 
+TEST_CASE("diff: of interleaved routes each stale one is removed and each new one added, in address order", "[diff]") {
+    model::HostState live, desired;
+    for (const auto* p : {"10.1.0.0/16", "10.3.0.0/16", "10.5.0.0/16", "10.6.0.0/16"}) live.routes.insert(model::Route{pfx(p), "wg0"});
+    for (const auto* p : {"10.2.0.0/16", "10.3.0.0/16", "10.4.0.0/16", "10.6.0.0/16", "10.7.0.0/16"})
+        desired.routes.insert(model::Route{pfx(p), "wg0"});
+    desired.routes.insert(model::Route{pfx("10.6.0.0/16"), "wg1"});  // the same prefix on another device is another route
+    auto p = plan::diff(desired, {}, live, {});
+    std::vector<std::string> got;
+    for (const auto& op : p.ops) {
+        if (const auto* del = std::get_if<plan::OpDelRoute>(&op)) got.push_back("- " + del->route.dst.str() + " " + del->route.dev);
+        if (const auto* add = std::get_if<plan::OpAddRoute>(&op)) got.push_back("+ " + add->route.dst.str() + " " + add->route.dev);
+    }
+    CHECK(got == std::vector<std::string>{"- 10.1.0.0/16 wg0", "- 10.5.0.0/16 wg0", "+ 10.2.0.0/16 wg0", "+ 10.4.0.0/16 wg0",
+                                          "+ 10.6.0.0/16 wg1", "+ 10.7.0.0/16 wg0"});
+    CHECK(got.size() == p.ops.size());
+}
+
 TEST_CASE("diff: an interface that left the fleet is deleted last, without separate route ops", "[diff]") {
     FakeMachine m;
     auto desired = host(m.keys, {peer(1, {"fd00:1:2::/56"})});

@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <random>
 
 #include "apply/desired_cache.hpp"
 #include "apply/engine.hpp"
@@ -861,6 +862,56 @@ TEST_CASE("engine: covers(before, after) says exactly when the record written ah
     for (const auto& after : afters) CHECK(apply::covers(before, after) == (apply::write_ahead(before, after) == before));
     CHECK(apply::covers(before, same_less));
     CHECK_FALSE(apply::covers(before, more_peer));
+}
+
+TEST_CASE("engine: covers(before, desired, sysctls) is covers(before, the record desired leads to), without building that record",
+          "[engine][state]") {
+    // Small random records and desired states: interfaces, their peers (with and without an
+    // endpoint), entries present or missing in each part of the record, files and sysctls.
+    std::mt19937 rng(9);
+    auto coin = [&] { return rng() % 2 == 0; };
+    const std::vector<std::string> ifs{"wg0", "wg1"}, files{"/etc/a", "/etc/b"};
+    const std::vector<std::string> sysctl_keys{"net/ipv4/ip_forward", "net/ipv6/conf/all/forwarding"};
+    auto sysctls = [&] {
+        std::map<std::string, plan::OwnedSysctl> out;
+        for (const auto& k : sysctl_keys)
+            if (coin()) out[k] = plan::OwnedSysctl{.original = "0", .value = coin() ? "1" : "2"};
+        return out;
+    };
+    int covered = 0, not_covered = 0;
+    for (int round = 0; round < 4000; ++round) {
+        model::HostState desired;
+        for (const auto& name : ifs) {
+            if (!coin()) continue;
+            auto& w = desired.interfaces[name];
+            w.name = name;
+            for (int k = 1; k <= 4; ++k)
+                if (coin()) w.peers.emplace(key_of(k), coin() ? peer(k, {}, "192.0.2.1:51820") : peer(k, {}));
+        }
+        for (const auto& f : files)
+            if (coin()) desired.files[f] = model::ManagedFile{.path = f, .content = "", .mode = 0644};
+        plan::Ownership before;
+        for (const auto& name : ifs) {
+            if (coin()) before.interfaces.insert(name);
+            if (coin()) before.endpoints[name];
+            if (!coin()) continue;
+            auto& keys = before.peers[name];
+            for (int k = 1; k <= 4; ++k)
+                if (rng() % 4 != 0) keys.insert(key_of(k));
+        }
+        for (const auto& f : files)
+            if (rng() % 4 != 0) before.files.insert(f);
+        before.sysctls = sysctls();
+        const auto after_sysctls = coin() ? before.sysctls : sysctls();
+        plan::Ownership after = plan::ownership_after(desired);
+        after.sysctls = after_sysctls;
+        const bool want = apply::covers(before, after);
+        INFO("round " << round);
+        REQUIRE(apply::covers(before, desired, after_sysctls) == want);
+        (want ? covered : not_covered)++;
+    }
+    CHECK(covered > 100);
+    CHECK(not_covered > 100);
 }
 
 TEST_CASE("engine: a desired state kept by the cache resolves its endpoint names again on every run", "[engine][desired-cache]") {
