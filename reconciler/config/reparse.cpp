@@ -268,8 +268,9 @@ bool reparse_edit(Node& tree, std::string_view old_text, std::string_view new_te
         lo = hi = static_cast<uint32_t>(same_head);  // the line the new ones follow
     }
     const auto candidates = enclosing(tree, old, lo, hi);
-    for (auto c = candidates.rbegin(); c != candidates.rend(); ++c)
-        if (try_candidate(*c, tree, old, now, new_text.size(), file)) return true;
+    // The innermost first: the smallest part.
+    for (size_t k = candidates.size(); k-- > 0;)
+        if (try_candidate(candidates[k], tree, old, now, new_text.size(), file)) return true;
     return false;
 }
 
