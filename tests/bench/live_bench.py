@@ -441,9 +441,16 @@ class Bench:
         """`wg-fleet -v apply` (no-op) and `wg show dump`: where the time goes, and the device read
         as wg-fleet times it (-v's "device" phase of the read) against the whole `wg show dump`."""
         ns, state, a = self.main_ns, self.main_state, self.a
-        log(f"-v: {a.runs} x (wg-fleet -v apply (no-op), wg show dump)")
+        # wireguard-go's answer to a get varies several-fold from one request to the next (its
+        # garbage collector, its timers), so this pair takes at least five runs, in alternating
+        # order: the medians compare the two reads, not which one came after the other.
+        runs = max(a.runs, 5)
+        log(f"-v: {runs} x (wg-fleet -v apply (no-op), wg show dump), in alternating order")
         main_phases, read_phases = {}, {}
-        for _ in range(a.runs):
+        dump = lambda: self.record("verbose_wg_show_dump", self.timed(ns, ["wg", "show", self.ifname, "dump"], "wg show dump"))
+        for i in range(runs):
+            if i % 2:
+                dump()
             argv = [x for x in self.wgf(state, "apply") if x != "-q"]
             r = self.timed(ns, [argv[0], "-v"] + argv[1:], "-v no-op apply")
             err = open(r["err"], errors="replace").read()
@@ -458,7 +465,8 @@ class Bench:
                         name = "device"
                     into.setdefault(name, []).append(float(ms) / 1000)
                 into.setdefault("total", []).append(float(m.group(2)) / 1000)
-            self.record("verbose_wg_show_dump", self.timed(ns, ["wg", "show", self.ifname, "dump"], "wg show dump"))
+            if i % 2 == 0:
+                dump()
         self.r["verbose_noop_phases_s"] = main_phases
         self.r["verbose_noop_read_phases_s"] = read_phases
         self.r["device_read_s"] = read_phases.get("device", [])
