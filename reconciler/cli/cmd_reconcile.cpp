@@ -8,10 +8,10 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "apply/desired_cache.hpp"
-#include "apply/lock.hpp"
 #include "cli/commands.hpp"
 #include "cli/machine.hpp"
+#include "inputs/desired_cache.hpp"
+#include "inputs/lock.hpp"
 #include "system/desired_cache.hpp"
 
 namespace wgf::cli {
@@ -78,7 +78,7 @@ std::unique_ptr<Loaded> load_for_node(const Globals& g, std::string& node) {
 struct Session {
     // apply's lock on the state directory, taken before anything is read: a read that another
     // run's apply could change under it would plan from stale facts. Released last.
-    std::optional<apply::StateLock> lock;
+    std::optional<inputs::StateLock> lock;
     std::string locked_dir;
     std::optional<backend::Error> lock_error;
     std::string node;
@@ -101,8 +101,8 @@ struct Session {
     // verified leaves (all but the desired state); unset on a hit, or where the file's state_dir
     // is not the directory looked in.
     std::unique_ptr<system::FileDesiredCache> cache;
-    std::optional<apply::CachedDesired> to_store;
-    std::vector<apply::CacheKey> inputs_before;  // of to_store's inputs, when it was made
+    std::optional<inputs::CachedDesired> to_store;
+    std::vector<inputs::CacheKey> inputs_before;  // of to_store's inputs, when it was made
 
     apply::RunResult run(apply::Mode mode, int64_t now) {
         auto e = machine->engine();
@@ -119,7 +119,7 @@ std::unique_ptr<Session> start(const Globals& g, int64_t now, bool lock = false)
     model::Config defaults;
     if (g.state_dir) defaults.state_dir = *g.state_dir;
     auto take_lock = [&](const std::string& dir) {
-        auto l = apply::StateLock::acquire(dir, g.lock_timeout);
+        auto l = inputs::StateLock::acquire(dir, g.lock_timeout);
         if (!l) return s->lock_error = l.error(), false;
         s->lock.reset();
         s->lock.emplace(std::move(*l));
@@ -148,13 +148,13 @@ std::unique_ptr<Session> start(const Globals& g, int64_t now, bool lock = false)
             s->prefetch = std::make_unique<apply::Prefetch>(*s->machine->backends, std::move(want), now);
     };
     // The cache lives in the state directory known before the file is read.
-    apply::CacheContext ctx;
+    inputs::CacheContext ctx;
     if (!g.no_cache) {
-        ctx = apply::CacheContext{.build_id = system::build_id(), .node = s->node, .options = load_options(g)};
+        ctx = inputs::CacheContext{.build_id = system::build_id(), .node = s->node, .options = load_options(g)};
         s->cache = std::make_unique<system::FileDesiredCache>(defaults.state_dir);
         s->timings.restart();
         std::string why;
-        auto hit = apply::lookup_cached(*s->cache, ctx, &why);
+        auto hit = inputs::lookup_cached(*s->cache, ctx, &why);
         s->timings.lap("cache");
         if (g.verbose > 0)
             std::cerr << (hit ? "wg-fleet: desired state from the cache: the inputs are those of the last verified apply\n"
@@ -192,7 +192,7 @@ std::unique_ptr<Session> start(const Globals& g, int64_t now, bool lock = false)
     s->state_dir = cfg.state_dir;
     s->timings.lap("render");
     if (lock && s->cache && !ctx.build_id.empty() && cfg.state_dir == defaults.state_dir) {
-        s->to_store = apply::cache_entry(ctx, *s->loaded, &s->inputs_before);
+        s->to_store = inputs::cache_entry(ctx, *s->loaded, &s->inputs_before);
         s->timings.lap("cache key");
     }
     return s;
@@ -290,11 +290,11 @@ int report_apply(const Globals& g, Session& session, const apply::RunResult& r) 
         // Verified: the node matches what this desired state says, so the next run with the
         // same inputs may start from it; unless an input changed since it was loaded (a key
         // this run generated or published, or another writer): then the next run loads again.
-        if (apply::input_digests(session.to_store->inputs) != session.inputs_before) {
+        if (inputs::input_digests(session.to_store->inputs) != session.inputs_before) {
             if (g.verbose > 0) std::cerr << "wg-fleet: desired state not kept: a key file or published key changed during the run\n";
         } else {
             session.to_store->desired = std::move(session.desired);
-            auto saved = session.cache->save(apply::encode_cached(*session.to_store));
+            auto saved = session.cache->save(inputs::encode_cached(*session.to_store));
             if (g.verbose > 0)
                 std::cerr << (saved ? fmt::format("wg-fleet: desired state kept in {} for the next run\n", session.cache->path())
                                     : fmt::format("wg-fleet: desired state not kept: {}\n", saved.error().message));
@@ -401,7 +401,7 @@ int cmd_keygen(const Globals& g) {
     if (!l) return kError;
     system::FileKeyStore keys;
     const auto& cfg = l->cfg();
-    auto lock = apply::StateLock::acquire(cfg.state_dir, g.lock_timeout);
+    auto lock = inputs::StateLock::acquire(cfg.state_dir, g.lock_timeout);
     if (!lock) {
         std::cerr << "wg-fleet: " << lock.error().message << "\n";
         return kError;

@@ -12,10 +12,10 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
-#include "apply/lock.hpp"
 #include "apply/watch.hpp"
 #include "cli/commands.hpp"
 #include "cli/machine.hpp"
+#include "inputs/lock.hpp"
 #include "linux/watch_events.hpp"
 
 namespace wgf::cli {
@@ -68,7 +68,7 @@ public:
         const std::string_view word = apply::to_string(why);
         // The state directory's lock, for this run only: `wg-fleet apply` by hand runs between
         // ticks, and a tick waits for it (up to --lock-timeout) or skips with the reason.
-        auto lock = apply::StateLock::acquire(loaded_->cfg().state_dir, g_.lock_timeout, [this] { report_.watchdog(); });
+        auto lock = inputs::StateLock::acquire(loaded_->cfg().state_dir, g_.lock_timeout, [this] { report_.watchdog(); });
         if (!lock) {
             log_.error("{} ({}): skipped until the next trigger", lock.error().message, word);
             report_.status("waiting for the state directory's lock: " + lock.error().message);
@@ -138,7 +138,7 @@ private:
     std::shared_ptr<Loaded> in_force_;
 
     std::variant<std::unique_ptr<apply::Reconcile>, apply::LoadFailure> load_checked(const char* reason) {
-        std::shared_ptr<Loaded> l = apply::load(load_options(g_), {}, in_force_.get());
+        std::shared_ptr<Loaded> l = inputs::load(load_options(g_), {}, in_force_.get());
         if (!l->fleet) {
             log_.error("{}", config::render_all(l->diags, l->sources));
             return apply::LoadFailure{.message = fmt::format("{}: invalid ({})", g_.config, reason),

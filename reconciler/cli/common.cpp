@@ -5,7 +5,7 @@
 #include <iostream>
 
 namespace wgf::cli {
-apply::LoadOptions load_options(const Globals& g) {
+inputs::LoadOptions load_options(const Globals& g) {
     return {.config = g.config,
             .dropin_dir = g.dropin_dir,
             .state_dir = g.state_dir,
@@ -14,7 +14,7 @@ apply::LoadOptions load_options(const Globals& g) {
 }
 
 std::unique_ptr<Loaded> load(const Globals& g, const std::function<void(const model::Config&)>& parsed) {
-    auto l = apply::load(load_options(g), parsed);
+    auto l = inputs::load(load_options(g), parsed);
     std::cerr << config::render_all(l->diags, l->sources, g.quiet == 0);
     return l;
 }

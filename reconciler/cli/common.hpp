@@ -10,7 +10,7 @@
 #include <utility>
 #include <vector>
 
-#include "apply/load.hpp"
+#include "inputs/load.hpp"
 
 namespace wgf::cli {
 
@@ -19,7 +19,7 @@ struct Globals {
     std::optional<std::string> dropin_dir;  // default: next to the config, NAME.d
     std::optional<std::string> node;        // default: the hostname
     std::optional<std::string> state_dir;   // overrides state_dir: in the YAML
-    // Set only by the sandbox for its nodes (no command-line option): see apply::LoadOptions.
+    // Set only by the sandbox for its nodes (no command-line option): see inputs::LoadOptions.
     std::optional<std::string> keys_only_from;
     std::optional<std::string> files_root;
     int verbose = 0;
@@ -32,10 +32,10 @@ struct Globals {
     int lock_timeout = 30;
 };
 
-using Loaded = apply::Loaded;
+using Loaded = inputs::Loaded;
 
 // What apply::load needs from the global options.
-apply::LoadOptions load_options(const Globals& g);
+inputs::LoadOptions load_options(const Globals& g);
 
 // Loads the fleet (apply::load) and prints its diagnostics to stderr (warnings only unless quiet
 // is 0). Returns the result even on errors; check fleet != nullptr.

@@ -10,7 +10,7 @@
 
 #include <catch2/catch.hpp>
 
-#include "apply/desired_cache.hpp"
+#include "inputs/desired_cache.hpp"
 #include "system/desired_cache.hpp"
 #include "temp_dir.hpp"
 
@@ -26,7 +26,7 @@ struct Fixture {
     model::SecretKey secret = model::SecretKey::generate();
     model::Key c1 = secret.public_key(), p1 = model::SecretKey::generate().public_key(), p2 = model::SecretKey::generate().public_key();
     system::FileDesiredCache store{state.string()};
-    apply::CacheContext ctx;
+    inputs::CacheContext ctx;
 
     Fixture() {
         fs::create_directories(state);
@@ -49,18 +49,18 @@ struct Fixture {
         out << text;
     }
     // What a miss does, and a verified apply after it: load, render, keep.
-    apply::CachedDesired keep() {
-        auto l = apply::load(ctx.options);
+    inputs::CachedDesired keep() {
+        auto l = inputs::load(ctx.options);
         INFO(config::render_all(l->diags, l->sources));
         REQUIRE(l->fleet);
-        auto c = apply::cache_entry(ctx, *l);
+        auto c = inputs::cache_entry(ctx, *l);
         c.desired = apply::render_desired(*l->fleet, ctx.node);
-        REQUIRE(store.save(apply::encode_cached(c)));
+        REQUIRE(store.save(inputs::encode_cached(c)));
         return c;
     }
-    std::optional<apply::CachedDesired> lookup(std::string* why = nullptr) { return apply::lookup_cached(store, ctx, why); }
+    std::optional<inputs::CachedDesired> lookup(std::string* why = nullptr) { return inputs::lookup_cached(store, ctx, why); }
     // The entry is no longer used, and loading again gives the changed result.
-    void invalidated(const apply::CachedDesired& before, bool desired_changes = true) {
+    void invalidated(const inputs::CachedDesired& before, bool desired_changes = true) {
         std::string why;
         CHECK_FALSE(lookup(&why));
         CHECK(why == "inputs changed");
@@ -71,7 +71,7 @@ struct Fixture {
         REQUIRE(hit);
         CHECK(*hit == after);
     }
-    const model::WgInterface& mesh(const apply::CachedDesired& c) { return c.desired.state.interfaces.at("mesh"); }
+    const model::WgInterface& mesh(const inputs::CachedDesired& c) { return c.desired.state.interfaces.at("mesh"); }
 };
 
 std::string slurp(const fs::path& p) {

@@ -5,7 +5,7 @@
 
 #include <catch2/catch.hpp>
 
-#include "apply/load.hpp"
+#include "inputs/load.hpp"
 #include "temp_dir.hpp"
 
 using namespace wgf;
@@ -28,7 +28,7 @@ fleets:
         public_key: 7FwP3pm/X5vfVG0CFu7vm3CwQB9vF6ml+ml/CpLQDu0=
 )";
 
-std::string parse_phase(const apply::Loaded& l) { return l.timings.phases().front().first; }
+std::string parse_phase(const inputs::Loaded& l) { return l.timings.phases().front().first; }
 
 }  // namespace
 
@@ -42,9 +42,9 @@ TEST_CASE("load: an edit after a load that failed is parsed whole, then by its p
     };
     std::string text = kFleet;
     write(text);
-    apply::LoadOptions o;
+    inputs::LoadOptions o;
     o.config = cfg;
-    auto in_force = apply::load(o);
+    auto in_force = inputs::load(o);
     REQUIRE(in_force->fleet);
     REQUIRE(parse_phase(*in_force) == "parse");
 
@@ -52,7 +52,7 @@ TEST_CASE("load: an edit after a load that failed is parsed whole, then by its p
     std::string bad = text;
     bad.replace(bad.find("port: 51820"), 11, "port: 0");
     write(bad);
-    auto refused = apply::load(o, {}, in_force.get());
+    auto refused = inputs::load(o, {}, in_force.get());
     CHECK(parse_phase(*refused) == "parse (edited part)");
     CHECK_FALSE(refused->fleet);
     CHECK(refused->diags.has_errors());
@@ -61,7 +61,7 @@ TEST_CASE("load: an edit after a load that failed is parsed whole, then by its p
     std::string good = text;
     good.replace(good.find("vpn1.example.com"), 16, "vpn2.example.com");
     write(good);
-    auto next = apply::load(o, {}, in_force.get());
+    auto next = inputs::load(o, {}, in_force.get());
     CHECK(parse_phase(*next) == "parse");
     REQUIRE(next->fleet);
     CHECK(next->cfg().fleets.at("mesh").controllers.at("server1").endpoint->str() == "vpn2.example.com");
@@ -70,10 +70,10 @@ TEST_CASE("load: an edit after a load that failed is parsed whole, then by its p
     std::string renamed = good;
     renamed.replace(renamed.find("      phone:"), 12, "      tablet:");
     write(renamed);
-    auto edited = apply::load(o, {}, next.get());
+    auto edited = inputs::load(o, {}, next.get());
     CHECK(parse_phase(*edited) == "parse (edited part)");
     REQUIRE(edited->fleet);
-    auto whole = apply::load(o);
+    auto whole = inputs::load(o);
     CHECK(edited->parsed.tree == whole->parsed.tree);
     CHECK(edited->cfg().fleets.at("mesh").peers.count("tablet") == 1);
     CHECK(edited->cfg().fleets.at("mesh").peers.count("phone") == 0);

@@ -10,10 +10,10 @@
 
 #include <catch2/catch.hpp>
 
-#include "apply/lock.hpp"
+#include "inputs/lock.hpp"
 #include "temp_dir.hpp"
 
-using wgf::apply::StateLock;
+using wgf::inputs::StateLock;
 
 TEST_CASE("lock: one holder per state directory, and the second names the holder's pid and command", "[lock]") {
     wgf::test::TempDir tmp("wgf-lock");

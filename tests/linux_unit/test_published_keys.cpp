@@ -8,8 +8,8 @@
 
 #include <catch2/catch.hpp>
 
-#include "apply/published_keys.hpp"
 #include "config/parse.hpp"
+#include "inputs/published_keys.hpp"
 #include "temp_dir.hpp"
 
 namespace fs = std::filesystem;
@@ -32,10 +32,12 @@ struct Fixture {
         cfg.keys_dir = keys.string();
         cfg.fleets["mesh"];
     }
-    apply::PublishedKey read(const std::string& name) { return apply::read_published_key((pub / name).string(), apply::load_secrets(cfg)); }
+    inputs::PublishedKey read(const std::string& name) {
+        return inputs::read_published_key((pub / name).string(), inputs::load_secrets(cfg));
+    }
 };
 
-void refused(const apply::PublishedKey& r, const std::string& why, const std::string& secret_text) {
+void refused(const inputs::PublishedKey& r, const std::string& why, const std::string& secret_text) {
     INFO(r.refused);
     CHECK_FALSE(r.key);
     CHECK(r.refused.find(why) != std::string::npos);
@@ -99,7 +101,7 @@ TEST_CASE("keys_dir is read safely: a refusal is a config error at keys_dir nami
                              "\nfleets:\n  mesh:\n    controllers:\n      hub: { endpoint: 192.0.2.1 }\n    peers:\n      erin: {}\n";
     auto parsed = config::parse_text(yaml, "fleet.yaml", sources, diags);
     REQUIRE_FALSE(diags.has_errors());
-    apply::merge_published_keys(parsed, diags, false);
+    inputs::merge_published_keys(parsed, diags, false);
     REQUIRE(diags.errors() == 1);
     std::string all;
     for (const auto& d : diags.sorted()) all += config::render(d, sources);

@@ -7,10 +7,10 @@
 #include <algorithm>
 #include <random>
 
-#include "apply/desired_cache.hpp"
 #include "apply/engine.hpp"
 #include "config/parse.hpp"
 #include "fixture.hpp"
+#include "inputs/desired_cache.hpp"
 #include "plan/ownership_json.hpp"
 #include "plan/sysctls.hpp"
 #include "plan/validate.hpp"
@@ -922,8 +922,8 @@ TEST_CASE("engine: a desired state kept by the cache resolves its endpoint names
     MemState state;
     auto b = m.backends();
     apply::Engine e{b, m.keys, dns, state, nullptr, {}};
-    apply::CachedDesired c{.key = {}, .inputs = {}, .userspace = std::nullopt, .notes = "", .desired = apply::render_desired(*s.fw, "c1")};
-    auto kept = apply::decode_cached(apply::encode_cached(c));
+    inputs::CachedDesired c{.key = {}, .inputs = {}, .userspace = std::nullopt, .notes = "", .desired = apply::render_desired(*s.fw, "c1")};
+    auto kept = inputs::decode_cached(inputs::encode_cached(c));
     REQUIRE(kept);
     CHECK(*kept == c);
     auto c2 = *model::Key::from_base64("4EVFjchzl8j0kbHH00hl1jgZKbuw/hw1B7XbAYDAaSA=");

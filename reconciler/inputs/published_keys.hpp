@@ -15,7 +15,7 @@
 #include "model/net.hpp"
 #include "model/spec.hpp"
 
-namespace wgf::apply {
+namespace wgf::inputs {
 
 inline constexpr size_t kPublishedKeyMaxBytes = 128;
 
@@ -43,4 +43,4 @@ PublishedKey read_published_key(const std::string& path, const Secrets& secrets)
 // sandbox). Refusals and malformed files are config errors located at keys_dir.
 void merge_published_keys(config::Parsed& parsed, config::Diagnostics& diags, bool replace);
 
-}  // namespace wgf::apply
+}  // namespace wgf::inputs

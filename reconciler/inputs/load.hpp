@@ -15,7 +15,7 @@
 #include "model/timing.hpp"
 #include "plan/render.hpp"
 
-namespace wgf::apply {
+namespace wgf::inputs {
 
 struct LoadOptions {
     std::string config;
@@ -48,4 +48,4 @@ struct Loaded {
 std::unique_ptr<Loaded> load(const LoadOptions& o, const std::function<void(const model::Config&)>& parsed = {},
                              Loaded* previous = nullptr);
 
-}  // namespace wgf::apply
+}  // namespace wgf::inputs

@@ -16,11 +16,11 @@
 #include <vector>
 
 #include "apply/engine.hpp"
-#include "apply/load.hpp"
 #include "backend/desired_cache.hpp"
 #include "config/read.hpp"
+#include "inputs/load.hpp"
 
-namespace wgf::apply {
+namespace wgf::inputs {
 
 // What keys a cache entry besides the bytes of the files.
 struct CacheContext {
@@ -37,7 +37,7 @@ struct CachedDesired {
     std::vector<std::string> inputs;
     std::optional<std::string> userspace;  // the file's userspace: setting (the backends need it)
     std::string notes;                     // the load's warnings as printed, shown again on a hit
-    Desired desired;
+    apply::Desired desired;
 
     auto operator<=>(const CachedDesired&) const = default;
 };
@@ -66,4 +66,4 @@ std::optional<CachedDesired> decode_cached(const std::string& bytes);
 // given) says why not.
 std::optional<CachedDesired> lookup_cached(backend::DesiredCacheStore& store, const CacheContext& ctx, std::string* why = nullptr);
 
-}  // namespace wgf::apply
+}  // namespace wgf::inputs

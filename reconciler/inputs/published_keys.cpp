@@ -1,4 +1,4 @@
-#include "apply/published_keys.hpp"
+#include "inputs/published_keys.hpp"
 
 #include <fcntl.h>
 #include <stdlib.h>
@@ -16,7 +16,7 @@
 #include "model/fd.hpp"
 #include "plan/render.hpp"
 
-namespace wgf::apply {
+namespace wgf::inputs {
 namespace {
 
 std::string resolved(const std::string& path) {
@@ -166,4 +166,4 @@ void merge_published_keys(config::Parsed& parsed, config::Diagnostics& diags, bo
     }
 }
 
-}  // namespace wgf::apply
+}  // namespace wgf::inputs

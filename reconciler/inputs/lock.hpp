@@ -11,7 +11,7 @@
 
 #include "backend/status.hpp"
 
-namespace wgf::apply {
+namespace wgf::inputs {
 
 class StateLock {
 public:
@@ -37,4 +37,4 @@ private:
 // The lock file's path for a state directory.
 std::string lock_path(const std::string& state_dir);
 
-}  // namespace wgf::apply
+}  // namespace wgf::inputs

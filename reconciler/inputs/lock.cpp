@@ -1,4 +1,4 @@
-#include "apply/lock.hpp"
+#include "inputs/lock.hpp"
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -14,7 +14,7 @@
 
 #include <fmt/format.h>
 
-namespace wgf::apply {
+namespace wgf::inputs {
 namespace {
 
 // This process's command line with spaces between the arguments, cut to a readable length.
@@ -103,4 +103,4 @@ StateLock::~StateLock() {
     if (fd_ >= 0) close(fd_);
 }
 
-}  // namespace wgf::apply
+}  // namespace wgf::inputs

@@ -1,12 +1,12 @@
-#include "apply/load.hpp"
+#include "inputs/load.hpp"
 
 #include <utility>
 
-#include "apply/published_keys.hpp"
 #include "config/reparse.hpp"
+#include "inputs/published_keys.hpp"
 #include "plan/validate.hpp"
 
-namespace wgf::apply {
+namespace wgf::inputs {
 
 namespace {
 
@@ -59,4 +59,4 @@ std::unique_ptr<Loaded> load(const LoadOptions& o, const std::function<void(cons
     return l;
 }
 
-}  // namespace wgf::apply
+}  // namespace wgf::inputs

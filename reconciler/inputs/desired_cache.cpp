@@ -1,4 +1,4 @@
-#include "apply/desired_cache.hpp"
+#include "inputs/desired_cache.hpp"
 
 #include <fcntl.h>
 #include <stdlib.h>
@@ -12,11 +12,11 @@
 
 #include <sodium.h>
 
-#include "apply/published_keys.hpp"
+#include "inputs/published_keys.hpp"
 #include "model/fd.hpp"
 #include "plan/render.hpp"
 
-namespace wgf::apply {
+namespace wgf::inputs {
 namespace {
 
 // An entry of another version of the format is not readable: a miss, never misread.
@@ -490,4 +490,4 @@ std::optional<CachedDesired> lookup_cached(backend::DesiredCacheStore& store, co
     return c;
 }
 
-}  // namespace wgf::apply
+}  // namespace wgf::inputs

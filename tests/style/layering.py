@@ -1,0 +1,80 @@
+#!/usr/bin/env python3
+"""The layers of reconciler/ link and include one way only.
+
+Each directory of reconciler/ is one CMake library (linux/ is two: its pure codecs and the rest).
+This reads every `target_link_libraries` of reconciler/*/CMakeLists.txt and every `#include
+"DIR/..."` of its sources, and fails on any that reaches a layer the table below does not allow
+(upward, or sideways from the engine into the real implementations). It also fails when apply/,
+the engine over backend/'s interfaces, opens a file itself.
+
+Usage: layering.py REPO
+"""
+import pathlib
+import re
+import sys
+
+# Who may use whom (besides itself). cli builds the real implementations and hands them to the
+# engine; sandbox is a module above cli.
+BELOW = {
+    "model": set(),
+    "config": {"model"},
+    "plan": {"config", "model"},
+    "backend": {"plan", "config", "model"},
+    "linux": {"backend", "plan", "config", "model"},
+    "system": {"linux", "backend", "plan", "config", "model"},
+    "apply": {"backend", "plan", "config", "model"},
+    "inputs": {"apply", "backend", "plan", "config", "model"},
+    "cli": {"inputs", "apply", "system", "linux", "backend", "plan", "config", "model"},
+    "sandbox": {"cli", "inputs", "apply", "system", "linux", "backend", "plan", "config", "model"},
+}
+# A library's name to its layer.
+LIB = {f"wgf_{d}": d for d in BELOW}
+LIB["wgf_linux_codec"] = "linux"
+
+# What opening a file looks like in C++ here: the engine leaves that to backend/'s implementations.
+FILE_IO = re.compile(r"\b(?:open|openat|fopen|opendir|creat)\s*\(|\bstd::(?:i|o)?fstream\b|\bstd::filesystem\b|<fstream>|<filesystem>")
+
+
+def main():
+    repo = pathlib.Path(sys.argv[1])
+    rec = repo / "reconciler"
+    problems = []
+    dirs = sorted(p.name for p in rec.iterdir() if (p / "CMakeLists.txt").exists())
+    for d in dirs:
+        if d not in BELOW:
+            problems.append(f"reconciler/{d}/: a layer this test does not know; add it to BELOW")
+            continue
+        allowed = BELOW[d] | {d}
+        cmake = (rec / d / "CMakeLists.txt").read_text()
+        libraries = set(re.findall(r"add_library\(\s*(\S+)", cmake))
+        for m in re.finditer(r"target_link_libraries\(\s*(\S+)([^)]*)\)", cmake):
+            if m.group(1) not in libraries:
+                continue  # the program itself (cli/main.cpp) sits on top of every layer
+            for lib in re.findall(r"\bwgf_\w+", m.group(2)):
+                layer = LIB.get(lib)
+                if layer is None:
+                    problems.append(f"reconciler/{d}/CMakeLists.txt: {m.group(1)} links {lib}, a library of no known layer")
+                elif layer not in allowed:
+                    problems.append(f"reconciler/{d}/CMakeLists.txt: {m.group(1)} links {lib} ({layer}/), which {d}/ may not use")
+        for src in sorted((rec / d).glob("*.[ch]pp")):
+            if (d, src.name) == ("cli", "main.cpp"):
+                continue
+            text = src.read_text()
+            for n, line in enumerate(text.splitlines(), 1):
+                inc = re.match(r'\s*#\s*include\s+"(\w+)/', line)
+                if inc and inc.group(1) in BELOW and inc.group(1) not in allowed:
+                    problems.append(f"{src.relative_to(repo)}:{n}: includes {inc.group(1)}/, which {d}/ may not use")
+                code = line.split("//", 1)[0]
+                if d == "apply" and FILE_IO.search(code):
+                    problems.append(f"{src.relative_to(repo)}:{n}: apply/ opens files itself: {line.strip()}")
+    for p in problems:
+        print(p)
+    if problems:
+        print(f"layering: {len(problems)} problem(s)")
+        return 1
+    print(f"layering: {len(dirs)} layers link and include one way only; apply/ opens no file")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
