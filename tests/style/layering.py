@@ -30,6 +30,7 @@ BELOW = {
 # A library's name to its layer.
 LIB = {f"wgf_{d}": d for d in BELOW}
 LIB["wgf_linux_codec"] = "linux"
+LIB["wgf_backend_fake"] = "backend"
 
 # What opening a file looks like in C++ here: the engine leaves that to backend/'s implementations.
 FILE_IO = re.compile(r"\b(?:open|openat|fopen|opendir|creat)\s*\(|\bstd::(?:i|o)?fstream\b|\bstd::filesystem\b|<fstream>|<filesystem>")
@@ -39,6 +40,11 @@ def main():
     repo = pathlib.Path(sys.argv[1])
     rec = repo / "reconciler"
     problems = []
+    # The in-memory fakes are for tests: no library of the program may link them.
+    for cm in sorted(rec.glob("*/CMakeLists.txt")):
+        for m in re.finditer(r"target_link_libraries\(\s*(\S+)([^)]*)\)", cm.read_text()):
+            if "wgf_backend_fake" in m.group(2):
+                problems.append(f"{cm.relative_to(repo)}: {m.group(1)} links the in-memory fakes (wgf_backend_fake)")
     dirs = sorted(p.name for p in rec.iterdir() if (p / "CMakeLists.txt").exists())
     for d in dirs:
         if d not in BELOW:
