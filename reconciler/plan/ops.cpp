@@ -122,9 +122,12 @@ std::string describe_rule(const model::FwRule& r) {
         case model::FwKind::accept_udp: return fmt::format("accept udp dport {}", r.port);
         case model::FwKind::forward:
             return r.oif.empty() ? fmt::format("forward iif {} accept", r.iif) : fmt::format("forward iif {} oif {} accept", r.iif, r.oif);
-        case model::FwKind::dnat:
-            return fmt::format("dnat {} dport {} to {}:{}", to_string(r.proto), r.port,
-                               r.to ? (r.to->is_v6() ? "[" + r.to->str() + "]" : r.to->str()) : "?", r.to_port);
+        case model::FwKind::dnat: {
+            // The address alone, bracketed when IPv6: concatenating it inline trips GCC 12's -Wrestrict.
+            std::string to = r.to ? r.to->str() : "?";
+            if (r.to && r.to->is_v6()) to = fmt::format("[{}]", to);
+            return fmt::format("dnat {} dport {} to {}:{}", to_string(r.proto), r.port, to, r.to_port);
+        }
         case model::FwKind::masquerade: return fmt::format("masquerade DNATed connections out of {}", r.oif);
     }
     return "?";
