@@ -17,6 +17,10 @@ PACKAGES=(
   python3 python3-jsonschema python3-yaml
   iproute2 iputils-ping nftables wireguard-tools wireguard-go procps radvd
   clang-format clang-tidy
+  # systemd-analyze checks the units (tests/packaging); systemd.pc names their directory
+  systemd
+  # the system calls wg-fleet and wireguard-go make, against the units' filter (tests/packaging)
+  strace
 )
 JOBS=$(nproc 2>/dev/null || echo 2)
 
