@@ -7,7 +7,8 @@
 # (units_facts checks that they are set; only systemd applies them).
 #
 # In a network namespace of its own, watch converges a one-controller fleet whose WireGuard
-# port is below 1024 (CAP_NET_BIND_SERVICE under wireguard-go): it must send READY=1, and a
+# port is below 1024 (CAP_NET_BIND_SERVICE under wireguard-go): it must send READY=1 (to a
+# socket on a read-only mount, as /run/systemd/notify is under ReadOnlyPaths=), and a
 # plan run from outside the sandbox must find nothing left to do (device, peer, port,
 # addresses, routes, sysctls, the nftables table, the hosts file). Then watch is stopped and
 # started again in the sandbox: the same wireguard-go daemon serves the device throughout.
@@ -72,6 +73,9 @@ command -v wireguard-go >/dev/null || ip link add wgfprobe$$ type wireguard 2>/d
 ip link del wgfprobe$$ 2>/dev/null
 ns=wgfsbx$$ ifname=sbx$$
 tmp=$(mktemp -d /run/wgf-sandbox.XXXXXX)  # in /run: writable in the sandbox, as the unit makes it
+# sd_notify's socket where the sandbox makes it read-only, as /run/systemd/notify is: ctest's
+# working directory in the build tree.
+notify_dir=$(mktemp -d "$PWD/wgf-notify.XXXXXX")
 watch_pid= notify_pid=
 cleanup() {
     [[ -n $watch_pid ]] && kill "$watch_pid" 2>/dev/null && wait "$watch_pid" 2>/dev/null
@@ -79,7 +83,7 @@ cleanup() {
     # wireguard-go exits when its tun goes away with the namespace.
     for p in $(ip netns pids "$ns" 2>/dev/null); do kill "$p" 2>/dev/null; done
     ip netns del "$ns" 2>/dev/null
-    rm -rf "$tmp"
+    rm -rf "$tmp" "$notify_dir"
 }
 trap cleanup EXIT
 eventually() { for _ in $(seq 1 120); do "$@" && return 0; sleep 0.5; done; "$@"; }
@@ -110,6 +114,10 @@ rc=$?
 rm -f "/etc/wgf-sandbox-probe-$$"
 check "the sandbox cannot write /etc" test $rc -ne 0
 check "the sandbox can write /run" sandboxed touch "$tmp/probe"
+sandboxed touch "$notify_dir/probe" 2>/dev/null
+rc=$?
+rm -f "$notify_dir/probe"
+check "the notify socket's directory ($notify_dir) is read-only in the sandbox" test $rc -ne 0
 
 # sd_notify's socket: every message on its own line.
 python3 -u -c '
@@ -118,15 +126,15 @@ s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
 s.bind(sys.argv[1])
 while True:
     print(s.recv(4096).decode().replace("\n", " "))
-' "$tmp/notify" >"$tmp/notify.log" &
+' "$notify_dir/notify" >"$tmp/notify.log" &
 notify_pid=$!
-eventually test -S "$tmp/notify"
+eventually test -S "$notify_dir/notify"
 
 start_watch() {
     : >"$tmp/notify.log"
     # exec all the way down (subshell, unshare, this script, nsenter, setpriv): $! is watch itself.
     (
-        export NOTIFY_SOCKET=$tmp/notify
+        export NOTIFY_SOCKET=$notify_dir/notify
         exec unshare -m -- "$here/unit_sandbox.sh" "$bin" "$unit" --inside "$ns" "$bin" "${args[@]}" watch
     ) >>"$tmp/watch.log" 2>&1 &
     watch_pid=$!
