@@ -1,12 +1,11 @@
 #!/usr/bin/env bash
 # systemd-analyze security --offline=true on each unit as shipped: its overall exposure must not
-# exceed MAX (systemd's scale: 0 safest .. 10 unsafe). The figures are printed; the README quotes
-# them.
+# exceed MAX (systemd's scale: 0 safest .. 10 unsafe), and README must quote the figure it has.
 #
-#   units_security.sh MAX UNIT...
+#   units_security.sh MAX README UNIT...
 set -uo pipefail
 . "$(dirname "$0")/../e2e/lib.sh"
-max=$1; shift
+max=$1 readme=$2; shift 2
 for unit in "$@"; do
     name=$(basename "$unit")
     # Offline, systemd loads the unit file given (and its directory's other units).
@@ -20,5 +19,6 @@ for unit in "$@"; do
     # Lines not marked passed, for the log.
     grep -E '^✗' <<<"$out" | sed 's/^/    /'
     check "$name: exposure $level <= $max" awk -v l="$level" -v m="$max" 'BEGIN { exit !(l <= m) }'
+    check "README quotes $name's exposure $level" grep -qF "rates both units $level " "$readme"
 done
 finish
