@@ -7,6 +7,7 @@
 #   ./run.sh deps     install the Debian packages only
 #   ./run.sh build    configure and build into build/
 #   ./run.sh bench    run the benchmarks (see BENCHMARKS.md; the backend ones as root)
+#   ./run.sh package  build the Debian package build-deb/wg-fleet_*.deb (packaging/build-deb.sh)
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -17,6 +18,14 @@ PACKAGES=(
   python3 python3-jsonschema python3-yaml
   iproute2 iputils-ping nftables wireguard-tools wireguard-go procps radvd
   clang-format clang-tidy
+  # systemd-analyze checks the units (tests/packaging); systemd.pc names their directory
+  systemd
+  # the system calls wg-fleet and wireguard-go make, against the units' filter (tests/packaging)
+  strace
+  # the Debian package: dpkg-shlibdeps computes Depends, lintian checks it, man-db finds its pages
+  dpkg-dev
+  lintian
+  man-db
 )
 JOBS=$(nproc 2>/dev/null || echo 2)
 
@@ -112,5 +121,6 @@ case "${1:-}" in
   demo) deps; build build; demo ;;
   test) deps; run_tests ;;
   bench) deps; run_bench ;;
+  package) deps; packaging/build-deb.sh build-deb ;;
   *) sed -n '2,10p' "$0"; exit 2 ;;
 esac
