@@ -110,7 +110,8 @@ void add_render(CLI::App& app, Context& ctx) {
     wgq->callback([&ctx, o] { ctx.rc = cmd_render_wg_quick(ctx.g, o->fleet); });
     auto nixos_dir = std::make_shared<std::string>();
     auto* nixos = render->add_subcommand("nixos", "The node's NixOS module (networking.wireguard, firewall, sysctls, hosts, NAT)");
-    nixos->add_option("--all", *nixos_dir, "Write DIR/NODE.nix for every node of every fleet and DIR/default.nix mapping host names to them")
+    nixos
+        ->add_option("--all", *nixos_dir, "Write DIR/NODE.nix for every node of every fleet and DIR/default.nix mapping host names to them")
         ->type_name("DIR");
     nixos->callback([&ctx, nixos_dir] { ctx.rc = cmd_render_nixos(ctx.g, *nixos_dir); });
 }

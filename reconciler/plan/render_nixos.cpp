@@ -184,9 +184,9 @@ std::string nft_rule(const FwRule& r) {
         }
         case FwKind::masquerade: return fmt::format("oifname {} ct status dnat masquerade comment {}", nft_quote(r.oif), nft_quote(r.id));
         case FwKind::forward:
-            return r.oif.empty() ? fmt::format("iifname {} accept comment {}", nft_quote(r.iif), nft_quote(r.id))
-                                 : fmt::format("iifname {} oifname {} accept comment {}", nft_quote(r.iif), nft_quote(r.oif),
-                                               nft_quote(r.id));
+            return r.oif.empty()
+                       ? fmt::format("iifname {} accept comment {}", nft_quote(r.iif), nft_quote(r.id))
+                       : fmt::format("iifname {} oifname {} accept comment {}", nft_quote(r.iif), nft_quote(r.oif), nft_quote(r.id));
         case FwKind::accept_udp: return fmt::format("udp dport {} accept comment {}", r.port, nft_quote(r.id));
     }
     return {};
@@ -212,7 +212,8 @@ void render_firewall(Module& m, const model::HostState& hs) {
     }
     if (!forward.empty()) {
         m.note("NixOS filters forwarded packets only with networking.firewall.filterForward (nftables).");
-        m.open("networking.firewall.extraForwardRules = lib.mkIf config.networking.firewall.filterForward (builtins.concatStringsSep \"\\n\" [");
+        m.open(
+            "networking.firewall.extraForwardRules = lib.mkIf config.networking.firewall.filterForward (builtins.concatStringsSep \"\\n\" [");
         for (const auto* r : forward) m.line(nix_string(nft_rule(*r)));
         m.close("]);");
     }
