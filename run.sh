@@ -17,6 +17,7 @@ PACKAGES=(
   python3 python3-jsonschema python3-yaml
   iproute2 iputils-ping nftables wireguard-tools wireguard-go procps radvd
   clang-format clang-tidy
+  nix-bin  # nix-instantiate parses and evaluates the `render nixos` modules (tests/nixos)
 )
 JOBS=$(nproc 2>/dev/null || echo 2)
 
