@@ -115,6 +115,8 @@ void render_interface(Module& m, const Fleetwide& fw, const std::string& node, c
         m.open("{");
         m.line("publicKey = " + nix_string(p->public_key.base64()) + ";");
         m.line("allowedIPs = " + prefixes(p->allowed_ips) + ";");
+        if (p->endpoint && !model::IpAddr::parse(p->endpoint->host))
+            m.note("A host name: resolved once when the peer is set up (wg-fleet resolves it on every run).");
         if (p->endpoint) m.line("endpoint = " + nix_string(p->endpoint->str()) + ";");
         if (p->keepalive) m.line(fmt::format("persistentKeepalive = {};", p->keepalive));
         m.close("}");
