@@ -72,8 +72,19 @@ std::vector<Peer> peers_by_name(const WgInterface& w, const model::InterfaceLabe
     return v;
 }
 
+// A word for the shell that runs postSetup: an interface name may hold `$`, `;` or quotes.
+std::string shell_word(const std::string& s) {
+    bool plain = !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.';
+    });
+    if (plain) return s;
+    std::string out = "'";
+    for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    return out + "'";
+}
+
 std::string route_command(const Route& r) {
-    std::string cmd = fmt::format("ip -{} route replace {} dev {}", r.dst.addr.is_v4() ? 4 : 6, r.dst.str(), r.dev);
+    std::string cmd = fmt::format("ip -{} route replace {} dev {}", r.dst.addr.is_v4() ? 4 : 6, r.dst.str(), shell_word(r.dev));
     if (r.src) cmd += " src " + r.src->str();
     return cmd;
 }
@@ -89,8 +100,8 @@ void render_interface(Module& m, const Fleetwide& fw, const std::string& node, c
         for (const auto& a : na->second.addresses) ips.push_back(a.str());
     m.line("ips = " + nix_list(ips) + ";");
     if (w.listen_port) m.line(fmt::format("listenPort = {};", *w.listen_port));
-    m.note("The key stays in this file, never in the Nix store; generated there when missing.");
-    m.note("`wg-fleet keygen` publishes its public key to the fleet's keys_dir.");
+    m.note("The private key is read from this file, never put in the Nix store; NixOS generates it");
+    m.note("there when missing, and `wg-fleet keygen` publishes its public key to the keys_dir.");
     m.line("privateKeyFile = " + nix_string(labels.private_key_file) + ";");
     m.line("generatePrivateKeyFile = true;");
     if (w.mtu) m.line(fmt::format("mtu = {};", *w.mtu));
@@ -232,7 +243,7 @@ void render_firewall(Module& m, const model::HostState& hs) {
         content.push_back(fmt::format("chain {} {{", name));
         content.push_back(fmt::format("  type nat hook {} priority {}; policy accept;", hook, priority));
         for (const auto* r : rules) content.push_back("  " + nft_rule(*r));
-        content.push_back("}");
+        content.emplace_back("}");
     };
     chain("prerouting", "prerouting", "dstnat", dnat);
     chain("postrouting", "postrouting", "srcnat", masquerade);

@@ -25,6 +25,7 @@ import ipaddress
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -222,9 +223,9 @@ def post_setup_routes(iface):
     """(dst, dev, src) of the `ip route replace` lines of an interface's postSetup."""
     routes = set()
     for line in (iface.get("postSetup") or "").splitlines():
-        m = re.match(r"^ip -[46] route replace (\S+) dev (\S+)(?: src (\S+))?$", line)
-        if m:
-            routes.add(m.groups())
+        w = shlex.split(line)  # as the shell running postSetup splits it
+        if w[:4] in (["ip", "-4", "route", "replace"], ["ip", "-6", "route", "replace"]) and w[5:6] == ["dev"] and len(w) in (7, 9):
+            routes.add((w[4], w[6], w[8] if len(w) == 9 and w[7] == "src" else None))
         elif line.strip():
             raise AssertionError(f"postSetup line not understood: {line!r}")
     return routes
@@ -472,6 +473,17 @@ def examples(src, wg, tmp):
                     fail(f"{ex.name} {node}", "a private key is in the module")
 
 
+def check_readme(wg, src):
+    """The README's NixOS section shows the output of the command it names."""
+    text = open(os.path.join(src, "README.md")).read()
+    m = re.search(r"^`wg-fleet (-c \S+ --node \S+ render nixos)`:\n\n```nix\n(.*?)```$", text, re.M | re.S)
+    if not m:
+        return fail("README.md", "no `wg-fleet ... render nixos` output in the NixOS section")
+    out = subprocess.run([wg] + m.group(1).split(), capture_output=True, text=True, cwd=src).stdout
+    if out != m.group(2):
+        fail("README.md", f"the NixOS section's output is not what `wg-fleet {m.group(1)}` prints now")
+
+
 def main():
     wg, src, mode = sys.argv[1], sys.argv[2], sys.argv[3]
     if mode == "plan" and os.geteuid() != 0:
@@ -511,6 +523,8 @@ def main():
                 else:
                     check_plan(ex, node, ev, tmp)
                 checked += 1
+        if mode == "values":
+            check_readme(wg, src)
         print(f"{checked} modules checked ({mode}), {len(failures)} failures")
         return 1 if failures or checked == 0 else 0
     finally:

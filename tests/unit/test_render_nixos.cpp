@@ -48,6 +48,13 @@ TEST_CASE("a peer of several controllers gets wg-fleet's routes with their sourc
     CHECK(test::contains(peer, "allowedIPsAsRoutes = false;"));
     CHECK(test::contains(peer, R"("ip -4 route replace 10.20.0.0/16 dev wg-test-one")"));
     CHECK(test::contains(peer, R"("ip -6 route replace fd99:20::/64 dev wg-test-one src )"));
+    // An interface name is one word for the shell that runs postSetup, whatever it holds.
+    yaml.replace(yaml.find("  wg-test-one:\n"), 15, "  wg-test-one:\n    interface: \"w'$x;y\"\n");
+    auto odd = test::check(yaml);
+    INFO(odd->text());
+    REQUIRE_FALSE(odd->diags.has_errors());
+    plan::Fleetwide ofw(odd->cfg());
+    CHECK(test::contains(plan::render_nixos_module(ofw, "peer1", "fleet.yaml"), R"("ip -4 route replace 10.20.0.0/16 dev 'w'\\''$x;y'")"));
     // A controller's routes need no source: NixOS routes the peers' allowed IPs.
     std::string controller = plan::render_nixos_module(fw, "controller1", "fleet.yaml");
     CHECK(test::contains(controller, "allowedIPsAsRoutes = true;"));
