@@ -3,7 +3,8 @@
 
 For every example (examples/*.yaml) and every node: the module parses (nix-instantiate --parse),
 evaluates (nix-instantiate --eval --strict --json) against stub config/lib/pkgs, sets only
-NixOS 24.05 options from ALLOWED below, and says what wg-fleet says elsewhere:
+NixOS 24.05 options from ALLOWED below, each with a value of its type, and says what wg-fleet
+says elsewhere:
 
   values  addresses from `addresses --json`; interfaces, listen ports, MTU, key file, peers
           (keys, allowed IPs, endpoints, keepalive) and routes with a source from
@@ -33,40 +34,51 @@ import tempfile
 
 import yaml
 
-# NixOS 24.05 options a module may set. `<name>` is an attribute name of the user's choosing
-# (attrsOf), `*` an element of a list of submodules. Everything else the module sets fails.
-ALLOWED = [
-    "networking.wireguard.interfaces.<name>.ips",
-    "networking.wireguard.interfaces.<name>.listenPort",
-    "networking.wireguard.interfaces.<name>.privateKeyFile",
-    "networking.wireguard.interfaces.<name>.generatePrivateKeyFile",
-    "networking.wireguard.interfaces.<name>.mtu",
-    "networking.wireguard.interfaces.<name>.allowedIPsAsRoutes",
-    "networking.wireguard.interfaces.<name>.table",
-    "networking.wireguard.interfaces.<name>.preSetup",
-    "networking.wireguard.interfaces.<name>.postSetup",
-    "networking.wireguard.interfaces.<name>.postShutdown",
-    "networking.wireguard.interfaces.<name>.peers.*.publicKey",
-    "networking.wireguard.interfaces.<name>.peers.*.allowedIPs",
-    "networking.wireguard.interfaces.<name>.peers.*.endpoint",
-    "networking.wireguard.interfaces.<name>.peers.*.persistentKeepalive",
-    "networking.wireguard.interfaces.<name>.peers.*.dynamicEndpointRefreshSeconds",
-    "networking.wireguard.interfaces.<name>.peers.*.presharedKeyFile",
-    "networking.firewall.allowedUDPPorts",
-    "networking.firewall.extraForwardRules",
-    "networking.nat.enable",
-    "networking.nat.internalInterfaces",
-    "networking.nat.externalInterface",
-    "networking.nat.forwardPorts",
-    "networking.nftables.enable",
-    "networking.nftables.tables.<name>.family",
-    "networking.nftables.tables.<name>.content",
-    "boot.kernel.sysctl.<name>",
-    "networking.hosts.<name>",
-    "networking.interfaces.<name>.ipv4.routes",
-    "networking.interfaces.<name>.ipv6.routes",
-    "environment.etc.<name>.text",
-]
+# NixOS 24.05 options a module may set, each with its type there. `<name>` is an attribute name
+# of the user's choosing (attrsOf), `*` an element of a list of submodules. Any other path the
+# module sets, or a value its option's type refuses, fails.
+def is_str(v): return isinstance(v, str)
+def is_int(v): return isinstance(v, int) and not isinstance(v, bool)
+def is_bool(v): return isinstance(v, bool)
+def is_port(v): return is_int(v) and 0 <= v <= 65535
+def is_abs_path(v): return is_str(v) and v.startswith("/")  # types.path takes an absolute string
+def list_of(check): return lambda v: isinstance(v, list) and all(check(x) for x in v)
+def one_of(*values): return lambda v: v in values
+def is_sysctl(v): return is_bool(v) or is_int(v) or is_str(v)
+
+
+ALLOWED = {
+    "networking.wireguard.interfaces.<name>.ips": list_of(is_str),
+    "networking.wireguard.interfaces.<name>.listenPort": is_int,
+    "networking.wireguard.interfaces.<name>.privateKeyFile": is_abs_path,
+    "networking.wireguard.interfaces.<name>.generatePrivateKeyFile": is_bool,
+    "networking.wireguard.interfaces.<name>.mtu": is_int,
+    "networking.wireguard.interfaces.<name>.allowedIPsAsRoutes": is_bool,
+    "networking.wireguard.interfaces.<name>.table": is_str,
+    "networking.wireguard.interfaces.<name>.preSetup": is_str,
+    "networking.wireguard.interfaces.<name>.postSetup": is_str,
+    "networking.wireguard.interfaces.<name>.postShutdown": is_str,
+    "networking.wireguard.interfaces.<name>.peers.*.publicKey": is_str,
+    "networking.wireguard.interfaces.<name>.peers.*.allowedIPs": list_of(is_str),
+    "networking.wireguard.interfaces.<name>.peers.*.endpoint": is_str,
+    "networking.wireguard.interfaces.<name>.peers.*.persistentKeepalive": is_int,
+    "networking.wireguard.interfaces.<name>.peers.*.dynamicEndpointRefreshSeconds": is_int,
+    "networking.wireguard.interfaces.<name>.peers.*.presharedKeyFile": is_str,
+    "networking.firewall.allowedUDPPorts": list_of(is_port),
+    "networking.firewall.extraForwardRules": is_str,
+    "networking.nat.enable": is_bool,
+    "networking.nat.internalInterfaces": list_of(is_str),
+    "networking.nat.externalInterface": is_str,
+    "networking.nat.forwardPorts": list_of(lambda v: isinstance(v, dict)),
+    "networking.nftables.enable": is_bool,
+    "networking.nftables.tables.<name>.family": one_of("ip", "ip6", "inet", "arp", "bridge", "netdev"),
+    "networking.nftables.tables.<name>.content": is_str,
+    "boot.kernel.sysctl.<name>": is_sysctl,
+    "networking.hosts.<name>": list_of(is_str),
+    "networking.interfaces.<name>.ipv4.routes": list_of(lambda v: isinstance(v, dict)),
+    "networking.interfaces.<name>.ipv6.routes": list_of(lambda v: isinstance(v, dict)),
+    "environment.etc.<name>.text": is_str,
+}
 
 # The stub arguments: lib's mkIf and mkDefault build the same values as nixpkgs' lib, which the
 # checker resolves as the module system would; config holds what the module may read.
@@ -99,9 +111,11 @@ class Nix:
     def __init__(self, tmp):
         home = os.path.join(tmp, "nix-home")
         os.makedirs(home)
-        # Offline and private: no daemon, no store writes, state under the test's directory.
+        # Offline and private: no daemon, no configuration of the machine's, store and state under
+        # the test's directory (evaluation builds nothing).
         self.env = dict(os.environ, HOME=home, NIX_STATE_DIR=os.path.join(home, "state"),
-                        NIX_LOG_DIR=os.path.join(home, "log"), NIX_CONF_DIR=home, NIX_REMOTE="")
+                        NIX_STORE_DIR=os.path.join(home, "store"), NIX_LOG_DIR=os.path.join(home, "log"),
+                        NIX_CONF_DIR=home, NIX_REMOTE="")
         self.stub = os.path.join(tmp, "stub.nix")
         with open(self.stub, "w") as f:
             f.write(STUB)
@@ -141,18 +155,20 @@ def resolve(v):
 
 def allowed_tree():
     tree = {}
-    for p in ALLOWED:
+    for p, check in ALLOWED.items():
         node = tree
         for part in p.split("."):
             if part == "*":
-                node["$option"] = True  # a list of submodules is itself the option
+                node["$option"] = lambda v: isinstance(v, list)  # a list of submodules is itself the option
             node = node.setdefault(part, {})
-        node["$option"] = True
+        node["$option"] = check
     return tree
 
 
 def check_paths(where, value, tree, path=""):
     if tree.get("$option"):
+        if not tree["$option"](value):
+            return fail(where, f"{path} = {json.dumps(value)[:80]} is not of its option's type")
         if "*" in tree:
             if not isinstance(value, list):
                 return fail(where, f"{path} is not a list")
