@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """`wg-fleet render nixos` checked by Nix itself and against wg-fleet's other outputs.
 
-For every example (examples/*.yaml) and every node: the module parses (nix-instantiate --parse),
+For every example (examples/*.yaml, and tests/nixos/fleets/*.yaml for shapes the examples do
+not have) and every node: the module parses (nix-instantiate --parse),
 evaluates (nix-instantiate --eval --strict --json) against stub config/lib/pkgs, sets only
 NixOS 24.05 options from ALLOWED below, each with a value of its type, and says what wg-fleet
 says elsewhere:
@@ -352,7 +353,7 @@ def nft_check(table_family, table_name, content):
     return p.returncode, p.stderr
 
 
-def check_plan(ex, node, ev, tmp):
+def check_plan(ex, node, ev, text, tmp):
     where = f"{ex.name} {node} (plan)"
     ops = plan_ops(ex, node, tmp)
     sysctls, rules, routes, files = {}, {}, set(), set()
@@ -434,11 +435,17 @@ def check_plan(ex, node, ev, tmp):
                     fail(where, f"{name}: NixOS routes {a}, which wg-fleet does not")
         elif post_setup_routes(iface) != want:
             fail(where, f"{name}: postSetup routes {post_setup_routes(iface)} != the plan's {want}")
+    # Files: the hosts file is networking.hosts; the others are environment.etc under /etc, and
+    # a comment elsewhere (NixOS has no option for them).
     etc = {"/etc/" + k for k in get(ev, "environment", "etc", default={})}
     hosts_file = yaml.safe_load(open(ex.path)).get("hosts_file", "/run/wg_fleet_hosts")
-    want_etc = {f for f in files if f != os.path.normpath(hosts_file)}
+    others = {f for f in files if f != os.path.normpath(hosts_file)}
+    want_etc = {f for f in others if f.startswith("/etc/")}
     if etc != want_etc:
-        fail(where, f"environment.etc {sorted(etc)} != the plan's files {sorted(want_etc)}")
+        fail(where, f"environment.etc {sorted(etc)} != the plan's files under /etc {sorted(want_etc)}")
+    for f in others - want_etc:
+        if not re.search(r"^\s*# " + re.escape(f) + ":", text, re.M):
+            fail(where, f"the plan writes {f}, which the module neither sets nor mentions")
 
 
 def keyed_copy(src, tmp, name):
@@ -460,7 +467,9 @@ def random_key():
 
 
 def examples(src, wg, tmp):
-    for path in sorted(glob.glob(os.path.join(src, "examples", "*.yaml"))):
+    paths = sorted(glob.glob(os.path.join(src, "examples", "*.yaml")))
+    paths += sorted(glob.glob(os.path.join(src, "tests", "nixos", "fleets", "*.yaml")))
+    for path in paths:
         name = os.path.basename(path)[:-5]
         yield Example(wg, path, name)
         if "keys_dir" not in yaml.safe_load(open(path)):
@@ -537,7 +546,7 @@ def main():
                 if mode == "values":
                     check_values(nix, ex, node, module, ev)
                 else:
-                    check_plan(ex, node, ev, tmp)
+                    check_plan(ex, node, ev, text, tmp)
                 checked += 1
         if mode == "values":
             check_readme(wg, src)
