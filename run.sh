@@ -26,6 +26,7 @@ PACKAGES=(
   dpkg-dev
   lintian
   man-db
+  nix-bin  # nix-instantiate parses and evaluates the `render nixos` modules (tests/nixos)
 )
 JOBS=$(nproc 2>/dev/null || echo 2)
 

@@ -1,9 +1,14 @@
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <iostream>
 
 #include <fmt/format.h>
 
 #include "cli/commands.hpp"
+#include "plan/render_nixos.hpp"
 #include "system/keys.hpp"
 
 namespace wgf::cli {
@@ -55,6 +60,40 @@ int cmd_render_wg_quick(const Globals& g, const std::string& fleet_opt) {
     return kOk;
 }
 
+// One module per node of every fleet, and default.nix naming them by host name.
+int write_nixos_dir(const Loaded& l, const std::string& config, const std::string& dir) {
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    if (ec) {
+        std::cerr << fmt::format("wg-fleet: create {}: {}\n", dir, ec.message());
+        return kError;
+    }
+    auto write = [&](const std::string& name, const std::string& text) {
+        std::string path = dir + "/" + name;
+        std::ofstream out(path, std::ios::trunc);
+        out << text;
+        out.close();
+        if (!out) std::cerr << fmt::format("wg-fleet: write {}: {}\n", path, std::strerror(errno));
+        return static_cast<bool>(out);
+    };
+    std::vector<std::string> nodes;
+    for (const auto& [node, ms] : l.fleet->index) {
+        if (!write(node + ".nix", plan::render_nixos_module(*l.fleet, node, config))) return kError;
+        nodes.push_back(node);
+    }
+    return write("default.nix", plan::render_nixos_index(nodes)) ? kOk : kError;
+}
+
+int cmd_render_nixos(const Globals& g, const std::string& all_dir) {
+    auto l = load(g);
+    if (!l->fleet) return kError;
+    if (!all_dir.empty()) return write_nixos_dir(*l, g.config, all_dir);
+    std::string node = this_node(g);
+    if (!in_fleets(*l, node)) return kError;
+    std::cout << plan::render_nixos_module(*l->fleet, node, g.config);
+    return kOk;
+}
+
 void add_render(CLI::App& app, Context& ctx) {
     struct Options {
         bool all = false;
@@ -69,6 +108,12 @@ void add_render(CLI::App& app, Context& ctx) {
     auto* wgq = render->add_subcommand("wg-quick", "The node's wg-quick config for one fleet");
     wgq->add_option("--fleet", o->fleet, "The fleet (needed when the node is in several)");
     wgq->callback([&ctx, o] { ctx.rc = cmd_render_wg_quick(ctx.g, o->fleet); });
+    auto nixos_dir = std::make_shared<std::string>();
+    auto* nixos = render->add_subcommand("nixos", "The node's NixOS module (networking.wireguard, firewall, sysctls, hosts, NAT)");
+    nixos
+        ->add_option("--all", *nixos_dir, "Write DIR/NODE.nix for every node of every fleet and DIR/default.nix mapping host names to them")
+        ->type_name("DIR");
+    nixos->callback([&ctx, nixos_dir] { ctx.rc = cmd_render_nixos(ctx.g, *nixos_dir); });
 }
 
 }  // namespace wgf::cli
