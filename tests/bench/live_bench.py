@@ -314,7 +314,10 @@ class Bench:
             raise Failed(f"the fleet has {len(routed)} peers with a route; the bench needs {need}")
         self.change_peer = routed[len(routed) // 2]
         self.watch_peers = [p for p in routed if p is not self.change_peer][:a.watch_edits]
-        shutil.copyfile(src, self.cfg)
+        # The file every run reads names its managed files inside the run's directory: the
+        # default hosts file (/run/wg_fleet_hosts) is the machine's, not the bench's.
+        with open(self.cfg, "w") as f:
+            f.write(self.orig_text)
         self.r["fleet"] = {"controllers": len(controllers), "peers": len(peers), "node": self.node,
                            "device_peers": self.expected_peers, "routes": len(routed),
                            "yaml_bytes": len(self.orig_text)}
