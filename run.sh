@@ -17,6 +17,7 @@ PACKAGES=(
   python3 python3-jsonschema python3-yaml
   iproute2 iputils-ping nftables wireguard-tools wireguard-go procps radvd
   clang-format clang-tidy
+  systemd  # systemd-networkd reads the files of `render networkd` (test render_networkd_systemd)
   jq  # examples/ci/github-workflow.yml lists the fleet's nodes with it (test ci_example_workflow)
 )
 JOBS=$(nproc 2>/dev/null || echo 2)

@@ -12,30 +12,42 @@ source other than the networkd renderer:
   - with --plan (root): `plan --json` run in an empty network namespace, whose operations are what
     the reconciler would apply there: devices, key file, port, MTU, peers, addresses, routes with
     their source and the forwarding sysctls (IPForward=).
+With --systemd (root), systemd-networkd itself loads each node's files (written with --dir) in
+private mount and network namespaces, with a key file where PrivateKeyFile= points, readable by
+systemd-network as networkd requires: every .netdev must load and networkd may not log a single
+complaint about any of the files (an unknown key, a value it cannot parse, a section it drops).
+It reads them as on a host; it cannot create the devices where the kernel has no WireGuard.
 Each example runs as shipped and again with a public key published in keys_dir for every member
 that has none in the file, so that fleets without keys (demo, multi-controller) have peers too.
 
-Usage: check_networkd.py WG_FLEET_BINARY SOURCE_DIR [--plan] [--only EXAMPLE]
+Usage: check_networkd.py WG_FLEET_BINARY SOURCE_DIR [--plan | --systemd] [--only EXAMPLE]
 """
+import base64
 import glob
+import grp
 import ipaddress
 import json
 import os
+import queue
 import re
 import secrets
-import base64
+import shutil
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 
 import yaml
 
 BIN, SRC = os.path.realpath(sys.argv[1]), os.path.realpath(sys.argv[2])
 PLAN = "--plan" in sys.argv
+SYSTEMD = "--systemd" in sys.argv
+NETWORKD = "/lib/systemd/systemd-networkd"
 ONLY = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else None
 
 failures = []
-checked = {"nodes": 0, "peers": 0, "routes": 0, "addresses": 0}
+checked = {"nodes": 0, "peers": 0, "routes": 0, "addresses": 0, "networkd": 0}
 
 
 def fail(where, msg):
@@ -145,7 +157,7 @@ def wg_quick(cfg, node, fleet, state_dir, where):
                 "render", "wg-quick", "--fleet", fleet], where)
     secs = parse_ini(text, where + " (wg-quick)")
     iface = only_section(secs, "Interface", where + " (wg-quick)")
-    out = {"addresses": set(), "port": iface.one("ListenPort"), "mtu": iface.one("MTU"), "key_file": None,
+    out = {"header": text.split("\n", 1)[0], "addresses": set(), "port": iface.one("ListenPort"), "mtu": iface.one("MTU"), "key_file": None,
            "src": {}, "peers": {}, "pending": pending_of(text)}
     for a in iface.all("Address"):
         out["addresses"] |= {x.strip() for x in a.split(",")}
@@ -222,9 +234,7 @@ def check_node(cfg, doc, plan_json, node, state_dir, label):
     forwards = set()
     for fleet, entry in fleets.items():
         wq = wg_quick(cfg, node, fleet, state_dir, where)
-        header = run([BIN, "-c", cfg, "--dropin-dir", "/nonexistent", "--node", node, "--state-dir", state_dir,
-                      "render", "wg-quick", "--fleet", fleet], where).split("\n", 1)[0]
-        ifname = interface_name(doc, fleet) or re.search(r"\(interface (\S+)\)", header).group(1)
+        ifname = interface_name(doc, fleet) or re.search(r"\(interface (\S+)\)", wq["header"]).group(1)
         w = f"{where} {ifname}"
         netdev, network = f"50-wg-fleet-{ifname}.netdev", f"50-wg-fleet-{ifname}.network"
         if netdev not in parsed or network not in parsed:
@@ -313,6 +323,80 @@ def check_plan(w, ifname, key_file, nd, peers, addrs, routes, wgsec, p):
             fail(w, f"peer {name}: networkd {key} {v}, plan {pp}")
 
 
+# --- systemd-networkd as the reader -------------------------------------------------------------
+
+# networkd drops to this user before it reads PrivateKeyFile= (systemd.netdev(5)).
+NETWORK_GID = None
+
+
+def give_to_networkd(path, mode):
+    os.chown(path, 0, NETWORK_GID)
+    os.chmod(path, mode)
+
+
+def networkd_reads(cfg, node, state_dir, tmp, label):
+    """Runs systemd-networkd on the node's files; returns its complaints about them."""
+    where = f"{label} {node}"
+    out = os.path.join(tmp, "networkd")
+    shutil.rmtree(out, ignore_errors=True)
+    run([BIN, "-c", cfg, "--dropin-dir", "/nonexistent", "--node", node, "--state-dir", state_dir, "render", "networkd",
+         "--dir", out], where)
+    netdevs = []
+    for name in sorted(os.listdir(out)):
+        if not name.endswith(".netdev"):
+            continue
+        nd = parse_ini(open(os.path.join(out, name)).read(), name)
+        ifname = only_section(nd, "NetDev", where).one("Name")
+        key = only_section(nd, "WireGuard", where).one("PrivateKeyFile")
+        netdevs.append(ifname)
+        with open(key, "w") as f:  # a throwaway key: any 32 bytes are a private key
+            f.write(base64.b64encode(secrets.token_bytes(32)).decode() + "\n")
+        give_to_networkd(key, 0o640)
+    # Only the node's files in every directory networkd reads; its state in a tmpfs of its own.
+    script = (f"mount --make-rprivate / && mount -t tmpfs none /run/systemd && mkdir /run/systemd/network && "
+              f"cp {out}/* /run/systemd/network/ && "
+              "for d in /etc/systemd/network /usr/lib/systemd/network /usr/local/lib/systemd/network; do "
+              "[ -d $d ] && mount -t tmpfs none $d; done; "
+              f"exec {NETWORKD}")
+    env = dict(os.environ, SYSTEMD_LOG_TARGET="console", SYSTEMD_LOG_LEVEL="debug")
+    p = subprocess.Popen(["unshare", "--mount", "--net", "--", "sh", "-c", script], env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True)
+    log, lines = [], queue.Queue()
+    reader = threading.Thread(target=lambda: [lines.put(l) for l in p.stdout] + [lines.put(None)], daemon=True)
+    reader.start()
+    # Every file is loaded before networkd enumerates the links; the deadline only keeps a networkd
+    # that never gets there from hanging the test, and fails it.
+    deadline = time.monotonic() + 120
+    try:
+        while True:
+            try:
+                line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            if line is None: break
+            log.append(line.rstrip("\n"))
+            if line.startswith("Enumeration completed"): break
+    finally:
+        if p.poll() is None: p.terminate()  # unshare and sh exec networkd: p is networkd
+        p.wait()
+        reader.join()
+        while not lines.empty():
+            line = lines.get()
+            if line is not None: log.append(line.rstrip("\n"))
+    # A complaint about a file names it (file:line: ...); one about a device starts with its name.
+    # Creating the device is the kernel's part: without WireGuard it fails with EOPNOTSUPP.
+    complaints = [l for l in log if "50-wg-fleet-" in l or "private key" in l.lower() or any(
+        l.startswith(ifname + ": ") and re.search(r"ignor|[Ff]ail|[Ii]nvalid", l)
+        and not l.endswith("netdev could not be created: Operation not supported") for ifname in netdevs)]
+    if not any(l.startswith("Enumeration completed") for l in log):
+        complaints.append("networkd never finished loading: " + " | ".join(log[-5:]))
+    for ifname in netdevs:
+        if f'{ifname}: loaded "wireguard"' not in log:
+            complaints.append(f"networkd did not load the netdev {ifname}")
+    checked["networkd"] += 1
+    return complaints, log
+
+
 # --- every example -----------------------------------------------------------------------------
 
 def keyed_copy(path, doc, plan_json, tmp):
@@ -348,17 +432,28 @@ def main():
         with tempfile.TemporaryDirectory(prefix="wgf-networkd-") as tmp:
             state_dir = os.path.join(tmp, "state")
             os.mkdir(state_dir)
+            if SYSTEMD:  # networkd enters the state directory as systemd-network
+                os.chmod(tmp, 0o711)
+                give_to_networkd(state_dir, 0o710)
             for label, cfg in ((os.path.basename(path), path),
                                (os.path.basename(path) + " (keyed)", keyed_copy(path, doc, plan_json, tmp))):
                 nodes = sorted({n for fp in plan_json["fleets"].values() for n in fp["nodes"]})
                 for node in nodes:
                     try:
+                        if SYSTEMD:
+                            complaints, log = networkd_reads(cfg, node, state_dir, tmp, label)
+                            for c in complaints: fail(f"{label} {node}", "systemd-networkd: " + c)
+                            if "-v" in sys.argv: print("\n".join(log))
+                            continue
                         if PLAN: plan_cache[(cfg, node)] = plan_ops(cfg, node, state_dir, f"{label} {node}")
                         check_node(cfg, doc, plan_json, node, state_dir, label)
                     except (RuntimeError, ValueError) as e:
                         fail(f"{label} {node}", str(e))
     for f in failures:
         print("FAIL", f)
+    if SYSTEMD:
+        print(f"{len(examples)} examples, {checked['networkd']} node renders read by systemd-networkd; {len(failures)} failures")
+        return 1 if failures or checked["networkd"] == 0 else 0
     print(f"{len(examples)} examples, {checked['nodes']} node renders, {checked['peers']} peers, "
           f"{checked['addresses']} addresses, {checked['routes']} routes compared{' (and with plan --json)' if PLAN else ''}; "
           f"{len(failures)} failures")
@@ -366,7 +461,12 @@ def main():
 
 
 if __name__ == "__main__":
-    if PLAN and os.geteuid() != 0:
-        print("SKIP: --plan runs plan in a new network namespace (root)")
+    if (PLAN or SYSTEMD) and os.geteuid() != 0:
+        print("SKIP: --plan and --systemd run in new namespaces (root)")
         sys.exit(77)
+    if SYSTEMD:
+        if not os.access(NETWORKD, os.X_OK):
+            print(f"FAIL: {NETWORKD} is missing (Debian package systemd)")
+            sys.exit(1)
+        NETWORK_GID = grp.getgrnam("systemd-network").gr_gid
     sys.exit(main())
