@@ -31,8 +31,8 @@ std::string join_prefixes(const model::PrefixSet& set) {
 std::string render_netdev(const WgInterface& w, const model::InterfaceLabels& l, const std::string& node) {
     std::string out = header("netdev", node, l, w.name);
     // networkd reads the key file itself, as user systemd-network (systemd.netdev(5)).
-    out += fmt::format("# The private key stays in {}. networkd reads it as user systemd-network, which\n", l.private_key_file);
-    out += "# must be able to read it and enter its directory (e.g. group systemd-network, 0640 and 0710).\n";
+    out += "# The private key stays in its file. networkd reads it as user systemd-network, which must be\n";
+    out += "# able to read it and enter its directory (e.g. group systemd-network, modes 0640 and 0710).\n";
     out += fmt::format("[NetDev]\nName={}\nKind=wireguard\n", w.name);
     if (w.mtu) out += fmt::format("MTUBytes={}\n", *w.mtu);
     out += fmt::format("\n[WireGuard]\nPrivateKeyFile={}\n", l.private_key_file);
