@@ -18,7 +18,8 @@ PACKAGES=(
   python3 python3-jsonschema python3-yaml
   iproute2 iputils-ping nftables wireguard-tools wireguard-go procps radvd
   clang-format clang-tidy
-  # systemd-analyze checks the units (tests/packaging); systemd.pc names their directory
+  # systemd-analyze checks the units (tests/packaging); systemd.pc names their directory;
+  # systemd-networkd reads the files of `render networkd` (test render_networkd_systemd)
   systemd
   # the system calls wg-fleet and wireguard-go make, against the units' filter (tests/packaging)
   strace
@@ -27,6 +28,7 @@ PACKAGES=(
   lintian
   man-db
   nix-bin  # nix-instantiate parses and evaluates the `render nixos` modules (tests/nixos)
+  jq  # examples/ci/github-workflow.yml lists the fleet's nodes with it (test ci_example_workflow)
 )
 JOBS=$(nproc 2>/dev/null || echo 2)
 

@@ -9,6 +9,8 @@
 
 #include "cli/commands.hpp"
 #include "plan/render_nixos.hpp"
+#include "linux/files.hpp"
+#include "plan/render_networkd.hpp"
 #include "system/keys.hpp"
 
 namespace wgf::cli {
@@ -94,6 +96,28 @@ int cmd_render_nixos(const Globals& g, const std::string& all_dir) {
     return kOk;
 }
 
+int cmd_render_networkd(const Globals& g, const std::string& dir) {
+    auto l = load(g);
+    if (!l->fleet) return kError;
+    std::string node = this_node(g);
+    if (!in_fleets(*l, node)) return kError;
+    const auto files = plan::render_networkd(plan::render_host(*l->fleet, node), node);
+    if (dir.empty()) {
+        for (size_t i = 0; i < files.size(); ++i) std::cout << (i ? "\n" : "") << "# ==> " << files[i].name << " <==\n" << files[i].content;
+        return kOk;
+    }
+    // Only key paths are in them: readable by all, as networkd's own files are.
+    for (const auto& f : files) {
+        std::string path = dir + "/" + f.name;
+        if (auto s = linux_::write_file_atomic(path, f.content, 0644); !s) {
+            std::cerr << fmt::format("wg-fleet: {}\n", s.error().message);
+            return kError;
+        }
+        if (g.verbose) std::cerr << fmt::format("wg-fleet: wrote {}\n", path);
+    }
+    return kOk;
+}
+
 void add_render(CLI::App& app, Context& ctx) {
     struct Options {
         bool all = false;
@@ -114,6 +138,10 @@ void add_render(CLI::App& app, Context& ctx) {
         ->add_option("--all", *nixos_dir, "Write DIR/NODE.nix for every node of every fleet and DIR/default.nix mapping host names to them")
         ->type_name("DIR");
     nixos->callback([&ctx, nixos_dir] { ctx.rc = cmd_render_nixos(ctx.g, *nixos_dir); });
+    auto* nwd = render->add_subcommand("networkd", "The node's systemd-networkd .netdev and .network files, one pair per interface");
+    auto nwd_dir = std::make_shared<std::string>();
+    nwd->add_option("--dir", *nwd_dir, "Write the files into DIR (mode 0644) instead of printing them")->type_name("DIR");
+    nwd->callback([&ctx, nwd_dir] { ctx.rc = cmd_render_networkd(ctx.g, *nwd_dir); });
 }
 
 }  // namespace wgf::cli

@@ -24,6 +24,7 @@ int cmd_addresses(const Globals& g, bool json);
 int cmd_render_hosts(const Globals& g, bool all);
 int cmd_render_wg_quick(const Globals& g, const std::string& fleet);
 int cmd_render_nixos(const Globals& g, const std::string& all_dir);
+int cmd_render_networkd(const Globals& g, const std::string& dir);
 int cmd_plan(const Globals& g, bool json, bool detailed_exitcode, const std::vector<std::string>& adopt = {});
 int cmd_apply(const Globals& g, const std::vector<std::string>& adopt = {});
 int cmd_status(const Globals& g, bool json);
