@@ -29,6 +29,8 @@ PACKAGES=(
   man-db
   nix-bin  # nix-instantiate parses and evaluates the `render nixos` modules (tests/nixos)
   jq  # examples/ci/github-workflow.yml lists the fleet's nodes with it (test ci_example_workflow)
+  # promtool checks the metrics of `status --format prometheus` (tests/e2e/metrics_e2e.sh)
+  prometheus
 )
 JOBS=$(nproc 2>/dev/null || echo 2)
 

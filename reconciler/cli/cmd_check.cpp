@@ -49,9 +49,14 @@ std::string plural(size_t n, const char* word) { return fmt::format("{} {}{}", n
 
 // Validates the whole fleet: parse, address plan, cross references (every node's part of the
 // file), then renders the nodes that cover every rendering path, and every fleet's hosts file,
-// so a file that passes check can be applied on any of its nodes.
-int cmd_check(const Globals& g) {
+// so a file that passes check can be applied on any of its nodes. In a format other than text,
+// stdout holds only the diagnostics in that format (every one, warnings too), and the verdict
+// goes to stderr with the diagnostics as text.
+int cmd_check(const Globals& g, output::Format format) {
+    const bool text = format == output::Format::text;
     auto l = load(g);
+    if (format == output::Format::json) std::cout << output::diagnostics_json(l->diags, l->sources);
+    else if (!text) print_findings(g, format, output::findings_of(l->diags, l->sources));
     if (!l->fleet) {
         std::cerr << fmt::format("{}: {}, {}; nothing would be applied\n", g.config, plural(l->diags.errors(), "error"),
                                  plural(l->diags.warnings(), "warning"));
@@ -60,13 +65,17 @@ int cmd_check(const Globals& g) {
     (void)plan::render_hosts_file(plan::render_hosts_entries(*l->fleet, ""));
     for (const auto& node : nodes_to_render(*l->fleet)) (void)plan::render_host(*l->fleet, node, plan::RenderOptions{false});
     if (g.quiet == 0)
-        std::cout << fmt::format("{}: ok — {}, {} ({} pending), {}\n", g.config, plural(l->cfg().fleets.size(), "fleet"),
-                                 plural(l->fleet->index.size(), "node"), pending_members(l->cfg()), plural(l->diags.warnings(), "warning"));
+        (text ? std::cout : std::cerr) << fmt::format("{}: ok — {}, {} ({} pending), {}\n", g.config,
+                                                      plural(l->cfg().fleets.size(), "fleet"), plural(l->fleet->index.size(), "node"),
+                                                      pending_members(l->cfg()), plural(l->diags.warnings(), "warning"));
     return kOk;
 }
 
 void add_check(CLI::App& app, Context& ctx) {
-    app.add_subcommand("check", "Validate the whole fleet file; exit 0 valid, 1 invalid")->callback([&ctx] { ctx.rc = cmd_check(ctx.g); });
+    auto format = std::make_shared<output::Format>(output::Format::text);
+    auto* sub = app.add_subcommand("check", "Validate the whole fleet file; exit 0 valid, 1 invalid");
+    output::add_format_option(*sub, *format);
+    sub->callback([&ctx, format] { ctx.rc = cmd_check(ctx.g, *format); });
 }
 
 }  // namespace wgf::cli

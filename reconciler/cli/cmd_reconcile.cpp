@@ -12,7 +12,10 @@
 #include "cli/machine.hpp"
 #include "inputs/desired_cache.hpp"
 #include "inputs/lock.hpp"
+#include "linux/files.hpp"
+#include "plan/health.hpp"
 #include "system/desired_cache.hpp"
+#include "system/journal.hpp"
 
 namespace wgf::cli {
 namespace {
@@ -44,12 +47,35 @@ nlohmann::ordered_json plan_json(const std::string& node, const apply::RunResult
     return j;
 }
 
-void print_notes(const apply::RunResult& r, int quiet) {
+void print_notes(const apply::RunResult& r, int quiet, std::ostream& out = std::cout) {
     if (quiet) return;
     for (const auto& w : r.warnings) std::cerr << "wg-fleet: warning: " << w << "\n";
-    for (const auto& p : r.plan.pending) std::cout << "pending: " << p << " (no public key yet)\n";
-    for (const auto& f : r.plan.foreign) std::cout << "foreign peer left alone: " << f << " (exclusive: true removes it)\n";
-    for (const auto& k : r.plan.kept) std::cout << "kept: " << k << "\n";
+    for (const auto& p : r.plan.pending) out << "pending: " << p << " (no public key yet)\n";
+    for (const auto& f : r.plan.foreign) out << "foreign peer left alone: " << f << " (exclusive: true removes it)\n";
+    for (const auto& k : r.plan.kept) out << "kept: " << k << "\n";
+}
+
+bool ci_format(output::Format f) { return f == output::Format::github || f == output::Format::gitlab; }
+
+// Findings of one node's run for CI formats. Pending changes are warnings (the node does not
+// match the fleet yet), conflicts errors (apply cannot fix them), pending members, foreign and
+// kept peers notices; the run's own warnings warnings.
+void add_run_findings(std::vector<output::Finding>& out, const std::string& node, const apply::RunResult& r, bool ops_pending) {
+    auto add = [&](output::Finding::Level level, const char* check, std::string message) {
+        out.push_back(output::Finding{.level = level, .check = check, .title = "wg-fleet: " + node, .message = std::move(message)});
+    };
+    using L = output::Finding::Level;
+    for (const auto& w : r.warnings) add(L::warning, "wg-fleet/warning", w);
+    if (ops_pending)
+        for (const auto& op : r.plan.ops) add(L::warning, "wg-fleet/drift", "pending change: " + plan::describe(op));
+    for (const auto& c : r.plan.conflicts) add(L::error, "wg-fleet/conflict", c);
+    for (const auto& p : r.plan.pending) add(L::notice, "wg-fleet/pending", "pending: " + p + " (no public key yet)");
+    for (const auto& f : r.plan.foreign) add(L::notice, "wg-fleet/foreign", "foreign peer left alone: " + f);
+}
+
+output::Finding run_error(const std::string& node, const std::string& message) {
+    return output::Finding{
+        .level = output::Finding::Level::error, .check = "wg-fleet/run", .title = "wg-fleet: " + node, .message = message};
 }
 
 // -v: where the run spent its time (loading the file, then each phase of the engine).
@@ -113,7 +139,7 @@ struct Session {
 };
 
 // `lock`: hold the state directory's lock for the session (apply).
-std::unique_ptr<Session> start(const Globals& g, int64_t now, bool lock = false) {
+std::unique_ptr<Session> start(const Globals& g, int64_t now, bool lock = false, std::vector<output::Finding>* findings = nullptr) {
     auto s = std::make_unique<Session>();
     s->node = this_node(g);
     model::Config defaults;
@@ -175,7 +201,8 @@ std::unique_ptr<Session> start(const Globals& g, int64_t now, bool lock = false)
             return s;
         }
     }
-    s->loaded = load(g, [&](const model::Config& cfg) { settled(cfg, apply::interfaces_of(cfg, s->node)); });
+    s->loaded = load(
+        g, [&](const model::Config& cfg) { settled(cfg, apply::interfaces_of(cfg, s->node)); }, findings);
     if (s->lock_error) {
         std::cerr << "wg-fleet: " << s->lock_error->message << "\n";
         return nullptr;
@@ -203,14 +230,16 @@ struct Planned {
     std::unique_ptr<Session> session;
     apply::RunResult r;
 };
-std::optional<Planned> run_plan(const Globals& g, int64_t now, const std::vector<std::string>& adopt = {}) {
-    auto session = start(g, now);
+std::optional<Planned> run_plan(const Globals& g, int64_t now, const std::vector<std::string>& adopt = {},
+                                std::vector<output::Finding>* findings = nullptr) {
+    auto session = start(g, now, false, findings);
     if (!session) return std::nullopt;
     session->adopt.insert(adopt.begin(), adopt.end());
     auto r = session->run(apply::Mode::plan, now);
     print_timings(g, session->timings, r);
     if (r.error) {
         std::cerr << "wg-fleet: " << r.error->message << "\n";
+        if (findings) findings->push_back(run_error(session->node, r.error->message));
         return std::nullopt;
     }
     return Planned{std::move(session), std::move(r)};
@@ -226,18 +255,28 @@ std::string ago(int64_t now, int64_t t) {
 
 }  // namespace
 
-int cmd_plan(const Globals& g, bool json, bool detailed_exitcode, const std::vector<std::string>& adopt) {
-    auto planned = run_plan(g, time(nullptr), adopt);
-    if (!planned) return kError;
+// github, gitlab: the plan as text on stderr, its findings on stdout.
+int cmd_plan(const Globals& g, output::Format format, bool detailed_exitcode, const std::vector<std::string>& adopt) {
+    std::vector<output::Finding> findings;
+    auto planned = run_plan(g, time(nullptr), adopt, ci_format(format) ? &findings : nullptr);
+    if (!planned) {
+        print_findings(g, format, findings);
+        return kError;
+    }
     const std::string& node = planned->session->node;
     const auto& r = planned->r;
-    if (json) {
+    if (format == output::Format::json) {
         std::cout << plan_json(node, r).dump(2) << "\n";
     } else {
-        for (const auto& op : r.plan.ops) std::cout << plan::describe(op) << "\n";
-        for (const auto& c : r.plan.conflicts) std::cout << c << "\n";
-        print_notes(r, g.quiet);
-        std::cout << plan::summarize(r.plan) << "\n";
+        std::ostream& out = format == output::Format::text ? std::cout : std::cerr;
+        for (const auto& op : r.plan.ops) out << plan::describe(op) << "\n";
+        for (const auto& c : r.plan.conflicts) out << c << "\n";
+        print_notes(r, g.quiet, out);
+        out << plan::summarize(r.plan) << "\n";
+    }
+    if (ci_format(format)) {
+        add_run_findings(findings, node, r, true);
+        print_findings(g, format, findings);
     }
     // A conflict is not "no changes": the node does not match the fleet.
     int rc = detailed_exitcode && !r.plan.converged() ? kChanges : kOk;
@@ -247,8 +286,9 @@ int cmd_plan(const Globals& g, bool json, bool detailed_exitcode, const std::vec
 
 namespace {
 
-// What apply prints once its run is over, and its exit code.
-int report_apply(const Globals& g, Session& session, const apply::RunResult& r) {
+// What apply prints once its run is over, and its exit code. `out` takes what text prints on
+// stdout (stderr in the other formats, whose stdout is their own).
+int report_apply(const Globals& g, Session& session, const apply::RunResult& r, std::ostream& out) {
     const std::string& node = session.node;
     const Machine& m = *session.machine;
     print_timings(g, session.timings, r);
@@ -258,10 +298,10 @@ int report_apply(const Globals& g, Session& session, const apply::RunResult& r) 
         std::cerr << "wg-fleet: " << r.error->message << "\n";
         return kError;
     }
-    for (const auto& f : r.generated_keys) std::cout << fmt::format("generated the private key of {} for fleet {}\n", node, f);
+    for (const auto& f : r.generated_keys) out << fmt::format("generated the private key of {} for fleet {}\n", node, f);
     if (r.applied) {
         if (!g.quiet)
-            for (const auto& line : r.applied->done) std::cout << line << "\n";
+            for (const auto& line : r.applied->done) out << line << "\n";
         if (!r.applied->ok()) {
             std::cerr << "wg-fleet: apply stopped: " << r.applied->error->message << "\n";
             for (const auto& line : r.applied->not_done) std::cerr << "not done: " << line << "\n";
@@ -271,7 +311,7 @@ int report_apply(const Globals& g, Session& session, const apply::RunResult& r) 
             return kError;
         }
     }
-    print_notes(r, g.quiet);
+    print_notes(r, g.quiet, out);
     if (!r.plan.conflicts.empty()) {
         for (const auto& c : r.plan.conflicts) std::cerr << "wg-fleet: " << c << "\n";
         std::cerr << fmt::format(
@@ -301,30 +341,115 @@ int report_apply(const Globals& g, Session& session, const apply::RunResult& r) 
         }
     }
     if (!g.quiet)
-        std::cout << (r.plan.empty() ? "No changes: the node matches the fleet.\n"
-                                     : fmt::format("Applied {} operation{}; the node matches the fleet.\n", r.plan.ops.size(),
-                                                   r.plan.ops.size() == 1 ? "" : "s"));
+        out << (r.plan.empty() ? "No changes: the node matches the fleet.\n"
+                               : fmt::format("Applied {} operation{}; the node matches the fleet.\n", r.plan.ops.size(),
+                                             r.plan.ops.size() == 1 ? "" : "s"));
+    return kOk;
+}
+
+// apply --format json: what the run did, in the shape of plan's JSON where they overlap.
+nlohmann::ordered_json apply_json(const std::string& node, const apply::RunResult& r, int rc) {
+    nlohmann::ordered_json j;
+    j["node"] = node;
+    j["ok"] = rc == kOk;
+    j["error"] = r.error                         ? nlohmann::ordered_json(r.error->message)
+                 : r.applied && !r.applied->ok() ? nlohmann::ordered_json(r.applied->error->message)
+                                                 : nlohmann::ordered_json(nullptr);
+    j["done"] = r.applied ? r.applied->done : std::vector<std::string>{};
+    j["not_done"] = r.applied ? r.applied->not_done : std::vector<std::string>{};
+    j["generated_keys"] = r.generated_keys;
+    j["pending"] = r.plan.pending;
+    j["foreign"] = r.plan.foreign;
+    j["kept"] = r.plan.kept;
+    j["conflicts"] = r.plan.conflicts;
+    j["warnings"] = r.warnings;
+    return j;
+}
+
+// github, gitlab: what failed or is left (errors), conflicts, the run's warnings and notes;
+// an apply that converged reports no error.
+void add_apply_findings(std::vector<output::Finding>& out, const std::string& node, const apply::RunResult& r) {
+    if (r.error) out.push_back(run_error(node, r.error->message));
+    if (r.applied && !r.applied->ok()) {
+        out.push_back(run_error(node, "apply stopped: " + r.applied->error->message));
+        for (const auto& line : r.applied->not_done) out.push_back(run_error(node, "not done: " + line));
+    }
+    add_run_findings(out, node, r, false);
+}
+
+}  // namespace
+
+int cmd_apply(const Globals& g, const std::vector<std::string>& adopt, output::Format format) {
+    int64_t now = time(nullptr);
+    std::vector<output::Finding> findings;
+    auto session = start(g, now, true, ci_format(format) ? &findings : nullptr);
+    if (!session) {
+        print_findings(g, format, findings);
+        if (format == output::Format::json)
+            std::cout
+                << nlohmann::ordered_json{{"node", this_node(g)}, {"ok", false}, {"error", "nothing applied: see standard error"}}.dump(2)
+                << "\n";
+        return kError;
+    }
+    session->adopt.insert(adopt.begin(), adopt.end());
+    session->machine->journal = std::make_unique<system::FileJournal>(session->state_dir);
+    auto r = session->run(apply::Mode::apply, now);
+    int rc = report_apply(g, *session, r, format == output::Format::text ? std::cout : std::cerr);
+    if (format == output::Format::json) std::cout << apply_json(session->node, r, rc).dump(2) << "\n";
+    if (ci_format(format)) {
+        add_apply_findings(findings, session->node, r);
+        print_findings(g, format, findings);
+    }
+    keep_until_exit(std::move(r));
+    return rc;
+}
+
+namespace {
+
+// status --format prometheus: the same facts as the JSON, with the health verdicts and the
+// journal's last record.
+output::NodeMetrics node_metrics(const nlohmann::ordered_json& j, const apply::RunResult& r, const std::string& state_dir) {
+    output::NodeMetrics m{
+        .node = j["node"].get<std::string>(), .drift_operations = r.plan.ops.size(), .conflicts = r.plan.conflicts.size()};
+    for (const auto& ij : j["interfaces"]) {
+        const std::string fleet = ij["fleet"].get<std::string>(), dev = ij["interface"].get<std::string>();
+        m.interfaces.push_back({.fleet = fleet, .interface = dev, .up = ij["up"].get<bool>()});
+        for (const auto& pj : ij["peers"])
+            m.peers.push_back({.fleet = fleet,
+                               .interface = dev,
+                               .name = pj["name"].get<std::string>(),
+                               .public_key = pj["public_key"].get<std::string>(),
+                               .last_handshake = pj["latest_handshake"].get<int64_t>(),
+                               .rx_bytes = pj["rx_bytes"].get<uint64_t>(),
+                               .tx_bytes = pj["tx_bytes"].get<uint64_t>(),
+                               .health = *plan::parse_health(pj["health"].get<std::string>())});
+        for (const auto& p : ij["pending"])
+            m.peers.push_back({.fleet = fleet, .interface = dev, .name = p.get<std::string>(), .health = plan::Health::pending});
+    }
+    if (auto last = system::read_last_journal_record(state_dir)) m.last_apply = output::LastApply{.time = last->time, .ok = last->ok};
+    return m;
+}
+
+// Written whole or not at all: node_exporter's textfile collector may read the file any time.
+int write_output(const std::string& path, const std::string& content) {
+    auto s = linux_::write_file_atomic(path, content, 0644);
+    if (!s) {
+        std::cerr << "wg-fleet: " << s.error().message << "\n";
+        return kError;
+    }
     return kOk;
 }
 
 }  // namespace
 
-int cmd_apply(const Globals& g, const std::vector<std::string>& adopt) {
+int cmd_status(const Globals& g, output::Format format, const std::string& output_file) {
     int64_t now = time(nullptr);
-    auto session = start(g, now, true);
-    if (!session) return kError;
-    session->adopt.insert(adopt.begin(), adopt.end());
-    session->machine->journal = std::make_unique<system::FileJournal>(session->state_dir);
-    auto r = session->run(apply::Mode::apply, now);
-    int rc = report_apply(g, *session, r);
-    keep_until_exit(std::move(r));
-    return rc;
-}
-
-int cmd_status(const Globals& g, bool json) {
-    int64_t now = time(nullptr);
-    auto planned = run_plan(g, now);
-    if (!planned) return kError;
+    std::vector<output::Finding> findings;
+    auto planned = run_plan(g, now, {}, ci_format(format) ? &findings : nullptr);
+    if (!planned) {
+        print_findings(g, format, findings);
+        return kError;
+    }
     const std::string& node = planned->session->node;
     const auto& r = planned->r;
     nlohmann::ordered_json j;
@@ -358,6 +483,8 @@ int cmd_status(const Globals& g, bool json) {
             pj["latest_handshake"] = st.last_handshake;
             pj["rx_bytes"] = st.rx_bytes;
             pj["tx_bytes"] = st.tx_bytes;
+            // The keepalive the fleet wants: a peer not configured yet has none live.
+            pj["health"] = plan::to_string(plan::health({.last_handshake = st.last_handshake, .keepalive = pp->keepalive}, now));
             peers.push_back(pj);
         }
         ij["pending"] = labels.pending;
@@ -367,9 +494,36 @@ int cmd_status(const Globals& g, bool json) {
     for (const auto& op : r.plan.ops) drift.push_back(plan::describe(op));
     j["foreign"] = r.plan.foreign;
     j["conflicts"] = r.plan.conflicts;
-    if (json) {
-        std::cout << j.dump(2) << "\n";
-        return kOk;
+    switch (format) {
+        case output::Format::text: break;
+        case output::Format::json:
+            if (!output_file.empty()) return write_output(output_file, j.dump(2) + "\n");
+            std::cout << j.dump(2) << "\n";
+            return kOk;
+        case output::Format::prometheus: {
+            std::string text = output::prometheus_text(node_metrics(j, r, planned->session->state_dir));
+            if (!output_file.empty()) return write_output(output_file, text);
+            std::cout << text;
+            return kOk;
+        }
+        case output::Format::github:
+        case output::Format::gitlab: {
+            // Drift is a warning; a peer whose keepalives should keep it fresh but whose handshake is
+            // old is one too.
+            add_run_findings(findings, node, r, true);
+            for (const auto& ij : j["interfaces"])
+                for (const auto& pj : ij["peers"])
+                    if (pj["health"] == "stale")
+                        findings.push_back(
+                            {.level = output::Finding::Level::warning,
+                             .check = "wg-fleet/health",
+                             .title = "wg-fleet: " + node,
+                             .message = fmt::format("peer {} on {} is stale: latest handshake {}, although keepalives are set",
+                                                    pj["name"].get<std::string>(), ij["interface"].get<std::string>(),
+                                                    ago(now, pj["latest_handshake"].get<int64_t>()))});
+            print_findings(g, format, findings);
+            return kOk;
+        }
     }
     for (const auto& ij : j["interfaces"]) {
         std::cout << fmt::format("interface {} (fleet {}): {}{}\n", ij["interface"].get<std::string>(), ij["fleet"].get<std::string>(),
@@ -378,9 +532,10 @@ int cmd_status(const Globals& g, bool json) {
         for (const auto& pj : ij["peers"]) {
             std::string key = pj["public_key"].get<std::string>().substr(0, 8) + "…";
             std::string endpoint = pj["endpoint"].is_null() ? "(none)" : pj["endpoint"].get<std::string>();
-            std::cout << fmt::format("  {:<16} {}  endpoint {:<24} handshake {:<10} rx {} tx {}{}\n", pj["name"].get<std::string>(), key,
-                                     endpoint, ago(now, pj["latest_handshake"].get<int64_t>()), pj["rx_bytes"].get<uint64_t>(),
-                                     pj["tx_bytes"].get<uint64_t>(), pj["configured"].get<bool>() ? "" : "  (not configured yet)");
+            std::cout << fmt::format("  {:<16} {}  {:<7} endpoint {:<24} handshake {:<10} rx {} tx {}{}\n", pj["name"].get<std::string>(),
+                                     key, pj["health"].get<std::string>(), endpoint, ago(now, pj["latest_handshake"].get<int64_t>()),
+                                     pj["rx_bytes"].get<uint64_t>(), pj["tx_bytes"].get<uint64_t>(),
+                                     pj["configured"].get<bool>() ? "" : "  (not configured yet)");
         }
         for (const auto& p : ij["pending"]) std::cout << fmt::format("  {:<16} pending: no public key yet\n", p.get<std::string>());
     }
@@ -433,36 +588,51 @@ const char* const kAdoptHelp =
 
 void add_plan(CLI::App& app, Context& ctx) {
     struct Options {
-        bool json = false, detailed = false;
+        output::Format format = output::Format::text;
+        bool detailed = false;
         std::vector<std::string> adopt;
     };
     auto o = std::make_shared<Options>();
     auto* sub = app.add_subcommand(
         "plan", "Show what apply would change on this node; exit 0, or 2 with --detailed-exitcode when changes are pending");
-    sub->add_flag("--json", o->json, "As JSON");
+    output::add_format_option(*sub, o->format);
     sub->add_flag("--detailed-exitcode", o->detailed, "Exit 0 when nothing is to do, 2 when changes are pending, 1 on error");
     sub->add_option("--adopt", o->adopt, kAdoptHelp)->type_name("IFNAME");
-    sub->callback([&ctx, o] { ctx.rc = cmd_plan(ctx.g, o->json, o->detailed, o->adopt); });
+    sub->callback([&ctx, o] { ctx.rc = cmd_plan(ctx.g, o->format, o->detailed, o->adopt); });
 }
 
 void add_apply(CLI::App& app, Context& ctx) {
     struct Options {
         bool once = false;
+        output::Format format = output::Format::text;
         std::vector<std::string> adopt;
     };
     auto o = std::make_shared<Options>();
     auto* sub = app.add_subcommand("apply",
                                    "Converge this node to the fleet (exit 0 converged, 1 error; nothing applied if the config is invalid)");
     sub->add_flag("--once", o->once, "One run (the default; for symmetry with watch)");
+    output::add_format_option(*sub, o->format);
     sub->add_option("--adopt", o->adopt, kAdoptHelp)->type_name("IFNAME");
-    sub->callback([&ctx, o] { ctx.rc = cmd_apply(ctx.g, o->adopt); });
+    sub->callback([&ctx, o] { ctx.rc = cmd_apply(ctx.g, o->adopt, o->format); });
 }
 
 void add_status(CLI::App& app, Context& ctx) {
-    auto json = std::make_shared<bool>(false);
-    auto* sub = app.add_subcommand("status", "Peers with endpoint, latest handshake and transfer; pending members; drift");
-    sub->add_flag("--json", *json, "As JSON");
-    sub->callback([&ctx, json] { ctx.rc = cmd_status(ctx.g, *json); });
+    struct Options {
+        output::Format format = output::Format::text;
+        std::string output_file;
+    };
+    auto o = std::make_shared<Options>();
+    auto* sub = app.add_subcommand("status", "Peers with health, endpoint, latest handshake and transfer; pending members; drift");
+    output::add_format_option(*sub, o->format, true);
+    sub->add_option("--output", o->output_file,
+                    "With --format json or prometheus: write to FILE (replaced atomically, mode 0644) instead of stdout, e.g. for "
+                    "node_exporter's textfile collector")
+        ->type_name("FILE");
+    sub->callback([&ctx, o] {
+        if (!o->output_file.empty() && o->format != output::Format::json && o->format != output::Format::prometheus)
+            throw CLI::ValidationError("--output", "only with --format json or prometheus");
+        ctx.rc = cmd_status(ctx.g, o->format, o->output_file);
+    });
 }
 
 void add_keygen(CLI::App& app, Context& ctx) {

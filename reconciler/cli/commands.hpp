@@ -19,15 +19,15 @@ void add_status(CLI::App& app, Context& ctx);
 void add_keygen(CLI::App& app, Context& ctx);
 void add_watch(CLI::App& app, Context& ctx);
 
-int cmd_check(const Globals& g);
-int cmd_addresses(const Globals& g, bool json);
+int cmd_check(const Globals& g, output::Format format = output::Format::text);
+int cmd_addresses(const Globals& g, output::Format format);
 int cmd_render_hosts(const Globals& g, bool all);
 int cmd_render_wg_quick(const Globals& g, const std::string& fleet);
 int cmd_render_nixos(const Globals& g, const std::string& all_dir);
 int cmd_render_networkd(const Globals& g, const std::string& dir);
-int cmd_plan(const Globals& g, bool json, bool detailed_exitcode, const std::vector<std::string>& adopt = {});
-int cmd_apply(const Globals& g, const std::vector<std::string>& adopt = {});
-int cmd_status(const Globals& g, bool json);
+int cmd_plan(const Globals& g, output::Format format, bool detailed_exitcode, const std::vector<std::string>& adopt = {});
+int cmd_apply(const Globals& g, const std::vector<std::string>& adopt = {}, output::Format format = output::Format::text);
+int cmd_status(const Globals& g, output::Format format, const std::string& output_file = {});
 int cmd_keygen(const Globals& g);
 int cmd_watch(const Globals& g, int interval_s);
 

@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <cstdlib>
+#include <filesystem>
 #include <iostream>
 
 namespace wgf::cli {
@@ -13,10 +15,26 @@ inputs::LoadOptions load_options(const Globals& g) {
             .files_root = g.files_root};
 }
 
-std::unique_ptr<Loaded> load(const Globals& g, const std::function<void(const model::Config&)>& parsed) {
+std::unique_ptr<Loaded> load(const Globals& g, const std::function<void(const model::Config&)>& parsed,
+                             std::vector<output::Finding>* findings) {
     auto l = inputs::load(load_options(g), parsed);
     std::cerr << config::render_all(l->diags, l->sources, g.quiet == 0);
+    if (findings) {
+        auto more = output::findings_of(l->diags, l->sources);
+        findings->insert(findings->end(), std::make_move_iterator(more.begin()), std::make_move_iterator(more.end()));
+    }
     return l;
+}
+
+void print_findings(const Globals& g, output::Format format, const std::vector<output::Finding>& findings) {
+    auto env = [](const char* name) -> std::string {
+        const char* v = std::getenv(name);
+        return v ? v : "";
+    };
+    std::error_code ec;
+    const std::string cwd = std::filesystem::current_path(ec).string();
+    if (format == output::Format::github) std::cout << output::github_annotations(findings, env("GITHUB_WORKSPACE"), cwd);
+    else if (format == output::Format::gitlab) std::cout << output::gitlab_report(findings, g.config, env("CI_PROJECT_DIR"), cwd);
 }
 
 void keep_until_exit(std::shared_ptr<void> value) {

@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "cli/output.hpp"
 #include "inputs/load.hpp"
 
 namespace wgf::cli {
@@ -37,9 +38,15 @@ using Loaded = inputs::Loaded;
 // What apply::load needs from the global options.
 inputs::LoadOptions load_options(const Globals& g);
 
-// Loads the fleet (apply::load) and prints its diagnostics to stderr (warnings only unless quiet
-// is 0). Returns the result even on errors; check fleet != nullptr.
-std::unique_ptr<Loaded> load(const Globals& g, const std::function<void(const model::Config&)>& parsed = {});
+// Loads the fleet (inputs::load) and prints its diagnostics to stderr (warnings only unless quiet
+// is 0); with `findings`, also appends every diagnostic to it. Returns the result even on errors;
+// check fleet != nullptr.
+std::unique_ptr<Loaded> load(const Globals& g, const std::function<void(const model::Config&)>& parsed = {},
+                             std::vector<output::Finding>* findings = nullptr);
+
+// A command's findings in a CI format (github, gitlab) on stdout: paths relative to
+// $GITHUB_WORKSPACE or $CI_PROJECT_DIR when set, the fleet file where a finding names no file.
+void print_findings(const Globals& g, output::Format format, const std::vector<output::Finding>& findings);
 
 std::string this_node(const Globals& g);
 

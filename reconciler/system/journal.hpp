@@ -2,7 +2,10 @@
 // with one write per batch of operations.
 #pragma once
 
+#include <cstdint>
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include "backend/journal.hpp"
 
@@ -21,5 +24,17 @@ private:
     int fd_ = -1;
     std::string pending_;  // lines of the current batch, written with one append
 };
+
+// One record of the journal, as read back (status's metrics: when the last apply ran an
+// operation, and whether it succeeded).
+struct JournalRecord {
+    int64_t time = 0;  // seconds since the epoch
+    bool ok = false;
+};
+// A line as FileJournal::record writes it; nullopt for anything else.
+std::optional<JournalRecord> parse_journal_line(std::string_view line);
+// The last record of state_dir/journal.log; nullopt when there is none (no apply ever ran an
+// operation) or the file cannot be read. Reads only the file's tail.
+std::optional<JournalRecord> read_last_journal_record(const std::string& state_dir);
 
 }  // namespace wgf::system

@@ -31,6 +31,7 @@ BELOW = {
 LIB = {f"wgf_{d}": d for d in BELOW}
 LIB["wgf_linux_codec"] = "linux"
 LIB["wgf_backend_fake"] = "backend"
+LIB["wgf_output"] = "cli"  # the output formats, a library of their own for tests
 
 # What opening a file looks like in C++ here: the engine leaves that to backend/'s implementations.
 FILE_IO = re.compile(r"\b(?:open|openat|fopen|opendir|creat)\s*\(|\bstd::(?:i|o)?fstream\b|\bstd::filesystem\b|<fstream>|<filesystem>")

@@ -1,0 +1,275 @@
+#include "cli/output.hpp"
+
+#include <sodium.h>
+
+#include <filesystem>
+
+#include <fmt/format.h>
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+namespace wgf::output {
+namespace {
+
+constexpr std::string_view kFormats[] = {"text", "json", "github", "gitlab", "prometheus"};
+
+const char* level_word(Finding::Level l) {
+    switch (l) {
+        case Finding::Level::error: return "error";
+        case Finding::Level::warning: return "warning";
+        case Finding::Level::notice: return "notice";
+    }
+    return "error";
+}
+
+// GitLab's scale is info, minor, major, critical, blocker. A config error blocks every node's
+// apply, but nothing is broken yet: major, so it ranks above warnings without claiming an outage.
+const char* gitlab_severity(Finding::Level l) {
+    switch (l) {
+        case Finding::Level::error: return "major";
+        case Finding::Level::warning: return "minor";
+        case Finding::Level::notice: return "info";
+    }
+    return "major";
+}
+
+std::string fingerprint(std::string_view file, std::string_view path, std::string_view message) {
+    // Fields separated by NUL, which none of them holds, so ("a", "bc") and ("ab", "c") differ.
+    std::string input;
+    input.reserve(file.size() + path.size() + message.size() + 2);
+    input.append(file).push_back('\0');
+    input.append(path).push_back('\0');
+    input.append(message);
+    unsigned char hash[16];
+    crypto_generichash(hash, sizeof hash, reinterpret_cast<const unsigned char*>(input.data()), input.size(), nullptr, 0);
+    std::string hex;
+    for (unsigned char b : hash) hex += fmt::format("{:02x}", b);
+    return hex;
+}
+
+}  // namespace
+
+std::optional<Format> parse_format(std::string_view name) {
+    for (size_t i = 0; i < std::size(kFormats); ++i)
+        if (kFormats[i] == name) return static_cast<Format>(i);
+    return std::nullopt;
+}
+
+std::string_view to_string(Format f) { return kFormats[static_cast<size_t>(f)]; }
+
+std::vector<Finding> findings_of(const config::Diagnostics& diags, const config::Sources& sources) {
+    std::vector<Finding> out;
+    for (const auto& d : diags.sorted()) {
+        Finding f{.level = d.severity == config::Severity::error ? Finding::Level::error : Finding::Level::warning,
+                  .file = d.loc.known() ? sources.name(d.loc.file) : std::string(),
+                  .line = d.loc.known() ? d.loc.line : 0,
+                  .column = d.loc.known() ? d.loc.col : 0,
+                  .path = d.path,
+                  .check = "wg-fleet/config",
+                  .title = d.path.empty() ? "wg-fleet check" : d.path,
+                  .message = d.message};
+        out.push_back(std::move(f));
+    }
+    return out;
+}
+
+std::string diagnostics_json(const config::Diagnostics& diags, const config::Sources& sources) {
+    nlohmann::ordered_json list = nlohmann::ordered_json::array();
+    for (const auto& d : diags.sorted()) {
+        const bool at = d.loc.known();
+        auto number = [&](uint32_t n) { return at && n ? nlohmann::ordered_json(n) : nlohmann::ordered_json(nullptr); };
+        list.push_back({{"file", at ? nlohmann::ordered_json(sources.name(d.loc.file)) : nlohmann::ordered_json(nullptr)},
+                        {"line", number(d.loc.line)},
+                        {"column", number(d.loc.col)},
+                        {"path", d.path},
+                        {"severity", d.severity == config::Severity::error ? "error" : "warning"},
+                        {"message", d.message}});
+    }
+    nlohmann::ordered_json out{{"version", 1}, {"diagnostics", std::move(list)}};
+    // Invalid UTF-8 in a message (a quoted value of a broken file) is replaced, not fatal.
+    return out.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
+}
+
+std::string ci_path(std::string_view file, std::string_view root, std::string_view cwd) {
+    namespace fs = std::filesystem;
+    if (root.empty() || file.empty()) return std::string(file);
+    fs::path f(file);
+    if (f.is_relative()) f = fs::path(cwd) / f;
+    f = f.lexically_normal();
+    fs::path r = fs::path(root).lexically_normal();
+    if (r.is_relative()) r = (fs::path(cwd) / r).lexically_normal();
+    fs::path rel = f.lexically_relative(r);
+    if (rel.empty() || *rel.begin() == ".." || rel == ".") return std::string(file);
+    return rel.string();
+}
+
+std::string github_escape_data(std::string_view s) {
+    std::string out;
+    for (char c : s) {
+        if (c == '%') out += "%25";
+        else if (c == '\r') out += "%0D";
+        else if (c == '\n') out += "%0A";
+        else out += c;
+    }
+    return out;
+}
+
+std::string github_escape_property(std::string_view s) {
+    std::string out;
+    for (char c : github_escape_data(s)) {
+        if (c == ':') out += "%3A";
+        else if (c == ',') out += "%2C";
+        else out += c;
+    }
+    return out;
+}
+
+std::string github_annotations(const std::vector<Finding>& findings, std::string_view workspace, std::string_view cwd) {
+    std::string out;
+    for (const auto& f : findings) {
+        std::string props;
+        auto prop = [&](std::string_view key, std::string_view value) {
+            props += props.empty() ? " " : ",";
+            props += key;
+            props += '=';
+            props += github_escape_property(value);
+        };
+        if (!f.file.empty()) {
+            prop("file", ci_path(f.file, workspace, cwd));
+            if (f.line) prop("line", std::to_string(f.line));
+            if (f.line && f.column) prop("col", std::to_string(f.column));
+        }
+        if (!f.title.empty()) prop("title", f.title);
+        out += fmt::format("::{}{}::{}\n", level_word(f.level), props, github_escape_data(f.message));
+    }
+    return out;
+}
+
+std::string gitlab_report(const std::vector<Finding>& findings, std::string_view fallback_file, std::string_view project_dir,
+                          std::string_view cwd) {
+    nlohmann::ordered_json out = nlohmann::ordered_json::array();
+    for (const auto& f : findings) {
+        const std::string path = ci_path(f.file.empty() ? fallback_file : std::string_view(f.file), project_dir, cwd);
+        const std::string description = f.path.empty() ? f.message : f.path + ": " + f.message;
+        out.push_back({{"description", description},
+                       {"check_name", f.check},
+                       {"fingerprint", fingerprint(path, f.path, f.message)},
+                       {"severity", gitlab_severity(f.level)},
+                       {"location", {{"path", path}, {"lines", {{"begin", f.line ? f.line : 1}}}}}});
+    }
+    return out.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
+}
+
+std::string prometheus_label_value(std::string_view s) {
+    std::string out;
+    for (char c : s) {
+        if (c == '\\') out += "\\\\";
+        else if (c == '"') out += "\\\"";
+        else if (c == '\n') out += "\\n";
+        else out += c;
+    }
+    return out;
+}
+
+namespace {
+
+// One metric family: HELP and TYPE once, then its samples.
+class Family {
+public:
+    Family(std::string& out, std::string_view name, std::string_view type, std::string_view help) : out_(out), name_(name) {
+        out_ += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
+    }
+    template <class V>
+    void sample(std::initializer_list<std::pair<std::string_view, std::string_view>> labels, V value) {
+        std::string ls;
+        for (const auto& [k, v] : labels) ls += fmt::format("{}{}=\"{}\"", ls.empty() ? "" : ",", k, prometheus_label_value(v));
+        out_ += fmt::format("{}{{{}}} {}\n", name_, ls, value);
+    }
+
+private:
+    std::string& out_;
+    std::string name_;
+};
+
+}  // namespace
+
+std::string prometheus_text(const NodeMetrics& m) {
+    std::string out;
+    {
+        Family up(out, "wgfleet_interface_up", "gauge",
+                  "Whether the fleet's WireGuard interface on this node exists and is up (1) or not (0).");
+        for (const auto& i : m.interfaces) up.sample({{"node", m.node}, {"fleet", i.fleet}, {"interface", i.interface}}, i.up ? 1 : 0);
+    }
+    {
+        Family hs(out, "wgfleet_peer_last_handshake_timestamp_seconds", "gauge",
+                  "Time of the peer's latest completed handshake, in seconds since the epoch; 0 if none yet.");
+        for (const auto& p : m.peers)
+            if (p.health != plan::Health::pending)
+                hs.sample({{"fleet", p.fleet}, {"interface", p.interface}, {"peer", p.name}, {"public_key", p.public_key}},
+                          p.last_handshake);
+    }
+    {
+        Family rx(out, "wgfleet_peer_receive_bytes_total", "counter", "Bytes received from the peer since its device was configured.");
+        for (const auto& p : m.peers)
+            if (p.health != plan::Health::pending)
+                rx.sample({{"fleet", p.fleet}, {"interface", p.interface}, {"peer", p.name}, {"public_key", p.public_key}}, p.rx_bytes);
+    }
+    {
+        Family tx(out, "wgfleet_peer_transmit_bytes_total", "counter", "Bytes sent to the peer since its device was configured.");
+        for (const auto& p : m.peers)
+            if (p.health != plan::Health::pending)
+                tx.sample({{"fleet", p.fleet}, {"interface", p.interface}, {"peer", p.name}, {"public_key", p.public_key}}, p.tx_bytes);
+    }
+    {
+        Family health(out, "wgfleet_peer_health", "gauge",
+                      "The peer's health verdict, one-hot over state: ok (handshake at most 180 s ago), stale (older, keepalive set), "
+                      "idle (older, no keepalive), never (no handshake yet), pending (no public key yet).");
+        for (const auto& p : m.peers)
+            for (plan::Health h : plan::kHealthStates)
+                health.sample({{"fleet", p.fleet},
+                               {"interface", p.interface},
+                               {"peer", p.name},
+                               {"public_key", p.public_key},
+                               {"state", plan::to_string(h)}},
+                              h == p.health ? 1 : 0);
+    }
+    {
+        Family drift(out, "wgfleet_drift_operations", "gauge", "Operations `wg-fleet apply` would run to make the node match the fleet.");
+        drift.sample({{"node", m.node}}, m.drift_operations);
+    }
+    {
+        Family conflicts(out, "wgfleet_conflicts", "gauge", "Managed paths wg-fleet will not touch because it did not write them.");
+        conflicts.sample({{"node", m.node}}, m.conflicts);
+    }
+    if (m.last_apply) {
+        Family at(out, "wgfleet_last_apply_timestamp_seconds", "gauge",
+                  "Time of the last operation an apply ran (journal.log), in seconds since the epoch.");
+        at.sample({{"node", m.node}}, m.last_apply->time);
+        Family ok(out, "wgfleet_last_apply_success", "gauge",
+                  "Whether the last operation an apply ran (journal.log) succeeded (1) or failed (0).");
+        ok.sample({{"node", m.node}}, m.last_apply->ok ? 1 : 0);
+    }
+    return out;
+}
+
+void add_format_option(CLI::App& sub, Format& format, bool prometheus_ok) {
+    std::string names = "text, json, github, gitlab";
+    if (prometheus_ok) names += ", prometheus";
+    auto check = [prometheus_ok, names](const std::string& value) -> std::string {
+        auto f = parse_format(value);
+        if (!f) return fmt::format("unknown format '{}': use one of {}", value, names);
+        if (*f == Format::prometheus && !prometheus_ok) return fmt::format("format 'prometheus' is only for status: use one of {}", names);
+        return {};
+    };
+    auto* opt = sub.add_option_function<std::string>(
+                       "--format", [&format](const std::string& value) { format = *parse_format(value); },
+                       fmt::format("Output format: {} (default text)", names))
+                    ->check(CLI::Validator(check, "", "format"))
+                    ->type_name("FORMAT");
+    auto* json = sub.add_flag_callback(
+        "--json", [&format] { format = Format::json; }, "The same as --format json");
+    opt->excludes(json);
+    json->excludes(opt);
+}
+
+}  // namespace wgf::output

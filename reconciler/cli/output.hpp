@@ -1,0 +1,105 @@
+// The output formats of every command that prints results, in one place: which formats exist,
+// the writers for CI systems (GitHub workflow annotations, GitLab Code Quality) and for
+// Prometheus' node_exporter textfile collector, and the --format/--json options. The writers
+// are pure: the environment (GITHUB_WORKSPACE, the working directory, the clock) comes in as
+// arguments, so tests call them without the command line.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "config/diag.hpp"
+#include "plan/health.hpp"
+
+namespace CLI {
+class App;
+}
+
+namespace wgf::output {
+
+enum class Format { text, json, github, gitlab, prometheus };
+
+std::optional<Format> parse_format(std::string_view name);
+std::string_view to_string(Format f);
+
+// One thing a CI system should show: a diagnostic of the fleet file, a pending change, a
+// conflict, a failed operation. `file` empty: about no file in particular.
+struct Finding {
+    enum class Level { error, warning, notice };
+    Level level = Level::error;
+    std::string file{};   // as given on the command line or in a diagnostic
+    uint32_t line = 0;    // 1-based; 0 = unknown
+    uint32_t column = 0;  // 1-based; 0 = unknown
+    std::string path{};   // the YAML path, if any
+    std::string check{};  // what kind of finding: GitLab's check_name
+    std::string title{};
+    std::string message{};
+};
+
+// Every diagnostic (errors and warnings, in sorted order) as findings of check "wg-fleet/config".
+std::vector<Finding> findings_of(const config::Diagnostics& diags, const config::Sources& sources);
+
+// check --format json: {"version":1,"diagnostics":[{"file","line","column","path","severity",
+// "message"}]}, every diagnostic in sorted order; an unknown file, line or column is null.
+std::string diagnostics_json(const config::Diagnostics& diags, const config::Sources& sources);
+
+// `file` as a CI system wants it: relative to `root` (GITHUB_WORKSPACE, CI_PROJECT_DIR) when root
+// is set and the file lies under it, else as given. A relative `file` is taken from `cwd`.
+// Lexical: symbolic links are not followed.
+std::string ci_path(std::string_view file, std::string_view root, std::string_view cwd);
+
+// The escapes of GitHub's toolkit (@actions/core, command.ts): message data escapes % CR LF;
+// property values also : and ,.
+std::string github_escape_data(std::string_view s);
+std::string github_escape_property(std::string_view s);
+
+// One workflow command per finding: `::error file=F,line=L,col=C,title=T::MESSAGE` (warning,
+// notice), with the properties that are known; `file` relative to `workspace` (see ci_path).
+std::string github_annotations(const std::vector<Finding>& findings, std::string_view workspace, std::string_view cwd);
+
+// GitLab Code Quality: a JSON array of {description, check_name, fingerprint, severity,
+// location: {path, lines: {begin}}}. A finding without a file is placed on `fallback_file` (the
+// fleet file), one without a line on line 1: GitLab needs both. Severity: error "major", warning
+// "minor", notice "info". The fingerprint (BLAKE2b-128, hex) hashes the path GitLab sees, the
+// YAML path and the message, so it survives unrelated edits that move the line.
+std::string gitlab_report(const std::vector<Finding>& findings, std::string_view fallback_file, std::string_view project_dir,
+                          std::string_view cwd);
+
+// What `status --format prometheus` reports about one node.
+struct PeerMetrics {
+    std::string fleet{}, interface {
+    }, name{}, public_key{};     // public_key empty for a pending member
+    int64_t last_handshake = 0;  // seconds since the epoch; 0 = never
+    uint64_t rx_bytes = 0, tx_bytes = 0;
+    plan::Health health = plan::Health::never;
+};
+struct InterfaceMetrics {
+    std::string fleet{}, interface {};
+    bool up = false;
+};
+struct LastApply {
+    int64_t time = 0;  // seconds since the epoch
+    bool ok = false;
+};
+struct NodeMetrics {
+    std::string node{};
+    std::vector<InterfaceMetrics> interfaces{};
+    std::vector<PeerMetrics> peers{};
+    size_t drift_operations = 0;
+    size_t conflicts = 0;
+    std::optional<LastApply> last_apply{};  // none when the journal holds no record
+};
+
+// The Prometheus text exposition format (0.0.4), as node_exporter's textfile collector reads it:
+// HELP and TYPE before each family, label values escaped (\\ \" \n).
+std::string prometheus_text(const NodeMetrics& m);
+std::string prometheus_label_value(std::string_view s);
+
+// --format FORMAT and --json (the same as --format json; the two exclude each other) on `sub`.
+// `prometheus` is accepted only where `prometheus_ok`; anything else unknown is a usage error.
+void add_format_option(CLI::App& sub, Format& format, bool prometheus_ok = false);
+
+}  // namespace wgf::output
