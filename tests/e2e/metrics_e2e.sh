@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# `status --format prometheus` on a real node: a small hub fleet in network namespaces with real
+# WireGuard (wireguard-go here), handshakes made by `sandbox test`. The metrics pass
+# `promtool check metrics` (Prometheus' own linter) and say what independent sources say: the
+# peers' public keys as the sandbox's keys directory publishes them, handshake times and byte
+# counters as `wg show dump` reads them, the drift as `plan --json` counts it, the last apply
+# from the node's journal; --output replaces its file whole, readable by node_exporter.
+# Usage: metrics_e2e.sh WG_FLEET_BINARY   (root)
+set -u
+bin=$(realpath "$1")
+. "$(dirname "$0")/lib.sh"
+need_root "network namespaces"
+command -v promtool >/dev/null || { echo "promtool is missing (Debian package prometheus; run.sh deps)"; exit 1; }
+name=met$$
+tmp=$(mktemp -d /tmp/wgf-metrics.XXXXXX)
+cleanup() {
+  "$bin" sandbox down --name "$name" >/dev/null 2>&1
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+in_node() { local node=$1; shift; "$bin" sandbox exec --name "$name" "$node" "$@"; }
+
+cat > "$tmp/fleet.yaml" <<'YAML'
+fleets:
+  mon:
+    keepalive: 25
+    controllers:
+      hub: { endpoint: 10.77.0.1 }
+    peers:
+      alice: { controller: hub }
+      bob: { controller: hub }
+YAML
+start=$(date +%s)
+check "sandbox up" "$bin" -q sandbox --name "$name" up "$tmp/fleet.yaml"
+check "sandbox test (every pair talks: handshakes)" "$bin" -q sandbox test --name "$name"
+
+in_node hub wg show mon dump > "$tmp/dump.before"
+check "status --format prometheus --output exits 0" in_node hub wg-fleet status --format prometheus --output "$tmp/metrics.prom"
+in_node hub wg show mon dump > "$tmp/dump.after"
+in_node hub wg-fleet status --format prometheus > "$tmp/stdout.prom"
+in_node hub wg-fleet status --json > "$tmp/status.json"
+in_node hub wg-fleet plan --json > "$tmp/plan.json"
+cp -r "/run/wg-fleet-sandbox/$name/keys" "$tmp/keys"
+
+promtool check metrics < "$tmp/metrics.prom" > "$tmp/promtool.out" 2>&1; rc=$?
+cat "$tmp/promtool.out"
+check "promtool check metrics passes the --output file, with nothing to say" bash -c "[[ $rc == 0 && ! -s '$tmp/promtool.out' ]]"
+promtool check metrics < "$tmp/stdout.prom" > "$tmp/promtool2.out" 2>&1; rc=$?
+check "promtool check metrics passes the metrics on stdout" bash -c "[[ $rc == 0 && ! -s '$tmp/promtool2.out' ]]"
+check "--output's file is 0644 (node_exporter does not run as root)" test "$(stat -c %a "$tmp/metrics.prom")" = 644
+check "--output leaves no temporary file beside it" test "$(ls "$tmp" | grep -c metrics)" = 1
+
+python3 - "$tmp" "$start" <<'PY'
+import json, os, re, sys, time
+tmp, start = sys.argv[1], int(sys.argv[2])
+fails = 0
+def check(what, cond):
+    global fails
+    print(("ok   " if cond else "FAIL ") + what)
+    fails += not cond
+
+# Prometheus' text format: NAME{LABELS} VALUE; label values escaped \\ \" \n.
+samples = {}
+for line in open(f"{tmp}/metrics.prom"):
+    if line.startswith("#") or not line.strip():
+        continue
+    m = re.fullmatch(r'([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)\n', line)
+    labels = dict((k, v.encode().decode("unicode_escape")) for k, v in re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', m.group(2) or ""))
+    samples.setdefault(m.group(1), []).append((labels, float(m.group(3))))
+
+def dump(path):
+    rows = [l.split("\t") for l in open(path).read().splitlines()[1:]]  # the first line is the device
+    return {r[0]: {"handshake": int(r[4]), "rx": int(r[5]), "tx": int(r[6])} for r in rows}
+before, after = dump(f"{tmp}/dump.before"), dump(f"{tmp}/dump.after")
+published = {f[:-4]: open(f"{tmp}/keys/mon/{f}").read().strip() for f in os.listdir(f"{tmp}/keys/mon") if f.endswith(".pub")}
+want = {n: published[n] for n in ("alice", "bob")}
+check("the sandbox published alice's and bob's keys", len(want) == 2)
+
+hs = {l["peer"]: (l, v) for l, v in samples.get("wgfleet_peer_last_handshake_timestamp_seconds", [])}
+check("one handshake sample per peer of hub, named as in the fleet file", sorted(hs) == ["alice", "bob"])
+for peer, key in want.items():
+    labels, value = hs[peer]
+    check(f"{peer}: labels fleet, interface, peer, public_key as published",
+          labels == {"fleet": "mon", "interface": "mon", "peer": peer, "public_key": key})
+    check(f"{peer}: latest handshake as wg show dump reads it", value in (before[key]["handshake"], after[key]["handshake"]) and value > 0)
+    for metric, field in (("wgfleet_peer_receive_bytes_total", "rx"), ("wgfleet_peer_transmit_bytes_total", "tx")):
+        v = [v for l, v in samples[metric] if l["peer"] == peer][0]
+        check(f"{peer}: {metric} between two reads of wg show dump", before[key][field] <= v <= after[key][field] and v > 0)
+    states = {l["state"]: v for l, v in samples["wgfleet_peer_health"] if l["peer"] == peer}
+    check(f"{peer}: health is one-hot over ok, stale, idle, never, pending",
+          sorted(states) == ["idle", "never", "ok", "pending", "stale"] and sum(states.values()) == 1)
+    fresh = time.time() - before[key]["handshake"] <= 180
+    check(f"{peer}: health ok, as a handshake {int(time.time()) - before[key]['handshake']} s old makes it", fresh and states["ok"] == 1)
+status = json.load(open(f"{tmp}/status.json"))
+health = {p["name"]: p["health"] for i in status["interfaces"] for p in i["peers"]}
+check("status --json gives each peer the same verdict", all(health[p] == "ok" for p in want))
+plan = json.load(open(f"{tmp}/plan.json"))
+drift = samples["wgfleet_drift_operations"]
+check("drift operations as plan --json counts them", drift == [({"node": "hub"}, float(len(plan["ops"])))])
+check("the interface is up", samples["wgfleet_interface_up"] == [({"node": "hub", "fleet": "mon", "interface": "mon"}, 1.0)])
+at = samples.get("wgfleet_last_apply_timestamp_seconds", [])
+check("the last apply's time from the journal, since the test began",
+      len(at) == 1 and at[0][0] == {"node": "hub"} and start - 1 <= at[0][1] <= time.time())
+check("the last apply succeeded", samples.get("wgfleet_last_apply_success") == [({"node": "hub"}, 1.0)])
+sys.exit(1 if fails else 0)
+PY
+check "the metrics agree with wg show, the keys directory, plan and the journal" test $? = 0
+finish
