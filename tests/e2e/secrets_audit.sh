@@ -47,6 +47,7 @@ for line in "${commands[@]}"; do
   [[ " $opts " == *" --interval "* ]] && extra+=(--interval 1)
   variants=("" "-v")
   [[ " $opts " == *" --json "* ]] && variants+=("--json" "-v --json")
+  [[ " $opts " == *" --format "* ]] && variants+=("--format github" "--format gitlab")
   for v in "${variants[@]}"; do
     read -r -a vflags <<< "$v"
     tag="${cmd// /_}${v// /_}"
