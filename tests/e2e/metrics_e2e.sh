@@ -4,7 +4,8 @@
 # `promtool check metrics` (Prometheus' own linter) and say what independent sources say: the
 # peers' public keys as the sandbox's keys directory publishes them, handshake times and byte
 # counters as `wg show dump` reads them, the drift as `plan --json` counts it, the last apply
-# from the node's journal; --output replaces its file whole, readable by node_exporter.
+# from the node's journal; --output replaces its file whole, readable by node_exporter. Then,
+# with drift made by hand, plan, status and apply in the CI formats agree with plan --json.
 # Usage: metrics_e2e.sh WG_FLEET_BINARY   (root)
 set -u
 bin=$(realpath "$1")
@@ -105,4 +106,41 @@ check("the last apply succeeded", samples.get("wgfleet_last_apply_success") == [
 sys.exit(1 if fails else 0)
 PY
 check "the metrics agree with wg show, the keys directory, plan and the journal" test $? = 0
+
+# Drift in the CI formats: the hub's link taken down by hand. plan's and status's findings are
+# the operations plan --json lists, as warnings; apply --format json reports them done.
+in_node hub ip link set mon down
+in_node hub wg-fleet plan --json > "$tmp/drift.json"
+in_node hub wg-fleet plan --format github > "$tmp/drift.github" 2>/dev/null
+in_node hub wg-fleet status --format gitlab > "$tmp/drift.gitlab" 2>/dev/null
+in_node hub wg-fleet status --format prometheus > "$tmp/drift.prom"
+in_node hub wg-fleet apply --format json > "$tmp/apply.json" 2>/dev/null
+python3 - "$tmp" <<'PY'
+import json, re, sys
+tmp = sys.argv[1]
+ops = [o["line"] for o in json.load(open(f"{tmp}/drift.json"))["ops"]]
+def unescape(s):
+    for a, b in (("%0D", "\r"), ("%0A", "\n"), ("%3A", ":"), ("%2C", ","), ("%25", "%")):
+        s = s.replace(a, b)
+    return s
+gh = [re.fullmatch(r"::(\w+) title=([^:]*)::(.*)", l) for l in open(f"{tmp}/drift.github").read().splitlines()]
+gl = json.load(open(f"{tmp}/drift.gitlab"))
+applied = json.load(open(f"{tmp}/apply.json"))
+prom = open(f"{tmp}/drift.prom").read()
+checks = [
+    ("the link down is drift", any("link mon: up" in o for o in ops)),
+    ("plan --format github: one warning per operation, titled with the node",
+     all(gh) and [m.group(1) for m in gh] == ["warning"] * len(ops) and all(unescape(m.group(2)) == "wg-fleet: hub" for m in gh)
+     and [unescape(m.group(3)) for m in gh] == ["pending change: " + o for o in ops]),
+    ("status --format gitlab: one minor issue per operation",
+     [i["description"] for i in gl] == ["pending change: " + o for o in ops] and all(i["severity"] == "minor" for i in gl)
+     and all(i["location"]["lines"]["begin"] == 1 and i["location"]["path"] for i in gl)),
+    ("status --format prometheus counts the operations", f'wgfleet_drift_operations{{node="hub"}} {len(ops)}\n' in prom),
+    ("apply --format json: ok, and done are plan's operations", applied["ok"] is True and applied["done"] == ops),
+]
+for what, ok in checks:
+    print(("ok   " if ok else "FAIL ") + what)
+sys.exit(0 if all(ok for _, ok in checks) else 1)
+PY
+check "plan, status and apply in the CI formats agree with plan --json on drift" test $? = 0
 finish
