@@ -173,6 +173,8 @@ std::string prometheus_label_value(std::string_view s) {
 
 namespace {
 
+using Labels = std::vector<std::pair<std::string_view, std::string_view>>;
+
 // One metric family: HELP and TYPE once, then its samples.
 class Family {
 public:
@@ -180,7 +182,7 @@ public:
         out_ += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
     }
     template <class V>
-    void sample(std::initializer_list<std::pair<std::string_view, std::string_view>> labels, V value) {
+    void sample(const Labels& labels, V value) {
         std::string ls;
         for (const auto& [k, v] : labels) ls += fmt::format("{}{}=\"{}\"", ls.empty() ? "" : ",", k, prometheus_label_value(v));
         out_ += fmt::format("{}{{{}}} {}\n", name_, ls, value);
@@ -191,6 +193,10 @@ private:
     std::string name_;
 };
 
+Labels peer_labels(const PeerMetrics& p) {
+    return {{"fleet", p.fleet}, {"interface", p.interface}, {"peer", p.name}, {"public_key", p.public_key}};
+}
+
 }  // namespace
 
 std::string prometheus_text(const NodeMetrics& m) {
@@ -200,54 +206,41 @@ std::string prometheus_text(const NodeMetrics& m) {
                   "Whether the fleet's WireGuard interface on this node exists and is up (1) or not (0).");
         for (const auto& i : m.interfaces) up.sample({{"node", m.node}, {"fleet", i.fleet}, {"interface", i.interface}}, i.up ? 1 : 0);
     }
-    {
-        Family hs(out, "wgfleet_peer_last_handshake_timestamp_seconds", "gauge",
-                  "Time of the peer's latest completed handshake, in seconds since the epoch; 0 if none yet.");
+    // A pending member has no session: only its health.
+    auto per_session = [&](std::string_view name, std::string_view type, std::string_view help, auto value) {
+        Family f(out, name, type, help);
         for (const auto& p : m.peers)
-            if (p.health != plan::Health::pending)
-                hs.sample({{"fleet", p.fleet}, {"interface", p.interface}, {"peer", p.name}, {"public_key", p.public_key}},
-                          p.last_handshake);
-    }
-    {
-        Family rx(out, "wgfleet_peer_receive_bytes_total", "counter", "Bytes received from the peer since its device was configured.");
-        for (const auto& p : m.peers)
-            if (p.health != plan::Health::pending)
-                rx.sample({{"fleet", p.fleet}, {"interface", p.interface}, {"peer", p.name}, {"public_key", p.public_key}}, p.rx_bytes);
-    }
-    {
-        Family tx(out, "wgfleet_peer_transmit_bytes_total", "counter", "Bytes sent to the peer since its device was configured.");
-        for (const auto& p : m.peers)
-            if (p.health != plan::Health::pending)
-                tx.sample({{"fleet", p.fleet}, {"interface", p.interface}, {"peer", p.name}, {"public_key", p.public_key}}, p.tx_bytes);
-    }
+            if (p.health != plan::Health::pending) f.sample(peer_labels(p), value(p));
+    };
+    per_session("wgfleet_peer_last_handshake_timestamp_seconds", "gauge",
+                "Time of the peer's latest completed handshake, in seconds since the epoch; 0 if none yet.",
+                [](const PeerMetrics& p) { return p.last_handshake; });
+    per_session("wgfleet_peer_receive_bytes_total", "counter", "Bytes received from the peer since its device was configured.",
+                [](const PeerMetrics& p) { return p.rx_bytes; });
+    per_session("wgfleet_peer_transmit_bytes_total", "counter", "Bytes sent to the peer since its device was configured.",
+                [](const PeerMetrics& p) { return p.tx_bytes; });
     {
         Family health(out, "wgfleet_peer_health", "gauge",
                       "The peer's health verdict, one-hot over state: ok (handshake at most 180 s ago), stale (older, keepalive set), "
                       "idle (older, no keepalive), never (no handshake yet), pending (no public key yet).");
         for (const auto& p : m.peers)
-            for (plan::Health h : plan::kHealthStates)
-                health.sample({{"fleet", p.fleet},
-                               {"interface", p.interface},
-                               {"peer", p.name},
-                               {"public_key", p.public_key},
-                               {"state", plan::to_string(h)}},
-                              h == p.health ? 1 : 0);
+            for (plan::Health h : plan::kHealthStates) {
+                Labels labels = peer_labels(p);
+                labels.emplace_back("state", plan::to_string(h));
+                health.sample(labels, h == p.health ? 1 : 0);
+            }
     }
-    {
-        Family drift(out, "wgfleet_drift_operations", "gauge", "Operations `wg-fleet apply` would run to make the node match the fleet.");
-        drift.sample({{"node", m.node}}, m.drift_operations);
-    }
-    {
-        Family conflicts(out, "wgfleet_conflicts", "gauge", "Managed paths wg-fleet will not touch because it did not write them.");
-        conflicts.sample({{"node", m.node}}, m.conflicts);
-    }
+    Family(out, "wgfleet_drift_operations", "gauge", "Operations `wg-fleet apply` would run to make the node match the fleet.")
+        .sample({{"node", m.node}}, m.drift_operations);
+    Family(out, "wgfleet_conflicts", "gauge", "Managed paths wg-fleet will not touch because it did not write them.")
+        .sample({{"node", m.node}}, m.conflicts);
     if (m.last_apply) {
-        Family at(out, "wgfleet_last_apply_timestamp_seconds", "gauge",
-                  "Time of the last operation an apply ran (journal.log), in seconds since the epoch.");
-        at.sample({{"node", m.node}}, m.last_apply->time);
-        Family ok(out, "wgfleet_last_apply_success", "gauge",
-                  "Whether the last operation an apply ran (journal.log) succeeded (1) or failed (0).");
-        ok.sample({{"node", m.node}}, m.last_apply->ok ? 1 : 0);
+        Family(out, "wgfleet_last_apply_timestamp_seconds", "gauge",
+               "Time of the last operation an apply ran (journal.log), in seconds since the epoch.")
+            .sample({{"node", m.node}}, m.last_apply->time);
+        Family(out, "wgfleet_last_apply_success", "gauge",
+               "Whether the last operation an apply ran (journal.log) succeeded (1) or failed (0).")
+            .sample({{"node", m.node}}, m.last_apply->ok ? 1 : 0);
     }
     return out;
 }
