@@ -8,9 +8,9 @@
 #include <fmt/format.h>
 
 #include "cli/commands.hpp"
-#include "plan/render_nixos.hpp"
 #include "linux/files.hpp"
 #include "plan/render_networkd.hpp"
+#include "plan/render_nixos.hpp"
 #include "system/keys.hpp"
 
 namespace wgf::cli {
