@@ -4,8 +4,8 @@
 # compared with `help-commands` (commands, options, choices) or with `addresses --json` of each
 # example (node and fleet names), never with a list written here. A broken or missing fleet file
 # yields what can be read, silently, exit 0. Then the zsh function: `zsh -n`, and the same
-# questions through a harness that stubs zsh's completion builtins (_describe, _files, compset)
-# so the candidates it would offer can be read.
+# questions to zsh's real completion system (compinit) typing on a pseudo-terminal
+# (zsh_complete.zsh).
 # Usage: check_completion.sh WG_FLEET_BINARY SOURCE_DIR
 set -u
 bin=$(realpath "$1"); src=$(realpath "$2")
@@ -98,28 +98,31 @@ for f in "$tmp/half.yaml" "$tmp/broken.yaml" "$tmp/random.yaml" "$tmp/missing.ya
 done
 expect "a half-broken file gives the names it has" "$(sorted hub1 laptop1)" "$("$bin" -c "$tmp/half.yaml" complete nodes)"
 
-# zsh: syntax, then the same questions through stubs of its completion builtins.
+# zsh: syntax, then the same questions to zsh's own completion system on a pseudo-terminal.
 if ! command -v zsh >/dev/null; then
   bad "zsh is not installed (run.sh deps installs it)"
 else
   zsh -n "$src/packaging/completion/_wg-fleet" && ok "zsh -n _wg-fleet" || bad "zsh -n _wg-fleet"
-  zsh_complete() {
-    zsh -f -c '
-      fpath=("$1" $fpath); shift
-      autoload -Uz _wg-fleet
-      compset() { [[ $1 == -P ]] && PREFIX=${PREFIX#*=}; return 0; }
-      _files() { print -r -- ":files $*"; }
-      _describe() { local c; for c in "${(@P)${@[-1]}}"; do c=${c//\\:/$'"'"'\0'"'"'}; c=${c%%:*}; print -r -- "${c//$'"'"'\0'"'"'/:}"; done; }
-      words=("$@"); CURRENT=$#
-      _wg-fleet' _ "$src/packaging/completion" "$bin" "$@" | sort
-  }
-  expect "zsh: commands at the top" "$(sorted "${top[@]}")" "$(zsh_complete "")"
-  expect "zsh: sandbox's actions" "$(sorted "${sandbox_actions[@]}")" "$(zsh_complete sandbox "")"
-  expect "zsh: plan's options" "$(sorted $(long_opts $plan_opts $globals))" "$(zsh_complete plan --)"
+  mkdir "$tmp/bin" && ln -s "$bin" "$tmp/bin/wg-fleet"
+  zlines=("wg-fleet " "wg-fleet sandbox " "wg-fleet plan --" "wg-fleet render "
+          "wg-fleet -c $demo --node " "wg-fleet -c $demo plan --node=b" "wg-fleet -c $demo sandbox exec alice wg-fleet render wg-quick --fleet "
+          "wg-fleet -c $src/examples/dem")
+  if timeout 120 zsh -f "$src/tests/completion/zsh_complete.zsh" "$tmp/bin" "$src/packaging/completion" "$tmp/zsh.out" "${zlines[@]}"; then
+    ok "zsh's completion system ran for ${#zlines[@]} lines"
+  else
+    bad "zsh's completion system did not finish (exit $?)"
+  fi
+  zsh_answer() { awk -v l="== $1" '$0 == l {on = 1; next} /^== / {on = 0} on' "$tmp/zsh.out" | sort; }
   nodes=$("$bin" -c "$demo" complete nodes)
-  expect "zsh: --node NAME" "$nodes" "$(zsh_complete -c "$demo" --node "")"
-  expect "zsh: --node=NAME" "$nodes" "$(zsh_complete -c "$demo" --node=)"
-  expect "zsh: -c FILE asks for files" ":files " "$(zsh_complete -c "")"
+  expect "zsh: commands at the top" "$(sorted "${top[@]}")" "$(zsh_answer "wg-fleet ")"
+  expect "zsh: sandbox's actions" "$(sorted "${sandbox_actions[@]}")" "$(zsh_answer "wg-fleet sandbox ")"
+  expect "zsh: plan's options" "$(sorted $(long_opts $plan_opts $globals))" "$(zsh_answer "wg-fleet plan --")"
+  expect "zsh: render's subcommands" "$(sorted "${render[@]}")" "$(zsh_answer "wg-fleet render ")"
+  expect "zsh: --node NAME" "$nodes" "$(zsh_answer "wg-fleet -c $demo --node ")"
+  expect "zsh: --node=PREFIX" "$(grep '^b' <<< "$nodes")" "$(zsh_answer "wg-fleet -c $demo plan --node=b")"
+  expect "zsh: sandbox exec NODE wg-fleet ... --fleet" "$("$bin" -c "$demo" complete fleets)" \
+    "$(zsh_answer "wg-fleet -c $demo sandbox exec alice wg-fleet render wg-quick --fleet ")"
+  expect "zsh: -c FILE completes file names" "demo.yaml" "$(zsh_answer "wg-fleet -c $src/examples/dem")"
 fi
 
 echo "$pass passed, $fail failed"
