@@ -51,6 +51,17 @@ expect "plan's options and the global ones" "$(sorted $(long_opts $plan_opts $gl
 expect "a prefix narrows the options" "$(sorted $(long_opts $plan_opts $globals | grep '^--d'))" "$(bash_complete plan --d)"
 expect "global options before the command" "$(sorted $(tr ' ' '\n' <<< "$globals" | grep -- '^-'))" "$(bash_complete -)"
 
+# Option values with a fixed set: each command's --format, against the formats its own error
+# message for a bad one lists.
+for l in "${lines[@]}"; do
+  path=${l%%$'\t'*}
+  [[ " ${l#*$'\t'} " == *" --format "* ]] || continue
+  read -r -a w <<< "$path"
+  formats=$("$bin" "${w[@]}" --format bogus 2>&1 | sed -n 's/.*use one of //p' | tr -d ' ' | tr ',' '\n' | sort)
+  [[ -n $formats ]] || bad "$path --format bogus names no formats"
+  expect "$path --format FORMAT" "$formats" "$(bash_complete "${w[@]}" --format "")"
+done
+
 # Node and fleet names of every example, from addresses --json.
 for ex in "$src"/examples/*.yaml; do
   name=$(basename "$ex")
