@@ -31,6 +31,11 @@ PACKAGES=(
   jq  # examples/ci/github-workflow.yml lists the fleet's nodes with it (test ci_example_workflow)
   # promtool checks the metrics of `status --format prometheus` (tests/e2e/metrics_e2e.sh)
   prometheus
+  # zsh's own completion system runs the zsh completion function (tests/completion)
+  zsh
+  # both man pages are linted (tests/man)
+  mandoc
+  groff-base
 )
 JOBS=$(nproc 2>/dev/null || echo 2)
 

@@ -1,4 +1,5 @@
 #include "cli/app.hpp"
+#include "cli/complete.hpp"
 
 #include <algorithm>
 #include <iostream>
@@ -12,22 +13,40 @@ namespace {
 
 // `help-commands`: every command as its path and the options it accepts, one per line
 // ("plan\t--json --detailed-exitcode"), so tests that must cover every command (the secrets
-// audit) enumerate them from here instead of parsing --help.
-void list_commands(const CLI::App& app, const std::string& prefix) {
-    for (const CLI::App* sub : app.get_subcommands({})) {
+// audit, the man page) enumerate them from here instead of parsing --help. An option is listed
+// by all its names ("-c --config"); a positional argument as <NAME>, or <NAME:a,b> with its
+// choices. Hidden commands (these helpers) are not listed. `--globals` lists the global options.
+std::string option_words(CLI::Option* o) {
+    if (o->get_positional()) {
+        const std::vector<std::string> values = option_choices(*o);
+        std::string set;
+        for (const auto& v : values) set += (set.empty() ? ":" : ",") + v;
+        return "<" + o->get_name() + set + ">";
+    }
+    std::string out;
+    for (const auto& s : o->get_snames()) out += (out.empty() ? "-" : " -") + s;
+    for (const auto& l : o->get_lnames()) out += (out.empty() ? "--" : " --") + l;
+    return out;
+}
+
+std::string options_line(CLI::App& app) {
+    std::string opts;
+    for (CLI::Option* o : app.get_options()) {
+        if (o == app.get_help_ptr() || o == app.get_help_all_ptr()) continue;
+        opts += (opts.empty() ? "" : " ") + option_words(o);
+    }
+    return opts;
+}
+
+void list_commands(CLI::App& app, const std::string& prefix) {
+    for (CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; })) {
+        if (sub->get_group().empty()) continue;
         const std::string path = prefix.empty() ? sub->get_name() : prefix + " " + sub->get_name();
         if (!sub->get_subcommands({}).empty()) {
             list_commands(*sub, path);
             continue;
         }
-        std::string opts;
-        for (const CLI::Option* o : sub->get_options()) {
-            if (o == sub->get_help_ptr() || o == sub->get_help_all_ptr()) continue;
-            std::string name = o->get_lnames().empty() ? (o->get_positional() ? "<" + o->get_name() + ">" : o->get_name())
-                                                       : "--" + o->get_lnames().front();
-            opts += (opts.empty() ? "" : " ") + name;
-        }
-        std::cout << path << "\t" << opts << "\n";
+        std::cout << path << "\t" << options_line(*sub) << "\n";
     }
 }
 
@@ -63,9 +82,15 @@ int run(const std::vector<std::string>& args, const Globals& preset, std::span<c
     add_global_options(app, ctx.g);
     for (AddCommand add : commands) add(app, ctx);
 
+    auto globals = std::make_shared<bool>(false);
     auto* help_commands = app.add_subcommand("help-commands", "List every command and its options, one per line (for tests)");
     help_commands->group("");  // hidden
-    help_commands->callback([&] { list_commands(app, ""); });
+    help_commands->add_flag("--globals", *globals, "List the global options instead, on one line");
+    help_commands->callback([&app, globals] {
+        if (*globals) std::cout << options_line(app) << " -h --help\n";
+        else list_commands(app, "");
+    });
+    add_hidden_helpers(app, ctx, args);
 
     std::vector<std::string> reversed(ctx.args.rbegin(), ctx.args.rend());  // as CLI11 takes them
     try {

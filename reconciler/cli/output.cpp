@@ -248,6 +248,8 @@ std::string prometheus_text(const NodeMetrics& m) {
 void add_format_option(CLI::App& sub, Format& format, bool prometheus_ok) {
     std::string names = "text, json, github, gitlab";
     if (prometheus_ok) names += ", prometheus";
+    std::string choices = names;
+    std::erase(choices, ' ');
     auto check = [prometheus_ok, names](const std::string& value) -> std::string {
         auto f = parse_format(value);
         if (!f) return fmt::format("unknown format '{}': use one of {}", value, names);
@@ -257,7 +259,9 @@ void add_format_option(CLI::App& sub, Format& format, bool prometheus_ok) {
     auto* opt = sub.add_option_function<std::string>(
                        "--format", [&format](const std::string& value) { format = *parse_format(value); },
                        fmt::format("Output format: {} (default text)", names))
-                    ->check(CLI::Validator(check, "", "format"))
+                    // Described as CLI::IsMember describes its set: --help shows the choices
+                    // and shell completion offers them.
+                    ->check(CLI::Validator(check, "{" + choices + "}", "format"))
                     ->type_name("FORMAT");
     auto* json = sub.add_flag_callback(
         "--json", [&format] { format = Format::json; }, "The same as --format json");

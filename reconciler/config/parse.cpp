@@ -628,7 +628,25 @@ void parse_top(Walker& w, const Node& root, Config& cfg) {
     parse_fields(w, root, root_path, kTop, cfg);
 }
 
+template <class T>
+void list_keys(std::string_view prefix, Table<T> table, std::vector<std::string>& out) {
+    for (const auto& f : table) out.push_back(std::string(prefix) + std::string(f.key));
+}
+
 }  // namespace
+
+// Each table under the path its mappings sit at; a new table needs its line here (the man page
+// test also checks the reverse: no key the schema names is missing from this list).
+std::vector<std::string> accepted_keys() {
+    std::vector<std::string> out;
+    list_keys<Config>("", kTop, out);
+    list_keys<Fleet>("fleets.*.", kFleet, out);
+    list_keys<Member>("fleets.*.controllers.*.", kController, out);
+    list_keys<Member>("fleets.*.peers.*.", kPeer, out);
+    list_keys<m::Forward>("forwards[].", kForward, out);
+    list_keys<m::HttpRoute>("http_routes[].", kHttpRoute, out);
+    return out;
+}
 
 Parsed parse(const std::vector<SourceFile>& files, Sources& sources, Diagnostics& diags) {
     Parsed out;

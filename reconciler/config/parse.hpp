@@ -28,6 +28,12 @@ Parsed parse(const std::vector<SourceFile>& files, Sources& sources, Diagnostics
 // The typed configuration of a tree (parsed and merged): the second half of parse().
 Parsed parse_tree(Node tree, Diagnostics& diags);
 
+// Every key the parser accepts, as a YAML path from the document root: `*` stands for any name
+// in a map of names (a fleet, a node), `[]` for any item of a list
+// ("fleets.*.peers.*.public_key", "forwards[].to_port"). Listed from the parser's own key tables,
+// so the man page and schema tests cannot miss a key.
+std::vector<std::string> accepted_keys();
+
 // Convenience for one document.
 Parsed parse_text(std::string_view text, std::string_view file_name, Sources& sources, Diagnostics& diags);
 
