@@ -87,18 +87,6 @@ void print_timings(const Globals& g, const model::Timings& load, const apply::Ru
     if (!r.read_timings.phases().empty()) std::cerr << "wg-fleet: timing of the read, alongside: " << r.read_timings.str() << "\n";
 }
 
-// Loads the config and checks this node is in it; prints why not.
-std::unique_ptr<Loaded> load_for_node(const Globals& g, std::string& node) {
-    auto l = load(g);
-    if (!l->fleet) return nullptr;
-    node = this_node(g);
-    if (!l->fleet->index.count(node)) {
-        std::cerr << fmt::format("wg-fleet: node '{}' is in no fleet of {} (use --node NAME)\n", node, g.config);
-        return nullptr;
-    }
-    return l;
-}
-
 // One reconcile run's setup: the file loaded and validated, the machine, and the bulk of the
 // live state read on a second thread while the file is parsed, validated and rendered.
 struct Session {
@@ -550,34 +538,55 @@ int cmd_status(const Globals& g, output::Format format, const std::string& outpu
     return kOk;
 }
 
-int cmd_keygen(const Globals& g) {
-    std::string node;
-    auto l = load_for_node(g, node);
-    if (!l) return kError;
+int cmd_keygen(const Globals& g, output::Format format) {
+    // In a CI format stdout holds only that format: the fleet file's findings and one notice per
+    // key generated; json lists every key of the node.
+    const bool ci = format == output::Format::github || format == output::Format::gitlab;
+    std::vector<output::Finding> findings;
+    auto l = load(g, {}, &findings);
+    auto fail = [&](const std::string& message) {
+        std::cerr << "wg-fleet: " << message << "\n";
+        if (ci) {
+            findings.push_back({.level = output::Finding::Level::error, .check = "wg-fleet/keygen", .title = "keygen", .message = message});
+            print_findings(g, format, findings);
+        }
+        return kError;
+    };
+    if (!l->fleet) {
+        if (ci) print_findings(g, format, findings);
+        return kError;
+    }
+    const std::string node = this_node(g);
+    if (!l->fleet->index.count(node)) return fail(fmt::format("node '{}' is in no fleet of {} (use --node NAME)", node, g.config));
     system::FileKeyStore keys;
     const auto& cfg = l->cfg();
     auto lock = inputs::StateLock::acquire(cfg.state_dir, g.lock_timeout);
-    if (!lock) {
-        std::cerr << "wg-fleet: " << lock.error().message << "\n";
-        return kError;
-    }
+    if (!lock) return fail(lock.error().message);
+    nlohmann::ordered_json listed = nlohmann::ordered_json::array();
     for (const auto& mb : l->fleet->index.at(node)) {
         bool generated = false;
         auto key = apply::ensure_node_key(keys, cfg, mb.fleet, &generated);
-        if (!key) {
-            std::cerr << "wg-fleet: " << key.error().message << "\n";
-            return kError;
-        }
+        if (!key) return fail(key.error().message);
         model::Key pub = key->public_key();
+        std::optional<std::string> published;
         if (cfg.keys_dir) {
-            auto s = keys.publish(plan::published_key_path(*cfg.keys_dir, mb.fleet, node), pub);
-            if (!s) {
-                std::cerr << "wg-fleet: " << s.error().message << "\n";
-                return kError;
-            }
+            published = plan::published_key_path(*cfg.keys_dir, mb.fleet, node);
+            if (auto s = keys.publish(*published, pub); !s) return fail(s.error().message);
         }
-        std::cout << fmt::format("{} {}\n", mb.fleet, pub.base64());
+        if (format == output::Format::text) std::cout << fmt::format("{} {}\n", mb.fleet, pub.base64());
+        listed.push_back({{"fleet", mb.fleet},
+                          {"public_key", pub.base64()},
+                          {"generated", generated},
+                          {"published", published ? nlohmann::ordered_json(*published) : nlohmann::ordered_json(nullptr)}});
+        if (generated)
+            findings.push_back(
+                {.level = output::Finding::Level::notice,
+                 .check = "wg-fleet/keygen",
+                 .title = "key generated",
+                 .message = fmt::format("generated the private key of {} for fleet {}; public key {}", node, mb.fleet, pub.base64())});
     }
+    if (format == output::Format::json) std::cout << nlohmann::ordered_json{{"node", node}, {"keys", listed}}.dump(2) << "\n";
+    if (ci) print_findings(g, format, findings);
     return kOk;
 }
 
@@ -636,8 +645,11 @@ void add_status(CLI::App& app, Context& ctx) {
 }
 
 void add_keygen(CLI::App& app, Context& ctx) {
-    app.add_subcommand("keygen", "Generate this node's private keys (0600 in state_dir) if missing, publish and print the public keys")
-        ->callback([&ctx] { ctx.rc = cmd_keygen(ctx.g); });
+    auto format = std::make_shared<output::Format>(output::Format::text);
+    auto* sub = app.add_subcommand("keygen",
+                                   "Generate this node's private keys (0600 in state_dir) if missing, publish and print the public keys");
+    output::add_format_option(*sub, *format);
+    sub->callback([&ctx, format] { ctx.rc = cmd_keygen(ctx.g, *format); });
 }
 
 }  // namespace wgf::cli
