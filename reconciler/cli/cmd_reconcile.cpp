@@ -383,6 +383,7 @@ int cmd_apply(const Globals& g, const std::vector<std::string>& adopt, output::F
     session->machine->journal = std::make_unique<system::FileJournal>(session->state_dir);
     auto r = session->run(apply::Mode::apply, now);
     int rc = report_apply(g, *session, r, format == output::Format::text ? std::cout : std::cerr);
+    record_last_run(session->state_dir, now, r);
     if (format == output::Format::json) std::cout << apply_json(session->node, r, rc).dump(2) << "\n";
     if (ci_format(format)) {
         add_apply_findings(findings, session->node, r);
@@ -394,8 +395,8 @@ int cmd_apply(const Globals& g, const std::vector<std::string>& adopt, output::F
 
 namespace {
 
-// status --format prometheus: the same facts as the JSON, with the health verdicts and the
-// journal's last record.
+// status --format prometheus: the same facts as the JSON, with the health verdicts and the last
+// run's time and outcome.
 output::NodeMetrics node_metrics(const nlohmann::ordered_json& j, const apply::RunResult& r, const std::string& state_dir) {
     output::NodeMetrics m{
         .node = j["node"].get<std::string>(), .drift_operations = r.plan.ops.size(), .conflicts = r.plan.conflicts.size()};
@@ -414,7 +415,10 @@ output::NodeMetrics node_metrics(const nlohmann::ordered_json& j, const apply::R
         for (const auto& p : ij["pending"])
             m.peers.push_back({.fleet = fleet, .interface = dev, .name = p.get<std::string>(), .health = plan::Health::pending});
     }
-    if (auto last = system::read_last_journal_record(state_dir)) m.last_apply = output::LastApply{.time = last->time, .ok = last->ok};
+    // Every run writes last-run; a state directory from before it has only the journal, whose last
+    // record is the last run that applied an operation.
+    if (auto run = system::read_last_run(state_dir)) m.last_apply = output::LastApply{.time = run->time, .ok = run->ok};
+    else if (auto last = system::read_last_journal_record(state_dir)) m.last_apply = output::LastApply{.time = last->time, .ok = last->ok};
     return m;
 }
 

@@ -79,7 +79,9 @@ public:
         // Only an edit may start from the devices the last verified run saw; every other trigger
         // reads everything, which is how drift and changes by others are found.
         const auto read = why == apply::Trigger::edit ? apply::LiveRead::cached_devices : apply::LiveRead::full;
-        auto r = engine.run(*loaded_->fleet, node_, apply::Mode::apply, time(nullptr), nullptr, read);
+        const int64_t now = time(nullptr);
+        auto r = engine.run(*loaded_->fleet, node_, apply::Mode::apply, now, nullptr, read);
+        record_last_run(loaded_->cfg().state_dir, now, r);
         for (const auto& w : r.warnings) log_.warn("{}", w);
         log_.debug("timing: {}", r.timings.str());
         if (r.error) {

@@ -6,6 +6,8 @@
 #include <filesystem>
 #include <iostream>
 
+#include "system/journal.hpp"
+
 namespace wgf::cli {
 inputs::LoadOptions load_options(const Globals& g) {
     return {.config = g.config,
@@ -35,6 +37,12 @@ void print_findings(const Globals& g, output::Format format, const std::vector<o
     const std::string cwd = std::filesystem::current_path(ec).string();
     if (format == output::Format::github) std::cout << output::github_annotations(findings, env("GITHUB_WORKSPACE"), cwd);
     else if (format == output::Format::gitlab) std::cout << output::gitlab_report(findings, g.config, env("CI_PROJECT_DIR"), cwd);
+}
+
+void record_last_run(const std::string& state_dir, int64_t time, const apply::RunResult& r) {
+    const size_t ops = r.applied ? r.applied->done.size() : 0;
+    if (auto s = system::write_last_run(state_dir, {.time = time, .ok = r.ok(), .operations = ops}); !s)
+        std::cerr << "wg-fleet: warning: " << s.error().message << "\n";
 }
 
 void keep_until_exit(std::shared_ptr<void> value) {

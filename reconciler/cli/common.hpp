@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "apply/engine.hpp"
 #include "cli/output.hpp"
 #include "inputs/load.hpp"
 
@@ -54,6 +55,10 @@ std::string this_node(const Globals& g);
 // one map node at a time just before the process exits, which takes longer than their diff:
 // the process's exit returns the whole heap at once. They stay reachable until then, so leak
 // checkers see no leak. Only for what a command holds at its end, never in a loop.
+// Replaces state_dir/last-run after an apply or a reconcile of watch (system/journal.hpp): ok
+// when the run converged the node. A failure to write it is a warning, never the run's failure.
+void record_last_run(const std::string& state_dir, int64_t time, const apply::RunResult& r);
+
 void keep_until_exit(std::shared_ptr<void> value);
 template <class T>
 void keep_until_exit(T&& value) {

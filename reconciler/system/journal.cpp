@@ -3,11 +3,14 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
 
 #include <fmt/format.h>
+
+#include "linux/files.hpp"
 
 namespace wgf::system {
 
@@ -82,6 +85,28 @@ std::optional<JournalRecord> read_last_journal_record(const std::string& state_d
         rest = rest.substr(0, nl);
     }
     return std::nullopt;
+}
+
+backend::Status write_last_run(const std::string& state_dir, const LastRun& run) {
+    return linux_::write_file_atomic(state_dir + "/last-run", fmt::format("{} {} {}\n", run.time, run.ok ? "ok" : "error", run.operations),
+                                     0600);
+}
+
+std::optional<LastRun> read_last_run(const std::string& state_dir) {
+    std::ifstream in(state_dir + "/last-run", std::ios::binary);
+    std::string line;
+    if (!in || !std::getline(in, line) || line.size() > 64) return std::nullopt;
+    LastRun r;
+    char outcome[8] = {};
+    unsigned long long ops = 0;
+    long long t = 0;
+    if (std::sscanf(line.c_str(), "%lld %7s %llu", &t, outcome, &ops) != 3) return std::nullopt;
+    const std::string_view o(outcome);
+    if (t <= 0 || (o != "ok" && o != "error")) return std::nullopt;
+    r.time = t;
+    r.ok = o == "ok";
+    r.operations = static_cast<size_t>(ops);
+    return r;
 }
 
 }  // namespace wgf::system

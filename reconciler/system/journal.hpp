@@ -37,4 +37,16 @@ std::optional<JournalRecord> parse_journal_line(std::string_view line);
 // operation) or the file cannot be read. Reads only the file's tail.
 std::optional<JournalRecord> read_last_journal_record(const std::string& state_dir);
 
+// state_dir/last-run: when the latest apply or reconcile of watch ran and how it ended, one
+// line "TIME ok|error OPERATIONS", replaced whole (0600) after every run, a run with nothing to
+// do included. The journal records operations only; this is what says the reconciler still runs.
+struct LastRun {
+    int64_t time = 0;  // seconds since the epoch
+    bool ok = false;
+    size_t operations = 0;  // operations the run applied
+};
+backend::Status write_last_run(const std::string& state_dir, const LastRun& run);
+// nullopt when no run wrote it yet, or it is not such a line.
+std::optional<LastRun> read_last_run(const std::string& state_dir);
+
 }  // namespace wgf::system

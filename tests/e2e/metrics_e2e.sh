@@ -143,4 +143,15 @@ for what, ok in checks:
 sys.exit(0 if all(ok for _, ok in checks) else 1)
 PY
 check "plan, status and apply in the CI formats agree with plan --json on drift" test $? = 0
+
+# An apply with nothing to do writes no journal record but is a run: the last apply's time is
+# that run's, later than the journal's last record.
+sleep 2
+noop_start=$(date +%s)
+in_node hub wg-fleet -q apply
+check "the no-op apply exits 0" test $? = 0
+in_node hub wg-fleet status --format prometheus > "$tmp/noop.prom"
+at=$(sed -n 's/^wgfleet_last_apply_timestamp_seconds{node="hub"} //p' "$tmp/noop.prom")
+check "the last apply is the no-op run ($at >= $noop_start)" test -n "$at" -a "${at%.*}" -ge "$noop_start"
+check "and it succeeded" grep -qx 'wgfleet_last_apply_success{node="hub"} 1' "$tmp/noop.prom"
 finish

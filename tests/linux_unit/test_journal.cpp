@@ -65,3 +65,23 @@ TEST_CASE("journal: a long journal is read from its tail, and a torn last line i
     std::ofstream(dir.str() + "/journal.log", std::ios::trunc);
     CHECK_FALSE(read_last_journal_record(dir.str()));
 }
+
+TEST_CASE("journal: last-run is replaced whole by each run and read back, and anything else is no run", "[journal]") {
+    wgf::test::TempDir dir("wgf-lastrun");
+    CHECK_FALSE(wgf::system::read_last_run(dir.str()));  // no run yet
+    REQUIRE(wgf::system::write_last_run(dir.str(), {.time = 1709294405, .ok = true, .operations = 3}));
+    REQUIRE(wgf::system::write_last_run(dir.str(), {.time = 1709294435, .ok = false, .operations = 0}));
+    auto run = wgf::system::read_last_run(dir.str());
+    REQUIRE(run);
+    CHECK(run->time == 1709294435);
+    CHECK_FALSE(run->ok);
+    CHECK(run->operations == 0);
+    std::ifstream in(dir.str() + "/last-run");
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    CHECK(text == "1709294435 error 0\n");  // one line: the older run is gone
+    for (const char* bad : {"", "1709294435 maybe 1\n", "-5 ok 1\n", "soon ok 1\n", "1709294435 ok\n"}) {
+        std::ofstream(dir.str() + "/last-run", std::ios::trunc) << bad;
+        INFO(bad);
+        CHECK_FALSE(wgf::system::read_last_run(dir.str()));
+    }
+}
