@@ -352,12 +352,18 @@ def networkd_reads(cfg, node, state_dir, tmp, label):
         with open(key, "w") as f:  # a throwaway key: any 32 bytes are a private key
             f.write(base64.b64encode(secrets.token_bytes(32)).decode() + "\n")
         give_to_networkd(key, 0o640)
-    # Only the node's files in every directory networkd reads; its state in a tmpfs of its own.
-    script = (f"mount --make-rprivate / && mount -t tmpfs none /run/systemd && mkdir /run/systemd/network && "
-              f"cp {out}/* /run/systemd/network/ && "
+    # Only the node's files in every directory networkd reads; its state in a tmpfs of its own. It
+    # runs chrooted into a root of its own whose "/" is 0755 (the machine's directories bound into
+    # it): networkd drops to systemd-network, which must be able to watch "/" for the D-Bus socket,
+    # and a root made by debootstrap into a mktemp directory is 0700.
+    script = ("set -e; mount --make-rprivate /; mount -t tmpfs -o mode=0755 none /run/systemd; R=/run/systemd/root; mkdir $R; "
+              "for d in usr etc var tmp dev proc sys; do mkdir $R/$d; mount --rbind /$d $R/$d; done; "
+              "for l in bin sbin lib lib32 lib64 libx32; do if [ -L /$l ]; then ln -s \"$(readlink /$l)\" $R/$l; "
+              "elif [ -d /$l ]; then mkdir $R/$l; mount --rbind /$l $R/$l; fi; done; "
+              f"mkdir -p $R/run/systemd/network; cp {out}/* $R/run/systemd/network/; "
               "for d in /etc/systemd/network /usr/lib/systemd/network /usr/local/lib/systemd/network; do "
-              "[ -d $d ] && mount -t tmpfs none $d; done; "
-              f"exec {NETWORKD}")
+              "if [ -d $R$d ]; then mount -t tmpfs none $R$d; fi; done; "
+              f"exec chroot $R {NETWORKD}")
     env = dict(os.environ, SYSTEMD_LOG_TARGET="console", SYSTEMD_LOG_LEVEL="debug")
     p = subprocess.Popen(["unshare", "--mount", "--net", "--", "sh", "-c", script], env=env, stdout=subprocess.PIPE,
                          stderr=subprocess.STDOUT, text=True)
