@@ -73,9 +73,14 @@ command -v wireguard-go >/dev/null || ip link add wgfprobe$$ type wireguard 2>/d
 ip link del wgfprobe$$ 2>/dev/null
 ns=wgfsbx$$ ifname=sbx$$
 tmp=$(mktemp -d /run/wgf-sandbox.XXXXXX)  # in /run: writable in the sandbox, as the unit makes it
-# sd_notify's socket where the sandbox makes it read-only, as /run/systemd/notify is: ctest's
-# working directory in the build tree.
-notify_dir=$(mktemp -d "$PWD/wgf-notify.XXXXXX")
+# The binary the sandbox runs, where the unit's runs from (/usr/sbin) would be visible: a build
+# tree under /root or /home is hidden by ProtectHome=.
+cp "$bin" "$tmp/wg-fleet" || exit 1
+bin=$tmp/wg-fleet
+# sd_notify's socket where the sandbox makes it read-only, as /run/systemd/notify is: under
+# /var/cache, which ProtectSystem=strict makes read-only and neither ProtectHome= nor
+# PrivateTmp= hides.
+notify_dir=$(mktemp -d /var/cache/wgf-notify.XXXXXX) || exit 1
 watch_pid= notify_pid=
 cleanup() {
     [[ -n $watch_pid ]] && kill "$watch_pid" 2>/dev/null && wait "$watch_pid" 2>/dev/null
