@@ -29,6 +29,15 @@ const char* disruption_word(plan::Disruption d) {
     return "?";
 }
 
+// What plan's and apply's JSON both end with: the members and peers the run left alone, and why.
+void add_notes_json(nlohmann::ordered_json& j, const apply::RunResult& r) {
+    j["pending"] = r.plan.pending;
+    j["foreign"] = r.plan.foreign;
+    j["kept"] = r.plan.kept;
+    j["conflicts"] = r.plan.conflicts;
+    j["warnings"] = r.warnings;
+}
+
 nlohmann::ordered_json plan_json(const std::string& node, const apply::RunResult& r) {
     nlohmann::ordered_json j;
     j["node"] = node;
@@ -39,11 +48,7 @@ nlohmann::ordered_json plan_json(const std::string& node, const apply::RunResult
                        {"disrupts", disruption_word(plan::disruption(op))},
                        {"line", plan::describe(op)}});
     j["summary"] = plan::summarize(r.plan);
-    j["pending"] = r.plan.pending;
-    j["foreign"] = r.plan.foreign;
-    j["kept"] = r.plan.kept;
-    j["conflicts"] = r.plan.conflicts;
-    j["warnings"] = r.warnings;
+    add_notes_json(j, r);
     return j;
 }
 
@@ -346,11 +351,7 @@ nlohmann::ordered_json apply_json(const std::string& node, const apply::RunResul
     j["done"] = r.applied ? r.applied->done : std::vector<std::string>{};
     j["not_done"] = r.applied ? r.applied->not_done : std::vector<std::string>{};
     j["generated_keys"] = r.generated_keys;
-    j["pending"] = r.plan.pending;
-    j["foreign"] = r.plan.foreign;
-    j["kept"] = r.plan.kept;
-    j["conflicts"] = r.plan.conflicts;
-    j["warnings"] = r.warnings;
+    add_notes_json(j, r);
     return j;
 }
 

@@ -1,8 +1,5 @@
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
 
 #include <fmt/format.h>
@@ -62,34 +59,41 @@ int cmd_render_wg_quick(const Globals& g, const std::string& fleet_opt) {
     return kOk;
 }
 
+namespace {
+
+// A rendered file written into the directory the user named: whole or not at all, readable by all
+// (it holds no secret, only key file paths). False after printing why it failed.
+bool write_rendered(const Globals& g, const std::string& path, const std::string& content) {
+    if (auto s = linux_::write_file_atomic(path, content, 0644); !s) {
+        std::cerr << fmt::format("wg-fleet: {}\n", s.error().message);
+        return false;
+    }
+    if (g.verbose) std::cerr << fmt::format("wg-fleet: wrote {}\n", path);
+    return true;
+}
+
 // One module per node of every fleet, and default.nix naming them by host name.
-int write_nixos_dir(const Loaded& l, const std::string& config, const std::string& dir) {
+int write_nixos_dir(const Globals& g, const Loaded& l, const std::string& dir) {
     std::error_code ec;
     std::filesystem::create_directories(dir, ec);
     if (ec) {
         std::cerr << fmt::format("wg-fleet: create {}: {}\n", dir, ec.message());
         return kError;
     }
-    auto write = [&](const std::string& name, const std::string& text) {
-        std::string path = dir + "/" + name;
-        std::ofstream out(path, std::ios::trunc);
-        out << text;
-        out.close();
-        if (!out) std::cerr << fmt::format("wg-fleet: write {}: {}\n", path, std::strerror(errno));
-        return static_cast<bool>(out);
-    };
     std::vector<std::string> nodes;
     for (const auto& [node, ms] : l.fleet->index) {
-        if (!write(node + ".nix", plan::render_nixos_module(*l.fleet, node, config))) return kError;
+        if (!write_rendered(g, fmt::format("{}/{}.nix", dir, node), plan::render_nixos_module(*l.fleet, node, g.config))) return kError;
         nodes.push_back(node);
     }
-    return write("default.nix", plan::render_nixos_index(nodes)) ? kOk : kError;
+    return write_rendered(g, dir + "/default.nix", plan::render_nixos_index(nodes)) ? kOk : kError;
 }
+
+}  // namespace
 
 int cmd_render_nixos(const Globals& g, const std::string& all_dir) {
     auto l = load(g);
     if (!l->fleet) return kError;
-    if (!all_dir.empty()) return write_nixos_dir(*l, g.config, all_dir);
+    if (!all_dir.empty()) return write_nixos_dir(g, *l, all_dir);
     std::string node = this_node(g);
     if (!in_fleets(*l, node)) return kError;
     std::cout << plan::render_nixos_module(*l->fleet, node, g.config);
@@ -106,15 +110,8 @@ int cmd_render_networkd(const Globals& g, const std::string& dir) {
         for (size_t i = 0; i < files.size(); ++i) std::cout << (i ? "\n" : "") << "# ==> " << files[i].name << " <==\n" << files[i].content;
         return kOk;
     }
-    // Only key paths are in them: readable by all, as networkd's own files are.
-    for (const auto& f : files) {
-        std::string path = dir + "/" + f.name;
-        if (auto s = linux_::write_file_atomic(path, f.content, 0644); !s) {
-            std::cerr << fmt::format("wg-fleet: {}\n", s.error().message);
-            return kError;
-        }
-        if (g.verbose) std::cerr << fmt::format("wg-fleet: wrote {}\n", path);
-    }
+    for (const auto& f : files)
+        if (!write_rendered(g, dir + "/" + f.name, f.content)) return kError;
     return kOk;
 }
 
