@@ -44,7 +44,8 @@ struct Loaded {
 // there). `previous`, when given, is a load of the same options that passed (the configuration in
 // force under `watch`): when the file alone changed, and only within a few entries, those are
 // parsed again and the rest of its tree is taken over (config/reparse.hpp), leaving `previous`
-// without a tree; validation is always whole.
+// without a tree; its address plan and rendered hosts files are shared when the edit keeps their
+// inputs (plan::Fleetwide); validation is always whole.
 std::unique_ptr<Loaded> load(const LoadOptions& o, const std::function<void(const model::Config&)>& parsed = {},
                              Loaded* previous = nullptr);
 

@@ -32,6 +32,7 @@ IpAddr with_suffix(const IpAddr& net, uint64_t suffix);  // bytes 0..7 of net ||
 struct NodeAddrs {
     Role role = Role::peer;
     std::vector<Prefix> addresses;  // interface addresses with their prefix length, plan order
+    bool operator==(const NodeAddrs&) const = default;
 };
 
 struct FleetPlan {
@@ -42,10 +43,12 @@ struct FleetPlan {
     std::map<std::string, IpAddr> ipv4;        // members with an IPv4 address
     std::map<std::string, NodeAddrs> nodes;
     bool ipv4_exhausted = false;
+    bool operator==(const FleetPlan&) const = default;
 };
 
 struct AddressPlan {
     std::map<std::string, FleetPlan> fleets;
+    bool operator==(const AddressPlan&) const = default;
 };
 
 // The entry of `key` in map `m`, or nullptr, found from `it` on (a position in m) and advancing

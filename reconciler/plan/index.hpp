@@ -14,6 +14,7 @@ namespace wgf::plan {
 struct Membership {
     std::string fleet;
     model::Role role;
+    bool operator==(const Membership&) const = default;
 };
 
 // node name -> the fleets it belongs to, in fleet-name order.

@@ -262,23 +262,97 @@ std::string yaml_quote(std::string_view s) {
 
 }  // namespace
 
-Fleetwide::Fleetwide(const model::Config& c) : cfg(c), plan(plan_addresses(c)), index(index_nodes(c)) {
+namespace {
+
+// How far two configurations agree on what Fleetwide derives from names and addressing: one
+// walk over both, peers in step.
+struct Sameness {
+    bool plan = true;   // everything plan_fleet and index_nodes read
+    bool hosts = true;  // and the hosts files: the domain and every peer's controller:
+};
+
+Sameness compare(const model::Config& a, const model::Config& b) {
+    Sameness s;
+    s.hosts = a.domain == b.domain;
+    if (a.fleets.size() != b.fleets.size()) return {.plan = false, .hosts = false};
+    for (auto x = a.fleets.begin(), y = b.fleets.begin(); x != a.fleets.end(); ++x, ++y) {
+        const Fleet &f = x->second, &g = y->second;
+        if (x->first != y->first || f.style != g.style || f.ipv4 != g.ipv4 || f.subnet != g.subnet || f.ip6 != g.ip6 ||
+            f.server != g.server || f.controllers.size() != g.controllers.size() || f.peers.size() != g.peers.size())
+            return {.plan = false, .hosts = false};
+        for (auto c = f.controllers.begin(), d = g.controllers.begin(); c != f.controllers.end(); ++c, ++d)
+            if (c->first != d->first || c->second.id != d->second.id || c->second.ipv4 != d->second.ipv4)
+                return {.plan = false, .hosts = false};
+        for (auto p = f.peers.begin(), q = g.peers.begin(); p != f.peers.end(); ++p, ++q) {
+            if (p->first != q->first || p->second.suffix != q->second.suffix || p->second.ipv4 != q->second.ipv4)
+                return {.plan = false, .hosts = false};
+            // A peer's hosts line is its address in its designated controller's /56.
+            s.hosts = s.hosts && p->second.controller == q->second.controller;
+        }
+    }
+    return s;
+}
+
+}  // namespace
+
+bool same_plan_inputs(const model::Config& a, const model::Config& b) { return compare(a, b).plan; }
+
+bool same_hosts_inputs(const model::Config& a, const model::Config& b) {
+    Sameness s = compare(a, b);
+    return s.plan && s.hosts;
+}
+
+std::string HostsMemo::get(const std::string& node, const std::function<std::string()>& make) {
+    {
+        std::lock_guard lock(mutex_);
+        if (auto it = by_node_.find(node); it != by_node_.end()) return it->second;
+    }
+    // Rendered unlocked: two threads asking for the same node at once both render it, and the
+    // results are equal.
+    std::string content = make();
+    std::lock_guard lock(mutex_);
+    return by_node_.try_emplace(node, std::move(content)).first->second;
+}
+
+Fleetwide::Shared Fleetwide::share(const model::Config& c, const Fleetwide* previous) {
+    const Sameness same = previous ? compare(previous->cfg, c) : Sameness{.plan = false, .hosts = false};
+    if (!same.plan)
+        return {.basis = std::make_shared<const FleetBasis>(FleetBasis{.plan = plan_addresses(c), .index = index_nodes(c)}),
+                .hosts = std::make_shared<HostsMemo>(),
+                .kept = false};
+    return {.basis = previous->basis_, .hosts = same.hosts ? previous->hosts_ : std::make_shared<HostsMemo>(), .kept = true};
+}
+
+Fleetwide::Fleetwide(const model::Config& c, const Fleetwide* previous) : Fleetwide(c, share(c, previous)) {}
+
+Fleetwide::Fleetwide(const model::Config& c, Shared shared)
+    : cfg(c),
+      basis_(std::move(shared.basis)),
+      hosts_(std::move(shared.hosts)),
+      plan(basis_->plan),
+      index(basis_->index),
+      reused_plan_(shared.kept) {
+    // One walk over each fleet's peers for both.
     for (const auto& [name, f] : c.fleets) {
         auto& v = peer_routes[name];
-        for (const auto& [n, m] : f.peers)
-            for (const auto& r : m.routes) v.emplace_back(r, n);
-        if (f.style != FleetStyle::clan || f.controllers.empty()) continue;
+        const bool homing = f.style == FleetStyle::clan && !f.controllers.empty();
         const FleetPlan& fp = plan.fleets.at(name);
         auto& homed = homed_v4[name];
         auto v4 = fp.ipv4.begin();
         for (const auto& [n, m] : f.peers) {
-            if (f.controllers.count(n)) continue;
+            for (const auto& r : m.routes) v.emplace_back(r, n);
+            if (!homing || f.controllers.count(n)) continue;
             auto& hv = homed[home_controller(f, m)];
             if (const IpAddr* a = find_in_step(fp.ipv4, v4, n)) hv.push_back(Prefix::host(*a));
             for (const auto& r : m.routes)
                 if (r.addr.is_v4()) hv.push_back(r);
         }
+        if (!homing) homed_v4.erase(name);
     }
+}
+
+std::string Fleetwide::hosts_file(const std::string& node) const {
+    return hosts_->get(node, [&] { return render_hosts_file(render_hosts_entries(*this, node)); });
 }
 
 std::string private_key_path(const model::Config& cfg, const std::string& fleet) { return cfg.state_dir + "/" + fleet + ".key"; }
@@ -416,7 +490,7 @@ void render_files(const Fleetwide& fw, const std::string& node, model::HostState
         std::string p = normal_path(path);
         hs.files.emplace(p, model::ManagedFile{.path = p, .content = std::move(content), .mode = 0644});
     };
-    if (!hs.interfaces.empty()) file(fw.cfg.hosts_file, render_hosts_file(render_hosts_entries(fw, node)));
+    if (!hs.interfaces.empty()) file(fw.cfg.hosts_file, fw.hosts_file(node));
     for (const auto& r : fw.cfg.http_routes) {
         if (r.node != node) continue;
         if (auto target = resolve_route_target(fw, r))

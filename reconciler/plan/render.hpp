@@ -3,7 +3,10 @@
 // Pure: no I/O; key material comes in as arguments.
 #pragma once
 
+#include <functional>
 #include <map>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -22,11 +25,48 @@ struct HostsEntry {
     std::string name;
 };
 
+// What a Fleetwide derives from the names and addressing settings alone: the address plan and
+// the node index. Shared, read-only, between the Fleetwide of a configuration and that of an edit
+// of it that keeps those inputs (same_plan_inputs), so an edit of a large fleet does not plan it
+// again.
+struct FleetBasis {
+    AddressPlan plan;
+    NodeIndex index;
+    bool operator==(const FleetBasis&) const = default;
+};
+
+// Rendered hosts files by node, shared like FleetBasis between configurations whose hosts files
+// are equal (same_hosts_inputs): the file of a 50,000-member fleet is rendered once, not on every
+// edit.
+class HostsMemo {
+public:
+    // The file for `node`, made by `make` the first time it is asked.
+    std::string get(const std::string& node, const std::function<std::string()>& make);
+
+private:
+    std::mutex mutex_;
+    std::map<std::string, std::string> by_node_;
+};
+
+// Whether two configurations have the same address plan and node index: the same fleets with the
+// same style, pools, subnet, server and members, and each member with the same pinned id,
+// suffix and IPv4 address. Everything else a member has (keys, endpoints, routes, controller:)
+// may differ.
+bool same_plan_inputs(const model::Config& a, const model::Config& b);
+// The same, and the same hosts files: same domain and every peer with the same controller:.
+bool same_hosts_inputs(const model::Config& a, const model::Config& b);
+
 // A rendered fleet, reusable for rendering many nodes (check renders every node).
 struct Fleetwide {
     const model::Config& cfg;
-    AddressPlan plan;
-    NodeIndex index;
+
+private:
+    std::shared_ptr<const FleetBasis> basis_;
+    std::shared_ptr<HostsMemo> hosts_;
+
+public:
+    const AddressPlan& plan;
+    const NodeIndex& index;
     // Per fleet: every peer's routes with their owner, so one node's render need not walk all
     // peers (rendering every node of a 10,000-peer fleet stays linear).
     std::map<std::string, std::vector<std::pair<model::Prefix, std::string>>> peer_routes;
@@ -35,7 +75,28 @@ struct Fleetwide {
     // InterfaceBuilder), so other controllers carry them in their entry for it.
     std::map<std::string, std::map<std::string, std::vector<model::Prefix>>> homed_v4;
 
-    explicit Fleetwide(const model::Config& c);
+    // `previous`, when given, is the Fleetwide of an earlier configuration that is still alive:
+    // what it derived is shared where the inputs of that part are unchanged (the edit path of
+    // `watch`). The result equals that of Fleetwide(c) either way.
+    explicit Fleetwide(const model::Config& c, const Fleetwide* previous = nullptr);
+    Fleetwide(const Fleetwide&) = delete;
+    Fleetwide& operator=(const Fleetwide&) = delete;
+
+    // Whether this Fleetwide shares its plan with the one it was made from (for -v and tests).
+    bool reused_plan() const { return reused_plan_; }
+    // The hosts file of `node` (render_hosts_file of render_hosts_entries), rendered once.
+    std::string hosts_file(const std::string& node) const;
+
+private:
+    struct Shared {
+        std::shared_ptr<const FleetBasis> basis;
+        std::shared_ptr<HostsMemo> hosts;
+        bool kept = false;
+    };
+    static Shared share(const model::Config& c, const Fleetwide* previous);
+    Fleetwide(const model::Config& c, Shared shared);
+
+    bool reused_plan_ = false;
 };
 
 struct RenderOptions {

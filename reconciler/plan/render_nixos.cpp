@@ -25,7 +25,10 @@ std::string comment_text(std::string_view s) {
 
 std::string nix_list(const std::vector<std::string>& items) {
     std::string out = "[";
-    for (const auto& i : items) out += " " + nix_string(i);
+    for (const auto& i : items) {
+        out += ' ';
+        out += nix_string(i);
+    }
     return out + (items.empty() ? "]" : " ]");
 }
 
@@ -184,14 +187,14 @@ void render_hosts(Module& m, const Fleetwide& fw, const std::string& node) {
 }
 
 // Names are interface names and rule ids, which hold no quote (valid_ifname, node names).
-std::string nft_quote(std::string_view s) { return "\"" + std::string(s) + "\""; }
+std::string nft_quote(std::string_view s) { return fmt::format("\"{}\"", s); }
 
 std::string nft_rule(const FwRule& r) {
     const char* proto = r.proto == model::Proto::tcp ? "tcp" : "udp";
     switch (r.kind) {
         case FwKind::dnat: {
             bool v4 = r.to->is_v4();
-            std::string to = v4 ? r.to->str() : "[" + r.to->str() + "]";
+            std::string to = v4 ? r.to->str() : fmt::format("[{}]", r.to->str());
             return fmt::format("meta nfproto {} {} dport {} dnat {} to {}:{} comment {}", v4 ? "ipv4" : "ipv6", proto, r.port,
                                v4 ? "ip" : "ip6", to, r.to_port, nft_quote(r.id));
         }
