@@ -1,5 +1,7 @@
 #include "apply/watch.hpp"
 
+#include <utility>
+
 namespace wgf::apply {
 
 std::string_view to_string(Trigger t) {
@@ -48,12 +50,15 @@ private:
     Report& report_;
     const WatchOptions& o_;
     std::unique_ptr<Reconcile> in_force_;  // the last good configuration
+    // The configuration the last load replaced: dropping one of a large fleet frees a lot, so it
+    // waits until the new one has run (an edit is live first).
+    std::unique_ptr<Reconcile> retired_;
 
     // A failed load leaves the configuration in force as it was.
     bool load(Trigger why) {
         auto r = loader_.load(why);
         if (auto* ok = std::get_if<std::unique_ptr<Reconcile>>(&r)) {
-            in_force_ = std::move(*ok);
+            retired_ = std::exchange(in_force_, std::move(*ok));
             return true;
         }
         const auto& f = std::get<LoadFailure>(r);
@@ -65,6 +70,7 @@ private:
 
     void converge(Trigger why) {
         if (in_force_) in_force_->run(why);
+        retired_.reset();
     }
 
     void wait(backend::TimePoint deadline) {

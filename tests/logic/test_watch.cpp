@@ -159,6 +159,7 @@ struct Node {
     backend::FakeStateStore state;
     apply::Engine engine{b, m.keys, dns, state, nullptr, {}};
     std::vector<Run> runs;
+    std::vector<std::string> events;  // "run X", "retired X": runs and configurations dropped
     std::function<void(Trigger)> during_run;
 
     size_t peers() const { return m.wg.devices.empty() ? 0 : m.wg.devices.begin()->second.device.peers.size(); }
@@ -168,7 +169,11 @@ class EngineReconcile : public apply::Reconcile {
 public:
     EngineReconcile(Node& n, std::string label, config::Parsed parsed)
         : n_(n), label_(std::move(label)), parsed_(std::move(parsed)), fw_(parsed_.config) {}
+    ~EngineReconcile() override { n_.events.push_back("retired " + label_); }
+    EngineReconcile(const EngineReconcile&) = delete;
+    EngineReconcile& operator=(const EngineReconcile&) = delete;
     void run(Trigger why) override {
+        n_.events.push_back("run " + label_);
         if (n_.during_run) n_.during_run(why);
         auto r = n_.engine.run(fw_, "c1", apply::Mode::apply, n_.m.now);
         n_.runs.push_back({.config = label_, .why = why, .ops = r.plan.ops.size(), .ok = r.ok()});
@@ -239,6 +244,20 @@ TEST_CASE("watch: a burst of edits is loaded and applied once", "[watch]") {
     CHECK(h.node.peers() == 2);
     CHECK(h.report.errors.empty());  // the half-written state was never loaded
     CHECK(h.report.ready_calls == 1);
+}
+
+TEST_CASE("watch: the configuration an edit replaces is dropped after the new one's run, not before it", "[watch]") {
+    // Dropping a configuration of a large fleet frees a lot: that waits until the edit is live.
+    Harness h;
+    h.w.at(100, [&] { h.w.edit("two peers", kTwoPeers, backend::FileChange::replaced); });
+    h.w.at(200, [&] { h.w.edit("half written", kInvalid, backend::FileChange::replaced); });
+    h.w.at(300, [&] { h.w.edit("one peer", kOnePeer, backend::FileChange::replaced); });
+    h.w.at(5000, [&] { h.w.term(); });
+    h.watch();
+    // The invalid edit dropped nothing: "two peers" stayed in force until "one peer" ran.
+    const std::vector<std::string> expected{"run one peer", "run two peers", "retired one peer", "run one peer", "retired two peers"};
+    CHECK(std::vector<std::string>(h.node.events.begin(), h.node.events.begin() + 5) == expected);
+    CHECK(h.node.peers() == 1);
 }
 
 TEST_CASE("watch: a configuration renamed into place is loaded at once, a write in place once the burst ends", "[watch]") {
