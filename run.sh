@@ -57,7 +57,11 @@ deps() {
 
 build() {
   local dir=${1:-build}; shift || true
-  cmake -S . -B "$dir" -DWGF_WERROR=ON "$@" >/dev/null
+  # Configured as the Debian package is (prefix /usr, Debian's hardening flags), so the package
+  # test packages this tree instead of compiling everything again.
+  local package=()
+  mapfile -t package < <(packaging/build-deb.sh --cmake-args)
+  cmake -S . -B "$dir" "${package[@]}" -DWGF_WERROR=ON "$@" >/dev/null
   cmake --build "$dir" -j"$JOBS"
 }
 

@@ -271,6 +271,11 @@ struct Sameness {
     bool hosts = true;  // and the hosts files: the domain and every peer's controller:
 };
 
+// A field added to Member or Fleet must be placed here: does the address plan, the node index or
+// the hosts file depend on it? (The sizes are those of x86-64 with libstdc++.)
+static_assert(sizeof(void*) != 8 || sizeof(model::Member) == 200, "a new Member field: does compare() below need it?");
+static_assert(sizeof(void*) != 8 || sizeof(model::Fleet) == 328, "a new Fleet field: does compare() below need it?");
+
 Sameness compare(const model::Config& a, const model::Config& b) {
     Sameness s;
     s.hosts = a.domain == b.domain;
@@ -305,13 +310,13 @@ bool same_hosts_inputs(const model::Config& a, const model::Config& b) {
 std::string HostsMemo::get(const std::string& node, const std::function<std::string()>& make) {
     {
         std::lock_guard lock(mutex_);
-        if (auto it = by_node_.find(node); it != by_node_.end()) return it->second;
+        if (last_ && last_->first == node) return last_->second;
     }
-    // Rendered unlocked: two threads asking for the same node at once both render it, and the
-    // results are equal.
+    // Rendered unlocked: two threads asking at once both render, and the results are equal.
     std::string content = make();
     std::lock_guard lock(mutex_);
-    return by_node_.try_emplace(node, std::move(content)).first->second;
+    last_.emplace(node, content);
+    return content;
 }
 
 Fleetwide::Shared Fleetwide::share(const model::Config& c, const Fleetwide* previous) {

@@ -35,17 +35,18 @@ struct FleetBasis {
     bool operator==(const FleetBasis&) const = default;
 };
 
-// Rendered hosts files by node, shared like FleetBasis between configurations whose hosts files
-// are equal (same_hosts_inputs): the file of a 50,000-member fleet is rendered once, not on every
-// edit.
+// The hosts file last rendered, shared like FleetBasis between configurations whose hosts files
+// are equal (same_hosts_inputs): under `watch` the file of a 50,000-member fleet is rendered once,
+// not on every edit. One file only: rendering every node of a large fleet (`render nixos --all`)
+// must not keep every node's copy.
 class HostsMemo {
 public:
-    // The file for `node`, made by `make` the first time it is asked.
+    // The file for `node`, made by `make` unless it was the last one asked for.
     std::string get(const std::string& node, const std::function<std::string()>& make);
 
 private:
     std::mutex mutex_;
-    std::map<std::string, std::string> by_node_;
+    std::optional<std::pair<std::string, std::string>> last_;  // node, file
 };
 
 // Whether two configurations have the same address plan and node index: the same fleets with the

@@ -11,7 +11,9 @@
 #     /etc/wg-fleet.yaml.example, systemd-analyze verify on the installed units; an existing
 #     /etc/wg-fleet.yaml survives install and purge.
 #
-#   deb_package.sh SOURCE_DIR BUILD_DIR
+#   deb_package.sh SOURCE_DIR BUILD_DIR [TREE]
+# TREE (ctest passes its own build tree) is packaged instead of building BUILD_DIR when it was
+# configured as a package build is (./run.sh build does so): nothing is compiled twice.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # In the overlay root the script runs from /tmp, with lib.sh copied beside it.
@@ -79,6 +81,10 @@ fi
 
 need_root "apt-get install into an overlay of / in a private mount namespace"
 src=$(cd "$1" && pwd) out=$2
+if [[ -n ${3:-} ]] && "$src/packaging/build-deb.sh" --configured "$3"; then
+    out=$3
+    echo "# packaging the build tree $out (configured as a package build)"
+fi
 missing=()
 for tool in cmake cpack dpkg-deb dpkg-shlibdeps lintian apt-get unshare chroot objdump systemd-analyze; do
     command -v "$tool" >/dev/null || missing+=("$tool")
