@@ -29,6 +29,10 @@ struct Member {
     std::optional<uint16_t> id;             // controllers: pinned 16-bit /56 id
     std::optional<uint64_t> suffix;         // peers: pinned 64-bit suffix
     std::optional<IpAddr> ipv4;
+    // A member a run-time source adds (serve's enrolled clients), not the file: pinned by suffix,
+    // listed in the hosts file only under its host name, if it has one.
+    bool dynamic = false;
+    std::optional<std::string> host_name;
 
     auto operator<=>(const Member&) const = default;
 };
