@@ -53,8 +53,8 @@ std::optional<std::string> read_token(const std::string& path, std::string& erro
     struct stat st {};
     if (fstat(fd.fd, &st) != 0 || !S_ISREG(st.st_mode)) return fail(fmt::format("{}: the token file is not a regular file", path));
     if (st.st_mode & 077)
-        return fail(fmt::format("{}: the token file is mode {:04o}; it must be readable by its owner only (chmod 600)", path,
-                                       st.st_mode & 07777));
+        return fail(
+            fmt::format("{}: the token file is mode {:04o}; it must be readable by its owner only (chmod 600)", path, st.st_mode & 07777));
     std::string token(kTokenMax, '\0');
     ssize_t n = read(fd.fd, token.data(), token.size());
     if (n < 0) return fail(fmt::format("{}: cannot read the token file: {}", path, std::strerror(errno)));
@@ -96,7 +96,8 @@ struct ServeState {
 
     void after_run(apply::Trigger why, const apply::RunResult& r, const Loaded& l, int64_t now) {
         const model::Config& cfg = l.cfg();
-        serve::View v{.fleets = served_fleets(cfg, node), .domain = cfg.domain, .token = token, .trusted_proxies = cfg.serve.trusted_proxies};
+        serve::View v{
+            .fleets = served_fleets(cfg, node), .domain = cfg.domain, .token = token, .trusted_proxies = cfg.serve.trusted_proxies};
         for (auto& [name, f] : v.fleets) {
             if (auto w = r.desired.interfaces.find(f.interface); w != r.desired.interfaces.end()) f.server_key = w->second.public_key;
             if (r.live && !r.used_cache) {
@@ -116,8 +117,8 @@ struct ServeState {
         bool removed = false;
         for (const auto& [name, f] : v.fleets) {
             auto clients = store.clients(name);
-            auto gone = serve::clients_to_prune(clients, v.handshakes.count(name) ? v.handshakes.at(name) : decltype(handshakes)::mapped_type{},
-                                                now, timeout);
+            auto gone = serve::clients_to_prune(
+                clients, v.handshakes.count(name) ? v.handshakes.at(name) : decltype(handshakes)::mapped_type{}, now, timeout);
             if (gone.empty()) continue;
             store.remove(name, gone);
             for (const auto& k : gone) log.info("pruned {} from fleet {}: silent for more than {}s", k.short_str(), name, timeout);
@@ -193,7 +194,9 @@ void add_serve(CLI::App& app, Context& ctx) {
     auto* sub = app.add_subcommand("serve",
                                    "Run as a service like watch, plus the enrollment API: clients register and ping over HTTP, "
                                    "and are peers of their fleet within a second");
-    sub->add_option("--interval", *interval, "Seconds between drift-correction ticks (and prunes)")->default_val(30)->check(CLI::Range(1, 86400));
+    sub->add_option("--interval", *interval, "Seconds between drift-correction ticks (and prunes)")
+        ->default_val(30)
+        ->check(CLI::Range(1, 86400));
     sub->add_option("--listen", *listen,
                     "ADDRESS:PORT to serve HTTP on (repeatable); default: serve: listen: in the file, else 127.0.0.1:8000 and each "
                     "served fleet's ip6 on port 8000");

@@ -50,7 +50,8 @@ size_t peer_count(const model::HostState& hs) {
 class NodeReconcile : public apply::Reconcile {
 public:
     NodeReconcile(const Globals& g, spdlog::logger& log, apply::Report& report, apply::LiveCache& verified,
-                  std::optional<system::KeptRecord>& kept, std::shared_ptr<const Loaded> loaded, std::string node, const ServiceHooks& hooks)
+                  std::optional<system::KeptRecord>& kept, std::shared_ptr<const Loaded> loaded, std::string node,
+                  const ServiceHooks& hooks)
         : g_(g),
           log_(log),
           report_(report),

@@ -590,7 +590,8 @@ constexpr Field<m::Serve> kServe[] = {
              if (!e) continue;
              std::string host = e->host.size() >= 2 && e->host.front() == '[' ? e->host.substr(1, e->host.size() - 2) : e->host;
              if (!m::IpAddr::parse(host) || !e->port)
-                 w.error(x.loc, p, fmt::format("{} — a listener is an IP address and a port, like 127.0.0.1:8000 or [::1]:8000", quote(x.scalar)));
+                 w.error(x.loc, p,
+                         fmt::format("{} — a listener is an IP address and a port, like 127.0.0.1:8000 or [::1]:8000", quote(x.scalar)));
              else s.listen.push_back(*e);
          }
      }},

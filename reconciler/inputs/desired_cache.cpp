@@ -13,9 +13,9 @@
 #include <sodium.h>
 
 #include "inputs/published_keys.hpp"
-#include "serve/store.hpp"
 #include "model/fd.hpp"
 #include "plan/render.hpp"
+#include "serve/store.hpp"
 
 namespace wgf::inputs {
 namespace {

@@ -40,7 +40,7 @@ std::vector<DynamicMember> read_enrolled(const model::Config& cfg, config::Diagn
         auto f = cfg.fleets.find(c.fleet);
         // The name needs the subnet; a client of a fleet without one is reported by the merge.
         std::string name = f != cfg.fleets.end() && f->second.subnet ? enrolled_name(c.fleet, *f->second.subnet, c.address)
-                                                                    : c.fleet + "." + c.address.str();
+                                                                     : c.fleet + "." + c.address.str();
         out.push_back(DynamicMember{.fleet = std::move(c.fleet),
                                     .name = std::move(name),
                                     .public_key = c.public_key,

@@ -249,8 +249,7 @@ Response Api::ping(const View& v, const std::string& fleet, const Request& r) {
     std::optional<std::string> host;
     if (body->contains("hostname") && !(*body)["hostname"].is_null()) {
         const json& h = (*body)["hostname"];
-        if (!h.is_string() || !valid_host_name(h.get<std::string>()))
-            return error(400, "hostname must match ^[a-z0-9_-]{1,63}$");
+        if (!h.is_string() || !valid_host_name(h.get<std::string>())) return error(400, "hostname must match ^[a-z0-9_-]{1,63}$");
         host = h.get<std::string>();
     }
     PingResult p = store_.ping(fleet, *src, host, now_());
@@ -274,7 +273,8 @@ Response Api::index(const View& v, const Request& r) {
                               {"clients", counts[name]}});
         return json_response(200, json{{"fleets", fleets}});
     }
-    std::string body = "<h1>wg-fleet</h1>\n<table>\n<thead><tr><th>Fleet</th><th>Subnet</th><th>Server</th><th>Port</th><th>Clients</th></tr></thead>\n<tbody>\n";
+    std::string body =
+        "<h1>wg-fleet</h1>\n<table>\n<thead><tr><th>Fleet</th><th>Subnet</th><th>Server</th><th>Port</th><th>Clients</th></tr></thead>\n<tbody>\n";
     for (const auto& [name, f] : v.fleets)
         body += fmt::format("<tr><td><a href=\"/fleet/{0}\">{0}</a></td><td>{1}</td><td>{2}</td><td>{3}</td><td>{4}</td></tr>\n",
                             html_escape(name), html_escape(f.subnet.str()), html_escape(f.server_ip ? f.server_ip->str() : ""), f.port,
@@ -317,8 +317,9 @@ Response Api::fleet_page(const View& v, const std::string& fleet, const Request&
     }
     std::string body = fmt::format("<h1>Fleet {}</h1>\n<p><a href=\"/\">All fleets</a> · subnet {} · {} client(s)</p>\n",
                                    html_escape(fleet), html_escape(f.subnet.str()), rows.size());
-    body += "<table>\n<thead><tr><th>Host name</th><th>Address</th><th>Public key</th><th>Source IP</th><th>Last seen</th>"
-            "<th>Latest handshake</th><th>Health</th></tr></thead>\n<tbody>\n";
+    body +=
+        "<table>\n<thead><tr><th>Host name</th><th>Address</th><th>Public key</th><th>Source IP</th><th>Last seen</th>"
+        "<th>Latest handshake</th><th>Health</th></tr></thead>\n<tbody>\n";
     for (const auto& row : rows)
         body += fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
                             row.c->host_name ? html_escape(*row.c->host_name) : "(none)", html_escape(row.c->address.str()),

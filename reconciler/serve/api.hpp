@@ -33,9 +33,9 @@ struct Request {
     std::string path;  // without the query
     std::map<std::string, std::string> query{};
     std::string body{};
-    std::string peer{};                           // the TCP peer's address
-    std::optional<std::string> forwarded_for{};   // X-Forwarded-For
-    std::optional<std::string> authorization{};   // Authorization
+    std::string peer{};                          // the TCP peer's address
+    std::optional<std::string> forwarded_for{};  // X-Forwarded-For
+    std::optional<std::string> authorization{};  // Authorization
 };
 
 struct Response {
@@ -52,7 +52,7 @@ struct ServedFleet {
     uint16_t port = 0;
     std::optional<std::string> external_ip{};
     uint16_t keepalive = 0;
-    std::string interface{};
+    std::string interface {};
     std::optional<model::Key> server_key{};  // unknown until the first converge made the device
 };
 

@@ -36,7 +36,9 @@ void socket_options(int sock) {
 
 }  // namespace
 
-std::string Listener::str() const { return addr.is_v6() ? fmt::format("[{}]:{}", addr.str(), port) : fmt::format("{}:{}", addr.str(), port); }
+std::string Listener::str() const {
+    return addr.is_v6() ? fmt::format("[{}]:{}", addr.str(), port) : fmt::format("{}:{}", addr.str(), port);
+}
 
 bool Listener::loopback() const {
     if (addr.is_v4()) return addr.bytes[0] == 127;

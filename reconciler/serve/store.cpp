@@ -272,9 +272,16 @@ Registration Store::register_client(const std::string& fleet, const Pool& pool, 
     }
     auto addr = allocate(db_, path_, fleet, pool);
     if (!addr) return Registration{};
-    Client c{.fleet = fleet, .public_key = key, .address = *addr, .source_ip = source_ip, .host_name = std::nullopt, .registered = now, .last_seen = now};
-    Stmt ins(db_, path_,
-             "INSERT INTO clients (fleet, public_key, address, source_ip, host_name, registered, last_seen) VALUES (?1, ?2, ?3, ?4, NULL, ?5, ?5)");
+    Client c{.fleet = fleet,
+             .public_key = key,
+             .address = *addr,
+             .source_ip = source_ip,
+             .host_name = std::nullopt,
+             .registered = now,
+             .last_seen = now};
+    Stmt ins(
+        db_, path_,
+        "INSERT INTO clients (fleet, public_key, address, source_ip, host_name, registered, last_seen) VALUES (?1, ?2, ?3, ?4, NULL, ?5, ?5)");
     ins.text(1, fleet).text(2, key.base64()).blob(3, *addr).text(4, source_ip).integer(5, now);
     ins.run();
     tx.commit();

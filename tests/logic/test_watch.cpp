@@ -227,7 +227,8 @@ struct Harness {
 
     void watch(apply::WatchOptions o = {}, bool with_nudges = false) {
         o.watching = "watching";
-        apply::watch(loader, {.files = files, .signals = signals, .timer = timer, .clock = clock, .nudges = with_nudges ? &nudges : nullptr},
+        apply::watch(loader,
+                     {.files = files, .signals = signals, .timer = timer, .clock = clock, .nudges = with_nudges ? &nudges : nullptr},
                      report, o);
     }
 };
