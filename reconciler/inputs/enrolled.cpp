@@ -1,5 +1,9 @@
 #include "inputs/enrolled.hpp"
 
+#include <unistd.h>
+
+#include <cerrno>
+
 #include <fmt/format.h>
 
 #include <set>
@@ -27,6 +31,12 @@ std::string enrolled_name(const std::string& fleet, const model::Prefix& subnet,
 
 std::vector<DynamicMember> read_enrolled(const model::Config& cfg, config::Diagnostics& diags) {
     const std::string path = serve::store_path(cfg.state_dir);
+    // A user other than root checking the file on a node: state_dir is root's (0700). The store
+    // matters to the commands that change the node, which run as root and get the error.
+    if (geteuid() != 0 && access(path.c_str(), R_OK) != 0 && errno == EACCES) {
+        diags.warning(config::Loc{}, "state_dir", fmt::format("{}: not readable by this user: enrolled clients left out", path));
+        return {};
+    }
     std::vector<serve::Client> clients;
     try {
         clients = serve::read_clients(path);

@@ -129,6 +129,22 @@ class Serve:
         self.log.close()
 
 
+def token_mode(tmp):
+    # A token file others may read is refused before anything starts, naming the file only.
+    token = f"{tmp}/token"
+    with open(token, "w") as f:
+        f.write("not-shown-anywhere\n")
+    os.chmod(token, 0o644)
+    cfg = f"{tmp}/token.yaml"
+    with open(cfg, "w") as f:
+        f.write(f"state_dir: {tmp}/state-token\nserve:\n  token_file: {token}\nfleets:\n  {FLEET}:\n    ip6: {SERVER_IP}\n"
+                f"    subnet: {SUBNET}\n    interface: {IFNAME}\n")
+    r = run(BIN, "-c", cfg, "--node", "server", "serve", check_rc=False)
+    out = r.stdout + r.stderr
+    check("a token file of mode 0644 is refused (exit 1, naming it and its mode)", r.returncode == 1 and f"{token}: the token file is mode 0644" in out, out)
+    check("the refusal does not show the token", "not-shown-anywhere" not in out)
+
+
 def main():
     if os.geteuid() != 0:
         print("needs root (network namespaces)")
@@ -144,6 +160,7 @@ def main():
         if ctypes.CDLL(None, use_errno=True).setns(fd, CLONE_NEWNET) != 0:
             raise OSError(ctypes.get_errno(), "setns")
         os.close(fd)
+        token_mode(tmp)
         cfg = write_config(tmp)
         serve = Serve(cfg, tmp)
         serve = tests(cfg, tmp, serve)
@@ -305,6 +322,16 @@ def tests(cfg, tmp, serve):
     check("200 parallel registrations: 200 distinct addresses, none an earlier client's or the server's",
           len(addrs) == 200 and not addrs & {a_addr, b_addr, SERVER_IP} and all(ipaddress.ip_address(a) in subnet for a in addrs))
     check("200 parallel registrations: 200 peers on the device", wait_for("200 peers", lambda: keys <= device_peers()))
+
+    # The one-shot apply above kept its desired state in the cache; the store changed since, so
+    # the cache must not be used: an apply now changes nothing (a stale one would remove 200).
+    peers_before = device_peers()
+    serve.stop()
+    r = run(BIN, "-c", cfg, "--node", "server", "apply", check_rc=False)
+    check("apply after the store changed (desired-state cache): no operations", r.returncode == 0 and "No changes" in r.stdout,
+          r.stdout + r.stderr)
+    check("the device still has all 202 clients", device_peers() == peers_before and len(peers_before) == 202)
+    serve = Serve(cfg, tmp)
 
     # Pruning: with a prune_timeout of 1s every client (none ever had a handshake) goes at a tick,
     # from the store and the device, and the lowest address is free again.

@@ -32,7 +32,8 @@ struct Fixture {
                              .keepalive = 25,
                              .interface = "wg_se",
                              .server_key = model::Key{}};
-        return serve::View{.fleets = {{"se", f}}, .domain = std::nullopt, .token = std::move(token), .trusted_proxies = {prefix("10.0.0.0/8")}};
+        return serve::View{
+            .fleets = {{"se", f}}, .domain = std::nullopt, .token = std::move(token), .trusted_proxies = {prefix("10.0.0.0/8")}};
     }
 };
 
