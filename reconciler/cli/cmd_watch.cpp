@@ -131,7 +131,7 @@ public:
                              : why == apply::Trigger::store  ? "store changed"
                                                              : "file changed";
         try {
-            return load_checked(reason);
+            return load_checked(reason, why);
         } catch (const std::bad_alloc&) {
             return apply::LoadFailure{.message = fmt::format("{}: out of memory while loading it ({})", g_.config, reason),
                                       .status = "configuration not loaded"};
@@ -150,8 +150,9 @@ private:
     std::optional<system::KeptRecord> kept_;  // the ownership record as the last run read or wrote it
     // The configuration in force: an edit of the file is parsed by its edited part against it.
     std::shared_ptr<Loaded> in_force_;
+    std::string last_warnings_;  // as the last load logged them
 
-    std::variant<std::unique_ptr<apply::Reconcile>, apply::LoadFailure> load_checked(const char* reason) {
+    std::variant<std::unique_ptr<apply::Reconcile>, apply::LoadFailure> load_checked(const char* reason, apply::Trigger why) {
         std::shared_ptr<Loaded> l = inputs::load(load_options(g_), {}, in_force_.get());
         if (!l->fleet) {
             log_.error("{}", config::render_all(l->diags, l->sources));
@@ -161,7 +162,13 @@ private:
         std::string node = this_node(g_);
         if (!l->fleet->index.count(node))
             return apply::LoadFailure{.message = fmt::format("node '{}' is in no fleet of {}", node, g_.config), .status = ""};
-        if (l->diags.warnings()) log_.warn("{}", config::render_all(l->diags, l->sources));
+        if (l->diags.warnings()) {
+            std::string warnings = config::render_all(l->diags, l->sources);
+            // serve loads again on every registration: the same warnings again are not news.
+            if (why == apply::Trigger::store && warnings == last_warnings_) log_.debug("{}", warnings);
+            else log_.warn("{}", warnings);
+            last_warnings_ = std::move(warnings);
+        }
         std::string timings = l->timings.str();
         // Everything that can fail comes first (the machine included), so a failure leaves the
         // configuration in force whole.
