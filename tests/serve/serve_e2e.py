@@ -212,6 +212,11 @@ def tests(cfg, tmp, serve):
     check("register: endpoint and allowed IPs", conf.get("Endpoint") == f"192.0.2.1:{PORT}" and conf.get("AllowedIPs") == SUBNET)
     a_key = pubkey(conf["PrivateKey"])
     check("register: the client is a peer on the device", wait_for("the peer", lambda: a_key in device_peers()))
+    # The generated private key is in the response only: not in any file of state_dir (the
+    # store included), not in serve's log.
+    leaked = [name for name in os.listdir(f"{tmp}/state") if conf["PrivateKey"].encode() in open(f"{tmp}/state/{name}", "rb").read()]
+    check("the generated private key is in no file of state_dir and not in the log",
+          not leaked and conf["PrivateKey"] not in open(f"{tmp}/serve.log").read(), leaked)
 
     # Registration with the client's own public key: no private key in the answer.
     b_priv = subprocess.run(["wg", "genkey"], capture_output=True, text=True).stdout.strip()
