@@ -36,6 +36,9 @@ PACKAGES=(
   # both man pages are linted (tests/man)
   mandoc
   groff-base
+  libsqlite3-dev  # serve's store of enrolled clients (state_dir/serve.db)
+  libcpp-httplib-dev  # serve's HTTP API
+  python3-html5lib  # serve's dashboard is parsed strictly as HTML5 (tests/serve)
 )
 JOBS=$(nproc 2>/dev/null || echo 2)
 

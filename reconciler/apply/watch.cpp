@@ -10,6 +10,7 @@ std::string_view to_string(Trigger t) {
         case Trigger::edit: return "edit";
         case Trigger::reload: return "reload";
         case Trigger::tick: return "tick";
+        case Trigger::store: return "store";
     }
     return "?";
 }
@@ -40,6 +41,7 @@ public:
                 if (change == backend::FileChange::written) settle();
                 if (load(Trigger::edit)) converge(Trigger::edit);
             }
+            if (src_.nudges && src_.nudges->take() && load(Trigger::store)) converge(Trigger::store);
             if (src_.timer.take()) converge(Trigger::tick);
         }
     }

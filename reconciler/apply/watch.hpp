@@ -1,7 +1,8 @@
-// The service loop of `watch`: converge on start, on every edit of the configuration (a burst of
-// writes is one edit), on a reload signal and on every tick of the drift timer; stop on a stop
-// signal. An invalid configuration is reported and the last good one stays in force. Triggers
-// that arrive while a run is busy stay in their source and cause a run after it. The loop knows
+// The service loop of `watch` (and `serve`): converge on start, on every edit of the configuration
+// (a burst of writes is one edit), on a reload signal, on a nudge (an input besides the file
+// changed) and on every tick of the drift timer; stop on a stop signal. An invalid configuration
+// is reported and the last good one stays in force. Triggers that arrive while a run is busy stay
+// in their source and cause a run after it. The loop knows
 // only interfaces: where events come from (backend/events.hpp), how a configuration is loaded
 // and converged, and where it reports.
 #pragma once
@@ -16,9 +17,10 @@
 
 namespace wgf::apply {
 
-enum class Trigger { start, edit, reload, tick };
+// store: an input other than the file changed (a nudge: serve's store of enrolled clients).
+enum class Trigger { start, edit, reload, tick, store };
 
-// "start", "edit", "reload", "tick": the words the log and journal lines use.
+// "start", "edit", "reload", "tick", "store": the words the log and journal lines use.
 std::string_view to_string(Trigger t);
 
 // One configuration that loaded and checked, bound to what converges the node to it.
@@ -60,6 +62,7 @@ struct WatchSources {
     backend::Signals& signals;
     backend::Timer& timer;
     backend::Clock& clock;
+    backend::Nudges* nudges = nullptr;  // none: the file is the only input that changes
 };
 
 struct WatchOptions {

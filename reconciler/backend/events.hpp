@@ -1,5 +1,5 @@
-// What `watch` waits on, as interfaces: changes of the configuration, signals, the drift timer
-// and a clock that also does the waiting (waiting is "until something happens or until then").
+// What `watch` waits on, as interfaces: changes of the configuration, signals, the drift timer,
+// changes of other inputs (nudges) and a clock that also does the waiting (waiting is "until something happens or until then").
 // The loop (apply/watch) is tested on fakes; linux/watch_events implements them with inotify,
 // signalfd, timerfd and poll.
 #pragma once
@@ -47,6 +47,15 @@ class Timer {
 public:
     virtual ~Timer() = default;
     // True when the interval elapsed (once or more) since the last take.
+    virtual bool take() = 0;
+};
+
+// Desired state that lives outside the configuration's files changed (serve's store of enrolled
+// clients): the configuration is loaded again at once, without settling (the writer committed).
+class Nudges {
+public:
+    virtual ~Nudges() = default;
+    // True when a change was signalled (once or more) since the last take.
     virtual bool take() = 0;
 };
 

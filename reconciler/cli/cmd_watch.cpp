@@ -1,7 +1,8 @@
 // watch: the service, wired. The loop is apply::watch; here are its Linux event sources, the
 // loader that reads a configuration and builds the machine for it, the reconcile that runs the
 // engine under the state directory's lock, and the report to spdlog and systemd's notify
-// protocol (READY, STATUS, WATCHDOG, STOPPING).
+// protocol (READY, STATUS, WATCHDOG, STOPPING). `serve` runs the same service (run_service) with
+// its hooks.
 #include <sys/wait.h>
 #include <systemd/sd-daemon.h>
 
@@ -15,6 +16,7 @@
 #include "apply/watch.hpp"
 #include "cli/commands.hpp"
 #include "cli/machine.hpp"
+#include "cli/service.hpp"
 #include "inputs/lock.hpp"
 #include "linux/watch_events.hpp"
 
@@ -48,13 +50,15 @@ size_t peer_count(const model::HostState& hs) {
 class NodeReconcile : public apply::Reconcile {
 public:
     NodeReconcile(const Globals& g, spdlog::logger& log, apply::Report& report, apply::LiveCache& verified,
-                  std::optional<system::KeptRecord>& kept, std::shared_ptr<const Loaded> loaded, std::string node)
+                  std::optional<system::KeptRecord>& kept, std::shared_ptr<const Loaded> loaded, std::string node,
+                  const ServiceHooks& hooks)
         : g_(g),
           log_(log),
           report_(report),
           verified_(verified),
           loaded_(std::move(loaded)),
           node_(std::move(node)),
+          hooks_(hooks),
           machine_(loaded_->cfg()) {
         machine_.journal = std::make_unique<system::FileJournal>(loaded_->cfg().state_dir);
         machine_.state = std::make_unique<system::FileStateStore>(loaded_->cfg().state_dir, &kept);
@@ -78,7 +82,8 @@ public:
         engine.cache = &verified_;
         // Only an edit may start from the devices the last verified run saw; every other trigger
         // reads everything, which is how drift and changes by others are found.
-        const auto read = why == apply::Trigger::edit ? apply::LiveRead::cached_devices : apply::LiveRead::full;
+        const bool cached = why == apply::Trigger::edit || why == apply::Trigger::store;
+        const auto read = cached ? apply::LiveRead::cached_devices : apply::LiveRead::full;
         const int64_t now = time(nullptr);
         auto r = engine.run(*loaded_->fleet, node_, apply::Mode::apply, now, nullptr, read);
         record_last_run(loaded_->cfg().state_dir, now, r);
@@ -101,6 +106,7 @@ public:
             for (const auto& op : r.leftover->ops) log_.error("bug: still differs after apply: {}", plan::describe(op));
         if (!r.plan.empty() && why == apply::Trigger::tick) log_.warn("drift corrected: {} operation(s)", r.plan.ops.size());
         report_.status(fmt::format("converged: {} peer(s) configured, {} pending", peer_count(r.desired), r.plan.pending.size()));
+        if (hooks_.after_run) hooks_.after_run(why, r, *loaded_, now);
     }
 
 private:
@@ -110,17 +116,22 @@ private:
     apply::LiveCache& verified_;
     std::shared_ptr<const Loaded> loaded_;
     std::string node_;
+    const ServiceHooks& hooks_;
     Machine machine_;
 };
 
 class NodeLoader : public apply::Loader {
 public:
-    NodeLoader(const Globals& g, spdlog::logger& log, apply::Report& report) : g_(g), log_(log), report_(report) {}
+    NodeLoader(const Globals& g, spdlog::logger& log, apply::Report& report, const ServiceHooks& hooks)
+        : g_(g), log_(log), report_(report), hooks_(hooks) {}
 
     std::variant<std::unique_ptr<apply::Reconcile>, apply::LoadFailure> load(apply::Trigger why) override {
-        const char* reason = why == apply::Trigger::start ? "start" : why == apply::Trigger::reload ? "SIGHUP" : "file changed";
+        const char* reason = why == apply::Trigger::start    ? "start"
+                             : why == apply::Trigger::reload ? "SIGHUP"
+                             : why == apply::Trigger::store  ? "store changed"
+                                                             : "file changed";
         try {
-            return load_checked(reason);
+            return load_checked(reason, why);
         } catch (const std::bad_alloc&) {
             return apply::LoadFailure{.message = fmt::format("{}: out of memory while loading it ({})", g_.config, reason),
                                       .status = "configuration not loaded"};
@@ -134,12 +145,14 @@ private:
     const Globals& g_;
     spdlog::logger& log_;
     apply::Report& report_;
+    const ServiceHooks& hooks_;
     apply::LiveCache verified_;               // the devices as the last verified run left them, across reloads
     std::optional<system::KeptRecord> kept_;  // the ownership record as the last run read or wrote it
     // The configuration in force: an edit of the file is parsed by its edited part against it.
     std::shared_ptr<Loaded> in_force_;
+    std::string last_warnings_;  // as the last load logged them
 
-    std::variant<std::unique_ptr<apply::Reconcile>, apply::LoadFailure> load_checked(const char* reason) {
+    std::variant<std::unique_ptr<apply::Reconcile>, apply::LoadFailure> load_checked(const char* reason, apply::Trigger why) {
         std::shared_ptr<Loaded> l = inputs::load(load_options(g_), {}, in_force_.get());
         if (!l->fleet) {
             log_.error("{}", config::render_all(l->diags, l->sources));
@@ -149,11 +162,17 @@ private:
         std::string node = this_node(g_);
         if (!l->fleet->index.count(node))
             return apply::LoadFailure{.message = fmt::format("node '{}' is in no fleet of {}", node, g_.config), .status = ""};
-        if (l->diags.warnings()) log_.warn("{}", config::render_all(l->diags, l->sources));
+        if (l->diags.warnings()) {
+            std::string warnings = config::render_all(l->diags, l->sources);
+            // serve loads again on every registration: the same warnings again are not news.
+            if (why == apply::Trigger::store && warnings == last_warnings_) log_.debug("{}", warnings);
+            else log_.warn("{}", warnings);
+            last_warnings_ = std::move(warnings);
+        }
         std::string timings = l->timings.str();
         // Everything that can fail comes first (the machine included), so a failure leaves the
         // configuration in force whole.
-        auto r = std::make_unique<NodeReconcile>(g_, log_, report_, verified_, kept_, l, std::move(node));
+        auto r = std::make_unique<NodeReconcile>(g_, log_, report_, verified_, kept_, l, std::move(node), hooks_);
         in_force_ = std::move(l);
         log_.info("loaded {} ({})", g_.config, reason);
         log_.debug("timing: {}", timings);
@@ -163,27 +182,37 @@ private:
 
 }  // namespace
 
-int cmd_watch(const Globals& g, int interval_s) {
+std::shared_ptr<spdlog::logger> service_logger(const Globals& g) {
     auto log = spdlog::stderr_color_mt("wg-fleet");
     log->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
     if (g.verbose) log->set_level(spdlog::level::debug);
     if (g.quiet) log->set_level(spdlog::level::warn);
+    return log;
+}
 
+int run_service(const Globals& g, int interval_s, spdlog::logger& log, const ServiceHooks& hooks) {
     std::string dropins = g.dropin_dir ? *g.dropin_dir : config::default_dropin_dir(g.config);
     linux_::ConfigWatch files(g.config, dropins);
+    // Before any thread starts: the signals are blocked for the whole process (threads inherit
+    // the mask), so only the loop receives them.
     linux_::SignalEvents signals;
     linux_::TickTimer timer(std::max(1, interval_s));
-    linux_::PollClock clock({files.fd(), signals.fd(), timer.fd()});
+    std::vector<int> fds{files.fd(), signals.fd(), timer.fd()};
+    if (hooks.nudges) fds.push_back(hooks.nudges->fd());
+    linux_::PollClock clock(std::move(fds));
+    if (hooks.before_loop && !hooks.before_loop()) return kError;
 
     uint64_t watchdog_usec = 0;
     bool watchdog = sd_watchdog_enabled(0, &watchdog_usec) > 0;
-    ServiceReport report(*log, watchdog);
-    NodeLoader loader(g, *log, report);
-    apply::watch(loader, {.files = files, .signals = signals, .timer = timer, .clock = clock}, report,
+    ServiceReport report(log, watchdog);
+    NodeLoader loader(g, log, report, hooks);
+    apply::watch(loader, {.files = files, .signals = signals, .timer = timer, .clock = clock, .nudges = hooks.nudges}, report,
                  {.watchdog = std::chrono::milliseconds(watchdog ? watchdog_usec / 2000 : 0),
                   .watching = fmt::format("watching {} and {}; tick every {}s", g.config, dropins, interval_s)});
     return kOk;
 }
+
+int cmd_watch(const Globals& g, int interval_s) { return run_service(g, interval_s, *service_logger(g), {}); }
 
 void add_watch(CLI::App& app, Context& ctx) {
     auto interval = std::make_shared<int>(30);

@@ -18,6 +18,7 @@ void add_apply(CLI::App& app, Context& ctx);
 void add_status(CLI::App& app, Context& ctx);
 void add_keygen(CLI::App& app, Context& ctx);
 void add_watch(CLI::App& app, Context& ctx);
+void add_serve(CLI::App& app, Context& ctx);
 
 int cmd_check(const Globals& g, output::Format format = output::Format::text);
 int cmd_addresses(const Globals& g, output::Format format);

@@ -576,6 +576,29 @@ void parse_list(Walker& w, const Node& n, const Path& path, std::type_identity_t
     }
 }
 
+constexpr Field<m::Serve> kServe[] = {
+    {"listen",
+     [](Walker& w, const Node& n, const Path& path, m::Serve& s) {
+         if (!n.is_seq()) {
+             w.error(n.loc, path, fmt::format("expected a list of ADDRESS:PORT, got {}", kind_name(n)));
+             return;
+         }
+         for (size_t i = 0; i < n.seq.size(); ++i) {
+             const Path p(path, i);
+             const Node& x = n.seq[i];
+             auto e = w.typed<m::Endpoint>(x, p, parse_endpoint, "not ADDRESS:PORT");
+             if (!e) continue;
+             std::string host = e->host.size() >= 2 && e->host.front() == '[' ? e->host.substr(1, e->host.size() - 2) : e->host;
+             if (!m::IpAddr::parse(host) || !e->port)
+                 w.error(x.loc, p,
+                         fmt::format("{} — a listener is an IP address and a port, like 127.0.0.1:8000 or [::1]:8000", quote(x.scalar)));
+             else s.listen.push_back(*e);
+         }
+     }},
+    {"token_file", [](Walker& w, const Node& v, const Path& p, m::Serve& s) { s.token_file = w.abs_path(v, p); }},
+    {"trusted_proxies", [](Walker& w, const Node& v, const Path& p, m::Serve& s) { parse_routes(w, v, p, s.trusted_proxies); }},
+};
+
 constexpr Field<Config> kTop[] = {
     {"domain",
      [](Walker& w, const Node& v, const Path& p, Config& cfg) {
@@ -619,6 +642,10 @@ constexpr Field<Config> kTop[] = {
              if (!f.to_port) f.to_port = f.port;
      }},
     {"http_routes", [](Walker& w, const Node& v, const Path& p, Config& cfg) { parse_list(w, v, p, kHttpRoute, cfg.http_routes); }},
+    {"serve",
+     [](Walker& w, const Node& v, const Path& p, Config& cfg) {
+         if (w.is_map(v, p, true) && v.is_map()) parse_fields(w, v, p, kServe, cfg.serve);
+     }},
 };
 
 void parse_top(Walker& w, const Node& root, Config& cfg) {
@@ -645,6 +672,7 @@ std::vector<std::string> accepted_keys() {
     list_keys<Member>("fleets.*.peers.*.", kPeer, out);
     list_keys<m::Forward>("forwards[].", kForward, out);
     list_keys<m::HttpRoute>("http_routes[].", kHttpRoute, out);
+    list_keys<m::Serve>("serve.", kServe, out);
     return out;
 }
 

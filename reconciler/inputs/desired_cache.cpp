@@ -15,6 +15,7 @@
 #include "inputs/published_keys.hpp"
 #include "model/fd.hpp"
 #include "plan/render.hpp"
+#include "serve/store.hpp"
 
 namespace wgf::inputs {
 namespace {
@@ -384,10 +385,13 @@ model::Labels read_labels(Reader& r) {
 
 std::vector<std::string> cache_inputs(const model::Config& cfg) {
     std::vector<std::string> out = secret_files(cfg);
+    // serve's store: a commit rewrites its header (rollback journal), so its digest changes.
+    out.push_back(serve::store_path(cfg.state_dir));
     if (!cfg.keys_dir) return out;
     for (const auto& [fname, f] : cfg.fleets) {
         for (const auto& [n, m] : f.controllers) out.push_back(plan::published_key_path(*cfg.keys_dir, fname, n));
-        for (const auto& [n, m] : f.peers) out.push_back(plan::published_key_path(*cfg.keys_dir, fname, n));
+        for (const auto& [n, m] : f.peers)
+            if (!m.dynamic) out.push_back(plan::published_key_path(*cfg.keys_dir, fname, n));
         if (f.style == model::FleetStyle::subnet) out.push_back(plan::published_key_path(*cfg.keys_dir, fname, f.server));
     }
     return out;

@@ -2,6 +2,7 @@
 
 #include <poll.h>
 #include <signal.h>
+#include <sys/eventfd.h>
 #include <sys/inotify.h>
 #include <sys/signalfd.h>
 #include <sys/timerfd.h>
@@ -84,6 +85,19 @@ TickTimer::TickTimer(int interval_s) : fd_(checked(timerfd_create(CLOCK_MONOTONI
 bool TickTimer::take() {
     uint64_t ticks = 0;
     return read(fd_.fd, &ticks, sizeof ticks) == sizeof ticks && ticks > 0;
+}
+
+EventNudges::EventNudges() : fd_(checked(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC), "eventfd")) {}
+
+void EventNudges::nudge() {
+    uint64_t one = 1;
+    // Fails only when the counter would overflow: it is pending then anyway.
+    [[maybe_unused]] ssize_t n = write(fd_.fd, &one, sizeof one);
+}
+
+bool EventNudges::take() {
+    uint64_t n = 0;
+    return read(fd_.fd, &n, sizeof n) == sizeof n && n > 0;
 }
 
 backend::TimePoint PollClock::now() { return std::chrono::steady_clock::now(); }

@@ -1,6 +1,6 @@
 // The event sources of `watch` on Linux: inotify on the configuration's directory and the
 // drop-in directory (editors replace files by rename, so the file itself cannot be watched),
-// signalfd for SIGHUP/SIGTERM/SIGINT, timerfd for the drift ticks, and poll(2) over their
+// signalfd for SIGHUP/SIGTERM/SIGINT, timerfd for the drift ticks, eventfd for nudges, and poll(2) over their
 // descriptors as the clock that waits.
 #pragma once
 
@@ -39,6 +39,18 @@ private:
 class TickTimer : public backend::Timer {
 public:
     explicit TickTimer(int interval_s);
+    bool take() override;
+    int fd() const { return fd_.fd; }
+
+private:
+    model::Fd fd_;
+};
+
+// An eventfd: nudge() from any thread (serve's HTTP handlers after a commit) wakes the clock.
+class EventNudges : public backend::Nudges {
+public:
+    EventNudges();
+    void nudge();
     bool take() override;
     int fd() const { return fd_.fd; }
 

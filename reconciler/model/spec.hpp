@@ -29,6 +29,10 @@ struct Member {
     std::optional<uint16_t> id;             // controllers: pinned 16-bit /56 id
     std::optional<uint64_t> suffix;         // peers: pinned 64-bit suffix
     std::optional<IpAddr> ipv4;
+    // A member a run-time source adds (serve's enrolled clients), not the file: pinned by suffix,
+    // listed in the hosts file only under its host name, if it has one.
+    bool dynamic = false;
+    std::optional<std::string> host_name;
 
     auto operator<=>(const Member&) const = default;
 };
@@ -77,6 +81,18 @@ struct HttpRoute {
     auto operator<=>(const HttpRoute&) const = default;
 };
 
+// `wg-fleet serve`'s settings (its enrollment API).
+struct Serve {
+    // "ADDRESS:PORT" each; none: 127.0.0.1:8000 and each served fleet's ip6 on port 8000.
+    std::vector<Endpoint> listen;
+    // A file holding the bearer token mutating endpoints require (0600); none: no token.
+    std::optional<std::string> token_file;
+    // Proxies whose X-Forwarded-For is believed; none by default.
+    std::vector<Prefix> trusted_proxies;
+
+    auto operator<=>(const Serve&) const = default;
+};
+
 struct Config {
     std::optional<std::string> domain;
     uint64_t prune_timeout = 30 * 60;  // seconds
@@ -88,6 +104,7 @@ struct Config {
     std::map<std::string, Fleet> fleets;
     std::vector<Forward> forwards;
     std::vector<HttpRoute> http_routes;
+    Serve serve;
 
     auto operator<=>(const Config&) const = default;
 };

@@ -524,8 +524,11 @@ std::vector<HostsEntry> render_hosts_entries(const Fleetwide& fw, const std::str
         std::string tail = "." + fleet + (fw.cfg.domain ? "." + *fw.cfg.domain : "");
         out.reserve(out.size() + fp.nodes.size());
         auto peer = f.peers.begin();
-        for (const auto& [n, na] : fp.nodes)
-            if (auto a = primary_address(f, fp, n, na, find_in_step(f.peers, peer, n))) out.push_back({*a, n + tail});
+        for (const auto& [n, na] : fp.nodes) {
+            const model::Member* m = find_in_step(f.peers, peer, n);
+            if (m && m->dynamic && !m->host_name) continue;  // an enrolled client is listed by its host name only
+            if (auto a = primary_address(f, fp, n, na, m)) out.push_back({*a, (m && m->dynamic ? *m->host_name : n) + tail});
+        }
     };
     if (node.empty()) {
         for (const auto& [name, f] : fw.cfg.fleets) add_fleet(name);

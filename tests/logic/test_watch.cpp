@@ -59,9 +59,10 @@ struct World {
     backend::FileChange changed = backend::FileChange::none;
     std::deque<backend::Signal> signals;
     int ticks = 0;
+    int nudges = 0;
     std::vector<backend::TimePoint> loaded_at;  // when the loop loaded the configuration
 
-    bool pending() const { return changed != backend::FileChange::none || !signals.empty() || ticks > 0; }
+    bool pending() const { return changed != backend::FileChange::none || !signals.empty() || ticks > 0 || nudges > 0; }
     void at(int ms, std::function<void()> f) { script.emplace(backend::TimePoint{} + milliseconds(ms), std::move(f)); }
     // A write in place, or (`replaced`) the file renamed into place; notifications of both
     // kinds taken at once are a write.
@@ -101,6 +102,15 @@ class FakeTimer : public backend::Timer {
 public:
     explicit FakeTimer(World& w) : w_(w) {}
     bool take() override { return std::exchange(w_.ticks, 0) > 0; }
+
+private:
+    World& w_;
+};
+
+class FakeNudges : public backend::Nudges {
+public:
+    explicit FakeNudges(World& w) : w_(w) {}
+    bool take() override { return std::exchange(w_.nudges, 0) > 0; }
 
 private:
     World& w_;
@@ -215,13 +225,16 @@ struct Harness {
     FakeFiles files{w};
     FakeSignals signals{w};
     FakeTimer timer{w};
+    FakeNudges nudges{w};
     FakeClock clock{w};
     FakeReport report;
     FakeLoader loader{w, node};
 
-    void watch(apply::WatchOptions o = {}) {
+    void watch(apply::WatchOptions o = {}, bool with_nudges = false) {
         o.watching = "watching";
-        apply::watch(loader, {.files = files, .signals = signals, .timer = timer, .clock = clock}, report, o);
+        apply::watch(loader,
+                     {.files = files, .signals = signals, .timer = timer, .clock = clock, .nudges = with_nudges ? &nudges : nullptr},
+                     report, o);
     }
 };
 
@@ -385,4 +398,22 @@ TEST_CASE("watch: the watchdog is pinged while the loop waits", "[watch]") {
     h.watch(o);
     CHECK(h.report.watchdog_calls >= 10);
     REQUIRE(h.node.runs.size() == 1);
+}
+
+TEST_CASE("watch: a nudge (serve's store changed) loads and converges at once, several pending are one run", "[watch]") {
+    Harness h;
+    // The store's change shows as a new configuration: the loader reads the store with the file.
+    h.w.at(100, [&] {
+        h.w.label = "two peers";
+        h.w.text = kTwoPeers;
+        h.w.nudges += 3;
+    });
+    h.w.at(1000, [&] { h.w.term(); });
+    h.watch({}, true);
+    REQUIRE(h.node.runs.size() == 2);
+    CHECK(h.node.runs[1] == Run{.config = "two peers", .why = Trigger::store, .ops = h.node.runs[1].ops, .ok = true});
+    CHECK(h.node.runs[1].ops > 0);
+    REQUIRE(h.w.loaded_at.size() == 2);
+    CHECK(h.w.loaded_at[1] == backend::TimePoint{} + milliseconds(100));  // no settling pause
+    CHECK(h.node.peers() == 2);
 }

@@ -146,6 +146,12 @@ def main():
             check(f"{name}: {path} is writable: {why}", covered(path, writable) and not covered(path, hidden))
 
     check(f"both units run the same binary ({sorted(map(str, binaries))})", len(binaries) == 1 and None not in binaries)
+    serve = parsed.get("wg-fleet-serve.service", {})
+    check("wg-fleet-serve.service: Type=notify", serve.get("Service", {}).get("Type", [""])[-1] == "notify")
+    check("wg-fleet-serve.service: runs serve", words(serve.get("Service", {}).get("ExecStart", []))[1:] == ["serve"])
+    check("wg-fleet-serve.service: Conflicts=wg-fleet.service", "wg-fleet.service" in words(serve.get("Unit", {}).get("Conflicts", [])))
+    check("wg-fleet-serve.service: the drop-in directory is writable",
+          covered("/etc/wg-fleet.d", words(serve.get("Service", {}).get("ReadWritePaths", []))))
     watch = parsed.get("wg-fleet.service", {}).get("Service", {})
     check("wg-fleet.service: Type=notify", watch.get("Type", [""])[-1] == "notify")
     check("wg-fleet.service: runs watch", words(watch.get("ExecStart", []))[1:] == ["watch"])

@@ -23,15 +23,18 @@ BELOW = {
     "linux": {"backend", "plan", "config", "model"},
     "system": {"linux", "backend", "plan", "config", "model"},
     "apply": {"backend", "plan", "config", "model"},
-    "inputs": {"apply", "backend", "plan", "config", "model"},
-    "cli": {"inputs", "apply", "system", "linux", "backend", "plan", "config", "model"},
-    "sandbox": {"cli", "inputs", "apply", "system", "linux", "backend", "plan", "config", "model"},
+    # serve's store (read by inputs/) and its HTTP API (used by cli/): neither needs more.
+    "serve": {"plan", "config", "model"},
+    "inputs": {"serve", "apply", "backend", "plan", "config", "model"},
+    "cli": {"serve", "inputs", "apply", "system", "linux", "backend", "plan", "config", "model"},
+    "sandbox": {"cli", "serve", "inputs", "apply", "system", "linux", "backend", "plan", "config", "model"},
 }
 # A library's name to its layer.
 LIB = {f"wgf_{d}": d for d in BELOW}
 LIB["wgf_linux_codec"] = "linux"
 LIB["wgf_backend_fake"] = "backend"
-LIB["wgf_output"] = "cli"  # the output formats, a library of their own for tests
+LIB["wgf_output"] = "cli"
+LIB["wgf_serve_store"] = "serve"  # the output formats, a library of their own for tests
 
 # What opening a file looks like in C++ here: the engine leaves that to backend/'s implementations.
 FILE_IO = re.compile(r"\b(?:open|openat|fopen|opendir|creat)\s*\(|\bstd::(?:i|o)?fstream\b|\bstd::filesystem\b|<fstream>|<filesystem>")

@@ -1,0 +1,206 @@
+// serve: watch's service (run_service) plus the enrollment API on HTTP listeners of its own
+// threads. The API writes only serve's store and nudges the loop, which loads the configuration
+// with the store's clients (inputs/enrolled) and converges; serve never touches the device or
+// the YAML itself. After each converge the API learns the served fleets, the server keys and
+// the handshakes; on each tick clients silent for longer than prune_timeout are removed.
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+
+#include <fmt/format.h>
+
+#include "cli/commands.hpp"
+#include "cli/service.hpp"
+#include "model/fd.hpp"
+#include "serve/api.hpp"
+#include "serve/http.hpp"
+#include "serve/prune.hpp"
+#include "serve/store.hpp"
+
+namespace wgf::cli {
+namespace {
+
+constexpr uint16_t kDefaultPort = 8000;
+constexpr size_t kTokenMax = 4096;
+
+// The fleets `node` serves: subnet style with a subnet, `node` their server.
+std::map<std::string, serve::ServedFleet> served_fleets(const model::Config& cfg, const std::string& node) {
+    std::map<std::string, serve::ServedFleet> out;
+    for (const auto& [name, f] : cfg.fleets)
+        if (f.style == model::FleetStyle::subnet && f.subnet && f.server == node)
+            out.emplace(name, serve::ServedFleet{.subnet = *f.subnet,
+                                                 .server_ip = f.ip6,
+                                                 .port = f.port,
+                                                 .external_ip = f.external_ip,
+                                                 .keepalive = f.keepalive,
+                                                 .interface = f.interface,
+                                                 .server_key = std::nullopt});
+    return out;
+}
+
+// The token file's content without its trailing newline: a secret file (0600, regular, ours to
+// read), never logged. The error names the file only.
+std::optional<std::string> read_token(const std::string& path, std::string& error) {
+    auto fail = [&](std::string e) -> std::optional<std::string> {
+        error = std::move(e);
+        return std::nullopt;
+    };
+    model::Fd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+    if (fd.fd < 0) return fail(fmt::format("{}: cannot read the token file: {}", path, std::strerror(errno)));
+    struct stat st {};
+    if (fstat(fd.fd, &st) != 0 || !S_ISREG(st.st_mode)) return fail(fmt::format("{}: the token file is not a regular file", path));
+    if (st.st_mode & 077)
+        return fail(
+            fmt::format("{}: the token file is mode {:04o}; it must be readable by its owner only (chmod 600)", path, st.st_mode & 07777));
+    std::string token(kTokenMax, '\0');
+    ssize_t n = read(fd.fd, token.data(), token.size());
+    if (n < 0) return fail(fmt::format("{}: cannot read the token file: {}", path, std::strerror(errno)));
+    token.resize(static_cast<size_t>(n));
+    while (!token.empty() && (token.back() == '\n' || token.back() == '\r' || token.back() == ' ')) token.pop_back();
+    if (token.empty()) return fail(fmt::format("{}: the token file is empty", path));
+    return token;
+}
+
+std::vector<serve::Listener> listeners(const model::Config& cfg, const std::map<std::string, serve::ServedFleet>& served,
+                                       const std::vector<std::string>& args, std::string& error) {
+    std::vector<serve::Listener> out;
+    auto add = [&](const std::string& text) {
+        std::string why;
+        if (auto l = serve::parse_listener(text, &why)) out.push_back(*l);
+        else error = fmt::format("--listen {}: {}", text, why);
+    };
+    if (!args.empty()) {
+        for (const auto& a : args) add(a);
+    } else if (!cfg.serve.listen.empty()) {
+        for (const auto& e : cfg.serve.listen) add(e.str());
+    } else {
+        out.push_back({.addr = *model::IpAddr::parse("127.0.0.1"), .port = kDefaultPort});
+        for (const auto& [name, f] : served)
+            if (f.server_ip) out.push_back({.addr = *f.server_ip, .port = kDefaultPort});
+    }
+    return out;
+}
+
+// What serve keeps across runs of the loop.
+struct ServeState {
+    spdlog::logger& log;
+    serve::Store& store;
+    serve::Api& api;
+    linux_::EventNudges& nudges;
+    std::string node;
+    std::optional<std::string> token;
+    std::map<std::string, std::map<model::Key, int64_t>> handshakes;  // as the last full read saw them
+
+    void after_run(apply::Trigger why, const apply::RunResult& r, const Loaded& l, int64_t now) {
+        const model::Config& cfg = l.cfg();
+        serve::View v{
+            .fleets = served_fleets(cfg, node), .domain = cfg.domain, .token = token, .trusted_proxies = cfg.serve.trusted_proxies};
+        for (auto& [name, f] : v.fleets) {
+            if (auto w = r.desired.interfaces.find(f.interface); w != r.desired.interfaces.end()) f.server_key = w->second.public_key;
+            if (r.live && !r.used_cache) {
+                auto& hs = handshakes[name];
+                hs.clear();
+                if (auto st = r.live->stats.find(f.interface); st != r.live->stats.end())
+                    for (const auto& [k, s] : st->second) hs[k] = s.last_handshake;
+            }
+        }
+        v.handshakes = handshakes;
+        // Only a tick reads every device: the handshakes a prune needs are fresh then.
+        if (why == apply::Trigger::tick) prune(v, cfg.prune_timeout, now);
+        api.set_view(std::move(v));
+    }
+
+    void prune(const serve::View& v, uint64_t timeout, int64_t now) {
+        bool removed = false;
+        for (const auto& [name, f] : v.fleets) {
+            auto clients = store.clients(name);
+            auto gone = serve::clients_to_prune(
+                clients, v.handshakes.count(name) ? v.handshakes.at(name) : decltype(handshakes)::mapped_type{}, now, timeout);
+            if (gone.empty()) continue;
+            store.remove(name, gone);
+            for (const auto& k : gone) log.info("pruned {} from fleet {}: silent for more than {}s", k.short_str(), name, timeout);
+            removed = true;
+        }
+        if (removed) nudges.nudge();
+    }
+};
+
+int cmd_serve(const Globals& g, int interval_s, const std::vector<std::string>& listen_args) {
+    auto log = service_logger(g);
+    auto l = load(g);
+    if (!l->fleet) return kError;
+    const std::string node = this_node(g);
+    auto served = served_fleets(l->cfg(), node);
+    if (served.empty()) log->warn("node '{}' serves no fleet of {} (a fleet with subnet: whose server is this node)", node, g.config);
+    std::optional<std::string> token;
+    if (l->cfg().serve.token_file) {
+        std::string why;
+        token = read_token(*l->cfg().serve.token_file, why);
+        if (!token) {
+            log->error("{}", why);
+            return kError;
+        }
+    }
+    std::string error;
+    auto where = listeners(l->cfg(), served, listen_args, error);
+    if (!error.empty()) {
+        log->error("{}", error);
+        return kError;
+    }
+    for (const auto& li : where)
+        if (!li.loopback() && !token)
+            log->warn("listening on {} without a token: anyone who reaches it can register (set serve: token_file:)", li.str());
+
+    try {
+        serve::Store store(l->cfg().state_dir);
+        linux_::EventNudges nudges;
+        serve::Api api(
+            store, [&nudges] { nudges.nudge(); }, [] { return static_cast<int64_t>(time(nullptr)); },
+            [&log](const std::string& s) { log->info("{}", s); }, [&log](const std::string& s) { log->warn("{}", s); });
+        serve::HttpServers http(api);
+        ServeState state{.log = *log, .store = store, .api = api, .nudges = nudges, .node = node, .token = token, .handshakes = {}};
+        ServiceHooks hooks{.nudges = &nudges,
+                           .before_loop =
+                               [&] {
+                                   if (auto err = http.start(where)) {
+                                       log->error("{}", *err);
+                                       return false;
+                                   }
+                                   std::string list;
+                                   for (const auto& li : where) list += (list.empty() ? "" : ", ") + li.str();
+                                   log->info("serving the enrollment API on {}", list);
+                                   return true;
+                               },
+                           .after_run = [&state](apply::Trigger why, const apply::RunResult& r, const Loaded& ld,
+                                                 int64_t now) { state.after_run(why, r, ld, now); }};
+        l.reset();
+        int rc = run_service(g, interval_s, *log, hooks);
+        http.stop();
+        return rc;
+    } catch (const serve::StoreError& e) {
+        log->error("{}", e.what());
+        return kError;
+    }
+}
+
+}  // namespace
+
+void add_serve(CLI::App& app, Context& ctx) {
+    auto interval = std::make_shared<int>(30);
+    auto listen = std::make_shared<std::vector<std::string>>();
+    auto* sub = app.add_subcommand("serve",
+                                   "Run as a service like watch, plus the enrollment API: clients register and ping over HTTP, "
+                                   "and are peers of their fleet within a second");
+    sub->add_option("--interval", *interval, "Seconds between drift-correction ticks (and prunes)")
+        ->default_val(30)
+        ->check(CLI::Range(1, 86400));
+    sub->add_option("--listen", *listen,
+                    "ADDRESS:PORT to serve HTTP on (repeatable); default: serve: listen: in the file, else 127.0.0.1:8000 and each "
+                    "served fleet's ip6 on port 8000");
+    sub->callback([&ctx, interval, listen] { ctx.rc = cmd_serve(ctx.g, *interval, *listen); });
+}
+
+}  // namespace wgf::cli

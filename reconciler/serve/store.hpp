@@ -1,0 +1,105 @@
+// serve's store: the clients enrolled through the API, in state_dir/serve.db (SQLite, 0600). One
+// row per client: fleet, public key, address, source address, host name, registration and last
+// ping. No private key is ever stored: a key pair serve generates for a client goes back in the
+// response only. Every change is one transaction, so concurrent registrations (threads of one
+// serve, or another process) never share an address and a failed request stores nothing. The
+// store is also read read-only by every command that builds the desired state (inputs/enrolled).
+#pragma once
+
+#include <cstdint>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "model/net.hpp"
+
+struct sqlite3;
+
+namespace wgf::serve {
+
+inline constexpr std::string_view kStoreFile = "serve.db";
+
+std::string store_path(const std::string& state_dir);
+
+// A failure of the database itself (open, read, write): the message names the file.
+class StoreError : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+struct Client {
+    std::string fleet{};
+    model::Key public_key{};
+    model::IpAddr address{};
+    std::string source_ip{};
+    std::optional<std::string> host_name{};
+    int64_t registered = 0;  // seconds since the epoch
+    int64_t last_seen = 0;   // the registration or the last ping
+
+    auto operator<=>(const Client&) const = default;
+};
+
+// Where a fleet's clients get their addresses.
+struct Pool {
+    model::Prefix subnet;
+    std::optional<model::IpAddr> server;  // the server's own address: never a client's
+};
+
+// Host names as the API accepts them, numbered suffix included: ^[a-z0-9_-]{1,63}$.
+bool valid_host_name(std::string_view name);
+
+// The name a client asking for `wanted` gets, given the names other live clients of its fleet
+// hold (`taken`) and the one it holds now: its own name when that is `wanted` or a numbered form
+// of it (a client keeps its name), else `wanted`, else the first free `wanted--N` from N = 2.
+// nullopt when that name would break the host name rule (too long).
+std::optional<std::string> dedup_host_name(std::string_view wanted, const std::optional<std::string>& current,
+                                           const std::vector<std::string>& taken);
+
+struct Registration {
+    std::optional<Client> client;  // unset: the pool is full
+    bool existing = false;         // the key was enrolled already: its address is kept
+};
+
+enum class PingOutcome { ok, unknown_client, bad_host_name };
+
+struct PingResult {
+    PingOutcome outcome = PingOutcome::ok;
+    std::optional<std::string> host_name{};  // the name the client holds after the ping
+};
+
+class Store {
+public:
+    // Opens state_dir/serve.db for writing, creating it (and state_dir) when missing; the file is
+    // made 0600 whatever the umask or its mode before. Throws StoreError.
+    explicit Store(const std::string& state_dir);
+    ~Store();
+    Store(const Store&) = delete;
+    Store& operator=(const Store&) = delete;
+
+    const std::string& path() const { return path_; }
+
+    // Enrolls `key` in `fleet` with the lowest free address of the pool after the highest one
+    // given out (then any gap), or returns the address it has already.
+    Registration register_client(const std::string& fleet, const Pool& pool, const model::Key& key, const std::string& source_ip,
+                                 int64_t now);
+    // The client of `fleet` at `address`: last seen now, and the host name asked for, if any.
+    PingResult ping(const std::string& fleet, const model::IpAddr& address, const std::optional<std::string>& host_name, int64_t now);
+    // Removes these clients of `fleet`; returns how many there were.
+    size_t remove(const std::string& fleet, const std::vector<model::Key>& keys);
+    // Every client (of one fleet, when given), ordered by fleet and address.
+    std::vector<Client> clients(const std::optional<std::string>& fleet = std::nullopt);
+
+private:
+    std::string path_;
+    sqlite3* db_ = nullptr;
+    std::mutex mu_;  // one connection, one statement at a time
+};
+
+// Every client in the store at `path`, read-only. A missing file is no clients; any other
+// failure throws StoreError naming the file.
+std::vector<Client> read_clients(const std::string& path);
+
+}  // namespace wgf::serve
