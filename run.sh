@@ -36,6 +36,7 @@ PACKAGES=(
   # both man pages are linted (tests/man)
   mandoc
   groff-base
+  libcpp-httplib-dev  # serve's Headscale source polls the server's API over HTTP(S) (reconciler/serve/headscale_client.cpp)
 )
 JOBS=$(nproc 2>/dev/null || echo 2)
 

@@ -44,6 +44,7 @@ KEY_SECTIONS = {
     "fleets.*.peers.*": "MEMBERS",
     "forwards[]": "FORWARDS",
     "http_routes[]": "HTTP ROUTES",
+    "fleets.*.headscale": "HEADSCALE",
 }
 
 # Variables read through libsystemd rather than by name in our sources.
