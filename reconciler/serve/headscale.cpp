@@ -257,7 +257,9 @@ backend::Result<Mapping> mapping_from_json(std::string_view text) {
     const json* nodes = field(j, "nodes");
     if (!nodes || !nodes->is_object()) return invalid("no \"nodes\" object");
     std::set<IpAddr> seen;
-    for (const auto& [id, n] : nodes->items()) {
+    for (const auto& item : nodes->items()) {
+        const std::string& id = item.key();
+        const json& n = item.value();
         auto bad = [&](std::string_view what) { return invalid(fmt::format("node {}: {}", id, what)); };
         if (!valid_node_id(id)) return bad("not a valid node id");
         if (!n.is_object()) return bad("not an object");
@@ -291,7 +293,9 @@ backend::Result<Mapping> import_sync_state(std::string_view text, const SyncInpu
     if (!processed || !processed->is_object()) return invalid("sync state: no \"processed_nodes\" object of node id -> address");
     std::map<std::string, IpAddr> imported;
     std::map<IpAddr, std::string> by_addr;
-    for (const auto& [key, v] : processed->items()) {
+    for (const auto& item : processed->items()) {
+        const std::string& key = item.key();
+        const json& v = item.value();
         // The service named its entries "node_<id>" or by the bare id.
         std::string id = key.starts_with("node_") && valid_node_id(key.substr(5)) ? key.substr(5) : key;
         auto bad = [&](std::string_view what) { return invalid(fmt::format("sync state: processed_nodes.{}: {}", key, what)); };
@@ -371,9 +375,9 @@ std::vector<Member> members(const std::string& fleet, const Mapping& m) {
     return out;
 }
 
-std::string members_json(const std::vector<Member>& ms) {
+std::string members_json(const std::vector<Member>& all) {
     json out = json::array();
-    for (const auto& m : ms)
+    for (const auto& m : all)
         out.push_back({{"fleet", m.fleet},
                        {"name", m.name},
                        {"node_id", m.node_id},

@@ -122,7 +122,7 @@ struct Member {
 };
 
 std::vector<Member> members(const std::string& fleet, const Mapping& m);
-std::string members_json(const std::vector<Member>& members);
+std::string members_json(const std::vector<Member>& all);
 
 // GET /health.
 struct Health {
