@@ -37,6 +37,7 @@ PACKAGES=(
   mandoc
   groff-base
   libcpp-httplib-dev  # serve's Headscale source polls the server's API over HTTP(S) (reconciler/serve/headscale_client.cpp)
+  openssl  # the Headscale stand-in test makes a self-signed certificate for its TLS server (tests/headscale)
 )
 JOBS=$(nproc 2>/dev/null || echo 2)
 

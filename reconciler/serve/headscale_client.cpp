@@ -21,6 +21,8 @@ using backend::Error;
 
 // Responses larger than this are not a node list anyone runs; reading stops there.
 constexpr size_t kMaxBody = 64u << 20;
+// Debian's bundle of the system's trusted certificates (ca-certificates).
+constexpr const char* kSystemCaBundle = "/etc/ssl/certs/ca-certificates.crt";
 
 // Creates `dir` (0700) when absent; an existing directory keeps its mode.
 backend::Status ensure_private_dir(const std::string& dir) {
@@ -174,6 +176,9 @@ backend::Result<std::string> fetch_nodes(const model::Headscale& hs, const std::
     client.set_read_timeout(t, 0);
     client.set_write_timeout(t, 0);
     client.set_follow_location(false);
+    // The request carries the API key: only to a server whose certificate the system trusts.
+    client.enable_server_certificate_verification(true);
+    if (hs.url.starts_with("https://") && std::filesystem::exists(kSystemCaBundle)) client.set_ca_cert_path(kSystemCaBundle);
     std::string body;
     bool too_large = false;
     httplib::Headers headers{{"Authorization", "Bearer " + api_key}, {"Accept", "application/json"}};

@@ -5,7 +5,8 @@ usage: check_standin.py HEADSCALE_POLL STANDIN_PY
 
 Polls through the test driver headscale_poll: recorded node lists in both spellings, then every
 failure a poll meets (401, 403, a wrong key, a key file others may read, a timeout, malformed
-JSON, a wrong shape, HTTP 500, a refused connection), each of which must leave the mapping and the
+JSON, a wrong shape, HTTP 500, a refused connection, a TLS server whose certificate is not
+trusted), each of which must leave the mapping and the
 key files byte for byte as they were; the grace period; a restart; a node's config checked with
 `wg pubkey`; and seed 000's state file imported. Public keys are checked against `wg pubkey` of
 the key files, addresses against the pool counted by hand.
@@ -15,6 +16,7 @@ import json
 import os
 import pathlib
 import shutil
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -63,7 +65,7 @@ RESPONSES = {
 }
 
 tmp = pathlib.Path(tempfile.mkdtemp(prefix=f"wgf-headscale-{os.getpid()}-"))
-standin = None
+standin = tls_standin = None
 try:
     api_key = "hskey-" + os.urandom(12).hex()
     key_file = tmp / "api.key"
@@ -74,6 +76,13 @@ try:
                                stderr=subprocess.DEVNULL, text=True)
     port = int(standin.stdout.readline())
     base = f"http://127.0.0.1:{port}"
+    # The same over TLS with a self-signed certificate, which no system trusts.
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(tmp / "tls.key"), "-out", str(tmp / "tls.crt")],
+                   check=True, capture_output=True)
+    tls_standin = subprocess.Popen([sys.executable, STANDIN, api_key, str(tmp / "responses.json"), str(tmp / "tls.crt"),
+                                    str(tmp / "tls.key")], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    tls_base = f"https://127.0.0.1:{int(tls_standin.stdout.readline())}"
 
     def scenario(name):
         urllib.request.urlopen(urllib.request.Request(f"{base}/_scenario/{name}", method="POST", data=b""), timeout=5).read()
@@ -107,6 +116,15 @@ fleets:
       url: {base}/
       api_key_file: {key_file}
       pool: 10.13.13.0/24
+  tls:
+    port: 51822
+    external_ip: vpn.example.com
+    ip6: fd00:15::1
+    subnet: fd00:15::/64
+    public_key: {server_pub}
+    headscale:
+      url: {tls_base}
+      api_key_file: {key_file}
 """)
     hsdir = state / "headscale"
     mapping = hsdir / "hs.json"
@@ -240,7 +258,14 @@ fleets:
     check(p.returncode == 1 and "outside the pool 10.13.13.0/24" in p.stderr, f"an address outside the pool: {p.stderr.strip()}")
     check(snapshot("legacy") == legacy_before, "a refused import changes nothing")
 
-    # 7. Connection refused: the stand-in is gone.
+    # 7. TLS with a certificate no one trusts: refused before the request (and the key) goes out.
+    p = run("poll", "1000", fleet="tls")
+    check(p.returncode == 1 and f"TLS with Headscale at {tls_base} failed" in p.stderr, f"untrusted certificate: {p.stderr.strip()}")
+    check(not (hsdir / "tls.json").exists(), "untrusted certificate: no mapping written")
+    tls_requests = json.loads(urllib.request.urlopen(f"{tls_base}/_requests", timeout=5, context=ssl._create_unverified_context()).read())
+    check(tls_requests.get("requests") == 0, f"untrusted certificate: the server got no request: {tls_requests}")
+
+    # 8. Connection refused: the stand-in is gone.
     standin.kill()
     standin.wait()
     standin = None
@@ -248,9 +273,10 @@ fleets:
     check(p.returncode == 1 and f"cannot connect to Headscale at {base}" in p.stderr, f"connection refused: {p.stderr.strip()}")
     check(snapshot() == after, "connection refused: mapping and key files unchanged")
 finally:
-    if standin:
-        standin.kill()
-        standin.wait()
+    for proc in (standin, tls_standin):
+        if proc:
+            proc.kill()
+            proc.wait()
     shutil.rmtree(tmp, ignore_errors=True)
 
 print(f"check_standin: {len(failures)} failed" if failures else "check_standin: all passed")

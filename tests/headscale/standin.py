@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """A stand-in for a Headscale server: GET /api/v1/node answers from recorded responses.
 
-usage: standin.py API_KEY RESPONSES_JSON
+usage: standin.py API_KEY RESPONSES_JSON [CERT KEY]
 
-Listens on a free port of 127.0.0.1 and prints it as the first line of stdout. RESPONSES_JSON
+Listens on a free port of 127.0.0.1 (with TLS when given a certificate and its key) and prints
+it as the first line of stdout. RESPONSES_JSON
 maps a scenario name to {"status": N, "body": TEXT} or {"sleep": SECONDS} (answers nothing until
 then). `POST /_scenario/NAME` selects the scenario (default: the first). A request without
 `Authorization: Bearer API_KEY` gets 401, as Headscale answers, whatever the scenario. Every
@@ -12,6 +13,7 @@ request to the API is counted; `GET /_requests` returns the count.
 
 import http.server
 import json
+import ssl
 import sys
 import threading
 import time
@@ -65,5 +67,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
 server.daemon_threads = True
+if len(sys.argv) > 4:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(sys.argv[3], sys.argv[4])
+    server.socket = ctx.wrap_socket(server.socket, server_side=True)
 print(server.server_address[1], flush=True)
 server.serve_forever()
