@@ -37,8 +37,9 @@ PACKAGES=(
   mandoc
   groff-base
   libsqlite3-dev  # serve's store of enrolled clients (state_dir/serve.db)
-  libcpp-httplib-dev  # serve's HTTP API
+  libcpp-httplib-dev  # serve's HTTP API and its Headscale source's client
   python3-html5lib  # serve's dashboard is parsed strictly as HTML5 (tests/serve)
+  openssl  # the Headscale stand-in test makes a self-signed certificate for its TLS server (tests/headscale)
 )
 JOBS=$(nproc 2>/dev/null || echo 2)
 

@@ -351,7 +351,94 @@ void parse_members(Walker& w, const Node& n, const Path& path, Table<Member> tab
 }
 
 // Keys only a subnet-style fleet has, in the order a fleet mixing the styles is reported by.
-constexpr std::string_view kSubnetOnly[] = {"ip6", "subnet", "external_ip", "server", "public_key"};
+constexpr std::string_view kSubnetOnly[] = {"ip6", "subnet", "external_ip", "server", "public_key", "headscale"};
+
+std::optional<uint64_t> duration_at_least(Walker& w, const Node& v, const Path& p, uint64_t lo) {
+    auto s = w.str(v, p);
+    if (!s) return std::nullopt;
+    auto d = m::parse_duration(*s);
+    if (!d) w.error(v.loc, p, fmt::format("{} — a duration is like 30s, 10m or 1h (units d, h, m, s)", quote(*s)));
+    else if (*d < lo) w.error(v.loc, p, fmt::format("{} — must be at least {}", quote(*s), m::format_duration(lo)));
+    else return d;
+    return std::nullopt;
+}
+
+// An http:// or https:// URL with a host; its path, if any, is where the API lives under.
+bool valid_http_url(std::string_view s) {
+    std::string_view rest;
+    if (s.starts_with("http://")) rest = s.substr(7);
+    else if (s.starts_with("https://")) rest = s.substr(8);
+    else return false;
+    if (rest.empty() || rest.front() == '/' || rest.front() == ':') return false;
+    return std::none_of(s.begin(), s.end(), [](unsigned char c) { return c <= ' ' || c == 0x7f || c == '?' || c == '#'; });
+}
+
+constexpr Field<m::Headscale> kHeadscale[] = {
+    {"url",
+     [](Walker& w, const Node& v, const Path& p, m::Headscale& h) {
+         if (auto s = w.str(v, p)) {
+             if (valid_http_url(*s)) h.url = *s;
+             else
+                 w.error(v.loc, p,
+                         fmt::format("{} — expected an http:// or https:// URL such as https://headscale.example.com", quote(*s)));
+         }
+     },
+     Need::required},
+    {"api_key_file",
+     [](Walker& w, const Node& v, const Path& p, m::Headscale& h) {
+         if (auto s = w.abs_path(v, p)) h.api_key_file = *s;
+     },
+     Need::required},
+    {"poll_interval",
+     [](Walker& w, const Node& v, const Path& p, m::Headscale& h) {
+         if (auto d = duration_at_least(w, v, p, 1)) h.poll_interval = *d;
+     }},
+    {"timeout",
+     [](Walker& w, const Node& v, const Path& p, m::Headscale& h) {
+         if (auto d = duration_at_least(w, v, p, 1)) h.timeout = *d;
+     }},
+    {"grace",
+     [](Walker& w, const Node& v, const Path& p, m::Headscale& h) {
+         if (auto d = duration_at_least(w, v, p, 0)) h.grace = *d;
+     }},
+    {"pool",
+     [](Walker& w, const Node& v, const Path& p, m::Headscale& h) {
+         if (auto pf = w.typed<m::Prefix>(v, p, parse_prefix, "not a CIDR")) {
+             if (!w.network(v, p, *pf)) return;
+             if (pf->addr.is_v4() ? pf->len > 30 : pf->len > 126)
+                 w.error(v.loc, p,
+                         fmt::format("{} — the pool needs room for nodes: /{} or shorter", quote(v.scalar), pf->addr.is_v4() ? 30 : 126));
+             else h.pool = *pf;
+         }
+     }},
+};
+
+void parse_headscale(Walker& w, const Node& n, const Path& path, Fleet& f) {
+    if (!w.is_map(n, path, false)) return;
+    m::Headscale h;
+    parse_fields(w, n, path, kHeadscale, h);
+    for (const auto& fld : kHeadscale)
+        if (fld.need == Need::required && !n.find(fld.key)) w.error(n.loc, path, fmt::format("missing required key '{}'", fld.key));
+    f.headscale = std::move(h);
+}
+
+// The pool must lie inside an address range the fleet's server holds, or its nodes would have
+// addresses nothing routes to them; checked once the fleet's own keys are all parsed.
+void check_headscale_pool(Walker& w, const Node& fleet_node, const Path& path, const Fleet& f) {
+    if (!f.headscale || !f.headscale->pool) return;
+    const Node& hs = fleet_node.find("headscale")->value;
+    const Entry* pe = hs.find("pool");
+    const m::Prefix& pool = *f.headscale->pool;
+    auto inside = [&](const std::optional<m::Prefix>& outer) {
+        return outer && outer->addr.family == pool.addr.family && outer->len <= pool.len && outer->contains(pool.addr);
+    };
+    if (inside(f.subnet) || inside(f.ipv4)) return;
+    const Path hpath(path, "headscale");
+    w.error(
+        pe->value.loc, Path(hpath, "pool"),
+        fmt::format("{} — the pool must lie inside the fleet's subnet{}{}", quote(pe->value.scalar), f.subnet ? " " + f.subnet->str() : "",
+                    f.ipv4 ? " or its ipv4 " + f.ipv4->str() : " (or set the fleet's ipv4: around it)"));
+}
 
 constexpr Field<Fleet> kFleet[] = {
     {"interface",
@@ -427,6 +514,7 @@ constexpr Field<Fleet> kFleet[] = {
      }},
     {"public_key", [](Walker& w, const Node& v, const Path& p,
                       Fleet& f) { f.server_public_key = w.typed<m::Key>(v, p, parse_key, "not a WireGuard key"); }},
+    {"headscale", parse_headscale},
 };
 
 // The fleet's style decides its defaults and which keys it needs, so it is settled before the
@@ -456,6 +544,7 @@ bool parse_fleet(Walker& w, const Entry& fe, const Path& path, Fleet& f) {
         if (!n.find("ip6")) w.error(fe.key_loc, path, "a subnet-style fleet needs ip6: (the server's address)");
         if (!n.find("subnet")) w.error(fe.key_loc, path, "a subnet-style fleet needs subnet: (the clients' IPv6 subnet)");
     }
+    check_headscale_pool(w, n, path, f);
     if (!n.find("interface")) {
         std::string why;
         if (!m::valid_ifname(f.interface, &why))
@@ -673,6 +762,7 @@ std::vector<std::string> accepted_keys() {
     list_keys<m::Forward>("forwards[].", kForward, out);
     list_keys<m::HttpRoute>("http_routes[].", kHttpRoute, out);
     list_keys<m::Serve>("serve.", kServe, out);
+    list_keys<m::Headscale>("fleets.*.headscale.", kHeadscale, out);
     return out;
 }
 

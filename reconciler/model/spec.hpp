@@ -37,6 +37,18 @@ struct Member {
     auto operator<=>(const Member&) const = default;
 };
 
+// A Headscale server whose nodes `wg-fleet serve` makes clients of a subnet-style fleet.
+struct Headscale {
+    std::string url;              // http:// or https://, without /api/v1/node
+    std::string api_key_file;     // a secret file (0600): only its path is configuration
+    uint64_t poll_interval = 30;  // seconds
+    uint64_t timeout = 10;        // seconds one poll may take
+    uint64_t grace = 10 * 60;     // seconds a node may be missing before its peer goes
+    std::optional<Prefix> pool;   // where node addresses come from; default: the fleet's subnet
+
+    auto operator<=>(const Headscale&) const = default;
+};
+
 struct Fleet {
     FleetStyle style = FleetStyle::clan;
     std::string interface;  // defaulted by the parser
@@ -54,6 +66,7 @@ struct Fleet {
     std::optional<std::string> external_ip;  // host clients connect to
     std::string server = "server";           // node name of the server
     std::optional<Key> server_public_key;
+    std::optional<Headscale> headscale;
 
     auto operator<=>(const Fleet&) const = default;
 };

@@ -45,6 +45,7 @@ KEY_SECTIONS = {
     "forwards[]": "FORWARDS",
     "http_routes[]": "HTTP ROUTES",
     "serve": "SERVE",
+    "fleets.*.headscale": "HEADSCALE",
 }
 
 # Variables read through libsystemd rather than by name in our sources.

@@ -23,8 +23,10 @@ BELOW = {
     "linux": {"backend", "plan", "config", "model"},
     "system": {"linux", "backend", "plan", "config", "model"},
     "apply": {"backend", "plan", "config", "model"},
-    # serve's store (read by inputs/) and its HTTP API (used by cli/): neither needs more.
-    "serve": {"plan", "config", "model"},
+    # serve/: the store of enrolled clients (read by inputs/ for every command), its HTTP API
+    # (used by cli/), and the Headscale source, whose client keeps its mapping and keys in
+    # state_dir through system/ and linux/'s atomic files.
+    "serve": {"system", "linux", "backend", "plan", "config", "model"},
     "inputs": {"serve", "apply", "backend", "plan", "config", "model"},
     "cli": {"serve", "inputs", "apply", "system", "linux", "backend", "plan", "config", "model"},
     "sandbox": {"cli", "serve", "inputs", "apply", "system", "linux", "backend", "plan", "config", "model"},
@@ -33,8 +35,9 @@ BELOW = {
 LIB = {f"wgf_{d}": d for d in BELOW}
 LIB["wgf_linux_codec"] = "linux"
 LIB["wgf_backend_fake"] = "backend"
-LIB["wgf_output"] = "cli"
-LIB["wgf_serve_store"] = "serve"  # the output formats, a library of their own for tests
+LIB["wgf_output"] = "cli"  # the output formats, a library of their own for tests
+LIB["wgf_serve_store"] = "serve"
+LIB["wgf_headscale"] = LIB["wgf_headscale_client"] = "serve"  # serve's Headscale source
 
 # What opening a file looks like in C++ here: the engine leaves that to backend/'s implementations.
 FILE_IO = re.compile(r"\b(?:open|openat|fopen|opendir|creat)\s*\(|\bstd::(?:i|o)?fstream\b|\bstd::filesystem\b|<fstream>|<filesystem>")
@@ -49,13 +52,17 @@ def main():
         for m in re.finditer(r"target_link_libraries\(\s*(\S+)([^)]*)\)", cm.read_text()):
             if "wgf_backend_fake" in m.group(2):
                 problems.append(f"{cm.relative_to(repo)}: {m.group(1)} links the in-memory fakes (wgf_backend_fake)")
-    dirs = sorted(p.name for p in rec.iterdir() if (p / "CMakeLists.txt").exists())
+    # A layer's CMake text: its CMakeLists.txt and any *.cmake file beside it (serve/headscale.cmake).
+    def cmake_text(d):
+        return "".join(f.read_text() for f in sorted((rec / d).glob("*")) if f.name == "CMakeLists.txt" or f.suffix == ".cmake")
+
+    dirs = sorted(p.name for p in rec.iterdir() if p.is_dir() and cmake_text(p.name))
     for d in dirs:
         if d not in BELOW:
             problems.append(f"reconciler/{d}/: a layer this test does not know; add it to BELOW")
             continue
         allowed = BELOW[d] | {d}
-        cmake = (rec / d / "CMakeLists.txt").read_text()
+        cmake = cmake_text(d)
         libraries = set(re.findall(r"add_library\(\s*(\S+)", cmake))
         for m in re.finditer(r"target_link_libraries\(\s*(\S+)([^)]*)\)", cmake):
             if m.group(1) not in libraries:

@@ -1094,6 +1094,11 @@ const std::vector<Mapping>& mappings() {
          .path = "fleets.f.peers.p"},
         {.schema_def = "forward", .context = {}, .before = "forwards:\n  -\n", .indent = "    ", .path = "forwards[0]"},
         {.schema_def = "httpRoute", .context = {}, .before = "http_routes:\n  -\n", .indent = "    ", .path = "http_routes[0]"},
+        {.schema_def = "headscale",
+         .context = {},
+         .before = "fleets:\n  f:\n    ip6: fd00::1\n    subnet: fd00::/64\n    headscale:\n",
+         .indent = "      ",
+         .path = "fleets.f.headscale"},
     };
     return all;
 }
