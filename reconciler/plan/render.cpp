@@ -272,9 +272,10 @@ struct Sameness {
 };
 
 // A field added to Member or Fleet must be placed here: does the address plan, the node index or
-// the hosts file depend on it? (The sizes are those of x86-64 with libstdc++.)
-static_assert(sizeof(void*) != 8 || sizeof(model::Member) == 200, "a new Member field: does compare() below need it?");
-static_assert(sizeof(void*) != 8 || sizeof(model::Fleet) == 328, "a new Fleet field: does compare() below need it?");
+// the hosts file depend on it? (The sizes are those of x86-64 with libstdc++.) Fleet's headscale:
+// settings do not: its nodes come in as members.
+static_assert(sizeof(void*) != 8 || sizeof(model::Member) == 240, "a new Member field: does compare() below need it?");
+static_assert(sizeof(void*) != 8 || sizeof(model::Fleet) == 448, "a new Fleet field: does compare() below need it?");
 
 Sameness compare(const model::Config& a, const model::Config& b) {
     Sameness s;
@@ -291,8 +292,10 @@ Sameness compare(const model::Config& a, const model::Config& b) {
         for (auto p = f.peers.begin(), q = g.peers.begin(); p != f.peers.end(); ++p, ++q) {
             if (p->first != q->first || p->second.suffix != q->second.suffix || p->second.ipv4 != q->second.ipv4)
                 return {.plan = false, .hosts = false};
-            // A peer's hosts line is its address in its designated controller's /56.
-            s.hosts = s.hosts && p->second.controller == q->second.controller;
+            // A peer's hosts line is its address in its designated controller's /56; an enrolled
+            // client's is under its host name, if it has one.
+            s.hosts = s.hosts && p->second.controller == q->second.controller && p->second.dynamic == q->second.dynamic &&
+                      p->second.host_name == q->second.host_name;
         }
     }
     return s;

@@ -54,7 +54,8 @@ private:
 // suffix and IPv4 address. Everything else a member has (keys, endpoints, routes, controller:)
 // may differ.
 bool same_plan_inputs(const model::Config& a, const model::Config& b);
-// The same, and the same hosts files: same domain and every peer with the same controller:.
+// The same, and the same hosts files: same domain and every peer with the same controller: (and,
+// for an enrolled client, the same host name).
 bool same_hosts_inputs(const model::Config& a, const model::Config& b);
 
 // A rendered fleet, reusable for rendering many nodes (check renders every node).
