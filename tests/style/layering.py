@@ -26,12 +26,15 @@ BELOW = {
     "inputs": {"apply", "backend", "plan", "config", "model"},
     "cli": {"inputs", "apply", "system", "linux", "backend", "plan", "config", "model"},
     "sandbox": {"cli", "inputs", "apply", "system", "linux", "backend", "plan", "config", "model"},
+    # serve/ sits beside cli/: the libraries of `wg-fleet serve`.
+    "serve": {"inputs", "apply", "system", "linux", "backend", "plan", "config", "model"},
 }
 # A library's name to its layer.
 LIB = {f"wgf_{d}": d for d in BELOW}
 LIB["wgf_linux_codec"] = "linux"
 LIB["wgf_backend_fake"] = "backend"
 LIB["wgf_output"] = "cli"  # the output formats, a library of their own for tests
+LIB["wgf_serve_agent"] = "serve"
 
 # What opening a file looks like in C++ here: the engine leaves that to backend/'s implementations.
 FILE_IO = re.compile(r"\b(?:open|openat|fopen|opendir|creat)\s*\(|\bstd::(?:i|o)?fstream\b|\bstd::filesystem\b|<fstream>|<filesystem>")
