@@ -292,11 +292,10 @@ EdgeAgent::EdgeAgent(AgentOptions o) : o_(std::move(o)) {
 }
 
 std::variant<AgentEntries, std::string> EdgeAgent::entries() const {
+    std::error_code ec;
+    if (fs::symlink_status(path_, ec).type() == fs::file_type::not_found) return AgentEntries{};
     std::ifstream in(path_, std::ios::binary);
-    if (!in) {
-        if (errno == ENOENT) return AgentEntries{};
-        return fmt::format("read {}: {}", path_, errno_text(errno));
-    }
+    if (!in) return fmt::format("read {}: {}", path_, errno_text(errno));
     std::ostringstream text;
     text << in.rdbuf();
     return parse_dropin(text.str(), path_);
