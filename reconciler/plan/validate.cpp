@@ -551,8 +551,9 @@ private:
             if (auto n = fp.nodes.find(fw.node); n != fp.nodes.end())
                 for (const auto& a : n->second.addresses)
                     if (a.addr == addr) {
-                        error(join_path(path, "to"), fmt::format("{} is {}'s own address in fleet {}: a forward goes to another machine",
-                                                                 quote(fw.to), quote(fw.node), quote(mb.fleet)));
+                        error(join_path(path, "to"),
+                              fmt::format("{} is an address of {} itself (fleet {}): a forward goes to another machine", quote(fw.to),
+                                          quote(fw.node), quote(mb.fleet)));
                         return;
                     }
             if (const model::Member* me = find_member(cfg_.fleets.at(mb.fleet), fw.node))

@@ -751,7 +751,8 @@ TEST_CASE("forwards: an explicit address the node does not reach over its fleets
                  "192.0.2.0/25 (routes of vm-9))");
     expect_error(*l, "forwards[1].to", 17, 45,
                  "'2001:db8::5' — not reachable from 'edge1' over its fleets (reachable: fda1:cb10::/40, fda5:1146::/40)");
-    expect_error(*l, "forwards[2].to", 18, 45, "'10.50.0.1' is 'edge1''s own address in fleet 'edge': a forward goes to another machine");
+    expect_error(*l, "forwards[2].to", 18, 45,
+                 "'10.50.0.1' is an address of 'edge1' itself (fleet 'edge'): a forward goes to another machine");
     expect_error(*l, "forwards[3].to", 19, 45,
                  "'203.0.113.9' lies in 203.0.113.0/24, which 'edge1' itself routes (its routes: in fleet 'edge'): it is not reached "
                  "over a fleet");
