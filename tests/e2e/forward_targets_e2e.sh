@@ -19,6 +19,8 @@ client=wgfftc$$
 tmp=$(mktemp -d /tmp/wgf-ft-e2e.XXXXXX)
 srv=
 cleanup() {
+  # The service itself, not only the `sandbox exec` that started it: it holds ctest's output pipe.
+  [[ -s $tmp/service.pid ]] && kill "$(cat "$tmp/service.pid")" 2>/dev/null
   [[ -n $srv ]] && kill "$srv" 2>/dev/null && wait "$srv" 2>/dev/null
   ip netns del "$client" 2>/dev/null
   "$bin" sandbox down --name "$name" >/dev/null 2>&1
@@ -76,7 +78,8 @@ ip -n "$client" link set up0 up
 # The service on svc: TCP 8000 on every address, UDP 5300 on the two forwarded ones; each answer
 # names the peer it saw and the local address it was reached at. Exits after 120 s of silence.
 cat > "$tmp/service.py" <<EOF
-import select, socket
+import os, select, socket
+open("$tmp/service.pid", "w").write(str(os.getpid()))
 t = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
 t.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
 t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
