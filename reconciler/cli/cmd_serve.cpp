@@ -17,8 +17,8 @@
 #include "model/fd.hpp"
 #include "serve/api.hpp"
 #include "serve/http.hpp"
-#include "serve/prune.hpp"
-#include "serve/store.hpp"
+#include "store/prune.hpp"
+#include "store/store.hpp"
 
 namespace wgf::cli {
 namespace {

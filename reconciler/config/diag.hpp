@@ -81,4 +81,7 @@ std::string render_all(const Diagnostics& diags, const Sources& sources, bool wa
 // 'value' quoted for messages, with control characters escaped and long values shortened.
 std::string quote(std::string_view value);
 
+// Levenshtein distance, for the "did you mean" of a misspelt key or name.
+size_t edit_distance(std::string_view a, std::string_view b);
+
 }  // namespace wgf::config

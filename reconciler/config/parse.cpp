@@ -16,21 +16,6 @@ using model::Fleet;
 using model::Member;
 namespace m = wgf::model;
 
-size_t edit_distance(std::string_view a, std::string_view b) {
-    std::vector<size_t> row(b.size() + 1);
-    for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
-    for (size_t i = 1; i <= a.size(); ++i) {
-        size_t diag = row[0];
-        row[0] = i;
-        for (size_t j = 1; j <= b.size(); ++j) {
-            size_t up = row[j];
-            row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
-            diag = up;
-        }
-    }
-    return row[b.size()];
-}
-
 std::string join(std::span<const std::string_view> words) {
     std::string out;
     for (auto w : words) out += (out.empty() ? "" : ", ") + std::string(w);
@@ -594,6 +579,22 @@ void item_node(Walker& w, const Node& v, const Path& p, T& t) {
     if (auto s = w.name(v, p, "node")) t.node = *s;
 }
 
+// A member's node name, or an IP address: one address, so a CIDR gets a message of its own.
+void forward_to(Walker& w, const Node& v, const Path& p, m::Forward& f) {
+    const std::string* s = w.str(v, p);
+    if (!s) return;
+    if (auto a = m::IpAddr::parse(*s)) {
+        f.to = *s;
+        f.to_addr = *a;
+    } else if (m::valid_node_name(*s)) {
+        f.to = *s;
+    } else if (s->find('/') != std::string::npos && m::Prefix::parse(*s)) {
+        w.error(v.loc, p, fmt::format("{} — a forward goes to one address, not a prefix", quote(*s)));
+    } else {
+        w.error(v.loc, p, fmt::format("{} — not a node name nor an IP address", quote(*s)));
+    }
+}
+
 constexpr Field<m::Forward> kForward[] = {
     {"name", item_name<m::Forward>, Need::required},
     {"node", item_node<m::Forward>, Need::required},
@@ -606,11 +607,7 @@ constexpr Field<m::Forward> kForward[] = {
          if (auto x = w.uint(v, p, 1, 65535)) f.port = static_cast<uint16_t>(*x);
      },
      Need::required},
-    {"to",
-     [](Walker& w, const Node& v, const Path& p, m::Forward& f) {
-         if (auto s = w.name(v, p, "node")) f.to = *s;
-     },
-     Need::required},
+    {"to", forward_to, Need::required},
     {"to_port",
      [](Walker& w, const Node& v, const Path& p, m::Forward& f) {
          if (auto x = w.uint(v, p, 1, 65535)) f.to_port = static_cast<uint16_t>(*x);

@@ -15,7 +15,7 @@
 #include "inputs/published_keys.hpp"
 #include "model/fd.hpp"
 #include "plan/render.hpp"
-#include "serve/store.hpp"
+#include "store/store.hpp"
 
 namespace wgf::inputs {
 namespace {

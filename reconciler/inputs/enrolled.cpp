@@ -10,7 +10,7 @@
 #include <unordered_set>
 
 #include "plan/address_plan.hpp"
-#include "serve/store.hpp"
+#include "store/store.hpp"
 
 namespace wgf::inputs {
 namespace {

@@ -76,7 +76,8 @@ struct Forward {
     std::string node;
     Proto proto = Proto::tcp;
     uint16_t port = 0;
-    std::string to;
+    std::string to;                 // as written: a member's node name, or an IP address
+    std::optional<IpAddr> to_addr;  // set when `to` is an IP address
     uint16_t to_port = 0;
     std::optional<std::string> fleet;
 

@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "plan/forward_target.hpp"
 #include "plan/validate.hpp"
 
 namespace wgf::plan {
@@ -423,6 +424,11 @@ void render_routes(const Fleetwide& fw, const std::string& node, const std::vect
 // share (validate() made sure there is exactly one).
 std::optional<std::string> forward_fleet(const Fleetwide& fw, const model::Forward& fwd, const std::vector<Membership>& fleets) {
     if (fwd.fleet) return fwd.fleet;
+    if (fwd.to_addr) {
+        auto reaching = fleets_reaching(fw.cfg, fw.plan, fleets, fwd.node, *fwd.to_addr);
+        if (reaching.empty()) return std::nullopt;
+        return reaching.front();
+    }
     for (const auto& mb : fleets) {
         const Fleet& f = fw.cfg.fleets.at(mb.fleet);
         if (find_member(f, fwd.to) || (f.style == FleetStyle::subnet && f.server == fwd.to)) return mb.fleet;
@@ -469,13 +475,19 @@ Forwarding render_firewall(const Fleetwide& fw, const std::string& node, const s
                   .to = to,
                   .to_port = fwd.to_port});
         };
-        if (auto v4 = fp.ipv4.find(fwd.to); v4 != fp.ipv4.end()) {
-            dnat("-v4", v4->second);
-            need.v4 = true;
-        }
-        if (auto v6 = primary_address(f, fp, fwd.to)) {
-            dnat("-v6", *v6);
-            need.v6 = true;
+        if (fwd.to_addr) {
+            // An address of one family: only clients of that family can be translated to it.
+            dnat(fwd.to_addr->is_v4() ? "-v4" : "-v6", *fwd.to_addr);
+            (fwd.to_addr->is_v4() ? need.v4 : need.v6) = true;
+        } else {
+            if (auto v4 = fp.ipv4.find(fwd.to); v4 != fp.ipv4.end()) {
+                dnat("-v4", v4->second);
+                need.v4 = true;
+            }
+            if (auto v6 = primary_address(f, fp, fwd.to)) {
+                dnat("-v6", *v6);
+                need.v6 = true;
+            }
         }
         rule({.id = "masquerade-" + *fleet, .kind = model::FwKind::masquerade, .oif = f.interface});
     }

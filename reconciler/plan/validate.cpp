@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include "config/tree.hpp"
+#include "plan/forward_target.hpp"
 #include "plan/render.hpp"
 
 namespace wgf::plan {
@@ -436,7 +437,7 @@ private:
             return std::nullopt;
         }
         if (b.empty()) {
-            error(join_path(path, "to"), fmt::format("{} — unknown node; no fleet has it", quote(to)));
+            error(join_path(path, "to"), fmt::format("{} — unknown node; no fleet has it{}", quote(to), did_you_mean(to)));
             return std::nullopt;
         }
         std::vector<std::string> both;
@@ -460,9 +461,33 @@ private:
         return both.front();
     }
 
+    // "; did you mean 'x'?" for the node name nearest to `name`, when one is close.
+    std::string did_you_mean(const std::string& name) const {
+        const std::string* best = nullptr;
+        size_t best_d = 3;
+        for (const auto& [node, ms] : index_) {
+            size_t dist = config::edit_distance(name, node);
+            if (dist < best_d) best_d = dist, best = &node;
+        }
+        return best ? fmt::format("; did you mean {}?", quote(*best)) : "";
+    }
+
+    // The address families a forward's DNAT rules take: an explicit address's own family; for
+    // a member, IPv6 and, when it has one, IPv4 (the render makes one rule per family).
+    struct Families {
+        bool v4 = false, v6 = false;
+    };
+    Families forward_families(const model::Forward& fw) const {
+        if (fw.to_addr) return {.v4 = fw.to_addr->is_v4(), .v6 = fw.to_addr->is_v6()};
+        bool v4 = false;
+        for (const auto& [name, fp] : plan_.fleets) v4 = v4 || fp.ipv4.count(fw.to);
+        return {.v4 = v4, .v6 = true};
+    }
+
     void check_forwards() {
         std::map<std::string, std::string> names;
-        std::map<std::tuple<std::string, model::Proto, uint16_t>, std::string> ports;
+        // (node, proto, port, IPv6?) -> the forward that takes it.
+        std::map<std::tuple<std::string, model::Proto, uint16_t, bool>, std::string> ports;
         for (size_t i = 0; i < cfg_.forwards.size(); ++i) {
             const auto& fw = cfg_.forwards[i];
             std::string path = config::index_path("forwards", i);
@@ -471,11 +496,18 @@ private:
                 if (!fresh) error(join_path(path, "name"), fmt::format("{} — the name is already used by {}", quote(fw.name), it->second));
             }
             if (fw.node.empty() || fw.to.empty() || !fw.port) continue;  // the parser reported what is missing
-            auto [pit, pfresh] = ports.emplace(std::make_tuple(fw.node, fw.proto, fw.port), path);
-            if (!pfresh)
-                error(join_path(path, "port"),
-                      fmt::format("{} — {} port {} on {} is already forwarded by {}", quote(std::to_string(fw.port)), to_string(fw.proto),
-                                  fw.port, quote(fw.node), pit->second));
+            // One port may go to an IPv4 and an IPv6 address by two forwards, one per family.
+            const Families fam = forward_families(fw);
+            for (bool v6 : {false, true}) {
+                if (!(v6 ? fam.v6 : fam.v4)) continue;
+                auto [pit, pfresh] = ports.emplace(std::make_tuple(fw.node, fw.proto, fw.port, v6), path);
+                if (!pfresh) {
+                    error(join_path(path, "port"),
+                          fmt::format("{} — {} port {} on {} is already forwarded by {}", quote(std::to_string(fw.port)),
+                                      to_string(fw.proto), fw.port, quote(fw.node), pit->second));
+                    break;
+                }
+            }
             // A forward of the node's own WireGuard port would take the tunnel's packets away.
             if (fw.proto == model::Proto::udp)
                 if (auto it = index_.find(fw.node); it != index_.end())
@@ -484,6 +516,10 @@ private:
                             error(join_path(path, "port"),
                                   fmt::format("{} — udp port {} on {} is the WireGuard port of fleet {}", quote(std::to_string(fw.port)),
                                               fw.port, quote(fw.node), quote(mb.fleet)));
+            if (fw.to_addr) {
+                check_forward_address(path, fw);
+                continue;
+            }
             auto fleet = shared_fleet(path, fw.node, fw.to, fw.fleet);
             if (!fleet) continue;
             const FleetPlan& fp = plan_.fleets.at(*fleet);
@@ -491,6 +527,63 @@ private:
                 warning(join_path(path, "to"), fmt::format("{} has no IPv4 address in fleet {}: only IPv6 clients reach this forward",
                                                            quote(fw.to), quote(*fleet)));
         }
+    }
+
+    // An explicit target must lie in what the node reaches over one of its fleets (the fleet's
+    // addresses, a prefix another member announces), must not be the node itself, and must
+    // leave no doubt which fleet's interface the forward goes out of.
+    void check_forward_address(const std::string& path, const model::Forward& fw) {
+        auto it = index_.find(fw.node);
+        if (it == index_.end()) {
+            error(join_path(path, "node"), fmt::format("{} — unknown node; no fleet has it{}", quote(fw.node), did_you_mean(fw.node)));
+            return;
+        }
+        const model::IpAddr& addr = *fw.to_addr;
+        std::vector<Membership> fleets;
+        for (const auto& mb : it->second)
+            if (!fw.fleet || mb.fleet == *fw.fleet) fleets.push_back(mb);
+        if (fleets.empty()) {
+            error(join_path(path, "fleet"), fmt::format("{} — {} is not in this fleet", quote(*fw.fleet), quote(fw.node)));
+            return;
+        }
+        for (const auto& mb : fleets) {
+            const FleetPlan& fp = plan_.fleets.at(mb.fleet);
+            if (auto n = fp.nodes.find(fw.node); n != fp.nodes.end())
+                for (const auto& a : n->second.addresses)
+                    if (a.addr == addr) {
+                        error(join_path(path, "to"),
+                              fmt::format("{} is an address of {} itself (fleet {}): a forward goes to another machine", quote(fw.to),
+                                          quote(fw.node), quote(mb.fleet)));
+                        return;
+                    }
+            if (const model::Member* me = find_member(cfg_.fleets.at(mb.fleet), fw.node))
+                for (const auto& r : me->routes)
+                    if (r.contains(addr)) {
+                        error(join_path(path, "to"),
+                              fmt::format("{} lies in {}, which {} itself routes (its routes: in fleet {}): it is not reached over a fleet",
+                                          quote(fw.to), r.str(), quote(fw.node), quote(mb.fleet)));
+                        return;
+                    }
+        }
+        auto reaching = fleets_reaching(cfg_, plan_, fleets, fw.node, addr);
+        if (reaching.size() > 1) {
+            error(path, fmt::format("{} is reached from {} over fleets {}: say which with fleet:", quote(fw.to), quote(fw.node),
+                                    names_list(reaching)));
+            return;
+        }
+        if (!reaching.empty()) return;
+        std::vector<std::string> reach;
+        for (const auto& mb : fleets)
+            for (const auto& r : reachable_over(cfg_, plan_, mb.fleet, fw.node))
+                if (r.prefix.addr.family == addr.family)
+                    reach.push_back(r.announcer.empty() ? r.prefix.str() : fmt::format("{} (routes of {})", r.prefix.str(), r.announcer));
+        constexpr size_t kNamed = 4;
+        std::string listed = reach.empty() ? fmt::format("no IPv{} prefix", addr.is_v4() ? 4 : 6) : "";
+        for (size_t i = 0; i < reach.size() && i < kNamed; ++i) listed += (i ? ", " : "") + reach[i];
+        if (reach.size() > kNamed) listed += fmt::format(" and {} more", reach.size() - kNamed);
+        std::string over = fw.fleet ? fmt::format("fleet {}", quote(*fw.fleet)) : "its fleets";
+        error(join_path(path, "to"),
+              fmt::format("{} — not reachable from {} over {} (reachable: {})", quote(fw.to), quote(fw.node), over, listed));
     }
 
     void check_http_routes() {

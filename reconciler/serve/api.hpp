@@ -24,7 +24,7 @@
 #include <vector>
 
 #include "model/net.hpp"
-#include "serve/store.hpp"
+#include "store/store.hpp"
 
 namespace wgf::serve {
 

@@ -8,8 +8,8 @@
 #include <thread>
 
 #include "../linux_unit/temp_dir.hpp"
-#include "serve/prune.hpp"
-#include "serve/store.hpp"
+#include "store/prune.hpp"
+#include "store/store.hpp"
 
 using namespace wgf;
 using serve::Pool;

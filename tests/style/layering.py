@@ -23,21 +23,23 @@ BELOW = {
     "linux": {"backend", "plan", "config", "model"},
     "system": {"linux", "backend", "plan", "config", "model"},
     "apply": {"backend", "plan", "config", "model"},
-    # serve/: the store of enrolled clients (read by inputs/ for every command), its HTTP API
-    # (used by cli/), and the Headscale source, whose client keeps its mapping and keys in
-    # state_dir through system/ and linux/'s atomic files.
-    "serve": {"system", "linux", "backend", "plan", "config", "model"},
-    "inputs": {"serve", "apply", "backend", "plan", "config", "model"},
-    "cli": {"serve", "inputs", "apply", "system", "linux", "backend", "plan", "config", "model"},
-    "sandbox": {"cli", "serve", "inputs", "apply", "system", "linux", "backend", "plan", "config", "model"},
+    # store/: serve's store of enrolled clients, which every command that builds the desired
+    # state reads (inputs/enrolled).
+    "store": {"model"},
+    "inputs": {"store", "apply", "backend", "plan", "config", "model"},
+    "cli": {"serve", "store", "inputs", "apply", "system", "linux", "backend", "plan", "config", "model"},
+    "sandbox": {"cli", "serve", "store", "inputs", "apply", "system", "linux", "backend", "plan", "config", "model"},
+    # serve/ sits beside cli/: the libraries of `wg-fleet serve` (its HTTP API, the edge agent's
+    # drop-in, the Headscale source, whose client keeps its mapping in state_dir).
+    "serve": {"store", "inputs", "apply", "system", "linux", "backend", "plan", "config", "model"},
 }
 # A library's name to its layer.
 LIB = {f"wgf_{d}": d for d in BELOW}
 LIB["wgf_linux_codec"] = "linux"
 LIB["wgf_backend_fake"] = "backend"
 LIB["wgf_output"] = "cli"  # the output formats, a library of their own for tests
-LIB["wgf_serve_store"] = "serve"
-LIB["wgf_headscale"] = LIB["wgf_headscale_client"] = "serve"  # serve's Headscale source
+LIB["wgf_serve_store"] = "store"
+LIB["wgf_headscale"] = LIB["wgf_headscale_client"] = LIB["wgf_serve_agent"] = "serve"
 
 # What opening a file looks like in C++ here: the engine leaves that to backend/'s implementations.
 FILE_IO = re.compile(r"\b(?:open|openat|fopen|opendir|creat)\s*\(|\bstd::(?:i|o)?fstream\b|\bstd::filesystem\b|<fstream>|<filesystem>")

@@ -528,6 +528,59 @@ TEST_CASE("edge gateway: forwards become DNAT and masquerade intents and turn on
     CHECK(strs(w.addresses) == Strings{"10.50.0.1/24", "fda1:cb10:b4:ba00::1/40"});  // a set: IPv4 sorts first
 }
 
+TEST_CASE("edge gateway: a forward to an explicit address is one DNAT rule of the address's family", "[render][edge]") {
+    // vm-124 routes 192.0.2.0/24 (a LAN behind it); the forwards name addresses, not members.
+    std::string yaml = kEdge;
+    yaml.replace(yaml.find("ipv4: 10.50.0.124 }"), 19, "ipv4: 10.50.0.124, routes: [192.0.2.0/24] }");
+    yaml.replace(yaml.find("http_routes:"), 0,
+                 "  - { name: lan-web, node: edge1, port: 8080, to: 192.0.2.7, to_port: 80 }\n"
+                 "  - { name: pool-dns, node: edge1, proto: udp, port: 5353, to: 10.50.0.200, to_port: 53 }\n"
+                 "  - { name: web6, node: edge1, port: 8443, to: \"fda1:cb10:b4:ba00::abcd\", to_port: 443 }\n");
+    auto r = load(yaml);
+    HostState hs = plan::render_host(*r.fw, "edge1").state;
+    auto rule = [&](const std::string& id) -> const model::FwRule& {
+        INFO(id);
+        REQUIRE(hs.firewall.count(id));
+        return hs.firewall.at(id);
+    };
+    const auto& lan = rule("dnat-lan-web-v4");
+    CHECK(lan.kind == FwKind::dnat);
+    CHECK(lan.proto == model::Proto::tcp);
+    CHECK(lan.port == 8080);
+    CHECK(lan.to->str() == "192.0.2.7");
+    CHECK(lan.to_port == 80);
+    CHECK(hs.firewall.count("dnat-lan-web-v6") == 0);
+    const auto& dns = rule("dnat-pool-dns-v4");
+    CHECK(dns.proto == model::Proto::udp);
+    CHECK(dns.to->str() == "10.50.0.200");
+    CHECK(dns.to_port == 53);
+    CHECK(hs.firewall.count("dnat-pool-dns-v6") == 0);
+    const auto& web6 = rule("dnat-web6-v6");
+    CHECK(web6.to->str() == "fda1:cb10:b4:ba00::abcd");
+    CHECK(hs.firewall.count("dnat-web6-v4") == 0);
+    // Out of the fleet's interface, translated connections only.
+    CHECK(rule("masquerade-edge").oif == "edge");
+    CHECK(hs.sysctls["net/ipv4/ip_forward"] == "1");
+}
+
+TEST_CASE("edge gateway: an IPv6-only explicit forward turns on IPv6 forwarding alone", "[render][edge]") {
+    auto r = load(R"(fleets:
+  edge:
+    controllers:
+      edge1: { endpoint: 198.51.100.10, public_key: cAdu2zsfixJ9e1RTDKYFWnnvsUJM9vR2ChcsgKbeVGg= }
+    peers:
+      vm-123: { public_key: j576wwZ01GUTN2l6tbbvKlUcpFDP+HxG3ydj959VEmY=, routes: ["2001:db8:5::/48"] }
+forwards:
+  - { name: web, node: vm-123, port: 80, to: "fda1:cb10:b4:ba00::1" }
+)");
+    HostState hs = plan::render_host(*r.fw, "vm-123").state;
+    REQUIRE(hs.firewall.count("dnat-web-v6"));
+    CHECK(hs.firewall.at("dnat-web-v6").to->str() == "fda1:cb10:b4:ba00::1");
+    CHECK(hs.firewall.at("dnat-web-v6").to_port == 80);
+    CHECK(hs.sysctls.count("net/ipv6/conf/all/forwarding") == 1);
+    CHECK(hs.sysctls.count("net/ipv4/ip_forward") == 0);
+}
+
 TEST_CASE("edge gateway: a VM reaches the fleet's IPv4 pool through the gateway", "[render][edge]") {
     auto r = load(kEdge);
     HostState hs = plan::render_host(*r.fw, "vm-123").state;

@@ -622,7 +622,7 @@ TEST_CASE("forwards: unknown node and unknown target", "[validate][forwards]") {
   - { name: b, node: edge1, port: 2202, to: vm-125 }
 )");
     expect_error(*l, "forwards[0].node", 15, 22, "'nosuch' — unknown node; no fleet has it");
-    expect_error(*l, "forwards[1].to", 16, 45, "'vm-125' — unknown node; no fleet has it");
+    expect_error(*l, "forwards[1].to", 16, 45, "'vm-125' — unknown node; no fleet has it; did you mean 'vm-123'?");
     CHECK(l->diags.errors() == 2);
 }
 
@@ -696,6 +696,99 @@ forwards:
     auto w = l->at("forwards[0].to", Severity::warning);
     REQUIRE(w.size() == 1);
     CHECK(w[0].message == "'vm-1' has no IPv4 address in fleet 'edge': only IPv6 clients reach this forward");
+}
+
+namespace {
+// edge1 reaches fleet edge (10.50.0.0/24, fda1:cb10::/40, vm-123's 192.0.2.0/24) and fleet
+// lab; it routes 203.0.113.0/24 itself.
+const char* kExplicit = R"(fleets:
+  edge:
+    ipv4: 10.50.0.0/24
+    controllers:
+      edge1: { endpoint: 198.51.100.10, ipv4: 10.50.0.1, routes: [203.0.113.0/24] }
+    peers:
+      vm-123: { ipv4: 10.50.0.123, routes: [192.0.2.0/24] }
+  lab:
+    port: 51821
+    controllers:
+      lab1: { endpoint: lab.example.com }
+    peers:
+      edge1: { routes: [198.18.0.0/24] }
+      vm-9: { routes: [192.0.2.0/25] }
+)";
+}  // namespace
+
+TEST_CASE("forwards: to an explicit address in a fleet's addresses or a member's routes", "[validate][forwards]") {
+    auto l = check(std::string(kExplicit) + R"(forwards:
+  - { name: a, node: edge1, port: 2201, to: 10.50.0.12 }
+  - { name: b, node: edge1, port: 2202, to: 192.0.2.200 }
+  - { name: c, node: edge1, port: 2203, to: "fda1:cb10:b4:ba00::12" }
+  - { name: d, node: edge1, proto: udp, port: 53, to: 10.50.0.123, to_port: 5353 }
+  - { name: e, node: edge1, port: 2204, to: 192.0.2.5, fleet: edge }
+)");
+    INFO(l->text());
+    CHECK(l->diags.errors() == 0);
+    REQUIRE(l->cfg().forwards.size() == 5);
+    CHECK(l->cfg().forwards[0].to_addr->str() == "10.50.0.12");
+    CHECK(l->cfg().forwards[2].to_addr->is_v6());
+    CHECK_FALSE(l->cfg().forwards[3].to_addr->is_v6());
+}
+
+TEST_CASE("forwards: an explicit address the node does not reach over its fleets", "[validate][forwards]") {
+    auto l = check(std::string(kExplicit) + R"(forwards:
+  - { name: a, node: edge1, port: 2201, to: 10.60.0.5 }
+  - { name: b, node: edge1, port: 2202, to: "2001:db8::5" }
+  - { name: c, node: edge1, port: 2203, to: 10.50.0.1 }
+  - { name: d, node: edge1, port: 2204, to: 203.0.113.9 }
+  - { name: e, node: edge1, port: 2205, to: 192.0.2.5 }
+  - { name: f, node: edge1, port: 2206, to: 198.18.0.1, fleet: edge }
+  - { name: g, node: edge1, port: 2207, to: 10.50.0.5, fleet: nosuch }
+)");
+    INFO(l->text());
+    CHECK(l->diags.errors() == 7);
+    expect_error(*l, "forwards[0].to", 16, 45,
+                 "'10.60.0.5' — not reachable from 'edge1' over its fleets (reachable: 10.50.0.0/24, 192.0.2.0/24 (routes of vm-123), "
+                 "192.0.2.0/25 (routes of vm-9))");
+    expect_error(*l, "forwards[1].to", 17, 45,
+                 "'2001:db8::5' — not reachable from 'edge1' over its fleets (reachable: fda1:cb10::/40, fda5:1146::/40)");
+    expect_error(*l, "forwards[2].to", 18, 45,
+                 "'10.50.0.1' is an address of 'edge1' itself (fleet 'edge'): a forward goes to another machine");
+    expect_error(*l, "forwards[3].to", 19, 45,
+                 "'203.0.113.9' lies in 203.0.113.0/24, which 'edge1' itself routes (its routes: in fleet 'edge'): it is not reached "
+                 "over a fleet");
+    expect_error(*l, "forwards[4]", 20, 5, "'192.0.2.5' is reached from 'edge1' over fleets edge, lab: say which with fleet:");
+    expect_error(*l, "forwards[5].to", 21, 45,
+                 "'198.18.0.1' — not reachable from 'edge1' over fleet 'edge' (reachable: 10.50.0.0/24, 192.0.2.0/24 (routes of "
+                 "vm-123))");
+    expect_error(*l, "forwards[6].fleet", 22, 63, "'nosuch' — 'edge1' is not in this fleet");
+}
+
+TEST_CASE("forwards: a target that is neither a node name nor one address", "[validate][forwards]") {
+    auto l = check(std::string(kExplicit) + R"(forwards:
+  - { name: a, node: edge1, port: 2201, to: 10.50.0.0/24 }
+  - { name: b, node: edge1, port: 2202, to: 10.50.0.300 }
+  - { name: c, node: edge1, port: 2203, to: vm-132 }
+)");
+    INFO(l->text());
+    CHECK(l->diags.errors() == 3);
+    expect_error(*l, "forwards[0].to", 16, 45, "'10.50.0.0/24' — a forward goes to one address, not a prefix");
+    expect_error(*l, "forwards[1].to", 17, 45, "'10.50.0.300' — not a node name nor an IP address");
+    expect_error(*l, "forwards[2].to", 18, 45, "'vm-132' — unknown node; no fleet has it; did you mean 'vm-123'?");
+}
+
+TEST_CASE("forwards: one port may go to an IPv4 and an IPv6 address, not to two of one family", "[validate][forwards]") {
+    auto l = check(std::string(kExplicit) + R"(forwards:
+  - { name: v4, node: edge1, port: 2201, to: 10.50.0.12 }
+  - { name: v6, node: edge1, port: 2201, to: "fda1:cb10:b4:ba00::12" }
+  - { name: again, node: edge1, port: 2201, to: 192.0.2.9, fleet: edge }
+  - { name: member, node: edge1, port: 2202, to: vm-123, fleet: edge }
+  - { name: member6, node: edge1, port: 2202, to: "fda1:cb10:b4:ba00::12" }
+)");
+    INFO(l->text());
+    CHECK(l->diags.errors() == 2);
+    expect_error(*l, "forwards[2].port", 18, 39, "'2201' — tcp port 2201 on 'edge1' is already forwarded by forwards[0]");
+    // A member forward takes both families of its port (vm-123 has an IPv4 address).
+    expect_error(*l, "forwards[4].port", 20, 41, "'2202' — tcp port 2202 on 'edge1' is already forwarded by forwards[3]");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@
 #include <map>
 #include <vector>
 
-#include "serve/store.hpp"
+#include "store/store.hpp"
 
 namespace wgf::serve {
 

@@ -1,4 +1,4 @@
-#include "serve/store.hpp"
+#include "store/store.hpp"
 
 #include <fcntl.h>
 #include <sqlite3.h>

@@ -1,4 +1,4 @@
-#include "serve/prune.hpp"
+#include "store/prune.hpp"
 
 namespace wgf::serve {
 

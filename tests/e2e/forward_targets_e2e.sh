@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# Forwards to explicit addresses, end to end through the command line. A fleet in the sandbox
+# (wireguard-go tunnels): edge1, the controller, forwards public ports to addresses (not member
+# names) that lie behind peer svc: svc's IPv4 fleet address, its IPv6 fleet address (read from
+# `addresses --json`) and addresses inside the IPv4 and IPv6 prefixes svc announces in
+# `routes:` (a LAN on a dummy interface). A client namespace on edge1's "internet" side connects
+# to edge1's public port over TCP and UDP, IPv4 and IPv6, and must land on the service at each
+# address, masqueraded to edge1's fleet address, and get the reply. Then: removing a forward
+# from the file closes its port after the next apply (the other family's forward of that port
+# stays); deleting the nftables table by hand is repaired by the next apply.
+# Usage: forward_targets_e2e.sh WG_FLEET_BINARY   (root)
+set -u
+bin=$(realpath "$1")
+. "$(dirname "$0")/lib.sh"
+need_root "network namespaces"
+
+name=ft$$
+client=wgfftc$$
+tmp=$(mktemp -d /tmp/wgf-ft-e2e.XXXXXX)
+srv=
+cleanup() {
+  # The service itself, not only the `sandbox exec` that started it: it holds ctest's output pipe.
+  [[ -s $tmp/service.pid ]] && kill "$(cat "$tmp/service.pid")" 2>/dev/null
+  [[ -n $srv ]] && kill "$srv" 2>/dev/null && wait "$srv" 2>/dev/null
+  ip netns del "$client" 2>/dev/null
+  "$bin" sandbox down --name "$name" >/dev/null 2>&1
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+in_node() { local node=$1; shift; "$bin" sandbox exec --name "$name" "$node" "$@"; }
+# Polls a condition: for convergence (a first handshake), never for timing.
+eventually() { for _ in $(seq 1 160); do "$@" && return 0; sleep 0.25; done; "$@"; }
+
+cfg=$tmp/fleet.yaml
+write_cfg() {  # $1: the forwards: list
+  cat > "$cfg" <<EOF
+fleets:
+  edge:
+    ipv4: 10.50.0.0/24
+    controllers:
+      edge1: { endpoint: 10.77.31.1, ipv4: 10.50.0.1 }
+    peers:
+      svc: { endpoint: 10.77.31.2, ipv4: 10.50.0.12, routes: [192.0.2.0/24, "2001:db8:50::/48"] }
+$1
+EOF
+}
+write_cfg ""
+addr_of() {  # NODE FAMILY(4|6): the node's address in fleet edge, from the address plan
+  "$bin" -c "$cfg" --dropin-dir /nonexistent addresses --json |
+    python3 -c "import json,sys; print(next(a.split('/')[0] for a in json.load(sys.stdin)['fleets']['edge']['nodes']['$1']['addresses'] if (':' in a)==($2==6)))"
+}
+svc6=$(addr_of svc 6); edge4=$(addr_of edge1 4); edge6=$(addr_of edge1 6)
+check "svc has an IPv6 fleet address ($svc6), edge1 $edge4 and $edge6" test -n "$svc6" -a -n "$edge4" -a -n "$edge6"
+forwards="forwards:
+  - { name: web4, node: edge1, port: 8080, to: 10.50.0.12, to_port: 8000 }
+  - { name: web6, node: edge1, port: 8080, to: \"2001:db8:50::7\", to_port: 8000 }
+  - { name: dns4, node: edge1, proto: udp, port: 5353, to: 192.0.2.7, to_port: 5300 }
+  - { name: dns6, node: edge1, proto: udp, port: 5353, to: \"$svc6\", to_port: 5300 }"
+write_cfg "$forwards"
+check "check accepts the explicit targets" "$bin" -c "$cfg" --dropin-dir /nonexistent -q check
+
+check "sandbox up" "$bin" -q sandbox --name "$name" up "$cfg"
+# svc's LAN behind it (the prefixes it announces), one address of each on its loopback.
+in_node svc ip addr add 192.0.2.7/32 dev lo
+in_node svc ip addr add 2001:db8:50::7/128 dev lo
+
+# The client on edge1's public side: a link of its own, documentation addresses.
+ip netns add "$client"
+ip -n "$client" link set lo up
+ip link add pub$$ netns "wgfsb-$name-edge1" type veth peer name up0 netns "$client"
+ip -n "wgfsb-$name-edge1" addr add 198.51.100.2/24 dev pub$$
+ip -n "wgfsb-$name-edge1" addr add 2001:db8:1::2/64 dev pub$$ nodad
+ip -n "wgfsb-$name-edge1" link set pub$$ up
+ip -n "$client" addr add 198.51.100.1/24 dev up0
+ip -n "$client" addr add 2001:db8:1::1/64 dev up0 nodad
+ip -n "$client" link set up0 up
+
+# The service on svc: TCP 8000 on every address, UDP 5300 on the two forwarded ones; each answer
+# names the peer it saw and the local address it was reached at. Exits after 120 s of silence.
+cat > "$tmp/service.py" <<EOF
+import os, select, socket
+open("$tmp/service.pid", "w").write(str(os.getpid()))
+t = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+t.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+t.bind(("::", 8000)); t.listen(8)
+u4 = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u4.bind(("192.0.2.7", 5300))
+u6 = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); u6.bind(("$svc6", 5300))
+def bare(a): return a[7:] if a.startswith("::ffff:") else a
+while True:
+    ready, _, _ = select.select([t, u4, u6], [], [], 120)
+    if not ready: break
+    for s in ready:
+        if s is t:
+            c, a = t.accept()
+            c.sendall(("tcp from %s at %s\n" % (bare(a[0]), bare(c.getsockname()[0]))).encode()); c.close()
+        else:
+            data, a = s.recvfrom(100)
+            s.sendto(("udp from %s at %s\n" % (a[0], s.getsockname()[0])).encode(), a)
+EOF
+in_node svc python3 "$tmp/service.py" &
+srv=$!
+eventually bash -c "\"$bin\" sandbox exec --name $name svc ss -ltnH | grep -q ':8000'"
+
+# One request from the client to edge1's public address; prints the service's answer.
+ask() {  # PROTO ADDR PORT
+  ip netns exec "$client" timeout 5 python3 - "$@" <<'EOF'
+import socket, sys
+proto, addr, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+fam = socket.AF_INET6 if ":" in addr else socket.AF_INET
+if proto == "tcp":
+    c = socket.create_connection((addr, port), timeout=2)
+    print(c.recv(100).decode().strip())
+else:
+    s = socket.socket(fam, socket.SOCK_DGRAM); s.settimeout(1)
+    s.sendto(b"?", (addr, port))
+    print(s.recvfrom(100)[0].decode().strip())
+EOF
+}
+answers() {  # PROTO ADDR PORT WANT: the answer is exactly WANT
+  local got; got=$(ask "$1" "$2" "$3" 2>/dev/null); [[ $got == "$4" ]] || { echo "  got '$got', want '$4'" >&2; return 1; }
+}
+closed() { ! ask "$@" >/dev/null 2>&1; }
+check "tcp, IPv4: edge1:8080 lands on svc's fleet address 10.50.0.12, masqueraded to $edge4" \
+  eventually answers tcp 198.51.100.2 8080 "tcp from $edge4 at 10.50.0.12"
+check "tcp, IPv6: edge1:8080 lands on 2001:db8:50::7 in svc's routes, masqueraded to $edge6" \
+  eventually answers tcp 2001:db8:1::2 8080 "tcp from $edge6 at 2001:db8:50::7"
+check "udp, IPv4: edge1:5353 lands on 192.0.2.7 in svc's routes" \
+  eventually answers udp 198.51.100.2 5353 "udp from $edge4 at 192.0.2.7"
+check "udp, IPv6: edge1:5353 lands on svc's fleet address $svc6" \
+  eventually answers udp 2001:db8:1::2 5353 "udp from $edge6 at $svc6"
+for n in edge1 svc; do
+  check "$n: a second apply plans nothing" in_node "$n" wg-fleet -q plan --detailed-exitcode
+done
+check "edge1's table DNATs web4 to 10.50.0.12:8000 for IPv4 clients only" \
+  bash -c "\"$bin\" sandbox exec --name $name edge1 nft list table inet wg-fleet | grep -q 'meta nfproto ipv4 tcp dport 8080 dnat ip to 10.50.0.12:8000 comment \"dnat-web4-v4\"'"
+
+# Removing a forward closes its port (for its family) after the next apply.
+write_cfg "$(grep -v 'name: web4' <<<"$forwards")"
+check "apply without web4" in_node edge1 wg-fleet -q apply
+check "tcp, IPv4: edge1:8080 is closed" closed tcp 198.51.100.2 8080
+check "tcp, IPv6: edge1:8080 still answers" answers tcp 2001:db8:1::2 8080 "tcp from $edge6 at 2001:db8:50::7"
+check "no rule dnat-web4 left" bash -c "! \"$bin\" sandbox exec --name $name edge1 nft list table inet wg-fleet | grep -q dnat-web4"
+
+# A table deleted by hand is put back by the next apply.
+check "delete the table by hand" in_node edge1 nft delete table inet wg-fleet
+check "udp, IPv4: edge1:5353 is closed without the table" closed udp 198.51.100.2 5353
+check "plan sees the missing table (exit 2)" bash -c "\"$bin\" sandbox exec --name $name edge1 wg-fleet -q plan --detailed-exitcode >/dev/null; test \$? = 2"
+check "apply repairs it" in_node edge1 wg-fleet -q apply
+check "udp, IPv4: answers again" eventually answers udp 198.51.100.2 5353 "udp from $edge4 at 192.0.2.7"
+check "udp, IPv6: answers again" eventually answers udp 2001:db8:1::2 5353 "udp from $edge6 at $svc6"
+check "tcp, IPv6: answers again" eventually answers tcp 2001:db8:1::2 8080 "tcp from $edge6 at 2001:db8:50::7"
+check "edge1: nothing left to do" in_node edge1 wg-fleet -q plan --detailed-exitcode
+
+check "sandbox down" "$bin" sandbox down --name "$name"
+finish
