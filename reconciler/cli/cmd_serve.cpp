@@ -15,7 +15,9 @@
 #include "cli/commands.hpp"
 #include "cli/service.hpp"
 #include "model/fd.hpp"
+#include "serve/agent.hpp"
 #include "serve/api.hpp"
+#include "serve/headscale_client.hpp"
 #include "serve/http.hpp"
 #include "store/prune.hpp"
 #include "store/store.hpp"
@@ -186,6 +188,57 @@ int cmd_serve(const Globals& g, int interval_s, const std::vector<std::string>& 
     }
 }
 
+// `serve --import-edge-state FILE`: the edge agent's state.json into the agent's drop-in, validated
+// with the whole configuration like every agent request; then serve exits.
+int import_edge_state(const Globals& g, const std::string& file) {
+    auto l = load(g);
+    if (!l->fleet) return kError;
+    serve::EdgeAgent agent(serve::AgentOptions{.load = load_options(g), .node = this_node(g), .file_name = "50-agent.yaml"});
+    serve::AgentResult r = serve::import_edge_state(agent, file);
+    if (r.status != serve::AgentResult::Status::ok) {
+        fmt::print(stderr, "{}: not imported: {}\n", file, r.message);
+        return kError;
+    }
+    fmt::print("{}: imported into {}\n", file, agent.dropin_path());
+    return kOk;
+}
+
+// `serve --import-sync-state FILE`: the Headscale sync service's state into the mapping of the
+// fleet with headscale: (or --fleet's); every node keeps its address; then serve exits.
+int import_sync_state(const Globals& g, const std::string& file, const std::string& fleet_arg) {
+    auto l = load(g);
+    if (!l->fleet) return kError;
+    const model::Config& cfg = l->cfg();
+    std::vector<std::string> candidates;
+    for (const auto& [name, f] : cfg.fleets)
+        if (f.headscale && (fleet_arg.empty() || name == fleet_arg)) candidates.push_back(name);
+    if (candidates.size() != 1) {
+        fmt::print(stderr, "{}: {}\n", g.config,
+                   candidates.empty() ? (fleet_arg.empty() ? std::string("no fleet has headscale:")
+                                                           : fmt::format("fleet '{}' has no headscale:", fleet_arg))
+                                      : "several fleets have headscale:; name one with --fleet");
+        return kError;
+    }
+    namespace hs = serve::headscale;
+    hs::FileMappingStore store(hs::headscale_dir(cfg));
+    hs::NodeKeys keys(hs::headscale_dir(cfg));
+    hs::PollContext ctx{.cfg = cfg,
+                        .fleet = candidates.front(),
+                        .store = store,
+                        .keys = keys,
+                        .now = static_cast<int64_t>(time(nullptr)),
+                        .reserved = {},
+                        .taken_names = {}};
+    auto m = hs::import_sync_state_file(ctx, file);
+    if (!m) {
+        fmt::print(stderr, "{}: not imported: {}\n", file, m.error().message);
+        return kError;
+    }
+    fmt::print("{}: imported {} node(s) into fleet {} ({})\n", file, hs::members(candidates.front(), *m).size(), candidates.front(),
+               hs::headscale_dir(cfg));
+    return kOk;
+}
+
 }  // namespace
 
 void add_serve(CLI::App& app, Context& ctx) {
@@ -200,7 +253,19 @@ void add_serve(CLI::App& app, Context& ctx) {
     sub->add_option("--listen", *listen,
                     "ADDRESS:PORT to serve HTTP on (repeatable); default: serve: listen: in the file, else 127.0.0.1:8000 and each "
                     "served fleet's ip6 on port 8000");
-    sub->callback([&ctx, interval, listen] { ctx.rc = cmd_serve(ctx.g, *interval, *listen); });
+    auto edge_state = std::make_shared<std::string>();
+    auto sync_state = std::make_shared<std::string>();
+    auto fleet = std::make_shared<std::string>();
+    sub->add_option("--import-edge-state", *edge_state,
+                    "Import the edge agent's state.json into the agent's drop-in (validated), then exit");
+    sub->add_option("--import-sync-state", *sync_state,
+                    "Import the Headscale sync service's sync-service-state.json into the fleet's mapping, then exit");
+    sub->add_option("--fleet", *fleet, "The fleet --import-sync-state imports into (default: the only fleet with headscale:)");
+    sub->callback([&ctx, interval, listen, edge_state, sync_state, fleet] {
+        if (!edge_state->empty()) ctx.rc = import_edge_state(ctx.g, *edge_state);
+        else if (!sync_state->empty()) ctx.rc = import_sync_state(ctx.g, *sync_state, *fleet);
+        else ctx.rc = cmd_serve(ctx.g, *interval, *listen);
+    });
 }
 
 }  // namespace wgf::cli
