@@ -45,7 +45,7 @@ if [[ ${1:-} == --inside ]]; then
     check "/etc/wg-fleet.yaml is the admin's, untouched by install" test "$(sha256sum </etc/wg-fleet.yaml)" = "$admin_sum"
     units=()
     for u in $(dpkg -L wg-fleet | grep '\.service$'); do units+=("$u"); done
-    check "two units installed (${units[*]})" test ${#units[@]} -eq 2
+    check "three units installed (${units[*]})" test ${#units[@]} -eq 3
     out=$(systemd-analyze verify --man=no "${units[@]}" 2>&1)
     [[ -n $out ]] && printf '%s\n' "$out"
     check "systemd-analyze verify on the installed units prints nothing (ExecStart is the installed binary)" test -z "$out"
@@ -133,7 +133,7 @@ check "the package holds nothing else but the Debian-only component ($(paste -sd
 comm -3 "$tmp/expected" "$tmp/packaged" | sed 's/^/    differs: /'
 unit_dir=$(pkg-config --variable=systemdsystemunitdir systemd)
 for f in /usr/sbin/wg-fleet /usr/share/man/man8/wg-fleet.8.gz /usr/share/man/man5/wg-fleet.yaml.5.gz \
-         "$unit_dir/wg-fleet.service" "$unit_dir/wg-fleet-apply.service" /usr/share/wg-fleet/wg-fleet.schema.json \
+         "$unit_dir/wg-fleet.service" "$unit_dir/wg-fleet-apply.service" "$unit_dir/wg-fleet-serve.service" /usr/share/wg-fleet/wg-fleet.schema.json \
          /usr/share/doc/wg-fleet/copyright /usr/share/doc/wg-fleet/changelog.Debian.gz /etc/wg-fleet.yaml.example \
          /usr/share/lintian/overrides/wg-fleet; do
     check "the package has $f" grep -qxF "$f" "$tmp/packaged"
