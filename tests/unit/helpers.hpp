@@ -18,9 +18,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
 #include <functional>
+#include <initializer_list>
 #include <memory>
 #include <new>
+#include <sstream>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -137,6 +142,25 @@ fleets:
     external_ip: 1.2.3.4
     port: 51821
 )";
+
+// A file's bytes (empty when it cannot be read).
+inline std::string slurp(const std::filesystem::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    std::ostringstream s;
+    s << in.rdbuf();
+    return s.str();
+}
+
+// The *.yaml files of these directories of the repository (examples, fuzz seeds), sorted.
+inline std::vector<std::filesystem::path> repo_yaml_files(std::initializer_list<const char*> dirs) {
+    const std::filesystem::path root = std::filesystem::path(WGF_SCHEMA_FILE).parent_path().parent_path();
+    std::vector<std::filesystem::path> files;
+    for (const char* dir : dirs)
+        for (const auto& e : std::filesystem::directory_iterator(root / dir))
+            if (e.path().extension() == ".yaml") files.push_back(e.path());
+    std::sort(files.begin(), files.end());
+    return files;
+}
 
 inline bool contains(std::string_view hay, std::string_view needle) { return hay.find(needle) != std::string_view::npos; }
 

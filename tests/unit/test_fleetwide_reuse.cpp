@@ -15,19 +15,14 @@
 #include <catch2/catch.hpp>
 
 #include "config/parse.hpp"
+#include "helpers.hpp"
 #include "plan/render.hpp"
 #include "plan/validate.hpp"
 
 using namespace wgf;
+using test::slurp;
 
 namespace {
-
-std::string slurp(const std::filesystem::path& p) {
-    std::ifstream f(p, std::ios::binary);
-    std::stringstream ss;
-    ss << f.rdbuf();
-    return ss.str();
-}
 
 model::Key key_from(std::mt19937& rng) {
     model::Key k;
@@ -232,12 +227,7 @@ std::string generated_fleet(int peers) {
 }  // namespace
 
 TEST_CASE("Fleetwide: sharing the plan of the configuration before an edit gives what a fresh one gives", "[reuse]") {
-    const std::filesystem::path root = std::filesystem::path(WGF_SCHEMA_FILE).parent_path().parent_path();
-    std::vector<std::filesystem::path> files;
-    for (const char* dir : {"examples", "tests/fuzz/corpus"})
-        for (const auto& e : std::filesystem::directory_iterator(root / dir))
-            if (e.path().extension() == ".yaml") files.push_back(e.path());
-    std::sort(files.begin(), files.end());
+    const std::vector<std::filesystem::path> files = test::repo_yaml_files({"examples", "tests/fuzz/corpus"});
     REQUIRE(files.size() >= 10);
     Count count;
     unsigned seed = 1;

@@ -15,20 +15,15 @@
 #include "config/parse.hpp"
 #include "config/reparse.hpp"
 #include "config/tree.hpp"
+#include "helpers.hpp"
 #include "plan/render.hpp"
 #include "plan/validate.hpp"
 
 using namespace wgf;
+using test::slurp;
 using config::Node;
 
 namespace {
-
-std::string slurp(const std::filesystem::path& p) {
-    std::ifstream f(p, std::ios::binary);
-    std::stringstream ss;
-    ss << f.rdbuf();
-    return ss.str();
-}
 
 Node full_parse(const std::string& text, bool& clean) {
     config::Diagnostics d;
@@ -421,12 +416,7 @@ TEST_CASE("reparse: edits whose part cannot stand alone are left to the whole pa
 
 TEST_CASE("reparse: random edits of the examples, invalid examples, fuzz seeds and a generated fleet agree with the whole parse",
           "[reparse]") {
-    const std::filesystem::path root = std::filesystem::path(WGF_SCHEMA_FILE).parent_path().parent_path();
-    std::vector<std::filesystem::path> files;
-    for (const char* dir : {"examples", "examples/invalid", "tests/fuzz/corpus"})
-        for (const auto& e : std::filesystem::directory_iterator(root / dir))
-            if (e.path().extension() == ".yaml") files.push_back(e.path());
-    std::sort(files.begin(), files.end());
+    const std::vector<std::filesystem::path> files = test::repo_yaml_files({"examples", "examples/invalid", "tests/fuzz/corpus"});
     REQUIRE(files.size() >= 30);
     size_t n_taken = 0, n_edits = 0, used = 0;
     unsigned seed = 1;

@@ -11,10 +11,12 @@
 
 #include <nlohmann/json.hpp>
 
+#include "helpers.hpp"
 #include "plan/render.hpp"
 #include "serve/agent.hpp"
 
 using namespace wgf;
+using test::slurp;
 using serve::AgentEntries;
 using serve::AgentForward;
 using serve::AgentResult;
@@ -34,13 +36,6 @@ const char* kFleet = R"(fleets:
 forwards:
   - { name: main-ssh, node: edge1, port: 2222, to: vm-123, to_port: 22 }
 )";
-
-std::string slurp(const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    std::ostringstream s;
-    s << in.rdbuf();
-    return s.str();
-}
 
 // A fleet file and its drop-in directory in a directory of their own, removed afterwards.
 struct Site {
