@@ -269,7 +269,7 @@ namespace {
 // walk over both, peers in step.
 struct Sameness {
     bool plan = true;   // everything plan_fleet and index_nodes read
-    bool hosts = true;  // and the hosts files: the domain and every peer's controller:
+    bool hosts = true;  // and the hosts files: the domain, every peer's controller: and host name
 };
 
 // A field added to Member or Fleet must be placed here: does the address plan, the node index or
@@ -303,13 +303,6 @@ Sameness compare(const model::Config& a, const model::Config& b) {
 }
 
 }  // namespace
-
-bool same_plan_inputs(const model::Config& a, const model::Config& b) { return compare(a, b).plan; }
-
-bool same_hosts_inputs(const model::Config& a, const model::Config& b) {
-    Sameness s = compare(a, b);
-    return s.plan && s.hosts;
-}
 
 std::string HostsMemo::get(const std::string& node, const std::function<std::string()>& make) {
     {
@@ -346,17 +339,16 @@ Fleetwide::Fleetwide(const model::Config& c, Shared shared)
         auto& v = peer_routes[name];
         const bool homing = f.style == FleetStyle::clan && !f.controllers.empty();
         const FleetPlan& fp = plan.fleets.at(name);
-        auto& homed = homed_v4[name];
+        auto* homed = homing ? &homed_v4[name] : nullptr;
         auto v4 = fp.ipv4.begin();
         for (const auto& [n, m] : f.peers) {
             for (const auto& r : m.routes) v.emplace_back(r, n);
-            if (!homing || f.controllers.count(n)) continue;
-            auto& hv = homed[home_controller(f, m)];
+            if (!homed || f.controllers.count(n)) continue;
+            auto& hv = (*homed)[home_controller(f, m)];
             if (const IpAddr* a = find_in_step(fp.ipv4, v4, n)) hv.push_back(Prefix::host(*a));
             for (const auto& r : m.routes)
                 if (r.addr.is_v4()) hv.push_back(r);
         }
-        if (!homing) homed_v4.erase(name);
     }
 }
 

@@ -26,9 +26,10 @@ struct HostsEntry {
 };
 
 // What a Fleetwide derives from the names and addressing settings alone: the address plan and
-// the node index. Shared, read-only, between the Fleetwide of a configuration and that of an edit
-// of it that keeps those inputs (same_plan_inputs), so an edit of a large fleet does not plan it
-// again.
+// the node index. Shared, read-only, between the Fleetwide of a configuration and that of an
+// edit of it that keeps those inputs (the same fleets with the same style, pools, subnet, server
+// and members, each member with the same pinned id, suffix and IPv4 address), so an edit of a
+// large fleet does not plan it again.
 struct FleetBasis {
     AddressPlan plan;
     NodeIndex index;
@@ -36,8 +37,9 @@ struct FleetBasis {
 };
 
 // The hosts file last rendered, shared like FleetBasis between configurations whose hosts files
-// are equal (same_hosts_inputs): under `watch` the file of a 50,000-member fleet is rendered once,
-// not on every edit. One file only: rendering every node of a large fleet (`render nixos --all`)
+// are equal (the plan's inputs, the domain, every peer's controller: and every enrolled client's
+// host name): under `watch` the file of a 50,000-member fleet is rendered once, not on every
+// edit. One file only: rendering every node of a large fleet (`render nixos --all`)
 // must not keep every node's copy.
 class HostsMemo {
 public:
@@ -48,15 +50,6 @@ private:
     std::mutex mutex_;
     std::optional<std::pair<std::string, std::string>> last_;  // node, file
 };
-
-// Whether two configurations have the same address plan and node index: the same fleets with the
-// same style, pools, subnet, server and members, and each member with the same pinned id,
-// suffix and IPv4 address. Everything else a member has (keys, endpoints, routes, controller:)
-// may differ.
-bool same_plan_inputs(const model::Config& a, const model::Config& b);
-// The same, and the same hosts files: same domain and every peer with the same controller: (and,
-// for an enrolled client, the same host name).
-bool same_hosts_inputs(const model::Config& a, const model::Config& b);
 
 // A rendered fleet, reusable for rendering many nodes (check renders every node).
 struct Fleetwide {
