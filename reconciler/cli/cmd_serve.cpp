@@ -162,7 +162,10 @@ int cmd_serve(const Globals& g, int interval_s, const std::vector<std::string>& 
         serve::Api api(
             store, [&nudges] { nudges.nudge(); }, [] { return static_cast<int64_t>(time(nullptr)); },
             [&log](const std::string& s) { log->info("{}", s); }, [&log](const std::string& s) { log->warn("{}", s); });
-        serve::HttpServers http(api);
+        serve::Router router([&api] { return api.ready(); }, [&log](const std::string& s) { log->warn("{}", s); });
+        router.add(serve::Part{
+            .name = "enrollment", .owns = serve::Api::owns, .handle = [&api](const serve::Request& r) { return api.handle(r); }});
+        serve::HttpServers http(router);
         ServeState state{.log = *log, .store = store, .api = api, .nudges = nudges, .node = node, .token = token, .handshakes = {}};
         ServiceHooks hooks{.nudges = &nudges,
                            .before_loop =

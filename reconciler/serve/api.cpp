@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "plan/health.hpp"
+#include "serve/router.hpp"
 
 namespace wgf::serve {
 namespace {
@@ -18,19 +19,7 @@ Response json_response(int status, const json& body) {
     return Response{.status = status, .content_type = "application/json", .body = body.dump(), .headers = {}};
 }
 
-Response error(int status, const std::string& detail) { return json_response(status, json{{"detail", detail}}); }
-
-std::vector<std::string> split_path(const std::string& path) {
-    std::vector<std::string> out;
-    size_t i = 0;
-    while (i < path.size()) {
-        size_t j = path.find('/', i);
-        if (j == std::string::npos) j = path.size();
-        if (j > i) out.push_back(path.substr(i, j - i));
-        i = j + 1;
-    }
-    return out;
-}
+Response error(int status, const std::string& detail) { return error_response(status, detail); }
 
 std::optional<model::IpAddr> unmapped(const std::string& text) {
     auto a = model::IpAddr::parse(text);
@@ -162,6 +151,13 @@ std::shared_ptr<const View> Api::view() {
     return view_;
 }
 
+bool Api::owns(const std::vector<std::string>& seg) { return seg.empty() || seg[0] == "fleet"; }
+
+bool Api::ready() {
+    std::lock_guard lock(mu_);
+    return view_ != nullptr;
+}
+
 Response Api::handle(const Request& r) {
     try {
         return dispatch(r);
@@ -175,7 +171,7 @@ Response Api::handle(const Request& r) {
 Response Api::dispatch(const Request& r) {
     auto v = view();
     if (!v) return error(503, "starting: the first converge has not finished");
-    auto seg = split_path(r.path);
+    auto seg = path_segments(r.path);
     auto method_not_allowed = [](const char* allow) {
         Response resp = error(405, "method not allowed");
         resp.headers.emplace_back("Allow", allow);

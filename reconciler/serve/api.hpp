@@ -36,6 +36,7 @@ struct Request {
     std::string peer{};                          // the TCP peer's address
     std::optional<std::string> forwarded_for{};  // X-Forwarded-For
     std::optional<std::string> authorization{};  // Authorization
+    std::optional<std::string> agent_token{};    // X-Agent-Token (the edge agent API's)
 };
 
 struct Response {
@@ -82,6 +83,10 @@ public:
     Api(Store& store, std::function<void()> changed, std::function<int64_t()> now, Log info, Log warn);
 
     void set_view(View v);
+    // The paths this part of the API answers (router.hpp): / and /fleet/...
+    static bool owns(const std::vector<std::string>& seg);
+    // Whether the first converge has finished (before it, every request gets 503).
+    bool ready();
     Response handle(const Request& r);
 
 private:

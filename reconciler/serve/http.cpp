@@ -13,14 +13,15 @@
 namespace wgf::serve {
 namespace {
 
-void handle(Api& api, const httplib::Request& req, httplib::Response& res) {
+void handle(const Router& router, const httplib::Request& req, httplib::Response& res) {
     Request r{.method = req.method, .path = req.path};
     for (const auto& [k, v] : req.params) r.query.emplace(k, v);
     r.body = req.body;
     r.peer = req.remote_addr;
     if (req.has_header("X-Forwarded-For")) r.forwarded_for = req.get_header_value("X-Forwarded-For");
     if (req.has_header("Authorization")) r.authorization = req.get_header_value("Authorization");
-    Response out = api.handle(r);
+    if (req.has_header("X-Agent-Token")) r.agent_token = req.get_header_value("X-Agent-Token");
+    Response out = router.handle(r);
     res.status = out.status;
     for (const auto& [k, v] : out.headers) res.set_header(k, v);
     res.set_content(out.body, out.content_type);
@@ -62,14 +63,14 @@ std::optional<Listener> parse_listener(std::string_view text, std::string* why) 
     return Listener{.addr = *addr, .port = static_cast<uint16_t>(p)};
 }
 
-HttpServers::HttpServers(Api& api) : api_(api) {}
+HttpServers::HttpServers(const Router& router) : router_(router) {}
 
 HttpServers::~HttpServers() { stop(); }
 
 std::optional<std::string> HttpServers::start(const std::vector<Listener>& listeners) {
     for (const auto& l : listeners) {
         auto s = std::make_unique<httplib::Server>();
-        auto h = [this](const httplib::Request& req, httplib::Response& res) { handle(api_, req, res); };
+        auto h = [this](const httplib::Request& req, httplib::Response& res) { handle(router_, req, res); };
         const std::string any = ".*";
         s->Get(any, h).Post(any, h).Put(any, h).Delete(any, h).Patch(any, h).Options(any, h);
         // `curl -X POST URL` sends no body and no Content-Length, which httplib refuses (400)
@@ -77,7 +78,7 @@ std::optional<std::string> HttpServers::start(const std::vector<Listener>& liste
         s->set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
             const bool has_body = req.has_header("Content-Length") || req.has_header("Transfer-Encoding");
             if (has_body || req.method == "GET" || req.method == "HEAD") return httplib::Server::HandlerResponse::Unhandled;
-            handle(api_, req, res);
+            handle(router_, req, res);
             return httplib::Server::HandlerResponse::Handled;
         });
         s->set_payload_max_length(kMaxBody);

@@ -1,5 +1,5 @@
 // serve's HTTP listeners (cpp-httplib): each on threads of its own, every request handed to the
-// Api. A listener may name an address the machine does not have yet (a fleet's ip6, which the
+// Router. A listener may name an address the machine does not have yet (a fleet's ip6, which the
 // first converge adds to the device): it is bound with IP_FREEBIND and answers once the address
 // exists.
 #pragma once
@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "model/net.hpp"
-#include "serve/api.hpp"
+#include "serve/router.hpp"
 
 namespace httplib {
 class Server;
@@ -38,7 +38,7 @@ std::optional<Listener> parse_listener(std::string_view text, std::string* why =
 
 class HttpServers {
 public:
-    explicit HttpServers(Api& api);
+    explicit HttpServers(const Router& router);
     ~HttpServers();
     HttpServers(const HttpServers&) = delete;
     HttpServers& operator=(const HttpServers&) = delete;
@@ -49,7 +49,7 @@ public:
     void stop();
 
 private:
-    Api& api_;
+    const Router& router_;
     std::vector<std::unique_ptr<httplib::Server>> servers_;
     std::vector<std::thread> threads_;
 };

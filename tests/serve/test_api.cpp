@@ -7,6 +7,7 @@
 
 #include "../linux_unit/temp_dir.hpp"
 #include "serve/api.hpp"
+#include "serve/router.hpp"
 
 using namespace wgf;
 using serve::Request;
@@ -110,4 +111,39 @@ TEST_CASE("api: the register answer: a wg-quick config with the server as peer, 
     CHECK(conf.find("AllowedIPs = fd00:1::/64\n") != std::string::npos);
     CHECK(conf.find("PrivateKey = <") != std::string::npos);
     CHECK(fx.store.clients().front().public_key == own);
+}
+
+TEST_CASE("router: /health says whether serve is ready, each path goes to the part that owns it, the rest is 404") {
+    Fixture fx;
+    serve::Router router([&fx] { return fx.api.ready(); }, [&fx](const std::string& s) { fx.logged.push_back(s); });
+    router.add(serve::Part{.name = "enrollment", .owns = serve::Api::owns, .handle = [&fx](const Request& r) { return fx.api.handle(r); }});
+    int agent_calls = 0;
+    router.add(serve::Part{.name = "agent",
+                           .owns = [](const std::vector<std::string>& seg) { return !seg.empty() && seg[0] == "http"; },
+                           .handle = [&agent_calls](const Request& r) -> serve::Response {
+                               ++agent_calls;
+                               if (r.method == "DELETE") throw std::runtime_error("disk full");
+                               return serve::Response{.status = 201};
+                           }});
+    auto health = router.handle(Request{.method = "GET", .path = "/health"});
+    CHECK(health.status == 503);
+    CHECK(nlohmann::json::parse(health.body)["status"] == "starting");
+    fx.api.set_view(fx.view());
+    health = router.handle(Request{.method = "GET", .path = "/health/"});
+    CHECK(health.status == 200);
+    CHECK(nlohmann::json::parse(health.body)["status"] == "ok");
+    auto wrong = router.handle(post("/health"));
+    CHECK(wrong.status == 405);
+    CHECK(wrong.headers == std::vector<std::pair<std::string, std::string>>{{"Allow", "GET, HEAD"}});
+    CHECK(router.handle(Request{.method = "GET", .path = "/"}).status == 200);
+    CHECK(router.handle(Request{.method = "GET", .path = "/fleet/nope"}).status == 404);
+    CHECK(router.handle(post("/http/routes")).status == 201);
+    CHECK(agent_calls == 1);
+    CHECK(router.handle(Request{.method = "GET", .path = "/tcp/forwards"}).status == 404);
+    CHECK(router.handle(Request{.method = "GET", .path = "/peers"}).status == 404);
+    fx.logged.clear();
+    CHECK(router.handle(Request{.method = "DELETE", .path = "/http/routes/x"}).status == 500);
+    REQUIRE(fx.logged.size() == 1);
+    CHECK(fx.logged[0].find("disk full") != std::string::npos);
+    CHECK(fx.logged[0].find("agent") != std::string::npos);
 }
