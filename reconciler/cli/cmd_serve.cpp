@@ -31,15 +31,21 @@ constexpr size_t kTokenMax = 4096;
 // The fleets `node` serves: subnet style with a subnet, `node` their server.
 std::map<std::string, serve::ServedFleet> served_fleets(const model::Config& cfg, const std::string& node) {
     std::map<std::string, serve::ServedFleet> out;
-    for (const auto& [name, f] : cfg.fleets)
-        if (f.style == model::FleetStyle::subnet && f.subnet && f.server == node)
-            out.emplace(name, serve::ServedFleet{.subnet = *f.subnet,
-                                                 .server_ip = f.ip6,
-                                                 .port = f.port,
-                                                 .external_ip = f.external_ip,
-                                                 .keepalive = f.keepalive,
-                                                 .interface = f.interface,
-                                                 .server_key = std::nullopt});
+    for (const auto& [name, f] : cfg.fleets) {
+        if (f.style != model::FleetStyle::subnet || !f.subnet || f.server != node) continue;
+        std::set<std::string> members{f.server};
+        for (const auto& [n, p] : f.peers)
+            if (!p.dynamic) members.insert(n);
+        for (const auto& [n, c] : f.controllers) members.insert(n);
+        out.emplace(name, serve::ServedFleet{.subnet = *f.subnet,
+                                             .server_ip = f.ip6,
+                                             .port = f.port,
+                                             .external_ip = f.external_ip,
+                                             .keepalive = f.keepalive,
+                                             .interface = f.interface,
+                                             .server_key = std::nullopt,
+                                             .member_names = std::move(members)});
+    }
     return out;
 }
 

@@ -67,6 +67,9 @@ void merge_dynamic_members(config::Parsed& parsed, const std::vector<DynamicMemb
     // member, before any is added): a member sharing one is left out.
     std::map<std::string, std::unordered_set<std::string>> keys;
     std::map<std::string, std::set<model::IpAddr>> planned;  // the file's members' addresses
+    // Per fleet, the names its hosts entries hold: the file's members' and the host names given
+    // so far. A second entry with the same name would make the name resolve to two machines.
+    std::map<std::string, std::set<std::string>> hosts_names;
     auto skip = [&](const DynamicMember& m, const std::string& why) {
         diags.warning(config::Loc{}, "fleets." + m.fleet,
                       fmt::format("{}: client {} ({}) left out: {}", m.source, m.address.str(), m.public_key.base64(), why));
@@ -108,11 +111,25 @@ void merge_dynamic_members(config::Parsed& parsed, const std::vector<DynamicMemb
             skip(m, "a member of the file has its address");
             continue;
         }
+        auto& names = hosts_names[m.fleet];
+        if (names.empty()) {
+            for (const auto& [n, p] : f.peers)
+                if (!p.dynamic) names.insert(n);
+            for (const auto& [n, c] : f.controllers) names.insert(n);
+            names.insert(f.server);
+        }
+        std::optional<std::string> host_name = m.host_name;
+        if (host_name && !names.insert(*host_name).second) {
+            diags.warning(config::Loc{}, "fleets." + m.fleet,
+                          fmt::format("{}: client {} keeps no hosts entry: its host name {} is a member's of the fleet", m.source,
+                                      m.address.str(), *host_name));
+            host_name.reset();
+        }
         model::Member mem;
         mem.public_key = m.public_key;
         mem.suffix = host_bits(*f.subnet, m.address);
         mem.dynamic = true;
-        mem.host_name = m.host_name;
+        mem.host_name = std::move(host_name);
         f.peers.emplace(m.name, std::move(mem));
     }
 }

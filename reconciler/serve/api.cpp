@@ -248,7 +248,7 @@ Response Api::ping(const View& v, const std::string& fleet, const Request& r) {
         if (!h.is_string() || !valid_host_name(h.get<std::string>())) return error(400, "hostname must match ^[a-z0-9_-]{1,63}$");
         host = h.get<std::string>();
     }
-    PingResult p = store_.ping(fleet, *src, host, now_());
+    PingResult p = store_.ping(fleet, *src, host, now_(), f.member_names);
     if (p.outcome == PingOutcome::unknown_client) return error(404, fmt::format("{} is not registered in fleet {}", src->str(), fleet));
     if (p.outcome == PingOutcome::bad_host_name)
         return error(400, fmt::format("hostname {} with its number would be longer than 63 characters", *host));

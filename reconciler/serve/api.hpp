@@ -20,6 +20,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -55,6 +56,7 @@ struct ServedFleet {
     uint16_t keepalive = 0;
     std::string interface {};
     std::optional<model::Key> server_key{};  // unknown until the first converge made the device
+    std::set<std::string> member_names{};    // the file's members: no client's host name equals one
 };
 
 // What the loop tells the API after each converge.

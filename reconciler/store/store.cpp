@@ -288,7 +288,8 @@ Registration Store::register_client(const std::string& fleet, const Pool& pool, 
     return Registration{.client = c, .existing = false};
 }
 
-PingResult Store::ping(const std::string& fleet, const model::IpAddr& address, const std::optional<std::string>& host_name, int64_t now) {
+PingResult Store::ping(const std::string& fleet, const model::IpAddr& address, const std::optional<std::string>& host_name, int64_t now,
+                       const std::set<std::string>& reserved) {
     std::lock_guard lock(mu_);
     Transaction tx(db_, path_);
     std::optional<std::string> current;
@@ -300,7 +301,7 @@ PingResult Store::ping(const std::string& fleet, const model::IpAddr& address, c
     }
     std::optional<std::string> name = current;
     if (host_name) {
-        std::vector<std::string> taken;
+        std::vector<std::string> taken(reserved.begin(), reserved.end());
         Stmt s(db_, path_, "SELECT host_name FROM clients WHERE fleet = ?1 AND address != ?2 AND host_name IS NOT NULL");
         s.text(1, fleet).blob(2, address);
         while (s.step()) taken.push_back(s.col_text(0));

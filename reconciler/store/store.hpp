@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -85,8 +86,10 @@ public:
     // given out (then any gap), or returns the address it has already.
     Registration register_client(const std::string& fleet, const Pool& pool, const model::Key& key, const std::string& source_ip,
                                  int64_t now);
-    // The client of `fleet` at `address`: last seen now, and the host name asked for, if any.
-    PingResult ping(const std::string& fleet, const model::IpAddr& address, const std::optional<std::string>& host_name, int64_t now);
+    // The client of `fleet` at `address`: last seen now, and the host name asked for, if any,
+    // numbered past other clients' names and `reserved` (the names the fleet's file members hold).
+    PingResult ping(const std::string& fleet, const model::IpAddr& address, const std::optional<std::string>& host_name, int64_t now,
+                    const std::set<std::string>& reserved = {});
     // Removes these clients of `fleet`; returns how many there were.
     size_t remove(const std::string& fleet, const std::vector<model::Key>& keys);
     // Every client (of one fleet, when given), ordered by fleet and address.

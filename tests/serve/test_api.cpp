@@ -95,6 +95,16 @@ TEST_CASE("api: a ping through a trusted proxy is the forwarded client's") {
     CHECK(fx.api.handle(ping).status == 403);
 }
 
+TEST_CASE("api: a host name one of the fleet file's members has is numbered") {
+    Fixture fx;
+    auto v = fx.view();
+    v.fleets.at("se").member_names = {"server", "laptop"};
+    fx.api.set_view(std::move(v));
+    REQUIRE(fx.api.handle(post("/fleet/se/register")).status == 200);
+    CHECK(fx.api.handle(post("/fleet/se/ping", R"({"hostname": "laptop"})", "fd00:1::2")).status == 200);
+    CHECK(fx.store.clients().front().host_name == "laptop--2");
+}
+
 TEST_CASE("api: the register answer: a wg-quick config with the server as peer, port and server address") {
     Fixture fx;
     fx.api.set_view(fx.view());

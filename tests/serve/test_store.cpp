@@ -123,6 +123,18 @@ TEST_CASE("store: host names are numbered on duplicates, kept on repeated pings,
     CHECK(*s.clients()[1].host_name == "excavator--2");
 }
 
+TEST_CASE("store: a host name a file member holds is numbered like another client's") {
+    test::TempDir d;
+    Store s(d.str());
+    auto p = pool("fd00:1::/64", "fd00:1::1");
+    s.register_client("se", p, key(1), "x", 1);
+    const std::set<std::string> members{"server", "web"};
+    CHECK(*s.ping("se", ip("fd00:1::2"), std::string("web"), 5, members).host_name == "web--2");
+    CHECK(*s.ping("se", ip("fd00:1::2"), std::string("web"), 6, members).host_name == "web--2");
+    CHECK(*s.ping("se", ip("fd00:1::2"), std::string("server"), 7, members).host_name == "server--2");
+    CHECK(*s.ping("se", ip("fd00:1::2"), std::string("db"), 8, members).host_name == "db");
+}
+
 TEST_CASE("store: host name rule and numbering, pure") {
     CHECK(serve::valid_host_name("a-b_c9"));
     CHECK_FALSE(serve::valid_host_name("Upper"));
