@@ -268,9 +268,15 @@ private:
         for (size_t i = 0; i < m.routes.size(); ++i) {
             const auto& r = m.routes[i];
             auto p = [&] { return route_path(fleet, group, node, i); };
+            // A default route overlaps everything, the fleet's addresses too: one error says why.
+            if (r.len == 0) {
+                error(p(), fmt::format("{} is a default route: sending all traffic through a fleet member is not supported; "
+                                       "list the prefixes it announces instead",
+                                       quote(r.str())));
+                continue;
+            }
             if (r.overlaps(fp.prefix) || (f.ipv4 && r.overlaps(*f.ipv4)))
-                error(p(), fmt::format("{} overlaps the fleet {}'s own addresses", quote(r.str()), quote(fleet)));
-            if (r.len == 0) error(p(), fmt::format("{} — a default route through a fleet member is not supported", quote(r.str())));
+                error(p(), fmt::format("{} overlaps the addresses of fleet {} itself", quote(r.str()), quote(fleet)));
         }
     }
 

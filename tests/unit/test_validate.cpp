@@ -533,16 +533,22 @@ TEST_CASE("routes: overlapping the fleet, default route, claimed twice", "[valid
       controller1: { endpoint: vpn1.example.com }
     peers:
       a: { routes: [fd51:19c1:3b::/48] }
-      b: { routes: [0.0.0.0/0] }
+      b: { routes: [0.0.0.0/0, "::/0"] }
       c: { routes: [10.50.0.128/25] }
       d: { routes: [192.168.1.0/24] }
       e: { routes: [192.168.1.0/24] }
 )");
     INFO(l->text());
     CHECK(l->diags.errors() == 5);
-    CHECK(l->at("fleets.wg-test-one.peers.a.routes[0]").size() == 1);
-    // 0.0.0.0/0 both overlaps the fleet's ipv4 and is a default route.
-    CHECK(l->at("fleets.wg-test-one.peers.b.routes[0]").size() == 2);
+    auto a = l->at("fleets.wg-test-one.peers.a.routes[0]");
+    REQUIRE(a.size() == 1);
+    CHECK(a[0].message == "'fd51:19c1:3b::/48' overlaps the addresses of fleet 'wg-test-one' itself");
+    // A default route overlaps the fleet's addresses too, but gets the one error that says why.
+    for (const char* path : {"fleets.wg-test-one.peers.b.routes[0]", "fleets.wg-test-one.peers.b.routes[1]"}) {
+        auto b = l->at(path);
+        REQUIRE(b.size() == 1);
+        CHECK_THAT(b[0].message, Catch::Contains("is a default route"));
+    }
     CHECK(l->at("fleets.wg-test-one.peers.c.routes[0]").size() == 1);
     auto e = l->at("fleets.wg-test-one.peers.e.routes[0]");
     REQUIRE(e.size() == 1);
