@@ -3,6 +3,11 @@
 
 #include <algorithm>
 #include <iostream>
+#include <optional>
+
+#include <fmt/format.h>
+
+#include "config/diag.hpp"
 
 #ifndef WGF_VERSION
 #define WGF_VERSION "0.0.0"
@@ -67,6 +72,82 @@ void add_global_options(CLI::App& app, Globals& g) {
                  "Parse, validate and render the fleet file although the last verified apply kept its desired state for unchanged inputs");
 }
 
+std::optional<std::string> nearest(std::string_view word, const std::vector<std::string>& candidates) {
+    return config::nearest_word(word, std::vector<std::string_view>(candidates.begin(), candidates.end()));
+}
+
+std::vector<std::string> visible_commands(CLI::App& app) {
+    std::vector<std::string> out;
+    for (CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; }))
+        if (!sub->get_group().empty()) out.push_back(sub->get_name());
+    return out;
+}
+
+// An option of `cmd` or of a command above it (global options may follow the command).
+CLI::Option* find_option(const std::vector<CLI::App*>& chain, const std::string& name) {
+    for (auto it = chain.rbegin(); it != chain.rend(); ++it)
+        if (CLI::Option* o = (*it)->get_option_no_throw(name)) return o;
+    return nullptr;
+}
+
+// "did you mean ...?" (or what the word is not) for a usage error: the words are walked as
+// CLI11 walks them, down the commands they name; the first one nothing accepts is a mistyped
+// command or option. Else a positional argument outside its choices ("action: upp not in
+// {up,test,exec,down}"). Hidden commands are never suggested.
+std::optional<std::string> suggestion(CLI::App& app, const CLI::ParseError& e, const std::vector<std::string>& args) {
+    std::vector<CLI::App*> chain{&app};
+    bool value_next = false;
+    for (const auto& a : args) {
+        if (value_next) {
+            value_next = false;
+            continue;
+        }
+        if (a == "--") break;
+        if (a.size() > 1 && a[0] == '-') {
+            const std::string name = a.substr(0, a.find('='));
+            const bool is_long = name.rfind("--", 0) == 0;
+            if (!is_long && name.size() > 2) continue;  // bundled short flags: left to CLI11
+            if (CLI::Option* o = find_option(chain, name)) {
+                value_next = a.find('=') == std::string::npos && o->get_items_expected_min() > 0;
+                continue;
+            }
+            if (!is_long) return std::nullopt;
+            std::vector<std::string> options;
+            for (CLI::App* c : chain)
+                for (CLI::Option* o : c->get_options())
+                    for (const auto& l : o->get_lnames()) options.push_back("--" + l);
+            if (auto n = nearest(name, options)) return fmt::format("did you mean {}?", *n);
+            return std::nullopt;
+        }
+        const std::vector<std::string> commands = visible_commands(*chain.back());
+        if (commands.empty()) continue;  // a positional argument
+        if (std::find(commands.begin(), commands.end(), a) != commands.end()) {
+            chain.push_back(chain.back()->get_subcommand(a));
+            continue;
+        }
+        std::string path;
+        for (size_t i = 1; i < chain.size(); ++i) path += chain[i]->get_name() + " ";
+        if (auto n = nearest(a, commands)) return fmt::format("'{}' is not a command; did you mean '{}{}'?", a, path, *n);
+        return fmt::format("'{}' is not a command; see wg-fleet {}--help", a, path);
+    }
+    const std::string what = e.what();
+    const size_t in = what.find(" not in {"), close = what.rfind('}');
+    if (in == std::string::npos || close == std::string::npos || close < in) return std::nullopt;
+    const size_t colon = what.rfind(": ", in);
+    const size_t start = colon == std::string::npos ? 0 : colon + 2;
+    const std::string word = what.substr(start, in - start);
+    std::vector<std::string> choices;
+    const std::string list = what.substr(in + 9, close - in - 9);
+    for (size_t i = 0; i <= list.size();) {
+        size_t j = list.find(',', i);
+        if (j == std::string::npos) j = list.size();
+        choices.push_back(list.substr(i, j - i));
+        i = j + 1;
+    }
+    if (auto n = nearest(word, choices)) return fmt::format("did you mean '{}'?", *n);
+    return std::nullopt;
+}
+
 }  // namespace
 
 int run(const std::vector<std::string>& args, const Globals& preset, std::span<const AddCommand> commands) {
@@ -98,7 +179,9 @@ int run(const std::vector<std::string>& args, const Globals& preset, std::span<c
     } catch (const CLI::ParseError& e) {
         // --help and --version exit 0; a usage error is an error (1), keeping 2 for
         // `plan --detailed-exitcode` (changes pending).
-        return app.exit(e) == 0 ? kOk : kError;
+        if (app.exit(e) == 0) return kOk;
+        if (auto hint = suggestion(app, e, ctx.args)) std::cerr << "wg-fleet: " << *hint << "\n";
+        return kError;
     } catch (const std::exception& e) {
         std::cerr << "wg-fleet: " << e.what() << "\n";
         return kError;

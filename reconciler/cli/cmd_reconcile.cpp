@@ -202,7 +202,7 @@ std::unique_ptr<Session> start(const Globals& g, int64_t now, bool lock = false,
     }
     if (!s->loaded->fleet) return nullptr;
     if (!s->loaded->fleet->index.count(s->node)) {
-        std::cerr << fmt::format("wg-fleet: node '{}' is in no fleet of {} (use --node NAME)\n", s->node, g.config);
+        std::cerr << "wg-fleet: " << not_in_fleets(*s->loaded->fleet, s->node, g.config) << "\n";
         return nullptr;
     }
     const model::Config& cfg = s->loaded->cfg();
@@ -562,7 +562,7 @@ int cmd_keygen(const Globals& g, output::Format format) {
         return kError;
     }
     const std::string node = this_node(g);
-    if (!l->fleet->index.count(node)) return fail(fmt::format("node '{}' is in no fleet of {} (use --node NAME)", node, g.config));
+    if (!l->fleet->index.count(node)) return fail(not_in_fleets(*l->fleet, node, g.config));
     system::FileKeyStore keys;
     const auto& cfg = l->cfg();
     auto lock = inputs::StateLock::acquire(cfg.state_dir, g.lock_timeout);

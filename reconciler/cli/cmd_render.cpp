@@ -15,7 +15,7 @@ namespace {
 
 bool in_fleets(const Loaded& l, const std::string& node) {
     if (l.fleet->index.count(node)) return true;
-    std::cerr << fmt::format("wg-fleet: node '{}' is in no fleet of {} (use --node NAME)\n", node, "the configuration");
+    std::cerr << "wg-fleet: " << not_in_fleets(*l.fleet, node, "the configuration") << "\n";
     return false;
 }
 

@@ -160,8 +160,7 @@ private:
                                       .status = fmt::format("invalid configuration ({} errors)", l->diags.errors())};
         }
         std::string node = this_node(g_);
-        if (!l->fleet->index.count(node))
-            return apply::LoadFailure{.message = fmt::format("node '{}' is in no fleet of {}", node, g_.config), .status = ""};
+        if (!l->fleet->index.count(node)) return apply::LoadFailure{.message = not_in_fleets(*l->fleet, node, g_.config), .status = ""};
         if (l->diags.warnings()) {
             std::string warnings = config::render_all(l->diags, l->sources);
             // serve loads again on every registration: the same warnings again are not news.

@@ -51,6 +51,15 @@ void keep_until_exit(std::shared_ptr<void> value) {
     kept->push_back(std::move(value));
 }
 
+std::string not_in_fleets(const plan::Fleetwide& fw, const std::string& node, const std::string& file) {
+    std::vector<std::string_view> nodes;
+    nodes.reserve(fw.index.size());
+    for (const auto& [name, ms] : fw.index) nodes.emplace_back(name);
+    auto near = config::nearest_word(node, nodes);
+    return fmt::format("node '{}' is in no fleet of {}{} (use --node NAME)", node, file,
+                       near ? fmt::format("; did you mean '{}'?", *near) : "");
+}
+
 std::string this_node(const Globals& g) {
     if (g.node) return *g.node;
     char buf[256] = {};

@@ -51,6 +51,9 @@ void print_findings(const Globals& g, output::Format format, const std::vector<o
 
 std::string this_node(const Globals& g);
 
+// "node 'x' is in no fleet of FILE; did you mean 'y'? (use --node NAME)".
+std::string not_in_fleets(const plan::Fleetwide& fw, const std::string& node, const std::string& file);
+
 // A one-shot command's large results (a node's 10,000 peers, desired and live) are not freed
 // one map node at a time just before the process exits, which takes longer than their diff:
 // the process's exit returns the whole heap at once. They stay reachable until then, so leak

@@ -208,4 +208,15 @@ size_t edit_distance(std::string_view a, std::string_view b) {
     return row[b.size()];
 }
 
+std::optional<std::string> nearest_word(std::string_view word, const std::vector<std::string_view>& candidates) {
+    if (word.empty()) return std::nullopt;
+    std::optional<std::string> best;
+    size_t best_d = std::min(std::max<size_t>(2, word.size() / 3), word.size() - 1) + 1;
+    for (auto c : candidates) {
+        size_t d = edit_distance(word, c);
+        if (d < best_d) best_d = d, best = std::string(c);
+    }
+    return best;
+}
+
 }  // namespace wgf::config

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -83,5 +84,9 @@ std::string quote(std::string_view value);
 
 // Levenshtein distance, for the "did you mean" of a misspelt key or name.
 size_t edit_distance(std::string_view a, std::string_view b);
+
+// The candidate nearest to `word` when it is close enough to be a typo of it (two edits, or a
+// third of a long word, never the whole word), else nullopt. Ties go to the first.
+std::optional<std::string> nearest_word(std::string_view word, const std::vector<std::string_view>& candidates);
 
 }  // namespace wgf::config

@@ -58,13 +58,8 @@ public:
     // Reports a key its mapping does not accept, with the nearest allowed key when one is close
     // (else the whole list, in the order given).
     void unknown_key(const Entry& e, const Path& path, std::span<const std::string_view> allowed) {
-        std::string_view best;
-        size_t best_d = 3;
-        for (auto a : allowed) {
-            size_t dist = edit_distance(e.key, a);
-            if (dist < best_d) best_d = dist, best = a;
-        }
-        std::string hint = best.empty() ? fmt::format("allowed keys here: {}", join(allowed)) : fmt::format("did you mean '{}'?", best);
+        auto best = nearest_word(e.key, std::vector<std::string_view>(allowed.begin(), allowed.end()));
+        std::string hint = !best ? fmt::format("allowed keys here: {}", join(allowed)) : fmt::format("did you mean '{}'?", *best);
         error(e.key_loc, Path(path, e.key), fmt::format("unknown key {} — {}", quote(e.key), hint));
     }
 

@@ -469,12 +469,10 @@ private:
 
     // "; did you mean 'x'?" for the node name nearest to `name`, when one is close.
     std::string did_you_mean(const std::string& name) const {
-        const std::string* best = nullptr;
-        size_t best_d = 3;
-        for (const auto& [node, ms] : index_) {
-            size_t dist = config::edit_distance(name, node);
-            if (dist < best_d) best_d = dist, best = &node;
-        }
+        std::vector<std::string_view> nodes;
+        nodes.reserve(index_.size());
+        for (const auto& [node, ms] : index_) nodes.emplace_back(node);
+        auto best = config::nearest_word(name, nodes);
         return best ? fmt::format("; did you mean {}?", quote(*best)) : "";
     }
 
