@@ -179,7 +179,7 @@ std::unique_ptr<Session> start(const Globals& g, int64_t now, bool lock = false,
             std::cerr << (hit ? "wg-fleet: desired state from the cache: the inputs are those of the last verified apply\n"
                               : fmt::format("wg-fleet: desired state not from the cache: {}\n", why));
         if (hit) {
-            if (g.quiet == 0) std::cerr << hit->notes;
+            if (g.quiet == 0) std::cerr << (g.verbose > 0 ? hit->notes_each : hit->notes);
             model::Config cfg;
             cfg.state_dir = hit->desired.state_dir;
             cfg.keys_dir = hit->desired.keys_dir;

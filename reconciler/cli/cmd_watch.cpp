@@ -162,7 +162,7 @@ private:
         std::string node = this_node(g_);
         if (!l->fleet->index.count(node)) return apply::LoadFailure{.message = not_in_fleets(*l->fleet, node, g_.config), .status = ""};
         if (l->diags.warnings()) {
-            std::string warnings = config::render_all(l->diags, l->sources);
+            std::string warnings = config::render_all(l->diags, l->sources, true, pending_mode(g_));
             // serve loads again on every registration: the same warnings again are not news.
             if (why == apply::Trigger::store && warnings == last_warnings_) log_.debug("{}", warnings);
             else log_.warn("{}", warnings);

@@ -17,10 +17,15 @@ inputs::LoadOptions load_options(const Globals& g) {
             .files_root = g.files_root};
 }
 
+config::Pending pending_mode(const Globals& g) {
+    if (g.verbose > 0) return config::Pending::each;
+    return g.hide_pending ? config::Pending::none : config::Pending::summary;
+}
+
 std::unique_ptr<Loaded> load(const Globals& g, const std::function<void(const model::Config&)>& parsed,
                              std::vector<output::Finding>* findings) {
     auto l = inputs::load(load_options(g), parsed);
-    std::cerr << config::render_all(l->diags, l->sources, g.quiet == 0);
+    std::cerr << config::render_all(l->diags, l->sources, g.quiet == 0, pending_mode(g));
     if (findings) {
         auto more = output::findings_of(l->diags, l->sources);
         findings->insert(findings->end(), std::make_move_iterator(more.begin()), std::make_move_iterator(more.end()));

@@ -32,7 +32,12 @@ struct Globals {
     // How long apply, keygen and each reconcile of watch wait for another run's lock on the
     // state directory before giving up.
     int lock_timeout = 30;
+    // Set only by the sandbox, which makes every key itself: no "pending" warnings.
+    bool hide_pending = false;
 };
+
+// How this run prints the warnings about members without a key yet: one line, each with -v.
+config::Pending pending_mode(const Globals& g);
 
 using Loaded = inputs::Loaded;
 

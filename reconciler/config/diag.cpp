@@ -112,6 +112,10 @@ void Diagnostics::warning(Loc loc, std::string path, std::string message) {
     add({Severity::warning, loc, std::move(path), std::move(message)});
 }
 
+void Diagnostics::pending(Loc loc, std::string path, std::string message) {
+    add({.severity = Severity::warning, .loc = loc, .path = std::move(path), .message = std::move(message), .pending = true});
+}
+
 std::vector<Diagnostic> Diagnostics::sorted() const {
     auto out = all_;
     std::stable_sort(out.begin(), out.end(), [](const Diagnostic& a, const Diagnostic& b) {
@@ -148,8 +152,17 @@ std::string render(const Diagnostic& d, const Sources& sources) {
     return out;
 }
 
-std::string render_all(const Diagnostics& diags, const Sources& sources, bool warnings) {
-    const auto sorted = diags.sorted();
+std::string render_all(const Diagnostics& diags, const Sources& sources, bool warnings, Pending pending) {
+    auto sorted = diags.sorted();
+    // Pending warnings set apart are not shown one by one, and counted in neither cap nor tail.
+    std::vector<Diagnostic> waiting;
+    size_t total_warnings = diags.warnings();
+    if (pending != Pending::each) {
+        auto apart = std::stable_partition(sorted.begin(), sorted.end(), [](const Diagnostic& d) { return !d.pending; });
+        waiting.assign(std::make_move_iterator(apart), std::make_move_iterator(sorted.end()));
+        sorted.erase(apart, sorted.end());
+        total_warnings -= std::min(total_warnings, waiting.size());
+    }
     // Past the cap, errors are shown before warnings; what is shown stays in position order.
     size_t shown_errors = 0, shown_warnings = 0;
     for (const auto& d : sorted)
@@ -165,8 +178,20 @@ std::string render_all(const Diagnostics& diags, const Sources& sources, bool wa
         --left;
         out += render(d, sources);
     }
+    if (warnings && pending == Pending::summary && !waiting.empty()) {
+        constexpr size_t kNamed = 8;
+        std::string names;
+        for (size_t i = 0; i < waiting.size() && i < kNamed; ++i) names += (i ? ", " : "") + waiting[i].path;
+        if (waiting.size() > kNamed) names += fmt::format(" and {} more", waiting.size() - kNamed);
+        const Loc& at = waiting.front().loc;
+        out += fmt::format(
+            "{}warning: {} without a public key yet, pending until it is known (public_key: or keys_dir): {} "
+            "(-v shows each)\n",
+            at.known() ? sources.name(at.file) + ": " : "",
+            waiting.size() == 1 ? std::string("1 member") : fmt::format("{} members", waiting.size()), names);
+    }
     size_t more_errors = diags.errors() - shown_errors;
-    size_t more_warnings = warnings ? diags.warnings() - shown_warnings : 0;
+    size_t more_warnings = warnings ? total_warnings - shown_warnings : 0;
     auto count = [](size_t n, const char* what) { return fmt::format("{} more {}{}", n, what, n == 1 ? "" : "s"); };
     if (more_errors && more_warnings)
         out += fmt::format("… and {} and {} (only the first {} are shown)\n", count(more_errors, "error"), count(more_warnings, "warning"),

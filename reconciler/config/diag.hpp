@@ -27,6 +27,7 @@ struct Diagnostic {
     Loc loc;
     std::string path;  // YAML path, e.g. fleets.mesh.peers.laptop1.endpoint
     std::string message;
+    bool pending = false;  // a warning that a member has no key yet: summarised in one line
 };
 
 // The text of every file read, kept so diagnostics can quote the offending line.
@@ -56,6 +57,9 @@ class Diagnostics {
 public:
     void error(Loc loc, std::string path, std::string message);
     void warning(Loc loc, std::string path, std::string message);
+    // A warning that a member waits for its public key: expected while a fleet is being built,
+    // so printed as one summary line unless asked for each (render_all).
+    void pending(Loc loc, std::string path, std::string message);
     bool has_errors() const { return errors_ > 0; }
     size_t errors() const { return errors_; }
     size_t warnings() const { return warnings_; }
@@ -75,9 +79,13 @@ private:
 // (control characters and invalid UTF-8 shown as '?', cut to kMaxShownColumns around the column
 // with '…') and a caret under the column.
 std::string render(const Diagnostic& d, const Sources& sources);
+// How render_all shows the pending warnings: each like any other, as one line naming the
+// members (`wg-fleet -v` shows each), or not at all (the sandbox makes the keys itself).
+enum class Pending { each, summary, none };
+
 // The diagnostics to print, in sorted order: warnings only when `warnings`, at most
 // kMaxShownDiagnostics, then one line saying how many errors and warnings are not shown.
-std::string render_all(const Diagnostics& diags, const Sources& sources, bool warnings = true);
+std::string render_all(const Diagnostics& diags, const Sources& sources, bool warnings = true, Pending pending = Pending::each);
 
 // 'value' quoted for messages, with control characters escaped and long values shortened.
 std::string quote(std::string_view value);

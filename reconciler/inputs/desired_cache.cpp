@@ -21,7 +21,7 @@ namespace wgf::inputs {
 namespace {
 
 // An entry of another version of the format is not readable: a miss, never misread.
-constexpr std::string_view kMagic = "wg-fleet desired cache 2\n";
+constexpr std::string_view kMagic = "wg-fleet desired cache 3\n";
 // More than any published key or key file holds; a larger file counts by its size and start.
 constexpr size_t kInputReadMax = 64 * 1024;
 
@@ -438,7 +438,8 @@ CachedDesired cache_entry(const CacheContext& ctx, const Loaded& l, std::vector<
     return CachedDesired{.key = key,
                          .inputs = std::move(inputs),
                          .userspace = cfg.userspace,
-                         .notes = config::render_all(l.diags, l.sources, true),
+                         .notes = config::render_all(l.diags, l.sources, true, config::Pending::summary),
+                         .notes_each = config::render_all(l.diags, l.sources, true, config::Pending::each),
                          .desired = {}};
 }
 
@@ -449,6 +450,7 @@ std::string encode_cached(const CachedDesired& c) {
     w.strings(c.inputs);
     w.opt_str(c.userspace);
     w.str(c.notes);
+    w.str(c.notes_each);
     w.str(c.desired.state_dir);
     w.opt_str(c.desired.keys_dir);
     w.strings(std::vector<std::string>(c.desired.exclusive.begin(), c.desired.exclusive.end()));
@@ -465,6 +467,7 @@ std::optional<CachedDesired> decode_cached(const std::string& bytes) {
     c.inputs = r.strings();
     c.userspace = r.opt_str();
     c.notes = r.str();
+    c.notes_each = r.str();
     c.desired.state_dir = r.str();
     c.desired.keys_dir = r.opt_str();
     for (auto& s : r.strings()) c.desired.exclusive.insert(std::move(s));

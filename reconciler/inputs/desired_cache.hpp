@@ -37,6 +37,7 @@ struct CachedDesired {
     std::vector<std::string> inputs;
     std::optional<std::string> userspace;  // the file's userspace: setting (the backends need it)
     std::string notes;                     // the load's warnings as printed, shown again on a hit
+    std::string notes_each;                // the same with every pending member (-v)
     apply::Desired desired;
 
     auto operator<=>(const CachedDesired&) const = default;

@@ -60,6 +60,7 @@ private:
     void warning(const std::string& path, std::string msg, bool at_key = false) {
         d_.warning(config::locate(tree_, path, at_key), path, std::move(msg));
     }
+    void pending(const std::string& path, std::string msg) { d_.pending(config::locate(tree_, path, true), path, std::move(msg)); }
 
     static std::string fleet_path(const std::string& f) { return join_path("fleets", f); }
     static std::string member_path(const std::string& f, const char* group, const std::string& n) {
@@ -89,17 +90,15 @@ private:
                           "subnet-style fleets have no controllers; remove controller:", true);
             if (!f.external_ip) warning(fpath, "no external_ip: clients get no endpoint for the server", true);
             if (!f.server_public_key && !f.peers.empty())
-                warning(fpath,
-                        fmt::format("the server {} has no public key yet: pending until it is known (public_key: or keys_dir)",
-                                    quote(f.server)),
-                        true);
+                pending(fpath, fmt::format("the server {} has no public key yet: pending until it is known (public_key: or keys_dir)",
+                                           quote(f.server)));
             check_suffixes(name, f, fp);
         }
         auto members = [&](const char* group, const std::map<std::string, model::Member>& ms) {
             for (const auto& [n, m] : ms) {
                 if (!m.public_key)
-                    warning(member_path(name, group, n),
-                            "no public key yet: pending (it joins once its key is known from public_key: or keys_dir)", true);
+                    pending(member_path(name, group, n),
+                            "no public key yet: pending (it joins once its key is known from public_key: or keys_dir)");
                 check_member_ipv4(name, f, group, n, m);
                 check_routes(name, f, fp, group, n, m);
                 if (f.style == FleetStyle::clan && std::string_view(group) == "controllers" && !m.endpoint &&

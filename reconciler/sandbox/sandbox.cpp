@@ -363,7 +363,9 @@ bool add_node(Sandbox& sb, const std::string& node, const std::string& ip) {
 
 // up: creates the sandbox, or brings an existing one up to date with the file (new nodes get
 // namespaces, every node applies again). Nodes no longer in the file are left as they are.
-int sandbox_up(const cli::Context& ctx, const Globals& g, const std::string& name, bool verbose) {
+int sandbox_up(const cli::Context& ctx, const Globals& given, const std::string& name, bool verbose) {
+    Globals g = given;
+    g.hide_pending = true;  // the sandbox makes every key: a member without one is not waiting for anything
     auto l = load(g);
     if (!l->fleet) return kError;
     auto existing = restore(name);

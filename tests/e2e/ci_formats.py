@@ -113,8 +113,17 @@ try:
             "      erin: { controller: hub }\n"
         )
 
-    rc, _, text = run(["-c", rel, "check"], tmp)
+    # -v: every pending member on a line of its own, as the JSON lists each.
+    rc, _, text = run(["-v", "-c", rel, "check"], tmp)
     check("check of the broken file exits 1", rc == 1)
+    # Without -v, the pending members are one line naming them, and nothing else changes.
+    _, _, brief = run(["-c", rel, "check"], tmp)
+    each_pending = [l for l in text.splitlines() if "no public key yet: pending" in l]
+    check("without -v: one summary line instead of each pending member",
+          len(each_pending) >= 2 and not any("no public key yet: pending" in l for l in brief.splitlines())
+          and f"warning: {len(each_pending)} members without a public key yet" in brief and "(-v shows each)" in brief)
+    check("without -v: the same summary counts", re.search(r"\d+ errors?, \d+ warnings?;.*", brief).group(0)
+          == re.search(r"\d+ errors?, \d+ warnings?;.*", text).group(0))
 
     rc, out, _ = run(["-c", rel, "check", "--format", "json"], tmp)
     check("check --format json exits 1", rc == 1)

@@ -922,7 +922,8 @@ TEST_CASE("engine: a desired state kept by the cache resolves its endpoint names
     MemState state;
     auto b = m.backends();
     apply::Engine e{b, m.keys, dns, state, nullptr, {}};
-    inputs::CachedDesired c{.key = {}, .inputs = {}, .userspace = std::nullopt, .notes = "", .desired = apply::render_desired(*s.fw, "c1")};
+    inputs::CachedDesired c{
+        .key = {}, .inputs = {}, .userspace = std::nullopt, .notes = "", .notes_each = "", .desired = apply::render_desired(*s.fw, "c1")};
     auto kept = inputs::decode_cached(inputs::encode_cached(c));
     REQUIRE(kept);
     CHECK(*kept == c);

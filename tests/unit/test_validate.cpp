@@ -5,6 +5,8 @@
 
 #include <string>
 
+#include <fmt/format.h>
+
 #include "helpers.hpp"
 
 using namespace wgf;
@@ -932,4 +934,41 @@ http_routes:
     expect_error(*keys, "keys_dir", 15, 11,
                  "'/var/lib/wgf/keys' — inside state_dir /var/lib/wgf: published keys are read from there, and nothing inside "
                  "state_dir is read as a public key");
+}
+
+TEST_CASE("pending members: one summary line by default, each with -v, none in the sandbox", "[validate][pending]") {
+    std::string yaml =
+        "fleets:\n  other:\n    controllers:\n      hub2: { public_key: M3c5TjSLEzGEZ7tGbgapbwPShn4uUDVawek3E5JR5A0= }\n"
+        "    peers:\n      x: { public_key: j576wwZ01GUTN2l6tbbvKlUcpFDP+HxG3ydj959VEmY= }\n"
+        "  mesh:\n    controllers:\n      hub: { endpoint: 192.0.2.1 }\n    peers:\n";
+    for (int i = 0; i < 10; ++i) yaml += fmt::format("      p{}: {{}}\n", i);
+    auto l = check(yaml, "f.yaml");
+    INFO(l->text());
+    REQUIRE(l->diags.errors() == 0);
+    size_t pending = 0;
+    for (const auto& d : l->diags.all()) pending += d.pending;
+    CHECK(pending == 11);  // the hub and p0..p9; hub2 has its key
+    const size_t others = l->diags.warnings() - pending;
+    REQUIRE(others == 1);  // hub2 has no endpoint
+    const std::string each = config::render_all(l->diags, l->sources, true, config::Pending::each);
+    const std::string summary = config::render_all(l->diags, l->sources, true, config::Pending::summary);
+    const std::string none = config::render_all(l->diags, l->sources, true, config::Pending::none);
+    auto count = [](const std::string& s, std::string_view what) {
+        size_t n = 0;
+        for (size_t at = s.find(what); at != std::string::npos; at = s.find(what, at + 1)) ++n;
+        return n;
+    };
+    CHECK(count(each, "no public key yet: pending") == 11);
+    CHECK(count(summary, "no public key yet: pending") == 0);
+    CHECK(count(summary,
+                "f.yaml: warning: 11 members without a public key yet, pending until it is known (public_key: or keys_dir): "
+                "fleets.mesh.controllers.hub, fleets.mesh.peers.p0, fleets.mesh.peers.p1, fleets.mesh.peers.p2, fleets.mesh.peers.p3, "
+                "fleets.mesh.peers.p4, fleets.mesh.peers.p5, fleets.mesh.peers.p6 and 3 more (-v shows each)\n") == 1);
+    CHECK(none.find("pending") == std::string::npos);
+    // Every other warning is shown in each mode, and nothing is counted as "not shown".
+    for (const auto* s : {&each, &summary, &none}) {
+        CHECK(count(*s, ": warning: fleets.") == (s == &each ? pending + others : others));
+        CHECK(s->find("more warning") == std::string::npos);
+    }
+    CHECK(config::render_all(l->diags, l->sources, false, config::Pending::summary).find("warning") == std::string::npos);
 }
