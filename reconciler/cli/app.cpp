@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <iostream>
 #include <optional>
+#include <ranges>
 
 #include <fmt/format.h>
 
@@ -85,8 +86,8 @@ std::vector<std::string> visible_commands(CLI::App& app) {
 
 // An option of `cmd` or of a command above it (global options may follow the command).
 CLI::Option* find_option(const std::vector<CLI::App*>& chain, const std::string& name) {
-    for (auto it = chain.rbegin(); it != chain.rend(); ++it)
-        if (CLI::Option* o = (*it)->get_option_no_throw(name)) return o;
+    for (CLI::App* a : std::ranges::reverse_view(chain))
+        if (CLI::Option* o = a->get_option_no_throw(name)) return o;
     return nullptr;
 }
 

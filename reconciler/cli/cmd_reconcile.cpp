@@ -238,14 +238,6 @@ std::optional<Planned> run_plan(const Globals& g, int64_t now, const std::vector
     return Planned{std::move(session), std::move(r)};
 }
 
-std::string ago(int64_t now, int64_t t) {
-    if (t <= 0) return "never";
-    int64_t d = now - t;
-    if (d < 120) return fmt::format("{}s ago", d);
-    if (d < 7200) return fmt::format("{}m ago", d / 60);
-    return fmt::format("{}h ago", d / 3600);
-}
-
 }  // namespace
 
 // github, gitlab: the plan as text on stderr, its findings on stdout.
@@ -435,7 +427,89 @@ int write_output(const std::string& path, const std::string& content) {
 
 }  // namespace
 
-int cmd_status(const Globals& g, output::Format format, const std::string& output_file) {
+namespace {
+
+output::Status status_of(const std::string& node, const apply::RunResult& r, int64_t now) {
+    output::Status st{.node = node};
+    for (const auto& [ifname, want] : r.desired.interfaces) {
+        const auto& labels = r.labels.of(ifname);
+        output::StatusInterface si{.interface = ifname, .fleet = labels.fleet};
+        auto live = r.live->state.interfaces.find(ifname);
+        if (live != r.live->state.interfaces.end()) {
+            si.up = live->second.up;
+            si.listen_port = live->second.listen_port;
+        }
+        const std::map<model::Key, backend::WgPeerStats>* stats = nullptr;
+        if (auto it = r.live->stats.find(ifname); it != r.live->stats.end()) stats = &it->second;
+        for (const auto& [key, p] : want.peers) {
+            const model::WgPeer* lp = nullptr;
+            if (live != r.live->state.interfaces.end())
+                if (auto it = live->second.peers.find(key); it != live->second.peers.end()) lp = &it->second;
+            backend::WgPeerStats ps;
+            if (stats)
+                if (auto it = stats->find(key); it != stats->end()) ps = it->second;
+            output::StatusPeer sp{.name = r.labels.peer_name(ifname, key),
+                                  .public_key = key.base64(),
+                                  .allowed_ips = {},
+                                  .endpoint = lp && lp->endpoint ? std::optional(lp->endpoint->str()) : std::nullopt,
+                                  .keepalive = p.keepalive,
+                                  .last_handshake = ps.last_handshake,
+                                  .rx_bytes = ps.rx_bytes,
+                                  .tx_bytes = ps.tx_bytes,
+                                  // The keepalive the fleet wants: a peer not configured yet has none live.
+                                  .health = plan::health({.last_handshake = ps.last_handshake, .keepalive = p.keepalive}, now),
+                                  .configured = lp != nullptr};
+            for (const auto& a : p.allowed_ips) sp.allowed_ips.push_back(a.str());
+            si.peers.push_back(std::move(sp));
+        }
+        // People read peers by name.
+        std::sort(si.peers.begin(), si.peers.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
+        si.pending = labels.pending;
+        st.interfaces.push_back(std::move(si));
+    }
+    for (const auto& op : r.plan.ops) st.drift.push_back(plan::describe(op));
+    st.foreign = r.plan.foreign;
+    st.conflicts = r.plan.conflicts;
+    return st;
+}
+
+// status --json: version 1 of its shape (README, "status --json").
+nlohmann::ordered_json status_json(const output::Status& st) {
+    nlohmann::ordered_json j;
+    j["version"] = 1;
+    j["node"] = st.node;
+    auto& ifs = j["interfaces"] = nlohmann::ordered_json::array();
+    for (const auto& si : st.interfaces) {
+        nlohmann::ordered_json ij{{"interface", si.interface}, {"fleet", si.fleet}, {"up", si.up}};
+        if (si.listen_port) ij["listen_port"] = *si.listen_port;
+        auto& peers = ij["peers"] = nlohmann::ordered_json::array();
+        for (const auto& p : si.peers)
+            peers.push_back({{"name", p.name},
+                             {"public_key", p.public_key},
+                             {"configured", p.configured},
+                             {"allowed_ips", p.allowed_ips},
+                             {"endpoint", p.endpoint ? nlohmann::ordered_json(*p.endpoint) : nlohmann::ordered_json(nullptr)},
+                             {"keepalive", p.keepalive},
+                             {"latest_handshake", p.last_handshake},
+                             {"rx_bytes", p.rx_bytes},
+                             {"tx_bytes", p.tx_bytes},
+                             {"health", plan::to_string(p.health)},
+                             {"healthy", output::healthy(p.health)}});
+        ij["pending"] = si.pending;
+        ifs.push_back(std::move(ij));
+    }
+    j["drift"] = st.drift;
+    j["foreign"] = st.foreign;
+    j["conflicts"] = st.conflicts;
+    const output::StatusSummary sum = output::summarize(st);
+    j["summary"] = {{"peers", sum.peers},       {"healthy", sum.healthy},           {"pending", sum.pending},
+                    {"drift", st.drift.size()}, {"conflicts", st.conflicts.size()}, {"ok", sum.ok}};
+    return j;
+}
+
+}  // namespace
+
+int cmd_status(const Globals& g, output::Format format, const std::string& output_file, bool check) {
     int64_t now = time(nullptr);
     std::vector<output::Finding> findings;
     auto planned = run_plan(g, now, {}, ci_format(format) ? &findings : nullptr);
@@ -445,102 +519,42 @@ int cmd_status(const Globals& g, output::Format format, const std::string& outpu
     }
     const std::string& node = planned->session->node;
     const auto& r = planned->r;
-    nlohmann::ordered_json j;
-    j["node"] = node;
-    auto& ifs = j["interfaces"] = nlohmann::ordered_json::array();
-    for (const auto& [ifname, want] : r.desired.interfaces) {
-        const auto& labels = r.labels.of(ifname);
-        nlohmann::ordered_json ij{{"interface", ifname}, {"fleet", labels.fleet}, {"up", false}};
-        auto live = r.live->state.interfaces.find(ifname);
-        if (live != r.live->state.interfaces.end()) {
-            ij["up"] = live->second.up;
-            if (live->second.listen_port) ij["listen_port"] = *live->second.listen_port;
-        }
-        auto& peers = ij["peers"] = nlohmann::ordered_json::array();
-        std::vector<const model::WgPeer*> by_name;  // people read peers by name
-        for (const auto& [key, p] : want.peers) by_name.push_back(&p);
-        const std::string& dev = ifname;  // a named reference: clang 14 (clang-tidy) cannot capture a structured binding
-        auto name = [&](const model::WgPeer* p) -> const std::string& { return r.labels.peer_name(dev, p->public_key); };
-        std::sort(by_name.begin(), by_name.end(), [&](auto* a, auto* b) { return name(a) < name(b); });
-        for (const model::WgPeer* pp : by_name) {
-            const auto& key = pp->public_key;
-            nlohmann::ordered_json pj{{"name", name(pp)}, {"public_key", key.base64()}};
-            const model::WgPeer* lp = nullptr;
-            if (live != r.live->state.interfaces.end())
-                if (auto it = live->second.peers.find(key); it != live->second.peers.end()) lp = &it->second;
-            pj["configured"] = lp != nullptr;
-            pj["endpoint"] = lp && lp->endpoint ? nlohmann::ordered_json(lp->endpoint->str()) : nlohmann::ordered_json(nullptr);
-            backend::WgPeerStats st;
-            if (auto s = r.live->stats.find(ifname); s != r.live->stats.end())
-                if (auto it = s->second.find(key); it != s->second.end()) st = it->second;
-            pj["latest_handshake"] = st.last_handshake;
-            pj["rx_bytes"] = st.rx_bytes;
-            pj["tx_bytes"] = st.tx_bytes;
-            // The keepalive the fleet wants: a peer not configured yet has none live.
-            pj["health"] = plan::to_string(plan::health({.last_handshake = st.last_handshake, .keepalive = pp->keepalive}, now));
-            peers.push_back(pj);
-        }
-        ij["pending"] = labels.pending;
-        ifs.push_back(ij);
-    }
-    auto& drift = j["drift"] = nlohmann::ordered_json::array();
-    for (const auto& op : r.plan.ops) drift.push_back(plan::describe(op));
-    j["foreign"] = r.plan.foreign;
-    j["conflicts"] = r.plan.conflicts;
+    const output::Status st = status_of(node, r, now);
+    const nlohmann::ordered_json j = status_json(st);
+    // --check: the exit code says whether the node is healthy and converged, for monitoring.
+    const int rc = check && !output::summarize(st).ok ? kChanges : kOk;
     switch (format) {
         case output::Format::text: break;
         case output::Format::json:
-            if (!output_file.empty()) return write_output(output_file, j.dump(2) + "\n");
+            if (!output_file.empty()) return write_output(output_file, j.dump(2) + "\n") == kOk ? rc : kError;
             std::cout << j.dump(2) << "\n";
-            return kOk;
+            return rc;
         case output::Format::prometheus: {
             std::string text = output::prometheus_text(node_metrics(j, r, planned->session->state_dir));
-            if (!output_file.empty()) return write_output(output_file, text);
+            if (!output_file.empty()) return write_output(output_file, text) == kOk ? rc : kError;
             std::cout << text;
-            return kOk;
+            return rc;
         }
         case output::Format::github:
         case output::Format::gitlab: {
             // Drift is a warning; a peer whose keepalives should keep it fresh but whose handshake is
             // old is one too.
             add_run_findings(findings, node, r, true);
-            for (const auto& ij : j["interfaces"])
-                for (const auto& pj : ij["peers"])
-                    if (pj["health"] == "stale")
+            for (const auto& si : st.interfaces)
+                for (const auto& p : si.peers)
+                    if (p.health == plan::Health::stale)
                         findings.push_back(
                             {.level = output::Finding::Level::warning,
                              .check = "wg-fleet/health",
                              .title = "wg-fleet: " + node,
-                             .message = fmt::format("peer {} on {} is stale: latest handshake {}, although keepalives are set",
-                                                    pj["name"].get<std::string>(), ij["interface"].get<std::string>(),
-                                                    ago(now, pj["latest_handshake"].get<int64_t>()))});
+                             .message = fmt::format("peer {} on {} is stale: latest handshake {}, although keepalives are set", p.name,
+                                                    si.interface, output::human_ago(now, p.last_handshake))});
             print_findings(g, format, findings);
-            return kOk;
+            return rc;
         }
     }
-    for (const auto& ij : j["interfaces"]) {
-        std::cout << fmt::format("interface {} (fleet {}): {}{}\n", ij["interface"].get<std::string>(), ij["fleet"].get<std::string>(),
-                                 ij["up"].get<bool>() ? "up" : "down",
-                                 ij.contains("listen_port") ? fmt::format(", listening on {}", ij["listen_port"].get<int>()) : "");
-        for (const auto& pj : ij["peers"]) {
-            std::string key = pj["public_key"].get<std::string>().substr(0, 8) + "…";
-            std::string endpoint = pj["endpoint"].is_null() ? "(none)" : pj["endpoint"].get<std::string>();
-            std::cout << fmt::format("  {:<16} {}  {:<7} endpoint {:<24} handshake {:<10} rx {} tx {}{}\n", pj["name"].get<std::string>(),
-                                     key, pj["health"].get<std::string>(), endpoint, ago(now, pj["latest_handshake"].get<int64_t>()),
-                                     pj["rx_bytes"].get<uint64_t>(), pj["tx_bytes"].get<uint64_t>(),
-                                     pj["configured"].get<bool>() ? "" : "  (not configured yet)");
-        }
-        for (const auto& p : ij["pending"]) std::cout << fmt::format("  {:<16} pending: no public key yet\n", p.get<std::string>());
-    }
-    for (const auto& f : r.plan.foreign) std::cout << "foreign peer: " << f << "\n";
-    for (const auto& c : r.plan.conflicts) std::cout << c << "\n";
-    if (r.plan.converged()) std::cout << "no drift: the node matches the fleet\n";
-    else if (r.plan.empty()) std::cout << "no operation to run, but the conflicts above keep the node from matching the fleet\n";
-    else {
-        std::cout << fmt::format("drift ({} operation{} would converge it):\n", r.plan.ops.size(), r.plan.ops.size() == 1 ? "" : "s");
-        for (const auto& op : r.plan.ops) std::cout << "  " << plan::describe(op) << "\n";
-    }
-    return kOk;
+    std::cout << output::status_text(st, now);
+    return rc;
 }
 
 int cmd_keygen(const Globals& g, output::Format format) {
@@ -634,6 +648,7 @@ void add_status(CLI::App& app, Context& ctx) {
     struct Options {
         output::Format format = output::Format::text;
         std::string output_file;
+        bool check = false;
     };
     auto o = std::make_shared<Options>();
     auto* sub = app.add_subcommand("status", "Peers with health, endpoint, latest handshake and transfer; pending members; drift");
@@ -642,10 +657,12 @@ void add_status(CLI::App& app, Context& ctx) {
                     "With --format json or prometheus: write to FILE (replaced atomically, mode 0644) instead of stdout, e.g. for "
                     "node_exporter's textfile collector")
         ->type_name("FILE");
+    sub->add_flag("--check", o->check,
+                  "Exit 2 unless every peer is healthy (ok or idle) and the node has no drift and no conflict, for monitoring");
     sub->callback([&ctx, o] {
         if (!o->output_file.empty() && o->format != output::Format::json && o->format != output::Format::prometheus)
             throw CLI::ValidationError("--output", "only with --format json or prometheus");
-        ctx.rc = cmd_status(ctx.g, o->format, o->output_file);
+        ctx.rc = cmd_status(ctx.g, o->format, o->output_file, o->check);
     });
 }
 

@@ -28,7 +28,7 @@ int cmd_render_nixos(const Globals& g, const std::string& all_dir);
 int cmd_render_networkd(const Globals& g, const std::string& dir);
 int cmd_plan(const Globals& g, output::Format format, bool detailed_exitcode, const std::vector<std::string>& adopt = {});
 int cmd_apply(const Globals& g, const std::vector<std::string>& adopt = {}, output::Format format = output::Format::text);
-int cmd_status(const Globals& g, output::Format format, const std::string& output_file = {});
+int cmd_status(const Globals& g, output::Format format, const std::string& output_file = {}, bool check = false);
 int cmd_keygen(const Globals& g, output::Format format);
 int cmd_watch(const Globals& g, int interval_s);
 

@@ -2,6 +2,8 @@
 
 #include <sodium.h>
 
+#include <algorithm>
+#include <array>
 #include <filesystem>
 
 #include <fmt/format.h>
@@ -267,6 +269,92 @@ void add_format_option(CLI::App& sub, Format& format, bool prometheus_ok) {
         "--json", [&format] { format = Format::json; }, "The same as --format json");
     opt->excludes(json);
     json->excludes(opt);
+}
+
+bool healthy(plan::Health h) { return h == plan::Health::ok || h == plan::Health::idle; }
+
+StatusSummary summarize(const Status& s) {
+    StatusSummary out;
+    for (const auto& i : s.interfaces) {
+        out.peers += i.peers.size();
+        for (const auto& p : i.peers) out.healthy += healthy(p.health);
+        out.pending += i.pending.size();
+    }
+    out.ok = out.healthy == out.peers && s.drift.empty() && s.conflicts.empty();
+    return out;
+}
+
+std::string human_bytes(uint64_t n) {
+    static constexpr const char* kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+    if (n < 1024) return fmt::format("{} B", n);
+    double v = static_cast<double>(n);
+    size_t u = 0;
+    while (v >= 1024 && u + 1 < std::size(kUnits)) v /= 1024, ++u;
+    return v < 10 ? fmt::format("{:.1f} {}", v, kUnits[u]) : fmt::format("{:.0f} {}", v, kUnits[u]);
+}
+
+std::string human_ago(int64_t now, int64_t t) {
+    if (t <= 0) return "never";
+    const int64_t d = now - t;
+    if (d < 0) return "just now";
+    if (d < 120) return fmt::format("{} s ago", d);
+    if (d < 7200) return fmt::format("{} min ago", d / 60);
+    if (d < 2 * 86400) return fmt::format("{} h ago", d / 3600);
+    return fmt::format("{} days ago", d / 86400);
+}
+
+namespace {
+
+std::string allowed_ips_cell(const std::vector<std::string>& ips) {
+    constexpr size_t kShown = 2;
+    std::string out;
+    for (size_t i = 0; i < ips.size() && i < kShown; ++i) out += (i ? "," : "") + ips[i];
+    if (ips.size() > kShown) out += fmt::format(" +{}", ips.size() - kShown);
+    return out.empty() ? "-" : out;
+}
+
+std::string plural(size_t n, const char* one, const char* many) { return fmt::format("{} {}", n, n == 1 ? one : many); }
+
+}  // namespace
+
+std::string status_text(const Status& s, int64_t now) {
+    std::string out;
+    for (const auto& i : s.interfaces) {
+        out += fmt::format("interface {} (fleet {}): {}{}\n", i.interface, i.fleet, i.up ? "up" : "down",
+                           i.listen_port ? fmt::format(", listening on {}", *i.listen_port) : "");
+        std::vector<std::array<std::string, 7>> rows{{"PEER", "HEALTH", "ALLOWED IPS", "ENDPOINT", "KEEPALIVE", "HANDSHAKE", "TRANSFER"}};
+        for (const auto& p : i.peers)
+            rows.push_back({p.name, std::string(plan::to_string(p.health)), allowed_ips_cell(p.allowed_ips), p.endpoint.value_or("-"),
+                            p.keepalive ? fmt::format("{} s", p.keepalive) : "-", human_ago(now, p.last_handshake),
+                            fmt::format("rx {}, tx {}{}", human_bytes(p.rx_bytes), human_bytes(p.tx_bytes),
+                                        p.configured ? "" : " (not configured yet)")});
+        if (rows.size() > 1) {
+            std::array<size_t, 7> width{};
+            for (const auto& r : rows)
+                for (size_t c = 0; c < r.size(); ++c) width[c] = std::max(width[c], r[c].size());
+            for (const auto& r : rows) {
+                std::string line;
+                for (size_t c = 0; c < r.size(); ++c)
+                    line += "  " + (c + 1 == r.size() ? r[c] : r[c] + std::string(width[c] - r[c].size(), ' '));
+                out += line + "\n";
+            }
+        }
+        for (const auto& p : i.pending) out += fmt::format("  {} pending: no public key yet\n", p);
+    }
+    for (const auto& f : s.foreign) out += "foreign peer: " + f + "\n";
+    for (const auto& c : s.conflicts) out += c + "\n";
+    if (!s.drift.empty()) {
+        out += fmt::format("drift ({} would converge it):\n", plural(s.drift.size(), "operation", "operations"));
+        for (const auto& d : s.drift) out += "  " + d + "\n";
+    }
+    const StatusSummary sum = summarize(s);
+    out += fmt::format("{} of {} healthy", sum.healthy, plural(sum.peers, "peer", "peers"));
+    if (sum.pending) out += fmt::format(" ({} pending)", sum.pending);
+    out += s.drift.empty() ? "; drift: none" : fmt::format("; drift: {}", plural(s.drift.size(), "operation", "operations"));
+    if (!s.conflicts.empty())
+        out += fmt::format("; {} keep{} the node from matching the fleet", plural(s.conflicts.size(), "conflict", "conflicts"),
+                           s.conflicts.size() == 1 ? "s" : "");
+    return out + "\n";
 }
 
 }  // namespace wgf::output

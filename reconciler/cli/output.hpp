@@ -98,6 +98,58 @@ struct NodeMetrics {
 std::string prometheus_text(const NodeMetrics& m);
 std::string prometheus_label_value(std::string_view s);
 
+// What `status` reports, built once and printed as text or JSON, so both carry the same facts.
+struct StatusPeer {
+    std::string name{};
+    std::string public_key{};
+    std::vector<std::string> allowed_ips{};  // as the fleet wants them
+    std::optional<std::string> endpoint{};   // as the device has it (roaming peers change it)
+    uint16_t keepalive = 0;                  // the persistent keepalive the fleet wants; 0 none
+    int64_t last_handshake = 0;              // seconds since the epoch; 0 never
+    uint64_t rx_bytes = 0;
+    uint64_t tx_bytes = 0;
+    plan::Health health = plan::Health::never;
+    bool configured = true;  // on the device yet
+};
+
+struct StatusInterface {
+    std::string interface {};
+    std::string fleet{};
+    bool up = false;
+    std::optional<uint16_t> listen_port{};
+    std::vector<StatusPeer> peers{};     // by name
+    std::vector<std::string> pending{};  // members without a public key yet
+};
+
+struct Status {
+    std::string node{};
+    std::vector<StatusInterface> interfaces{};
+    std::vector<std::string> drift{};  // the operations that would converge the node
+    std::vector<std::string> foreign{};
+    std::vector<std::string> conflicts{};
+};
+
+// A peer is healthy when its verdict is ok or idle (no keepalive, nothing sent lately); stale
+// and never are not. The node is healthy when every peer is, and it has no drift or conflict.
+bool healthy(plan::Health h);
+struct StatusSummary {
+    size_t peers = 0;
+    size_t healthy = 0;
+    size_t pending = 0;
+    bool ok = true;
+};
+StatusSummary summarize(const Status& s);
+
+// "340 B", "1.2 KiB", "3.4 MiB": binary units, one decimal below 10.
+std::string human_bytes(uint64_t n);
+// "never", "12 s ago", "2 min ago", "3 h ago", "4 days ago" (a time ahead of now is "just now").
+std::string human_ago(int64_t now, int64_t t);
+
+// The text of `status`: per interface a table of its peers (name, health, allowed IPs,
+// endpoint, keepalive, latest handshake, transfer), pending members, foreign peers and
+// conflicts, the drift, and a last line such as "3 of 4 peers healthy; drift: none".
+std::string status_text(const Status& s, int64_t now);
+
 // --format FORMAT and --json (the same as --format json; the two exclude each other) on `sub`.
 // `prometheus` is accepted only where `prometheus_ok`; anything else unknown is a usage error.
 void add_format_option(CLI::App& sub, Format& format, bool prometheus_ok = false);

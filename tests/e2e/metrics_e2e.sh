@@ -40,6 +40,12 @@ check "status --format prometheus --output exits 0" in_node hub wg-fleet status 
 in_node hub wg show mon dump > "$tmp/dump.after"
 in_node hub wg-fleet status --format prometheus > "$tmp/stdout.prom"
 in_node hub wg-fleet status --json > "$tmp/status.json"
+in_node hub wg show mon allowed-ips > "$tmp/allowed-ips"
+in_node hub wg show mon persistent-keepalive > "$tmp/keepalive"
+in_node hub wg-fleet status --check > "$tmp/status.txt"
+check "status --check exits 0: every peer healthy, no drift" test $? = 0
+cat "$tmp/status.txt"
+check "status's last line says so" test "$(tail -n1 "$tmp/status.txt")" = "2 of 2 peers healthy; drift: none"
 in_node hub wg-fleet plan --json > "$tmp/plan.json"
 cp -r "/run/wg-fleet-sandbox/$name/keys" "$tmp/keys"
 
@@ -95,6 +101,17 @@ for peer, key in want.items():
 status = json.load(open(f"{tmp}/status.json"))
 health = {p["name"]: p["health"] for i in status["interfaces"] for p in i["peers"]}
 check("status --json gives each peer the same verdict", all(health[p] == "ok" for p in want))
+check("status --json: version 1, and a summary of 2 healthy peers, no drift", status.get("version") == 1 and status.get("summary") ==
+      {"peers": 2, "healthy": 2, "pending": 0, "drift": 0, "conflicts": 0, "ok": True})
+wg_ips = {l.split("\t")[0]: sorted(l.split("\t")[1].split()) for l in open(f"{tmp}/allowed-ips").read().splitlines()}
+wg_ka = {l.split("\t")[0]: l.split("\t")[1] for l in open(f"{tmp}/keepalive").read().splitlines()}
+by_key = {p["public_key"]: p for i in status["interfaces"] for p in i["peers"]}
+check("status --json: each peer's allowed IPs and keepalive as wg show reads them",
+      sorted(by_key) == sorted(wg_ips) and all(sorted(p["allowed_ips"]) == wg_ips[k] and str(p["keepalive"]) == wg_ka[k]
+                                              for k, p in by_key.items()))
+text = open(f"{tmp}/status.txt").read()
+check("status's text names each peer with its health, allowed IPs and keepalive",
+      all(re.search(rf"^  {n} +ok +{re.escape(by_key[published[n]]['allowed_ips'][0])}.* 25 s +\d+ s ago +rx ", text, re.M) for n in want))
 plan = json.load(open(f"{tmp}/plan.json"))
 drift = samples["wgfleet_drift_operations"]
 check("drift operations as plan --json counts them", drift == [({"node": "hub"}, float(len(plan["ops"])))])
@@ -114,6 +131,9 @@ in_node hub wg-fleet plan --json > "$tmp/drift.json"
 in_node hub wg-fleet plan --format github > "$tmp/drift.github" 2>/dev/null
 in_node hub wg-fleet status --format gitlab > "$tmp/drift.gitlab" 2>/dev/null
 in_node hub wg-fleet status --format prometheus > "$tmp/drift.prom"
+in_node hub wg-fleet status --check > "$tmp/drift.txt"
+check "status --check exits 2 on drift" test $? = 2
+check "status's last line counts the drift" grep -qE '^[0-9] of 2 peers healthy; drift: [0-9]+ operations?$' "$tmp/drift.txt"
 in_node hub wg-fleet apply --format json > "$tmp/apply.json" 2>/dev/null
 python3 - "$tmp" <<'PY'
 import json, re, sys

@@ -138,3 +138,66 @@ TEST_CASE("prometheus: label values escape backslash, quote and newline", "[outp
     CHECK_THAT(o::prometheus_text(m), Catch::Contains("wgfleet_last_apply_timestamp_seconds{node=\"hub\"} 1700000100\n"));
     CHECK_THAT(o::prometheus_text(m), Catch::Contains("wgfleet_last_apply_success{node=\"hub\"} 0\n"));
 }
+
+TEST_CASE("status: bytes in binary units, times as people say them", "[output][status]") {
+    CHECK(o::human_bytes(0) == "0 B");
+    CHECK(o::human_bytes(1023) == "1023 B");
+    CHECK(o::human_bytes(1024) == "1.0 KiB");
+    CHECK(o::human_bytes(1536) == "1.5 KiB");
+    CHECK(o::human_bytes(10 * 1024) == "10 KiB");
+    CHECK(o::human_bytes(uint64_t{5} << 30) == "5.0 GiB");
+    CHECK(o::human_bytes(UINT64_MAX) == "16 EiB");
+    CHECK(o::human_ago(1000, 0) == "never");
+    CHECK(o::human_ago(1000, 988) == "12 s ago");
+    CHECK(o::human_ago(1000, 1005) == "just now");
+    CHECK(o::human_ago(10000, 10000 - 150) == "2 min ago");
+    CHECK(o::human_ago(100000, 100000 - 3 * 3600) == "3 h ago");
+    CHECK(o::human_ago(1000000, 1000000 - 4 * 86400) == "4 days ago");
+}
+
+TEST_CASE("status: a table per interface, pending members, drift and the summary line", "[output][status]") {
+    const int64_t now = 100000;
+    o::Status st{.node = "hub"};
+    o::StatusInterface si{.interface = "wg-mesh", .fleet = "mesh", .up = true, .listen_port = 51820};
+    si.peers.push_back({.name = "alice",
+                        .public_key = "k1",
+                        .allowed_ips = {"fd00::2/128", "10.0.0.2/32", "192.168.7.0/24"},
+                        .endpoint = "192.0.2.7:51820",
+                        .keepalive = 25,
+                        .last_handshake = now - 30,
+                        .rx_bytes = 2048,
+                        .tx_bytes = 100,
+                        .health = wgf::plan::Health::ok});
+    si.peers.push_back({.name = "bob",
+                        .public_key = "k2",
+                        .allowed_ips = {"fd00::3/128"},
+                        .keepalive = 25,
+                        .last_handshake = now - 600,
+                        .health = wgf::plan::Health::stale});
+    si.peers.push_back({.name = "carol", .public_key = "k3", .allowed_ips = {"fd00::4/128"}, .health = wgf::plan::Health::idle});
+    si.pending = {"dave"};
+    st.interfaces.push_back(si);
+    CHECK(o::status_text(st, now) ==
+          "interface wg-mesh (fleet mesh): up, listening on 51820\n"
+          "  PEER   HEALTH  ALLOWED IPS                 ENDPOINT         KEEPALIVE  HANDSHAKE   TRANSFER\n"
+          "  alice  ok      fd00::2/128,10.0.0.2/32 +1  192.0.2.7:51820  25 s       30 s ago    rx 2.0 KiB, tx 100 B\n"
+          "  bob    stale   fd00::3/128                 -                25 s       10 min ago  rx 0 B, tx 0 B\n"
+          "  carol  idle    fd00::4/128                 -                -          never       rx 0 B, tx 0 B\n"
+          "  dave pending: no public key yet\n"
+          "2 of 3 peers healthy (1 pending); drift: none\n");
+    auto sum = o::summarize(st);
+    CHECK(sum.peers == 3);
+    CHECK(sum.healthy == 2);
+    CHECK(sum.pending == 1);
+    CHECK_FALSE(sum.ok);
+    st.interfaces[0].peers.erase(st.interfaces[0].peers.begin() + 1);  // bob gone: healthy
+    CHECK(o::summarize(st).ok);
+    st.drift = {"add peer x"};
+    st.conflicts = {"! conflict: /etc/hosts"};
+    CHECK_FALSE(o::summarize(st).ok);
+    const std::string text = o::status_text(st, now);
+    CHECK_THAT(
+        text, Catch::EndsWith("drift (1 operation would converge it):\n  add peer x\n"
+                              "2 of 2 peers healthy (1 pending); drift: 1 operation; 1 conflict keeps the node from matching the fleet\n"));
+    CHECK_THAT(text, Catch::Contains("! conflict: /etc/hosts\n"));
+}
