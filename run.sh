@@ -39,6 +39,7 @@ PACKAGES=(
   libsqlite3-dev  # serve's store of enrolled clients (state_dir/serve.db)
   libcpp-httplib-dev  # serve's HTTP API and its Headscale source's client
   python3-html5lib  # serve's dashboard is parsed strictly as HTML5 (tests/serve)
+  curl  # the wg-quick client of serve registers and pings with it (tests/serve/wg_quick_e2e.py)
   openssl  # the Headscale stand-in test makes a self-signed certificate for its TLS server (tests/headscale)
 )
 JOBS=$(nproc 2>/dev/null || echo 2)
