@@ -258,10 +258,62 @@ Store::Store(const std::string& state_dir) : path_(store_path(state_dir)) {
 
 Store::~Store() { sqlite3_close(db_); }
 
+struct Store::Pending {
+    std::string fleet;
+    Pool pool;
+    model::Key key;
+    std::string source_ip;
+    int64_t now = 0;
+    Registration result{};
+    std::exception_ptr error{};
+    bool done = false;  // committed (or failed): result or error is set
+};
+
 Registration Store::register_client(const std::string& fleet, const Pool& pool, const model::Key& key, const std::string& source_ip,
                                     int64_t now) {
-    std::lock_guard lock(mu_);
-    Transaction tx(db_, path_);
+    auto me = std::make_shared<Pending>(Pending{
+        .fleet = fleet, .pool = pool, .key = key, .source_ip = source_ip, .now = now, .result = {}, .error = nullptr, .done = false});
+    std::unique_lock lk(queue_mu_);
+    queue_.push_back(me);
+    // Group commit: while one thread commits, the others queue up; when it is done, one waiting
+    // thread commits everything queued by then in one transaction. A thread commits only until
+    // its own registration is in, so no caller waits behind an endless stream of others.
+    for (;;) {
+        queue_cv_.wait(lk, [&] { return me->done || !committing_; });
+        if (me->done) break;
+        committing_ = true;
+        std::vector<std::shared_ptr<Pending>> batch(queue_.begin(), queue_.end());
+        queue_.clear();
+        lk.unlock();
+        commit_batch(batch);
+        lk.lock();
+        for (auto& p : batch) p->done = true;
+        committing_ = false;
+        queue_cv_.notify_all();
+    }
+    if (me->error) std::rethrow_exception(me->error);
+    return me->result;
+}
+
+// One transaction for the batch: either every registration in it is stored or none is (each
+// caller then gets the error).
+void Store::commit_batch(const std::vector<std::shared_ptr<Pending>>& batch) {
+    try {
+        std::lock_guard lock(mu_);
+        Transaction tx(db_, path_);
+        for (auto& p : batch) p->result = register_one(p->fleet, p->pool, p->key, p->source_ip, p->now);
+        tx.commit();
+    } catch (...) {
+        auto e = std::current_exception();
+        for (auto& p : batch) {
+            p->result = Registration{};
+            p->error = e;
+        }
+    }
+}
+
+Registration Store::register_one(const std::string& fleet, const Pool& pool, const model::Key& key, const std::string& source_ip,
+                                 int64_t now) {
     {
         Stmt s(db_, path_, (std::string(kSelect) + " WHERE fleet = ?1 AND public_key = ?2").c_str());
         s.text(1, fleet).text(2, key.base64());
@@ -284,7 +336,6 @@ Registration Store::register_client(const std::string& fleet, const Pool& pool, 
         "INSERT INTO clients (fleet, public_key, address, source_ip, host_name, registered, last_seen) VALUES (?1, ?2, ?3, ?4, NULL, ?5, ?5)");
     ins.text(1, fleet).text(2, key.base64()).blob(3, *addr).text(4, source_ip).integer(5, now);
     ins.run();
-    tx.commit();
     return Registration{.client = c, .existing = false};
 }
 
