@@ -385,6 +385,14 @@ std::vector<Client> Store::clients(const std::optional<std::string>& fleet) {
     return select_clients(db_, path_, fleet);
 }
 
+std::map<std::string, size_t> Store::counts() {
+    std::lock_guard lock(mu_);
+    Stmt s(db_, path_, "SELECT fleet, COUNT(*) FROM clients GROUP BY fleet");
+    std::map<std::string, size_t> out;
+    while (s.step()) out.emplace(s.col_text(0), static_cast<size_t>(s.col_int(1)));
+    return out;
+}
+
 std::vector<Client> read_clients(const std::string& path) {
     struct stat st {};
     if (stat(path.c_str(), &st) != 0) {

@@ -9,6 +9,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <map>
 #include <exception>
 #include <memory>
 #include <mutex>
@@ -97,6 +98,8 @@ public:
     size_t remove(const std::string& fleet, const std::vector<model::Key>& keys);
     // Every client (of one fleet, when given), ordered by fleet and address.
     std::vector<Client> clients(const std::optional<std::string>& fleet = std::nullopt);
+    // How many clients each fleet has (fleets without any are left out).
+    std::map<std::string, size_t> counts();
 
 private:
     struct Pending;
