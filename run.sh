@@ -131,6 +131,10 @@ run_bench() {
   for b in bench_uapi_peers bench_nft_rules; do
     build/tests/bench/$b || { ((rc)) || rc=1; }
   done
+  # serve's enrollment API: registrations/s, time until live, the dashboard (BENCHMARKS.md, 6)
+  echo "== wg-fleet serve (tests/bench/bench_serve.py)"
+  cmake --build build -j"$JOBS" --target wg-fleet >/dev/null
+  python3 tests/bench/bench_serve.py build/reconciler/cli/wg-fleet || { ((rc)) || rc=1; }
   return $rc
 }
 
