@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -17,6 +18,16 @@ namespace wgf::serve {
 namespace {
 
 constexpr int kBusyTimeoutMs = 10000;
+
+// SQLite's own busy handler sleeps longer and longer (up to 100 ms) while another connection
+// holds the lock: serve's loop reads the store on every converge, and a commit that waited for
+// such a read would sleep well past its end. Short sleeps instead, up to the same timeout.
+int busy_wait(void*, int tries) {
+    constexpr int kSleepUs = 500;
+    if (tries >= kBusyTimeoutMs * 1000 / kSleepUs) return 0;
+    usleep(kSleepUs);
+    return 1;
+}
 
 constexpr const char* kSchema = R"(
 CREATE TABLE IF NOT EXISTS clients (
@@ -244,7 +255,7 @@ Store::Store(const std::string& state_dir) : path_(store_path(state_dir)) {
         sqlite3_close(db_);
         throw StoreError(fmt::format("{}: cannot open it: {}", path_, msg));
     }
-    sqlite3_busy_timeout(db_, kBusyTimeoutMs);
+    sqlite3_busy_handler(db_, busy_wait, nullptr);
     try {
         // A rollback journal, not WAL: every commit changes the file itself (its change
         // counter), which is what the desired-state cache's digest of the file sees.
@@ -406,7 +417,7 @@ std::vector<Client> read_clients(const std::string& path) {
         throw StoreError(fmt::format("{}: cannot read it: {}", path, msg));
     }
     std::unique_ptr<sqlite3, decltype(&sqlite3_close)> owner(db, &sqlite3_close);
-    sqlite3_busy_timeout(db, kBusyTimeoutMs);
+    sqlite3_busy_handler(db, busy_wait, nullptr);
     try {
         return select_clients(db, path, std::nullopt);
     } catch (const StoreError& e) {
