@@ -9,8 +9,8 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
-#include <map>
 #include <exception>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -113,8 +113,7 @@ private:
     std::deque<std::shared_ptr<Pending>> queue_;
     bool committing_ = false;
 
-    Registration register_one(const std::string& fleet, const Pool& pool, const model::Key& key, const std::string& source_ip,
-                              int64_t now);
+    Registration register_one(const std::string& fleet, const Pool& pool, const model::Key& key, const std::string& source_ip, int64_t now);
     void commit_batch(const std::vector<std::shared_ptr<Pending>>& batch);
 };
 
