@@ -39,6 +39,7 @@ PACKAGES=(
   libsqlite3-dev  # serve's store of enrolled clients (state_dir/serve.db)
   libcpp-httplib-dev  # serve's HTTP API and its Headscale source's client
   python3-html5lib  # serve's dashboard is parsed strictly as HTML5 (tests/serve)
+  curl  # the wg-quick client of serve registers and pings with it (tests/serve/wg_quick_e2e.py)
   openssl  # the Headscale stand-in test makes a self-signed certificate for its TLS server (tests/headscale)
 )
 JOBS=$(nproc 2>/dev/null || echo 2)
@@ -130,6 +131,10 @@ run_bench() {
   for b in bench_uapi_peers bench_nft_rules; do
     build/tests/bench/$b || { ((rc)) || rc=1; }
   done
+  # serve's enrollment API: registrations/s, time until live, the dashboard (BENCHMARKS.md, 6)
+  echo "== wg-fleet serve (tests/bench/bench_serve.py)"
+  cmake --build build -j"$JOBS" --target wg-fleet >/dev/null
+  python3 tests/bench/bench_serve.py build/reconciler/cli/wg-fleet || { ((rc)) || rc=1; }
   return $rc
 }
 

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -17,6 +18,16 @@ namespace wgf::serve {
 namespace {
 
 constexpr int kBusyTimeoutMs = 10000;
+
+// SQLite's own busy handler sleeps longer and longer (up to 100 ms) while another connection
+// holds the lock: serve's loop reads the store on every converge, and a commit that waited for
+// such a read would sleep well past its end. Short sleeps instead, up to the same timeout.
+int busy_wait(void*, int tries) {
+    constexpr int kSleepUs = 500;
+    if (tries >= kBusyTimeoutMs * 1000 / kSleepUs) return 0;
+    usleep(kSleepUs);
+    return 1;
+}
 
 constexpr const char* kSchema = R"(
 CREATE TABLE IF NOT EXISTS clients (
@@ -244,7 +255,7 @@ Store::Store(const std::string& state_dir) : path_(store_path(state_dir)) {
         sqlite3_close(db_);
         throw StoreError(fmt::format("{}: cannot open it: {}", path_, msg));
     }
-    sqlite3_busy_timeout(db_, kBusyTimeoutMs);
+    sqlite3_busy_handler(db_, busy_wait, nullptr);
     try {
         // A rollback journal, not WAL: every commit changes the file itself (its change
         // counter), which is what the desired-state cache's digest of the file sees.
@@ -258,10 +269,62 @@ Store::Store(const std::string& state_dir) : path_(store_path(state_dir)) {
 
 Store::~Store() { sqlite3_close(db_); }
 
+struct Store::Pending {
+    std::string fleet;
+    Pool pool;
+    model::Key key;
+    std::string source_ip;
+    int64_t now = 0;
+    Registration result{};
+    std::exception_ptr error{};
+    bool done = false;  // committed (or failed): result or error is set
+};
+
 Registration Store::register_client(const std::string& fleet, const Pool& pool, const model::Key& key, const std::string& source_ip,
                                     int64_t now) {
-    std::lock_guard lock(mu_);
-    Transaction tx(db_, path_);
+    auto me = std::make_shared<Pending>(Pending{
+        .fleet = fleet, .pool = pool, .key = key, .source_ip = source_ip, .now = now, .result = {}, .error = nullptr, .done = false});
+    std::unique_lock lk(queue_mu_);
+    queue_.push_back(me);
+    // Group commit: while one thread commits, the others queue up; when it is done, one waiting
+    // thread commits everything queued by then in one transaction. A thread commits only until
+    // its own registration is in, so no caller waits behind an endless stream of others.
+    for (;;) {
+        queue_cv_.wait(lk, [&] { return me->done || !committing_; });
+        if (me->done) break;
+        committing_ = true;
+        std::vector<std::shared_ptr<Pending>> batch(queue_.begin(), queue_.end());
+        queue_.clear();
+        lk.unlock();
+        commit_batch(batch);
+        lk.lock();
+        for (auto& p : batch) p->done = true;
+        committing_ = false;
+        queue_cv_.notify_all();
+    }
+    if (me->error) std::rethrow_exception(me->error);
+    return me->result;
+}
+
+// One transaction for the batch: either every registration in it is stored or none is (each
+// caller then gets the error).
+void Store::commit_batch(const std::vector<std::shared_ptr<Pending>>& batch) {
+    try {
+        std::lock_guard lock(mu_);
+        Transaction tx(db_, path_);
+        for (auto& p : batch) p->result = register_one(p->fleet, p->pool, p->key, p->source_ip, p->now);
+        tx.commit();
+    } catch (...) {
+        auto e = std::current_exception();
+        for (auto& p : batch) {
+            p->result = Registration{};
+            p->error = e;
+        }
+    }
+}
+
+Registration Store::register_one(const std::string& fleet, const Pool& pool, const model::Key& key, const std::string& source_ip,
+                                 int64_t now) {
     {
         Stmt s(db_, path_, (std::string(kSelect) + " WHERE fleet = ?1 AND public_key = ?2").c_str());
         s.text(1, fleet).text(2, key.base64());
@@ -284,7 +347,6 @@ Registration Store::register_client(const std::string& fleet, const Pool& pool, 
         "INSERT INTO clients (fleet, public_key, address, source_ip, host_name, registered, last_seen) VALUES (?1, ?2, ?3, ?4, NULL, ?5, ?5)");
     ins.text(1, fleet).text(2, key.base64()).blob(3, *addr).text(4, source_ip).integer(5, now);
     ins.run();
-    tx.commit();
     return Registration{.client = c, .existing = false};
 }
 
@@ -335,6 +397,14 @@ std::vector<Client> Store::clients(const std::optional<std::string>& fleet) {
     return select_clients(db_, path_, fleet);
 }
 
+std::map<std::string, size_t> Store::counts() {
+    std::lock_guard lock(mu_);
+    Stmt s(db_, path_, "SELECT fleet, COUNT(*) FROM clients GROUP BY fleet");
+    std::map<std::string, size_t> out;
+    while (s.step()) out.emplace(s.col_text(0), static_cast<size_t>(s.col_int(1)));
+    return out;
+}
+
 std::vector<Client> read_clients(const std::string& path) {
     struct stat st {};
     if (stat(path.c_str(), &st) != 0) {
@@ -348,7 +418,7 @@ std::vector<Client> read_clients(const std::string& path) {
         throw StoreError(fmt::format("{}: cannot read it: {}", path, msg));
     }
     std::unique_ptr<sqlite3, decltype(&sqlite3_close)> owner(db, &sqlite3_close);
-    sqlite3_busy_timeout(db, kBusyTimeoutMs);
+    sqlite3_busy_handler(db, busy_wait, nullptr);
     try {
         return select_clients(db, path, std::nullopt);
     } catch (const StoreError& e) {

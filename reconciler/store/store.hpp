@@ -6,7 +6,12 @@
 // store is also read read-only by every command that builds the desired state (inputs/enrolled).
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
+#include <deque>
+#include <exception>
+#include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -83,7 +88,9 @@ public:
     const std::string& path() const { return path_; }
 
     // Enrolls `key` in `fleet` with the lowest free address of the pool after the highest one
-    // given out (then any gap), or returns the address it has already.
+    // given out (then any gap), or returns the address it has already. It returns once the
+    // registration is committed; registrations that arrive while another commit is under way
+    // share the next transaction (a commit costs a few fsyncs, not a registration each).
     Registration register_client(const std::string& fleet, const Pool& pool, const model::Key& key, const std::string& source_ip,
                                  int64_t now);
     // The client of `fleet` at `address`: last seen now, and the host name asked for, if any,
@@ -94,11 +101,23 @@ public:
     size_t remove(const std::string& fleet, const std::vector<model::Key>& keys);
     // Every client (of one fleet, when given), ordered by fleet and address.
     std::vector<Client> clients(const std::optional<std::string>& fleet = std::nullopt);
+    // How many clients each fleet has (fleets without any are left out).
+    std::map<std::string, size_t> counts();
 
 private:
+    struct Pending;
+
     std::string path_;
     sqlite3* db_ = nullptr;
     std::mutex mu_;  // one connection, one statement at a time
+    // Registrations waiting for the next commit, and whether a thread is committing them.
+    std::mutex queue_mu_;
+    std::condition_variable queue_cv_;
+    std::deque<std::shared_ptr<Pending>> queue_;
+    bool committing_ = false;
+
+    Registration register_one(const std::string& fleet, const Pool& pool, const model::Key& key, const std::string& source_ip, int64_t now);
+    void commit_batch(const std::vector<std::shared_ptr<Pending>>& batch);
 };
 
 // Every client in the store at `path`, read-only. A missing file is no clients; any other

@@ -4,6 +4,8 @@
 # --json where it accepts it; `watch` runs for a few ticks with --interval 1. Then no stdout,
 # stderr, log or file the fleet wrote (state.json, journal, hosts and route files, published keys)
 # may hold any node's private key: base64 (also unpadded, URL-safe, cut short), hex or raw bytes.
+# Then serve (secrets_audit_serve.py): clients register, and its output, store and API answers
+# may hold no private key and no token, except the endpoints it lists as exempt.
 # Usage: secrets_audit.sh WG_FLEET_BINARY SOURCE_DIR   (root: network namespaces)
 set -u
 bin=$(realpath "$1"); src=$(realpath "$2")
@@ -70,48 +72,22 @@ grep -q "^watch .* -> exit 124" "$tmp/out/exit-codes.log" && ok "watch ran until
 grep -q "^plan  -> exit 0" "$tmp/out/exit-codes.log" && ok "plan ran" || bad "plan: $(grep '^plan ' "$tmp/out/exit-codes.log")"
 grep -qi "converged\|watching" "$tmp/out/watch.err" && ok "watch logged its ticks" || bad "watch logged nothing"
 
-# The search: every needle of every key, in every output and every file the sandbox holds
-# (except the key files themselves).
-audit() {
-  python3 - "$@" <<'PY'
-import base64, sys, os
-keys_n = int(sys.argv[1]); keyfiles = sys.argv[2:2 + keys_n]; targets = sys.argv[2 + keys_n:]
-needles = []
-for kf in keyfiles:
-    text = open(kf).read().strip()
-    raw = base64.b64decode(text)
-    assert len(raw) == 32, kf
-    b64 = base64.b64encode(raw).decode()
-    for form, n in (("base64", b64), ("base64 cut to 32 chars", b64[:32]), ("url-safe base64", base64.urlsafe_b64encode(raw).decode()[:43]),
-                    ("hex", raw.hex()), ("HEX", raw.hex().upper())):
-        needles.append((kf, form, n.encode()))
-    needles.append((kf, "raw bytes", raw))
-found = 0
-files = []
-for t in targets:
-    if os.path.isdir(t):
-        for root, _, names in os.walk(t):
-            files += [os.path.join(root, n) for n in names]
-    else:
-        files.append(t)
-for f in files:
-    if f.endswith(".key") or not os.path.isfile(f):
-        continue
-    data = open(f, "rb").read()
-    for kf, form, n in needles:
-        if n in data:
-            print(f"LEAK: {f} holds the private key {kf} as {form}")
-            found += 1
-print(f"searched {len(files)} files for {len(keyfiles)} keys")
-sys.exit(1 if found else 0)
-PY
-}
-if audit "${#keyfiles[@]}" "${keyfiles[@]}" "$tmp/out" "$sbdir"; then ok "no private key in any output, log, state.json, journal or written file"
+# The search (secrets_search.py): every form of every key, in every output and every file the
+# sandbox holds (except the key files themselves).
+here=$(dirname "$0")
+key_args=(); for k in "${keyfiles[@]}"; do key_args+=(--key "$k"); done
+search() { python3 "$here/secrets_search.py" "${key_args[@]}" "$@"; }
+if search "$tmp/out" "$sbdir"; then ok "no private key in any output, log, state.json, journal or written file"
 else bad "a private key leaked (see LEAK lines above)"; fi
 
 # The audit can fail: a planted copy of a key in hex is found.
 python3 -c 'import base64,sys; print(base64.b64decode(open(sys.argv[1]).read().strip()).hex())' "${keyfiles[0]}" > "$tmp/planted.out"
-if audit "${#keyfiles[@]}" "${keyfiles[@]}" "$tmp/planted.out" >/dev/null; then bad "the audit missed a planted key"; else ok "the audit finds a planted key"; fi
+if search "$tmp/planted.out" >/dev/null; then bad "the audit missed a planted key"; else ok "the audit finds a planted key"; fi
 grep -q "PrivateKey = " "$tmp"/exempt-render_wg-quick.out && ok "render wg-quick (exempt) does print the key, as documented" || bad "render wg-quick printed no key"
+
+# serve: its log, store, state files, dashboard and API answers, with the exempt endpoints listed
+# there (secrets_audit_serve.py: its REQUESTS, EXEMPT, SCAN_FILES and SECRET_FILES).
+if python3 "$here/secrets_audit_serve.py" "$bin"; then ok "serve leaks no private key and no token"
+else bad "serve: see the FAIL lines above"; fi
 
 finish

@@ -123,6 +123,38 @@ TEST_CASE("api: the register answer: a wg-quick config with the server as peer, 
     CHECK(fx.store.clients().front().public_key == own);
 }
 
+TEST_CASE("api: the fleet page's JSON is what nlohmann's dump writes, every client's store values in it") {
+    Fixture fx;
+    fx.api.set_view(fx.view());
+    REQUIRE(fx.api.handle(post("/fleet/se/register")).status == 200);
+    // A peer address that does not parse is kept as its text: one that needs escaping.
+    REQUIRE(fx.api.handle(post("/fleet/se/register", "", "we\"ird\\peer\n")).status == 200);
+    REQUIRE(fx.api.handle(post("/fleet/se/ping", R"({"hostname": "excavator"})", "fd00:1::2")).status == 200);
+    auto r = fx.api.handle(Request{.method = "GET", .path = "/fleet/se", .query = {{"format", "json"}}});
+    REQUIRE(r.status == 200);
+    auto j = nlohmann::json::parse(r.body);
+    CHECK(r.body == j.dump());
+    CHECK(j["fleet"] == "se");
+    CHECK(j["subnet"] == "fd00:1::/64");
+    auto clients = fx.store.clients("se");
+    REQUIRE(j["clients"].size() == clients.size());
+    for (size_t i = 0; i < clients.size(); ++i) {
+        const auto& c = clients[i];
+        const auto& row = j["clients"][i];
+        CHECK(row["address"] == c.address.str());
+        CHECK(row["public_key"] == c.public_key.base64());
+        CHECK(row["source_ip"] == c.source_ip);
+        CHECK(row["hostname"] == (c.host_name ? nlohmann::json(*c.host_name) : nlohmann::json(nullptr)));
+        CHECK(row["registered"] == c.registered);
+        CHECK(row["last_seen"] == c.last_seen);
+        CHECK(row["latest_handshake"] == 0);
+        CHECK(row["health"] == "never");
+        CHECK(row.size() == 8);
+    }
+    CHECK(j["clients"][1]["source_ip"] == "we\"ird\\peer\n");
+    CHECK(j["clients"][0]["hostname"] == "excavator");
+}
+
 TEST_CASE("router: /health says whether serve is ready, each path goes to the part that owns it, the rest is 404") {
     Fixture fx;
     serve::Router router([&fx] { return fx.api.ready(); }, [&fx](const std::string& s) { fx.logged.push_back(s); });
