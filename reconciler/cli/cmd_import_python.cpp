@@ -150,8 +150,9 @@ int import_python(const Globals& g, const std::string& db, const std::string& co
         return refuse(db, {e.what()});
     }
     for (const auto& [fleet, n] : plan.per_fleet)
-        fmt::print("{}: fleet {}: {} client(s) in {}; the server's key of wg_{} kept in {}\n", db, fleet, n,
-                   serve::store_path(cfg.state_dir), fleet, plan::private_key_path(cfg, fleet));
+        fmt::print("{}: fleet {}: {} client(s) in {}; the server's key of wg_{} kept in {} (public key {})\n", db, fleet, n,
+                   serve::store_path(cfg.state_dir), fleet, plan::private_key_path(cfg, fleet),
+                   plan.server_keys.at(fleet).public_key().base64());
     fmt::print("{}: {} client(s) added, {} enrolled already with the same key and address\n", db, count.added, count.unchanged);
     std::string adopt;
     for (const auto& [fleet, key] : plan.server_keys) adopt += " --adopt " + cfg.fleets.at(fleet).interface;

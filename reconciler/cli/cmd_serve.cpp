@@ -268,8 +268,11 @@ void add_serve(CLI::App& app, Context& ctx) {
     auto wg_conf_dir = std::make_shared<std::string>("/etc/wireguard");
     sub->add_option("--import-python", *python_db,
                     "Import the Python wg-fleet's clients.db (clients, addresses, host names) and its servers' keys from "
-                    "--wg-conf-dir, then exit");
-    sub->add_option("--wg-conf-dir", *wg_conf_dir, "Where --import-python reads wg_<fleet>.conf")->default_val("/etc/wireguard");
+                    "--wg-conf-dir, then exit")
+        ->type_name("FILE");
+    sub->add_option("--wg-conf-dir", *wg_conf_dir, "Where --import-python reads wg_<fleet>.conf")
+        ->default_val("/etc/wireguard")
+        ->type_name("DIR");
     sub->callback([&ctx, interval, listen, edge_state, sync_state, fleet, python_db, wg_conf_dir] {
         if (!python_db->empty()) ctx.rc = import_python(ctx.g, *python_db, *wg_conf_dir);
         else if (!edge_state->empty()) ctx.rc = import_edge_state(ctx.g, *edge_state);
