@@ -87,7 +87,7 @@ int import_python(const Globals& g, const std::string& db, const std::string& co
     std::vector<std::string> errors, warnings;
     std::map<std::string, serve::ConfFile> confs;
     for (const auto& name : serve::fleets_to_import(cfg, node, table)) {
-        serve::ConfFile c{.path = conf_dir + "/wg_" + name + ".conf", .text = std::nullopt};
+        serve::ConfFile c{.path = fmt::format("{}/wg_{}.conf", conf_dir, name), .text = std::nullopt};
         read_conf(c, errors, warnings);
         confs.emplace(name, std::move(c));
     }
