@@ -29,6 +29,8 @@ PACKAGES=(
   man-db
   nix-bin  # nix-instantiate parses and evaluates the `render nixos` modules (tests/nixos)
   jq  # examples/ci/github-workflow.yml lists the fleet's nodes with it (test ci_example_workflow)
+  shellcheck  # examples/client/wg-fleet-register is checked with it (test client_example)
+  curl  # the client example's ping unit runs it (test client_example)
   # promtool checks the metrics of `status --format prometheus` (tests/e2e/metrics_e2e.sh)
   prometheus
   # zsh's own completion system runs the zsh completion function (tests/completion)

@@ -270,8 +270,18 @@ void add_serve(CLI::App& app, Context& ctx) {
     sub->add_option("--import-sync-state", *sync_state,
                     "Import the Headscale sync service's sync-service-state.json into the fleet's mapping, then exit");
     sub->add_option("--fleet", *fleet, "The fleet --import-sync-state imports into (default: the only fleet with headscale:)");
-    sub->callback([&ctx, interval, listen, edge_state, sync_state, fleet] {
-        if (!edge_state->empty()) ctx.rc = import_edge_state(ctx.g, *edge_state);
+    auto python_db = std::make_shared<std::string>();
+    auto wg_conf_dir = std::make_shared<std::string>("/etc/wireguard");
+    sub->add_option("--import-python", *python_db,
+                    "Import the Python wg-fleet's clients.db (clients, addresses, host names) and its servers' keys from "
+                    "--wg-conf-dir, then exit")
+        ->type_name("FILE");
+    sub->add_option("--wg-conf-dir", *wg_conf_dir, "Where --import-python reads wg_<fleet>.conf")
+        ->default_val("/etc/wireguard")
+        ->type_name("DIR");
+    sub->callback([&ctx, interval, listen, edge_state, sync_state, fleet, python_db, wg_conf_dir] {
+        if (!python_db->empty()) ctx.rc = import_python(ctx.g, *python_db, *wg_conf_dir);
+        else if (!edge_state->empty()) ctx.rc = import_edge_state(ctx.g, *edge_state);
         else if (!sync_state->empty()) ctx.rc = import_sync_state(ctx.g, *sync_state, *fleet);
         else ctx.rc = cmd_serve(ctx.g, *interval, *listen);
     });

@@ -31,5 +31,7 @@ int cmd_apply(const Globals& g, const std::vector<std::string>& adopt = {}, outp
 int cmd_status(const Globals& g, output::Format format, const std::string& output_file = {}, bool check = false);
 int cmd_keygen(const Globals& g, output::Format format);
 int cmd_watch(const Globals& g, int interval_s);
+// serve --import-python (cmd_import_python.cpp).
+int import_python(const Globals& g, const std::string& db, const std::string& conf_dir);
 
 }  // namespace wgf::cli

@@ -392,6 +392,55 @@ size_t Store::remove(const std::string& fleet, const std::vector<model::Key>& ke
     return n;
 }
 
+ImportCount Store::import_clients(const std::vector<Client>& clients) {
+    std::lock_guard lock(mu_);
+    Transaction tx(db_, path_);
+    ImportCount n;
+    Stmt by_key(db_, path_, (std::string(kSelect) + " WHERE fleet = ?1 AND public_key = ?2").c_str());
+    Stmt by_addr(db_, path_, (std::string(kSelect) + " WHERE fleet = ?1 AND address = ?2").c_str());
+    Stmt by_name(db_, path_, (std::string(kSelect) + " WHERE fleet = ?1 AND host_name = ?2").c_str());
+    Stmt ins(
+        db_, path_,
+        "INSERT INTO clients (fleet, public_key, address, source_ip, host_name, registered, last_seen) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
+    auto clash = [&](const Client& c, const Client& other, std::string_view what) {
+        return StoreError(fmt::format("{}: fleet {}: client {} at {}: {} enrolled client {} at {}; nothing imported", path_, c.fleet,
+                                      c.public_key.base64(), c.address.str(), what, other.public_key.base64(), other.address.str()));
+    };
+    for (const auto& c : clients) {
+        std::optional<Client> same_key, same_addr, same_name;
+        by_key.text(1, c.fleet).text(2, c.public_key.base64());
+        if (by_key.step()) same_key = read_row(by_key, path_);
+        by_key.reset();
+        by_addr.text(1, c.fleet).blob(2, c.address);
+        if (by_addr.step()) same_addr = read_row(by_addr, path_);
+        by_addr.reset();
+        if (c.host_name) {
+            by_name.text(1, c.fleet).text(2, *c.host_name);
+            if (by_name.step()) same_name = read_row(by_name, path_);
+            by_name.reset();
+        }
+        if (same_key && same_key->address == c.address) {
+            ++n.unchanged;
+            continue;
+        }
+        if (same_key) throw clash(c, *same_key, "its key is that of the");
+        if (same_addr) throw clash(c, *same_addr, "its address is that of the");
+        if (same_name) throw clash(c, *same_name, fmt::format("its host name {} is that of the", *c.host_name));
+        ins.text(1, c.fleet)
+            .text(2, c.public_key.base64())
+            .blob(3, c.address)
+            .text(4, c.source_ip)
+            .opt_text(5, c.host_name)
+            .integer(6, c.registered)
+            .integer(7, c.last_seen);
+        ins.run();
+        ins.reset();
+        ++n.added;
+    }
+    tx.commit();
+    return n;
+}
+
 std::vector<Client> Store::clients(const std::optional<std::string>& fleet) {
     std::lock_guard lock(mu_);
     return select_clients(db_, path_, fleet);

@@ -69,6 +69,12 @@ struct Registration {
     bool existing = false;         // the key was enrolled already: its address is kept
 };
 
+// What an import did: clients added, and clients found enrolled already with the same key and address.
+struct ImportCount {
+    size_t added = 0;
+    size_t unchanged = 0;
+};
+
 enum class PingOutcome { ok, unknown_client, bad_host_name };
 
 struct PingResult {
@@ -99,6 +105,11 @@ public:
                     const std::set<std::string>& reserved = {});
     // Removes these clients of `fleet`; returns how many there were.
     size_t remove(const std::string& fleet, const std::vector<model::Key>& keys);
+    // Adds these clients as they are (address, key, host name, times; `serve --import-python`), all
+    // in one transaction or none. A client enrolled already with the same key and address is left
+    // as it is; any other clash (its key at another address, its address or host name another
+    // client's) throws StoreError naming both, and nothing is stored.
+    ImportCount import_clients(const std::vector<Client>& clients);
     // Every client (of one fleet, when given), ordered by fleet and address.
     std::vector<Client> clients(const std::optional<std::string>& fleet = std::nullopt);
     // How many clients each fleet has (fleets without any are left out).

@@ -100,6 +100,13 @@ backend::Result<model::SecretKey> FileKeyStore::load_or_generate(const std::stri
     return **theirs;
 }
 
+backend::Result<bool> FileKeyStore::install(const std::string& path, const model::SecretKey& key) {
+    std::string text = key.base64_for_storage() + "\n";
+    auto created = create_exclusive(path, text);
+    sodium_memzero(text.data(), text.size());
+    return created;
+}
+
 backend::Status FileKeyStore::publish(const std::string& path, const model::Key& public_key) {
     return linux_::write_file_atomic(path, public_key.base64() + "\n", 0644);
 }

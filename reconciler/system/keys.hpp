@@ -14,6 +14,10 @@ public:
     backend::Result<std::optional<model::SecretKey>> load(const std::string& path) override;
     backend::Result<model::SecretKey> load_or_generate(const std::string& path) override;
     backend::Status publish(const std::string& path, const model::Key& public_key) override;
+    // Writes a key that exists already elsewhere (`serve --import-python`: the Python manager's
+    // server key) to `path`, 0600 from creation, the way a generated one is: true when written,
+    // false when `path` existed (nothing is replaced; the caller compares).
+    backend::Result<bool> install(const std::string& path, const model::SecretKey& key);
     // Set when a key file was readable by group or others (the caller warns).
     std::optional<std::string> loose_permissions;
 };

@@ -83,6 +83,8 @@ expect "sandbox exec NODE wg-fleet COMMAND" "plan" "$(bash_complete -c "$demo" s
 expect "sandbox exec NODE wg-fleet ... --node" "$("$bin" -c "$demo" complete nodes)" "$(bash_complete -c "$demo" sandbox exec alice wg-fleet render hosts --node "")"
 expect "-c FILE completes file names" "$src/examples/demo.yaml" "$(bash_complete -c "$src/examples/dem")"
 expect "--state-dir DIR completes directories" "$src/examples" "$(bash_complete --state-dir "$src/exam")"
+expect "serve --import-python FILE completes file names" "$src/examples/demo.yaml" "$(bash_complete serve --import-python "$src/examples/dem")"
+expect "serve --wg-conf-dir DIR completes directories" "$src/examples" "$(bash_complete serve --wg-conf-dir "$src/exam")"
 
 # A broken or missing file: what can be read, nothing on stderr, exit 0.
 cat > "$tmp/half.yaml" <<'YAML'
