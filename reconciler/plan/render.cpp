@@ -1,4 +1,5 @@
 #include "plan/render.hpp"
+#include "plan/ops.hpp"
 
 #include <algorithm>
 #include <filesystem>
@@ -557,11 +558,65 @@ std::string render_hosts_file(const std::vector<HostsEntry>& entries) {
     return out;
 }
 
+namespace {
+
+// Whether traffic to `a` leaves through w: a subnet of its own or an allowed IP of a peer.
+bool reached_through(const WgInterface& w, const model::IpAddr& a) {
+    auto holds = [&](const Prefix& p) { return p.addr.family == a.family && p.contains(a); };
+    for (const auto& addr : w.addresses)
+        if (holds(addr.masked())) return true;
+    for (const auto& [k, p] : w.peers)
+        if (std::any_of(p.allowed_ips.begin(), p.allowed_ips.end(), holds)) return true;
+    return false;
+}
+
+// The sysctls of the node that matter to w: the global ones and w's own, not another
+// interface's ("net/ipv4/conf/<if>/...").
+std::vector<std::pair<std::string, std::string>> sysctls_of(const model::HostState& hs, const WgInterface& w) {
+    std::vector<std::pair<std::string, std::string>> out;
+    for (const auto& [k, v] : hs.sysctls) {
+        const size_t conf = k.find("/conf/");
+        if (conf != std::string::npos) {
+            const size_t start = conf + 6, end = k.find('/', start);
+            const std::string dev = k.substr(start, end == std::string::npos ? std::string::npos : end - start);
+            if (dev != "all" && dev != "default" && dev != w.name) continue;
+        }
+        out.emplace_back(k, v);
+    }
+    return out;
+}
+
+}  // namespace
+
+std::vector<const model::FwRule*> firewall_rules_of(const model::HostState& hs, const model::WgInterface& w) {
+    std::vector<const model::FwRule*> out;
+    for (const auto& [id, r] : hs.firewall) {
+        bool mine = false;
+        switch (r.kind) {
+            case model::FwKind::accept_udp: mine = w.listen_port && *w.listen_port == r.port; break;
+            case model::FwKind::forward:
+            case model::FwKind::masquerade: mine = r.iif == w.name || r.oif == w.name; break;
+            case model::FwKind::dnat: mine = r.to && reached_through(w, *r.to); break;
+        }
+        if (mine) out.push_back(&r);
+    }
+    return out;
+}
+
 std::string render_wg_quick(const Fleetwide& fw, const std::string& fleet, const std::string& node,
                             const std::optional<std::string>& private_key) {
     model::InterfaceLabels labels;
     WgInterface w = render_interface(fw, fleet, node, labels);
     std::string out = fmt::format("# wg-quick config of {} in fleet {} (interface {}), rendered by wg-fleet.\n", node, fleet, w.name);
+    const model::HostState host = render_host(fw, node).state;
+    const auto sysctls = sysctls_of(host, w);
+    const auto rules = firewall_rules_of(host, w);
+    if (!sysctls.empty() || !rules.empty() || !host.files.empty()) {
+        out += "# Not expressed here (wg-fleet applies them; under wg-quick, PostUp/PostDown or other tools must):\n";
+        for (const auto& [k, v] : sysctls) out += fmt::format("#   sysctl {} = {}\n", k, v);
+        for (const auto* r : rules) out += fmt::format("#   firewall rule {}: {}\n", r->id, describe_rule(*r));
+        for (const auto& [path, f] : host.files) out += fmt::format("#   file {}\n", path);
+    }
     out += "[Interface]\n";
     if (private_key) {
         out += fmt::format("PrivateKey = {}\n", *private_key);
@@ -580,7 +635,7 @@ std::string render_wg_quick(const Fleetwide& fw, const std::string& fleet, const
     if (w.mtu) out += fmt::format("MTU = {}\n", *w.mtu);
     // wg-quick adds a route per allowed IP without a source; the ones wg-fleet gives a preferred
     // source (IPv6 routes of a peer of several controllers) get it once they exist.
-    for (const auto& r : render_host(fw, node, RenderOptions{.files = false}).state.routes)
+    for (const auto& r : host.routes)
         if (r.dev == w.name && r.src)
             out += fmt::format("PostUp = ip -{} route change {} dev %i src {}\n", r.dst.addr.is_v4() ? 4 : 6, r.dst.str(), r.src->str());
     // Peers in name order, which is how people read a config.

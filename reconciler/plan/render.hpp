@@ -121,8 +121,14 @@ Desired render_host(const Fleetwide& fw, const std::string& node, const RenderOp
 std::vector<HostsEntry> render_hosts_entries(const Fleetwide& fw, const std::string& node);
 std::string render_hosts_file(const std::vector<HostsEntry>& entries);
 
+// The firewall rules of a node's desired state that concern interface w: those accepting its
+// port, forwarding or masquerading through it, and DNAT to an address reached through it.
+std::vector<const model::FwRule*> firewall_rules_of(const model::HostState& hs, const model::WgInterface& w);
+
 // A wg-quick config for node's interface in fleet. `private_key` is the key's text when this
 // machine holds it; otherwise the config loads the key from the node's key file at start.
+// What wg-fleet applies for the interface and wg-quick cannot (sysctls, firewall rules, managed
+// files) is listed in a comment at its top.
 std::string render_wg_quick(const Fleetwide& fw, const std::string& fleet, const std::string& node,
                             const std::optional<std::string>& private_key);
 

@@ -64,37 +64,11 @@ std::string ip_forward(const std::map<std::string, std::string>& sysctls) {
     return v4 && v6 ? "yes" : v4 ? "ipv4" : v6 ? "ipv6" : "";
 }
 
-// Whether traffic to `a` leaves through w: a subnet of its own or an allowed IP of a peer.
-bool reached_through(const WgInterface& w, const model::IpAddr& a) {
-    auto holds = [&](const Prefix& p) { return p.addr.family == a.family && p.contains(a); };
-    for (const auto& addr : w.addresses)
-        if (holds(addr.masked())) return true;
-    for (const auto& [k, p] : w.peers)
-        if (std::any_of(p.allowed_ips.begin(), p.allowed_ips.end(), holds)) return true;
-    return false;
-}
-
-// The firewall rules of the node that concern w: networkd has no counterpart for them.
-std::vector<const model::FwRule*> rules_of(const model::HostState& hs, const WgInterface& w) {
-    std::vector<const model::FwRule*> out;
-    for (const auto& [id, r] : hs.firewall) {
-        bool mine = false;
-        switch (r.kind) {
-            case model::FwKind::accept_udp: mine = w.listen_port && *w.listen_port == r.port; break;
-            case model::FwKind::forward:
-            case model::FwKind::masquerade: mine = r.iif == w.name || r.oif == w.name; break;
-            case model::FwKind::dnat: mine = r.to && reached_through(w, *r.to); break;
-        }
-        if (mine) out.push_back(&r);
-    }
-    return out;
-}
-
 std::string render_network(const model::HostState& hs, const WgInterface& w, const model::InterfaceLabels& l, const std::string& node) {
     std::string out = header("network", node, l, w.name);
     if (std::any_of(w.addresses.begin(), w.addresses.end(), [](const Prefix& a) { return a.addr.is_v4(); }))
         out += "# networkd turns promote_secondaries on for every link it configures with IPv4.\n";
-    auto rules = rules_of(hs, w);
+    auto rules = firewall_rules_of(hs, w);
     if (!rules.empty() || !hs.files.empty()) {
         out += "# Not expressed here (wg-fleet applies them; under networkd, a firewall and other tools must):\n";
         for (const auto* r : rules) out += fmt::format("#   firewall rule {}: {}\n", r->id, describe_rule(*r));

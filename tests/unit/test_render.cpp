@@ -389,6 +389,8 @@ TEST_CASE("wg-quick config of a peer, exact text", "[render][wg-quick]") {
     auto r = load(kClan);
     CHECK(plan::render_wg_quick(*r.fw, "wg-test-one", "peer1", std::string(kP1Priv)) ==
           "# wg-quick config of peer1 in fleet wg-test-one (interface wg-test-one), rendered by wg-fleet.\n"
+          "# Not expressed here (wg-fleet applies them; under wg-quick, PostUp/PostDown or other tools must):\n"
+          "#   file /run/wg_fleet_hosts\n"
           "[Interface]\n"
           "PrivateKey = IPq+UnMYsmMqwDhTuBRTOtjGXCwEvIGeA1oGP9Upb24=\n"
           "Address = fd51:19c1:3b:f700:6987:50a0:9b93:4337/56, fd51:19c1:c1:aa00:6987:50a0:9b93:4337/56\n"
@@ -593,6 +595,35 @@ TEST_CASE("edge gateway: a VM reaches the fleet's IPv4 pool through the gateway"
     // Forwards and routes belong to edge1 only.
     for (const auto& [id, rule] : hs.firewall) CHECK(rule.kind != FwKind::dnat);
     CHECK(hs.files.size() == 1);  // the hosts file, no Traefik files
+}
+
+TEST_CASE("wg-quick of a gateway names every sysctl, firewall rule and file it leaves to others", "[render][wg-quick][edge]") {
+    auto r = load(kEdge);
+    const std::string conf = plan::render_wg_quick(*r.fw, "edge", "edge1", std::nullopt);
+    const HostState hs = plan::render_host(*r.fw, "edge1").state;
+    REQUIRE(conf.find("[Interface]") != std::string::npos);
+    const std::string head = conf.substr(0, conf.find("[Interface]"));
+    // Everything wg-fleet applies on edge1 besides the device is named, as the node's desired
+    // state holds it; this node's rules all concern its one interface.
+    REQUIRE(hs.sysctls.count("net/ipv4/ip_forward"));
+    for (const auto& [k, v] : hs.sysctls) CHECK(test::contains(head, fmt::format("#   sysctl {} = {}\n", k, v)));
+    REQUIRE(hs.firewall.size() >= 4);
+    for (const auto& [id, rule] : hs.firewall) CHECK(test::contains(head, fmt::format("#   firewall rule {}: ", id)));
+    REQUIRE(hs.files.size() >= 3);
+    for (const auto& [path, f] : hs.files) CHECK(test::contains(head, "#   file " + path + "\n"));
+    // Every line before [Interface] is a comment wg-quick ignores.
+    size_t at = 0;
+    while (at < head.size()) {
+        CHECK(head[at] == '#');
+        at = head.find('\n', at) + 1;
+    }
+    // A peer: its interface's IPv4 sysctl and the hosts file.
+    const std::string vm = plan::render_wg_quick(*r.fw, "edge", "vm-123", std::nullopt);
+    CHECK(vm.substr(0, vm.find("[Interface]")) ==
+          "# wg-quick config of vm-123 in fleet edge (interface edge), rendered by wg-fleet.\n"
+          "# Not expressed here (wg-fleet applies them; under wg-quick, PostUp/PostDown or other tools must):\n"
+          "#   sysctl net/ipv4/conf/edge/promote_secondaries = 1\n"
+          "#   file /run/wg_fleet_hosts\n");
 }
 
 TEST_CASE("edge gateway: http_routes become Traefik dynamic files", "[render][edge][traefik]") {
