@@ -166,11 +166,12 @@ int cmd_serve(const Globals& g, int interval_s, const std::vector<std::string>& 
     for (const auto& li : where)
         if (!li.loopback() && !token)
             log->warn("listening on {} without a token: anyone who reaches it can register (set serve: token_file:)", li.str());
+    std::string off_loopback;
     for (const auto& li : where)
-        if (!li.loopback() && !agent_token)
-            log->warn(
-                "listening on {} without an agent token: the edge agent API answers local requests only (set serve: agent_token_file:)",
-                li.str());
+        if (!li.loopback()) off_loopback += (off_loopback.empty() ? "" : ", ") + li.str();
+    if (!agent_token && !off_loopback.empty())
+        log->warn("listening on {} without an agent token: the edge agent API answers local requests only (set serve: agent_token_file:)",
+                  off_loopback);
 
     try {
         serve::Store store(l->cfg().state_dir);

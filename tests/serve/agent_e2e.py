@@ -205,10 +205,17 @@ def without_token(tmp):
 
 def with_token(tmp):
     token_file = f"{tmp}/agent.token"
-    fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     os.write(fd, (TOKEN + "\n").encode())
     os.close(fd)
+    os.chmod(token_file, 0o644)
     cfg = write_config(tmp, token_file)
+    r = run(h.BIN, "-c", cfg, "--node", "server", "serve", check_rc=False)
+    out = r.stdout + r.stderr
+    check("an agent token file of mode 0644 is refused (exit 1, naming it and its mode)",
+          r.returncode == 1 and f"{token_file}: the token file is mode 0644" in out, out)
+    check("the refusal does not show the token", TOKEN not in out)
+    os.chmod(token_file, 0o600)
     serve = h.Serve(cfg, tmp)
     for what, token in [("no X-Agent-Token", None), ("a wrong X-Agent-Token", TOKEN[:-1] + "X"), ("a prefix of it", TOKEN[:-1])]:
         status, _, _ = post("/tcp/forwards", FORWARD, token=token)
