@@ -154,6 +154,13 @@ TEST_CASE("agent http: a change the configuration refuses gets 400 with the diag
     CHECK(r.status == 400);
     CHECK(std::string(body_of(r)["detail"]).find("nosuch-vm") != std::string::npos);
 
+    // An id names the Traefik file: one that would leave http_routes_dir is refused.
+    route = json::parse(kSeedRoute);
+    route["route_id"] = "../../etc/evil";
+    r = fx.ask("POST", "/http/routes", route.dump());
+    CHECK(r.status == 400);
+    CHECK(std::string(body_of(r)["detail"]).find("names use letters, digits") != std::string::npos);
+
     CHECK(fx.dropin_text() == before);
     CHECK(fx.changes == changes);
     CHECK(body_of(fx.ask("GET", "/tcp/forwards"))["forwards"].size() == 1);
