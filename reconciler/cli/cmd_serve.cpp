@@ -16,6 +16,7 @@
 #include "cli/service.hpp"
 #include "model/fd.hpp"
 #include "serve/agent.hpp"
+#include "serve/agent_http.hpp"
 #include "serve/api.hpp"
 #include "serve/headscale_client.hpp"
 #include "serve/http.hpp"
@@ -152,6 +153,16 @@ int cmd_serve(const Globals& g, int interval_s, const std::vector<std::string>& 
             return kError;
         }
     }
+    // The edge agent API's token: without one its endpoints answer local requests only.
+    std::optional<std::string> agent_token;
+    if (l->cfg().serve.agent_token_file) {
+        std::string why;
+        agent_token = read_token(*l->cfg().serve.agent_token_file, why);
+        if (!agent_token) {
+            log->error("{}", why);
+            return kError;
+        }
+    }
     std::string error;
     auto where = listeners(l->cfg(), served, listen_args, error);
     if (!error.empty()) {
@@ -161,6 +172,12 @@ int cmd_serve(const Globals& g, int interval_s, const std::vector<std::string>& 
     for (const auto& li : where)
         if (!li.loopback() && !token)
             log->warn("listening on {} without a token: anyone who reaches it can register (set serve: token_file:)", li.str());
+    std::string off_loopback;
+    for (const auto& li : where)
+        if (!li.loopback()) off_loopback += (off_loopback.empty() ? "" : ", ") + li.str();
+    if (!agent_token && !off_loopback.empty())
+        log->warn("listening on {} without an agent token: the edge agent API answers local requests only (set serve: agent_token_file:)",
+                  off_loopback);
 
     try {
         serve::Store store(l->cfg().state_dir);
@@ -171,6 +188,12 @@ int cmd_serve(const Globals& g, int interval_s, const std::vector<std::string>& 
         serve::Router router([&api] { return api.ready(); }, [&log](const std::string& s) { log->warn("{}", s); });
         router.add(serve::Part{
             .name = "enrollment", .owns = serve::Api::owns, .handle = [&api](const serve::Request& r) { return api.handle(r); }});
+        // The edge agent API writes its drop-in and nudges the loop, which applies it.
+        serve::EdgeAgent edge(serve::AgentOptions{.load = load_options(g), .node = node, .file_name = "50-agent.yaml"});
+        serve::AgentHttp agent_api(
+            edge, std::move(agent_token), [&nudges] { nudges.nudge(); }, [&log](const std::string& s) { log->info("{}", s); },
+            [&log](const std::string& s) { log->warn("{}", s); });
+        router.add(agent_api.part());
         serve::HttpServers http(router);
         ServeState state{.log = *log, .store = store, .api = api, .nudges = nudges, .node = node, .token = token, .handshakes = {}};
         ServiceHooks hooks{.nudges = &nudges,

@@ -677,6 +677,7 @@ constexpr Field<m::Serve> kServe[] = {
          }
      }},
     {"token_file", [](Walker& w, const Node& v, const Path& p, m::Serve& s) { s.token_file = w.abs_path(v, p); }},
+    {"agent_token_file", [](Walker& w, const Node& v, const Path& p, m::Serve& s) { s.agent_token_file = w.abs_path(v, p); }},
     {"trusted_proxies", [](Walker& w, const Node& v, const Path& p, m::Serve& s) { parse_routes(w, v, p, s.trusted_proxies); }},
 };
 

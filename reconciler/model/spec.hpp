@@ -101,6 +101,8 @@ struct Serve {
     std::vector<Endpoint> listen;
     // A file holding the bearer token mutating endpoints require (0600); none: no token.
     std::optional<std::string> token_file;
+    // A file holding the X-Agent-Token the edge agent API requires (0600); none: loopback only.
+    std::optional<std::string> agent_token_file;
     // Proxies whose X-Forwarded-For is believed; none by default.
     std::vector<Prefix> trusted_proxies;
 

@@ -33,6 +33,8 @@ IFNAME = f"wgsv{os.getpid()}"
 CLONE_NEWNET = 0x40000000
 
 passed = failed = 0
+# Every serve started, stopped at the end even when a check raised.
+started = []
 
 
 def check(what, cond, detail=""):
@@ -113,6 +115,7 @@ class Serve:
         self.log = open(f"{tmp}/serve.log", "a")
         self.p = subprocess.Popen(["ip", "netns", "exec", NS, BIN, "-c", cfg, "--node", "server", "serve", "--interval", "1"],
                                   stdout=self.log, stderr=self.log)
+        started.append(self)
         ok = wait_for("serve to answer", lambda: self.ready())
         if not ok:
             raise RuntimeError("serve did not start")
@@ -145,13 +148,14 @@ def token_mode(tmp):
     check("the refusal does not show the token", "not-shown-anywhere" not in out)
 
 
-def main():
+def in_namespace(body):
+    """Runs body(tmp) in a namespace of its own (this process enters it), with a temporary
+    directory; removes both and every process in the namespace, then exits with the checks' verdict."""
     if os.geteuid() != 0:
         print("needs root (network namespaces)")
         sys.exit(77)
     tmp = tempfile.mkdtemp(prefix="wgf-serve-")
     subprocess.run(["ip", "netns", "add", NS], check=True)
-    serve = None
     ok = False
     try:
         subprocess.run(["ip", "-n", NS, "link", "set", "lo", "up"], check=True)
@@ -160,15 +164,13 @@ def main():
         if ctypes.CDLL(None, use_errno=True).setns(fd, CLONE_NEWNET) != 0:
             raise OSError(ctypes.get_errno(), "setns")
         os.close(fd)
-        token_mode(tmp)
-        cfg = write_config(tmp)
-        serve = Serve(cfg, tmp)
-        serve = tests(cfg, tmp, serve)
+        body(tmp)
         ok = True
     finally:
-        if serve:
-            serve.p.kill()
-            serve.p.wait()
+        for serve in started:
+            if serve.p.poll() is None:
+                serve.p.kill()
+                serve.p.wait()
         # wireguard-go removes its socket on SIGTERM; whatever is left gets SIGKILL.
         for sig in (signal.SIGTERM, signal.SIGKILL):
             pids = [int(p) for p in subprocess.run(["ip", "netns", "pids", NS], capture_output=True, text=True).stdout.split()]
@@ -187,12 +189,21 @@ def main():
             os.remove(f"/var/run/wireguard/{IFNAME}.sock")
         except FileNotFoundError:
             pass
-        if failed or not ok:
+        if (failed or not ok) and os.path.exists(f"{tmp}/serve.log"):
             with open(f"{tmp}/serve.log") as f:
                 print(f.read()[-6000:])
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"{passed} passed, {failed} failed")
     sys.exit(1 if failed else 0)
+
+
+def main():
+    def body(tmp):
+        token_mode(tmp)
+        cfg = write_config(tmp)
+        tests(cfg, tmp, Serve(cfg, tmp))
+
+    in_namespace(body)
 
 
 def tests(cfg, tmp, serve):
