@@ -14,10 +14,12 @@
 
 #include "cli/commands.hpp"
 #include "cli/service.hpp"
+#include "inputs/enrolled.hpp"
 #include "model/fd.hpp"
 #include "serve/agent.hpp"
 #include "serve/api.hpp"
 #include "serve/headscale_client.hpp"
+#include "serve/headscale_source.hpp"
 #include "serve/http.hpp"
 #include "store/prune.hpp"
 #include "store/store.hpp"
@@ -136,6 +138,17 @@ struct ServeState {
     }
 };
 
+// What the Headscale source learns after each converge: its fleets and their servers' keys.
+serve::HeadscaleView headscale_view(const model::Config& cfg, const std::string& node, const apply::RunResult& r,
+                                    const std::optional<std::string>& token) {
+    serve::HeadscaleView v{
+        .cfg = serve::headscale_fleets(cfg, node), .server_keys = {}, .token = token, .trusted_proxies = cfg.serve.trusted_proxies};
+    for (const auto& [name, f] : v.cfg.fleets)
+        if (auto w = r.desired.interfaces.find(f.interface); w != r.desired.interfaces.end() && w->second.public_key)
+            v.server_keys.emplace(name, *w->second.public_key);
+    return v;
+}
+
 int cmd_serve(const Globals& g, int interval_s, const std::vector<std::string>& listen_args) {
     auto log = service_logger(g);
     auto l = load(g);
@@ -171,6 +184,16 @@ int cmd_serve(const Globals& g, int interval_s, const std::vector<std::string>& 
         serve::Router router([&api] { return api.ready(); }, [&log](const std::string& s) { log->warn("{}", s); });
         router.add(serve::Part{
             .name = "enrollment", .owns = serve::Api::owns, .handle = [&api](const serve::Request& r) { return api.handle(r); }});
+        // The Headscale source: a thread polls each fleet with headscale:, a part answers /peers
+        // and /peer/{node_id}/config, and /health reports the polls.
+        serve::HeadscaleSource headscale({.enrolled = store,
+                                          .changed = [&nudges] { nudges.nudge(); },
+                                          .now = [] { return static_cast<int64_t>(time(nullptr)); },
+                                          .info = [&log](const std::string& s) { log->info("{}", s); },
+                                          .warn = [&log](const std::string& s) { log->warn("{}", s); }});
+        auto headscale_handle = [&headscale](const serve::Request& r) { return headscale.handle(r); };
+        router.add(serve::Part{.name = "headscale", .owns = serve::HeadscaleSource::owns, .handle = headscale_handle});
+        router.add_health("headscale", [&headscale] { return headscale.health(); });
         serve::HttpServers http(router);
         ServeState state{.log = *log, .store = store, .api = api, .nudges = nudges, .node = node, .token = token, .handshakes = {}};
         ServiceHooks hooks{.nudges = &nudges,
@@ -187,9 +210,22 @@ int cmd_serve(const Globals& g, int interval_s, const std::vector<std::string>& 
                                },
                            .after_run = [&state](apply::Trigger why, const apply::RunResult& r, const Loaded& ld,
                                                  int64_t now) { state.after_run(why, r, ld, now); }};
+        // The Headscale source polls once the HTTP threads run, and learns its fleets and their
+        // servers' keys after each converge.
+        hooks.before_loop = [start = std::move(hooks.before_loop), &headscale] {
+            if (!start()) return false;
+            headscale.start();
+            return true;
+        };
+        hooks.after_run = [run = std::move(hooks.after_run), &headscale, &node, &token](apply::Trigger why, const apply::RunResult& r,
+                                                                                        const Loaded& ld, int64_t now) {
+            run(why, r, ld, now);
+            headscale.set_view(headscale_view(ld.cfg(), node, r, token));
+        };
         l.reset();
         int rc = run_service(g, interval_s, *log, hooks);
         http.stop();
+        headscale.stop();
         return rc;
     } catch (const serve::StoreError& e) {
         log->error("{}", e.what());
@@ -217,7 +253,8 @@ int import_edge_state(const Globals& g, const std::string& file) {
 int import_sync_state(const Globals& g, const std::string& file, const std::string& fleet_arg) {
     auto l = load(g);
     if (!l->fleet) return kError;
-    const model::Config& cfg = l->cfg();
+    // Allocated against the file's members only: the mapping's own nodes are not taken.
+    const model::Config cfg = inputs::without_dynamic_members(l->cfg());
     std::vector<std::string> candidates;
     for (const auto& [name, f] : cfg.fleets)
         if (f.headscale && (fleet_arg.empty() || name == fleet_arg)) candidates.push_back(name);
