@@ -110,6 +110,12 @@ struct ServeState {
             .fleets = served_fleets(cfg, node), .domain = cfg.domain, .token = token, .trusted_proxies = cfg.serve.trusted_proxies};
         for (auto& [name, f] : v.fleets) {
             if (auto w = r.desired.interfaces.find(f.interface); w != r.desired.interfaces.end()) f.server_key = w->second.public_key;
+            // Registrations skip the addresses of Headscale nodes and the file's members; the
+            // store knows its own clients (named with a '.', which no other member's name has).
+            if (auto fp = l.fleet->plan.fleets.find(name); fp != l.fleet->plan.fleets.end())
+                for (const auto& [n, na] : fp->second.nodes)
+                    if (n.find('.') == std::string::npos)
+                        for (const auto& a : na.addresses) f.member_addresses.insert(a.addr);
             if (r.live && !r.used_cache) {
                 auto& hs = handshakes[name];
                 hs.clear();
