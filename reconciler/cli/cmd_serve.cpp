@@ -14,11 +14,13 @@
 
 #include "cli/commands.hpp"
 #include "cli/service.hpp"
+#include "inputs/enrolled.hpp"
 #include "model/fd.hpp"
 #include "serve/agent.hpp"
 #include "serve/agent_http.hpp"
 #include "serve/api.hpp"
 #include "serve/headscale_client.hpp"
+#include "serve/headscale_source.hpp"
 #include "serve/http.hpp"
 #include "store/prune.hpp"
 #include "store/store.hpp"
@@ -109,6 +111,12 @@ struct ServeState {
             .fleets = served_fleets(cfg, node), .domain = cfg.domain, .token = token, .trusted_proxies = cfg.serve.trusted_proxies};
         for (auto& [name, f] : v.fleets) {
             if (auto w = r.desired.interfaces.find(f.interface); w != r.desired.interfaces.end()) f.server_key = w->second.public_key;
+            // Registrations skip the addresses of Headscale nodes and the file's members; the
+            // store knows its own clients (named with a '.', which no other member's name has).
+            if (auto fp = l.fleet->plan.fleets.find(name); fp != l.fleet->plan.fleets.end())
+                for (const auto& [n, na] : fp->second.nodes)
+                    if (n.find('.') == std::string::npos)
+                        for (const auto& a : na.addresses) f.member_addresses.insert(a.addr);
             if (r.live && !r.used_cache) {
                 auto& hs = handshakes[name];
                 hs.clear();
@@ -136,6 +144,17 @@ struct ServeState {
         if (removed) nudges.nudge();
     }
 };
+
+// What the Headscale source learns after each converge: its fleets and their servers' keys.
+serve::HeadscaleView headscale_view(const model::Config& cfg, const std::string& node, const apply::RunResult& r,
+                                    const std::optional<std::string>& token) {
+    serve::HeadscaleView v{
+        .cfg = serve::headscale_fleets(cfg, node), .server_keys = {}, .token = token, .trusted_proxies = cfg.serve.trusted_proxies};
+    for (const auto& [name, f] : v.cfg.fleets)
+        if (auto w = r.desired.interfaces.find(f.interface); w != r.desired.interfaces.end() && w->second.public_key)
+            v.server_keys.emplace(name, *w->second.public_key);
+    return v;
+}
 
 int cmd_serve(const Globals& g, int interval_s, const std::vector<std::string>& listen_args) {
     auto log = service_logger(g);
@@ -194,6 +213,16 @@ int cmd_serve(const Globals& g, int interval_s, const std::vector<std::string>& 
             edge, std::move(agent_token), [&nudges] { nudges.nudge(); }, [&log](const std::string& s) { log->info("{}", s); },
             [&log](const std::string& s) { log->warn("{}", s); });
         router.add(agent_api.part());
+        // The Headscale source: a thread polls each fleet with headscale:, a part answers /peers
+        // and /peer/{node_id}/config, and /health reports the polls.
+        serve::HeadscaleSource headscale({.enrolled = store,
+                                          .changed = [&nudges] { nudges.nudge(); },
+                                          .now = [] { return static_cast<int64_t>(time(nullptr)); },
+                                          .info = [&log](const std::string& s) { log->info("{}", s); },
+                                          .warn = [&log](const std::string& s) { log->warn("{}", s); }});
+        auto headscale_handle = [&headscale](const serve::Request& r) { return headscale.handle(r); };
+        router.add(serve::Part{.name = "headscale", .owns = serve::HeadscaleSource::owns, .handle = headscale_handle});
+        router.add_health("headscale", [&headscale] { return headscale.health(); });
         serve::HttpServers http(router);
         ServeState state{.log = *log, .store = store, .api = api, .nudges = nudges, .node = node, .token = token, .handshakes = {}};
         ServiceHooks hooks{.nudges = &nudges,
@@ -205,14 +234,27 @@ int cmd_serve(const Globals& g, int interval_s, const std::vector<std::string>& 
                                    }
                                    std::string list;
                                    for (const auto& li : where) list += (list.empty() ? "" : ", ") + li.str();
-                                   log->info("serving the enrollment API on {}", list);
+                                   log->info("serving the HTTP API (enrollment, edge agent, Headscale read side) on {}", list);
                                    return true;
                                },
                            .after_run = [&state](apply::Trigger why, const apply::RunResult& r, const Loaded& ld,
                                                  int64_t now) { state.after_run(why, r, ld, now); }};
+        // The Headscale source polls once the HTTP threads run, and learns its fleets and their
+        // servers' keys after each converge.
+        hooks.before_loop = [start = std::move(hooks.before_loop), &headscale] {
+            if (!start()) return false;
+            headscale.start();
+            return true;
+        };
+        hooks.after_run = [run = std::move(hooks.after_run), &headscale, &node, &token](apply::Trigger why, const apply::RunResult& r,
+                                                                                        const Loaded& ld, int64_t now) {
+            run(why, r, ld, now);
+            headscale.set_view(headscale_view(ld.cfg(), node, r, token));
+        };
         l.reset();
         int rc = run_service(g, interval_s, *log, hooks);
         http.stop();
+        headscale.stop();
         return rc;
     } catch (const serve::StoreError& e) {
         log->error("{}", e.what());
@@ -240,7 +282,8 @@ int import_edge_state(const Globals& g, const std::string& file) {
 int import_sync_state(const Globals& g, const std::string& file, const std::string& fleet_arg) {
     auto l = load(g);
     if (!l->fleet) return kError;
-    const model::Config& cfg = l->cfg();
+    // Allocated against the file's members only: the mapping's own nodes are not taken.
+    const model::Config cfg = inputs::without_dynamic_members(l->cfg());
     std::vector<std::string> candidates;
     for (const auto& [name, f] : cfg.fleets)
         if (f.headscale && (fleet_arg.empty() || name == fleet_arg)) candidates.push_back(name);

@@ -15,6 +15,7 @@
 #include "inputs/published_keys.hpp"
 #include "model/fd.hpp"
 #include "plan/render.hpp"
+#include "store/headscale_mapping.hpp"
 #include "store/store.hpp"
 
 namespace wgf::inputs {
@@ -387,6 +388,8 @@ std::vector<std::string> cache_inputs(const model::Config& cfg) {
     std::vector<std::string> out = secret_files(cfg);
     // serve's store: a commit rewrites its header (rollback journal), so its digest changes.
     out.push_back(serve::store_path(cfg.state_dir));
+    for (const auto& [fname, f] : cfg.fleets)
+        if (f.headscale) out.push_back(serve::headscale::mapping_path(cfg.state_dir, fname));
     if (!cfg.keys_dir) return out;
     for (const auto& [fname, f] : cfg.fleets) {
         for (const auto& [n, m] : f.controllers) out.push_back(plan::published_key_path(*cfg.keys_dir, fname, n));

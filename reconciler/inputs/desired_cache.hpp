@@ -3,8 +3,8 @@
 // again. The key is a digest (BLAKE2b-256) over everything rendering depends on: this binary's build id, the
 // node's name, the loading options, the bytes of the file and of each drop-in (with their names),
 // and the bytes (after following links) of every other file the load reads: the published keys
-// it looks up, the node's private key files, which the load compares them with, and serve's
-// store of enrolled clients. Only the digest of those is kept: the cache never holds a secret.
+// it looks up, the node's private key files, which the load compares them with, serve's
+// store of enrolled clients and its Headscale mappings. Only the digest of those is kept: the cache never holds a secret.
 // The loader reads no environment variable; the hostname counts through the node's name.
 // Endpoint names stay unresolved in the cache: every run resolves them again.
 #pragma once

@@ -10,6 +10,7 @@
 #include <unordered_set>
 
 #include "plan/address_plan.hpp"
+#include "store/headscale_mapping.hpp"
 #include "store/store.hpp"
 
 namespace wgf::inputs {
@@ -23,6 +24,27 @@ uint64_t host_bits(const model::Prefix& subnet, const model::IpAddr& a) {
     return host >= 64 ? v : v & ((uint64_t{1} << host) - 1);
 }
 
+// The host bits a subnet leaves (the low 64 at most).
+uint64_t subnet_mask(const model::Prefix& subnet) {
+    const unsigned host = subnet.addr.bits() - subnet.len;
+    return host >= 64 ? UINT64_MAX : (uint64_t{1} << host) - 1;
+}
+
+// The subnet address with host bits `s` (the low 64 bits at most, as the address plan does).
+model::IpAddr with_host_bits(const model::Prefix& subnet, uint64_t s) {
+    model::IpAddr a = subnet.addr;
+    for (int i = 0; i < 8; ++i) a.bytes[15 - i] |= static_cast<uint8_t>(s >> (8 * i));
+    return a;
+}
+
+// A user other than root checking the file on a node: state_dir is root's (0700). The sources
+// matter to the commands that change the node, which run as root and get the error.
+bool unreadable_here(const std::string& path, const char* what, config::Diagnostics& diags) {
+    if (geteuid() == 0 || access(path.c_str(), R_OK) == 0 || errno != EACCES) return false;
+    diags.warning(config::Loc{}, "state_dir", fmt::format("{}: not readable by this user: {} left out", path, what));
+    return true;
+}
+
 }  // namespace
 
 std::string enrolled_name(const std::string& fleet, const model::Prefix& subnet, const model::IpAddr& address) {
@@ -31,12 +53,7 @@ std::string enrolled_name(const std::string& fleet, const model::Prefix& subnet,
 
 std::vector<DynamicMember> read_enrolled(const model::Config& cfg, config::Diagnostics& diags) {
     const std::string path = serve::store_path(cfg.state_dir);
-    // A user other than root checking the file on a node: state_dir is root's (0700). The store
-    // matters to the commands that change the node, which run as root and get the error.
-    if (geteuid() != 0 && access(path.c_str(), R_OK) != 0 && errno == EACCES) {
-        diags.warning(config::Loc{}, "state_dir", fmt::format("{}: not readable by this user: enrolled clients left out", path));
-        return {};
-    }
+    if (unreadable_here(path, "enrolled clients", diags)) return {};
     std::vector<serve::Client> clients;
     try {
         clients = serve::read_clients(path);
@@ -58,6 +75,50 @@ std::vector<DynamicMember> read_enrolled(const model::Config& cfg, config::Diagn
                                     .host_name = std::move(c.host_name),
                                     .source = path});
     }
+    return out;
+}
+
+std::vector<DynamicMember> read_headscale_members(const model::Config& cfg, config::Diagnostics& diags) {
+    std::vector<DynamicMember> out;
+    for (const auto& [fname, f] : cfg.fleets) {
+        if (!f.headscale) continue;
+        const std::string path = serve::headscale::mapping_path(cfg.state_dir, fname);
+        if (unreadable_here(path, "Headscale nodes", diags)) continue;
+        std::optional<serve::headscale::Mapping> m;
+        try {
+            m = serve::headscale::read_mapping(path);
+        } catch (const serve::StoreError& e) {
+            diags.error(config::Loc{}, "fleets." + fname + ".headscale", fmt::format("cannot read the Headscale nodes: {}", e.what()));
+            continue;
+        }
+        if (!m) continue;
+        for (const auto& [id, e] : m->nodes)
+            out.push_back(DynamicMember{.fleet = fname,
+                                        .name = e.name,
+                                        .public_key = e.public_key,
+                                        .address = e.address,
+                                        .host_name = std::nullopt,
+                                        .source = path});
+    }
+    return out;
+}
+
+std::vector<DynamicMember> read_dynamic_members(const model::Config& cfg, config::Diagnostics& diags) {
+    std::vector<DynamicMember> out = read_enrolled(cfg, diags);
+    std::vector<DynamicMember> hs = read_headscale_members(cfg, diags);
+    out.insert(out.end(), std::make_move_iterator(hs.begin()), std::make_move_iterator(hs.end()));
+    return out;
+}
+
+model::Fleet without_dynamic_members(const model::Fleet& f) {
+    model::Fleet out = f;
+    std::erase_if(out.peers, [](const auto& p) { return p.second.dynamic; });
+    return out;
+}
+
+model::Config without_dynamic_members(const model::Config& cfg) {
+    model::Config out = cfg;
+    for (auto& [name, f] : out.fleets) std::erase_if(f.peers, [](const auto& p) { return p.second.dynamic; });
     return out;
 }
 
@@ -85,8 +146,11 @@ void merge_dynamic_members(config::Parsed& parsed, const std::vector<DynamicMemb
             skip(m, "the fleet has no subnet:");
             continue;
         }
-        if (!f.subnet->contains(m.address) || (f.ip6 && *f.ip6 == m.address)) {
-            skip(m, fmt::format("its address is outside {} or the server's", f.subnet->str()));
+        // A Headscale pool may lie in the fleet's ipv4 instead: the node is pinned there and its
+        // subnet address takes the IPv4 address as host bits, above anything handed out in order.
+        const bool in_ipv4 = !f.subnet->contains(m.address) && m.address.is_v4() && f.ipv4 && f.ipv4->contains(m.address);
+        if ((!f.subnet->contains(m.address) && !in_ipv4) || (f.ip6 && *f.ip6 == m.address)) {
+            skip(m, fmt::format("its address is outside {}{} or the server's", f.subnet->str(), f.ipv4 ? " and " + f.ipv4->str() : ""));
             continue;
         }
         if (f.peers.count(m.name) || f.controllers.count(m.name) || m.name == f.server) {
@@ -107,10 +171,15 @@ void merge_dynamic_members(config::Parsed& parsed, const std::vector<DynamicMemb
             for (const auto& [n, na] : fp.nodes)
                 for (const auto& a : na.addresses) taken.insert(a.addr);
         }
-        if (!taken.insert(m.address).second) {
-            skip(m, "a member of the file has its address");
+        const uint64_t suffix = in_ipv4 ? ((uint64_t{1} << 32) | m.address.v4_value()) & subnet_mask(*f.subnet)
+                                        : host_bits(*f.subnet, m.address);
+        const model::IpAddr in_subnet = in_ipv4 ? with_host_bits(*f.subnet, suffix) : m.address;
+        if (taken.count(m.address) || taken.count(in_subnet)) {
+            skip(m, "another member has its address");
             continue;
         }
+        taken.insert(m.address);
+        taken.insert(in_subnet);
         auto& names = hosts_names[m.fleet];
         if (names.empty()) {
             for (const auto& [n, p] : f.peers)
@@ -127,7 +196,8 @@ void merge_dynamic_members(config::Parsed& parsed, const std::vector<DynamicMemb
         }
         model::Member mem;
         mem.public_key = m.public_key;
-        mem.suffix = host_bits(*f.subnet, m.address);
+        mem.suffix = suffix;
+        if (in_ipv4) mem.ipv4 = m.address;
         mem.dynamic = true;
         mem.host_name = std::move(host_name);
         f.peers.emplace(m.name, std::move(mem));

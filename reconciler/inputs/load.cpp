@@ -52,7 +52,7 @@ std::unique_ptr<Loaded> load(const LoadOptions& o, const std::function<void(cons
     l->timings.lap(phase);
     if (l->diags.has_errors()) return l;
     merge_published_keys(l->parsed, l->diags, o.keys_only_from.has_value());
-    if (!l->diags.has_errors()) merge_dynamic_members(l->parsed, read_enrolled(cfg, l->diags), l->diags);
+    if (!l->diags.has_errors()) merge_dynamic_members(l->parsed, read_dynamic_members(cfg, l->diags), l->diags);
     if (parsed && !l->diags.has_errors()) parsed(cfg);
     // An edit that keeps every name and address setting shares the previous address plan.
     auto fw = std::make_unique<plan::Fleetwide>(cfg, previous ? previous->fleet.get() : nullptr);

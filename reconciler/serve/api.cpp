@@ -229,7 +229,8 @@ Response Api::register_client(const View& v, const std::string& fleet, const Req
     if (!f.server_key) return error(503, "the server's key is not known yet: try again once the device is up");
     auto src = client_address(r.peer, r.forwarded_for, v.trusted_proxies);
     const std::string source = src ? src->str() : r.peer;
-    Registration reg = store_.register_client(fleet, Pool{.subnet = f.subnet, .server = f.server_ip}, *key, source, now_());
+    Registration reg = store_.register_client(fleet, Pool{.subnet = f.subnet, .server = f.server_ip, .reserved = &f.member_addresses}, *key,
+                                              source, now_());
     if (!reg.client) {
         warn_(fmt::format("register in fleet {} from {}: no free address left in {}", fleet, source, f.subnet.str()));
         return error(503, fmt::format("no free address left in {}", f.subnet.str()));

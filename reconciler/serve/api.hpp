@@ -57,6 +57,8 @@ struct ServedFleet {
     std::string interface {};
     std::optional<model::Key> server_key{};  // unknown until the first converge made the device
     std::set<std::string> member_names{};    // the file's members: no client's host name equals one
+    // The addresses of the other members (the file's, Headscale nodes): no client's.
+    std::set<model::IpAddr> member_addresses{};
 };
 
 // What the loop tells the API after each converge.

@@ -133,11 +133,6 @@ json ip_or_null(const std::optional<IpAddr>& a) { return a ? json(a->str()) : js
 
 }  // namespace
 
-bool valid_node_id(std::string_view id) {
-    return !id.empty() && id.size() <= 40 &&
-           std::all_of(id.begin(), id.end(), [](unsigned char c) { return std::isalnum(c) || c == '-' || c == '_'; });
-}
-
 backend::Result<std::vector<Node>> parse_nodes(std::string_view body) {
     json j = json::parse(body, nullptr, false);
     if (j.is_discarded()) return invalid("Headscale response: not valid JSON");
@@ -233,55 +228,11 @@ SyncResult sync(const Mapping& current, const std::vector<Node>& nodes, const Sy
     return r;
 }
 
-std::string mapping_to_json(const Mapping& m) {
-    json nodes = json::object();
-    for (const auto& [id, e] : m.nodes) {
-        json n = {{"name", e.name}, {"address", e.address.str()}, {"public_key", e.public_key.base64()}};
-        if (e.missing_since) n["missing_since"] = *e.missing_since;
-        nodes[id] = std::move(n);
-    }
-    json j = {{"format", 1}, {"last_ip", ip_or_null(m.last_ip)}, {"nodes", std::move(nodes)}};
-    return j.dump(2) + "\n";
-}
-
 backend::Result<Mapping> mapping_from_json(std::string_view text) {
-    json j = json::parse(text, nullptr, false);
-    if (j.is_discarded() || !j.is_object()) return invalid("not a JSON object");
-    const json* fmt_v = field(j, "format");
-    if (!fmt_v || *fmt_v != 1) return invalid("unknown format (expected \"format\": 1)");
-    Mapping m;
-    if (const json* li = field(j, "last_ip"); li && !li->is_null()) {
-        if (!li->is_string() || !(m.last_ip = IpAddr::parse(li->get<std::string>())))
-            return invalid(fmt::format("last_ip is not an address: {}", li->dump()));
-    }
-    const json* nodes = field(j, "nodes");
-    if (!nodes || !nodes->is_object()) return invalid("no \"nodes\" object");
-    std::set<IpAddr> seen;
-    for (const auto& item : nodes->items()) {
-        const std::string& id = item.key();
-        const json& n = item.value();
-        auto bad = [&](std::string_view what) { return invalid(fmt::format("node {}: {}", id, what)); };
-        if (!valid_node_id(id)) return bad("not a valid node id");
-        if (!n.is_object()) return bad("not an object");
-        Entry e;
-        if (!opt_string(n, "name", {}, e.name) || !model::valid_node_name(e.name)) return bad("name is not a node name");
-        std::string addr, key;
-        if (!opt_string(n, "address", {}, addr)) return bad("address is not a string");
-        auto a = IpAddr::parse(addr);
-        if (!a) return bad(fmt::format("address '{}' is not an address", addr));
-        if (!seen.insert(*a).second) return bad(fmt::format("address {} is held by another node", addr));
-        e.address = *a;
-        if (!opt_string(n, "public_key", {}, key)) return bad("public_key is not a string");
-        auto k = model::Key::from_base64(key);
-        if (!k) return bad("public_key is not a WireGuard key");
-        e.public_key = *k;
-        if (const json* ms = field(n, "missing_since"); ms && !ms->is_null()) {
-            if (!ms->is_number_integer()) return bad("missing_since is not a number");
-            e.missing_since = ms->get<int64_t>();
-        }
-        m.nodes.emplace(id, std::move(e));
-    }
-    return m;
+    std::string error;
+    auto m = parse_mapping(text, error);
+    if (!m) return invalid(std::move(error));
+    return std::move(*m);
 }
 
 backend::Result<Mapping> import_sync_state(std::string_view text, const SyncInput& in, const Mapping& current, const KeySource& keys) {

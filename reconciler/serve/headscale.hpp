@@ -21,6 +21,7 @@
 #include "backend/status.hpp"
 #include "model/net.hpp"
 #include "model/spec.hpp"
+#include "store/headscale_mapping.hpp"
 
 namespace wgf::serve::headscale {
 
@@ -42,24 +43,8 @@ struct Node {
 // (malformed JSON, wrong shape, a node without an id) rejects the whole response.
 backend::Result<std::vector<Node>> parse_nodes(std::string_view body);
 
-// Node ids become file and URL path components: letters, digits, '-' and '_', 1..64 of them.
-bool valid_node_id(std::string_view id);
-
-struct Entry {
-    std::string name;  // member name in the fleet
-    model::IpAddr address;
-    model::Key public_key;
-    std::optional<int64_t> missing_since;  // unix seconds: the first poll that did not list it
-
-    auto operator<=>(const Entry&) const = default;
-};
-
-struct Mapping {
-    std::map<std::string, Entry> nodes;    // by Headscale node id
-    std::optional<model::IpAddr> last_ip;  // the address given out last; the next one follows it
-
-    auto operator<=>(const Mapping&) const = default;
-};
+// Mapping, Entry, valid_node_id and the mapping's file are in store/headscale_mapping.hpp: every
+// command that builds the desired state reads the mapping, not only serve.
 
 // The public key of a new node's key pair, generated and stored by the caller; an error leaves
 // the node out of this poll (its address is not taken).
@@ -98,8 +83,8 @@ model::IpAddr pool_start(const model::Prefix& pool);
 std::optional<model::IpAddr> next_free(const model::Prefix& pool, const std::optional<model::IpAddr>& from,
                                        const std::set<model::IpAddr>& held, const std::set<model::IpAddr>& reserved);
 
-// The mapping as stored (state_dir/headscale/<fleet>.json) and read back.
-std::string mapping_to_json(const Mapping& m);
+// The mapping as stored (state_dir/headscale/<fleet>.json; mapping_to_json in
+// store/headscale_mapping.hpp) read back.
 backend::Result<Mapping> mapping_from_json(std::string_view text);
 
 // The Python sync service's sync-service-state.json:

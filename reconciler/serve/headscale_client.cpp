@@ -100,7 +100,7 @@ std::string describe(httplib::Error e, const model::Headscale& hs) {
 
 }  // namespace
 
-std::string headscale_dir(const model::Config& cfg) { return cfg.state_dir + "/headscale"; }
+std::string headscale_dir(const model::Config& cfg) { return mapping_dir(cfg.state_dir); }
 
 backend::Result<Mapping> FileMappingStore::load(const std::string& fleet) {
     auto text = read_small_file(path(fleet));

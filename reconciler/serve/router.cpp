@@ -25,6 +25,8 @@ Router::Router(std::function<bool()> ready, Log warn) : ready_(std::move(ready))
 
 void Router::add(Part p) { parts_.push_back(std::move(p)); }
 
+void Router::add_health(std::string key, std::function<std::string()> report) { health_.emplace_back(std::move(key), std::move(report)); }
+
 Response Router::handle(const Request& r) const {
     auto seg = path_segments(r.path);
     if (seg.size() == 1 && seg[0] == "health") {
@@ -34,10 +36,10 @@ Response Router::handle(const Request& r) const {
             return resp;
         }
         const bool ok = ready_();
-        return Response{.status = ok ? 200 : 503,
-                        .content_type = "application/json",
-                        .body = nlohmann::json{{"status", ok ? "ok" : "starting"}}.dump(),
-                        .headers = {}};
+        nlohmann::json body{{"status", ok ? "ok" : "starting"}};
+        for (const auto& [key, report] : health_)
+            if (std::string part = report(); !part.empty()) body[key] = nlohmann::json::parse(part);
+        return Response{.status = ok ? 200 : 503, .content_type = "application/json", .body = body.dump(), .headers = {}};
     }
     for (const auto& p : parts_) {
         if (!p.owns(seg)) continue;

@@ -1,8 +1,9 @@
 // serve's HTTP API is made of parts: the enrollment API (api.hpp), the Headscale source's read
 // side and the edge agent API. Each part owns some paths; the router hands a request to the
-// first part that owns its path, answers GET /health itself (every upstream service has one),
-// and 404 for a path nobody owns. A part that throws gets a 500 and a log line: whatever it was
-// writing rolled back (every writer here is transactional), so nothing changed.
+// first part that owns its path, answers GET /health itself (every upstream service has one; a
+// part may add its own state to it), and 404 for a path nobody owns. A part that throws gets a
+// 500 and a log line: whatever it was writing rolled back (every writer here is transactional),
+// so nothing changed.
 #pragma once
 
 #include <functional>
@@ -33,12 +34,16 @@ public:
     Router(std::function<bool()> ready, Log warn);
 
     void add(Part p);
+    // A part's state in GET /health: `report` returns a JSON value put under `key` beside
+    // "status", or "" for nothing.
+    void add_health(std::string key, std::function<std::string()> report);
     Response handle(const Request& r) const;
 
 private:
     std::function<bool()> ready_;
     Log warn_;
     std::vector<Part> parts_;
+    std::vector<std::pair<std::string, std::function<std::string()>>> health_;
 };
 
 }  // namespace wgf::serve

@@ -187,7 +187,7 @@ model::IpAddr last_of(const model::Prefix& p) {
 bool usable(const Pool& pool, const model::IpAddr& a) {
     if (!pool.subnet.contains(a) || a == pool.subnet.masked().addr) return false;
     if (a.is_v4() && pool.subnet.len < 31 && a == last_of(pool.subnet)) return false;
-    return !(pool.server && *pool.server == a);
+    return !(pool.server && *pool.server == a) && !(pool.reserved && pool.reserved->count(a));
 }
 
 std::optional<model::IpAddr> allocate(sqlite3* db, const std::string& path, const std::string& fleet, const Pool& pool) {

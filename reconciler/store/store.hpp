@@ -52,6 +52,8 @@ struct Client {
 struct Pool {
     model::Prefix subnet;
     std::optional<model::IpAddr> server;  // the server's own address: never a client's
+    // Addresses other members of the fleet hold (the file's, Headscale nodes): never a client's.
+    const std::set<model::IpAddr>* reserved = nullptr;
 };
 
 // Host names as the API accepts them, numbered suffix included: ^[a-z0-9_-]{1,63}$.

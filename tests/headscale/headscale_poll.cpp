@@ -12,6 +12,7 @@
 #include <string>
 
 #include "config/diag.hpp"
+#include "inputs/enrolled.hpp"
 #include "inputs/load.hpp"
 #include "serve/headscale_client.hpp"
 
@@ -30,7 +31,8 @@ int main(int argc, char** argv) {
         std::cerr << config::render_all(loaded->diags, loaded->sources);
         return 2;
     }
-    const model::Config& cfg = loaded->cfg();
+    // The Headscale source allocates against the file's members only (see sync_input).
+    const model::Config cfg = inputs::without_dynamic_members(loaded->cfg());
     if (!cfg.fleets.count(fleet)) {
         std::cerr << "no fleet " << fleet << "\n";
         return 2;

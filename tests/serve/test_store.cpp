@@ -63,6 +63,21 @@ TEST_CASE("store: a full subnet registers nothing, and a removed client's addres
     CHECK(s.register_client("se", p, key(3), "x", 1).client->address == ip("fd00:1::2"));
 }
 
+TEST_CASE("store: addresses other members hold (Headscale nodes, the file's) are never a client's") {
+    test::TempDir d;
+    Store s(d.str());
+    const std::set<model::IpAddr> held{ip("fd00:1::2"), ip("fd00:1::4"), ip("fd00:1::5")};
+    auto p = pool("fd00:1::/64", "fd00:1::1");
+    p.reserved = &held;
+    CHECK(s.register_client("se", p, key(1), "x", 1).client->address == ip("fd00:1::3"));
+    CHECK(s.register_client("se", p, key(2), "x", 1).client->address == ip("fd00:1::6"));
+    // A small subnet whose free addresses others hold is full.
+    auto small = pool("fd00:2::/126", "fd00:2::1");
+    const std::set<model::IpAddr> all{ip("fd00:2::2"), ip("fd00:2::3")};
+    small.reserved = &all;
+    CHECK_FALSE(s.register_client("nw", small, key(3), "x", 1).client);
+}
+
 TEST_CASE("store: concurrent registrations from threads and a second connection never share an address") {
     test::TempDir d;
     Store s(d.str());

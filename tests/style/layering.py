@@ -39,7 +39,7 @@ LIB["wgf_linux_codec"] = "linux"
 LIB["wgf_backend_fake"] = "backend"
 LIB["wgf_output"] = "cli"  # the output formats, a library of their own for tests
 LIB["wgf_serve_store"] = "store"
-LIB["wgf_headscale"] = LIB["wgf_headscale_client"] = LIB["wgf_serve_agent"] = "serve"
+LIB["wgf_headscale"] = LIB["wgf_headscale_client"] = LIB["wgf_headscale_serve"] = LIB["wgf_serve_agent"] = "serve"
 
 # What opening a file looks like in C++ here: the engine leaves that to backend/'s implementations.
 FILE_IO = re.compile(r"\b(?:open|openat|fopen|opendir|creat)\s*\(|\bstd::(?:i|o)?fstream\b|\bstd::filesystem\b|<fstream>|<filesystem>")
