@@ -46,6 +46,9 @@ EXEMPT = [
 # Every request the audit makes, in order: (name, method, path, body, headers, source address).
 # "{token}" in a header is the real token; AUTH is the header every mutating request carries.
 AUTH = {"Authorization": "Bearer {token}"}
+AGENT = {"X-Agent-Token": "{agent_token}"}
+AGENT_ROUTE = {"route_id": "audit", "hostname": "audit.example.com", "target_url": "http://10.0.0.5:8080"}
+AGENT_FORWARD = {"forward_id": "audit-ssh", "public_port": 22015, "target_ip": "fd00:a0d1:7e57:1100::99", "target_port": 22, "proto": "tcp"}
 CLIENT = "{client}"  # a source address: the next registered client's address
 REQUESTS = (
     [(f"register-generated-{i}", "POST", f"/fleet/{FLEET}/register", None, AUTH, None) for i in range(GENERATED)]
@@ -75,15 +78,21 @@ REQUESTS = (
         # The Headscale source's read side and the edge agent's API, where serve answers them.
         ("headscale-peers", "GET", "/peers", None, {}, None),
         ("headscale-peer-config", "GET", "/peer/1/config", None, AUTH, None),
-        ("agent-routes", "GET", "/http/routes", None, {"X-Agent-Token": "{token}"}, None),
-        ("agent-forwards", "GET", "/tcp/forwards", None, {"X-Agent-Token": "{token}"}, None),
+        ("agent-route-add", "POST", "/http/routes", json.dumps(AGENT_ROUTE), AGENT, None),
+        ("agent-forward-add", "POST", "/tcp/forwards", json.dumps(AGENT_FORWARD), AGENT, None),
+        ("agent-forward-unreachable", "POST", "/tcp/forwards", json.dumps({**AGENT_FORWARD, "target_ip": "203.0.113.9"}), AGENT, None),
+        ("agent-without-token", "POST", "/http/routes", json.dumps(AGENT_ROUTE), {}, None),
+        ("agent-wrong-token", "GET", "/http/routes", None, {"X-Agent-Token": "{token}"}, None),
+        ("agent-routes", "GET", "/http/routes", None, AGENT, None),
+        ("agent-forwards", "GET", "/tcp/forwards", None, AGENT, None),
+        ("agent-forward-delete", "DELETE", f"/tcp/forwards/{AGENT_FORWARD['forward_id']}", None, AGENT, None),
     ]
 )
 
 # Files, besides every file under state_dir and the captured outputs, that must hold no secret.
-SCAN_FILES = ["{tmp}/hosts"]
+SCAN_FILES = ["{tmp}/hosts", "{tmp}/fleet.d", "{tmp}/traefik"]
 # Secret files (other than private keys) whose content must appear nowhere; all must be 0600.
-SECRET_FILES = ["{tmp}/token"]
+SECRET_FILES = ["{tmp}/token", "{tmp}/agent.token", "{tmp}/headscale.key"]
 # Commands that read the store, run once serve has clients (their stdout and stderr are searched).
 COMMANDS = [["status", "-v"], ["status", "--json"], ["plan", "-v", "--json"], ["addresses", "--json"], ["render", "hosts"],
             ["check", "-v"]]
@@ -134,15 +143,23 @@ def main():
     for d in (out, keys, exempt_dir):
         os.mkdir(d, 0o700)
     token_path = f"{tmp}/token"
-    fd = os.open(token_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    token = os.urandom(24).hex()
-    os.write(fd, (token + "\n").encode())
-    os.close(fd)
+    secrets = {}
+    for name in ("token", "agent.token", "headscale.key"):
+        fd = os.open(f"{tmp}/{name}", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        secrets[name] = os.urandom(24).hex()
+        os.write(fd, (secrets[name] + "\n").encode())
+        os.close(fd)
+    token = secrets["token"]
     cfg = f"{tmp}/fleet.yaml"
     with open(cfg, "w") as f:
-        f.write(f"state_dir: {tmp}/state\nhosts_file: {tmp}/hosts\ndomain: audit.internal\nserve:\n  token_file: {token_path}\n"
+        # The Headscale server is a loopback port nothing listens on: every poll sends the API key
+        # and fails, and its log lines are searched too.
+        f.write(f"state_dir: {tmp}/state\nhosts_file: {tmp}/hosts\ndomain: audit.internal\nhttp_routes_dir: {tmp}/traefik\n"
+                f"serve:\n  token_file: {token_path}\n  agent_token_file: {tmp}/agent.token\n"
                 f"fleets:\n  {FLEET}:\n    ip6: {SERVER_IP}\n    subnet: {SUBNET}\n    external_ip: 192.0.2.1\n    port: 51832\n"
-                f"    interface: {IFNAME}\n")
+                f"    interface: {IFNAME}\n"
+                f"    headscale:\n      url: http://127.0.0.1:9\n      api_key_file: {tmp}/headscale.key\n"
+                f"      poll_interval: 1s\n      timeout: 1s\n")
     subprocess.run(["ip", "netns", "add", NS], check=True)
     serve = None
     try:
@@ -154,7 +171,7 @@ def main():
         with open(f"{out}/serve.stdout", "w") as so, open(f"{out}/serve.stderr", "w") as se:
             serve = subprocess.Popen([BIN, "-v", "-c", cfg, "--node", "server", "serve", "--interval", "1"], stdout=so, stderr=se)
             check("serve answers", wait_for(lambda: request("GET", "/?format=json", None, {}, None)[0] == 200))
-            audit(tmp, out, keys, exempt_dir, token)
+            audit(tmp, out, keys, exempt_dir, secrets)
             # A reload and a few ticks, so the loop's own log lines are in too.
             serve.send_signal(signal.SIGHUP)
             time.sleep(2.5)
@@ -167,6 +184,7 @@ def main():
         log = open(f"{out}/serve.stderr").read()
         check("serve's log (-v) has the registrations and the loop's runs to search",
               log.count("registered ") >= GENERATED and "timing:" in log and "SIGHUP" in log)
+        check("serve's log has the failed Headscale polls (each sent the API key)", "headscale" in log.lower() and "127.0.0.1:9" in log)
         modes(tmp, token_path)
         search(tmp, out, keys, exempt_dir, token_path)
     finally:
@@ -193,11 +211,11 @@ def main():
     sys.exit(1 if failed else 0)
 
 
-def audit(tmp, out, keys, exempt_dir, token):
+def audit(tmp, out, keys, exempt_dir, secrets):
     own_priv = subprocess.run(["wg", "genkey"], capture_output=True, text=True, check=True).stdout.strip()
     own_pub = subprocess.run(["wg", "pubkey"], input=own_priv + "\n", capture_output=True, text=True, check=True).stdout.strip()
     open(f"{keys}/own-client.key", "w").write(own_priv + "\n")
-    addresses, generated, exempt_seen, pings = [], 0, [], 0
+    addresses, generated, exempt_seen, pings, statuses = [], 0, [], 0, {}
     for name, method, path, body, headers, source in REQUESTS:
         if source == CLIENT:
             if not addresses:
@@ -207,8 +225,9 @@ def audit(tmp, out, keys, exempt_dir, token):
             pings += 1
         if body == "{own_key}":
             body = json.dumps({"public_key": own_pub})
-        headers = {k: v.replace("{token}", token) for k, v in headers.items()}
+        headers = {k: v.replace("{token}", secrets["token"]).replace("{agent_token}", secrets["agent.token"]) for k, v in headers.items()}
         status, head, data = request(method, path, body, headers, source)
+        statuses[name] = status
         # Only a successful answer is exempt: an error answer of the same endpoint is searched.
         why = exempt(method, path) if status == 200 else None
         target = f"{exempt_dir if why else out}/{name}.answer"
@@ -224,6 +243,10 @@ def audit(tmp, out, keys, exempt_dir, token):
             if m:
                 generated += 1
                 open(f"{keys}/generated-{generated}.key", "w").write(m.group(1) + "\n")
+    agent = {n: statuses.get(n) for n in ("agent-route-add", "agent-forward-add", "agent-without-token", "agent-forward-unreachable")}
+    check("the agent's changes were taken (200), refused without its token (401) and when invalid (400/422)",
+          agent["agent-route-add"] == 200 and agent["agent-forward-add"] == 200 and agent["agent-without-token"] == 401
+          and agent["agent-forward-unreachable"] in (400, 422), agent)
     check(f"{GENERATED} registrations with a generated key pair, their private keys in the (exempt) answers",
           generated == GENERATED, f"got {generated}")
     check("exempt (not searched): " + ", ".join(n for n, _ in exempt_seen), bool(exempt_seen))
