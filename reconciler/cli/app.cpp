@@ -4,7 +4,6 @@
 #include <algorithm>
 #include <iostream>
 #include <optional>
-#include <ranges>
 
 #include <fmt/format.h>
 
@@ -86,8 +85,9 @@ std::vector<std::string> visible_commands(CLI::App& app) {
 
 // An option of `cmd` or of a command above it (global options may follow the command).
 CLI::Option* find_option(const std::vector<CLI::App*>& chain, const std::string& name) {
-    for (CLI::App* a : std::ranges::reverse_view(chain))
-        if (CLI::Option* o = a->get_option_no_throw(name)) return o;
+    // The innermost command first: its option shadows a global one of the same name.
+    for (size_t i = chain.size(); i-- > 0;)
+        if (CLI::Option* o = chain[i]->get_option_no_throw(name)) return o;
     return nullptr;
 }
 
