@@ -615,7 +615,7 @@ std::vector<std::string> take_exec_command(std::vector<std::string>& args) {
 
 void add_command(CLI::App& app, cli::Context& ctx) {
     struct Options {
-        std::string action, name = "demo";
+        std::string action, name = "sandbox";
         std::vector<std::string> args, exec_command;
     };
     auto o = std::make_shared<Options>();
@@ -628,7 +628,8 @@ void add_command(CLI::App& app, cli::Context& ctx) {
                                    "  down              remove everything the sandbox created");
     sub->add_option("action", o->action, "up, test, exec or down")->required()->check(CLI::IsMember({"up", "test", "exec", "down"}));
     sub->add_option("args", o->args, "up: the fleet file (default: -c); exec: NODE and the command");
-    sub->add_option("--name", o->name, "Sandbox name (several can run side by side)")->default_val("demo");
+    sub->add_option("--name", o->name, "Sandbox name (several can run side by side; run.sh demo uses its own, demo)")
+        ->default_val("sandbox");
     sub->callback([&ctx, o] {
         if (o->action == "exec") o->args.insert(o->args.end(), o->exec_command.begin(), o->exec_command.end());
         ctx.rc = sandbox(ctx, o->action, o->args, o->name);
