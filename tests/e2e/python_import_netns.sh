@@ -31,6 +31,9 @@ cleanup() {
 trap cleanup EXIT
 S() { ip netns exec "$nss" "$@"; }
 C() { ip netns exec "$nsc" "$@"; }
+# A first echo can go before the tunnel's addresses are usable (IPv6 duplicate address detection
+# on a fresh interface) or while the first handshake is made: up to five tries.
+ping_server() { for _ in 1 2 3 4 5; do C ping -6 -c 1 -W 2 "$prefix::1" && return 0; sleep 1; done; return 1; }
 export WG_QUICK_USERSPACE_IMPLEMENTATION=wireguard-go WG_HIDE_KEYS=always
 
 prefix=fd00:a0a8:34d:2a00
@@ -72,7 +75,7 @@ AllowedIPs = $prefix::1/128
 PersistentKeepalive = 25
 EOF
 C wg-quick up "$tmp/$cdev.conf" >/dev/null 2>&1 || { echo "wg-quick up $cdev failed"; exit 1; }
-check "before: the client pings the server over the tunnel" C ping -6 -c 1 -W 5 "$prefix::1"
+check "before: the client pings the server over the tunnel" ping_server
 ifindex=$(S cat "/sys/class/net/$dev/ifindex")
 key_before=$(S wg show "$dev" private-key)
 hs_before=$(S wg show "$dev" latest-handshakes | awk -v k="$client_pub" '$1 == k {print $2}')
@@ -118,7 +121,7 @@ check "the client is still a peer with the same allowed IPs" \
   bash -c "ip netns exec $nss wg show $dev allowed-ips | grep -qx '$client_pub	$client_addr/128'"
 hs_after=$(S wg show "$dev" latest-handshakes | awk -v k="$client_pub" '$1 == k {print $2}')
 check "the client's session was kept (latest handshake not reset: $hs_before -> ${hs_after:-none})" test "${hs_after:-0}" -ge "$hs_before"
-check "after: the client still pings the server over the tunnel" C ping -6 -c 1 -W 5 "$prefix::1"
+check "after: the client still pings the server over the tunnel" ping_server
 check "after: the server's hosts file names the client" grep -q "^$client_addr excavator\.$fleet\.test\.internal$" "$tmp/hosts"
 check "the node is converged (plan --detailed-exitcode exits 0, no --adopt needed)" W -q plan --detailed-exitcode
 finish
