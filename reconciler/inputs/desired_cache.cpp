@@ -386,8 +386,10 @@ model::Labels read_labels(Reader& r) {
 
 std::vector<std::string> cache_inputs(const model::Config& cfg) {
     std::vector<std::string> out = secret_files(cfg);
-    // serve's store: a commit rewrites its header (rollback journal), so its digest changes.
+    // serve's store: a running serve's commits are in its write-ahead log until a checkpoint
+    // copies them into the database, so the store's content is the two files together.
     out.push_back(serve::store_path(cfg.state_dir));
+    out.push_back(serve::store_path(cfg.state_dir) + "-wal");
     for (const auto& [fname, f] : cfg.fleets)
         if (f.headscale) out.push_back(serve::headscale::mapping_path(cfg.state_dir, fname));
     if (!cfg.keys_dir) return out;

@@ -1,6 +1,7 @@
 #include "serve/http.hpp"
 
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include <cerrno>
@@ -27,10 +28,14 @@ void handle(const Router& router, const httplib::Request& req, httplib::Response
     res.set_content(out.body, out.content_type);
 }
 
-// What httplib's default does (reuse the address), plus binding an address not (yet) local.
+// What httplib's default does (reuse the address), plus binding an address not (yet) local, and
+// no Nagle delay: httplib writes a response's headers and body in two writes, and the body would
+// otherwise wait for the client's delayed ACK of the headers (tens of milliseconds a request).
+// Accepted connections inherit the option from the listening socket.
 void socket_options(int sock) {
     int one = 1;
     setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    setsockopt(sock, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     setsockopt(sock, IPPROTO_IP, IP_FREEBIND, &one, sizeof one);
     setsockopt(sock, IPPROTO_IPV6, IPV6_FREEBIND, &one, sizeof one);
 }

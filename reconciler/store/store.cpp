@@ -257,9 +257,10 @@ Store::Store(const std::string& state_dir) : path_(store_path(state_dir)) {
     }
     sqlite3_busy_handler(db_, busy_wait, nullptr);
     try {
-        // A rollback journal, not WAL: every commit changes the file itself (its change
-        // counter), which is what the desired-state cache's digest of the file sees.
-        exec(db_, path_, "PRAGMA journal_mode = DELETE");
+        // A write-ahead log: the loop reads every client on each converge, and in WAL mode such
+        // a read neither waits for a commit nor holds one up; a commit is one fsync of the log.
+        // (The desired-state cache digests the log with the database.)
+        exec(db_, path_, "PRAGMA journal_mode = WAL");
         exec(db_, path_, kSchema);
     } catch (...) {
         sqlite3_close(db_);

@@ -323,6 +323,13 @@ def tests(cfg, tmp, serve):
     serve = Serve(cfg, tmp)
     check("after a restart every client keeps its key, address and name", clients() == before)
 
+    # A one-shot apply while serve runs keeps its desired state in the cache, keyed on the store
+    # (serve.db and its write-ahead log, where a running serve's commits are). The cache is looked
+    # for where the state directory is known before the file is read: --state-dir.
+    r = run(BIN, "-v", "-c", cfg, "--node", "server", "--state-dir", f"{tmp}/state", "apply", check_rc=False)
+    check("apply while serve runs: no operations, its desired state kept",
+          r.returncode == 0 and "No changes" in r.stdout and "desired state kept in" in r.stderr, r.stdout + r.stderr)
+
     # 200 registrations from 8 parallel clients.
     def register(_):
         status, _, body = request("POST", f"/fleet/{FLEET}/register")
@@ -338,6 +345,9 @@ def tests(cfg, tmp, serve):
     check("200 parallel registrations: 200 distinct addresses, none an earlier client's or the server's",
           len(addrs) == 200 and not addrs & {a_addr, b_addr, SERVER_IP} and all(ipaddress.ip_address(a) in subnet for a in addrs))
     check("200 parallel registrations: 200 peers on the device", wait_for("200 peers", lambda: keys <= device_peers()))
+    r = run(BIN, "-v", "-c", cfg, "--node", "server", "--state-dir", f"{tmp}/state", "plan", "--detailed-exitcode", check_rc=False)
+    check("plan while serve runs, after 200 registrations: 0 (its cached desired state is not the one before them)",
+          r.returncode == 0, r.stdout[-2000:] + r.stderr)
 
     # The one-shot apply above kept its desired state in the cache; the store changed since, so
     # the cache must not be used: an apply now changes nothing (a stale one would remove 200).
