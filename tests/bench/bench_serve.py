@@ -16,7 +16,6 @@ Usage (root): bench_serve.py WG_FLEET_BINARY [--sizes 1000,5000,10000] [--client
 """
 import argparse
 import base64
-import ctypes
 import http.client
 import json
 import multiprocessing
@@ -34,18 +33,13 @@ import threading
 import time
 import shutil
 
-CLONE_NEWNET = 0x40000000
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pylib"))
+import wgf_netns  # noqa: E402
+
 PID = os.getpid()
 NS = f"wgfbs{PID}"
 IFNAME = f"wgbs{PID}"
 FLEET, SUBNET, SERVER_IP = "bench", "fd00:b5e4:1c0d:4200::/64", "fd00:b5e4:1c0d:4200::1"
-
-
-def enter_namespace():
-    fd = os.open(f"/run/netns/{NS}", os.O_RDONLY)
-    if ctypes.CDLL(None, use_errno=True).setns(fd, CLONE_NEWNET) != 0:
-        raise OSError(ctypes.get_errno(), "setns")
-    os.close(fd)
 
 
 def uapi_read(path):
@@ -202,7 +196,7 @@ def main():
     stop = multiprocessing.Event()
     try:
         subprocess.run(["ip", "-n", NS, "link", "set", "lo", "up"], check=True)
-        enter_namespace()
+        wgf_netns.enter(NS)
         serve = subprocess.Popen(["ip", "netns", "exec", NS, a.binary, *(["-v"] if a.verbose else []), "-c", cfg, "--node", "server", "serve",
                                   "--listen", "127.0.0.1:8000"], stdout=log, stderr=log)
         for _ in range(600):
@@ -289,19 +283,7 @@ def main():
             except subprocess.TimeoutExpired:
                 serve.kill()
                 serve.wait()
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            for p in subprocess.run(["ip", "netns", "pids", NS], capture_output=True, text=True).stdout.split():
-                if int(p) != os.getpid():
-                    try:
-                        os.kill(int(p), sig)
-                    except ProcessLookupError:
-                        pass
-            time.sleep(0.5)
-        subprocess.run(["ip", "netns", "del", NS])
-        try:
-            os.remove(f"/var/run/wireguard/{IFNAME}.sock")
-        except FileNotFoundError:
-            pass
+        wgf_netns.remove(NS, [IFNAME])
         log.close()
         if a.keep_log:
             shutil.copy(f"{tmp}/serve.log", a.keep_log)

@@ -19,27 +19,18 @@ tmp=$(mktemp -d /tmp/wgf-client-netns.XXXXXX)
 serve_pid=
 cleanup() {
   [[ -n $serve_pid ]] && kill "$serve_pid" 2>/dev/null && wait "$serve_pid" 2>/dev/null
-  for ns in "$nss" "$nsc"; do
-    for p in $(ip netns pids "$ns" 2>/dev/null); do kill "$p" 2>/dev/null; done
-    ip netns del "$ns" 2>/dev/null
-  done
+  remove_netns "$nss" "$nsc"
   rm -f "/var/run/wireguard/$sdev.sock" "/var/run/wireguard/$cdev.sock"
   rm -rf "$tmp"
 }
 trap cleanup EXIT
-S() { ip netns exec "$nss" "$@"; }
-C() { ip netns exec "$nsc" "$@"; }
 export WG_QUICK_USERSPACE_IMPLEMENTATION=wireguard-go
 # Waits up to about 30 s for a command to succeed (a liveness wait, not a timing assertion).
 until_ok() { for _ in $(seq 1 150); do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done; return 1; }
 
 prefix=fd00:cafe:$((id % 65536 / 4096)):1
 port=$((20000 + id % 20000))
-ip netns add "$nss" && ip netns add "$nsc" || exit 1
-S ip link set lo up; C ip link set lo up
-ip link add "vs$id" netns "$nss" type veth peer name "vc$id" netns "$nsc"
-S ip addr add 192.0.2.1/24 dev "vs$id"; S ip link set "vs$id" up
-C ip addr add 192.0.2.2/24 dev "vc$id"; C ip link set "vc$id" up
+server_client_netns "$id" || exit 1
 
 umask 077
 echo "token-$id-$RANDOM" >"$tmp/token"

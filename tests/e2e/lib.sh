@@ -1,4 +1,5 @@
-# What the end-to-end scripts share: the root check and the tally of checks.
+# What the end-to-end scripts share: the root check, the tally of checks, and a server and a client
+# network namespace.
 # Sourced: `. "$(dirname "$0")/lib.sh"`.
 
 in_ci() { [[ ${CI:-} && ${CI:-} != false ]]; }
@@ -21,4 +22,29 @@ check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; 
 finish() {
   echo "$pass passed, $fail failed"
   [[ $fail -eq 0 ]]
+}
+
+# A server and a client namespace, $nss and $nsc (set by the script, names unique to the run):
+# S and C run a command in one of them.
+S() { ip netns exec "$nss" "$@"; }
+C() { ip netns exec "$nsc" "$@"; }
+
+# server_client_netns ID: creates $nss and $nsc with loopback up, joined by a veth pair vsID/vcID
+# (the server 192.0.2.1/24, the client 192.0.2.2/24). Fails if a namespace cannot be made.
+server_client_netns() {
+  ip netns add "$nss" && ip netns add "$nsc" || return 1
+  S ip link set lo up; C ip link set lo up
+  ip link add "vs$1" netns "$nss" type veth peer name "vc$1" netns "$nsc"
+  S ip addr add 192.0.2.1/24 dev "vs$1"; S ip link set "vs$1" up
+  C ip addr add 192.0.2.2/24 dev "vc$1"; C ip link set "vc$1" up
+}
+
+# remove_netns NS...: SIGTERM to every process in each namespace (wireguard-go removes its UAPI
+# socket then), and the namespaces go; for the script's cleanup trap.
+remove_netns() {
+  local ns p
+  for ns; do
+    for p in $(ip netns pids "$ns" 2>/dev/null); do kill "$p" 2>/dev/null; done
+    ip netns del "$ns" 2>/dev/null
+  done
 }

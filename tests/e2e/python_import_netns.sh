@@ -21,16 +21,11 @@ cdev=wgc$id
 nss=wgpis$id nsc=wgpic$id
 tmp=$(mktemp -d /tmp/wgf-pyimport-netns.XXXXXX)
 cleanup() {
-  for ns in "$nss" "$nsc"; do
-    for p in $(ip netns pids "$ns" 2>/dev/null); do kill "$p" 2>/dev/null; done
-    ip netns del "$ns" 2>/dev/null
-  done
+  remove_netns "$nss" "$nsc"
   rm -f "/var/run/wireguard/$dev.sock" "/var/run/wireguard/$cdev.sock"
   rm -rf "$tmp"
 }
 trap cleanup EXIT
-S() { ip netns exec "$nss" "$@"; }
-C() { ip netns exec "$nsc" "$@"; }
 # A first echo can go before the tunnel's addresses are usable (IPv6 duplicate address detection
 # on a fresh interface) or while the first handshake is made: up to five tries.
 ping_server() { for _ in 1 2 3 4 5; do C ping -6 -c 1 -W 2 "$prefix::1" && return 0; sleep 1; done; return 1; }
@@ -38,11 +33,7 @@ export WG_QUICK_USERSPACE_IMPLEMENTATION=wireguard-go WG_HIDE_KEYS=always
 
 prefix=fd00:a0a8:34d:2a00
 port=$((20000 + id % 20000))
-ip netns add "$nss" && ip netns add "$nsc" || exit 1
-S ip link set lo up; C ip link set lo up
-ip link add "vs$id" netns "$nss" type veth peer name "vc$id" netns "$nsc"
-S ip addr add 192.0.2.1/24 dev "vs$id"; S ip link set "vs$id" up
-C ip addr add 192.0.2.2/24 dev "vc$id"; C ip link set "vc$id" up
+server_client_netns "$id" || exit 1
 
 # ---- the server as the Python manager left it ----
 umask 077

@@ -15,7 +15,6 @@ private key); a new secret file goes into SECRET_FILES, a new state file into SC
 
 Usage: secrets_audit_serve.py WG_FLEET_BINARY
 """
-import ctypes
 import http.client
 import json
 import os
@@ -28,12 +27,14 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pylib"))
+import wgf_netns  # noqa: E402
+
 BIN = os.path.realpath(sys.argv[1])
 HERE = os.path.dirname(os.path.abspath(__file__))
 PID = os.getpid()
 NS, IFNAME = f"wgfaud{PID}", f"wgau{PID}"
 FLEET, SUBNET, SERVER_IP = "au", "fd00:a0d1:7e57:1100::/64", "fd00:a0d1:7e57:1100::1"
-CLONE_NEWNET = 0x40000000
 GENERATED = 4  # registrations whose key pair serve generates
 
 # Endpoints whose answers may carry a private key, by design; each is checked to do so where it
@@ -164,10 +165,7 @@ def main():
     serve = None
     try:
         subprocess.run(["ip", "-n", NS, "link", "set", "lo", "up"], check=True)
-        fd = os.open(f"/run/netns/{NS}", os.O_RDONLY)
-        if ctypes.CDLL(None, use_errno=True).setns(fd, CLONE_NEWNET) != 0:
-            raise OSError(ctypes.get_errno(), "setns")
-        os.close(fd)
+        wgf_netns.enter(NS)
         with open(f"{out}/serve.stdout", "w") as so, open(f"{out}/serve.stderr", "w") as se:
             serve = subprocess.Popen([BIN, "-v", "-c", cfg, "--node", "server", "serve", "--interval", "1"], stdout=so, stderr=se)
             check("serve answers", wait_for(lambda: request("GET", "/?format=json", None, {}, None)[0] == 200))
@@ -191,19 +189,7 @@ def main():
         if serve:
             serve.kill()
             serve.wait()
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            for p in subprocess.run(["ip", "netns", "pids", NS], capture_output=True, text=True).stdout.split():
-                if int(p) != os.getpid():
-                    try:
-                        os.kill(int(p), sig)
-                    except ProcessLookupError:
-                        pass
-            time.sleep(0.3)
-        subprocess.run(["ip", "netns", "del", NS])
-        try:
-            os.remove(f"/var/run/wireguard/{IFNAME}.sock")
-        except FileNotFoundError:
-            pass
+        wgf_netns.remove(NS, [IFNAME])
         if failed:
             print(open(f"{out}/serve.stderr").read()[-4000:])
         shutil.rmtree(tmp, ignore_errors=True)

@@ -11,12 +11,10 @@ sources: `wg show`, `wg pubkey` of the key files, the sequential rule of the syn
 
 Usage: headscale_e2e.py WG_FLEET_BINARY STANDIN
 """
-import ctypes
 import ipaddress
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -24,6 +22,8 @@ import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "serve"))
 import serve_e2e as se  # noqa: E402  (its helpers: namespace, requests, checks, wait_for, Serve)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pylib"))
+import wgf_netns  # noqa: E402
 from serve_e2e import check, request, run, wait_for  # noqa: E402
 
 STANDIN = os.path.realpath(sys.argv[2])
@@ -142,10 +142,7 @@ def main():
     ok = False
     try:
         subprocess.run(["ip", "-n", NS, "link", "set", "lo", "up"], check=True)
-        fd = os.open(f"/run/netns/{NS}", os.O_RDONLY)
-        if ctypes.CDLL(None, use_errno=True).setns(fd, 0x40000000) != 0:
-            raise OSError(ctypes.get_errno(), "setns")
-        os.close(fd)
+        wgf_netns.enter(NS)
         standin = Standin(tmp)
         cfg = write_config(tmp, standin)
         serve = se.Serve(cfg, tmp)
@@ -157,23 +154,7 @@ def main():
             serve.p.wait()
         if standin:
             standin.stop()
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            pids = [int(p) for p in subprocess.run(["ip", "netns", "pids", NS], capture_output=True, text=True).stdout.split()]
-            for pid in pids:
-                if pid == os.getpid():
-                    continue
-                try:
-                    os.kill(pid, sig)
-                except ProcessLookupError:
-                    pass
-            if sig == signal.SIGTERM:
-                wait_for("the namespace's processes to end", lambda: not any(
-                    os.path.exists(f"/proc/{p}") for p in pids if p != os.getpid()), timeout=5)
-        subprocess.run(["ip", "netns", "del", NS])
-        try:
-            os.remove(f"/var/run/wireguard/{IFNAME}.sock")
-        except FileNotFoundError:
-            pass
+        wgf_netns.remove(NS, [IFNAME])
         if se.failed or not ok:
             try:
                 print(log_text(tmp)[-6000:])

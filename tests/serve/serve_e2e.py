@@ -10,7 +10,6 @@ is checked against an independent source: the YAML, `wg show`, `wg pubkey`, the 
 Usage: serve_e2e.py WG_FLEET_BINARY
 """
 import concurrent.futures
-import ctypes
 import http.client
 import ipaddress
 import json
@@ -24,13 +23,15 @@ import shutil
 
 import html5lib
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pylib"))
+import wgf_netns  # noqa: E402
+
 BIN = os.path.realpath(sys.argv[1])
 NS = f"wgfserve{os.getpid()}"
 FLEET, SUBNET, SERVER_IP, PORT = "se", "fd00:a0a8:34d:2a00::/64", "fd00:a0a8:34d:2a00::1", 51830
 DOMAIN = "example.internal"
 # wireguard-go's UAPI sockets (/var/run/wireguard) are shared by every namespace: a name per run.
 IFNAME = f"wgsv{os.getpid()}"
-CLONE_NEWNET = 0x40000000
 
 passed = failed = 0
 # Every serve started, stopped at the end even when a check raised.
@@ -160,10 +161,7 @@ def in_namespace(body):
     try:
         subprocess.run(["ip", "-n", NS, "link", "set", "lo", "up"], check=True)
         # This process's sockets open in the namespace from here on.
-        fd = os.open(f"/run/netns/{NS}", os.O_RDONLY)
-        if ctypes.CDLL(None, use_errno=True).setns(fd, CLONE_NEWNET) != 0:
-            raise OSError(ctypes.get_errno(), "setns")
-        os.close(fd)
+        wgf_netns.enter(NS)
         body(tmp)
         ok = True
     finally:
@@ -171,24 +169,7 @@ def in_namespace(body):
             if serve.p.poll() is None:
                 serve.p.kill()
                 serve.p.wait()
-        # wireguard-go removes its socket on SIGTERM; whatever is left gets SIGKILL.
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            pids = [int(p) for p in subprocess.run(["ip", "netns", "pids", NS], capture_output=True, text=True).stdout.split()]
-            for pid in pids:
-                if pid == os.getpid():  # this process entered the namespace
-                    continue
-                try:
-                    os.kill(pid, sig)
-                except ProcessLookupError:
-                    pass
-            if sig == signal.SIGTERM:
-                wait_for("the namespace's processes to end", lambda: not any(
-                    os.path.exists(f"/proc/{p}") for p in pids if p != os.getpid()), timeout=5)
-        subprocess.run(["ip", "netns", "del", NS])
-        try:
-            os.remove(f"/var/run/wireguard/{IFNAME}.sock")
-        except FileNotFoundError:
-            pass
+        wgf_netns.remove(NS, [IFNAME])
         if (failed or not ok) and os.path.exists(f"{tmp}/serve.log"):
             with open(f"{tmp}/serve.log") as f:
                 print(f.read()[-6000:])

@@ -24,6 +24,8 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import serve_e2e as base  # noqa: E402  (check, wait_for, pubkey and the tally)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pylib"))
+import wgf_netns  # noqa: E402
 
 BIN = base.BIN
 PID = os.getpid()
@@ -61,22 +63,6 @@ def server_dashboard():
     return json.loads(r.stdout)["clients"] if r.returncode == 0 else []
 
 
-def ns_pids(name):
-    r = subprocess.run(["ip", "netns", "pids", name], capture_output=True, text=True)
-    return [int(p) for p in r.stdout.split()]
-
-
-def end_processes(name):
-    """SIGTERM, then SIGKILL, to every process of the namespace, by PID."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        pids = ns_pids(name)
-        for pid in pids:
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
-        if sig == signal.SIGTERM and pids:
-            base.wait_for(f"{name}'s processes to end", lambda: not any(os.path.exists(f"/proc/{p}") for p in pids), timeout=5)
 
 
 def write_fleet(tmp):
@@ -272,14 +258,8 @@ def main():
             except subprocess.TimeoutExpired:
                 serve.kill()
                 serve.wait()
-        for n in (NS_C, NS_S):
-            end_processes(n)
-            subprocess.run(["ip", "netns", "del", n], stderr=subprocess.DEVNULL)
-        for name in (IF_SERVER, f"wgqa{PID}", f"wgqb{PID}", f"wgqx{PID}"):
-            try:
-                os.remove(f"/var/run/wireguard/{name}.sock")
-            except FileNotFoundError:
-                pass
+        wgf_netns.remove(NS_C, [f"wgqa{PID}", f"wgqb{PID}", f"wgqx{PID}"])
+        wgf_netns.remove(NS_S, [IF_SERVER])
         if log:
             log.close()
         if base.failed and os.path.exists(f"{tmp}/serve.log"):
