@@ -129,6 +129,10 @@ void HeadscaleSource::poll(const std::shared_ptr<const HeadscaleView>& view, con
     }
     hs::PollOutcome out = hs::poll_once(ctx);
     bool changed = false;
+    // A Headscale that is down fails every poll the same way: the log says so once, and again
+    // when the failure changes or the polls succeed again; /health has the latest.
+    bool news = true;
+    bool recovered = false;
     {
         std::lock_guard lk(mu_);
         FleetState& st = fleets_[fleet];
@@ -137,13 +141,16 @@ void HeadscaleSource::poll(const std::shared_ptr<const HeadscaleView>& view, con
             st.mapping = std::move(out.mapping);
             st.loaded = true;
             st.health.last_success = ctx.now;
+            recovered = !st.health.last_error.empty();
             st.health.last_error.clear();
         } else {
+            news = st.health.last_error != out.status.error().message;
             st.health.last_error = out.status.error().message;
         }
         st.health.nodes = st.mapping.nodes.size();
     }
-    if (!out.status) o_.warn(out.status.error().message);
+    if (!out.status && news) o_.warn(out.status.error().message + " (said once until it changes; GET /health has the latest)");
+    if (recovered) o_.info(fmt::format("fleet {}: the Headscale poll succeeds again", fleet));
     for (const auto& n : out.notes) o_.info(n);
     if (changed) o_.changed();
 }
