@@ -44,7 +44,7 @@ if [[ ${1:-} == --inside ]]; then
         grep -q '^ /etc/wg-fleet.yaml.example ' <(dpkg-query -W -f='${Conffiles}\n' wg-fleet)
     check "/etc/wg-fleet.yaml is the admin's, untouched by install" test "$(sha256sum </etc/wg-fleet.yaml)" = "$admin_sum"
     units=()
-    for u in $(dpkg -L wg-fleet | grep '\.service$'); do units+=("$u"); done
+    for u in $(dpkg -L wg-fleet | grep '^/lib/systemd/.*\.service$\|^/usr/lib/systemd/.*\.service$'); do units+=("$u"); done
     check "three units installed (${units[*]})" test ${#units[@]} -eq 3
     out=$(systemd-analyze verify --man=no "${units[@]}" 2>&1)
     [[ -n $out ]] && printf '%s\n' "$out"
@@ -139,6 +139,9 @@ for f in /usr/sbin/wg-fleet /usr/share/man/man8/wg-fleet.8.gz /usr/share/man/man
     check "the package has $f" grep -qxF "$f" "$tmp/packaged"
 done
 check "the package has examples in /usr/share/doc/wg-fleet/examples/" grep -q '^/usr/share/doc/wg-fleet/examples/.*\.yaml$' "$tmp/packaged"
+for f in README.md wg-fleet-register wg-fleet-ping.service wg-fleet-ping.timer; do
+    check "the package has the client example's $f" grep -qxF "/usr/share/doc/wg-fleet/examples/client/$f" "$tmp/packaged"
+done
 check "the package never ships /etc/wg-fleet.yaml" test -z "$(grep -x '/etc/wg-fleet.yaml' "$tmp/packaged")"
 mkdir "$tmp/x" && dpkg-deb -x "$deb" "$tmp/x"
 for page in man8/wg-fleet.8 man5/wg-fleet.yaml.5; do
