@@ -92,12 +92,13 @@ std::vector<DynamicMember> read_headscale_members(const model::Config& cfg, conf
             continue;
         }
         if (!m) continue;
+        // A node's hosts entry is its name, as a file member's is (when it is a host name).
         for (const auto& [id, e] : m->nodes)
             out.push_back(DynamicMember{.fleet = fname,
                                         .name = e.name,
                                         .public_key = e.public_key,
                                         .address = e.address,
-                                        .host_name = std::nullopt,
+                                        .host_name = serve::valid_host_name(e.name) ? std::optional(e.name) : std::nullopt,
                                         .source = path});
     }
     return out;

@@ -191,6 +191,20 @@ def tests(cfg, tmp, serve, standin):
     check("the device's peers are the nodes' keys (wg pubkey of their key files)", set(device) == set(keys.values()), (device, keys))
     for id_, addr in expected.items():
         check(f"node {id_} is routed at {addr}", f"{addr}/32" in device.get(keys.get(id_), set()), device)
+    # Each node has a hosts entry by its name, as a file member has, at its fleet (IPv6) address:
+    # the /128 the device routes to it.
+    names = {"1": "laptop", "2": "phone", "3": "tablet"}
+
+    def hosts_entries():
+        try:
+            return {tuple(line.split()[:2]) for line in open(f"{tmp}/hosts") if line.strip() and not line.startswith("#")}
+        except FileNotFoundError:
+            return set()
+    for id_ in expected:
+        v6 = [a.split("/")[0] for a in device.get(keys.get(id_), set()) if ":" in a and a.endswith("/128")]
+        check(f"node {id_} has the hosts entry {v6} {names[id_]}.{FLEET}",
+              len(v6) == 1 and wait_for("its hosts entry", lambda: (v6[0], f"{names[id_]}.{FLEET}") in hosts_entries()),
+              sorted(hosts_entries()))
 
     status, peers = get_json("/peers")
     check("/peers has the sync service's shape", status == 200 and set(peers) == {"processed_nodes", "last_ip"}, peers)
