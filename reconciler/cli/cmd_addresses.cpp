@@ -49,13 +49,4 @@ int cmd_addresses(const Globals& g, output::Format format) {
     return kOk;
 }
 
-void add_addresses(CLI::App& app, Context& ctx) {
-    auto format = std::make_shared<output::Format>(output::Format::text);
-    auto* sub = app.add_subcommand(
-        "addresses",
-        "Print the address plan of every fleet (JSON: {\"fleets\": {FLEET: {\"prefix\", \"nodes\": {NODE: {\"role\", \"addresses\"}}}}})");
-    output::add_format_option(*sub, *format);
-    sub->callback([&ctx, format] { ctx.rc = cmd_addresses(ctx.g, *format); });
-}
-
 }  // namespace wgf::cli

@@ -71,11 +71,4 @@ int cmd_check(const Globals& g, output::Format format) {
     return kOk;
 }
 
-void add_check(CLI::App& app, Context& ctx) {
-    auto format = std::make_shared<output::Format>(output::Format::text);
-    auto* sub = app.add_subcommand("check", "Validate the whole fleet file; exit 0 valid, 1 invalid");
-    output::add_format_option(*sub, *format);
-    sub->callback([&ctx, format] { ctx.rc = cmd_check(ctx.g, *format); });
-}
-
 }  // namespace wgf::cli

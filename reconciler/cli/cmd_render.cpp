@@ -115,30 +115,4 @@ int cmd_render_networkd(const Globals& g, const std::string& dir) {
     return kOk;
 }
 
-void add_render(CLI::App& app, Context& ctx) {
-    struct Options {
-        bool all = false;
-        std::string fleet;
-    };
-    auto o = std::make_shared<Options>();
-    auto* render = app.add_subcommand("render", "Print a node's configuration in another format (offline)");
-    render->require_subcommand(1);
-    auto* hosts = render->add_subcommand("hosts", "Hosts-file entries of every member of the node's fleets");
-    hosts->add_flag("--all", o->all, "Every fleet, not only the node's");
-    hosts->callback([&ctx, o] { ctx.rc = cmd_render_hosts(ctx.g, o->all); });
-    auto* wgq = render->add_subcommand("wg-quick", "The node's wg-quick config for one fleet");
-    wgq->add_option("--fleet", o->fleet, "The fleet (needed when the node is in several)");
-    wgq->callback([&ctx, o] { ctx.rc = cmd_render_wg_quick(ctx.g, o->fleet); });
-    auto nixos_dir = std::make_shared<std::string>();
-    auto* nixos = render->add_subcommand("nixos", "The node's NixOS module (networking.wireguard, firewall, sysctls, hosts, NAT)");
-    nixos
-        ->add_option("--all", *nixos_dir, "Write DIR/NODE.nix for every node of every fleet and DIR/default.nix mapping host names to them")
-        ->type_name("DIR");
-    nixos->callback([&ctx, nixos_dir] { ctx.rc = cmd_render_nixos(ctx.g, *nixos_dir); });
-    auto* nwd = render->add_subcommand("networkd", "The node's systemd-networkd .netdev and .network files, one pair per interface");
-    auto nwd_dir = std::make_shared<std::string>();
-    nwd->add_option("--dir", *nwd_dir, "Write the files into DIR (mode 0644) instead of printing them")->type_name("DIR");
-    nwd->callback([&ctx, nwd_dir] { ctx.rc = cmd_render_networkd(ctx.g, *nwd_dir); });
-}
-
 }  // namespace wgf::cli

@@ -156,6 +156,8 @@ serve::HeadscaleView headscale_view(const model::Config& cfg, const std::string&
     return v;
 }
 
+}  // namespace
+
 int cmd_serve(const Globals& g, int interval_s, const std::vector<std::string>& listen_args) {
     auto log = service_logger(g);
     auto l = load(g);
@@ -312,45 +314,6 @@ int import_sync_state(const Globals& g, const std::string& file, const std::stri
     fmt::print("{}: imported {} node(s) into fleet {} ({})\n", file, hs::members(candidates.front(), *m).size(), candidates.front(),
                hs::headscale_dir(cfg));
     return kOk;
-}
-
-}  // namespace
-
-void add_serve(CLI::App& app, Context& ctx) {
-    auto interval = std::make_shared<int>(30);
-    auto listen = std::make_shared<std::vector<std::string>>();
-    auto* sub = app.add_subcommand("serve",
-                                   "Run as a service like watch, plus the enrollment API: clients register and ping over HTTP, "
-                                   "and are peers of their fleet within a second");
-    sub->add_option("--interval", *interval, "Seconds between drift-correction ticks (and prunes)")
-        ->default_val(30)
-        ->check(CLI::Range(1, 86400));
-    sub->add_option("--listen", *listen,
-                    "ADDRESS:PORT to serve HTTP on (repeatable); default: serve: listen: in the file, else 127.0.0.1:8000 and each "
-                    "served fleet's ip6 on port 8000");
-    auto edge_state = std::make_shared<std::string>();
-    auto sync_state = std::make_shared<std::string>();
-    auto fleet = std::make_shared<std::string>();
-    sub->add_option("--import-edge-state", *edge_state,
-                    "Import the edge agent's state.json into the agent's drop-in (validated), then exit");
-    sub->add_option("--import-sync-state", *sync_state,
-                    "Import the Headscale sync service's sync-service-state.json into the fleet's mapping, then exit");
-    sub->add_option("--fleet", *fleet, "The fleet --import-sync-state imports into (default: the only fleet with headscale:)");
-    auto python_db = std::make_shared<std::string>();
-    auto wg_conf_dir = std::make_shared<std::string>("/etc/wireguard");
-    sub->add_option("--import-python", *python_db,
-                    "Import the Python wg-fleet's clients.db (clients, addresses, host names) and its servers' keys from "
-                    "--wg-conf-dir, then exit")
-        ->type_name("FILE");
-    sub->add_option("--wg-conf-dir", *wg_conf_dir, "Where --import-python reads wg_<fleet>.conf")
-        ->default_val("/etc/wireguard")
-        ->type_name("DIR");
-    sub->callback([&ctx, interval, listen, edge_state, sync_state, fleet, python_db, wg_conf_dir] {
-        if (!python_db->empty()) ctx.rc = import_python(ctx.g, *python_db, *wg_conf_dir);
-        else if (!edge_state->empty()) ctx.rc = import_edge_state(ctx.g, *edge_state);
-        else if (!sync_state->empty()) ctx.rc = import_sync_state(ctx.g, *sync_state, *fleet);
-        else ctx.rc = cmd_serve(ctx.g, *interval, *listen);
-    });
 }
 
 }  // namespace wgf::cli

@@ -213,12 +213,4 @@ int run_service(const Globals& g, int interval_s, spdlog::logger& log, const Ser
 
 int cmd_watch(const Globals& g, int interval_s) { return run_service(g, interval_s, *service_logger(g), {}); }
 
-void add_watch(CLI::App& app, Context& ctx) {
-    auto interval = std::make_shared<int>(30);
-    auto* sub = app.add_subcommand(
-        "watch", "Run as a service: converge on start, on every edit of the file or a drop-in, on SIGHUP and on every tick");
-    sub->add_option("--interval", *interval, "Seconds between drift-correction ticks")->default_val(30)->check(CLI::Range(1, 86400));
-    sub->callback([&ctx, interval] { ctx.rc = cmd_watch(ctx.g, *interval); });
-}
-
 }  // namespace wgf::cli

@@ -5,8 +5,8 @@
 #include <string>
 #include <vector>
 
-#include "cli/app.hpp"
 #include "cli/common.hpp"
+#include "cli/context.hpp"
 
 namespace wgf::cli {
 
@@ -31,7 +31,11 @@ int cmd_apply(const Globals& g, const std::vector<std::string>& adopt = {}, outp
 int cmd_status(const Globals& g, output::Format format, const std::string& output_file = {}, bool check = false);
 int cmd_keygen(const Globals& g, output::Format format);
 int cmd_watch(const Globals& g, int interval_s);
-// serve --import-python (cmd_import_python.cpp).
+int cmd_serve(const Globals& g, int interval_s, const std::vector<std::string>& listen_args);
+// serve --import-edge-state, --import-sync-state (cmd_serve.cpp) and --import-python
+// (cmd_import_python.cpp).
+int import_edge_state(const Globals& g, const std::string& file);
+int import_sync_state(const Globals& g, const std::string& file, const std::string& fleet_arg);
 int import_python(const Globals& g, const std::string& db, const std::string& conf_dir);
 
 }  // namespace wgf::cli

@@ -7,7 +7,6 @@
 #include <filesystem>
 
 #include <fmt/format.h>
-#include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
 namespace wgf::output {
@@ -245,30 +244,6 @@ std::string prometheus_text(const NodeMetrics& m) {
             .sample({{"node", m.node}}, m.last_apply->ok ? 1 : 0);
     }
     return out;
-}
-
-void add_format_option(CLI::App& sub, Format& format, bool prometheus_ok) {
-    std::string names = "text, json, github, gitlab";
-    if (prometheus_ok) names += ", prometheus";
-    std::string choices = names;
-    std::erase(choices, ' ');
-    auto check = [prometheus_ok, names](const std::string& value) -> std::string {
-        auto f = parse_format(value);
-        if (!f) return fmt::format("unknown format '{}': use one of {}", value, names);
-        if (*f == Format::prometheus && !prometheus_ok) return fmt::format("format 'prometheus' is only for status: use one of {}", names);
-        return {};
-    };
-    auto* opt = sub.add_option_function<std::string>(
-                       "--format", [&format](const std::string& value) { format = *parse_format(value); },
-                       fmt::format("Output format: {} (default text)", names))
-                    // Described as CLI::IsMember describes its set: --help shows the choices
-                    // and shell completion offers them.
-                    ->check(CLI::Validator(check, "{" + choices + "}", "format"))
-                    ->type_name("FORMAT");
-    auto* json = sub.add_flag_callback(
-        "--json", [&format] { format = Format::json; }, "The same as --format json");
-    opt->excludes(json);
-    json->excludes(opt);
 }
 
 bool healthy(plan::Health h) { return h == plan::Health::ok || h == plan::Health::idle; }

@@ -152,6 +152,7 @@ std::string status_text(const Status& s, int64_t now);
 
 // --format FORMAT and --json (the same as --format json; the two exclude each other) on `sub`.
 // `prometheus` is accepted only where `prometheus_ok`; anything else unknown is a usage error.
+// Defined with the command line (wiring.cpp), in wg-fleet's library, not in this one.
 void add_format_option(CLI::App& sub, Format& format, bool prometheus_ok = false);
 
 }  // namespace wgf::output

@@ -1,0 +1,197 @@
+// The command line of every command but the sandbox: each command's subcommand, options and
+// action, wired to its cmd_* function (commands.hpp). Kept apart from the commands themselves so
+// that only this file and app.cpp compile CLI11's header-only library, whose inline code is
+// most of what the compiler and clang-tidy would otherwise read again in every command's file.
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+#include <CLI/CLI.hpp>
+
+#include "cli/app.hpp"
+#include "cli/commands.hpp"
+
+namespace wgf::output {
+
+void add_format_option(CLI::App& sub, Format& format, bool prometheus_ok) {
+    std::string names = "text, json, github, gitlab";
+    if (prometheus_ok) names += ", prometheus";
+    std::string choices = names;
+    std::erase(choices, ' ');
+    auto check = [prometheus_ok, names](const std::string& value) -> std::string {
+        auto f = parse_format(value);
+        if (!f) return fmt::format("unknown format '{}': use one of {}", value, names);
+        if (*f == Format::prometheus && !prometheus_ok) return fmt::format("format 'prometheus' is only for status: use one of {}", names);
+        return {};
+    };
+    auto* opt = sub.add_option_function<std::string>(
+                       "--format", [&format](const std::string& value) { format = *parse_format(value); },
+                       fmt::format("Output format: {} (default text)", names))
+                    // Described as CLI::IsMember describes its set: --help shows the choices
+                    // and shell completion offers them.
+                    ->check(CLI::Validator(check, "{" + choices + "}", "format"))
+                    ->type_name("FORMAT");
+    auto* json = sub.add_flag_callback(
+        "--json", [&format] { format = Format::json; }, "The same as --format json");
+    opt->excludes(json);
+    json->excludes(opt);
+}
+
+}  // namespace wgf::output
+
+namespace wgf::cli {
+
+namespace {
+const char* const kAdoptHelp =
+    "Take over this existing WireGuard device although wg-fleet did not create it (e.g. from wg-quick); repeatable";
+}  // namespace
+
+void add_addresses(CLI::App& app, Context& ctx) {
+    auto format = std::make_shared<output::Format>(output::Format::text);
+    auto* sub = app.add_subcommand(
+        "addresses",
+        "Print the address plan of every fleet (JSON: {\"fleets\": {FLEET: {\"prefix\", \"nodes\": {NODE: {\"role\", \"addresses\"}}}}})");
+    output::add_format_option(*sub, *format);
+    sub->callback([&ctx, format] { ctx.rc = cmd_addresses(ctx.g, *format); });
+}
+
+void add_check(CLI::App& app, Context& ctx) {
+    auto format = std::make_shared<output::Format>(output::Format::text);
+    auto* sub = app.add_subcommand("check", "Validate the whole fleet file; exit 0 valid, 1 invalid");
+    output::add_format_option(*sub, *format);
+    sub->callback([&ctx, format] { ctx.rc = cmd_check(ctx.g, *format); });
+}
+
+void add_render(CLI::App& app, Context& ctx) {
+    struct Options {
+        bool all = false;
+        std::string fleet;
+    };
+    auto o = std::make_shared<Options>();
+    auto* render = app.add_subcommand("render", "Print a node's configuration in another format (offline)");
+    render->require_subcommand(1);
+    auto* hosts = render->add_subcommand("hosts", "Hosts-file entries of every member of the node's fleets");
+    hosts->add_flag("--all", o->all, "Every fleet, not only the node's");
+    hosts->callback([&ctx, o] { ctx.rc = cmd_render_hosts(ctx.g, o->all); });
+    auto* wgq = render->add_subcommand("wg-quick", "The node's wg-quick config for one fleet");
+    wgq->add_option("--fleet", o->fleet, "The fleet (needed when the node is in several)");
+    wgq->callback([&ctx, o] { ctx.rc = cmd_render_wg_quick(ctx.g, o->fleet); });
+    auto nixos_dir = std::make_shared<std::string>();
+    auto* nixos = render->add_subcommand("nixos", "The node's NixOS module (networking.wireguard, firewall, sysctls, hosts, NAT)");
+    nixos
+        ->add_option("--all", *nixos_dir, "Write DIR/NODE.nix for every node of every fleet and DIR/default.nix mapping host names to them")
+        ->type_name("DIR");
+    nixos->callback([&ctx, nixos_dir] { ctx.rc = cmd_render_nixos(ctx.g, *nixos_dir); });
+    auto* nwd = render->add_subcommand("networkd", "The node's systemd-networkd .netdev and .network files, one pair per interface");
+    auto nwd_dir = std::make_shared<std::string>();
+    nwd->add_option("--dir", *nwd_dir, "Write the files into DIR (mode 0644) instead of printing them")->type_name("DIR");
+    nwd->callback([&ctx, nwd_dir] { ctx.rc = cmd_render_networkd(ctx.g, *nwd_dir); });
+}
+
+void add_watch(CLI::App& app, Context& ctx) {
+    auto interval = std::make_shared<int>(30);
+    auto* sub = app.add_subcommand(
+        "watch", "Run as a service: converge on start, on every edit of the file or a drop-in, on SIGHUP and on every tick");
+    sub->add_option("--interval", *interval, "Seconds between drift-correction ticks")->default_val(30)->check(CLI::Range(1, 86400));
+    sub->callback([&ctx, interval] { ctx.rc = cmd_watch(ctx.g, *interval); });
+}
+
+void add_plan(CLI::App& app, Context& ctx) {
+    struct Options {
+        output::Format format = output::Format::text;
+        bool detailed = false;
+        std::vector<std::string> adopt;
+    };
+    auto o = std::make_shared<Options>();
+    auto* sub = app.add_subcommand(
+        "plan", "Show what apply would change on this node; exit 0, or 2 with --detailed-exitcode when changes are pending");
+    output::add_format_option(*sub, o->format);
+    sub->add_flag("--detailed-exitcode", o->detailed, "Exit 0 when nothing is to do, 2 when changes are pending, 1 on error");
+    sub->add_option("--adopt", o->adopt, kAdoptHelp)->type_name("IFNAME");
+    sub->callback([&ctx, o] { ctx.rc = cmd_plan(ctx.g, o->format, o->detailed, o->adopt); });
+}
+
+void add_apply(CLI::App& app, Context& ctx) {
+    struct Options {
+        bool once = false;
+        output::Format format = output::Format::text;
+        std::vector<std::string> adopt;
+    };
+    auto o = std::make_shared<Options>();
+    auto* sub = app.add_subcommand("apply",
+                                   "Converge this node to the fleet (exit 0 converged, 1 error; nothing applied if the config is invalid)");
+    sub->add_flag("--once", o->once, "One run (the default; for symmetry with watch)");
+    output::add_format_option(*sub, o->format);
+    sub->add_option("--adopt", o->adopt, kAdoptHelp)->type_name("IFNAME");
+    sub->callback([&ctx, o] { ctx.rc = cmd_apply(ctx.g, o->adopt, o->format); });
+}
+
+void add_status(CLI::App& app, Context& ctx) {
+    struct Options {
+        output::Format format = output::Format::text;
+        std::string output_file;
+        bool check = false;
+    };
+    auto o = std::make_shared<Options>();
+    auto* sub = app.add_subcommand("status", "Peers with health, endpoint, latest handshake and transfer; pending members; drift");
+    output::add_format_option(*sub, o->format, true);
+    sub->add_option("--output", o->output_file,
+                    "With --format json or prometheus: write to FILE (replaced atomically, mode 0644) instead of stdout, e.g. for "
+                    "node_exporter's textfile collector")
+        ->type_name("FILE");
+    sub->add_flag("--check", o->check,
+                  "Exit 2 unless every peer is healthy (ok or idle) and the node has no drift and no conflict, for monitoring");
+    sub->callback([&ctx, o] {
+        if (!o->output_file.empty() && o->format != output::Format::json && o->format != output::Format::prometheus)
+            throw CLI::ValidationError("--output", "only with --format json or prometheus");
+        ctx.rc = cmd_status(ctx.g, o->format, o->output_file, o->check);
+    });
+}
+
+void add_keygen(CLI::App& app, Context& ctx) {
+    auto format = std::make_shared<output::Format>(output::Format::text);
+    auto* sub = app.add_subcommand("keygen",
+                                   "Generate this node's private keys (0600 in state_dir) if missing, publish and print the public keys");
+    output::add_format_option(*sub, *format);
+    sub->callback([&ctx, format] { ctx.rc = cmd_keygen(ctx.g, *format); });
+}
+
+void add_serve(CLI::App& app, Context& ctx) {
+    auto interval = std::make_shared<int>(30);
+    auto listen = std::make_shared<std::vector<std::string>>();
+    auto* sub = app.add_subcommand("serve",
+                                   "Run as a service like watch, plus the enrollment API: clients register and ping over HTTP, "
+                                   "and are peers of their fleet within a second");
+    sub->add_option("--interval", *interval, "Seconds between drift-correction ticks (and prunes)")
+        ->default_val(30)
+        ->check(CLI::Range(1, 86400));
+    sub->add_option("--listen", *listen,
+                    "ADDRESS:PORT to serve HTTP on (repeatable); default: serve: listen: in the file, else 127.0.0.1:8000 and each "
+                    "served fleet's ip6 on port 8000");
+    auto edge_state = std::make_shared<std::string>();
+    auto sync_state = std::make_shared<std::string>();
+    auto fleet = std::make_shared<std::string>();
+    sub->add_option("--import-edge-state", *edge_state,
+                    "Import the edge agent's state.json into the agent's drop-in (validated), then exit");
+    sub->add_option("--import-sync-state", *sync_state,
+                    "Import the Headscale sync service's sync-service-state.json into the fleet's mapping, then exit");
+    sub->add_option("--fleet", *fleet, "The fleet --import-sync-state imports into (default: the only fleet with headscale:)");
+    auto python_db = std::make_shared<std::string>();
+    auto wg_conf_dir = std::make_shared<std::string>("/etc/wireguard");
+    sub->add_option("--import-python", *python_db,
+                    "Import the Python wg-fleet's clients.db (clients, addresses, host names) and its servers' keys from "
+                    "--wg-conf-dir, then exit")
+        ->type_name("FILE");
+    sub->add_option("--wg-conf-dir", *wg_conf_dir, "Where --import-python reads wg_<fleet>.conf")
+        ->default_val("/etc/wireguard")
+        ->type_name("DIR");
+    sub->callback([&ctx, interval, listen, edge_state, sync_state, fleet, python_db, wg_conf_dir] {
+        if (!python_db->empty()) ctx.rc = import_python(ctx.g, *python_db, *wg_conf_dir);
+        else if (!edge_state->empty()) ctx.rc = import_edge_state(ctx.g, *edge_state);
+        else if (!sync_state->empty()) ctx.rc = import_sync_state(ctx.g, *sync_state, *fleet);
+        else ctx.rc = cmd_serve(ctx.g, *interval, *listen);
+    });
+}
+
+}  // namespace wgf::cli
