@@ -274,6 +274,28 @@ def main():
                 assert status == 200, status
             print(f"dashboard {what} ({path}, {done:,} clients, {size / 1024:.0f} KiB): median {statistics.median(times) * 1000:.0f} ms, "
                   f"min {min(times) * 1000:.0f} ms, max {max(times) * 1000:.0f} ms over {a.dashboard_runs} runs")
+
+        # The anchor: what the device itself takes for the two device operations of every converge
+        # (serve's `timing:` lines, -v): the set of the new peers and the full read that verifies
+        # it. `wg` against the same wireguard-go device, now holding every client.
+        anchor_peers = 500
+        keys = [base64.b64encode(os.urandom(32)).decode() for _ in range(anchor_peers)]
+        add = ["wg", "set", IFNAME]
+        for i, k in enumerate(keys):
+            add += ["peer", k, "allowed-ips", f"fd00:b5e4:1c0d:4200:ffff::{i + 1:x}/128"]
+        remove = ["wg", "set", IFNAME] + [x for k in keys for x in ("peer", k, "remove")]
+        sets, reads = [], []
+        for _ in range(3):
+            t0 = time.monotonic()
+            subprocess.run(add, check=True)
+            sets.append(time.monotonic() - t0)
+            subprocess.run(remove, check=True)
+            t0 = time.monotonic()
+            subprocess.run(["wg", "show", IFNAME, "dump"], check=True, stdout=subprocess.DEVNULL)
+            reads.append(time.monotonic() - t0)
+        print(f"anchor, wg on the {done:,}-peer device: `wg set` of {anchor_peers} new peers median {statistics.median(sets) * 1000:.0f} ms "
+              f"(max {max(sets) * 1000:.0f}), `wg show dump` median {statistics.median(reads) * 1000:.0f} ms "
+              f"(max {max(reads) * 1000:.0f}), 3 runs each")
     finally:
         stop.set()
         if serve:
