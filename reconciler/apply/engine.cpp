@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include "plan/foreign_firewall.hpp"
 #include "plan/sysctls.hpp"
 
 namespace wgf::apply {
@@ -327,6 +328,7 @@ RunResult Engine::run_once(Desired d, const std::string& node, Mode mode, int64_
     opts.exclusive = d.exclusive;
     r.plan = plan::diff(r.desired, r.labels, live->state, owned_for_diff, live->facts, opts);
     if (prior && prior->live) restore_endpoints(r.plan, prior->live->state);
+    for (auto& w : plan::foreign_firewall_warnings(r.desired, live->facts)) r.warnings.push_back(std::move(w));
     r.live = std::move(*live);
     r.timings.lap("diff");
     if (mode == Mode::plan) return r;

@@ -49,6 +49,8 @@ backend::Status read_tables(Backends& b, const std::set<std::string>& devices, L
     if (!rules) return rules.error();
     live.state.firewall = std::move(rules->rules);
     live.state.firewall_damage = std::move(rules->damage);
+    live.facts.foreign_drops = std::move(rules->foreign_drops);
+    live.facts.legacy_tables = std::move(rules->legacy_tables);
     if (timings) timings->lap("firewall");
     return {};
 }

@@ -126,6 +126,11 @@ struct FirewallChange {
 struct FirewallLive {
     std::map<std::string, model::FwRule> rules;
     std::vector<model::FwDamage> damage;
+    // Outside our table, read only: other tables' input and forward chains that drop by policy,
+    // and the iptables-legacy tables loaded (/proc/net/ip{,6}_tables_names), whose rules nftables
+    // cannot show.
+    std::vector<model::ForeignDrop> foreign_drops;
+    std::vector<std::string> legacy_tables;  // "ip filter", "ip6 filter", ...
 
     bool operator==(const FirewallLive&) const = default;
 };

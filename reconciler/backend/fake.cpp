@@ -168,7 +168,9 @@ Result<std::vector<std::string>> FakeSysctls::list(const std::string& dir) {
     return std::vector<std::string>(out.begin(), out.end());
 }
 
-Result<FirewallLive> FakeFirewall::read() { return FirewallLive{.rules = rules, .damage = damage}; }
+Result<FirewallLive> FakeFirewall::read() {
+    return FirewallLive{.rules = rules, .damage = damage, .foreign_drops = foreign_drops, .legacy_tables = {}};
+}
 
 Status FakeFirewall::apply(const FirewallChange& c) {
     batches.push_back(c);

@@ -72,6 +72,7 @@ class FakeFirewall : public Firewall {
 public:
     std::map<std::string, model::FwRule> rules;
     std::vector<model::FwDamage> damage;
+    std::vector<model::ForeignDrop> foreign_drops;  // other tables' dropping chains, as read
     std::vector<FirewallChange> batches;
 
     Result<FirewallLive> read() override;

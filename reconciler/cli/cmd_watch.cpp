@@ -50,12 +50,13 @@ size_t peer_count(const model::HostState& hs) {
 class NodeReconcile : public apply::Reconcile {
 public:
     NodeReconcile(const Globals& g, spdlog::logger& log, apply::Report& report, apply::LiveCache& verified,
-                  std::optional<system::KeptRecord>& kept, std::shared_ptr<const Loaded> loaded, std::string node,
-                  const ServiceHooks& hooks)
+                  std::vector<std::string>& last_warnings, std::optional<system::KeptRecord>& kept, std::shared_ptr<const Loaded> loaded,
+                  std::string node, const ServiceHooks& hooks)
         : g_(g),
           log_(log),
           report_(report),
           verified_(verified),
+          last_warnings_(last_warnings),
           loaded_(std::move(loaded)),
           node_(std::move(node)),
           hooks_(hooks),
@@ -87,7 +88,14 @@ public:
         const int64_t now = time(nullptr);
         auto r = engine.run(*loaded_->fleet, node_, apply::Mode::apply, now, nullptr, read);
         record_last_run(loaded_->cfg().state_dir, now, r);
-        for (const auto& w : r.warnings) log_.warn("{}", w);
+        // A run's warnings (someone else's firewall, an unresolved endpoint) come again at every
+        // tick while nothing changes: logged when they change, else at debug level.
+        const bool news = r.warnings != last_warnings_;
+        for (const auto& w : r.warnings) {
+            if (news) log_.warn("{}", w);
+            else log_.debug("{}", w);
+        }
+        last_warnings_ = r.warnings;
         log_.debug("timing: {}", r.timings.str());
         if (r.error) {
             log_.error("{}", r.error->message);
@@ -114,6 +122,7 @@ private:
     spdlog::logger& log_;
     apply::Report& report_;
     apply::LiveCache& verified_;
+    std::vector<std::string>& last_warnings_;  // of the last run, across reloads
     std::shared_ptr<const Loaded> loaded_;
     std::string node_;
     const ServiceHooks& hooks_;
@@ -147,6 +156,7 @@ private:
     apply::Report& report_;
     const ServiceHooks& hooks_;
     apply::LiveCache verified_;               // the devices as the last verified run left them, across reloads
+    std::vector<std::string> run_warnings_;   // the last run's, across reloads
     std::optional<system::KeptRecord> kept_;  // the ownership record as the last run read or wrote it
     // The configuration in force: an edit of the file is parsed by its edited part against it.
     std::shared_ptr<Loaded> in_force_;
@@ -171,7 +181,7 @@ private:
         std::string timings = l->timings.str();
         // Everything that can fail comes first (the machine included), so a failure leaves the
         // configuration in force whole.
-        auto r = std::make_unique<NodeReconcile>(g_, log_, report_, verified_, kept_, l, std::move(node), hooks_);
+        auto r = std::make_unique<NodeReconcile>(g_, log_, report_, verified_, run_warnings_, kept_, l, std::move(node), hooks_);
         in_force_ = std::move(l);
         log_.info("loaded {} ({})", g_.config, reason);
         log_.debug("timing: {}", timings);

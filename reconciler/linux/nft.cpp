@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <fstream>
 #include <functional>
 #include <new>
 #include <set>
@@ -324,12 +325,70 @@ Result<NftTableLive> Nft::read_table() {
     return errno_error(EAGAIN, fmt::format("read table inet {}: the ruleset kept changing while it was read", backend::kNftTable));
 }
 
+namespace {
+
+// The families whose input and forward hooks see the fleet's routed traffic.
+const char* family_name(uint32_t family) {
+    switch (family) {
+        case NFPROTO_IPV4: return "ip";
+        case NFPROTO_IPV6: return "ip6";
+        case NFPROTO_INET: return "inet";
+        default: return nullptr;
+    }
+}
+
+// The iptables-legacy tables this network namespace has loaded: their rules live outside
+// nftables, where no nftables read sees them.
+std::vector<std::string> legacy_tables() {
+    std::vector<std::string> out;
+    for (const auto& [file, family] : {std::pair{"/proc/net/ip_tables_names", "ip"}, std::pair{"/proc/net/ip6_tables_names", "ip6"}}) {
+        std::ifstream in(file);
+        std::string name;
+        while (in >> name) out.push_back(fmt::format("{} {}", family, name));
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
+}  // namespace
+
+Result<std::vector<model::ForeignDrop>> Nft::read_foreign_drops() {
+    char buf[512] = {};
+    nlmsghdr* nlh = nftnl_chain_nlmsg_build_hdr(buf, NFT_MSG_GETCHAIN, NFPROTO_UNSPEC, NLM_F_DUMP, next_seq());
+    std::vector<model::ForeignDrop> out;
+    Exchange x{[&](const nlmsghdr* m) {
+        if (NFNL_MSG_TYPE(m->nlmsg_type) != NFT_MSG_NEWCHAIN) return;
+        NlPtr<nftnl_chain> owner(nftnl_chain_alloc());
+        nftnl_chain* c = owner.get();
+        if (!c || nftnl_chain_nlmsg_parse(m, c) != 0 || !nftnl_chain_is_set(c, NFTNL_CHAIN_HOOKNUM) ||
+            !nftnl_chain_is_set(c, NFTNL_CHAIN_POLICY) || nftnl_chain_get_u32(c, NFTNL_CHAIN_POLICY) != NF_DROP)
+            return;
+        const uint32_t family = nftnl_chain_get_u32(c, NFTNL_CHAIN_FAMILY);
+        const char* fam = family_name(family);
+        const std::string table = or_empty(nftnl_chain_get_str(c, NFTNL_CHAIN_TABLE));
+        if (!fam || (family == NFPROTO_INET && table == backend::kNftTable)) return;
+        const uint32_t hook = nftnl_chain_get_u32(c, NFTNL_CHAIN_HOOKNUM);
+        if (hook != NF_INET_LOCAL_IN && hook != NF_INET_FORWARD) return;
+        out.push_back(model::ForeignDrop{.family = fam,
+                                         .table = table,
+                                         .chain = or_empty(nftnl_chain_get_str(c, NFTNL_CHAIN_NAME)),
+                                         .hook = hook == NF_INET_LOCAL_IN ? "input" : "forward",
+                                         .priority = nftnl_chain_get_s32(c, NFTNL_CHAIN_PRIO)});
+    }};
+    if (auto st = request(nl_.get(), portid_, nlh, "list the chains of every nftables table", x); !st) return st.error();
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
 Result<backend::FirewallLive> Nft::read() {
     auto live = read_table();
     if (!live) return live.error();
     cache_ = *live;
+    auto foreign = read_foreign_drops();
+    if (!foreign) return foreign.error();
     nft::View v = nft::view(*cache_);
-    return backend::FirewallLive{.rules = std::move(v.rules), .damage = std::move(v.damage)};
+    return backend::FirewallLive{
+        .rules = std::move(v.rules), .damage = std::move(v.damage), .foreign_drops = std::move(*foreign), .legacy_tables = legacy_tables()};
 }
 
 Status Nft::send_batch(std::vector<char>& buf, const std::vector<std::pair<uint32_t, std::string>>& what, uint32_t ack_seq) {

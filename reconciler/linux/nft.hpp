@@ -56,6 +56,9 @@ public:
 private:
     backend::Result<NftTableLive> read_table_once(bool* consistent);
     backend::Result<uint32_t> read_genid();
+    // Other tables' base chains at the input and forward hooks of ip, ip6 and inet that drop by
+    // policy (backend::FirewallLive::foreign_drops).
+    backend::Result<std::vector<model::ForeignDrop>> read_foreign_drops();
     backend::Status apply_once(const backend::FirewallChange& change, const NftTableLive& live);
     backend::Status send_batch(std::vector<char>& buf, const std::vector<std::pair<uint32_t, std::string>>& what, uint32_t ack_seq);
     uint32_t next_seq() { return seq_++; }

@@ -80,6 +80,19 @@ struct FwDamage {
     auto operator<=>(const FwDamage&) const = default;
 };
 
+// A base chain of another table than ours (Docker's, firewalld's, a hand-written ruleset, an
+// iptables-nft chain) that drops by policy what reaches its hook: fleet traffic to this node
+// (hook input) or through it (hook forward) ends there unless one of the chain's rules accepts
+// it. Read for the warning that says what to add; never changed.
+struct ForeignDrop {
+    std::string family;  // "ip", "ip6", "inet", "bridge", ...
+    std::string table, chain;
+    std::string hook;  // "input" or "forward"
+    int32_t priority = 0;
+
+    auto operator<=>(const ForeignDrop&) const = default;
+};
+
 // First line of every file wg-fleet writes: the mark of ownership. A file without it is never
 // changed or removed unless the configuration names it.
 inline constexpr const char* kFileMarker = "# Managed by wg-fleet: edits are overwritten.";

@@ -44,6 +44,9 @@ struct LiveFacts {
     // Managed paths that exist but are not ours: no marker line (""), or not a regular file
     // ("a symbolic link", "a directory", ...). They are conflicts, never written or removed.
     std::map<std::string, std::string> foreign_files;
+    // Someone else's firewall (backend::FirewallLive): what may drop fleet traffic.
+    std::vector<model::ForeignDrop> foreign_drops;
+    std::vector<std::string> legacy_tables;
 };
 
 struct DiffOptions {

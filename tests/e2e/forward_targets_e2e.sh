@@ -152,5 +152,26 @@ check "udp, IPv6: answers again" eventually answers udp 2001:db8:1::2 5353 "udp 
 check "tcp, IPv6: answers again" eventually answers tcp 2001:db8:1::2 8080 "tcp from $edge6 at 2001:db8:50::7"
 check "edge1: nothing left to do" in_node edge1 wg-fleet -q plan --detailed-exitcode
 
+# Someone else's firewall: a Docker-like ip filter FORWARD chain that drops by policy. plan warns
+# (it changes nothing there) and says what to add; with those rules in, the forwards still answer.
+check "a foreign FORWARD chain with policy drop" in_node edge1 nft add table ip filter
+in_node edge1 nft add chain ip filter FORWARD "{ type filter hook forward priority 0; policy drop; }"
+warned=$(in_node edge1 wg-fleet plan 2>&1)
+check "plan warns that table ip filter, chain FORWARD drops forwarded fleet traffic" \
+  grep -q "table ip filter, chain FORWARD (hook forward, priority 0) drops by policy" <<<"$warned"
+check "udp, IPv4: edge1:5353 is dropped there" closed udp 198.51.100.2 5353
+# Every rule the warning proposes, run as it is written.
+for rule in $(grep -o "iptables -I FORWARD -[io] [^ ;]* -j ACCEPT" <<<"$warned" | tr ' ' '@'); do
+  in_node edge1 nft add rule ip filter FORWARD "$(tr '@' ' ' <<<"$rule" | sed -E 's/iptables -I FORWARD -i ([^ ]+) -j ACCEPT/iifname "\1" accept/; s/iptables -I FORWARD -o ([^ ]+) -j ACCEPT/oifname "\1" accept/')" \
+    || echo "  could not add: $rule" >&2
+done
+check "with the rules the warning names, udp, IPv4: edge1:5353 answers again" \
+  eventually answers udp 198.51.100.2 5353 "udp from $edge4 at 192.0.2.7"
+chain_before=$(in_node edge1 nft list chain ip filter FORWARD)
+in_node edge1 wg-fleet -q apply
+check "apply leaves that chain as it was (wg-fleet changes no other table)" \
+  test "$(in_node edge1 nft list chain ip filter FORWARD)" = "$chain_before"
+in_node edge1 nft delete table ip filter
+
 check "sandbox down" "$bin" sandbox down --name "$name"
 finish

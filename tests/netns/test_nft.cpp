@@ -479,3 +479,36 @@ TEST_CASE("nft: a DNAT forward carries a real TCP connection through a router na
     CHECK(connect("198.51.100.2").status != 0);
     CHECK(connect("2001:db8:1::2").status == 0);
 }
+
+TEST_CASE("nft: other tables' input and forward chains that drop by policy are read, nothing else", "[nft]") {
+    if (!wgf::test::netns_available()) return;
+    Netns ns("wgfn");
+    // Docker's and firewalld's shapes (iptables-nft's ip filter FORWARD, an inet table), chains that
+    // accept or sit at other hooks, and a regular chain: only the three dropping base chains count.
+    REQUIRE(ns.sh("nft add table ip filter && "
+                  "nft add chain ip filter FORWARD \"{ type filter hook forward priority 0; policy drop; }\" && "
+                  "nft add chain ip filter INPUT \"{ type filter hook input priority 0; policy accept; }\" && "
+                  "nft add chain ip filter DOCKER && "
+                  "nft add table inet firewalld && "
+                  "nft add chain inet firewalld filter_INPUT \"{ type filter hook input priority 10; policy drop; }\" && "
+                  "nft add chain inet firewalld filter_OUTPUT \"{ type filter hook output priority 10; policy drop; }\" && "
+                  "nft add table ip6 mine && "
+                  "nft add chain ip6 mine through \"{ type filter hook forward priority -5; policy drop; }\" && "
+                  "nft add table bridge br && "
+                  "nft add chain bridge br through \"{ type filter hook forward priority 0; policy drop; }\"")
+                .status == 0);
+    auto fw = nft_in(ns);
+    apply_ok(*fw, FirewallChange{{}, kRules});
+    using wgf::model::ForeignDrop;
+    const std::vector<ForeignDrop> expected{
+        {.family = "inet", .table = "firewalld", .chain = "filter_INPUT", .hook = "input", .priority = 10},
+        {.family = "ip", .table = "filter", .chain = "FORWARD", .hook = "forward", .priority = 0},
+        {.family = "ip6", .table = "mine", .chain = "through", .hook = "forward", .priority = -5},
+    };
+    CHECK(read_live(*fw).foreign_drops == expected);
+    // Our own table's chains never count, and a policy changed to accept is gone from the list.
+    REQUIRE(ns.sh("nft add chain ip6 mine through \"{ policy accept; }\"").status == 0);
+    auto live = read_live(*fw);
+    CHECK(live.foreign_drops.size() == 2);
+    CHECK(std::none_of(live.foreign_drops.begin(), live.foreign_drops.end(), [](const ForeignDrop& d) { return d.table == "wg-fleet"; }));
+}
