@@ -87,6 +87,7 @@ TEST_CASE("unified_diff: patch turns the old text into the new one", "[unified_d
     TempDir t;
     std::mt19937 rng(12);
     std::vector<std::string> base;
+    base.reserve(40);
     for (int i = 0; i < 40; ++i) base.push_back("line " + std::to_string(i % 13));  // repeated lines
     for (int round = 0; round < 150; ++round) {
         const std::string a = random_text(rng, base), b = random_text(rng, base);
