@@ -101,7 +101,7 @@ TEST_CASE("plan text: colours exactly when asked, the terraform way", "[plan_tex
     CHECK(stripped == output::plan_text(sample_plan(), {.color = false}));
 }
 
-TEST_CASE("plan text: --color=auto colours a terminal unless NO_COLOR or TERM=dumb; always and never win", "[plan_text]") {
+TEST_CASE("plan text: --color=auto colours a terminal unless NO_COLOR or TERM=dumb, always and never win", "[plan_text]") {
     using C = output::Color;
     CHECK(output::color_enabled(C::auto_, true, nullptr, "xterm"));
     CHECK_FALSE(output::color_enabled(C::auto_, false, nullptr, "xterm"));
