@@ -43,6 +43,8 @@ PACKAGES=(
   python3-html5lib  # serve's dashboard is parsed strictly as HTML5 (tests/serve)
   curl  # the wg-quick client of serve registers and pings with it (tests/serve/wg_quick_e2e.py)
   openssl  # the Headscale stand-in test makes a self-signed certificate for its TLS server (tests/headscale)
+  patch  # applies plan's file diffs, the unified diff's consumer (unit test unified_diff, tests/e2e/plan_e2e.sh)
+  diffutils  # GNU diff -u, the unified diff's reference text (unit test unified_diff)
 )
 JOBS=$(nproc 2>/dev/null || echo 2)
 

@@ -39,6 +39,7 @@ plan::Ownership write_ahead(const plan::Ownership& before, const plan::Ownership
     plan::Ownership o = before;
     o.interfaces.insert(after.interfaces.begin(), after.interfaces.end());
     for (const auto& [i, ks] : after.peers) o.peers[i].insert(ks.begin(), ks.end());
+    for (const auto& [i, ns] : after.names) o.names[i].insert(ns.begin(), ns.end());
     o.files.insert(after.files.begin(), after.files.end());
     // A sysctl about to change is recorded with the value it had first; one about to be restored
     // stays recorded until it is.
@@ -277,7 +278,7 @@ RunResult Engine::run_once(Desired d, const std::string& node, Mode mode, int64_
     r.timings.lap("ownership");
     // Before anything is written: where the managed files land. Only the owned files can
     // change for the diff: the record is copied only when they do.
-    plan::Ownership owned_files{.interfaces = {}, .peers = {}, .endpoints = {}, .files = owned->files, .sysctls = {}};
+    plan::Ownership owned_files{.interfaces = {}, .peers = {}, .endpoints = {}, .files = owned->files, .sysctls = {}, .names = {}};
     if (auto s = check_file_places(backends.files, r.desired, r.labels, d.state_dir, owned_files); !s) {
         r.error = s.error();
         return r;
@@ -335,7 +336,7 @@ RunResult Engine::run_once(Desired d, const std::string& node, Mode mode, int64_
     // The record after success: built where it is needed, from what the run wants.
     const auto sysctls_after = plan::owned_sysctls_after(r.desired, r.live->state, *owned);
     auto record_after = [&] {
-        plan::Ownership o = plan::ownership_after(r.desired);
+        plan::Ownership o = plan::ownership_after(r.desired, r.labels);
         o.sysctls = sysctls_after;
         return o;
     };

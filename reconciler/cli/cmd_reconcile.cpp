@@ -1,5 +1,8 @@
 // plan, apply, status and keygen: one reconcile run for this node, printed or applied.
+#include <unistd.h>
+
 #include <algorithm>
+#include <cstdlib>
 #include <ctime>
 #include <iostream>
 #include <optional>
@@ -10,6 +13,7 @@
 
 #include "cli/commands.hpp"
 #include "cli/machine.hpp"
+#include "cli/plan_text.hpp"
 #include "inputs/desired_cache.hpp"
 #include "inputs/lock.hpp"
 #include "linux/files.hpp"
@@ -20,15 +24,6 @@
 namespace wgf::cli {
 namespace {
 
-const char* disruption_word(plan::Disruption d) {
-    switch (d) {
-        case plan::Disruption::none: return "none";
-        case plan::Disruption::peer_session: return "peer";
-        case plan::Disruption::all_sessions: return "device";
-    }
-    return "?";
-}
-
 // What plan's and apply's JSON both end with: the members and peers the run left alone, and why.
 void add_notes_json(nlohmann::ordered_json& j, const apply::RunResult& r) {
     j["pending"] = r.plan.pending;
@@ -38,18 +33,9 @@ void add_notes_json(nlohmann::ordered_json& j, const apply::RunResult& r) {
     j["warnings"] = r.warnings;
 }
 
-nlohmann::ordered_json plan_json(const std::string& node, const apply::RunResult& r) {
-    nlohmann::ordered_json j;
-    j["node"] = node;
-    auto& ops = j["ops"] = nlohmann::ordered_json::array();
-    for (const auto& op : r.plan.ops)
-        ops.push_back({{"kind", plan::kind(op)},
-                       {"mark", std::string(1, plan::mark(op))},
-                       {"disrupts", disruption_word(plan::disruption(op))},
-                       {"line", plan::describe(op)}});
-    j["summary"] = plan::summarize(r.plan);
-    add_notes_json(j, r);
-    return j;
+// Whether text written to `fd` is coloured.
+bool colour_on(output::Color when, int fd) {
+    return output::color_enabled(when, isatty(fd) == 1, std::getenv("NO_COLOR"), std::getenv("TERM"));
 }
 
 void print_notes(const apply::RunResult& r, int quiet, std::ostream& out = std::cout) {
@@ -241,7 +227,7 @@ std::optional<Planned> run_plan(const Globals& g, int64_t now, const std::vector
 }  // namespace
 
 // github, gitlab: the plan as text on stderr, its findings on stdout.
-int cmd_plan(const Globals& g, output::Format format, bool detailed_exitcode, const std::vector<std::string>& adopt) {
+int cmd_plan(const Globals& g, output::Format format, bool detailed_exitcode, const std::vector<std::string>& adopt, output::Color color) {
     std::vector<output::Finding> findings;
     auto planned = run_plan(g, time(nullptr), adopt, ci_format(format) ? &findings : nullptr);
     if (!planned) {
@@ -251,13 +237,13 @@ int cmd_plan(const Globals& g, output::Format format, bool detailed_exitcode, co
     const std::string& node = planned->session->node;
     const auto& r = planned->r;
     if (format == output::Format::json) {
-        std::cout << plan_json(node, r).dump(2) << "\n";
+        std::cout << output::plan_json(node, r.plan, r.warnings);
     } else {
-        std::ostream& out = format == output::Format::text ? std::cout : std::cerr;
-        for (const auto& op : r.plan.ops) out << plan::describe(op) << "\n";
-        for (const auto& c : r.plan.conflicts) out << c << "\n";
-        print_notes(r, g.quiet, out);
-        out << plan::summarize(r.plan) << "\n";
+        const bool text = format == output::Format::text;
+        if (!g.quiet)
+            for (const auto& w : r.warnings) std::cerr << "wg-fleet: warning: " << w << "\n";
+        (text ? std::cout : std::cerr) << output::plan_text(
+            r.plan, {.color = colour_on(color, text ? STDOUT_FILENO : STDERR_FILENO), .notes = g.quiet == 0});
     }
     if (ci_format(format)) {
         add_run_findings(findings, node, r, true);
@@ -273,7 +259,7 @@ namespace {
 
 // What apply prints once its run is over, and its exit code. `out` takes what text prints on
 // stdout (stderr in the other formats, whose stdout is their own).
-int report_apply(const Globals& g, Session& session, const apply::RunResult& r, std::ostream& out) {
+int report_apply(const Globals& g, Session& session, const apply::RunResult& r, std::ostream& out, bool color) {
     const std::string& node = session.node;
     const Machine& m = *session.machine;
     print_timings(g, session.timings, r);
@@ -286,7 +272,7 @@ int report_apply(const Globals& g, Session& session, const apply::RunResult& r, 
     for (const auto& f : r.generated_keys) out << fmt::format("generated the private key of {} for fleet {}\n", node, f);
     if (r.applied) {
         if (!g.quiet)
-            for (const auto& line : r.applied->done) out << line << "\n";
+            for (const auto& line : r.applied->done) out << output::mark_line(line, color) << "\n";
         if (!r.applied->ok()) {
             std::cerr << "wg-fleet: apply stopped: " << r.applied->error->message << "\n";
             for (const auto& line : r.applied->not_done) std::cerr << "not done: " << line << "\n";
@@ -335,6 +321,7 @@ int report_apply(const Globals& g, Session& session, const apply::RunResult& r, 
 // apply --format json: what the run did, in the shape of plan's JSON where they overlap.
 nlohmann::ordered_json apply_json(const std::string& node, const apply::RunResult& r, int rc) {
     nlohmann::ordered_json j;
+    j["version"] = 1;
     j["node"] = node;
     j["ok"] = rc == kOk;
     j["error"] = r.error                         ? nlohmann::ordered_json(r.error->message)
@@ -360,7 +347,7 @@ void add_apply_findings(std::vector<output::Finding>& out, const std::string& no
 
 }  // namespace
 
-int cmd_apply(const Globals& g, const std::vector<std::string>& adopt, output::Format format) {
+int cmd_apply(const Globals& g, const std::vector<std::string>& adopt, output::Format format, output::Color color) {
     int64_t now = time(nullptr);
     std::vector<output::Finding> findings;
     auto session = start(g, now, true, ci_format(format) ? &findings : nullptr);
@@ -375,7 +362,8 @@ int cmd_apply(const Globals& g, const std::vector<std::string>& adopt, output::F
     session->adopt.insert(adopt.begin(), adopt.end());
     session->machine->journal = std::make_unique<system::FileJournal>(session->state_dir);
     auto r = session->run(apply::Mode::apply, now);
-    int rc = report_apply(g, *session, r, format == output::Format::text ? std::cout : std::cerr);
+    const bool text = format == output::Format::text;
+    int rc = report_apply(g, *session, r, text ? std::cout : std::cerr, colour_on(color, text ? STDOUT_FILENO : STDERR_FILENO));
     record_last_run(session->state_dir, now, r);
     if (format == output::Format::json) std::cout << apply_json(session->node, r, rc).dump(2) << "\n";
     if (ci_format(format)) {

@@ -7,6 +7,7 @@
 
 #include "cli/common.hpp"
 #include "cli/context.hpp"
+#include "cli/plan_text.hpp"
 
 namespace wgf::cli {
 
@@ -26,8 +27,10 @@ int cmd_render_hosts(const Globals& g, bool all);
 int cmd_render_wg_quick(const Globals& g, const std::string& fleet);
 int cmd_render_nixos(const Globals& g, const std::string& all_dir);
 int cmd_render_networkd(const Globals& g, const std::string& dir);
-int cmd_plan(const Globals& g, output::Format format, bool detailed_exitcode, const std::vector<std::string>& adopt = {});
-int cmd_apply(const Globals& g, const std::vector<std::string>& adopt = {}, output::Format format = output::Format::text);
+int cmd_plan(const Globals& g, output::Format format, bool detailed_exitcode, const std::vector<std::string>& adopt = {},
+             output::Color color = output::Color::auto_);
+int cmd_apply(const Globals& g, const std::vector<std::string>& adopt = {}, output::Format format = output::Format::text,
+              output::Color color = output::Color::auto_);
 int cmd_status(const Globals& g, output::Format format, const std::string& output_file = {}, bool check = false);
 int cmd_keygen(const Globals& g, output::Format format);
 int cmd_watch(const Globals& g, int interval_s);

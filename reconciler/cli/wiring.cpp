@@ -11,6 +11,7 @@
 
 #include "cli/app.hpp"
 #include "cli/commands.hpp"
+#include "cli/plan_text.hpp"
 
 namespace wgf::output {
 
@@ -36,6 +37,18 @@ void add_format_option(CLI::App& sub, Format& format, bool prometheus_ok) {
         "--json", [&format] { format = Format::json; }, "The same as --format json");
     opt->excludes(json);
     json->excludes(opt);
+}
+
+
+void add_color_option(CLI::App& sub, Color& when) {
+    sub.add_option_function<std::string>(
+           "--color", [&when](const std::string& v) { when = v == "always"  ? Color::always
+                                                             : v == "never" ? Color::never
+                                                                            : Color::auto_; },
+           "Colour the plan: auto (on a terminal, unless NO_COLOR is set), always or never (default auto)")
+        // IsMember: --help shows the choices and shell completion offers them.
+        ->check(CLI::IsMember({"auto", "never", "always"}))
+        ->type_name("WHEN");
 }
 
 }  // namespace wgf::output
@@ -102,6 +115,7 @@ void add_plan(CLI::App& app, Context& ctx) {
         output::Format format = output::Format::text;
         bool detailed = false;
         std::vector<std::string> adopt;
+        output::Color color = output::Color::auto_;
     };
     auto o = std::make_shared<Options>();
     auto* sub = app.add_subcommand(
@@ -109,7 +123,8 @@ void add_plan(CLI::App& app, Context& ctx) {
     output::add_format_option(*sub, o->format);
     sub->add_flag("--detailed-exitcode", o->detailed, "Exit 0 when nothing is to do, 2 when changes are pending, 1 on error");
     sub->add_option("--adopt", o->adopt, kAdoptHelp)->type_name("IFNAME");
-    sub->callback([&ctx, o] { ctx.rc = cmd_plan(ctx.g, o->format, o->detailed, o->adopt); });
+    output::add_color_option(*sub, o->color);
+    sub->callback([&ctx, o] { ctx.rc = cmd_plan(ctx.g, o->format, o->detailed, o->adopt, o->color); });
 }
 
 void add_apply(CLI::App& app, Context& ctx) {
@@ -117,6 +132,7 @@ void add_apply(CLI::App& app, Context& ctx) {
         bool once = false;
         output::Format format = output::Format::text;
         std::vector<std::string> adopt;
+        output::Color color = output::Color::auto_;
     };
     auto o = std::make_shared<Options>();
     auto* sub = app.add_subcommand("apply",
@@ -124,7 +140,8 @@ void add_apply(CLI::App& app, Context& ctx) {
     sub->add_flag("--once", o->once, "One run (the default; for symmetry with watch)");
     output::add_format_option(*sub, o->format);
     sub->add_option("--adopt", o->adopt, kAdoptHelp)->type_name("IFNAME");
-    sub->callback([&ctx, o] { ctx.rc = cmd_apply(ctx.g, o->adopt, o->format); });
+    output::add_color_option(*sub, o->color);
+    sub->callback([&ctx, o] { ctx.rc = cmd_apply(ctx.g, o->adopt, o->format, o->color); });
 }
 
 void add_status(CLI::App& app, Context& ctx) {

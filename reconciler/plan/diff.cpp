@@ -93,6 +93,13 @@ public:
 private:
     void add(Phase p, Op op) { phases_[p].push_back(std::move(op)); }
 
+    // The name a peer had when wg-fleet last configured it; "" when none was recorded.
+    std::string recorded_name(const std::string& ifname, const Key& key) const {
+        if (auto i = owned_.names.find(ifname); i != owned_.names.end())
+            if (auto n = i->second.find(key); n != i->second.end()) return n->second;
+        return {};
+    }
+
     void diff_interface(const WgInterface& want, const WgInterface* have) {
         static const WgInterface kEmpty;
         const auto& l = labels_.of(want.name);
@@ -134,7 +141,8 @@ private:
                 add(kClaim, OpAddPeer{.ifname = want.name, .peer = w->second, .name = labels_.peer_name(want.name, w->first)});
                 ++w;
             } else if (w == want.peers.end() || h->first < w->first) {
-                if (ours.count(h->first)) add(kRelease, OpRemovePeer{.ifname = want.name, .public_key = h->first});
+                if (ours.count(h->first))
+                    add(kRelease, OpRemovePeer{.ifname = want.name, .public_key = h->first, .name = recorded_name(want.name, h->first)});
                 else if (exclusive) add(kRelease, OpRemovePeer{.ifname = want.name, .public_key = h->first, .foreign = true});
                 else plan_.foreign.push_back(fmt::format("{} on {}", h->first.base64(), want.name));
                 ++h;
@@ -295,8 +303,12 @@ private:
                 continue;
             }
             auto it = live.files.find(path);
-            if (it == live.files.end()) add(kFiles, OpWriteFile{f, false, 0});
-            else if (it->second != f) add(kFiles, OpWriteFile{f, true, changed_lines(it->second.content, f.content)});
+            if (it == live.files.end()) add(kFiles, OpWriteFile{.file = f});
+            else if (it->second != f)
+                add(kFiles, OpWriteFile{.file = f,
+                                        .exists = true,
+                                        .changed_lines = changed_lines(it->second.content, f.content),
+                                        .old_content = it->second.content});
         }
         for (const auto& [path, f] : live.files)
             if (!desired.files.count(path) && owned_.files.count(path) && model::has_file_marker(f.content))
@@ -324,15 +336,17 @@ Plan diff(const HostState& desired, const model::Labels& labels, const HostState
     return Differ(labels, owned, facts, opts).run(desired, live);
 }
 
-Ownership ownership_after(const HostState& desired) {
+Ownership ownership_after(const HostState& desired, const model::Labels& labels) {
     Ownership o;
     for (const auto& [name, w] : desired.interfaces) {
         o.interfaces.insert(name);
         auto& keys = o.peers[name];
         auto& eps = o.endpoints[name];
+        const auto& named = labels.of(name).peer_names;
         for (const auto& [k, p] : w.peers) {
             keys.insert(k);
             if (p.endpoint) eps.emplace(k, *p.endpoint);
+            if (auto n = named.find(k); n != named.end() && !n->second.empty()) o.names[name].emplace(k, n->second);
         }
     }
     for (const auto& [path, f] : desired.files) o.files.insert(path);

@@ -33,6 +33,9 @@ struct Ownership {
     std::map<std::string, std::map<model::Key, model::Endpoint>> endpoints;  // by interface
     std::set<std::string> files;
     std::map<std::string, OwnedSysctl> sysctls;  // by key
+    // Each peer's node name, by interface: a peer removed from the fleet has no name there, and
+    // plan still names it. A record written before names were kept has none.
+    std::map<std::string, std::map<model::Key, std::string>> names;
 
     auto operator<=>(const Ownership&) const = default;
 };
@@ -72,8 +75,8 @@ struct Plan {
 Plan diff(const model::HostState& desired, const model::Labels& labels, const model::HostState& live, const Ownership& owned,
           const LiveFacts& facts = {}, const DiffOptions& opts = {});
 
-// Ownership after applying `desired` (plus what remains owned from before).
-Ownership ownership_after(const model::HostState& desired);
+// Ownership after applying `desired`, its peers named as `labels` name them.
+Ownership ownership_after(const model::HostState& desired, const model::Labels& labels = {});
 
 // "Plan: 2 to add, 1 to change, 0 to remove; disrupts 1 peer session." (plus the conflicts)
 std::string summarize(const Plan& plan);

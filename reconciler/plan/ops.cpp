@@ -29,6 +29,8 @@ std::string describe_route(const model::Route& r) {
 
 }  // namespace
 
+bool is_secret(const model::ManagedFile& f) { return (f.mode & 0077) == 0; }
+
 const char* to_string(Disruption d) {
     switch (d) {
         case Disruption::none: return "nothing";

@@ -103,11 +103,15 @@ struct OpDelRule {
 struct OpRepairFirewall {
     model::FwDamage damage;
 };
+// old_content: what the file holds now (when it exists), for the plan's diff.
 struct OpWriteFile {
-    model::ManagedFile file;
+    model::ManagedFile file{};
     bool exists = false;
     size_t changed_lines = 0;
+    std::string old_content{};
 };
+// A file only its owner may read holds a secret: plan shows its size, never its content.
+bool is_secret(const model::ManagedFile& f);
 struct OpRemoveFile {
     std::string path;
 };

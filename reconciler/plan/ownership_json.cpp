@@ -32,6 +32,12 @@ std::string ownership_to_json(const Ownership& o) {
     nlohmann::ordered_json sysctls = nlohmann::ordered_json::object();
     for (const auto& [k, rec] : o.sysctls) sysctls[k] = {{"original", rec.original}, {"value", rec.value}};
     j["sysctls"] = sysctls;
+    nlohmann::ordered_json names = nlohmann::ordered_json::object();
+    for (const auto& [ifname, m] : o.names) {
+        auto& obj = names[ifname] = nlohmann::ordered_json::object();
+        for (const auto& [k, n] : m) obj[k.base64()] = n;
+    }
+    j["names"] = names;
     return j.dump(1) + "\n";
 }
 
@@ -78,6 +84,8 @@ public:
             peers_ = &(o_.peers[k] = {});
         } else if (depth_ == 2 && section_ == Section::endpoints) {
             endpoints_ = &(o_.endpoints[k] = {});
+        } else if (depth_ == 2 && section_ == Section::names) {
+            names_ = &(o_.names[k] = {});
         } else if (depth_ == 2 && section_ == Section::sysctls) {
             sysctl_ = k;
             original_.reset();
@@ -103,6 +111,9 @@ public:
                 if (key && ep) endpoints_->insert_or_assign(*key, std::move(*ep));
                 break;
             }
+            case Section::names:
+                if (auto key = model::Key::from_base64(inner_key_)) names_->insert_or_assign(*key, v);
+                break;
             case Section::sysctls: (inner_key_ == "original" ? original_ : value_) = v; break;
             case Section::other: break;
         }
@@ -117,13 +128,11 @@ public:
     bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception& e) override { return fail(e.what()); }
 
 private:
-    enum class Section { other, interfaces, peers, endpoints, files, sysctls };
+    enum class Section { other, interfaces, peers, endpoints, files, sysctls, names };
     enum class Shape { object, array, string };
-    static constexpr std::pair<std::string_view, Section> kSections[] = {{"interfaces", Section::interfaces},
-                                                                         {"peers", Section::peers},
-                                                                         {"endpoints", Section::endpoints},
-                                                                         {"files", Section::files},
-                                                                         {"sysctls", Section::sysctls}};
+    static constexpr std::pair<std::string_view, Section> kSections[] = {{"interfaces", Section::interfaces}, {"peers", Section::peers},
+                                                                         {"endpoints", Section::endpoints},   {"files", Section::files},
+                                                                         {"sysctls", Section::sysctls},       {"names", Section::names}};
     static Section section_of(std::string_view k) {
         for (const auto& [name, s] : kSections)
             if (k == name) return s;
@@ -141,6 +150,7 @@ private:
             case Section::files: return depth_ == 1 ? Shape::array : Shape::string;
             case Section::peers: return depth_ == 1 ? Shape::object : depth_ == 2 ? Shape::array : Shape::string;
             case Section::endpoints:
+            case Section::names:
             case Section::sysctls: return depth_ <= 2 ? Shape::object : Shape::string;
             case Section::other: break;
         }
@@ -158,6 +168,7 @@ private:
             case Section::endpoints: o_.endpoints.clear(); break;
             case Section::files: o_.files.clear(); break;
             case Section::sysctls: o_.sysctls.clear(); break;
+            case Section::names: o_.names.clear(); break;
             case Section::other: break;
         }
     }
@@ -177,6 +188,7 @@ private:
     Section section_ = Section::other;
     std::set<model::Key>* peers_ = nullptr;
     std::map<model::Key, model::Endpoint>* endpoints_ = nullptr;
+    std::map<model::Key, std::string>* names_ = nullptr;
     std::string sysctl_, inner_key_;  // the key at depth 2 (sysctls) and at depth 3
     std::optional<std::string> original_, value_;
 };

@@ -55,8 +55,10 @@ in_node sysctl -qw "net.ipv4.conf.$wgif.promote_secondaries=0"
 fleet 10.61.0.2
 wgf plan > "$tmp/plan.txt" 2>&1
 check "plan deletes only the old primary" grep -qx -- "- address 10.61.0.1/24 dev $wgif" "$tmp/plan.txt"
-promote_line=$(grep -n "~ sysctl net/ipv4/conf/$wgif/promote_secondaries 0 -> 1" "$tmp/plan.txt" | cut -d: -f1)
-delete_line=$(grep -n -- "- address 10.61.0.1/24" "$tmp/plan.txt" | cut -d: -f1)
+# The text groups operations by resource; plan --json lists them in the order apply runs them.
+wgf plan --json 2>/dev/null | python3 -c 'import json, sys; print("\n".join(o["line"] for o in json.load(sys.stdin)["ops"]))' > "$tmp/order.txt"
+promote_line=$(grep -n "~ sysctl net/ipv4/conf/$wgif/promote_secondaries 0 -> 1" "$tmp/order.txt" | cut -d: -f1)
+delete_line=$(grep -n -- "- address 10.61.0.1/24" "$tmp/order.txt" | cut -d: -f1)
 check "plan turns promote_secondaries on before it deletes the primary" test "${promote_line:-9999}" -lt "${delete_line:-0}"
 check "apply converges (nothing left over)" wgf -q apply
 check "the secondary survived the deletion of the primary" test "$(v4_of)" = "10.61.0.2/24 "

@@ -91,7 +91,7 @@ struct FakeMachine {
         auto p = plan_for(desired, opts);
         auto b = backends();
         auto r = apply::apply_plan(b, p, keys, nullptr);
-        if (r.ok()) owned = plan::ownership_after(desired);
+        if (r.ok()) owned = plan::ownership_after(desired, labels_of(desired));
         return r;
     }
 };

@@ -106,6 +106,15 @@ TEST_CASE("diff: a peer removed from the fleet is removed, a foreign peer is onl
     auto rm = ops_of<plan::OpRemovePeer>(p);
     REQUIRE(rm.size() == 1);
     CHECK(rm[0]->public_key == key_of(2));
+    // The fleet no longer names it: the name comes from what the last apply recorded.
+    CHECK(labels_of(desired).peer_name("wg0", key_of(2)).empty());
+    CHECK(rm[0]->name == "node2");
+    CHECK(plan::describe(p.ops[0]) == "- peer node2 (" + key_of(2).short_str() + ") on wg0  [disrupts one peer's session]");
+    // A record from before names were kept: the key alone.
+    m.owned.names.clear();
+    auto unnamed = ops_of<plan::OpRemovePeer>(m.plan_for(desired));
+    REQUIRE(unnamed.size() == 1);
+    CHECK(unnamed[0]->name.empty());
     REQUIRE(p.foreign.size() == 1);
     CHECK(p.foreign[0] == key_of(99).base64() + " on wg0");
 

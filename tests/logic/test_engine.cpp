@@ -189,10 +189,19 @@ TEST_CASE("state: ownership survives a JSON round trip", "[engine][state]") {
     o.peers["mesh"] = {key_of(1), key_of(2)};
     o.endpoints["mesh"][key_of(1)] = ep("[fd00::1]:51820");
     o.files = {"/run/wg_fleet_hosts"};
+    o.names["mesh"][key_of(1)] = "alice";
+    o.names["mesh"][key_of(2)] = "bob";
     auto back = plan::ownership_from_json(plan::ownership_to_json(o));
     REQUIRE(back);
     CHECK(*back == o);
     CHECK_FALSE(plan::ownership_from_json("{not json"));
+    // A record written before names were kept reads as one without names.
+    const std::string old_record = R"({"version": 1, "interfaces": ["mesh"], "peers": {"mesh": [")" + key_of(1).base64() +
+                                   R"("]}, "endpoints": {"mesh": {}}, "files": []})";
+    auto old = plan::ownership_from_json(old_record);
+    REQUIRE(old);
+    CHECK(old->peers.at("mesh").count(key_of(1)) == 1);
+    CHECK(old->names.empty());
 }
 
 TEST_CASE("state: an interface with no peers or no endpoints round-trips too", "[engine][state]") {

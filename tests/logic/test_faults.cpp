@@ -331,7 +331,7 @@ size_t run_with_fault(const char* from, const char* to, size_t k) {
     // Every host-wide sysctl the fleet needs started elsewhere on this machine, so wg-fleet set
     // each one and records it, with the value it set, to restore it once no longer needed (those
     // of its own interfaces go with the interface).
-    auto want = plan::ownership_after(next.desired);
+    auto want = plan::ownership_after(next.desired, next.labels);
     std::set<std::string> recorded, needed;
     for (const auto& [key, rec] : r.state.owned.sysctls) {
         recorded.insert(key);
