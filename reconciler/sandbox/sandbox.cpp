@@ -520,7 +520,7 @@ struct UpOptions {
 };
 
 // Nodes of the sandbox no longer in the file: removed with --prune, else named with the way to
-// remove them. Returns the nodes that stay.
+// remove them.
 void handle_stale(Sandbox& sb, const plan::NodeIndex& index, const std::string& file, const UpOptions& o) {
     std::vector<Node> stale, keep;
     for (const auto& n : sb.nodes) (index.count(n.name) ? keep : stale).push_back(n);
@@ -533,10 +533,12 @@ void handle_stale(Sandbox& sb, const plan::NodeIndex& index, const std::string& 
     }
     std::string list;
     for (const auto& n : stale) list += (list.empty() ? "" : ", ") + n.name;
+    const bool one = stale.size() == 1;
     std::cout << fmt::format(
-        "== stale: {} no longer in {}; left running as they were (their peers are gone from the others). `wg-fleet sandbox up {} "
-        "--name {} --prune` removes them\n",
-        list, file, file, sb.name);
+        "== stale: {} {} no longer in {} and {} left as {} (no other node has {} as a peer now). `wg-fleet sandbox up {} --name {} "
+        "--prune` removes {}\n",
+        list, one ? "is" : "are", file, one ? "is" : "are", one ? "it is" : "they are", one ? "it" : "them", file, sb.name,
+        one ? "it" : "them");
 }
 
 // up: creates the sandbox, or brings an existing one up to date with the file, which it then
