@@ -45,6 +45,7 @@ using cli::kChanges;
 using cli::kError;
 using cli::kOk;
 using cli::load;
+using cli::Loaded;
 
 namespace fs = std::filesystem;
 
@@ -541,6 +542,61 @@ void handle_stale(Sandbox& sb, const plan::NodeIndex& index, const std::string& 
         one ? "it" : "them");
 }
 
+// The underlay: a bridge in a namespace of its own, one veth per node. Made when the sandbox is
+// created, and again when it went missing.
+bool ensure_underlay(const Sandbox& sb, bool created) {
+    if (!created && fs::exists("/run/netns/" + sb.underlay_ns)) return true;
+    if (!created) std::cout << fmt::format("== sandbox {}: its underlay namespace {} was gone; created again\n", sb.name, sb.underlay_ns);
+    return must({"ip", "netns", "add", sb.underlay_ns}) && must({"ip", "-n", sb.underlay_ns, "link", "add", "br0", "type", "bridge"}) &&
+           must({"ip", "-n", sb.underlay_ns, "link", "set", "br0", "up"});
+}
+
+// The nodes' namespaces as the file wants them: stale ones named or pruned, deleted ones made
+// again, moved endpoints' underlay addresses moved (named in `moved`), new nodes added.
+bool converge_namespaces(Sandbox& sb, const Loaded& l, const std::string& file, const UpOptions& opts, std::set<std::string>& moved,
+                         std::map<std::string, std::string>& names) {
+    const auto& index = l.fleet->index;
+    handle_stale(sb, index, file, opts);
+    for (const auto& n : sb.nodes)
+        if (index.count(n.name) && !node_netns_exists(n)) {
+            std::cout << fmt::format("== {}: its network namespace {} was gone; created again\n", n.name, n.netns);
+            if (!create_node_namespace(sb, n)) return false;
+        }
+    const auto addrs = underlay_plan(l.cfg(), index, sb.nodes, names);
+    if (!move_underlay(sb, addrs, moved)) return false;
+    std::set<std::string> have;
+    for (const auto& n : sb.nodes) have.insert(n.name);
+    for (const auto& [node, ip] : addrs)
+        if (!have.count(node) && !add_node(sb, node, ip)) return false;
+    return true;
+}
+
+// Every member's key first, so that each apply knows every peer; then each member's plan and
+// apply. Returns the number of members that failed.
+int apply_members(const cli::Context& ctx, const Sandbox& sb, const std::vector<const Node*>& members, bool verbose) {
+    for (const Node* n : members) {
+        auto o = node_wg_fleet(ctx, sb, *n, {"-q", "keygen"});
+        if (o.status != 0) {
+            std::cerr << fmt::format("wg-fleet sandbox: keygen on {} failed:\n{}", n->name, o.text);
+            return static_cast<int>(members.size());
+        }
+    }
+    int failed = 0;
+    for (const Node* n : members) {
+        std::cout << fmt::format("== {} ({}, underlay {})\n", n->name, n->netns, n->underlay);
+        std::cout << node_wg_fleet(ctx, sb, *n, {"-q", "plan"}).text;
+        auto o = node_wg_fleet(ctx, sb, *n, {verbose ? "-v" : "-q", "apply"});
+        std::cout << o.text;
+        if (o.status != 0) {
+            std::cerr << fmt::format("wg-fleet sandbox: apply on {} failed\n", n->name);
+            ++failed;
+        } else {
+            std::cout << fmt::format("applied on {}: it matches the fleet\n", n->name);
+        }
+    }
+    return failed;
+}
+
 // up: creates the sandbox, or brings an existing one up to date with the file, which it then
 // records as the sandbox's (new nodes get namespaces, changed endpoints move underlay addresses,
 // every node applies again).
@@ -550,81 +606,39 @@ int sandbox_up(const cli::Context& ctx, const Globals& given, const std::string&
     auto l = load(g);
     if (!l->fleet) return kError;
     auto existing = restore(name);
-    bool created = !existing;
+    const bool created = !existing;
     Sandbox sb = existing
                      ? *existing
                      : Sandbox{.name = name, .config = "", .dir = sandbox_dir(name), .underlay_ns = "wgfsb-" + name + "-u", .nodes = {}};
-    if (existing && existing->config != fs::absolute(g.config).string())
-        std::cout << fmt::format("== sandbox {}: its file is now {} (was {})\n", name, fs::absolute(g.config).string(), existing->config);
-    sb.config = fs::absolute(g.config).string();
+    const std::string file = fs::absolute(g.config).string();
+    if (existing && existing->config != file)
+        std::cout << fmt::format("== sandbox {}: its file is now {} (was {})\n", name, file, existing->config);
+    sb.config = file;
     std::error_code ec;
     fs::create_directories(sb.keys_dir(), ec);
     ensure_mount_points(sb);
-    if (created || !fs::exists("/run/netns/" + sb.underlay_ns)) {
-        if (!created) std::cout << fmt::format("== sandbox {}: its underlay namespace {} was gone; created again\n", name, sb.underlay_ns);
-        // Underlay: a bridge in its own namespace, one veth per node.
-        if (!save(sb) || !must({"ip", "netns", "add", sb.underlay_ns}) ||
-            !must({"ip", "-n", sb.underlay_ns, "link", "add", "br0", "type", "bridge"}) ||
-            !must({"ip", "-n", sb.underlay_ns, "link", "set", "br0", "up"})) {
-            if (created) sandbox_down(name, true);
-            return kError;
-        }
-    }
     if (!save(sb)) {
         std::cerr << fmt::format("wg-fleet sandbox: cannot write {}\n", (sb.dir / "sandbox.json").string());
         return kError;
     }
-    handle_stale(sb, l->fleet->index, g.config, opts);
-    for (const auto& n : sb.nodes)
-        if (l->fleet->index.count(n.name) && !node_netns_exists(n)) {
-            std::cout << fmt::format("== {}: its network namespace {} was gone; created again\n", n.name, n.netns);
-            if (!create_node_namespace(sb, n)) return kError;
-        }
-    std::map<std::string, std::string> names;
-    auto addrs = underlay_plan(l->cfg(), l->fleet->index, sb.nodes, names);
     std::set<std::string> moved;
-    if (!move_underlay(sb, addrs, moved)) return kError;
-    std::set<std::string> have;
-    for (const auto& n : sb.nodes) have.insert(n.name);
-    for (const auto& [node, ip] : addrs) {
-        if (have.count(node)) continue;
-        if (!add_node(sb, node, ip)) {
-            if (created) sandbox_down(name, true);
-            return kError;
-        }
+    std::map<std::string, std::string> names;
+    if (!ensure_underlay(sb, created) || !converge_namespaces(sb, *l, g.config, opts, moved, names)) {
+        if (created) sandbox_down(name, true);
+        return kError;
     }
     const std::string& hosts_file = l->cfg().hosts_file;
-    std::string hosts = underlay_hosts(sb, names);
+    const std::string hosts = underlay_hosts(sb, names);
     std::vector<const Node*> members;
     for (const auto& n : sb.nodes) {
         if (l->fleet->index.count(n.name)) members.push_back(&n);
         write_node_hosts(sb, n, hosts, hosts_file);
     }
-    // Two passes: every node's key first, so that each apply knows every peer.
-    for (const Node* n : members) {
-        auto o = node_wg_fleet(ctx, sb, *n, {"-q", "keygen"});
-        if (o.status != 0) {
-            std::cerr << fmt::format("wg-fleet sandbox: keygen on {} failed:\n{}", n->name, o.text);
-            return kError;
-        }
-    }
-    int failed = 0;
-    for (const Node* n : members) {
-        std::cout << fmt::format("== {} ({}, underlay {})\n", n->name, n->netns, n->underlay);
-        std::cout << node_wg_fleet(ctx, sb, *n, {"-q", "plan"}).text;
-        auto o = node_wg_fleet(ctx, sb, *n, {opts.verbose ? "-v" : "-q", "apply"});
-        std::cout << o.text;
-        if (o.status != 0) {
-            std::cerr << fmt::format("wg-fleet sandbox: apply on {} failed\n", n->name);
-            ++failed;
-        } else {
-            std::cout << fmt::format("applied on {}: it matches the fleet\n", n->name);
-        }
-    }
+    int failed = apply_members(ctx, sb, members, opts.verbose);
     for (const Node* n : members)
         if (moved.count(n->name)) refresh_endpoints(sb, *n);
     for (const auto& n : sb.nodes) write_node_hosts(sb, n, hosts, hosts_file);
-    auto routes = announced_routes(l->cfg());
+    const auto routes = announced_routes(l->cfg());
     for (const Node* n : members) {
         std::vector<model::Prefix> mine;
         for (const auto& [p, owner] : routes)
@@ -637,6 +651,7 @@ int sandbox_up(const cli::Context& ctx, const Globals& given, const std::string&
         members.size(), name, name);
     return kOk;
 }
+
 int sandbox_test(const Globals& g, const std::string& name) {
     auto sb = restore_or_say(name);
     if (!sb) return kError;
