@@ -90,15 +90,16 @@ void flush_all() {
 }
 
 // Runs `child` in a child process (its result is the exit status), capturing its stdout and
-// stderr together. Output buffered here is flushed first, or the child would print it again.
-Out capture(const std::function<int()>& child) {
+// stderr together, or only its stdout (JSON to parse) with its stderr left as ours. Output
+// buffered here is flushed first, or the child would print it again.
+Out capture(const std::function<int()>& child, bool with_stderr = true) {
     int pipefd[2];
     if (pipe2(pipefd, O_CLOEXEC) != 0) return {};
     flush_all();
     pid_t pid = fork();
     if (pid == 0) {
         dup2(pipefd[1], 1);
-        dup2(pipefd[1], 2);
+        if (with_stderr) dup2(pipefd[1], 2);
         int rc = child();
         flush_all();
         _exit(rc);
@@ -440,12 +441,15 @@ int wg_fleet_as_node(const cli::Context& ctx, const Sandbox& sb, const Node& n, 
     return ctx.run(args, node_globals(sb, n));
 }
 
-// Runs wg-fleet as `node` inside its namespaces, capturing its output.
-Out node_wg_fleet(const cli::Context& ctx, const Sandbox& sb, const Node& n, const std::vector<std::string>& args) {
-    return capture([&] {
-        enter_node(sb, n);
-        return wg_fleet_as_node(ctx, sb, n, args);
-    });
+// Runs wg-fleet as `node` inside its namespaces, capturing its output (see capture).
+Out node_wg_fleet(const cli::Context& ctx, const Sandbox& sb, const Node& n, const std::vector<std::string>& args,
+                  bool with_stderr = true) {
+    return capture(
+        [&] {
+            enter_node(sb, n);
+            return wg_fleet_as_node(ctx, sb, n, args);
+        },
+        with_stderr);
 }
 
 std::string underlay_hosts(const Sandbox& sb, const std::map<std::string, std::string>& names) {
@@ -652,7 +656,110 @@ int sandbox_up(const cli::Context& ctx, const Globals& given, const std::string&
     return kOk;
 }
 
-int sandbox_test(const Globals& g, const std::string& name) {
+// What `test` found: every check with its answer, for the closing line and --json.
+struct Tally {
+    int checks = 0, failures = 0, skipped = 0;
+    nlohmann::ordered_json checks_json = nlohmann::ordered_json::array();
+
+    // One ping's answer: "ok" or "FAIL", as the matrix shows it.
+    std::string record(nlohmann::ordered_json check, bool ok) {
+        ++checks;
+        failures += !ok;
+        check["ok"] = ok;
+        checks_json.push_back(std::move(check));
+        return ok ? "ok" : "FAIL";
+    }
+    void not_asked(nlohmann::ordered_json check) {
+        ++skipped;
+        check["ok"] = nullptr;
+        checks_json.push_back(std::move(check));
+    }
+};
+
+struct Tester {
+    const Sandbox& sb;
+    std::map<std::string, const Node*> by_name;
+    std::ostream& out;  // where the matrix goes
+    Tally tally;
+
+    // A first packet may wait for a handshake (two or three in a hub): one retry, then another.
+    bool ping(const std::string& src, const std::string& target) const {
+        for (int attempt = 0; attempt < 3; ++attempt)
+            if (run_in_node(sb, *by_name.at(src), {"ping", "-c", "1", "-W", "2", target}).status == 0) return true;
+        return false;
+    }
+};
+
+// Every member reaches every other in both topologies: directly, or through controllers; by
+// IPv6 address, IPv4 address (fleets with ipv4) and host name.
+void test_pairs(Tester& t, const std::string& fname, const model::Fleet& f, const plan::FleetPlan& fp,
+                const std::vector<std::string>& members, const std::string& domain) {
+    const bool v4 = !fp.ipv4.empty();
+    t.out << fmt::format("fleet {} ({} topology): rows ping columns, by IPv6 address{} / by name\n", fname, model::to_string(f.topology),
+                         v4 ? " / by IPv4 address" : "");
+    size_t w = 10;
+    for (const auto& m : members) w = std::max(w, m.size() + 2);
+    w = std::max<size_t>(w, v4 ? 13 : 10);
+    t.out << fmt::format("{:<{}}", "", w);
+    for (const auto& m : members) t.out << fmt::format("{:<{}}", m, w);
+    t.out << "\n";
+    for (const auto& src : members) {
+        t.out << fmt::format("{:<{}}", src, w);
+        for (const auto& dst : members) {
+            if (src == dst) {
+                t.out << fmt::format("{:<{}}", "-", w);
+                continue;
+            }
+            auto check = [&](const char* by, const std::string& target) {
+                return t.tally.record({{"fleet", fname}, {"from", src}, {"to", dst}, {"by", by}, {"target", target}},
+                                      !target.empty() && t.ping(src, target));
+            };
+            auto addr = plan::primary_address(f, fp, dst);
+            std::string cell = check("ipv6", addr ? addr->str() : "");
+            if (v4) {
+                auto a4 = fp.ipv4.find(dst);
+                cell += "/" + check("ipv4", a4 != fp.ipv4.end() ? a4->second.str() : "");
+            }
+            cell += "/" + check("name", fmt::format("{}.{}{}", dst, fname, domain));
+            t.out << fmt::format("{:<{}}", cell, w);
+        }
+        t.out << "\n";
+    }
+}
+
+// Announced routes: the sandbox put each prefix's first address on its announcer. A member
+// without an address of the prefix's family in this fleet has no source address the fleet would
+// carry, so it is not asked.
+void test_routes(Tester& t, const std::string& fname, const model::Fleet& f, const plan::FleetPlan& fp,
+                 const std::vector<std::string>& members) {
+    std::vector<std::pair<model::Prefix, std::string>> routes;
+    for (const auto* group : {&f.controllers, &f.peers})
+        for (const auto& [n, m] : *group)
+            if (t.by_name.count(n))
+                for (const auto& r : m.routes) routes.emplace_back(r, n);
+    if (routes.empty()) return;
+    t.out << fmt::format("fleet {}: rows ping the first address of each announced route\n", fname);
+    for (const auto& [prefix, owner] : routes) {
+        const std::string target = first_host(prefix).str();
+        t.out << fmt::format("  {} ({} via {}):", target, prefix.str(), owner);
+        for (const auto& src : members) {
+            if (src == owner) continue;
+            nlohmann::ordered_json check{{"fleet", fname}, {"from", src},           {"to", owner},
+                                         {"by", "route"},  {"route", prefix.str()}, {"target", target}};
+            bool has_family = false;
+            for (const auto& a : fp.nodes.at(src).addresses) has_family = has_family || a.addr.family == prefix.addr.family;
+            if (!has_family) {
+                t.tally.not_asked(std::move(check));
+                t.out << fmt::format(" {} n/a", src);
+                continue;
+            }
+            t.out << fmt::format(" {} {}", src, t.tally.record(std::move(check), t.ping(src, target)));
+        }
+        t.out << "\n";
+    }
+}
+
+int sandbox_test(const Globals& g, const std::string& name, bool json) {
     auto sb = restore_or_say(name);
     if (!sb) return kError;
     ensure_mount_points(*sb);
@@ -663,98 +770,47 @@ int sandbox_test(const Globals& g, const std::string& name) {
     auto l = load(cg);
     if (!l->fleet) return kError;
     const auto& fw = *l->fleet;
-    std::map<std::string, const Node*> by_name;
+    // With --json, standard output holds only the document; the matrix goes to stderr.
+    Tester t{.sb = *sb, .by_name = {}, .out = json ? std::cerr : std::cout, .tally = {}};
     std::map<std::string, std::string> names;
     underlay_plan(l->cfg(), fw.index, sb->nodes, names);
-    std::string hosts = underlay_hosts(*sb, names);
+    const std::string hosts = underlay_hosts(*sb, names);
     for (const auto& n : sb->nodes) {
-        by_name[n.name] = &n;
+        t.by_name[n.name] = &n;
         write_node_hosts(*sb, n, hosts, l->cfg().hosts_file);
     }
-    int failures = 0, checks = 0, skipped = 0;
-    // A first packet may wait for a handshake (two or three in a hub): one retry, then another.
-    auto ping = [&](const std::string& src, const std::string& target) {
-        for (int attempt = 0; attempt < 3; ++attempt)
-            if (run_in_node(*sb, *by_name.at(src), {"ping", "-c", "1", "-W", "2", target}).status == 0) return true;
-        return false;
-    };
-    auto tally = [&](bool ok) {
-        ++checks;
-        failures += !ok;
-        return std::string(ok ? "ok" : "FAIL");
-    };
+    const std::string domain = l->cfg().domain ? "." + *l->cfg().domain : "";
     for (const auto& [fname, f] : l->cfg().fleets) {
         const auto& fp = fw.plan.fleets.at(fname);
         std::vector<std::string> members;
         for (const auto& [n, na] : fp.nodes)
-            if (by_name.count(n)) members.push_back(n);
-        std::string domain = l->cfg().domain ? "." + *l->cfg().domain : "";
-        // Every member reaches every other in both topologies: directly, or through controllers.
-        bool v4 = !fp.ipv4.empty();
-        std::cout << fmt::format("fleet {} ({} topology): rows ping columns, by IPv6 address{} / by name\n", fname,
-                                 model::to_string(f.topology), v4 ? " / by IPv4 address" : "");
-        size_t w = 10;
-        for (const auto& m : members) w = std::max(w, m.size() + 2);
-        w = std::max<size_t>(w, v4 ? 13 : 10);
-        std::cout << fmt::format("{:<{}}", "", w);
-        for (const auto& m : members) std::cout << fmt::format("{:<{}}", m, w);
-        std::cout << "\n";
-        for (const auto& src : members) {
-            std::cout << fmt::format("{:<{}}", src, w);
-            for (const auto& dst : members) {
-                if (src == dst) {
-                    std::cout << fmt::format("{:<{}}", "-", w);
-                    continue;
-                }
-                std::string cell;
-                auto addr = plan::primary_address(f, fp, dst);
-                cell += tally(addr && ping(src, addr->str()));
-                if (v4) {
-                    auto a4 = fp.ipv4.find(dst);
-                    cell += "/" + tally(a4 != fp.ipv4.end() && ping(src, a4->second.str()));
-                }
-                cell.append("/").append(tally(ping(src, fmt::format("{}.{}{}", dst, fname, domain))));
-                std::cout << fmt::format("{:<{}}", cell, w);
-            }
-            std::cout << "\n";
-        }
-        // Announced routes: the sandbox put each prefix's first address on its announcer. A member
-        // without an address of the prefix's family in this fleet has no source address the fleet
-        // would carry, so it is not asked.
-        std::vector<std::pair<model::Prefix, std::string>> routes;
-        for (const auto* group : {&f.controllers, &f.peers})
-            for (const auto& [n, m] : *group)
-                if (by_name.count(n))
-                    for (const auto& r : m.routes) routes.emplace_back(r, n);
-        if (routes.empty()) continue;
-        std::cout << fmt::format("fleet {}: rows ping the first address of each announced route\n", fname);
-        for (const auto& [prefix, owner] : routes) {
-            std::string target = first_host(prefix).str();
-            std::cout << fmt::format("  {} ({} via {}):", target, prefix.str(), owner);
-            for (const auto& src : members) {
-                if (src == owner) continue;
-                bool has_family = false;
-                for (const auto& a : fp.nodes.at(src).addresses) has_family = has_family || a.addr.family == prefix.addr.family;
-                if (!has_family) {
-                    ++skipped;
-                    std::cout << fmt::format(" {} n/a", src);
-                    continue;
-                }
-                std::cout << fmt::format(" {} {}", src, tally(ping(src, target)));
-            }
-            std::cout << "\n";
-        }
+            if (t.by_name.count(n)) members.push_back(n);
+        test_pairs(t, fname, f, fp, members, domain);
+        test_routes(t, fname, f, fp, members);
     }
-    std::cout << fmt::format("{} passed, {} failed", checks - failures, failures);
-    if (skipped) std::cout << fmt::format(", {} not asked (no address of the route's family)", skipped);
-    std::cout << "\n";
-    return failures ? kError : kOk;
+    const Tally& r = t.tally;
+    if (json) {
+        nlohmann::ordered_json j{{"version", 1},
+                                 {"sandbox", name},
+                                 {"file", sb->config},
+                                 {"checks", r.checks_json},
+                                 {"passed", r.checks - r.failures},
+                                 {"failed", r.failures},
+                                 {"not_asked", r.skipped}};
+        std::cout << j.dump(2) << "\n";
+    } else {
+        std::cout << fmt::format("{} passed, {} failed", r.checks - r.failures, r.failures);
+        if (r.skipped) std::cout << fmt::format(", {} not asked (no address of the route's family)", r.skipped);
+        std::cout << "\n";
+    }
+    return r.failures ? kError : kOk;
 }
 
 // plan: every node's `wg-fleet plan` of FILE (the sandbox's own file when none is given), each
 // under a heading, in the node as `exec NODE wg-fleet -c FILE plan` runs it. Nothing is applied
-// and the sandbox keeps its file; nodes the file adds or drops are named, not planned.
-int sandbox_plan(const cli::Context& ctx, const std::string& name, const std::string& file_arg, bool detailed) {
+// and the sandbox keeps its file; nodes the file adds or drops are named, not planned. With
+// --json, one document holding each node's `plan --json`.
+int sandbox_plan(const cli::Context& ctx, const std::string& name, const std::string& file_arg, bool detailed, bool json) {
     auto sb = restore_or_say(name);
     if (!sb) return kError;
     const std::string file = file_arg.empty() ? sb->config : fs::absolute(file_arg).string();
@@ -767,38 +823,57 @@ int sandbox_plan(const cli::Context& ctx, const std::string& name, const std::st
     ensure_mount_points(*sb);
     std::map<std::string, std::string> names;
     const auto addrs = underlay_plan(l->cfg(), l->fleet->index, sb->nodes, names);
+    // With --json, standard output holds only the document; the headings go to stderr.
+    std::ostream& out = json ? std::cerr : std::cout;
+    auto nodes = nlohmann::ordered_json::array(), added = nlohmann::ordered_json::array(), stale = nlohmann::ordered_json::array();
     int changes = 0, errors = 0;
     std::set<std::string> in_sandbox;
     for (const auto& n : sb->nodes) {
         in_sandbox.insert(n.name);
         if (!l->fleet->index.count(n.name)) {
-            std::cout << fmt::format("== {}: not in {}; `wg-fleet sandbox up {} --name {} --prune` would remove it\n", n.name, file, file,
-                                     name);
+            out << fmt::format("== {}: not in {}; `wg-fleet sandbox up {} --name {} --prune` would remove it\n", n.name, file, file, name);
+            stale.push_back(n.name);
             continue;
         }
+        nlohmann::ordered_json node{{"node", n.name}, {"underlay", n.underlay}, {"underlay_after", addrs.at(n.name)}};
         if (!node_netns_exists(n)) {
-            std::cout << fmt::format("== {}: its network namespace {} is gone; `wg-fleet sandbox up` creates it again\n", n.name, n.netns);
+            std::cerr << fmt::format("wg-fleet sandbox: {}: its network namespace {} is gone; `wg-fleet sandbox up` creates it again\n",
+                                     n.name, n.netns);
             ++errors;
+            node["status"] = "error";
+            node["plan"] = nullptr;
+            nodes.push_back(std::move(node));
             continue;
         }
-        std::cout << fmt::format("== {} (plan of {})\n", n.name, file);
+        out << fmt::format("== {} (plan of {})\n", n.name, file);
         const bool moves = addrs.at(n.name) != n.underlay;
         if (moves)
-            std::cout << fmt::format("underlay address {} -> {} (its endpoint changed; `sandbox up` moves it)\n", n.underlay,
-                                     addrs.at(n.name));
+            out << fmt::format("underlay address {} -> {} (its endpoint changed; `sandbox up` moves it)\n", n.underlay, addrs.at(n.name));
         std::vector<std::string> args{"-c", file, "plan", "--detailed-exitcode"};
         if (ctx.g.verbose) args.insert(args.begin(), "-v");
-        auto o = node_wg_fleet(ctx, *sb, n, args);
-        std::cout << o.text;
-        if (o.status != kOk && o.status != kChanges) ++errors;
+        if (json) args.emplace_back("--json");
+        auto o = node_wg_fleet(ctx, *sb, n, args, !json);
+        if (!json) out << o.text;
+        const bool failed = o.status != kOk && o.status != kChanges;
+        if (failed) ++errors;
         else if (o.status == kChanges || moves) ++changes;
+        node["status"] = failed ? "error" : o.status == kChanges || moves ? "changes" : "converged";
+        node["plan"] = json ? nlohmann::ordered_json::parse(o.text, nullptr, false) : nullptr;
+        if (node["plan"].is_discarded()) node["plan"] = nullptr;
+        nodes.push_back(std::move(node));
     }
     for (const auto& [node, ms] : l->fleet->index)
-        if (!in_sandbox.count(node))
-            std::cout << fmt::format("== {}: new; `wg-fleet sandbox up` creates it and its key (its peers appear on the others then)\n",
-                                     node);
-    std::cout << fmt::format("sandbox {}: {} of {} nodes would change{}; nothing applied. `wg-fleet sandbox up {} --name {}` applies it\n",
-                             name, changes, sb->nodes.size(), errors ? fmt::format(", {} failed", errors) : "", file, name);
+        if (!in_sandbox.count(node)) {
+            out << fmt::format("== {}: new; `wg-fleet sandbox up` creates it and its key (its peers appear on the others then)\n", node);
+            added.push_back(node);
+        }
+    out << fmt::format("sandbox {}: {} of {} nodes would change{}; nothing applied. `wg-fleet sandbox up {} --name {}` applies it\n", name,
+                       changes, sb->nodes.size(), errors ? fmt::format(", {} failed", errors) : "", file, name);
+    if (json) {
+        nlohmann::ordered_json j{{"version", 1}, {"sandbox", name}, {"file", file},        {"nodes", nodes},
+                                 {"new", added}, {"stale", stale},  {"changing", changes}, {"failed", errors}};
+        std::cout << j.dump(2) << "\n";
+    }
     if (errors) return kError;
     return detailed && changes ? kChanges : kOk;
 }
@@ -835,6 +910,22 @@ int sandbox_exec(const cli::Context& ctx, const std::string& name, const std::st
     return exec_argv(cmd);
 }
 
+// --format text|json and --json, as the other commands that print results have them (text and
+// JSON only: there is no CI annotation of a sandbox).
+void add_format_option(CLI::App* a, bool& json, const std::string& what) {
+    auto check = [](const std::string& v) -> std::string {
+        return v == "text" || v == "json" ? "" : fmt::format("unknown format '{}': use one of text, json", v);
+    };
+    auto* format = a->add_option_function<std::string>(
+                        "--format", [&json](const std::string& v) { json = v == "json"; }, "Output format: text, json (default text)")
+                       ->check(CLI::Validator(check, "{text,json}", "format"))
+                       ->type_name("FORMAT");
+    auto* flag = a->add_flag_callback(
+        "--json", [&json] { json = true; }, "The same as --format json: " + what);
+    format->excludes(flag);
+    flag->excludes(format);
+}
+
 bool need_root() {
     if (geteuid() == 0) return true;
     std::cerr << "wg-fleet sandbox: needs root (it creates network namespaces)\n";
@@ -865,7 +956,7 @@ std::vector<std::string> take_exec_command(std::vector<std::string>& args) {
 void add_command(CLI::App& app, cli::Context& ctx) {
     struct Options {
         std::string name = "sandbox", file, node;
-        bool prune = false, detailed = false;
+        bool prune = false, detailed = false, json = false;
         std::vector<std::string> exec_command, command_help;
     };
     auto o = std::make_shared<Options>();
@@ -906,14 +997,16 @@ void add_command(CLI::App& app, cli::Context& ctx) {
     pl->add_option("file", o->file, "The edited fleet file (default: the sandbox's own)")->type_name("FILE");
     pl->add_flag("--detailed-exitcode", o->detailed, "Exit 0 when no node would change, 2 when one would, 1 on error");
     add_name(pl);
-    action(pl, [&ctx, o] { return sandbox_plan(ctx, o->name, o->file, o->detailed); });
+    add_format_option(pl, o->json, "one document with each node's `plan --json`, its status and underlay address, new and stale nodes");
+    action(pl, [&ctx, o] { return sandbox_plan(ctx, o->name, o->file, o->detailed, o->json); });
 
     auto* test = sub->add_subcommand("test", "All-pairs reachability by address and host name; exit 1 if any check fails");
     test->footer(
         "Fleet by fleet, a matrix: every member pings every other at its IPv6 address, IPv4 address (fleets with ipv4) and\n"
         "host name (ok/FAIL each); then the first address of every announced route, from every other member.");
     add_name(test);
-    action(test, [&ctx, o] { return sandbox_test(ctx.g, o->name); });
+    add_format_option(test, o->json, "one document with every check (from, to, by, target, ok) and the counts");
+    action(test, [&ctx, o] { return sandbox_test(ctx.g, o->name, o->json); });
 
     auto* ex = sub->add_subcommand("exec", "Run COMMAND in a node (`wg-fleet ...` runs as that node)");
     ex->footer(

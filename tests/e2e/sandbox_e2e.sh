@@ -76,6 +76,24 @@ check "sandbox plan applied nothing: alice still dials hub2 at 10.77.0.2" \
   bash -c "\"$bin\" sandbox exec --name $name alice wg show sbx endpoints | grep -q '10\.77\.0\.2:51820'"
 check "sandbox plan applied nothing: hub2's underlay is still 10.77.0.2" \
   bash -c "ip -n wgfsb-$name-hub2 -4 -o addr show dev eth0 | grep -q ' 10\.77\.0\.2/24'"
+# The same with --json: each node's plan is its own `plan --json` of b.yaml, asked through exec.
+"$bin" sandbox plan "$tmp/b.yaml" --name "$name" --json > "$tmp/plan.json"; rc=$?
+check "sandbox plan --json: exit 0" test $rc = 0
+for n in hub1 hub2 alice bob; do in_node $n wg-fleet -c "$tmp/b.yaml" plan --json > "$tmp/own.$n.json" 2>/dev/null; done
+check "sandbox plan --json: every node with its own plan --json, status and underlay" python3 - "$tmp" <<'PY'
+import json, sys
+tmp = sys.argv[1]
+doc = json.load(open(f"{tmp}/plan.json"))
+assert doc["version"] == 1 and doc["file"] == f"{tmp}/b.yaml", doc
+nodes = {n["node"]: n for n in doc["nodes"]}
+assert sorted(nodes) == ["alice", "bob", "hub1", "hub2"], nodes
+for name, n in nodes.items():
+    assert n["plan"] == json.load(open(f"{tmp}/own.{name}.json")), name
+    assert n["status"] == "changes", (name, n["status"])
+    assert n["underlay_after"] == ("10.77.0.12" if name == "hub2" else n["underlay"]), n
+assert nodes["hub2"]["underlay"] == "10.77.0.2"
+assert doc["changing"] == 4 and doc["failed"] == 0 and doc["new"] == [] and doc["stale"] == [], doc
+PY
 check "sandbox plan kept the sandbox's file (a.yaml)" test "$(recorded_file)" = "$tmp/a.yaml"
 check "sandbox plan applied nothing: hub1 plans nothing against a.yaml" in_node hub1 wg-fleet -q plan --detailed-exitcode
 
@@ -89,6 +107,25 @@ check "hub2's underlay is 10.77.0.12 (and no longer 10.77.0.2)" \
   test "$(ip -n wgfsb-$name-hub2 -4 -o addr show dev eth0 | awk '{print $4}')" = 10.77.0.12/24
 check "alice dials hub2 at 10.77.0.12" bash -c "\"$bin\" sandbox exec --name $name alice wg show sbx endpoints | grep -q '10\.77\.0\.12:51820'"
 check "all pairs still reach each other" "$bin" -q sandbox test --name "$name"
+# test --json: every ordered pair by IPv6 address and by name, each target one of the
+# destination's addresses (addresses --json) or its host name, all answered ok.
+"$bin" sandbox test --name "$name" --json > "$tmp/test.json"; rc=$?
+"$bin" -c "$tmp/b.yaml" addresses --json > "$tmp/addresses.json" 2>/dev/null
+check "sandbox test --json: exit 0, every pair by address and name, all ok" test $rc = 0 -a -n "$(python3 - "$tmp" <<'PY'
+import json, sys
+tmp = sys.argv[1]
+doc = json.load(open(f"{tmp}/test.json"))
+nodes = json.load(open(f"{tmp}/addresses.json"))["fleets"]["sbx"]["nodes"]
+pairs = {(c["from"], c["to"], c["by"]): c for c in doc["checks"]}
+want = {(a, b, by) for a in nodes for b in nodes if a != b for by in ("ipv6", "name")}
+assert set(pairs) == want, set(pairs) ^ want
+for (a, b, by), c in pairs.items():
+    assert c["ok"] is True, c
+    assert c["target"] == f"{b}.sbx" if by == "name" else c["target"] in [x.split("/")[0] for x in nodes[b]["addresses"]], c
+assert doc["passed"] == len(want) and doc["failed"] == 0, doc
+print("ok")
+PY
+)"
 
 # c.yaml: bob is gone from the file.
 python3 - "$tmp/b.yaml" "$tmp/c.yaml" <<'PY'
