@@ -343,6 +343,42 @@ std::map<std::string, std::string> underlay_plan(const model::Config& cfg, const
     return addr;
 }
 
+// Whether a process's environment (NUL-separated) holds `entry` exactly.
+bool has_env(const std::string& environ, const std::string& entry) {
+    for (size_t i = 0; i < environ.size();) {
+        size_t end = environ.find('\0', i);
+        if (end == std::string::npos) end = environ.size();
+        if (environ.compare(i, end - i, entry) == 0) return true;
+        i = end + 1;
+    }
+    return false;
+}
+
+// Stops every process a node of the sandbox started (all nodes when `node` is empty): each has
+// WG_FLEET_SANDBOX, and WG_FLEET_SANDBOX_NODE, in its environment, and a userspace WireGuard
+// inherits them. SIGTERM, then SIGKILL after a few seconds.
+void stop_node_processes(const std::string& name, const std::string& node) {
+    for (int i = 0; i < 50; ++i) {
+        bool any = false;
+        std::error_code ec;
+        for (const auto& proc : fs::directory_iterator("/proc", ec)) {
+            const std::string pid = proc.path().filename().string();
+            if (pid.find_first_not_of("0123456789") != std::string::npos || std::stoi(pid) == getpid()) continue;
+            std::ifstream env(proc.path() / "environ");
+            const std::string all((std::istreambuf_iterator<char>(env)), std::istreambuf_iterator<char>());
+            if (!has_env(all, "WG_FLEET_SANDBOX=" + name) || (!node.empty() && !has_env(all, "WG_FLEET_SANDBOX_NODE=" + node))) continue;
+            // A zombie has exited and waits for its parent: the state after "(comm)" in stat.
+            std::ifstream stat_file(proc.path() / "stat");
+            const std::string stat((std::istreambuf_iterator<char>(stat_file)), std::istreambuf_iterator<char>());
+            if (auto close = stat.rfind(')'); close != std::string::npos && stat.compare(close, 3, ") Z") == 0) continue;
+            kill(std::stoi(pid), i < 25 ? SIGTERM : SIGKILL);
+            any = true;
+        }
+        if (!any) return;
+        usleep(100000);
+    }
+}
+
 // Deletes a node's links (deleting a userspace device's tun link makes wireguard-go exit), stops
 // every process still in its network namespace (a `watch` started with `exec`), and deletes the
 // namespace; its veth on the underlay goes with it.
@@ -377,6 +413,7 @@ void remove_node_namespace(const Node& n) {
 // the public keys it published.
 void prune_node(Sandbox& sb, const Node& n) {
     remove_node_namespace(n);
+    stop_node_processes(sb.name, n.name);
     std::error_code ec;
     fs::remove_all(sb.node_dir(n), ec);
     for (const auto& fleet_dir : fs::directory_iterator(sb.keys_dir(), ec)) fs::remove(fleet_dir.path() / (n.name + ".pub"), ec);
@@ -397,22 +434,7 @@ int sandbox_down(const std::string& name, bool quiet) {
     for (const auto& n : sb->nodes) remove_node_namespace(n);
     run({"ip", "netns", "del", sb->underlay_ns});
     // Processes started in a node's mount namespace may linger a moment after their link went.
-    for (int i = 0; i < 50; ++i) {
-        auto o = run({"pgrep", "-f", "wireguard-go"});
-        bool ours = false;
-        std::istringstream ps(o.text);
-        std::string pid;
-        while (std::getline(ps, pid)) {
-            std::ifstream env("/proc/" + pid + "/environ");
-            std::string all((std::istreambuf_iterator<char>(env)), std::istreambuf_iterator<char>());
-            if (all.find("WG_FLEET_SANDBOX=" + name) != std::string::npos) {
-                kill(std::stoi(pid), i < 25 ? SIGTERM : SIGKILL);
-                ours = true;
-            }
-        }
-        if (!ours) break;
-        usleep(100000);
-    }
+    stop_node_processes(name, "");
     std::error_code ec;
     fs::remove_all(sb->dir, ec);
     if (!quiet) std::cout << fmt::format("sandbox {}: removed {} namespaces and {}\n", name, sb->nodes.size() + 1, sb->dir.string());
@@ -438,6 +460,7 @@ Globals node_globals(const Sandbox& sb, const Node& n) {
 // marks the processes it starts (wireguard-go inherits it) for `down`.
 int wg_fleet_as_node(const cli::Context& ctx, const Sandbox& sb, const Node& n, const std::vector<std::string>& args) {
     setenv("WG_FLEET_SANDBOX", sb.name.c_str(), 1);
+    setenv("WG_FLEET_SANDBOX_NODE", n.name.c_str(), 1);
     return ctx.run(args, node_globals(sb, n));
 }
 
@@ -555,6 +578,29 @@ bool ensure_underlay(const Sandbox& sb, bool created) {
            must({"ip", "-n", sb.underlay_ns, "link", "set", "br0", "up"});
 }
 
+// A node whose namespace was made again has a new veth (a new MAC address for its underlay
+// address, which the others' neighbour tables still map to the old one) and a new WireGuard device
+// with its old key: the other members' sessions with it are dead, and a userspace WireGuard
+// notices only when a rekey times out (15 s or more). Each other member forgets both; its apply
+// adds the peer back, without a session, so the first packet starts a handshake.
+void forget_sessions_with(const Sandbox& sb, const Node& node) {
+    std::set<std::string> keys;
+    std::error_code ec;
+    for (const auto& fleet_dir : fs::directory_iterator(sb.keys_dir(), ec)) {
+        std::ifstream in(fleet_dir.path() / (node.name + ".pub"));
+        std::string key;
+        if (in >> key) keys.insert(key);
+    }
+    for (const auto& n : sb.nodes) {
+        if (n.name == node.name || !node_netns_exists(n)) continue;
+        run({"ip", "-n", n.netns, "neigh", "flush", "to", node.underlay, "dev", "eth0"});
+        std::istringstream devices(run_in_node(sb, n, {"wg", "show", "interfaces"}).text);
+        std::string dev;
+        while (devices >> dev)
+            for (const auto& key : keys) run_in_node(sb, n, {"wg", "set", dev, "peer", key, "remove"});
+    }
+}
+
 // The nodes' namespaces as the file wants them: stale ones named or pruned, deleted ones made
 // again, moved endpoints' underlay addresses moved (named in `moved`), new nodes added.
 bool converge_namespaces(Sandbox& sb, const Loaded& l, const std::string& file, const UpOptions& opts, std::set<std::string>& moved,
@@ -564,7 +610,14 @@ bool converge_namespaces(Sandbox& sb, const Loaded& l, const std::string& file, 
     for (const auto& n : sb.nodes)
         if (index.count(n.name) && !node_netns_exists(n)) {
             std::cout << fmt::format("== {}: its network namespace {} was gone; created again\n", n.name, n.netns);
+            // The node's processes keep the old namespace alive, and with it the veth's other
+            // end and their UAPI sockets: they go first.
+            stop_node_processes(sb.name, n.name);
+            run({"ip", "-n", sb.underlay_ns, "link", "del", n.veth});
+            std::error_code ec;
+            for (const auto& sock : fs::directory_iterator(sb.node_dir(n) / "wireguard", ec)) fs::remove(sock.path(), ec);
             if (!create_node_namespace(sb, n)) return false;
+            forget_sessions_with(sb, n);
         }
     const auto addrs = underlay_plan(l.cfg(), index, sb.nodes, names);
     if (!move_underlay(sb, addrs, moved)) return false;
@@ -907,6 +960,7 @@ int sandbox_exec(const cli::Context& ctx, const std::string& name, const std::st
     enter_node(*sb, *node);
     if (cmd[0] == "wg-fleet") return wg_fleet_as_node(ctx, *sb, *node, std::vector<std::string>(cmd.begin() + 1, cmd.end()));
     setenv("WG_FLEET_SANDBOX", name.c_str(), 1);
+    setenv("WG_FLEET_SANDBOX_NODE", node->name.c_str(), 1);
     return exec_argv(cmd);
 }
 

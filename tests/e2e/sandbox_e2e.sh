@@ -4,8 +4,9 @@
 # records it as the sandbox's file and moves a node whose endpoint changed to its new underlay
 # address, the fleet still reaching everything; a node dropped from the file is named, then
 # removed by --prune with its namespace, processes and files; hosts_file: /etc/hosts is the
-# node's, not the host's; `exec` makes again a missing /run/wireguard (in a mount namespace of the
-# test's own, so the host's stays as it is for other runs) and says so.
+# node's, not the host's; a node's namespace deleted by hand is made again by `up`; `exec` makes
+# again a missing /run/wireguard (in a mount namespace of the test's own, so the host's stays as
+# it is for other runs) and says so.
 # Usage: sandbox_e2e.sh WG_FLEET_BINARY   (root)
 set -u
 bin=$(realpath "$1")
@@ -157,6 +158,13 @@ hub1_addr=$("$bin" -c "$tmp/d.yaml" addresses --json 2>/dev/null | python3 -c 'i
 check "in alice, hub1.sbx resolves to hub1's address ($hub1_addr, addresses --json)" \
   test "$(in_node alice getent hosts hub1.sbx | awk '{print $1}')" = "$hub1_addr"
 check "every name resolves and reaches (sandbox test)" "$bin" -q sandbox test --name "$name"
+
+# A node's network namespace deleted by hand: up makes it again, and the fleet reaches everything.
+ip netns del "wgfsb-$name-hub1"
+"$bin" -q sandbox up "$tmp/d.yaml" --name "$name" > "$tmp/up-d.out" 2>&1; rc=$?
+check "hub1's namespace deleted: up (exit 0) says it made it again" bash -c "test $rc = 0 && grep -q 'hub1: its network namespace .* was gone; created again' '$tmp/up-d.out'"
+check "hub1's namespace is back" ip netns pids "wgfsb-$name-hub1"
+check "all pairs reach each other again" "$bin" -q sandbox test --name "$name"
 
 # exec makes again a /run/wireguard that went missing, in a mount namespace of this test where
 # /run is a fresh tmpfs holding only the namespaces and the sandboxes.
