@@ -107,11 +107,14 @@ CLI::App* subcommand(CLI::App* app, const std::string& name) {
     return nullptr;
 }
 
+bool is_sandbox_action(const Position& pos, const std::string& action) {
+    return pos.app->get_name() == action && pos.app->get_parent() && pos.app->get_parent()->get_name() == "sandbox";
+}
+
 // `sandbox exec [--name N] NODE wg-fleet ARGS...` runs this binary as NODE: ARGS is a command
 // line of its own, completed from the top again.
 bool nested_command_line(const Position& pos) {
-    return pos.app->get_name() == "sandbox" && pos.positionals.size() >= 3 && pos.positionals[0] == "exec" &&
-           pos.positionals[2] == "wg-fleet";
+    return is_sandbox_action(pos, "exec") && pos.positionals.size() >= 2 && pos.positionals[1] == "wg-fleet";
 }
 
 Position walk(CLI::App& root, const std::vector<std::string>& words) {
@@ -170,17 +173,18 @@ void add_options(Candidates& out, const CLI::App* app) {
         }
 }
 
-// The next positional argument: a choice, or what the sandbox's actions take.
+// The next positional argument: a choice, a file, a node, or (after `sandbox exec NODE`) this
+// binary.
 void add_positional(Candidates& out, const Position& pos) {
     const std::vector<CLI::Option*> positionals = pos.app->get_options([](CLI::Option* x) { return x->get_positional(); });
     const size_t k = pos.positionals.size();
-    if (k < positionals.size())
+    if (k < positionals.size()) {
         for (const auto& v : option_choices(*positionals[k])) out.add(v);
-    if (pos.app->get_name() != "sandbox" || k == 0) return;
-    const std::string& action = pos.positionals[0];
-    if (action == "up" && k == 1) out.directive(":files");
-    if (action == "exec" && k == 1) add_names(out, read_names(pos.config, pos.dropin_dir).nodes, "node");
-    if (action == "exec" && k == 2) out.add("wg-fleet", "this binary, run as the node");
+        const std::string type = positionals[k]->get_type_name();
+        if (type == "FILE") out.directive(":files");
+        if (type == "NODE") add_names(out, read_names(pos.config, pos.dropin_dir).nodes, "node");
+    }
+    if (is_sandbox_action(pos, "exec") && k == 1) out.add("wg-fleet", "this binary, run as the node");
 }
 
 int complete_words(CLI::App& root, std::vector<std::string> words) {

@@ -37,8 +37,9 @@ for l in "${lines[@]}"; do
   path=${l%%$'\t'*}; read -r -a w <<< "$path"
   top+=("${w[0]}")
   [[ ${w[0]} == render ]] && render+=("${w[1]}")
-  [[ $l =~ \<action:([^\>]*)\> ]] && IFS=, read -r -a sandbox_actions <<< "${BASH_REMATCH[1]}"
+  [[ ${w[0]} == sandbox ]] && sandbox_actions+=("${w[1]}")
 done
+sandbox_up_opts=$(printf '%s\n' "${lines[@]}" | awk -F'\t' '$1 == "sandbox up" {print $2}')
 plan_opts=$(printf '%s\n' "${lines[@]}" | awk -F'\t' '$1 == "plan" {print $2}')
 globals=$("$bin" help-commands --globals)
 long_opts() { tr ' ' '\n' <<< "$*" | grep '^--' ; }
@@ -47,6 +48,8 @@ expect "commands at the top" "$(sorted "${top[@]}")" "$(bash_complete "")"
 expect "render's subcommands" "$(sorted "${render[@]}")" "$(bash_complete render "")"
 ((${#sandbox_actions[@]} >= 4)) && expect "sandbox's actions" "$(sorted "${sandbox_actions[@]}")" "$(bash_complete sandbox "")" \
   || bad "help-commands shows no sandbox actions"
+expect "sandbox up's options and the global ones" "$(sorted $(long_opts $sandbox_up_opts $globals))" "$(bash_complete sandbox up --)"
+expect "sandbox up FILE completes file names" "$src/examples/demo.yaml" "$(bash_complete sandbox up "$src/examples/dem")"
 expect "plan's options and the global ones" "$(sorted $(long_opts $plan_opts $globals))" "$(bash_complete plan --)"
 expect "a prefix narrows the options" "$(sorted $(long_opts $plan_opts $globals | grep '^--d'))" "$(bash_complete plan --d)"
 expect "global options before the command" "$(sorted $(tr ' ' '\n' <<< "$globals" | grep -- '^-'))" "$(bash_complete -)"

@@ -27,6 +27,8 @@ def expect(args, wanted):
 
 
 def swap(word):
+    if len(word) < 3:  # "up": a letter doubled instead
+        return word + word[-1]
     i = max(1, len(word) // 2 - 1)
     return word[:i] + word[i + 1] + word[i] + word[i + 2:]
 

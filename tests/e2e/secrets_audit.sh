@@ -14,10 +14,12 @@ need_root "network namespaces"
 
 # The one place for exemptions: commands documented to print the private key on stdout.
 EXEMPT_STDOUT=("render wg-quick")
-# Arguments for commands that need some; any other command runs bare. `sandbox` acts on the
-# sandbox itself, from outside the nodes.
-declare -A ARGS=([sandbox]="test --name SANDBOX")
-HOST_LEVEL=("sandbox")
+# Arguments for commands that need some (SANDBOX is this run's sandbox, FLEET its file); any other
+# command runs bare. The sandbox's actions act on the sandbox itself, from outside the nodes;
+# `down` is asked about a sandbox that does not exist, so the one audited stays.
+declare -A ARGS=([sandbox up]="--name SANDBOX FLEET" [sandbox plan]="--name SANDBOX FLEET" [sandbox test]="--name SANDBOX"
+                 [sandbox exec]="--name SANDBOX hub1 wg-fleet status" [sandbox down]="--name SANDBOX-absent")
+HOST_LEVEL=("sandbox up" "sandbox plan" "sandbox test" "sandbox exec" "sandbox down")
 
 name=audit$$
 tmp=$(mktemp -d /tmp/wgf-audit.XXXXXX)
@@ -45,7 +47,7 @@ for line in "${commands[@]}"; do
   cmd=${line%%$'\t'*}; opts=${line#*$'\t'}
   read -r -a words <<< "$cmd"
   extra=()
-  [[ -n ${ARGS[$cmd]:-} ]] && read -r -a extra <<< "${ARGS[$cmd]//SANDBOX/$name}"
+  if [[ -n ${ARGS[$cmd]:-} ]]; then a=${ARGS[$cmd]//SANDBOX/$name}; read -r -a extra <<< "${a//FLEET/$cfg}"; fi
   [[ " $opts " == *" --interval "* ]] && extra+=(--interval 1)
   variants=("" "-v")
   [[ " $opts " == *" --json "* ]] && variants+=("--json" "-v --json")
