@@ -4,7 +4,7 @@
 // for it.
 #pragma once
 
-#include "cli/app.hpp"
+#include "cli/context.hpp"
 
 namespace wgf::sandbox {
 
