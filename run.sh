@@ -84,7 +84,7 @@ demo() {
   "$bin" -c "$cfg" addresses
   echo "== wg-fleet sandbox up $cfg"
   "$bin" sandbox down --name demo >/dev/null 2>&1 || true
-  "$bin" -q sandbox up "$cfg" --name demo || rc=$?
+  "$bin" sandbox up "$cfg" --name demo || rc=$?
   if [[ $rc == 0 ]]; then
     echo "== wg-fleet sandbox test"
     "$bin" sandbox test --name demo || rc=$?

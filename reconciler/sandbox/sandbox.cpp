@@ -641,7 +641,7 @@ int apply_members(const cli::Context& ctx, const Sandbox& sb, const std::vector<
     int failed = 0;
     for (const Node* n : members) {
         std::cout << fmt::format("== {} ({}, underlay {})\n", n->name, n->netns, n->underlay);
-        std::cout << node_wg_fleet(ctx, sb, *n, {"-q", "plan"}).text;
+        if (ctx.g.quiet == 0) std::cout << node_wg_fleet(ctx, sb, *n, {"-q", "plan"}).text;
         auto o = node_wg_fleet(ctx, sb, *n, {verbose ? "-v" : "-q", "apply"});
         std::cout << o.text;
         if (o.status != 0) {
