@@ -50,7 +50,11 @@ public:
     // What validation must skip besides the paths of the errors (see Broken).
     Broken& broken() { return broken_; }
 
-    void error(const Loc& loc, const Path& path, std::string msg) { d_.error(loc, path.str(), std::move(msg)); }
+    void error(const Loc& loc, const Path& path, std::string msg) {
+        std::string p = path.str();
+        broken_.add(p);
+        d_.error(loc, std::move(p), std::move(msg));
+    }
 
     bool is_map(const Node& n, const Path& path, bool null_ok) {
         if (n.is_map() || (null_ok && n.is_null())) return true;
@@ -62,11 +66,17 @@ public:
     // (else the whole list, in the order given).
     void unknown_key(const Entry& e, const Path& path, std::span<const std::string_view> allowed) {
         auto best = nearest_word(e.key, std::vector<std::string_view>(allowed.begin(), allowed.end()));
-        // The key it stands for is unset: a default in its place must not be checked.
+        // The key it stands for is unset: a default in its place must not be checked, and the
+        // members under a misspelt controllers: or peers: are no unknown nodes.
         if (best) broken_.add(join_path(path.str(), *best));
+        if (best && (*best == "controllers" || *best == "peers") && e.value.is_map())
+            for (const auto& m : e.value.map) broken_.add_node(m.key);
         std::string hint = !best ? fmt::format("allowed keys here: {}", join(allowed)) : fmt::format("did you mean '{}'?", *best);
         error(e.key_loc, Path(path, e.key), fmt::format("unknown key {} — {}", quote(e.key), hint));
     }
+
+    // Whether map `n` at `path` lacks `key` and no misspelt key already said so ("did you mean").
+    bool missing(const Node& n, const Path& path, std::string_view key) { return !n.find(key) && !broken_.at(Path(path, key).str()); }
 
     // The scalar's text, or null (reported) when the node is not a scalar.
     const std::string* str(const Node& n, const Path& path) {
@@ -407,7 +417,8 @@ void parse_headscale(Walker& w, const Node& n, const Path& path, Fleet& f) {
     m::Headscale h;
     parse_fields(w, n, path, kHeadscale, h);
     for (const auto& fld : kHeadscale)
-        if (fld.need == Need::required && !n.find(fld.key)) w.error(n.loc, path, fmt::format("missing required key '{}'", fld.key));
+        if (fld.need == Need::required && w.missing(n, path, fld.key))
+            w.error(n.loc, path, fmt::format("missing required key '{}'", fld.key));
     f.headscale = std::move(h);
 }
 
@@ -415,6 +426,8 @@ void parse_headscale(Walker& w, const Node& n, const Path& path, Fleet& f) {
 // addresses nothing routes to them; checked once the fleet's own keys are all parsed.
 void check_headscale_pool(Walker& w, const Node& fleet_node, const Path& path, const Fleet& f) {
     if (!f.headscale || !f.headscale->pool) return;
+    // Judged against the fleet's ranges only when they could be read.
+    if (w.broken().hit(Path(path, "subnet").str()) || w.broken().hit(Path(path, "ipv4").str())) return;
     const Node& hs = fleet_node.find("headscale")->value;
     const Entry* pe = hs.find("pool");
     const m::Prefix& pool = *f.headscale->pool;
@@ -530,8 +543,8 @@ bool parse_fleet(Walker& w, const Entry& fe, const Path& path, Fleet& f) {
     f.interface = clan ? fe.key : "wg_" + fe.key;
     parse_fields(w, n, path, kFleet, f);
     if (!clan) {
-        if (!n.find("ip6")) w.error(fe.key_loc, path, "a subnet-style fleet needs ip6: (the server's address)");
-        if (!n.find("subnet")) w.error(fe.key_loc, path, "a subnet-style fleet needs subnet: (the clients' IPv6 subnet)");
+        if (w.missing(n, path, "ip6")) w.error(fe.key_loc, path, "a subnet-style fleet needs ip6: (the server's address)");
+        if (w.missing(n, path, "subnet")) w.error(fe.key_loc, path, "a subnet-style fleet needs subnet: (the clients' IPv6 subnet)");
     }
     check_headscale_pool(w, n, path, f);
     if (!n.find("interface")) {
@@ -678,7 +691,8 @@ void parse_list(Walker& w, const Node& n, const Path& path, std::type_identity_t
         T t;
         parse_fields(w, item, ipath, table, t);
         for (const auto& f : table)
-            if (f.need == Need::required && !item.find(f.key)) w.error(item.loc, ipath, fmt::format("missing required key '{}'", f.key));
+            if (f.need == Need::required && w.missing(item, ipath, f.key))
+                w.error(item.loc, ipath, fmt::format("missing required key '{}'", f.key));
         out.push_back(std::move(t));
     }
 }

@@ -28,6 +28,8 @@ public:
     void add_node(std::string name) { nodes_.insert(std::move(name)); }
     // Whether `path`, or a part that holds it, could not be read ("" is the whole document).
     bool hit(std::string_view path) const;
+    // Whether `path` itself was marked (not a part that holds it).
+    bool at(std::string_view path) const { return paths_.count(path) > 0; }
     // The same, or a part inside `path` could not be read.
     bool touches(std::string_view path) const;
     // Whether a node of this name was left out with its fleet or its member entry.

@@ -95,7 +95,7 @@ private:
         const FleetPlan& fp = plan_.fleets.at(name);
         const std::string fpath = fleet_path(name);
         if (f.style == FleetStyle::clan) {
-            if (f.controllers.empty() && !broken(name, "controllers"))
+            if (f.controllers.empty() && !broken_.touches(join_path(fpath, "controllers")))
                 error(join_path(fpath, "controllers"), "a clan-style fleet needs at least one controller");
             check_clan_peers(name, f);
             check_controller_ids(name, f, fp);

@@ -1107,7 +1107,8 @@ TEST_CASE("what depends on a part the parse could not read is not checked", "[va
     // Fleet b mixes the styles and is left out; hub1, in a and b, would listen on the default
     // port in both, and p9 is only in b; a forward of hub1's WireGuard port can only be judged
     // with a's port known; c's subnet is unreadable, so c1's route cannot overlap it; forwards[1]
-    // is no map, and forwards[2] keeps its index.
+    // is no map, and forwards[2] keeps its index. A misspelt key is not also missing (e's
+    // subnet, the route's node), and e's pool is not judged against an ipv4 that did not parse.
     const std::string yaml = R"(fleets:
   a:
     port: 70000
@@ -1128,6 +1129,15 @@ TEST_CASE("what depends on a part the parse could not read is not checked", "[va
     external_ip: 192.0.2.1
     peers:
       c1: {routes: ["fd10:0:0:1::/64"]}
+  e:
+    ip6: fd20::1
+    subnetx: fd20::/64
+    ipv4: 10.99.0.0/33
+    server: srv2
+    external_ip: 192.0.2.2
+    headscale: {url: "https://hs.example.com", api_key_file: /etc/hs.key, pool: 10.99.0.0/24}
+http_routes:
+  - {name: r1, nodex: srv2, host: app.example.com, to: "http://c1:8080/"}
 forwards:
   - {name: f0, node: hub1, proto: udp, port: 51820, to: p9}
   - 5
@@ -1139,7 +1149,10 @@ forwards:
                        {"fleets.a.port", "70000", 1, "'70000' — must be 1..65535"},
                        {"fleets.b.ip6", "ip6", 1, "a fleet is either clan-style (controllers:) or subnet-style"},
                        {"fleets.c.subnet", "fd10::/200", 1, "'fd10::/200' — not a CIDR"},
-                       {"forwards[1]", "5", 23, "expected a map, got a scalar '5'"},
+                       {"fleets.e.subnetx", "subnetx", 1, "unknown key 'subnetx' — did you mean 'subnet'?"},
+                       {"fleets.e.ipv4", "10.99.0.0/33", 1, "'10.99.0.0/33' — not an IPv4 CIDR"},
+                       {"http_routes[0].nodex", "nodex", 1, "unknown key 'nodex' — did you mean 'node'?"},
+                       {"forwards[1]", "5", 32, "expected a map, got a scalar '5'"},
                        {"forwards[2].to", "c9", 1, "'c9' — unknown node; no fleet has it"},
                    });
 }
