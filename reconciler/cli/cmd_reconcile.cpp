@@ -559,12 +559,15 @@ int cmd_status(const Globals& g, output::Format format, const std::string& outpu
 
 int cmd_keygen(const Globals& g, output::Format format) {
     // In a CI format stdout holds only that format: the fleet file's findings and one notice per
-    // key generated; json lists every key of the node.
+    // key generated; json lists every key of the node (version 1 of its shape, README "JSON
+    // output"), or, on an error, check's diagnostics with the error.
     const bool ci = format == output::Format::github || format == output::Format::gitlab;
+    const bool json = format == output::Format::json;
     std::vector<output::Finding> findings;
     auto l = load(g, {}, &findings);
     auto fail = [&](const std::string& message) {
         std::cerr << "wg-fleet: " << message << "\n";
+        if (json) std::cout << output::diagnostics_json(l->diags, l->sources, {message});
         if (ci) {
             findings.push_back({.level = output::Finding::Level::error, .check = "wg-fleet/keygen", .title = "keygen", .message = message});
             print_findings(g, format, findings);
@@ -573,6 +576,7 @@ int cmd_keygen(const Globals& g, output::Format format) {
     };
     if (!l->fleet) {
         if (ci) print_findings(g, format, findings);
+        if (json) std::cout << output::diagnostics_json(l->diags, l->sources);
         return kError;
     }
     const std::string node = this_node(g);
@@ -604,7 +608,7 @@ int cmd_keygen(const Globals& g, output::Format format) {
                  .title = "key generated",
                  .message = fmt::format("generated the private key of {} for fleet {}; public key {}", node, mb.fleet, pub.base64())});
     }
-    if (format == output::Format::json) std::cout << nlohmann::ordered_json{{"node", node}, {"keys", listed}}.dump(2) << "\n";
+    if (json) std::cout << nlohmann::ordered_json{{"version", 1}, {"node", node}, {"keys", listed}}.dump(2) << "\n";
     if (ci) print_findings(g, format, findings);
     return kOk;
 }

@@ -22,10 +22,10 @@ void add_serve(CLI::App& app, Context& ctx);
 
 int cmd_check(const Globals& g, output::Format format = output::Format::text);
 int cmd_addresses(const Globals& g, output::Format format);
-int cmd_render_hosts(const Globals& g, bool all);
-int cmd_render_wg_quick(const Globals& g, const std::string& fleet);
-int cmd_render_nixos(const Globals& g, const std::string& all_dir);
-int cmd_render_networkd(const Globals& g, const std::string& dir);
+int cmd_render_hosts(const Globals& g, bool all, bool json = false);
+int cmd_render_wg_quick(const Globals& g, const std::string& fleet, bool json = false);
+int cmd_render_nixos(const Globals& g, const std::string& all_dir, bool json = false);
+int cmd_render_networkd(const Globals& g, const std::string& dir, bool json = false);
 int cmd_plan(const Globals& g, output::Format format, bool detailed_exitcode, const std::vector<std::string>& adopt = {});
 int cmd_apply(const Globals& g, const std::vector<std::string>& adopt = {}, output::Format format = output::Format::text);
 int cmd_status(const Globals& g, output::Format format, const std::string& output_file = {}, bool check = false);

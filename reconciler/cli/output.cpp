@@ -92,6 +92,12 @@ std::string diagnostics_json(const config::Diagnostics& diags, const config::Sou
     return out.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
 }
 
+std::string diagnostics_json(const config::Diagnostics& diags, const config::Sources& sources, const std::vector<std::string>& errors) {
+    config::Diagnostics all = diags;
+    for (const auto& e : errors) all.error(config::Loc{}, "", e);
+    return diagnostics_json(all, sources);
+}
+
 std::string ci_path(std::string_view file, std::string_view root, std::string_view cwd) {
     namespace fs = std::filesystem;
     if (root.empty() || file.empty()) return std::string(file);
