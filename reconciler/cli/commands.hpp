@@ -32,6 +32,6 @@ int cmd_status(const Globals& g, output::Format format, const std::string& outpu
 int cmd_keygen(const Globals& g, output::Format format);
 int cmd_watch(const Globals& g, int interval_s);
 // serve --import-python (cmd_import_python.cpp).
-int import_python(const Globals& g, const std::string& db, const std::string& conf_dir);
+int import_python(const Globals& g, const std::string& db, const std::string& conf_dir, bool json = false);
 
 }  // namespace wgf::cli

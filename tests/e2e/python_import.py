@@ -190,6 +190,19 @@ def main():
         check("importing again changes no client (serve.db's clients as before)",
               rendered_peers(case, "southeast") == (server_se, {k: f"{a}/128" for (_, fl, k, a, _, _, _) in rows if fl == "southeast"}))
         check("importing again keeps the key files", before["southeast.key"] == after["southeast.key"])
+        # --json: the same import once more, its numbers against the rows, the keys against wg pubkey.
+        r = case.wg("serve", "--import-python", case.db, "--wg-conf-dir", case.confs, "--json")
+        j = json.loads(r.stdout) if r.returncode == 0 else {}
+        per_fleet = {fl: sum(1 for row in rows if row[1] == fl) for fl in ("southeast", "northwest")}
+        check("--json: version 1, the source and store, nothing added, every row enrolled already",
+              j.get("version") == 1 and j.get("source") == case.db and j.get("store") == os.path.join(case.state, "serve.db")
+              and j.get("added") == 0 and j.get("unchanged") == len(rows), r.stdout + r.stderr)
+        check("--json: per fleet its rows, its key file and the public key of its wg_<fleet>.conf",
+              sorted((f["fleet"], f["clients"], f["key_file"], f["server_public_key"]) for f in j.get("fleets", []))
+              == sorted((fl, per_fleet[fl], os.path.join(case.state, f"{fl}.key"), pubkey(sec))
+                        for fl, sec in (("southeast", server_se), ("northwest", server_nw))), r.stdout)
+        check("--json: the devices to adopt", sorted(j.get("adopt", [])) == ["wg_northwest", "wg_southeast"], r.stdout)
+        check("--json: no private key", not any(sec in r.stdout for sec in secrets))
 
         # Another spelling of the schema: fleet/address/source_ip/host_name, epoch seconds.
         alt = Case(os.path.join(root, "alt"))
