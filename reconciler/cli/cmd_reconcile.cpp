@@ -198,11 +198,14 @@ std::unique_ptr<Session> start(const Globals& g, int64_t now, bool lock = false,
         g, [&](const model::Config& cfg) { settled(cfg, apply::interfaces_of(cfg, s->node)); }, findings);
     if (s->lock_error) {
         std::cerr << "wg-fleet: " << s->lock_error->message << "\n";
+        if (findings) findings->push_back(run_error(s->node, s->lock_error->message));
         return nullptr;
     }
     if (!s->loaded->fleet) return nullptr;
     if (!s->loaded->fleet->index.count(s->node)) {
-        std::cerr << "wg-fleet: " << not_in_fleets(*s->loaded->fleet, s->node, g.config) << "\n";
+        const std::string message = not_in_fleets(*s->loaded->fleet, s->node, g.config);
+        std::cerr << "wg-fleet: " << message << "\n";
+        if (findings) findings->push_back(run_error(s->node, message));
         return nullptr;
     }
     const model::Config& cfg = s->loaded->cfg();
@@ -243,8 +246,9 @@ std::optional<Planned> run_plan(const Globals& g, int64_t now, const std::vector
 // github, gitlab: the plan as text on stderr, its findings on stdout.
 int cmd_plan(const Globals& g, output::Format format, bool detailed_exitcode, const std::vector<std::string>& adopt) {
     std::vector<output::Finding> findings;
-    auto planned = run_plan(g, time(nullptr), adopt, ci_format(format) ? &findings : nullptr);
+    auto planned = run_plan(g, time(nullptr), adopt, ci_format(format) || format == output::Format::json ? &findings : nullptr);
     if (!planned) {
+        if (format == output::Format::json) std::cout << output::findings_json(findings);
         print_findings(g, format, findings);
         return kError;
     }
@@ -512,8 +516,11 @@ nlohmann::ordered_json status_json(const output::Status& st) {
 int cmd_status(const Globals& g, output::Format format, const std::string& output_file, bool check) {
     int64_t now = time(nullptr);
     std::vector<output::Finding> findings;
-    auto planned = run_plan(g, now, {}, ci_format(format) ? &findings : nullptr);
+    const bool json = format == output::Format::json;
+    auto planned = run_plan(g, now, {}, ci_format(format) || json ? &findings : nullptr);
     if (!planned) {
+        // In JSON, a failure is check's diagnostics shape: the file's, then the run's error.
+        if (json) std::cout << output::findings_json(findings);
         print_findings(g, format, findings);
         return kError;
     }

@@ -10,8 +10,8 @@
 - render hosts|wg-quick|nixos|networkd --json: the text the same command prints without --json
   (hosts: each line, and each address is the node's in addresses --json); files written with
   --dir/--all hold the content the JSON gives;
-- on an error, every one of them prints check's diagnostics shape on stdout, with the error
-  stderr names, and exits as in text.
+- on an error, every one of them (and plan and status) prints check's diagnostics shape on stdout, with
+  the error stderr names, and exits as in text.
 No root: everything lives in a temporary directory.
 Usage: json_shapes.py WG_FLEET_BINARY SOURCE_DIR
 """
@@ -70,9 +70,10 @@ def check_invalid_examples():
         errors = sum(d["severity"] == "error" for d in j["diagnostics"])
         m = re.search(r": (\d+) errors?, (\d+) warnings?;", summary)
         check(f"  as many errors as {f.stem}.expected counts", m is not None and int(m.group(1)) == errors)
-        # addresses prints the same diagnostics when the file is invalid
-        a = run("-c", f.name, "--dropin-dir", "/nonexistent", "addresses", "--json", cwd=inv)
-        check(f"  addresses --json: exit 1 and check's diagnostics", a.returncode == 1 and diagnostics_shape(a.stdout) == j)
+        # addresses, plan and status print the same diagnostics when the file is invalid
+        for cmd in ("addresses", "plan", "status"):
+            a = run("-c", f.name, "--dropin-dir", "/nonexistent", cmd, "--json", cwd=inv)
+            check(f"  {cmd} --json: exit 1 and check's diagnostics", a.returncode == 1 and diagnostics_shape(a.stdout) == j)
     for f in sorted((SRC / "examples").glob("*.yaml")):
         p = run("-c", str(f), "--dropin-dir", "/nonexistent", "check", "--json")
         j = diagnostics_shape(p.stdout)
@@ -199,7 +200,7 @@ def check_render(tmp, fleet, addresses):
           j["node"] is None and {f["name"] for f in j["files"]} == {f"{n}.nix" for n in
                                                                   ["controller1", "controller2", "controller", "peer1", "peer2", "default"]}
           and all((nix / f["name"]).read_text() == f["content"] for f in j["files"]))
-    for sub in (["render", "hosts"], ["render", "wg-quick"], ["render", "nixos"], ["render", "networkd"]):
+    for sub in (["render", "hosts"], ["render", "wg-quick"], ["render", "nixos"], ["render", "networkd"], ["plan"], ["status"]):
         check_error(" ".join(sub), fleet, sub, node="nobody")
 
 
