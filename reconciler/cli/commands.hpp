@@ -19,6 +19,7 @@ void add_status(CLI::App& app, Context& ctx);
 void add_keygen(CLI::App& app, Context& ctx);
 void add_watch(CLI::App& app, Context& ctx);
 void add_serve(CLI::App& app, Context& ctx);
+void add_version(CLI::App& app, Context& ctx);
 
 int cmd_check(const Globals& g, output::Format format = output::Format::text);
 int cmd_addresses(const Globals& g, output::Format format);

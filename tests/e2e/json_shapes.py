@@ -10,6 +10,7 @@
 - render hosts|wg-quick|nixos|networkd --json: the text the same command prints without --json
   (hosts: each line, and each address is the node's in addresses --json); files written with
   --dir/--all hold the content the JSON gives;
+- version --json: the project's version in CMakeLists.txt and what --version prints;
 - on an error, every one of them (and plan and status) prints check's diagnostics shape on stdout, with
   the error stderr names, and exits as in text.
 No root: everything lives in a temporary directory.
@@ -204,7 +205,17 @@ def check_render(tmp, fleet, addresses):
         check_error(" ".join(sub), fleet, sub, node="nobody")
 
 
+def check_version():
+    """version --json: the release is the project's (CMakeLists.txt) and what --version prints."""
+    project = re.search(r"project\(wg-fleet VERSION (\S+)", (SRC / "CMakeLists.txt").read_text()).group(1)
+    j = json.loads(run("version", "--json").stdout)
+    check("version --json: version 1, wg-fleet, the project's release, as --version says",
+          j == {"version": 1, "name": "wg-fleet", "release": project} and run("--version").stdout.strip() == f"wg-fleet {project}"
+          and run("version").stdout.strip() == f"wg-fleet {project}")
+
+
 def main():
+    check_version()
     check_invalid_examples()
     with tempfile.TemporaryDirectory(prefix="wgf-json.") as t:
         tmp = pathlib.Path(t)
