@@ -8,7 +8,9 @@
 namespace wgf::cli {
 
 // github and gitlab: the address plan is no finding; they report the fleet file's diagnostics
-// (an empty report for a clean file), so a CI job may run any command in its format.
+// (an empty report for a clean file), so a CI job may run any command in its format. json: the
+// plan (version 1 of its shape, README "JSON output"), or check's diagnostics when the file has
+// errors.
 int cmd_addresses(const Globals& g, output::Format format) {
     std::vector<output::Finding> findings;
     auto l = load(g, {}, &findings);
@@ -16,10 +18,13 @@ int cmd_addresses(const Globals& g, output::Format format) {
         print_findings(g, format, findings);
         return l->fleet ? kOk : kError;
     }
-    if (!l->fleet) return kError;
+    if (!l->fleet) {
+        if (format == output::Format::json) std::cout << output::diagnostics_json(l->diags, l->sources);
+        return kError;
+    }
     const auto& fw = *l->fleet;
     if (format == output::Format::json) {
-        nlohmann::ordered_json out = {{"fleets", nlohmann::ordered_json::object()}};
+        nlohmann::ordered_json out = {{"version", 1}, {"fleets", nlohmann::ordered_json::object()}};
         for (const auto& [name, fp] : fw.plan.fleets) {
             nlohmann::ordered_json nodes = nlohmann::ordered_json::object();
             // fp.nodes is already in key order and has no duplicates: append without the linear

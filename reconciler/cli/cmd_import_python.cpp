@@ -14,6 +14,7 @@
 #include <ctime>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include "cli/commands.hpp"
 #include "inputs/lock.hpp"
@@ -62,17 +63,19 @@ void wipe(std::map<std::string, serve::ConfFile>& confs) {
         if (c.text) explicit_bzero(c.text->data(), c.text->size());
 }
 
-int refuse(const std::string& db, const std::vector<std::string>& errors) {
+// With --json, the errors also go to stdout in check's diagnostics shape.
+int refuse(const Loaded& l, bool json, const std::string& db, const std::vector<std::string>& errors) {
     for (const auto& e : errors) fmt::print(stderr, "wg-fleet: error: {}\n", e);
     fmt::print(stderr, "{}: nothing imported ({} problem(s))\n", db, errors.size());
+    if (json) fmt::print("{}", output::diagnostics_json(l.diags, l.sources, errors));
     return kError;
 }
 
 }  // namespace
 
-int import_python(const Globals& g, const std::string& db, const std::string& conf_dir) {
+int import_python(const Globals& g, const std::string& db, const std::string& conf_dir, bool json) {
     auto l = load(g);
-    if (!l->fleet) return kError;
+    if (!l->fleet) return refuse(*l, json, db, {});
     const model::Config& cfg = l->cfg();
     const std::string node = this_node(g);
     serve::PythonTable table;
@@ -81,7 +84,7 @@ int import_python(const Globals& g, const std::string& db, const std::string& co
         table = serve::read_python_clients(db);
         enrolled = serve::read_clients(serve::store_path(cfg.state_dir));
     } catch (const serve::StoreError& e) {
-        return refuse(db, {e.what()});
+        return refuse(*l, json, db, {e.what()});
     }
 
     std::vector<std::string> errors, warnings;
@@ -103,9 +106,10 @@ int import_python(const Globals& g, const std::string& db, const std::string& co
     errors.insert(errors.end(), plan.errors.begin(), plan.errors.end());
     for (const auto& w : warnings) fmt::print(stderr, "wg-fleet: warning: {}\n", w);
     for (const auto& n : plan.notes) fmt::print(stderr, "wg-fleet: note: {}\n", n);
-    if (!errors.empty()) return refuse(db, errors);
+    if (!errors.empty()) return refuse(*l, json, db, errors);
     if (plan.server_keys.empty())
-        return refuse(db, {fmt::format("node '{}' serves no fleet of {} with a wg_<fleet>.conf in {}", node, g.config, conf_dir)});
+        return refuse(*l, json, db,
+                      {fmt::format("node '{}' serves no fleet of {} with a wg_<fleet>.conf in {}", node, g.config, conf_dir)});
 
     // The key files are checked before the lock is taken (a refusal writes nothing, not even the
     // lock file) and again under it, where they are written.
@@ -124,10 +128,10 @@ int import_python(const Globals& g, const std::string& db, const std::string& co
         }
         return out;
     };
-    if (errors = key_clashes(); !errors.empty()) return refuse(db, errors);
+    if (errors = key_clashes(); !errors.empty()) return refuse(*l, json, db, errors);
     auto lock = inputs::StateLock::acquire(cfg.state_dir, g.lock_timeout);
-    if (!lock) return refuse(db, {lock.error().message});
-    if (errors = key_clashes(); !errors.empty()) return refuse(db, errors);
+    if (!lock) return refuse(*l, json, db, {lock.error().message});
+    if (errors = key_clashes(); !errors.empty()) return refuse(*l, json, db, errors);
     std::vector<std::string> created;
     auto undo = [&] {
         for (const auto& p : created) unlink(p.c_str());
@@ -137,7 +141,7 @@ int import_python(const Globals& g, const std::string& db, const std::string& co
         auto w = keys.install(path, key);
         if (!w) {
             undo();
-            return refuse(db, {w.error().message});
+            return refuse(*l, json, db, {w.error().message});
         }
         if (*w) created.push_back(path);
     }
@@ -147,15 +151,34 @@ int import_python(const Globals& g, const std::string& db, const std::string& co
         count = store.import_clients(plan.clients);
     } catch (const serve::StoreError& e) {
         undo();
-        return refuse(db, {e.what()});
+        return refuse(*l, json, db, {e.what()});
+    }
+    std::string adopt;
+    for (const auto& [fleet, key] : plan.server_keys) adopt += " --adopt " + cfg.fleets.at(fleet).interface;
+    if (json) {
+        // Version 1 of its shape (README "JSON output").
+        nlohmann::ordered_json fleets = nlohmann::ordered_json::array(), adopted = nlohmann::ordered_json::array();
+        for (const auto& [fleet, n] : plan.per_fleet)
+            fleets.push_back({{"fleet", fleet},
+                              {"clients", n},
+                              {"key_file", plan::private_key_path(cfg, fleet)},
+                              {"server_public_key", plan.server_keys.at(fleet).public_key().base64()}});
+        for (const auto& [fleet, key] : plan.server_keys) adopted.push_back(cfg.fleets.at(fleet).interface);
+        nlohmann::ordered_json out{{"version", 1},
+                                   {"source", db},
+                                   {"store", serve::store_path(cfg.state_dir)},
+                                   {"fleets", std::move(fleets)},
+                                   {"added", count.added},
+                                   {"unchanged", count.unchanged},
+                                   {"adopt", std::move(adopted)}};
+        fmt::print("{}\n", out.dump(2));
+        return kOk;
     }
     for (const auto& [fleet, n] : plan.per_fleet)
         fmt::print("{}: fleet {}: {} client(s) in {}; the server's key of wg_{} kept in {} (public key {})\n", db, fleet, n,
                    serve::store_path(cfg.state_dir), fleet, plan::private_key_path(cfg, fleet),
                    plan.server_keys.at(fleet).public_key().base64());
     fmt::print("{}: {} client(s) added, {} enrolled already with the same key and address\n", db, count.added, count.unchanged);
-    std::string adopt;
-    for (const auto& [fleet, key] : plan.server_keys) adopt += " --adopt " + cfg.fleets.at(fleet).interface;
     fmt::print(
         "next, with the Python wg-fleet stopped: `wg-fleet apply{}` once (it takes the device over, keeping its key and "
         "sessions), then wg-fleet serve\n",

@@ -184,11 +184,14 @@ std::unique_ptr<Session> start(const Globals& g, int64_t now, bool lock = false,
         g, [&](const model::Config& cfg) { settled(cfg, apply::interfaces_of(cfg, s->node)); }, findings);
     if (s->lock_error) {
         std::cerr << "wg-fleet: " << s->lock_error->message << "\n";
+        if (findings) findings->push_back(run_error(s->node, s->lock_error->message));
         return nullptr;
     }
     if (!s->loaded->fleet) return nullptr;
     if (!s->loaded->fleet->index.count(s->node)) {
-        std::cerr << "wg-fleet: " << not_in_fleets(*s->loaded->fleet, s->node, g.config) << "\n";
+        const std::string message = not_in_fleets(*s->loaded->fleet, s->node, g.config);
+        std::cerr << "wg-fleet: " << message << "\n";
+        if (findings) findings->push_back(run_error(s->node, message));
         return nullptr;
     }
     const model::Config& cfg = s->loaded->cfg();
@@ -229,8 +232,9 @@ std::optional<Planned> run_plan(const Globals& g, int64_t now, const std::vector
 // github, gitlab: the plan as text on stderr, its findings on stdout.
 int cmd_plan(const Globals& g, output::Format format, bool detailed_exitcode, const std::vector<std::string>& adopt, output::Color color) {
     std::vector<output::Finding> findings;
-    auto planned = run_plan(g, time(nullptr), adopt, ci_format(format) ? &findings : nullptr);
+    auto planned = run_plan(g, time(nullptr), adopt, ci_format(format) || format == output::Format::json ? &findings : nullptr);
     if (!planned) {
+        if (format == output::Format::json) std::cout << output::findings_json(findings);
         print_findings(g, format, findings);
         return kError;
     }
@@ -500,8 +504,11 @@ nlohmann::ordered_json status_json(const output::Status& st) {
 int cmd_status(const Globals& g, output::Format format, const std::string& output_file, bool check) {
     int64_t now = time(nullptr);
     std::vector<output::Finding> findings;
-    auto planned = run_plan(g, now, {}, ci_format(format) ? &findings : nullptr);
+    const bool json = format == output::Format::json;
+    auto planned = run_plan(g, now, {}, ci_format(format) || json ? &findings : nullptr);
     if (!planned) {
+        // In JSON, a failure is check's diagnostics shape: the file's, then the run's error.
+        if (json) std::cout << output::findings_json(findings);
         print_findings(g, format, findings);
         return kError;
     }
@@ -547,12 +554,15 @@ int cmd_status(const Globals& g, output::Format format, const std::string& outpu
 
 int cmd_keygen(const Globals& g, output::Format format) {
     // In a CI format stdout holds only that format: the fleet file's findings and one notice per
-    // key generated; json lists every key of the node.
+    // key generated; json lists every key of the node (version 1 of its shape, README "JSON
+    // output"), or, on an error, check's diagnostics with the error.
     const bool ci = format == output::Format::github || format == output::Format::gitlab;
+    const bool json = format == output::Format::json;
     std::vector<output::Finding> findings;
     auto l = load(g, {}, &findings);
     auto fail = [&](const std::string& message) {
         std::cerr << "wg-fleet: " << message << "\n";
+        if (json) std::cout << output::diagnostics_json(l->diags, l->sources, {message});
         if (ci) {
             findings.push_back({.level = output::Finding::Level::error, .check = "wg-fleet/keygen", .title = "keygen", .message = message});
             print_findings(g, format, findings);
@@ -561,6 +571,7 @@ int cmd_keygen(const Globals& g, output::Format format) {
     };
     if (!l->fleet) {
         if (ci) print_findings(g, format, findings);
+        if (json) std::cout << output::diagnostics_json(l->diags, l->sources);
         return kError;
     }
     const std::string node = this_node(g);
@@ -592,7 +603,7 @@ int cmd_keygen(const Globals& g, output::Format format) {
                  .title = "key generated",
                  .message = fmt::format("generated the private key of {} for fleet {}; public key {}", node, mb.fleet, pub.base64())});
     }
-    if (format == output::Format::json) std::cout << nlohmann::ordered_json{{"node", node}, {"keys", listed}}.dump(2) << "\n";
+    if (json) std::cout << nlohmann::ordered_json{{"version", 1}, {"node", node}, {"keys", listed}}.dump(2) << "\n";
     if (ci) print_findings(g, format, findings);
     return kOk;
 }

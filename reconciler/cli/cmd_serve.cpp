@@ -11,6 +11,7 @@
 #include <ctime>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include "cli/commands.hpp"
 #include "cli/service.hpp"
@@ -266,36 +267,47 @@ int cmd_serve(const Globals& g, int interval_s, const std::vector<std::string>& 
 
 // `serve --import-edge-state FILE`: the edge agent's state.json into the agent's drop-in, validated
 // with the whole configuration like every agent request; then serve exits.
-int import_edge_state(const Globals& g, const std::string& file) {
+// With --json (version 1 of each shape, README "JSON output"), the result as JSON, or on an error
+// check's diagnostics with the error.
+int import_failed(const Loaded& l, bool json, const std::string& message) {
+    fmt::print(stderr, "{}\n", message);
+    if (json) fmt::print("{}", output::diagnostics_json(l.diags, l.sources, {message}));
+    return kError;
+}
+
+int import_edge_state(const Globals& g, const std::string& file, bool json) {
     auto l = load(g);
-    if (!l->fleet) return kError;
-    serve::EdgeAgent agent(serve::AgentOptions{.load = load_options(g), .node = this_node(g), .file_name = "50-agent.yaml"});
-    serve::AgentResult r = serve::import_edge_state(agent, file);
-    if (r.status != serve::AgentResult::Status::ok) {
-        fmt::print(stderr, "{}: not imported: {}\n", file, r.message);
+    if (!l->fleet) {
+        if (json) fmt::print("{}", output::diagnostics_json(l->diags, l->sources));
         return kError;
     }
-    fmt::print("{}: imported into {}\n", file, agent.dropin_path());
+    serve::EdgeAgent agent(serve::AgentOptions{.load = load_options(g), .node = this_node(g), .file_name = "50-agent.yaml"});
+    serve::AgentResult r = serve::import_edge_state(agent, file);
+    if (r.status != serve::AgentResult::Status::ok) return import_failed(*l, json, fmt::format("{}: not imported: {}", file, r.message));
+    if (json) fmt::print("{}\n", nlohmann::ordered_json{{"version", 1}, {"source", file}, {"dropin", agent.dropin_path()}}.dump(2));
+    else fmt::print("{}: imported into {}\n", file, agent.dropin_path());
     return kOk;
 }
 
 // `serve --import-sync-state FILE`: the Headscale sync service's state into the mapping of the
 // fleet with headscale: (or --fleet's); every node keeps its address; then serve exits.
-int import_sync_state(const Globals& g, const std::string& file, const std::string& fleet_arg) {
+int import_sync_state(const Globals& g, const std::string& file, const std::string& fleet_arg, bool json) {
     auto l = load(g);
-    if (!l->fleet) return kError;
+    if (!l->fleet) {
+        if (json) fmt::print("{}", output::diagnostics_json(l->diags, l->sources));
+        return kError;
+    }
     // Allocated against the file's members only: the mapping's own nodes are not taken.
     const model::Config cfg = inputs::without_dynamic_members(l->cfg());
     std::vector<std::string> candidates;
     for (const auto& [name, f] : cfg.fleets)
         if (f.headscale && (fleet_arg.empty() || name == fleet_arg)) candidates.push_back(name);
-    if (candidates.size() != 1) {
-        fmt::print(stderr, "{}: {}\n", g.config,
-                   candidates.empty() ? (fleet_arg.empty() ? std::string("no fleet has headscale:")
-                                                           : fmt::format("fleet '{}' has no headscale:", fleet_arg))
-                                      : "several fleets have headscale:; name one with --fleet");
-        return kError;
-    }
+    if (candidates.size() != 1)
+        return import_failed(*l, json,
+                             fmt::format("{}: {}", g.config,
+                                         candidates.empty() ? (fleet_arg.empty() ? std::string("no fleet has headscale:")
+                                                                                 : fmt::format("fleet '{}' has no headscale:", fleet_arg))
+                                                            : "several fleets have headscale:; name one with --fleet"));
     namespace hs = serve::headscale;
     hs::FileMappingStore store(hs::headscale_dir(cfg));
     hs::NodeKeys keys(hs::headscale_dir(cfg));
@@ -307,9 +319,15 @@ int import_sync_state(const Globals& g, const std::string& file, const std::stri
                         .reserved = {},
                         .taken_names = {}};
     auto m = hs::import_sync_state_file(ctx, file);
-    if (!m) {
-        fmt::print(stderr, "{}: not imported: {}\n", file, m.error().message);
-        return kError;
+    if (!m) return import_failed(*l, json, fmt::format("{}: not imported: {}", file, m.error().message));
+    if (json) {
+        fmt::print("{}\n", nlohmann::ordered_json{{"version", 1},
+                                                  {"source", file},
+                                                  {"fleet", candidates.front()},
+                                                  {"nodes", hs::members(candidates.front(), *m).size()},
+                                                  {"mapping_dir", hs::headscale_dir(cfg)}}
+                               .dump(2));
+        return kOk;
     }
     fmt::print("{}: imported {} node(s) into fleet {} ({})\n", file, hs::members(candidates.front(), *m).size(), candidates.front(),
                hs::headscale_dir(cfg));

@@ -20,13 +20,14 @@ void add_status(CLI::App& app, Context& ctx);
 void add_keygen(CLI::App& app, Context& ctx);
 void add_watch(CLI::App& app, Context& ctx);
 void add_serve(CLI::App& app, Context& ctx);
+void add_version(CLI::App& app, Context& ctx);
 
 int cmd_check(const Globals& g, output::Format format = output::Format::text);
 int cmd_addresses(const Globals& g, output::Format format);
-int cmd_render_hosts(const Globals& g, bool all);
-int cmd_render_wg_quick(const Globals& g, const std::string& fleet);
-int cmd_render_nixos(const Globals& g, const std::string& all_dir);
-int cmd_render_networkd(const Globals& g, const std::string& dir);
+int cmd_render_hosts(const Globals& g, bool all, bool json = false);
+int cmd_render_wg_quick(const Globals& g, const std::string& fleet, bool json = false);
+int cmd_render_nixos(const Globals& g, const std::string& all_dir, bool json = false);
+int cmd_render_networkd(const Globals& g, const std::string& dir, bool json = false);
 int cmd_plan(const Globals& g, output::Format format, bool detailed_exitcode, const std::vector<std::string>& adopt = {},
              output::Color color = output::Color::auto_);
 int cmd_apply(const Globals& g, const std::vector<std::string>& adopt = {}, output::Format format = output::Format::text,
@@ -36,9 +37,9 @@ int cmd_keygen(const Globals& g, output::Format format);
 int cmd_watch(const Globals& g, int interval_s);
 int cmd_serve(const Globals& g, int interval_s, const std::vector<std::string>& listen_args);
 // serve --import-edge-state, --import-sync-state (cmd_serve.cpp) and --import-python
-// (cmd_import_python.cpp).
-int import_edge_state(const Globals& g, const std::string& file);
-int import_sync_state(const Globals& g, const std::string& file, const std::string& fleet_arg);
-int import_python(const Globals& g, const std::string& db, const std::string& conf_dir);
+// (cmd_import_python.cpp), with --json: what was imported.
+int import_edge_state(const Globals& g, const std::string& file, bool json = false);
+int import_sync_state(const Globals& g, const std::string& file, const std::string& fleet_arg, bool json = false);
+int import_python(const Globals& g, const std::string& db, const std::string& conf_dir, bool json = false);
 
 }  // namespace wgf::cli

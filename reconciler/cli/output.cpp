@@ -74,6 +74,20 @@ std::vector<Finding> findings_of(const config::Diagnostics& diags, const config:
     return out;
 }
 
+std::string findings_json(const std::vector<Finding>& findings) {
+    nlohmann::ordered_json list = nlohmann::ordered_json::array();
+    auto number = [](uint32_t n) { return n ? nlohmann::ordered_json(n) : nlohmann::ordered_json(nullptr); };
+    for (const auto& f : findings)
+        list.push_back({{"file", f.file.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(f.file)},
+                        {"line", number(f.line)},
+                        {"column", number(f.line ? f.column : 0)},
+                        {"path", f.path},
+                        {"severity", f.level == Finding::Level::error ? "error" : "warning"},
+                        {"message", f.message}});
+    nlohmann::ordered_json out{{"version", 1}, {"diagnostics", std::move(list)}};
+    return out.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
+}
+
 std::string diagnostics_json(const config::Diagnostics& diags, const config::Sources& sources) {
     nlohmann::ordered_json list = nlohmann::ordered_json::array();
     for (const auto& d : diags.sorted()) {
@@ -89,6 +103,12 @@ std::string diagnostics_json(const config::Diagnostics& diags, const config::Sou
     nlohmann::ordered_json out{{"version", 1}, {"diagnostics", std::move(list)}};
     // Invalid UTF-8 in a message (a quoted value of a broken file) is replaced, not fatal.
     return out.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
+}
+
+std::string diagnostics_json(const config::Diagnostics& diags, const config::Sources& sources, const std::vector<std::string>& errors) {
+    config::Diagnostics all = diags;
+    for (const auto& e : errors) all.error(config::Loc{}, "", e);
+    return diagnostics_json(all, sources);
 }
 
 std::string ci_path(std::string_view file, std::string_view root, std::string_view cwd) {

@@ -45,6 +45,11 @@ std::vector<Finding> findings_of(const config::Diagnostics& diags, const config:
 // check --format json: {"version":1,"diagnostics":[{"file","line","column","path","severity",
 // "message"}]}, every diagnostic in sorted order; an unknown file, line or column is null.
 std::string diagnostics_json(const config::Diagnostics& diags, const config::Sources& sources);
+// The same with a command's own errors after them (a node in no fleet, a lock held), about no
+// file in particular: what every command prints on stdout in JSON when it fails.
+std::string diagnostics_json(const config::Diagnostics& diags, const config::Sources& sources, const std::vector<std::string>& errors);
+// The same shape from findings (a notice is a warning there), for commands that collect them.
+std::string findings_json(const std::vector<Finding>& findings);
 
 // `file` as a CI system wants it: relative to `root` (GITHUB_WORKSPACE, CI_PROJECT_DIR) when root
 // is set and the file lies under it, else as given. A relative `file` is taken from `cwd`.

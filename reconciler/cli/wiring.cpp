@@ -2,16 +2,22 @@
 // action, wired to its cmd_* function (commands.hpp). Kept apart from the commands themselves so
 // that only this file and app.cpp compile CLI11's header-only library, whose inline code is
 // most of what the compiler and clang-tidy would otherwise read again in every command's file.
+#include <iostream>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include <fmt/format.h>
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 
 #include "cli/app.hpp"
 #include "cli/commands.hpp"
 #include "cli/plan_text.hpp"
+
+#ifndef WGF_VERSION
+#define WGF_VERSION "0.0.0"
+#endif
 
 namespace wgf::output {
 
@@ -56,6 +62,7 @@ void add_color_option(CLI::App& sub, Color& when) {
 namespace wgf::cli {
 
 namespace {
+const char* const kJsonHelp = "Print the files as JSON: {\"version\": 1, \"node\", \"files\": [{\"name\", \"path\", \"content\"}]}";
 const char* const kAdoptHelp =
     "Take over this existing WireGuard device although wg-fleet did not create it (e.g. from wg-quick); repeatable";
 }  // namespace
@@ -64,7 +71,8 @@ void add_addresses(CLI::App& app, Context& ctx) {
     auto format = std::make_shared<output::Format>(output::Format::text);
     auto* sub = app.add_subcommand(
         "addresses",
-        "Print the address plan of every fleet (JSON: {\"fleets\": {FLEET: {\"prefix\", \"nodes\": {NODE: {\"role\", \"addresses\"}}}}})");
+        "Print the address plan of every fleet (JSON: {\"version\": 1, \"fleets\": {FLEET: {\"prefix\", \"nodes\": {NODE: {\"role\", "
+        "\"addresses\"}}}}})");
     output::add_format_option(*sub, *format);
     sub->callback([&ctx, format] { ctx.rc = cmd_addresses(ctx.g, *format); });
 }
@@ -80,26 +88,31 @@ void add_render(CLI::App& app, Context& ctx) {
     struct Options {
         bool all = false;
         std::string fleet;
+        bool json = false;
     };
     auto o = std::make_shared<Options>();
     auto* render = app.add_subcommand("render", "Print a node's configuration in another format (offline)");
     render->require_subcommand(1);
     auto* hosts = render->add_subcommand("hosts", "Hosts-file entries of every member of the node's fleets");
     hosts->add_flag("--all", o->all, "Every fleet, not only the node's");
-    hosts->callback([&ctx, o] { ctx.rc = cmd_render_hosts(ctx.g, o->all); });
+    hosts->add_flag("--json", o->json, "Print the entries as JSON: {\"version\": 1, \"node\", \"entries\": [{\"address\", \"name\"}]}");
+    hosts->callback([&ctx, o] { ctx.rc = cmd_render_hosts(ctx.g, o->all, o->json); });
     auto* wgq = render->add_subcommand("wg-quick", "The node's wg-quick config for one fleet");
     wgq->add_option("--fleet", o->fleet, "The fleet (needed when the node is in several)");
-    wgq->callback([&ctx, o] { ctx.rc = cmd_render_wg_quick(ctx.g, o->fleet); });
+    wgq->add_flag("--json", o->json, kJsonHelp);
+    wgq->callback([&ctx, o] { ctx.rc = cmd_render_wg_quick(ctx.g, o->fleet, o->json); });
     auto nixos_dir = std::make_shared<std::string>();
     auto* nixos = render->add_subcommand("nixos", "The node's NixOS module (networking.wireguard, firewall, sysctls, hosts, NAT)");
     nixos
         ->add_option("--all", *nixos_dir, "Write DIR/NODE.nix for every node of every fleet and DIR/default.nix mapping host names to them")
         ->type_name("DIR");
-    nixos->callback([&ctx, nixos_dir] { ctx.rc = cmd_render_nixos(ctx.g, *nixos_dir); });
+    nixos->add_flag("--json", o->json, kJsonHelp);
+    nixos->callback([&ctx, nixos_dir, o] { ctx.rc = cmd_render_nixos(ctx.g, *nixos_dir, o->json); });
     auto* nwd = render->add_subcommand("networkd", "The node's systemd-networkd .netdev and .network files, one pair per interface");
     auto nwd_dir = std::make_shared<std::string>();
     nwd->add_option("--dir", *nwd_dir, "Write the files into DIR (mode 0644) instead of printing them")->type_name("DIR");
-    nwd->callback([&ctx, nwd_dir] { ctx.rc = cmd_render_networkd(ctx.g, *nwd_dir); });
+    nwd->add_flag("--json", o->json, kJsonHelp);
+    nwd->callback([&ctx, nwd_dir, o] { ctx.rc = cmd_render_networkd(ctx.g, *nwd_dir, o->json); });
 }
 
 void add_watch(CLI::App& app, Context& ctx) {
@@ -203,11 +216,25 @@ void add_serve(CLI::App& app, Context& ctx) {
     sub->add_option("--wg-conf-dir", *wg_conf_dir, "Where --import-python reads wg_<fleet>.conf")
         ->default_val("/etc/wireguard")
         ->type_name("DIR");
-    sub->callback([&ctx, interval, listen, edge_state, sync_state, fleet, python_db, wg_conf_dir] {
-        if (!python_db->empty()) ctx.rc = import_python(ctx.g, *python_db, *wg_conf_dir);
-        else if (!edge_state->empty()) ctx.rc = import_edge_state(ctx.g, *edge_state);
-        else if (!sync_state->empty()) ctx.rc = import_sync_state(ctx.g, *sync_state, *fleet);
+    auto json = std::make_shared<bool>(false);
+    sub->add_flag("--json", *json, "With --import-python, --import-edge-state or --import-sync-state: print what was imported as JSON");
+    sub->callback([&ctx, interval, listen, edge_state, sync_state, fleet, python_db, wg_conf_dir, json] {
+        if (!python_db->empty()) ctx.rc = import_python(ctx.g, *python_db, *wg_conf_dir, *json);
+        else if (!edge_state->empty()) ctx.rc = import_edge_state(ctx.g, *edge_state, *json);
+        else if (!sync_state->empty()) ctx.rc = import_sync_state(ctx.g, *sync_state, *fleet, *json);
+        else if (*json) throw CLI::ValidationError("--json", "only with --import-python, --import-edge-state or --import-sync-state");
         else ctx.rc = cmd_serve(ctx.g, *interval, *listen);
+    });
+}
+
+void add_version(CLI::App& app, Context& ctx) {
+    auto json = std::make_shared<bool>(false);
+    auto* sub = app.add_subcommand("version", "Print wg-fleet's version, as --version does");
+    sub->add_flag("--json", *json, "As JSON: {\"version\": 1, \"name\": \"wg-fleet\", \"release\": RELEASE}");
+    sub->callback([&ctx, json] {
+        if (*json) std::cout << nlohmann::ordered_json{{"version", 1}, {"name", "wg-fleet"}, {"release", WGF_VERSION}}.dump(2) << "\n";
+        else std::cout << "wg-fleet " WGF_VERSION "\n";
+        ctx.rc = kOk;
     });
 }
 

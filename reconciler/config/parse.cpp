@@ -45,9 +45,16 @@ private:
 // Walks the tree with the schema's expectations, reporting every mismatch and carrying on.
 class Walker {
 public:
-    explicit Walker(Diagnostics& d) : d_(d) {}
+    Walker(Diagnostics& d, Broken& broken) : d_(d), broken_(broken) {}
 
-    void error(const Loc& loc, const Path& path, std::string msg) { d_.error(loc, path.str(), std::move(msg)); }
+    // What validation must skip besides the paths of the errors (see Broken).
+    Broken& broken() { return broken_; }
+
+    void error(const Loc& loc, const Path& path, std::string msg) {
+        std::string p = path.str();
+        broken_.add(p);
+        d_.error(loc, std::move(p), std::move(msg));
+    }
 
     bool is_map(const Node& n, const Path& path, bool null_ok) {
         if (n.is_map() || (null_ok && n.is_null())) return true;
@@ -59,9 +66,17 @@ public:
     // (else the whole list, in the order given).
     void unknown_key(const Entry& e, const Path& path, std::span<const std::string_view> allowed) {
         auto best = nearest_word(e.key, std::vector<std::string_view>(allowed.begin(), allowed.end()));
+        // The key it stands for is unset: a default in its place must not be checked, and the
+        // members under a misspelt controllers: or peers: are no unknown nodes.
+        if (best) broken_.add(join_path(path.str(), *best));
+        if (best && (*best == "controllers" || *best == "peers") && e.value.is_map())
+            for (const auto& m : e.value.map) broken_.add_node(m.key);
         std::string hint = !best ? fmt::format("allowed keys here: {}", join(allowed)) : fmt::format("did you mean '{}'?", *best);
         error(e.key_loc, Path(path, e.key), fmt::format("unknown key {} — {}", quote(e.key), hint));
     }
+
+    // Whether map `n` at `path` lacks `key` and no misspelt key already said so ("did you mean").
+    bool missing(const Node& n, const Path& path, std::string_view key) { return !n.find(key) && !broken_.at(Path(path, key).str()); }
 
     // The scalar's text, or null (reported) when the node is not a scalar.
     const std::string* str(const Node& n, const Path& path) {
@@ -159,6 +174,7 @@ public:
 private:
     static std::string scalar_suffix(const Node& n) { return n.is_scalar() ? " " + quote(n.scalar) : ""; }
     Diagnostics& d_;
+    Broken& broken_;
 };
 
 auto parse_ip = [](const std::string& s, std::string* why) {
@@ -323,7 +339,10 @@ void parse_members(Walker& w, const Node& n, const Path& path, Table<Member> tab
             w.error(e.key_loc, mpath, Walker::bad_name(e.key, "node"));
             continue;
         }
-        if (!w.is_map(e.value, mpath, true)) continue;
+        if (!w.is_map(e.value, mpath, true)) {
+            w.broken().add_node(e.key);
+            continue;
+        }
         Member mem;
         parse_fields(w, e.value, mpath, table, mem);
         out.emplace(e.key, std::move(mem));
@@ -398,7 +417,8 @@ void parse_headscale(Walker& w, const Node& n, const Path& path, Fleet& f) {
     m::Headscale h;
     parse_fields(w, n, path, kHeadscale, h);
     for (const auto& fld : kHeadscale)
-        if (fld.need == Need::required && !n.find(fld.key)) w.error(n.loc, path, fmt::format("missing required key '{}'", fld.key));
+        if (fld.need == Need::required && w.missing(n, path, fld.key))
+            w.error(n.loc, path, fmt::format("missing required key '{}'", fld.key));
     f.headscale = std::move(h);
 }
 
@@ -406,6 +426,8 @@ void parse_headscale(Walker& w, const Node& n, const Path& path, Fleet& f) {
 // addresses nothing routes to them; checked once the fleet's own keys are all parsed.
 void check_headscale_pool(Walker& w, const Node& fleet_node, const Path& path, const Fleet& f) {
     if (!f.headscale || !f.headscale->pool) return;
+    // Judged against the fleet's ranges only when they could be read.
+    if (w.broken().hit(Path(path, "subnet").str()) || w.broken().hit(Path(path, "ipv4").str())) return;
     const Node& hs = fleet_node.find("headscale")->value;
     const Entry* pe = hs.find("pool");
     const m::Prefix& pool = *f.headscale->pool;
@@ -521,8 +543,8 @@ bool parse_fleet(Walker& w, const Entry& fe, const Path& path, Fleet& f) {
     f.interface = clan ? fe.key : "wg_" + fe.key;
     parse_fields(w, n, path, kFleet, f);
     if (!clan) {
-        if (!n.find("ip6")) w.error(fe.key_loc, path, "a subnet-style fleet needs ip6: (the server's address)");
-        if (!n.find("subnet")) w.error(fe.key_loc, path, "a subnet-style fleet needs subnet: (the clients' IPv6 subnet)");
+        if (w.missing(n, path, "ip6")) w.error(fe.key_loc, path, "a subnet-style fleet needs ip6: (the server's address)");
+        if (w.missing(n, path, "subnet")) w.error(fe.key_loc, path, "a subnet-style fleet needs subnet: (the clients' IPv6 subnet)");
     }
     check_headscale_pool(w, n, path, f);
     if (!n.find("interface")) {
@@ -534,16 +556,28 @@ bool parse_fleet(Walker& w, const Entry& fe, const Path& path, Fleet& f) {
     return true;
 }
 
+// A fleet left out of the configuration: references to its nodes are not "unknown".
+void leave_out(Walker& w, const Node& fleet, const Path& path) {
+    w.broken().add(path.str());
+    if (!fleet.is_map()) return;
+    for (const char* group : {"controllers", "peers"})
+        if (const Entry* g = fleet.find(group); g && g->value.is_map())
+            for (const auto& e : g->value.map) w.broken().add_node(e.key);
+    if (const Entry* s = fleet.find("server"); s && s->value.is_scalar()) w.broken().add_node(s->value.scalar);
+}
+
 void parse_fleets(Walker& w, const Node& n, const Path& path, std::map<std::string, Fleet>& out) {
     if (!w.is_map(n, path, true)) return;
     for (const auto& e : n.map) {
         const Path fpath(path, e.key);
         if (!m::valid_node_name(e.key)) {
             w.error(e.key_loc, fpath, Walker::bad_name(e.key, "fleet"));
+            leave_out(w, e.value, fpath);
             continue;
         }
         Fleet f;
         if (parse_fleet(w, e, fpath, f)) out.emplace(e.key, std::move(f));
+        else leave_out(w, e.value, fpath);
     }
 }
 
@@ -648,11 +682,17 @@ void parse_list(Walker& w, const Node& n, const Path& path, std::type_identity_t
     for (size_t i = 0; i < n.seq.size(); ++i) {
         const Node& item = n.seq[i];
         const Path ipath(path, i);
-        if (!w.is_map(item, ipath, false)) continue;
+        // An item that is not a map stays as an empty one, so that the items after it keep the
+        // indexes their YAML paths name.
+        if (!w.is_map(item, ipath, false)) {
+            out.emplace_back();
+            continue;
+        }
         T t;
         parse_fields(w, item, ipath, table, t);
         for (const auto& f : table)
-            if (f.need == Need::required && !item.find(f.key)) w.error(item.loc, ipath, fmt::format("missing required key '{}'", f.key));
+            if (f.need == Need::required && w.missing(item, ipath, f.key))
+                w.error(item.loc, ipath, fmt::format("missing required key '{}'", f.key));
         out.push_back(std::move(t));
     }
 }
@@ -777,10 +817,37 @@ Parsed parse(const std::vector<SourceFile>& files, Sources& sources, Diagnostics
 }
 
 Parsed parse_tree(Node tree, Diagnostics& diags) {
-    Parsed out{.config = {}, .tree = std::move(tree)};
-    Walker w(diags);
+    Parsed out{.config = {}, .tree = std::move(tree), .broken = {}};
+    Walker w(diags, out.broken);
     parse_top(w, out.tree, out.config);
+    // Every error so far (of the YAML, a merge of drop-ins, this walk) marks its path; should
+    // some not have been kept, nothing is known to be sound.
+    size_t kept = 0;
+    for (const auto& d : diags.all())
+        if (d.severity == Severity::error) {
+            out.broken.add(d.path);
+            ++kept;
+        }
+    if (kept < diags.errors()) out.broken.add("");
     return out;
+}
+
+bool Broken::hit(std::string_view path) const {
+    if (paths_.empty()) return false;
+    if (paths_.count(path) || paths_.count(std::string_view())) return true;
+    for (size_t i = 0; i < path.size(); ++i)
+        if ((path[i] == '.' || path[i] == '[') && paths_.count(path.substr(0, i))) return true;
+    return false;
+}
+
+bool Broken::touches(std::string_view path) const {
+    if (hit(path)) return true;
+    auto it = paths_.lower_bound(path);
+    while (it != paths_.end() && std::string_view(*it).starts_with(path)) {
+        if (it->size() > path.size() && ((*it)[path.size()] == '.' || (*it)[path.size()] == '[')) return true;
+        ++it;
+    }
+    return false;
 }
 
 Parsed parse_text(std::string_view text, std::string_view file_name, Sources& sources, Diagnostics& diags) {

@@ -3,7 +3,9 @@
 // reported by this pass; cross references are checked by validate().
 #pragma once
 
+#include <functional>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -15,10 +17,35 @@
 
 namespace wgf::config {
 
+// The parts of a configuration its parse could not read: the YAML path of every error (and of the
+// key a misspelt one probably meant), and the names of the nodes of fleets and members it left
+// out. Validation skips what depends on them, so that a file with structural and cross-reference
+// errors reports both in one run, each once, without errors about the defaults that stand in
+// for the values it could not read.
+class Broken {
+public:
+    void add(std::string path) { paths_.insert(std::move(path)); }
+    void add_node(std::string name) { nodes_.insert(std::move(name)); }
+    // Whether `path`, or a part that holds it, could not be read ("" is the whole document).
+    bool hit(std::string_view path) const;
+    // Whether `path` itself was marked (not a part that holds it).
+    bool at(std::string_view path) const { return paths_.count(path) > 0; }
+    // The same, or a part inside `path` could not be read.
+    bool touches(std::string_view path) const;
+    // Whether a node of this name was left out with its fleet or its member entry.
+    bool left_out(std::string_view node) const { return nodes_.count(node) > 0; }
+    bool empty() const { return paths_.empty() && nodes_.empty(); }
+
+private:
+    std::set<std::string, std::less<>> paths_;
+    std::set<std::string, std::less<>> nodes_;
+};
+
 // A parsed configuration: the typed model plus the tree it came from (to locate later diagnostics).
 struct Parsed {
     model::Config config;
     Node tree;
+    Broken broken{};  // empty when the parse found no error
 };
 
 // Parses the main file and drop-ins (already in name order) into one configuration.

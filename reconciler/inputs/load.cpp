@@ -50,14 +50,18 @@ std::unique_ptr<Loaded> load(const LoadOptions& o, const std::function<void(cons
         cfg.http_routes_dir = *o.files_root + cfg.http_routes_dir;
     }
     l->timings.lap(phase);
-    if (l->diags.has_errors()) return l;
+    // A file with structural errors is validated too, as far as it was read (parsed.broken says
+    // what to skip), so one run reports every error; but it is never used for more.
+    const bool structural = l->diags.has_errors();
+    if (l->parsed.broken.hit("")) return l;
     merge_published_keys(l->parsed, l->diags, o.keys_only_from.has_value());
+    // The run-time members are checked against the fleets they join: not against broken ones.
     if (!l->diags.has_errors()) merge_dynamic_members(l->parsed, read_dynamic_members(cfg, l->diags), l->diags);
     if (parsed && !l->diags.has_errors()) parsed(cfg);
     // An edit that keeps every name and address setting shares the previous address plan.
-    auto fw = std::make_unique<plan::Fleetwide>(cfg, previous ? previous->fleet.get() : nullptr);
+    auto fw = std::make_unique<plan::Fleetwide>(cfg, previous && !structural ? previous->fleet.get() : nullptr);
     const bool kept = fw->reused_plan();
-    plan::validate(cfg, fw->plan, fw->index, l->parsed.tree, l->diags);
+    plan::validate(cfg, fw->plan, fw->index, l->parsed.tree, l->diags, l->parsed.broken);
     if (!l->diags.has_errors()) l->fleet = std::move(fw);
     l->timings.lap(kept ? "validate (plan kept)" : "validate");
     return l;

@@ -40,11 +40,14 @@ std::string fmt_suffix(uint64_t s) {
 
 class Validator {
 public:
-    Validator(const Config& cfg, const AddressPlan& plan, const NodeIndex& index, const config::Node& tree, config::Diagnostics& d)
-        : cfg_(cfg), plan_(plan), tree_(tree), d_(d), index_(index) {}
+    Validator(const Config& cfg, const AddressPlan& plan, const NodeIndex& index, const config::Node& tree, config::Diagnostics& d,
+              const config::Broken& broken)
+        : cfg_(cfg), plan_(plan), tree_(tree), d_(d), index_(index), broken_(broken) {}
 
     void run() {
-        for (const auto& [name, f] : cfg_.fleets) check_fleet(name, f);
+        if (broken_.hit("")) return;  // the document itself could not be read
+        for (const auto& [name, f] : cfg_.fleets)
+            if (!broken_.hit(fleet_path(name))) check_fleet(name, f);
         check_fleet_overlaps();
         check_nodes();
         check_routes_across_fleets();
@@ -60,7 +63,25 @@ private:
     void warning(const std::string& path, std::string msg, bool at_key = false) {
         d_.warning(config::locate(tree_, path, at_key), path, std::move(msg));
     }
-    void pending(const std::string& path, std::string msg) { d_.pending(config::locate(tree_, path, true), path, std::move(msg)); }
+    // Which members wait for a key is news once the file parses: before, the errors come first
+    // (as they did when validation waited for a clean parse).
+    void pending(const std::string& path, std::string msg) {
+        if (broken_.empty()) d_.pending(config::locate(tree_, path, true), path, std::move(msg));
+    }
+
+    // Whether the parse could not read `key` of fleet `f` (its default stands in) or the fleet.
+    bool broken(const std::string& f, std::string_view key) const { return !broken_.empty() && broken_.hit(join_path(fleet_path(f), key)); }
+    // The same for `key` of a member (paths are built only when something is broken: a fleet may
+    // have 100,000 members).
+    bool broken(const std::string& f, const char* group, const std::string& node, std::string_view key) const {
+        return !broken_.empty() && broken_.hit(key.empty() ? member_path(f, group, node) : member_key(f, group, node, key));
+    }
+    static std::string member_key(const std::string& f, const char* group, const std::string& n, std::string_view key) {
+        return join_path(member_path(f, group, n), key);
+    }
+    // A reference to a node no fleet has: an error unless the node was left out with a part of
+    // the file the parse could not read.
+    bool unknown_node(const std::string& node) const { return !broken_.left_out(node) && !broken_.hit("fleets"); }
 
     static std::string fleet_path(const std::string& f) { return join_path("fleets", f); }
     static std::string member_path(const std::string& f, const char* group, const std::string& n) {
@@ -74,7 +95,8 @@ private:
         const FleetPlan& fp = plan_.fleets.at(name);
         const std::string fpath = fleet_path(name);
         if (f.style == FleetStyle::clan) {
-            if (f.controllers.empty()) error(join_path(fpath, "controllers"), "a clan-style fleet needs at least one controller");
+            if (f.controllers.empty() && !broken_.touches(join_path(fpath, "controllers")))
+                error(join_path(fpath, "controllers"), "a clan-style fleet needs at least one controller");
             check_clan_peers(name, f);
             check_controller_ids(name, f, fp);
             check_suffixes(name, f, fp);
@@ -88,21 +110,24 @@ private:
                 if (m.controller)
                     error(join_path(member_path(name, "peers", p), "controller"),
                           "subnet-style fleets have no controllers; remove controller:", true);
-            if (!f.external_ip) warning(fpath, "no external_ip: clients get no endpoint for the server", true);
-            if (!f.server_public_key && !f.peers.empty())
+            if (!f.external_ip && !broken(name, "external_ip"))
+                warning(fpath, "no external_ip: clients get no endpoint for the server", true);
+            if (!f.server_public_key && !f.peers.empty() && !broken(name, "public_key"))
                 pending(fpath, fmt::format("the server {} has no public key yet: pending until it is known (public_key: or keys_dir)",
                                            quote(f.server)));
             check_suffixes(name, f, fp);
         }
         auto members = [&](const char* group, const std::map<std::string, model::Member>& ms) {
             for (const auto& [n, m] : ms) {
-                if (!m.public_key)
+                if (broken(name, group, n, "")) continue;
+                if (!m.public_key && !broken(name, group, n, "public_key"))
                     pending(member_path(name, group, n),
                             "no public key yet: pending (it joins once its key is known from public_key: or keys_dir)");
-                check_member_ipv4(name, f, group, n, m);
+                if (!broken(name, "ipv4")) check_member_ipv4(name, f, group, n, m);
                 check_routes(name, f, fp, group, n, m);
                 if (f.style == FleetStyle::clan && std::string_view(group) == "controllers" && !m.endpoint &&
-                    f.topology == model::Topology::hub && !f.peers.empty())
+                    !broken(name, group, n, "endpoint") && !broken(name, "topology") && f.topology == model::Topology::hub &&
+                    !f.peers.empty())
                     warning(member_path(name, group, n), "no endpoint: peers cannot start a connection to this controller", true);
             }
         };
@@ -120,13 +145,18 @@ private:
     // controllers (in a hub a controller without endpoint has its own warning above). One warning
     // per member, with the count and the first few names, so a large fleet gets n lines, not n².
     void check_dialable_pairs(const std::string& name, const Fleet& f) {
+        if (broken(name, "topology")) return;
         bool mesh = f.topology == model::Topology::mesh;
+        // A member whose endpoint the parse could not read has one, as far as this check knows.
+        auto endpointless = [&](const char* group, const std::string& n, const model::Member& m) {
+            return !m.endpoint && !broken(name, group, n, "endpoint");
+        };
         std::vector<const std::string*> controllers, peers;  // those without an endpoint, in name order
         for (const auto& [n, m] : f.controllers)
-            if (!m.endpoint) controllers.push_back(&n);
+            if (endpointless("controllers", n, m)) controllers.push_back(&n);
         if (mesh)
             for (const auto& [n, m] : f.peers)
-                if (!m.endpoint && !f.controllers.count(n)) peers.push_back(&n);
+                if (endpointless("peers", n, m) && !f.controllers.count(n)) peers.push_back(&n);
         auto warn = [&](const char* group, const std::string& node, const std::vector<const std::vector<const std::string*>*>& lists) {
             constexpr size_t kNamed = 3;
             // `node` is in one of the lists: every other entry is a partner. Counted, not walked,
@@ -162,6 +192,7 @@ private:
         for (const auto& [p, m] : f.peers) {
             const std::string& peer = p;  // clang before 16 cannot capture a structured binding (the fuzz build uses clang)
             auto ppath = [&] { return member_path(name, "peers", peer); };
+            if (broken(name, "peers", peer, "")) continue;
             if (f.controllers.count(p)) {
                 error(ppath(),
                       fmt::format("{} is both a controller and a peer of fleet {}; a node has one role per fleet", quote(p), quote(name)),
@@ -169,10 +200,10 @@ private:
                 continue;
             }
             if (m.controller) {
-                if (!f.controllers.count(*m.controller))
+                if (!f.controllers.count(*m.controller) && !broken(name, "controllers", *m.controller, ""))
                     error(join_path(ppath(), "controller"), fmt::format("{} — unknown controller; controllers of this fleet: {}",
                                                                         quote(*m.controller), names_list(keys_of(f.controllers))));
-            } else if (f.controllers.size() > 1) {
+            } else if (f.controllers.size() > 1 && !broken(name, "peers", peer, "controller")) {
                 error(ppath(),
                       fmt::format("the fleet has {} controllers: say which one is this peer's with controller: ({})", f.controllers.size(),
                                   names_list(keys_of(f.controllers))),
@@ -186,6 +217,8 @@ private:
         std::set<uint16_t> used;
         for (const auto& [c, id] : fp.ids) used.insert(id);
         for (const auto& [c, id] : fp.ids) {
+            // An id the parse could not read is not the one the controller would have.
+            if (broken(name, "controllers", c, "id")) continue;
             auto [it, fresh] = by_id.emplace(id, c);
             if (fresh) continue;
             uint16_t free = id;
@@ -225,6 +258,7 @@ private:
         for (const auto& [p, s] : fp.suffixes) {
             const auto& pin = (peer++)->second.suffix;
             if (pin && (*pin & ~mask)) continue;  // reported above
+            if (broken(name, "peers", p, "suffix")) continue;
             uint64_t key = clan ? (s >> 32) : s;
             auto [it, fresh] = seen.emplace(key, p);
             if (fresh) continue;
@@ -274,7 +308,7 @@ private:
                                        quote(r.str())));
                 continue;
             }
-            if (r.overlaps(fp.prefix) || (f.ipv4 && r.overlaps(*f.ipv4)))
+            if ((r.overlaps(fp.prefix) && !broken(fleet, "subnet")) || (f.ipv4 && r.overlaps(*f.ipv4)))
                 error(p(), fmt::format("{} overlaps the addresses of fleet {} itself", quote(r.str()), quote(fleet)));
         }
     }
@@ -315,6 +349,7 @@ private:
     void check_fleet_overlaps() {
         std::vector<std::pair<model::Prefix, std::string>> nets;  // (prefix, path)
         for (const auto& [name, f] : cfg_.fleets) {
+            if (broken_.hit(fleet_path(name))) continue;
             const FleetPlan& fp = plan_.fleets.at(name);
             std::string own = f.style == FleetStyle::clan ? fleet_path(name) : join_path(fleet_path(name), "subnet");
             if (f.style == FleetStyle::clan || f.subnet) nets.emplace_back(fp.prefix, own);
@@ -337,13 +372,16 @@ private:
             for (const auto& mb : ms) {
                 const Fleet& f = cfg_.fleets.at(mb.fleet);
                 std::string where = node_path(mb, node);
-                auto [it, fresh] = ifaces.emplace(f.interface, mb.fleet);
+                if (broken_.hit(fleet_path(mb.fleet))) continue;
+                // A default in place of an interface or port the parse could not read clashes
+                // with nothing the file says.
+                auto [it, fresh] = broken(mb.fleet, "interface") ? std::pair(ifaces.end(), true) : ifaces.emplace(f.interface, mb.fleet);
                 if (!fresh)
                     error(where,
                           fmt::format("node {} is in fleets {} and {}, both on interface {} — set interface: on one", quote(node),
                                       quote(it->second), quote(mb.fleet), quote(f.interface)),
                           true);
-                if (auto port = listen_port(f, mb.role, node)) {
+                if (auto port = listen_port(f, mb.role, node); port && !broken(mb.fleet, "port")) {
                     auto [pit, pfresh] = ports.emplace(*port, mb.fleet);
                     if (!pfresh)
                         error(where,
@@ -438,17 +476,20 @@ private:
                                             const std::optional<std::string>& fleet) {
         auto a = fleets_of(node), b = fleets_of(to);
         if (a.empty()) {
-            error(join_path(path, "node"), fmt::format("{} — unknown node; no fleet has it", quote(node)));
+            if (unknown_node(node)) error(join_path(path, "node"), fmt::format("{} — unknown node; no fleet has it", quote(node)));
             return std::nullopt;
         }
         if (b.empty()) {
-            error(join_path(path, "to"), fmt::format("{} — unknown node; no fleet has it{}", quote(to), did_you_mean(to)));
+            if (unknown_node(to))
+                error(join_path(path, "to"), fmt::format("{} — unknown node; no fleet has it{}", quote(to), did_you_mean(to)));
             return std::nullopt;
         }
+        // Which fleets the two share is not known when one of them may be in a fleet left out.
+        if (broken_.left_out(node) || broken_.left_out(to)) return std::nullopt;
         std::vector<std::string> both;
         std::set_intersection(a.begin(), a.end(), b.begin(), b.end(), std::back_inserter(both));
         if (fleet) {
-            if (std::find(both.begin(), both.end(), *fleet) == both.end()) {
+            if (std::find(both.begin(), both.end(), *fleet) == both.end() && !broken_.hit(fleet_path(*fleet))) {
                 error(join_path(path, "fleet"),
                       fmt::format("{} — {} and {} are not both in this fleet", quote(*fleet), quote(node), quote(to)));
                 return std::nullopt;
@@ -499,6 +540,7 @@ private:
                 if (!fresh) error(join_path(path, "name"), fmt::format("{} — the name is already used by {}", quote(fw.name), it->second));
             }
             if (fw.node.empty() || fw.to.empty() || !fw.port) continue;  // the parser reported what is missing
+            if (broken_.touches(path)) continue;
             // One port may go to an IPv4 and an IPv6 address by two forwards, one per family.
             const Families fam = forward_families(fw);
             for (bool v6 : {false, true}) {
@@ -515,7 +557,7 @@ private:
             if (fw.proto == model::Proto::udp)
                 if (auto it = index_.find(fw.node); it != index_.end())
                     for (const auto& mb : it->second)
-                        if (listen_port(cfg_.fleets.at(mb.fleet), mb.role, fw.node) == fw.port)
+                        if (listen_port(cfg_.fleets.at(mb.fleet), mb.role, fw.node) == fw.port && !broken(mb.fleet, "port"))
                             error(join_path(path, "port"),
                                   fmt::format("{} — udp port {} on {} is the WireGuard port of fleet {}", quote(std::to_string(fw.port)),
                                               fw.port, quote(fw.node), quote(mb.fleet)));
@@ -538,9 +580,12 @@ private:
     void check_forward_address(const std::string& path, const model::Forward& fw) {
         auto it = index_.find(fw.node);
         if (it == index_.end()) {
-            error(join_path(path, "node"), fmt::format("{} — unknown node; no fleet has it{}", quote(fw.node), did_you_mean(fw.node)));
+            if (unknown_node(fw.node))
+                error(join_path(path, "node"), fmt::format("{} — unknown node; no fleet has it{}", quote(fw.node), did_you_mean(fw.node)));
             return;
         }
+        // What the node reaches is not known when one of its fleets was left out.
+        if (broken_.left_out(fw.node) || (fw.fleet && broken_.hit(fleet_path(*fw.fleet)))) return;
         const model::IpAddr& addr = *fw.to_addr;
         std::vector<Membership> fleets;
         for (const auto& mb : it->second)
@@ -598,7 +643,7 @@ private:
                 auto [it, fresh] = names.emplace(r.name, path);
                 if (!fresh) error(join_path(path, "name"), fmt::format("{} — the name is already used by {}", quote(r.name), it->second));
             }
-            if (r.to.empty()) continue;
+            if (r.to.empty() || broken_.touches(path)) continue;
             auto url = parse_url(r.to);
             if (!url) {
                 error(join_path(path, "to"), fmt::format("{} — expected a URL like http://NODE:PORT/ (scheme http or https)", quote(r.to)));
@@ -606,7 +651,7 @@ private:
             }
             if (r.node.empty()) continue;
             if (model::IpAddr::parse(url->host)) {
-                if (fleets_of(r.node).empty())
+                if (fleets_of(r.node).empty() && unknown_node(r.node))
                     error(join_path(path, "node"), fmt::format("{} — unknown node; no fleet has it", quote(r.node)));
                 continue;
             }
@@ -667,6 +712,7 @@ private:
     const config::Node& tree_;
     config::Diagnostics& d_;
     const NodeIndex& index_;
+    const config::Broken& broken_;
     std::map<std::string, std::map<uint32_t, std::string>> ipv4_seen_;
 };
 
@@ -709,12 +755,14 @@ std::optional<Url> parse_url(std::string_view text) {
     return u;
 }
 
-void validate(const Config& cfg, const AddressPlan& plan, const NodeIndex& index, const config::Node& tree, config::Diagnostics& diags) {
-    Validator(cfg, plan, index, tree, diags).run();
+void validate(const Config& cfg, const AddressPlan& plan, const NodeIndex& index, const config::Node& tree, config::Diagnostics& diags,
+              const config::Broken& broken) {
+    Validator(cfg, plan, index, tree, diags, broken).run();
 }
 
-void validate(const Config& cfg, const AddressPlan& plan, const config::Node& tree, config::Diagnostics& diags) {
-    validate(cfg, plan, index_nodes(cfg), tree, diags);
+void validate(const Config& cfg, const AddressPlan& plan, const config::Node& tree, config::Diagnostics& diags,
+              const config::Broken& broken) {
+    validate(cfg, plan, index_nodes(cfg), tree, diags, broken);
 }
 
 }  // namespace wgf::plan

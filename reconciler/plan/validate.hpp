@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "config/diag.hpp"
+#include "config/parse.hpp"
 #include "config/tree.hpp"
 #include "model/spec.hpp"
 #include "plan/address_plan.hpp"
@@ -15,10 +16,13 @@
 
 namespace wgf::plan {
 
-void validate(const model::Config& cfg, const AddressPlan& plan, const config::Node& tree, config::Diagnostics& diags);
+// `broken`: what the parse could not read (config::Parsed::broken); the checks that depend on it
+// are skipped, the others run, so one run reports a file's structural and cross-reference errors.
+void validate(const model::Config& cfg, const AddressPlan& plan, const config::Node& tree, config::Diagnostics& diags,
+              const config::Broken& broken = {});
 // The same with the node index already built (Fleetwide has one).
 void validate(const model::Config& cfg, const AddressPlan& plan, const NodeIndex& index, const config::Node& tree,
-              config::Diagnostics& diags);
+              config::Diagnostics& diags, const config::Broken& broken = {});
 
 // Parsed form of an http_routes[].to URL.
 struct Url {

@@ -48,6 +48,14 @@ echo "$out"
 check "a state whose forward edge1 cannot reach is refused (exit 1)" test $rc -eq 1
 check "the refusal says why (not reachable)" grep -q "not reachable" <<<"$out"
 check "the drop-in is unchanged" test "$(sha256sum <"$dropin")" = "$before"
+# --json: the drop-in named is the file written; a refusal is check's diagnostics shape.
+json=$("$bin" -q -c "$tmp/edge.yaml" --node edge1 serve --import-edge-state "$tmp/state.json" --json)
+check "import-edge-state --json: version 1, the source, the drop-in that exists" \
+    python3 -c 'import json,sys,os; j=json.loads(sys.argv[1]); sys.exit(not (j["version"]==1 and j["source"]==sys.argv[2] and os.path.samefile(j["dropin"], sys.argv[3])))' "$json" "$tmp/state.json" "$dropin"
+json=$("$bin" -q -c "$tmp/edge.yaml" --node edge1 serve --import-edge-state "$tmp/bad.json" --json 2>/dev/null)
+rc=$?
+check "a refusal with --json: exit 1, the reason as check's last error" eval "test $rc -eq 1 && python3 -c '
+import json,sys; d=json.loads(sys.argv[1])[\"diagnostics\"][-1]; sys.exit(not (d[\"severity\"]==\"error\" and \"not reachable\" in d[\"message\"]))' \"\$json\""
 
 # ---- the Headscale sync service ----
 cat >"$tmp/hs.yaml" <<EOF
@@ -77,6 +85,11 @@ check "node 1 keeps 10.13.13.2 and node 7 keeps 10.13.13.9" \
 first=$(sha256sum <"$mapping")
 "$bin" -c "$tmp/hs.yaml" --node server serve --import-sync-state "$tmp/sync.json" >/dev/null 2>&1
 check "importing the same state again changes nothing" test "$(sha256sum <"$mapping")" = "$first"
+json=$("$bin" -q -c "$tmp/hs.yaml" --node server serve --import-sync-state "$tmp/sync.json" --json)
+check "import-sync-state --json: version 1, fleet tailnet, as many nodes as the state file's, the mapping's directory" \
+    python3 -c 'import json,sys,os; j=json.loads(sys.argv[1]); s=json.load(open(sys.argv[2]));
+sys.exit(not (j["version"]==1 and j["fleet"]=="tailnet" and j["nodes"]==len(s["processed_nodes"]) and os.path.samefile(j["mapping_dir"], os.path.dirname(sys.argv[3]))))' "$json" "$tmp/sync.json" "$mapping"
+check "serve --json without an import is a usage error" eval "! '$bin' -c '$tmp/hs.yaml' serve --json >/dev/null 2>&1"
 out=$("$bin" -c "$tmp/edge.yaml" --node edge1 serve --import-sync-state "$tmp/sync.json" 2>&1)
 rc=$?
 check "a fleet file without headscale: is refused with a reason (exit 1: $out)" eval "test $rc -eq 1 && grep -q 'headscale' <<<\"\$out\""

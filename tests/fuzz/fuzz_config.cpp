@@ -13,10 +13,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     config::Sources sources;
     config::Diagnostics diags;
     auto parsed = config::parse_text(std::string_view(reinterpret_cast<const char*>(data), size), "fuzz.yaml", sources, diags);
-    if (!diags.has_errors()) {
+    // As inputs::load: what parsed of a file with errors is validated too (parsed.broken says
+    // what to skip); only a file without errors is rendered.
+    if (!parsed.broken.hit("")) {
+        const bool clean = !diags.has_errors();
         plan::Fleetwide fw(parsed.config);
-        plan::validate(parsed.config, fw.plan, parsed.tree, diags);
-        if (!diags.has_errors())
+        plan::validate(parsed.config, fw.plan, parsed.tree, diags, parsed.broken);
+        if (clean && !diags.has_errors())
             for (const auto& [node, ms] : fw.index) (void)plan::render_host(fw, node);
     }
     (void)config::render_all(diags, sources);

@@ -107,7 +107,7 @@ inline std::unique_ptr<Loaded> parse_only(std::string_view yaml, std::string_vie
 inline std::unique_ptr<Loaded> check(std::string_view yaml, std::string_view file = "fleet.yaml") {
     auto l = parse_only(yaml, file);
     l->plan = plan::plan_addresses(l->parsed.config);
-    plan::validate(l->parsed.config, l->plan, l->parsed.tree, l->diags);
+    plan::validate(l->parsed.config, l->plan, l->parsed.tree, l->diags, l->parsed.broken);
     return l;
 }
 

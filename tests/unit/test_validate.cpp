@@ -3,11 +3,14 @@
 // Lines and columns are counted by hand; colliding names were found with Python's hashlib.
 #include <catch2/catch.hpp>
 
+#include <filesystem>
+#include <fstream>
 #include <string>
 
 #include <fmt/format.h>
 
 #include "helpers.hpp"
+#include "inputs/load.hpp"
 
 using namespace wgf;
 using config::Diagnostic;
@@ -971,4 +974,185 @@ TEST_CASE("pending members: one summary line by default, each with -v, none in t
         CHECK(s->find("more warning") == std::string::npos);
     }
     CHECK(config::render_all(l->diags, l->sources, false, config::Pending::summary).find("warning") == std::string::npos);
+}
+
+namespace {
+
+// A fleet file in a directory of its own, loaded as every command loads it (inputs::load).
+struct LoadedFile {
+    std::string dir;
+    std::unique_ptr<inputs::Loaded> l;
+    explicit LoadedFile(const std::string& yaml) {
+        std::string tmpl = (std::filesystem::temp_directory_path() / "wgf-validate-test.XXXXXX").string();
+        REQUIRE(mkdtemp(tmpl.data()));
+        dir = tmpl;
+        std::ofstream(dir + "/fleet.yaml") << yaml;
+        l = inputs::load({.config = dir + "/fleet.yaml",
+                          .dropin_dir = dir + "/fleet.d",
+                          .state_dir = dir + "/state",
+                          .keys_only_from = std::nullopt,
+                          .files_root = std::nullopt});
+    }
+    ~LoadedFile() { std::filesystem::remove_all(dir); }
+    LoadedFile(const LoadedFile&) = delete;
+    LoadedFile& operator=(const LoadedFile&) = delete;
+};
+
+// One diagnostic the test expects: its YAML path, the bad value as the file has it (its first
+// occurrence at or after line `from` gives the line and column), and a part of the message.
+struct Expected {
+    std::string path;
+    std::string value;
+    uint32_t from;
+    std::string says;
+};
+
+// Line and column (1-based) of `needle` in `text`, first at or after line `from`.
+std::pair<uint32_t, uint32_t> position(const std::string& text, const std::string& needle, uint32_t from) {
+    uint32_t line = 1;
+    size_t start = 0;
+    while (line < from) start = text.find('\n', start) + 1, ++line;
+    const size_t at = text.find(needle, start);
+    REQUIRE(at != std::string::npos);
+    for (size_t i = start; i < at; ++i)
+        if (text[i] == '\n') ++line, start = i + 1;
+    return {line, static_cast<uint32_t>(at - start + 1)};
+}
+
+void expect_exactly(const inputs::Loaded& l, const std::string& yaml, const std::vector<Expected>& want) {
+    const std::string text = config::render_all(l.diags, l.sources);
+    INFO("Diagnostics:\n" << text);
+    CHECK(l.fleet == nullptr);
+    CHECK(l.diags.warnings() == 0);
+    REQUIRE(l.diags.errors() == want.size());
+    for (const auto& w : want) {
+        INFO(w.path);
+        std::vector<Diagnostic> at;
+        for (const auto& d : l.diags.all())
+            if (d.path == w.path) at.push_back(d);
+        REQUIRE(at.size() == 1);  // each once
+        const auto [line, col] = position(yaml, w.value, w.from);
+        CHECK(l.sources.name(at[0].loc.file).ends_with("/fleet.yaml"));
+        CHECK(at[0].loc.line == line);
+        CHECK(at[0].loc.col == col);
+        CHECK(at[0].message.find(w.says) != std::string::npos);
+        // file:line:col, the path and the message, as check prints them
+        CHECK(text.find(fmt::format("/fleet.yaml:{}:{}: error: {}: {}", line, col, w.path, at[0].message)) != std::string::npos);
+    }
+}
+
+}  // namespace
+
+TEST_CASE("structural and cross-reference errors are reported in one run, each once", "[validate][one-pass]") {
+    const std::string yaml = R"(prune_timout: 30m
+fleets:
+  mesh:
+    port: "abc"
+    topology: star
+    controllers:
+      server1:
+        endpoint: vpn1.example.com:99999
+        public_key: OL121+0vN8VaZ3EFjG6DpiBCxUwIuH2silib6EJvsh0=
+      server2:
+        endpoint: vpn2.example.com
+        public_key: nope
+      server4: 5
+    peers:
+      laptop1:
+        controller: server1
+        routes: [10.20.0.0/33]
+      laptop2:
+        controller: server3
+      laptop3:
+        controller: server4
+      server1:
+        controller: server2
+  lab:
+    ipv4: 10.9.0.0/24
+    controllers:
+      gw:
+        endpoint: gw.example.com
+        ipv4: 10.9.0.300
+    peers:
+      pc1: {controller: gw, ipv4: 10.9.0.7}
+      pc2: {controller: gw, ipv4: 10.9.0.7}
+forwards:
+  - {name: ssh, node: gw, port: 22, to: vm-125}
+  - {name: web, node: gw, proto: sctp, port: 80, to: pc1}
+)";
+    LoadedFile f(yaml);
+    // Structural: the parse's. Cross references: validation's, run although the parse failed.
+    // Nothing about what stands in for a broken value: laptop3 names server4, which is not a
+    // map, the members without a key are not "pending" while the file has errors, and the
+    // mesh's topology and port are unknown, so no endpoint or port clash is guessed at.
+    expect_exactly(*f.l, yaml,
+                   {
+                       {"prune_timout", "prune_timout", 1, "unknown key 'prune_timout' — did you mean 'prune_timeout'?"},
+                       {"fleets.mesh.port", "\"abc\"", 1, "'abc' — expected an integer 1..65535"},
+                       {"fleets.mesh.topology", "star", 1, "'star' — topology is hub or mesh"},
+                       {"fleets.mesh.controllers.server1.endpoint", "vpn1.example.com:99999", 1, "port must be 1..65535"},
+                       {"fleets.mesh.controllers.server2.public_key", "nope", 1, "'nope' — not a WireGuard key"},
+                       {"fleets.mesh.controllers.server4", "5", 13, "expected a map, got a scalar '5'"},
+                       {"fleets.mesh.peers.laptop1.routes[0]", "10.20.0.0/33", 1, "'10.20.0.0/33' — not a CIDR"},
+                       {"fleets.mesh.peers.laptop2.controller", "server3", 1, "'server3' — unknown controller"},
+                       {"fleets.mesh.peers.server1", "server1", 22, "'server1' is both a controller and a peer of fleet 'mesh'"},
+                       {"fleets.lab.controllers.gw.ipv4", "10.9.0.300", 1, "'10.9.0.300' — not an IPv4 address"},
+                       {"fleets.lab.peers.pc2.ipv4", "10.9.0.7", 32, "'10.9.0.7' is also the address of fleets.lab.peers.pc1"},
+                       {"forwards[0].to", "vm-125", 1, "'vm-125' — unknown node; no fleet has it"},
+                       {"forwards[1].proto", "sctp", 1, "'sctp' — proto is tcp or udp"},
+                   });
+}
+
+TEST_CASE("what depends on a part the parse could not read is not checked", "[validate][one-pass]") {
+    // Fleet b mixes the styles and is left out; hub1, in a and b, would listen on the default
+    // port in both, and p9 is only in b; a forward of hub1's WireGuard port can only be judged
+    // with a's port known; c's subnet is unreadable, so c1's route cannot overlap it; forwards[1]
+    // is no map, and forwards[2] keeps its index. A misspelt key is not also missing (e's
+    // subnet, the route's node), and e's pool is not judged against an ipv4 that did not parse.
+    const std::string yaml = R"(fleets:
+  a:
+    port: 70000
+    controllers:
+      hub1: {endpoint: hub1.example.com, public_key: OL121+0vN8VaZ3EFjG6DpiBCxUwIuH2silib6EJvsh0=}
+    peers:
+      p1: {controller: hub1}
+  b:
+    ip6: fd00::1
+    controllers:
+      hub1: {endpoint: hub1.example.com}
+    peers:
+      p9: {controller: hub1}
+  c:
+    ip6: fd10::1
+    subnet: fd10::/200
+    server: srv
+    external_ip: 192.0.2.1
+    peers:
+      c1: {routes: ["fd10:0:0:1::/64"]}
+  e:
+    ip6: fd20::1
+    subnetx: fd20::/64
+    ipv4: 10.99.0.0/33
+    server: srv2
+    external_ip: 192.0.2.2
+    headscale: {url: "https://hs.example.com", api_key_file: /etc/hs.key, pool: 10.99.0.0/24}
+http_routes:
+  - {name: r1, nodex: srv2, host: app.example.com, to: "http://c1:8080/"}
+forwards:
+  - {name: f0, node: hub1, proto: udp, port: 51820, to: p9}
+  - 5
+  - {name: f2, node: srv, port: 22, to: c9}
+)";
+    LoadedFile f(yaml);
+    expect_exactly(*f.l, yaml,
+                   {
+                       {"fleets.a.port", "70000", 1, "'70000' — must be 1..65535"},
+                       {"fleets.b.ip6", "ip6", 1, "a fleet is either clan-style (controllers:) or subnet-style"},
+                       {"fleets.c.subnet", "fd10::/200", 1, "'fd10::/200' — not a CIDR"},
+                       {"fleets.e.subnetx", "subnetx", 1, "unknown key 'subnetx' — did you mean 'subnet'?"},
+                       {"fleets.e.ipv4", "10.99.0.0/33", 1, "'10.99.0.0/33' — not an IPv4 CIDR"},
+                       {"http_routes[0].nodex", "nodex", 1, "unknown key 'nodex' — did you mean 'node'?"},
+                       {"forwards[1]", "5", 32, "expected a map, got a scalar '5'"},
+                       {"forwards[2].to", "c9", 1, "'c9' — unknown node; no fleet has it"},
+                   });
 }
