@@ -5,6 +5,8 @@
 
 #include <fmt/format.h>
 
+#include "model/overloaded.hpp"
+
 namespace wgf::apply {
 namespace {
 
@@ -12,12 +14,7 @@ using backend::Error;
 using backend::Status;
 using namespace wgf::plan;
 
-template <class... Ts>
-struct overloaded : Ts... {
-    using Ts::operator()...;
-};
-template <class... Ts>
-overloaded(Ts...) -> overloaded<Ts...>;
+using model::overloaded;
 
 // Applies ops in order, grouping consecutive WireGuard ops on one device into one set (one
 // netlink transaction or UAPI exchange) and consecutive rule ops into one atomic nft batch.

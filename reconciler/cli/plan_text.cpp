@@ -5,17 +5,13 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "model/overloaded.hpp"
 #include "plan/unified_diff.hpp"
 
 namespace wgf::output {
 namespace {
 
-template <class... Ts>
-struct overloaded : Ts... {
-    using Ts::operator()...;
-};
-template <class... Ts>
-overloaded(Ts...) -> overloaded<Ts...>;
+using model::overloaded;
 
 using Json = nlohmann::ordered_json;
 

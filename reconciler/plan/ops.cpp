@@ -2,15 +2,12 @@
 
 #include <fmt/format.h>
 
+#include "model/overloaded.hpp"
+
 namespace wgf::plan {
 namespace {
 
-template <class... Ts>
-struct overloaded : Ts... {
-    using Ts::operator()...;
-};
-template <class... Ts>
-overloaded(Ts...) -> overloaded<Ts...>;
+using model::overloaded;
 
 template <class Prefixes>
 std::string join_prefixes(const Prefixes& v) {

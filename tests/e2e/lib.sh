@@ -48,3 +48,13 @@ remove_netns() {
     ip netns del "$ns" 2>/dev/null
   done
 }
+
+# use_sandbox PREFIX: a sandbox named PREFIX$$ ($name) and a temporary directory ($tmp), both
+# removed when the script exits, whatever happened; needs $bin. in_node NODE COMMAND... runs a
+# command in a node of it.
+use_sandbox() {
+  name=$1$$
+  tmp=$(mktemp -d "/tmp/wgf-$1.XXXXXX")
+  trap '"$bin" sandbox down --name "$name" >/dev/null 2>&1; rm -rf "$tmp"' EXIT
+}
+in_node() { local node=$1; shift; "$bin" sandbox exec --name "$name" "$node" "$@"; }

@@ -12,14 +12,7 @@ bin=$(realpath "$1")
 . "$(dirname "$0")/lib.sh"
 need_root "network namespaces"
 command -v promtool >/dev/null || { echo "promtool is missing (Debian package prometheus; run.sh deps)"; exit 1; }
-name=met$$
-tmp=$(mktemp -d /tmp/wgf-metrics.XXXXXX)
-cleanup() {
-  "$bin" sandbox down --name "$name" >/dev/null 2>&1
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-in_node() { local node=$1; shift; "$bin" sandbox exec --name "$name" "$node" "$@"; }
+use_sandbox met
 
 cat > "$tmp/fleet.yaml" <<'YAML'
 fleets:

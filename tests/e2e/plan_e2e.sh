@@ -10,13 +10,7 @@ bin=$(realpath "$1")
 . "$(dirname "$0")/lib.sh"
 need_root "network namespaces"
 command -v patch >/dev/null || { echo "patch is missing (run.sh deps)"; exit 1; }
-name=pln$$
-tmp=$(mktemp -d /tmp/wgf-plan.XXXXXX)
-cleanup() {
-  "$bin" sandbox down --name "$name" >/dev/null 2>&1
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
+use_sandbox pln
 
 cat > "$tmp/fleet.yaml" <<'YAML'
 fleets:
@@ -40,7 +34,6 @@ fleets:
       carol: { controller: hub }
 YAML
 check "sandbox up" "$bin" -q sandbox --name "$name" up "$tmp/fleet.yaml"
-in_node() { local node=$1; shift; "$bin" sandbox exec --name "$name" "$node" "$@"; }
 edited() { local node=$1; shift; in_node "$node" wg-fleet -q -c "$tmp/fleet2.yaml" "$@"; }
 
 in_node alice wg show mesh endpoints > "$tmp/alice.endpoints"
