@@ -50,17 +50,22 @@ for line in "${commands[@]}"; do
   if [[ -n ${ARGS[$cmd]:-} ]]; then a=${ARGS[$cmd]//SANDBOX/$name}; read -r -a extra <<< "${a//FLEET/$cfg}"; fi
   [[ " $opts " == *" --interval "* ]] && extra+=(--interval 1)
   variants=("" "-v")
-  [[ " $opts " == *" --json "* ]] && variants+=("--json" "-v --json")
-  [[ " $opts " == *" --format "* ]] && variants+=("--format github" "--format gitlab")
+  # serve's --json is for its one-shot imports only (secrets_audit_serve.py and python_import run those).
+  [[ " $opts " == *" --json "* && $cmd != serve ]] && variants+=("--json" "-v --json")
+  # The sandbox's --format is text or json only (no CI annotations of a sandbox).
+  [[ " $opts " == *" --format "* && $cmd != sandbox* ]] && variants+=("--format github" "--format gitlab")
   for v in "${variants[@]}"; do
-    read -r -a vflags <<< "$v"
+    # -v is a global option, before the command; --json and --format are the command's own.
+    read -r -a vw <<< "$v"
+    gflags=() vflags=()
+    for w in "${vw[@]}"; do if [[ $w == -v ]]; then gflags+=("$w"); else vflags+=("$w"); fi; done
     tag="${cmd// /_}${v// /_}"
     # watch (and anything else that runs on) is stopped after a few ticks.
     limit=60; [[ " $opts " == *" --interval "* ]] && limit=4
     if in_list "$cmd" "${HOST_LEVEL[@]}"; then
-      timeout -s TERM "$limit" "$bin" "${vflags[@]}" "${words[@]}" "${extra[@]}" > "$tmp/out/$tag.out" 2> "$tmp/out/$tag.err"
+      timeout -s TERM "$limit" "$bin" "${gflags[@]}" "${words[@]}" "${vflags[@]}" "${extra[@]}" > "$tmp/out/$tag.out" 2> "$tmp/out/$tag.err"
     else
-      timeout -s TERM "$limit" "$bin" sandbox exec --name "$name" hub1 wg-fleet "${vflags[@]}" "${words[@]}" "${extra[@]}" \
+      timeout -s TERM "$limit" "$bin" sandbox exec --name "$name" hub1 wg-fleet "${gflags[@]}" "${words[@]}" "${vflags[@]}" "${extra[@]}" \
         > "$tmp/out/$tag.out" 2> "$tmp/out/$tag.err"
     fi
     rc=$?
@@ -70,6 +75,9 @@ for line in "${commands[@]}"; do
   done
 done
 ok "ran $run command variants"
+# Every variant was understood: a usage error would audit an error message, not the command.
+usage=$(grep -l "The following argument was not expected\|Run with --help\|was not expected" "$tmp"/out/*.err 2>/dev/null | xargs -r -n1 basename)
+[[ -z $usage ]] && ok "no variant was refused as a usage error" || bad "refused as usage errors: $usage"
 grep -q "^watch .* -> exit 124" "$tmp/out/exit-codes.log" && ok "watch ran until stopped" || bad "watch did not keep running: $(grep ^watch "$tmp/out/exit-codes.log")"
 grep -q "^plan  -> exit 0" "$tmp/out/exit-codes.log" && ok "plan ran" || bad "plan: $(grep '^plan ' "$tmp/out/exit-codes.log")"
 grep -qi "converged\|watching" "$tmp/out/watch.err" && ok "watch logged its ticks" || bad "watch logged nothing"
