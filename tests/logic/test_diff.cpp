@@ -112,7 +112,8 @@ TEST_CASE("diff: a peer removed from the fleet is removed, a foreign peer is onl
     CHECK(plan::describe(p.ops[0]) == "- peer node2 (" + key_of(2).short_str() + ") on wg0  [disrupts one peer's session]");
     // A record from before names were kept: the key alone.
     m.owned.names.clear();
-    auto unnamed = ops_of<plan::OpRemovePeer>(m.plan_for(desired));
+    auto unnamed_plan = m.plan_for(desired);  // ops_of points into it
+    auto unnamed = ops_of<plan::OpRemovePeer>(unnamed_plan);
     REQUIRE(unnamed.size() == 1);
     CHECK(unnamed[0]->name.empty());
     REQUIRE(p.foreign.size() == 1);
