@@ -1,23 +1,14 @@
 #include "plan/foreign_firewall.hpp"
 
 #include <set>
-#include <string_view>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "plan/sysctls.hpp"
 
 namespace wgf::plan {
 namespace {
-
-std::string joined(const std::vector<std::string>& v, std::string_view sep = ", ") {
-    std::string out;
-    for (const auto& s : v) {
-        if (!out.empty()) out += sep;
-        out += s;
-    }
-    return out;
-}
 
 struct Needs {
     std::vector<std::string> interfaces;  // the node's WireGuard interfaces
@@ -45,22 +36,24 @@ bool iptables_nft(const model::ForeignDrop& d) {
     return (d.family == "ip" || d.family == "ip6") && d.table == "filter" && (d.chain == "INPUT" || d.chain == "FORWARD");
 }
 
-std::string rules_for(const model::ForeignDrop& d, const Needs& n) {
+// The rules that let the node's fleet traffic through chain `d`: with `iptables` (the command),
+// in its syntax, else as nft rules.
+std::vector<std::string> rules_for(const model::ForeignDrop& d, const Needs& n, const std::string& iptables) {
     std::vector<std::string> rules;
-    const bool iptables = iptables_nft(d);
-    const std::string cmd = d.family == "ip6" ? "ip6tables" : "iptables";
     if (d.hook == "input")
         for (uint16_t p : n.ports)
-            rules.push_back(iptables ? fmt::format("{} -I {} -p udp --dport {} -j ACCEPT", cmd, d.chain, p)
-                                     : fmt::format("nft insert rule {} {} {} udp dport {} accept", d.family, d.table, d.chain, p));
+            rules.push_back(!iptables.empty() ? fmt::format("{} -I {} -p udp --dport {} -j ACCEPT", iptables, d.chain, p)
+                                              : fmt::format("nft insert rule {} {} {} udp dport {} accept", d.family, d.table, d.chain, p));
     for (const auto& ifname : n.interfaces) {
-        rules.push_back(iptables ? fmt::format("{} -I {} -i {} -j ACCEPT", cmd, d.chain, ifname)
-                                 : fmt::format("nft insert rule {} {} {} iifname \"{}\" accept", d.family, d.table, d.chain, ifname));
+        rules.push_back(!iptables.empty()
+                            ? fmt::format("{} -I {} -i {} -j ACCEPT", iptables, d.chain, ifname)
+                            : fmt::format("nft insert rule {} {} {} iifname \"{}\" accept", d.family, d.table, d.chain, ifname));
         if (d.hook == "forward")
-            rules.push_back(iptables ? fmt::format("{} -I {} -o {} -j ACCEPT", cmd, d.chain, ifname)
-                                     : fmt::format("nft insert rule {} {} {} oifname \"{}\" accept", d.family, d.table, d.chain, ifname));
+            rules.push_back(!iptables.empty()
+                                ? fmt::format("{} -I {} -o {} -j ACCEPT", iptables, d.chain, ifname)
+                                : fmt::format("nft insert rule {} {} {} oifname \"{}\" accept", d.family, d.table, d.chain, ifname));
     }
-    return joined(rules, "; ");
+    return rules;
 }
 
 }  // namespace
@@ -69,36 +62,31 @@ std::vector<std::string> foreign_firewall_warnings(const model::HostState& desir
     const Needs n = needs_of(desired);
     std::vector<std::string> out;
     if (n.interfaces.empty()) return out;
-    std::vector<std::string> ports;
-    for (uint16_t p : n.ports) ports.push_back(std::to_string(p));
-    const std::string ports_text = ports.empty() ? "" : " on UDP port " + joined(ports);
+    const std::string ports_text = n.ports.empty() ? "" : fmt::format(" on UDP port {}", fmt::join(n.ports, ", "));
     for (const auto& d : facts.foreign_drops) {
         if (d.hook == "forward" && !n.forwards) continue;
         const std::string what = d.hook == "input"
                                      ? fmt::format("the WireGuard handshakes{} and the fleet's traffic to this node over {}", ports_text,
-                                                   joined(n.interfaces))
-                                     : fmt::format("the fleet traffic this node forwards into or out of {}", joined(n.interfaces));
+                                                   fmt::join(n.interfaces, ", "))
+                                     : fmt::format("the fleet traffic this node forwards into or out of {}", fmt::join(n.interfaces, ", "));
         out.push_back(
             fmt::format("table {} {}, chain {} (hook {}, priority {}) drops by policy: {} end there unless one of its rules "
                         "accepts them; wg-fleet does not change another table. To let them pass: {}",
-                        d.family, d.table, d.chain, d.hook, d.priority, what, rules_for(d, n)));
+                        d.family, d.table, d.chain, d.hook, d.priority, what,
+                        fmt::join(rules_for(d, n, iptables_nft(d) ? (d.family == "ip6" ? "ip6tables" : "iptables") : ""), "; ")));
     }
     if (!facts.legacy_tables.empty()) {
-        std::vector<std::string> rules;
-        for (uint16_t p : n.ports) rules.push_back(fmt::format("iptables-legacy -I INPUT -p udp --dport {} -j ACCEPT", p));
-        for (const auto& ifname : n.interfaces) {
-            rules.push_back(fmt::format("iptables-legacy -I INPUT -i {} -j ACCEPT", ifname));
-            if (n.forwards) {
-                rules.push_back(fmt::format("iptables-legacy -I FORWARD -i {} -j ACCEPT", ifname));
-                rules.push_back(fmt::format("iptables-legacy -I FORWARD -o {} -j ACCEPT", ifname));
-            }
-        }
-        const std::string list = joined(rules, "; ");
+        // The rules as for iptables-nft's INPUT and FORWARD chains, with iptables-legacy's command.
+        const model::ForeignDrop input{.family = "ip", .table = "filter", .chain = "INPUT", .hook = "input", .priority = 0};
+        const model::ForeignDrop forward{.family = "ip", .table = "filter", .chain = "FORWARD", .hook = "forward", .priority = 0};
+        std::vector<std::string> rules = rules_for(input, n, "iptables-legacy");
+        if (n.forwards)
+            for (auto& r : rules_for(forward, n, "iptables-legacy")) rules.push_back(std::move(r));
         out.push_back(
             fmt::format("iptables-legacy tables are loaded ({}; /proc/net/ip_tables_names, ip6_tables_names): nftables "
                         "cannot show their rules, so wg-fleet cannot tell whether they drop fleet traffic. If their INPUT{} "
                         "chain drops by policy, add (and the same with ip6tables-legacy): {}",
-                        joined(facts.legacy_tables), n.forwards ? " or FORWARD" : "", list));
+                        fmt::join(facts.legacy_tables, ", "), n.forwards ? " or FORWARD" : "", fmt::join(rules, "; ")));
     }
     return out;
 }
