@@ -15,10 +15,6 @@
 #include "cli/commands.hpp"
 #include "cli/plan_text.hpp"
 
-#ifndef WGF_VERSION
-#define WGF_VERSION "0.0.0"
-#endif
-
 namespace wgf::output {
 
 void add_format_option(CLI::App& sub, Format& format, bool prometheus_ok) {
