@@ -58,18 +58,13 @@ private:
     crypto_generichash_state st_{};
 };
 
-std::string resolved(const std::string& path) {
-    std::unique_ptr<char, decltype(&free)> real(realpath(path.c_str(), nullptr), &free);
-    return real ? std::string(real.get()) : std::string();
-}
-
 // One input file as the load sees it: where it resolves to, what kind of file it is, and its
 // bytes, or why it cannot be read. Not which inode: a published key rewritten with the same
 // bytes (every apply publishes the node's own) is the same input.
 CacheKey input_digest(const std::string& path) {
     Hasher h;
     h.bytes(path);
-    h.bytes(resolved(path));
+    h.bytes(resolved_path(path));
     model::Fd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
     struct stat st {};
     if (fd.fd < 0 || fstat(fd.fd, &st) != 0) {
@@ -428,7 +423,7 @@ CacheKey cache_key(const CacheContext& ctx, const std::vector<config::SourceFile
     }
     // The load refuses a published key that resolves inside state_dir.
     h.bytes(state_dir);
-    h.bytes(resolved(state_dir));
+    h.bytes(resolved_path(state_dir));
     h.u64(inputs.size());
     for (const auto& d : inputs) h.bytes(std::string_view(reinterpret_cast<const char*>(d.data()), d.size()));
     return h.done();

@@ -19,11 +19,6 @@
 namespace wgf::inputs {
 namespace {
 
-std::string resolved(const std::string& path) {
-    std::unique_ptr<char, decltype(&free)> real(realpath(path.c_str(), nullptr), &free);
-    return real ? std::string(real.get()) : std::string();
-}
-
 std::string errno_text(int err) {
     const char* name = strerrorname_np(err);
     return fmt::format("{} ({})", std::strerror(err), name ? name : std::to_string(err));
@@ -45,6 +40,11 @@ std::optional<model::SecretKey> read_secret_key(const std::string& path) {
 
 }  // namespace
 
+std::string resolved_path(const std::string& path) {
+    std::unique_ptr<char, decltype(&free)> real(realpath(path.c_str(), nullptr), &free);
+    return real ? std::string(real.get()) : std::string();
+}
+
 std::vector<std::string> secret_files(const model::Config& cfg) {
     std::vector<std::string> out;
     for (const auto& [fleet, f] : cfg.fleets) out.push_back(plan::private_key_path(cfg, fleet));
@@ -53,7 +53,7 @@ std::vector<std::string> secret_files(const model::Config& cfg) {
 
 Secrets load_secrets(const model::Config& cfg) {
     Secrets s;
-    s.state_dir = resolved(cfg.state_dir);
+    s.state_dir = resolved_path(cfg.state_dir);
     s.files = secret_files(cfg);
     for (const auto& f : s.files) {
         struct stat st {};
@@ -84,7 +84,7 @@ PublishedKey read_published_key(const std::string& path, const Secrets& secrets)
             return r;
         }
     // An unresolvable state_dir (none yet) holds nothing.
-    if (!secrets.state_dir.empty() && plan::path_within(resolved(path), secrets.state_dir)) {
+    if (!secrets.state_dir.empty() && plan::path_within(resolved_path(path), secrets.state_dir)) {
         r.refused = fmt::format("it resolves inside state_dir {}, where only secrets and state live", secrets.state_dir);
         return r;
     }

@@ -27,6 +27,9 @@ struct Secrets {
     std::vector<model::SecretKey> keys;              // the private keys this process can read
 };
 
+// path with every link and `..` resolved (realpath), or "" when it does not exist.
+std::string resolved_path(const std::string& path);
+
 // The secret files of a node under cfg: one private key file per fleet.
 std::vector<std::string> secret_files(const model::Config& cfg);
 Secrets load_secrets(const model::Config& cfg);

@@ -39,7 +39,7 @@ bool trusted_proxy(const model::IpAddr& a, const std::vector<model::Prefix>& tru
     return false;
 }
 
-std::string trim(std::string_view s) {
+std::string trim_ows(std::string_view s) {
     while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
     while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
     return std::string(s);
@@ -125,7 +125,7 @@ std::optional<model::IpAddr> client_address(const std::string& peer, const std::
     std::string_view list = *forwarded_for;
     while (!list.empty()) {
         size_t comma = list.rfind(',');
-        std::string item = trim(comma == std::string_view::npos ? list : list.substr(comma + 1));
+        std::string item = trim_ows(comma == std::string_view::npos ? list : list.substr(comma + 1));
         list = comma == std::string_view::npos ? std::string_view() : list.substr(0, comma);
         auto hop = unmapped(item);
         if (!hop) return std::nullopt;

@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "../linux_unit/temp_dir.hpp"
+#include "../linux_unit/values.hpp"
 #include "inputs/desired_cache.hpp"
 #include "inputs/enrolled.hpp"
 #include "inputs/load.hpp"
@@ -24,10 +25,10 @@
 using namespace wgf;
 namespace hs = wgf::serve::headscale;
 using model::IpAddr;
+using test::ip;
 
 namespace {
 
-IpAddr ip(const char* s) { return *IpAddr::parse(s); }
 
 model::Key key(uint8_t seed) {
     model::Key k;

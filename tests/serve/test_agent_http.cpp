@@ -17,6 +17,7 @@
 using namespace wgf;
 using nlohmann::json;
 using serve::Request;
+using test::slurp;
 namespace fs = std::filesystem;
 
 namespace {
@@ -35,21 +36,14 @@ const char* kSeedRoute =
 const char* kSeedForward =
     R"({"forward_id": "vm-123-ssh", "public_port": 22015, "target_ip": "10.50.0.123", "target_port": 32215, "proto": "tcp"})";
 
-std::string slurp(const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    std::ostringstream s;
-    s << in.rdbuf();
-    return s.str();
-}
-
-struct Fixture {
+struct AgentHttp {
     test::TempDir dir{"wgf-agent-http"};
     int changes = 0;
     std::vector<std::string> logged;
     serve::EdgeAgent agent{{.load = load(), .node = "edge1", .file_name = "50-agent.yaml"}};
     std::unique_ptr<serve::AgentHttp> http;
 
-    explicit Fixture(std::optional<std::string> token = std::nullopt) {
+    explicit AgentHttp(std::optional<std::string> token = std::nullopt) {
         std::ofstream(dir.path / "fleet.yaml") << kFleet;
         auto log = [this](const std::string& s) { logged.push_back(s); };
         http = std::make_unique<serve::AgentHttp>(
@@ -79,7 +73,7 @@ json body_of(const serve::Response& r) { return json::parse(r.body); }
 
 TEST_CASE("agent http: a route round-trips: POST, GET lists it, the drop-in and the loaded configuration hold it, DELETE removes it",
           "[serve][agent_http]") {
-    Fixture fx;
+    AgentHttp fx;
     auto r = fx.ask("POST", "/http/routes", kSeedRoute);
     REQUIRE(r.status == 200);
     CHECK(body_of(r) == json{{"ok", true}, {"route_id", "vm-123"}, {"replaced", false}});
@@ -104,7 +98,7 @@ TEST_CASE("agent http: a route round-trips: POST, GET lists it, the drop-in and 
 }
 
 TEST_CASE("agent http: a forward round-trips, and a POST with its id again replaces it", "[serve][agent_http]") {
-    Fixture fx;
+    AgentHttp fx;
     REQUIRE(fx.ask("POST", "/tcp/forwards", kSeedForward).status == 200);
     auto r = fx.ask("GET", "/tcp/forwards");
     CHECK(body_of(r) == json{{"ok", true}, {"forwards", {{"vm-123-ssh", json::parse(kSeedForward)}}}});
@@ -129,7 +123,7 @@ TEST_CASE("agent http: a forward round-trips, and a POST with its id again repla
 }
 
 TEST_CASE("agent http: a change the configuration refuses gets 400 with the diagnostics, no write and no nudge", "[serve][agent_http]") {
-    Fixture fx;
+    AgentHttp fx;
     REQUIRE(fx.ask("POST", "/tcp/forwards", kSeedForward).status == 200);
     const std::string before = fx.dropin_text();
     const int changes = fx.changes;
@@ -167,7 +161,7 @@ TEST_CASE("agent http: a change the configuration refuses gets 400 with the diag
 }
 
 TEST_CASE("agent http: bodies that are not requests get 422, unknown ids 404, and none writes or nudges", "[serve][agent_http]") {
-    Fixture fx;
+    AgentHttp fx;
     for (const char* body : {"", "{nope", "[]", R"({"forward_id": "x", "target_ip": "10.50.0.123"})",
                              R"({"forward_id": "x", "public_port": 70000, "target_ip": "10.50.0.123"})",
                              R"({"forward_id": "x", "public_port": 22, "target_ip": "vm-123"})",
@@ -187,7 +181,7 @@ TEST_CASE("agent http: bodies that are not requests get 422, unknown ids 404, an
 }
 
 TEST_CASE("agent http: a wrong method gets 405 with Allow, and paths it does not own go to the router's 404", "[serve][agent_http]") {
-    Fixture fx;
+    AgentHttp fx;
     auto allow = [](const serve::Response& r) {
         for (const auto& [k, v] : r.headers)
             if (k == "Allow") return v;
@@ -213,7 +207,7 @@ TEST_CASE("agent http: a wrong method gets 405 with Allow, and paths it does not
 }
 
 TEST_CASE("agent http: with a token every endpoint needs X-Agent-Token, compared whole, and it is never logged", "[serve][agent_http]") {
-    Fixture fx("agent-s3cret");
+    AgentHttp fx("agent-s3cret");
     auto with = [&](const std::string& method, const std::string& path, const std::optional<std::string>& token,
                     const std::string& body = "", const std::string& peer = "127.0.0.1") {
         return fx.http->handle(Request{.method = method, .path = path, .body = body, .peer = peer, .agent_token = token});
@@ -238,7 +232,7 @@ TEST_CASE("agent http: with a token every endpoint needs X-Agent-Token, compared
 }
 
 TEST_CASE("agent http: without a token only loopback peers not behind a proxy are answered", "[serve][agent_http]") {
-    Fixture fx;
+    AgentHttp fx;
     for (const char* peer : {"192.0.2.7", "10.50.0.123", "fd00::1", "::ffff:192.0.2.7", ""}) {
         CAPTURE(peer);
         CHECK(fx.ask("POST", "/tcp/forwards", kSeedForward, peer).status == 403);

@@ -6,16 +6,17 @@
 #include <nlohmann/json.hpp>
 
 #include "../linux_unit/temp_dir.hpp"
+#include "../linux_unit/values.hpp"
 #include "serve/api.hpp"
 #include "serve/router.hpp"
 
 using namespace wgf;
 using serve::Request;
+using test::ip;
+using test::prefix;
 
 namespace {
 
-model::Prefix prefix(const char* s) { return *model::Prefix::parse(s); }
-model::IpAddr ip(const char* s) { return *model::IpAddr::parse(s); }
 
 struct Fixture {
     test::TempDir dir;

@@ -3,21 +3,16 @@
 #include <catch2/catch.hpp>
 
 #include "../linux_unit/temp_dir.hpp"
+#include "../linux_unit/values.hpp"
 #include "serve/import_python.hpp"
 #include "store/store.hpp"
 
 using namespace wgf;
+using test::ip;
+using test::key;
 
 namespace {
 
-model::Key key(uint8_t n) {
-    model::Key k;
-    k.bytes[0] = n;
-    k.bytes[31] = 0x40;
-    return k;
-}
-
-model::IpAddr ip(const char* s) { return *model::IpAddr::parse(s); }
 
 serve::Client client(uint8_t n, const char* addr, std::optional<std::string> host = std::nullopt) {
     return serve::Client{.fleet = "se",

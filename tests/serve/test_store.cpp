@@ -8,24 +8,19 @@
 #include <thread>
 
 #include "../linux_unit/temp_dir.hpp"
+#include "../linux_unit/values.hpp"
 #include "store/prune.hpp"
 #include "store/store.hpp"
 
 using namespace wgf;
 using serve::Pool;
 using serve::Store;
+using test::ip;
+using test::key;
 
 namespace {
 
-model::Key key(uint8_t n, uint8_t m = 0) {
-    model::Key k;
-    k.bytes[0] = n;
-    k.bytes[1] = m;
-    k.bytes[31] = 0x40;
-    return k;
-}
 
-model::IpAddr ip(const char* s) { return *model::IpAddr::parse(s); }
 Pool pool(const char* subnet, const char* server) { return Pool{.subnet = *model::Prefix::parse(subnet), .server = ip(server)}; }
 
 }  // namespace

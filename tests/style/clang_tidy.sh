@@ -32,16 +32,27 @@ if [[ -n $config_errors ]]; then
     exit 1
 fi
 
-if (($#)); then
-    files=("$@")
-else
-    mapfile -d '' files < <(find reconciler -type f -name '*.cpp' -print0 | sort -z)
-fi
 jobs=$(nproc 2>/dev/null || echo 2)
+tidy=("$clang_tidy" --quiet --extra-arg=-Wno-error)
+if (($#)); then
+    # The files named, each on its own, as the build compiles it.
+    files=("$@")
+    targets=("${files[@]}")
+    tidy+=(-p "$build")
+else
+    # Every source, in batches of sources with the same flags (tidy_batches.py says why); the
+    # batches sit outside the tree, so the repository's .clang-tidy is named.
+    mapfile -d '' files < <(find reconciler -type f -name '*.cpp' -print0 | sort -z)
+    batch_dir=$(mktemp -d "${TMPDIR:-/tmp}/wgf-tidy.XXXXXX")
+    trap 'rm -rf "$batch_dir"' EXIT
+    mapfile -t targets < <(python3 tests/style/tidy_batches.py "$build" "$batch_dir" 8 "${files[@]}")
+    ((${#targets[@]})) || exit 1
+    tidy+=(-p "$batch_dir" --config-file="$repo/.clang-tidy")
+fi
 rc=0
 # -Wno-error: the build's own warnings are gcc's to judge (clang's -Wconversion also means
 # -Wsign-conversion); only .clang-tidy's checks count here.
-out=$(printf '%s\0' "${files[@]}" | xargs -0 -n 1 -P "$jobs" "$clang_tidy" -p "$build" --quiet --extra-arg=-Wno-error 2>&1) || rc=$?
+out=$(printf '%s\0' "${targets[@]}" | xargs -0 -n 1 -P "$jobs" "${tidy[@]}" 2>&1) || rc=$?
 # Without the count of (suppressed) warnings in system headers that each file prints.
 grep -Ev '^[0-9]+ warnings? (and [0-9]+ errors? )?generated\.$' <<<"$out" || true
 if ((rc)); then

@@ -32,6 +32,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "../linux_unit/temp_dir.hpp"
+#include "../linux_unit/values.hpp"
 #include "config/diag.hpp"
 #include "config/parse.hpp"
 #include "plan/address_plan.hpp"
@@ -142,14 +144,6 @@ fleets:
     external_ip: 1.2.3.4
     port: 51821
 )";
-
-// A file's bytes (empty when it cannot be read).
-inline std::string slurp(const std::filesystem::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    std::ostringstream s;
-    s << in.rdbuf();
-    return s.str();
-}
 
 // The *.yaml files of these directories of the repository (examples, fuzz seeds), sorted.
 inline std::vector<std::filesystem::path> repo_yaml_files(std::initializer_list<const char*> dirs) {

@@ -19,14 +19,10 @@ using model::IpAddr;
 using model::Member;
 using model::Prefix;
 using model::Role;
+using test::ip;
+using test::strs;
 
 namespace {
-
-IpAddr ip(std::string_view text) {
-    auto a = IpAddr::parse(text);
-    REQUIRE(a.has_value());
-    return *a;
-}
 
 Fleet clan_fleet(std::initializer_list<const char*> controllers, std::initializer_list<std::pair<const char*, const char*>> peers) {
     Fleet f;
@@ -38,12 +34,6 @@ Fleet clan_fleet(std::initializer_list<const char*> controllers, std::initialize
         f.peers[p] = m;
     }
     return f;
-}
-
-std::vector<std::string> strs(const std::vector<Prefix>& v) {
-    std::vector<std::string> out;
-    for (const auto& p : v) out.push_back(p.str());
-    return out;
 }
 
 using Strings = std::vector<std::string>;

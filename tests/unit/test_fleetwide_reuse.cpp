@@ -120,14 +120,14 @@ void mutate(model::Config& cfg, std::mt19937& rng) {
     }
 }
 
-struct Derived {
+struct EveryNode {
     std::string diagnostics;
     std::vector<plan::Desired> desired;  // every node, with files
     std::vector<std::string> hosts;      // every node's hosts file
 };
 
-Derived derive(const plan::Fleetwide& fw, const config::Node& tree, const config::Sources& sources) {
-    Derived d;
+EveryNode derive(const plan::Fleetwide& fw, const config::Node& tree, const config::Sources& sources) {
+    EveryNode d;
     config::Diagnostics diags;
     plan::validate(fw.cfg, fw.plan, fw.index, tree, diags);
     d.diagnostics = config::render_all(diags, sources);
@@ -186,7 +186,7 @@ void chain(const std::string& name, const std::string& text, unsigned seed, size
             const plan::Fleetwide again(cfg, previous.get());
             REQUIRE(again.hosts_file(node) == fresh.hosts_file(node));
         }
-        const Derived a = derive(*shared, parsed.tree, sources), b = derive(fresh, parsed.tree, sources);
+        const EveryNode a = derive(*shared, parsed.tree, sources), b = derive(fresh, parsed.tree, sources);
         REQUIRE(a.diagnostics == b.diagnostics);
         REQUIRE(a.desired.size() == b.desired.size());
         for (size_t k = 0; k < a.desired.size(); ++k) {
@@ -207,7 +207,7 @@ void chain(const std::string& name, const std::string& text, unsigned seed, size
     }
 }
 
-std::string generated_fleet(int peers) {
+std::string two_server_fleet(int peers) {
     std::string out = "domain: example.internal\nfleets:\n  bench:\n    ipv4: 10.100.0.0/16\n    controllers:\n";
     out += "      server1:\n        endpoint: vpn1.example.com\n        public_key: sMqTxe7wMHnJNlS5uP7XFi2ev/UDeVdxIzYgNWf0rx8=\n";
     out += "      server2:\n        endpoint: vpn2.example.com\n        public_key: 7FwP3pm/X5vfVG0CFu7vm3CwQB9vF6ml+ml/CpLQDu0=\n";
@@ -232,7 +232,7 @@ TEST_CASE("Fleetwide: sharing the plan of the configuration before an edit gives
     Count count;
     unsigned seed = 1;
     for (const auto& f : files) chain(f.filename().string(), slurp(f), seed++, 150, count);
-    chain("generated.yaml", generated_fleet(120), 77, 150, count);
+    chain("generated.yaml", two_server_fleet(120), 77, 150, count);
     INFO(count.kept << " of " << count.edits << " edits kept the plan");
     // The comparisons above are the test; these make sure both paths were compared many times.
     CHECK(count.edits >= 800);
@@ -244,7 +244,7 @@ TEST_CASE("Fleetwide: sharing the plan of the configuration before an edit gives
 TEST_CASE("Fleetwide: what an edit keeps and what it plans again", "[reuse]") {
     config::Sources sources;
     config::Diagnostics diags;
-    config::Parsed p = config::parse({config::SourceFile{.name = "f.yaml", .text = generated_fleet(20)}}, sources, diags);
+    config::Parsed p = config::parse({config::SourceFile{.name = "f.yaml", .text = two_server_fleet(20)}}, sources, diags);
     REQUIRE_FALSE(diags.has_errors());
     const plan::Fleetwide before(p.config);
     const std::string hosts_before = before.hosts_file("server1");

@@ -10,9 +10,11 @@
 
 #include <fmt/format.h>
 
+#include "../linux_unit/values.hpp"
 #include "model/net.hpp"
 
 using namespace wgf::model;
+using wgf::test::ip;
 using namespace std::string_literals;
 
 namespace {
@@ -33,12 +35,6 @@ Prefix pfx(std::string_view text) {
     auto p = Prefix::parse(text);
     REQUIRE(p.has_value());
     return *p;
-}
-
-IpAddr ip(std::string_view text) {
-    auto a = IpAddr::parse(text);
-    REQUIRE(a.has_value());
-    return *a;
 }
 
 }  // namespace

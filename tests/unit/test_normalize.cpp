@@ -5,21 +5,16 @@
 #include <string>
 #include <vector>
 
+#include "../linux_unit/values.hpp"
 #include "model/host_state.hpp"
 #include "model/normalize.hpp"
 
 using namespace wgf::model;
+using wgf::test::strs;
 
 namespace {
 
 Prefix P(const char* s) { return *Prefix::parse(s); }
-
-template <class Set>
-std::vector<std::string> strs(const Set& s) {
-    std::vector<std::string> out;
-    for (const auto& p : s) out.push_back(p.str());
-    return out;
-}
 
 }  // namespace
 

@@ -10,9 +10,11 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "../linux_unit/temp_dir.hpp"
 #include "cli/plan_text.hpp"
 
 using namespace wgf;
+using test::slurp;
 
 namespace {
 
@@ -62,11 +64,6 @@ plan::Plan sample_plan() {
     return p;
 }
 
-std::string slurp(const std::filesystem::path& p) {
-    std::ostringstream s;
-    s << std::ifstream(p).rdbuf();
-    return s.str();
-}
 
 }  // namespace
 

@@ -18,6 +18,7 @@
 
 using namespace wgf;
 using model::FwKind;
+using test::strs;
 using model::HostState;
 using model::WgInterface;
 using model::WgPeer;
@@ -58,13 +59,6 @@ const WgPeer& peer(const WgInterface& w, const char* b64) {
     auto it = w.peers.find(key(b64));
     REQUIRE(it != w.peers.end());
     return it->second;
-}
-
-template <class Prefixes>
-std::vector<std::string> strs(const Prefixes& v) {
-    std::vector<std::string> out;
-    for (const auto& p : v) out.push_back(p.str());
-    return out;
 }
 
 std::string ep(const std::optional<model::Endpoint>& e) { return e ? e->str() : "(none)"; }

@@ -11,34 +11,17 @@
 #include <random>
 #include <sstream>
 
+#include "../linux_unit/temp_dir.hpp"
 #include "plan/unified_diff.hpp"
 
 namespace fs = std::filesystem;
 
 namespace {
 
-struct TempDir {
-    fs::path path;
-    TempDir() {
-        std::string t = (fs::temp_directory_path() / "wgf-udiff-XXXXXX").string();
-        REQUIRE(mkdtemp(t.data()) != nullptr);
-        path = t;
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-};
-
 void write(const fs::path& p, const std::string& s) { std::ofstream(p, std::ios::binary) << s; }
-std::string read(const fs::path& p) {
-    std::ostringstream s;
-    s << std::ifstream(p, std::ios::binary).rdbuf();
-    return s.str();
-}
 
 // The text `patch` makes of `old_text` with `diff`; nullopt when patch refuses the diff.
-std::optional<std::string> patched(const TempDir& t, const std::string& old_text, const std::string& diff) {
+std::optional<std::string> patched(const wgf::test::TempDir& t, const std::string& old_text, const std::string& diff) {
     write(t.path / "old", old_text);
     write(t.path / "diff", diff);
     std::error_code ec;
@@ -47,7 +30,7 @@ std::optional<std::string> patched(const TempDir& t, const std::string& old_text
                             (t.path / "diff").string() + "' > /dev/null 2>&1";
     int rc = std::system(cmd.c_str());
     if (rc != 0) return std::nullopt;
-    return read(t.path / "out");
+    return wgf::test::slurp(t.path / "out");
 }
 
 std::string random_text(std::mt19937& rng, const std::vector<std::string>& base) {
@@ -73,18 +56,18 @@ TEST_CASE("unified_diff: equal texts give no diff", "[unified_diff]") {
 }
 
 TEST_CASE("unified_diff: the text diff -u writes for a small change", "[unified_diff]") {
-    TempDir t;
+    wgf::test::TempDir t;
     const std::string a = "1\n2\n3\n4\n5\n6\n7\n8\n9\n10\n11\n12\n", b = "1\n2\nthree\n4\n5\n6\n7\n8\n9\n10\n11\n12\n13\n";
     write(t.path / "a", a);
     write(t.path / "b", b);
     // GNU diff's own output, its timestamps cut from the two header lines.
     const std::string cmd = "cd '" + t.path.string() + "' && diff -u --label a --label b a b > u; test $? = 1";
     REQUIRE(std::system(cmd.c_str()) == 0);
-    CHECK(wgf::plan::unified_diff(a, b, "a", "b") == read(t.path / "u"));
+    CHECK(wgf::plan::unified_diff(a, b, "a", "b") == wgf::test::slurp(t.path / "u"));
 }
 
 TEST_CASE("unified_diff: patch turns the old text into the new one", "[unified_diff]") {
-    TempDir t;
+    wgf::test::TempDir t;
     std::mt19937 rng(12);
     std::vector<std::string> base;
     base.reserve(40);
@@ -111,7 +94,7 @@ TEST_CASE("unified_diff: patch turns the old text into the new one", "[unified_d
 }
 
 TEST_CASE("unified_diff: a wholly rewritten long text is still a valid patch", "[unified_diff]") {
-    TempDir t;
+    wgf::test::TempDir t;
     std::string a, b;
     for (int i = 0; i < 3000; ++i) a += "a" + std::to_string(i) + "\n", b += "b" + std::to_string(i) + "\n";
     auto out = patched(t, a, wgf::plan::unified_diff(a, b, "old", "new"));
