@@ -182,6 +182,7 @@ void add_forward_msgs(Batch& b, const nft::DnatMapSpec& m, const std::vector<FwR
 // One DELSETELEM per chunk of keys of map m.
 void del_key_msgs(Batch& b, const nft::DnatMapSpec& m, const std::set<std::string>& keys) {
     std::vector<const std::string*> all;
+    all.reserve(keys.size());
     for (const auto& k : keys) all.push_back(&k);
     for (size_t i = 0; i < all.size(); i += kElemsPerMsg) {
         std::vector<const std::string*> chunk(all.begin() + static_cast<long>(i),
