@@ -457,12 +457,18 @@ Result<std::vector<model::ForeignDrop>> Nft::read_foreign_drops() {
 Result<backend::FirewallLive> Nft::read() {
     auto live = read_table();
     if (!live) return live.error();
-    cache_ = *live;
+    cache_ = std::move(*live);
+    cache_view_.reset();
     auto foreign = read_foreign_drops();
     if (!foreign) return foreign.error();
+    // The view stays with the snapshot for apply(), without the rules it hands out here (apply
+    // compares with the live rules and elements it points to).
     nft::View v = nft::view(*cache_);
-    return backend::FirewallLive{
-        .rules = std::move(v.rules), .damage = std::move(v.damage), .foreign_drops = std::move(*foreign), .legacy_tables = legacy_tables()};
+    backend::FirewallLive out{
+        .rules = std::move(v.rules), .damage = v.damage, .foreign_drops = std::move(*foreign), .legacy_tables = legacy_tables()};
+    v.rules.clear();
+    cache_view_ = std::move(v);
+    return out;
 }
 
 Status Nft::send_batch(std::vector<char>& buf, const std::vector<std::pair<uint32_t, std::string>>& what, uint32_t ack_seq) {
@@ -510,8 +516,7 @@ Status Nft::send_batch(std::vector<char>& buf, const std::vector<std::pair<uint3
     return Status::ok();
 }
 
-Status Nft::apply_once(const backend::FirewallChange& change, const NftTableLive& live) {
-    nft::View v = nft::view(live);
+Status Nft::apply_once(const backend::FirewallChange& change, const NftTableLive& live, const nft::View& v) {
     std::set<std::string> flush = nft::chains_to_recreate(live);
 
     // Rules that go: those the change removes, those an add replaces, and every damaged rule.
@@ -536,11 +541,20 @@ Status Nft::apply_once(const backend::FirewallChange& change, const NftTableLive
     }
     for (const NftRuleLive* r : v.damaged_rules) delete_rule(r);
     for (const NftElemLive* e : v.damaged_elements) delete_elem(e);
-    // The live elements of our maps by key: an added forward takes its key from whatever holds it.
+    // The live elements holding the keys of added forwards: an added forward takes its key from
+    // whatever holds it. One pass over the elements, looking up the (few) keys added.
     std::map<std::pair<std::string, std::string>, const NftElemLive*> by_key;
-    for (const auto& e : live.elements)
-        if (!v.bad_sets.count(e.set)) by_key.emplace(std::pair{e.set, e.key}, &e);
+    for (const auto& r : change.add)
+        if (r.kind == model::FwKind::dnat && r.to) by_key.emplace(std::pair{nft::dnat_map_for(r).name, nft::dnat_key(r)}, nullptr);
+    if (!by_key.empty())
+        for (const auto& e : live.elements)
+            if (auto k = by_key.find(std::pair{e.set, e.key}); k != by_key.end() && !v.bad_sets.count(e.set)) k->second = &e;
 
+    // A live rule or element (decoded, without its id) is the canonical desired one c.
+    auto same = [](FwRule live_rule, const FwRule& c) {
+        live_rule.id = c.id;
+        return live_rule == c;
+    };
     std::vector<FwRule> adds;
     std::map<std::string, std::vector<FwRule>> forwards;  // by map
     std::set<std::string> add_ids;
@@ -559,7 +573,7 @@ Status Nft::apply_once(const backend::FirewallChange& change, const NftTableLive
                                                  model::to_string(c.proto), c.port, m.name, c.id)};
             if (rule != v.source.end()) delete_rule(rule->second);
             if (elem != v.elem_source.end()) {
-                if (!elem_deleted(elem->second) && v.rules.at(r.id) == c) continue;  // already there as it should be
+                if (!elem_deleted(elem->second) && same(*elem->second->decoded, c)) continue;  // already there as it should be
                 delete_elem(elem->second);
             }
             if (auto k = by_key.find({m.name, key}); k != by_key.end()) delete_elem(k->second);
@@ -569,7 +583,7 @@ Status Nft::apply_once(const backend::FirewallChange& change, const NftTableLive
         if (elem != v.elem_source.end()) delete_elem(elem->second);
         if (rule != v.source.end() && rule->second) {
             bool kept = !deleting.count(rule->second->handle) && !flush.count(rule->second->chain);
-            if (kept && v.rules.at(r.id) == c) continue;  // already there as it should be
+            if (kept && same(rule->second->decoded.rule, c)) continue;  // already there as it should be
             delete_rule(rule->second);
         }
         adds.push_back(std::move(c));
@@ -635,14 +649,18 @@ Status Nft::apply_once(const backend::FirewallChange& change, const NftTableLive
 Status Nft::apply(const backend::FirewallChange& change) {
     if (open_error_) return *open_error_;
     for (int attempt = 0; attempt < 5; ++attempt) {
+        // Moving the snapshot keeps its vectors' buffers, so the cached view's pointers stay valid.
         std::optional<NftTableLive> live;
+        std::optional<nft::View> view;
         live.swap(cache_);
-        if (!live || attempt > 0) {
+        view.swap(cache_view_);
+        if (!live || !view || attempt > 0) {
             auto fresh = read_table();
             if (!fresh) return fresh.error();
             live = std::move(*fresh);
+            view = nft::view(*live);
         }
-        Status s = apply_once(change, *live);
+        Status s = apply_once(change, *live, *view);
         // ERESTART: the ruleset changed after the snapshot was taken; handles may be stale.
         if (!s && s.error().code == ERESTART) continue;
         return s;
@@ -653,6 +671,7 @@ Status Nft::apply(const backend::FirewallChange& change) {
 Status Nft::remove_all() {
     if (open_error_) return *open_error_;
     cache_.reset();
+    cache_view_.reset();
     Batch b(seq_);
     b.marker(NFNL_MSG_BATCH_BEGIN, 0);
     add_table_msg(b, NFT_MSG_DELTABLE, 0);

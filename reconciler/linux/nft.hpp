@@ -68,7 +68,7 @@ private:
     // Other tables' base chains at the input and forward hooks of ip, ip6 and inet that drop by
     // policy (backend::FirewallLive::foreign_drops).
     backend::Result<std::vector<model::ForeignDrop>> read_foreign_drops();
-    backend::Status apply_once(const backend::FirewallChange& change, const NftTableLive& live);
+    backend::Status apply_once(const backend::FirewallChange& change, const NftTableLive& live, const nft::View& v);
     backend::Status send_batch(std::vector<char>& buf, const std::vector<std::pair<uint32_t, std::string>>& what, uint32_t ack_seq);
     uint32_t next_seq() { return seq_++; }
 
@@ -79,6 +79,7 @@ private:
     // The snapshot of the last read(); used by apply() when the ruleset generation still matches,
     // which the kernel checks atomically (NFNL_BATCH_GENID) when the batch is committed.
     std::optional<NftTableLive> cache_;
+    std::optional<nft::View> cache_view_;  // nft::view(*cache_), its rules left out
     std::vector<std::string> last_batch_;
 };
 
