@@ -13,6 +13,7 @@
 #include <cstring>
 #include <fstream>
 #include <functional>
+#include <mutex>
 #include <new>
 #include <set>
 #include <utility>
@@ -30,6 +31,10 @@
 #include <linux/netlink.h>
 
 #include <fmt/format.h>
+
+#ifndef SO_NETNS_COOKIE
+#define SO_NETNS_COOKIE 71  // asm-generic/socket.h, Linux 5.14
+#endif
 
 namespace wgf::linux_ {
 
@@ -243,6 +248,12 @@ Nft::Nft() {
         return;
     }
     portid_ = mnl_socket_get_portid(nl_.get());
+    // The namespace the socket acts in: a snapshot read in another one is not this one's. Its
+    // cookie, unlike its inode number, is never reused by a later namespace; without one (a
+    // kernel before 5.14) no snapshot is shared.
+    uint64_t cookie = 0;
+    socklen_t cookie_len = sizeof cookie;
+    if (getsockopt(mnl_socket_get_fd(nl_.get()), SOL_SOCKET, SO_NETNS_COOKIE, &cookie, &cookie_len) == 0) netns_ = cookie;
     seq_ = static_cast<uint32_t>(time(nullptr));
     // Errors then carry only the header of the failed message, so many fit in the receive buffer.
     int one = 1;
@@ -454,20 +465,38 @@ Result<std::vector<model::ForeignDrop>> Nft::read_foreign_drops() {
     return out;
 }
 
+namespace {
+
+// The snapshot of the last read() and its view (without the rules read() handed out: apply
+// compares with the live rules and elements the view points to), for the next apply() in the
+// same network namespace. One per process: a run may read through one Nft and apply through
+// another (apply's guessed read ahead of the file). The kernel's generation check makes a stale
+// one harmless. Moving it keeps its vectors' buffers, so the view's pointers stay valid.
+struct Snapshot {
+    uint64_t netns = 0;
+    NftTableLive table;
+    nft::View view;
+};
+std::mutex snapshot_mutex;
+std::optional<Snapshot> last_snapshot;
+
+}  // namespace
+
 Result<backend::FirewallLive> Nft::read() {
     auto live = read_table();
     if (!live) return live.error();
-    cache_ = std::move(*live);
-    cache_view_.reset();
     auto foreign = read_foreign_drops();
     if (!foreign) return foreign.error();
-    // The view stays with the snapshot for apply(), without the rules it hands out here (apply
-    // compares with the live rules and elements it points to).
-    nft::View v = nft::view(*cache_);
-    backend::FirewallLive out{
-        .rules = std::move(v.rules), .damage = v.damage, .foreign_drops = std::move(*foreign), .legacy_tables = legacy_tables()};
-    v.rules.clear();
-    cache_view_ = std::move(v);
+    Snapshot snap{.netns = netns_, .table = std::move(*live), .view = {}};
+    snap.view = nft::view(snap.table);
+    backend::FirewallLive out{.rules = std::move(snap.view.rules),
+                              .damage = snap.view.damage,
+                              .foreign_drops = std::move(*foreign),
+                              .legacy_tables = legacy_tables()};
+    snap.view.rules.clear();
+    std::lock_guard lock(snapshot_mutex);
+    if (netns_) last_snapshot = std::move(snap);
+    else last_snapshot.reset();
     return out;
 }
 
@@ -649,12 +678,17 @@ Status Nft::apply_once(const backend::FirewallChange& change, const NftTableLive
 Status Nft::apply(const backend::FirewallChange& change) {
     if (open_error_) return *open_error_;
     for (int attempt = 0; attempt < 5; ++attempt) {
-        // Moving the snapshot keeps its vectors' buffers, so the cached view's pointers stay valid.
         std::optional<NftTableLive> live;
         std::optional<nft::View> view;
-        live.swap(cache_);
-        view.swap(cache_view_);
-        if (!live || !view || attempt > 0) {
+        if (attempt == 0) {
+            std::lock_guard lock(snapshot_mutex);
+            if (last_snapshot && netns_ && last_snapshot->netns == netns_) {
+                live = std::move(last_snapshot->table);
+                view = std::move(last_snapshot->view);
+            }
+            last_snapshot.reset();
+        }
+        if (!live || attempt > 0) {
             auto fresh = read_table();
             if (!fresh) return fresh.error();
             live = std::move(*fresh);
@@ -670,8 +704,10 @@ Status Nft::apply(const backend::FirewallChange& change) {
 
 Status Nft::remove_all() {
     if (open_error_) return *open_error_;
-    cache_.reset();
-    cache_view_.reset();
+    {
+        std::lock_guard lock(snapshot_mutex);
+        last_snapshot.reset();
+    }
     Batch b(seq_);
     b.marker(NFNL_MSG_BATCH_BEGIN, 0);
     add_table_msg(b, NFT_MSG_DELTABLE, 0);

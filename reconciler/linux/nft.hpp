@@ -22,8 +22,9 @@
 // added by key), so adding or removing one forward is one NEWSETELEM or DELSETELEM in a batch of
 // its own, whatever the number of forwards, and the kernel's lookup of a forward is one hash
 // lookup instead of a walk over one rule per forward. apply() reuses the handles and keys of the
-// last read() when the ruleset generation is unchanged (the kernel enforces it with
-// NFNL_BATCH_GENID), so read + apply dumps the table once.
+// last read() in the same network namespace (by any Nft of the process) when the ruleset
+// generation is unchanged (the kernel enforces it with NFNL_BATCH_GENID), so read + apply dumps
+// the table once.
 //
 // Whatever apply would not build as it is, read() reports as model::FwDamage beside the rules (a
 // rule by its handle, a chain or set by its name, a map or its rule, an element, the established
@@ -76,10 +77,7 @@ private:
     std::optional<backend::Error> open_error_;
     uint32_t portid_ = 0;
     uint32_t seq_ = 1;
-    // The snapshot of the last read(); used by apply() when the ruleset generation still matches,
-    // which the kernel checks atomically (NFNL_BATCH_GENID) when the batch is committed.
-    std::optional<NftTableLive> cache_;
-    std::optional<nft::View> cache_view_;  // nft::view(*cache_), its rules left out
+    uint64_t netns_ = 0;  // the cookie of the socket's network namespace (0: unknown)
     std::vector<std::string> last_batch_;
 };
 

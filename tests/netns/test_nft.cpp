@@ -171,7 +171,8 @@ bool same_lines(const std::string& a, const std::string& b) {
 }
 
 std::string nft_list(const Netns& ns) {
-    auto r = ns.sh("nft list table inet wg-fleet");
+    auto r = ns.sh("nft list table inet wg-fleet 2>&1");
+    INFO(r.out);
     REQUIRE(r.status == 0);
     return r.out;
 }
