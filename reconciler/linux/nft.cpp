@@ -13,6 +13,7 @@
 #include <cstring>
 #include <fstream>
 #include <functional>
+#include <mutex>
 #include <new>
 #include <set>
 #include <utility>
@@ -30,6 +31,10 @@
 #include <linux/netlink.h>
 
 #include <fmt/format.h>
+
+#ifndef SO_NETNS_COOKIE
+#define SO_NETNS_COOKIE 71  // asm-generic/socket.h, Linux 5.14
+#endif
 
 namespace wgf::linux_ {
 
@@ -149,6 +154,51 @@ void add_delset_msg(Batch& b, const std::string& name) {
     b.add(nlh, "delete set " + name);
 }
 
+void add_newset_msg(Batch& b, const nft::DnatMapSpec& m) {
+    nft::SetPtr s = nft::build_dnat_map(m);
+    nlmsghdr* nlh = nftnl_set_nlmsg_build_hdr(reinterpret_cast<char*>(b.start()), NFT_MSG_NEWSET, NFPROTO_INET, NLM_F_CREATE, b.seq());
+    nftnl_set_nlmsg_build_payload(nlh, s.get());
+    b.add(nlh, fmt::format("create map inet {} {}", backend::kNftTable, m.name));
+}
+
+// Elements go in messages of at most this many, each well inside the batch's scratch buffer.
+constexpr size_t kElemsPerMsg = 64;
+
+void add_elems_msg(Batch& b, uint16_t type, const nftnl_set* s, const std::string& what) {
+    nlmsghdr* nlh = nftnl_set_elem_nlmsg_build_hdr(reinterpret_cast<char*>(b.start()), type, NFPROTO_INET,
+                                                   type == NFT_MSG_NEWSETELEM ? NLM_F_CREATE : 0, b.seq());
+    nftnl_set_elems_nlmsg_build_payload(nlh, const_cast<nftnl_set*>(s));
+    b.add(nlh, what);
+}
+
+// One NEWSETELEM per chunk of forwards of map m.
+void add_forward_msgs(Batch& b, const nft::DnatMapSpec& m, const std::vector<FwRule>& rules) {
+    for (size_t i = 0; i < rules.size(); i += kElemsPerMsg) {
+        std::vector<const FwRule*> chunk;
+        for (size_t j = i; j < std::min(rules.size(), i + kElemsPerMsg); ++j) chunk.push_back(&rules[j]);
+        nft::SetPtr s = nft::build_dnat_elements(m, chunk, true);
+        add_elems_msg(b, NFT_MSG_NEWSETELEM, s.get(),
+                      chunk.size() == 1 ? fmt::format("add forward '{}' to map inet {} {}", chunk[0]->id, backend::kNftTable, m.name)
+                                        : fmt::format("add {} forwards ('{}' .. '{}') to map inet {} {}", chunk.size(), chunk.front()->id,
+                                                      chunk.back()->id, backend::kNftTable, m.name));
+    }
+}
+
+// One DELSETELEM per chunk of keys of map m.
+void del_key_msgs(Batch& b, const nft::DnatMapSpec& m, const std::set<std::string>& keys) {
+    std::vector<const std::string*> all;
+    all.reserve(keys.size());
+    for (const auto& k : keys) all.push_back(&k);
+    for (size_t i = 0; i < all.size(); i += kElemsPerMsg) {
+        std::vector<const std::string*> chunk(all.begin() + static_cast<long>(i),
+                                              all.begin() + static_cast<long>(std::min(all.size(), i + kElemsPerMsg)));
+        nft::SetPtr s = nft::build_dnat_keys(m, chunk);
+        add_elems_msg(
+            b, NFT_MSG_DELSETELEM, s.get(),
+            fmt::format("delete {} element{} from map inet {} {}", chunk.size(), chunk.size() == 1 ? "" : "s", backend::kNftTable, m.name));
+    }
+}
+
 std::string or_empty(const char* s) { return s ? s : ""; }
 
 std::string describe(const FwRule& r) {
@@ -198,6 +248,12 @@ Nft::Nft() {
         return;
     }
     portid_ = mnl_socket_get_portid(nl_.get());
+    // The namespace the socket acts in: a snapshot read in another one is not this one's. Its
+    // cookie, unlike its inode number, is never reused by a later namespace; without one (a
+    // kernel before 5.14) no snapshot is shared.
+    uint64_t cookie = 0;
+    socklen_t cookie_len = sizeof cookie;
+    if (getsockopt(mnl_socket_get_fd(nl_.get()), SOL_SOCKET, SO_NETNS_COOKIE, &cookie, &cookie_len) == 0) netns_ = cookie;
     seq_ = static_cast<uint32_t>(time(nullptr));
     // Errors then carry only the header of the failed message, so many fit in the receive buffer.
     int one = 1;
@@ -283,12 +339,41 @@ Result<NftTableLive> Nft::read_table_once(bool* consistent) {
             NlPtr<nftnl_set> owner(nftnl_set_alloc());
             nftnl_set* got = owner.get();
             // Anonymous sets belong to the rule that uses them and go away with it.
-            if (got && nftnl_set_nlmsg_parse(m, got) == 0 && table == or_empty(nftnl_set_get_str(got, NFTNL_SET_TABLE)) &&
-                !(nftnl_set_get_u32(got, NFTNL_SET_FLAGS) & NFT_SET_ANONYMOUS))
-                live.sets.push_back(or_empty(nftnl_set_get_str(got, NFTNL_SET_NAME)));
+            if (!got || nftnl_set_nlmsg_parse(m, got) != 0 || table != or_empty(nftnl_set_get_str(got, NFTNL_SET_TABLE)) ||
+                (nftnl_set_get_u32(got, NFTNL_SET_FLAGS) & NFT_SET_ANONYMOUS))
+                return;
+            NftSetLive sl{.name = or_empty(nftnl_set_get_str(got, NFTNL_SET_NAME)),
+                          .flags = nftnl_set_get_u32(got, NFTNL_SET_FLAGS),
+                          .key_type = nftnl_set_get_u32(got, NFTNL_SET_KEY_TYPE),
+                          .key_len = nftnl_set_get_u32(got, NFTNL_SET_KEY_LEN),
+                          .data_type = nftnl_set_get_u32(got, NFTNL_SET_DATA_TYPE),
+                          .data_len = nftnl_set_get_u32(got, NFTNL_SET_DATA_LEN),
+                          .extra = false};
+            for (uint16_t attr : {NFTNL_SET_TIMEOUT, NFTNL_SET_GC_INTERVAL, NFTNL_SET_DESC_SIZE, NFTNL_SET_OBJ_TYPE, NFTNL_SET_DESC_CONCAT,
+                                  NFTNL_SET_EXPR, NFTNL_SET_EXPRESSIONS})
+                sl.extra |= nftnl_set_is_set(got, attr);
+            live.sets.push_back(std::move(sl));
         }};
         Status st = request(nl_.get(), portid_, nlh, "list sets of table inet " + table, x);
         // ENOENT: the table went away since it was read; the generation check below notices.
+        if (!st && st.error().code != ENOENT) return st.error();
+        interrupted |= x.interrupted;
+    }
+
+    // The elements of our maps only: another set is deleted whole, whatever it holds.
+    for (const auto& set : live.sets) {
+        if (!nft::set_ours(set)) continue;
+        char buf[512] = {};
+        NlPtr<nftnl_set> s(nftnl_set_alloc());
+        if (!s) throw std::bad_alloc();
+        nftnl_set_set_str(s.get(), NFTNL_SET_TABLE, table.c_str());
+        nftnl_set_set_str(s.get(), NFTNL_SET_NAME, set.name.c_str());
+        nlmsghdr* nlh = nftnl_set_elem_nlmsg_build_hdr(buf, NFT_MSG_GETSETELEM, NFPROTO_INET, NLM_F_DUMP, next_seq());
+        nftnl_set_elems_nlmsg_build_payload(nlh, s.get());
+        Exchange x{[&](const nlmsghdr* m) {
+            for (auto& e : nft::parse_elem_message(m, table, set.name)) live.elements.push_back(std::move(e));
+        }};
+        Status st = request(nl_.get(), portid_, nlh, fmt::format("list elements of map inet {} {}", table, set.name), x);
         if (!st && st.error().code != ENOENT) return st.error();
         interrupted |= x.interrupted;
     }
@@ -380,15 +465,39 @@ Result<std::vector<model::ForeignDrop>> Nft::read_foreign_drops() {
     return out;
 }
 
+namespace {
+
+// The snapshot of the last read() and its view (without the rules read() handed out: apply
+// compares with the live rules and elements the view points to), for the next apply() in the
+// same network namespace. One per process: a run may read through one Nft and apply through
+// another (apply's guessed read ahead of the file). The kernel's generation check makes a stale
+// one harmless. Moving it keeps its vectors' buffers, so the view's pointers stay valid.
+struct Snapshot {
+    uint64_t netns = 0;
+    NftTableLive table;
+    nft::View view;
+};
+std::mutex snapshot_mutex;
+std::optional<Snapshot> last_snapshot;
+
+}  // namespace
+
 Result<backend::FirewallLive> Nft::read() {
     auto live = read_table();
     if (!live) return live.error();
-    cache_ = *live;
     auto foreign = read_foreign_drops();
     if (!foreign) return foreign.error();
-    nft::View v = nft::view(*cache_);
-    return backend::FirewallLive{
-        .rules = std::move(v.rules), .damage = std::move(v.damage), .foreign_drops = std::move(*foreign), .legacy_tables = legacy_tables()};
+    Snapshot snap{.netns = netns_, .table = std::move(*live), .view = {}};
+    snap.view = nft::view(snap.table);
+    backend::FirewallLive out{.rules = std::move(snap.view.rules),
+                              .damage = snap.view.damage,
+                              .foreign_drops = std::move(*foreign),
+                              .legacy_tables = legacy_tables()};
+    snap.view.rules.clear();
+    std::lock_guard lock(snapshot_mutex);
+    if (netns_) last_snapshot = std::move(snap);
+    else last_snapshot.reset();
+    return out;
 }
 
 Status Nft::send_batch(std::vector<char>& buf, const std::vector<std::pair<uint32_t, std::string>>& what, uint32_t ack_seq) {
@@ -436,8 +545,7 @@ Status Nft::send_batch(std::vector<char>& buf, const std::vector<std::pair<uint3
     return Status::ok();
 }
 
-Status Nft::apply_once(const backend::FirewallChange& change, const NftTableLive& live) {
-    nft::View v = nft::view(live);
+Status Nft::apply_once(const backend::FirewallChange& change, const NftTableLive& live, const nft::View& v) {
     std::set<std::string> flush = nft::chains_to_recreate(live);
 
     // Rules that go: those the change removes, those an add replaces, and every damaged rule.
@@ -447,55 +555,123 @@ Status Nft::apply_once(const backend::FirewallChange& change, const NftTableLive
     auto delete_rule = [&](const NftRuleLive* r) {
         if (r && !flush.count(r->chain) && deleting.insert(r->handle).second) del.push_back(r);
     };
-    for (const auto& id : change.remove)
+    // Elements that go, by map and key, in the same way; those of a map deleted go with it.
+    std::map<std::string, std::set<std::string>> del_keys;
+    auto delete_elem = [&](const NftElemLive* e) {
+        if (e && !v.bad_sets.count(e->set)) del_keys[e->set].insert(e->key);
+    };
+    auto elem_deleted = [&](const NftElemLive* e) {
+        auto it = del_keys.find(e->set);
+        return it != del_keys.end() && it->second.count(e->key);
+    };
+    for (const auto& id : change.remove) {
         if (auto it = v.source.find(id); it != v.source.end()) delete_rule(it->second);
+        if (auto it = v.elem_source.find(id); it != v.elem_source.end()) delete_elem(it->second);
+    }
     for (const NftRuleLive* r : v.damaged_rules) delete_rule(r);
+    for (const NftElemLive* e : v.damaged_elements) delete_elem(e);
+    // The live elements holding the keys of added forwards: an added forward takes its key from
+    // whatever holds it. One pass over the elements, looking up the (few) keys added.
+    std::map<std::pair<std::string, std::string>, const NftElemLive*> by_key;
+    for (const auto& r : change.add)
+        if (r.kind == model::FwKind::dnat && r.to) by_key.emplace(std::pair{nft::dnat_map_for(r).name, nft::dnat_key(r)}, nullptr);
+    if (!by_key.empty())
+        for (const auto& e : live.elements)
+            if (auto k = by_key.find(std::pair{e.set, e.key}); k != by_key.end() && !v.bad_sets.count(e.set)) k->second = &e;
 
+    // A live rule or element (decoded, without its id) is the canonical desired one c.
+    auto same = [](FwRule live_rule, const FwRule& c) {
+        live_rule.id = c.id;
+        return live_rule == c;
+    };
     std::vector<FwRule> adds;
+    std::map<std::string, std::vector<FwRule>> forwards;  // by map
     std::set<std::string> add_ids;
+    std::set<std::pair<std::string, std::string>> add_keys;
     for (const auto& r : change.add) {
         if (auto s = nft::check_rule(r); !s) return s;
         if (!add_ids.insert(r.id).second) return Error{EINVAL, fmt::format("firewall change adds rule '{}' twice", r.id)};
         FwRule c = nft::canonical(r);
-        auto it = v.source.find(r.id);
-        if (it != v.source.end() && it->second) {
-            bool kept = !deleting.count(it->second->handle) && !flush.count(it->second->chain);
-            if (kept && v.rules.at(r.id) == c) continue;  // already there as it should be
-            delete_rule(it->second);
+        auto rule = v.source.find(r.id);
+        auto elem = v.elem_source.find(r.id);
+        if (c.kind == model::FwKind::dnat) {
+            const nft::DnatMapSpec& m = nft::dnat_map_for(c);
+            std::string key = nft::dnat_key(c);
+            if (!add_keys.insert({m.name, key}).second)
+                return Error{EINVAL, fmt::format("firewall change adds two forwards of {} port {} to map {} ('{}' is the second)",
+                                                 model::to_string(c.proto), c.port, m.name, c.id)};
+            if (rule != v.source.end()) delete_rule(rule->second);
+            if (elem != v.elem_source.end()) {
+                if (!elem_deleted(elem->second) && same(*elem->second->decoded, c)) continue;  // already there as it should be
+                delete_elem(elem->second);
+            }
+            if (auto k = by_key.find({m.name, key}); k != by_key.end()) delete_elem(k->second);
+            forwards[m.name].push_back(std::move(c));
+            continue;
+        }
+        if (elem != v.elem_source.end()) delete_elem(elem->second);
+        if (rule != v.source.end() && rule->second) {
+            bool kept = !deleting.count(rule->second->handle) && !flush.count(rule->second->chain);
+            if (kept && same(rule->second->decoded.rule, c)) continue;  // already there as it should be
+            delete_rule(rule->second);
         }
         adds.push_back(std::move(c));
     }
     // By id, so a table rebuilt from scratch lists the same whatever order the change had.
-    std::sort(adds.begin(), adds.end(), [](const FwRule& a, const FwRule& b) { return a.id < b.id; });
+    auto by_id = [](const FwRule& a, const FwRule& b) { return a.id < b.id; };
+    std::sort(adds.begin(), adds.end(), by_id);
+    for (auto& [name, list] : forwards) std::sort(list.begin(), list.end(), by_id);
 
     using What = model::FwDamage::What;
-    const bool skeleton_ok = live.exists &&
-                             std::all_of(v.damage.begin(), v.damage.end(), [](const model::FwDamage& d) { return d.what == What::rule; });
-    if (skeleton_ok && del.empty() && adds.empty()) return Status::ok();
-    if (!live.exists && adds.empty()) return Status::ok();  // no table and nothing to put in it
+    const bool skeleton_ok = live.exists && std::all_of(v.damage.begin(), v.damage.end(), [](const model::FwDamage& d) {
+                                 return d.what == What::rule || d.what == What::element;
+                             });
+    const bool nothing_else = del.empty() && del_keys.empty() && adds.empty() && forwards.empty();
+    if (skeleton_ok && nothing_else) return Status::ok();
+    if (!live.exists && adds.empty() && forwards.empty()) return Status::ok();  // no table and nothing to put in it
     const bool established_damaged = std::any_of(v.damage.begin(), v.damage.end(),
                                                  [](const model::FwDamage& d) { return d.what == What::established; });
     bool add_established = !live.exists || established_damaged || flush.count("forward");
+    std::set<std::string> new_maps = v.missing_maps, new_map_rules = v.missing_map_rules;
+    for (const auto& m : nft::dnat_maps())
+        if (!live.exists || flush.count("prerouting")) {
+            if (!live.exists) new_maps.insert(m.name);
+            new_map_rules.insert(m.name);
+        }
 
+    // A change of elements alone needs nothing else: the generation check stands for the
+    // table and its skeleton being as read.
     Batch b(seq_);
     b.marker(NFNL_MSG_BATCH_BEGIN, live.genid);
-    add_table_msg(b, NFT_MSG_NEWTABLE, NLM_F_CREATE);
+    if (!skeleton_ok) add_table_msg(b, NFT_MSG_NEWTABLE, NLM_F_CREATE);
     for (const NftRuleLive* r : del) add_delrule_msg(b, r->chain, r->handle);
     for (const auto& c : flush) add_delrule_msg(b, c, 0);
-    for (const auto& s : live.sets) add_delset_msg(b, s);
+    for (const auto& [name, keys] : del_keys) del_key_msgs(b, *nft::dnat_map_spec(name), keys);
+    for (const auto& s : v.bad_sets) add_delset_msg(b, s);
     for (const auto& c : flush) add_chain_msg(b, NFT_MSG_DELCHAIN, c);
-    for (const auto& s : nft::base_chains()) add_chain_msg(b, NFT_MSG_NEWCHAIN, s.name);
+    if (!skeleton_ok)
+        for (const auto& s : nft::base_chains()) add_chain_msg(b, NFT_MSG_NEWCHAIN, s.name);
+    for (const auto& m : nft::dnat_maps())
+        if (new_maps.count(m.name)) add_newset_msg(b, m);
     if (add_established) {
         // Not appended: at the head of forward, ahead of every per-interface rule.
         nft::RulePtr r = nft::build_established_rule();
         add_newrule_msg(b, r.get(), false, "add the ct state established,related rule to chain forward");
     }
+    for (const auto& m : nft::dnat_maps())
+        if (new_map_rules.count(m.name)) {
+            nft::RulePtr r = nft::build_dnat_map_rule(m);
+            add_newrule_msg(b, r.get(), true, fmt::format("add the dnat rule of map {} to chain prerouting", m.name));
+        }
     for (const auto& a : adds) {
         nft::RulePtr r = nft::build_rule(a);
         add_newrule_msg(b, r.get(), true, describe(a));
     }
+    for (const auto& [name, list] : forwards) add_forward_msgs(b, *nft::dnat_map_spec(name), list);
     uint32_t ack_seq = b.ack_last();
     b.marker(NFNL_MSG_BATCH_END, 0);
+    last_batch_.clear();
+    for (const auto& [seq, what] : b.what) last_batch_.push_back(what);
     return send_batch(b.buf, b.what, ack_seq);
 }
 
@@ -503,13 +679,22 @@ Status Nft::apply(const backend::FirewallChange& change) {
     if (open_error_) return *open_error_;
     for (int attempt = 0; attempt < 5; ++attempt) {
         std::optional<NftTableLive> live;
-        live.swap(cache_);
+        std::optional<nft::View> view;
+        if (attempt == 0) {
+            std::lock_guard lock(snapshot_mutex);
+            if (last_snapshot && netns_ && last_snapshot->netns == netns_) {
+                live = std::move(last_snapshot->table);
+                view = std::move(last_snapshot->view);
+            }
+            last_snapshot.reset();
+        }
         if (!live || attempt > 0) {
             auto fresh = read_table();
             if (!fresh) return fresh.error();
             live = std::move(*fresh);
+            view = nft::view(*live);
         }
-        Status s = apply_once(change, *live);
+        Status s = apply_once(change, *live, *view);
         // ERESTART: the ruleset changed after the snapshot was taken; handles may be stale.
         if (!s && s.error().code == ERESTART) continue;
         return s;
@@ -519,7 +704,10 @@ Status Nft::apply(const backend::FirewallChange& change) {
 
 Status Nft::remove_all() {
     if (open_error_) return *open_error_;
-    cache_.reset();
+    {
+        std::lock_guard lock(snapshot_mutex);
+        last_snapshot.reset();
+    }
     Batch b(seq_);
     b.marker(NFNL_MSG_BATCH_BEGIN, 0);
     add_table_msg(b, NFT_MSG_DELTABLE, 0);

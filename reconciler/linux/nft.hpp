@@ -4,24 +4,32 @@
 // next apply removes it):
 //   chain input       type filter hook input       priority 0     policy accept  (accept_udp)
 //   chain forward     type filter hook forward     priority 0     policy accept  (forward)
-//   chain prerouting  type nat    hook prerouting  priority -100  policy accept  (dnat)
+//   chain prerouting  type nat    hook prerouting  priority -100  policy accept  (the maps' rules)
 //   chain postrouting type nat    hook postrouting priority 100   policy accept  (masquerade)
-// plus `ct state established,related accept` at the head of forward, comment kEstablishedId,
-// which belongs to the table's skeleton and is not reported by read().
+//   map fwd4 { type inet_proto . inet_service : ipv4_addr . inet_service; }     (dnat, IPv4)
+//   map fwd6 { type inet_proto . inet_service : ipv6_addr . inet_service; }     (dnat, IPv6)
+// plus the skeleton's own rules, which read() does not report: `ct state established,related
+// accept` at the head of forward (comment kEstablishedId) and, in prerouting,
+// `meta nfproto ipv4 dnat ip to meta l4proto . th dport map @fwd4` (comment "wg-fleet:fwd4")
+// and its IPv6 twin.
 //
-// One rule per FwRule, its id in the rule's userdata as an nft comment; the rules are built and
-// decoded by the pure codec in nft_codec.hpp, so a rule edited by hand reads back different and
-// the next apply replaces it.
+// One rule per FwRule, its id in the rule's userdata as an nft comment, except forwards: each is
+// one element of the map of its target's family, its id as the element's comment. The rules and
+// elements are built and decoded by the pure codec in nft_codec.hpp, so a rule or element edited
+// by hand reads back different and the next apply replaces it.
 //
-// Forwards are one rule each, not elements of a map: an apply sends only the rules that differ
-// (deletes by handle, appends), so the batch does not grow with the number of forwards, and each
-// forward stays a readable rule with its own comment. apply() reuses the handles of the last
-// read() when the ruleset generation is unchanged (the kernel enforces it with NFNL_BATCH_GENID),
-// so read + apply dumps the table once.
+// An apply sends only what differs (rules deleted by handle and appended, elements deleted and
+// added by key), so adding or removing one forward is one NEWSETELEM or DELSETELEM in a batch of
+// its own, whatever the number of forwards, and the kernel's lookup of a forward is one hash
+// lookup instead of a walk over one rule per forward. apply() reuses the handles and keys of the
+// last read() in the same network namespace (by any Nft of the process) when the ruleset
+// generation is unchanged (the kernel enforces it with NFNL_BATCH_GENID), so read + apply dumps
+// the table once.
 //
 // Whatever apply would not build as it is, read() reports as model::FwDamage beside the rules (a
-// rule by its handle, a chain or set by its name, the established rule, the table's flags), so a
-// diff against read() is never empty while the table differs from what apply would build.
+// rule by its handle, a chain or set by its name, a map or its rule, an element, the established
+// rule, the table's flags), so a diff against read() is never empty while the table differs from
+// what apply would build.
 // apply() repairs all of it whatever ids the change removes; removing an id that is not there
 // is a no-op, and adding an id that is there replaces it (or leaves it alone when it is equal).
 #pragma once
@@ -52,6 +60,8 @@ public:
 
     // The full snapshot read() is built from (chains, handles, generation).
     backend::Result<NftTableLive> read_table();
+    // What the last batch apply() sent held, one line per message (BEGIN and END included).
+    const std::vector<std::string>& last_batch() const { return last_batch_; }
 
 private:
     backend::Result<NftTableLive> read_table_once(bool* consistent);
@@ -59,7 +69,7 @@ private:
     // Other tables' base chains at the input and forward hooks of ip, ip6 and inet that drop by
     // policy (backend::FirewallLive::foreign_drops).
     backend::Result<std::vector<model::ForeignDrop>> read_foreign_drops();
-    backend::Status apply_once(const backend::FirewallChange& change, const NftTableLive& live);
+    backend::Status apply_once(const backend::FirewallChange& change, const NftTableLive& live, const nft::View& v);
     backend::Status send_batch(std::vector<char>& buf, const std::vector<std::pair<uint32_t, std::string>>& what, uint32_t ack_seq);
     uint32_t next_seq() { return seq_++; }
 
@@ -67,9 +77,8 @@ private:
     std::optional<backend::Error> open_error_;
     uint32_t portid_ = 0;
     uint32_t seq_ = 1;
-    // The snapshot of the last read(); used by apply() when the ruleset generation still matches,
-    // which the kernel checks atomically (NFNL_BATCH_GENID) when the batch is committed.
-    std::optional<NftTableLive> cache_;
+    uint64_t netns_ = 0;  // the cookie of the socket's network namespace (0: unknown)
+    std::vector<std::string> last_batch_;
 };
 
 }  // namespace wgf::linux_

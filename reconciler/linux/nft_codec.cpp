@@ -18,6 +18,7 @@
 #include <libnftnl/common.h>
 #include <libnftnl/expr.h>
 #include <libnftnl/rule.h>
+#include <libnftnl/set.h>
 #include <libnftnl/udata.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter/nf_nat.h>
@@ -41,8 +42,17 @@ constexpr size_t kMaxIdLen = NFTNL_UDATA_COMMENT_MAXLEN - 1;  // nft refuses lon
 constexpr uint32_t kCtStateEstablishedRelated = (1u << (0 + 1)) | (1u << (1 + 1));  // NF_CT_STATE_BIT
 constexpr uint32_t kCtStatusDstNat = 1u << 5;                                       // IPS_DST_NAT: the connection was DNATed
 constexpr uint32_t kNfprotoIpv4 = NFPROTO_IPV4, kNfprotoIpv6 = NFPROTO_IPV6;
+// nft's datatype numbers (TYPE_IPADDR, TYPE_IP6ADDR, TYPE_INET_PROTOCOL, TYPE_INET_SERVICE) and
+// how it numbers a concatenation of them, so that `nft list` prints the maps' types.
+constexpr uint32_t kTypeIpAddr = 7, kTypeIp6Addr = 8, kTypeInetProto = 12, kTypeInetService = 13, kTypeBits = 6;
+constexpr uint32_t concat_type(uint32_t a, uint32_t b) { return (a << kTypeBits) | b; }
+// A concatenation puts each part in a 32-bit register of its own: the port after the
+// protocol (key), after an IPv4 address, after an IPv6 address (data).
+constexpr uint32_t kPortAfterProto = NFT_REG32_01, kPortAfterV4 = NFT_REG32_01, kPortAfterV6 = NFT_REG_2;
+constexpr uint32_t kSlot = 4;
 
-bool valid_id(const std::string& id) { return !id.empty() && id != kEstablishedId; }
+// The comments of the skeleton's own rules start with "wg-fleet:"; no FwRule id may.
+bool valid_id(const std::string& id) { return !id.empty() && id.rfind("wg-fleet:", 0) != 0; }
 
 nftnl_expr* new_expr(const char* name) {
     nftnl_expr* e = nftnl_expr_alloc(name);
@@ -134,7 +144,7 @@ void set_comment(nftnl_rule* r, const std::string& id) {
 // unknown, so a hand edit (a counter, a log, a different match) is never mistaken for ours.
 
 struct RegValue {
-    enum class From { meta, payload, ct, imm } from = From::meta;
+    enum class From { meta, payload, ct, imm, lookup } from = From::meta;
     uint32_t key = 0, base = 0, offset = 0, len = 0;
     std::string data;     // imm: the bytes
     bool masked = false;  // ct: passed through bitwise
@@ -235,6 +245,8 @@ private:
     bool cmp(const nftnl_expr* e);
     bool nat(const nftnl_expr* e);
     bool masq(const nftnl_expr* e);
+    bool lookup(const nftnl_expr* e);
+    bool nat_from_map(const nftnl_expr* e, uint32_t family);
     // The register an immediate loaded `want` bytes into, as the nat expression names it.
     const RegValue* imm_reg(const nftnl_expr* e, uint16_t attr, size_t want) const;
 
@@ -242,6 +254,8 @@ private:
     Facts facts_;
     Terminal term_ = Terminal::none;
     FwRule dnat_;
+    std::string lookup_set_;  // the map a lookup named
+    bool from_map_ = false;   // the nat statement takes its address and port from the lookup
 };
 
 bool RuleDecoder::feed(const nftnl_expr* e) {
@@ -249,7 +263,7 @@ bool RuleDecoder::feed(const nftnl_expr* e) {
     static constexpr std::pair<std::string_view, Handler> kHandlers[] = {
         {"meta", &RuleDecoder::meta},       {"payload", &RuleDecoder::payload},     {"ct", &RuleDecoder::ct},
         {"bitwise", &RuleDecoder::bitwise}, {"immediate", &RuleDecoder::immediate}, {"cmp", &RuleDecoder::cmp},
-        {"nat", &RuleDecoder::nat},         {"masq", &RuleDecoder::masq},
+        {"nat", &RuleDecoder::nat},         {"masq", &RuleDecoder::masq},           {"lookup", &RuleDecoder::lookup},
     };
     if (term_ != Terminal::none) return false;  // nothing of ours follows the verdict or the nat statement
     const char* raw_name = nftnl_expr_get_str(e, NFTNL_EXPR_NAME);
@@ -324,6 +338,39 @@ const RegValue* RuleDecoder::imm_reg(const nftnl_expr* e, uint16_t attr, size_t 
     return &reg->second;
 }
 
+// `meta l4proto . th dport` looked up in a named map, its value left in NFT_REG_1 onwards.
+bool RuleDecoder::lookup(const nftnl_expr* e) {
+    auto proto = regs_.find(NFT_REG_1);
+    auto port = regs_.find(kPortAfterProto);
+    const char* set = nftnl_expr_get_str(e, NFTNL_EXPR_LOOKUP_SET);
+    if (!lookup_set_.empty() || !set || !nftnl_expr_is_set(e, NFTNL_EXPR_LOOKUP_DREG) ||
+        nftnl_expr_get_u32(e, NFTNL_EXPR_LOOKUP_SREG) != NFT_REG_1 || nftnl_expr_get_u32(e, NFTNL_EXPR_LOOKUP_DREG) != NFT_REG_1 ||
+        (nftnl_expr_is_set(e, NFTNL_EXPR_LOOKUP_FLAGS) && nftnl_expr_get_u32(e, NFTNL_EXPR_LOOKUP_FLAGS) != 0) || proto == regs_.end() ||
+        port == regs_.end())
+        return false;
+    const RegValue& pr = proto->second;
+    const RegValue& po = port->second;
+    if (pr.from != RegValue::From::meta || pr.key != NFT_META_L4PROTO || po.from != RegValue::From::payload ||
+        po.base != NFT_PAYLOAD_TRANSPORT_HEADER || po.offset != 2 || po.len != 2)
+        return false;
+    lookup_set_ = set;
+    regs_.clear();
+    RegValue v = RegValue::of(RegValue::From::lookup);
+    v.data = lookup_set_;
+    regs_[NFT_REG_1] = v;
+    return true;
+}
+
+bool RuleDecoder::nat_from_map(const nftnl_expr* e, uint32_t family) {
+    auto addr = regs_.find(nftnl_expr_get_u32(e, NFTNL_EXPR_NAT_REG_ADDR_MIN));
+    if (addr == regs_.end() || addr->second.from != RegValue::From::lookup || addr->first != NFT_REG_1 ||
+        !nftnl_expr_is_set(e, NFTNL_EXPR_NAT_REG_PROTO_MIN) ||
+        nftnl_expr_get_u32(e, NFTNL_EXPR_NAT_REG_PROTO_MIN) != (family == kNfprotoIpv4 ? kPortAfterV4 : kPortAfterV6))
+        return false;
+    from_map_ = true;
+    return true;
+}
+
 bool RuleDecoder::nat(const nftnl_expr* e) {
     term_ = Terminal::dnat;
     uint32_t family = nftnl_expr_get_u32(e, NFTNL_EXPR_NAT_FAMILY);
@@ -334,6 +381,7 @@ bool RuleDecoder::nat(const nftnl_expr* e) {
         !nftnl_expr_is_set(e, NFTNL_EXPR_NAT_REG_ADDR_MIN) || !same_or_unset(e, NFTNL_EXPR_NAT_REG_ADDR_MAX, NFTNL_EXPR_NAT_REG_ADDR_MIN) ||
         !same_or_unset(e, NFTNL_EXPR_NAT_REG_PROTO_MAX, NFTNL_EXPR_NAT_REG_PROTO_MIN))
         return false;
+    if (!lookup_set_.empty()) return nat_from_map(e, family);
     const size_t want = family == kNfprotoIpv4 ? 4 : 16;
     const RegValue* addr = imm_reg(e, NFTNL_EXPR_NAT_REG_ADDR_MIN, want);
     if (!addr) return false;
@@ -373,6 +421,12 @@ NftDecoded RuleDecoder::result() const {
             out.rule.kind = FwKind::forward;
             out.rule.iif = *f.iifname;
             out.rule.oif = f.oifname.value_or("");
+        }
+    } else if (term_ == Terminal::dnat && from_map_) {
+        const nft::DnatMapSpec* m = nft::dnat_map_spec(lookup_set_);
+        if (m && f.nfproto == m->nfproto && !f.l4proto && only(1)) {
+            out.what = NftDecoded::What::dnat_map;
+            out.map = lookup_set_;
         }
     } else if (term_ == Terminal::dnat) {
         uint8_t want_nfproto = dnat_.to->is_v4() ? NFPROTO_IPV4 : NFPROTO_IPV6;
@@ -419,6 +473,124 @@ const BaseChainSpec* base_chain_spec(const std::string& name) {
     return nullptr;
 }
 
+const std::vector<DnatMapSpec>& dnat_maps() {
+    static const std::vector<DnatMapSpec> maps = {{"fwd4", NFPROTO_IPV4, 4}, {"fwd6", NFPROTO_IPV6, 16}};
+    return maps;
+}
+
+const DnatMapSpec* dnat_map_spec(const std::string& name) {
+    for (const auto& m : dnat_maps())
+        if (name == m.name) return &m;
+    return nullptr;
+}
+
+const DnatMapSpec& dnat_map_for(const FwRule& r) { return dnat_maps()[r.to && r.to->is_v4() ? 0 : 1]; }
+
+namespace {
+uint32_t map_data_type(const DnatMapSpec& m) {
+    return concat_type(m.nfproto == NFPROTO_IPV4 ? kTypeIpAddr : kTypeIp6Addr, kTypeInetService);
+}
+}  // namespace
+
+bool set_ours(const NftSetLive& s) {
+    const DnatMapSpec* m = dnat_map_spec(s.name);
+    return m && !s.extra && s.flags == NFT_SET_MAP && s.key_type == concat_type(kTypeInetProto, kTypeInetService) &&
+           s.key_len == 2 * kSlot && s.data_type == map_data_type(*m) && s.data_len == m->addr_len + kSlot;
+}
+
+namespace {
+SetPtr new_set(const DnatMapSpec& m) {
+    SetPtr set(nftnl_set_alloc());
+    if (!set) throw std::bad_alloc();
+    nftnl_set_set_str(set.get(), NFTNL_SET_TABLE, backend::kNftTable);
+    nftnl_set_set_str(set.get(), NFTNL_SET_NAME, m.name);
+    nftnl_set_set_u32(set.get(), NFTNL_SET_FAMILY, NFPROTO_INET);
+    return set;
+}
+
+nftnl_set_elem* new_elem(nftnl_set* set, const std::string& key) {
+    nftnl_set_elem* e = nftnl_set_elem_alloc();
+    if (!e) throw std::bad_alloc();
+    nftnl_set_elem_add(set, e);  // the set owns it from here
+    nftnl_set_elem_set(e, NFTNL_SET_ELEM_KEY, key.data(), static_cast<uint32_t>(key.size()));
+    return e;
+}
+}  // namespace
+
+SetPtr build_dnat_map(const DnatMapSpec& m) {
+    SetPtr set = new_set(m);
+    nftnl_set_set_u32(set.get(), NFTNL_SET_FLAGS, NFT_SET_MAP);
+    nftnl_set_set_u32(set.get(), NFTNL_SET_KEY_TYPE, concat_type(kTypeInetProto, kTypeInetService));
+    nftnl_set_set_u32(set.get(), NFTNL_SET_KEY_LEN, 2 * kSlot);
+    nftnl_set_set_u32(set.get(), NFTNL_SET_DATA_TYPE, map_data_type(m));
+    nftnl_set_set_u32(set.get(), NFTNL_SET_DATA_LEN, m.addr_len + kSlot);
+    // Identifies the set to the lookup rule of the same batch before the kernel names it.
+    nftnl_set_set_u32(set.get(), NFTNL_SET_ID, m.nfproto);
+    return set;
+}
+
+RulePtr build_dnat_map_rule(const DnatMapSpec& m) {
+    RulePtr rule = new_rule("prerouting");
+    nftnl_rule* p = rule.get();
+    add_u8_match(p, NFT_META_NFPROTO, m.nfproto);
+    add_meta_load(p, NFT_META_L4PROTO);
+    nftnl_expr* th = new_expr("payload");
+    nftnl_expr_set_u32(th, NFTNL_EXPR_PAYLOAD_BASE, NFT_PAYLOAD_TRANSPORT_HEADER);
+    nftnl_expr_set_u32(th, NFTNL_EXPR_PAYLOAD_OFFSET, 2);
+    nftnl_expr_set_u32(th, NFTNL_EXPR_PAYLOAD_LEN, 2);
+    nftnl_expr_set_u32(th, NFTNL_EXPR_PAYLOAD_DREG, kPortAfterProto);
+    nftnl_rule_add_expr(p, th);
+    nftnl_expr* lk = new_expr("lookup");
+    nftnl_expr_set_u32(lk, NFTNL_EXPR_LOOKUP_SREG, NFT_REG_1);
+    nftnl_expr_set_u32(lk, NFTNL_EXPR_LOOKUP_DREG, NFT_REG_1);
+    nftnl_expr_set_str(lk, NFTNL_EXPR_LOOKUP_SET, m.name);
+    nftnl_expr_set_u32(lk, NFTNL_EXPR_LOOKUP_SET_ID, m.nfproto);
+    nftnl_rule_add_expr(p, lk);
+    nftnl_expr* nat = new_expr("nat");
+    nftnl_expr_set_u32(nat, NFTNL_EXPR_NAT_TYPE, NFT_NAT_DNAT);
+    nftnl_expr_set_u32(nat, NFTNL_EXPR_NAT_FAMILY, m.nfproto);
+    nftnl_expr_set_u32(nat, NFTNL_EXPR_NAT_REG_ADDR_MIN, NFT_REG_1);
+    nftnl_expr_set_u32(nat, NFTNL_EXPR_NAT_REG_PROTO_MIN, m.nfproto == NFPROTO_IPV4 ? kPortAfterV4 : kPortAfterV6);
+    nftnl_expr_set_u32(nat, NFTNL_EXPR_NAT_FLAGS, NF_NAT_RANGE_MAP_IPS | NF_NAT_RANGE_PROTO_SPECIFIED);
+    nftnl_rule_add_expr(p, nat);
+    set_comment(p, dnat_map_rule_comment(m));
+    return rule;
+}
+
+std::string dnat_map_rule_comment(const DnatMapSpec& m) { return fmt::format("wg-fleet:{}", m.name); }
+
+std::string dnat_key(const FwRule& r) {
+    std::string key(2 * kSlot, '\0');
+    key[0] = static_cast<char>(r.proto == model::Proto::tcp ? IPPROTO_TCP : IPPROTO_UDP);
+    const uint16_t be = htons(r.port);
+    std::memcpy(key.data() + kSlot, &be, sizeof be);
+    return key;
+}
+
+SetPtr build_dnat_elements(const DnatMapSpec& m, const std::vector<const FwRule*>& rules, bool with_data) {
+    SetPtr set = new_set(m);
+    for (const FwRule* r : rules) {
+        nftnl_set_elem* e = new_elem(set.get(), dnat_key(*r));
+        if (!with_data) continue;
+        std::string data(m.addr_len + kSlot, '\0');
+        std::memcpy(data.data(), r->to->bytes.data(), m.addr_len);
+        const uint16_t be = htons(r->to_port ? r->to_port : r->port);
+        std::memcpy(data.data() + m.addr_len, &be, sizeof be);
+        nftnl_set_elem_set(e, NFTNL_SET_ELEM_DATA, data.data(), static_cast<uint32_t>(data.size()));
+        NlPtr<nftnl_udata_buf> buf(nftnl_udata_buf_alloc(NFT_USERDATA_MAXLEN));
+        if (!buf) throw std::bad_alloc();
+        nftnl_udata_put_strz(buf.get(), NFTNL_UDATA_SET_ELEM_COMMENT, r->id.c_str());
+        nftnl_set_elem_set(e, NFTNL_SET_ELEM_USERDATA, nftnl_udata_buf_data(buf.get()), nftnl_udata_buf_len(buf.get()));
+    }
+    return set;
+}
+
+SetPtr build_dnat_keys(const DnatMapSpec& m, const std::vector<const std::string*>& keys) {
+    SetPtr set = new_set(m);
+    for (const std::string* k : keys) new_elem(set.get(), *k);
+    return set;
+}
+
 RulePtr new_rule(const char* chain) {
     RulePtr r(nftnl_rule_alloc());
     if (!r) throw std::bad_alloc();
@@ -455,7 +627,8 @@ FwRule canonical(const FwRule& r) {
             c.proto = r.proto;
             c.port = r.port;
             c.to = r.to;
-            c.to_port = r.to_port;
+            // The map's value always carries a port: keeping the port is translating to it.
+            c.to_port = r.to_port ? r.to_port : r.port;
             break;
         case FwKind::masquerade: c.oif = r.oif; break;
     }
@@ -464,7 +637,7 @@ FwRule canonical(const FwRule& r) {
 
 Status check_rule(const FwRule& r) {
     auto bad = [&](const std::string& why) { return Error{EINVAL, fmt::format("firewall rule '{}': {}", r.id, why)}; };
-    if (!valid_id(r.id)) return bad("the id must be non-empty and not be " + std::string(kEstablishedId));
+    if (!valid_id(r.id)) return bad("the id must be non-empty and not start with 'wg-fleet:'");
     if (r.id.size() > kMaxIdLen) return bad(fmt::format("the id is {} bytes long; nft comments hold at most {}", r.id.size(), kMaxIdLen));
     if (r.id.find('\0') != std::string::npos) return bad("the id contains a NUL byte");
     auto ifname_ok = [](const std::string& n) { return !n.empty() && n.size() < kIfNameSize && n.find('\0') == std::string::npos; };
@@ -643,6 +816,12 @@ const std::vector<ExprLayout>& expr_layouts() {
           {NFTA_NAT_REG_PROTO_MIN, K::u32},
           {NFTA_NAT_REG_PROTO_MAX, K::u32},
           {NFTA_NAT_FLAGS, K::u32}}},
+        {"lookup",
+         {{NFTA_LOOKUP_SET, K::string},
+          {NFTA_LOOKUP_SREG, K::u32},
+          {NFTA_LOOKUP_DREG, K::u32},
+          {NFTA_LOOKUP_SET_ID, K::u32},
+          {NFTA_LOOKUP_FLAGS, K::u32}}},
         {"masq", {{NFTA_MASQ_FLAGS, K::u32}, {NFTA_MASQ_REG_PROTO_MIN, K::u32}, {NFTA_MASQ_REG_PROTO_MAX, K::u32}}},
         {"ct", {{NFTA_CT_KEY, K::u32}, {NFTA_CT_DREG, K::u32}, {NFTA_CT_DIRECTION, K::u8}, {NFTA_CT_SREG, K::u32}}},
         {"bitwise",
@@ -756,24 +935,125 @@ std::optional<NftRuleLive> parse_rule_message(const nlmsghdr* nlh, const std::st
     return rl;
 }
 
-std::optional<std::string> rule_comment(const nftnl_rule* r) {
-    if (!nftnl_rule_is_set(r, NFTNL_RULE_USERDATA)) return std::nullopt;
-    uint32_t len = 0;
-    const auto* p = static_cast<const uint8_t*>(nftnl_rule_get_data(r, NFTNL_RULE_USERDATA, &len));
-    // The TLVs nft writes (type, length, value: one byte, one byte, length bytes), walked here
-    // because libnftnl's walker trusts each length to stay inside the buffer.
+namespace {
+
+// The comment among the TLVs nft writes into userdata (type, length, value: one byte, one byte,
+// length bytes), walked here because libnftnl's walker trusts each length to stay inside the
+// buffer.
+std::optional<std::string> udata_comment(const uint8_t* p, uint32_t len, uint8_t comment_type) {
     std::optional<std::string> out;
     for (uint32_t i = 0; i < len;) {
         if (len - i < 2 || len - i - 2 < p[i + 1]) return std::nullopt;  // a TLV cut short
         const uint8_t type = p[i], n = p[i + 1];
         const char* v = reinterpret_cast<const char*>(p + i + 2);
-        if (type == NFTNL_UDATA_RULE_COMMENT) {
+        if (type == comment_type) {
             if (n == 0 || v[n - 1] != '\0' || std::strlen(v) != size_t(n - 1)) return std::nullopt;
             out = std::string(v, n - 1);
         }
         i += 2u + n;
     }
     return out;
+}
+
+// NFTA_DATA_VALUE inside an NFTA_SET_ELEM_KEY / _DATA nest; nothing when anything else is there.
+std::optional<std::string> data_value(const nlattr* nest) {
+    if (!attr_valid(nest, AttrKind::nested)) return std::nullopt;
+    std::optional<std::string> out;
+    bool ok = true;
+    for_each_attr(mnl_attr_get_payload(nest), mnl_attr_get_payload_len(nest), [&](const nlattr* a) {
+        if (mnl_attr_get_type(a) != NFTA_DATA_VALUE || out) ok = false;
+        else out = std::string(static_cast<const char*>(mnl_attr_get_payload(a)), mnl_attr_get_payload_len(a));
+    });
+    return ok ? out : std::nullopt;
+}
+
+// The forward an element of map m holds, when it is one build_dnat_elements makes.
+std::optional<FwRule> decode_elem(const DnatMapSpec& m, const std::string& key, const std::string& data) {
+    auto zero = [](const std::string& b, size_t from, size_t to) {
+        return std::all_of(b.begin() + static_cast<long>(from), b.begin() + static_cast<long>(to), [](char c) { return c == 0; });
+    };
+    if (key.size() != 2 * kSlot || data.size() != m.addr_len + kSlot || !zero(key, 1, kSlot) || !zero(key, kSlot + 2, 2 * kSlot) ||
+        !zero(data, m.addr_len + 2, data.size()))
+        return std::nullopt;
+    const auto l4 = static_cast<uint8_t>(key[0]);
+    if (l4 != IPPROTO_TCP && l4 != IPPROTO_UDP) return std::nullopt;
+    uint16_t port = 0, to_port = 0;
+    std::memcpy(&port, key.data() + kSlot, 2);
+    std::memcpy(&to_port, data.data() + m.addr_len, 2);
+    FwRule r;
+    r.kind = FwKind::dnat;
+    r.proto = l4 == IPPROTO_TCP ? model::Proto::tcp : model::Proto::udp;
+    r.port = ntohs(port);
+    r.to_port = ntohs(to_port);
+    model::IpAddr a;
+    a.family = m.nfproto == NFPROTO_IPV4 ? 4 : 6;
+    std::memcpy(a.bytes.data(), data.data(), m.addr_len);
+    r.to = a;
+    if (r.port == 0 || r.to_port == 0) return std::nullopt;
+    return r;
+}
+
+NftElemLive parse_elem(const DnatMapSpec& m, const nlattr* elem) {
+    NftElemLive out;
+    out.set = m.name;
+    std::optional<std::string> key, data;
+    bool ours = attr_valid(elem, AttrKind::nested);
+    if (ours)
+        for_each_attr(mnl_attr_get_payload(elem), mnl_attr_get_payload_len(elem), [&](const nlattr* a) {
+            switch (mnl_attr_get_type(a)) {
+                case NFTA_SET_ELEM_KEY: key = data_value(a); break;
+                case NFTA_SET_ELEM_DATA: data = data_value(a); break;
+                case NFTA_SET_ELEM_FLAGS: ours &= attr_valid(a, AttrKind::u32) && mnl_attr_get_u32(a) == 0; break;
+                case NFTA_SET_ELEM_USERDATA:
+                    if (attr_valid(a, AttrKind::binary))
+                        out.comment = udata_comment(static_cast<const uint8_t*>(mnl_attr_get_payload(a)), mnl_attr_get_payload_len(a),
+                                                    NFTNL_UDATA_SET_ELEM_COMMENT);
+                    break;
+                case NFTA_SET_ELEM_PAD: break;
+                default: ours = false;  // a timeout, a counter, ...: nothing we build
+            }
+        });
+    if (key) out.key = *key;
+    if (ours && key && data) out.decoded = decode_elem(m, *key, *data);
+    return out;
+}
+
+}  // namespace
+
+std::vector<NftElemLive> parse_elem_message(const nlmsghdr* nlh, const std::string& table, const std::string& set) {
+    std::vector<NftElemLive> out;
+    const DnatMapSpec* m = dnat_map_spec(set);
+    if (!m || NFNL_MSG_TYPE(nlh->nlmsg_type) != NFT_MSG_NEWSETELEM || nlh->nlmsg_len < MNL_NLMSG_HDRLEN + MNL_ALIGN(sizeof(nfgenmsg)))
+        return out;
+    const auto* first = static_cast<const char*>(mnl_nlmsg_get_payload_offset(nlh, sizeof(nfgenmsg)));
+    const auto* tail = static_cast<const char*>(mnl_nlmsg_get_payload_tail(nlh));
+    std::string got_table, got_set;
+    const nlattr* elems = nullptr;
+    for_each_attr(first, static_cast<size_t>(tail - first), [&](const nlattr* a) {
+        switch (mnl_attr_get_type(a)) {
+            case NFTA_SET_ELEM_LIST_TABLE:
+                if (attr_valid(a, AttrKind::string)) got_table = mnl_attr_get_str(a);
+                break;
+            case NFTA_SET_ELEM_LIST_SET:
+                if (attr_valid(a, AttrKind::string)) got_set = mnl_attr_get_str(a);
+                break;
+            case NFTA_SET_ELEM_LIST_ELEMENTS:
+                if (attr_valid(a, AttrKind::nested)) elems = a;
+                break;
+            default: break;
+        }
+    });
+    if (got_table != table || got_set != set || !elems) return out;
+    // The kernel types each NFTA_LIST_ELEM; libnftnl numbers them 1, 2, ...: both are a list.
+    for_each_attr(mnl_attr_get_payload(elems), mnl_attr_get_payload_len(elems), [&](const nlattr* e) { out.push_back(parse_elem(*m, e)); });
+    return out;
+}
+
+std::optional<std::string> rule_comment(const nftnl_rule* r) {
+    if (!nftnl_rule_is_set(r, NFTNL_RULE_USERDATA)) return std::nullopt;
+    uint32_t len = 0;
+    const auto* p = static_cast<const uint8_t*>(nftnl_rule_get_data(r, NFTNL_RULE_USERDATA, &len));
+    return udata_comment(p, len, NFTNL_UDATA_RULE_COMMENT);
 }
 
 std::set<std::string> chains_to_recreate(const NftTableLive& t) {
@@ -799,10 +1079,25 @@ View view(const NftTableLive& t) {
     }
     for (const auto& c : t.chains)
         if (!base_chain_spec(c.name)) damage(What::chain, c.name);
-    for (const auto& s : t.sets) damage(What::set, s);
+    std::set<std::string> good_maps, map_damage;
+    for (const auto& s : t.sets) {
+        if (set_ours(s)) {
+            good_maps.insert(s.name);
+            continue;
+        }
+        v.bad_sets.insert(s.name);
+        if (dnat_map_spec(s.name)) map_damage.insert(s.name);
+        else damage(What::set, s.name);
+    }
+    for (const auto& m : dnat_maps())
+        if (!good_maps.count(m.name)) {
+            v.missing_maps.insert(m.name);
+            map_damage.insert(m.name);
+        }
     if (t.flags != 0) damage(What::table_flags);
 
     bool established = false;
+    std::set<std::string> map_rules;
     for (const auto& r : t.rules) {
         bool ours = base_chain_spec(r.chain) && !recreate.count(r.chain);
         if (ours && !established && r.chain == "forward" && r.decoded.what == NftDecoded::What::established &&
@@ -810,9 +1105,13 @@ View view(const NftTableLive& t) {
             established = true;
             continue;
         }
+        if (ours && r.chain == "prerouting" && r.decoded.what == NftDecoded::What::dnat_map && good_maps.count(r.decoded.map) &&
+            r.comment == dnat_map_rule_comment(*dnat_map_spec(r.decoded.map)) && map_rules.insert(r.decoded.map).second)
+            continue;
         const FwRule& d = r.decoded.rule;
-        if (ours && r.decoded.what == NftDecoded::What::fw_rule && r.chain == chain_for(d.kind) && r.comment && valid_id(*r.comment) &&
-            !v.rules.count(*r.comment)) {
+        // A forward as a rule of its own is how earlier versions built it: it belongs in a map.
+        if (ours && r.decoded.what == NftDecoded::What::fw_rule && d.kind != FwKind::dnat && r.chain == chain_for(d.kind) && r.comment &&
+            valid_id(*r.comment) && !v.rules.count(*r.comment)) {
             FwRule out = d;
             out.id = *r.comment;
             v.rules.emplace(out.id, out);
@@ -825,6 +1124,25 @@ View view(const NftTableLive& t) {
         v.damaged_rules.push_back(&r);
     }
     if (!established) damage(What::established);
+    for (const auto& m : dnat_maps())
+        if (!map_rules.count(m.name)) {
+            v.missing_map_rules.insert(m.name);
+            map_damage.insert(m.name);
+        }
+    for (const auto& name : map_damage) damage(What::map, name);
+
+    for (const auto& e : t.elements) {
+        if (!good_maps.count(e.set)) continue;
+        if (e.decoded && e.comment && valid_id(*e.comment) && !v.rules.count(*e.comment)) {
+            FwRule out = *e.decoded;
+            out.id = *e.comment;
+            v.rules.emplace(out.id, out);
+            v.elem_source.emplace(out.id, &e);
+            continue;
+        }
+        v.damage.push_back(model::FwDamage{.what = What::element, .handle = 0, .name = e.set, .decoded = e.decoded});
+        v.damaged_elements.push_back(&e);
+    }
     std::sort(v.damage.begin(), v.damage.end());
     return v;
 }

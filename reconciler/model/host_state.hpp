@@ -68,14 +68,16 @@ struct FwDamage {
     enum class What : uint8_t {
         rule,         // no usable comment, a duplicate id, a shape we do not build, or in a chain to recreate
         chain,        // a base chain missing or different (type, hook, priority, policy), or not ours
-        set,          // a named set or map: none is ours
+        set,          // a named set or map that is not one of our DNAT maps
         established,  // the ct state established,related rule is missing or changed
         table_flags,  // the table was made dormant
+        map,          // one of our DNAT maps missing or misshapen, or its lookup rule missing
+        element,      // an element of a DNAT map without a usable comment, or one we do not build
     };
     What what = What::rule;
     uint64_t handle = 0;            // rule: its nftables handle
-    std::string name;               // chain, set: its name
-    std::optional<FwRule> decoded;  // rule: what it decodes to (id empty), when a shape we build
+    std::string name;               // chain, set, map, element: the chain's, set's or map's name
+    std::optional<FwRule> decoded;  // rule, element: what it decodes to (id empty), when a shape we build
 
     auto operator<=>(const FwDamage&) const = default;
 };

@@ -132,6 +132,11 @@ std::string describe_rule(const model::FwRule& r) {
     return "?";
 }
 
+namespace {
+// Forwards are elements of a DNAT map, one change each; everything else is a rule.
+const char* firewall_item(model::FwKind kind) { return kind == model::FwKind::dnat ? "firewall map element" : "firewall rule"; }
+}  // namespace
+
 std::string describe_damage(const model::FwDamage& d) {
     using W = model::FwDamage::What;
     switch (d.what) {
@@ -142,6 +147,10 @@ std::string describe_damage(const model::FwDamage& d) {
         case W::set: return fmt::format("firewall set {} (not wg-fleet's)", d.name);
         case W::established: return "firewall rule ct state established,related accept (missing or changed)";
         case W::table_flags: return "firewall table flags (the table was made dormant)";
+        case W::map: return fmt::format("firewall map {} or its dnat rule (missing or not as wg-fleet builds it)", d.name);
+        case W::element:
+            return d.decoded ? fmt::format("firewall map {} element (not as wg-fleet builds it): {}", d.name, describe_rule(*d.decoded))
+                             : fmt::format("firewall map {} element (not as wg-fleet builds it)", d.name);
     }
     return "?";
 }
@@ -198,9 +207,10 @@ std::string describe(const Op& op) {
                 return fmt::format("sysctl {} {} -> {}{}", o.key, o.old.empty() ? "(unset)" : o.old, o.value,
                                    o.restore ? " (restored: wg-fleet no longer needs it)" : "");
             },
-            [](const OpAddRule& o) { return fmt::format("firewall rule {}: {}", o.rule.id, describe_rule(o.rule)); },
+            [](const OpAddRule& o) { return fmt::format("{} {}: {}", firewall_item(o.rule.kind), o.rule.id, describe_rule(o.rule)); },
             [](const OpDelRule& o) {
-                return o.old ? fmt::format("firewall rule {}: {}", o.id, describe_rule(*o.old)) : fmt::format("firewall rule {}", o.id);
+                return o.old ? fmt::format("{} {}: {}", firewall_item(o.old->kind), o.id, describe_rule(*o.old))
+                             : fmt::format("firewall rule {}", o.id);
             },
             [](const OpRepairFirewall& o) { return describe_damage(o.damage); },
             [](const OpWriteFile& o) {

@@ -1,7 +1,7 @@
-// Benchmark of one rule-level change on a large nftables table: the nftables backend
-// (linux::Nft) in a namespace of its own loads 10,000 DNAT rules, reads them back, then adds one
-// rule after a read (the cached snapshot), adds one and removes one from a fresh backend (a
-// snapshot read inside), next to `nft add rule` for the same kind of change. Prints the figures.
+// Benchmark of one change on a large nftables table: the nftables backend (linux::Nft) in a
+// namespace of its own loads 10,000 forwards (elements of its DNAT map), reads them back, then
+// adds one after a read (the cached snapshot), adds one and removes one from a fresh backend (a
+// snapshot read inside), next to `nft add element` for the same kind of change. Prints the figures.
 //
 // Usage (root): bench_nft_rules [RULES]
 #include <chrono>
@@ -77,13 +77,13 @@ void run(int rules) {
     const double remove_ms = ms_since(t);
 
     t = Clock::now();
-    auto cli = ns.sh("nft add rule inet wg-fleet prerouting meta nfproto ipv4 tcp dport 30002 dnat ip to 192.0.2.7:80");
+    auto cli = ns.sh("nft add element inet wg-fleet fwd4 \"{ tcp . 30002 : 192.0.2.7 . 80 }\"");
     const double cli_ms = ms_since(t);
-    if (cli.status != 0) throw std::runtime_error("nft add rule: " + cli.out);
+    if (cli.status != 0) throw std::runtime_error("nft add element: " + cli.out);
 
     std::printf(
         "%d DNAT rules: initial apply %.1f ms, read() %.1f ms, add one after read() %.2f ms, add one without a prior "
-        "read %.1f ms, remove one (snapshot read inside) %.1f ms, `nft add rule` %.1f ms\n",
+        "read %.1f ms, remove one (snapshot read inside) %.1f ms, `nft add element` %.1f ms\n",
         rules, load_ms, read_ms, add_cached_ms, add_fresh_ms, remove_ms, cli_ms);
 }
 

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# Forwards to explicit addresses, end to end through the command line. A fleet in the sandbox
-# (wireguard-go tunnels): edge1, the controller, forwards public ports to addresses (not member
-# names) that lie behind peer svc: svc's IPv4 fleet address, its IPv6 fleet address (read from
-# `addresses --json`) and addresses inside the IPv4 and IPv6 prefixes svc announces in
-# `routes:` (a LAN on a dummy interface). A client namespace on edge1's "internet" side connects
-# to edge1's public port over TCP and UDP, IPv4 and IPv6, and must land on the service at each
-# address, masqueraded to edge1's fleet address, and get the reply. Then: removing a forward
-# from the file closes its port after the next apply (the other family's forward of that port
-# stays); deleting the nftables table by hand is repaired by the next apply.
+# Forwards end to end through the command line. A fleet in the sandbox (wireguard-go tunnels):
+# edge1, the controller, forwards public ports to addresses that lie behind peer svc: svc's IPv4
+# fleet address, its IPv6 fleet address (read from `addresses --json`) and addresses inside the
+# IPv4 and IPv6 prefixes svc announces in `routes:` (on its loopback), and to svc by name (`to:
+# svc`: both of its fleet addresses). A client namespace on edge1's "internet" side connects to
+# edge1's public port over TCP and UDP, IPv4 and IPv6, and must land on the service at each
+# address, masqueraded to edge1's fleet address, and get the reply. The forwards are elements of
+# edge1's DNAT maps, as `nft list` shows them. Then: removing a forward from the file closes its
+# port after the next apply (the other family's forward of that port stays); deleting the
+# nftables table by hand is repaired by the next apply, and within a tick under `watch`.
+# svc is also the gateway into a tailnet (Headscale/Tailscale): it announces 100.64.0.0/10 and
+# fd7a:115c:a1e0::/48 in `routes:`, and edge1 reaches a tailnet address behind it over the fleet.
 # Usage: forward_targets_e2e.sh WG_FLEET_BINARY   (root)
 set -u
 bin=$(realpath "$1")
@@ -18,7 +21,9 @@ name=ft$$
 client=wgfftc$$
 tmp=$(mktemp -d /tmp/wgf-ft-e2e.XXXXXX)
 srv=
+watcher=
 cleanup() {
+  [[ -n $watcher ]] && kill "$watcher" 2>/dev/null && wait "$watcher" 2>/dev/null
   # The service itself, not only the `sandbox exec` that started it: it holds ctest's output pipe.
   [[ -s $tmp/service.pid ]] && kill "$(cat "$tmp/service.pid")" 2>/dev/null
   [[ -n $srv ]] && kill "$srv" 2>/dev/null && wait "$srv" 2>/dev/null
@@ -40,7 +45,7 @@ fleets:
     controllers:
       edge1: { endpoint: 10.77.31.1, ipv4: 10.50.0.1 }
     peers:
-      svc: { endpoint: 10.77.31.2, ipv4: 10.50.0.12, routes: [192.0.2.0/24, "2001:db8:50::/48"] }
+      svc: { endpoint: 10.77.31.2, ipv4: 10.50.0.12, routes: [192.0.2.0/24, "2001:db8:50::/48", 100.64.0.0/10, "fd7a:115c:a1e0::/48"] }
 $1
 EOF
 }
@@ -55,7 +60,9 @@ forwards="forwards:
   - { name: web4, node: edge1, port: 8080, to: 10.50.0.12, to_port: 8000 }
   - { name: web6, node: edge1, port: 8080, to: \"2001:db8:50::7\", to_port: 8000 }
   - { name: dns4, node: edge1, proto: udp, port: 5353, to: 192.0.2.7, to_port: 5300 }
-  - { name: dns6, node: edge1, proto: udp, port: 5353, to: \"$svc6\", to_port: 5300 }"
+  - { name: dns6, node: edge1, proto: udp, port: 5353, to: \"$svc6\", to_port: 5300 }
+  - { name: websvc, node: edge1, port: 9080, to: svc, to_port: 8000 }
+  - { name: dnssvc, node: edge1, proto: udp, port: 9053, to: svc, to_port: 5300 }"
 write_cfg "$forwards"
 check "check accepts the explicit targets" "$bin" -c "$cfg" --dropin-dir /nonexistent -q check
 
@@ -63,6 +70,9 @@ check "sandbox up" "$bin" -q sandbox --name "$name" up "$cfg"
 # svc's LAN behind it (the prefixes it announces), one address of each on its loopback.
 in_node svc ip addr add 192.0.2.7/32 dev lo
 in_node svc ip addr add 2001:db8:50::7/128 dev lo
+# The tailnet behind svc: one address of each of its ranges, as tailscaled would hold them.
+in_node svc ip addr add 100.64.0.7/32 dev lo
+in_node svc ip addr add fd7a:115c:a1e0::7/128 dev lo
 
 # The client on edge1's public side: a link of its own, documentation addresses.
 ip netns add "$client"
@@ -86,9 +96,10 @@ t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 t.bind(("::", 8000)); t.listen(8)
 u4 = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u4.bind(("192.0.2.7", 5300))
 u6 = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); u6.bind(("$svc6", 5300))
+u4m = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u4m.bind(("10.50.0.12", 5300))
 def bare(a): return a[7:] if a.startswith("::ffff:") else a
 while True:
-    ready, _, _ = select.select([t, u4, u6], [], [], 120)
+    ready, _, _ = select.select([t, u4, u6, u4m], [], [], 120)
     if not ready: break
     for s in ready:
         if s is t:
@@ -129,11 +140,33 @@ check "udp, IPv4: edge1:5353 lands on 192.0.2.7 in svc's routes" \
   eventually answers udp 198.51.100.2 5353 "udp from $edge4 at 192.0.2.7"
 check "udp, IPv6: edge1:5353 lands on svc's fleet address $svc6" \
   eventually answers udp 2001:db8:1::2 5353 "udp from $edge6 at $svc6"
+check "tcp, IPv4: edge1:9080 lands on svc by name, at 10.50.0.12" \
+  eventually answers tcp 198.51.100.2 9080 "tcp from $edge4 at 10.50.0.12"
+check "tcp, IPv6: edge1:9080 lands on svc by name, at $svc6" \
+  eventually answers tcp 2001:db8:1::2 9080 "tcp from $edge6 at $svc6"
+check "udp, IPv4: edge1:9053 lands on svc by name, at 10.50.0.12" \
+  eventually answers udp 198.51.100.2 9053 "udp from $edge4 at 10.50.0.12"
+check "udp, IPv6: edge1:9053 lands on svc by name, at $svc6" \
+  eventually answers udp 2001:db8:1::2 9053 "udp from $edge6 at $svc6"
 for n in edge1 svc; do
   check "$n: a second apply plans nothing" in_node "$n" wg-fleet -q plan --detailed-exitcode
 done
-check "edge1's table DNATs web4 to 10.50.0.12:8000 for IPv4 clients only" \
-  bash -c "\"$bin\" sandbox exec --name $name edge1 nft list table inet wg-fleet | grep -q 'meta nfproto ipv4 tcp dport 8080 dnat ip to 10.50.0.12:8000 comment \"dnat-web4-v4\"'"
+listed=$(in_node edge1 nft list table inet wg-fleet)
+check "edge1's table looks forwards up in its IPv4 map for IPv4 clients only" \
+  grep -qF 'meta nfproto ipv4 dnat ip to meta l4proto . th dport map @fwd4' <<<"$listed"
+check "web4 is an element of that map: tcp . 8080 to 10.50.0.12 . 8000" \
+  grep -qF 'tcp . 8080 comment "dnat-web4-v4" : 10.50.0.12 . 8000' <<<"$listed"
+check "websvc's IPv6 element targets svc's fleet address $svc6" \
+  grep -qF "tcp . 9080 comment \"dnat-websvc-v6\" : $svc6 . 8000" <<<"$listed"
+
+# The tailnet gateway: edge1 reaches a tailnet address behind svc, over the fleet.
+check "edge1 routes 100.64.0.0/10 and fd7a:115c:a1e0::/48 into the fleet (wg-fleet's routes, protocol 87)" \
+  bash -c "\"$bin\" sandbox exec --name $name edge1 ip route show 100.64.0.0/10 | grep -q 'proto 87' &&
+           \"$bin\" sandbox exec --name $name edge1 ip -6 route show fd7a:115c:a1e0::/48 | grep -q 'proto 87'"
+check "edge1 reaches 100.64.0.7 behind svc (TCP)" \
+  eventually bash -c "\"$bin\" sandbox exec --name $name edge1 timeout 5 python3 -c 'import socket; print(socket.create_connection((\"100.64.0.7\", 8000), timeout=2).recv(100).decode().strip())' | grep -q 'tcp from 10.50.0.1 at 100.64.0.7'"
+check "edge1 reaches fd7a:115c:a1e0::7 behind svc (TCP)" \
+  eventually bash -c "\"$bin\" sandbox exec --name $name edge1 timeout 5 python3 -c 'import socket; print(socket.create_connection((\"fd7a:115c:a1e0::7\", 8000), timeout=2).recv(100).decode().strip())' | grep -q 'at fd7a:115c:a1e0::7'"
 
 # Removing a forward closes its port (for its family) after the next apply.
 write_cfg "$(grep -v 'name: web4' <<<"$forwards")"
@@ -151,6 +184,15 @@ check "udp, IPv4: answers again" eventually answers udp 198.51.100.2 5353 "udp f
 check "udp, IPv6: answers again" eventually answers udp 2001:db8:1::2 5353 "udp from $edge6 at $svc6"
 check "tcp, IPv6: answers again" eventually answers tcp 2001:db8:1::2 8080 "tcp from $edge6 at 2001:db8:50::7"
 check "edge1: nothing left to do" in_node edge1 wg-fleet -q plan --detailed-exitcode
+
+# Under watch, a table deleted by hand is put back within a tick (the interval), no apply run.
+in_node edge1 wg-fleet watch --interval 2 >"$tmp/watch.log" 2>&1 &
+watcher=$!
+check "watch runs on edge1" kill -0 "$watcher"
+check "delete the table by hand under watch" in_node edge1 nft delete table inet wg-fleet
+check "watch repairs it: udp, IPv4: edge1:5353 answers again" eventually answers udp 198.51.100.2 5353 "udp from $edge4 at 192.0.2.7"
+check "and tcp, IPv4 by name: edge1:9080 answers again" eventually answers tcp 198.51.100.2 9080 "tcp from $edge4 at 10.50.0.12"
+kill "$watcher" 2>/dev/null; wait "$watcher" 2>/dev/null; watcher=
 
 # Someone else's firewall: a Docker-like ip filter FORWARD chain that drops by policy. plan warns
 # (it changes nothing there) and says what to add; with those rules in, the forwards still answer.

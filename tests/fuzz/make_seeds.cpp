@@ -1,6 +1,7 @@
 // Writes the seed corpora of the netlink fuzzers (corpus-genl/, corpus-nft/) from real messages:
 // GET_DEVICE dump replies laid out as the kernel sends them and as build_set_device() chunks a
-// large peer, and every kind of rule nft::build_rule() makes, serialized as NFT_MSG_NEWRULE.
+// large peer, and every kind of rule nft::build_rule() makes, serialized as NFT_MSG_NEWRULE, with
+// the DNAT maps' rules and elements (NFT_MSG_NEWSETELEM).
 // Run by hand when the message layouts change: fuzz_make_seeds <tests/fuzz>.
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -12,6 +13,7 @@
 #include <linux/time_types.h>
 
 #include <libnftnl/rule.h>
+#include <libnftnl/set.h>
 #include <netlink/attr.h>
 #include <netlink/genl/genl.h>
 #include <netlink/msg.h>
@@ -213,6 +215,24 @@ void nft_seeds(const std::string& dir) {
         for (char& c : name)
             if (c == ':') c = '-';
         write(dir + "/" + name, out);
+    }
+    for (const auto& map : linux_::nft::dnat_maps()) {
+        std::vector<char> out;
+        auto r = linux_::nft::build_dnat_map_rule(map);
+        serialize(r.get(), handle, out);
+        serialize(r.get(), handle++, all);
+        write(dir + "/map-rule-" + map.name, out);
+    }
+    // The maps' elements as a dump sends them: d4 in fwd4, d6 in fwd6.
+    for (const FwRule* d : {&d4, &d6}) {
+        const auto& map = linux_::nft::dnat_map_for(*d);
+        auto set = linux_::nft::build_dnat_elements(map, {d}, true);
+        std::vector<char> buf(16384), out;
+        nlmsghdr* nlh = nftnl_set_elem_nlmsg_build_hdr(buf.data(), NFT_MSG_NEWSETELEM, NFPROTO_INET, NLM_F_MULTI, 1);
+        nftnl_set_elems_nlmsg_build_payload(nlh, set.get());
+        append(out, nlh);
+        append(all, nlh);
+        write(dir + "/elements-" + map.name, out);
     }
     write(dir + "/table", all);
 }

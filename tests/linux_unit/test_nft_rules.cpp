@@ -1,17 +1,20 @@
 // Root-free tests of the nftables rule layer: every FwRule kind is built as a libnftnl rule, sent
 // through the netlink wire format and decoded back to the same rule; the comment round-trips in
-// nft's userdata layout; edits that change a rule's meaning decode as something else; and view()
-// turns a table snapshot into the ids read() reports.
+// nft's userdata layout; edits that change a rule's meaning decode as something else; the DNAT
+// maps' rules, sets and elements as nft builds them and back; and view() turns a table snapshot
+// into the ids read() reports.
 #include <arpa/inet.h>
 
 #include <algorithm>
 #include <cstring>
 #include <functional>
+#include <set>
 #include <vector>
 
 #include <libmnl/libmnl.h>
 #include <libnftnl/expr.h>
 #include <libnftnl/rule.h>
+#include <libnftnl/set.h>
 #include <libnftnl/udata.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter/nf_tables.h>
@@ -20,6 +23,8 @@
 #include "linux/nft_codec.hpp"
 
 using wgf::linux_::NftDecoded;
+using wgf::linux_::NftElemLive;
+using wgf::linux_::NftSetLive;
 using wgf::linux_::NftRuleLive;
 using wgf::linux_::NftTableLive;
 using wgf::model::FwKind;
@@ -279,6 +284,39 @@ NftRuleLive live_rule(uint64_t handle, const FwRule& r, std::optional<std::strin
     return l;
 }
 
+// A set as read() records it, taken from what build_dnat_map sends.
+NftSetLive set_live(const nft::DnatMapSpec& m) {
+    nft::SetPtr s = nft::build_dnat_map(m);
+    return NftSetLive{.name = m.name,
+                      .flags = nftnl_set_get_u32(s.get(), NFTNL_SET_FLAGS),
+                      .key_type = nftnl_set_get_u32(s.get(), NFTNL_SET_KEY_TYPE),
+                      .key_len = nftnl_set_get_u32(s.get(), NFTNL_SET_KEY_LEN),
+                      .data_type = nftnl_set_get_u32(s.get(), NFTNL_SET_DATA_TYPE),
+                      .data_len = nftnl_set_get_u32(s.get(), NFTNL_SET_DATA_LEN),
+                      .extra = false};
+}
+
+NftRuleLive map_rule(uint64_t handle, const nft::DnatMapSpec& m) {
+    nft::RulePtr built = nft::build_dnat_map_rule(m);
+    NftRuleLive l;
+    l.handle = handle;
+    l.chain = "prerouting";
+    l.comment = nft::rule_comment(built.get());
+    l.decoded = nft::decode_rule(built.get());
+    return l;
+}
+
+// The elements of the forwards as a dump message of map m, parsed back as read() does.
+std::vector<NftElemLive> elements_via_wire(const nft::DnatMapSpec& m, const std::vector<FwRule>& rules) {
+    std::vector<const FwRule*> ptrs;
+    for (const auto& r : rules) ptrs.push_back(&r);
+    nft::SetPtr s = nft::build_dnat_elements(m, ptrs, true);
+    std::vector<char> buf(65536);
+    nlmsghdr* nlh = nftnl_set_elem_nlmsg_build_hdr(buf.data(), NFT_MSG_NEWSETELEM, NFPROTO_INET, NLM_F_MULTI, 1);
+    nftnl_set_elems_nlmsg_build_payload(nlh, s.get());
+    return nft::parse_elem_message(nlh, wgf::backend::kNftTable, m.name);
+}
+
 NftTableLive healthy_table() {
     NftTableLive t;
     t.exists = true;
@@ -292,6 +330,10 @@ NftTableLive healthy_table() {
     est.comment = wgf::linux_::kEstablishedId;
     est.decoded = nft::decode_rule(nft::build_established_rule().get());
     t.rules.push_back(est);
+    for (const auto& m : nft::dnat_maps()) {
+        t.sets.push_back(set_live(m));
+        t.rules.push_back(map_rule(t.rules.size() + 1, m));
+    }
     return t;
 }
 
@@ -356,17 +398,17 @@ TEST_CASE("view() reports rules by comment and damage as typed entries", "[nft]"
 
     SECTION("skeleton damage") {
         NftTableLive t = healthy_table();
-        t.rules.clear();                       // the established rule is gone
+        t.rules.clear();                       // the established rule is gone, and the maps' rules
         t.chains[0].policy = NF_DROP;          // input drops
         t.chains.erase(t.chains.begin() + 2);  // prerouting is gone
         t.chains[2].priority = 50;             // postrouting moved
         t.chains.push_back({"mine", false, "", 0, 0, 0});
-        t.sets.push_back("blocked");
+        t.sets.push_back(NftSetLive{.name = "blocked"});
         t.flags = 1;
         auto v = nft::view(t);
         std::vector want = {damaged(What::established),          damaged(What::chain, "input"), damaged(What::chain, "prerouting"),
                             damaged(What::chain, "postrouting"), damaged(What::chain, "mine"),  damaged(What::set, "blocked"),
-                            damaged(What::table_flags)};
+                            damaged(What::table_flags),          damaged(What::map, "fwd4"),    damaged(What::map, "fwd6")};
         std::sort(want.begin(), want.end());
         CHECK(v.damage == want);  // the forward chain is intact
         CHECK(v.rules.empty());
@@ -459,4 +501,130 @@ TEST_CASE("a rule comment whose length runs past the userdata is no comment", "[
     CHECK_FALSE(check_udata({NFTNL_UDATA_RULE_COMMENT, 200, 'a', 'b', 0}));
     CHECK_FALSE(check_udata({NFTNL_UDATA_RULE_COMMENT, 3, 'a', 'b', 0, 7}));
     CHECK_FALSE(check_udata({NFTNL_UDATA_RULE_COMMENT}));
+}
+
+TEST_CASE("the DNAT maps' rules are the expressions nft generates and decode as the skeleton's", "[nft]") {
+    // `nft --debug=netlink` for `meta nfproto ipv4 dnat ip to meta l4proto . th dport map @fwd4`:
+    //   meta load nfproto => reg 1; cmp eq reg 1 0x02; meta load l4proto => reg 1;
+    //   payload load 2b @ transport header + 2 => reg 9; lookup reg 1 set fwd4 dreg 1;
+    //   nat dnat ip addr_min reg 1 proto_min reg 9   (ip6: proto_min reg 2)
+    for (const auto& m : nft::dnat_maps()) {
+        INFO(m.name);
+        nft::RulePtr r = nft::build_dnat_map_rule(m);
+        CHECK(expr_names(r.get()) == std::vector<std::string>{"meta", "cmp", "meta", "payload", "lookup", "nat"});
+        CHECK(nftnl_expr_get_u32(nth_expr(r.get(), 3), NFTNL_EXPR_PAYLOAD_DREG) == 9);
+        CHECK(std::string(nftnl_expr_get_str(nth_expr(r.get(), 4), NFTNL_EXPR_LOOKUP_SET)) == m.name);
+        CHECK(nftnl_expr_get_u32(nth_expr(r.get(), 5), NFTNL_EXPR_NAT_REG_PROTO_MIN) == (m.nfproto == NFPROTO_IPV4 ? 9u : 2u));
+        nft::RulePtr back = wire_round_trip(r.get());
+        NftDecoded d = nft::decode_rule(back.get());
+        CHECK(d.what == NftDecoded::What::dnat_map);
+        CHECK(d.map == m.name);
+        CHECK(nft::rule_comment(back.get()) == "wg-fleet:" + std::string(m.name));
+    }
+    // The IPv4 map's rule with the IPv6 family match is no rule of ours.
+    nft::RulePtr crossed = nft::build_dnat_map_rule(nft::dnat_maps()[0]);
+    uint8_t v6 = NFPROTO_IPV6;
+    nftnl_expr_set(nth_expr(crossed.get(), 1), NFTNL_EXPR_CMP_DATA, &v6, 1);
+    CHECK(nft::decode_rule(crossed.get()).what == NftDecoded::What::unknown);
+}
+
+TEST_CASE("the DNAT maps are the sets nft makes of `type inet_proto . inet_service : ipv4_addr . inet_service`", "[nft]") {
+    // Read back from a map `nft -f` created: key type 781, data type 461 (ip) / 525 (ip6),
+    // key length 8, data length 8 / 20, flags map.
+    NftSetLive v4 = set_live(nft::dnat_maps()[0]), v6 = set_live(nft::dnat_maps()[1]);
+    CHECK(v4.key_type == 781);
+    CHECK(v4.data_type == 461);
+    CHECK(v6.data_type == 525);
+    CHECK(v4.key_len == 8);
+    CHECK(v4.data_len == 8);
+    CHECK(v6.data_len == 20);
+    CHECK(v4.flags == NFT_SET_MAP);
+    CHECK(nft::set_ours(v4));
+    CHECK(nft::set_ours(v6));
+    NftSetLive renamed = v4;
+    renamed.name = "fwd6";
+    CHECK_FALSE(nft::set_ours(renamed));
+    NftSetLive timed = v4;
+    timed.extra = true;
+    CHECK_FALSE(nft::set_ours(timed));
+    NftSetLive other = v4;
+    other.name = "blocked";
+    CHECK_FALSE(nft::set_ours(other));
+}
+
+TEST_CASE("forwards are map elements that decode back through the wire format", "[nft]") {
+    std::vector<FwRule> v4 = {dnat("dnat-web-v4", Proto::tcp, 8080, "10.77.0.5", 80),
+                              dnat("dnat-dns-v4", Proto::udp, 53, "192.0.2.9", 5353)};
+    std::vector<FwRule> v6 = {dnat("dnat-web-v6", Proto::tcp, 8080, "fd00:77::5", 80)};
+    auto e4 = elements_via_wire(nft::dnat_maps()[0], v4);
+    auto e6 = elements_via_wire(nft::dnat_maps()[1], v6);
+    REQUIRE(e4.size() == 2);
+    REQUIRE(e6.size() == 1);
+    for (size_t i = 0; i < v4.size(); ++i) {
+        REQUIRE(e4[i].decoded);
+        FwRule got = *e4[i].decoded;
+        got.id = e4[i].comment.value_or("");
+        CHECK(got == v4[i]);
+        CHECK(e4[i].key == nft::dnat_key(v4[i]));
+        CHECK(e4[i].set == "fwd4");
+    }
+    REQUIRE(e6[0].decoded);
+    CHECK(e6[0].decoded->to->str() == "fd00:77::5");
+    CHECK(e6[0].comment == "dnat-web-v6");
+    // The key as nft lays out `tcp . 8080`: the protocol, then the port, each in 32 bits.
+    CHECK(nft::dnat_key(v4[0]) == std::string("\x06\0\0\0\x1f\x90\0\0", 8));
+    // Elements of another table or map are not read.
+    std::vector<const FwRule*> ptrs = {&v4[0]};
+    nft::SetPtr s = nft::build_dnat_elements(nft::dnat_maps()[0], ptrs, true);
+    std::vector<char> buf(16384);
+    nlmsghdr* nlh = nftnl_set_elem_nlmsg_build_hdr(buf.data(), NFT_MSG_NEWSETELEM, NFPROTO_INET, NLM_F_MULTI, 1);
+    nftnl_set_elems_nlmsg_build_payload(nlh, s.get());
+    CHECK(nft::parse_elem_message(nlh, "other", "fwd4").empty());
+    CHECK(nft::parse_elem_message(nlh, wgf::backend::kNftTable, "fwd6").empty());
+}
+
+TEST_CASE("view() reads forwards from the maps' elements, and the maps' damage", "[nft]") {
+    NftTableLive t = healthy_table();
+    auto add = [&](const nft::DnatMapSpec& m, std::vector<FwRule> rules) {
+        for (auto& e : elements_via_wire(m, rules)) t.elements.push_back(std::move(e));
+    };
+    FwRule web = dnat("dnat-web-v4", Proto::tcp, 8080, "10.77.0.5", 80);
+    add(nft::dnat_maps()[0], {web});
+
+    SECTION("an element with a comment is a forward by that id") {
+        auto v = nft::view(t);
+        CHECK(v.damage.empty());
+        CHECK(v.rules.at("dnat-web-v4") == web);
+        CHECK(v.elem_source.at("dnat-web-v4")->key == nft::dnat_key(web));
+    }
+    SECTION("an element without a comment or with a taken id is damage, by map") {
+        add(nft::dnat_maps()[0], {dnat("", Proto::tcp, 9000, "10.77.0.6", 90), dnat("dnat-web-v4", Proto::udp, 8080, "10.77.0.7", 80)});
+        auto v = nft::view(t);
+        CHECK(v.rules.size() == 1);
+        REQUIRE(v.damage.size() == 2);
+        CHECK(v.damage[0].what == What::element);
+        CHECK(v.damage[0].name == "fwd4");
+        CHECK(v.damaged_elements.size() == 2);
+    }
+    SECTION("a map of another shape: damage, deleted with its elements, and its rule no longer ours") {
+        t.sets[1].data_len = 16;
+        auto v = nft::view(t);
+        CHECK(v.damage == std::vector{damaged_rule(3, std::nullopt), damaged(What::map, "fwd6")});
+        CHECK(v.bad_sets == std::set<std::string>{"fwd6"});
+        CHECK(v.missing_maps == std::set<std::string>{"fwd6"});
+        CHECK(v.missing_map_rules == std::set<std::string>{"fwd6"});
+    }
+    SECTION("a missing map rule") {
+        t.rules.pop_back();
+        auto v = nft::view(t);
+        CHECK(v.damage == std::vector{damaged(What::map, "fwd6")});
+        CHECK(v.missing_maps.empty());
+        CHECK(v.missing_map_rules == std::set<std::string>{"fwd6"});
+    }
+    SECTION("a forward as a rule of its own is damage (it belongs in a map)") {
+        t.rules.push_back(live_rule(9, web, "dnat-web-v4"));
+        auto v = nft::view(t);
+        CHECK(v.damage == std::vector{damaged_rule(9, web)});
+        CHECK(v.elem_source.count("dnat-web-v4") == 1);
+    }
 }

@@ -390,3 +390,63 @@ TEST_CASE("diff: many moves on one device: each taken prefix is released first, 
     REQUIRE(apply::apply_plan(b, p, m.keys, nullptr).ok());
     CHECK(m.plan_for(desired).empty());
 }
+
+TEST_CASE("diff: among 10,000 forwards, adding or removing one is one map element op, named by the forward", "[diff][forwards]") {
+    FakeMachine m;
+    auto desired = host(m.keys, {});
+    auto forward = [](int i) {
+        return model::FwRule{.id = fmt::format("dnat-f{}-v4", i),
+                             .kind = model::FwKind::dnat,
+                             .proto = i % 2 ? model::Proto::udp : model::Proto::tcp,
+                             .port = static_cast<uint16_t>(1024 + i),
+                             .iif = {},
+                             .oif = {},
+                             .to = model::IpAddr::parse(fmt::format("10.99.{}.{}", i >> 8, i & 255)),
+                             .to_port = 80};
+    };
+    for (int i = 0; i < 10000; ++i) desired.firewall.emplace(forward(i).id, forward(i));
+    REQUIRE(m.converge(desired).ok());
+    CHECK(m.plan_for(desired).empty());
+
+    desired.firewall.emplace(forward(10000).id, forward(10000));
+    auto added = m.plan_for(desired);
+    REQUIRE(added.ops.size() == 1);
+    REQUIRE(ops_of<plan::OpAddRule>(added).size() == 1);
+    CHECK(plan::describe(added.ops[0]) == "+ firewall map element dnat-f10000-v4: dnat tcp dport 11024 to 10.99.39.16:80");
+    auto b = m.backends();
+    REQUIRE(apply::apply_plan(b, added, m.keys, nullptr).ok());
+    CHECK(m.firewall.batches.back().remove.empty());
+    CHECK(m.firewall.batches.back().add.size() == 1);
+
+    desired.firewall.erase("dnat-f17-v4");
+    auto removed = m.plan_for(desired);
+    REQUIRE(removed.ops.size() == 1);
+    REQUIRE(ops_of<plan::OpDelRule>(removed).size() == 1);
+    CHECK(plan::describe(removed.ops[0]) == "- firewall map element dnat-f17-v4: dnat udp dport 1041 to 10.99.0.17:80");
+
+    // A changed target is the element's removal and its addition, both by the forward's name.
+    desired.firewall.at("dnat-f3-v4").to = model::IpAddr::parse("10.99.9.9");
+    auto changed = m.plan_for(desired);
+    std::vector<std::string> lines;
+    for (const auto& op : changed.ops) lines.push_back(plan::describe(op));
+    CHECK(lines == std::vector<std::string>{"- firewall map element dnat-f17-v4: dnat udp dport 1041 to 10.99.0.17:80",
+                                            "- firewall map element dnat-f3-v4: dnat udp dport 1027 to 10.99.0.3:80",
+                                            "+ firewall map element dnat-f3-v4: dnat udp dport 1027 to 10.99.9.9:80"});
+}
+
+TEST_CASE("diff: a damaged map or element is planned as a repair that names it", "[diff][forwards]") {
+    model::FwRule stray{.id = {},
+                        .kind = model::FwKind::dnat,
+                        .proto = model::Proto::tcp,
+                        .port = 9000,
+                        .iif = {},
+                        .oif = {},
+                        .to = model::IpAddr::parse("192.0.2.66"),
+                        .to_port = 90};
+    CHECK(plan::describe(plan::OpRepairFirewall{
+              model::FwDamage{.what = model::FwDamage::What::element, .handle = 0, .name = "fwd4", .decoded = stray}}) ==
+          "~ firewall map fwd4 element (not as wg-fleet builds it): dnat tcp dport 9000 to 192.0.2.66:90");
+    CHECK(plan::describe(plan::OpRepairFirewall{
+              model::FwDamage{.what = model::FwDamage::What::map, .handle = 0, .name = "fwd6", .decoded = std::nullopt}}) ==
+          "~ firewall map fwd6 or its dnat rule (missing or not as wg-fleet builds it)");
+}

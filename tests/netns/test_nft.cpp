@@ -1,6 +1,7 @@
 // The nftables backend against the kernel, in namespaces the tests create: apply and read back,
-// idempotence (handles unchanged), rule-level removal, restoring a deleted or hand-edited table,
-// remove_all, and a real DNAT through a router namespace. The `nft` CLI is the independent check.
+// idempotence (handles unchanged), rule-level removal, forwards as elements of the DNAT maps (one
+// element per change), restoring a deleted or hand-edited table, remove_all, and a real DNAT
+// through a router namespace. The `nft` CLI is the independent check.
 #include <algorithm>
 #include <map>
 #include <memory>
@@ -151,8 +152,27 @@ std::map<std::string, int64_t> nft_handles(const Netns& ns) {
     return out;
 }
 
+// The number of kRules-like rules that are rules (not map elements).
+size_t rule_count(const std::vector<FwRule>& rules) {
+    return static_cast<size_t>(std::count_if(rules.begin(), rules.end(), [](const FwRule& r) { return r.kind != FwKind::dnat; }));
+}
+
+// The listing's lines, sorted: the same table whatever order its maps and rules were made in.
+bool same_lines(const std::string& a, const std::string& b) {
+    auto lines = [](const std::string& text) {
+        std::vector<std::string> out;
+        size_t start = 0;
+        for (size_t nl; (nl = text.find('\n', start)) != std::string::npos; start = nl + 1) out.push_back(text.substr(start, nl - start));
+        out.push_back(text.substr(start));
+        std::sort(out.begin(), out.end());
+        return out;
+    };
+    return lines(a) == lines(b);
+}
+
 std::string nft_list(const Netns& ns) {
-    auto r = ns.sh("nft list table inet wg-fleet");
+    auto r = ns.sh("nft list table inet wg-fleet 2>&1");
+    INFO(r.out);
     REQUIRE(r.status == 0);
     return r.out;
 }
@@ -192,9 +212,13 @@ TEST_CASE("nft: apply every rule kind, read back, list with comments, apply agai
              "udp dport 51820 accept comment \"accept-mesh\"",
              "iifname \"wg-mesh\" oifname \"wg-mesh\" accept comment \"forward-mesh\"",
              "iifname \"wg-mesh\" accept comment \"route-mesh\"",
-             "meta nfproto ipv4 tcp dport 8080 dnat ip to 192.0.2.5:80 comment \"dnat-web-v4\"",
-             "meta nfproto ipv6 tcp dport 8080 dnat ip6 to [2001:db8::5]:80 comment \"dnat-web-v6\"",
-             "meta nfproto ipv6 udp dport 5353 dnat ip6 to [2001:db8::53]:53 comment \"dnat-dns-v6\"",
+             "map fwd4 {\n\t\ttype inet_proto . inet_service : ipv4_addr . inet_service\n",
+             "map fwd6 {\n\t\ttype inet_proto . inet_service : ipv6_addr . inet_service\n",
+             "meta nfproto ipv4 dnat ip to meta l4proto . th dport map @fwd4 comment \"wg-fleet:fwd4\"",
+             "meta nfproto ipv6 dnat ip6 to meta l4proto . th dport map @fwd6 comment \"wg-fleet:fwd6\"",
+             "tcp . 8080 comment \"dnat-web-v4\" : 192.0.2.5 . 80",
+             "tcp . 8080 comment \"dnat-web-v6\" : 2001:db8::5 . 80",
+             "udp . 5353 comment \"dnat-dns-v6\" : 2001:db8::53 . 53",
              "oifname \"wg-mesh\" ct status dnat masquerade comment \"masquerade-mesh\"",
          }) {
         INFO(line);
@@ -204,7 +228,7 @@ TEST_CASE("nft: apply every rule kind, read back, list with comments, apply agai
     CHECK(listed.find("ct state established") < listed.find("comment \"forward-mesh\""));
 
     auto handles = nft_handles(ns);
-    CHECK(handles.size() == kRules.size() + 1);
+    CHECK(handles.size() == rule_count(kRules) + 3);  // the established rule and the maps' two
     std::string before = ns.sh("nft -a list ruleset").out;
 
     SECTION("an empty change touches nothing") {
@@ -236,23 +260,67 @@ TEST_CASE("nft: removing or replacing one rule leaves the others' handles alone"
 
     SECTION("remove one") {
         read_ok(*fw);
-        apply_ok(*fw, FirewallChange{{"dnat-web-v6"}, {}});
-        desired.erase("dnat-web-v6");
+        apply_ok(*fw, FirewallChange{{"route-mesh"}, {}});
+        desired.erase("route-mesh");
         CHECK(read_ok(*fw) == desired);
         auto after = nft_handles(ns);
-        handles.erase("dnat-web-v6");
+        handles.erase("route-mesh");
         CHECK(after == handles);
     }
-    SECTION("change one (remove + add of the same id)") {
+    SECTION("remove one forward: one element deleted, in a batch of its own") {
+        read_ok(*fw);
+        apply_ok(*fw, FirewallChange{{"dnat-web-v6"}, {}});
+        CHECK(fw->last_batch() ==
+              std::vector<std::string>{"commit nftables batch", "delete 1 element from map inet wg-fleet fwd6", "end nftables batch"});
+        desired.erase("dnat-web-v6");
+        CHECK(read_ok(*fw) == desired);
+        CHECK(nft_handles(ns) == handles);
+        std::string listed = nft_list(ns);
+        CHECK(listed.find("dnat-web-v6") == std::string::npos);
+        CHECK(listed.find("udp . 5353 comment \"dnat-dns-v6\" : 2001:db8::53 . 53") != std::string::npos);
+    }
+    SECTION("add one forward: one element added, in a batch of its own") {
+        read_ok(*fw);
+        FwRule added = dnat("dnat-game-v4", Proto::udp, 27015, "192.0.2.7", 27016);
+        apply_ok(*fw, FirewallChange{{}, {added}});
+        CHECK(fw->last_batch() == std::vector<std::string>{"commit nftables batch", "add forward 'dnat-game-v4' to map inet wg-fleet fwd4",
+                                                           "end nftables batch"});
+        desired.emplace(added.id, added);
+        CHECK(read_ok(*fw) == desired);
+        CHECK(nft_handles(ns) == handles);
+        CHECK(nft_list(ns).find("udp . 27015 comment \"dnat-game-v4\" : 192.0.2.7 . 27016") != std::string::npos);
+    }
+    SECTION("change one forward (remove + add of the same id): its element replaced, the rules untouched") {
         FwRule moved = dnat("dnat-web-v4", Proto::tcp, 8443, "192.0.2.6", 443);
         desired["dnat-web-v4"] = moved;
         reconcile(*fw, desired);
-        auto after = nft_handles(ns);
-        CHECK(after.at("dnat-web-v4") != handles.at("dnat-web-v4"));
-        after.erase("dnat-web-v4");
-        handles.erase("dnat-web-v4");
-        CHECK(after == handles);
-        CHECK(nft_list(ns).find("tcp dport 8443 dnat ip to 192.0.2.6:443 comment \"dnat-web-v4\"") != std::string::npos);
+        CHECK(fw->last_batch() == std::vector<std::string>{"commit nftables batch", "delete 1 element from map inet wg-fleet fwd4",
+                                                           "add forward 'dnat-web-v4' to map inet wg-fleet fwd4", "end nftables batch"});
+        CHECK(nft_handles(ns) == handles);
+        std::string listed = nft_list(ns);
+        CHECK(listed.find("tcp . 8443 comment \"dnat-web-v4\" : 192.0.2.6 . 443") != std::string::npos);
+        CHECK(listed.find("192.0.2.5") == std::string::npos);
+    }
+    SECTION("a forward keeping its port reads back with its port as the target port") {
+        FwRule keep = dnat("dnat-keep-v6", Proto::udp, 9999, "2001:db8::9", 0);
+        apply_ok(*fw, FirewallChange{{}, {keep}});
+        keep.to_port = 9999;
+        desired.emplace(keep.id, keep);
+        CHECK(read_ok(*fw) == desired);
+    }
+    SECTION("two forwards of one protocol and port in one map are refused") {
+        auto s = fw->apply(FirewallChange{
+            {}, {dnat("dnat-a-v4", Proto::tcp, 7000, "192.0.2.8", 70), dnat("dnat-b-v4", Proto::tcp, 7000, "192.0.2.9", 70)}});
+        REQUIRE_FALSE(s);
+        CHECK(s.error().message == "firewall change adds two forwards of tcp port 7000 to map fwd4 ('dnat-b-v4' is the second)");
+        CHECK(read_ok(*fw) == desired);
+    }
+    SECTION("a forward renamed onto the key of one that stays in the change takes the key over") {
+        FwRule renamed = dnat("dnat-www-v4", Proto::tcp, 8080, "192.0.2.5", 80);
+        apply_ok(*fw, FirewallChange{{}, {renamed}});
+        desired.erase("dnat-web-v4");
+        desired.emplace(renamed.id, renamed);
+        CHECK(read_ok(*fw) == desired);
     }
     SECTION("add one without a prior read") {
         auto fresh = nft_in(ns);
@@ -354,6 +422,70 @@ TEST_CASE("nft: a deleted or hand-edited table is restored by the next apply", "
         reconcile(*fw, desired);
         CHECK(nft_list(ns) == pristine);
     }
+    SECTION("an element added by hand without a comment, one with another target, one with a counter") {
+        REQUIRE(ns.sh("nft add element inet wg-fleet fwd4 \"{ tcp . 9000 : 192.0.2.66 . 90 }\" && "
+                      "nft delete element inet wg-fleet fwd6 \"{ udp . 5353 }\" && "
+                      "nft add element inet wg-fleet fwd6 \"{ udp . 5353 comment \\\"dnat-dns-v6\\\" : 2001:db8::66 . 53 }\"")
+                    .status == 0);
+        auto live = read_live(*fw);
+        CHECK(live.rules.count("dnat-web-v4") == 1);
+        CHECK(live.rules.at("dnat-dns-v6").to->str() == "2001:db8::66");  // read as a forward, with its live target
+        REQUIRE(live.damage.size() == 1);
+        CHECK(live.damage[0].what == What::element);
+        CHECK(live.damage[0].name == "fwd4");
+        REQUIRE(live.damage[0].decoded);
+        CHECK(live.damage[0].decoded->port == 9000);
+        reconcile(*fw, desired);
+        CHECK(nft_list(ns) == pristine);
+    }
+    SECTION("a map emptied by hand") {
+        REQUIRE(ns.sh("nft flush map inet wg-fleet fwd6").status == 0);
+        auto live = read_live(*fw);
+        CHECK(live.rules.count("dnat-web-v6") == 0);
+        CHECK(live.damage.empty());  // an empty map is as wg-fleet builds it; the diff adds the forwards
+        reconcile(*fw, desired);
+        CHECK(nft_list(ns) == pristine);
+    }
+    SECTION("a map and its rule deleted") {
+        REQUIRE(ns.sh("nft delete rule inet wg-fleet prerouting handle " + h("wg-fleet:fwd4") + " && nft delete map inet wg-fleet fwd4")
+                    .status == 0);
+        auto live = read_live(*fw);
+        CHECK(has_damage(live, What::map, "fwd4"));
+        CHECK(live.rules.count("dnat-web-v4") == 0);
+        reconcile(*fw, desired);
+        CHECK(same_lines(nft_list(ns), pristine));  // a map or rule recreated lists after the others
+    }
+    SECTION("a map's rule deleted, the map kept") {
+        REQUIRE(ns.sh("nft delete rule inet wg-fleet prerouting handle " + h("wg-fleet:fwd6")).status == 0);
+        auto live = read_live(*fw);
+        CHECK(has_damage(live, What::map, "fwd6"));
+        CHECK(live.rules.count("dnat-web-v6") == 1);
+        reconcile(*fw, desired);
+        CHECK(nft_list(ns) == pristine);
+    }
+    SECTION("a map of another shape in our map's place") {
+        REQUIRE(ns.sh("nft delete rule inet wg-fleet prerouting handle " + h("wg-fleet:fwd4") +
+                      " && nft delete map inet wg-fleet fwd4 && "
+                      "nft \"add map inet wg-fleet fwd4 { type inet_service : ipv4_addr; elements = { 8080 : 192.0.2.99 }; }\" && "
+                      "nft add rule inet wg-fleet prerouting meta nfproto ipv4 dnat ip to th dport map @fwd4")
+                    .status == 0);
+        auto live = read_live(*fw);
+        CHECK(has_damage(live, What::map, "fwd4"));
+        CHECK(live.rules.count("dnat-web-v4") == 0);
+        reconcile(*fw, desired);
+        CHECK(same_lines(nft_list(ns), pristine));  // a map or rule recreated lists after the others
+    }
+    SECTION("a forward as a rule of its own (as earlier versions built it) is replaced by its element") {
+        REQUIRE(ns.sh("nft delete element inet wg-fleet fwd4 \"{ tcp . 8080 }\" && nft add rule inet wg-fleet prerouting meta nfproto ipv4 "
+                      "tcp dport 8080 dnat ip to 192.0.2.5:80 comment \"dnat-web-v4\"")
+                    .status == 0);
+        auto live = read_live(*fw);
+        CHECK(live.rules.count("dnat-web-v4") == 0);
+        REQUIRE(live.damage.size() == 1);
+        CHECK(live.damage[0].what == What::rule);
+        reconcile(*fw, desired);
+        CHECK(nft_list(ns) == pristine);
+    }
     SECTION("a base chain recreated at another priority") {
         REQUIRE(
             ns.sh("nft flush chain inet wg-fleet prerouting && nft delete chain inet wg-fleet prerouting && "
@@ -362,8 +494,10 @@ TEST_CASE("nft: a deleted or hand-edited table is restored by the next apply", "
                 .status == 0);
         auto live = read_live(*fw);
         CHECK(has_damage(live, What::chain, "prerouting"));
-        CHECK(live.rules.count("dnat-web-v4") == 0);  // in a chain that is not ours as it is
+        CHECK(live.rules.count("dnat-web-v4") == 1);  // its element, in our map
+        CHECK(has_damage(live, What::map, "fwd4"));   // the map's rule went with the chain
         reconcile(*fw, desired);
+        CHECK(same_lines(nft_list(ns), pristine));  // a map or rule recreated lists after the others
         CHECK(nft_list(ns).find("type nat hook prerouting priority dstnat; policy accept;") != std::string::npos);
     }
     SECTION("a foreign chain, a jump to it and a set") {

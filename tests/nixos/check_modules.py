@@ -367,7 +367,8 @@ def check_plan(ex, node, ev, text, tmp):
             if not key.endswith("/accept_ra") and not key.endswith("/promote_secondaries"):
                 sysctls[key] = value
         elif op["kind"] == "add_rule":
-            m = re.match(r"^\+ firewall rule (\S+): (.*)$", line)
+            # Forwards are elements of the DNAT maps ("firewall map element"), the rest rules.
+            m = re.match(r"^\+ firewall (?:rule|map element) (\S+): (.*)$", line)
             rules[m.group(1)] = m.group(2)
         elif op["kind"] == "add_route":
             m = re.match(r"^\+ route (\S+) dev (\S+)(?: src (\S+))?$", line)

@@ -71,24 +71,21 @@ def call(method, path, token=None, host="127.0.0.1", source=None):
 
 
 def dnat_rules():
-    """(dport, address, port) of every DNAT rule in serve's `inet wg-fleet` table, from nft's JSON."""
+    """(dport, address, port) of every forward in serve's `inet wg-fleet` table (the elements of
+    its DNAT maps), from nft's JSON."""
     r = run("nft", "-j", "list", "table", "inet", "wg-fleet", check_rc=False)
     if r.returncode != 0:
         return set()
     out = set()
     for item in json.loads(r.stdout)["nftables"]:
-        rule = item.get("rule")
-        if not rule:
+        m = item.get("map")
+        if not m or m.get("name") not in ("fwd4", "fwd6"):
             continue
-        dport = dnat = None
-        for e in rule["expr"]:
-            m = e.get("match")
-            if m and isinstance(m.get("left"), dict) and m["left"].get("payload", {}).get("field") == "dport":
-                dport = m["right"]
-            if "dnat" in e:
-                dnat = (e["dnat"].get("addr"), e["dnat"].get("port"))
-        if dnat:
-            out.add((dport, *dnat))
+        for key, value in m.get("elem", []):
+            key = key.get("elem", {}).get("val", key)
+            _proto, dport = key["concat"]
+            addr, port = value["concat"]
+            out.add((dport, addr, port))
     return out
 
 
