@@ -98,6 +98,13 @@ public:
     virtual Status del_address(const std::string& name, const Prefix& addr) = 0;
     virtual Status add_route(const model::Route& route) = 0;
     virtual Status del_route(const model::Route& route) = 0;
+    // Our policy routing rules: those carrying kRouteProtocol (FRA_PROTOCOL) at the priorities
+    // wg-fleet uses (model::kExitSuppressPriority, model::kExitMarkPriority), IPv4 and IPv6.
+    virtual Result<std::set<model::PolicyRule>> read_rules() = 0;
+    // With our protocol; an existing rule is an EEXIST error.
+    virtual Status add_rule(const model::PolicyRule& rule) = 0;
+    // Only a rule of ours: one that is not there or carries another protocol is ENOENT.
+    virtual Status del_rule(const model::PolicyRule& rule) = 0;
 };
 
 // ---- sysctls -------------------------------------------------------------------------------

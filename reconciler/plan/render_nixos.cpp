@@ -204,6 +204,15 @@ std::string nft_rule(const FwRule& r) {
                        ? fmt::format("iifname {} accept comment {}", nft_quote(r.iif), nft_quote(r.id))
                        : fmt::format("iifname {} oifname {} accept comment {}", nft_quote(r.iif), nft_quote(r.oif), nft_quote(r.id));
         case FwKind::accept_udp: return fmt::format("udp dport {} accept comment {}", r.port, nft_quote(r.id));
+        case FwKind::exit_forward:
+            return fmt::format("iifname {} {} saddr {} accept comment {}", nft_quote(r.iif), r.from->is_v4() ? "ip" : "ip6", r.from->str(),
+                               nft_quote(r.id));
+        case FwKind::exit_masquerade: {
+            std::string ifs;
+            for (const auto& i : r.not_oif) ifs += (ifs.empty() ? "" : ", ") + nft_quote(i);
+            return fmt::format("{} saddr {} oifname != {{ {} }} masquerade comment {}", r.from->is_v4() ? "ip" : "ip6", r.from->str(), ifs,
+                               nft_quote(r.id));
+        }
     }
     return {};
 }
@@ -216,9 +225,11 @@ void render_firewall(Module& m, const model::HostState& hs) {
     for (const auto& [id, r] : hs.firewall) {
         switch (r.kind) {
             case FwKind::accept_udp: udp.insert(r.port); break;
-            case FwKind::forward: forward.push_back(&r); break;
+            case FwKind::forward:
+            case FwKind::exit_forward: forward.push_back(&r); break;
             case FwKind::dnat: dnat.push_back(&r); break;
-            case FwKind::masquerade: masquerade.push_back(&r); break;
+            case FwKind::masquerade:
+            case FwKind::exit_masquerade: masquerade.push_back(&r); break;
         }
     }
     if (!udp.empty()) {
