@@ -88,7 +88,7 @@ public:
     virtual ~Links() = default;
     virtual Result<std::optional<LinkLive>> read_link(const std::string& name) = 0;
     virtual Result<model::AddressSet> read_addresses(const std::string& name) = 0;
-    // Our routes (protocol kRouteProtocol, main table) on these devices only. The protocol alone
+    // Our routes (protocol kRouteProtocol, main table or model::kExitTable) on these devices only. The protocol alone
     // does not make a route ours: another program, or a second wg-fleet with its own state_dir
     // and interfaces, may use the same number on its own devices.
     virtual Result<std::set<model::Route>> read_routes(const std::set<std::string>& devices) = 0;

@@ -183,6 +183,7 @@ Result<std::set<model::Route>> Rtnl::read_routes(const std::set<std::string>& de
     for (nl_object* o = nl_cache_get_first(routes.get()); o; o = nl_cache_get_next(o)) {
         auto* r = reinterpret_cast<rtnl_route*>(o);
         if (rtnl_route_get_protocol(r) != backend::kRouteProtocol) continue;
+        if (const uint32_t t = rtnl_route_get_table(r); t != RT_TABLE_MAIN && t != model::kExitTable) continue;
         int fam = rtnl_route_get_family(r);
         if (fam != AF_INET && fam != AF_INET6) continue;
         nl_addr* nl_dst = rtnl_route_get_dst(r);

@@ -5,9 +5,9 @@
 // - One netlink socket per Rtnl, opened by the constructor in the calling thread's network
 //   namespace; every read and change (including interface name lookups) goes through it, so an
 //   Rtnl keeps working on that namespace even when the thread later moves elsewhere.
-// - Routes: only those carrying backend::kRouteProtocol, on the devices the caller names, are
-//   read (in any table: an exit node's default routes have one of their own); deletion names the
-//   protocol so the kernel itself refuses to remove anyone else's route.
+// - Routes: only those carrying backend::kRouteProtocol in the main table or the exit table
+//   (model::kExitTable, an exit node's default routes), on the devices the caller names, are
+//   read; deletion names the protocol so the kernel itself refuses to remove anyone else's route.
 // - Policy rules: only those carrying backend::kRouteProtocol (FRA_PROTOCOL) at wg-fleet's
 //   priorities are read; deletion names the protocol too. libnl's rtnl_rule cannot express
 //   suppress_prefixlength or "not", so rules are built and parsed as raw messages here.
