@@ -417,7 +417,8 @@ size_t index_of(const plan::Plan& p, const std::string& kind, size_t from = 0) {
 
 }  // namespace
 
-TEST_CASE("diff: an exit node's mark comes before its rules, which come after their table's routes; removal in reverse", "[diff][exit]") {
+TEST_CASE("diff: an exit node's mark comes before its rules, which come after their table's routes, and removal in reverse",
+          "[diff][exit]") {
     FakeMachine m;
     const auto plain = host(m.keys, {peer(1, {"fd00:1:2::/56"}, "10.0.0.2:51820")});
     REQUIRE(m.converge(plain).ok());

@@ -148,7 +148,7 @@ TEST_CASE("exit node, controller side: accepts and masquerades exactly the exit 
     CHECK(hs.rules.empty());
 }
 
-TEST_CASE("exit_node: a controller of the fleet, with a suggestion; in a hub the peer's own; one per node", "[exit][validate]") {
+TEST_CASE("exit_node: a controller of the fleet, with a suggestion, in a hub the peer's own, one per node", "[exit][validate]") {
     auto l = test::check(fmt::format(R"(fleets:
   road:
     exit_node: gx
