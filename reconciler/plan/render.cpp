@@ -46,7 +46,11 @@ public:
         if (f_.style == FleetStyle::clan) clan_peers(role);
         else subnet_peers(role);
         insert_peers(w);
-        if (role == Role::peer && uses_exit_node(f_, node_)) w.fwmark = model::kExitMark;
+        // Marked only once the exit node is a peer of the device (it may wait for its key).
+        if (role == Role::peer && uses_exit_node(f_, node_))
+            for (const auto& [k, p] : w.peers)
+                if (std::any_of(p.allowed_ips.begin(), p.allowed_ips.end(), [](const Prefix& a) { return a.len == 0; }))
+                    w.fwmark = model::kExitMark;
         return w;
     }
 
@@ -704,6 +708,11 @@ std::string render_wg_quick(const Fleetwide& fw, const std::string& fleet, const
     }
     if (w.listen_port) out += fmt::format("ListenPort = {}\n", *w.listen_port);
     if (w.mtu) out += fmt::format("MTU = {}\n", *w.mtu);
+    if (w.fwmark) {
+        out += "# An exit node: wg-quick routes the peer's 0.0.0.0/0 and ::/0 by policy itself (Table = auto: a\n";
+        out += "# fwmark on the device, a table of its own and a suppress_prefixlength 0 rule), as wg-fleet does\n";
+        out += fmt::format("# with fwmark {:#x} and table {}.\n", w.fwmark, model::kExitTable);
+    }
     // wg-quick adds a route per allowed IP without a source; the ones wg-fleet gives a preferred
     // source (IPv6 routes of a peer of several controllers) get it once they exist.
     for (const auto& r : host.routes)
