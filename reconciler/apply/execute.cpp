@@ -195,6 +195,14 @@ private:
                               [&](const OpDelAddress& o) { return b_.links.del_address(o.ifname, o.addr); },
                               [&](const OpAddRoute& o) { return b_.links.add_route(o.route); },
                               [&](const OpDelRoute& o) { return b_.links.del_route(o.route); },
+                              [&](const OpAddPolicyRule& o) { return b_.links.add_rule(o.rule); },
+                              [&](const OpDelPolicyRule& o) { return b_.links.del_rule(o.rule); },
+                              [&](const OpSetFwmark& o) {
+                                  backend::WgDeviceChange c;
+                                  c.ifname = o.ifname;
+                                  c.fwmark = o.fwmark;
+                                  return b_.wg.set_device(c);
+                              },
                               [&](const OpSetSysctl& o) { return b_.sysctls.write(o.key, o.value); },
                               [&](const OpWriteFile& o) { return b_.files.write(o.file); },
                               [&](const OpRemoveFile& o) { return b_.files.remove(o.path); },

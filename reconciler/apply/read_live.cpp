@@ -26,6 +26,7 @@ backend::Status read_interfaces(Backends& b, const std::set<std::string>& names,
         }
         model::WgInterface w = std::move(dev->device);
         w.name = name;
+        w.fwmark = dev->fwmark.value_or(0);
         w.mtu = (*link)->mtu;
         w.up = (*link)->up;
         auto addrs = b.links.read_addresses(name);
@@ -44,6 +45,9 @@ backend::Status read_tables(Backends& b, const std::set<std::string>& devices, L
     auto routes = b.links.read_routes(devices);
     if (!routes) return routes.error();
     live.state.routes = std::move(*routes);
+    auto policy = b.links.read_rules();
+    if (!policy) return policy.error();
+    live.state.rules = std::move(*policy);
     if (timings) timings->lap("routes");
     auto rules = b.firewall.read();
     if (!rules) return rules.error();

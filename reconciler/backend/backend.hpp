@@ -88,7 +88,7 @@ public:
     virtual ~Links() = default;
     virtual Result<std::optional<LinkLive>> read_link(const std::string& name) = 0;
     virtual Result<model::AddressSet> read_addresses(const std::string& name) = 0;
-    // Our routes (protocol kRouteProtocol, main table) on these devices only. The protocol alone
+    // Our routes (protocol kRouteProtocol, main table or model::kExitTable) on these devices only. The protocol alone
     // does not make a route ours: another program, or a second wg-fleet with its own state_dir
     // and interfaces, may use the same number on its own devices.
     virtual Result<std::set<model::Route>> read_routes(const std::set<std::string>& devices) = 0;
@@ -98,6 +98,13 @@ public:
     virtual Status del_address(const std::string& name, const Prefix& addr) = 0;
     virtual Status add_route(const model::Route& route) = 0;
     virtual Status del_route(const model::Route& route) = 0;
+    // Our policy routing rules: those carrying kRouteProtocol (FRA_PROTOCOL) at the priorities
+    // wg-fleet uses (model::kExitSuppressPriority, model::kExitMarkPriority), IPv4 and IPv6.
+    virtual Result<std::set<model::PolicyRule>> read_rules() = 0;
+    // With our protocol; an existing rule is an EEXIST error.
+    virtual Status add_rule(const model::PolicyRule& rule) = 0;
+    // Only a rule of ours: one that is not there or carries another protocol is ENOENT.
+    virtual Status del_rule(const model::PolicyRule& rule) = 0;
 };
 
 // ---- sysctls -------------------------------------------------------------------------------

@@ -142,6 +142,20 @@ Status FakeLinks::add_route(const model::Route& r) {
     return Status::ok();
 }
 
+Result<std::set<model::PolicyRule>> FakeLinks::read_rules() { return rules; }
+
+Status FakeLinks::add_rule(const model::PolicyRule& r) {
+    if (auto s = mutate(fmt::format("add_rule {} {}", r.family, r.priority)); !s) return s;
+    if (!rules.insert(r).second) return errno_error(EEXIST, fmt::format("add rule priority {}", r.priority));
+    return Status::ok();
+}
+
+Status FakeLinks::del_rule(const model::PolicyRule& r) {
+    if (auto s = mutate(fmt::format("del_rule {} {}", r.family, r.priority)); !s) return s;
+    if (!rules.erase(r)) return errno_error(ENOENT, fmt::format("delete rule priority {}", r.priority));
+    return Status::ok();
+}
+
 Status FakeLinks::del_route(const model::Route& r) {
     if (auto s = mutate(fmt::format("del_route {} {}", r.dst, r.dev)); !s) return s;
     if (!routes.erase(r)) return errno_error(ESRCH, fmt::format("delete route {} dev {}", r.dst, r.dev));

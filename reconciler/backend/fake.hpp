@@ -52,6 +52,11 @@ public:
     Status del_address(const std::string& name, const Prefix& addr) override;
     Status add_route(const model::Route& route) override;
     Status del_route(const model::Route& route) override;
+    Result<std::set<model::PolicyRule>> read_rules() override;
+    Status add_rule(const model::PolicyRule& rule) override;
+    Status del_rule(const model::PolicyRule& rule) override;
+
+    std::set<model::PolicyRule> rules;  // ours (protocol kRouteProtocol)
 
 private:
     Status mutate(const std::string& call);

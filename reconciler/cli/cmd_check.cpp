@@ -11,11 +11,11 @@ namespace {
 
 // Nodes whose render covers every path a render can take: every controller and server (each
 // is linear in its fleet), and one peer per (fleet, designated controller, whether it has
-// routes). Rendering every peer would be quadratic: in a hub each peer carries every other
+// routes, its exit node). Rendering every peer would be quadratic: in a hub each peer carries every other
 // peer's routes, so 10,000 peers with 1,000 routes make ten million entries to build and drop.
 std::vector<std::string> nodes_to_render(const plan::Fleetwide& fw) {
     std::vector<std::string> out;
-    std::set<std::tuple<std::string, std::string, bool>> shapes;
+    std::set<std::tuple<std::string, std::string, bool, std::string>> shapes;
     for (const auto& [node, ms] : fw.index) {
         bool pick = false;
         for (const auto& mb : ms) {
@@ -26,7 +26,8 @@ std::vector<std::string> nodes_to_render(const plan::Fleetwide& fw) {
             const auto& f = fw.cfg.fleets.at(mb.fleet);
             const auto& m = f.peers.at(node);
             auto dc = plan::designated_controller(f, m);
-            if (shapes.emplace(mb.fleet, dc.value_or(""), !m.routes.empty()).second) pick = true;
+            const std::string* exit = model::exit_node_of(f, m);
+            if (shapes.emplace(mb.fleet, dc.value_or(""), !m.routes.empty(), exit ? *exit : "").second) pick = true;
         }
         if (pick) out.push_back(node);
     }

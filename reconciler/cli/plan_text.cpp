@@ -87,7 +87,16 @@ Json prefixes(const Prefixes& v) {
 }
 
 Json route_json(const model::Route& r) {
-    return Json{{"dst", r.dst.str()}, {"dev", r.dev}, {"src", r.src ? Json(r.src->str()) : Json(nullptr)}};
+    return Json{{"dst", r.dst.str()}, {"dev", r.dev}, {"src", r.src ? Json(r.src->str()) : Json(nullptr)}, {"table", r.table}};
+}
+
+Json policy_rule_json(const model::PolicyRule& r) {
+    return Json{{"family", r.family == 4 ? "ipv4" : "ipv6"},
+                {"priority", r.priority},
+                {"table", r.table},
+                {"fwmark", r.fwmark ? Json(r.fwmark) : Json(nullptr)},
+                {"invert", r.invert},
+                {"suppress_prefixlength", r.suppress_prefixlength ? Json(*r.suppress_prefixlength) : Json(nullptr)}};
 }
 
 // What an op names, and each field it changes as {"old", "new"}.
@@ -104,6 +113,11 @@ void op_detail(Json& j, const plan::Op& op) {
                    [&](const plan::OpSetListenPort& o) { changes["listen_port"] = change(o.fresh ? Json(nullptr) : opt(o.old), o.port); },
                    [&](const plan::OpSetMtu& o) { changes["mtu"] = change(o.old ? Json(o.old) : Json(nullptr), o.mtu); },
                    [&](const plan::OpSetUp&) { changes["up"] = change(false, true); },
+                   [&](const plan::OpSetFwmark& o) {
+                       changes["fwmark"] = change(o.old ? Json(o.old) : Json(nullptr), o.fwmark ? Json(o.fwmark) : Json(nullptr));
+                   },
+                   [&](const plan::OpAddPolicyRule& o) { j["policy_rule"] = policy_rule_json(o.rule); },
+                   [&](const plan::OpDelPolicyRule& o) { j["policy_rule"] = policy_rule_json(o.rule); },
                    [&](const plan::OpAddPeer& o) {
                        j["peer"] = {{"name", name_or_null(o.name)},
                                     {"public_key", o.peer.public_key.base64()},
@@ -178,6 +192,8 @@ const char* resource_of(const plan::Op& op) {
                           [](const plan::OpDelAddress&) { return kResources[2]; },
                           [](const plan::OpAddRoute&) { return kResources[3]; },
                           [](const plan::OpDelRoute&) { return kResources[3]; },
+                          [](const plan::OpAddPolicyRule&) { return kResources[3]; },
+                          [](const plan::OpDelPolicyRule&) { return kResources[3]; },
                           [](const plan::OpAddRule&) { return kResources[4]; },
                           [](const plan::OpDelRule&) { return kResources[4]; },
                           [](const plan::OpRepairFirewall&) { return kResources[4]; },

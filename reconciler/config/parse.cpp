@@ -310,6 +310,12 @@ void member_ipv4(Walker& w, const Node& v, const Path& p, Member& mem) {
     }
 }
 
+// exit_node: a controller's name, or `none` (or null) for no exit node.
+std::optional<std::string> parse_exit_node(Walker& w, const Node& v, const Path& p) {
+    if (v.is_null() || (v.is_scalar() && v.scalar == "none")) return std::string();
+    return w.name(v, p, "node");
+}
+
 constexpr Field<Member> kController[] = {
     {"public_key", member_public_key},
     {"endpoint", member_endpoint},
@@ -328,6 +334,7 @@ constexpr Field<Member> kPeer[] = {
     {"routes", member_routes},
     {"suffix", parse_suffix},
     {"ipv4", member_ipv4},
+    {"exit_node", [](Walker& w, const Node& v, const Path& p, Member& mem) { mem.exit_node = parse_exit_node(w, v, p); }},
 };
 
 // A map of members by node name, each parsed with `table`.
@@ -517,6 +524,10 @@ constexpr Field<Fleet> kFleet[] = {
     {"public_key", [](Walker& w, const Node& v, const Path& p,
                       Fleet& f) { f.server_public_key = w.typed<m::Key>(v, p, parse_key, "not a WireGuard key"); }},
     {"headscale", parse_headscale},
+    {"exit_node",
+     [](Walker& w, const Node& v, const Path& p, Fleet& f) {
+         if (auto e = parse_exit_node(w, v, p); e && !e->empty()) f.exit_node = e;
+     }},
 };
 
 // The fleet's style decides its defaults and which keys it needs, so it is settled before the

@@ -22,7 +22,7 @@ namespace wgf::inputs {
 namespace {
 
 // An entry of another version of the format is not readable: a miss, never misread.
-constexpr std::string_view kMagic = "wg-fleet desired cache 3\n";
+constexpr std::string_view kMagic = "wg-fleet desired cache 4\n";
 // More than any published key or key file holds; a larger file counts by its size and start.
 constexpr size_t kInputReadMax = 64 * 1024;
 
@@ -227,6 +227,7 @@ void write_state(Writer& w, const model::HostState& s) {
         w.u8(i.mtu.has_value());
         w.u32(i.mtu.value_or(0));
         w.u8(i.up);
+        w.u32(i.fwmark);
         w.u8(i.public_key.has_value());
         if (i.public_key) w.key(*i.public_key);
         w.prefixes(i.addresses);
@@ -248,6 +249,17 @@ void write_state(Writer& w, const model::HostState& s) {
         w.str(r.dev);
         w.u8(r.src.has_value());
         if (r.src) w.addr(*r.src);
+        w.u32(r.table);
+    }
+    w.u32(static_cast<uint32_t>(s.rules.size()));
+    for (const auto& r : s.rules) {
+        w.u8(r.family);
+        w.u32(r.priority);
+        w.u32(r.table);
+        w.u32(r.fwmark);
+        w.u8(r.invert);
+        w.u8(r.suppress_prefixlength.has_value());
+        w.u8(r.suppress_prefixlength.value_or(0));
     }
     w.u32(static_cast<uint32_t>(s.sysctls.size()));
     for (const auto& [k, v] : s.sysctls) {
@@ -265,6 +277,9 @@ void write_state(Writer& w, const model::HostState& s) {
         w.u8(f.to.has_value());
         if (f.to) w.addr(*f.to);
         w.u16(f.to_port);
+        w.u8(f.from.has_value());
+        if (f.from) w.addr(*f.from);
+        w.strings(f.not_oif);
     }
     w.u32(static_cast<uint32_t>(s.files.size()));
     for (const auto& [path, f] : s.files) {
@@ -286,6 +301,7 @@ model::HostState read_state(Reader& r) {
         uint32_t mtu = r.u32();
         if (has_mtu) i.mtu = mtu;
         i.up = r.flag();
+        i.fwmark = r.u32();
         if (r.flag()) i.public_key = r.key();
         i.addresses = model::AddressSet(r.prefixes());
         for (uint32_t m = r.count(32); m-- && r.ok();) {
@@ -310,7 +326,20 @@ model::HostState read_state(Reader& r) {
         rt.dst = r.prefix();
         rt.dev = r.str();
         if (r.flag()) rt.src = r.addr();
+        rt.table = r.u32();
         s.routes.emplace_hint(s.routes.end(), std::move(rt));
+    }
+    for (uint32_t n = r.count(16); n-- && r.ok();) {
+        model::PolicyRule pr;
+        pr.family = r.u8();
+        pr.priority = r.u32();
+        pr.table = r.u32();
+        pr.fwmark = r.u32();
+        pr.invert = r.flag();
+        const bool suppress = r.flag();
+        const uint8_t len = r.u8();
+        if (suppress) pr.suppress_prefixlength = len;
+        s.rules.emplace_hint(s.rules.end(), pr);
     }
     for (uint32_t n = r.count(8); n-- && r.ok();) {
         auto k = r.str();
@@ -321,7 +350,7 @@ model::HostState read_state(Reader& r) {
         f.id = r.str();
         uint8_t kind = r.u8();
         uint8_t proto = r.u8();
-        if (kind > static_cast<uint8_t>(model::FwKind::masquerade) || proto > static_cast<uint8_t>(model::Proto::udp)) r.fail();
+        if (kind > static_cast<uint8_t>(model::FwKind::exit_masquerade) || proto > static_cast<uint8_t>(model::Proto::udp)) r.fail();
         f.kind = static_cast<model::FwKind>(kind);
         f.proto = static_cast<model::Proto>(proto);
         f.port = r.u16();
@@ -329,6 +358,8 @@ model::HostState read_state(Reader& r) {
         f.oif = r.str();
         if (r.flag()) f.to = r.addr();
         f.to_port = r.u16();
+        if (r.flag()) f.from = r.addr();
+        f.not_oif = r.strings();
         auto id = f.id;
         s.firewall.emplace_hint(s.firewall.end(), std::move(id), std::move(f));
     }

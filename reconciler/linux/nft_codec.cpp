@@ -83,6 +83,14 @@ void add_ifname_match(nftnl_rule* r, uint32_t key, const std::string& name) {
     add_cmp(r, NFT_CMP_EQ, buf, sizeof buf);
 }
 
+void add_ifname_mismatch(nftnl_rule* r, uint32_t key, const std::string& name) {
+    char buf[kIfNameSize] = {};
+    // NOLINTNEXTLINE(bugprone-not-null-terminated-result): buf is zeroed and at most kIfNameSize - 1 bytes are copied
+    std::memcpy(buf, name.data(), std::min(name.size(), kIfNameSize - 1));
+    add_meta_load(r, key);
+    add_cmp(r, NFT_CMP_NEQ, buf, sizeof buf);
+}
+
 void add_u8_match(nftnl_rule* r, uint32_t meta_key, uint8_t value) {
     add_meta_load(r, meta_key);
     add_cmp(r, NFT_CMP_EQ, &value, 1);
@@ -99,6 +107,18 @@ void add_dport_match(nftnl_rule* r, model::Proto proto, uint16_t port) {
     nftnl_rule_add_expr(r, e);
     uint16_t be = htons(port);
     add_cmp(r, NFT_CMP_EQ, &be, sizeof be);
+}
+
+// `ip saddr A` / `ip6 saddr A` in an inet chain: the family dependency, then the address.
+void add_saddr_match(nftnl_rule* r, const model::IpAddr& a) {
+    add_u8_match(r, NFT_META_NFPROTO, a.is_v4() ? NFPROTO_IPV4 : NFPROTO_IPV6);
+    nftnl_expr* e = new_expr("payload");
+    nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_BASE, NFT_PAYLOAD_NETWORK_HEADER);
+    nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_OFFSET, a.is_v4() ? 12 : 8);
+    nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_LEN, a.is_v4() ? 4 : 16);
+    nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_DREG, NFT_REG_1);
+    nftnl_rule_add_expr(r, e);
+    add_cmp(r, NFT_CMP_EQ, a.bytes.data(), a.is_v4() ? 4 : 16);
 }
 
 void add_immediate(nftnl_rule* r, uint32_t reg, const void* data, uint32_t len) {
@@ -182,6 +202,8 @@ struct Facts {
     std::optional<uint8_t> nfproto, l4proto;
     std::optional<uint16_t> dport;
     std::optional<std::string> iifname, oifname;
+    std::optional<model::IpAddr> saddr;
+    std::vector<std::string> not_oifnames;  // `oifname != X`, each once
     bool established = false;
     bool dnat_status = false;
     int count = 0;
@@ -204,6 +226,12 @@ bool add_fact(Facts& f, const RegValue& src, uint32_t op, const std::string& dat
         if (src.key == NFT_CT_STATUS && src.mask == kCtStatusDstNat) return !std::exchange(f.dnat_status, true);
         return false;
     }
+    if (op == NFT_CMP_NEQ && src.from == RegValue::From::meta && src.key == NFT_META_OIFNAME) {
+        auto n = ifname_from(data);
+        if (!n || std::find(f.not_oifnames.begin(), f.not_oifnames.end(), *n) != f.not_oifnames.end()) return false;
+        f.not_oifnames.push_back(*n);
+        return true;
+    }
     if (op != NFT_CMP_EQ) return false;
     if (src.from == RegValue::From::meta) {
         switch (src.key) {
@@ -217,6 +245,16 @@ bool add_fact(Facts& f, const RegValue& src, uint32_t op, const std::string& dat
                 return false;
             default: return false;
         }
+    }
+    if (src.from == RegValue::From::payload && src.base == NFT_PAYLOAD_NETWORK_HEADER) {
+        // A source address only means something after its family was matched.
+        const bool v4 = f.nfproto == NFPROTO_IPV4, v6 = f.nfproto == NFPROTO_IPV6;
+        if (!(v4 && src.offset == 12 && src.len == 4) && !(v6 && src.offset == 8 && src.len == 16)) return false;
+        if (data.size() != src.len) return false;
+        model::IpAddr a;
+        a.family = v4 ? 4 : 6;
+        std::memcpy(a.bytes.data(), data.data(), data.size());
+        return once(f.saddr, a);
     }
     if (src.from == RegValue::From::payload) {
         // A port only means something after its protocol was matched.
@@ -416,6 +454,11 @@ NftDecoded RuleDecoder::result() const {
             out.what = NftDecoded::What::fw_rule;
             out.rule.kind = FwKind::accept_udp;
             out.rule.port = *f.dport;
+        } else if (f.iifname && f.saddr && !f.oifname && f.not_oifnames.empty() && only(3)) {
+            out.what = NftDecoded::What::fw_rule;
+            out.rule.kind = FwKind::exit_forward;
+            out.rule.iif = *f.iifname;
+            out.rule.from = f.saddr;
         } else if (f.iifname && only(f.oifname ? 2 : 1)) {
             out.what = NftDecoded::What::fw_rule;
             out.rule.kind = FwKind::forward;
@@ -444,10 +487,17 @@ NftDecoded RuleDecoder::result() const {
             out.what = NftDecoded::What::fw_rule;
             out.rule.kind = FwKind::masquerade;
             out.rule.oif = *f.oifname;
+        } else if (f.saddr && !f.not_oifnames.empty() && !f.oifname && !f.iifname && !f.dnat_status && !f.established &&
+                   only(2 + static_cast<int>(f.not_oifnames.size()))) {
+            out.what = NftDecoded::What::fw_rule;
+            out.rule.kind = FwKind::exit_masquerade;
+            out.rule.from = f.saddr;
+            out.rule.not_oif = f.not_oifnames;
+            std::sort(out.rule.not_oif.begin(), out.rule.not_oif.end());
         }
     }
     if (out.what == NftDecoded::What::fw_rule && out.rule.port == 0 && out.rule.kind != FwKind::forward &&
-        out.rule.kind != FwKind::masquerade)
+        out.rule.kind != FwKind::masquerade && out.rule.kind != FwKind::exit_forward && out.rule.kind != FwKind::exit_masquerade)
         out.what = NftDecoded::What::unknown;  // port 0 is never one we build
     return out;
 }
@@ -606,7 +656,9 @@ const char* chain_for(FwKind kind) {
         case FwKind::accept_udp: return "input";
         case FwKind::forward: return "forward";
         case FwKind::dnat: return "prerouting";
-        case FwKind::masquerade: return "postrouting";
+        case FwKind::masquerade:
+        case FwKind::exit_masquerade: return "postrouting";
+        case FwKind::exit_forward: return "forward";
     }
     return "input";
 }
@@ -631,6 +683,16 @@ FwRule canonical(const FwRule& r) {
             c.to_port = r.to_port ? r.to_port : r.port;
             break;
         case FwKind::masquerade: c.oif = r.oif; break;
+        case FwKind::exit_forward:
+            c.iif = r.iif;
+            c.from = r.from;
+            break;
+        case FwKind::exit_masquerade:
+            c.from = r.from;
+            c.not_oif = r.not_oif;
+            std::sort(c.not_oif.begin(), c.not_oif.end());
+            c.not_oif.erase(std::unique(c.not_oif.begin(), c.not_oif.end()), c.not_oif.end());
+            break;
     }
     return c;
 }
@@ -655,6 +717,15 @@ Status check_rule(const FwRule& r) {
             break;
         case FwKind::masquerade:
             if (!ifname_ok(r.oif)) return bad(fmt::format("masquerade needs an output interface name of 1..15 bytes, got '{}'", r.oif));
+            break;
+        case FwKind::exit_forward:
+        case FwKind::exit_masquerade:
+            if (!r.from || (!r.from->is_v4() && !r.from->is_v6())) return bad("an exit node's rule needs an IPv4 or IPv6 source address");
+            if (r.kind == FwKind::exit_forward && !ifname_ok(r.iif))
+                return bad(fmt::format("forward needs an input interface name of 1..15 bytes, got '{}'", r.iif));
+            if (r.kind == FwKind::exit_masquerade && r.not_oif.empty()) return bad("masquerade needs the fleet's interfaces to exclude");
+            for (const auto& i : r.not_oif)
+                if (!ifname_ok(i)) return bad(fmt::format("output interface '{}' is not 1..15 bytes", i));
             break;
     }
     return Status::ok();
@@ -702,6 +773,17 @@ RulePtr build_rule(const FwRule& r) {
             // this controller) keeps its source address.
             add_ifname_match(p, NFT_META_OIFNAME, r.oif);
             add_ct_bits_match(p, NFT_CT_STATUS, kCtStatusDstNat);
+            nftnl_rule_add_expr(p, new_expr("masq"));
+            break;
+        case FwKind::exit_forward:
+            add_saddr_match(p, *r.from);
+            add_ifname_match(p, NFT_META_IIFNAME, r.iif);
+            add_accept(p);
+            break;
+        case FwKind::exit_masquerade:
+            // Out of the fleet only: forwarded on to another member, a packet keeps its source.
+            add_saddr_match(p, *r.from);
+            for (const auto& i : r.not_oif) add_ifname_mismatch(p, NFT_META_OIFNAME, i);
             nftnl_rule_add_expr(p, new_expr("masq"));
             break;
     }

@@ -24,6 +24,7 @@ namespace wgf::linux_ {
 void NlFree::operator()(mnl_socket* p) const noexcept { mnl_socket_close(p); }
 void NlFree::operator()(nl_addr* p) const noexcept { nl_addr_put(p); }
 void NlFree::operator()(nl_cache* p) const noexcept { nl_cache_free(p); }
+void NlFree::operator()(nl_cb* p) const noexcept { nl_cb_put(p); }
 void NlFree::operator()(nl_msg* p) const noexcept {
     // A WireGuard message may carry a private key: the whole buffer is wiped first.
     sodium_memzero(nlmsg_hdr(p), nlmsg_get_max_size(p));

@@ -11,6 +11,7 @@
 struct mnl_socket;
 struct nl_addr;
 struct nl_cache;
+struct nl_cb;
 struct nl_msg;
 struct nl_sock;
 struct nftnl_batch;
@@ -32,6 +33,7 @@ struct NlFree {
     void operator()(mnl_socket* p) const noexcept;
     void operator()(nl_addr* p) const noexcept;
     void operator()(nl_cache* p) const noexcept;
+    void operator()(nl_cb* p) const noexcept;
     void operator()(nl_msg* p) const noexcept;
     void operator()(nl_sock* p) const noexcept;
     void operator()(nftnl_batch* p) const noexcept;

@@ -3,13 +3,16 @@
 #include "linux/nl_errno.hpp"
 #include "linux/nl_ptr.hpp"
 
+#include <linux/fib_rules.h>
 #include <linux/if_addr.h>
 #include <linux/rtnetlink.h>
 #include <net/if.h>
 #include <netlink/addr.h>
+#include <netlink/attr.h>
 #include <netlink/cache.h>
 #include <netlink/errno.h>
 #include <netlink/handlers.h>
+#include <netlink/msg.h>
 #include <netlink/netlink.h>
 #include <netlink/route/addr.h>
 #include <netlink/route/link.h>
@@ -180,7 +183,7 @@ Result<std::set<model::Route>> Rtnl::read_routes(const std::set<std::string>& de
     for (nl_object* o = nl_cache_get_first(routes.get()); o; o = nl_cache_get_next(o)) {
         auto* r = reinterpret_cast<rtnl_route*>(o);
         if (rtnl_route_get_protocol(r) != backend::kRouteProtocol) continue;
-        if (rtnl_route_get_table(r) != RT_TABLE_MAIN) continue;
+        if (const uint32_t t = rtnl_route_get_table(r); t != RT_TABLE_MAIN && t != model::kExitTable) continue;
         int fam = rtnl_route_get_family(r);
         if (fam != AF_INET && fam != AF_INET6) continue;
         nl_addr* nl_dst = rtnl_route_get_dst(r);
@@ -199,7 +202,7 @@ Result<std::set<model::Route>> Rtnl::read_routes(const std::set<std::string>& de
             char name[IFNAMSIZ + 1] = {};
             if (!rtnl_link_i2name(links.get(), oif, name, sizeof name)) continue;
             if (!devices.count(name)) continue;
-            out.insert(model::Route{p, name, src});
+            out.insert(model::Route{.dst = p, .dev = name, .src = src, .table = rtnl_route_get_table(r)});
         }
     }
     return out;
@@ -285,8 +288,9 @@ Status Rtnl::del_address(const std::string& name, const Prefix& addr) {
 
 Status Rtnl::route_change(const model::Route& route, bool add) {
     Prefix dst = route.dst.masked();
-    std::string what = fmt::format("{} route {} dev {}{}", add ? "add" : "del", dst, route.dev,
-                                   route.src ? " src " + route.src->str() : "");
+    std::string what = fmt::format("{} route {} dev {}{}{}", add ? "add" : "del", dst, route.dev,
+                                   route.src ? " src " + route.src->str() : "",
+                                   route.table == model::kMainTable ? "" : fmt::format(" table {}", route.table));
     if (!valid(route.dst) || (route.src && route.src->family != route.dst.addr.family)) return backend::errno_error(EINVAL, what);
     auto idx = ifindex(route.dev, what);
     if (!idx) return idx.error();
@@ -297,7 +301,7 @@ Status Rtnl::route_change(const model::Route& route, bool add) {
     int fam = dst.addr.is_v4() ? AF_INET : AF_INET6;
     rtnl_route_set_family(r.get(), static_cast<uint8_t>(fam));
     if (int err = rtnl_route_set_dst(r.get(), nl_dst.get()); err < 0) return nl_error(err, what);
-    rtnl_route_set_table(r.get(), RT_TABLE_MAIN);
+    rtnl_route_set_table(r.get(), route.table);
     if (route.src) {
         NlPtr<nl_addr> src(nl_addr_build(fam, route.src->bytes.data(), route.src->is_v4() ? 4 : 16));
         if (!src) return backend::errno_error(ENOMEM, what);
@@ -319,6 +323,83 @@ Status Rtnl::route_change(const model::Route& route, bool add) {
 }
 
 Status Rtnl::add_route(const model::Route& route) { return route_change(route, true); }
+
+namespace {
+
+bool our_priority(uint32_t p) { return p == model::kExitSuppressPriority || p == model::kExitMarkPriority; }
+
+// One RTM_NEWRULE of a dump: ours when it carries our protocol at one of our priorities.
+int on_rule(nl_msg* msg, void* arg) {
+    auto* out = static_cast<std::set<model::PolicyRule>*>(arg);
+    nlmsghdr* nlh = nlmsg_hdr(msg);
+    if (nlh->nlmsg_type != RTM_NEWRULE) return NL_OK;
+    nlattr* tb[FRA_MAX + 1] = {};
+    if (nlmsg_parse(nlh, sizeof(fib_rule_hdr), tb, FRA_MAX, nullptr) < 0) return NL_OK;
+    const auto* h = static_cast<const fib_rule_hdr*>(nlmsg_data(nlh));
+    if (h->family != AF_INET && h->family != AF_INET6) return NL_OK;
+    if (!tb[FRA_PROTOCOL] || nla_get_u8(tb[FRA_PROTOCOL]) != backend::kRouteProtocol) return NL_OK;
+    const uint32_t prio = tb[FRA_PRIORITY] ? nla_get_u32(tb[FRA_PRIORITY]) : 0;
+    if (!our_priority(prio)) return NL_OK;
+    model::PolicyRule r{.family = static_cast<uint8_t>(h->family == AF_INET ? 4 : 6),
+                        .priority = prio,
+                        .table = tb[FRA_TABLE] ? nla_get_u32(tb[FRA_TABLE]) : h->table,
+                        .fwmark = tb[FRA_FWMARK] ? nla_get_u32(tb[FRA_FWMARK]) : 0,
+                        .invert = (h->flags & FIB_RULE_INVERT) != 0};
+    // The kernel sends it only when set; "none" is (u32)-1.
+    if (tb[FRA_SUPPRESS_PREFIXLEN]) {
+        const uint32_t s = nla_get_u32(tb[FRA_SUPPRESS_PREFIXLEN]);
+        if (s <= 128) r.suppress_prefixlength = static_cast<uint8_t>(s);
+    }
+    out->insert(r);
+    return NL_OK;
+}
+
+}  // namespace
+
+Result<std::set<model::PolicyRule>> Rtnl::read_rules() {
+    const std::string what = "read rules";
+    if (!sock_) return status().error();
+    kernel_errno_ = 0;
+    fib_rule_hdr hdr{};
+    hdr.family = AF_UNSPEC;
+    if (int err = nl_send_simple(sock_.get(), RTM_GETRULE, NLM_F_DUMP, &hdr, sizeof hdr); err < 0) return nl_error(err, what);
+    NlPtr<nl_cb> cb(nl_cb_clone(nl_socket_get_cb(sock_.get())));
+    if (!cb) return backend::errno_error(ENOMEM, what);
+    std::set<model::PolicyRule> out;
+    nl_cb_set(cb.get(), NL_CB_VALID, NL_CB_CUSTOM, on_rule, &out);
+    if (int err = nl_recvmsgs(sock_.get(), cb.get()); err < 0) return nl_error(err, what);
+    return out;
+}
+
+Status Rtnl::rule_change(const model::PolicyRule& rule, bool add) {
+    const std::string what = fmt::format(
+        "{} rule ipv{} priority {}{} table {}{}", add ? "add" : "del", rule.family, rule.priority,
+        rule.fwmark ? fmt::format("{} fwmark {:#x}", rule.invert ? " not" : "", rule.fwmark) : "", rule.table,
+        rule.suppress_prefixlength ? fmt::format(" suppress_prefixlength {}", *rule.suppress_prefixlength) : "");
+    if (!sock_) return status().error();
+    if (rule.family != 4 && rule.family != 6) return backend::errno_error(EINVAL, what);
+    nl_msg* raw = nlmsg_alloc_simple(add ? RTM_NEWRULE : RTM_DELRULE, add ? NLM_F_CREATE | NLM_F_EXCL : 0);
+    if (!raw) return backend::errno_error(ENOMEM, what);
+    NlPtr<nl_msg> msg(raw);
+    fib_rule_hdr h{};
+    h.family = rule.family == 4 ? AF_INET : AF_INET6;
+    h.action = FR_ACT_TO_TBL;
+    h.table = rule.table < 256 ? static_cast<uint8_t>(rule.table) : static_cast<uint8_t>(RT_TABLE_UNSPEC);
+    h.flags = rule.invert ? FIB_RULE_INVERT : 0;
+    bool fit = nlmsg_append(msg.get(), &h, sizeof h, NLMSG_ALIGNTO) >= 0 && nla_put_u32(msg.get(), FRA_PRIORITY, rule.priority) >= 0 &&
+               nla_put_u32(msg.get(), FRA_TABLE, rule.table) >= 0 && nla_put_u8(msg.get(), FRA_PROTOCOL, backend::kRouteProtocol) >= 0;
+    if (rule.fwmark) fit = fit && nla_put_u32(msg.get(), FRA_FWMARK, rule.fwmark) >= 0;
+    if (rule.suppress_prefixlength) fit = fit && nla_put_u32(msg.get(), FRA_SUPPRESS_PREFIXLEN, *rule.suppress_prefixlength) >= 0;
+    if (!fit) return backend::errno_error(ENOMEM, what);
+    kernel_errno_ = 0;
+    // nl_send_sync frees the message: it leaves our hands here.
+    if (int err = nl_send_sync(sock_.get(), msg.release()); err < 0) return nl_error(err, what);
+    return Status::ok();
+}
+
+Status Rtnl::add_rule(const model::PolicyRule& rule) { return rule_change(rule, true); }
+
+Status Rtnl::del_rule(const model::PolicyRule& rule) { return rule_change(rule, false); }
 
 Status Rtnl::del_route(const model::Route& route) { return route_change(route, false); }
 

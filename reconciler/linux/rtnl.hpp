@@ -5,9 +5,12 @@
 // - One netlink socket per Rtnl, opened by the constructor in the calling thread's network
 //   namespace; every read and change (including interface name lookups) goes through it, so an
 //   Rtnl keeps working on that namespace even when the thread later moves elsewhere.
-// - Routes: only those carrying backend::kRouteProtocol in the main table, on the devices the
-//   caller names, are read; deletion names the protocol so the kernel itself refuses to remove
-//   anyone else's route.
+// - Routes: only those carrying backend::kRouteProtocol in the main table or the exit table
+//   (model::kExitTable, an exit node's default routes), on the devices the caller names, are
+//   read; deletion names the protocol so the kernel itself refuses to remove anyone else's route.
+// - Policy rules: only those carrying backend::kRouteProtocol (FRA_PROTOCOL) at wg-fleet's
+//   priorities are read; deletion names the protocol too. libnl's rtnl_rule cannot express
+//   suppress_prefixlength or "not", so rules are built and parsed as raw messages here.
 // - Addresses read back unmasked (an interface address keeps its host bits), sorted and unique;
 //   link-local and kernel-made addresses (SLAAC, temporary) are left out.
 // - Errors carry the kernel's errno, not libnl's own codes.
@@ -52,6 +55,11 @@ public:
     backend::Status add_route(const model::Route& route) override;
     // Only a route of ours: one that is not there or carries another protocol is ESRCH.
     backend::Status del_route(const model::Route& route) override;
+    backend::Result<std::set<model::PolicyRule>> read_rules() override;
+    // An existing rule is an EEXIST error.
+    backend::Status add_rule(const model::PolicyRule& rule) override;
+    // Only a rule of ours: one that is not there or carries another protocol is ENOENT.
+    backend::Status del_rule(const model::PolicyRule& rule) override;
     // Deletes the link of that name, whatever its kind (the caller checks it is its own); a
     // missing link is an ENODEV error.
     backend::Status delete_link(const std::string& name);
@@ -61,6 +69,7 @@ private:
     backend::Result<int> ifindex(const std::string& name, const std::string& what);
     backend::Status addr_change(int ifindex, const model::Prefix& addr, bool add, const std::string& what);
     backend::Status route_change(const model::Route& route, bool add);
+    backend::Status rule_change(const model::PolicyRule& rule, bool add);
     backend::Status link_change(const std::string& name, std::optional<uint32_t> mtu, std::optional<bool> up, const std::string& what);
     // errno for a libnl result: the kernel's own when it sent one, else mapped from libnl's code.
     backend::Error nl_error(int nlerr, const std::string& what) const;

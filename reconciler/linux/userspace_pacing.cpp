@@ -56,4 +56,10 @@ backend::Status UserspacePacing::add_route(const model::Route& route) { return i
 
 backend::Status UserspacePacing::del_route(const model::Route& route) { return inner_.del_route(route); }
 
+backend::Result<std::set<model::PolicyRule>> UserspacePacing::read_rules() { return inner_.read_rules(); }
+
+backend::Status UserspacePacing::add_rule(const model::PolicyRule& rule) { return inner_.add_rule(rule); }
+
+backend::Status UserspacePacing::del_rule(const model::PolicyRule& rule) { return inner_.del_rule(rule); }
+
 }  // namespace wgf::linux_

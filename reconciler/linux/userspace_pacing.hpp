@@ -50,6 +50,9 @@ public:
     backend::Status del_address(const std::string& name, const model::Prefix& addr) override;
     backend::Status add_route(const model::Route& route) override;
     backend::Status del_route(const model::Route& route) override;
+    backend::Result<std::set<model::PolicyRule>> read_rules() override;
+    backend::Status add_rule(const model::PolicyRule& rule) override;
+    backend::Status del_rule(const model::PolicyRule& rule) override;
 
 private:
     // After an address change on `name` that succeeded: pace and check.

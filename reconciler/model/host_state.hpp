@@ -32,21 +32,51 @@ struct WgInterface {
     std::optional<uint32_t> mtu{};
     bool up = false;                  // desired: always; live: the link's IFF_UP
     std::optional<Key> public_key{};  // live: the device's; desired: derived from the key file
+    uint32_t fwmark = 0;              // 0: none; set on a member that sends all traffic to an exit node
     AddressSet addresses{};
     std::map<Key, WgPeer> peers{};
 
     auto operator<=>(const WgInterface&) const = default;
 };
 
+// The kernel's main routing table (RT_TABLE_MAIN), where every route but an exit node's goes.
+inline constexpr uint32_t kMainTable = 254;
+// A member using an exit node (exit_node:) routes by policy the way wg-quick does for 0.0.0.0/0:
+// its WireGuard device marks its own packets with kExitMark, a rule sends every unmarked packet to
+// table kExitTable (which holds the default routes through the device), and a rule before it
+// looks in the main table first, ignoring default routes there (suppress_prefixlength 0), so
+// the fleet's and the LAN's own routes still win. The tunnel's packets carry the mark and take
+// the main table's default route to the controller: they never loop.
+inline constexpr uint32_t kExitTable = 0x7767;  // 30567: "wg"
+inline constexpr uint32_t kExitMark = kExitTable;
+inline constexpr uint32_t kExitSuppressPriority = 30566;  // the main table first
+inline constexpr uint32_t kExitMarkPriority = 30567;      // then, unmarked: table kExitTable
+
 struct Route {
     Prefix dst;
     std::string dev;
     std::optional<IpAddr> src = std::nullopt;  // preferred source address (RTA_PREFSRC)
+    uint32_t table = kMainTable;
 
     auto operator<=>(const Route&) const = default;
 };
 
-enum class FwKind { accept_udp, forward, dnat, masquerade };
+// A policy routing rule (ip rule) of ours: it carries our route protocol number, like our routes.
+struct PolicyRule {
+    uint8_t family = 4;  // 4 or 6
+    uint32_t priority = 0;
+    uint32_t table = 0;
+    uint32_t fwmark = 0;  // 0: no mark matched
+    bool invert = false;  // "not": the rule applies to what does not match
+    std::optional<uint8_t> suppress_prefixlength = std::nullopt;
+
+    auto operator<=>(const PolicyRule&) const = default;
+};
+
+// exit_forward and exit_masquerade: a controller that is an exit node lets one member's
+// address (`from`) out of the fleet's interface (`iif`) and masquerades it when it leaves through
+// an interface that is not one of the fleet's (`not_oif`); inside the fleet it keeps its source.
+enum class FwKind { accept_udp, forward, dnat, masquerade, exit_forward, exit_masquerade };
 
 // One firewall intent; `id` is unique and becomes the rule's comment in our nftables table.
 struct FwRule {
@@ -57,6 +87,8 @@ struct FwRule {
     std::string iif{}, oif{};    // forward / masquerade
     std::optional<IpAddr> to{};  // dnat target
     uint16_t to_port = 0;
+    std::optional<IpAddr> from{};        // exit_forward / exit_masquerade: the member's address
+    std::vector<std::string> not_oif{};  // exit_masquerade: the node's fleet interfaces, sorted
 
     auto operator<=>(const FwRule&) const = default;
 };
@@ -116,6 +148,7 @@ struct ManagedFile {
 struct HostState {
     std::map<std::string, WgInterface> interfaces;
     std::set<Route> routes;
+    std::set<PolicyRule> rules;                  // policy routing rules (ip rule)
     std::map<std::string, std::string> sysctls;  // /proc/sys relative path -> value
     std::map<std::string, FwRule> firewall;      // by id
     std::vector<FwDamage> firewall_damage;       // live only, sorted

@@ -15,4 +15,9 @@ const char* to_string(Role r) {
 
 const char* to_string(Proto p) { return p == Proto::tcp ? "tcp" : "udp"; }
 
+const std::string* exit_node_of(const Fleet& f, const Member& peer) {
+    const std::optional<std::string>& e = peer.exit_node ? peer.exit_node : f.exit_node;
+    return e && !e->empty() ? &*e : nullptr;
+}
+
 }  // namespace wgf::model

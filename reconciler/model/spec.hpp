@@ -21,6 +21,11 @@ const char* to_string(Topology t);
 const char* to_string(Role r);
 const char* to_string(Proto p);
 
+struct Member;
+struct Fleet;
+// The controller a peer of `f` sends all its traffic through, or null when it has none.
+const std::string* exit_node_of(const Fleet& f, const Member& peer);
+
 struct Member {
     std::optional<Key> public_key;
     std::optional<Endpoint> endpoint;
@@ -29,6 +34,9 @@ struct Member {
     std::optional<uint16_t> id;             // controllers: pinned 16-bit /56 id
     std::optional<uint64_t> suffix;         // peers: pinned 64-bit suffix
     std::optional<IpAddr> ipv4;
+    // peers: the controller all its traffic goes out through; "" opts out of the fleet's default
+    // (exit_node: none). Unset: the fleet's exit_node.
+    std::optional<std::string> exit_node;
     // A member a run-time source adds (serve's enrolled clients), not the file: pinned by suffix,
     // listed in the hosts file only under its host name, if it has one.
     bool dynamic = false;
@@ -67,6 +75,7 @@ struct Fleet {
     std::string server = "server";           // node name of the server
     std::optional<Key> server_public_key;
     std::optional<Headscale> headscale;
+    std::optional<std::string> exit_node;  // clan style: the default exit node of its peers
 
     auto operator<=>(const Fleet&) const = default;
 };

@@ -82,6 +82,7 @@ public:
                 deleted_.insert(name);
             }
         diff_routes(desired, live);
+        diff_policy_rules(desired, live);
         diff_sysctls(desired, live);
         diff_rules(desired, live);
         diff_files(desired, live);
@@ -122,6 +123,11 @@ private:
             add(kDevice, OpSetListenPort{want.name, *want.listen_port, fresh ? std::nullopt : have->listen_port, fresh});
         if (want.mtu && have->mtu != want.mtu) add(kLink, OpSetMtu{want.name, *want.mtu, have->mtu.value_or(0)});
         if (want.up && !have->up) add(kLink, OpSetUp{want.name});
+        // Set before the policy rules that rely on it are added (kRouteAdd); cleared only after
+        // they are gone (kRouteDel), or the tunnel's own packets would be routed into the tunnel.
+        // The device is ours, so a mark nobody wants is cleared.
+        if (want.fwmark != have->fwmark)
+            add(want.fwmark ? kDevice : kRouteAdd, OpSetFwmark{.ifname = want.name, .fwmark = want.fwmark, .old = have->fwmark});
         diff_peers(want, *have);
         // Addresses: the interface is ours, so any other address on it goes.
         for (const auto& a : minus(have->addresses, want.addresses)) add(kAddrDel, OpDelAddress{want.name, a});
@@ -255,6 +261,15 @@ private:
                 ++d;
             }
         }
+    }
+
+    // Rules go with the routes: stale ones out with the stale routes, new ones in once their
+    // table's routes exist (a rule to an empty table would send traffic nowhere: unreachable).
+    void diff_policy_rules(const HostState& desired, const HostState& live) {
+        for (const auto& r : live.rules)
+            if (!desired.rules.count(r)) add(kRouteDel, OpDelPolicyRule{r});
+        for (const auto& r : desired.rules)
+            if (!live.rules.count(r)) add(kRouteAdd, OpAddPolicyRule{r});
     }
 
     // Sysctls of wg-fleet's own interfaces go with the link; the others once the routes exist,

@@ -21,8 +21,11 @@ std::string peer_label(const std::string& name, const model::Key& k) {
 }
 
 std::string describe_route(const model::Route& r) {
-    return fmt::format("route {} dev {}{}", r.dst, r.dev, r.src ? " src " + r.src->str() : "");
+    return fmt::format("route {} dev {}{}{}", r.dst, r.dev, r.src ? " src " + r.src->str() : "",
+                       r.table == model::kMainTable ? "" : fmt::format(" table {}", r.table));
 }
+
+std::string table_name(uint32_t t) { return t == model::kMainTable ? "main" : std::to_string(t); }
 
 }  // namespace
 
@@ -44,6 +47,8 @@ char mark(const Op& op) {
                           [](const OpAddAddress&) { return '+'; },
                           [](const OpAddRoute&) { return '+'; },
                           [](const OpAddRule&) { return '+'; },
+                          [](const OpAddPolicyRule&) { return '+'; },
+                          [](const OpDelPolicyRule&) { return '-'; },
                           [](const OpWriteFile& w) { return w.exists ? '~' : '+'; },
                           [](const OpDeleteDevice&) { return '-'; },
                           [](const OpRemovePeer&) { return '-'; },
@@ -82,6 +87,8 @@ std::string interface_of(const Op& op) {
                           [](const OpDelRoute& o) { return o.route.dev; },
                           [](const OpSetSysctl&) { return std::string(); },
                           [](const OpAddRule&) { return std::string(); },
+                          [](const OpAddPolicyRule&) { return std::string(); },
+                          [](const OpDelPolicyRule&) { return std::string(); },
                           [](const OpDelRule&) { return std::string(); },
                           [](const OpRepairFirewall&) { return std::string(); },
                           [](const OpWriteFile&) { return std::string(); },
@@ -112,6 +119,9 @@ const char* kind(const Op& op) {
                           [](const OpRepairFirewall&) { return "repair_firewall"; },
                           [](const OpWriteFile&) { return "write_file"; },
                           [](const OpRemoveFile&) { return "remove_file"; },
+                          [](const OpSetFwmark&) { return "set_fwmark"; },
+                          [](const OpAddPolicyRule&) { return "add_policy_rule"; },
+                          [](const OpDelPolicyRule&) { return "del_policy_rule"; },
                       },
                       op);
 }
@@ -128,8 +138,22 @@ std::string describe_rule(const model::FwRule& r) {
             return fmt::format("dnat {} dport {} to {}:{}", to_string(r.proto), r.port, to, r.to_port);
         }
         case model::FwKind::masquerade: return fmt::format("masquerade DNATed connections out of {}", r.oif);
+        case model::FwKind::exit_forward: return fmt::format("forward iif {} saddr {} accept", r.iif, r.from ? r.from->str() : "?");
+        case model::FwKind::exit_masquerade: {
+            std::string ifs;
+            for (const auto& i : r.not_oif) ifs += (ifs.empty() ? "" : ", ") + i;
+            return fmt::format("masquerade saddr {} out of any interface but {}", r.from ? r.from->str() : "?", ifs);
+        }
     }
     return "?";
+}
+
+std::string describe_policy_rule(const model::PolicyRule& r) {
+    std::string s = fmt::format("ipv{} rule {}:", r.family, r.priority);
+    if (r.fwmark) s += fmt::format("{} fwmark {:#x}", r.invert ? " not" : "", r.fwmark);
+    s += " lookup " + table_name(r.table);
+    if (r.suppress_prefixlength) s += fmt::format(" suppress_prefixlength {}", *r.suppress_prefixlength);
+    return s;
 }
 
 namespace {
@@ -173,6 +197,10 @@ std::string describe(const Op& op) {
             },
             [](const OpSetMtu& o) { return fmt::format("link {}: mtu {} -> {}", o.ifname, o.old, o.mtu); },
             [](const OpSetUp& o) { return fmt::format("link {}: up", o.ifname); },
+            [](const OpSetFwmark& o) {
+                auto m = [](uint32_t v) { return v ? fmt::format("{:#x}", v) : std::string("(none)"); };
+                return fmt::format("device {}: fwmark {} -> {}", o.ifname, m(o.old), m(o.fwmark));
+            },
             [](const OpAddPeer& o) {
                 std::string s = fmt::format("peer {} on {}: allowed-ips {}", peer_label(o.name, o.peer.public_key), o.ifname,
                                             join_prefixes(o.peer.allowed_ips));
@@ -203,6 +231,8 @@ std::string describe(const Op& op) {
             [](const OpDelAddress& o) { return fmt::format("address {} dev {}", o.addr, o.ifname); },
             [](const OpAddRoute& o) { return describe_route(o.route); },
             [](const OpDelRoute& o) { return describe_route(o.route); },
+            [](const OpAddPolicyRule& o) { return describe_policy_rule(o.rule); },
+            [](const OpDelPolicyRule& o) { return describe_policy_rule(o.rule); },
             [](const OpSetSysctl& o) {
                 return fmt::format("sysctl {} {} -> {}{}", o.key, o.old.empty() ? "(unset)" : o.old, o.value,
                                    o.restore ? " (restored: wg-fleet no longer needs it)" : "");

@@ -48,6 +48,12 @@ struct OpSetMtu {
 struct OpSetUp {
     std::string ifname;
 };
+// The mark the device puts on its own packets (0: none); an exit node's policy rules need it.
+struct OpSetFwmark {
+    std::string ifname;
+    uint32_t fwmark = 0;
+    uint32_t old = 0;
+};
 
 struct OpAddPeer {
     std::string ifname;
@@ -85,6 +91,12 @@ struct OpAddRoute {
 struct OpDelRoute {
     model::Route route;
 };
+struct OpAddPolicyRule {
+    model::PolicyRule rule;
+};
+struct OpDelPolicyRule {
+    model::PolicyRule rule;
+};
 // restore: the value wg-fleet found before it changed the sysctl, now that it no longer needs it.
 struct OpSetSysctl {
     std::string key;
@@ -118,7 +130,7 @@ struct OpRemoveFile {
 
 using Op = std::variant<OpCreateDevice, OpDeleteDevice, OpSetPrivateKey, OpSetListenPort, OpSetMtu, OpSetUp, OpAddPeer, OpRemovePeer,
                         OpUpdatePeer, OpAddAddress, OpDelAddress, OpAddRoute, OpDelRoute, OpSetSysctl, OpAddRule, OpDelRule,
-                        OpRepairFirewall, OpWriteFile, OpRemoveFile>;
+                        OpRepairFirewall, OpWriteFile, OpRemoveFile, OpSetFwmark, OpAddPolicyRule, OpDelPolicyRule>;
 
 // '+' adds, '~' changes, '-' removes.
 char mark(const Op& op);
@@ -131,6 +143,8 @@ std::string interface_of(const Op& op);
 const char* kind(const Op& op);
 
 std::string describe_rule(const model::FwRule& r);
+// "ip rule" style: "ipv4 rule 30567: not fwmark 0x7767 lookup 30567".
+std::string describe_policy_rule(const model::PolicyRule& r);
 std::string describe_damage(const model::FwDamage& d);
 
 }  // namespace wgf::plan

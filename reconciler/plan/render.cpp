@@ -23,6 +23,13 @@ using model::WgPeer;
 
 Prefix host_prefix(const IpAddr& a) { return Prefix::host(a); }
 
+// Whether `node` is a peer of clan fleet f that sends all its traffic through an exit node.
+bool uses_exit_node(const Fleet& f, const std::string& node) {
+    if (f.style != FleetStyle::clan || f.controllers.count(node)) return false;
+    auto it = f.peers.find(node);
+    return it != f.peers.end() && model::exit_node_of(f, it->second) != nullptr;
+}
+
 class InterfaceBuilder {
 public:
     InterfaceBuilder(const Fleetwide& fw, const std::string& fleet, const std::string& node)
@@ -39,6 +46,11 @@ public:
         if (f_.style == FleetStyle::clan) clan_peers(role);
         else subnet_peers(role);
         insert_peers(w);
+        // Marked only once the exit node is a peer of the device (it may wait for its key).
+        if (role == Role::peer && uses_exit_node(f_, node_))
+            for (const auto& [k, p] : w.peers)
+                if (std::any_of(p.allowed_ips.begin(), p.allowed_ips.end(), [](const Prefix& a) { return a.len == 0; }))
+                    w.fwmark = model::kExitMark;
         return w;
     }
 
@@ -159,9 +171,16 @@ private:
             }
             return;
         }
-        const std::string home = home_of(f_.peers.at(node_));
+        const Member& me = f_.peers.at(node_);
+        const std::string home = home_of(me);
+        const std::string* exit = model::exit_node_of(f_, me);
         for (const auto& [c, m] : f_.controllers) {
             std::vector<Prefix> allowed{fp_.nets.at(c)};
+            // Everything else: the exit node sends it on to the rest of the world.
+            if (exit && *exit == c) {
+                if (fp_.ipv4.count(node_)) allowed.push_back(Prefix{IpAddr::v4(0), 0});
+                allowed.push_back(Prefix{IpAddr::v6({}), 0});
+            }
             if (c == home) {
                 add_ipv4(allowed, c);
                 allowed.insert(allowed.end(), m.routes.begin(), m.routes.end());
@@ -275,9 +294,10 @@ struct Sameness {
 
 // A field added to Member or Fleet must be placed here: does the address plan, the node index or
 // the hosts file depend on it? (The sizes are those of x86-64 with libstdc++.) Fleet's headscale:
-// settings do not: its nodes come in as members.
-static_assert(sizeof(void*) != 8 || sizeof(model::Member) == 240, "a new Member field: does compare() below need it?");
-static_assert(sizeof(void*) != 8 || sizeof(model::Fleet) == 448, "a new Fleet field: does compare() below need it?");
+// settings do not: its nodes come in as members. Neither do exit_node (a member's and the fleet's):
+// it changes peers' allowed IPs and rules, which every render derives anew.
+static_assert(sizeof(void*) != 8 || sizeof(model::Member) == 288, "a new Member field: does compare() below need it?");
+static_assert(sizeof(void*) != 8 || sizeof(model::Fleet) == 488, "a new Fleet field: does compare() below need it?");
 
 Sameness compare(const model::Config& a, const model::Config& b) {
     Sameness s;
@@ -391,6 +411,27 @@ void render_wireguard(const Fleetwide& fw, const std::string& node, const std::v
     }
 }
 
+// A member using an exit node: the default routes through w in a table of their own, and the
+// rules that send to it every packet but the tunnel's own (see kExitTable), per family it has.
+void render_exit_routes(const WgInterface& w, model::HostState& hs) {
+    for (const auto& [k, p] : w.peers)
+        for (const auto& a : p.allowed_ips) {
+            if (a.len != 0) continue;
+            hs.routes.insert(model::Route{.dst = a, .dev = w.name, .table = model::kExitTable});
+            const uint8_t family = a.addr.is_v4() ? 4 : 6;
+            hs.rules.insert(model::PolicyRule{
+                .family = family, .priority = model::kExitSuppressPriority, .table = model::kMainTable, .suppress_prefixlength = 0});
+            hs.rules.insert(model::PolicyRule{.family = family,
+                                              .priority = model::kExitMarkPriority,
+                                              .table = model::kExitTable,
+                                              .fwmark = model::kExitMark,
+                                              .invert = true});
+            // The answers to the tunnel's marked packets pass strict reverse-path filtering only
+            // when the mark is considered (wg-quick sets it too).
+            if (family == 4) hs.sysctls["net/ipv4/conf/all/src_valid_mark"] = "1";
+        }
+}
+
 // A kernel route for every allowed IP outside the interface's own subnets.
 void render_routes(const Fleetwide& fw, const std::string& node, const std::vector<Membership>& fleets, model::HostState& hs) {
     for (const auto& mb : fleets) {
@@ -407,9 +448,12 @@ void render_routes(const Fleetwide& fw, const std::string& node, const std::vect
         if (mb.role == Role::peer && f.style == FleetStyle::clan && f.controllers.size() > 1)
             v6_src = primary_address(f, fw.plan.fleets.at(mb.fleet), node);
         for (const auto& [k, p] : w.peers)
-            for (const auto& a : p.allowed_ips)
+            for (const auto& a : p.allowed_ips) {
+                if (a.len == 0) continue;  // an exit node's: below
                 if (!covered_by(a, connected))
                     hs.routes.insert(model::Route{.dst = a, .dev = w.name, .src = a.addr.is_v6() ? v6_src : std::nullopt});
+            }
+        if (w.fwmark) render_exit_routes(w, hs);
     }
 }
 
@@ -429,12 +473,40 @@ std::optional<std::string> forward_fleet(const Fleetwide& fw, const model::Forwa
     return std::nullopt;
 }
 
+// A controller that is the exit node of peers of `fleet`: each of their addresses may leave
+// through any interface and is masqueraded when it leaves the fleet (IPv4, and NAT66 for the
+// fleet's ULA addresses), never when it goes on to another member.
+void render_exit_rules(const Fleetwide& fw, const std::string& node, const std::string& fleet, const std::vector<std::string>& fleet_ifs,
+                       Forwarding& need, model::HostState& hs) {
+    const Fleet& f = fw.cfg.fleets.at(fleet);
+    const FleetPlan& fp = fw.plan.fleets.at(fleet);
+    auto allow = [&](const std::string& peer, const IpAddr& a) {
+        const std::string tail = peer + "-" + a.str();
+        hs.firewall.emplace("exit-fwd-" + tail,
+                            model::FwRule{.id = "exit-fwd-" + tail, .kind = model::FwKind::exit_forward, .iif = f.interface, .from = a});
+        hs.firewall.emplace(
+            "exit-masq-" + tail,
+            model::FwRule{.id = "exit-masq-" + tail, .kind = model::FwKind::exit_masquerade, .from = a, .not_oif = fleet_ifs});
+        (a.is_v4() ? need.v4 : need.v6) = true;
+    };
+    for (const auto& [p, m] : f.peers) {
+        const std::string* e = model::exit_node_of(f, m);
+        if (!e || *e != node || f.controllers.count(p)) continue;
+        if (auto v4 = fp.ipv4.find(p); v4 != fp.ipv4.end()) allow(p, v4->second);
+        if (auto na = fp.nodes.find(p); na != fp.nodes.end())
+            for (const auto& a : na->second.addresses)
+                if (a.addr.is_v6()) allow(p, a.addr);
+    }
+}
+
 // Per fleet: forwarding through the interface for a router and for a member with routes, the
 // listen port open; per forward of the node: its DNAT rules and the masquerade of its fleet.
 // Returns the forwarding they need.
 Forwarding render_firewall(const Fleetwide& fw, const std::string& node, const std::vector<Membership>& fleets, model::HostState& hs) {
     Forwarding need;
     auto rule = [&](model::FwRule r) { hs.firewall.emplace(r.id, std::move(r)); };
+    std::vector<std::string> fleet_ifs;  // sorted: interfaces is a map
+    for (const auto& [name, w] : hs.interfaces) fleet_ifs.push_back(name);
     for (const auto& mb : fleets) {
         const Fleet& f = fw.cfg.fleets.at(mb.fleet);
         const WgInterface& w = hs.interfaces.at(f.interface);
@@ -446,6 +518,7 @@ Forwarding render_firewall(const Fleetwide& fw, const std::string& node, const s
                 for (const auto& r : m.routes) need.route(r);
             for (const auto& [r, owner] : fw.peer_routes.at(mb.fleet)) need.route(r);
             rule({.id = "forward-" + mb.fleet, .kind = model::FwKind::forward, .iif = w.name, .oif = w.name});
+            if (f.style == FleetStyle::clan) render_exit_rules(fw, node, mb.fleet, fleet_ifs, need, hs);
         }
         if (const Member* me = find_member(f, node); me && !me->routes.empty()) {
             for (const auto& r : me->routes) need.route(r);
@@ -596,6 +669,8 @@ std::vector<const model::FwRule*> firewall_rules_of(const model::HostState& hs, 
             case model::FwKind::accept_udp: mine = w.listen_port && *w.listen_port == r.port; break;
             case model::FwKind::forward:
             case model::FwKind::masquerade: mine = r.iif == w.name || r.oif == w.name; break;
+            case model::FwKind::exit_forward: mine = r.iif == w.name; break;
+            case model::FwKind::exit_masquerade: mine = r.from && reached_through(w, *r.from); break;
             case model::FwKind::dnat: mine = r.to && reached_through(w, *r.to); break;
         }
         if (mine) out.push_back(&r);
@@ -633,6 +708,11 @@ std::string render_wg_quick(const Fleetwide& fw, const std::string& fleet, const
     }
     if (w.listen_port) out += fmt::format("ListenPort = {}\n", *w.listen_port);
     if (w.mtu) out += fmt::format("MTU = {}\n", *w.mtu);
+    if (w.fwmark) {
+        out += "# An exit node: wg-quick routes the peer's 0.0.0.0/0 and ::/0 by policy itself (Table = auto: a\n";
+        out += "# fwmark on the device, a table of its own and a suppress_prefixlength 0 rule), as wg-fleet does\n";
+        out += fmt::format("# with fwmark {:#x} and table {}.\n", w.fwmark, model::kExitTable);
+    }
     // wg-quick adds a route per allowed IP without a source; the ones wg-fleet gives a preferred
     // source (IPv6 routes of a peer of several controllers) get it once they exist.
     for (const auto& r : host.routes)

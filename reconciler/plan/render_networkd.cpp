@@ -38,6 +38,9 @@ std::string render_netdev(const WgInterface& w, const model::InterfaceLabels& l,
     out += fmt::format("\n[WireGuard]\nPrivateKeyFile={}\n", l.private_key_file);
     // Unset, the kernel picks a port, as it does for wg-fleet's peers.
     if (w.listen_port) out += fmt::format("ListenPort={}\n", *w.listen_port);
+    // An exit node's: the tunnel's own packets carry the mark, so the policy rules of the
+    // .network file let them out through the main table's default route.
+    if (w.fwmark) out += fmt::format("FirewallMark={}\n", w.fwmark);
     // Peers in name order, which is how people read a config.
     std::vector<std::pair<const std::string*, const WgPeer*>> peers;
     peers.reserve(w.peers.size());
@@ -69,8 +72,11 @@ std::string render_network(const model::HostState& hs, const WgInterface& w, con
     if (std::any_of(w.addresses.begin(), w.addresses.end(), [](const Prefix& a) { return a.addr.is_v4(); }))
         out += "# networkd turns promote_secondaries on for every link it configures with IPv4.\n";
     auto rules = firewall_rules_of(hs, w);
-    if (!rules.empty() || !hs.files.empty()) {
+    const auto valid_mark = hs.sysctls.find("net/ipv4/conf/all/src_valid_mark");
+    const bool mark_sysctl = w.fwmark && valid_mark != hs.sysctls.end();
+    if (!rules.empty() || !hs.files.empty() || mark_sysctl) {
         out += "# Not expressed here (wg-fleet applies them; under networkd, a firewall and other tools must):\n";
+        if (mark_sysctl) out += fmt::format("#   sysctl net/ipv4/conf/all/src_valid_mark = {}\n", valid_mark->second);
         for (const auto* r : rules) out += fmt::format("#   firewall rule {}: {}\n", r->id, describe_rule(*r));
         for (const auto& [path, f] : hs.files) out += fmt::format("#   file {}\n", path);
     }
@@ -83,7 +89,17 @@ std::string render_network(const model::HostState& hs, const WgInterface& w, con
         if (r.dev != w.name) continue;
         out += fmt::format("\n[Route]\nDestination={}\n", r.dst.str());
         if (r.src) out += fmt::format("PreferredSource={}\n", r.src->str());
+        if (r.table != model::kMainTable) out += fmt::format("Table={}\n", r.table);
     }
+    // An exit node's rules (wg-quick's): they belong to the interface whose mark they test.
+    if (w.fwmark)
+        for (const auto& r : hs.rules) {
+            out += fmt::format("\n[RoutingPolicyRule]\nFamily=ipv{}\nPriority={}\n", r.family, r.priority);
+            if (r.fwmark) out += fmt::format("FirewallMark={}\n", r.fwmark);
+            if (r.invert) out += "InvertRule=yes\n";
+            out += r.table == model::kMainTable ? std::string("Table=main\n") : fmt::format("Table={}\n", r.table);
+            if (r.suppress_prefixlength) out += fmt::format("SuppressPrefixLength={}\n", *r.suppress_prefixlength);
+        }
     return out;
 }
 

@@ -89,11 +89,21 @@ std::string shell_word(const std::string& s) {
 std::string route_command(const Route& r) {
     std::string cmd = fmt::format("ip -{} route replace {} dev {}", r.dst.addr.is_v4() ? 4 : 6, r.dst.str(), shell_word(r.dev));
     if (r.src) cmd += " src " + r.src->str();
+    if (r.table != model::kMainTable) cmd += fmt::format(" table {}", r.table);
     return cmd;
 }
 
+// An exit node's policy rule as `ip rule` says it, with wg-fleet's protocol (add or del).
+std::string rule_command(const model::PolicyRule& r, const char* verb) {
+    std::string cmd = fmt::format("ip -{} rule {} priority {}", r.family, verb, r.priority);
+    if (r.fwmark) cmd += fmt::format("{} fwmark {:#x}", r.invert ? " not" : "", r.fwmark);
+    cmd += r.table == model::kMainTable ? std::string(" table main") : fmt::format(" table {}", r.table);
+    if (r.suppress_prefixlength) cmd += fmt::format(" suppress_prefixlength {}", *r.suppress_prefixlength);
+    return cmd + " protocol 87";
+}
+
 void render_interface(Module& m, const Fleetwide& fw, const std::string& node, const WgInterface& w, const model::InterfaceLabels& labels,
-                      const std::vector<Route>& routes) {
+                      const std::vector<Route>& routes, const std::set<model::PolicyRule>& rules) {
     m.open(fmt::format("networking.wireguard.interfaces.{} = {{", nix_string(w.name)));
     m.note(fmt::format("fleet {}", labels.fleet));
     // Addresses in plan order, as `addresses` and wg-quick list them.
@@ -113,13 +123,29 @@ void render_interface(Module& m, const Fleetwide& fw, const std::string& node, c
     // routes, so an interface that needs one gets exactly wg-fleet's routes in postSetup (after
     // its addresses and link are up).
     bool with_src = std::any_of(routes.begin(), routes.end(), [](const Route& r) { return r.src.has_value(); });
-    if (with_src) {
-        m.note("Routes with a preferred source address (the designated controller's subnet), which");
-        m.note("allowedIPsAsRoutes cannot express: wg-fleet's own routes instead.");
+    if (w.fwmark) {
+        // An exit node: wg-quick's policy routing, which the module's table option alone cannot
+        // say (it moves every allowed IP's route, the fleet's too, out of the main table).
+        m.note("An exit node: the device marks its own packets; the default routes go to a table of their");
+        m.note("own, reached by every unmarked packet the main table has no specific route for.");
+        m.line(fmt::format("fwMark = \"{:#x}\";", w.fwmark));
+    }
+    if (with_src || w.fwmark) {
+        if (with_src) {
+            m.note("Routes with a preferred source address (the designated controller's subnet), which");
+            m.note("allowedIPsAsRoutes cannot express: wg-fleet's own routes instead.");
+        }
         m.line("allowedIPsAsRoutes = false;");
         m.open("postSetup = builtins.concatStringsSep \"\\n\" [");
         for (const auto& r : routes) m.line(nix_string(route_command(r)));
+        if (w.fwmark)
+            for (const auto& r : rules) m.line(nix_string(rule_command(r, "add")));
         m.close("];");
+        if (w.fwmark && !rules.empty()) {
+            m.open("postShutdown = builtins.concatStringsSep \"\\n\" [");
+            for (const auto& r : rules) m.line(nix_string(rule_command(r, "del")));
+            m.close("];");
+        }
     } else {
         m.line("allowedIPsAsRoutes = true;");
     }
@@ -204,6 +230,15 @@ std::string nft_rule(const FwRule& r) {
                        ? fmt::format("iifname {} accept comment {}", nft_quote(r.iif), nft_quote(r.id))
                        : fmt::format("iifname {} oifname {} accept comment {}", nft_quote(r.iif), nft_quote(r.oif), nft_quote(r.id));
         case FwKind::accept_udp: return fmt::format("udp dport {} accept comment {}", r.port, nft_quote(r.id));
+        case FwKind::exit_forward:
+            return fmt::format("iifname {} {} saddr {} accept comment {}", nft_quote(r.iif), r.from->is_v4() ? "ip" : "ip6", r.from->str(),
+                               nft_quote(r.id));
+        case FwKind::exit_masquerade: {
+            std::string ifs;
+            for (const auto& i : r.not_oif) ifs += (ifs.empty() ? "" : ", ") + nft_quote(i);
+            return fmt::format("{} saddr {} oifname != {{ {} }} masquerade comment {}", r.from->is_v4() ? "ip" : "ip6", r.from->str(), ifs,
+                               nft_quote(r.id));
+        }
     }
     return {};
 }
@@ -216,9 +251,11 @@ void render_firewall(Module& m, const model::HostState& hs) {
     for (const auto& [id, r] : hs.firewall) {
         switch (r.kind) {
             case FwKind::accept_udp: udp.insert(r.port); break;
-            case FwKind::forward: forward.push_back(&r); break;
+            case FwKind::forward:
+            case FwKind::exit_forward: forward.push_back(&r); break;
             case FwKind::dnat: dnat.push_back(&r); break;
-            case FwKind::masquerade: masquerade.push_back(&r); break;
+            case FwKind::masquerade:
+            case FwKind::exit_masquerade: masquerade.push_back(&r); break;
         }
     }
     if (!udp.empty()) {
@@ -306,7 +343,7 @@ std::string render_nixos_module(const Fleetwide& fw, const std::string& node, co
         std::vector<Route> routes;
         for (const auto& r : d.state.routes)
             if (r.dev == name) routes.push_back(r);
-        render_interface(m, fw, node, w, d.labels.of(name), routes);
+        render_interface(m, fw, node, w, d.labels.of(name), routes, d.state.rules);
     }
     render_firewall(m, d.state);
     render_sysctls(m, d.state);

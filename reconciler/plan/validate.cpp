@@ -137,6 +137,49 @@ private:
             error(join_path(fpath, "ipv4"), fmt::format("{} has no free address left for every member", quote(f.ipv4->str())));
         check_route_claims(name, f);
         check_dialable_pairs(name, f);
+        check_exit_nodes(name, f);
+    }
+
+    // exit_node: names a controller of the fleet; in a hub with several controllers, the peer's
+    // own (its IPv4 address is routed back only through its designated controller); one per node.
+    void check_exit_nodes(const std::string& name, const Fleet& f) {
+        const std::string fpath = fleet_path(name);
+        auto unknown = [&](const std::string& path, const std::string& e) {
+            if (f.style == FleetStyle::subnet) {
+                error(path, fmt::format("{} — subnet-style fleets have no controllers to be an exit node; remove exit_node:", quote(e)));
+                return true;
+            }
+            if (f.controllers.count(e) || broken(name, "controllers", e, "")) return false;
+            const auto names = keys_of(f.controllers);
+            const std::vector<std::string_view> words(names.begin(), names.end());
+            auto best = config::nearest_word(e, words);
+            error(path, fmt::format("{} — not a controller of fleet {}; controllers: {}{}", quote(e), quote(name), names_list(names),
+                                    best ? fmt::format("; did you mean {}?", quote(*best)) : ""));
+            return true;
+        };
+        const bool fleet_bad = f.exit_node && unknown(join_path(fpath, "exit_node"), *f.exit_node);
+        const bool one_home = f.topology == model::Topology::mesh || f.controllers.size() <= 1;
+        for (const auto& [p, m] : f.peers) {
+            if (!m.exit_node && (!f.exit_node || fleet_bad)) continue;
+            if (broken(name, "peers", p, "")) continue;
+            const std::string path = m.exit_node ? join_path(member_path(name, "peers", p), "exit_node") : member_path(name, "peers", p);
+            const std::string* e = model::exit_node_of(f, m);
+            if (!e || (m.exit_node && unknown(path, *e))) continue;
+            if (f.style == FleetStyle::subnet) continue;
+            if (!one_home && m.controller && *m.controller != *e && f.controllers.count(*m.controller))
+                error(path,
+                      fmt::format("{} — {}exit node {} is not the peer's controller {}: in a hub a peer's traffic leaves through its own "
+                                  "controller; set controller: {} or exit_node: {}{}",
+                                  quote(*e), m.exit_node ? "" : "the fleet's ", quote(*e), quote(*m.controller), *e, *m.controller,
+                                  m.exit_node ? "" : " (or none)"),
+                      !m.exit_node);
+            auto [it, fresh] = exit_users_.emplace(p, name);
+            if (!fresh)
+                error(path,
+                      fmt::format("{} already sends all its traffic through an exit node in fleet {}; a node has one exit node", quote(p),
+                                  quote(it->second)),
+                      !m.exit_node);
+        }
     }
 
     // Two members that hold each other as WireGuard peers connect only if at least one of them
@@ -303,8 +346,8 @@ private:
             auto p = [&] { return route_path(fleet, group, node, i); };
             // A default route overlaps everything, the fleet's addresses too: one error says why.
             if (r.len == 0) {
-                error(p(), fmt::format("{} is a default route: sending all traffic through a fleet member is not supported; "
-                                       "list the prefixes it announces instead",
+                error(p(), fmt::format("{} is a default route: routes: lists prefixes a member announces; to send a peer's "
+                                       "traffic out through a controller, set exit_node: <controller> on the peer (or the fleet)",
                                        quote(r.str())));
                 continue;
             }
@@ -714,6 +757,7 @@ private:
     const NodeIndex& index_;
     const config::Broken& broken_;
     std::map<std::string, std::map<uint32_t, std::string>> ipv4_seen_;
+    std::map<std::string, std::string> exit_users_;  // node -> the fleet whose exit node it uses
 };
 
 }  // namespace

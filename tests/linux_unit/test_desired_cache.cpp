@@ -195,7 +195,7 @@ TEST_CASE("desired cache: a corrupt, foreign or writable file is never trusted, 
         // Entries written before the key became BLAKE2b start "wg-fleet desired cache 1".
         const std::string magic = "wg-fleet desired cache ";
         REQUIRE(good.rfind(magic, 0) == 0);
-        for (const char* version : {"1", "2", "4", "20"}) {
+        for (const char* version : {"1", "2", "3", "5", "20"}) {
             Fixture::write(f.store.path(), magic + version + good.substr(good.find('\n')));
             CHECK_FALSE(f.lookup(&why));
             CHECK(why == "not readable");

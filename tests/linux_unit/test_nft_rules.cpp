@@ -628,3 +628,28 @@ TEST_CASE("view() reads forwards from the maps' elements, and the maps' damage",
         CHECK(v.elem_source.count("dnat-web-v4") == 1);
     }
 }
+
+TEST_CASE("an exit node's accept and masquerade rules decode back through the wire format", "[nft][exit]") {
+    auto from = [](const char* a) {
+        auto ip = wgf::model::IpAddr::parse(a);
+        REQUIRE(ip);
+        return *ip;
+    };
+    std::vector<FwRule> rules;
+    for (const char* a : {"10.70.0.2", "fd36:2a28:22:1a00:5eec:dc4:19aa:8337"}) {
+        rules.push_back(FwRule{.id = fmt::format("exit-fwd-laptop-{}", a), .kind = FwKind::exit_forward, .iif = "road", .from = from(a)});
+        rules.push_back(FwRule{
+            .id = fmt::format("exit-masq-laptop-{}", a), .kind = FwKind::exit_masquerade, .from = from(a), .not_oif = {"mesh", "road"}});
+    }
+    for (const auto& r : rules) {
+        INFO(r.id);
+        REQUIRE(nft::check_rule(r));
+        nft::RulePtr built = nft::build_rule(r);
+        CHECK(std::string(nftnl_rule_get_str(built.get(), NFTNL_RULE_CHAIN)) == nft::chain_for(r.kind));
+        CHECK(decode_as_rule(wire_round_trip(built.get()).get()) == r);
+    }
+    // Not as wg-fleet builds it: an exit masquerade without the interfaces it must not leave by.
+    FwRule bare = rules[1];
+    bare.not_oif.clear();
+    CHECK_FALSE(nft::check_rule(bare));
+}

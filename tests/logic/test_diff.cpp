@@ -450,3 +450,63 @@ TEST_CASE("diff: a damaged map or element is planned as a repair that names it",
               model::FwDamage{.what = model::FwDamage::What::map, .handle = 0, .name = "fwd6", .decoded = std::nullopt}}) ==
           "~ firewall map fwd6 or its dnat rule (missing or not as wg-fleet builds it)");
 }
+
+namespace {
+
+// An exit node's additions to host(): the mark, the default routes in their table, the rules.
+model::HostState with_exit(model::HostState hs) {
+    hs.interfaces.at("wg0").fwmark = model::kExitMark;
+    for (const char* dst : {"0.0.0.0/0", "::/0"}) hs.routes.insert(model::Route{.dst = pfx(dst), .dev = "wg0", .table = model::kExitTable});
+    for (uint8_t family : {uint8_t{4}, uint8_t{6}}) {
+        hs.rules.insert(model::PolicyRule{
+            .family = family, .priority = model::kExitSuppressPriority, .table = model::kMainTable, .suppress_prefixlength = 0});
+        hs.rules.insert(model::PolicyRule{.family = family,
+                                          .priority = model::kExitMarkPriority,
+                                          .table = model::kExitTable,
+                                          .fwmark = model::kExitMark,
+                                          .invert = true});
+    }
+    return hs;
+}
+
+size_t index_of(const plan::Plan& p, const std::string& kind, size_t from = 0) {
+    for (size_t i = from; i < p.ops.size(); ++i)
+        if (plan::kind(p.ops[i]) == kind) return i;
+    return p.ops.size();
+}
+
+}  // namespace
+
+TEST_CASE("diff: an exit node's mark comes before its rules, which come after their table's routes, and removal in reverse",
+          "[diff][exit]") {
+    FakeMachine m;
+    const auto plain = host(m.keys, {peer(1, {"fd00:1:2::/56"}, "10.0.0.2:51820")});
+    REQUIRE(m.converge(plain).ok());
+    const auto exit = with_exit(plain);
+    auto p = m.plan_for(exit);
+    INFO(plan::summarize(p));
+    CHECK(kinds(p) == std::vector<std::string>{"set_fwmark", "add_route", "add_route", "add_policy_rule", "add_policy_rule",
+                                               "add_policy_rule", "add_policy_rule"});
+    CHECK(plan::describe(p.ops[0]) == "~ device wg0: fwmark (none) -> 0x7767");
+    CHECK(plan::describe(p.ops[1]) == "+ route 0.0.0.0/0 dev wg0 table 30567");
+    CHECK(plan::describe(p.ops[3]) == "+ ipv4 rule 30566: lookup main suppress_prefixlength 0");
+    CHECK(plan::describe(p.ops[4]) == "+ ipv4 rule 30567: not fwmark 0x7767 lookup 30567");
+    REQUIRE(m.converge(exit).ok());
+    CHECK(m.links.rules.size() == 4);
+    CHECK(m.wg.devices.at("wg0").fwmark == model::kExitMark);
+    CHECK(m.plan_for(exit).empty());  // applied, a fresh diff is empty
+
+    // exit_node goes: the rules and routes leave before the mark, or the tunnel's own packets
+    // would be routed into the tunnel.
+    auto back = m.plan_for(plain);
+    const size_t mark = index_of(back, "set_fwmark");
+    REQUIRE(mark < back.ops.size());
+    CHECK(index_of(back, "del_policy_rule") < mark);
+    CHECK(index_of(back, "del_route") < mark);
+    CHECK(plan::describe(back.ops[mark]) == "~ device wg0: fwmark 0x7767 -> (none)");
+    REQUIRE(m.converge(plain).ok());
+    CHECK(m.links.rules.empty());
+    CHECK(m.links.routes.empty());
+    CHECK_FALSE(m.wg.devices.at("wg0").fwmark);
+    CHECK(m.plan_for(plain).empty());
+}

@@ -113,6 +113,13 @@ struct FaultLinks : backend::Links {
     backend::Status del_route(const model::Route& r) override {
         return inj.step("del route", [&] { return in.del_route(r); });
     }
+    backend::Result<std::set<model::PolicyRule>> read_rules() override { return in.read_rules(); }
+    backend::Status add_rule(const model::PolicyRule& r) override {
+        return inj.step("add rule", [&] { return in.add_rule(r); });
+    }
+    backend::Status del_rule(const model::PolicyRule& r) override {
+        return inj.step("del rule", [&] { return in.del_rule(r); });
+    }
 };
 
 struct FaultSysctls : backend::Sysctls {

@@ -363,3 +363,76 @@ TEST_CASE("rtnl: a wireguard-go device takes 40 IPv6 addresses through the users
     CHECK(wg.alive());
     CHECK(must(ns, "ip link show " + wg.ifname()).find("state") != std::string::npos);
 }
+
+TEST_CASE("rtnl: an exit node's policy rules and its table's default routes - added, read back, foreign ones untouched, removed",
+          "[rtnl][exit]") {
+    if (!netns_available()) return;
+    Netns a("wgrx");
+    add_dummy(a, "d0");
+    must(a, "ip link set d0 up && ip addr add 10.5.0.1/24 dev d0");
+    InNetns in(a);
+    Rtnl rtnl;
+    REQUIRE(rtnl.status());
+    using wgf::model::PolicyRule;
+    namespace m = wgf::model;
+    // Foreign: the same shapes without our protocol, and ours at a priority wg-fleet does not use.
+    must(a, "ip rule add priority 30567 not fwmark 0x7767 table 30567");
+    must(a, fmt::format("ip -6 rule add priority 100 table main suppress_prefixlength 0 proto {}", kRouteProtocol));
+    const std::string before4 = must(a, "ip -4 rule"), before6 = must(a, "ip -6 rule");
+    auto none = rtnl.read_rules();
+    REQUIRE(none);
+    CHECK(none->empty());
+
+    std::set<PolicyRule> ours;
+    for (uint8_t family : {uint8_t{4}, uint8_t{6}}) {
+        ours.insert(PolicyRule{.family = family, .priority = m::kExitSuppressPriority, .table = m::kMainTable, .suppress_prefixlength = 0});
+        ours.insert(
+            PolicyRule{.family = family, .priority = m::kExitMarkPriority, .table = m::kExitTable, .fwmark = m::kExitMark, .invert = true});
+    }
+    for (const auto& r : ours) {
+        auto s = rtnl.add_rule(r);
+        INFO(r.family << " " << r.priority << ": " << (s ? "" : s.error().message));
+        REQUIRE(s);
+    }
+    auto got = rtnl.read_rules();
+    REQUIRE(got);
+    CHECK(*got == ours);
+    // iproute2 reads them as wg-quick's, with our protocol.
+    const std::string shown = must(a, "ip -4 rule; ip -6 rule");
+    auto count = [&](const std::string& needle) {
+        size_t n = 0;
+        for (size_t at = shown.find(needle); at != std::string::npos; at = shown.find(needle, at + 1)) ++n;
+        return n;
+    };
+    CHECK(count(fmt::format("30566:\tfrom all lookup main suppress_prefixlength 0 proto {}", kRouteProtocol)) == 2);
+    CHECK(count(fmt::format("30567:\tnot from all fwmark 0x7767 lookup 30567 proto {}", kRouteProtocol)) == 2);
+    auto again = rtnl.add_rule(*ours.begin());
+    REQUIRE_FALSE(again);
+    CHECK(again.error().code == EEXIST);
+
+    // The default routes of the exit table read back with their table; main's are apart.
+    const Route v4{.dst = P("0.0.0.0/0"), .dev = "d0", .table = m::kExitTable};
+    const Route v6{.dst = P("::/0"), .dev = "d0", .table = m::kExitTable};
+    REQUIRE(rtnl.add_route(v4));
+    REQUIRE(rtnl.add_route(v6));
+    auto routes = rtnl.read_routes({"d0"});
+    REQUIRE(routes);
+    CHECK(*routes == std::set<Route>{v4, v6});
+    CHECK(contains(must(a, "ip -4 route show table 30567"), fmt::format("default dev d0 proto {}", kRouteProtocol)));
+    CHECK(must(a, "ip -4 route show table main default").empty());
+
+    for (const auto& r : ours) REQUIRE(rtnl.del_rule(r));
+    REQUIRE(rtnl.del_route(v4));
+    REQUIRE(rtnl.del_route(v6));
+    auto gone = rtnl.read_rules();
+    REQUIRE(gone);
+    CHECK(gone->empty());
+    // What was there before, foreign rules included, is as it was.
+    CHECK(must(a, "ip -4 rule") == before4);
+    CHECK(must(a, "ip -6 rule") == before6);
+    // A rule that is not ours (no protocol 87) is not deleted by a request for ours.
+    auto foreign = rtnl.del_rule(
+        PolicyRule{.family = 4, .priority = m::kExitMarkPriority, .table = m::kExitTable, .fwmark = m::kExitMark, .invert = true});
+    REQUIRE_FALSE(foreign);
+    CHECK(contains(must(a, "ip -4 rule"), "not from all fwmark 0x7767 lookup 30567"));
+}

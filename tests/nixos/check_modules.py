@@ -59,6 +59,7 @@ ALLOWED = {
     "networking.wireguard.interfaces.<name>.preSetup": is_str,
     "networking.wireguard.interfaces.<name>.postSetup": is_str,
     "networking.wireguard.interfaces.<name>.postShutdown": is_str,
+    "networking.wireguard.interfaces.<name>.fwMark": is_str,
     "networking.wireguard.interfaces.<name>.peers.*.publicKey": is_str,
     "networking.wireguard.interfaces.<name>.peers.*.allowedIPs": list_of(is_str),
     "networking.wireguard.interfaces.<name>.peers.*.endpoint": is_str,
@@ -236,16 +237,61 @@ def parse_wg_quick(text):
     return out
 
 
-def post_setup_routes(iface):
-    """(dst, dev, src) of the `ip route replace` lines of an interface's postSetup."""
+def post_setup_routes(iface, tables=None):
+    """(dst, dev, src) of the `ip route replace` lines of an interface's postSetup; each route's
+    table (None: main) into `tables` when given. `ip rule` lines are post_setup_rules'."""
     routes = set()
     for line in (iface.get("postSetup") or "").splitlines():
         w = shlex.split(line)  # as the shell running postSetup splits it
+        table = None
+        if len(w) >= 2 and w[-2] == "table":
+            table, w = w[-1], w[:-2]
         if w[:4] in (["ip", "-4", "route", "replace"], ["ip", "-6", "route", "replace"]) and w[5:6] == ["dev"] and len(w) in (7, 9):
             routes.add((w[4], w[6], w[8] if len(w) == 9 and w[7] == "src" else None))
+            if tables is not None: tables[w[4]] = table
+        elif w[:4] in (["ip", "-4", "rule", "add"], ["ip", "-6", "rule", "add"]):
+            pass
         elif line.strip():
             raise AssertionError(f"postSetup line not understood: {line!r}")
     return routes
+
+
+def post_setup_rules(iface, key="postSetup", verb="add"):
+    """The `ip rule VERB` lines of an interface's postSetup (or postShutdown), as word tuples."""
+    out = set()
+    for line in (iface.get(key) or "").splitlines():
+        w = shlex.split(line)
+        if w[2:4] == ["rule", verb]: out.add(tuple(w[:3] + w[4:]))
+    return out
+
+
+def check_exit_node(where, name, iface, peers):
+    """An allowed 0.0.0.0/0 or ::/0 is routed by policy as wg-quick does with Table = auto: the
+    device's mark, a table of that number holding the default route (the module's routes stay in
+    main), and per family `not fwmark M table M` and `table main suppress_prefixlength 0` before
+    it; postShutdown removes the same rules."""
+    defaults = {a for p in peers.values() for a in p["allowed"] if ipaddress.ip_network(a).prefixlen == 0}
+    mark = iface.get("fwMark")
+    if bool(mark) != bool(defaults):
+        fail(where, f"{name}: fwMark {mark!r} with default allowed IPs {sorted(defaults)}")
+    if not defaults: return
+    if iface.get("allowedIPsAsRoutes") is not False:
+        fail(where, f"{name}: an exit node needs allowedIPsAsRoutes = false (0/0 must not reach the main table)")
+    table = str(int(mark, 0))
+    tables = {}
+    post_setup_routes(iface, tables)
+    for a in defaults:
+        if tables.get(a) != table: fail(where, f"{name}: default route {a} in table {tables.get(a)}, want {table}")
+    for a, t in tables.items():
+        if a not in defaults and t is not None: fail(where, f"{name}: route {a} in table {t}, want main")
+    want = set()
+    for a in defaults:
+        fam = f"-{ipaddress.ip_network(a).version}"
+        want.add(("ip", fam, "rule", "priority", "30566", "table", "main", "suppress_prefixlength", "0", "protocol", "87"))
+        want.add(("ip", fam, "rule", "priority", "30567", "not", "fwmark", mark, "table", table, "protocol", "87"))
+    if post_setup_rules(iface) != want: fail(where, f"{name}: postSetup rules {post_setup_rules(iface)}, want {want}")
+    if post_setup_rules(iface, "postShutdown", "del") != want:
+        fail(where, f"{name}: postShutdown rules {post_setup_rules(iface, 'postShutdown', 'del')}, want {want}")
 
 
 def covered(prefix, ips):
@@ -308,7 +354,10 @@ def check_values(nix, ex, node, module_path, ev):
         # Routes: a route with a source is in postSetup, with allowedIPsAsRoutes off; otherwise
         # NixOS routes every allowed IP, and postSetup routes none.
         routes = post_setup_routes(iface)
-        if wq["src_routes"]:
+        check_exit_node(where, name, iface, peers)
+        if iface.get("fwMark"):
+            pass  # its routes: check_exit_node
+        elif wq["src_routes"]:
             if iface.get("allowedIPsAsRoutes") is not False:
                 fail(where, f"{name}: routes with a source, but allowedIPsAsRoutes is not false")
             have = {(d, s) for d, dev, s in routes if s and dev == name}
@@ -356,7 +405,7 @@ def nft_check(table_family, table_name, content):
 def check_plan(ex, node, ev, text, tmp):
     where = f"{ex.name} {node} (plan)"
     ops = plan_ops(ex, node, tmp)
-    sysctls, rules, routes, files = {}, {}, set(), set()
+    sysctls, rules, routes, files, policy_rules = {}, {}, set(), set(), set()
     for op in ops:
         line = op["line"]
         if op["kind"] == "set_sysctl":
@@ -371,8 +420,15 @@ def check_plan(ex, node, ev, text, tmp):
             m = re.match(r"^\+ firewall (?:rule|map element) (\S+): (.*)$", line)
             rules[m.group(1)] = m.group(2)
         elif op["kind"] == "add_route":
-            m = re.match(r"^\+ route (\S+) dev (\S+)(?: src (\S+))?$", line)
+            m = re.match(r"^\+ route (\S+) dev (\S+)(?: src (\S+))?(?: table \d+)?$", line)
             routes.add(m.groups())
+        elif op["kind"] == "add_policy_rule":
+            r = op["policy_rule"]
+            w = ["ip", "-" + r["family"][-1], "rule", "priority", str(r["priority"])]
+            if r["fwmark"]: w += (["not"] if r["invert"] else []) + ["fwmark", hex(r["fwmark"])]
+            w += ["table", "main" if r["table"] == 254 else str(r["table"])]
+            if r["suppress_prefixlength"] is not None: w += ["suppress_prefixlength", str(r["suppress_prefixlength"])]
+            policy_rules.add(tuple(w + ["protocol", "87"]))
         elif op["kind"] == "write_file":
             files.add(re.match(r"^[+~] file (\S+)", line).group(1))
 
@@ -380,6 +436,9 @@ def check_plan(ex, node, ev, text, tmp):
     if got != sysctls:
         fail(where, f"boot.kernel.sysctl {got} != the plan's {sysctls}")
 
+    got_rules = {r for iface in get(ev, "networking", "wireguard", "interfaces", default={}).values() for r in post_setup_rules(iface)}
+    if got_rules != policy_rules:
+        fail(where, f"postSetup rules {got_rules} != the plan's {policy_rules}")
     want_udp, want_fwd, want_dnat, want_masq = set(), set(), set(), set()
     for rid, desc in rules.items():
         if m := re.match(r"^accept udp dport (\d+)$", desc):
@@ -390,6 +449,10 @@ def check_plan(ex, node, ev, text, tmp):
             want_dnat.add((m.group(1), int(m.group(2)), m.group(3), rid))
         elif m := re.match(r"^masquerade DNATed connections out of (\S+)$", desc):
             want_masq.add((m.group(1), rid))
+        elif m := re.match(r"^forward iif (\S+) saddr (\S+) accept$", desc):
+            want_fwd.add((m.group(1), "saddr " + m.group(2), rid))
+        elif m := re.match(r"^masquerade saddr (\S+) out of any interface but (.+)$", desc):
+            want_masq.add(("saddr " + m.group(1) + " not " + m.group(2), rid))
         else:
             fail(where, f"plan rule not understood: {rid}: {desc}")
     got_udp = set(get(ev, "networking", "firewall", "allowedUDPPorts", default=[]))
@@ -398,6 +461,10 @@ def check_plan(ex, node, ev, text, tmp):
     got_fwd = set()
     for line in (get(ev, "networking", "firewall", "extraForwardRules") or "").splitlines():
         m = re.match(r'^iifname "([^"]+)"(?: oifname "([^"]+)")? accept comment "([^"]+)"$', line)
+        if x := re.match(r'^iifname "([^"]+)" ip6? saddr (\S+) accept comment "([^"]+)"$', line):
+            m = x
+            got_fwd.add((x.group(1), "saddr " + x.group(2), x.group(3)))
+            continue
         if not m:
             fail(where, f"extraForwardRules line not understood: {line!r}")
             continue
@@ -413,6 +480,9 @@ def check_plan(ex, node, ev, text, tmp):
                 got_dnat.add((m.group(1), int(m.group(2)), m.group(3), m.group(4)))
             elif m := re.match(r'^oifname "([^"]+)" ct status dnat masquerade comment "([^"]+)"$', line):
                 got_masq.add(m.groups())
+            elif m := re.match(r'^ip6? saddr (\S+) oifname != \{ (.+) \} masquerade comment "([^"]+)"$', line):
+                ifs = ", ".join(n.strip('"') for n in m.group(2).split(", "))
+                got_masq.add(("saddr " + m.group(1) + " not " + ifs, m.group(3)))
         rc, err = nft_check(table["family"], "wg-fleet", table["content"])
         if rc != 0:
             fail(where, f"nft --check rejects the table: {err.strip()}")

@@ -122,11 +122,12 @@ def split_stdout(text):
 
 ALLOWED = {  # what each file may hold: anything else is a typo systemd would ignore with a warning
     "NetDev": {"Name", "Kind", "MTUBytes"},
-    "WireGuard": {"PrivateKeyFile", "ListenPort"},
+    "WireGuard": {"PrivateKeyFile", "ListenPort", "FirewallMark"},
     "WireGuardPeer": {"PublicKey", "AllowedIPs", "Endpoint", "PersistentKeepalive"},
     "Match": {"Name"},
     "Network": {"Address", "IPForward"},
-    "Route": {"Destination", "PreferredSource"},
+    "Route": {"Destination", "PreferredSource", "Table"},
+    "RoutingPolicyRule": {"Family", "Priority", "FirewallMark", "InvertRule", "Table", "SuppressPrefixLength"},
 }
 
 
@@ -194,7 +195,7 @@ def plan_ops(cfg, node, state_dir, where):
             get(m.group(1))["mtu"] = m.group(2)
         elif m := re.fullmatch(r"\+ address (\S+) dev (\S+)", line):
             get(m.group(2))["addresses"].add(m.group(1))
-        elif m := re.fullmatch(r"\+ route (\S+) dev (\S+)(?: src (\S+))?", line):
+        elif m := re.fullmatch(r"\+ route (\S+) dev (\S+)(?: src (\S+))?(?: table \d+)?", line):
             get(m.group(2))["routes"][m.group(1)] = m.group(3)
         elif m := re.fullmatch(r"\+ peer (\S+) \((\S+)…\) on (\S+): allowed-ips ([^;]*)(?:; endpoint (\S+))?(?:; keepalive (\d+))?", line):
             get(m.group(3))["peers"][m.group(1)] = {"key8": m.group(2), "allowed": prefixes(m.group(4), ","),
@@ -287,6 +288,21 @@ def check_node(cfg, doc, plan_json, node, state_dir, label):
         for r in sections_named(nw, "Route"):
             routes[str(ipaddress.ip_network(r.one("Destination")))] = r.one("PreferredSource")
         if routes != want: fail(w, f"routes {routes}, want {want}")
+        # An allowed 0.0.0.0/0 or ::/0 is what wg-quick routes by policy (its Table = auto): the
+        # device's mark, a table of that number holding the default route, and per family the
+        # rules `not fwmark M table M` and `table main suppress_prefixlength 0` before it.
+        mark = s.one("FirewallMark")
+        defaults = {a for a in want if ipaddress.ip_network(a).prefixlen == 0}
+        tables = {str(ipaddress.ip_network(r.one("Destination"))): r.one("Table") for r in sections_named(nw, "Route")}
+        if bool(mark) != bool(defaults): fail(w, f"FirewallMark={mark} with default routes {sorted(defaults)}")
+        for a, t in tables.items():
+            if t != (mark if a in defaults else None): fail(w, f"route {a} in Table={t}, FirewallMark={mark}")
+        rules = sorted(tuple(sorted(r.entries)) for r in sections_named(nw, "RoutingPolicyRule"))
+        want_rules = sorted(
+            tuple(sorted(r)) for a in defaults for fam in [f"ipv{ipaddress.ip_network(a).version}"] for r in (
+                [("Family", fam), ("Priority", "30566"), ("SuppressPrefixLength", "0"), ("Table", "main")],
+                [("Family", fam), ("FirewallMark", mark), ("InvertRule", "yes"), ("Priority", "30567"), ("Table", mark)]))
+        if rules != want_rules: fail(w, f"routing policy rules {rules}, want {want_rules}")
         checked["routes"] += len(routes)
         if PLAN:
             check_plan(w, ifname, key_file, nd, peers, addrs, routes, s, plan_cache[(cfg, node)][0].get(ifname))
