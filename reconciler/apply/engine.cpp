@@ -278,7 +278,8 @@ RunResult Engine::run_once(Desired d, const std::string& node, Mode mode, int64_
     r.timings.lap("ownership");
     // Before anything is written: where the managed files land. Only the owned files can
     // change for the diff: the record is copied only when they do.
-    plan::Ownership owned_files{.interfaces = {}, .peers = {}, .endpoints = {}, .files = owned->files, .sysctls = {}, .names = {}};
+    plan::Ownership owned_files{
+        .interfaces = {}, .peers = {}, .endpoints = {}, .files = owned->files, .sysctls = {}, .names = {}, .reloads = {}};
     if (auto s = check_file_places(backends.files, r.desired, r.labels, d.state_dir, owned_files); !s) {
         r.error = s.error();
         return r;
@@ -360,6 +361,12 @@ RunResult Engine::run_once(Desired d, const std::string& node, Mode mode, int64_
     // checked against what the run wants without building, copying or comparing a record.
     std::optional<plan::Ownership> written_ahead;
     if (!covers(*owned, r.desired, sysctls_after)) written_ahead = write_ahead(*owned, record_after());
+    // A reload is owed from before it runs until it succeeds: a failed one is retried next run.
+    for (const auto& op : r.plan.ops)
+        if (const auto* rl = std::get_if<plan::OpReload>(&op); rl && !owned->reloads.count(rl->dir)) {
+            if (!written_ahead) written_ahead = *owned;
+            written_ahead->reloads.insert(rl->dir);
+        }
     const plan::Ownership& ahead = written_ahead ? *written_ahead : *owned;
     if (written_ahead && ahead != *owned)
         if (auto s = state.save(ahead); !s) {

@@ -198,6 +198,10 @@ private:
                               [&](const OpSetSysctl& o) { return b_.sysctls.write(o.key, o.value); },
                               [&](const OpWriteFile& o) { return b_.files.write(o.file); },
                               [&](const OpRemoveFile& o) { return b_.files.remove(o.path); },
+                              [&](const OpReload& o) -> Status {
+                                  if (!b_.commands) return Error{EINVAL, fmt::format("reload `{}`: no command runner", o.command)};
+                                  return b_.commands->run(o.command);
+                              },
                               [&](const auto& o) -> Status {
                                   return Error{EINVAL, fmt::format("internal: unexpected operation {}", kind(Op{o}))};
                               },

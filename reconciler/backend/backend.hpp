@@ -180,5 +180,14 @@ public:
     virtual Result<bool> within(const std::string& path, const std::string& dir) = 0;
 };
 
+// ---- Commands ----------------------------------------------------------------------------------
+// A command the configuration names (caddy_reload), run for its effect on another program.
+class Commands {
+public:
+    virtual ~Commands() = default;
+    // Succeeds when the command exits 0; otherwise the error quotes the command, its exit status
+    // and the end of its output.
+    virtual Status run(const std::string& command) = 0;
+};
 
 }  // namespace wgf::backend

@@ -259,4 +259,10 @@ std::optional<model::IpAddr> FakeResolver::resolve(const std::string& host) {
     return it->second;
 }
 
+Status FakeCommands::run(const std::string& command) {
+    runs.push_back(command);
+    if (fail) return *fail;
+    return Status::ok();
+}
+
 }  // namespace wgf::backend

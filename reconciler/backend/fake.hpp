@@ -93,6 +93,14 @@ public:
     Result<bool> within(const std::string& path, const std::string& dir) override;
 };
 
+class FakeCommands : public Commands {
+public:
+    std::vector<std::string> runs;  // every command run, in order
+    std::optional<Error> fail;      // every run fails with this
+
+    Status run(const std::string& command) override;
+};
+
 // Keys by path; a generated key is a fresh random one.
 class FakeKeyStore : public KeyStore {
 public:

@@ -151,6 +151,9 @@ void op_detail(Json& j, const plan::Op& op) {
                    [&](const plan::OpRemoveFile& o) {
                        j["file"] = {{"path", o.path}};
                    },
+                   [&](const plan::OpReload& o) {
+                       j["reload"] = {{"command", o.command}, {"dir", o.dir}};
+                   },
                },
                op);
     j["changes"] = std::move(changes);
@@ -184,6 +187,7 @@ const char* resource_of(const plan::Op& op) {
                           [](const plan::OpSetSysctl&) { return kResources[5]; },
                           [](const plan::OpWriteFile&) { return kResources[6]; },
                           [](const plan::OpRemoveFile&) { return kResources[6]; },
+                          [](const plan::OpReload&) { return kResources[6]; },
                           [](const auto&) { return kResources[0]; },
                       },
                       op);

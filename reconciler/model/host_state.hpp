@@ -133,10 +133,20 @@ struct InterfaceLabels {
     auto operator<=>(const InterfaceLabels&) const = default;
 };
 
+// The command that makes a program read the managed files in `dir` again (Caddy's reload: it
+// does not watch the files it imports). Run after a plan writes or removes one of them.
+struct FileReload {
+    std::string dir;
+    std::string command;
+
+    auto operator<=>(const FileReload&) const = default;
+};
+
 // The labels of a desired HostState, by interface name. Messages look names up here; a live-only
 // interface or peer has none.
 struct Labels {
     std::map<std::string, InterfaceLabels> interfaces;
+    std::optional<FileReload> reload;  // of the HTTP route files
 
     // The labels of `ifname`; empty ones when it has none.
     const InterfaceLabels& of(const std::string& ifname) const;

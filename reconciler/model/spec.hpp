@@ -84,6 +84,11 @@ struct Forward {
     auto operator<=>(const Forward&) const = default;
 };
 
+// What serves the HTTP routes: Traefik reads one YAML file per route from its file provider's
+// directory; Caddy imports one snippet per route from a directory its Caddyfile names, and is
+// reloaded (caddy_reload) after they change, since it does not watch imported files.
+enum class HttpServer : uint8_t { traefik, caddy };
+
 struct HttpRoute {
     std::string name;
     std::string node;
@@ -116,7 +121,9 @@ struct Config {
     std::optional<std::string> keys_dir;
     std::optional<std::string> userspace;
     std::string hosts_file = "/run/wg_fleet_hosts";
-    std::string http_routes_dir = "/etc/traefik/dynamic";
+    std::string http_routes_dir = "/etc/traefik/dynamic";  // /etc/caddy/wg-fleet for Caddy
+    HttpServer http_server = HttpServer::traefik;
+    std::string caddy_reload = "caddy reload --config /etc/caddy/Caddyfile";
     std::map<std::string, Fleet> fleets;
     std::vector<Forward> forwards;
     std::vector<HttpRoute> http_routes;

@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include "plan/render.hpp"
 #include "plan/sysctls.hpp"
 
 namespace wgf::plan {
@@ -34,6 +35,7 @@ enum Phase {
     kRuleDel,
     kRuleAdd,
     kFiles,         // hosts and route files last: they name addresses that now exist
+    kReload,        // the route files' server reads them once they are all written
     kDeleteDevice,  // a device leaving the fleet goes last, after its routes and files
     kPhases
 };
@@ -313,6 +315,20 @@ private:
         for (const auto& [path, f] : live.files)
             if (!desired.files.count(path) && owned_.files.count(path) && model::has_file_marker(f.content))
                 add(kFiles, OpRemoveFile{path});
+        diff_reload();
+    }
+
+    // One reload after the files of its directory change, or when a failed run left it owed.
+    void diff_reload() {
+        if (!labels_.reload) return;
+        const auto& [dir, command] = *labels_.reload;
+        bool due = owned_.reloads.count(dir) > 0;
+        for (const auto& op : phases_[kFiles]) {
+            const auto* w = std::get_if<OpWriteFile>(&op);
+            const auto* r = std::get_if<OpRemoveFile>(&op);
+            if (w || r) due |= path_within(w ? w->file.path : r->path, dir);
+        }
+        if (due) add(kReload, OpReload{.command = command, .dir = dir});
     }
 
     static inline const std::set<Key> kNoKeys{};

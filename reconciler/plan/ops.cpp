@@ -86,6 +86,7 @@ std::string interface_of(const Op& op) {
                           [](const OpRepairFirewall&) { return std::string(); },
                           [](const OpWriteFile&) { return std::string(); },
                           [](const OpRemoveFile&) { return std::string(); },
+                          [](const OpReload&) { return std::string(); },
                           [](const auto& o) { return o.ifname; },
                       },
                       op);
@@ -112,6 +113,7 @@ const char* kind(const Op& op) {
                           [](const OpRepairFirewall&) { return "repair_firewall"; },
                           [](const OpWriteFile&) { return "write_file"; },
                           [](const OpRemoveFile&) { return "remove_file"; },
+                          [](const OpReload&) { return "reload"; },
                       },
                       op);
 }
@@ -208,6 +210,7 @@ std::string describe(const Op& op) {
                                 : fmt::format("file {} (mode {:04o})", o.file.path, o.file.mode);
             },
             [](const OpRemoveFile& o) { return fmt::format("file {}", o.path); },
+            [](const OpReload& o) { return fmt::format("reload: {} (the files in {} changed)", o.command, o.dir); },
         },
         op);
     std::string line = fmt::format("{} {}", mark(op), body);

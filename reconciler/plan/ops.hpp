@@ -116,9 +116,16 @@ struct OpRemoveFile {
     std::string path;
 };
 
+// Runs the command that makes a program read the files of `dir` again, after this plan changed
+// them (or a failed run left the reload owed).
+struct OpReload {
+    std::string command;
+    std::string dir;
+};
+
 using Op = std::variant<OpCreateDevice, OpDeleteDevice, OpSetPrivateKey, OpSetListenPort, OpSetMtu, OpSetUp, OpAddPeer, OpRemovePeer,
                         OpUpdatePeer, OpAddAddress, OpDelAddress, OpAddRoute, OpDelRoute, OpSetSysctl, OpAddRule, OpDelRule,
-                        OpRepairFirewall, OpWriteFile, OpRemoveFile>;
+                        OpRepairFirewall, OpWriteFile, OpRemoveFile, OpReload>;
 
 // '+' adds, '~' changes, '-' removes.
 char mark(const Op& op);
