@@ -326,11 +326,13 @@ RunResult Engine::run_once(Desired d, const std::string& node, Mode mode, int64_
     }
     // What IPv6 forwarding needs of the host's other interfaces depends on them: known only now.
     plan::complete_sysctls(r.desired, live->state, *owned);
+    // So do the rules other tables' dropping chains need.
+    if (r.labels.foreign_accept) r.desired.foreign_rules = plan::foreign_accept_rules(r.desired, live->facts);
     plan::DiffOptions opts;
     opts.exclusive = d.exclusive;
     r.plan = plan::diff(r.desired, r.labels, live->state, owned_for_diff, live->facts, opts);
     if (prior && prior->live) restore_endpoints(r.plan, prior->live->state);
-    for (auto& w : plan::foreign_firewall_warnings(r.desired, live->facts)) r.warnings.push_back(std::move(w));
+    for (auto& w : plan::foreign_firewall_warnings(r.desired, live->facts, r.labels.foreign_accept)) r.warnings.push_back(std::move(w));
     r.live = std::move(*live);
     r.timings.lap("diff");
     if (mode == Mode::plan) return r;

@@ -131,6 +131,8 @@ struct FirewallLive {
     // cannot show.
     std::vector<model::ForeignDrop> foreign_drops;
     std::vector<std::string> legacy_tables;  // "ip filter", "ip6 filter", ...
+    // Our marked rules in those tables' chains (firewall: foreign_accept), by ForeignRule::key().
+    std::map<std::string, model::ForeignRule> foreign_rules;
 
     bool operator==(const FirewallLive&) const = default;
 };
@@ -145,6 +147,11 @@ public:
     virtual Status apply(const FirewallChange& change) = 0;
     // Deletes the whole table.
     virtual Status remove_all() = 0;
+    // Another table's chain (firewall: foreign_accept), never the table or chain itself:
+    // inserts the rule at the head of its chain, or deletes every rule of the chain that carries
+    // its comment (none there, or no chain any more: nothing to do).
+    virtual Status add_foreign(const model::ForeignRule& rule) = 0;
+    virtual Status remove_foreign(const model::ForeignRule& rule) = 0;
 };
 
 // ---- Managed files ----------------------------------------------------------------------------

@@ -169,7 +169,8 @@ Result<std::vector<std::string>> FakeSysctls::list(const std::string& dir) {
 }
 
 Result<FirewallLive> FakeFirewall::read() {
-    return FirewallLive{.rules = rules, .damage = damage, .foreign_drops = foreign_drops, .legacy_tables = {}};
+    return FirewallLive{
+        .rules = rules, .damage = damage, .foreign_drops = foreign_drops, .legacy_tables = {}, .foreign_rules = foreign_rules};
 }
 
 Status FakeFirewall::apply(const FirewallChange& c) {
@@ -183,6 +184,16 @@ Status FakeFirewall::apply(const FirewallChange& c) {
 Status FakeFirewall::remove_all() {
     rules.clear();
     damage.clear();
+    return Status::ok();
+}
+
+Status FakeFirewall::add_foreign(const model::ForeignRule& r) {
+    foreign_rules[r.key()] = r;
+    return Status::ok();
+}
+
+Status FakeFirewall::remove_foreign(const model::ForeignRule& r) {
+    foreign_rules.erase(r.key());
     return Status::ok();
 }
 

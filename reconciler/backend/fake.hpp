@@ -72,12 +72,15 @@ class FakeFirewall : public Firewall {
 public:
     std::map<std::string, model::FwRule> rules;
     std::vector<model::FwDamage> damage;
-    std::vector<model::ForeignDrop> foreign_drops;  // other tables' dropping chains, as read
+    std::vector<model::ForeignDrop> foreign_drops;            // other tables' dropping chains, as read
+    std::map<std::string, model::ForeignRule> foreign_rules;  // ours in their chains, by key()
     std::vector<FirewallChange> batches;
 
     Result<FirewallLive> read() override;
     Status apply(const FirewallChange& change) override;
     Status remove_all() override;
+    Status add_foreign(const model::ForeignRule& rule) override;
+    Status remove_foreign(const model::ForeignRule& rule) override;
 };
 
 class FakeFiles : public Files {

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "model/overloaded.hpp"
+#include "plan/foreign_firewall.hpp"
 #include "plan/unified_diff.hpp"
 
 namespace wgf::output {
@@ -86,6 +87,15 @@ Json prefixes(const Prefixes& v) {
     return a;
 }
 
+Json foreign_rule_json(const model::ForeignRule& r) {
+    return {{"family", r.family},
+            {"table", r.table},
+            {"chain", r.chain},
+            {"comment", std::string(model::kForeignRuleMark) + r.id},
+            {"description", plan::describe_foreign_match(r.id)},
+            {"as_built", r.as_built}};
+}
+
 Json route_json(const model::Route& r) {
     return Json{{"dst", r.dst.str()}, {"dev", r.dev}, {"src", r.src ? Json(r.src->str()) : Json(nullptr)}};
 }
@@ -154,6 +164,8 @@ void op_detail(Json& j, const plan::Op& op) {
                    [&](const plan::OpReload& o) {
                        j["reload"] = {{"command", o.command}, {"dir", o.dir}};
                    },
+                   [&](const plan::OpAddForeignRule& o) { j["foreign_rule"] = foreign_rule_json(o.rule); },
+                   [&](const plan::OpDelForeignRule& o) { j["foreign_rule"] = foreign_rule_json(o.rule); },
                },
                op);
     j["changes"] = std::move(changes);
@@ -188,6 +200,8 @@ const char* resource_of(const plan::Op& op) {
                           [](const plan::OpWriteFile&) { return kResources[6]; },
                           [](const plan::OpRemoveFile&) { return kResources[6]; },
                           [](const plan::OpReload&) { return kResources[6]; },
+                          [](const plan::OpAddForeignRule&) { return kResources[4]; },
+                          [](const plan::OpDelForeignRule&) { return kResources[4]; },
                           [](const auto&) { return kResources[0]; },
                       },
                       op);

@@ -697,6 +697,13 @@ void parse_list(Walker& w, const Node& n, const Path& path, std::type_identity_t
     }
 }
 
+constexpr Field<m::FirewallSettings> kFirewall[] = {
+    {"foreign_accept",
+     [](Walker& w, const Node& v, const Path& p, m::FirewallSettings& f) {
+         if (auto b = w.boolean(v, p)) f.foreign_accept = *b;
+     }},
+};
+
 constexpr Field<m::Serve> kServe[] = {
     {"listen",
      [](Walker& w, const Node& n, const Path& path, m::Serve& s) {
@@ -783,6 +790,10 @@ constexpr Field<Config> kTop[] = {
      [](Walker& w, const Node& v, const Path& p, Config& cfg) {
          if (w.is_map(v, p, true) && v.is_map()) parse_fields(w, v, p, kServe, cfg.serve);
      }},
+    {"firewall",
+     [](Walker& w, const Node& v, const Path& p, Config& cfg) {
+         if (w.is_map(v, p, true) && v.is_map()) parse_fields(w, v, p, kFirewall, cfg.firewall);
+     }},
 };
 
 void parse_top(Walker& w, const Node& root, Config& cfg) {
@@ -810,6 +821,7 @@ std::vector<std::string> accepted_keys() {
     list_keys<m::Forward>("forwards[].", kForward, out);
     list_keys<m::HttpRoute>("http_routes[].", kHttpRoute, out);
     list_keys<m::Serve>("serve.", kServe, out);
+    list_keys<m::FirewallSettings>("firewall.", kFirewall, out);
     list_keys<m::Headscale>("fleets.*.headscale.", kHeadscale, out);
     return out;
 }

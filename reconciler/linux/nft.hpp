@@ -49,6 +49,8 @@ public:
     backend::Result<backend::FirewallLive> read() override;
     backend::Status apply(const backend::FirewallChange& change) override;
     backend::Status remove_all() override;
+    backend::Status add_foreign(const model::ForeignRule& rule) override;
+    backend::Status remove_foreign(const model::ForeignRule& rule) override;
 
     // The full snapshot read() is built from (chains, handles, generation).
     backend::Result<NftTableLive> read_table();
@@ -59,6 +61,10 @@ private:
     // Other tables' base chains at the input and forward hooks of ip, ip6 and inet that drop by
     // policy (backend::FirewallLive::foreign_drops).
     backend::Result<std::vector<model::ForeignDrop>> read_foreign_drops();
+    // Our marked rules in other tables (backend::FirewallLive::foreign_rules).
+    backend::Result<std::map<std::string, model::ForeignRule>> read_foreign_rules();
+    // The marked rules of one chain, from a dump of it; an absent table or chain has none.
+    backend::Result<std::vector<nft::ForeignRuleLive>> read_foreign_chain(const model::ForeignRule& where);
     backend::Status apply_once(const backend::FirewallChange& change, const NftTableLive& live);
     backend::Status send_batch(std::vector<char>& buf, const std::vector<std::pair<uint32_t, std::string>>& what, uint32_t ack_seq);
     uint32_t next_seq() { return seq_++; }

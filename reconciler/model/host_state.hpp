@@ -103,6 +103,25 @@ inline bool has_file_marker(std::string_view content) {
     return content.substr(0, m.size()) == m && (content.size() == m.size() || content[m.size()] == '\n');
 }
 
+// An accept rule wg-fleet inserts at the head of another table's dropping chain (a ForeignDrop)
+// when the fleet opts in (firewall: foreign_accept): the rule the warning names. Ours by its
+// comment, kForeignRuleMark + id; no other rule of that table is ever changed, and the table and
+// chain are never created or deleted.
+inline constexpr const char* kForeignRuleMark = "wg-fleet:";
+struct ForeignRule {
+    std::string family, table, chain;  // where it lives: "ip filter FORWARD"
+    // What it accepts: "udp-dport-PORT", "iif-IFNAME" or "oif-IFNAME" (the expressions are built
+    // from it, so the id says everything).
+    std::string id;
+    // live: its expressions are those wg-fleet builds for id, and no other rule has its comment;
+    // desired: always.
+    bool as_built = true;
+
+    // Unique on a machine: "ip filter FORWARD iif-edge".
+    std::string key() const { return family + " " + table + " " + chain + " " + id; }
+    auto operator<=>(const ForeignRule&) const = default;
+};
+
 struct ManagedFile {
     std::string path;
     std::string content;
@@ -114,10 +133,11 @@ struct ManagedFile {
 struct HostState {
     std::map<std::string, WgInterface> interfaces;
     std::set<Route> routes;
-    std::map<std::string, std::string> sysctls;  // /proc/sys relative path -> value
-    std::map<std::string, FwRule> firewall;      // by id
-    std::vector<FwDamage> firewall_damage;       // live only, sorted
-    std::map<std::string, ManagedFile> files;    // by path
+    std::map<std::string, std::string> sysctls;        // /proc/sys relative path -> value
+    std::map<std::string, FwRule> firewall;            // by id
+    std::vector<FwDamage> firewall_damage;             // live only, sorted
+    std::map<std::string, ManagedFile> files;          // by path
+    std::map<std::string, ForeignRule> foreign_rules;  // by key(): our rules in other tables' chains
 
     auto operator<=>(const HostState&) const = default;
 };
@@ -147,6 +167,9 @@ struct FileReload {
 struct Labels {
     std::map<std::string, InterfaceLabels> interfaces;
     std::optional<FileReload> reload;  // of the HTTP route files
+    // firewall: foreign_accept: the accept rules of other tables' dropping chains are desired
+    // (known only once the live chains are read).
+    bool foreign_accept = false;
 
     // The labels of `ifname`; empty ones when it has none.
     const InterfaceLabels& of(const std::string& ifname) const;

@@ -114,6 +114,15 @@ struct Serve {
     auto operator<=>(const Serve&) const = default;
 };
 
+// The top-level `firewall:` settings.
+struct FirewallSettings {
+    // Insert the accept rules that other tables' dropping input and forward chains need, marked
+    // as ours (model::ForeignRule), instead of only warning.
+    bool foreign_accept = false;
+
+    auto operator<=>(const FirewallSettings&) const = default;
+};
+
 struct Config {
     std::optional<std::string> domain;
     uint64_t prune_timeout = 30 * 60;  // seconds
@@ -128,6 +137,7 @@ struct Config {
     std::vector<Forward> forwards;
     std::vector<HttpRoute> http_routes;
     Serve serve;
+    FirewallSettings firewall;
 
     auto operator<=>(const Config&) const = default;
 };

@@ -86,6 +86,7 @@ public:
         diff_routes(desired, live);
         diff_sysctls(desired, live);
         diff_rules(desired, live);
+        diff_foreign_rules(desired, live);
         diff_files(desired, live);
         for (auto& phase : phases_)
             for (auto& op : phase) plan_.ops.push_back(std::move(op));
@@ -294,6 +295,18 @@ private:
             if (it == live.firewall.end() || it->second != r) add(kRuleAdd, OpAddRule{r});
         }
         for (const auto& d : live.firewall_damage) add(kRuleDel, OpRepairFirewall{d});
+    }
+
+    // Ours by the mark alone: a marked rule that is not desired, or not as built, goes.
+    void diff_foreign_rules(const HostState& desired, const HostState& live) {
+        for (const auto& [key, r] : live.foreign_rules) {
+            auto it = desired.foreign_rules.find(key);
+            if (it == desired.foreign_rules.end() || it->second != r) add(kRuleDel, OpDelForeignRule{r});
+        }
+        for (const auto& [key, r] : desired.foreign_rules) {
+            auto it = live.foreign_rules.find(key);
+            if (it == live.foreign_rules.end() || it->second != r) add(kRuleAdd, OpAddForeignRule{r});
+        }
     }
 
     void diff_files(const HostState& desired, const HostState& live) {

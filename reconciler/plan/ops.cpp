@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "model/overloaded.hpp"
+#include "plan/foreign_firewall.hpp"
 
 namespace wgf::plan {
 namespace {
@@ -44,12 +45,14 @@ char mark(const Op& op) {
                           [](const OpAddAddress&) { return '+'; },
                           [](const OpAddRoute&) { return '+'; },
                           [](const OpAddRule&) { return '+'; },
+                          [](const OpAddForeignRule&) { return '+'; },
                           [](const OpWriteFile& w) { return w.exists ? '~' : '+'; },
                           [](const OpDeleteDevice&) { return '-'; },
                           [](const OpRemovePeer&) { return '-'; },
                           [](const OpDelAddress&) { return '-'; },
                           [](const OpDelRoute&) { return '-'; },
                           [](const OpDelRule&) { return '-'; },
+                          [](const OpDelForeignRule&) { return '-'; },
                           [](const OpRepairFirewall& o) {
                               using W = model::FwDamage::What;
                               return o.damage.what == W::rule || o.damage.what == W::set ? '-' : '~';
@@ -87,6 +90,8 @@ std::string interface_of(const Op& op) {
                           [](const OpWriteFile&) { return std::string(); },
                           [](const OpRemoveFile&) { return std::string(); },
                           [](const OpReload&) { return std::string(); },
+                          [](const OpAddForeignRule&) { return std::string(); },
+                          [](const OpDelForeignRule&) { return std::string(); },
                           [](const auto& o) { return o.ifname; },
                       },
                       op);
@@ -114,6 +119,8 @@ const char* kind(const Op& op) {
                           [](const OpWriteFile&) { return "write_file"; },
                           [](const OpRemoveFile&) { return "remove_file"; },
                           [](const OpReload&) { return "reload"; },
+                          [](const OpAddForeignRule&) { return "add_foreign_rule"; },
+                          [](const OpDelForeignRule&) { return "del_foreign_rule"; },
                       },
                       op);
 }
@@ -211,6 +218,16 @@ std::string describe(const Op& op) {
             },
             [](const OpRemoveFile& o) { return fmt::format("file {}", o.path); },
             [](const OpReload& o) { return fmt::format("reload: {} (the files in {} changed)", o.command, o.dir); },
+            [](const OpAddForeignRule& o) {
+                return fmt::format("rule in table {} {}, chain {} (another table's; firewall: foreign_accept): insert {} comment \"{}{}\"",
+                                   o.rule.family, o.rule.table, o.rule.chain, describe_foreign_match(o.rule.id), model::kForeignRuleMark,
+                                   o.rule.id);
+            },
+            [](const OpDelForeignRule& o) {
+                return fmt::format("rule in table {} {}, chain {}: {} comment \"{}{}\"{}", o.rule.family, o.rule.table, o.rule.chain,
+                                   describe_foreign_match(o.rule.id), model::kForeignRuleMark, o.rule.id,
+                                   o.rule.as_built ? "" : " (not as wg-fleet builds it)");
+            },
         },
         op);
     std::string line = fmt::format("{} {}", mark(op), body);

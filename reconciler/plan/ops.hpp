@@ -116,6 +116,15 @@ struct OpRemoveFile {
     std::string path;
 };
 
+// A rule of ours in another table's chain (firewall: foreign_accept): inserted at its head, or
+// deleted (every rule there carrying its comment, and nothing else).
+struct OpAddForeignRule {
+    model::ForeignRule rule;
+};
+struct OpDelForeignRule {
+    model::ForeignRule rule;
+};
+
 // Runs the command that makes a program read the files of `dir` again, after this plan changed
 // them (or a failed run left the reload owed).
 struct OpReload {
@@ -125,7 +134,7 @@ struct OpReload {
 
 using Op = std::variant<OpCreateDevice, OpDeleteDevice, OpSetPrivateKey, OpSetListenPort, OpSetMtu, OpSetUp, OpAddPeer, OpRemovePeer,
                         OpUpdatePeer, OpAddAddress, OpDelAddress, OpAddRoute, OpDelRoute, OpSetSysctl, OpAddRule, OpDelRule,
-                        OpRepairFirewall, OpWriteFile, OpRemoveFile, OpReload>;
+                        OpRepairFirewall, OpWriteFile, OpRemoveFile, OpReload, OpAddForeignRule, OpDelForeignRule>;
 
 // '+' adds, '~' changes, '-' removes.
 char mark(const Op& op);

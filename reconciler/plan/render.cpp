@@ -521,6 +521,7 @@ Desired render_host(const Fleetwide& fw, const std::string& node, const RenderOp
     render_wireguard(fw, node, it->second, out);
     render_routes(fw, node, it->second, out.state);
     render_sysctls(render_firewall(fw, node, it->second, out.state), out.state);
+    out.labels.foreign_accept = fw.cfg.firewall.foreign_accept;
     if (opts.files) {
         render_files(fw, node, out.state);
         if (fw.cfg.http_server == model::HttpServer::caddy)
