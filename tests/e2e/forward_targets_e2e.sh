@@ -159,6 +159,11 @@ in_node edge1 nft add chain ip filter FORWARD "{ type filter hook forward priori
 warned=$(in_node edge1 wg-fleet plan 2>&1)
 check "plan warns that table ip filter, chain FORWARD drops forwarded fleet traffic" \
   grep -q "table ip filter, chain FORWARD (hook forward, priority 0) drops by policy" <<<"$warned"
+checked=$(in_node edge1 wg-fleet check 2>&1)
+check "check on edge1 (root, a node of the fleet) warns about that chain too" \
+  grep -q "table ip filter, chain FORWARD (hook forward, priority 0) drops by policy" <<<"$checked"
+check "and check on another node does not" \
+  bash -c "! \"$bin\" sandbox exec --name $name svc wg-fleet check 2>&1 | grep -q 'drops by policy'"
 check "udp, IPv4: edge1:5353 is dropped there" closed udp 198.51.100.2 5353
 # Every rule the warning proposes, run as it is written.
 for rule in $(grep -o "iptables -I FORWARD -[io] [^ ;]* -j ACCEPT" <<<"$warned" | tr ' ' '@'); do
