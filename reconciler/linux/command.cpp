@@ -14,8 +14,6 @@
 
 #include "model/fd.hpp"
 
-extern char** environ;
-
 namespace wgf::linux_ {
 namespace {
 

@@ -24,6 +24,10 @@
 // diff against read() is never empty while the table differs from what apply would build.
 // apply() repairs all of it whatever ids the change removes; removing an id that is not there
 // is a no-op, and adding an id that is there replaces it (or leaves it alone when it is equal).
+//
+// Outside our table, with firewall: foreign_accept: accept rules inserted at the head of other
+// tables' dropping chains (model::ForeignRule), ours by their comment alone; only rules carrying
+// it are ever deleted, and no other table or chain is created, changed or deleted.
 #pragma once
 
 #include <cstdint>
