@@ -45,6 +45,7 @@ PACKAGES=(
   openssl  # the Headscale stand-in test makes a self-signed certificate for its TLS server (tests/headscale)
   patch  # applies plan's file diffs, the unified diff's consumer (unit test unified_diff, tests/e2e/plan_e2e.sh)
   diffutils  # GNU diff -u, the unified diff's reference text (unit test unified_diff)
+  caddy  # adapts and validates the http_routes snippets, and serves them (unit tests [caddy], tests/e2e/caddy_routes_e2e.sh)
 )
 JOBS=$(nproc 2>/dev/null || echo 2)
 

@@ -12,6 +12,8 @@ struct Backends {
     backend::Sysctls& sysctls;
     backend::Firewall& firewall;
     backend::Files& files;
+    // Runs the reload of the HTTP route files' server; none: a planned reload fails with a clear error.
+    backend::Commands* commands = nullptr;
 };
 
 }  // namespace wgf::apply

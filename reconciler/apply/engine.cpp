@@ -278,7 +278,8 @@ RunResult Engine::run_once(Desired d, const std::string& node, Mode mode, int64_
     r.timings.lap("ownership");
     // Before anything is written: where the managed files land. Only the owned files can
     // change for the diff: the record is copied only when they do.
-    plan::Ownership owned_files{.interfaces = {}, .peers = {}, .endpoints = {}, .files = owned->files, .sysctls = {}, .names = {}};
+    plan::Ownership owned_files{
+        .interfaces = {}, .peers = {}, .endpoints = {}, .files = owned->files, .sysctls = {}, .names = {}, .reloads = {}};
     if (auto s = check_file_places(backends.files, r.desired, r.labels, d.state_dir, owned_files); !s) {
         r.error = s.error();
         return r;
@@ -325,11 +326,13 @@ RunResult Engine::run_once(Desired d, const std::string& node, Mode mode, int64_
     }
     // What IPv6 forwarding needs of the host's other interfaces depends on them: known only now.
     plan::complete_sysctls(r.desired, live->state, *owned);
+    // So do the rules other tables' dropping chains need.
+    if (r.labels.foreign_accept) r.desired.foreign_rules = plan::foreign_accept_rules(r.desired, live->facts);
     plan::DiffOptions opts;
     opts.exclusive = d.exclusive;
     r.plan = plan::diff(r.desired, r.labels, live->state, owned_for_diff, live->facts, opts);
     if (prior && prior->live) restore_endpoints(r.plan, prior->live->state);
-    for (auto& w : plan::foreign_firewall_warnings(r.desired, live->facts)) r.warnings.push_back(std::move(w));
+    for (auto& w : plan::foreign_firewall_warnings(r.desired, live->facts, r.labels.foreign_accept)) r.warnings.push_back(std::move(w));
     r.live = std::move(*live);
     r.timings.lap("diff");
     if (mode == Mode::plan) return r;
@@ -360,6 +363,12 @@ RunResult Engine::run_once(Desired d, const std::string& node, Mode mode, int64_
     // checked against what the run wants without building, copying or comparing a record.
     std::optional<plan::Ownership> written_ahead;
     if (!covers(*owned, r.desired, sysctls_after)) written_ahead = write_ahead(*owned, record_after());
+    // A reload is owed from before it runs until it succeeds: a failed one is retried next run.
+    for (const auto& op : r.plan.ops)
+        if (const auto* rl = std::get_if<plan::OpReload>(&op); rl && !owned->reloads.count(rl->dir)) {
+            if (!written_ahead) written_ahead = *owned;
+            written_ahead->reloads.insert(rl->dir);
+        }
     const plan::Ownership& ahead = written_ahead ? *written_ahead : *owned;
     if (written_ahead && ahead != *owned)
         if (auto s = state.save(ahead); !s) {

@@ -206,6 +206,12 @@ private:
                               [&](const OpSetSysctl& o) { return b_.sysctls.write(o.key, o.value); },
                               [&](const OpWriteFile& o) { return b_.files.write(o.file); },
                               [&](const OpRemoveFile& o) { return b_.files.remove(o.path); },
+                              [&](const OpAddForeignRule& o) { return b_.firewall.add_foreign(o.rule); },
+                              [&](const OpDelForeignRule& o) { return b_.firewall.remove_foreign(o.rule); },
+                              [&](const OpReload& o) -> Status {
+                                  if (!b_.commands) return Error{EINVAL, fmt::format("reload `{}`: no command runner", o.command)};
+                                  return b_.commands->run(o.command);
+                              },
                               [&](const auto& o) -> Status {
                                   return Error{EINVAL, fmt::format("internal: unexpected operation {}", kind(Op{o}))};
                               },

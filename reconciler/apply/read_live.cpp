@@ -55,6 +55,7 @@ backend::Status read_tables(Backends& b, const std::set<std::string>& devices, L
     live.state.firewall_damage = std::move(rules->damage);
     live.facts.foreign_drops = std::move(rules->foreign_drops);
     live.facts.legacy_tables = std::move(rules->legacy_tables);
+    live.state.foreign_rules = std::move(rules->foreign_rules);
     if (timings) timings->lap("firewall");
     return {};
 }

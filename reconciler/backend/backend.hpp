@@ -138,6 +138,8 @@ struct FirewallLive {
     // cannot show.
     std::vector<model::ForeignDrop> foreign_drops;
     std::vector<std::string> legacy_tables;  // "ip filter", "ip6 filter", ...
+    // Our marked rules in those tables' chains (firewall: foreign_accept), by ForeignRule::key().
+    std::map<std::string, model::ForeignRule> foreign_rules;
 
     bool operator==(const FirewallLive&) const = default;
 };
@@ -152,6 +154,11 @@ public:
     virtual Status apply(const FirewallChange& change) = 0;
     // Deletes the whole table.
     virtual Status remove_all() = 0;
+    // Another table's chain (firewall: foreign_accept), never the table or chain itself:
+    // inserts the rule at the head of its chain, or deletes every rule of the chain that carries
+    // its comment (none there, or no chain any more: nothing to do).
+    virtual Status add_foreign(const model::ForeignRule& rule) = 0;
+    virtual Status remove_foreign(const model::ForeignRule& rule) = 0;
 };
 
 // ---- Managed files ----------------------------------------------------------------------------
@@ -187,5 +194,14 @@ public:
     virtual Result<bool> within(const std::string& path, const std::string& dir) = 0;
 };
 
+// ---- Commands ----------------------------------------------------------------------------------
+// A command the configuration names (caddy_reload), run for its effect on another program.
+class Commands {
+public:
+    virtual ~Commands() = default;
+    // Succeeds when the command exits 0; otherwise the error quotes the command, its exit status
+    // and the end of its output.
+    virtual Status run(const std::string& command) = 0;
+};
 
 }  // namespace wgf::backend

@@ -183,7 +183,8 @@ Result<std::vector<std::string>> FakeSysctls::list(const std::string& dir) {
 }
 
 Result<FirewallLive> FakeFirewall::read() {
-    return FirewallLive{.rules = rules, .damage = damage, .foreign_drops = foreign_drops, .legacy_tables = {}};
+    return FirewallLive{
+        .rules = rules, .damage = damage, .foreign_drops = foreign_drops, .legacy_tables = {}, .foreign_rules = foreign_rules};
 }
 
 Status FakeFirewall::apply(const FirewallChange& c) {
@@ -197,6 +198,16 @@ Status FakeFirewall::apply(const FirewallChange& c) {
 Status FakeFirewall::remove_all() {
     rules.clear();
     damage.clear();
+    return Status::ok();
+}
+
+Status FakeFirewall::add_foreign(const model::ForeignRule& r) {
+    foreign_rules[r.key()] = r;
+    return Status::ok();
+}
+
+Status FakeFirewall::remove_foreign(const model::ForeignRule& r) {
+    foreign_rules.erase(r.key());
     return Status::ok();
 }
 
@@ -271,6 +282,12 @@ std::optional<model::IpAddr> FakeResolver::resolve(const std::string& host) {
     auto it = names.find(host);
     if (it == names.end()) return std::nullopt;
     return it->second;
+}
+
+Status FakeCommands::run(const std::string& command) {
+    runs.push_back(command);
+    if (fail) return *fail;
+    return Status::ok();
 }
 
 }  // namespace wgf::backend

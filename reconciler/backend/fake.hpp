@@ -77,12 +77,15 @@ class FakeFirewall : public Firewall {
 public:
     std::map<std::string, model::FwRule> rules;
     std::vector<model::FwDamage> damage;
-    std::vector<model::ForeignDrop> foreign_drops;  // other tables' dropping chains, as read
+    std::vector<model::ForeignDrop> foreign_drops;            // other tables' dropping chains, as read
+    std::map<std::string, model::ForeignRule> foreign_rules;  // ours in their chains, by key()
     std::vector<FirewallChange> batches;
 
     Result<FirewallLive> read() override;
     Status apply(const FirewallChange& change) override;
     Status remove_all() override;
+    Status add_foreign(const model::ForeignRule& rule) override;
+    Status remove_foreign(const model::ForeignRule& rule) override;
 };
 
 class FakeFiles : public Files {
@@ -96,6 +99,14 @@ public:
     // Lexical: the fake has no links or mounts.
     Result<FilePlace> place(const std::string& path) override;
     Result<bool> within(const std::string& path, const std::string& dir) override;
+};
+
+class FakeCommands : public Commands {
+public:
+    std::vector<std::string> runs;  // every command run, in order
+    std::optional<Error> fail;      // every run fails with this
+
+    Status run(const std::string& command) override;
 };
 
 // Keys by path; a generated key is a fresh random one.

@@ -1,3 +1,5 @@
+#include <unistd.h>
+
 #include <iostream>
 #include <set>
 #include <tuple>
@@ -5,6 +7,8 @@
 #include <fmt/format.h>
 
 #include "cli/commands.hpp"
+#include "linux/nft.hpp"
+#include "plan/foreign_firewall.hpp"
 
 namespace wgf::cli {
 namespace {
@@ -46,6 +50,24 @@ size_t pending_members(const model::Config& cfg) {
 
 std::string plural(size_t n, const char* word) { return fmt::format("{} {}{}", n, word, n == 1 ? "" : "s"); }
 
+// Someone else's firewall, as plan sees it: when check runs as root on a machine that is one of
+// the fleet's nodes (found as plan finds it), the other tables' dropping chains are read, read
+// only, and the warnings plan would give are printed. Whatever cannot be read gives no warning:
+// check stays a check of the file, and never fails or changes anything for this.
+std::vector<std::string> foreign_firewall_warnings_here(const Globals& g, const plan::Fleetwide& fw) {
+    if (geteuid() != 0) return {};
+    const std::string node = this_node(g);
+    if (!fw.index.count(node)) return {};
+    const plan::Desired d = plan::render_host(fw, node, plan::RenderOptions{false});
+    linux_::Nft nft;
+    auto live = nft.read();
+    if (!live) return {};
+    plan::LiveFacts facts;
+    facts.foreign_drops = std::move(live->foreign_drops);
+    facts.legacy_tables = std::move(live->legacy_tables);
+    return plan::foreign_firewall_warnings(d.state, facts, d.labels.foreign_accept);
+}
+
 }  // namespace
 
 // Validates the whole fleet: parse, address plan, cross references (every node's part of the
@@ -65,6 +87,7 @@ int cmd_check(const Globals& g, output::Format format) {
     }
     (void)plan::render_hosts_file(plan::render_hosts_entries(*l->fleet, ""));
     for (const auto& node : nodes_to_render(*l->fleet)) (void)plan::render_host(*l->fleet, node, plan::RenderOptions{false});
+    for (const auto& w : foreign_firewall_warnings_here(g, *l->fleet)) std::cerr << "wg-fleet: warning: " << w << "\n";
     if (g.quiet == 0)
         (text ? std::cout : std::cerr) << fmt::format("{}: ok — {}, {} ({} pending), {}\n", g.config,
                                                       plural(l->cfg().fleets.size(), "fleet"), plural(l->fleet->index.size(), "node"),

@@ -12,7 +12,7 @@ Machine::Machine(const model::Config& cfg) {
     links = std::make_unique<linux_::UserspacePacing>(*rtnl, linux_::userspace_probe(*wg));
     firewall = std::make_unique<linux_::Nft>();
     state = std::make_unique<system::FileStateStore>(cfg.state_dir);
-    backends = std::make_unique<apply::Backends>(apply::Backends{*wg, *links, sysctls, *firewall, files});
+    backends = std::make_unique<apply::Backends>(apply::Backends{*wg, *links, sysctls, *firewall, files, &commands});
 }
 
 apply::Engine Machine::engine() {

@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "apply/engine.hpp"
+#include "linux/command.hpp"
 #include "linux/files.hpp"
 #include "linux/nft.hpp"
 #include "linux/rtnl.hpp"
@@ -27,6 +28,7 @@ struct Machine {
     linux_::Sysctl sysctls;
     std::unique_ptr<linux_::Nft> firewall;
     linux_::LocalFiles files;
+    linux_::ShellCommands commands;
     system::FileKeyStore keys;
     system::SystemResolver resolver;
     std::unique_ptr<system::FileStateStore> state;

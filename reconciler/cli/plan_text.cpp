@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "model/overloaded.hpp"
+#include "plan/foreign_firewall.hpp"
 #include "plan/unified_diff.hpp"
 
 namespace wgf::output {
@@ -84,6 +85,15 @@ Json prefixes(const Prefixes& v) {
     Json a = Json::array();
     for (const auto& p : v) a.push_back(p.str());
     return a;
+}
+
+Json foreign_rule_json(const model::ForeignRule& r) {
+    return {{"family", r.family},
+            {"table", r.table},
+            {"chain", r.chain},
+            {"comment", std::string(model::kForeignRuleMark) + r.id},
+            {"description", plan::describe_foreign_match(r.id)},
+            {"as_built", r.as_built}};
 }
 
 Json route_json(const model::Route& r) {
@@ -165,6 +175,11 @@ void op_detail(Json& j, const plan::Op& op) {
                    [&](const plan::OpRemoveFile& o) {
                        j["file"] = {{"path", o.path}};
                    },
+                   [&](const plan::OpReload& o) {
+                       j["reload"] = {{"command", o.command}, {"dir", o.dir}};
+                   },
+                   [&](const plan::OpAddForeignRule& o) { j["foreign_rule"] = foreign_rule_json(o.rule); },
+                   [&](const plan::OpDelForeignRule& o) { j["foreign_rule"] = foreign_rule_json(o.rule); },
                },
                op);
     j["changes"] = std::move(changes);
@@ -200,6 +215,9 @@ const char* resource_of(const plan::Op& op) {
                           [](const plan::OpSetSysctl&) { return kResources[5]; },
                           [](const plan::OpWriteFile&) { return kResources[6]; },
                           [](const plan::OpRemoveFile&) { return kResources[6]; },
+                          [](const plan::OpReload&) { return kResources[6]; },
+                          [](const plan::OpAddForeignRule&) { return kResources[4]; },
+                          [](const plan::OpDelForeignRule&) { return kResources[4]; },
                           [](const auto&) { return kResources[0]; },
                       },
                       op);

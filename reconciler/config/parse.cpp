@@ -708,6 +708,13 @@ void parse_list(Walker& w, const Node& n, const Path& path, std::type_identity_t
     }
 }
 
+constexpr Field<m::FirewallSettings> kFirewall[] = {
+    {"foreign_accept",
+     [](Walker& w, const Node& v, const Path& p, m::FirewallSettings& f) {
+         if (auto b = w.boolean(v, p)) f.foreign_accept = *b;
+     }},
+};
+
 constexpr Field<m::Serve> kServe[] = {
     {"listen",
      [](Walker& w, const Node& n, const Path& path, m::Serve& s) {
@@ -767,6 +774,21 @@ constexpr Field<Config> kTop[] = {
      [](Walker& w, const Node& v, const Path& p, Config& cfg) {
          if (auto s = w.abs_path(v, p)) cfg.http_routes_dir = *s;
      }},
+    {"http_server",
+     [](Walker& w, const Node& v, const Path& p, Config& cfg) {
+         if (auto s = w.str(v, p)) {
+             if (*s == "traefik") cfg.http_server = m::HttpServer::traefik;
+             else if (*s == "caddy") cfg.http_server = m::HttpServer::caddy;
+             else w.error(v.loc, p, fmt::format("{} — expected traefik or caddy", quote(*s)));
+         }
+     }},
+    {"caddy_reload",
+     [](Walker& w, const Node& v, const Path& p, Config& cfg) {
+         if (auto s = w.str(v, p)) {
+             if (s->find_first_not_of(" \t") == std::string::npos) w.error(v.loc, p, "caddy_reload must name a command");
+             else cfg.caddy_reload = *s;
+         }
+     }},
     {"fleets", [](Walker& w, const Node& v, const Path& p, Config& cfg) { parse_fleets(w, v, p, cfg.fleets); }},
     {"forwards",
      [](Walker& w, const Node& v, const Path& p, Config& cfg) {
@@ -778,6 +800,10 @@ constexpr Field<Config> kTop[] = {
     {"serve",
      [](Walker& w, const Node& v, const Path& p, Config& cfg) {
          if (w.is_map(v, p, true) && v.is_map()) parse_fields(w, v, p, kServe, cfg.serve);
+     }},
+    {"firewall",
+     [](Walker& w, const Node& v, const Path& p, Config& cfg) {
+         if (w.is_map(v, p, true) && v.is_map()) parse_fields(w, v, p, kFirewall, cfg.firewall);
      }},
 };
 
@@ -806,6 +832,7 @@ std::vector<std::string> accepted_keys() {
     list_keys<m::Forward>("forwards[].", kForward, out);
     list_keys<m::HttpRoute>("http_routes[].", kHttpRoute, out);
     list_keys<m::Serve>("serve.", kServe, out);
+    list_keys<m::FirewallSettings>("firewall.", kFirewall, out);
     list_keys<m::Headscale>("fleets.*.headscale.", kHeadscale, out);
     return out;
 }
@@ -831,6 +858,9 @@ Parsed parse_tree(Node tree, Diagnostics& diags) {
     Parsed out{.config = {}, .tree = std::move(tree), .broken = {}};
     Walker w(diags, out.broken);
     parse_top(w, out.tree, out.config);
+    // Caddy's routes default to a directory of their own: Traefik's would mix the two formats.
+    if (out.config.http_server == m::HttpServer::caddy && out.tree.is_map() && !out.tree.find("http_routes_dir"))
+        out.config.http_routes_dir = "/etc/caddy/wg-fleet";
     // Every error so far (of the YAML, a merge of drop-ins, this walk) marks its path; should
     // some not have been kept, nothing is known to be sound.
     size_t kept = 0;

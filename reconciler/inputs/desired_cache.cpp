@@ -22,7 +22,7 @@ namespace wgf::inputs {
 namespace {
 
 // An entry of another version of the format is not readable: a miss, never misread.
-constexpr std::string_view kMagic = "wg-fleet desired cache 4\n";
+constexpr std::string_view kMagic = "wg-fleet desired cache 5\n";
 // More than any published key or key file holds; a larger file counts by its size and start.
 constexpr size_t kInputReadMax = 64 * 1024;
 
@@ -388,6 +388,10 @@ void write_labels(Writer& w, const model::Labels& l) {
             w.str(n);
         }
     }
+    w.u8(l.reload.has_value());
+    w.str(l.reload ? l.reload->dir : std::string());
+    w.str(l.reload ? l.reload->command : std::string());
+    w.u8(l.foreign_accept);
 }
 
 model::Labels read_labels(Reader& r) {
@@ -405,6 +409,12 @@ model::Labels read_labels(Reader& r) {
         }
         l.interfaces.emplace_hint(l.interfaces.end(), std::move(name), std::move(i));
     }
+    const bool reload = r.flag();
+    model::FileReload fr;
+    fr.dir = r.str();
+    fr.command = r.str();
+    if (reload) l.reload = std::move(fr);
+    l.foreign_accept = r.flag();
     return l;
 }
 

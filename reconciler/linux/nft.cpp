@@ -480,19 +480,108 @@ struct Snapshot {
 std::mutex snapshot_mutex;
 std::optional<Snapshot> last_snapshot;
 
+// The family of a ForeignDrop's name; 0 for one read_foreign_drops never reports.
+uint16_t family_number(const std::string& name) {
+    if (name == "ip") return NFPROTO_IPV4;
+    if (name == "ip6") return NFPROTO_IPV6;
+    if (name == "inet") return NFPROTO_INET;
+    return 0;
+}
+
 }  // namespace
+
+Result<std::map<std::string, model::ForeignRule>> Nft::read_foreign_rules() {
+    char buf[512] = {};
+    nlmsghdr* nlh = nftnl_rule_nlmsg_build_hdr(buf, NFT_MSG_GETRULE, NFPROTO_UNSPEC, NLM_F_DUMP, next_seq());
+    std::map<std::string, model::ForeignRule> out;
+    Exchange x{[&](const nlmsghdr* m) {
+        auto rl = nft::parse_foreign_rule_message(m, backend::kNftTable);
+        const char* fam = rl ? family_name(rl->family) : nullptr;
+        if (!fam) return;
+        model::ForeignRule r{.family = fam, .table = rl->table, .chain = rl->chain, .id = rl->id, .as_built = rl->as_built};
+        // Two rules with one comment: the next apply deletes both and inserts one.
+        auto [it, fresh] = out.emplace(r.key(), r);
+        if (!fresh) it->second.as_built = false;
+    }};
+    if (auto st = request(nl_.get(), portid_, nlh, "list the rules of every nftables table", x); !st) return st.error();
+    return out;
+}
+
+Result<std::vector<nft::ForeignRuleLive>> Nft::read_foreign_chain(const model::ForeignRule& where) {
+    char buf[1024] = {};
+    NlPtr<nftnl_rule> filter(nftnl_rule_alloc());
+    if (!filter) throw std::bad_alloc();
+    nftnl_rule_set_str(filter.get(), NFTNL_RULE_TABLE, where.table.c_str());
+    nftnl_rule_set_str(filter.get(), NFTNL_RULE_CHAIN, where.chain.c_str());
+    nlmsghdr* nlh = nftnl_rule_nlmsg_build_hdr(buf, NFT_MSG_GETRULE, family_number(where.family), NLM_F_DUMP, next_seq());
+    nftnl_rule_nlmsg_build_payload(nlh, filter.get());
+    std::vector<nft::ForeignRuleLive> out;
+    Exchange x{[&](const nlmsghdr* m) {
+        if (auto rl = nft::parse_foreign_rule_message(m, backend::kNftTable); rl && rl->table == where.table && rl->chain == where.chain)
+            out.push_back(std::move(*rl));
+    }};
+    Status st = request(nl_.get(), portid_, nlh, fmt::format("list rules of chain {} {} {}", where.family, where.table, where.chain), x);
+    if (!st && st.error().code != ENOENT) return st.error();
+    return out;
+}
+
+Status Nft::add_foreign(const model::ForeignRule& r) {
+    if (open_error_) return *open_error_;
+    const uint16_t family = family_number(r.family);
+    nft::RulePtr rule = family ? nft::build_foreign_rule(r, family) : nullptr;
+    if (!rule) return Error{EINVAL, fmt::format("rule '{}' in table {} {}: not a rule wg-fleet builds", r.id, r.family, r.table)};
+    Batch b(seq_);
+    b.marker(NFNL_MSG_BATCH_BEGIN, 0);
+    // Without NLM_F_APPEND (and without a position) the kernel inserts the rule at the head of
+    // the chain, before the rules that would drop the traffic.
+    nlmsghdr* nlh = nftnl_rule_nlmsg_build_hdr(reinterpret_cast<char*>(b.start()), NFT_MSG_NEWRULE, family, NLM_F_CREATE, b.seq());
+    nftnl_rule_nlmsg_build_payload(nlh, rule.get());
+    b.add(nlh, fmt::format("insert rule '{}{}' into chain {} {} {}", model::kForeignRuleMark, r.id, r.family, r.table, r.chain));
+    uint32_t ack_seq = b.ack_last();
+    b.marker(NFNL_MSG_BATCH_END, 0);
+    return send_batch(b.buf, b.what, ack_seq);
+}
+
+Status Nft::remove_foreign(const model::ForeignRule& r) {
+    if (open_error_) return *open_error_;
+    const uint16_t family = family_number(r.family);
+    if (!family) return Status::ok();
+    auto live = read_foreign_chain(r);
+    if (!live) return live.error();
+    Batch b(seq_);
+    b.marker(NFNL_MSG_BATCH_BEGIN, 0);
+    for (const auto& rl : *live) {
+        if (rl.id != r.id) continue;  // only the rules carrying this comment
+        NlPtr<nftnl_rule> del(nftnl_rule_alloc());
+        if (!del) throw std::bad_alloc();
+        nftnl_rule_set_str(del.get(), NFTNL_RULE_TABLE, r.table.c_str());
+        nftnl_rule_set_str(del.get(), NFTNL_RULE_CHAIN, r.chain.c_str());
+        nftnl_rule_set_u64(del.get(), NFTNL_RULE_HANDLE, rl.handle);
+        nlmsghdr* nlh = nftnl_rule_nlmsg_build_hdr(reinterpret_cast<char*>(b.start()), NFT_MSG_DELRULE, family, 0, b.seq());
+        nftnl_rule_nlmsg_build_payload(nlh, del.get());
+        b.add(nlh, fmt::format("delete rule '{}{}' (handle {}) from chain {} {} {}", model::kForeignRuleMark, r.id, rl.handle, r.family,
+                               r.table, r.chain));
+    }
+    if (b.count() == 1) return Status::ok();  // none there
+    uint32_t ack_seq = b.ack_last();
+    b.marker(NFNL_MSG_BATCH_END, 0);
+    return send_batch(b.buf, b.what, ack_seq);
+}
 
 Result<backend::FirewallLive> Nft::read() {
     auto live = read_table();
     if (!live) return live.error();
     auto foreign = read_foreign_drops();
     if (!foreign) return foreign.error();
+    auto marked = read_foreign_rules();
+    if (!marked) return marked.error();
     Snapshot snap{.netns = netns_, .table = std::move(*live), .view = {}};
     snap.view = nft::view(snap.table);
     backend::FirewallLive out{.rules = std::move(snap.view.rules),
                               .damage = snap.view.damage,
                               .foreign_drops = std::move(*foreign),
-                              .legacy_tables = legacy_tables()};
+                              .legacy_tables = legacy_tables(),
+                              .foreign_rules = std::move(*marked)};
     snap.view.rules.clear();
     std::lock_guard lock(snapshot_mutex);
     if (netns_) last_snapshot = std::move(snap);

@@ -32,6 +32,10 @@
 // what apply would build.
 // apply() repairs all of it whatever ids the change removes; removing an id that is not there
 // is a no-op, and adding an id that is there replaces it (or leaves it alone when it is equal).
+//
+// Outside our table, with firewall: foreign_accept: accept rules inserted at the head of other
+// tables' dropping chains (model::ForeignRule), ours by their comment alone; only rules carrying
+// it are ever deleted, and no other table or chain is created, changed or deleted.
 #pragma once
 
 #include <cstdint>
@@ -57,6 +61,8 @@ public:
     backend::Result<backend::FirewallLive> read() override;
     backend::Status apply(const backend::FirewallChange& change) override;
     backend::Status remove_all() override;
+    backend::Status add_foreign(const model::ForeignRule& rule) override;
+    backend::Status remove_foreign(const model::ForeignRule& rule) override;
 
     // The full snapshot read() is built from (chains, handles, generation).
     backend::Result<NftTableLive> read_table();
@@ -69,6 +75,10 @@ private:
     // Other tables' base chains at the input and forward hooks of ip, ip6 and inet that drop by
     // policy (backend::FirewallLive::foreign_drops).
     backend::Result<std::vector<model::ForeignDrop>> read_foreign_drops();
+    // Our marked rules in other tables (backend::FirewallLive::foreign_rules).
+    backend::Result<std::map<std::string, model::ForeignRule>> read_foreign_rules();
+    // The marked rules of one chain, from a dump of it; an absent table or chain has none.
+    backend::Result<std::vector<nft::ForeignRuleLive>> read_foreign_chain(const model::ForeignRule& where);
     backend::Status apply_once(const backend::FirewallChange& change, const NftTableLive& live, const nft::View& v);
     backend::Status send_batch(std::vector<char>& buf, const std::vector<std::pair<uint32_t, std::string>>& what, uint32_t ack_seq);
     uint32_t next_seq() { return seq_++; }

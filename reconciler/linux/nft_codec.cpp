@@ -1229,6 +1229,91 @@ View view(const NftTableLive& t) {
     return v;
 }
 
+namespace {
+
+// The expressions as libnftnl prints them: two rules with the same text match the same packets.
+std::string expressions_text(nftnl_rule* r) {
+    std::string out;
+    nftnl_expr_foreach(
+        r,
+        [](nftnl_expr* e, void* data) {
+            char buf[512];
+            nftnl_expr_snprintf(buf, sizeof buf, e, NFTNL_OUTPUT_DEFAULT, 0);
+            *static_cast<std::string*>(data) += std::string(buf) + ";";
+            return 0;
+        },
+        &out);
+    return out;
+}
+
+}  // namespace
+
+RulePtr build_foreign_rule(const model::ForeignRule& r, uint32_t family) {
+    std::string_view id = r.id;
+    RulePtr rule(nftnl_rule_alloc());
+    if (!rule) throw std::bad_alloc();
+    nftnl_rule* p = rule.get();
+    nftnl_rule_set_str(p, NFTNL_RULE_TABLE, r.table.c_str());
+    nftnl_rule_set_str(p, NFTNL_RULE_CHAIN, r.chain.c_str());
+    nftnl_rule_set_u32(p, NFTNL_RULE_FAMILY, family);
+    auto ifname = [&](std::string_view prefix) {
+        std::string name(id.substr(prefix.size()));
+        return id.starts_with(prefix) && !name.empty() && name.size() < kIfNameSize ? name : std::string();
+    };
+    if (id.starts_with("udp-dport-")) {
+        unsigned port = 0;
+        std::string_view digits = id.substr(10);
+        for (char c : digits) port = c >= '0' && c <= '9' && port <= 65535 ? port * 10 + unsigned(c - '0') : 65536;
+        if (digits.empty() || port == 0 || port > 65535) return nullptr;
+        add_dport_match(p, model::Proto::udp, static_cast<uint16_t>(port));
+    } else if (auto in = ifname("iif-"); !in.empty()) {
+        add_ifname_match(p, NFT_META_IIFNAME, in);
+    } else if (auto out = ifname("oif-"); !out.empty()) {
+        add_ifname_match(p, NFT_META_OIFNAME, out);
+    } else {
+        return nullptr;
+    }
+    add_accept(p);
+    set_comment(p, model::kForeignRuleMark + r.id);
+    return rule;
+}
+
+std::optional<ForeignRuleLive> parse_foreign_rule_message(const nlmsghdr* nlh, const std::string& ours) {
+    if (NFNL_MSG_TYPE(nlh->nlmsg_type) != NFT_MSG_NEWRULE) return std::nullopt;
+    const RuleEnvelope env = read_envelope(nlh);
+    if (!env.valid) return std::nullopt;
+    const uint32_t family = static_cast<const nfgenmsg*>(mnl_nlmsg_get_payload(nlh))->nfgen_family;
+    if (family == NFPROTO_INET && env.table == ours) return std::nullopt;
+    // The comment straight from the attribute: a rule of another shape (a marked rule edited by
+    // hand) is still ours, without handing its expressions to libnftnl.
+    std::optional<std::string> comment;
+    const auto* first = static_cast<const char*>(mnl_nlmsg_get_payload_offset(nlh, sizeof(nfgenmsg)));
+    const auto* tail = static_cast<const char*>(mnl_nlmsg_get_payload_tail(nlh));
+    for_each_attr(first, static_cast<size_t>(tail - first), [&](const nlattr* a) {
+        if (mnl_attr_get_type(a) != NFTA_RULE_USERDATA) return;
+        RulePtr only_userdata(nftnl_rule_alloc());
+        if (!only_userdata) throw std::bad_alloc();
+        nftnl_rule_set_data(only_userdata.get(), NFTNL_RULE_USERDATA, mnl_attr_get_payload(a), mnl_attr_get_payload_len(a));
+        comment = rule_comment(only_userdata.get());
+    });
+    const std::string_view mark = model::kForeignRuleMark;
+    if (!comment || !comment->starts_with(mark)) return std::nullopt;
+    ForeignRuleLive out{.family = family,
+                        .table = env.table,
+                        .chain = env.chain,
+                        .handle = env.handle,
+                        .id = comment->substr(mark.size()),
+                        .as_built = false};
+    if (!env.ours_shape) return out;
+    RulePtr r(nftnl_rule_alloc());
+    if (!r) throw std::bad_alloc();
+    if (nftnl_rule_nlmsg_parse(nlh, r.get()) != 0) return out;
+    RulePtr want = build_foreign_rule(
+        model::ForeignRule{.family = {}, .table = out.table, .chain = out.chain, .id = out.id, .as_built = true}, family);
+    out.as_built = want && expressions_text(want.get()) == expressions_text(r.get());
+    return out;
+}
+
 }  // namespace nft
 
 }  // namespace wgf::linux_

@@ -178,6 +178,25 @@ View view(const NftTableLive& table);
 // priority differ (they cannot be updated in place), or a chain that is not ours.
 std::set<std::string> chains_to_recreate(const NftTableLive& table);
 
+// ---- Rules of ours in other tables' chains (firewall: foreign_accept) ----------------------
+
+// The rule for r.id ("udp-dport-PORT", "iif-IFNAME", "oif-IFNAME": accept), in r's table and
+// chain of `family` (NFPROTO_*), its comment model::kForeignRuleMark + id; null when the id is
+// not one wg-fleet builds.
+RulePtr build_foreign_rule(const model::ForeignRule& r, uint32_t family);
+
+// A rule of another table than ours that carries our mark.
+struct ForeignRuleLive {
+    uint32_t family = 0;  // NFPROTO_*
+    std::string table, chain;
+    uint64_t handle = 0;
+    std::string id;         // the comment without the mark
+    bool as_built = false;  // its expressions are build_foreign_rule's for id
+};
+// One NFT_MSG_NEWRULE message of a dump of any table: the rule when it carries our mark (in a
+// table other than `inet ours`); a rule of a shape wg-fleet never builds is not read.
+std::optional<ForeignRuleLive> parse_foreign_rule_message(const nlmsghdr* nlh, const std::string& ours);
+
 }  // namespace nft
 
 }  // namespace wgf::linux_

@@ -137,6 +137,25 @@ inline bool has_file_marker(std::string_view content) {
     return content.substr(0, m.size()) == m && (content.size() == m.size() || content[m.size()] == '\n');
 }
 
+// An accept rule wg-fleet inserts at the head of another table's dropping chain (a ForeignDrop)
+// when the fleet opts in (firewall: foreign_accept): the rule the warning names. Ours by its
+// comment, kForeignRuleMark + id; no other rule of that table is ever changed, and the table and
+// chain are never created or deleted.
+inline constexpr const char* kForeignRuleMark = "wg-fleet:";
+struct ForeignRule {
+    std::string family, table, chain;  // where it lives: "ip filter FORWARD"
+    // What it accepts: "udp-dport-PORT", "iif-IFNAME" or "oif-IFNAME" (the expressions are built
+    // from it, so the id says everything).
+    std::string id;
+    // live: its expressions are those wg-fleet builds for id, and no other rule has its comment;
+    // desired: always.
+    bool as_built = true;
+
+    // Unique on a machine: "ip filter FORWARD iif-edge".
+    std::string key() const { return family + " " + table + " " + chain + " " + id; }
+    auto operator<=>(const ForeignRule&) const = default;
+};
+
 struct ManagedFile {
     std::string path;
     std::string content;
@@ -148,11 +167,12 @@ struct ManagedFile {
 struct HostState {
     std::map<std::string, WgInterface> interfaces;
     std::set<Route> routes;
-    std::set<PolicyRule> rules;                  // policy routing rules (ip rule)
-    std::map<std::string, std::string> sysctls;  // /proc/sys relative path -> value
-    std::map<std::string, FwRule> firewall;      // by id
-    std::vector<FwDamage> firewall_damage;       // live only, sorted
-    std::map<std::string, ManagedFile> files;    // by path
+    std::set<PolicyRule> rules;                        // policy routing rules (ip rule)
+    std::map<std::string, std::string> sysctls;        // /proc/sys relative path -> value
+    std::map<std::string, FwRule> firewall;            // by id
+    std::vector<FwDamage> firewall_damage;             // live only, sorted
+    std::map<std::string, ManagedFile> files;          // by path
+    std::map<std::string, ForeignRule> foreign_rules;  // by key(): our rules in other tables' chains
 
     auto operator<=>(const HostState&) const = default;
 };
@@ -168,10 +188,23 @@ struct InterfaceLabels {
     auto operator<=>(const InterfaceLabels&) const = default;
 };
 
+// The command that makes a program read the managed files in `dir` again (Caddy's reload: it
+// does not watch the files it imports). Run after a plan writes or removes one of them.
+struct FileReload {
+    std::string dir;
+    std::string command;
+
+    auto operator<=>(const FileReload&) const = default;
+};
+
 // The labels of a desired HostState, by interface name. Messages look names up here; a live-only
 // interface or peer has none.
 struct Labels {
     std::map<std::string, InterfaceLabels> interfaces;
+    std::optional<FileReload> reload;  // of the HTTP route files
+    // firewall: foreign_accept: the accept rules of other tables' dropping chains are desired
+    // (known only once the live chains are read).
+    bool foreign_accept = false;
 
     // The labels of `ifname`; empty ones when it has none.
     const InterfaceLabels& of(const std::string& ifname) const;

@@ -93,6 +93,11 @@ struct Forward {
     auto operator<=>(const Forward&) const = default;
 };
 
+// What serves the HTTP routes: Traefik reads one YAML file per route from its file provider's
+// directory; Caddy imports one snippet per route from a directory its Caddyfile names, and is
+// reloaded (caddy_reload) after they change, since it does not watch imported files.
+enum class HttpServer : uint8_t { traefik, caddy };
+
 struct HttpRoute {
     std::string name;
     std::string node;
@@ -118,6 +123,15 @@ struct Serve {
     auto operator<=>(const Serve&) const = default;
 };
 
+// The top-level `firewall:` settings.
+struct FirewallSettings {
+    // Insert the accept rules that other tables' dropping input and forward chains need, marked
+    // as ours (model::ForeignRule), instead of only warning.
+    bool foreign_accept = false;
+
+    auto operator<=>(const FirewallSettings&) const = default;
+};
+
 struct Config {
     std::optional<std::string> domain;
     uint64_t prune_timeout = 30 * 60;  // seconds
@@ -125,11 +139,14 @@ struct Config {
     std::optional<std::string> keys_dir;
     std::optional<std::string> userspace;
     std::string hosts_file = "/run/wg_fleet_hosts";
-    std::string http_routes_dir = "/etc/traefik/dynamic";
+    std::string http_routes_dir = "/etc/traefik/dynamic";  // /etc/caddy/wg-fleet for Caddy
+    HttpServer http_server = HttpServer::traefik;
+    std::string caddy_reload = "caddy reload --config /etc/caddy/Caddyfile";
     std::map<std::string, Fleet> fleets;
     std::vector<Forward> forwards;
     std::vector<HttpRoute> http_routes;
     Serve serve;
+    FirewallSettings firewall;
 
     auto operator<=>(const Config&) const = default;
 };

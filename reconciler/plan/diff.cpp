@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include "plan/render.hpp"
 #include "plan/sysctls.hpp"
 
 namespace wgf::plan {
@@ -34,6 +35,7 @@ enum Phase {
     kRuleDel,
     kRuleAdd,
     kFiles,         // hosts and route files last: they name addresses that now exist
+    kReload,        // the route files' server reads them once they are all written
     kDeleteDevice,  // a device leaving the fleet goes last, after its routes and files
     kPhases
 };
@@ -85,6 +87,7 @@ public:
         diff_policy_rules(desired, live);
         diff_sysctls(desired, live);
         diff_rules(desired, live);
+        diff_foreign_rules(desired, live);
         diff_files(desired, live);
         for (auto& phase : phases_)
             for (auto& op : phase) plan_.ops.push_back(std::move(op));
@@ -309,6 +312,18 @@ private:
         for (const auto& d : live.firewall_damage) add(kRuleDel, OpRepairFirewall{d});
     }
 
+    // Ours by the mark alone: a marked rule that is not desired, or not as built, goes.
+    void diff_foreign_rules(const HostState& desired, const HostState& live) {
+        for (const auto& [key, r] : live.foreign_rules) {
+            auto it = desired.foreign_rules.find(key);
+            if (it == desired.foreign_rules.end() || it->second != r) add(kRuleDel, OpDelForeignRule{r});
+        }
+        for (const auto& [key, r] : desired.foreign_rules) {
+            auto it = live.foreign_rules.find(key);
+            if (it == live.foreign_rules.end() || it->second != r) add(kRuleAdd, OpAddForeignRule{r});
+        }
+    }
+
     void diff_files(const HostState& desired, const HostState& live) {
         for (const auto& [path, f] : desired.files) {
             if (auto c = facts_.foreign_files.find(path); c != facts_.foreign_files.end()) {
@@ -328,6 +343,20 @@ private:
         for (const auto& [path, f] : live.files)
             if (!desired.files.count(path) && owned_.files.count(path) && model::has_file_marker(f.content))
                 add(kFiles, OpRemoveFile{path});
+        diff_reload();
+    }
+
+    // One reload after the files of its directory change, or when a failed run left it owed.
+    void diff_reload() {
+        if (!labels_.reload) return;
+        const auto& [dir, command] = *labels_.reload;
+        bool due = owned_.reloads.count(dir) > 0;
+        for (const auto& op : phases_[kFiles]) {
+            const auto* w = std::get_if<OpWriteFile>(&op);
+            const auto* r = std::get_if<OpRemoveFile>(&op);
+            if (w || r) due |= path_within(w ? w->file.path : r->path, dir);
+        }
+        if (due) add(kReload, OpReload{.command = command, .dir = dir});
     }
 
     static inline const std::set<Key> kNoKeys{};

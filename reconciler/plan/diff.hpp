@@ -36,6 +36,10 @@ struct Ownership {
     // Each peer's node name, by interface: a peer removed from the fleet has no name there, and
     // plan still names it. A record written before names were kept has none.
     std::map<std::string, std::map<model::Key, std::string>> names;
+    // Directories whose reload is owed (model::FileReload): written ahead of an apply that
+    // reloads, kept after it fails, so the next run reloads (with the command then configured)
+    // even when the files are already as desired.
+    std::set<std::string> reloads;
 
     auto operator<=>(const Ownership&) const = default;
 };

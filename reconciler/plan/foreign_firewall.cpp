@@ -56,15 +56,48 @@ std::vector<std::string> rules_for(const model::ForeignDrop& d, const Needs& n, 
     return rules;
 }
 
+// The ids of the rules chain `d` needs (ForeignRule::id), in the order of rules_for.
+std::vector<std::string> ids_for(const model::ForeignDrop& d, const Needs& n) {
+    std::vector<std::string> ids;
+    if (d.hook == "input")
+        for (uint16_t p : n.ports) ids.push_back(fmt::format("udp-dport-{}", p));
+    for (const auto& ifname : n.interfaces) {
+        ids.push_back("iif-" + ifname);
+        if (d.hook == "forward") ids.push_back("oif-" + ifname);
+    }
+    return ids;
+}
+
 }  // namespace
 
-std::vector<std::string> foreign_firewall_warnings(const model::HostState& desired, const LiveFacts& facts) {
+std::map<std::string, model::ForeignRule> foreign_accept_rules(const model::HostState& desired, const LiveFacts& facts) {
+    const Needs n = needs_of(desired);
+    std::map<std::string, model::ForeignRule> out;
+    if (n.interfaces.empty()) return out;
+    for (const auto& d : facts.foreign_drops) {
+        if (d.hook == "forward" && !n.forwards) continue;
+        for (auto& id : ids_for(d, n)) {
+            model::ForeignRule r{.family = d.family, .table = d.table, .chain = d.chain, .id = std::move(id), .as_built = true};
+            out.emplace(r.key(), std::move(r));
+        }
+    }
+    return out;
+}
+
+std::string describe_foreign_match(const std::string& id) {
+    if (id.starts_with("udp-dport-")) return fmt::format("udp dport {} accept", id.substr(10));
+    if (id.starts_with("iif-")) return fmt::format("iifname \"{}\" accept", id.substr(4));
+    if (id.starts_with("oif-")) return fmt::format("oifname \"{}\" accept", id.substr(4));
+    return id;
+}
+
+std::vector<std::string> foreign_firewall_warnings(const model::HostState& desired, const LiveFacts& facts, bool accepting) {
     const Needs n = needs_of(desired);
     std::vector<std::string> out;
     if (n.interfaces.empty()) return out;
     const std::string ports_text = n.ports.empty() ? "" : fmt::format(" on UDP port {}", fmt::join(n.ports, ", "));
     for (const auto& d : facts.foreign_drops) {
-        if (d.hook == "forward" && !n.forwards) continue;
+        if ((d.hook == "forward" && !n.forwards) || accepting) continue;
         const std::string what = d.hook == "input"
                                      ? fmt::format("the WireGuard handshakes{} and the fleet's traffic to this node over {}", ports_text,
                                                    fmt::join(n.interfaces, ", "))
@@ -85,8 +118,9 @@ std::vector<std::string> foreign_firewall_warnings(const model::HostState& desir
         out.push_back(
             fmt::format("iptables-legacy tables are loaded ({}; /proc/net/ip_tables_names, ip6_tables_names): nftables "
                         "cannot show their rules, so wg-fleet cannot tell whether they drop fleet traffic. If their INPUT{} "
-                        "chain drops by policy, add (and the same with ip6tables-legacy): {}",
-                        fmt::join(facts.legacy_tables, ", "), n.forwards ? " or FORWARD" : "", fmt::join(rules, "; ")));
+                        "chain drops by policy, add (and the same with ip6tables-legacy): {}{}",
+                        fmt::join(facts.legacy_tables, ", "), n.forwards ? " or FORWARD" : "", fmt::join(rules, "; "),
+                        accepting ? " (firewall: foreign_accept acts on nftables chains only: it cannot add them there)" : ""));
     }
     return out;
 }

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "model/overloaded.hpp"
+#include "plan/foreign_firewall.hpp"
 
 namespace wgf::plan {
 namespace {
@@ -49,12 +50,14 @@ char mark(const Op& op) {
                           [](const OpAddRule&) { return '+'; },
                           [](const OpAddPolicyRule&) { return '+'; },
                           [](const OpDelPolicyRule&) { return '-'; },
+                          [](const OpAddForeignRule&) { return '+'; },
                           [](const OpWriteFile& w) { return w.exists ? '~' : '+'; },
                           [](const OpDeleteDevice&) { return '-'; },
                           [](const OpRemovePeer&) { return '-'; },
                           [](const OpDelAddress&) { return '-'; },
                           [](const OpDelRoute&) { return '-'; },
                           [](const OpDelRule&) { return '-'; },
+                          [](const OpDelForeignRule&) { return '-'; },
                           [](const OpRepairFirewall& o) {
                               using W = model::FwDamage::What;
                               return o.damage.what == W::rule || o.damage.what == W::set ? '-' : '~';
@@ -93,6 +96,9 @@ std::string interface_of(const Op& op) {
                           [](const OpRepairFirewall&) { return std::string(); },
                           [](const OpWriteFile&) { return std::string(); },
                           [](const OpRemoveFile&) { return std::string(); },
+                          [](const OpReload&) { return std::string(); },
+                          [](const OpAddForeignRule&) { return std::string(); },
+                          [](const OpDelForeignRule&) { return std::string(); },
                           [](const auto& o) { return o.ifname; },
                       },
                       op);
@@ -122,6 +128,9 @@ const char* kind(const Op& op) {
                           [](const OpSetFwmark&) { return "set_fwmark"; },
                           [](const OpAddPolicyRule&) { return "add_policy_rule"; },
                           [](const OpDelPolicyRule&) { return "del_policy_rule"; },
+                          [](const OpReload&) { return "reload"; },
+                          [](const OpAddForeignRule&) { return "add_foreign_rule"; },
+                          [](const OpDelForeignRule&) { return "del_foreign_rule"; },
                       },
                       op);
 }
@@ -248,6 +257,17 @@ std::string describe(const Op& op) {
                                 : fmt::format("file {} (mode {:04o})", o.file.path, o.file.mode);
             },
             [](const OpRemoveFile& o) { return fmt::format("file {}", o.path); },
+            [](const OpReload& o) { return fmt::format("reload: {} (the files in {} changed)", o.command, o.dir); },
+            [](const OpAddForeignRule& o) {
+                return fmt::format("rule in table {} {}, chain {} (another table's; firewall: foreign_accept): insert {} comment \"{}{}\"",
+                                   o.rule.family, o.rule.table, o.rule.chain, describe_foreign_match(o.rule.id), model::kForeignRuleMark,
+                                   o.rule.id);
+            },
+            [](const OpDelForeignRule& o) {
+                return fmt::format("rule in table {} {}, chain {}: {} comment \"{}{}\"{}", o.rule.family, o.rule.table, o.rule.chain,
+                                   describe_foreign_match(o.rule.id), model::kForeignRuleMark, o.rule.id,
+                                   o.rule.as_built ? "" : " (not as wg-fleet builds it)");
+            },
         },
         op);
     std::string line = fmt::format("{} {}", mark(op), body);

@@ -128,9 +128,26 @@ struct OpRemoveFile {
     std::string path;
 };
 
-using Op = std::variant<OpCreateDevice, OpDeleteDevice, OpSetPrivateKey, OpSetListenPort, OpSetMtu, OpSetUp, OpAddPeer, OpRemovePeer,
-                        OpUpdatePeer, OpAddAddress, OpDelAddress, OpAddRoute, OpDelRoute, OpSetSysctl, OpAddRule, OpDelRule,
-                        OpRepairFirewall, OpWriteFile, OpRemoveFile, OpSetFwmark, OpAddPolicyRule, OpDelPolicyRule>;
+// A rule of ours in another table's chain (firewall: foreign_accept): inserted at its head, or
+// deleted (every rule there carrying its comment, and nothing else).
+struct OpAddForeignRule {
+    model::ForeignRule rule;
+};
+struct OpDelForeignRule {
+    model::ForeignRule rule;
+};
+
+// Runs the command that makes a program read the files of `dir` again, after this plan changed
+// them (or a failed run left the reload owed).
+struct OpReload {
+    std::string command;
+    std::string dir;
+};
+
+using Op =
+    std::variant<OpCreateDevice, OpDeleteDevice, OpSetPrivateKey, OpSetListenPort, OpSetMtu, OpSetUp, OpAddPeer, OpRemovePeer, OpUpdatePeer,
+                 OpAddAddress, OpDelAddress, OpAddRoute, OpDelRoute, OpSetSysctl, OpAddRule, OpDelRule, OpRepairFirewall, OpWriteFile,
+                 OpRemoveFile, OpSetFwmark, OpAddPolicyRule, OpDelPolicyRule, OpReload, OpAddForeignRule, OpDelForeignRule>;
 
 // '+' adds, '~' changes, '-' removes.
 char mark(const Op& op);

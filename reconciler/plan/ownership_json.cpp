@@ -38,6 +38,7 @@ std::string ownership_to_json(const Ownership& o) {
         for (const auto& [k, n] : m) obj[k.base64()] = n;
     }
     j["names"] = names;
+    if (!o.reloads.empty()) j["reloads"] = o.reloads;
     return j.dump(1) + "\n";
 }
 
@@ -101,6 +102,7 @@ public:
         switch (section_) {
             case Section::interfaces: o_.interfaces.insert(v); break;
             case Section::files: o_.files.insert(v); break;
+            case Section::reloads: o_.reloads.insert(v); break;
             case Section::peers:
                 // A key that is not one is dropped, as the diff could not match it anyway.
                 if (auto key = model::Key::from_base64(v)) peers_->insert(peers_->end(), *key);
@@ -128,11 +130,11 @@ public:
     bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception& e) override { return fail(e.what()); }
 
 private:
-    enum class Section { other, interfaces, peers, endpoints, files, sysctls, names };
+    enum class Section { other, interfaces, peers, endpoints, files, sysctls, names, reloads };
     enum class Shape { object, array, string };
-    static constexpr std::pair<std::string_view, Section> kSections[] = {{"interfaces", Section::interfaces}, {"peers", Section::peers},
-                                                                         {"endpoints", Section::endpoints},   {"files", Section::files},
-                                                                         {"sysctls", Section::sysctls},       {"names", Section::names}};
+    static constexpr std::pair<std::string_view, Section> kSections[] = {
+        {"interfaces", Section::interfaces}, {"peers", Section::peers}, {"endpoints", Section::endpoints}, {"files", Section::files},
+        {"sysctls", Section::sysctls},       {"names", Section::names}, {"reloads", Section::reloads}};
     static Section section_of(std::string_view k) {
         for (const auto& [name, s] : kSections)
             if (k == name) return s;
@@ -147,7 +149,8 @@ private:
     Shape shape() const {
         switch (section_) {
             case Section::interfaces:
-            case Section::files: return depth_ == 1 ? Shape::array : Shape::string;
+            case Section::files:
+            case Section::reloads: return depth_ == 1 ? Shape::array : Shape::string;
             case Section::peers: return depth_ == 1 ? Shape::object : depth_ == 2 ? Shape::array : Shape::string;
             case Section::endpoints:
             case Section::names:
@@ -169,6 +172,7 @@ private:
             case Section::files: o_.files.clear(); break;
             case Section::sysctls: o_.sysctls.clear(); break;
             case Section::names: o_.names.clear(); break;
+            case Section::reloads: o_.reloads.clear(); break;
             case Section::other: break;
         }
     }

@@ -580,7 +580,8 @@ void render_files(const Fleetwide& fw, const std::string& node, model::HostState
     for (const auto& r : fw.cfg.http_routes) {
         if (r.node != node) continue;
         if (auto target = resolve_route_target(fw, r))
-            file(fw.cfg.http_routes_dir + "/" + r.name + ".yml", render_traefik_route(r, *target));
+            file(http_route_file(fw.cfg, r),
+                 fw.cfg.http_server == model::HttpServer::caddy ? render_caddy_route(r, *target) : render_traefik_route(r, *target));
     }
 }
 
@@ -593,7 +594,12 @@ Desired render_host(const Fleetwide& fw, const std::string& node, const RenderOp
     render_wireguard(fw, node, it->second, out);
     render_routes(fw, node, it->second, out.state);
     render_sysctls(render_firewall(fw, node, it->second, out.state), out.state);
-    if (opts.files) render_files(fw, node, out.state);
+    out.labels.foreign_accept = fw.cfg.firewall.foreign_accept;
+    if (opts.files) {
+        render_files(fw, node, out.state);
+        if (fw.cfg.http_server == model::HttpServer::caddy)
+            out.labels.reload = model::FileReload{.dir = normal_path(fw.cfg.http_routes_dir), .command = fw.cfg.caddy_reload};
+    }
     return out;
 }
 
@@ -773,6 +779,19 @@ std::string render_traefik_route(const model::HttpRoute& r, const std::string& t
     out += "  services:\n";
     out += fmt::format("    {}:\n      loadBalancer:\n        servers:\n          - url: {}\n", yaml_quote(r.name), yaml_quote(target_url));
     return out;
+}
+
+std::string render_caddy_route(const model::HttpRoute& r, const std::string& target_url) {
+    const size_t authority = target_url.find("://");
+    const size_t path = authority == std::string::npos ? std::string::npos : target_url.find('/', authority + 3);
+    std::string out = std::string(kFileMarker) + "\n";
+    out += fmt::format("# route {}\n{}{} {{\n\treverse_proxy {}\n}}\n", r.name, r.entrypoint == "web" ? "http://" : "https://", r.host,
+                       target_url.substr(0, path));
+    return out;
+}
+
+std::string http_route_file(const model::Config& cfg, const model::HttpRoute& r) {
+    return cfg.http_routes_dir + "/" + r.name + (cfg.http_server == model::HttpServer::caddy ? ".caddy" : ".yml");
 }
 
 }  // namespace wgf::plan

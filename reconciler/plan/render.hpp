@@ -133,6 +133,11 @@ std::string render_wg_quick(const Fleetwide& fw, const std::string& fleet, const
                             const std::optional<std::string>& private_key);
 
 std::string render_traefik_route(const model::HttpRoute& route, const std::string& target_url);
+// A Caddyfile site block (imported by the Caddyfile): entrypoint `web` serves http://HOST,
+// `websecure` https://HOST with Caddy's automatic HTTPS; the target's path is not part of an upstream.
+std::string render_caddy_route(const model::HttpRoute& route, const std::string& target_url);
+// The file a route is written to: NAME.yml for Traefik, NAME.caddy for Caddy, in http_routes_dir.
+std::string http_route_file(const model::Config& cfg, const model::HttpRoute& route);
 std::optional<std::string> resolve_route_target(const Fleetwide& fw, const model::HttpRoute& route);
 
 }  // namespace wgf::plan

@@ -692,6 +692,7 @@ private:
                 error(join_path(path, "to"), fmt::format("{} — expected a URL like http://NODE:PORT/ (scheme http or https)", quote(r.to)));
                 continue;
             }
+            if (cfg_.http_server == model::HttpServer::caddy) check_caddy_route(path, r, *url);
             if (r.node.empty()) continue;
             if (model::IpAddr::parse(url->host)) {
                 if (fleets_of(r.node).empty() && unknown_node(r.node))
@@ -700,6 +701,24 @@ private:
             }
             shared_fleet(path, r.node, url->host, std::nullopt);
         }
+    }
+
+    // What a Caddy site block can say: Traefik's entry points and certificate resolvers are names
+    // in Traefik's own configuration, and a Caddy upstream is an address without a path.
+    void check_caddy_route(const std::string& path, const model::HttpRoute& r, const Url& url) {
+        if (r.entrypoint != "web" && r.entrypoint != "websecure")
+            error(join_path(path, "entrypoint"),
+                  fmt::format("{} — with http_server: caddy a route is served as web (http://HOST) or websecure (https://HOST, with "
+                              "Caddy's automatic HTTPS)",
+                              quote(r.entrypoint)));
+        if (r.certresolver)
+            error(join_path(path, "certresolver"),
+                  fmt::format("{} — a Traefik setting; with http_server: caddy, Caddy's own configuration chooses the certificate "
+                              "issuer",
+                              quote(*r.certresolver)));
+        if (!url.path.empty() && url.path != "/")
+            error(join_path(path, "to"),
+                  fmt::format("{} — with http_server: caddy the target is an upstream address, without a path", quote(r.to)));
     }
 
     // The files wg-fleet writes (hosts file, HTTP route files) must not be its own secrets or
@@ -741,7 +760,7 @@ private:
             const auto& r = cfg_.http_routes[i];
             if (r.name.empty() || !names.insert(r.name).second) continue;  // a repeated name is reported as such
             const std::string path = join_path(config::index_path("http_routes", i), "name");
-            const std::string file = cfg_.http_routes_dir + "/" + r.name + ".yml";
+            const std::string file = http_route_file(cfg_, r);
             if (!check(path, file)) continue;
             auto [it, fresh] = files.emplace(normal_path(file), path);
             if (!fresh)

@@ -201,6 +201,11 @@ in_node edge1 nft add chain ip filter FORWARD "{ type filter hook forward priori
 warned=$(in_node edge1 wg-fleet plan 2>&1)
 check "plan warns that table ip filter, chain FORWARD drops forwarded fleet traffic" \
   grep -q "table ip filter, chain FORWARD (hook forward, priority 0) drops by policy" <<<"$warned"
+checked=$(in_node edge1 wg-fleet check 2>&1)
+check "check on edge1 (root, a node of the fleet) warns about that chain too" \
+  grep -q "table ip filter, chain FORWARD (hook forward, priority 0) drops by policy" <<<"$checked"
+check "and check on another node does not" \
+  bash -c "! \"$bin\" sandbox exec --name $name svc wg-fleet check 2>&1 | grep -q 'drops by policy'"
 check "udp, IPv4: edge1:5353 is dropped there" closed udp 198.51.100.2 5353
 # Every rule the warning proposes, run as it is written.
 for rule in $(grep -o "iptables -I FORWARD -[io] [^ ;]* -j ACCEPT" <<<"$warned" | tr ' ' '@'); do
@@ -214,6 +219,48 @@ in_node edge1 wg-fleet -q apply
 check "apply leaves that chain as it was (wg-fleet changes no other table)" \
   test "$(in_node edge1 nft list chain ip filter FORWARD)" = "$chain_before"
 in_node edge1 nft delete table ip filter
+
+# The opt-in: firewall: foreign_accept makes apply insert those rules itself, marked as ours, and
+# remove exactly them again when the opt-in goes. The chain has a rule of its own that stays.
+in_node edge1 nft add table ip filter
+in_node edge1 nft add chain ip filter FORWARD "{ type filter hook forward priority 0; policy drop; }"
+in_node edge1 nft add rule ip filter FORWARD ip saddr 203.0.113.9 counter drop
+theirs=$(in_node edge1 nft list chain ip filter FORWARD)
+check "udp, IPv4: dropped again by the fresh chain" closed udp 198.51.100.2 5353
+write_cfg "$(grep -v 'name: web4' <<<"$forwards")
+firewall: { foreign_accept: true }"
+planned=$(in_node edge1 wg-fleet plan 2>&1)
+check "with foreign_accept, plan shows the rules to insert into ip filter FORWARD" \
+  grep -qx '+ rule in table ip filter, chain FORWARD (another table.s; firewall: foreign_accept): insert oifname "edge" accept comment "wg-fleet:oif-edge"' <<<"$planned"
+check "and no warning about that chain" bash -c "! grep -q 'chain FORWARD (hook forward, priority 0) drops by policy' <<<\"\$1\"" _ "$planned"
+check "apply inserts them" in_node edge1 wg-fleet -q apply
+check "udp, IPv4: edge1:5353 answers through the chain" eventually answers udp 198.51.100.2 5353 "udp from $edge4 at 192.0.2.7"
+check "edge1: a second plan is empty" in_node edge1 wg-fleet -q plan --detailed-exitcode
+listed=$(in_node edge1 nft list chain ip filter FORWARD)
+check "the chain holds our two marked rules, first" \
+  bash -c "grep -A2 'policy drop;' <<<\"\$1\" | tail -2 | grep -c 'comment \"wg-fleet:[io]if-edge\"' | grep -qx 2" _ "$listed"
+check "and its own rule as it was" test "$(grep -v 'comment "wg-fleet:' <<<"$listed")" = "$theirs"
+# A marked rule edited by hand is replaced; the chain's own rule is never touched.
+handle=$(in_node edge1 nft -a list chain ip filter FORWARD | sed -n 's/.*comment "wg-fleet:iif-edge" # handle \([0-9]*\)/\1/p')
+in_node edge1 nft replace rule ip filter FORWARD handle "$handle" iifname "edge" counter accept comment '"wg-fleet:iif-edge"'
+check "plan replaces a marked rule edited by hand" \
+  bash -c "\"$bin\" sandbox exec --name $name edge1 wg-fleet -q plan --detailed-exitcode >/dev/null; test \$? = 2"
+in_node edge1 wg-fleet -q apply
+check "after the apply, nothing left to do" in_node edge1 wg-fleet -q plan --detailed-exitcode
+write_cfg "$(grep -v 'name: web4' <<<"$forwards")"
+planned=$(in_node edge1 wg-fleet plan 2>&1)
+check "without the opt-in, plan removes them" \
+  grep -qx -- '- rule in table ip filter, chain FORWARD: iifname "edge" accept comment "wg-fleet:iif-edge"' <<<"$planned"
+check "apply removes them" in_node edge1 wg-fleet -q apply
+same_chain() { diff <(echo "$theirs") <(in_node edge1 nft list chain ip filter FORWARD) >&2; }
+check "the chain is exactly as it was before" same_chain
+check "udp, IPv4: dropped again" closed udp 198.51.100.2 5353
+# A chain that goes away takes our rules with it: nothing to remove.
+write_cfg "$(grep -v 'name: web4' <<<"$forwards")
+firewall: { foreign_accept: true }"
+in_node edge1 wg-fleet -q apply
+in_node edge1 nft delete table ip filter
+check "with the chain gone, nothing to do" in_node edge1 wg-fleet -q plan --detailed-exitcode
 
 check "sandbox down" "$bin" sandbox down --name "$name"
 finish

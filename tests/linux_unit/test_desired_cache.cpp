@@ -141,6 +141,17 @@ TEST_CASE("desired cache: each input invalidates it", "[desired-cache]") {
         f.invalidated(kept);
         CHECK(f.mesh(*f.lookup()).peers.count(f.p2));
     }
+    SECTION("the labels the engine needs beyond the state: Caddy's reload and foreign_accept") {
+        Fixture::write(
+            f.config, slurp(f.config) + "http_server: caddy\ncaddy_reload: caddy reload --config /x\nfirewall: { foreign_accept: true }\n");
+        kept = f.keep();
+        REQUIRE(kept.desired.labels.reload);
+        CHECK(kept.desired.labels.reload->command == "caddy reload --config /x");
+        CHECK(kept.desired.labels.foreign_accept);
+        auto hit = f.lookup();
+        REQUIRE(hit);
+        CHECK(hit->desired.labels == kept.desired.labels);
+    }
     SECTION("a published key that appears (a pending member)") {
         Fixture::write(f.config, slurp(f.config) + "      p3: { controller: c1 }\n");
         kept = f.keep();
@@ -195,7 +206,7 @@ TEST_CASE("desired cache: a corrupt, foreign or writable file is never trusted, 
         // Entries written before the key became BLAKE2b start "wg-fleet desired cache 1".
         const std::string magic = "wg-fleet desired cache ";
         REQUIRE(good.rfind(magic, 0) == 0);
-        for (const char* version : {"1", "2", "3", "5", "20"}) {
+        for (const char* version : {"1", "2", "3", "4", "6", "20"}) {
             Fixture::write(f.store.path(), magic + version + good.substr(good.find('\n')));
             CHECK_FALSE(f.lookup(&why));
             CHECK(why == "not readable");

@@ -67,6 +67,7 @@ struct FakeMachine {
     backend::FakeSysctls sysctls;
     backend::FakeFirewall firewall;
     backend::FakeFiles files;
+    backend::FakeCommands commands;
     MemKeys keys;
     plan::Ownership owned;
     int64_t now = 1'000'000;
@@ -77,7 +78,7 @@ struct FakeMachine {
         sysctls.values["net/ipv4/ip_forward"] = "0";
         keys.keys.emplace("/state/f.key", model::SecretKey::generate());
     }
-    apply::Backends backends() { return apply::Backends{wg, links, sysctls, firewall, files}; }
+    apply::Backends backends() { return apply::Backends{wg, links, sysctls, firewall, files, &commands}; }
 
     plan::Plan plan_for(const model::HostState& desired, const plan::DiffOptions& opts = {}) {
         auto b = backends();

@@ -510,3 +510,35 @@ TEST_CASE("diff: an exit node's mark comes before its rules, which come after th
     CHECK_FALSE(m.wg.devices.at("wg0").fwmark);
     CHECK(m.plan_for(plain).empty());
 }
+
+TEST_CASE("diff: rules in other tables' chains are ours by their mark alone: added, replaced when not as built, removed",
+          "[diff][foreign]") {
+    using model::ForeignRule;
+    const ForeignRule iif{.family = "ip", .table = "filter", .chain = "FORWARD", .id = "iif-wg0", .as_built = true};
+    const ForeignRule oif{.family = "ip", .table = "filter", .chain = "FORWARD", .id = "oif-wg0", .as_built = true};
+    model::HostState desired, live;
+    desired.foreign_rules = {{iif.key(), iif}, {oif.key(), oif}};
+    ForeignRule edited = oif;
+    edited.as_built = false;
+    const ForeignRule stale{.family = "inet", .table = "fw", .chain = "in", .id = "udp-dport-51820", .as_built = true};
+    live.foreign_rules = {{oif.key(), edited}, {stale.key(), stale}};
+    auto p = plan::diff(desired, {}, live, {});
+    auto adds = ops_of<plan::OpAddForeignRule>(p);
+    auto dels = ops_of<plan::OpDelForeignRule>(p);
+    REQUIRE(adds.size() == 2);
+    REQUIRE(dels.size() == 2);
+    CHECK(dels[0]->rule == stale);
+    CHECK(dels[1]->rule == edited);
+    CHECK(adds[0]->rule == iif);
+    CHECK(adds[1]->rule == oif);
+    // Deletions first, so a replaced rule is never there twice.
+    CHECK(std::holds_alternative<plan::OpDelForeignRule>(p.ops.front()));
+    CHECK(plan::describe(Op{*adds[0]}) ==
+          "+ rule in table ip filter, chain FORWARD (another table's; firewall: foreign_accept): insert iifname \"wg0\" accept comment "
+          "\"wg-fleet:iif-wg0\"");
+    CHECK(plan::describe(Op{*dels[1]}) ==
+          "- rule in table ip filter, chain FORWARD: oifname \"wg0\" accept comment \"wg-fleet:oif-wg0\" (not as wg-fleet builds it)");
+    // Once live is as desired, nothing to do.
+    live.foreign_rules = desired.foreign_rules;
+    CHECK(plan::diff(desired, {}, live, {}).empty());
+}

@@ -631,6 +631,62 @@ TEST_CASE("engine: files without the marker are never overwritten (plan shows th
     CHECK(m.files.files.at("/run/wg_fleet_hosts").has_marker);
 }
 
+TEST_CASE("engine: Caddy's reload runs after its route files change, once, and a failed one is owed until it succeeds",
+          "[engine][files][caddy]") {
+    const std::string base = std::string(kFleet) + "http_server: caddy\ncaddy_reload: caddy reload --config /x/Caddyfile\n";
+    const std::string with_route = base + "http_routes:\n  - { name: app, node: c1, host: app.example.com, to: \"http://p1:80\" }\n";
+    FakeMachine m;
+    MapResolver dns;
+    MemState state;
+    auto b = m.backends();
+    apply::Engine e{b, m.keys, dns, state, nullptr, {}};
+    auto reloads_in = [](const plan::Plan& p) {
+        return std::count_if(p.ops.begin(), p.ops.end(), [](const plan::Op& op) { return std::holds_alternative<plan::OpReload>(op); });
+    };
+
+    Setup s(with_route.c_str());
+    auto planned = e.run(*s.fw, "c1", apply::Mode::plan, m.now);
+    REQUIRE(reloads_in(planned.plan) == 1);
+    CHECK(plan::describe(planned.plan.ops.back()) ==
+          "~ reload: caddy reload --config /x/Caddyfile (the files in /etc/caddy/wg-fleet changed)");
+    CHECK(m.commands.runs.empty());  // plan runs nothing
+
+    // The reload fails: the files are written, the run fails and says why, and the reload is owed.
+    m.commands.fail = backend::Error{EIO, "run `caddy reload --config /x/Caddyfile`: exited with status 1: connection refused"};
+    auto failed = e.run(*s.fw, "c1", apply::Mode::apply, m.now);
+    CHECK_FALSE(failed.ok());
+    REQUIRE(failed.applied);
+    REQUIRE(failed.applied->error);
+    CHECK(failed.applied->error->message.find("exited with status 1: connection refused") != std::string::npos);
+    CHECK(m.files.files.count("/etc/caddy/wg-fleet/app.caddy"));
+    CHECK(state.owned.reloads == std::set<std::string>{"/etc/caddy/wg-fleet"});
+
+    // The next run reloads though the files are as desired, with the command now configured;
+    // then nothing is owed or planned.
+    m.commands.fail.reset();
+    std::string fixed = with_route;
+    fixed.replace(fixed.find("/x/Caddyfile"), 12, "/y/Caddyfile");
+    Setup s2(fixed.c_str());
+    auto retried = e.run(*s2.fw, "c1", apply::Mode::apply, m.now);
+    CHECK(retried.ok());
+    CHECK(reloads_in(retried.plan) == 1);
+    CHECK(retried.plan.ops.size() == 1);
+    CHECK(m.commands.runs == std::vector<std::string>{"caddy reload --config /x/Caddyfile", "caddy reload --config /y/Caddyfile"});
+    CHECK(state.owned.reloads.empty());
+    auto again = e.run(*s2.fw, "c1", apply::Mode::apply, m.now);
+    CHECK(again.ok());
+    CHECK(again.plan.empty());
+    CHECK(m.commands.runs.size() == 2);
+
+    // Removing the route removes its file and reloads.
+    Setup without(base.c_str());
+    auto removed = e.run(*without.fw, "c1", apply::Mode::apply, m.now);
+    CHECK(removed.ok());
+    CHECK_FALSE(m.files.files.count("/etc/caddy/wg-fleet/app.caddy"));
+    CHECK(reloads_in(removed.plan) == 1);
+    CHECK(m.commands.runs.size() == 3);
+}
+
 TEST_CASE("engine: a non-regular file at a managed path is a conflict too", "[engine][files]") {
     Setup s;
     FakeMachine m;

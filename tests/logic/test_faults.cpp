@@ -144,6 +144,12 @@ struct FaultFirewall : backend::Firewall {
     backend::Status remove_all() override {
         return inj.step("nft delete", [&] { return in.remove_all(); });
     }
+    backend::Status add_foreign(const model::ForeignRule& r) override {
+        return inj.step("nft insert", [&] { return in.add_foreign(r); });
+    }
+    backend::Status remove_foreign(const model::ForeignRule& r) override {
+        return inj.step("nft delete rule", [&] { return in.remove_foreign(r); });
+    }
 };
 
 struct FaultFiles : backend::Files {

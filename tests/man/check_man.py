@@ -45,6 +45,7 @@ KEY_SECTIONS = {
     "forwards[]": "FORWARDS",
     "http_routes[]": "HTTP ROUTES",
     "serve": "SERVE",
+    "firewall": "FIREWALL",
     "fleets.*.headscale": "HEADSCALE",
 }
 

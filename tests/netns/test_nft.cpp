@@ -646,3 +646,52 @@ TEST_CASE("nft: other tables' input and forward chains that drop by policy are r
     CHECK(live.foreign_drops.size() == 2);
     CHECK(std::none_of(live.foreign_drops.begin(), live.foreign_drops.end(), [](const ForeignDrop& d) { return d.table == "wg-fleet"; }));
 }
+
+TEST_CASE("nft: a marked accept rule in another table's chain is inserted first, read back, and removed alone", "[nft][foreign]") {
+    if (!wgf::test::netns_available()) return;
+    Netns ns("wgfn");
+    // A Docker-like chain with a rule of its own, and an inet chain of another table.
+    REQUIRE(ns.sh("nft add table ip filter && "
+                  "nft add chain ip filter FORWARD \"{ type filter hook forward priority 0; policy drop; }\" && "
+                  "nft add rule ip filter FORWARD ip saddr 203.0.113.9 counter drop && "
+                  "nft add table inet fw && "
+                  "nft add chain inet fw in \"{ type filter hook input priority 0; policy drop; }\"")
+                .status == 0);
+    const std::string theirs = ns.sh("nft list chain ip filter FORWARD").out;
+    auto fw = nft_in(ns);
+    using wgf::model::ForeignRule;
+    const ForeignRule iif{.family = "ip", .table = "filter", .chain = "FORWARD", .id = "iif-wg0", .as_built = true};
+    const ForeignRule oif{.family = "ip", .table = "filter", .chain = "FORWARD", .id = "oif-wg0", .as_built = true};
+    const ForeignRule udp{.family = "inet", .table = "fw", .chain = "in", .id = "udp-dport-51820", .as_built = true};
+    for (const auto& r : {iif, oif, udp}) REQUIRE(fw->add_foreign(r).is_ok());
+    // nft itself reads them as the rules the warning names, at the head of each chain.
+    const std::string listed = ns.sh("nft list chain ip filter FORWARD").out;
+    INFO(listed);
+    CHECK(listed.find("oifname \"wg0\" accept comment \"wg-fleet:oif-wg0\"") <
+          listed.find("iifname \"wg0\" accept comment \"wg-fleet:iif-wg0\""));
+    CHECK(listed.find("iifname \"wg0\" accept comment \"wg-fleet:iif-wg0\"") < listed.find("ip saddr 203.0.113.9"));
+    CHECK(ns.sh("nft list chain inet fw in").out.find("udp dport 51820 accept comment \"wg-fleet:udp-dport-51820\"") != std::string::npos);
+    auto live = read_live(*fw);
+    CHECK(live.foreign_rules == std::map<std::string, ForeignRule>{{iif.key(), iif}, {oif.key(), oif}, {udp.key(), udp}});
+
+    // A marked rule edited by hand (a counter) reads as not built by us; a copy of its comment too.
+    REQUIRE(ns.sh("nft insert rule ip filter FORWARD iifname wg0 counter accept comment \\\"wg-fleet:oif-wg0\\\"").status == 0);
+    live = read_live(*fw);
+    CHECK_FALSE(live.foreign_rules.at(oif.key()).as_built);
+    CHECK(live.foreign_rules.at(iif.key()).as_built);
+
+    // Removing one id deletes every rule carrying its comment and nothing else.
+    REQUIRE(fw->remove_foreign(oif).is_ok());
+    live = read_live(*fw);
+    CHECK(live.foreign_rules == std::map<std::string, ForeignRule>{{iif.key(), iif}, {udp.key(), udp}});
+    REQUIRE(fw->remove_foreign(iif).is_ok());
+    CHECK(ns.sh("nft list chain ip filter FORWARD").out == theirs);
+    CHECK(fw->remove_foreign(iif).is_ok());  // none left: nothing to do
+    // A chain that is gone: nothing to remove, and the table and chain are never created.
+    REQUIRE(ns.sh("nft delete table inet fw").status == 0);
+    CHECK(fw->remove_foreign(udp).is_ok());
+    CHECK(ns.sh("nft list table inet fw").status != 0);
+    CHECK_FALSE(fw->add_foreign(udp).is_ok());
+    CHECK(ns.sh("nft list table inet fw").status != 0);
+    CHECK(read_live(*fw).foreign_rules.empty());
+}

@@ -77,3 +77,33 @@ TEST_CASE("foreign firewall: iptables-legacy tables get one warning, a node with
     facts.foreign_drops = {kDockerForward, kFirewalldInput};
     CHECK(foreign_firewall_warnings(HostState{}, facts).empty());
 }
+
+TEST_CASE("foreign firewall: with foreign_accept the warned rules are desired, marked, and iptables-legacy keeps its warning",
+          "[foreign_firewall]") {
+    using wgf::model::ForeignRule;
+    LiveFacts facts;
+    facts.foreign_drops = {kDockerForward, kFirewalldInput};
+    facts.legacy_tables = {"ip filter"};
+    const auto rules = wgf::plan::foreign_accept_rules(node(true), facts);
+    std::vector<std::string> keys;
+    for (const auto& [k, r] : rules) {
+        CHECK(k == r.key());
+        CHECK(r.as_built);
+        keys.push_back(k);
+    }
+    CHECK(keys == std::vector<std::string>{"inet firewalld filter_INPUT iif-wg-acme", "inet firewalld filter_INPUT udp-dport-51820",
+                                           "ip filter FORWARD iif-wg-acme", "ip filter FORWARD oif-wg-acme"});
+    // Each is the rule the warning names (without the opt-in).
+    const auto warned = foreign_firewall_warnings(node(true), facts);
+    REQUIRE(warned.size() == 3);
+    CHECK(has(warned[1], "nft insert rule inet firewalld filter_INPUT " + wgf::plan::describe_foreign_match("udp-dport-51820")));
+    CHECK(has(warned[1], "nft insert rule inet firewalld filter_INPUT " + wgf::plan::describe_foreign_match("iif-wg-acme")));
+    // With the opt-in only the iptables-legacy warning stays, and it says the opt-in cannot act there.
+    const auto accepting = foreign_firewall_warnings(node(true), facts, true);
+    REQUIRE(accepting.size() == 1);
+    CHECK(has(accepting[0], "iptables-legacy tables are loaded"));
+    CHECK(has(accepting[0], "firewall: foreign_accept acts on nftables chains only: it cannot add them there"));
+    // A node that does not forward needs nothing in a forward chain.
+    CHECK(wgf::plan::foreign_accept_rules(node(false), facts).size() == 2);
+    CHECK(wgf::plan::foreign_accept_rules(HostState{}, facts).empty());
+}

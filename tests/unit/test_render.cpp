@@ -4,7 +4,12 @@
 // ("Who gets what") or from Python's hashlib (peer3: SHA-256 starts e42bbf8533f4f0b1).
 #include <catch2/catch.hpp>
 
+#include <sys/wait.h>
+
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
 #include <map>
 #include <optional>
 #include <set>
@@ -12,6 +17,7 @@
 #include <vector>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include "helpers.hpp"
 #include "plan/render.hpp"
@@ -673,6 +679,90 @@ TEST_CASE("http route targets: a member without IPv4 is reached at its bracketed
     CHECK(*t == "https://[fd51:19c1:3b:f700:6987:50a0:9b93:4337]");
     route.to = "http://ghost:80";
     CHECK_FALSE(plan::resolve_route_target(*r.fw, route).has_value());
+}
+
+// The edge gateway's routes, served by Caddy: a plain-HTTP site, an HTTPS one, an IPv6 target.
+const std::string kEdgeCaddy = kEdge.substr(0, kEdge.find("http_routes:")) + R"(http_server: caddy
+http_routes:
+  - { name: vm-123, node: edge1, host: vm-123.service.com, to: "http://vm-123:8080", entrypoint: web }
+  - { name: vm-124-api, node: edge1, host: api.service.com, to: "https://10.50.0.124:3000/" }
+  - { name: v6, node: edge1, host: v6.service.com, to: "http://[fd00::7]:81", entrypoint: web }
+)";
+
+TEST_CASE("http_server: caddy: one marked Caddyfile snippet per route and the reload after them", "[render][edge][caddy]") {
+    auto r = load(kEdgeCaddy);
+    plan::Desired d = plan::render_host(*r.fw, "edge1");
+    REQUIRE(d.state.files.count("/etc/caddy/wg-fleet/vm-123.caddy"));
+    CHECK(d.state.files.at("/etc/caddy/wg-fleet/vm-123.caddy").content ==
+          "# Managed by wg-fleet: edits are overwritten.\n"
+          "# route vm-123\n"
+          "http://vm-123.service.com {\n"
+          "\treverse_proxy http://10.50.0.123:8080\n"
+          "}\n");
+    REQUIRE(d.state.files.count("/etc/caddy/wg-fleet/vm-124-api.caddy"));
+    CHECK(test::contains(d.state.files.at("/etc/caddy/wg-fleet/vm-124-api.caddy").content,
+                         "https://api.service.com {\n\treverse_proxy https://10.50.0.124:3000\n}\n"));
+    CHECK_FALSE(d.state.files.count("/etc/traefik/dynamic/vm-123.yml"));
+    REQUIRE(d.labels.reload);
+    CHECK(d.labels.reload->dir == "/etc/caddy/wg-fleet");
+    CHECK(d.labels.reload->command == "caddy reload --config /etc/caddy/Caddyfile");
+    // A Traefik fleet has no reload: Traefik watches its directory.
+    CHECK_FALSE(plan::render_host(*load(kEdge).fw, "edge1").labels.reload);
+    // Another node has no routes, but removing its last one needs the reload too.
+    CHECK(plan::render_host(*r.fw, "vm-123").labels.reload);
+}
+
+namespace {
+// Runs a shell command; its exit status and output.
+std::pair<int, std::string> run_shell(const std::string& cmd) {
+    std::string out;
+    FILE* p = popen((cmd + " 2>&1").c_str(), "r");
+    REQUIRE(p);
+    char buf[4096];
+    while (size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+    int st = pclose(p);
+    return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
+}
+}  // namespace
+
+TEST_CASE("caddy adapts and validates the generated snippets imported by a Caddyfile", "[render][caddy]") {
+    auto r = load(kEdgeCaddy);
+    plan::Desired d = plan::render_host(*r.fw, "edge1");
+    char tmpl[] = "/tmp/wgf-caddy-unit.XXXXXX";
+    REQUIRE(mkdtemp(tmpl));
+    const std::string dir = tmpl;
+    for (const auto& [path, f] : d.state.files) {
+        if (!path.starts_with("/etc/caddy/wg-fleet/")) continue;
+        std::ofstream(dir + "/" + path.substr(path.rfind('/') + 1)) << f.content;
+    }
+    std::ofstream(dir + "/Caddyfile") << "{\n\tadmin off\n}\nimport " << dir << "/*.caddy\n";
+    // Caddy's own state (certificates, autosave) stays in the temporary directory.
+    const std::string env = fmt::format("HOME={0} XDG_DATA_HOME={0} XDG_CONFIG_HOME={0} ", dir);
+    auto adapted = run_shell(env + "caddy adapt --adapter caddyfile --config " + dir + "/Caddyfile");
+    INFO(adapted.second);
+    REQUIRE(adapted.first == 0);
+    auto validated = run_shell(env + "caddy validate --adapter caddyfile --config " + dir + "/Caddyfile");
+    INFO(validated.second);
+    CHECK(validated.first == 0);
+    run_shell("rm -rf " + dir);
+    // Caddy's own reading of each site: its host and its upstream, as the YAML gives them.
+    const auto json = nlohmann::json::parse(adapted.second.substr(adapted.second.find('{')));
+    std::map<std::string, std::string> upstream;  // host -> dial
+    std::set<std::string> http_only;              // hosts of the server on :80
+    for (const auto& [name, server] : json["apps"]["http"]["servers"].items()) {
+        const bool plain = server["listen"] == nlohmann::json::array({":80"});
+        for (const auto& route : server["routes"]) {
+            const std::string host = route["match"][0]["host"][0];
+            if (plain) http_only.insert(host);
+            // A site's handlers sit in a subroute.
+            for (const auto& h : route["handle"][0]["routes"][0]["handle"])
+                if (h["handler"] == "reverse_proxy") upstream[host] = h["upstreams"][0]["dial"];
+        }
+    }
+    CHECK(upstream == std::map<std::string, std::string>{{"vm-123.service.com", "10.50.0.123:8080"},
+                                                         {"api.service.com", "10.50.0.124:3000"},
+                                                         {"v6.service.com", "[fd00::7]:81"}});
+    CHECK(http_only == std::set<std::string>{"vm-123.service.com", "v6.service.com"});
 }
 
 TEST_CASE("render_traefik_route escapes quotes in names", "[render][traefik]") {

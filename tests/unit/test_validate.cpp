@@ -821,6 +821,47 @@ TEST_CASE("http_routes: malformed URLs", "[validate][http]") {
     }
 }
 
+TEST_CASE("http_server: caddy: Traefik's settings and a target's path are errors, and the route directory defaults to Caddy's",
+          "[validate][http][caddy]") {
+    auto ok = check(std::string(kTwoFleets) + R"(http_server: caddy
+http_routes:
+  - { name: r1, node: edge1, host: a.example.com, to: "http://vm-123:8080", entrypoint: web }
+  - { name: r2, node: edge1, host: b.example.com, to: "https://vm-123/" }
+)");
+    INFO(ok->text());
+    CHECK(ok->diags.errors() == 0);
+    CHECK(ok->cfg().http_routes_dir == "/etc/caddy/wg-fleet");
+    CHECK(ok->cfg().caddy_reload == "caddy reload --config /etc/caddy/Caddyfile");
+    auto dir = check(std::string(kTwoFleets) +
+                     "http_server: caddy\nhttp_routes_dir: /srv/caddy/routes\ncaddy_reload: systemctl reload caddy\n");
+    CHECK(dir->cfg().http_routes_dir == "/srv/caddy/routes");
+    CHECK(dir->cfg().caddy_reload == "systemctl reload caddy");
+
+    auto bad = check(std::string(kTwoFleets) + R"(http_server: caddy
+http_routes:
+  - { name: r1, node: edge1, host: a.example.com, to: "http://vm-123:8080", entrypoint: internal }
+  - { name: r2, node: edge1, host: b.example.com, to: "http://vm-123/app", certresolver: le }
+)");
+    INFO(bad->text());
+    CHECK(bad->diags.errors() == 3);
+    auto e = bad->at("http_routes[0].entrypoint");
+    REQUIRE(e.size() == 1);
+    CHECK(
+        e[0].message ==
+        "'internal' — with http_server: caddy a route is served as web (http://HOST) or websecure (https://HOST, with Caddy's automatic HTTPS)");
+    e = bad->at("http_routes[1].certresolver");
+    REQUIRE(e.size() == 1);
+    CHECK(e[0].message == "'le' — a Traefik setting; with http_server: caddy, Caddy's own configuration chooses the certificate issuer");
+    e = bad->at("http_routes[1].to");
+    REQUIRE(e.size() == 1);
+    CHECK(e[0].message == "'http://vm-123/app' — with http_server: caddy the target is an upstream address, without a path");
+
+    auto server = check(std::string(kTwoFleets) + "http_server: nginx\n");
+    auto es = server->at("http_server");
+    REQUIRE(es.size() == 1);
+    CHECK(es[0].message == "'nginx' — expected traefik or caddy");
+}
+
 TEST_CASE("http_routes: good URLs, unknown targets and duplicate names", "[validate][http]") {
     auto ok = check(std::string(kTwoFleets) + R"(http_routes:
   - { name: r1, node: edge1, host: a.example.com, to: "http://vm-123:8080" }
