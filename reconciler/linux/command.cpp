@@ -12,16 +12,11 @@
 
 #include <fmt/format.h>
 
+#include "linux/monotonic.hpp"
 #include "model/fd.hpp"
 
 namespace wgf::linux_ {
 namespace {
-
-int64_t now_ms() {
-    timespec ts{};
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1'000'000;
-}
 
 // The last lines of a command's output, on one line: what it said about its failure.
 std::string tail_of(const std::string& out) {
@@ -64,10 +59,10 @@ backend::Status ShellCommands::run(const std::string& command) {
     }
     out_write.reset();
     std::string output;
-    const int64_t deadline = now_ms() + timeout_ms_;
+    const int64_t deadline = monotonic_ms() + timeout_ms_;
     bool timed_out = false;
     for (;;) {
-        const int64_t left = deadline - now_ms();
+        const int64_t left = deadline - monotonic_ms();
         if (left <= 0) {
             timed_out = true;
             break;

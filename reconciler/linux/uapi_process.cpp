@@ -18,6 +18,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "linux/monotonic.hpp"
 #include "linux/nl_ptr.hpp"
 #include "linux/uapi_socket.hpp"
 #include "model/fd.hpp"
@@ -76,12 +77,6 @@ void sleep_ms(int ms) {
         ms / 1000, (ms % 1000) * 1000000L
     };
     nanosleep(&ts, nullptr);
-}
-
-int64_t now_ms() {
-    struct timespec ts {};
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
 }
 
 // A file for the command's output that nobody else can see and that cannot block the writer,
@@ -270,7 +265,7 @@ Status start_userspace(const std::vector<std::string>& argv, const std::string& 
         return errno_error(child_err, what + ": exec " + *exe);
     }
 
-    const int64_t deadline = now_ms() + timeout_ms;
+    const int64_t deadline = monotonic_ms() + timeout_ms;
     bool exited = false;
     for (;;) {
         if (!exited) {
@@ -287,7 +282,7 @@ Status start_userspace(const std::vector<std::string>& argv, const std::string& 
         }
         // A foreground implementation stays our child; it is reaped when wg-fleet exits.
         if (uapi_ping(socket_dir, ifname, 1000)) return Status::ok();
-        if (now_ms() >= deadline) break;
+        if (monotonic_ms() >= deadline) break;
         sleep_ms(20);
     }
     if (!exited) {
