@@ -363,7 +363,10 @@ Result<std::set<model::PolicyRule>> Rtnl::read_rules() {
     fib_rule_hdr hdr{};
     hdr.family = AF_UNSPEC;
     if (int err = nl_send_simple(sock_.get(), RTM_GETRULE, NLM_F_DUMP, &hdr, sizeof hdr); err < 0) return nl_error(err, what);
-    NlPtr<nl_cb> cb(nl_cb_clone(nl_socket_get_cb(sock_.get())));
+    // nl_socket_get_cb takes a reference of its own: without its put, the socket's callbacks
+    // outlive the socket.
+    NlPtr<nl_cb> sock_cb(nl_socket_get_cb(sock_.get()));
+    NlPtr<nl_cb> cb(sock_cb ? nl_cb_clone(sock_cb.get()) : nullptr);
     if (!cb) return backend::errno_error(ENOMEM, what);
     std::set<model::PolicyRule> out;
     nl_cb_set(cb.get(), NL_CB_VALID, NL_CB_CUSTOM, on_rule, &out);
