@@ -22,6 +22,8 @@ cleanup() {
   for f in "$tmp/caddy.pid" "$tmp/service.pid"; do [[ -s $f ]] && kill "$(cat "$f")" 2>/dev/null; done
   [[ -n $srv ]] && kill "$srv" 2>/dev/null && wait "$srv" 2>/dev/null
   "$bin" sandbox down --name "$name" >/dev/null 2>&1
+  # The route directory this script made in the sandbox's tree, also when `sandbox up` failed.
+  rm -rf "/run/wg-fleet-sandbox/$name"
   rm -rf "$tmp"
 }
 trap cleanup EXIT
