@@ -12,7 +12,7 @@
 
 #include <fmt/format.h>
 
-#include "linux/monotonic.hpp"
+#include "linux/process.hpp"
 #include "model/fd.hpp"
 
 namespace wgf::linux_ {
@@ -25,12 +25,6 @@ std::string tail_of(const std::string& out) {
     for (char& c : t)
         if (c == '\n') c = ' ';
     return t;
-}
-
-std::string describe_status(int status) {
-    if (WIFEXITED(status)) return fmt::format("exited with status {}", WEXITSTATUS(status));
-    if (WIFSIGNALED(status)) return fmt::format("was killed by signal {}", WTERMSIG(status));
-    return "ended";
 }
 
 }  // namespace
@@ -46,14 +40,7 @@ backend::Status ShellCommands::run(const std::string& command) {
     pid_t pid = fork();
     if (pid < 0) return backend::errno_error(errno, what + ": fork");
     if (pid == 0) {
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, nullptr);
-        for (int sig : {SIGPIPE, SIGINT, SIGTERM, SIGHUP, SIGCHLD, SIGQUIT}) signal(sig, SIG_DFL);
-        int devnull = open("/dev/null", O_RDONLY);
-        if (devnull >= 0) dup2(devnull, 0);
-        dup2(out_write.fd, 1);
-        dup2(out_write.fd, 2);
+        prepare_exec_child(out_write.fd);
         execve(argv[0], argv, environ);
         _exit(127);
     }
@@ -85,7 +72,7 @@ backend::Status ShellCommands::run(const std::string& command) {
     if (timed_out) return backend::Error{ETIMEDOUT, fmt::format("{}: no answer within {} s; killed", what, timeout_ms_ / 1000)};
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return backend::Status::ok();
     const std::string tail = tail_of(output);
-    return backend::Error{EIO, fmt::format("{}: {}{}", what, describe_status(status), tail.empty() ? "" : ": " + tail)};
+    return backend::Error{EIO, fmt::format("{}: {}{}", what, describe_exit(status), tail.empty() ? "" : ": " + tail)};
 }
 
 }  // namespace wgf::linux_

@@ -18,8 +18,8 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "linux/monotonic.hpp"
 #include "linux/nl_ptr.hpp"
+#include "linux/process.hpp"
 #include "linux/uapi_socket.hpp"
 #include "model/fd.hpp"
 
@@ -113,15 +113,6 @@ std::string output_tail(int fd) {
     std::string out;
     for (const auto& l : lines) out += (out.empty() ? "" : " | ") + l;
     return out;
-}
-
-std::string describe_exit(int status) {
-    if (WIFEXITED(status)) return "exited with status " + std::to_string(WEXITSTATUS(status));
-    if (WIFSIGNALED(status)) {
-        const char* name = sigabbrev_np(WTERMSIG(status));
-        return std::string("was killed by SIG") + (name ? name : std::to_string(WTERMSIG(status)));
-    }
-    return "stopped";
 }
 
 // The inode of the socket at the other end of a connected AF_UNIX socket, from sock_diag.
@@ -236,18 +227,9 @@ Status start_userspace(const std::vector<std::string>& argv, const std::string& 
     }
     if (pid == 0) {
         // A session of its own: the daemon must outlive wg-fleet and not share its terminal's
-        // signals. Signal mask and ignored signals survive exec, so reset them.
+        // signals.
         setsid();
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, nullptr);
-        for (int sig : {SIGPIPE, SIGINT, SIGTERM, SIGHUP, SIGCHLD, SIGQUIT}) signal(sig, SIG_DFL);
-        int devnull = open("/dev/null", O_RDONLY);
-        if (devnull >= 0) dup2(devnull, 0);
-        dup2(out >= 0 ? out : devnull, 1);
-        dup2(out >= 0 ? out : devnull, 2);
-        // Our other descriptors (netlink sockets, files) must not live on in the daemon.
-        close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
+        prepare_exec_child(out);
         execve(path, cargv.data(), environ);
         int err = errno;
         ssize_t ignored = write(exec_err_write.fd, &err, sizeof err);
