@@ -27,9 +27,6 @@ cleanup() {
   rm -rf "$tmp"
 }
 trap cleanup EXIT
-in_node() { local node=$1; shift; "$bin" sandbox exec --name "$name" "$node" "$@"; }
-# Polls a condition: for convergence (a first handshake, Caddy's start), never for timing.
-eventually() { for _ in $(seq 1 160); do "$@" && return 0; sleep 0.25; done; "$@"; }
 
 # The route files land under the node's file root in the sandbox: files/routes.
 routes=/run/wg-fleet-sandbox/$name/nodes/edge1/files/routes

@@ -23,7 +23,6 @@ cleanup() {
   rm -rf "$tmp"
 }
 trap cleanup EXIT
-in_node() { local node=$1; shift; "$bin" sandbox exec --name "$name" "$node" "$@"; }
 # Polls a condition for at most 30 s: for convergence (a first handshake), never for timing.
 eventually() { local end=$((SECONDS + 30)); until "$@"; do ((SECONDS < end)) || return 1; sleep 0.25; done; }
 

@@ -32,9 +32,6 @@ cleanup() {
   rm -rf "$tmp"
 }
 trap cleanup EXIT
-in_node() { local node=$1; shift; "$bin" sandbox exec --name "$name" "$node" "$@"; }
-# Polls a condition: for convergence (a first handshake), never for timing.
-eventually() { for _ in $(seq 1 160); do "$@" && return 0; sleep 0.25; done; "$@"; }
 
 cfg=$tmp/fleet.yaml
 write_cfg() {  # $1: the forwards: list

@@ -58,3 +58,6 @@ use_sandbox() {
   trap '"$bin" sandbox down --name "$name" >/dev/null 2>&1; rm -rf "$tmp"' EXIT
 }
 in_node() { local node=$1; shift; "$bin" sandbox exec --name "$name" "$node" "$@"; }
+# eventually COMMAND...: polls a condition for up to 40 s, for convergence (a first handshake, a
+# daemon's start), never for timing; the last try's status.
+eventually() { for _ in $(seq 1 160); do "$@" && return 0; sleep 0.25; done; "$@"; }

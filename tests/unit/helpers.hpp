@@ -37,6 +37,7 @@
 #include "config/diag.hpp"
 #include "config/parse.hpp"
 #include "plan/address_plan.hpp"
+#include "plan/render.hpp"
 #include "plan/validate.hpp"
 
 namespace wgf::test {
@@ -111,6 +112,21 @@ inline std::unique_ptr<Loaded> check(std::string_view yaml, std::string_view fil
     l->plan = plan::plan_addresses(l->parsed.config);
     plan::validate(l->parsed.config, l->plan, l->parsed.tree, l->diags, l->parsed.broken);
     return l;
+}
+
+// A file that must be valid, with the Fleetwide its renders start from.
+struct Rendered {
+    std::unique_ptr<Loaded> l;
+    std::unique_ptr<plan::Fleetwide> fw;
+};
+
+inline Rendered load_valid(const std::string& yaml) {
+    Rendered r;
+    r.l = check(yaml);
+    INFO(r.l->text());
+    REQUIRE_FALSE(r.l->diags.has_errors());
+    r.fw = std::make_unique<plan::Fleetwide>(r.l->cfg());
+    return r;
 }
 
 // The reference's fleet (2 controllers, 3 peers, real keys), shared by several test files.

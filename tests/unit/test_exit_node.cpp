@@ -34,20 +34,6 @@ const std::string kFleet = fmt::format(R"(fleets:
 )",
                                        kGw);
 
-struct Rendered {
-    std::unique_ptr<test::Loaded> l;
-    std::unique_ptr<plan::Fleetwide> fw;
-};
-
-Rendered load(const std::string& yaml) {
-    Rendered r;
-    r.l = test::check(yaml);
-    INFO(r.l->text());
-    REQUIRE_FALSE(r.l->diags.has_errors());
-    r.fw = std::make_unique<plan::Fleetwide>(r.l->cfg());
-    return r;
-}
-
 const model::WgPeer& peer_of(const model::WgInterface& w, const char* b64) {
     auto k = model::Key::from_base64(b64);
     REQUIRE(k);
@@ -63,7 +49,7 @@ bool has(const model::PrefixSet& s, const char* p) {
 }  // namespace
 
 TEST_CASE("exit node, peer side: 0/0 and ::/0 on the exit node's entry, routed in table 30567 by wg-quick's rules", "[exit][render]") {
-    auto r = load(kFleet);
+    auto r = test::load_valid(kFleet);
     const HostState hs = plan::render_host(*r.fw, "laptop").state;
     const auto& w = hs.interfaces.at("road");
     CHECK(w.fwmark == 0x7767u);
@@ -86,7 +72,7 @@ TEST_CASE("exit node, peer side: 0/0 and ::/0 on the exit node's entry, routed i
 }
 
 TEST_CASE("exit node: none and null opt a peer out of the fleet's default", "[exit][render]") {
-    auto r = load(kFleet);
+    auto r = test::load_valid(kFleet);
     for (const char* node : {"phone", "desk"}) {
         INFO(node);
         const HostState hs = plan::render_host(*r.fw, node).state;
@@ -100,14 +86,14 @@ TEST_CASE("exit node: none and null opt a peer out of the fleet's default", "[ex
 }
 
 TEST_CASE("exit node without an IPv4 pool: ::/0 only", "[exit][render]") {
-    auto r = load(fmt::format(R"(fleets:
+    auto r = test::load_valid(fmt::format(R"(fleets:
   road:
     controllers:
       gw: {{ endpoint: 198.51.100.1, public_key: {} }}
     peers:
       laptop: {{ public_key: j576wwZ01GUTN2l6tbbvKlUcpFDP+HxG3ydj959VEmY=, exit_node: gw }}
 )",
-                              kGw));
+                                          kGw));
     const HostState hs = plan::render_host(*r.fw, "laptop").state;
     const auto& gw = peer_of(hs.interfaces.at("road"), kGw);
     CHECK_FALSE(has(gw.allowed_ips, "0.0.0.0/0"));
@@ -118,7 +104,7 @@ TEST_CASE("exit node without an IPv4 pool: ::/0 only", "[exit][render]") {
 
 TEST_CASE("exit node, controller side: accepts and masquerades exactly the exit peers' addresses, out of non-fleet interfaces",
           "[exit][render]") {
-    auto r = load(kFleet);
+    auto r = test::load_valid(kFleet);
     const HostState hs = plan::render_host(*r.fw, "gw").state;
     // The laptop's addresses as the address plan gives them.
     const auto& fp = r.fw->plan.fleets.at("road");

@@ -41,20 +41,6 @@ constexpr const char* kP3 = "fwPl3x5N338IdrP7PXDTlSMQAK32JIOnNuA/fToAQ3c=";
 
 const std::string kClan = test::kClanFleetYaml;
 
-struct Rendered {
-    std::unique_ptr<test::Loaded> l;
-    std::unique_ptr<plan::Fleetwide> fw;
-};
-
-Rendered load(const std::string& yaml) {
-    Rendered r;
-    r.l = test::check(yaml);
-    INFO(r.l->text());
-    REQUIRE_FALSE(r.l->diags.has_errors());
-    r.fw = std::make_unique<plan::Fleetwide>(r.l->cfg());
-    return r;
-}
-
 model::Key key(const char* b64) {
     auto k = model::Key::from_base64(b64);
     REQUIRE(k);
@@ -77,7 +63,7 @@ using Strings = std::vector<std::string>;
 // Controllers
 
 TEST_CASE("controller: addresses, listen port and its WireGuard peers", "[render][clan]") {
-    auto r = load(kClan);
+    auto r = test::load_valid(kClan);
     plan::Desired d = plan::render_host(*r.fw, "controller1");
     const HostState& hs = d.state;
     REQUIRE(hs.interfaces.size() == 1);
@@ -123,7 +109,7 @@ TEST_CASE("controller: addresses, listen port and its WireGuard peers", "[render
 }
 
 TEST_CASE("controller: kernel routes, forwarding and firewall", "[render][clan]") {
-    auto r = load(kClan);
+    auto r = test::load_valid(kClan);
     HostState hs = plan::render_host(*r.fw, "controller1").state;
     // The /56s and /96s lie inside the /40 on the interface: only the member route needs a kernel route.
     REQUIRE(hs.routes.size() == 1);
@@ -140,7 +126,7 @@ TEST_CASE("controller: kernel routes, forwarding and firewall", "[render][clan]"
 }
 
 TEST_CASE("controller with an endpoint port: its peers dial that port", "[render][clan]") {
-    auto r = load(kClan);
+    auto r = test::load_valid(kClan);
     HostState hs = plan::render_host(*r.fw, "controller2").state;
     const WgInterface& w = hs.interfaces.at("wg-test-one");
     CHECK(strs(w.addresses) == Strings{"fd51:19c1:c1:aa00::1/40"});
@@ -156,7 +142,7 @@ TEST_CASE("reference: a controller listens on the fleet port", "[render][clan][s
     // clan-address-plan.md, "Who gets what": "Controller C ... Listens on the fleet port (default
     // 51820)". controller2's endpoint names 51821 (a NAT mapping to the fleet port, as the
     // example clan-fleet.yaml explains); that is where peers dial, not what controller2 binds.
-    auto r = load(kClan);
+    auto r = test::load_valid(kClan);
     HostState hs = plan::render_host(*r.fw, "controller2").state;
     CHECK(hs.interfaces.at("wg-test-one").listen_port.value_or(0) == 51820);
 }
@@ -164,7 +150,7 @@ TEST_CASE("reference: a controller listens on the fleet port", "[render][clan][s
 TEST_CASE("a hub controller relaying a peer's IPv4 routes forwards IPv4", "[render][clan]") {
     // peer3 routes 10.20.0.0/16; in a hub, peer1 sends that traffic to controller1, which must
     // forward it on to peer3 (controller1's own kernel route for 10.20.0.0/16 shows it does).
-    auto r = load(kClan);
+    auto r = test::load_valid(kClan);
     HostState hs = plan::render_host(*r.fw, "controller1").state;
     REQUIRE(hs.routes.size() == 1);
     CHECK(hs.sysctls.count("net/ipv4/ip_forward") == 1);
@@ -174,7 +160,7 @@ TEST_CASE("a hub controller relaying a peer's IPv4 routes forwards IPv4", "[rend
 // Peers
 
 TEST_CASE("peer: one address per controller, controllers as peers, no listen port", "[render][clan]") {
-    auto r = load(kClan);
+    auto r = test::load_valid(kClan);
     plan::Desired d = plan::render_host(*r.fw, "peer1");
     const HostState& hs = d.state;
     REQUIRE(hs.interfaces.size() == 1);
@@ -208,7 +194,7 @@ TEST_CASE("peer: one address per controller, controllers as peers, no listen por
 }
 
 TEST_CASE("peer with routes: forwards IPv4 and its designated controller does not loop its own routes", "[render][clan]") {
-    auto r = load(kClan);
+    auto r = test::load_valid(kClan);
     HostState hs = plan::render_host(*r.fw, "peer3").state;
     const WgInterface& w = hs.interfaces.at("wg-test-one");
     CHECK(strs(w.addresses) == Strings{"fd51:19c1:3b:f700:e42b:bf85:33f4:f0b1/56", "fd51:19c1:c1:aa00:e42b:bf85:33f4:f0b1/56"});
@@ -222,7 +208,7 @@ TEST_CASE("peer with routes: forwards IPv4 and its designated controller does no
 TEST_CASE("keepalive follows the fleet everywhere", "[render][clan]") {
     std::string yaml = kClan;
     yaml.replace(yaml.find("    controllers:"), 0, "    keepalive: 0\n");
-    auto r = load(yaml);
+    auto r = test::load_valid(yaml);
     for (const char* node : {"controller1", "controller2", "peer1", "peer2", "peer3"}) {
         HostState hs = plan::render_host(*r.fw, node).state;
         for (const auto& [k, p] : hs.interfaces.at("wg-test-one").peers) {
@@ -233,7 +219,7 @@ TEST_CASE("keepalive follows the fleet everywhere", "[render][clan]") {
 }
 
 TEST_CASE("an interface override, mtu and a controller's own routes", "[render][clan]") {
-    auto r = load(R"(fleets:
+    auto r = test::load_valid(R"(fleets:
   wg-test-one:
     interface: wg-mesh
     mtu: 1420
@@ -260,7 +246,7 @@ TEST_CASE("an interface override, mtu and a controller's own routes", "[render][
 
 TEST_CASE("pending members are listed, not configured", "[render][pending]") {
     std::string yaml = kClan + "      peer4: { controller: controller1 }\n";
-    auto r = load(yaml);
+    auto r = test::load_valid(yaml);
     plan::Desired d = plan::render_host(*r.fw, "controller1");
     const WgInterface& w = d.state.interfaces.at("wg-test-one");
     const model::InterfaceLabels& l = d.labels.of("wg-test-one");
@@ -269,7 +255,7 @@ TEST_CASE("pending members are listed, not configured", "[render][pending]") {
     for (const auto& [k, name] : l.peer_names) CHECK(name != "peer4");
 
     // A controller without a key is pending on the peers.
-    auto r2 = load(R"(fleets:
+    auto r2 = test::load_valid(R"(fleets:
   wg-test-one:
     controllers:
       controller1: { endpoint: vpn1.example.com }
@@ -297,8 +283,8 @@ TEST_CASE("members sharing a public key: the first one reached keeps it", "[rend
     std::string shared = head, alone = head + member(0, kP1);
     for (int i = 0; i < 40; ++i) shared += member(i, kP1);
     shared += member(40, kC2);  // after the controller with that key
-    auto r = load(shared);
-    auto ref = load(alone);
+    auto r = test::load_valid(shared);
+    auto ref = test::load_valid(alone);
     plan::Desired d = plan::render_host(*r.fw, "c1");
     plan::Desired want = plan::render_host(*ref.fw, "c1");
     const WgInterface& w = d.state.interfaces.at("wg-test-one");
@@ -309,7 +295,7 @@ TEST_CASE("members sharing a public key: the first one reached keeps it", "[rend
 }
 
 TEST_CASE("a node in no fleet renders nothing", "[render]") {
-    auto r = load(kClan);
+    auto r = test::load_valid(kClan);
     HostState hs = plan::render_host(*r.fw, "stranger").state;
     CHECK(hs == HostState{});
 }
@@ -318,7 +304,7 @@ TEST_CASE("a node in no fleet renders nothing", "[render]") {
 // Hosts
 
 TEST_CASE("hosts entries: <node>.<fleet>.<domain>, peers at their designated controller's address", "[render][hosts]") {
-    auto r = load(kClan);
+    auto r = test::load_valid(kClan);
     auto entries = plan::render_hosts_entries(*r.fw, "peer1");
     std::vector<std::pair<std::string, std::string>> got;
     for (const auto& e : entries) got.emplace_back(e.name, e.addr.str());
@@ -346,7 +332,7 @@ TEST_CASE("hosts entries: <node>.<fleet>.<domain>, peers at their designated con
 }
 
 TEST_CASE("hosts entries without a domain, and the wireguard fleet", "[render][hosts]") {
-    auto r = load(R"(fleets:
+    auto r = test::load_valid(R"(fleets:
   wireguard:
     controllers:
       controller: { endpoint: vpn.example.com, public_key: cAdu2zsfixJ9e1RTDKYFWnnvsUJM9vR2ChcsgKbeVGg= }
@@ -360,7 +346,7 @@ TEST_CASE("hosts entries without a domain, and the wireguard fleet", "[render][h
 }
 
 TEST_CASE("hosts entries cover only the node's fleets unless asked for all", "[render][hosts]") {
-    auto r = load(R"(fleets:
+    auto r = test::load_valid(R"(fleets:
   wireguard:
     controllers:
       controller: { endpoint: vpn.example.com, public_key: cAdu2zsfixJ9e1RTDKYFWnnvsUJM9vR2ChcsgKbeVGg= }
@@ -386,7 +372,7 @@ TEST_CASE("hosts entries cover only the node's fleets unless asked for all", "[r
 // wg-quick
 
 TEST_CASE("wg-quick config of a peer, exact text", "[render][wg-quick]") {
-    auto r = load(kClan);
+    auto r = test::load_valid(kClan);
     CHECK(plan::render_wg_quick(*r.fw, "wg-test-one", "peer1", std::string(kP1Priv)) ==
           "# wg-quick config of peer1 in fleet wg-test-one (interface wg-test-one), rendered by wg-fleet.\n"
           "# Not expressed here (wg-fleet applies them; under wg-quick, PostUp/PostDown or other tools must):\n"
@@ -411,7 +397,7 @@ TEST_CASE("wg-quick config of a peer, exact text", "[render][wg-quick]") {
 }
 
 TEST_CASE("wg-quick without the private key loads it on the node, controllers get ListenPort", "[render][wg-quick]") {
-    auto r = load(kClan);
+    auto r = test::load_valid(kClan);
     std::string peer1 = plan::render_wg_quick(*r.fw, "wg-test-one", "peer1", std::nullopt);
     CHECK_FALSE(test::contains(peer1, "PrivateKey ="));
     CHECK(test::contains(peer1, "PostUp = wg set %i private-key /var/lib/wg-fleet/"));
@@ -434,7 +420,7 @@ TEST_CASE("wg-quick without the private key loads it on the node, controllers ge
 // Subnet-style fleets
 
 TEST_CASE("subnet style: the server and a client", "[render][subnet]") {
-    auto r = load(R"(fleets:
+    auto r = test::load_valid(R"(fleets:
   southeast:
     ip6: fd00:a0a8:34d:2a00::1
     subnet: fd00:a0a8:34d:2a00::/64
@@ -489,7 +475,7 @@ http_routes:
 }
 
 TEST_CASE("edge gateway: forwards become DNAT and masquerade intents and turn on forwarding", "[render][edge]") {
-    auto r = load(kEdge);
+    auto r = test::load_valid(kEdge);
     HostState hs = plan::render_host(*r.fw, "edge1").state;
 
     std::vector<const model::FwRule*> dnat, masq;
@@ -538,7 +524,7 @@ TEST_CASE("edge gateway: a forward to an explicit address is one DNAT rule of th
                  "  - { name: lan-web, node: edge1, port: 8080, to: 192.0.2.7, to_port: 80 }\n"
                  "  - { name: pool-dns, node: edge1, proto: udp, port: 5353, to: 10.50.0.200, to_port: 53 }\n"
                  "  - { name: web6, node: edge1, port: 8443, to: \"fda1:cb10:b4:ba00::abcd\", to_port: 443 }\n");
-    auto r = load(yaml);
+    auto r = test::load_valid(yaml);
     HostState hs = plan::render_host(*r.fw, "edge1").state;
     auto rule = [&](const std::string& id) -> const model::FwRule& {
         INFO(id);
@@ -566,7 +552,7 @@ TEST_CASE("edge gateway: a forward to an explicit address is one DNAT rule of th
 }
 
 TEST_CASE("edge gateway: an IPv6-only explicit forward turns on IPv6 forwarding alone", "[render][edge]") {
-    auto r = load(R"(fleets:
+    auto r = test::load_valid(R"(fleets:
   edge:
     controllers:
       edge1: { endpoint: 198.51.100.10, public_key: cAdu2zsfixJ9e1RTDKYFWnnvsUJM9vR2ChcsgKbeVGg= }
@@ -584,7 +570,7 @@ forwards:
 }
 
 TEST_CASE("edge gateway: a VM reaches the fleet's IPv4 pool through the gateway", "[render][edge]") {
-    auto r = load(kEdge);
+    auto r = test::load_valid(kEdge);
     HostState hs = plan::render_host(*r.fw, "vm-123").state;
     const WgInterface& w = hs.interfaces.at("edge");
     CHECK(strs(w.addresses) == Strings{"10.50.0.123/24", "fda1:cb10:b4:ba00:97b1:d8b9:8e6:7460/56"});
@@ -598,7 +584,7 @@ TEST_CASE("edge gateway: a VM reaches the fleet's IPv4 pool through the gateway"
 }
 
 TEST_CASE("wg-quick of a gateway names every sysctl, firewall rule and file it leaves to others", "[render][wg-quick][edge]") {
-    auto r = load(kEdge);
+    auto r = test::load_valid(kEdge);
     const std::string conf = plan::render_wg_quick(*r.fw, "edge", "edge1", std::nullopt);
     const HostState hs = plan::render_host(*r.fw, "edge1").state;
     REQUIRE(conf.find("[Interface]") != std::string::npos);
@@ -627,7 +613,7 @@ TEST_CASE("wg-quick of a gateway names every sysctl, firewall rule and file it l
 }
 
 TEST_CASE("edge gateway: http_routes become Traefik dynamic files", "[render][edge][traefik]") {
-    auto r = load(kEdge);
+    auto r = test::load_valid(kEdge);
     HostState hs = plan::render_host(*r.fw, "edge1").state;
     REQUIRE(hs.files.count("/etc/traefik/dynamic/vm-123.yml"));
     CHECK(hs.files.at("/etc/traefik/dynamic/vm-123.yml").content ==
@@ -663,7 +649,7 @@ TEST_CASE("edge gateway: http_routes become Traefik dynamic files", "[render][ed
 }
 
 TEST_CASE("http route targets: a member without IPv4 is reached at its bracketed IPv6 address", "[render][traefik]") {
-    auto r = load(kClan);
+    auto r = test::load_valid(kClan);
     model::HttpRoute route;
     route.name = "app";
     route.node = "controller1";
@@ -690,7 +676,7 @@ http_routes:
 )";
 
 TEST_CASE("http_server: caddy: one marked Caddyfile snippet per route and the reload after them", "[render][edge][caddy]") {
-    auto r = load(kEdgeCaddy);
+    auto r = test::load_valid(kEdgeCaddy);
     plan::Desired d = plan::render_host(*r.fw, "edge1");
     REQUIRE(d.state.files.count("/etc/caddy/wg-fleet/vm-123.caddy"));
     CHECK(d.state.files.at("/etc/caddy/wg-fleet/vm-123.caddy").content ==
@@ -707,7 +693,7 @@ TEST_CASE("http_server: caddy: one marked Caddyfile snippet per route and the re
     CHECK(d.labels.reload->dir == "/etc/caddy/wg-fleet");
     CHECK(d.labels.reload->command == "caddy reload --config /etc/caddy/Caddyfile");
     // A Traefik fleet has no reload: Traefik watches its directory.
-    CHECK_FALSE(plan::render_host(*load(kEdge).fw, "edge1").labels.reload);
+    CHECK_FALSE(plan::render_host(*test::load_valid(kEdge).fw, "edge1").labels.reload);
     // Another node has no routes, but removing its last one needs the reload too.
     CHECK(plan::render_host(*r.fw, "vm-123").labels.reload);
 }
@@ -726,7 +712,7 @@ std::pair<int, std::string> run_shell(const std::string& cmd) {
 }  // namespace
 
 TEST_CASE("caddy adapts and validates the generated snippets imported by a Caddyfile", "[render][caddy]") {
-    auto r = load(kEdgeCaddy);
+    auto r = test::load_valid(kEdgeCaddy);
     plan::Desired d = plan::render_host(*r.fw, "edge1");
     char tmpl[] = "/tmp/wgf-caddy-unit.XXXXXX";
     REQUIRE(mkdtemp(tmpl));
@@ -778,7 +764,7 @@ TEST_CASE("render_traefik_route escapes quotes in names", "[render][traefik]") {
 // Whole-fleet property
 
 TEST_CASE("every pair of connected nodes agrees on keys and addresses", "[render][property]") {
-    auto r = load(kClan);
+    auto r = test::load_valid(kClan);
     const char* nodes[] = {"controller1", "controller2", "peer1", "peer2", "peer3"};
     std::map<std::string, std::string> pub = {{"controller1", kC1}, {"controller2", kC2}, {"peer1", kP1}, {"peer2", kP2}, {"peer3", kP3}};
     std::map<std::string, plan::Desired> hs;
@@ -884,7 +870,7 @@ struct Net {
 using Nodes = std::vector<std::string>;
 const Nodes kMultiAll(std::begin(kMultiNodes), std::end(kMultiNodes));
 
-Net simulate(const Rendered& r, const std::string& fleet, const Nodes& nodes) {
+Net simulate(const test::Rendered& r, const std::string& fleet, const Nodes& nodes) {
     Net n;
     const auto& f = r.l->cfg().fleets.at(fleet);
     for (const auto& node : nodes) {
@@ -922,7 +908,7 @@ std::vector<model::IpAddr> sources_for(const Net& n, const std::string& node, co
 }
 
 void require_full_reach(const std::string& yaml, const std::string& fleet, const Nodes& nodes, const char* topology) {
-    auto r = load(yaml);
+    auto r = test::load_valid(yaml);
     Net n = simulate(r, fleet, nodes);
     const auto& f = r.l->cfg().fleets.at(fleet);
     const auto& fp = r.fw->plan.fleets.at(fleet);
@@ -980,7 +966,7 @@ TEST_CASE("subnet style with an IPv4 pool and routes: every member reaches every
 }
 
 TEST_CASE("several controllers, hub: the allowed IPs of each role", "[render][clan][multi]") {
-    auto r = load(multi("hub"));
+    auto r = test::load_valid(multi("hub"));
     const auto& fp = r.fw->plan.fleets.at("multi");
     auto v4 = [&](const char* n) { return model::Prefix::host(fp.ipv4.at(n)).str(); };
     auto net = [&](const char* c) { return fp.nets.at(c).str(); };
@@ -1022,7 +1008,7 @@ TEST_CASE("several controllers, hub: the allowed IPs of each role", "[render][cl
 }
 
 TEST_CASE("several controllers: wg-quick gives a peer's IPv6 routes the same preferred source", "[render][clan][multi][wg-quick]") {
-    auto r = load(multi("hub"));
+    auto r = test::load_valid(multi("hub"));
     const auto& f = r.l->cfg().fleets.at("multi");
     std::string src = plan::primary_address(f, r.fw->plan.fleets.at("multi"), "a1")->str();
     std::string conf = plan::render_wg_quick(*r.fw, "multi", "a1", std::nullopt);
@@ -1036,7 +1022,7 @@ TEST_CASE("several controllers: wg-quick gives a peer's IPv6 routes the same pre
 
 TEST_CASE("several controllers: no prefix is claimed by two entries of one device", "[render][clan][multi]") {
     for (const char* topology : {"hub", "mesh"}) {
-        auto r = load(multi(topology));
+        auto r = test::load_valid(multi(topology));
         for (const char* node : kMultiNodes) {
             plan::Desired d = plan::render_host(*r.fw, node);
             std::map<std::string, std::string> owner;
