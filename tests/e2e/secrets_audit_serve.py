@@ -250,8 +250,16 @@ def modes(tmp, token_path):
         path = s.format(tmp=tmp)
         check(f"{os.path.basename(path)} is 0600", stat.S_IMODE(os.stat(path).st_mode) == 0o600)
     loose = [os.path.join(r, n) for r, _, names in os.walk(f"{tmp}/state") for n in names
-             if stat.S_IMODE(os.stat(os.path.join(r, n)).st_mode) & 0o077 and n.startswith("serve")]
+             if n.startswith("serve") and mode_of(os.path.join(r, n)) & 0o077]
     check("no file of serve's store is readable by others", not loose, loose)
+
+
+def mode_of(path):
+    """A file's permission bits, or 0 when it was renamed away after the listing."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return 0
 
 
 def search(tmp, out, keys, exempt_dir, token_path):

@@ -50,7 +50,11 @@ def main():
     for f in files:
         if f.endswith(".key") or os.path.realpath(f) in own or not os.path.isfile(f):
             continue
-        data = open(f, "rb").read()
+        try:
+            with open(f, "rb") as fh:
+                data = fh.read()
+        except FileNotFoundError:  # a temporary file renamed away after the listing
+            continue
         searched += 1
         for src, form, n in needles:
             if n in data:
