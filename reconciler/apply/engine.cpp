@@ -44,6 +44,9 @@ plan::Ownership write_ahead(const plan::Ownership& before, const plan::Ownership
     // A sysctl about to change is recorded with the value it had first; one about to be restored
     // stays recorded until it is.
     for (const auto& [k, rec] : after.sysctls) o.sysctls.insert_or_assign(k, rec);
+    // A directory's reload command as configured now; one no longer configured stays recorded
+    // until its files are gone.
+    for (const auto& [dir, command] : after.reload_commands) o.reload_commands.insert_or_assign(dir, command);
     // Endpoints are what was set, not what will be: they stay as they were until the run ends.
     for (const auto& [i, eps] : after.endpoints) o.endpoints[i];
     return o;
@@ -61,6 +64,10 @@ bool covers(const plan::Ownership& before, const plan::Ownership& after) {
     for (const auto& [k, rec] : after.sysctls) {
         auto b = before.sysctls.find(k);
         if (b == before.sysctls.end() || b->second != rec) return false;
+    }
+    for (const auto& [dir, command] : after.reload_commands) {
+        auto b = before.reload_commands.find(dir);
+        if (b == before.reload_commands.end() || b->second != command) return false;
     }
     return true;
 }
@@ -177,7 +184,8 @@ Desired render_desired(const plan::Fleetwide& fleet, const std::string& node) {
     return d;
 }
 
-bool covers(const plan::Ownership& before, const model::HostState& desired, const std::map<std::string, plan::OwnedSysctl>& sysctls) {
+bool covers(const plan::Ownership& before, const model::HostState& desired, const std::map<std::string, plan::OwnedSysctl>& sysctls,
+            const std::optional<model::FileReload>& reload) {
     for (const auto& [name, w] : desired.interfaces) {
         auto b = before.peers.find(name);
         if (!before.interfaces.count(name) || !before.endpoints.count(name) || b == before.peers.end()) return false;
@@ -194,6 +202,10 @@ bool covers(const plan::Ownership& before, const model::HostState& desired, cons
     for (const auto& [k, rec] : sysctls) {
         auto b = before.sysctls.find(k);
         if (b == before.sysctls.end() || b->second != rec) return false;
+    }
+    if (reload) {
+        auto b = before.reload_commands.find(reload->dir);
+        if (b == before.reload_commands.end() || b->second != reload->command) return false;
     }
     return true;
 }
@@ -278,8 +290,14 @@ RunResult Engine::run_once(Desired d, const std::string& node, Mode mode, int64_
     r.timings.lap("ownership");
     // Before anything is written: where the managed files land. Only the owned files can
     // change for the diff: the record is copied only when they do.
-    plan::Ownership owned_files{
-        .interfaces = {}, .peers = {}, .endpoints = {}, .files = owned->files, .sysctls = {}, .names = {}, .reloads = {}};
+    plan::Ownership owned_files{.interfaces = {},
+                                .peers = {},
+                                .endpoints = {},
+                                .files = owned->files,
+                                .sysctls = {},
+                                .names = {},
+                                .reloads = {},
+                                .reload_commands = {}};
     if (auto s = check_file_places(backends.files, r.desired, r.labels, d.state_dir, owned_files); !s) {
         r.error = s.error();
         return r;
@@ -362,7 +380,7 @@ RunResult Engine::run_once(Desired d, const std::string& node, Mode mode, int64_
     // An edit of a large node rarely owns anything new: then the record stands as it is,
     // checked against what the run wants without building, copying or comparing a record.
     std::optional<plan::Ownership> written_ahead;
-    if (!covers(*owned, r.desired, sysctls_after)) written_ahead = write_ahead(*owned, record_after());
+    if (!covers(*owned, r.desired, sysctls_after, r.labels.reload)) written_ahead = write_ahead(*owned, record_after());
     // A reload is owed from before it runs until it succeeds: a failed one is retried next run.
     for (const auto& op : r.plan.ops)
         if (const auto* rl = std::get_if<plan::OpReload>(&op); rl && !owned->reloads.count(rl->dir)) {

@@ -72,9 +72,11 @@ plan::Ownership write_ahead(const plan::Ownership& before, const plan::Ownership
 // Whether `before` already records everything write_ahead would add of `after` (then
 // write_ahead(before, after) == before).
 bool covers(const plan::Ownership& before, const plan::Ownership& after);
-// The same as covers(before, after) for `after` = ownership_after(desired) with these sysctls,
+// The same as covers(before, after) for `after` = ownership_after(desired, labels) with these
+// sysctls and labels.reload,
 // without building it: a walk over what `desired` has.
-bool covers(const plan::Ownership& before, const model::HostState& desired, const std::map<std::string, plan::OwnedSysctl>& sysctls);
+bool covers(const plan::Ownership& before, const model::HostState& desired, const std::map<std::string, plan::OwnedSysctl>& sysctls,
+            const std::optional<model::FileReload>& reload = std::nullopt);
 // After a failed apply: the endpoints recorded before, plus each desired endpoint the device
 // now really has. An endpoint that a failed set did not apply is not recorded, so the roaming
 // rule cannot mistake the old live endpoint for a roamed one.

@@ -346,17 +346,22 @@ private:
         diff_reload();
     }
 
-    // One reload after the files of its directory change, or when a failed run left it owed.
+    // One reload after the files of its directory change, or when a failed run left it owed:
+    // with the command configured now, or for a directory no longer configured (its files are
+    // being removed), with the command recorded when they were written.
     void diff_reload() {
-        if (!labels_.reload) return;
-        const auto& [dir, command] = *labels_.reload;
-        bool due = owned_.reloads.count(dir) > 0;
-        for (const auto& op : phases_[kFiles]) {
-            const auto* w = std::get_if<OpWriteFile>(&op);
-            const auto* r = std::get_if<OpRemoveFile>(&op);
-            if (w || r) due |= path_within(w ? w->file.path : r->path, dir);
-        }
-        if (due) add(kReload, OpReload{.command = command, .dir = dir});
+        auto reload_if_due = [&](const std::string& dir, const std::string& command) {
+            bool due = owned_.reloads.count(dir) > 0;
+            for (const auto& op : phases_[kFiles]) {
+                const auto* w = std::get_if<OpWriteFile>(&op);
+                const auto* r = std::get_if<OpRemoveFile>(&op);
+                if (w || r) due |= path_within(w ? w->file.path : r->path, dir);
+            }
+            if (due) add(kReload, OpReload{.command = command, .dir = dir});
+        };
+        if (labels_.reload) reload_if_due(labels_.reload->dir, labels_.reload->command);
+        for (const auto& [dir, command] : owned_.reload_commands)
+            if (!labels_.reload || labels_.reload->dir != dir) reload_if_due(dir, command);
     }
 
     static inline const std::set<Key> kNoKeys{};
@@ -394,6 +399,7 @@ Ownership ownership_after(const HostState& desired, const model::Labels& labels)
         }
     }
     for (const auto& [path, f] : desired.files) o.files.insert(path);
+    if (labels.reload) o.reload_commands.emplace(labels.reload->dir, labels.reload->command);
     return o;
 }
 

@@ -40,6 +40,10 @@ struct Ownership {
     // reloads, kept after it fails, so the next run reloads (with the command then configured)
     // even when the files are already as desired.
     std::set<std::string> reloads;
+    // The reload command of each directory whose files are ours (labels' reload when written):
+    // when the configuration stops naming it (http_server: caddy -> traefik, another
+    // http_routes_dir), removing its files still reloads the program that imported them.
+    std::map<std::string, std::string> reload_commands;
 
     auto operator<=>(const Ownership&) const = default;
 };

@@ -39,6 +39,7 @@ std::string ownership_to_json(const Ownership& o) {
     }
     j["names"] = names;
     if (!o.reloads.empty()) j["reloads"] = o.reloads;
+    if (!o.reload_commands.empty()) j["reload_commands"] = o.reload_commands;
     return j.dump(1) + "\n";
 }
 
@@ -91,7 +92,7 @@ public:
             sysctl_ = k;
             original_.reset();
             value_.reset();
-        } else if (depth_ == 3) {
+        } else if (depth_ == 3 || (depth_ == 2 && section_ == Section::reload_commands)) {
             inner_key_ = k;
         }
         return true;
@@ -103,6 +104,7 @@ public:
             case Section::interfaces: o_.interfaces.insert(v); break;
             case Section::files: o_.files.insert(v); break;
             case Section::reloads: o_.reloads.insert(v); break;
+            case Section::reload_commands: o_.reload_commands.insert_or_assign(inner_key_, v); break;
             case Section::peers:
                 // A key that is not one is dropped, as the diff could not match it anyway.
                 if (auto key = model::Key::from_base64(v)) peers_->insert(peers_->end(), *key);
@@ -130,11 +132,13 @@ public:
     bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception& e) override { return fail(e.what()); }
 
 private:
-    enum class Section { other, interfaces, peers, endpoints, files, sysctls, names, reloads };
+    enum class Section { other, interfaces, peers, endpoints, files, sysctls, names, reloads, reload_commands };
     enum class Shape { object, array, string };
     static constexpr std::pair<std::string_view, Section> kSections[] = {
-        {"interfaces", Section::interfaces}, {"peers", Section::peers}, {"endpoints", Section::endpoints}, {"files", Section::files},
-        {"sysctls", Section::sysctls},       {"names", Section::names}, {"reloads", Section::reloads}};
+        {"interfaces", Section::interfaces}, {"peers", Section::peers},
+        {"endpoints", Section::endpoints},   {"files", Section::files},
+        {"sysctls", Section::sysctls},       {"names", Section::names},
+        {"reloads", Section::reloads},       {"reload_commands", Section::reload_commands}};
     static Section section_of(std::string_view k) {
         for (const auto& [name, s] : kSections)
             if (k == name) return s;
@@ -155,6 +159,7 @@ private:
             case Section::endpoints:
             case Section::names:
             case Section::sysctls: return depth_ <= 2 ? Shape::object : Shape::string;
+            case Section::reload_commands: return depth_ == 1 ? Shape::object : Shape::string;
             case Section::other: break;
         }
         return Shape::string;
@@ -173,6 +178,7 @@ private:
             case Section::sysctls: o_.sysctls.clear(); break;
             case Section::names: o_.names.clear(); break;
             case Section::reloads: o_.reloads.clear(); break;
+            case Section::reload_commands: o_.reload_commands.clear(); break;
             case Section::other: break;
         }
     }

@@ -191,6 +191,9 @@ TEST_CASE("state: ownership survives a JSON round trip", "[engine][state]") {
     o.files = {"/run/wg_fleet_hosts"};
     o.names["mesh"][key_of(1)] = "alice";
     o.names["mesh"][key_of(2)] = "bob";
+    o.reloads = {"/etc/caddy/wg-fleet"};
+    o.reload_commands["/etc/caddy/wg-fleet"] = "caddy reload --config \"/etc/caddy/Caddyfile\"";
+    o.reload_commands["/srv/routes"] = "systemctl reload caddy";
     auto back = plan::ownership_from_json(plan::ownership_to_json(o));
     REQUIRE(back);
     CHECK(*back == o);
@@ -278,6 +281,10 @@ TEST_CASE("state: a record of another shape is not readable, and says why", "[en
         {R"({"interfaces":[],"peers":{},"endpoints":{},"files":[],"sysctls":{"a":{"original":1,"value":"1"}}})",
          R"(a number in "sysctls")"},
         {R"({"interfaces":[],"peers":{},"endpoints":{},"files":[]} {})", "parse error"},
+        {R"({"interfaces":[],"peers":{},"endpoints":{},"files":[],"reload_commands":["caddy reload"]})",
+         R"(an array in "reload_commands")"},
+        {R"({"interfaces":[],"peers":{},"endpoints":{},"files":[],"reload_commands":{"/d":{"x":"y"}}})",
+         R"(an object in "reload_commands")"},
     };
     for (const auto& [text, reason] : bad) {
         INFO(text);
@@ -687,6 +694,45 @@ TEST_CASE("engine: Caddy's reload runs after its route files change, once, and a
     CHECK(m.commands.runs.size() == 3);
 }
 
+TEST_CASE("engine: switching from Caddy to Traefik removes the snippets and reloads Caddy with the command recorded when they were written",
+          "[engine][files][caddy]") {
+    const std::string route = "http_routes:\n  - { name: app, node: c1, host: app.example.com, to: \"http://p1:80\" }\n";
+    const std::string caddy = std::string(kFleet) + "http_server: caddy\ncaddy_reload: caddy reload --config /x/Caddyfile\n" + route;
+    const std::string traefik = std::string(kFleet) + "http_server: traefik\n" + route;
+    FakeMachine m;
+    MapResolver dns;
+    MemState state;
+    auto b = m.backends();
+    apply::Engine e{b, m.keys, dns, state, nullptr, {}};
+    Setup with_caddy(caddy.c_str());
+    REQUIRE(e.run(*with_caddy.fw, "c1", apply::Mode::apply, m.now).ok());
+    CHECK(state.owned.reload_commands == std::map<std::string, std::string>{{"/etc/caddy/wg-fleet", "caddy reload --config /x/Caddyfile"}});
+    REQUIRE(m.commands.runs.size() == 1);
+
+    // Traefik now: the snippet goes and Caddy is told, or it would serve the route on. The
+    // reload fails first: it stays owed, with its command, until it succeeds.
+    Setup with_traefik(traefik.c_str());
+    auto planned = e.run(*with_traefik.fw, "c1", apply::Mode::plan, m.now);
+    std::vector<std::string> lines;
+    for (const auto& op : planned.plan.ops) lines.push_back(plan::describe(op));
+    CHECK(std::count(lines.begin(), lines.end(),
+                     "~ reload: caddy reload --config /x/Caddyfile (the files in /etc/caddy/wg-fleet changed)") == 1);
+    m.commands.fail = backend::Error{EIO, "run `caddy reload --config /x/Caddyfile`: exited with status 1"};
+    auto failed = e.run(*with_traefik.fw, "c1", apply::Mode::apply, m.now);
+    CHECK_FALSE(failed.ok());
+    CHECK_FALSE(m.files.files.count("/etc/caddy/wg-fleet/app.caddy"));
+    CHECK(state.owned.reloads == std::set<std::string>{"/etc/caddy/wg-fleet"});
+    CHECK(state.owned.reload_commands.count("/etc/caddy/wg-fleet"));
+    m.commands.fail.reset();
+    auto retried = e.run(*with_traefik.fw, "c1", apply::Mode::apply, m.now);
+    CHECK(retried.ok());
+    CHECK(m.commands.runs == std::vector<std::string>(3, "caddy reload --config /x/Caddyfile"));
+    CHECK(state.owned.reloads.empty());
+    CHECK(state.owned.reload_commands.empty());
+    CHECK(e.run(*with_traefik.fw, "c1", apply::Mode::apply, m.now).plan.empty());
+    CHECK(m.commands.runs.size() == 3);
+}
+
 TEST_CASE("engine: a non-regular file at a managed path is a conflict too", "[engine][files]") {
     Setup s;
     FakeMachine m;
@@ -924,7 +970,17 @@ TEST_CASE("engine: covers(before, after) says exactly when the record written ah
     auto sysctl = before;
     sysctl.sysctls["net/ipv6/conf/all/forwarding"] = plan::OwnedSysctl{};
     afters.push_back(sysctl);
+    before.reload_commands["/etc/caddy/wg-fleet"] = "caddy reload";
+    auto other_command = before;
+    other_command.reload_commands["/etc/caddy/wg-fleet"] = "systemctl reload caddy";
+    afters.push_back(other_command);
+    auto other_dir = before;
+    other_dir.reload_commands["/srv/caddy"] = "caddy reload";
+    afters.push_back(other_dir);
     for (const auto& after : afters) CHECK(apply::covers(before, after) == (apply::write_ahead(before, after) == before));
+    // A directory no longer configured keeps its command in the record until its files are gone.
+    CHECK(apply::write_ahead(before, other_dir).reload_commands.size() == 2);
+    CHECK_FALSE(apply::covers(before, other_command));
     CHECK(apply::covers(before, same_less));
     CHECK_FALSE(apply::covers(before, more_peer));
 }
@@ -968,11 +1024,14 @@ TEST_CASE("engine: covers(before, desired, sysctls) is covers(before, the record
             if (rng() % 4 != 0) before.files.insert(f);
         before.sysctls = sysctls();
         const auto after_sysctls = coin() ? before.sysctls : sysctls();
-        plan::Ownership after = plan::ownership_after(desired);
+        model::Labels labels;
+        if (coin()) labels.reload = model::FileReload{.dir = coin() ? "/etc/caddy/wg-fleet" : "/srv/caddy", .command = "caddy reload"};
+        if (coin()) before.reload_commands["/etc/caddy/wg-fleet"] = coin() ? "caddy reload" : "true";
+        plan::Ownership after = plan::ownership_after(desired, labels);
         after.sysctls = after_sysctls;
         const bool want = apply::covers(before, after);
         INFO("round " << round);
-        REQUIRE(apply::covers(before, desired, after_sysctls) == want);
+        REQUIRE(apply::covers(before, desired, after_sysctls, labels.reload) == want);
         (want ? covered : not_covered)++;
     }
     CHECK(covered > 100);
