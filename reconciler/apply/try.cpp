@@ -60,13 +60,15 @@ TryRecord make_try(const model::HostState& desired, const model::Labels& labels,
 std::optional<std::string> cannot_try(const plan::Plan& plan) {
     for (const auto& op : plan.ops) {
         if (const auto* k = std::get_if<plan::OpSetPrivateKey>(&op); k && !k->fresh)
-            return fmt::format("the plan changes the private key of {}, which a rollback could not restore (the previous key is not "
-                               "kept on disk); apply it without --try",
-                               k->ifname);
+            return fmt::format(
+                "the plan changes the private key of {}, which a rollback could not restore (the previous key is not "
+                "kept on disk); apply it without --try",
+                k->ifname);
         if (const auto* d = std::get_if<plan::OpDeleteDevice>(&op))
-            return fmt::format("the plan deletes the device {}, which a rollback could not create again with its key and fleet; apply "
-                               "it without --try",
-                               d->ifname);
+            return fmt::format(
+                "the plan deletes the device {}, which a rollback could not create again with its key and fleet; apply "
+                "it without --try",
+                d->ifname);
     }
     return std::nullopt;
 }

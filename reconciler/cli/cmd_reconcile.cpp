@@ -4,8 +4,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdlib>
-#include <functional>
 #include <ctime>
+#include <functional>
 #include <iostream>
 #include <optional>
 #include <set>
@@ -423,9 +423,10 @@ int cmd_apply(const Globals& g, const std::vector<std::string>& adopt, output::F
     const TrySay say{.info = [&out](const std::string& line) { out << line << (line.ends_with('\n') ? "" : "\n") << std::flush; },
                      .error = [](const std::string& line) { std::cerr << "wg-fleet: " << line << "\n"; },
                      .color = color_on,
-                     .timing = [&g](const std::string& line) {
-                         if (g.verbose > 0) std::cerr << "wg-fleet: " << line << "\n";
-                     }};
+                     .timing =
+                         [&g](const std::string& line) {
+                             if (g.verbose > 0) std::cerr << "wg-fleet: " << line << "\n";
+                         }};
     if (auto rc = settle_pending(*session, say)) return *rc;
     // A desired state a rollback took back is not applied again unless asked to.
     const std::string& dir = session->state_dir;
@@ -457,7 +458,7 @@ int cmd_apply(const Globals& g, const std::vector<std::string>& adopt, output::F
             if (auto s = save_try(dir, t); !s)
                 return backend::Error{s.error().code, s.error().message + "; nothing applied (a try is recorded before any change)"};
             journal_try(*session->machine, dir,
-                        fmt::format("try {} started: window {} s, deadline {}{}{}", t.id, *tried.seconds, t.deadline,
+                        fmt::format("try {} started: window {} s, deadline {}{}{}", t.id, *tried.seconds, utc_time(t.deadline),
                                     t.manual ? ", manual" : "", t.probe.empty() ? "" : ", probe " + t.probe));
             started = std::move(t);
             return backend::Status::ok();

@@ -106,7 +106,8 @@ public:
                 report_.status(fmt::format("rolled back try {}", t.id));
                 return;
             } else {
-                if (waiting_for_ != t.id) log_.info("{}: waiting for it to be confirmed or rolled back ({})", describe_try(t, time(nullptr)), word);
+                if (waiting_for_ != t.id)
+                    log_.info("{}: waiting for it to be confirmed or rolled back ({})", describe_try(t, time(nullptr)), word);
                 waiting_for_ = t.id;
                 report_.status(describe_try(t, time(nullptr)));
                 return;
@@ -125,9 +126,10 @@ public:
                     break;
                 case apply::Hold::held:
                     if (!held_logged_)
-                        log_.warn("holding the state a rollback restored: the file still holds the configuration that try rolled back. "
-                                  "Edit the file to go on (or run `wg-fleet apply --try` to try it again, `wg-fleet apply "
-                                  "--force-rolled-back` to apply it anyway)");
+                        log_.warn(
+                            "holding the state a rollback restored: the file still holds the configuration that try rolled back. "
+                            "Edit the file to go on (or run `wg-fleet apply --try` to try it again, `wg-fleet apply "
+                            "--force-rolled-back` to apply it anyway)");
                     held_logged_ = true;
                     report_.status("holding the state a rollback restored (edit the file to go on)");
                     return;
@@ -151,8 +153,9 @@ public:
                 t.pid = static_cast<int>(getpid());
                 if (auto s = save_try(dir, t); !s)
                     return backend::Error{s.error().code, s.error().message + "; nothing applied (a try is recorded before any change)"};
-                journal_try(machine_, dir,
-                            fmt::format("try {} started: window {} s, deadline {} (watch, {})", t.id, hooks_.try_seconds, t.deadline, word));
+                journal_try(
+                    machine_, dir,
+                    fmt::format("try {} started: window {} s, deadline {} (watch, {})", t.id, hooks_.try_seconds, utc_time(t.deadline), word));
                 started = std::move(t);
                 return backend::Status::ok();
             };
@@ -242,8 +245,8 @@ private:
     spdlog::logger& log_;
     apply::Report& report_;
     apply::LiveCache& verified_;
-    std::string waiting_for_;   // the pending try whose wait was logged
-    bool held_logged_ = false;  // the hold was logged
+    std::string waiting_for_;                  // the pending try whose wait was logged
+    bool held_logged_ = false;                 // the hold was logged
     std::vector<std::string>& last_warnings_;  // of the last run, across reloads
     std::shared_ptr<const Loaded> loaded_;
     std::string node_;

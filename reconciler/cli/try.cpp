@@ -32,15 +32,6 @@ namespace {
 
 std::string hold_file(const std::string& state_dir) { return state_dir + "/try-held"; }
 
-std::string utc(int64_t t) {
-    char buf[32];
-    time_t tt = static_cast<time_t>(t);
-    struct tm tm {};
-    gmtime_r(&tt, &tm);
-    strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return buf;
-}
-
 // The stats of the baseline's interfaces as they are now; an interface that cannot be read has none.
 std::map<std::string, std::map<model::Key, backend::WgPeerStats>> read_stats(Machine& m, const apply::TryRecord& t) {
     std::map<std::string, std::map<model::Key, backend::WgPeerStats>> out;
@@ -54,6 +45,16 @@ std::map<std::string, std::map<model::Key, backend::WgPeerStats>> read_stats(Mac
 }  // namespace
 
 std::string try_file(const std::string& state_dir) { return state_dir + "/try.json"; }
+
+std::string utc_time(int64_t t) {
+    char buf[32];
+    time_t tt = static_cast<time_t>(t);
+    struct tm tm {};
+    gmtime_r(&tt, &tm);
+    strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return buf;
+}
+
 
 backend::Result<std::optional<apply::TryRecord>> load_try(const std::string& state_dir) {
     std::ifstream in(try_file(state_dir));
@@ -84,7 +85,7 @@ void save_hold(const std::string& state_dir, const std::string& digest) {
 void clear_hold(const std::string& state_dir) { (void)unlink(hold_file(state_dir).c_str()); }
 
 std::string describe_try(const apply::TryRecord& t, int64_t now) {
-    std::string head = fmt::format("pending try {}, deadline {}", t.id, utc(t.deadline));
+    std::string head = fmt::format("pending try {}, deadline {}", t.id, utc_time(t.deadline));
     if (!t.confirmed.empty()) return head + ", confirmed (" + t.confirmed + ")";
     if (now < t.deadline) return head + fmt::format(", rollback in {} s", t.deadline - now);
     return head + ", rollback overdue (the next apply or watch run rolls it back)";
@@ -134,9 +135,9 @@ Verdict wait_for_verdict(Machine& m, const std::string& state_dir, const apply::
                             .how = t.baseline.empty() ? "probe" : fmt::format("health: {} peer(s) back; probe", t.baseline.size())};
                 probe_error = s.error().message;
             }
-            std::string line = !missing.empty() ? fmt::format("waiting: {} of {} peer(s) back", t.baseline.size() - missing.size(),
-                                                              t.baseline.size())
-                                                : "waiting: the probe failed: " + probe_error;
+            std::string line = !missing.empty()
+                                   ? fmt::format("waiting: {} of {} peer(s) back", t.baseline.size() - missing.size(), t.baseline.size())
+                                   : "waiting: the probe failed: " + probe_error;
             if (line != last_said) say.info(line);
             last_said = std::move(line);
         }
@@ -158,7 +159,7 @@ bool roll_back_try(Machine& m, const std::string& state_dir, const apply::TryRec
     if (say.timing) say.timing("timing of the rollback: " + r.timings.str());
     // Shown as a plan; each operation is journaled as it is applied.
     if (!r.plan.empty()) say.info(output::plan_text(r.plan, {.color = say.color, .notes = false}));
-    std::string failure = r.error                          ? r.error->message
+    std::string failure = r.error                         ? r.error->message
                           : r.applied && !r.applied->ok() ? r.applied->error->message
                           : r.leftover && !r.leftover->empty()
                               ? fmt::format("{} difference(s) left after the rollback", r.leftover->ops.size())

@@ -16,6 +16,8 @@
 namespace wgf::cli {
 
 std::string try_file(const std::string& state_dir);
+// "2026-12-01T02:42:00Z"
+std::string utc_time(int64_t t);
 // The pending try, none, or why try.json cannot be read.
 backend::Result<std::optional<apply::TryRecord>> load_try(const std::string& state_dir);
 backend::Status save_try(const std::string& state_dir, const apply::TryRecord& t);

@@ -14,7 +14,8 @@ using namespace wgf::test;
 namespace {
 
 model::HostState with_file(model::HostState hs) {
-    hs.files["/etc/hosts.d/fleet"] = model::ManagedFile{.path = "/etc/hosts.d/fleet", .content = "# Managed by wg-fleet: edits are overwritten.\nx\n"};
+    hs.files["/etc/hosts.d/fleet"] = model::ManagedFile{.path = "/etc/hosts.d/fleet",
+                                                        .content = "# Managed by wg-fleet: edits are overwritten.\nx\n"};
     hs.routes.insert(model::Route{.dst = pfx("fd00:9::/64"), .dev = "wg0"});
     hs.firewall["accept-wg0"] = model::FwRule{.id = "accept-wg0", .kind = model::FwKind::accept_udp, .port = 51820};
     return hs;
@@ -35,8 +36,8 @@ TEST_CASE("try: the record survives its text, snapshot and ownership included", 
     t.manual = true;
     t.digest = "abc";
     t.pid = 42;
-    t.snapshot.foreign_rules["ip filter FORWARD iif-wg0"] =
-        model::ForeignRule{.family = "ip", .table = "filter", .chain = "FORWARD", .id = "iif-wg0"};
+    t.snapshot.foreign_rules["ip filter FORWARD iif-wg0"] = model::ForeignRule{
+        .family = "ip", .table = "filter", .chain = "FORWARD", .id = "iif-wg0"};
     CHECK(t.deadline == m.now + 120);
     CHECK(t.snapshot.interfaces.at("wg0").listen_port == 51820);
     CHECK(t.snapshot.files.count("/etc/hosts.d/fleet") == 1);
@@ -73,7 +74,8 @@ TEST_CASE("try: a peer is back after a handshake newer than the change, or traff
 
     const std::vector<apply::PeerBaseline> baseline{
         before, {.ifname = "wg0", .public_key = key_of(2), .name = "", .last_handshake = 995, .rx_bytes = 10}};
-    std::map<std::string, std::map<model::Key, backend::WgPeerStats>> after{{"wg0", {{key_of(1), {990, 300, 0}}, {key_of(2), {995, 10, 0}}}}};
+    std::map<std::string, std::map<model::Key, backend::WgPeerStats>> after{
+        {"wg0", {{key_of(1), {990, 300, 0}}, {key_of(2), {995, 10, 0}}}}};
     auto now = after;
     CHECK(apply::not_back(baseline, now, after, changed).size() == 2);
     now["wg0"][key_of(1)].rx_bytes = 400;
