@@ -153,9 +153,9 @@ public:
                 t.pid = static_cast<int>(getpid());
                 if (auto s = save_try(dir, t); !s)
                     return backend::Error{s.error().code, s.error().message + "; nothing applied (a try is recorded before any change)"};
-                journal_try(
-                    machine_, dir,
-                    fmt::format("try {} started: window {} s, deadline {} (watch, {})", t.id, hooks_.try_seconds, utc_time(t.deadline), word));
+                journal_try(machine_, dir,
+                            fmt::format("try {} started: window {} s, deadline {} (watch, {})", t.id, hooks_.try_seconds,
+                                        utc_time(t.deadline), word));
                 started = std::move(t);
                 return backend::Status::ok();
             };
