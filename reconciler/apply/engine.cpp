@@ -374,6 +374,12 @@ RunResult Engine::run_once(Desired d, const std::string& node, Mode mode, int64_
         return r;
     }
 
+    if (before_change)
+        if (auto s = before_change(r, *owned); !s) {
+            r.error = s.error();
+            return r;
+        }
+
     // Written ahead: whatever this run may create is recorded as ours before it exists, and
     // whatever it may remove stays recorded until it is gone, so a run killed at any point
     // leaves nothing the next run cannot find. Without that record nothing is applied.

@@ -3,6 +3,7 @@
 // and status.
 #pragma once
 
+#include <functional>
 #include <future>
 #include <optional>
 #include <set>
@@ -147,6 +148,10 @@ struct Engine {
     std::set<std::string> adopt;
     // Kept by the caller between runs (watch); null for one-shot commands.
     LiveCache* cache = nullptr;
+    // A try (apply --try): called once an applying run's plan is known and not empty, before
+    // anything is written (the ownership record included), with the run so far (its live state
+    // as read) and the record before. An error ends the run with nothing applied.
+    std::function<backend::Status(const RunResult&, const plan::Ownership&)> before_change = nullptr;
 
     // With a prefetch started for the interfaces the node turns out to have, its read is used
     // (and completed with owned interfaces no longer desired, sysctls and files); otherwise the

@@ -2,8 +2,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdlib>
 #include <ctime>
+#include <functional>
 #include <iostream>
 #include <optional>
 #include <set>
@@ -14,6 +16,7 @@
 #include "cli/commands.hpp"
 #include "cli/machine.hpp"
 #include "cli/plan_text.hpp"
+#include "cli/try.hpp"
 #include "inputs/desired_cache.hpp"
 #include "inputs/lock.hpp"
 #include "linux/files.hpp"
@@ -108,10 +111,14 @@ struct Session {
     std::unique_ptr<system::FileDesiredCache> cache;
     std::optional<inputs::CachedDesired> to_store;
     std::vector<inputs::CacheKey> inputs_before;  // of to_store's inputs, when it was made
+    // inputs::desired_digest of `desired`, when a try or a hold needs it (before the run takes it).
+    std::string digest;
 
-    apply::RunResult run(apply::Mode mode, int64_t now) {
+    apply::RunResult run(apply::Mode mode, int64_t now,
+                         std::function<backend::Status(const apply::RunResult&, const plan::Ownership&)> before_change = {}) {
         auto e = machine->engine();
         e.adopt = adopt;
+        e.before_change = std::move(before_change);
         // An apply that keeps a new cache entry needs the desired state as rendered afterwards.
         return e.run(to_store ? apply::Desired(desired) : std::move(desired), node, mode, now, prefetch ? prefetch.get() : guessed.get());
     }
@@ -217,6 +224,7 @@ std::optional<Planned> run_plan(const Globals& g, int64_t now, const std::vector
     auto session = start(g, now, false, findings);
     if (!session) return std::nullopt;
     session->adopt.insert(adopt.begin(), adopt.end());
+    if (load_hold(session->state_dir)) session->digest = inputs::desired_digest(session->desired);
     auto r = session->run(apply::Mode::plan, now);
     print_timings(g, session->timings, r);
     if (r.error) {
@@ -225,6 +233,17 @@ std::optional<Planned> run_plan(const Globals& g, int64_t now, const std::vector
         return std::nullopt;
     }
     return Planned{std::move(session), std::move(r)};
+}
+
+// plan and status: a pending try and its deadline, and a desired state a rollback holds back.
+void print_try_state(const Session& session, std::ostream& out) {
+    const int64_t now = time(nullptr);
+    auto t = load_try(session.state_dir);
+    if (!t) std::cerr << "wg-fleet: " << t.error().message << "\n";
+    else if (*t) out << describe_try(**t, now) << "\n";
+    if (auto held = load_hold(session.state_dir); held && *held == session.digest)
+        out << "held: the file's desired state is the one a try rolled back; apply refuses it until the file changes (or: apply "
+               "--try to try it again, apply --force-rolled-back to apply it anyway)\n";
 }
 
 }  // namespace
@@ -240,6 +259,7 @@ int cmd_plan(const Globals& g, output::Format format, bool detailed_exitcode, co
     }
     const std::string& node = planned->session->node;
     const auto& r = planned->r;
+    print_try_state(*planned->session, format == output::Format::text ? std::cout : std::cerr);
     if (format == output::Format::json) {
         std::cout << output::plan_json(node, r.plan, r.warnings);
     } else {
@@ -351,7 +371,39 @@ void add_apply_findings(std::vector<output::Finding>& out, const std::string& no
 
 }  // namespace
 
-int cmd_apply(const Globals& g, const std::vector<std::string>& adopt, output::Format format, output::Color color) {
+namespace {
+
+// What apply does about a pending try before its own run: nullopt to go on, else its exit code.
+// A confirmed one is settled; one past its deadline is rolled back and the run does nothing
+// else; one still in its window refuses the run.
+std::optional<int> settle_pending(Session& session, const TrySay& say) {
+    const std::string& dir = session.state_dir;
+    auto pending = load_try(dir);
+    if (!pending) {
+        std::cerr << "wg-fleet: " << pending.error().message << "; nothing applied (remove it only once the node is as you want it)\n";
+        return kError;
+    }
+    if (!*pending) return std::nullopt;
+    const apply::TryRecord& t = **pending;
+    const int64_t now = time(nullptr);
+    if (!t.confirmed.empty()) {
+        confirm_try(*session.machine, dir, t, t.confirmed, say);
+        return std::nullopt;
+    }
+    if (now < t.deadline) {
+        std::cerr << fmt::format("wg-fleet: {}: confirm it with `wg-fleet confirm`, or wait for its rollback; nothing applied\n",
+                                 describe_try(t, now));
+        return kError;
+    }
+    if (roll_back_try(*session.machine, dir, t, "its deadline passed without confirmation (found by a later run)", say))
+        std::cerr << "wg-fleet: this run rolled back an expired try and did nothing else\n";
+    return kError;
+}
+
+}  // namespace
+
+int cmd_apply(const Globals& g, const std::vector<std::string>& adopt, output::Format format, output::Color color,
+              const TryOptions& tried) {
     int64_t now = time(nullptr);
     std::vector<output::Finding> findings;
     auto session = start(g, now, true, ci_format(format) ? &findings : nullptr);
@@ -365,10 +417,91 @@ int cmd_apply(const Globals& g, const std::vector<std::string>& adopt, output::F
     }
     session->adopt.insert(adopt.begin(), adopt.end());
     session->machine->journal = std::make_unique<system::FileJournal>(session->state_dir);
-    auto r = session->run(apply::Mode::apply, now);
     const bool text = format == output::Format::text;
-    int rc = report_apply(g, *session, r, text ? std::cout : std::cerr, colour_on(color, text ? STDOUT_FILENO : STDERR_FILENO));
-    record_last_run(session->state_dir, now, r);
+    std::ostream& out = text ? std::cout : std::cerr;
+    const bool color_on = colour_on(color, text ? STDOUT_FILENO : STDERR_FILENO);
+    const TrySay say{.info = [&out](const std::string& line) { out << line << (line.ends_with('\n') ? "" : "\n") << std::flush; },
+                     .error = [](const std::string& line) { std::cerr << "wg-fleet: " << line << "\n"; },
+                     .color = color_on,
+                     .timing =
+                         [&g](const std::string& line) {
+                             if (g.verbose > 0) std::cerr << "wg-fleet: " << line << "\n";
+                         }};
+    if (auto rc = settle_pending(*session, say)) return *rc;
+    // A desired state a rollback took back is not applied again unless asked to.
+    const std::string& dir = session->state_dir;
+    const bool trying = tried.seconds.has_value();
+    if (auto held = load_hold(dir); held || trying) {
+        session->digest = inputs::desired_digest(session->desired);
+        switch (apply::hold_verdict(held, session->digest, trying, tried.force_rolled_back)) {
+            case apply::Hold::none:
+                if (held) clear_hold(dir);
+                break;
+            case apply::Hold::held:
+                std::cerr << "wg-fleet: the file's desired state is the one a try rolled back; nothing applied. Edit the file, "
+                             "or run `wg-fleet apply --try` to try it again, or `wg-fleet apply --force-rolled-back` to apply it "
+                             "anyway\n";
+                return kError;
+            case apply::Hold::retried: break;
+        }
+    }
+    std::optional<apply::TryRecord> started;
+    std::function<backend::Status(const apply::RunResult&, const plan::Ownership&)> hook;
+    if (trying)
+        hook = [&](const apply::RunResult& run, const plan::Ownership& owned) -> backend::Status {
+            if (auto why = apply::cannot_try(run.plan)) return backend::Error{EINVAL, *why + "; nothing applied"};
+            apply::TryRecord t = apply::make_try(run.desired, run.labels, *run.live, owned, time(nullptr), *tried.seconds);
+            t.probe = tried.probe;
+            t.manual = tried.manual;
+            t.digest = session->digest;
+            t.pid = static_cast<int>(getpid());
+            if (auto s = save_try(dir, t); !s)
+                return backend::Error{s.error().code, s.error().message + "; nothing applied (a try is recorded before any change)"};
+            journal_try(*session->machine, dir,
+                        fmt::format("try {} started: window {} s, deadline {}{}{}", t.id, *tried.seconds, utc_time(t.deadline),
+                                    t.manual ? ", manual" : "", t.probe.empty() ? "" : ", probe " + t.probe));
+            started = std::move(t);
+            return backend::Status::ok();
+        };
+    auto r = session->run(apply::Mode::apply, now, std::move(hook));
+    int rc = report_apply(g, *session, r, out, color_on);
+    record_last_run(dir, now, r);
+    if (started) {
+        // The try's change is in force (or partly, after a failure): from here on it ends
+        // confirmed or rolled back.
+        Verdict verdict;
+        if (rc != kOk) {
+            verdict = {.confirmed = false, .how = "the try's apply did not converge"};
+        } else {
+            say.info(fmt::format("Try {} applied; {}. {}.", started->id,
+                                 started->manual ? "run `wg-fleet confirm` to keep it, else it is rolled back"
+                                                 : std::string("waiting for every peer that was ok to come back") +
+                                                       (started->probe.empty() ? "" : " and the probe to succeed") +
+                                                       " (or `wg-fleet confirm`), else it is rolled back",
+                                 describe_try(*started, time(nullptr))));
+            // Others may run meanwhile (confirm, plan, status); another apply or watch sees the record.
+            session->lock.reset();
+            verdict = wait_for_verdict(*session->machine, dir, *started, say);
+            auto relock = inputs::StateLock::acquire(dir, g.lock_timeout);
+            if (!relock) {
+                std::cerr << "wg-fleet: " << relock.error().message << "; the try stays pending: the next run after its deadline "
+                          << "rolls it back\n";
+                return kError;
+            }
+            session->lock.emplace(std::move(*relock));
+            // `wg-fleet confirm` may have come in while the lock was taken again.
+            if (auto again = load_try(dir); !verdict.confirmed && again && *again && !(*again)->confirmed.empty())
+                verdict = {.confirmed = true, .how = (*again)->confirmed};
+        }
+        if (verdict.confirmed) {
+            confirm_try(*session->machine, dir, *started, verdict.how, say);
+        } else {
+            roll_back_try(*session->machine, dir, *started, verdict.how, say);
+            rc = kError;
+        }
+    } else if (trying && rc == kOk && r.plan.empty()) {
+        say.info("Nothing to try: the node already matches the fleet.");
+    }
     if (format == output::Format::json) std::cout << apply_json(session->node, r, rc).dump(2) << "\n";
     if (ci_format(format)) {
         add_apply_findings(findings, session->node, r);
@@ -515,7 +648,14 @@ int cmd_status(const Globals& g, output::Format format, const std::string& outpu
     const std::string& node = planned->session->node;
     const auto& r = planned->r;
     const output::Status st = status_of(node, r, now);
-    const nlohmann::ordered_json j = status_json(st);
+    nlohmann::ordered_json j = status_json(st);
+    // A pending try, only when there is one (the shape stays version 1).
+    if (auto t = load_try(planned->session->state_dir); t && *t)
+        j["try"] = {{"id", (*t)->id},
+                    {"deadline", (*t)->deadline},
+                    {"confirmed", (*t)->confirmed},
+                    {"manual", (*t)->manual},
+                    {"description", describe_try(**t, now)}};
     // --check: the exit code says whether the node is healthy and converged, for monitoring.
     const int rc = check && !output::summarize(st).ok ? kChanges : kOk;
     switch (format) {
@@ -548,6 +688,7 @@ int cmd_status(const Globals& g, output::Format format, const std::string& outpu
             return rc;
         }
     }
+    print_try_state(*planned->session, std::cout);
     std::cout << output::status_text(st, now);
     return rc;
 }

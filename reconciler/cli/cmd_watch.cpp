@@ -6,6 +6,9 @@
 #include <sys/wait.h>
 #include <systemd/sd-daemon.h>
 
+#include <unistd.h>
+
+#include <cerrno>
 #include <ctime>
 #include <new>
 
@@ -17,6 +20,8 @@
 #include "cli/commands.hpp"
 #include "cli/machine.hpp"
 #include "cli/service.hpp"
+#include "cli/try.hpp"
+#include "inputs/desired_cache.hpp"
 #include "inputs/lock.hpp"
 #include "linux/watch_events.hpp"
 
@@ -79,15 +84,87 @@ public:
             report_.status("waiting for the state directory's lock: " + lock.error().message);
             return;
         }
+        const std::string& dir = loaded_->cfg().state_dir;
+        const TrySay say{.info = [this](const std::string& line) { log_info_lines(line); },
+                         .error = [this](const std::string& line) { log_.error("{}", line); },
+                         .color = false,
+                         .timing = [this](const std::string& line) { log_.debug("{}", line); }};
+        // A pending try: settled once confirmed, rolled back once past its deadline (and this
+        // run does nothing else), waited for until then.
+        auto pending = load_try(dir);
+        if (!pending) {
+            log_.error("{}: nothing applied until it is readable", pending.error().message);
+            report_.status("error: " + pending.error().message);
+            return;
+        }
+        if (*pending) {
+            const apply::TryRecord& t = **pending;
+            if (!t.confirmed.empty()) {
+                confirm_try(machine_, dir, t, t.confirmed, say);
+            } else if (time(nullptr) >= t.deadline) {
+                roll_back_try(machine_, dir, t, "its deadline passed without confirmation (found by watch)", say);
+                report_.status(fmt::format("rolled back try {}", t.id));
+                return;
+            } else {
+                if (waiting_for_ != t.id)
+                    log_.info("{}: waiting for it to be confirmed or rolled back ({})", describe_try(t, time(nullptr)), word);
+                waiting_for_ = t.id;
+                report_.status(describe_try(t, time(nullptr)));
+                return;
+            }
+        }
+        waiting_for_.clear();
+        apply::Desired desired = apply::render_desired(*loaded_->fleet, node_);
+        const bool trying = hooks_.try_seconds > 0 && (why == apply::Trigger::edit || why == apply::Trigger::reload);
+        std::string digest;
+        if (auto held = load_hold(dir); held || trying) {
+            digest = inputs::desired_digest(desired);
+            switch (apply::hold_verdict(held, digest, trying, false)) {
+                case apply::Hold::none:
+                    if (held) clear_hold(dir);
+                    held_logged_ = false;
+                    break;
+                case apply::Hold::held:
+                    if (!held_logged_)
+                        log_.warn(
+                            "holding the state a rollback restored: the file still holds the configuration that try rolled back. "
+                            "Edit the file to go on (or run `wg-fleet apply --try` to try it again, `wg-fleet apply "
+                            "--force-rolled-back` to apply it anyway)");
+                    held_logged_ = true;
+                    report_.status("holding the state a rollback restored (edit the file to go on)");
+                    return;
+                case apply::Hold::retried: break;
+            }
+        }
         auto engine = machine_.engine();
         engine.cache = &verified_;
         // Only an edit may start from the devices the last verified run saw; every other trigger
-        // reads everything, which is how drift and changes by others are found.
-        const bool cached = why == apply::Trigger::edit || why == apply::Trigger::store;
+        // reads everything, which is how drift and changes by others are found. A try reads
+        // everything: its snapshot is the machine as it is.
+        const bool cached = !trying && (why == apply::Trigger::edit || why == apply::Trigger::store);
         const auto read = cached ? apply::LiveRead::cached_devices : apply::LiveRead::full;
         const int64_t now = time(nullptr);
-        auto r = engine.run(*loaded_->fleet, node_, apply::Mode::apply, now, nullptr, read);
-        record_last_run(loaded_->cfg().state_dir, now, r);
+        std::optional<apply::TryRecord> started;
+        if (trying)
+            engine.before_change = [&](const apply::RunResult& run, const plan::Ownership& owned) -> backend::Status {
+                if (auto no = apply::cannot_try(run.plan)) return backend::Error{EINVAL, *no + "; nothing applied"};
+                apply::TryRecord t = apply::make_try(run.desired, run.labels, *run.live, owned, time(nullptr), hooks_.try_seconds);
+                t.digest = digest;
+                t.pid = static_cast<int>(getpid());
+                if (auto s = save_try(dir, t); !s)
+                    return backend::Error{s.error().code, s.error().message + "; nothing applied (a try is recorded before any change)"};
+                journal_try(machine_, dir,
+                            fmt::format("try {} started: window {} s, deadline {} (watch, {})", t.id, hooks_.try_seconds,
+                                        utc_time(t.deadline), word));
+                started = std::move(t);
+                return backend::Status::ok();
+            };
+        auto r = engine.run(std::move(desired), node_, apply::Mode::apply, now, nullptr, read);
+        record_last_run(dir, now, r);
+        if (started) {
+            settle_try(*started, r, std::move(*lock), say);
+            return;
+        }
         // A run's warnings (someone else's firewall, an unresolved endpoint) come again at every
         // tick while nothing changes: logged when they change, else at debug level.
         const bool news = r.warnings != last_warnings_;
@@ -118,10 +195,58 @@ public:
     }
 
 private:
+    void log_info_lines(const std::string& text) {
+        size_t from = 0;
+        while (from < text.size()) {
+            size_t nl = text.find('\n', from);
+            if (nl == std::string::npos) nl = text.size();
+            if (nl > from) log_.info("{}", text.substr(from, nl - from));
+            from = nl + 1;
+        }
+    }
+
+    // The try this run applied: logged, then waited for without the lock (confirm, plan and
+    // status run meanwhile) and settled under it. The loop goes on afterwards.
+    void settle_try(const apply::TryRecord& t, const apply::RunResult& r, inputs::StateLock lock, const TrySay& say) {
+        const std::string& dir = loaded_->cfg().state_dir;
+        if (r.applied)
+            for (const auto& line : r.applied->done) log_.info("try {}: {}", t.id, line);
+        Verdict verdict{.confirmed = false, .how = "the try's apply did not converge"};
+        if (r.ok()) {
+            log_.info("try {} applied: {}", t.id, describe_try(t, time(nullptr)));
+            report_.status(describe_try(t, time(nullptr)));
+            { auto released = std::move(lock); }
+            verdict = wait_for_verdict(machine_, dir, t, say, [this] { report_.watchdog(); });
+            auto relock = inputs::StateLock::acquire(dir, g_.lock_timeout, [this] { report_.watchdog(); });
+            if (!relock) {
+                log_.error("{}: the try stays pending; the next run after its deadline rolls it back", relock.error().message);
+                return;
+            }
+            lock = std::move(*relock);
+            if (auto again = load_try(dir); !verdict.confirmed && again && *again && !(*again)->confirmed.empty())
+                verdict = {.confirmed = true, .how = (*again)->confirmed};
+        } else if (r.error) {
+            log_.error("{}", r.error->message);
+        } else if (r.applied && !r.applied->ok()) {
+            log_.error("apply stopped: {}", r.applied->error->message);
+        }
+        if (verdict.confirmed) {
+            confirm_try(machine_, dir, t, verdict.how, say);
+            report_.status(fmt::format("converged: try {} confirmed", t.id));
+        } else {
+            roll_back_try(machine_, dir, t, verdict.how, say);
+            // The devices changed twice since the last verified read.
+            verified_ = apply::LiveCache{};
+            report_.status(fmt::format("rolled back try {}: the last good configuration stays in force", t.id));
+        }
+    }
+
     const Globals& g_;
     spdlog::logger& log_;
     apply::Report& report_;
     apply::LiveCache& verified_;
+    std::string waiting_for_;                  // the pending try whose wait was logged
+    bool held_logged_ = false;                 // the hold was logged
     std::vector<std::string>& last_warnings_;  // of the last run, across reloads
     std::shared_ptr<const Loaded> loaded_;
     std::string node_;
@@ -221,6 +346,10 @@ int run_service(const Globals& g, int interval_s, spdlog::logger& log, const Ser
     return kOk;
 }
 
-int cmd_watch(const Globals& g, int interval_s) { return run_service(g, interval_s, *service_logger(g), {}); }
+int cmd_watch(const Globals& g, int interval_s, int try_s) {
+    ServiceHooks hooks;
+    hooks.try_seconds = try_s;
+    return run_service(g, interval_s, *service_logger(g), hooks);
+}
 
 }  // namespace wgf::cli

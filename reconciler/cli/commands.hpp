@@ -2,6 +2,7 @@
 // through its cmd_* function.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,15 @@ void add_keygen(CLI::App& app, Context& ctx);
 void add_watch(CLI::App& app, Context& ctx);
 void add_serve(CLI::App& app, Context& ctx);
 void add_version(CLI::App& app, Context& ctx);
+void add_confirm(CLI::App& app, Context& ctx);
+
+// apply --try [SECONDS], --probe, --manual, --force-rolled-back (cli/try.hpp).
+struct TryOptions {
+    std::optional<int> seconds;  // unset: a plain apply
+    std::string probe;           // "" none
+    bool manual = false;
+    bool force_rolled_back = false;  // apply a desired state a rollback took back, without a try
+};
 
 int cmd_check(const Globals& g, output::Format format = output::Format::text);
 int cmd_addresses(const Globals& g, output::Format format);
@@ -31,10 +41,11 @@ int cmd_render_networkd(const Globals& g, const std::string& dir, bool json = fa
 int cmd_plan(const Globals& g, output::Format format, bool detailed_exitcode, const std::vector<std::string>& adopt = {},
              output::Color color = output::Color::auto_);
 int cmd_apply(const Globals& g, const std::vector<std::string>& adopt = {}, output::Format format = output::Format::text,
-              output::Color color = output::Color::auto_);
+              output::Color color = output::Color::auto_, const TryOptions& tried = {});
+int cmd_confirm(const Globals& g);
 int cmd_status(const Globals& g, output::Format format, const std::string& output_file = {}, bool check = false);
 int cmd_keygen(const Globals& g, output::Format format);
-int cmd_watch(const Globals& g, int interval_s);
+int cmd_watch(const Globals& g, int interval_s, int try_s = 0);
 int cmd_serve(const Globals& g, int interval_s, const std::vector<std::string>& listen_args);
 // serve --import-edge-state, --import-sync-state (cmd_serve.cpp) and --import-python
 // (cmd_import_python.cpp), with --json: what was imported.

@@ -22,6 +22,8 @@ struct ServiceHooks {
     std::function<bool()> before_loop;
     // After every run that converged the node, with the configuration it ran and its time.
     std::function<void(apply::Trigger, const apply::RunResult&, const Loaded&, int64_t now)> after_run;
+    // watch --try SECONDS: every edit of the file is applied as a try of that window; 0: none.
+    int try_seconds = 0;
 };
 
 std::shared_ptr<spdlog::logger> service_logger(const Globals& g);

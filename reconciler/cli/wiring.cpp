@@ -116,7 +116,13 @@ void add_watch(CLI::App& app, Context& ctx) {
     auto* sub = app.add_subcommand(
         "watch", "Run as a service: converge on start, on every edit of the file or a drop-in, on SIGHUP and on every tick");
     sub->add_option("--interval", *interval, "Seconds between drift-correction ticks")->default_val(30)->check(CLI::Range(1, 86400));
-    sub->callback([&ctx, interval] { ctx.rc = cmd_watch(ctx.g, *interval); });
+    auto try_s = std::make_shared<int>(0);
+    sub->add_option("--try", *try_s,
+                    "Apply every edit of the file as a try of SECONDS: confirmed when the peers that were ok come back, else rolled "
+                    "back (drift-correction ticks are applied as usual)")
+        ->check(CLI::Range(1, 86400))
+        ->type_name("SECONDS");
+    sub->callback([&ctx, interval, try_s] { ctx.rc = cmd_watch(ctx.g, *interval, *try_s); });
 }
 
 void add_plan(CLI::App& app, Context& ctx) {
@@ -142,15 +148,48 @@ void add_apply(CLI::App& app, Context& ctx) {
         output::Format format = output::Format::text;
         std::vector<std::string> adopt;
         output::Color color = output::Color::auto_;
+        TryOptions tried;
     };
     auto o = std::make_shared<Options>();
     auto* sub = app.add_subcommand("apply",
-                                   "Converge this node to the fleet (exit 0 converged, 1 error; nothing applied if the config is invalid)");
+                                   "Converge this node to the fleet (exit 0 converged, 1 error; nothing applied if the config is invalid; "
+                                   "with --try: 0 confirmed, 1 rolled back or error)");
     sub->add_flag("--once", o->once, "One run (the default; for symmetry with watch)");
     output::add_format_option(*sub, o->format);
     sub->add_option("--adopt", o->adopt, kAdoptHelp)->type_name("IFNAME");
     output::add_color_option(*sub, o->color);
-    sub->callback([&ctx, o] { ctx.rc = cmd_apply(ctx.g, o->adopt, o->format, o->color); });
+    auto try_s = std::make_shared<std::string>();
+    auto* try_opt = sub->add_option("--try", *try_s,
+                                    "Apply as a try: keep the change only once it is confirmed within SECONDS (default 120), else roll "
+                                    "it back to the exact state before. Confirmed when every peer that was ok before shows a fresh "
+                                    "handshake or traffic (and --probe succeeds), or by `wg-fleet confirm`")
+                        ->expected(0, 1)
+                        ->type_name("SECONDS");
+    auto* probe = sub->add_option("--probe", o->tried.probe,
+                                  "With --try: also require CMD (run with /bin/sh -c, killed after 30 s) to exit 0 before confirming")
+                      ->type_name("CMD");
+    auto* manual = sub->add_flag("--manual", o->tried.manual, "With --try: confirm only by `wg-fleet confirm` (no health verdict)");
+    probe->needs(try_opt);
+    manual->needs(try_opt);
+    sub->add_flag("--force-rolled-back", o->tried.force_rolled_back,
+                  "Apply the desired state although a try of it was rolled back (the file unchanged since)");
+    sub->callback([&ctx, o, try_s, try_opt] {
+        if (try_opt->count() > 0) {
+            int seconds = 120;
+            if (!try_s->empty()) {
+                try {
+                    size_t used = 0;
+                    seconds = std::stoi(*try_s, &used);
+                    if (used != try_s->size()) throw std::invalid_argument(*try_s);
+                } catch (const std::exception&) {
+                    throw CLI::ValidationError("--try", "SECONDS must be a whole number: " + *try_s);
+                }
+                if (seconds < 1 || seconds > 86400) throw CLI::ValidationError("--try", "SECONDS must be between 1 and 86400");
+            }
+            o->tried.seconds = seconds;
+        }
+        ctx.rc = cmd_apply(ctx.g, o->adopt, o->format, o->color, o->tried);
+    });
 }
 
 void add_status(CLI::App& app, Context& ctx) {
@@ -221,6 +260,13 @@ void add_serve(CLI::App& app, Context& ctx) {
         else if (*json) throw CLI::ValidationError("--json", "only with --import-python, --import-edge-state or --import-sync-state");
         else ctx.rc = cmd_serve(ctx.g, *interval, *listen);
     });
+}
+
+void add_confirm(CLI::App& app, Context& ctx) {
+    auto* sub = app.add_subcommand("confirm",
+                                   "Confirm the pending try (apply --try, watch --try): the change stays; exit 0 confirmed, 1 none "
+                                   "pending or too late");
+    sub->callback([&ctx] { ctx.rc = cmd_confirm(ctx.g); });
 }
 
 void add_version(CLI::App& app, Context& ctx) {

@@ -518,6 +518,62 @@ std::optional<CachedDesired> decode_cached(const std::string& bytes) {
     return c;
 }
 
+namespace {
+
+constexpr std::string_view kSnapshotMagic = "wg-fleet try snapshot 1\n";
+
+}  // namespace
+
+std::string encode_snapshot(const model::HostState& state, const model::Labels& labels) {
+    Writer w;
+    w.out.append(kSnapshotMagic);
+    write_state(w, state);
+    write_labels(w, labels);
+    w.u32(static_cast<uint32_t>(state.foreign_rules.size()));
+    for (const auto& [key, f] : state.foreign_rules) {
+        w.str(f.family);
+        w.str(f.table);
+        w.str(f.chain);
+        w.str(f.id);
+        w.u8(f.as_built);
+    }
+    return std::move(w.out);
+}
+
+std::optional<std::pair<model::HostState, model::Labels>> decode_snapshot(std::string_view bytes) {
+    if (bytes.substr(0, kSnapshotMagic.size()) != kSnapshotMagic) return std::nullopt;
+    Reader r(bytes.substr(kSnapshotMagic.size()));
+    std::pair<model::HostState, model::Labels> out;
+    out.first = read_state(r);
+    out.second = read_labels(r);
+    for (uint32_t n = r.count(17); n-- && r.ok();) {
+        model::ForeignRule f;
+        f.family = r.str();
+        f.table = r.str();
+        f.chain = r.str();
+        f.id = r.str();
+        f.as_built = r.flag();
+        out.first.foreign_rules.emplace(f.key(), std::move(f));
+    }
+    if (!r.ok() || !r.at_end()) return std::nullopt;
+    return out;
+}
+
+std::string desired_digest(const apply::Desired& d) {
+    Writer w;
+    w.str(d.state_dir);
+    w.opt_str(d.keys_dir);
+    w.strings(std::vector<std::string>(d.exclusive.begin(), d.exclusive.end()));
+    write_state(w, d.state);
+    write_labels(w, d.labels);
+    std::array<unsigned char, crypto_hash_sha256_BYTES> h{};
+    crypto_hash_sha256(h.data(), reinterpret_cast<const unsigned char*>(w.out.data()), w.out.size());
+    std::string hex(h.size() * 2 + 1, '\0');
+    sodium_bin2hex(hex.data(), hex.size(), h.data(), h.size());
+    hex.pop_back();
+    return hex;
+}
+
 std::optional<CachedDesired> lookup_cached(backend::DesiredCacheStore& store, const CacheContext& ctx, std::string* why) {
     auto say = [&](const char* reason) -> std::optional<CachedDesired> {
         if (why) *why = reason;

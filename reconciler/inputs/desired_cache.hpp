@@ -13,6 +13,8 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "apply/engine.hpp"
@@ -62,6 +64,14 @@ CachedDesired cache_entry(const CacheContext& ctx, const Loaded& l, std::vector<
 std::string encode_cached(const CachedDesired& c);
 // nullopt when the bytes are not an entry of this format.
 std::optional<CachedDesired> decode_cached(const std::string& bytes);
+
+// A try's snapshot (apply/try.hpp): a live state and its labels in the cache's encoding, with
+// our rules in other tables' chains; nullopt when the bytes are not one.
+std::string encode_snapshot(const model::HostState& state, const model::Labels& labels);
+std::optional<std::pair<model::HostState, model::Labels>> decode_snapshot(std::string_view bytes);
+// SHA-256, in hex, of the node's desired state as rendered (no key loaded, no name resolved):
+// what a rolled-back try is held by until the file says something else.
+std::string desired_digest(const apply::Desired& d);
 
 // The entry the store holds, if its key is the key of the inputs as they are now; `why` (when
 // given) says why not.

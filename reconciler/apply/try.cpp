@@ -1,0 +1,149 @@
+#include "apply/try.hpp"
+
+#include <utility>
+#include <variant>
+
+#include <fmt/format.h>
+
+#include "apply/engine.hpp"
+#include "plan/health.hpp"
+
+namespace wgf::apply {
+
+TryRecord make_try(const model::HostState& desired, const model::Labels& labels, const Live& live, const plan::Ownership& owned,
+                   int64_t now, int64_t seconds) {
+    TryRecord t;
+    t.id = fmt::format("{}", now);
+    t.started = now;
+    t.deadline = now + seconds;
+    t.owned_before = owned;
+    model::HostState& s = t.snapshot;
+    s.interfaces = live.state.interfaces;
+    s.routes = live.state.routes;
+    s.rules = live.state.rules;
+    s.firewall = live.state.firewall;
+    s.foreign_rules = live.state.foreign_rules;
+    s.files = live.state.files;
+    // Only the sysctls wg-fleet manages: the read also covers every interface's accept_ra.
+    for (const auto& [k, v] : live.state.sysctls)
+        if (desired.sysctls.count(k) || owned.sysctls.count(k)) s.sysctls.emplace(k, v);
+    for (const auto& [name, w] : s.interfaces) {
+        model::InterfaceLabels l;
+        if (auto d = labels.interfaces.find(name); d != labels.interfaces.end()) {
+            l.fleet = d->second.fleet;
+            l.private_key_file = d->second.private_key_file;
+            l.peer_names = d->second.peer_names;
+        }
+        // Names of peers the try removes from the fleet: as the record knew them.
+        if (auto n = owned.names.find(name); n != owned.names.end())
+            for (const auto& [k, nm] : n->second) l.peer_names.emplace(k, nm);
+        t.labels.interfaces.emplace(name, std::move(l));
+    }
+    t.labels.reload = labels.reload;
+    for (const auto& [ifname, want] : desired.interfaces) {
+        auto st = live.stats.find(ifname);
+        if (st == live.stats.end()) continue;
+        for (const auto& [key, p] : want.peers) {
+            auto ps = st->second.find(key);
+            if (ps == st->second.end()) continue;
+            if (plan::health({.last_handshake = ps->second.last_handshake, .keepalive = p.keepalive}, now) != plan::Health::ok) continue;
+            t.baseline.push_back({.ifname = ifname,
+                                  .public_key = key,
+                                  .name = labels.peer_name(ifname, key),
+                                  .last_handshake = ps->second.last_handshake,
+                                  .rx_bytes = ps->second.rx_bytes});
+        }
+    }
+    return t;
+}
+
+std::optional<std::string> cannot_try(const plan::Plan& plan) {
+    for (const auto& op : plan.ops) {
+        if (const auto* k = std::get_if<plan::OpSetPrivateKey>(&op); k && !k->fresh)
+            return fmt::format(
+                "the plan changes the private key of {}, which a rollback could not restore (the previous key is not "
+                "kept on disk); apply it without --try",
+                k->ifname);
+        if (const auto* d = std::get_if<plan::OpDeleteDevice>(&op))
+            return fmt::format(
+                "the plan deletes the device {}, which a rollback could not create again with its key and fleet; apply "
+                "it without --try",
+                d->ifname);
+    }
+    return std::nullopt;
+}
+
+bool back_again(const PeerBaseline& before, const backend::WgPeerStats& now, int64_t changed, uint64_t rx_after) {
+    if (now.last_handshake > before.last_handshake && now.last_handshake >= changed) return true;
+    return now.rx_bytes > rx_after;
+}
+
+std::vector<std::string> not_back(const std::vector<PeerBaseline>& baseline,
+                                  const std::map<std::string, std::map<model::Key, backend::WgPeerStats>>& now,
+                                  const std::map<std::string, std::map<model::Key, backend::WgPeerStats>>& after, int64_t changed) {
+    std::vector<std::string> out;
+    auto find = [](const auto& m, const PeerBaseline& b) -> const backend::WgPeerStats* {
+        auto i = m.find(b.ifname);
+        if (i == m.end()) return nullptr;
+        auto p = i->second.find(b.public_key);
+        return p == i->second.end() ? nullptr : &p->second;
+    };
+    for (const auto& b : baseline) {
+        const auto* n = find(now, b);
+        const auto* a = find(after, b);
+        // Without a reading right after the change, growth counts from before it.
+        if (!n || !back_again(b, *n, changed, a ? a->rx_bytes : b.rx_bytes))
+            out.push_back(fmt::format("{} on {}", b.name.empty() ? b.public_key.short_str() : b.name, b.ifname));
+    }
+    return out;
+}
+
+Hold hold_verdict(const std::optional<std::string>& held_digest, const std::string& digest, bool trying, bool forced) {
+    if (!held_digest || *held_digest != digest) return Hold::none;
+    return trying || forced ? Hold::retried : Hold::held;
+}
+
+RollbackResult roll_back(Backends& backends, KeyStore& keys, StateStore& state, Journal* journal, const TryRecord& t, int64_t now,
+                         bool plan_only) {
+    RollbackResult r;
+    auto owned = state.load();
+    if (!owned) {
+        r.error = owned.error();
+        return r;
+    }
+    r.timings.lap("ownership");
+    auto live = read_live(backends, t.snapshot, *owned, now);
+    r.timings.lap("read");
+    if (!live) {
+        r.error = live.error();
+        return r;
+    }
+    r.plan = plan::diff(t.snapshot, t.labels, live->state, *owned, live->facts);
+    r.timings.lap("diff");
+    if (plan_only) return r;
+    // What the rollback creates again (peers, files the try removed) is ours before it exists.
+    plan::Ownership ahead = write_ahead(*owned, t.owned_before);
+    if (ahead != *owned)
+        if (auto s = state.save(ahead); !s) {
+            r.error = backend::Error{s.error().code, s.error().message + "; nothing rolled back"};
+            return r;
+        }
+    r.timings.lap("state");
+    r.applied = r.plan.empty() ? ApplyResult{} : apply_plan(backends, r.plan, keys, journal);
+    r.timings.lap("apply");
+    const plan::Ownership& record = r.applied->ok() ? t.owned_before : ahead;
+    if (record != ahead)
+        if (auto s = state.save(record); !s) r.error = s.error();
+    r.timings.lap("state");
+    auto after = read_live(backends, t.snapshot, record, now);
+    r.timings.lap("read again");
+    if (!after) {
+        if (!r.error) r.error = after.error();
+        return r;
+    }
+    r.leftover = plan::diff(t.snapshot, t.labels, after->state, record, after->facts);
+    r.timings.lap("verify");
+    return r;
+}
+
+}  // namespace wgf::apply

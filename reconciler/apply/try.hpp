@@ -1,0 +1,101 @@
+// A try (`apply --try`, `watch --try`): a change applied and held pending until it is confirmed,
+// or rolled back when its window ends. The record (state_dir/try.json, written before any
+// change) holds what the rollback needs: the live state wg-fleet manages as it was, with its
+// labels, and the ownership record before. The rollback is a plan of its own: diff(desired =
+// that snapshot, live = now, owned = the record now, which covers what the try created),
+// applied by the same executor and verified by a fresh diff. Pure logic and the engine side
+// here; the record's text is inputs/try_record.hpp, its file and the waiting are cli/'s.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "apply/backends.hpp"
+#include "apply/execute.hpp"
+#include "apply/read_live.hpp"
+#include "apply/state.hpp"
+#include "model/host_state.hpp"
+#include "model/timing.hpp"
+#include "plan/diff.hpp"
+
+namespace wgf::apply {
+
+// A peer whose health was `ok` before the change: it must show it is back after it.
+struct PeerBaseline {
+    std::string ifname;
+    model::Key public_key;
+    std::string name;            // its node name, "" when none
+    int64_t last_handshake = 0;  // before the change
+    uint64_t rx_bytes = 0;       // before the change
+
+    auto operator<=>(const PeerBaseline&) const = default;
+};
+
+struct TryRecord {
+    std::string id;
+    int64_t started = 0;   // unix seconds: when the record was written, before any change
+    int64_t deadline = 0;  // unix seconds: rolled back from then on unless confirmed
+    model::HostState snapshot;
+    model::Labels labels;  // of the snapshot: each interface's fleet and key file, peer names
+    plan::Ownership owned_before;
+    std::vector<PeerBaseline> baseline;
+    std::string probe;  // "" none
+    bool manual = false;
+    std::string digest;     // of the node's desired state (inputs::desired_digest)
+    int pid = 0;            // the process waiting for the verdict (0: none)
+    std::string confirmed;  // "" pending; else how: "manual" (wg-fleet confirm)
+
+    auto operator<=>(const TryRecord&) const = default;
+};
+
+// The record of a try about to apply `desired` over `live` (as read, with `owned` the record
+// before): the snapshot is the live state restricted to what wg-fleet manages (the desired and
+// owned interfaces, sysctls and files; our routes, rules and firewall table), the baseline the
+// peers still desired whose health is `ok` now.
+TryRecord make_try(const model::HostState& desired, const model::Labels& labels, const Live& live, const plan::Ownership& owned,
+                   int64_t now, int64_t seconds);
+
+// Why a try cannot be taken back, or nullopt: a change of an existing device's private key
+// (the previous key is not on disk any more; wg-fleet does not read keys out of devices).
+std::optional<std::string> cannot_try(const plan::Plan& plan);
+
+// Whether a peer is back after the change: a handshake newer than the change (and than the
+// one before it), or received bytes grown since `rx_after`, the counter read right after the
+// change. Age alone is not enough: WireGuard does not renew an undisturbed session within 120 s,
+// so "a handshake less than 180 s old" would confirm a change that broke it.
+bool back_again(const PeerBaseline& before, const backend::WgPeerStats& now, int64_t changed, uint64_t rx_after);
+
+// The verdict over all baseline peers: the names of those not back yet (empty: all are).
+// `now` and `after` are by interface and key; a peer missing from them is not back.
+std::vector<std::string> not_back(const std::vector<PeerBaseline>& baseline,
+                                  const std::map<std::string, std::map<model::Key, backend::WgPeerStats>>& now,
+                                  const std::map<std::string, std::map<model::Key, backend::WgPeerStats>>& after, int64_t changed);
+
+// What a run does about a desired state whose digest a rollback held back.
+enum class Hold {
+    none,     // nothing held, or the file was edited since: clear the hold
+    held,     // the file still holds the rolled-back state: do not apply it
+    retried,  // it is held, but this run tries it again (--try) or was told to apply it anyway
+};
+Hold hold_verdict(const std::optional<std::string>& held_digest, const std::string& digest, bool trying, bool forced);
+
+struct RollbackResult {
+    plan::Plan plan;
+    std::optional<ApplyResult> applied;
+    std::optional<plan::Plan> leftover;  // a fresh diff after the rollback: empty when verified
+    std::optional<backend::Error> error;
+    model::Timings timings;  // per phase, for -v
+    bool ok() const { return !error && applied && applied->ok() && leftover && leftover->empty(); }
+};
+
+// Rolls the try back: reads live (the snapshot's interfaces and those owned now), plans
+// diff(snapshot, live, owned now), writes the record ahead (what the rollback creates again is
+// ours before it exists), applies, restores the record from before the try, verifies. With
+// `plan_only`, stops after the plan.
+RollbackResult roll_back(Backends& backends, KeyStore& keys, StateStore& state, Journal* journal, const TryRecord& t, int64_t now,
+                         bool plan_only = false);
+
+}  // namespace wgf::apply

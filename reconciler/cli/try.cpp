@@ -1,0 +1,235 @@
+#include "cli/try.hpp"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "cli/commands.hpp"
+#include "cli/plan_text.hpp"
+#include "inputs/lock.hpp"
+#include "inputs/try_record.hpp"
+#include "linux/command.hpp"
+#include "linux/files.hpp"
+#include "plan/ops.hpp"
+#include "system/journal.hpp"
+
+namespace wgf::cli {
+namespace {
+
+std::string hold_file(const std::string& state_dir) { return state_dir + "/try-held"; }
+
+// The stats of the baseline's interfaces as they are now; an interface that cannot be read has none.
+std::map<std::string, std::map<model::Key, backend::WgPeerStats>> read_stats(Machine& m, const apply::TryRecord& t) {
+    std::map<std::string, std::map<model::Key, backend::WgPeerStats>> out;
+    std::set<std::string> names;
+    for (const auto& b : t.baseline) names.insert(b.ifname);
+    for (const auto& n : names)
+        if (auto d = m.backends->wg.read_device(n)) out[n] = std::move(d->stats);
+    return out;
+}
+
+}  // namespace
+
+std::string try_file(const std::string& state_dir) { return state_dir + "/try.json"; }
+
+std::string utc_time(int64_t t) {
+    char buf[32];
+    time_t tt = static_cast<time_t>(t);
+    struct tm tm {};
+    gmtime_r(&tt, &tm);
+    strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return buf;
+}
+
+
+backend::Result<std::optional<apply::TryRecord>> load_try(const std::string& state_dir) {
+    std::ifstream in(try_file(state_dir));
+    if (!in) return std::optional<apply::TryRecord>{};
+    std::stringstream ss;
+    ss << in.rdbuf();
+    std::string why;
+    auto t = inputs::try_record_from_json(ss.str(), &why);
+    if (!t) return backend::Error{EINVAL, try_file(state_dir) + " is not readable: " + why};
+    return std::optional<apply::TryRecord>(std::move(*t));
+}
+
+backend::Status save_try(const std::string& state_dir, const apply::TryRecord& t) {
+    return linux_::write_file_atomic(try_file(state_dir), inputs::try_record_to_json(t), 0600);
+}
+
+std::optional<std::string> load_hold(const std::string& state_dir) {
+    std::ifstream in(hold_file(state_dir));
+    std::string digest;
+    if (!in || !std::getline(in, digest) || digest.empty()) return std::nullopt;
+    return digest;
+}
+
+void save_hold(const std::string& state_dir, const std::string& digest) {
+    (void)linux_::write_file_atomic(hold_file(state_dir), digest + "\n", 0600);
+}
+
+void clear_hold(const std::string& state_dir) { (void)unlink(hold_file(state_dir).c_str()); }
+
+std::string describe_try(const apply::TryRecord& t, int64_t now) {
+    std::string head = fmt::format("pending try {}, deadline {}", t.id, utc_time(t.deadline));
+    if (!t.confirmed.empty()) return head + ", confirmed (" + t.confirmed + ")";
+    if (now < t.deadline) return head + fmt::format(", rollback in {} s", t.deadline - now);
+    return head + ", rollback overdue (the next apply or watch run rolls it back)";
+}
+
+void journal_try(Machine& m, const std::string& state_dir, const std::string& line, const backend::Status& result) {
+    if (m.journal) {
+        m.journal->record(line, result);
+        m.journal->flush();
+        return;
+    }
+    system::FileJournal j(state_dir);
+    j.record(line, result);
+}
+
+Verdict wait_for_verdict(Machine& m, const std::string& state_dir, const apply::TryRecord& t, const TrySay& say,
+                         const std::function<void()>& tick) {
+    // The counters right after the change: received bytes must grow from here.
+    const auto after = read_stats(m, t);
+    std::vector<std::string> missing;
+    std::string probe_error;
+    std::string last_said;
+    for (;;) {
+        if (tick) tick();
+        const int64_t now = time(nullptr);
+        auto rec = load_try(state_dir);
+        if (rec && !*rec) return {.confirmed = true, .how = "settled by another run"};
+        if (rec && !(*rec)->confirmed.empty()) return {.confirmed = true, .how = (*rec)->confirmed};
+        if (now >= t.deadline) {
+            if (t.manual) return {.confirmed = false, .how = "no `wg-fleet confirm` before the deadline"};
+            if (!missing.empty())
+                return {.confirmed = false, .how = fmt::format("deadline passed; not back: {}", fmt::join(missing, ", "))};
+            return {.confirmed = false, .how = fmt::format("deadline passed; the probe failed: {}", probe_error)};
+        }
+        if (!t.manual) {
+            missing = apply::not_back(t.baseline, read_stats(m, t), after, t.started);
+            if (missing.empty()) {
+                if (t.probe.empty())
+                    return {.confirmed = true,
+                            .how = t.baseline.empty() ? "health (no peer was ok before)"
+                                                      : fmt::format("health: {} peer(s) back", t.baseline.size())};
+                const int64_t left_ms = std::max<int64_t>(1000, (t.deadline - now) * 1000);
+                linux_::ShellCommands probe(static_cast<int>(std::min<int64_t>(left_ms, 30'000)));
+                auto s = probe.run(t.probe);
+                if (s)
+                    return {.confirmed = true,
+                            .how = t.baseline.empty() ? "probe" : fmt::format("health: {} peer(s) back; probe", t.baseline.size())};
+                probe_error = s.error().message;
+            }
+            std::string line = !missing.empty()
+                                   ? fmt::format("waiting: {} of {} peer(s) back", t.baseline.size() - missing.size(), t.baseline.size())
+                                   : "waiting: the probe failed: " + probe_error;
+            if (line != last_said) say.info(line);
+            last_said = std::move(line);
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    }
+}
+
+void confirm_try(Machine& m, const std::string& state_dir, const apply::TryRecord& t, const std::string& how, const TrySay& say) {
+    journal_try(m, state_dir, fmt::format("try {} confirmed ({})", t.id, how));
+    (void)unlink(try_file(state_dir).c_str());
+    clear_hold(state_dir);
+    say.info(fmt::format("Try {} confirmed ({}): the change stays.", t.id, how));
+}
+
+bool roll_back_try(Machine& m, const std::string& state_dir, const apply::TryRecord& t, const std::string& why, const TrySay& say) {
+    say.info(fmt::format("Rolling back try {}: {}", t.id, why));
+    journal_try(m, state_dir, fmt::format("try {} rolling back: {}", t.id, why));
+    auto r = apply::roll_back(*m.backends, m.keys, *m.state, m.journal.get(), t, time(nullptr));
+    if (say.timing) say.timing("timing of the rollback: " + r.timings.str());
+    // Shown as a plan; each operation is journaled as it is applied.
+    if (!r.plan.empty()) say.info(output::plan_text(r.plan, {.color = say.color, .notes = false}));
+    std::string failure = r.error                         ? r.error->message
+                          : r.applied && !r.applied->ok() ? r.applied->error->message
+                          : r.leftover && !r.leftover->empty()
+                              ? fmt::format("{} difference(s) left after the rollback", r.leftover->ops.size())
+                              : std::string();
+    if (!failure.empty()) {
+        journal_try(m, state_dir, fmt::format("try {} rolled back", t.id), backend::Error{0, failure});
+        say.error(fmt::format("rollback of try {} failed: {}; the record stays and the next run tries again", t.id, failure));
+        return false;
+    }
+    journal_try(m, state_dir, fmt::format("try {} rolled back ({}): {} operation(s)", t.id, why, r.plan.ops.size()));
+    (void)unlink(try_file(state_dir).c_str());
+    if (!t.digest.empty()) save_hold(state_dir, t.digest);
+    say.info(fmt::format("Rolled back try {}: the node is as it was before it ({} operation(s)).", t.id, r.plan.ops.size()));
+    return true;
+}
+
+}  // namespace wgf::cli
+
+namespace wgf::cli {
+
+int cmd_confirm(const Globals& g) {
+    std::string dir = model::Config{}.state_dir;
+    if (g.state_dir) {
+        dir = *g.state_dir;
+    } else {
+        auto l = load(g, {}, nullptr);
+        if (l->fleet) dir = l->cfg().state_dir;
+        else std::cerr << "wg-fleet: the file cannot be loaded: looking in " << dir << "\n";
+    }
+    auto lock = inputs::StateLock::acquire(dir, g.lock_timeout);
+    if (!lock) {
+        std::cerr << "wg-fleet: " << lock.error().message << "\n";
+        return kError;
+    }
+    auto t = load_try(dir);
+    if (!t) {
+        std::cerr << "wg-fleet: " << t.error().message << "\n";
+        return kError;
+    }
+    if (!*t) {
+        std::cerr << "wg-fleet: no pending try in " << dir << "\n";
+        return kError;
+    }
+    apply::TryRecord& rec = **t;
+    const int64_t now = time(nullptr);
+    if (!rec.confirmed.empty()) {
+        std::cout << fmt::format("Try {} is already confirmed ({}).\n", rec.id, rec.confirmed);
+        return kOk;
+    }
+    if (now >= rec.deadline) {
+        std::cerr << fmt::format("wg-fleet: too late: {}\n", describe_try(rec, now));
+        return kError;
+    }
+    model::Config cfg;
+    cfg.state_dir = dir;
+    Machine m(cfg);
+    const TrySay say{.info = [](const std::string& line) { std::cout << line << "\n"; },
+                     .error = [](const std::string& line) { std::cerr << "wg-fleet: " << line << "\n"; }};
+    // Nobody waits for it any more (the apply was killed): settled here.
+    if (rec.pid <= 0 || (kill(rec.pid, 0) != 0 && errno == ESRCH)) {
+        confirm_try(m, dir, rec, "manual", say);
+        return kOk;
+    }
+    rec.confirmed = "manual";
+    if (auto s = save_try(dir, rec); !s) {
+        std::cerr << "wg-fleet: " << s.error().message << "\n";
+        return kError;
+    }
+    std::cout << fmt::format("Confirmed try {}; the process waiting for it (pid {}) keeps the change.\n", rec.id, rec.pid);
+    return kOk;
+}
+
+}  // namespace wgf::cli
