@@ -1,4 +1,5 @@
 // plan, apply, status and keygen: one reconcile run for this node, printed or applied.
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -18,6 +19,7 @@
 #include "inputs/lock.hpp"
 #include "linux/files.hpp"
 #include "plan/health.hpp"
+#include "plan/rotation.hpp"
 #include "system/desired_cache.hpp"
 #include "system/journal.hpp"
 
@@ -426,6 +428,11 @@ output::Status status_of(const std::string& node, const apply::RunResult& r, int
     for (const auto& [ifname, want] : r.desired.interfaces) {
         const auto& labels = r.labels.of(ifname);
         output::StatusInterface si{.interface = ifname, .fleet = labels.fleet};
+        // The key's age: when its file was last written (generated, or a rotation's switch).
+        // A switch due now shows the key file it comes from; the age is the current key's.
+        std::string key_file = labels.private_key_file;
+        if (key_file.ends_with(".next")) key_file.resize(key_file.size() - 5);
+        if (struct stat kst {}; stat(key_file.c_str(), &kst) == 0) si.key_changed = static_cast<int64_t>(kst.st_mtim.tv_sec);
         auto live = r.live->state.interfaces.find(ifname);
         if (live != r.live->state.interfaces.end()) {
             si.up = live->second.up;
@@ -466,7 +473,7 @@ output::Status status_of(const std::string& node, const apply::RunResult& r, int
 }
 
 // status --json: version 1 of its shape (README, "status --json").
-nlohmann::ordered_json status_json(const output::Status& st) {
+nlohmann::ordered_json status_json(const output::Status& st, int64_t st_now) {
     nlohmann::ordered_json j;
     j["version"] = 1;
     j["node"] = st.node;
@@ -474,6 +481,9 @@ nlohmann::ordered_json status_json(const output::Status& st) {
     for (const auto& si : st.interfaces) {
         nlohmann::ordered_json ij{{"interface", si.interface}, {"fleet", si.fleet}, {"up", si.up}};
         if (si.listen_port) ij["listen_port"] = *si.listen_port;
+        ij["key_changed"] = si.key_changed ? nlohmann::ordered_json(*si.key_changed) : nlohmann::ordered_json(nullptr);
+        ij["key_age_seconds"] = si.key_changed ? nlohmann::ordered_json(std::max<int64_t>(0, st_now - *si.key_changed))
+                                               : nlohmann::ordered_json(nullptr);
         auto& peers = ij["peers"] = nlohmann::ordered_json::array();
         for (const auto& p : si.peers)
             peers.push_back({{"name", p.name},
@@ -515,7 +525,10 @@ int cmd_status(const Globals& g, output::Format format, const std::string& outpu
     const std::string& node = planned->session->node;
     const auto& r = planned->r;
     const output::Status st = status_of(node, r, now);
-    const nlohmann::ordered_json j = status_json(st);
+    nlohmann::ordered_json j = status_json(st, now);
+    // A key switch to come (`wg-fleet rotate`): the earliest this node knows of, own or a peer's.
+    j["next_key_switch"] = r.rotation.next_switch ? nlohmann::ordered_json(plan::format_rfc3339(*r.rotation.next_switch))
+                                                  : nlohmann::ordered_json(nullptr);
     // --check: the exit code says whether the node is healthy and converged, for monitoring.
     const int rc = check && !output::summarize(st).ok ? kChanges : kOk;
     switch (format) {
@@ -549,6 +562,9 @@ int cmd_status(const Globals& g, output::Format format, const std::string& outpu
         }
     }
     std::cout << output::status_text(st, now);
+    if (r.rotation.next_switch)
+        std::cout << fmt::format("key switch pending at {} (in {}s; wg-fleet rotate)\n", plan::format_rfc3339(*r.rotation.next_switch),
+                                 std::max<int64_t>(0, *r.rotation.next_switch - now));
     return rc;
 }
 
