@@ -20,8 +20,8 @@ const model::Key* key_of_member(const model::InterfaceLabels& l, const std::stri
 
 class Rotator {
 public:
-    Rotator(const RotationInputs& in, model::HostState& desired, model::Labels& labels, const std::string& keys_dir, const std::string& node,
-            bool apply, int64_t now)
+    Rotator(const RotationInputs& in, model::HostState& desired, model::Labels& labels, const std::string& keys_dir,
+            const std::string& node, bool apply, int64_t now)
         : in_(in), desired_(desired), labels_(labels), keys_dir_(keys_dir), node_(node), apply_(apply), now_(now) {}
 
     RotationOutcome run() {
@@ -30,7 +30,8 @@ public:
             std::set<std::string> acted;  // members whose next key file decided this run
             for (auto& f : in_.next.read(keys_dir_, l.fleet)) {
                 if (!f.key) {
-                    out_.warnings.push_back(fmt::format("{}: refused as the next key of {} in fleet {}: {}", f.path, f.node, l.fleet, f.refused));
+                    out_.warnings.push_back(
+                        fmt::format("{}: refused as the next key of {} in fleet {}: {}", f.path, f.node, l.fleet, f.refused));
                     continue;
                 }
                 if (f.node == node_) own(w, l, f);
@@ -63,17 +64,19 @@ private:
         const std::string next_file = plan::next_private_key_path(l.private_key_file);
         auto next = in_.keys.load(next_file);
         if (!next || !next->has_value()) {
-            out_.warnings.push_back(fmt::format("the switch of {}'s key in fleet {} was due at {}, but {} {}: the old key stays; run "
-                                                "`wg-fleet rotate --fleet {}` again",
-                                                node_, l.fleet, plan::format_rfc3339(f.switch_at), next_file,
-                                                next ? "does not exist" : "cannot be read (" + next.error().message + ")", l.fleet));
+            out_.warnings.push_back(
+                fmt::format("the switch of {}'s key in fleet {} was due at {}, but {} {}: the old key stays; run "
+                            "`wg-fleet rotate --fleet {}` again",
+                            node_, l.fleet, plan::format_rfc3339(f.switch_at), next_file,
+                            next ? "does not exist" : "cannot be read (" + next.error().message + ")", l.fleet));
             return;
         }
         const model::Key pub = (*next)->public_key();
         if (pub != *f.key) {
-            out_.warnings.push_back(fmt::format("{} does not hold the key {} publishes: the old key stays; run `wg-fleet rotate --fleet {}` "
-                                                "again",
-                                                next_file, f.path, l.fleet));
+            out_.warnings.push_back(
+                fmt::format("{} does not hold the key {} publishes: the old key stays; run `wg-fleet rotate --fleet {}` "
+                            "again",
+                            next_file, f.path, l.fleet));
             return;
         }
         if (!apply_) {
@@ -98,8 +101,7 @@ private:
         // the new key in one or the other.
         if (auto p = in_.keys.publish(plan::published_key_path(keys_dir_, l.fleet, node_), pub); !p)
             out_.warnings.push_back(p.error().message);
-        else if (auto u = in_.keys.unpublish(f.path); !u)
-            out_.warnings.push_back(u.error().message);
+        else if (auto u = in_.keys.unpublish(f.path); !u) out_.warnings.push_back(u.error().message);
     }
 
     // Returns whether the file decided the member's key this run.

@@ -28,10 +28,10 @@ struct RotationMemory {
 };
 
 struct RotationOutcome {
-    std::optional<int64_t> next_switch;         // the earliest switch not due yet
-    std::vector<std::string> warnings;          // refused or inconsistent next keys
-    std::vector<std::string> own_switched;      // fleets whose own key switched (apply)
-    std::vector<plan::PeerSwitch> peers;        // peers whose key was switched in the desired state
+    std::optional<int64_t> next_switch;     // the earliest switch not due yet
+    std::vector<std::string> warnings;      // refused or inconsistent next keys
+    std::vector<std::string> own_switched;  // fleets whose own key switched (apply)
+    std::vector<plan::PeerSwitch> peers;    // peers whose key was switched in the desired state
 };
 
 struct RotationInputs {

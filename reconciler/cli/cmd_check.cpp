@@ -10,8 +10,8 @@
 #include <fmt/format.h>
 
 #include "cli/commands.hpp"
-#include "linux/nft.hpp"
 #include "config/tree.hpp"
+#include "linux/nft.hpp"
 #include "plan/foreign_firewall.hpp"
 #include "plan/rotation.hpp"
 

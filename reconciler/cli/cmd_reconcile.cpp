@@ -276,6 +276,8 @@ int report_apply(const Globals& g, Session& session, const apply::RunResult& r, 
         return kError;
     }
     for (const auto& f : r.generated_keys) out << fmt::format("generated the private key of {} for fleet {}\n", node, f);
+    for (const auto& f : r.rotation.own_switched)
+        out << fmt::format("switched {}'s key for fleet {} to the next key (wg-fleet rotate) and published it\n", node, f);
     if (r.applied) {
         if (!g.quiet)
             for (const auto& line : r.applied->done) out << output::mark_line(line, color) << "\n";
@@ -336,6 +338,7 @@ nlohmann::ordered_json apply_json(const std::string& node, const apply::RunResul
     j["done"] = r.applied ? r.applied->done : std::vector<std::string>{};
     j["not_done"] = r.applied ? r.applied->not_done : std::vector<std::string>{};
     j["generated_keys"] = r.generated_keys;
+    j["switched_keys"] = r.rotation.own_switched;
     add_notes_json(j, r);
     return j;
 }
@@ -432,7 +435,7 @@ output::Status status_of(const std::string& node, const apply::RunResult& r, int
         // A switch due now shows the key file it comes from; the age is the current key's.
         std::string key_file = labels.private_key_file;
         if (key_file.ends_with(".next")) key_file.resize(key_file.size() - 5);
-        if (struct stat kst {}; stat(key_file.c_str(), &kst) == 0) si.key_changed = static_cast<int64_t>(kst.st_mtim.tv_sec);
+        if (struct stat kst{}; stat(key_file.c_str(), &kst) == 0) si.key_changed = static_cast<int64_t>(kst.st_mtim.tv_sec);
         auto live = r.live->state.interfaces.find(ifname);
         if (live != r.live->state.interfaces.end()) {
             si.up = live->second.up;

@@ -33,9 +33,10 @@ int cmd_rotate(const Globals& g, const std::string& fleet_arg, const std::string
     if (!l->fleet->index.count(node)) return fail(not_in_fleets(*l->fleet, node, g.config));
     const model::Config& cfg = l->cfg();
     if (!cfg.keys_dir)
-        return fail(fmt::format("{} has no keys_dir: rotate publishes the next key there (<keys_dir>/<fleet>/{}.next.pub) for the other "
-                                "nodes to switch with this one; set keys_dir: to a directory every node reads",
-                                g.config, node));
+        return fail(
+            fmt::format("{} has no keys_dir: rotate publishes the next key there (<keys_dir>/<fleet>/{}.next.pub) for the other "
+                        "nodes to switch with this one; set keys_dir: to a directory every node reads",
+                        g.config, node));
     std::vector<std::string> fleets;
     for (const auto& mb : l->fleet->index.at(node))
         if (fleet_arg.empty() || mb.fleet == fleet_arg) fleets.push_back(mb.fleet);
@@ -55,24 +56,27 @@ int cmd_rotate(const Globals& g, const std::string& fleet_arg, const std::string
         auto current = keys.load(key_file);
         if (!current) return fail(current.error().message);
         if (!current->has_value())
-            return fail(fmt::format("{} has no key in fleet {} yet ({} does not exist): there is nothing to rotate; `wg-fleet apply` or "
-                                    "`wg-fleet keygen` makes the first key",
-                                    node, fleet, key_file));
+            return fail(
+                fmt::format("{} has no key in fleet {} yet ({} does not exist): there is nothing to rotate; `wg-fleet apply` or "
+                            "`wg-fleet keygen` makes the first key",
+                            node, fleet, key_file));
         // A rotation already pending: its key is kept, only the time changes; once its time has
         // come, other nodes may have switched already, so it is completed first.
         auto pending = inputs::read_next_key_file(published, node, cfg);
         auto next = keys.load(next_file);
         if (!next) return fail(next.error().message);
         if (pending.key && next->has_value() && (*next)->public_key() == *pending.key && plan::switch_due(pending.switch_at, now))
-            return fail(fmt::format("the rotation of fleet {} published in {} was due at {}: other nodes may have switched already; "
-                                    "`wg-fleet apply` completes it (then rotate again for another key)",
-                                    fleet, published, plan::format_rfc3339(pending.switch_at)));
+            return fail(
+                fmt::format("the rotation of fleet {} published in {} was due at {}: other nodes may have switched already; "
+                            "`wg-fleet apply` completes it (then rotate again for another key)",
+                            fleet, published, plan::format_rfc3339(pending.switch_at)));
         bool fresh = false;
         if (!next->has_value()) {
             auto made = keys.install(next_file, model::SecretKey::generate());
             if (!made) return fail(made.error().message);
             auto reread = keys.load(next_file);
-            if (!reread || !reread->has_value()) return fail(reread ? next_file + " vanished after it was written" : reread.error().message);
+            if (!reread || !reread->has_value())
+                return fail(reread ? next_file + " vanished after it was written" : reread.error().message);
             next = std::move(reread);
             fresh = true;
         }
@@ -85,12 +89,13 @@ int cmd_rotate(const Globals& g, const std::string& fleet_arg, const std::string
         journal.record(line, backend::Status::ok());
         journal.flush();
         if (g.quiet == 0) {
-            std::cout << fmt::format("{}: next key of {}: {} ({} {}, 0600)\n", fleet, node, pub.base64(), fresh ? "generated into" : "kept in",
-                                     next_file);
+            std::cout << fmt::format("{}: next key of {}: {} ({} {}, 0600)\n", fleet, node, pub.base64(),
+                                     fresh ? "generated into" : "kept in", next_file);
             std::cout << fmt::format("{}: published {}\n", fleet, published);
-            std::cout << fmt::format("{}: switch at {} (in {}s): every node that runs watch switches then; a node that runs apply "
-                                     "later switches at that run\n",
-                                     fleet, plan::format_rfc3339(*at), *at - now);
+            std::cout << fmt::format(
+                "{}: switch at {} (in {}s): every node that runs watch switches then; a node that runs apply "
+                "later switches at that run\n",
+                fleet, plan::format_rfc3339(*at), *at - now);
         }
     }
     return kOk;

@@ -128,7 +128,8 @@ private:
     // Logs the key switches of a run and keeps the earliest one pending for the loop, on its
     // clock (steady): the switch time is wall-clock time, converted at the moment of the run.
     void note_rotations(const apply::RotationOutcome& o, std::string_view word) {
-        for (const auto& f : o.own_switched) log_.info("{}: key switched: fleet {}: the next key is this node's key now, and published", word, f);
+        for (const auto& f : o.own_switched)
+            log_.info("{}: key switched: fleet {}: the next key is this node's key now, and published", word, f);
         for (const auto& p : o.peers)
             log_.info("{}: peer key swapped: {} on {}: {} -> {}", word, p.node, p.ifname, p.old_key.short_str(), p.new_key.short_str());
         wake_.reset();

@@ -16,8 +16,7 @@ constexpr std::string_view kSuffix = ".next.pub";
 
 backend::NextKeyFile read_one(const std::string& path, const std::string& node, const Secrets& secrets) {
     backend::NextKeyFile f{.node = node, .path = path, .key = std::nullopt, .switch_at = 0, .refused = {}};
-    auto got = read_published_text(path, secrets, plan::kNextKeyMaxBytes,
-                                   "a next key file is two lines: public_key: and switch_at:");
+    auto got = read_published_text(path, secrets, plan::kNextKeyMaxBytes, "a next key file is two lines: public_key: and switch_at:");
     if (got.missing) {
         f.refused = "it no longer exists";
         return f;

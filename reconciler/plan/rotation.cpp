@@ -30,10 +30,8 @@ int days_in(int y, int m) {
 
 std::optional<int64_t> parse_rfc3339(std::string_view s) {
     // YYYY-MM-DDTHH:MM:SS[.frac](Z|+HH:MM|-HH:MM)
-    auto y = digits(s, 0, 4), mo = digits(s, 5, 2), d = digits(s, 8, 2), h = digits(s, 11, 2), mi = digits(s, 14, 2),
-         se = digits(s, 17, 2);
-    if (!y || !mo || !d || !h || !mi || !se || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != 't') || s[13] != ':' ||
-        s[16] != ':')
+    auto y = digits(s, 0, 4), mo = digits(s, 5, 2), d = digits(s, 8, 2), h = digits(s, 11, 2), mi = digits(s, 14, 2), se = digits(s, 17, 2);
+    if (!y || !mo || !d || !h || !mi || !se || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != 't') || s[13] != ':' || s[16] != ':')
         return std::nullopt;
     if (*mo < 1 || *mo > 12 || *d < 1 || *d > days_in(*y, *mo) || *h > 23 || *mi > 59 || *se > 60) return std::nullopt;
     size_t i = 19;
@@ -107,8 +105,7 @@ NextKeyText parse_next_key(std::string_view text) {
         start = nl + 1;
     }
     static constexpr std::string_view kNames[] = {"public_key", "switch_at"};
-    if (lines.size() < 2)
-        return fail(lines.size() + 1, 1, fmt::format("expected the line \"{}: ...\"", kNames[lines.size()]));
+    if (lines.size() < 2) return fail(lines.size() + 1, 1, fmt::format("expected the line \"{}: ...\"", kNames[lines.size()]));
     if (lines.size() > 2) return fail(3, 1, "expected the end of the file after switch_at");
     std::optional<model::Key> key;
     std::optional<int64_t> at;
@@ -169,8 +166,9 @@ std::optional<std::string> key_age_warning(const std::string& fleet, const std::
     const uint64_t age = static_cast<uint64_t>(now - modified);
     // Days are the unit people rotate by; under a day, the exact duration.
     const std::string shown = age >= 86400 ? fmt::format("{}d", age / 86400) : model::format_duration(age);
-    return fmt::format("the key of {} in fleet {} is {} old ({} last changed {}); key_max_age is {}: run `wg-fleet rotate --fleet {}` on {}",
-                       node, fleet, shown, source, format_rfc3339(modified), model::format_duration(max_age), fleet, node);
+    return fmt::format(
+        "the key of {} in fleet {} is {} old ({} last changed {}); key_max_age is {}: run `wg-fleet rotate --fleet {}` on {}", node, fleet,
+        shown, source, format_rfc3339(modified), model::format_duration(max_age), fleet, node);
 }
 
 }  // namespace wgf::plan

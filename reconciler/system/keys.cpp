@@ -129,7 +129,8 @@ backend::Status FileKeyStore::promote(const std::string& next_file, const std::s
     if (!S_ISREG(st.st_mode))
         return backend::Error{EINVAL, "switch to the next key " + next_file + ": not a regular file; nothing changed"};
     if (st.st_mode & 077)
-        return backend::Error{EPERM, "switch to the next key " + next_file + ": readable by group or others (it must be 0600); nothing changed"};
+        return backend::Error{EPERM,
+                              "switch to the next key " + next_file + ": readable by group or others (it must be 0600); nothing changed"};
     if (rename(next_file.c_str(), key_file.c_str()) != 0) return backend::errno_error(errno, "move " + next_file + " to " + key_file);
     std::filesystem::path dir = std::filesystem::path(key_file).parent_path();
     int dfd = open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);

@@ -46,14 +46,18 @@ def pings(targets, seconds):
                                  str(int(seconds * 10)), f"{t}.demo"], stdout=subprocess.PIPE, text=True) for t in targets}
 
 
+def reply_times(out):
+    return [float(m.group(1)) for m in re.finditer(r"^\[(\d+\.\d+)\].*icmp_seq=", out, re.M)]
+
+
 def outage(out):
-    """Longest time between two replies, less the 100 ms between sends; and the first reply after."""
-    times = [float(m.group(1)) for m in re.finditer(r"^\[(\d+\.\d+)\].*icmp_seq=", out, re.M)]
-    best, after = 0.0, None
-    for a, b in zip(times, times[1:]):
-        if b - a > best:
-            best, after = b - a, b
-    return max(0.0, best - 0.1), after
+    """Longest time between two replies, less the 100 ms between sends."""
+    times = reply_times(out)
+    return max([0.0] + [b - a - 0.1 for a, b in zip(times, times[1:])])
+
+
+def first_reply_after(out, t):
+    return next((x for x in reply_times(out) if x > t), None)
 
 
 def log_time(line):
@@ -63,6 +67,7 @@ def log_time(line):
 
 
 def first_after(path, pattern, since):
+    """The first log line with `pattern` at or after `since` (a run switches only once its time came)."""
     with open(path) as f:
         for line in f:
             if pattern in line:
@@ -70,7 +75,7 @@ def first_after(path, pattern, since):
                     t = log_time(line)
                 except ValueError:
                     continue
-                if t >= since - 1:
+                if t >= since:
                     return t
     return None
 
@@ -104,20 +109,25 @@ def main():
             time.sleep(2)
             node("alice", "wg-fleet", "-q", "rotate", "--at", "+4s")
             with open(f"{KEYS}/alice.next.pub") as f:
-                at = datetime.strptime(re.search(r"switch_at: (\S+)", f.read()).group(1), "%Y-%m-%dT%H:%M:%SZ")
+                published = f.read()
+            at = datetime.strptime(re.search(r"switch_at: (\S+)", published).group(1), "%Y-%m-%dT%H:%M:%SZ")
+            new = re.search(r"public_key: (\S+)", published).group(1)
             switch = at.replace(tzinfo=timezone.utc).timestamp()
             outs = {t: pp.communicate()[0] for t, pp in p.items()}
             own = first_after(f"{tmp}/watch-alice.log", "key switched", switch)
             for t in ("hub1", "hub2"):
-                gap, back = outage(outs[t])
-                swap = first_after(f"{tmp}/watch-{t}.log", "peer key swapped: alice", switch)
+                gap = outage(outs[t])
+                swap = first_after(f"{tmp}/watch-{t}.log", f"-> {new[:8]}", switch)  # its "peer key swapped" line
+                both = max(own, swap) if own and swap else None
+                back = first_reply_after(outs[t], both) if both else None
                 rows.append({"rotation": i + 1, "session": f"alice-{t}", "outage": gap,
                              "alice_done": own - switch if own else float("nan"),
                              "hub_done": swap - switch if swap else float("nan"),
-                             "handshake": back - max(own, swap) if back and own and swap else float("nan")})
+                             "handshake": back - both if back else float("nan")})
                 r = rows[-1]
                 print(f"rotation {r['rotation']} {r['session']}: outage {r['outage']:.2f} s; after the switch time: alice's run done "
-                      f"+{r['alice_done']:.3f} s, {t}'s run done +{r['hub_done']:.3f} s, first reply {r['handshake']:.3f} s after both",
+                      f"+{r['alice_done']:.3f} s, {t}'s run done +{r['hub_done']:.3f} s, first reply {r['handshake']:.3f} s after both "
+                      f"(pings 100 ms apart)",
                       flush=True)
             time.sleep(1)
         for w in watches:
@@ -152,14 +162,15 @@ def main():
             set_done = time.time() - started
             outs = {t: pp.communicate()[0] for t, pp in p.items()}
             for t in ("hub1", "hub2"):
-                gap, _ = outage(outs[t])
+                gap = outage(outs[t])
                 anchor.append(gap)
                 print(f"anchor {i + 1} alice-{t}: outage {gap:.2f} s (the three wg set done {set_done:.3f} s after they started)", flush=True)
         outs = [r["outage"] for r in rows]
         print(f"wg-fleet rotate under watch: outage per session over {len(outs)} sessions ({ROTATIONS} rotations): {summary(outs)}")
         print(f"  alice's switching run done after the switch time: {summary([r['alice_done'] for r in rows])}")
         print(f"  the hub's swapping run done after the switch time: {summary([r['hub_done'] for r in rows])}")
-        print(f"  first reply after both: {summary([r['handshake'] for r in rows])}")
+        print(f"  first reply after both runs ended (handshake, and up to 100 ms until the next ping): "
+              f"{summary([r['handshake'] for r in rows])}")
         print(f"anchor, wg set by hand on both sides at once: outage per session over {len(anchor)} sessions: {summary(anchor)}")
         return 0
     finally:

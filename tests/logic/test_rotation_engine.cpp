@@ -66,8 +66,7 @@ TEST_CASE("rotation engine: a member's next key is one key swap at its switch ti
     const auto old_ips = dev.peers.at(p1_old()).allowed_ips;
     const auto c2_before = dev.peers.at(*model::Key::from_base64("4EVFjchzl8j0kbHH00hl1jgZKbuw/hw1B7XbAYDAaSA="));
     const model::Key fresh = model::SecretKey::generate().public_key();
-    s.next.by_fleet["mesh"] = {
-        {.node = "p1", .path = "/keys/mesh/p1.next.pub", .key = fresh, .switch_at = s.m.now + 30, .refused = {}}};
+    s.next.by_fleet["mesh"] = {{.node = "p1", .path = "/keys/mesh/p1.next.pub", .key = fresh, .switch_at = s.m.now + 30, .refused = {}}};
 
     // Before its time: nothing changes, and the run says when to come back.
     auto early = s.e.run(*s.fw, "c1", apply::Mode::plan, s.m.now + 29);
@@ -90,9 +89,11 @@ TEST_CASE("rotation engine: a member's next key is one key swap at its switch ti
     CHECK(add->peer.allowed_ips == old_ips);
     CHECK(add->peer.endpoint == ep("203.0.113.7:40000"));
     CHECK(plan::describe(due.plan.ops[0]) ==
-          fmt::format("- peer p1 ({}) on mesh: key swap (old key, replaced by {})", p1_old().short_str(), fresh.short_str()));
-    CHECK(plan::describe(due.plan.ops[1]).starts_with(
-        fmt::format("+ peer p1 ({}) on mesh: key swap (new key, replaces {}); allowed-ips ", fresh.short_str(), p1_old().short_str())));
+          fmt::format("- peer p1 ({}) on mesh: key swap (old key, replaced by {})  [disrupts one peer's session]", p1_old().short_str(),
+                      fresh.short_str()));
+    CHECK(plan::describe(due.plan.ops[1])
+              .starts_with(fmt::format("+ peer p1 ({}) on mesh: key swap (new key, replaces {}); allowed-ips ", fresh.short_str(),
+                                       p1_old().short_str())));
     CHECK(plan::summarize(due.plan) == "Plan: 1 to add, 0 to change, 1 to remove; disrupts 1 peer session.");
 
     const size_t sets_before = s.m.wg.sets.size();
@@ -120,8 +121,7 @@ TEST_CASE("rotation engine: a watch keeps a switch it made once the next key fil
     apply::RotationMemory memory;
     s.e.rotations = &memory;
     const model::Key fresh = model::SecretKey::generate().public_key();
-    s.next.by_fleet["mesh"] = {
-        {.node = "p1", .path = "/keys/mesh/p1.next.pub", .key = fresh, .switch_at = s.m.now, .refused = {}}};
+    s.next.by_fleet["mesh"] = {{.node = "p1", .path = "/keys/mesh/p1.next.pub", .key = fresh, .switch_at = s.m.now, .refused = {}}};
     REQUIRE(s.e.run(*s.fw, "c1", apply::Mode::apply, s.m.now).ok());
     REQUIRE(s.m.wg.devices.at("mesh").device.peers.count(fresh));
     // The rotating node completed its switch: its next key file is gone; the configuration this
@@ -144,11 +144,8 @@ TEST_CASE("rotation engine: the node's own key switches at its time: moved into 
     const model::SecretKey next_key = model::SecretKey::generate();
     s.m.keys.keys.emplace("/state/mesh.key.next", next_key);
     s.m.keys.published["/keys/mesh/p1.next.pub"] = next_key.public_key();
-    s.next.by_fleet["mesh"] = {{.node = "p1",
-                                .path = "/keys/mesh/p1.next.pub",
-                                .key = next_key.public_key(),
-                                .switch_at = s.m.now + 5,
-                                .refused = {}}};
+    s.next.by_fleet["mesh"] = {
+        {.node = "p1", .path = "/keys/mesh/p1.next.pub", .key = next_key.public_key(), .switch_at = s.m.now + 5, .refused = {}}};
     auto early = s.e.run(*s.fw, "p1", apply::Mode::apply, s.m.now + 4);
     REQUIRE(early.ok());
     CHECK(early.plan.empty());
@@ -158,7 +155,8 @@ TEST_CASE("rotation engine: the node's own key switches at its time: moved into 
     auto planned = s.e.run(*s.fw, "p1", apply::Mode::plan, s.m.now + 5);
     REQUIRE(planned.plan.ops.size() == 1);
     CHECK(plan::describe(planned.plan.ops[0]) ==
-          fmt::format("~ device mesh: private key from /state/mesh.key.next (public key {})", next_key.public_key().short_str()));
+          fmt::format("~ device mesh: private key from /state/mesh.key.next (public key {})  [disrupts every session on the device]",
+                      next_key.public_key().short_str()));
     CHECK(s.m.keys.keys.count("/state/mesh.key.next"));  // plan moves nothing
 
     auto r = s.e.run(*s.fw, "p1", apply::Mode::apply, s.m.now + 5);
@@ -170,8 +168,9 @@ TEST_CASE("rotation engine: the node's own key switches at its time: moved into 
     CHECK(s.m.keys.published.at("/keys/mesh/p1.pub") == next_key.public_key());
     CHECK_FALSE(s.m.keys.published.count("/keys/mesh/p1.next.pub"));
     REQUIRE_FALSE(s.journal.lines.empty());
-    CHECK(std::any_of(s.journal.lines.begin(), s.journal.lines.end(),
-                      [](const std::string& l) { return l.find("key switched: /state/mesh.key.next moved to /state/mesh.key") != std::string::npos; }));
+    CHECK(std::any_of(s.journal.lines.begin(), s.journal.lines.end(), [](const std::string& l) {
+        return l.find("key switched: /state/mesh.key.next moved to /state/mesh.key") != std::string::npos;
+    }));
     // The stale file (the rotating node's own, gone above) or another's equal to the key: nothing.
     s.next.by_fleet.clear();
     CHECK(s.e.run(*s.fw, "p1", apply::Mode::plan, s.m.now + 6).plan.empty());

@@ -38,14 +38,18 @@ TEST_CASE("rotation: a malformed next key is refused with its line and column, n
     const std::vector<Case> cases{
         {"", "line 1, column 1: expected the line \"public_key: ...\""},
         {"public_key: " + key + "\n", "line 2, column 1: expected the line \"switch_at: ...\""},
-        {"switch_at: 2026-12-01T02:30:00Z\npublic_key: " + key + "\n", "line 1, column 1: expected \"public_key: \" at the start of the line"},
+        {"switch_at: 2026-12-01T02:30:00Z\npublic_key: " + key + "\n",
+         "line 1, column 1: expected \"public_key: \" at the start of the line"},
         {"public_key: " + key.substr(0, 40) + "\nswitch_at: 2026-12-01T02:30:00Z\n",
          "line 1, column 13: not a base64 WireGuard public key (content not shown)"},
-        {"public_key: " + key + "\nswitch_at: tomorrow\n", "line 2, column 12: 'tomorrow' is not an RFC 3339 time such as 2026-12-01T02:30:00Z"},
+        {"public_key: " + key + "\nswitch_at: tomorrow\n",
+         "line 2, column 12: 'tomorrow' is not an RFC 3339 time such as 2026-12-01T02:30:00Z"},
         {"public_key: " + key + "\nswitch_at: 2026-02-30T02:30:00Z\n",
          "line 2, column 12: '2026-02-30T02:30:00Z' is not an RFC 3339 time such as 2026-12-01T02:30:00Z"},
-        {"public_key: " + key + "\nswitch_at: 2026-12-01T02:30:00Z\nextra: 1\n", "line 3, column 1: expected the end of the file after switch_at"},
-        {"public_key:" + key + "\nswitch_at: 2026-12-01T02:30:00Z\n", "line 1, column 1: expected \"public_key: \" at the start of the line"},
+        {"public_key: " + key + "\nswitch_at: 2026-12-01T02:30:00Z\nextra: 1\n",
+         "line 3, column 1: expected the end of the file after switch_at"},
+        {"public_key:" + key + "\nswitch_at: 2026-12-01T02:30:00Z\n",
+         "line 1, column 1: expected \"public_key: \" at the start of the line"},
     };
     for (const auto& c : cases) {
         INFO(c.text);
