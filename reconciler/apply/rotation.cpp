@@ -10,6 +10,9 @@
 namespace wgf::apply {
 namespace {
 
+// How long after the switch time the rotated node keeps its next key's file published.
+constexpr int64_t kNextKeyKept = 30;
+
 void earliest_switch(std::optional<int64_t>& at, int64_t t) { at = at ? std::min(*at, t) : t; }
 
 const model::Key* key_of_member(const model::InterfaceLabels& l, const std::string& node) {
@@ -52,8 +55,11 @@ private:
     void own(model::WgInterface& w, model::InterfaceLabels& l, const backend::NextKeyFile& f) {
         if (l.generate_key || !w.public_key) return;  // no key yet: the run generates one
         if (*w.public_key == *f.key) {
-            // The switch is complete (a run stopped before removing the file): nothing is due.
-            if (apply_)
+            // The switch is complete. The file stays a while after the switch time: a node whose
+            // run at that time comes later than this node's (a busy machine) still finds the
+            // next key there, where it would otherwise find neither it nor, in a configuration
+            // loaded before, the new key. After that, it goes.
+            if (apply_ && now_ >= f.switch_at + kNextKeyKept)
                 if (auto s = in_.keys.unpublish(f.path); !s) out_.warnings.push_back(s.error().message);
             return;
         }
@@ -97,11 +103,10 @@ private:
         }
         w.public_key = pub;
         out_.own_switched.push_back(l.fleet);
-        // The new public key is published before the next key's file goes, so a reader finds
-        // the new key in one or the other.
+        // The new public key is published; the next key's file stays until kNextKeyKept after
+        // the switch time (removed by a later run), so a reader finds the new key in one or both.
         if (auto p = in_.keys.publish(plan::published_key_path(keys_dir_, l.fleet, node_), pub); !p)
             out_.warnings.push_back(p.error().message);
-        else if (auto u = in_.keys.unpublish(f.path); !u) out_.warnings.push_back(u.error().message);
     }
 
     // Returns whether the file decided the member's key this run.

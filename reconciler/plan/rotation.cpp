@@ -28,7 +28,8 @@ int days_in(int y, int m) {
 
 }  // namespace
 
-std::optional<int64_t> parse_rfc3339(std::string_view s) {
+std::optional<int64_t> parse_rfc3339(std::string_view text) {
+    const std::string_view s = text;
     // YYYY-MM-DDTHH:MM:SS[.frac](Z|+HH:MM|-HH:MM)
     auto y = digits(s, 0, 4), mo = digits(s, 5, 2), d = digits(s, 8, 2), h = digits(s, 11, 2), mi = digits(s, 14, 2), se = digits(s, 17, 2);
     if (!y || !mo || !d || !h || !mi || !se || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != 't') || s[13] != ':' || s[16] != ':')

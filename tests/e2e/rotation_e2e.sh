@@ -102,6 +102,13 @@ check "alice's journal: key switched" grep -q "key switched: .*demo.key.next mov
 check "hub1's journal: the peer key swap" grep -q "peer alice .* key swap (new key" "$sbdir/nodes/hub1/state/journal.log"
 check "hub1's watch logged the swap once" test "$(grep -c "peer key swapped: alice on demo" "$tmp/watch-hub1.log")" = 1
 grep -h "key switched\|peer key swapped" "$tmp"/watch-*.log
+# key_max_age (the demo file says 90d): a key published 100 days ago is warned about, located at
+# the member; alice's new key is not. status shows the age of the node's own key.
+touch -d '100 days ago' "$keys/bob.pub"
+in_node hub1 wg-fleet check >"$tmp/check.out" 2>&1
+check "check warns about bob's 100-day-old key, at bob" grep -q "warning: fleets.demo.peers.bob: the key of bob in fleet demo is 100d old" "$tmp/check.out"
+check "check does not warn about alice's new key" bash -c "! grep -q 'the key of alice' $tmp/check.out"
+check "status --json has alice's key age" bash -c "\"$bin\" sandbox exec --name $name alice wg-fleet status --json | python3 -c 'import json,sys; i=json.load(sys.stdin)[\"interfaces\"][0]; sys.exit(0 if 0 <= i[\"key_age_seconds\"] < 600 else 1)'"
 check "no secret in any journal" bash -c "! grep -rqF -f <(cat $sbdir/nodes/*/state/*.key) $sbdir/nodes/*/state/journal.log"
 check "sandbox down" "$bin" sandbox down --name "$name"
 check "no namespace left" bash -c "! ip netns list | grep -q wgfsb-$name"

@@ -43,8 +43,7 @@ struct RotFiles {
 
 }  // namespace
 
-TEST_CASE("rotation files: next keys are listed per fleet, parsed, and refused with the reason and never the content",
-          "[rotation]") {
+TEST_CASE("rotation files: next keys are listed per fleet, parsed, and refused with the reason and never the content", "[rotation]") {
     RotFiles f;
     const model::Key good = model::SecretKey::generate().public_key();
     std::ofstream(f.pub / "alice.next.pub") << plan::format_next_key({.key = good, .switch_at = 1796092200});
@@ -80,8 +79,7 @@ TEST_CASE("rotation files: next keys are listed per fleet, parsed, and refused w
     CHECK(reader.read(f.keys.string(), "other").empty());  // no directory: none
 }
 
-TEST_CASE("rotation files: the key store moves a 0600 next key into place, and leaves an unchanged published key alone",
-          "[rotation]") {
+TEST_CASE("rotation files: the key store moves a 0600 next key into place, and leaves an unchanged published key alone", "[rotation]") {
     RotFiles f;
     system::FileKeyStore store;
     const std::string key_file = (f.state / "mesh.key").string(), next_file = key_file + ".next";

@@ -2,7 +2,7 @@
 // entry (the old key out, the new one in, next to each other in one set; allowed IPs and the
 // live endpoint kept; nobody else touched); a switch not due yet changes nothing and says when
 // it comes; the node's own due key is moved into place, set, published and its next key file
-// removed; a watch that made a switch keeps it once the file is gone.
+// removed 30 s after the switch time; a watch that made a switch keeps it once the file is gone.
 #include <fmt/format.h>
 #include <catch2/catch.hpp>
 
@@ -166,6 +166,12 @@ TEST_CASE("rotation engine: the node's own key switches at its time: moved into 
     CHECK(s.m.keys.keys.at("/state/mesh.key") == next_key);
     CHECK(s.m.wg.devices.at("mesh").device.public_key == next_key.public_key());
     CHECK(s.m.keys.published.at("/keys/mesh/p1.pub") == next_key.public_key());
+    // The next key's file stays a while, for nodes whose run at the switch time comes later; a
+    // run after that removes it.
+    CHECK(s.m.keys.published.count("/keys/mesh/p1.next.pub"));
+    REQUIRE(s.e.run(*s.fw, "p1", apply::Mode::apply, s.m.now + 5 + 29).ok());
+    CHECK(s.m.keys.published.count("/keys/mesh/p1.next.pub"));
+    REQUIRE(s.e.run(*s.fw, "p1", apply::Mode::apply, s.m.now + 5 + 30).ok());
     CHECK_FALSE(s.m.keys.published.count("/keys/mesh/p1.next.pub"));
     REQUIRE_FALSE(s.journal.lines.empty());
     CHECK(std::any_of(s.journal.lines.begin(), s.journal.lines.end(), [](const std::string& l) {
