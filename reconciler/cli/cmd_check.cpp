@@ -85,7 +85,9 @@ void key_age_warnings(const Globals& g, Loaded& l, config::Diagnostics& out) {
         if (stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return std::nullopt;
         return static_cast<int64_t>(st.st_mtim.tv_sec);
     };
-    for (const auto& [fname, f] : cfg.fleets) {
+    for (const auto& entry : cfg.fleets) {
+        const std::string& fname = entry.first;  // a plain reference: a lambda captures it (clang 14)
+        const model::Fleet& f = entry.second;
         const auto max_age = f.key_max_age ? f.key_max_age : cfg.key_max_age;
         if (!max_age) continue;
         auto check = [&](const std::string& node, const std::string& path) {
