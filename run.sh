@@ -142,6 +142,9 @@ run_bench() {
   echo "== wg-fleet serve (tests/bench/bench_serve.py)"
   cmake --build build -j"$JOBS" --target wg-fleet >/dev/null
   python3 tests/bench/bench_serve.py build/reconciler/cli/wg-fleet || { ((rc)) || rc=1; }
+  # a key rotation's outage per session under watch, next to the same swap by hand with wg (BENCHMARKS.md, 10)
+  echo "== wg-fleet rotate (tests/bench/bench_rotation.py)"
+  python3 tests/bench/bench_rotation.py build/reconciler/cli/wg-fleet . || { ((rc)) || rc=1; }
   return $rc
 }
 

@@ -276,6 +276,12 @@ RunResult Engine::run_once(Desired d, const std::string& node, Mode mode, int64_
         }
         w.public_key = (*key)->public_key();
     }
+    // Rotations that are due: the node's own key switched, other members' keys in their peer entries.
+    if (next_keys && d.keys_dir)
+        r.rotation = apply_rotations(
+            {.keys = keys, .next = *next_keys, .journal = mode == Mode::apply ? journal : nullptr, .memory = rotations}, r.desired,
+            r.labels, *d.keys_dir, node, mode == Mode::apply, now);
+    for (const auto& w : r.rotation.warnings) r.warnings.push_back(w);
     r.timings.lap("keys");
     resolve_endpoints(r.desired, r.labels, resolver, r.warnings);
     r.timings.lap("resolve");

@@ -12,6 +12,7 @@
 
 #include "apply/keys.hpp"
 #include "apply/reconcile.hpp"
+#include "apply/rotation.hpp"
 #include "apply/state.hpp"
 #include "model/timing.hpp"
 #include "plan/diff.hpp"
@@ -34,6 +35,7 @@ struct RunResult {
     model::Timings timings;                   // per phase, for -v
     model::Timings read_timings;              // the prefetch's phases, on its own thread
     bool used_cache = false;                  // the devices came from the LiveCache, not a read
+    RotationOutcome rotation;                 // key switches made in the desired state, and the next one due
 
     // Conflicts (managed paths wg-fleet did not write) fail the run: the rest is applied, the
     // node does not match the fleet.
@@ -152,6 +154,12 @@ struct Engine {
     // anything is written (the ownership record included), with the run so far (its live state
     // as read) and the record before. An error ends the run with nothing applied.
     std::function<backend::Status(const RunResult&, const plan::Ownership&)> before_change = nullptr;
+    // The published next keys (`wg-fleet rotate`): with keys_dir, every run makes the switches
+    // that are due. Null: none are read.
+    backend::NextKeys* next_keys = nullptr;
+    // Kept by the caller between runs (watch): the switches made, for as long as the loaded
+    // configuration has the old keys.
+    RotationMemory* rotations = nullptr;
 
     // With a prefetch started for the interfaces the node turns out to have, its read is used
     // (and completed with owned interfaces no longer desired, sysctls and files); otherwise the

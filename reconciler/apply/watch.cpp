@@ -11,6 +11,7 @@ std::string_view to_string(Trigger t) {
         case Trigger::reload: return "reload";
         case Trigger::tick: return "tick";
         case Trigger::store: return "store";
+        case Trigger::rotation: return "rotation";
     }
     return "?";
 }
@@ -27,7 +28,7 @@ public:
         report_.ready();
         report_.info(o_.watching);
         for (;;) {
-            wait(backend::TimePoint::max());
+            wait(wake_at().value_or(backend::TimePoint::max()));
             // Signals first: a stop must not wait for a reconcile of pending edits.
             while (auto s = src_.signals.take()) {
                 if (s->kind == backend::Signal::Kind::stop) {
@@ -43,6 +44,8 @@ public:
             }
             if (src_.nudges && src_.nudges->take() && load(Trigger::store)) converge(Trigger::store);
             if (src_.timer.take()) converge(Trigger::tick);
+            // A switch time that came (and that no run above already acted on).
+            if (auto due = wake_at(); due && src_.clock.now() >= *due) converge(Trigger::rotation);
         }
     }
 
@@ -55,6 +58,8 @@ private:
     // The configuration the last load replaced: dropping one of a large fleet frees a lot, so it
     // waits until the new one has run (an edit is live first).
     std::unique_ptr<Reconcile> retired_;
+
+    std::optional<backend::TimePoint> wake_at() const { return in_force_ ? in_force_->wake_at() : std::nullopt; }
 
     // A failed load leaves the configuration in force as it was.
     bool load(Trigger why) {

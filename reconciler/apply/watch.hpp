@@ -1,6 +1,7 @@
 // The service loop of `watch` (and `serve`): converge on start, on every edit of the configuration
 // (a burst of writes is one edit), on a reload signal, on a nudge (an input besides the file
-// changed) and on every tick of the drift timer; stop on a stop signal. An invalid configuration
+// changed), on every tick of the drift timer and at a key rotation's switch time (not at the
+// tick after it); stop on a stop signal. An invalid configuration
 // is reported and the last good one stays in force. Triggers that arrive while a run is busy stay
 // in their source and cause a run after it. The loop knows
 // only interfaces: where events come from (backend/events.hpp), how a configuration is loaded
@@ -9,6 +10,7 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -18,9 +20,10 @@
 namespace wgf::apply {
 
 // store: an input other than the file changed (a nudge: serve's store of enrolled clients).
-enum class Trigger { start, edit, reload, tick, store };
+// rotation: the switch time of a published next key (`wg-fleet rotate`) came.
+enum class Trigger { start, edit, reload, tick, store, rotation };
 
-// "start", "edit", "reload", "tick", "store": the words the log and journal lines use.
+// "start", "edit", "reload", "tick", "store", "rotation": the words the log and journal lines use.
 std::string_view to_string(Trigger t);
 
 // One configuration that loaded and checked, bound to what converges the node to it.
@@ -30,6 +33,9 @@ public:
     // One converge. The trigger says why: an edit can diff against the live state verified
     // last, a tick re-reads everything.
     virtual void run(Trigger why) = 0;
+    // When the node must converge again although nothing else happens: the earliest switch time
+    // of a key rotation the last run saw pending (on the loop's clock). None: no such time.
+    virtual std::optional<backend::TimePoint> wake_at() const { return std::nullopt; }
 };
 
 struct LoadFailure {

@@ -261,6 +261,24 @@ Status FakeKeyStore::publish(const std::string& path, const Key& public_key) {
     return Status::ok();
 }
 
+Status FakeKeyStore::promote(const std::string& next_file, const std::string& key_file) {
+    auto it = keys.find(next_file);
+    if (it == keys.end()) return Error{ENOENT, "promote " + next_file + ": no such key"};
+    keys.insert_or_assign(key_file, it->second);
+    keys.erase(it);
+    return Status::ok();
+}
+
+Status FakeKeyStore::unpublish(const std::string& path) {
+    published.erase(path);
+    return Status::ok();
+}
+
+std::vector<NextKeyFile> FakeNextKeys::read(const std::string&, const std::string& fleet) {
+    auto it = by_fleet.find(fleet);
+    return it == by_fleet.end() ? std::vector<NextKeyFile>{} : it->second;
+}
+
 Result<plan::Ownership> FakeStateStore::load() { return owned; }
 
 Status FakeStateStore::save(const plan::Ownership& o) {

@@ -118,6 +118,15 @@ public:
     Result<std::optional<SecretKey>> load(const std::string& path) override;
     Result<SecretKey> load_or_generate(const std::string& path) override;
     Status publish(const std::string& path, const Key& public_key) override;
+    Status promote(const std::string& next_file, const std::string& key_file) override;
+    Status unpublish(const std::string& path) override;
+};
+
+// Next keys by fleet, as given.
+class FakeNextKeys : public NextKeys {
+public:
+    std::map<std::string, std::vector<NextKeyFile>> by_fleet;
+    std::vector<NextKeyFile> read(const std::string& keys_dir, const std::string& fleet) override;
 };
 
 class FakeStateStore : public StateStore {

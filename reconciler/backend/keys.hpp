@@ -5,6 +5,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "backend/status.hpp"
 #include "model/net.hpp"
@@ -20,6 +21,29 @@ public:
     // once, all return the one that was stored.
     virtual Result<model::SecretKey> load_or_generate(const std::string& path) = 0;
     virtual Status publish(const std::string& path, const model::Key& public_key) = 0;
+
+    // Key rotation (`wg-fleet rotate`): the next key waits beside the key file until its switch
+    // time; then it is moved into place (atomically: the key file is the old key or the new one,
+    // never neither) and its published next key (`<node>.next.pub`) removed.
+    virtual Status promote(const std::string& next_file, const std::string& key_file) = 0;
+    // Removes a published file of this node; one that does not exist is fine.
+    virtual Status unpublish(const std::string& path) = 0;
+};
+
+// A published next key of one member, as read from <keys_dir>/<fleet>/<node>.next.pub.
+struct NextKeyFile {
+    std::string node;
+    std::string path;
+    std::optional<model::Key> key;  // with switch_at, when the file is usable
+    int64_t switch_at = 0;
+    std::string refused;  // why it is not used (located, never its content)
+};
+
+// The published next keys of a fleet, read by the run (inputs/rotation on the real machine).
+class NextKeys {
+public:
+    virtual ~NextKeys() = default;
+    virtual std::vector<NextKeyFile> read(const std::string& keys_dir, const std::string& fleet) = 0;
 };
 
 }  // namespace wgf::backend

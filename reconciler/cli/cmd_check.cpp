@@ -1,4 +1,7 @@
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <ctime>
 
 #include <iostream>
 #include <set>
@@ -7,8 +10,10 @@
 #include <fmt/format.h>
 
 #include "cli/commands.hpp"
+#include "config/tree.hpp"
 #include "linux/nft.hpp"
 #include "plan/foreign_firewall.hpp"
+#include "plan/rotation.hpp"
 
 namespace wgf::cli {
 namespace {
@@ -68,6 +73,48 @@ std::vector<std::string> foreign_firewall_warnings_here(const Globals& g, const 
     return plan::foreign_firewall_warnings(d.state, facts, d.labels.foreign_accept);
 }
 
+// key_max_age: a warning for each member whose key is older, by the modification time of its
+// published key in keys_dir (written once per key: publishing the same key again leaves the
+// file alone), or, for this node, of its own key file. Located at the member.
+void key_age_warnings(const Globals& g, Loaded& l, config::Diagnostics& out) {
+    const model::Config& cfg = l.cfg();
+    const int64_t now = time(nullptr);
+    const std::string self = this_node(g);
+    auto mtime = [](const std::string& path) -> std::optional<int64_t> {
+        struct stat st {};
+        if (stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return std::nullopt;
+        return static_cast<int64_t>(st.st_mtim.tv_sec);
+    };
+    for (const auto& entry : cfg.fleets) {
+        const std::string& fname = entry.first;  // a plain reference: a lambda captures it (clang 14)
+        const model::Fleet& f = entry.second;
+        const auto max_age = f.key_max_age ? f.key_max_age : cfg.key_max_age;
+        if (!max_age) continue;
+        auto check = [&](const std::string& node, const std::string& path) {
+            std::optional<int64_t> t;
+            std::string source;
+            if (node == self) {
+                source = plan::private_key_path(cfg, fname);
+                t = mtime(source);
+            }
+            if (!t && cfg.keys_dir) {
+                source = plan::published_key_path(*cfg.keys_dir, fname, node);
+                t = mtime(source);
+            }
+            if (!t) return;
+            if (auto w = plan::key_age_warning(fname, node, *t, now, *max_age, source)) {
+                const config::Loc at = config::locate(l.parsed.tree, path, true);
+                out.warning(at, path, *w);
+                l.diags.warning(at, path, *w);
+            }
+        };
+        for (const auto& [n, m] : f.controllers) check(n, fmt::format("fleets.{}.controllers.{}", fname, n));
+        for (const auto& [n, m] : f.peers)
+            if (!m.dynamic) check(n, fmt::format("fleets.{}.peers.{}", fname, n));
+        if (f.style == model::FleetStyle::subnet && !f.server.empty()) check(f.server, fmt::format("fleets.{}", fname));
+    }
+}
+
 }  // namespace
 
 // Validates the whole fleet: parse, address plan, cross references (every node's part of the
@@ -78,6 +125,9 @@ std::vector<std::string> foreign_firewall_warnings_here(const Globals& g, const 
 int cmd_check(const Globals& g, output::Format format) {
     const bool text = format == output::Format::text;
     auto l = load(g);
+    config::Diagnostics ages;
+    if (l->fleet) key_age_warnings(g, *l, ages);
+    if (text && g.quiet == 0 && ages.warnings()) std::cerr << config::render_all(ages, l->sources);
     if (format == output::Format::json) std::cout << output::diagnostics_json(l->diags, l->sources);
     else if (!text) print_findings(g, format, output::findings_of(l->diags, l->sources));
     if (!l->fleet) {

@@ -1,4 +1,5 @@
 // plan, apply, status and keygen: one reconcile run for this node, printed or applied.
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -21,6 +22,7 @@
 #include "inputs/lock.hpp"
 #include "linux/files.hpp"
 #include "plan/health.hpp"
+#include "plan/rotation.hpp"
 #include "system/desired_cache.hpp"
 #include "system/journal.hpp"
 
@@ -294,6 +296,8 @@ int report_apply(const Globals& g, Session& session, const apply::RunResult& r, 
         return kError;
     }
     for (const auto& f : r.generated_keys) out << fmt::format("generated the private key of {} for fleet {}\n", node, f);
+    for (const auto& f : r.rotation.own_switched)
+        out << fmt::format("switched {}'s key for fleet {} to the next key (wg-fleet rotate) and published it\n", node, f);
     if (r.applied) {
         if (!g.quiet)
             for (const auto& line : r.applied->done) out << output::mark_line(line, color) << "\n";
@@ -354,6 +358,7 @@ nlohmann::ordered_json apply_json(const std::string& node, const apply::RunResul
     j["done"] = r.applied ? r.applied->done : std::vector<std::string>{};
     j["not_done"] = r.applied ? r.applied->not_done : std::vector<std::string>{};
     j["generated_keys"] = r.generated_keys;
+    j["switched_keys"] = r.rotation.own_switched;
     add_notes_json(j, r);
     return j;
 }
@@ -559,6 +564,11 @@ output::Status status_of(const std::string& node, const apply::RunResult& r, int
     for (const auto& [ifname, want] : r.desired.interfaces) {
         const auto& labels = r.labels.of(ifname);
         output::StatusInterface si{.interface = ifname, .fleet = labels.fleet};
+        // The key's age: when its file was last written (generated, or a rotation's switch).
+        // A switch due now shows the key file it comes from; the age is the current key's.
+        std::string key_file = labels.private_key_file;
+        if (key_file.ends_with(".next")) key_file.resize(key_file.size() - 5);
+        if (struct stat kst{}; stat(key_file.c_str(), &kst) == 0) si.key_changed = static_cast<int64_t>(kst.st_mtim.tv_sec);
         auto live = r.live->state.interfaces.find(ifname);
         if (live != r.live->state.interfaces.end()) {
             si.up = live->second.up;
@@ -599,7 +609,7 @@ output::Status status_of(const std::string& node, const apply::RunResult& r, int
 }
 
 // status --json: version 1 of its shape (README, "status --json").
-nlohmann::ordered_json status_json(const output::Status& st) {
+nlohmann::ordered_json status_json(const output::Status& st, int64_t st_now) {
     nlohmann::ordered_json j;
     j["version"] = 1;
     j["node"] = st.node;
@@ -607,6 +617,9 @@ nlohmann::ordered_json status_json(const output::Status& st) {
     for (const auto& si : st.interfaces) {
         nlohmann::ordered_json ij{{"interface", si.interface}, {"fleet", si.fleet}, {"up", si.up}};
         if (si.listen_port) ij["listen_port"] = *si.listen_port;
+        ij["key_changed"] = si.key_changed ? nlohmann::ordered_json(*si.key_changed) : nlohmann::ordered_json(nullptr);
+        ij["key_age_seconds"] = si.key_changed ? nlohmann::ordered_json(std::max<int64_t>(0, st_now - *si.key_changed))
+                                               : nlohmann::ordered_json(nullptr);
         auto& peers = ij["peers"] = nlohmann::ordered_json::array();
         for (const auto& p : si.peers)
             peers.push_back({{"name", p.name},
@@ -648,7 +661,10 @@ int cmd_status(const Globals& g, output::Format format, const std::string& outpu
     const std::string& node = planned->session->node;
     const auto& r = planned->r;
     const output::Status st = status_of(node, r, now);
-    nlohmann::ordered_json j = status_json(st);
+    nlohmann::ordered_json j = status_json(st, now);
+    // A key switch to come (`wg-fleet rotate`): the earliest this node knows of, own or a peer's.
+    j["next_key_switch"] = r.rotation.next_switch ? nlohmann::ordered_json(plan::format_rfc3339(*r.rotation.next_switch))
+                                                  : nlohmann::ordered_json(nullptr);
     // A pending try, only when there is one (the shape stays version 1).
     if (auto t = load_try(planned->session->state_dir); t && *t)
         j["try"] = {{"id", (*t)->id},
@@ -690,6 +706,9 @@ int cmd_status(const Globals& g, output::Format format, const std::string& outpu
     }
     print_try_state(*planned->session, std::cout);
     std::cout << output::status_text(st, now);
+    if (r.rotation.next_switch)
+        std::cout << fmt::format("key switch pending at {} (in {}s; wg-fleet rotate)\n", plan::format_rfc3339(*r.rotation.next_switch),
+                                 std::max<int64_t>(0, *r.rotation.next_switch - now));
     return rc;
 }
 

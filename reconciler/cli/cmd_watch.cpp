@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <ctime>
 #include <new>
 
@@ -24,6 +25,7 @@
 #include "inputs/desired_cache.hpp"
 #include "inputs/lock.hpp"
 #include "linux/watch_events.hpp"
+#include "plan/rotation.hpp"
 
 namespace wgf::cli {
 namespace {
@@ -55,12 +57,13 @@ size_t peer_count(const model::HostState& hs) {
 class NodeReconcile : public apply::Reconcile {
 public:
     NodeReconcile(const Globals& g, spdlog::logger& log, apply::Report& report, apply::LiveCache& verified,
-                  std::vector<std::string>& last_warnings, std::optional<system::KeptRecord>& kept, std::shared_ptr<const Loaded> loaded,
-                  std::string node, const ServiceHooks& hooks)
+                  apply::RotationMemory& rotations, std::vector<std::string>& last_warnings, std::optional<system::KeptRecord>& kept,
+                  std::shared_ptr<const Loaded> loaded, std::string node, const ServiceHooks& hooks)
         : g_(g),
           log_(log),
           report_(report),
           verified_(verified),
+          rotations_(rotations),
           last_warnings_(last_warnings),
           loaded_(std::move(loaded)),
           node_(std::move(node)),
@@ -138,6 +141,7 @@ public:
         }
         auto engine = machine_.engine();
         engine.cache = &verified_;
+        engine.rotations = &rotations_;
         // Only an edit may start from the devices the last verified run saw; every other trigger
         // reads everything, which is how drift and changes by others are found. A try reads
         // everything: its snapshot is the machine as it is.
@@ -161,6 +165,7 @@ public:
             };
         auto r = engine.run(std::move(desired), node_, apply::Mode::apply, now, nullptr, read);
         record_last_run(dir, now, r);
+        note_rotations(r.rotation, word);
         if (started) {
             settle_try(*started, r, std::move(*lock), say);
             return;
@@ -193,6 +198,8 @@ public:
         report_.status(fmt::format("converged: {} peer(s) configured, {} pending", peer_count(r.desired), r.plan.pending.size()));
         if (hooks_.after_run) hooks_.after_run(why, r, *loaded_, now);
     }
+
+    std::optional<backend::TimePoint> wake_at() const override { return wake_; }
 
 private:
     void log_info_lines(const std::string& text) {
@@ -239,6 +246,19 @@ private:
             verified_ = apply::LiveCache{};
             report_.status(fmt::format("rolled back try {}: the last good configuration stays in force", t.id));
         }
+    // Logs the key switches of a run and keeps the earliest one pending for the loop, on its
+    // clock (steady): the switch time is wall-clock time, converted at the moment of the run.
+    void note_rotations(const apply::RotationOutcome& o, std::string_view word) {
+        for (const auto& f : o.own_switched)
+            log_.info("{}: key switched: fleet {}: the next key is this node's key now, and published", word, f);
+        for (const auto& p : o.peers)
+            log_.info("{}: peer key swapped: {} on {}: {} -> {}", word, p.node, p.ifname, p.old_key.short_str(), p.new_key.short_str());
+        wake_.reset();
+        if (!o.next_switch) return;
+        const auto wall = std::chrono::system_clock::now();
+        const auto at = std::chrono::system_clock::time_point(std::chrono::seconds(*o.next_switch));
+        wake_ = std::chrono::steady_clock::now() + std::chrono::duration_cast<std::chrono::steady_clock::duration>(at - wall);
+        log_.debug("next key switch at {}", plan::format_rfc3339(*o.next_switch));
     }
 
     const Globals& g_;
@@ -247,6 +267,8 @@ private:
     apply::LiveCache& verified_;
     std::string waiting_for_;                  // the pending try whose wait was logged
     bool held_logged_ = false;                 // the hold was logged
+    apply::RotationMemory& rotations_;
+    std::optional<backend::TimePoint> wake_;
     std::vector<std::string>& last_warnings_;  // of the last run, across reloads
     std::shared_ptr<const Loaded> loaded_;
     std::string node_;
@@ -281,6 +303,7 @@ private:
     apply::Report& report_;
     const ServiceHooks& hooks_;
     apply::LiveCache verified_;               // the devices as the last verified run left them, across reloads
+    apply::RotationMemory rotations_;         // the key switches made, across reloads
     std::vector<std::string> run_warnings_;   // the last run's, across reloads
     std::optional<system::KeptRecord> kept_;  // the ownership record as the last run read or wrote it
     // The configuration in force: an edit of the file is parsed by its edited part against it.
@@ -306,7 +329,8 @@ private:
         std::string timings = l->timings.str();
         // Everything that can fail comes first (the machine included), so a failure leaves the
         // configuration in force whole.
-        auto r = std::make_unique<NodeReconcile>(g_, log_, report_, verified_, run_warnings_, kept_, l, std::move(node), hooks_);
+        auto r = std::make_unique<NodeReconcile>(g_, log_, report_, verified_, rotations_, run_warnings_, kept_, l, std::move(node),
+                                                 hooks_);
         in_force_ = std::move(l);
         log_.info("loaded {} ({})", g_.config, reason);
         log_.debug("timing: {}", timings);

@@ -19,6 +19,7 @@ void add_plan(CLI::App& app, Context& ctx);
 void add_apply(CLI::App& app, Context& ctx);
 void add_status(CLI::App& app, Context& ctx);
 void add_keygen(CLI::App& app, Context& ctx);
+void add_rotate(CLI::App& app, Context& ctx);
 void add_watch(CLI::App& app, Context& ctx);
 void add_serve(CLI::App& app, Context& ctx);
 void add_version(CLI::App& app, Context& ctx);
@@ -45,6 +46,10 @@ int cmd_apply(const Globals& g, const std::vector<std::string>& adopt = {}, outp
 int cmd_confirm(const Globals& g);
 int cmd_status(const Globals& g, output::Format format, const std::string& output_file = {}, bool check = false);
 int cmd_keygen(const Globals& g, output::Format format);
+// rotate: the switch comes this many seconds after the command by default, two ticks of watch's
+// default --interval (30 s), so every node's watch has seen the next key before.
+inline constexpr int kRotateDelay = 60;
+int cmd_rotate(const Globals& g, const std::string& fleet, const std::string& at);
 int cmd_watch(const Globals& g, int interval_s, int try_s = 0);
 int cmd_serve(const Globals& g, int interval_s, const std::vector<std::string>& listen_args);
 // serve --import-edge-state, --import-sync-state (cmd_serve.cpp) and --import-python

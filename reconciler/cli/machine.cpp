@@ -13,10 +13,13 @@ Machine::Machine(const model::Config& cfg) {
     firewall = std::make_unique<linux_::Nft>();
     state = std::make_unique<system::FileStateStore>(cfg.state_dir);
     backends = std::make_unique<apply::Backends>(apply::Backends{*wg, *links, sysctls, *firewall, files, &commands});
+    next_keys = std::make_unique<inputs::FileNextKeys>(cfg);
 }
 
 apply::Engine Machine::engine() {
-    return apply::Engine{.backends = *backends, .keys = keys, .resolver = resolver, .state = *state, .journal = journal.get(), .adopt = {}};
+    apply::Engine e{.backends = *backends, .keys = keys, .resolver = resolver, .state = *state, .journal = journal.get(), .adopt = {}};
+    e.next_keys = next_keys.get();
+    return e;
 }
 
 }  // namespace wgf::cli

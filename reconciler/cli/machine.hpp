@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "apply/engine.hpp"
+#include "inputs/rotation.hpp"
 #include "linux/command.hpp"
 #include "linux/files.hpp"
 #include "linux/nft.hpp"
@@ -34,6 +35,7 @@ struct Machine {
     std::unique_ptr<system::FileStateStore> state;
     std::unique_ptr<system::FileJournal> journal;
     std::unique_ptr<apply::Backends> backends;
+    std::unique_ptr<inputs::FileNextKeys> next_keys;  // keys_dir's <node>.next.pub files
 
     explicit Machine(const model::Config& cfg);
     apply::Engine engine();

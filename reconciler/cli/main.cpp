@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
                                                add_confirm,
                                                add_status,
                                                add_keygen,
+                                               add_rotate,
                                                add_watch,
                                                add_serve,
                                                wgf::sandbox::add_command,

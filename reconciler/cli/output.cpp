@@ -315,8 +315,9 @@ std::string plural(size_t n, const char* one, const char* many) { return fmt::fo
 std::string status_text(const Status& s, int64_t now) {
     std::string out;
     for (const auto& i : s.interfaces) {
-        out += fmt::format("interface {} (fleet {}): {}{}\n", i.interface, i.fleet, i.up ? "up" : "down",
-                           i.listen_port ? fmt::format(", listening on {}", *i.listen_port) : "");
+        out += fmt::format("interface {} (fleet {}): {}{}{}\n", i.interface, i.fleet, i.up ? "up" : "down",
+                           i.listen_port ? fmt::format(", listening on {}", *i.listen_port) : "",
+                           i.key_changed ? fmt::format("; key from {}", human_ago(now, *i.key_changed)) : "");
         std::vector<std::array<std::string, 7>> rows{{"PEER", "HEALTH", "ALLOWED IPS", "ENDPOINT", "KEEPALIVE", "HANDSHAKE", "TRANSFER"}};
         for (const auto& p : i.peers)
             rows.push_back({p.name, std::string(plan::to_string(p.health)), allowed_ips_cell(p.allowed_ips), p.endpoint.value_or("-"),

@@ -122,8 +122,9 @@ struct StatusInterface {
     std::string fleet{};
     bool up = false;
     std::optional<uint16_t> listen_port{};
-    std::vector<StatusPeer> peers{};     // by name
-    std::vector<std::string> pending{};  // members without a public key yet
+    std::vector<StatusPeer> peers{};       // by name
+    std::vector<std::string> pending{};    // members without a public key yet
+    std::optional<int64_t> key_changed{};  // when this node's key file was last written (its key's age)
 };
 
 struct Status {

@@ -134,9 +134,11 @@ void op_detail(Json& j, const plan::Op& op) {
                                     {"allowed_ips", prefixes(o.peer.allowed_ips)},
                                     {"endpoint", o.peer.endpoint ? Json(o.peer.endpoint->str()) : Json(nullptr)},
                                     {"keepalive", o.peer.keepalive}};
+                       if (o.swapped_from) j["peer"]["key_swap_of"] = o.swapped_from->base64();
                    },
                    [&](const plan::OpRemovePeer& o) {
                        j["peer"] = {{"name", name_or_null(o.name)}, {"public_key", o.public_key.base64()}, {"foreign", o.foreign}};
+                       if (o.swapped_for) j["peer"]["key_swapped_for"] = o.swapped_for->base64();
                    },
                    [&](const plan::OpUpdatePeer& o) {
                        j["peer"] = {{"name", name_or_null(o.name)}, {"public_key", o.public_key.base64()}};

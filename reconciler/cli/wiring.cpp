@@ -222,6 +222,24 @@ void add_keygen(CLI::App& app, Context& ctx) {
     sub->callback([&ctx, format] { ctx.rc = cmd_keygen(ctx.g, *format); });
 }
 
+void add_rotate(CLI::App& app, Context& ctx) {
+    struct Options {
+        std::string fleet;
+        std::string at;
+    };
+    auto o = std::make_shared<Options>();
+    auto* sub = app.add_subcommand("rotate",
+                                   "Generate this node's next private key and publish it in keys_dir with a switch time: at that time "
+                                   "this node and every node that reconciles swap the key together");
+    sub->add_option("--fleet", o->fleet, "Rotate the key of this fleet only (default: every fleet the node is in)")->type_name("FLEET");
+    sub->add_option("--at", o->at,
+                    fmt::format("When the switch happens: RFC 3339 (2026-12-01T02:30:00Z) or +DURATION from now (+90s, +10m); "
+                                "default +{}s, two ticks of watch's default --interval",
+                                kRotateDelay))
+        ->type_name("TIME");
+    sub->callback([&ctx, o] { ctx.rc = cmd_rotate(ctx.g, o->fleet, o->at); });
+}
+
 void add_serve(CLI::App& app, Context& ctx) {
     auto interval = std::make_shared<int>(30);
     auto listen = std::make_shared<std::vector<std::string>>();

@@ -482,6 +482,10 @@ constexpr Field<Fleet> kFleet[] = {
      [](Walker& w, const Node& v, const Path& p, Fleet& f) {
          if (auto b = w.boolean(v, p)) f.exclusive = *b;
      }},
+    {"key_max_age",
+     [](Walker& w, const Node& v, const Path& p, Fleet& f) {
+         if (auto d = duration_at_least(w, v, p, 1)) f.key_max_age = *d;
+     }},
     {"ipv4",
      [](Walker& w, const Node& v, const Path& p, Fleet& f) {
          if (auto pf = w.typed<m::Prefix>(v, p, parse_prefix, "not an IPv4 CIDR")) {
@@ -759,6 +763,10 @@ constexpr Field<Config> kTop[] = {
          if (auto s = w.abs_path(v, p)) cfg.state_dir = *s;
      }},
     {"keys_dir", [](Walker& w, const Node& v, const Path& p, Config& cfg) { cfg.keys_dir = w.abs_path(v, p); }},
+    {"key_max_age",
+     [](Walker& w, const Node& v, const Path& p, Config& cfg) {
+         if (auto d = duration_at_least(w, v, p, 1)) cfg.key_max_age = *d;
+     }},
     {"userspace",
      [](Walker& w, const Node& v, const Path& p, Config& cfg) {
          if (auto s = w.str(v, p)) {

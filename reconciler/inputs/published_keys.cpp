@@ -15,6 +15,7 @@
 #include "config/tree.hpp"
 #include "model/fd.hpp"
 #include "plan/render.hpp"
+#include "plan/rotation.hpp"
 
 namespace wgf::inputs {
 namespace {
@@ -47,7 +48,10 @@ std::string resolved_path(const std::string& path) {
 
 std::vector<std::string> secret_files(const model::Config& cfg) {
     std::vector<std::string> out;
-    for (const auto& [fleet, f] : cfg.fleets) out.push_back(plan::private_key_path(cfg, fleet));
+    for (const auto& [fleet, f] : cfg.fleets) {
+        out.push_back(plan::private_key_path(cfg, fleet));
+        out.push_back(plan::next_private_key_path(plan::private_key_path(cfg, fleet)));
+    }
     return out;
 }
 
@@ -63,8 +67,8 @@ Secrets load_secrets(const model::Config& cfg) {
     return s;
 }
 
-PublishedKey read_published_key(const std::string& path, const Secrets& secrets) {
-    PublishedKey r;
+PublishedText read_published_text(const std::string& path, const Secrets& secrets, size_t max_bytes, const char* what) {
+    PublishedText r;
     // O_NONBLOCK: a FIFO must not stall the load; it is refused below as not a regular file.
     int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
     if (fd < 0) {
@@ -92,45 +96,66 @@ PublishedKey read_published_key(const std::string& path, const Secrets& secrets)
         r.refused = "it is not a regular file";
         return r;
     }
-    if (st.st_size > static_cast<off_t>(kPublishedKeyMaxBytes)) {
-        r.refused = fmt::format("it is larger than {} bytes; a public key file is one line of 44 characters", kPublishedKeyMaxBytes);
+    const std::string too_large = fmt::format("it is larger than {} bytes; {}", max_bytes, what);
+    if (st.st_size > static_cast<off_t>(max_bytes)) {
+        r.refused = too_large;
         return r;
     }
     // One byte more than allowed: a file whose size lies (procfs, a growing file) is caught too.
-    char buf[kPublishedKeyMaxBytes + 1];
+    r.text.resize(max_bytes + 1);
     size_t n = 0;
-    while (n < sizeof buf) {
-        ssize_t got = read(fd, buf + n, sizeof buf - n);
+    while (n < r.text.size()) {
+        ssize_t got = read(fd, r.text.data() + n, r.text.size() - n);
         if (got < 0 && errno == EINTR) continue;
         if (got < 0) {
             int err = errno;
-            sodium_memzero(buf, sizeof buf);
+            r.wipe();
             r.refused = fmt::format("cannot be read: {}", errno_text(err));
             return r;
         }
         if (got == 0) break;
         n += static_cast<size_t>(got);
     }
-    if (n > kPublishedKeyMaxBytes) {
-        sodium_memzero(buf, sizeof buf);
-        r.refused = fmt::format("it is larger than {} bytes; a public key file is one line of 44 characters", kPublishedKeyMaxBytes);
+    if (n > max_bytes) {
+        r.wipe();
+        r.refused = too_large;
         return r;
     }
-    std::string_view text(buf, n);
+    r.text.resize(n);
+    return r;
+}
+
+void PublishedText::wipe() {
+    sodium_memzero(text.data(), text.size());
+    text.clear();
+}
+
+bool is_private_key(const Secrets& secrets, const model::Key& key) {
+    for (const auto& k : secrets.keys)
+        if (sodium_memcmp(k.raw().data(), key.bytes.data(), key.bytes.size()) == 0) return true;
+    return false;
+}
+
+PublishedKey read_published_key(const std::string& path, const Secrets& secrets) {
+    PublishedKey r;
+    auto got = read_published_text(path, secrets, kPublishedKeyMaxBytes, "a public key file is one line of 44 characters");
+    r.missing = got.missing;
+    r.refused = std::move(got.refused);
+    if (r.missing || !r.refused.empty()) return r;
+    std::string_view text(got.text);
     text = text.substr(0, text.find('\n'));
     while (!text.empty() && (text.back() == '\r' || text.back() == ' ')) text.remove_suffix(1);
     auto key = model::Key::from_base64(text);
-    sodium_memzero(buf, sizeof buf);
+    got.wipe();
     if (!key) {
         r.refused = "it does not hold a base64 WireGuard public key (content not shown)";
         return r;
     }
-    for (const auto& k : secrets.keys)
-        if (sodium_memcmp(k.raw().data(), key->bytes.data(), key->bytes.size()) == 0) {
-            sodium_memzero(key->bytes.data(), key->bytes.size());
-            r.refused = "it holds one of this node's private keys";
-            return r;
-        }
+    if (is_private_key(secrets, *key)) {
+        sodium_memzero(key->bytes.data(), key->bytes.size());
+        r.refused = "it holds one of this node's private keys";
+        return r;
+    }
     r.key = key;
     return r;
 }

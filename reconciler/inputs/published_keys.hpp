@@ -30,7 +30,8 @@ struct Secrets {
 // path with every link and `..` resolved (realpath), or "" when it does not exist.
 std::string resolved_path(const std::string& path);
 
-// The secret files of a node under cfg: one private key file per fleet.
+// The secret files of a node under cfg: one private key file per fleet, and the next key
+// beside it while a rotation is pending (`wg-fleet rotate`).
 std::vector<std::string> secret_files(const model::Config& cfg);
 Secrets load_secrets(const model::Config& cfg);
 
@@ -41,6 +42,19 @@ struct PublishedKey {
 };
 
 PublishedKey read_published_key(const std::string& path, const Secrets& secrets);
+
+// The bytes of a published file after the checks every published file passes (not a secret
+// file, not inside state_dir, a regular file of at most max_bytes; `what` says what such a file
+// is, for the size refusal). The caller wipes the text once parsed.
+struct PublishedText {
+    std::string text;
+    bool missing = false;
+    std::string refused;
+    void wipe();
+};
+PublishedText read_published_text(const std::string& path, const Secrets& secrets, size_t max_bytes, const char* what);
+// Whether `key` is one of the node's private keys (a published copy of a secret).
+bool is_private_key(const Secrets& secrets, const model::Key& key);
 
 // Fills in members' public keys from keys_dir (replace: the directory's keys win, as in the
 // sandbox). Refusals and malformed files are config errors located at keys_dir.

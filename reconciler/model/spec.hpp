@@ -65,6 +65,7 @@ struct Fleet {
     std::optional<uint32_t> mtu;
     uint16_t keepalive = 25;
     bool exclusive = false;
+    std::optional<uint64_t> key_max_age;  // seconds; none: the top level's, if any
     std::optional<Prefix> ipv4;
     std::map<std::string, Member> controllers;  // clan style
     std::map<std::string, Member> peers;
@@ -137,6 +138,8 @@ struct Config {
     uint64_t prune_timeout = 30 * 60;  // seconds
     std::string state_dir = "/var/lib/wg-fleet";
     std::optional<std::string> keys_dir;
+    // `check` warns about a member key older than this (seconds); a fleet may set its own.
+    std::optional<uint64_t> key_max_age;
     std::optional<std::string> userspace;
     std::string hosts_file = "/run/wg_fleet_hosts";
     std::string http_routes_dir = "/etc/traefik/dynamic";  // /etc/caddy/wg-fleet for Caddy

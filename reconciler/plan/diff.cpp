@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <iterator>
+#include <map>
 #include <set>
 
 #include <fmt/format.h>
@@ -143,6 +144,7 @@ private:
         held_scans_ = 0;
         const auto& ours = owned_.peers.count(want.name) ? owned_.peers.at(want.name) : kNoKeys;
         bool exclusive = opts_.exclusive.count(want.name) > 0;
+        const size_t releases = phases_[kRelease].size(), claims = phases_[kClaim].size();
         auto w = want.peers.begin(), h = have.peers.begin();
         // One merge walk over both maps, ordered by public key.
         while (w != want.peers.end() || h != have.peers.end()) {
@@ -161,6 +163,45 @@ private:
                 ++h;
             }
         }
+        pair_key_swaps(have, releases, claims);
+    }
+
+    // A member whose key changed: its old key (ours, recorded under its name) goes and its new
+    // key comes. The two become one key swap: the addition right after the removal, so one set
+    // of the device does both and no other peer is touched; the new entry keeps the live
+    // endpoint when none is desired (a peer that dials in: where it was last seen).
+    void pair_key_swaps(const WgInterface& have, size_t releases, size_t claims) {
+        auto& rel = phases_[kRelease];
+        auto& cl = phases_[kClaim];
+        std::map<std::string, size_t> removed;  // name -> index in rel
+        for (size_t i = releases; i < rel.size(); ++i)
+            if (auto* r = std::get_if<OpRemovePeer>(&rel[i]); r && !r->foreign && !r->name.empty()) removed.emplace(r->name, i);
+        if (removed.empty()) return;
+        std::vector<std::pair<size_t, Op>> moved;  // additions to place right after their removal
+        for (size_t i = claims; i < cl.size();) {
+            auto* a = std::get_if<OpAddPeer>(&cl[i]);
+            auto it = a && !a->name.empty() ? removed.find(a->name) : removed.end();
+            if (it == removed.end()) {
+                ++i;
+                continue;
+            }
+            auto& r = std::get<OpRemovePeer>(rel[it->second]);
+            a->swapped_from = r.public_key;
+            r.swapped_for = a->peer.public_key;
+            const WgPeer& old = have.peers.at(r.public_key);
+            if (!a->peer.endpoint && old.endpoint) a->peer.endpoint = old.endpoint;
+            // The new entry claims what the old one releases: in the same set, right after it.
+            // An addition that claims more stays with the claims (another peer may hold it now).
+            if (!std::includes(old.allowed_ips.begin(), old.allowed_ips.end(), a->peer.allowed_ips.begin(), a->peer.allowed_ips.end())) {
+                ++i;
+                continue;
+            }
+            moved.emplace_back(it->second, std::move(cl[i]));
+            cl.erase(cl.begin() + static_cast<std::ptrdiff_t>(i));
+        }
+        // From the last position back, so earlier positions stay valid.
+        std::sort(moved.begin(), moved.end(), [](const auto& x, const auto& y) { return x.first > y.first; });
+        for (auto& [at, op] : moved) rel.insert(rel.begin() + static_cast<std::ptrdiff_t>(at) + 1, std::move(op));
     }
 
     // Whether another live peer of the interface holds one of these prefixes now. The first few

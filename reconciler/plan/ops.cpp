@@ -211,13 +211,18 @@ std::string describe(const Op& op) {
                 return fmt::format("device {}: fwmark {} -> {}", o.ifname, m(o.old), m(o.fwmark));
             },
             [](const OpAddPeer& o) {
-                std::string s = fmt::format("peer {} on {}: allowed-ips {}", peer_label(o.name, o.peer.public_key), o.ifname,
-                                            join_prefixes(o.peer.allowed_ips));
+                std::string s = fmt::format(
+                    "peer {} on {}: {}allowed-ips {}", peer_label(o.name, o.peer.public_key), o.ifname,
+                    o.swapped_from ? fmt::format("key swap (new key, replaces {}); ", o.swapped_from->short_str()) : "",
+                    join_prefixes(o.peer.allowed_ips));
                 if (o.peer.endpoint) s += "; endpoint " + o.peer.endpoint->str();
                 if (o.peer.keepalive) s += fmt::format("; keepalive {}", o.peer.keepalive);
                 return s;
             },
             [](const OpRemovePeer& o) {
+                if (o.swapped_for)
+                    return fmt::format("peer {} on {}: key swap (old key, replaced by {})", peer_label(o.name, o.public_key), o.ifname,
+                                       o.swapped_for->short_str());
                 return fmt::format("peer {} on {}{}", peer_label(o.name, o.public_key), o.ifname,
                                    o.foreign ? " (not in the fleet; exclusive: true)" : "");
             },

@@ -55,16 +55,22 @@ struct OpSetFwmark {
     uint32_t old = 0;
 };
 
+// A member whose key changed (`wg-fleet rotate`, or a new published key) is a key swap: the
+// removal of its old key and the addition of its new one, next to each other in one set of the
+// device, the new entry keeping the old one's allowed IPs and (when none is desired) its live
+// endpoint. Each op names the other key.
 struct OpAddPeer {
     std::string ifname;
     model::WgPeer peer;
     std::string name{};
+    std::optional<model::Key> swapped_from{};
 };
 struct OpRemovePeer {
     std::string ifname;
     model::Key public_key;
     std::string name{};
     bool foreign = false;
+    std::optional<model::Key> swapped_for{};
 };
 // Only the fields that change are set.
 struct OpUpdatePeer {

@@ -295,9 +295,10 @@ struct Sameness {
 // A field added to Member or Fleet must be placed here: does the address plan, the node index or
 // the hosts file depend on it? (The sizes are those of x86-64 with libstdc++.) Fleet's headscale:
 // settings do not: its nodes come in as members. Neither do exit_node (a member's and the fleet's):
-// it changes peers' allowed IPs and rules, which every render derives anew.
+// it changes peers' allowed IPs and rules, which every render derives anew. Nor key_max_age: only
+// check reads it.
 static_assert(sizeof(void*) != 8 || sizeof(model::Member) == 288, "a new Member field: does compare() below need it?");
-static_assert(sizeof(void*) != 8 || sizeof(model::Fleet) == 488, "a new Fleet field: does compare() below need it?");
+static_assert(sizeof(void*) != 8 || sizeof(model::Fleet) == 512, "a new Fleet field: does compare() below need it?");
 
 Sameness compare(const model::Config& a, const model::Config& b) {
     Sameness s;

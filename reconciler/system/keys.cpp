@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <filesystem>
+#include <string_view>
 
 #include <sodium.h>
 
@@ -108,7 +109,41 @@ backend::Result<bool> FileKeyStore::install(const std::string& path, const model
 }
 
 backend::Status FileKeyStore::publish(const std::string& path, const model::Key& public_key) {
-    return linux_::write_file_atomic(path, public_key.base64() + "\n", 0644);
+    const std::string line = public_key.base64() + "\n";
+    int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
+    if (fd >= 0) {
+        struct stat st {};
+        char buf[64];
+        ssize_t n = -1;
+        if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 07777) == 0644 && st.st_size == static_cast<off_t>(line.size()))
+            n = read(fd, buf, sizeof buf);
+        close(fd);
+        if (n == static_cast<ssize_t>(line.size()) && std::string_view(buf, static_cast<size_t>(n)) == line) return backend::Status::ok();
+    }
+    return linux_::write_file_atomic(path, line, 0644);
+}
+
+backend::Status FileKeyStore::promote(const std::string& next_file, const std::string& key_file) {
+    struct stat st {};
+    if (lstat(next_file.c_str(), &st) != 0) return backend::errno_error(errno, "switch to the next key " + next_file);
+    if (!S_ISREG(st.st_mode))
+        return backend::Error{EINVAL, "switch to the next key " + next_file + ": not a regular file; nothing changed"};
+    if (st.st_mode & 077)
+        return backend::Error{EPERM,
+                              "switch to the next key " + next_file + ": readable by group or others (it must be 0600); nothing changed"};
+    if (rename(next_file.c_str(), key_file.c_str()) != 0) return backend::errno_error(errno, "move " + next_file + " to " + key_file);
+    std::filesystem::path dir = std::filesystem::path(key_file).parent_path();
+    int dfd = open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        fsync(dfd);
+        close(dfd);
+    }
+    return backend::Status::ok();
+}
+
+backend::Status FileKeyStore::unpublish(const std::string& path) {
+    if (unlink(path.c_str()) != 0 && errno != ENOENT) return backend::errno_error(errno, "remove " + path);
+    return backend::Status::ok();
 }
 
 }  // namespace wgf::system

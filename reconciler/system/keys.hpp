@@ -13,7 +13,13 @@ class FileKeyStore : public backend::KeyStore {
 public:
     backend::Result<std::optional<model::SecretKey>> load(const std::string& path) override;
     backend::Result<model::SecretKey> load_or_generate(const std::string& path) override;
+    // A file that holds exactly that line already is left alone: every apply publishes, and an
+    // unchanged keys_dir stays unchanged (its readers see no new file).
     backend::Status publish(const std::string& path, const model::Key& public_key) override;
+    // rename(2) of the next key onto the key file, then the directory fsynced. The next key must
+    // be a regular file of its own (not a link), as a key file is.
+    backend::Status promote(const std::string& next_file, const std::string& key_file) override;
+    backend::Status unpublish(const std::string& path) override;
     // Writes a key that exists already elsewhere (`serve --import-python`: the Python manager's
     // server key) to `path`, 0600 from creation, the way a generated one is: true when written,
     // false when `path` existed (nothing is replaced; the caller compares).

@@ -171,6 +171,7 @@ struct Node {
     std::vector<Run> runs;
     std::vector<std::string> events;  // "run X", "retired X": runs and configurations dropped
     std::function<void(Trigger)> during_run;
+    std::function<std::optional<backend::TimePoint>()> wake;  // a key switch to come, if any
 
     size_t peers() const { return m.wg.devices.empty() ? 0 : m.wg.devices.begin()->second.device.peers.size(); }
 };
@@ -188,6 +189,7 @@ public:
         auto r = n_.engine.run(fw_, "c1", apply::Mode::apply, n_.m.now);
         n_.runs.push_back({.config = label_, .why = why, .ops = r.plan.ops.size(), .ok = r.ok()});
     }
+    std::optional<backend::TimePoint> wake_at() const override { return n_.wake ? n_.wake() : std::nullopt; }
 
 private:
     Node& n_;
@@ -416,4 +418,37 @@ TEST_CASE("watch: a nudge (serve's store changed) loads and converges at once, s
     REQUIRE(h.w.loaded_at.size() == 2);
     CHECK(h.w.loaded_at[1] == backend::TimePoint{} + milliseconds(100));  // no settling pause
     CHECK(h.node.peers() == 2);
+}
+
+TEST_CASE("watch: a key rotation's switch time wakes the loop at that time, not at the next tick", "[watch][rotation]") {
+    Harness h;
+    std::optional<backend::TimePoint> due = backend::TimePoint{} + milliseconds(3000);
+    h.node.wake = [&] { return due; };
+    std::vector<std::pair<Trigger, backend::TimePoint>> seen;
+    h.node.during_run = [&](Trigger why) {
+        seen.emplace_back(why, h.w.now);
+        if (why == Trigger::rotation) due.reset();  // the run made the switch: nothing more to wait for
+    };
+    h.w.at(10000, [&] { h.w.term(); });
+    h.watch();
+    REQUIRE(seen.size() == 2);
+    CHECK(seen[0].first == Trigger::start);
+    CHECK(seen[1].first == Trigger::rotation);
+    CHECK(seen[1].second == backend::TimePoint{} + milliseconds(3000));
+    CHECK(apply::to_string(Trigger::rotation) == "rotation");
+}
+
+TEST_CASE("watch: a switch time that a tick's run already acted on causes no second run", "[watch][rotation]") {
+    Harness h;
+    std::optional<backend::TimePoint> due = backend::TimePoint{} + milliseconds(3000);
+    h.node.wake = [&] { return due; };
+    std::vector<Trigger> seen;
+    h.node.during_run = [&](Trigger why) {
+        seen.push_back(why);
+        if (h.w.now >= backend::TimePoint{} + milliseconds(3000)) due.reset();
+    };
+    h.w.at(3000, [&] { ++h.w.ticks; });
+    h.w.at(10000, [&] { h.w.term(); });
+    h.watch();
+    CHECK(seen == std::vector<Trigger>{Trigger::start, Trigger::tick});
 }

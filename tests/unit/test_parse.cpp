@@ -272,7 +272,7 @@ TEST_CASE("unknown keys are errors with a 'did you mean' suggestion", "[parse][e
 
 TEST_CASE("unknown keys with nothing close list the allowed keys", "[parse][errors]") {
     expect_one_error("colour: red\n", 1, 1, "colour",
-                     "unknown key 'colour' — allowed keys here: domain, prune_timeout, state_dir, keys_dir, userspace, "
+                     "unknown key 'colour' — allowed keys here: domain, prune_timeout, state_dir, keys_dir, key_max_age, userspace, "
                      "hosts_file, http_routes_dir, http_server, caddy_reload, fleets, forwards, http_routes, serve, firewall");
     // A peer-only key on a controller is unknown there.
     expect_one_error(R"(fleets:
