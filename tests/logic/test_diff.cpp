@@ -21,7 +21,7 @@ std::vector<const T*> ops_of(const plan::Plan& p) {
 
 std::vector<std::string> kinds(const plan::Plan& p) {
     std::vector<std::string> out;
-    for (const auto& op : p.ops) out.push_back(plan::kind(op));
+    for (const auto& op : p.ops) out.emplace_back(plan::kind(op));
     return out;
 }
 
