@@ -480,6 +480,58 @@ struct Snapshot {
 std::mutex snapshot_mutex;
 std::optional<Snapshot> last_snapshot;
 
+// What the last apply() changed when its batch changed map elements only, for the next read()
+// in the same network namespace (under snapshot_mutex, like the snapshot). The batch was
+// committed against the generation of a whole read (the kernel refuses it otherwise), so while
+// the generation is the one that commit made, the table is that read with these elements
+// changed: read() then reads back only them (each added element as it is now, each deleted key
+// absent) instead of dumping every element again.
+struct Applied {
+    uint64_t netns = 0;
+    uint32_t genid = 0;                                        // the generation the commit made
+    NftTableLive table;                                        // the read the batch was made from, with its element changes
+    std::vector<std::pair<std::string, std::string>> deleted;  // (map, key): gone
+    std::vector<NftElemLive> added;                            // as the kernel holds them now
+};
+std::optional<Applied> last_applied;
+
+// At most this many changed elements are read back one by one; more are read with the table.
+constexpr size_t kMaxReadBack = 256;
+
+// The generation a commit on top of `genid` makes (the kernel skips 0).
+uint32_t next_genid(uint32_t genid) { return genid + 1 == 0 ? 1 : genid + 1; }
+
+// Keeps `table` (the read a batch of element changes was made from) with those changes made,
+// for the next read() in network namespace `netns`. Nothing when there are too many to read
+// back one by one.
+template <class Change>
+void remember_applied(NftTableLive table, const Change& changed, uint64_t netns) {
+    size_t count = 0;
+    for (const auto& [map, keys] : changed.deleted) count += keys.size();
+    for (const auto& [map, list] : changed.added) count += list.size();
+    if (count == 0 || count > kMaxReadBack) return;
+    Applied a{.netns = netns, .genid = next_genid(table.genid), .table = {}, .deleted = {}, .added = {}};
+    for (const auto& [map, list] : changed.added)
+        for (const FwRule& r : list) {
+            FwRule decoded = r;
+            decoded.id.clear();
+            a.added.push_back(NftElemLive{.set = map, .key = nft::dnat_key(r), .comment = r.id, .decoded = std::move(decoded)});
+        }
+    // The elements deleted and those an added one replaces (the same key) leave the table; a key
+    // deleted and added again is read back as added.
+    std::set<std::pair<std::string, std::string>> gone;
+    for (const auto& e : a.added) gone.emplace(e.set, e.key);
+    for (const auto& [map, keys] : changed.deleted)
+        for (const auto& k : keys)
+            if (gone.emplace(map, k).second) a.deleted.emplace_back(map, k);
+    std::erase_if(table.elements, [&](const NftElemLive& e) { return gone.count(std::pair{e.set, e.key}) > 0; });
+    table.elements.insert(table.elements.end(), a.added.begin(), a.added.end());
+    table.genid = a.genid;
+    a.table = std::move(table);
+    std::lock_guard lock(snapshot_mutex);
+    last_applied = std::move(a);
+}
+
 // The family of a ForeignDrop's name; 0 for one read_foreign_drops never reports.
 uint16_t family_number(const std::string& name) {
     if (name == "ip") return NFPROTO_IPV4;
@@ -568,8 +620,62 @@ Status Nft::remove_foreign(const model::ForeignRule& r) {
     return send_batch(b.buf, b.what, ack_seq);
 }
 
+Result<std::optional<NftTableLive>> Nft::read_back_applied() {
+    std::optional<Applied> a;
+    {
+        std::lock_guard lock(snapshot_mutex);
+        if (last_applied && netns_ && last_applied->netns == netns_) a = std::move(last_applied);
+        last_applied.reset();
+    }
+    if (!a) return std::optional<NftTableLive>();
+    auto gen = read_genid();
+    if (!gen) return gen.error();
+    if (*gen != a->genid) return std::optional<NftTableLive>();  // another commit since: read it all
+    const std::string table = backend::kNftTable;
+    // One request per map for the added elements (the kernel answers each with the element as
+    // it holds it), one per deleted key (the kernel answers ENOENT when it is gone).
+    std::map<std::string, std::vector<const NftElemLive*>> added;
+    for (const auto& e : a->added) added[e.set].push_back(&e);
+    auto get = [&](const std::string& map, const std::vector<const std::string*>& keys, std::vector<NftElemLive>& got) -> Status {
+        std::vector<char> buf(8192 + keys.size() * 64);
+        nft::SetPtr s = nft::build_dnat_keys(*nft::dnat_map_spec(map), keys);
+        nlmsghdr* nlh = nftnl_set_elem_nlmsg_build_hdr(buf.data(), NFT_MSG_GETSETELEM, NFPROTO_INET, NLM_F_ACK, next_seq());
+        nftnl_set_elems_nlmsg_build_payload(nlh, s.get());
+        Exchange x{[&](const nlmsghdr* m) {
+            for (auto& e : nft::parse_elem_message(m, table, map)) got.push_back(std::move(e));
+        }};
+        return request(nl_.get(), portid_, nlh, fmt::format("read back elements of map inet {} {}", table, map), x);
+    };
+    auto same = [](const NftElemLive& x, const NftElemLive& y) {
+        return x.set == y.set && x.key == y.key && x.comment == y.comment && x.decoded == y.decoded;
+    };
+    for (const auto& [map, want] : added) {
+        std::vector<const std::string*> keys;
+        for (const NftElemLive* e : want) keys.push_back(&e->key);
+        std::vector<NftElemLive> got;
+        // One missing (ENOENT), or a kernel that does not answer a get of single elements: read it all.
+        if (!get(map, keys, got) || got.size() != want.size()) return std::optional<NftTableLive>();
+        for (size_t i = 0; i < got.size(); ++i)
+            if (!same(got[i], *want[i])) return std::optional<NftTableLive>();
+    }
+    for (const auto& [map, key] : a->deleted) {
+        std::vector<NftElemLive> got;
+        Status st = get(map, {&key}, got);
+        if (st || st.error().code != ENOENT) return std::optional<NftTableLive>();  // still there, or unreadable: read it all
+    }
+    // Nothing committed while the elements were read back.
+    auto gen2 = read_genid();
+    if (!gen2) return gen2.error();
+    if (*gen2 != a->genid) return std::optional<NftTableLive>();
+    last_read_back_ = a->added.size() + a->deleted.size();
+    return std::optional<NftTableLive>(std::move(a->table));
+}
+
 Result<backend::FirewallLive> Nft::read() {
-    auto live = read_table();
+    last_read_back_ = 0;
+    auto back = read_back_applied();
+    if (!back) return back.error();
+    auto live = *back ? Result<NftTableLive>(std::move(**back)) : read_table();
     if (!live) return live.error();
     auto foreign = read_foreign_drops();
     if (!foreign) return foreign.error();
@@ -634,7 +740,7 @@ Status Nft::send_batch(std::vector<char>& buf, const std::vector<std::pair<uint3
     return Status::ok();
 }
 
-Status Nft::apply_once(const backend::FirewallChange& change, const NftTableLive& live, const nft::View& v) {
+Status Nft::apply_once(const backend::FirewallChange& change, const NftTableLive& live, const nft::View& v, ElemChange& changed) {
     std::set<std::string> flush = nft::chains_to_recreate(live);
 
     // Rules that go: those the change removes, those an add replaces, and every damaged rule.
@@ -761,11 +867,19 @@ Status Nft::apply_once(const backend::FirewallChange& change, const NftTableLive
     b.marker(NFNL_MSG_BATCH_END, 0);
     last_batch_.clear();
     for (const auto& [seq, what] : b.what) last_batch_.push_back(what);
-    return send_batch(b.buf, b.what, ack_seq);
+    Status sent = send_batch(b.buf, b.what, ack_seq);
+    if (sent && skeleton_ok && del.empty() && adds.empty() && flush.empty() && v.bad_sets.empty() && !add_established && new_maps.empty() &&
+        new_map_rules.empty())
+        changed = ElemChange{.only_elements = true, .deleted = std::move(del_keys), .added = std::move(forwards)};
+    return sent;
 }
 
 Status Nft::apply(const backend::FirewallChange& change) {
     if (open_error_) return *open_error_;
+    {
+        std::lock_guard lock(snapshot_mutex);
+        last_applied.reset();
+    }
     for (int attempt = 0; attempt < 5; ++attempt) {
         std::optional<NftTableLive> live;
         std::optional<nft::View> view;
@@ -783,9 +897,11 @@ Status Nft::apply(const backend::FirewallChange& change) {
             live = std::move(*fresh);
             view = nft::view(*live);
         }
-        Status s = apply_once(change, *live, *view);
+        ElemChange changed;
+        Status s = apply_once(change, *live, *view, changed);
         // ERESTART: the ruleset changed after the snapshot was taken; handles may be stale.
         if (!s && s.error().code == ERESTART) continue;
+        if (s && changed.only_elements && netns_ && live->genid) remember_applied(std::move(*live), changed, netns_);
         return s;
     }
     return errno_error(ERESTART, fmt::format("apply change to table inet {}: the ruleset kept changing", backend::kNftTable));
@@ -796,6 +912,7 @@ Status Nft::remove_all() {
     {
         std::lock_guard lock(snapshot_mutex);
         last_snapshot.reset();
+        last_applied.reset();
     }
     Batch b(seq_);
     b.marker(NFNL_MSG_BATCH_BEGIN, 0);

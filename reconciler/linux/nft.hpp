@@ -26,6 +26,14 @@
 // generation is unchanged (the kernel enforces it with NFNL_BATCH_GENID), so read + apply dumps
 // the table once.
 //
+// The read after an apply whose batch changed map elements only (adding or removing forwards)
+// does not dump the table again: the batch was committed against the generation of a whole
+// read, so while the generation is the one that commit made (read before and after), the table
+// is that read with the batch's elements changed. read() then reads back each changed element
+// from the kernel (NFT_MSG_GETSETELEM by key: an added one must be there as built, a deleted
+// one absent) and checks it; anything else (another commit, an element not as sent, more than a
+// few hundred changes) makes it read the whole table as before.
+//
 // Whatever apply would not build as it is, read() reports as model::FwDamage beside the rules (a
 // rule by its handle, a chain or set by its name, a map or its rule, an element, the established
 // rule, the table's flags), so a diff against read() is never empty while the table differs from
@@ -41,6 +49,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -68,6 +77,9 @@ public:
     backend::Result<NftTableLive> read_table();
     // What the last batch apply() sent held, one line per message (BEGIN and END included).
     const std::vector<std::string>& last_batch() const { return last_batch_; }
+    // How many map elements the last read() read back one by one instead of dumping the table:
+    // 0 when it read the table whole (see read()).
+    size_t last_read_back() const { return last_read_back_; }
 
 private:
     backend::Result<NftTableLive> read_table_once(bool* consistent);
@@ -79,7 +91,17 @@ private:
     backend::Result<std::map<std::string, model::ForeignRule>> read_foreign_rules();
     // The marked rules of one chain, from a dump of it; an absent table or chain has none.
     backend::Result<std::vector<nft::ForeignRuleLive>> read_foreign_chain(const model::ForeignRule& where);
-    backend::Status apply_once(const backend::FirewallChange& change, const NftTableLive& live, const nft::View& v);
+    // The map elements a batch changed, when it changed nothing else.
+    struct ElemChange {
+        bool only_elements = false;
+        std::map<std::string, std::set<std::string>> deleted;     // keys, by map
+        std::map<std::string, std::vector<model::FwRule>> added;  // canonical, by map
+    };
+    backend::Status apply_once(const backend::FirewallChange& change, const NftTableLive& live, const nft::View& v, ElemChange& changed);
+    // The table as the last apply() left it, when its batch changed map elements only and the
+    // generation is still the one its commit made: each changed element read back and checked.
+    // Nothing when that does not hold; then read() dumps the table.
+    backend::Result<std::optional<NftTableLive>> read_back_applied();
     backend::Status send_batch(std::vector<char>& buf, const std::vector<std::pair<uint32_t, std::string>>& what, uint32_t ack_seq);
     uint32_t next_seq() { return seq_++; }
 
@@ -89,6 +111,7 @@ private:
     uint32_t seq_ = 1;
     uint64_t netns_ = 0;  // the cookie of the socket's network namespace (0: unknown)
     std::vector<std::string> last_batch_;
+    size_t last_read_back_ = 0;
 };
 
 }  // namespace wgf::linux_

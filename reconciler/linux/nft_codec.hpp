@@ -18,6 +18,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "backend/backend.hpp"
@@ -163,8 +164,8 @@ std::optional<NftRuleLive> parse_rule_message(const nlmsghdr* nlh, const std::st
 // from, and the damage (sorted), with the live rules among it for apply() to delete.
 struct View {
     std::map<std::string, model::FwRule> rules;
-    std::map<std::string, const NftRuleLive*> source;       // ids read from rules
-    std::map<std::string, const NftElemLive*> elem_source;  // ids read from map elements
+    std::map<std::string, const NftRuleLive*> source;                 // ids read from rules
+    std::unordered_map<std::string, const NftElemLive*> elem_source;  // ids read from map elements
     std::vector<model::FwDamage> damage;
     std::vector<const NftRuleLive*> damaged_rules;
     std::vector<const NftElemLive*> damaged_elements;

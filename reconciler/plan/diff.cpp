@@ -341,16 +341,28 @@ private:
             for (auto& op : *group) add(kSysctl, std::move(op));
     }
 
+    // Both maps are ordered by id: one walk over the two instead of a lookup of every id (10,000
+    // forwards are 10,000 entries on each side). Each phase lists its ops in the order of ids.
     void diff_rules(const HostState& desired, const HostState& live) {
-        for (const auto& [id, r] : live.firewall) {
-            auto it = desired.firewall.find(id);
-            if (it == desired.firewall.end() || it->second != r) add(kRuleDel, OpDelRule{id, r});
+        auto d = desired.firewall.begin();
+        auto l = live.firewall.begin();
+        while (d != desired.firewall.end() || l != live.firewall.end()) {
+            if (l == live.firewall.end() || (d != desired.firewall.end() && d->first < l->first)) {
+                add(kRuleAdd, OpAddRule{d->second});
+                ++d;
+            } else if (d == desired.firewall.end() || l->first < d->first) {
+                add(kRuleDel, OpDelRule{l->first, l->second});
+                ++l;
+            } else {
+                if (d->second != l->second) {
+                    add(kRuleDel, OpDelRule{l->first, l->second});
+                    add(kRuleAdd, OpAddRule{d->second});
+                }
+                ++d;
+                ++l;
+            }
         }
-        for (const auto& [id, r] : desired.firewall) {
-            auto it = live.firewall.find(id);
-            if (it == live.firewall.end() || it->second != r) add(kRuleAdd, OpAddRule{r});
-        }
-        for (const auto& d : live.firewall_damage) add(kRuleDel, OpRepairFirewall{d});
+        for (const auto& dm : live.firewall_damage) add(kRuleDel, OpRepairFirewall{dm});
     }
 
     // Ours by the mark alone: a marked rule that is not desired, or not as built, goes.

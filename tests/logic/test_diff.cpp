@@ -21,7 +21,7 @@ std::vector<const T*> ops_of(const plan::Plan& p) {
 
 std::vector<std::string> kinds(const plan::Plan& p) {
     std::vector<std::string> out;
-    for (const auto& op : p.ops) out.push_back(plan::kind(op));
+    for (const auto& op : p.ops) out.emplace_back(plan::kind(op));
     return out;
 }
 
@@ -432,6 +432,47 @@ TEST_CASE("diff: among 10,000 forwards, adding or removing one is one map elemen
     CHECK(lines == std::vector<std::string>{"- firewall map element dnat-f17-v4: dnat udp dport 1041 to 10.99.0.17:80",
                                             "- firewall map element dnat-f3-v4: dnat udp dport 1027 to 10.99.0.3:80",
                                             "+ firewall map element dnat-f3-v4: dnat udp dport 1027 to 10.99.9.9:80"});
+}
+
+// diff_rules walks the live and the desired rules together (both ordered by id); the definition
+// it replaced looked every id up in the other map. Interleaved ids of every case: kept, changed,
+// only live, only desired.
+TEST_CASE("diff: the firewall rules by one walk plan what a lookup of each id planned", "[diff][forwards]") {
+    FakeMachine m;
+    auto live = host(m.keys, {});
+    auto desired = live;
+    for (int i = 0; i < 400; ++i) {
+        model::FwRule r{.id = fmt::format("accept-{:03}", (i * 37) % 400), .kind = model::FwKind::accept_udp};
+        r.port = static_cast<uint16_t>(1000 + i);
+        switch (i % 4) {
+            case 0:
+                live.firewall.emplace(r.id, r);
+                desired.firewall.emplace(r.id, r);
+                break;
+            case 1:
+                live.firewall.emplace(r.id, r);
+                r.port = static_cast<uint16_t>(r.port + 1000);
+                desired.firewall.emplace(r.id, r);
+                break;
+            case 2: live.firewall.emplace(r.id, r); break;
+            default: desired.firewall.emplace(r.id, r); break;
+        }
+    }
+    REQUIRE(m.converge(live).ok());
+    auto p = m.plan_for(desired);
+    std::vector<std::string> want;
+    for (const auto& [id, r] : live.firewall) {
+        auto it = desired.firewall.find(id);
+        if (it == desired.firewall.end() || it->second != r) want.push_back(plan::describe(plan::OpDelRule{id, r}));
+    }
+    for (const auto& [id, r] : desired.firewall) {
+        auto it = live.firewall.find(id);
+        if (it == live.firewall.end() || it->second != r) want.push_back(plan::describe(plan::OpAddRule{r}));
+    }
+    std::vector<std::string> got;
+    for (const auto& op : p.ops) got.push_back(plan::describe(op));
+    CHECK(want.size() == 400);  // 100 changed (removed and added), 100 only live, 100 only desired
+    CHECK(got == want);
 }
 
 TEST_CASE("diff: a damaged map or element is planned as a repair that names it", "[diff][forwards]") {

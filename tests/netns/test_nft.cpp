@@ -349,6 +349,86 @@ TEST_CASE("nft: removing or replacing one rule leaves the others' handles alone"
     }
 }
 
+// The read after an apply that changed map elements only reads back those elements (the
+// generation proves nothing else changed); it must report exactly what a whole read reports, and
+// give way to a whole read whenever anything else committed in between.
+TEST_CASE("nft: the read after an apply of elements reads back only them, and the same as a whole read", "[nft]") {
+    Netns ns("wgfr");
+    auto fw = nft_in(ns);
+    Rules desired = by_id(kRules);
+    apply_ok(*fw, FirewallChange{{}, kRules});
+    // The table was made from nothing: more than elements, so the next read is whole.
+    read_ok(*fw);
+    CHECK(fw->last_read_back() == 0);
+    // A whole read of the table as it is now, through another backend (no read-back pending there).
+    auto whole = [&] {
+        auto other = nft_in(ns);
+        auto t = other->read_table();
+        if (!t) FAIL("read_table: " << t.error().message);
+        wgf::linux_::nft::View v = wgf::linux_::nft::view(*t);
+        return std::pair{v.rules, v.damage};
+    };
+    auto same_as_whole = [&](const wgf::backend::FirewallLive& got) {
+        auto [rules, damage] = whole();
+        CHECK(got.rules == rules);
+        CHECK(got.damage == damage);
+    };
+
+    SECTION("one added, one removed, one changed: each read back") {
+        FwRule added = dnat("dnat-game-v4", Proto::udp, 27015, "192.0.2.7", 27016);
+        apply_ok(*fw, FirewallChange{{}, {added}});
+        desired.emplace(added.id, added);
+        auto got = read_live(*fw);
+        CHECK(fw->last_read_back() == 1);
+        CHECK(got.rules == desired);
+        same_as_whole(got);
+
+        apply_ok(*fw, FirewallChange{{"dnat-dns-v6"}, {}});
+        desired.erase("dnat-dns-v6");
+        got = read_live(*fw);
+        CHECK(fw->last_read_back() == 1);
+        CHECK(got.rules == desired);
+        same_as_whole(got);
+
+        FwRule moved = dnat("dnat-web-v4", Proto::tcp, 8443, "192.0.2.6", 443);
+        desired["dnat-web-v4"] = moved;
+        reconcile(*fw, desired);
+        CHECK(fw->last_read_back() == 2);  // the old key deleted, the new one added
+        same_as_whole(read_live(*fw));
+        CHECK(fw->last_read_back() == 0);  // nothing applied since the last read
+    }
+    SECTION("the same key deleted and added again (a forward's target changed) is read back as added") {
+        FwRule retargeted = dnat("dnat-web-v4", Proto::tcp, 8080, "192.0.2.9", 81);
+        desired["dnat-web-v4"] = retargeted;
+        reconcile(*fw, desired);
+        CHECK(fw->last_read_back() == 1);
+    }
+    SECTION("a commit by someone else after the apply: the read is whole and sees it") {
+        FwRule added = dnat("dnat-game-v4", Proto::udp, 27015, "192.0.2.7", 27016);
+        apply_ok(*fw, FirewallChange{{}, {added}});
+        REQUIRE(ns.sh("nft delete element inet wg-fleet fwd4 \"{ tcp . 8080 }\"").status == 0);
+        auto got = read_live(*fw);
+        CHECK(fw->last_read_back() == 0);
+        CHECK(got.rules.count("dnat-game-v4") == 1);
+        CHECK(got.rules.count("dnat-web-v4") == 0);
+        same_as_whole(got);
+    }
+    SECTION("a commit elsewhere in the ruleset (another table) also makes the read whole") {
+        apply_ok(*fw, FirewallChange{{"dnat-dns-v6"}, {}});
+        REQUIRE(ns.sh("nft add table inet other").status == 0);
+        auto got = read_live(*fw);
+        CHECK(fw->last_read_back() == 0);
+        desired.erase("dnat-dns-v6");
+        CHECK(got.rules == desired);
+    }
+    SECTION("an apply that changes a rule besides elements is read whole") {
+        apply_ok(*fw, FirewallChange{{"accept-mesh"}, {dnat("dnat-game-v4", Proto::udp, 27015, "192.0.2.7", 27016)}});
+        auto got = read_live(*fw);
+        CHECK(fw->last_read_back() == 0);
+        same_as_whole(got);
+    }
+}
+
 TEST_CASE("nft: a deleted or hand-edited table is restored by the next apply", "[nft]") {
     if (!wgf::test::netns_available()) return;
     Netns ns("wgfn");
