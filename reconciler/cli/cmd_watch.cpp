@@ -246,6 +246,8 @@ private:
             verified_ = apply::LiveCache{};
             report_.status(fmt::format("rolled back try {}: the last good configuration stays in force", t.id));
         }
+    }
+
     // Logs the key switches of a run and keeps the earliest one pending for the loop, on its
     // clock (steady): the switch time is wall-clock time, converted at the moment of the run.
     void note_rotations(const apply::RotationOutcome& o, std::string_view word) {
@@ -265,8 +267,8 @@ private:
     spdlog::logger& log_;
     apply::Report& report_;
     apply::LiveCache& verified_;
-    std::string waiting_for_;                  // the pending try whose wait was logged
-    bool held_logged_ = false;                 // the hold was logged
+    std::string waiting_for_;   // the pending try whose wait was logged
+    bool held_logged_ = false;  // the hold was logged
     apply::RotationMemory& rotations_;
     std::optional<backend::TimePoint> wake_;
     std::vector<std::string>& last_warnings_;  // of the last run, across reloads

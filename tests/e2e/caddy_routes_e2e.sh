@@ -80,7 +80,7 @@ class Server(http.server.ThreadingHTTPServer):
 handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory="$tmp/www")
 Server(("::", 8000), handler).serve_forever()
 EOF
-in_node svc python3 "$tmp/service.py" 2>/dev/null &
+in_node_bg svc python3 "$tmp/service.py" 2>/dev/null &
 srv=$!
 eventually bash -c "\"$bin\" sandbox exec --name $name svc ss -ltnH | grep -q ':8000'"
 

@@ -106,7 +106,7 @@ while True:
             data, a = s.recvfrom(100)
             s.sendto(("udp from %s at %s\n" % (a[0], s.getsockname()[0])).encode(), a)
 EOF
-in_node svc python3 "$tmp/service.py" &
+in_node_bg svc python3 "$tmp/service.py" &
 srv=$!
 eventually bash -c "\"$bin\" sandbox exec --name $name svc ss -ltnH | grep -q ':8000'"
 
@@ -183,7 +183,7 @@ check "tcp, IPv6: answers again" eventually answers tcp 2001:db8:1::2 8080 "tcp 
 check "edge1: nothing left to do" in_node edge1 wg-fleet -q plan --detailed-exitcode
 
 # Under watch, a table deleted by hand is put back within a tick (the interval), no apply run.
-in_node edge1 wg-fleet watch --interval 2 >"$tmp/watch.log" 2>&1 &
+in_node_bg edge1 wg-fleet watch --interval 2 >"$tmp/watch.log" 2>&1 &
 watcher=$!
 check "watch runs on edge1" kill -0 "$watcher"
 check "delete the table by hand under watch" in_node edge1 nft delete table inet wg-fleet

@@ -58,6 +58,11 @@ use_sandbox() {
   trap '"$bin" sandbox down --name "$name" >/dev/null 2>&1; rm -rf "$tmp"' EXIT
 }
 in_node() { local node=$1; shift; "$bin" sandbox exec --name "$name" "$node" "$@"; }
+# in_node_bg NODE COMMAND... &: in_node for the background. The function's subshell becomes the
+# command (exec; sandbox exec itself forks nothing), so $! is the command's own PID and killing
+# it stops the command. A backgrounded in_node would leave its command running after `kill $!`
+# (only the subshell dies): a watch left that way kept applying the test's later edits.
+in_node_bg() { local node=$1; shift; exec "$bin" sandbox exec --name "$name" "$node" "$@"; }
 # eventually COMMAND...: polls a condition for up to 40 s, for convergence (a first handshake, a
 # daemon's start), never for timing; the last try's status.
 eventually() { for _ in $(seq 1 160); do "$@" && return 0; sleep 0.25; done; "$@"; }

@@ -35,7 +35,7 @@ sed -i 's|^keys_dir:.*||' "$cfg"   # the sandbox supplies its own keys directory
 
 check "sandbox up" wgf up "$cfg"
 for n in "${nodes[@]}"; do
-  in_node "$n" wg-fleet watch --interval 1 >"$tmp/watch-$n.log" 2>&1 &
+  in_node_bg "$n" wg-fleet watch --interval 1 >"$tmp/watch-$n.log" 2>&1 &
   pids+=($!)
 done
 for n in "${nodes[@]}"; do
@@ -53,7 +53,7 @@ for ((i = 0; i < ${#nodes[@]}; i++)); do
   for ((j = i + 1; j < ${#nodes[@]}; j++)); do
     a=${nodes[i]} b=${nodes[j]}
     pairs+=("$a-$b")
-    in_node "$a" ping -n -i 0.1 -c "$count" -W 1 "$b.demo" >"$tmp/ping-$a-$b.log" 2>&1 &
+    in_node_bg "$a" ping -n -i 0.1 -c "$count" -W 1 "$b.demo" >"$tmp/ping-$a-$b.log" 2>&1 &
     pids+=($!)
     ping_pids+=($!)
   done

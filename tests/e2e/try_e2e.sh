@@ -148,7 +148,7 @@ check "the journal has every rollback" bash -c "[[ \$(grep -c 'ok try .* rolled 
 ## e) watch --try: an edit that breaks is rolled back by watch, which goes on and holds the
 ## restored state; the next good edit is confirmed.
 cp "$tmp/ka5.yaml" "$tmp/watched.yaml"
-in_node hub wg-fleet -c "$tmp/watched.yaml" watch --try 4 --interval 3600 > "$tmp/watch.log" 2>&1 &
+in_node_bg hub wg-fleet -c "$tmp/watched.yaml" watch --try 4 --interval 3600 > "$tmp/watch.log" 2>&1 &
 watcher=$!
 check "e) watch starts converged" eventually grep -q "converged\|watching" "$tmp/watch.log"
 sleep 1
