@@ -47,9 +47,10 @@ check "alice reaches the hub" eventually reach alice
 check "bob reaches the hub" eventually reach bob
 
 # What the rollback must give back exactly: the device without the moving counters, routes, the
-# firewall table.
+# firewall table. The peers sorted by key: wireguard-go lists them in the order of a Go map,
+# which differs from one `wg show` to the next.
 snapshot() {
-  in_node hub wg show home dump | awk -F'\t' 'NR == 1 {print $3, $4; next} {print $1, $3, $4, $8}'
+  in_node hub wg show home dump | awk -F'\t' 'NR == 1 {print $3, $4; next} {print $1, $3, $4, $8}' | { IFS= read -r device; echo "$device"; sort; }
   in_node hub ip -6 route show
   in_node hub ip -4 route show
   in_node hub nft list table inet wg-fleet
