@@ -10,6 +10,7 @@
 
 #include "config/parse.hpp"
 #include "inputs/published_keys.hpp"
+#include "key_dirs.hpp"
 #include "temp_dir.hpp"
 
 namespace fs = std::filesystem;
@@ -17,21 +18,8 @@ using namespace wgf;
 
 namespace {
 
-struct Fixture {
-    test::TempDir d;
-    fs::path state = d.path / "state", keys = d.path / "keys", pub = keys / "mesh";
-    model::SecretKey secret = model::SecretKey::generate();
-    model::Config cfg;
-    Fixture() {
-        fs::create_directories(state);
-        fs::create_directories(pub);
-        std::ofstream(state / "mesh.key") << secret.base64_for_storage() << "\n";
-        fs::permissions(state / "mesh.key", fs::perms::owner_read | fs::perms::owner_write);
-        std::ofstream(state / "state.json") << "{}\n";
-        cfg.state_dir = state.string();
-        cfg.keys_dir = keys.string();
-        cfg.fleets["mesh"];
-    }
+struct Fixture : test::KeyDirs {
+    Fixture() { std::ofstream(state / "state.json") << "{}\n"; }
     inputs::PublishedKey read(const std::string& name) {
         return inputs::read_published_key((pub / name).string(), inputs::load_secrets(cfg));
     }

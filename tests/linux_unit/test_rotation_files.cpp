@@ -11,6 +11,7 @@
 #include <catch2/catch.hpp>
 
 #include "inputs/rotation.hpp"
+#include "key_dirs.hpp"
 #include "plan/rotation.hpp"
 #include "system/keys.hpp"
 #include "temp_dir.hpp"
@@ -20,20 +21,7 @@ using namespace wgf;
 
 namespace {
 
-struct RotFiles {
-    test::TempDir d;
-    fs::path state = d.path / "state", keys = d.path / "keys", pub = keys / "mesh";
-    model::SecretKey secret = model::SecretKey::generate();
-    model::Config cfg;
-    RotFiles() {
-        fs::create_directories(state);
-        fs::create_directories(pub);
-        std::ofstream(state / "mesh.key") << secret.base64_for_storage() << "\n";
-        fs::permissions(state / "mesh.key", fs::perms::owner_read | fs::perms::owner_write);
-        cfg.state_dir = state.string();
-        cfg.keys_dir = keys.string();
-        cfg.fleets["mesh"];
-    }
+struct RotFiles : test::KeyDirs {
     const backend::NextKeyFile* find(const std::vector<backend::NextKeyFile>& all, const std::string& node) {
         for (const auto& f : all)
             if (f.node == node) return &f;
