@@ -126,8 +126,9 @@ private:
     Status apply_wg(const std::string& ifname, const std::vector<Op>& ops, size_t from, size_t to) {
         backend::WgDeviceChange c;
         c.ifname = ifname;
-        // A device created in this apply has no peers to keep: set them all at once.
-        c.replace_peers = created_.count(ifname) > 0;
+        // A device created in this apply has no peers to keep: its first set sets them all at
+        // once. A later set (a port taken after a deleted device freed it) keeps them.
+        c.replace_peers = created_.erase(ifname) > 0;
         for (size_t k = from; k < to; ++k) {
             const Op& op = ops[k];
             if (auto* o = std::get_if<OpSetPrivateKey>(&op)) {
@@ -223,7 +224,7 @@ private:
     KeyStore& keys_;
     Journal* journal_;
     ApplyResult result_;
-    std::set<std::string> created_;
+    std::set<std::string> created_;  // devices created in this apply and not set yet
 };
 
 }  // namespace

@@ -118,8 +118,9 @@ std::set<std::string> interface_names(const model::HostState& desired) {
     return names;
 }
 
-backend::Result<Live> read_live(Backends& b, const model::HostState& desired, const plan::Ownership& owned, int64_t now) {
-    auto live = read_live_bulk(b, interface_names(desired), now);
+backend::Result<Live> read_live(Backends& b, const model::HostState& desired, const plan::Ownership& owned, int64_t now,
+                                model::Timings* timings) {
+    auto live = read_live_bulk(b, interface_names(desired), now, timings);
     if (live)
         if (auto s = read_live_rest(b, desired, owned, *live); !s) return s.error();
     return live;

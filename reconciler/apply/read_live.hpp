@@ -21,7 +21,8 @@ struct Live {
 
 // Reads what the plan may touch: the desired and owned interfaces, our routes, the desired
 // sysctls, our firewall table, the desired and owned files.
-backend::Result<Live> read_live(Backends& b, const model::HostState& desired, const plan::Ownership& owned, int64_t now);
+backend::Result<Live> read_live(Backends& b, const model::HostState& desired, const plan::Ownership& owned, int64_t now,
+                                model::Timings* timings = nullptr);
 
 // read_live in two parts. The bulk needs only the names of the desired interfaces: those
 // WireGuard devices (with link and addresses; one that exists but is not WireGuard is an error),

@@ -1,5 +1,6 @@
 #include "apply/try.hpp"
 
+#include <cerrno>
 #include <utility>
 #include <variant>
 
@@ -7,6 +8,7 @@
 
 #include "apply/engine.hpp"
 #include "plan/health.hpp"
+#include "plan/render.hpp"
 
 namespace wgf::apply {
 
@@ -57,25 +59,66 @@ TryRecord make_try(const model::HostState& desired, const model::Labels& labels,
     return t;
 }
 
-std::optional<std::string> cannot_try(const plan::Plan& plan) {
+std::string kept_key_path(const std::string& state_dir, const std::string& ifname) { return state_dir + "/try-keys/" + ifname + ".key"; }
+
+std::set<std::string> keys_to_keep(const plan::Plan& plan) {
+    std::set<std::string> out;
     for (const auto& op : plan.ops) {
-        if (const auto* k = std::get_if<plan::OpSetPrivateKey>(&op); k && !k->fresh)
-            return fmt::format(
-                "the plan changes the private key of {}, which a rollback could not restore (the previous key is not "
-                "kept on disk); apply it without --try",
-                k->ifname);
-        if (const auto* d = std::get_if<plan::OpDeleteDevice>(&op))
-            return fmt::format(
-                "the plan deletes the device {}, which a rollback could not create again with its key and fleet; apply "
-                "it without --try",
-                d->ifname);
+        if (const auto* k = std::get_if<plan::OpSetPrivateKey>(&op); k && !k->fresh) out.insert(k->ifname);
+        if (const auto* d = std::get_if<plan::OpDeleteDevice>(&op)) out.insert(d->ifname);
     }
-    return std::nullopt;
+    return out;
+}
+
+backend::Result<TryRecord> start_try(Backends& b, KeyStore& keys, const model::HostState& desired, const model::Labels& labels,
+                                     const Live& live, const plan::Plan& plan, const plan::Ownership& owned, const TryStart& how) {
+    TryRecord t = make_try(desired, labels, live, owned, how.now, how.seconds);
+    // The sessions the plan ends: every one on a device, or one peer's.
+    std::set<std::string> ended_devices;
+    std::set<std::pair<std::string, model::Key>> ended_peers;
+    for (const auto& op : plan.ops) {
+        const auto d = plan::disruption(op);
+        if (d == plan::Disruption::all_sessions) ended_devices.insert(plan::interface_of(op));
+        if (const auto* u = std::get_if<plan::OpUpdatePeer>(&op); u && d == plan::Disruption::peer_session)
+            ended_peers.emplace(u->ifname, u->public_key);
+    }
+    for (auto& p : t.baseline) p.needs_handshake = ended_devices.count(p.ifname) || ended_peers.count({p.ifname, p.public_key});
+    for (const auto& ifname : keys_to_keep(plan)) {
+        auto cannot = [&](const std::string& why) {
+            return backend::Error{EIO, fmt::format("the try changes the private key of {} or deletes it, and its key {}: a rollback "
+                                                   "could not restore it",
+                                                   ifname, why)};
+        };
+        auto dev = b.wg.read_device(ifname);
+        if (!dev) return cannot("cannot be read (" + dev.error().message + ")");
+        if (!dev->private_key) return cannot("is not readable from the device");
+        // The key the snapshot holds, or the device changed between the read and now.
+        auto in_snapshot = t.snapshot.interfaces.find(ifname);
+        if (in_snapshot == t.snapshot.interfaces.end() || in_snapshot->second.public_key != dev->private_key->public_key())
+            return cannot("changed while the try was being planned");
+        const std::string path = kept_key_path(how.state_dir, ifname);
+        auto written = keys.install(path, *dev->private_key);
+        if (!written) return cannot("cannot be kept (" + written.error().message + ")");
+        if (!*written) {
+            // Left by an earlier try (its hold still kept it): usable when it is this key.
+            auto there = keys.load(path);
+            if (!there || !there->has_value() || !(**there == *dev->private_key))
+                return cannot("cannot be kept: " + path + " exists and holds another key");
+        }
+        t.labels.interfaces[ifname].private_key_file = path;
+    }
+    if (how.keys_dir)
+        for (const auto& [name, w] : t.snapshot.interfaces) {
+            const auto& fleet = t.labels.of(name).fleet;
+            if (w.public_key && !fleet.empty())
+                t.published.emplace(plan::published_key_path(*how.keys_dir, fleet, how.node), *w.public_key);
+        }
+    return t;
 }
 
 bool back_again(const PeerBaseline& before, const backend::WgPeerStats& now, int64_t changed, uint64_t rx_after) {
     if (now.last_handshake > before.last_handshake && now.last_handshake >= changed) return true;
-    return now.rx_bytes > rx_after;
+    return !before.needs_handshake && now.rx_bytes > rx_after;
 }
 
 std::vector<std::string> not_back(const std::vector<PeerBaseline>& baseline,
@@ -112,8 +155,8 @@ RollbackResult roll_back(Backends& backends, KeyStore& keys, StateStore& state, 
         return r;
     }
     r.timings.lap("ownership");
-    auto live = read_live(backends, t.snapshot, *owned, now);
-    r.timings.lap("read");
+    auto live = read_live(backends, t.snapshot, *owned, now, &r.timings);
+    r.timings.lap("read (the rest)");
     if (!live) {
         r.error = live.error();
         return r;
@@ -135,8 +178,13 @@ RollbackResult roll_back(Backends& backends, KeyStore& keys, StateStore& state, 
     if (record != ahead)
         if (auto s = state.save(record); !s) r.error = s.error();
     r.timings.lap("state");
-    auto after = read_live(backends, t.snapshot, record, now);
-    r.timings.lap("read again");
+    // The public keys the fleet dials this node by, as before (a try that changed a key
+    // published the new one).
+    if (r.applied->ok())
+        for (const auto& [path, key] : t.published)
+            if (auto s = keys.publish(path, key); !s && !r.error) r.error = s.error();
+    auto after = read_live(backends, t.snapshot, record, now, &r.timings);
+    r.timings.lap("read again (the rest)");
     if (!after) {
         if (!r.error) r.error = after.error();
         return r;

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,10 @@ struct PeerBaseline {
     std::string name;            // its node name, "" when none
     int64_t last_handshake = 0;  // before the change
     uint64_t rx_bytes = 0;       // before the change
+    // The change ends this peer's session (a new private key on its device, a deleted device, a
+    // new endpoint): only a handshake since it shows the peer is back. Received bytes do not:
+    // the peer still sends on the old session, which the device can receive but not answer.
+    bool needs_handshake = false;
 
     auto operator<=>(const PeerBaseline&) const = default;
 };
@@ -47,6 +52,9 @@ struct TryRecord {
     std::string digest;     // of the node's desired state (inputs::desired_digest)
     int pid = 0;            // the process waiting for the verdict (0: none)
     std::string confirmed;  // "" pending; else how: "manual" (wg-fleet confirm)
+    // The node's published public keys (keys_dir/<fleet>/<node>.pub) as the rollback publishes
+    // them again: each interface's key before the try.
+    std::map<std::string, model::Key> published;
 
     auto operator<=>(const TryRecord&) const = default;
 };
@@ -58,14 +66,34 @@ struct TryRecord {
 TryRecord make_try(const model::HostState& desired, const model::Labels& labels, const Live& live, const plan::Ownership& owned,
                    int64_t now, int64_t seconds);
 
-// Why a try cannot be taken back, or nullopt: a change of an existing device's private key
-// (the previous key is not on disk any more; wg-fleet does not read keys out of devices).
-std::optional<std::string> cannot_try(const plan::Plan& plan);
+// Where a try keeps the private key of a device whose key it replaces or which it deletes:
+// state_dir/try-keys/<interface>.key (0600), until the try is confirmed or its hold ends.
+std::string kept_key_path(const std::string& state_dir, const std::string& ifname);
+
+// The devices whose private key `plan` replaces (an existing device's, which has sessions) or
+// which it deletes: their key must be kept for a rollback.
+std::set<std::string> keys_to_keep(const plan::Plan& plan);
+
+struct TryStart {
+    std::string state_dir;
+    std::optional<std::string> keys_dir;
+    std::string node;
+    int64_t now = 0;
+    int64_t seconds = 0;
+};
+
+// The record of a try about to apply `plan` (make_try), with what the rollback needs beyond
+// the read: the private key of every device in keys_to_keep, read from the device and kept at
+// kept_key_path (the snapshot's labels name that file, so the rollback sets it, or creates
+// the device with it), and the public keys to publish again. An error (a device whose key
+// cannot be read or kept) means the try cannot be taken back: nothing may be applied.
+backend::Result<TryRecord> start_try(Backends& b, KeyStore& keys, const model::HostState& desired, const model::Labels& labels,
+                                     const Live& live, const plan::Plan& plan, const plan::Ownership& owned, const TryStart& how);
 
 // Whether a peer is back after the change: a handshake newer than the change (and than the
-// one before it), or received bytes grown since `rx_after`, the counter read right after the
-// change. Age alone is not enough: WireGuard does not renew an undisturbed session within 120 s,
-// so "a handshake less than 180 s old" would confirm a change that broke it.
+// one before it), or (unless the change ended its session) received bytes grown since
+// `rx_after`, the counter read right after the change. Age alone is not enough: WireGuard does not renew an undisturbed session within 120
+// s, so "a handshake less than 180 s old" would confirm a change that broke it.
 bool back_again(const PeerBaseline& before, const backend::WgPeerStats& now, int64_t changed, uint64_t rx_after);
 
 // The verdict over all baseline peers: the names of those not back yet (empty: all are).
@@ -93,8 +121,8 @@ struct RollbackResult {
 
 // Rolls the try back: reads live (the snapshot's interfaces and those owned now), plans
 // diff(snapshot, live, owned now), writes the record ahead (what the rollback creates again is
-// ours before it exists), applies, restores the record from before the try, verifies. With
-// `plan_only`, stops after the plan.
+// ours before it exists), applies, restores the record from before the try, publishes the
+// public keys from before it again, verifies. With `plan_only`, stops after the plan.
 RollbackResult roll_back(Backends& backends, KeyStore& keys, StateStore& state, Journal* journal, const TryRecord& t, int64_t now,
                          bool plan_only = false);
 

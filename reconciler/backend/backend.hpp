@@ -56,6 +56,9 @@ struct WgPeerStats {
 struct WgDeviceLive {
     model::WgInterface device;  // name, listen_port, public key, peers (fleet/name empty)
     std::optional<uint32_t> fwmark;
+    // The device's private key, when it has one. Only a try keeps it (to restore it on
+    // rollback); it is never logged, compared or shown, and wiped when the read goes.
+    std::optional<SecretKey> private_key;
     std::map<Key, WgPeerStats> stats;
 };
 

@@ -31,7 +31,10 @@ Status FakeWireGuard::set_device(const WgDeviceChange& c) {
     auto it = devices.find(c.ifname);
     if (it == devices.end()) return errno_error(ENODEV, "set WireGuard device " + c.ifname);
     auto& d = it->second.device;
-    if (c.private_key) d.public_key = c.private_key->public_key();
+    if (c.private_key) {
+        d.public_key = c.private_key->public_key();
+        it->second.private_key = c.private_key;
+    }
     if (c.listen_port) d.listen_port = *c.listen_port;
     if (c.fwmark) it->second.fwmark = *c.fwmark ? std::optional<uint32_t>(*c.fwmark) : std::nullopt;
     if (c.replace_peers) d.peers.clear();
@@ -260,6 +263,8 @@ Status FakeKeyStore::publish(const std::string& path, const Key& public_key) {
     published.insert_or_assign(path, public_key);
     return Status::ok();
 }
+
+Result<bool> FakeKeyStore::install(const std::string& path, const SecretKey& key) { return keys.emplace(path, key).second; }
 
 Status FakeKeyStore::promote(const std::string& next_file, const std::string& key_file) {
     auto it = keys.find(next_file);

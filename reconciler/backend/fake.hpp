@@ -118,6 +118,7 @@ public:
     Result<std::optional<SecretKey>> load(const std::string& path) override;
     Result<SecretKey> load_or_generate(const std::string& path) override;
     Status publish(const std::string& path, const Key& public_key) override;
+    Result<bool> install(const std::string& path, const SecretKey& key) override;
     Status promote(const std::string& next_file, const std::string& key_file) override;
     Status unpublish(const std::string& path) override;
 };

@@ -21,6 +21,9 @@ public:
     // once, all return the one that was stored.
     virtual Result<model::SecretKey> load_or_generate(const std::string& path) = 0;
     virtual Status publish(const std::string& path, const model::Key& public_key) = 0;
+    // Writes a key that exists already elsewhere to `path`, 0600 from creation, the way a
+    // generated one is: true when written, false when `path` existed (nothing is replaced).
+    virtual Result<bool> install(const std::string& path, const model::SecretKey& key) = 0;
 
     // Key rotation (`wg-fleet rotate`): the next key waits beside the key file until its switch
     // time; then it is moved into place (atomically: the key file is the old key or the new one,

@@ -113,7 +113,7 @@ struct Session {
     std::unique_ptr<system::FileDesiredCache> cache;
     std::optional<inputs::CachedDesired> to_store;
     std::vector<inputs::CacheKey> inputs_before;  // of to_store's inputs, when it was made
-    // inputs::desired_digest of `desired`, when a try or a hold needs it (before the run takes it).
+    // tried_digest of `desired`, when a try or a hold needs it (before the run takes it).
     std::string digest;
 
     apply::RunResult run(apply::Mode mode, int64_t now,
@@ -226,7 +226,7 @@ std::optional<Planned> run_plan(const Globals& g, int64_t now, const std::vector
     auto session = start(g, now, false, findings);
     if (!session) return std::nullopt;
     session->adopt.insert(adopt.begin(), adopt.end());
-    if (load_hold(session->state_dir)) session->digest = inputs::desired_digest(session->desired);
+    if (load_hold(session->state_dir)) session->digest = tried_digest(*session->machine, session->desired);
     auto r = session->run(apply::Mode::plan, now);
     print_timings(g, session->timings, r);
     if (r.error) {
@@ -437,7 +437,7 @@ int cmd_apply(const Globals& g, const std::vector<std::string>& adopt, output::F
     const std::string& dir = session->state_dir;
     const bool trying = tried.seconds.has_value();
     if (auto held = load_hold(dir); held || trying) {
-        session->digest = inputs::desired_digest(session->desired);
+        session->digest = tried_digest(*session->machine, session->desired);
         switch (apply::hold_verdict(held, session->digest, trying, tried.force_rolled_back)) {
             case apply::Hold::none:
                 if (held) clear_hold(dir);
@@ -454,18 +454,15 @@ int cmd_apply(const Globals& g, const std::vector<std::string>& adopt, output::F
     std::function<backend::Status(const apply::RunResult&, const plan::Ownership&)> hook;
     if (trying)
         hook = [&](const apply::RunResult& run, const plan::Ownership& owned) -> backend::Status {
-            if (auto why = apply::cannot_try(run.plan)) return backend::Error{EINVAL, *why + "; nothing applied"};
-            apply::TryRecord t = apply::make_try(run.desired, run.labels, *run.live, owned, time(nullptr), *tried.seconds);
-            t.probe = tried.probe;
-            t.manual = tried.manual;
-            t.digest = session->digest;
-            t.pid = static_cast<int>(getpid());
-            if (auto s = save_try(dir, t); !s)
-                return backend::Error{s.error().code, s.error().message + "; nothing applied (a try is recorded before any change)"};
-            journal_try(*session->machine, dir,
-                        fmt::format("try {} started: window {} s, deadline {}{}{}", t.id, *tried.seconds, utc_time(t.deadline),
-                                    t.manual ? ", manual" : "", t.probe.empty() ? "" : ", probe " + t.probe));
-            started = std::move(t);
+            auto t = begin_try(
+                *session->machine, dir, session->desired.keys_dir, session->node, run, owned,
+                {.seconds = *tried.seconds,
+                 .probe = tried.probe,
+                 .manual = tried.manual,
+                 .digest = session->digest,
+                 .detail = fmt::format("{}{}", tried.manual ? ", manual" : "", tried.probe.empty() ? "" : ", probe " + tried.probe)});
+            if (!t) return t.error();
+            started = std::move(*t);
             return backend::Status::ok();
         };
     auto r = session->run(apply::Mode::apply, now, std::move(hook));

@@ -121,7 +121,7 @@ public:
         const bool trying = hooks_.try_seconds > 0 && (why == apply::Trigger::edit || why == apply::Trigger::reload);
         std::string digest;
         if (auto held = load_hold(dir); held || trying) {
-            digest = inputs::desired_digest(desired);
+            digest = tried_digest(machine_, desired);
             switch (apply::hold_verdict(held, digest, trying, false)) {
                 case apply::Hold::none:
                     if (held) clear_hold(dir);
@@ -149,18 +149,17 @@ public:
         const auto read = cached ? apply::LiveRead::cached_devices : apply::LiveRead::full;
         const int64_t now = time(nullptr);
         std::optional<apply::TryRecord> started;
+        const std::optional<std::string> keys_dir = desired.keys_dir;
         if (trying)
             engine.before_change = [&](const apply::RunResult& run, const plan::Ownership& owned) -> backend::Status {
-                if (auto no = apply::cannot_try(run.plan)) return backend::Error{EINVAL, *no + "; nothing applied"};
-                apply::TryRecord t = apply::make_try(run.desired, run.labels, *run.live, owned, time(nullptr), hooks_.try_seconds);
-                t.digest = digest;
-                t.pid = static_cast<int>(getpid());
-                if (auto s = save_try(dir, t); !s)
-                    return backend::Error{s.error().code, s.error().message + "; nothing applied (a try is recorded before any change)"};
-                journal_try(machine_, dir,
-                            fmt::format("try {} started: window {} s, deadline {} (watch, {})", t.id, hooks_.try_seconds,
-                                        utc_time(t.deadline), word));
-                started = std::move(t);
+                auto t = begin_try(machine_, dir, keys_dir, node_, run, owned,
+                                   {.seconds = hooks_.try_seconds,
+                                    .probe = "",
+                                    .manual = false,
+                                    .digest = digest,
+                                    .detail = fmt::format(" (watch, {})", word)});
+                if (!t) return t.error();
+                started = std::move(*t);
                 return backend::Status::ok();
             };
         auto r = engine.run(std::move(desired), node_, apply::Mode::apply, now, nullptr, read);

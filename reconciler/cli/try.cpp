@@ -4,10 +4,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -17,9 +19,11 @@
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <sodium.h>
 
 #include "cli/commands.hpp"
 #include "cli/plan_text.hpp"
+#include "inputs/desired_cache.hpp"
 #include "inputs/lock.hpp"
 #include "inputs/try_record.hpp"
 #include "linux/command.hpp"
@@ -82,7 +86,50 @@ void save_hold(const std::string& state_dir, const std::string& digest) {
     (void)linux_::write_file_atomic(hold_file(state_dir), digest + "\n", 0600);
 }
 
-void clear_hold(const std::string& state_dir) { (void)unlink(hold_file(state_dir).c_str()); }
+std::string tried_digest(Machine& m, const apply::Desired& desired) {
+    std::string text = inputs::desired_digest(desired) + "\n";
+    for (const auto& [ifname, l] : desired.labels.interfaces) {
+        auto key = m.keys.load(l.private_key_file);
+        text += fmt::format("{} {}\n", ifname, key && key->has_value() ? (*key)->public_key().base64() : "-");
+    }
+    std::array<unsigned char, crypto_hash_sha256_BYTES> h{};
+    crypto_hash_sha256(h.data(), reinterpret_cast<const unsigned char*>(text.data()), text.size());
+    std::string hex(h.size() * 2 + 1, '\0');
+    sodium_bin2hex(hex.data(), hex.size(), h.data(), h.size());
+    hex.pop_back();
+    return hex;
+}
+
+void forget_kept_keys(const std::string& state_dir) {
+    std::error_code ec;
+    std::filesystem::remove_all(std::filesystem::path(apply::kept_key_path(state_dir, "x")).parent_path(), ec);
+}
+
+void clear_hold(const std::string& state_dir) {
+    (void)unlink(hold_file(state_dir).c_str());
+    forget_kept_keys(state_dir);
+}
+
+backend::Result<apply::TryRecord> begin_try(Machine& m, const std::string& state_dir, const std::optional<std::string>& keys_dir,
+                                            const std::string& node, const apply::RunResult& run, const plan::Ownership& owned,
+                                            const TryBegin& how) {
+    // No try is pending here: keys kept for an earlier one (held) are that one's.
+    forget_kept_keys(state_dir);
+    auto t = apply::start_try(*m.backends, m.keys, run.desired, run.labels, *run.live, run.plan, owned,
+                              {.state_dir = state_dir, .keys_dir = keys_dir, .node = node, .now = time(nullptr), .seconds = how.seconds});
+    if (!t) return backend::Error{t.error().code, t.error().message + "; nothing applied"};
+    t->probe = how.probe;
+    t->manual = how.manual;
+    t->digest = how.digest;
+    t->pid = static_cast<int>(getpid());
+    if (auto s = save_try(state_dir, *t); !s) {
+        forget_kept_keys(state_dir);
+        return backend::Error{s.error().code, s.error().message + "; nothing applied (a try is recorded before any change)"};
+    }
+    journal_try(m, state_dir,
+                fmt::format("try {} started: window {} s, deadline {}{}", t->id, how.seconds, utc_time(t->deadline), how.detail));
+    return t;
+}
 
 std::string describe_try(const apply::TryRecord& t, int64_t now) {
     std::string head = fmt::format("pending try {}, deadline {}", t.id, utc_time(t.deadline));
@@ -171,7 +218,8 @@ bool roll_back_try(Machine& m, const std::string& state_dir, const apply::TryRec
     }
     journal_try(m, state_dir, fmt::format("try {} rolled back ({}): {} operation(s)", t.id, why, r.plan.ops.size()));
     (void)unlink(try_file(state_dir).c_str());
-    if (!t.digest.empty()) save_hold(state_dir, t.digest);
+    if (!t.digest.empty()) save_hold(state_dir, t.digest);  // the kept keys stay while it holds
+    else forget_kept_keys(state_dir);
     say.info(fmt::format("Rolled back try {}: the node is as it was before it ({} operation(s)).", t.id, r.plan.ops.size()));
     return true;
 }

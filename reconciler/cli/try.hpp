@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 
+#include "apply/engine.hpp"
 #include "apply/try.hpp"
 #include "backend/status.hpp"
 #include "cli/machine.hpp"
@@ -22,6 +23,11 @@ std::string utc_time(int64_t t);
 backend::Result<std::optional<apply::TryRecord>> load_try(const std::string& state_dir);
 backend::Status save_try(const std::string& state_dir, const apply::TryRecord& t);
 
+// What a try and its hold identify a desired state by: inputs::desired_digest of the file's
+// part for this node, with the public keys of the interfaces' key files (a try of a replaced
+// key file is held until the file or the key changes).
+std::string tried_digest(Machine& m, const apply::Desired& desired);
+
 // The digest of a desired state a rollback took back: while the file renders to it, plain
 // apply refuses and watch holds.
 std::optional<std::string> load_hold(const std::string& state_dir);
@@ -31,6 +37,25 @@ void clear_hold(const std::string& state_dir);
 // "pending try 1764556800, deadline 2026-12-01T02:42:00Z, rollback in 95 s" (or "rollback
 // overdue: ..." once the deadline passed, "confirmed" once confirmed).
 std::string describe_try(const apply::TryRecord& t, int64_t now);
+
+// The kept keys of tries (apply::kept_key_path) removed: the try they were kept for is
+// confirmed, or the hold that kept them ended.
+void forget_kept_keys(const std::string& state_dir);
+
+struct TryBegin {
+    int64_t seconds = 0;
+    std::string probe;  // "" none
+    bool manual = false;
+    std::string digest;  // of the desired state tried (for the hold after a rollback)
+    std::string detail;  // appended to the journal's "try ID started: ..." line
+};
+
+// For Engine::before_change: the record of the try about to apply `run` (apply::start_try:
+// the snapshot, the kept private keys, the published keys), written to state_dir before any
+// change, and journaled. An error means nothing may be applied.
+backend::Result<apply::TryRecord> begin_try(Machine& m, const std::string& state_dir, const std::optional<std::string>& keys_dir,
+                                            const std::string& node, const apply::RunResult& run, const plan::Ownership& owned,
+                                            const TryBegin& how);
 
 // Where settling a try says what it does: lines for the operator (stdout, or the log).
 struct TrySay {

@@ -47,7 +47,10 @@ std::string try_record_to_json(const apply::TryRecord& t) {
                      {"public_key", p.public_key.base64()},
                      {"name", p.name},
                      {"last_handshake", p.last_handshake},
-                     {"rx_bytes", p.rx_bytes}});
+                     {"rx_bytes", p.rx_bytes},
+                     {"needs_handshake", p.needs_handshake}});
+    auto& pub = j["published"] = nlohmann::ordered_json::object();
+    for (const auto& [path, key] : t.published) pub[path] = key.base64();
     j["owned_before"] = nlohmann::ordered_json::parse(plan::ownership_to_json(t.owned_before));
     j["snapshot"] = to_base64(encode_snapshot(t.snapshot, t.labels));
     return j.dump(2) + "\n";
@@ -77,8 +80,16 @@ std::optional<apply::TryRecord> try_record_from_json(const std::string& text, st
                                   .public_key = *key,
                                   .name = p.at("name").get<std::string>(),
                                   .last_handshake = p.at("last_handshake").get<int64_t>(),
-                                  .rx_bytes = p.at("rx_bytes").get<uint64_t>()});
+                                  .rx_bytes = p.at("rx_bytes").get<uint64_t>(),
+                                  .needs_handshake = p.value("needs_handshake", false)});
         }
+        // Absent in a record written before keys were published again on rollback.
+        if (auto pub = j.find("published"); pub != j.end())
+            for (const auto& [path, value] : pub->items()) {
+                auto key = model::Key::from_base64(value.get<std::string>());
+                if (!key) return fail("published " + path + ": not a key");
+                t.published.emplace(path, *key);
+            }
         std::string owned_why;
         auto owned = plan::ownership_from_json(j.at("owned_before").dump(), &owned_why);
         if (!owned) return fail("owned_before: " + owned_why);

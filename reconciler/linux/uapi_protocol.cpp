@@ -284,7 +284,10 @@ Step GetReplyParser::line(std::string_view text) {
         case Field::private_key: {
             std::array<uint8_t, 32> raw{};
             bool ok = key_from_hex(value, raw);
-            if (ok) live_.device.public_key = model::SecretKey(raw).public_key();
+            if (ok) {
+                live_.private_key = model::SecretKey(raw);
+                live_.device.public_key = live_.private_key->public_key();
+            }
             wipe_memory(raw.data(), raw.size());
             // Never quote the value: it is the private key.
             if (!ok) return fail("private_key is not 64 hex digits");

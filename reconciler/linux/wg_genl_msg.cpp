@@ -349,21 +349,19 @@ Status WgDumpReader::add(const nlmsghdr* reply) {
         uint32_t mark = nla_get_u32(tb[WGDEVICE_A_FWMARK]);
         live_.fwmark = mark ? std::optional<uint32_t>(mark) : std::nullopt;
     }
+    if (tb[WGDEVICE_A_PRIVATE_KEY] && !live_.private_key) {
+        std::array<uint8_t, WG_KEY_LEN> secret;
+        std::memcpy(secret.data(), nla_data(tb[WGDEVICE_A_PRIVATE_KEY]), WG_KEY_LEN);
+        live_.private_key = model::SecretKey(secret);
+        sodium_memzero(secret.data(), secret.size());
+    }
     if (tb[WGDEVICE_A_PUBLIC_KEY]) {
         model::Key k;
         std::memcpy(k.bytes.data(), nla_data(tb[WGDEVICE_A_PUBLIC_KEY]), WG_KEY_LEN);
         dev.public_key = k;
-    } else if (tb[WGDEVICE_A_PRIVATE_KEY] && !dev.public_key) {
+    } else if (live_.private_key && !dev.public_key) {
         // Kernels send both keys; derive only if the public one is missing.
-        std::array<uint8_t, WG_KEY_LEN> secret;
-        std::memcpy(secret.data(), nla_data(tb[WGDEVICE_A_PRIVATE_KEY]), WG_KEY_LEN);
-        model::Key k;
-        if (sodium_init() < 0 || crypto_scalarmult_curve25519_base(k.bytes.data(), secret.data()) != 0) {
-            sodium_memzero(secret.data(), secret.size());
-            return bad("cannot derive the public key from the private key");
-        }
-        sodium_memzero(secret.data(), secret.size());
-        dev.public_key = k;
+        dev.public_key = live_.private_key->public_key();
     }
 
     if (!tb[WGDEVICE_A_PEERS]) return Status::ok();

@@ -38,6 +38,7 @@ enum Phase {
     kFiles,         // hosts and route files last: they name addresses that now exist
     kReload,        // the route files' server reads them once they are all written
     kDeleteDevice,  // a device leaving the fleet goes last, after its routes and files
+    kPortFreed,     // a port a leaving device held is taken once it is gone (an interface renamed)
     kPhases
 };
 
@@ -73,6 +74,9 @@ public:
         : labels_(labels), owned_(owned), facts_(facts), opts_(opts) {}
 
     Plan run(const HostState& desired, const HostState& live) {
+        for (const auto& [name, have] : live.interfaces)
+            if (!desired.interfaces.count(name) && owned_.interfaces.count(name) && have.listen_port)
+                freed_ports_.insert(*have.listen_port);
         for (const auto& [name, want] : desired.interfaces) {
             auto it = live.interfaces.find(name);
             diff_interface(want, it == live.interfaces.end() ? nullptr : &it->second);
@@ -124,7 +128,8 @@ private:
             add(kDevice,
                 OpSetPrivateKey{.ifname = want.name, .key_file = l.private_key_file, .public_key = *want.public_key, .fresh = fresh});
         if (want.listen_port && have->listen_port != want.listen_port)
-            add(kDevice, OpSetListenPort{want.name, *want.listen_port, fresh ? std::nullopt : have->listen_port, fresh});
+            add(freed_ports_.count(*want.listen_port) ? kPortFreed : kDevice,
+                OpSetListenPort{want.name, *want.listen_port, fresh ? std::nullopt : have->listen_port, fresh});
         if (want.mtu && have->mtu != want.mtu) add(kLink, OpSetMtu{want.name, *want.mtu, have->mtu.value_or(0)});
         if (want.up && !have->up) add(kLink, OpSetUp{want.name});
         // Set before the policy rules that rely on it are added (kRouteAdd); cleared only after
@@ -425,7 +430,8 @@ private:
     Plan plan_;
     std::vector<Op> phases_[kPhases];
     std::set<std::string> deleted_;
-    std::map<Prefix, Key> held_;  // live prefix -> peer, built on first need per interface
+    std::set<uint16_t> freed_ports_;  // the listen ports of the devices this plan deletes
+    std::map<Prefix, Key> held_;      // live prefix -> peer, built on first need per interface
     bool held_built_ = false;
     size_t held_scans_ = 0;
     static constexpr size_t kScansBeforeIndex = 4;

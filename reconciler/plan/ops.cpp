@@ -191,7 +191,10 @@ std::string describe_damage(const model::FwDamage& d) {
 std::string describe(const Op& op) {
     std::string body = std::visit(
         overloaded{
-            [](const OpCreateDevice& o) { return fmt::format("device {} (fleet {})", o.ifname, o.fleet); },
+            [](const OpCreateDevice& o) {
+                // A rollback makes a device again that the file no longer names: no fleet.
+                return o.fleet.empty() ? "device " + o.ifname : fmt::format("device {} (fleet {})", o.ifname, o.fleet);
+            },
             [](const OpDeleteDevice& o) { return fmt::format("device {}", o.ifname); },
             [](const OpSetPrivateKey& o) {
                 if (o.generate) return fmt::format("device {}: new private key, generated into {}", o.ifname, o.key_file);

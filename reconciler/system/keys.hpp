@@ -20,10 +20,9 @@ public:
     // be a regular file of its own (not a link), as a key file is.
     backend::Status promote(const std::string& next_file, const std::string& key_file) override;
     backend::Status unpublish(const std::string& path) override;
-    // Writes a key that exists already elsewhere (`serve --import-python`: the Python manager's
-    // server key) to `path`, 0600 from creation, the way a generated one is: true when written,
-    // false when `path` existed (nothing is replaced; the caller compares).
-    backend::Result<bool> install(const std::string& path, const model::SecretKey& key);
+    // Also for `serve --import-python` (the Python manager's server key; the caller compares
+    // when the file existed).
+    backend::Result<bool> install(const std::string& path, const model::SecretKey& key) override;
     // Set when a key file was readable by group or others (the caller warns).
     std::optional<std::string> loose_permissions;
 };

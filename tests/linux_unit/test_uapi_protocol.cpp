@@ -180,6 +180,9 @@ TEST_CASE("uapi protocol: a get reply becomes the normalized live device", "[uap
     CHECK(d.listen_port == std::optional<uint16_t>(51820));
     REQUIRE(d.public_key);
     CHECK(*d.public_key == secret(1).public_key());
+    // Kept for a try that must restore it (never compared or shown).
+    REQUIRE(r->private_key);
+    CHECK(*r->private_key == secret(1));
     CHECK(r->fwmark == std::optional<uint32_t>(51));
     REQUIRE(d.peers.size() == 3);
 
@@ -231,6 +234,7 @@ TEST_CASE("uapi protocol: a device without key, port or fwmark", "[uapi]") {
     auto r = linux_::uapi::parse_get_reply("errno=0\n\n", "wg-empty");
     REQUIRE(r.is_ok());
     CHECK_FALSE(r->device.public_key);
+    CHECK_FALSE(r->private_key);
     CHECK(r->device.listen_port == std::optional<uint16_t>(0));
     CHECK_FALSE(r->fwmark);
     CHECK(r->device.peers.empty());

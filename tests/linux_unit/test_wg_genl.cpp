@@ -546,17 +546,28 @@ TEST_CASE("a peer split over two dump messages is coalesced", "[wg_genl]") {
 
 TEST_CASE("the device's public key: sent, derived, or absent", "[wg_genl]") {
     SecretKey sk = SecretKey::generate();
+    SECTION("sent with the private key, which is kept (for a try that must restore it)") {
+        ReplyBuilder r(true, &sk, true);
+        auto live = wgf::linux_::parse_get_device({r.done()});
+        REQUIRE(live.is_ok());
+        CHECK(live->device.public_key == sk.public_key());
+        REQUIRE(live->private_key);
+        CHECK(*live->private_key == sk);
+    }
     SECTION("derived from the private key when the public one is missing") {
         ReplyBuilder r(true, &sk, false);
         auto live = wgf::linux_::parse_get_device({r.done()});
         REQUIRE(live.is_ok());
         CHECK(live->device.public_key == sk.public_key());
+        REQUIRE(live->private_key);
+        CHECK(*live->private_key == sk);
     }
     SECTION("absent when the device has no private key; fwmark 0 reads as unset") {
         ReplyBuilder r(true, nullptr, false, 0);
         auto live = wgf::linux_::parse_get_device({r.done()});
         REQUIRE(live.is_ok());
         CHECK_FALSE(live->device.public_key);
+        CHECK_FALSE(live->private_key);
         CHECK_FALSE(live->fwmark);
         CHECK(live->device.peers.empty());
     }

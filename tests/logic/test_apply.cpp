@@ -158,3 +158,42 @@ TEST_CASE("apply: firewall damage from the live read is planned as repairs, whic
     CHECK(m.firewall.damage.empty());
     CHECK(m.plan_for(desired).ops.empty());
 }
+
+TEST_CASE("diff: a renamed device takes the old one's port only after the old one is gone", "[apply]") {
+    FakeMachine m;
+    auto a = host(m.keys, {peer(1, {"fd00:1:2::/56"})});
+    REQUIRE(m.converge(a).ok());
+    auto renamed = a;
+    auto node = renamed.interfaces.extract("wg0");
+    node.key() = "wg1";
+    node.mapped().name = "wg1";
+    renamed.interfaces.insert(std::move(node));
+    auto position = [](const plan::Plan& p, auto match) {
+        for (size_t i = 0; i < p.ops.size(); ++i)
+            if (match(p.ops[i])) return i;
+        FAIL("no such operation");
+        return p.ops.size();
+    };
+    auto deleted = [](const plan::Op& op) {
+        const auto* d = std::get_if<plan::OpDeleteDevice>(&op);
+        return d && d->ifname == "wg0";
+    };
+    auto port_set = [](const plan::Op& op) {
+        const auto* s = std::get_if<plan::OpSetListenPort>(&op);
+        return s && s->ifname == "wg1";
+    };
+    // The same port: bound by wg0 until it is deleted (the kernel says EADDRINUSE before).
+    auto same = m.plan_for(renamed);
+    CHECK(position(same, port_set) > position(same, deleted));
+    // Another port: set with the new device's key, as always.
+    renamed.interfaces.at("wg1").listen_port = 51821;
+    auto other = m.plan_for(renamed);
+    CHECK(position(other, port_set) < position(other, deleted));
+    renamed.interfaces.at("wg1").listen_port = 51820;
+    REQUIRE(m.converge(renamed).ok());
+    auto left = m.plan_for(renamed);
+    std::string ops;
+    for (const auto& op : left.ops) ops += plan::describe(op) + "\n";
+    INFO(ops);
+    CHECK(left.empty());
+}

@@ -1,7 +1,7 @@
 // Tries (issue 14) on the fakes: the record's round trip through its text, the "back again"
 // verdict (a fresh handshake or traffic since the change, never the handshake's age alone),
-// the hold on a rolled-back desired state, what a try refuses, and a rollback that gives the
-// live state and the ownership record from before the try back.
+// the hold on a rolled-back desired state, the private keys a try keeps, and rollbacks that give
+// the live state (a replaced key and a deleted device included) and the ownership record back.
 #include <catch2/catch.hpp>
 
 #include "apply/try.hpp"
@@ -45,6 +45,8 @@ TEST_CASE("try: the record survives its text, snapshot and ownership included", 
     REQUIRE(t.baseline.size() == 1);
     CHECK(t.baseline[0].public_key == key_of(1));
     CHECK(t.baseline[0].rx_bytes == 500);
+    CHECK_FALSE(t.baseline[0].needs_handshake);
+    t.baseline[0].needs_handshake = true;  // survives the text too
     const std::string text = inputs::try_record_to_json(t);
     auto back = inputs::try_record_from_json(text);
     REQUIRE(back);
@@ -71,6 +73,12 @@ TEST_CASE("try: a peer is back after a handshake newer than the change, or traff
     // Counters reset (a device made again): growth from the reading after the change counts.
     CHECK(apply::back_again(before, {.last_handshake = 0, .rx_bytes = 50}, changed, 0));
     CHECK_FALSE(apply::back_again(before, {.last_handshake = 0, .rx_bytes = 0}, changed, 0));
+    // A change that ended the session (a new key on the device): the peer still sends on the
+    // old session, which the device receives but cannot answer. Only a new handshake counts.
+    auto ended = before;
+    ended.needs_handshake = true;
+    CHECK_FALSE(apply::back_again(ended, {.last_handshake = 990, .rx_bytes = 301}, changed, 300));
+    CHECK(apply::back_again(ended, {.last_handshake = 1003, .rx_bytes = 300}, changed, 300));
 
     const std::vector<apply::PeerBaseline> baseline{
         before, {.ifname = "wg0", .public_key = key_of(2), .name = "", .last_handshake = 995, .rx_bytes = 10}};
@@ -100,18 +108,126 @@ TEST_CASE("try: the hold on a rolled-back desired state", "[try]") {
     CHECK(apply::hold_verdict(std::string("d1"), "d2", false, false) == apply::Hold::none);
 }
 
-TEST_CASE("try: a key change or a deleted device cannot be taken back", "[try]") {
+TEST_CASE("try: the devices whose key a try must keep: a replaced key, a deleted device", "[try]") {
     plan::Plan p;
     p.ops.emplace_back(plan::OpSetListenPort{"wg0", 51821, 51820, false});
-    CHECK_FALSE(apply::cannot_try(p));
+    // A key for a device made by the same plan has no session to give back.
     p.ops.emplace_back(plan::OpSetPrivateKey{.ifname = "wg0", .key_file = "/state/f.key", .public_key = key_of(9), .fresh = true});
-    CHECK_FALSE(apply::cannot_try(p));
-    plan::Plan k;
-    k.ops.emplace_back(plan::OpSetPrivateKey{.ifname = "wg0", .key_file = "/state/f.key", .public_key = key_of(9), .fresh = false});
-    CHECK(apply::cannot_try(k));
-    plan::Plan d;
-    d.ops.emplace_back(plan::OpDeleteDevice{"wg1"});
-    CHECK(apply::cannot_try(d));
+    CHECK(apply::keys_to_keep(p).empty());
+    p.ops.emplace_back(plan::OpSetPrivateKey{.ifname = "wg2", .key_file = "/state/g.key", .public_key = key_of(9), .fresh = false});
+    p.ops.emplace_back(plan::OpDeleteDevice{"wg1"});
+    CHECK(apply::keys_to_keep(p) == std::set<std::string>{"wg1", "wg2"});
+    CHECK(apply::kept_key_path("/var/lib/wg-fleet", "wg1") == "/var/lib/wg-fleet/try-keys/wg1.key");
+}
+
+TEST_CASE("try: a replaced private key is kept and given back, with the published key", "[try]") {
+    FakeMachine m;
+    backend::FakeStateStore state;
+    auto a = host(m.keys, {peer(1, {"fd00:1::2/128"}, "192.0.2.1:51820")});
+    REQUIRE(m.converge(a).ok());
+    state.owned = m.owned;
+    const model::SecretKey old_key = m.keys.keys.at("/state/f.key");
+    m.keys.published["/keys/f/n1.pub"] = old_key.public_key();
+    m.wg.devices["wg0"].stats[key_of(1)] = {.last_handshake = m.now - 10, .rx_bytes = 500, .tx_bytes = 7};
+
+    // The operator replaces the key file: the try sets the new key on the device.
+    const model::SecretKey new_key = model::SecretKey::generate();
+    m.keys.keys.insert_or_assign("/state/f.key", new_key);
+    auto b = host(m.keys, {peer(1, {"fd00:1::2/128"}, "192.0.2.1:51820")});
+    auto bk = m.backends();
+    auto live = apply::read_live(bk, b, m.owned, m.now);
+    REQUIRE(live);
+    auto p = plan::diff(b, labels_of(b), live->state, m.owned, live->facts);
+    REQUIRE(apply::keys_to_keep(p) == std::set<std::string>{"wg0"});
+    auto t = apply::start_try(bk, m.keys, b, labels_of(b), *live, p, m.owned,
+                              {.state_dir = "/state", .keys_dir = "/keys", .node = "n1", .now = m.now, .seconds = 5});
+    REQUIRE(t);
+    // The old key is kept, not in the record: the snapshot's label names the kept file.
+    const std::string kept = apply::kept_key_path("/state", "wg0");
+    REQUIRE(m.keys.keys.count(kept) == 1);
+    CHECK(m.keys.keys.at(kept) == old_key);
+    CHECK(t->labels.of("wg0").private_key_file == kept);
+    CHECK(inputs::try_record_to_json(*t).find(old_key.base64_for_storage()) == std::string::npos);
+    CHECK(t->published == std::map<std::string, model::Key>{{"/keys/f/n1.pub", old_key.public_key()}});
+    // The new key ends the session: the peer is back only after a new handshake.
+    REQUIRE(t->baseline.size() == 1);
+    CHECK(t->baseline[0].needs_handshake);
+    // The record's text keeps the published keys.
+    auto back = inputs::try_record_from_json(inputs::try_record_to_json(*t));
+    REQUIRE(back);
+    CHECK(back->published == t->published);
+
+    REQUIRE(m.converge(b).ok());
+    m.keys.published["/keys/f/n1.pub"] = new_key.public_key();  // as the apply published it
+    state.owned = m.owned;
+    REQUIRE(m.wg.devices.at("wg0").device.public_key == new_key.public_key());
+
+    auto r = apply::roll_back(bk, m.keys, state, nullptr, *t, m.now);
+    REQUIRE(r.ok());
+    CHECK(m.wg.devices.at("wg0").device.public_key == old_key.public_key());
+    CHECK(m.keys.published.at("/keys/f/n1.pub") == old_key.public_key());
+    // The key file is the operator's input: it keeps the key they put there.
+    CHECK(m.keys.keys.at("/state/f.key") == new_key);
+}
+
+TEST_CASE("try: a deleted device is made again with its key, peers, addresses and routes", "[try]") {
+    FakeMachine m;
+    backend::FakeStateStore state;
+    auto a = with_file(host(m.keys, {peer(1, {"fd00:1::2/128"}, "192.0.2.1:51820"), peer(2, {"fd00:1::3/128"})}));
+    REQUIRE(m.converge(a).ok());
+    state.owned = m.owned;
+    const auto before = m.wg.devices.at("wg0").device;
+    const auto before_routes = m.links.routes;
+    const auto before_addresses = m.links.addresses.at("wg0");
+    // The fleet's key file goes too (a fleet removed from the file, its state cleaned up).
+    m.keys.keys.erase("/state/f.key");
+
+    model::HostState none;
+    auto bk = m.backends();
+    auto live = apply::read_live(bk, none, m.owned, m.now);
+    REQUIRE(live);
+    auto p = plan::diff(none, {}, live->state, m.owned, live->facts);
+    REQUIRE(apply::keys_to_keep(p) == std::set<std::string>{"wg0"});
+    auto t = apply::start_try(bk, m.keys, none, {}, *live, p, m.owned,
+                              {.state_dir = "/state", .keys_dir = std::nullopt, .node = "n1", .now = m.now, .seconds = 5});
+    REQUIRE(t);
+    REQUIRE(m.converge(none).ok());
+    state.owned = m.owned;
+    REQUIRE(m.wg.devices.count("wg0") == 0);
+
+    auto r = apply::roll_back(bk, m.keys, state, nullptr, *t, m.now);
+    INFO(r.plan.ops.size());
+    REQUIRE(r.ok());
+    REQUIRE(m.wg.devices.count("wg0") == 1);
+    CHECK(m.wg.devices.at("wg0").device == before);
+    CHECK(m.links.routes == before_routes);
+    CHECK(m.links.addresses.at("wg0") == before_addresses);
+    CHECK(state.owned == t->owned_before);
+}
+
+TEST_CASE("try: a device whose key cannot be read or kept is not tried", "[try]") {
+    FakeMachine m;
+    auto a = host(m.keys, {peer(1, {"fd00:1::2/128"})});
+    REQUIRE(m.converge(a).ok());
+    m.keys.keys.insert_or_assign("/state/f.key", model::SecretKey::generate());
+    auto b = host(m.keys, {peer(1, {"fd00:1::2/128"})});
+    auto bk = m.backends();
+    auto live = apply::read_live(bk, b, m.owned, m.now);
+    REQUIRE(live);
+    auto p = plan::diff(b, labels_of(b), live->state, m.owned, live->facts);
+    const apply::TryStart how{.state_dir = "/state", .keys_dir = std::nullopt, .node = "n1", .now = m.now, .seconds = 5};
+    SECTION("a kept key left with another key in it") {
+        m.keys.keys.emplace(apply::kept_key_path("/state", "wg0"), model::SecretKey::generate());
+        auto t = apply::start_try(bk, m.keys, b, labels_of(b), *live, p, m.owned, how);
+        REQUIRE_FALSE(t);
+        CHECK(t.error().message.find("holds another key") != std::string::npos);
+    }
+    SECTION("a device that does not give its private key") {
+        m.wg.devices.at("wg0").private_key.reset();
+        auto t = apply::start_try(bk, m.keys, b, labels_of(b), *live, p, m.owned, how);
+        REQUIRE_FALSE(t);
+        CHECK(t.error().message.find("not readable from the device") != std::string::npos);
+    }
 }
 
 TEST_CASE("try: the rollback gives back the live state and the ownership record from before", "[try]") {
