@@ -90,7 +90,7 @@ def main():
             f.write(run(["ip", "netns", "exec", ns, "wg", "showconf", ifname]).stdout)
         n = len(run(["ip", "netns", "exec", ns, "wg", "show", ifname, "peers"]).stdout.split())
         changed = [x for x in before if x != peer["route"]] + [moved_route(peer["route"])]
-        rollback_ms, command_ms, syncconf_ms, ops = [], [], [], []
+        rollback_ms, command_ms, syncconf_ms, dump_ms, ops = [], [], [], [], []
         for i in range(a.runs):
             # The try, killed once its change is in force.
             p = subprocess.Popen(wgf(cfg_moved, "apply", "--try", "1", "--manual"), stdin=subprocess.DEVNULL,
@@ -125,7 +125,11 @@ def main():
             syncconf_ms.append((time.monotonic() - t0) * 1000)
             if sorted(ips_of_peer()) != sorted(before):
                 raise SystemExit("wg syncconf did not restore the peer")
-            print(f"run {i}: wg syncconf {syncconf_ms[-1]:.1f} ms", file=sys.stderr)
+            # One read of the device by `wg` (the rollback reads it twice: to plan, to verify).
+            t0 = time.monotonic()
+            run(["ip", "netns", "exec", ns, "wg", "show", ifname, "dump"])
+            dump_ms.append((time.monotonic() - t0) * 1000)
+            print(f"run {i}: wg syncconf {syncconf_ms[-1]:.1f} ms; wg show dump {dump_ms[-1]:.1f} ms", file=sys.stderr)
         med = statistics.median
         rb, cmd, sc = med(rollback_ms), med(command_ms), med(syncconf_ms)
         print(f"| device | {n} peers (wireguard-go), one peer's route moved by the try |")
@@ -133,6 +137,7 @@ def main():
               f"{med(ops):.0f} operation(s) |")
         print(f"| whole `wg-fleet apply` that rolls back | {cmd:.0f} ms ({min(command_ms):.0f}–{max(command_ms):.0f}) |")
         print(f"| `wg syncconf` of the previous config | {sc:.1f} ms ({min(syncconf_ms):.1f}–{max(syncconf_ms):.1f}) |")
+        print(f"| `wg show dump` of the device (one read) | {med(dump_ms):.1f} ms ({min(dump_ms):.1f}–{max(dump_ms):.1f}) |")
         print(f"| rollback / syncconf (target ≤ 0.5×) | {rb / sc:.2f}× ({'met' if rb <= 0.5 * sc else 'not met'}); whole "
               f"command {cmd / sc:.2f}× |")
     finally:
