@@ -91,9 +91,11 @@ backend::Result<TryRecord> start_try(Backends& b, KeyStore& keys, const model::H
         };
         auto dev = b.wg.read_device(ifname);
         if (!dev) return cannot("cannot be read (" + dev.error().message + ")");
+        auto in_snapshot = t.snapshot.interfaces.find(ifname);
+        // A device without a key has none to give back (and no session to lose).
+        if (!dev->private_key && in_snapshot != t.snapshot.interfaces.end() && !in_snapshot->second.public_key) continue;
         if (!dev->private_key) return cannot("is not readable from the device");
         // The key the snapshot holds, or the device changed between the read and now.
-        auto in_snapshot = t.snapshot.interfaces.find(ifname);
         if (in_snapshot == t.snapshot.interfaces.end() || in_snapshot->second.public_key != dev->private_key->public_key())
             return cannot("changed while the try was being planned");
         const std::string path = kept_key_path(how.state_dir, ifname);

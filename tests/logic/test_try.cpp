@@ -269,3 +269,84 @@ TEST_CASE("try: the rollback gives back the live state and the ownership record 
     REQUIRE(again.ok());
     CHECK(again.plan.empty());
 }
+
+TEST_CASE("try: a device without a private key has none to keep", "[try]") {
+    FakeMachine m;
+    auto a = host(m.keys, {peer(1, {"fd00:1::2/128"})});
+    REQUIRE(m.converge(a).ok());
+    auto& dev = m.wg.devices.at("wg0");
+    dev.private_key.reset();
+    dev.device.public_key.reset();
+    auto bk = m.backends();
+    auto live = apply::read_live(bk, a, m.owned, m.now);
+    REQUIRE(live);
+    auto p = plan::diff(a, labels_of(a), live->state, m.owned, live->facts);
+    REQUIRE(apply::keys_to_keep(p) == std::set<std::string>{"wg0"});
+    auto t = apply::start_try(bk, m.keys, a, labels_of(a), *live, p, m.owned,
+                              {.state_dir = "/state", .keys_dir = std::nullopt, .node = "n1", .now = m.now, .seconds = 5});
+    REQUIRE(t);
+    CHECK(m.keys.keys.count(apply::kept_key_path("/state", "wg0")) == 0);
+    CHECK(t->labels.of("wg0").private_key_file == "/state/f.key");
+}
+
+TEST_CASE("try: a node in two fleets gets both back, each with its own key and published key", "[try]") {
+    FakeMachine m;
+    backend::FakeStateStore state;
+    m.keys.keys.emplace("/state/g.key", model::SecretKey::generate());
+    auto two = [&](uint16_t port) {
+        auto hs = host(m.keys, {peer(1, {"fd00:1::2/128"})}, port);
+        model::WgInterface w;
+        w.name = "wg1";
+        w.listen_port = 51830;
+        w.up = true;
+        w.public_key = m.keys.keys.at("/state/g.key").public_key();
+        w.addresses = {pfx("fd00:2::1/40")};
+        auto p = peer(2, {"fd00:2::2/128"});
+        w.peers.emplace(p.public_key, p);
+        hs.interfaces.emplace("wg1", std::move(w));
+        return hs;
+    };
+    auto labels = [](const model::HostState& hs) {
+        auto l = labels_of(hs);
+        l.interfaces["wg1"].fleet = "g";
+        l.interfaces["wg1"].private_key_file = "/state/g.key";
+        return l;
+    };
+    auto a = two(51820);
+    auto bk = m.backends();
+    {
+        auto live = apply::read_live(bk, a, m.owned, m.now);
+        REQUIRE(live);
+        REQUIRE(apply::apply_plan(bk, plan::diff(a, labels(a), live->state, m.owned, live->facts), m.keys, nullptr).ok());
+        m.owned = plan::ownership_after(a, labels(a));
+        state.owned = m.owned;
+    }
+    const auto before0 = m.wg.devices.at("wg0").device;
+    const auto before1 = m.wg.devices.at("wg1").device;
+    const model::SecretKey g_old = m.keys.keys.at("/state/g.key");
+
+    // The try: fleet f's port moves, fleet g's key file is replaced.
+    m.keys.keys.insert_or_assign("/state/g.key", model::SecretKey::generate());
+    auto b = two(51821);
+    auto live = apply::read_live(bk, b, m.owned, m.now);
+    REQUIRE(live);
+    auto p = plan::diff(b, labels(b), live->state, m.owned, live->facts);
+    CHECK(apply::keys_to_keep(p) == std::set<std::string>{"wg1"});
+    auto t = apply::start_try(bk, m.keys, b, labels(b), *live, p, m.owned,
+                              {.state_dir = "/state", .keys_dir = "/keys", .node = "n1", .now = m.now, .seconds = 5});
+    REQUIRE(t);
+    CHECK(t->labels.of("wg0").private_key_file == "/state/f.key");
+    CHECK(t->labels.of("wg1").private_key_file == apply::kept_key_path("/state", "wg1"));
+    CHECK(t->published ==
+          std::map<std::string, model::Key>{{"/keys/f/n1.pub", before0.public_key.value()}, {"/keys/g/n1.pub", g_old.public_key()}});
+    REQUIRE(apply::apply_plan(bk, p, m.keys, nullptr).ok());
+    state.owned = plan::ownership_after(b, labels(b));
+    REQUIRE(m.wg.devices.at("wg0").device != before0);
+    REQUIRE(m.wg.devices.at("wg1").device != before1);
+
+    auto r = apply::roll_back(bk, m.keys, state, nullptr, *t, m.now);
+    REQUIRE(r.ok());
+    CHECK(m.wg.devices.at("wg0").device == before0);
+    CHECK(m.wg.devices.at("wg1").device == before1);
+    CHECK(m.keys.published.at("/keys/g/n1.pub") == g_old.public_key());
+}
