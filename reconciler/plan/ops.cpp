@@ -207,7 +207,11 @@ std::string describe(const Op& op) {
                     "only once their endpoint follows the new port)",
                     o.ifname, *o.old, o.port);
             },
-            [](const OpSetMtu& o) { return fmt::format("link {}: mtu {} -> {}", o.ifname, o.old, o.mtu); },
+            [](const OpSetMtu& o) {
+                // A device this plan creates has no MTU before (old 0): only the one it gets.
+                return o.old ? fmt::format("link {}: mtu {} -> {}", o.ifname, o.old, o.mtu)
+                             : fmt::format("link {}: mtu {}", o.ifname, o.mtu);
+            },
             [](const OpSetUp& o) { return fmt::format("link {}: up", o.ifname); },
             [](const OpSetFwmark& o) {
                 auto m = [](uint32_t v) { return v ? fmt::format("{:#x}", v) : std::string("(none)"); };

@@ -143,3 +143,11 @@ TEST_CASE("plan --json: version 1, every op with its resource, names and old/new
     CHECK(j["warnings"] == nlohmann::json{"a warning"});
     CHECK(j["pending"] == nlohmann::json{"erin in fleet acme"});
 }
+
+TEST_CASE("plan text: a device the plan creates shows the MTU and fleet it gets, not a 0 before them", "[plan_text]") {
+    CHECK(plan::describe(plan::OpSetMtu{.ifname = "mesh", .mtu = 1420, .old = 0}) == "~ link mesh: mtu 1420");
+    CHECK(plan::describe(plan::OpSetMtu{.ifname = "mesh", .mtu = 1380, .old = 1420}) == "~ link mesh: mtu 1420 -> 1380");
+    CHECK(plan::describe(plan::OpCreateDevice{.ifname = "mesh", .fleet = "home"}) == "+ device mesh (fleet home)");
+    // A rollback makes a device again that the file no longer names.
+    CHECK(plan::describe(plan::OpCreateDevice{.ifname = "mesh", .fleet = ""}) == "+ device mesh");
+}
