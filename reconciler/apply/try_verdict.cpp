@@ -8,7 +8,9 @@
 namespace wgf::apply {
 namespace {
 
-VerdictStep settled(bool confirmed, std::string how) { return {.verdict = Verdict{.confirmed = confirmed, .how = std::move(how)}, .say = {}}; }
+VerdictStep settled(bool confirmed, std::string how) {
+    return {.verdict = Verdict{.confirmed = confirmed, .how = std::move(how)}, .say = {}};
+}
 
 }  // namespace
 
@@ -18,21 +20,18 @@ VerdictStep check_verdict(const TryRecord& t, VerdictWait& w, const TryOnDisk& o
     if (!on_disk.confirmed.empty()) return settled(true, on_disk.confirmed);
     if (now >= t.deadline) {
         if (t.manual) return settled(false, "no `wg-fleet confirm` before the deadline");
-        if (!w.missing.empty())
-            return settled(false, fmt::format("deadline passed; not back: {}", fmt::join(w.missing, ", ")));
-        if (!w.probe_error.empty())
-            return settled(false, fmt::format("deadline passed; the probe failed: {}", w.probe_error));
+        if (!w.missing.empty()) return settled(false, fmt::format("deadline passed; not back: {}", fmt::join(w.missing, ", ")));
+        if (!w.probe_error.empty()) return settled(false, fmt::format("deadline passed; the probe failed: {}", w.probe_error));
         return settled(false, "deadline passed before the first check");
     }
     if (t.manual) return {};
     w.missing = not_back(t.baseline, stats(), w.after, t.started);
     if (w.missing.empty()) {
         if (t.probe.empty())
-            return settled(true, t.baseline.empty() ? "health (no peer was ok before)"
-                                                    : fmt::format("health: {} peer(s) back", t.baseline.size()));
+            return settled(
+                true, t.baseline.empty() ? "health (no peer was ok before)" : fmt::format("health: {} peer(s) back", t.baseline.size()));
         auto s = probe();
-        if (s)
-            return settled(true, t.baseline.empty() ? "probe" : fmt::format("health: {} peer(s) back; probe", t.baseline.size()));
+        if (s) return settled(true, t.baseline.empty() ? "probe" : fmt::format("health: {} peer(s) back; probe", t.baseline.size()));
         w.probe_error = s.error().message;
     }
     std::string line = !w.missing.empty()

@@ -26,7 +26,7 @@ struct Verdict {
 
 // What state_dir/try.json says at a check. An unreadable file says nothing (the check goes on).
 struct TryOnDisk {
-    bool gone = false;      // settled by another run
+    bool gone = false;        // settled by another run
     std::string confirmed{};  // `wg-fleet confirm` (or another run) confirmed it: how
 };
 

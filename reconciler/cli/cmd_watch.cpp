@@ -410,7 +410,7 @@ private:
     TryInFlight& flight_;
     std::optional<backend::TimePoint> wake_;
     std::optional<backend::TimePoint> foreign_deadline_;  // of another run's pending try
-    std::vector<std::string>& last_warnings_;  // of the last run, across reloads
+    std::vector<std::string>& last_warnings_;             // of the last run, across reloads
     std::shared_ptr<const Loaded> loaded_;
     std::string node_;
     const ServiceHooks& hooks_;

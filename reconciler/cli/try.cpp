@@ -121,8 +121,7 @@ void journal_try(Machine& m, const std::string& state_dir, const std::string& li
     j.record(line, result);
 }
 
-VerdictCheck::VerdictCheck(Machine& m, std::string state_dir, apply::TryRecord t)
-    : state_dir_(std::move(state_dir)), t_(std::move(t)) {
+VerdictCheck::VerdictCheck(Machine& m, std::string state_dir, apply::TryRecord t) : state_dir_(std::move(state_dir)), t_(std::move(t)) {
     wait_.after = read_stats(m, t_);
 }
 
@@ -137,7 +136,8 @@ std::optional<Verdict> VerdictCheck::step(Machine& m, const TrySay& say) {
         linux_::ShellCommands sh(static_cast<int>(std::min<int64_t>(left_ms, 30'000)));
         return sh.run(t_.probe);
     };
-    auto s = apply::check_verdict(t_, wait_, on_disk, time(nullptr), [&] { return read_stats(m, t_); }, probe);
+    auto s = apply::check_verdict(
+        t_, wait_, on_disk, time(nullptr), [&] { return read_stats(m, t_); }, probe);
     if (!s.say.empty()) say.info(s.say);
     return s.verdict;
 }

@@ -129,9 +129,8 @@ check "c) the port is back" port_is 51820
 alice=$(in_node alice wg show home public-key)
 has_alice() { in_node hub wg show home peers | grep -qxF "$alice"; }
 check "c) the hub has alice as a peer" has_alice
-in_node hub wg set home peer "$alice" remove
-no_alice() { ! has_alice; }
-check "c) alice removed by hand" no_alice
+# (Not checked gone afterwards: the next tick may already have put it back.)
+check "c) alice removed by hand" in_node hub wg set home peer "$alice" remove
 check "c) a tick puts alice back" eventually has_alice
 check "c) ... logged as a repair of the held state" eventually grep -q "drift from the state the rollback of try .* restored (held)" "$tmp/b.log"
 check "c) ... journaled" grep -q "ok try .* held: drift repaired (tick): " "$state/journal.log"
