@@ -468,6 +468,9 @@ int cmd_apply(const Globals& g, const std::vector<std::string>& adopt, output::F
     auto r = session->run(apply::Mode::apply, now, std::move(hook));
     int rc = report_apply(g, *session, r, out, color_on);
     record_last_run(dir, now, r);
+    // The rolled-back state applied anyway: it is the one in force now, and watch must not take
+    // the node back to the state the rollback had restored.
+    if (!trying && tried.force_rolled_back && rc == kOk) clear_hold(dir);
     if (started) {
         // The try's change is in force (or partly, after a failure): from here on it ends
         // confirmed or rolled back.

@@ -35,6 +35,18 @@ namespace wgf::cli {
 namespace {
 
 std::string hold_file(const std::string& state_dir) { return state_dir + "/try-held"; }
+std::string held_record_file(const std::string& state_dir) { return state_dir + "/try-held.json"; }
+
+backend::Result<std::optional<apply::TryRecord>> load_record(const std::string& path) {
+    std::ifstream in(path);
+    if (!in) return std::optional<apply::TryRecord>{};
+    std::stringstream ss;
+    ss << in.rdbuf();
+    std::string why;
+    auto t = inputs::try_record_from_json(ss.str(), &why);
+    if (!t) return backend::Error{EINVAL, path + " is not readable: " + why};
+    return std::optional<apply::TryRecord>(std::move(*t));
+}
 
 // The stats of the baseline's interfaces as they are now; an interface that cannot be read has none.
 std::map<std::string, std::map<model::Key, backend::WgPeerStats>> read_stats(Machine& m, const apply::TryRecord& t) {
@@ -44,6 +56,14 @@ std::map<std::string, std::map<model::Key, backend::WgPeerStats>> read_stats(Mac
     for (const auto& n : names)
         if (auto d = m.backends->wg.read_device(n)) out[n] = std::move(d->stats);
     return out;
+}
+
+// Why a rollback (or a repair of the state it restored) did not end verified; "" when it did.
+std::string rollback_failure(const apply::RollbackResult& r) {
+    if (r.error) return r.error->message;
+    if (r.applied && !r.applied->ok()) return r.applied->error->message;
+    if (r.leftover && !r.leftover->empty()) return fmt::format("{} difference(s) left after the rollback", r.leftover->ops.size());
+    return {};
 }
 
 }  // namespace
@@ -60,16 +80,7 @@ std::string utc_time(int64_t t) {
 }
 
 
-backend::Result<std::optional<apply::TryRecord>> load_try(const std::string& state_dir) {
-    std::ifstream in(try_file(state_dir));
-    if (!in) return std::optional<apply::TryRecord>{};
-    std::stringstream ss;
-    ss << in.rdbuf();
-    std::string why;
-    auto t = inputs::try_record_from_json(ss.str(), &why);
-    if (!t) return backend::Error{EINVAL, try_file(state_dir) + " is not readable: " + why};
-    return std::optional<apply::TryRecord>(std::move(*t));
-}
+backend::Result<std::optional<apply::TryRecord>> load_try(const std::string& state_dir) { return load_record(try_file(state_dir)); }
 
 backend::Status save_try(const std::string& state_dir, const apply::TryRecord& t) {
     return linux_::write_file_atomic(try_file(state_dir), inputs::try_record_to_json(t), 0600);
@@ -82,8 +93,8 @@ std::optional<std::string> load_hold(const std::string& state_dir) {
     return digest;
 }
 
-void save_hold(const std::string& state_dir, const std::string& digest) {
-    (void)linux_::write_file_atomic(hold_file(state_dir), digest + "\n", 0600);
+backend::Result<std::optional<apply::TryRecord>> load_held_record(const std::string& state_dir) {
+    return load_record(held_record_file(state_dir));
 }
 
 std::string tried_digest(Machine& m, const apply::Desired& desired) {
@@ -105,8 +116,15 @@ void forget_kept_keys(const std::string& state_dir) {
     std::filesystem::remove_all(std::filesystem::path(apply::kept_key_path(state_dir, "x")).parent_path(), ec);
 }
 
+// The record first: a hold is never newer than the state it keeps.
+void save_hold(const std::string& state_dir, const apply::TryRecord& t) {
+    (void)linux_::write_file_atomic(held_record_file(state_dir), inputs::try_record_to_json(t), 0600);
+    (void)linux_::write_file_atomic(hold_file(state_dir), t.digest + "\n", 0600);
+}
+
 void clear_hold(const std::string& state_dir) {
     (void)unlink(hold_file(state_dir).c_str());
+    (void)unlink(held_record_file(state_dir).c_str());
     forget_kept_keys(state_dir);
 }
 
@@ -148,46 +166,33 @@ void journal_try(Machine& m, const std::string& state_dir, const std::string& li
     j.record(line, result);
 }
 
+VerdictCheck::VerdictCheck(Machine& m, std::string state_dir, apply::TryRecord t) : state_dir_(std::move(state_dir)), t_(std::move(t)) {
+    wait_.after = read_stats(m, t_);
+}
+
+std::optional<Verdict> VerdictCheck::step(Machine& m, const TrySay& say) {
+    apply::TryOnDisk on_disk;
+    if (auto rec = load_try(state_dir_)) {
+        on_disk.gone = !*rec;
+        if (*rec) on_disk.confirmed = (*rec)->confirmed;
+    }
+    auto probe = [this] {
+        const int64_t left_ms = std::max<int64_t>(1000, (t_.deadline - time(nullptr)) * 1000);
+        linux_::ShellCommands sh(static_cast<int>(std::min<int64_t>(left_ms, 30'000)));
+        return sh.run(t_.probe);
+    };
+    auto s = apply::check_verdict(
+        t_, wait_, on_disk, time(nullptr), [&] { return read_stats(m, t_); }, probe);
+    if (!s.say.empty()) say.info(s.say);
+    return s.verdict;
+}
+
 Verdict wait_for_verdict(Machine& m, const std::string& state_dir, const apply::TryRecord& t, const TrySay& say,
                          const std::function<void()>& tick) {
-    // The counters right after the change: received bytes must grow from here.
-    const auto after = read_stats(m, t);
-    std::vector<std::string> missing;
-    std::string probe_error;
-    std::string last_said;
+    VerdictCheck check(m, state_dir, t);
     for (;;) {
         if (tick) tick();
-        const int64_t now = time(nullptr);
-        auto rec = load_try(state_dir);
-        if (rec && !*rec) return {.confirmed = true, .how = "settled by another run"};
-        if (rec && !(*rec)->confirmed.empty()) return {.confirmed = true, .how = (*rec)->confirmed};
-        if (now >= t.deadline) {
-            if (t.manual) return {.confirmed = false, .how = "no `wg-fleet confirm` before the deadline"};
-            if (!missing.empty())
-                return {.confirmed = false, .how = fmt::format("deadline passed; not back: {}", fmt::join(missing, ", "))};
-            return {.confirmed = false, .how = fmt::format("deadline passed; the probe failed: {}", probe_error)};
-        }
-        if (!t.manual) {
-            missing = apply::not_back(t.baseline, read_stats(m, t), after, t.started);
-            if (missing.empty()) {
-                if (t.probe.empty())
-                    return {.confirmed = true,
-                            .how = t.baseline.empty() ? "health (no peer was ok before)"
-                                                      : fmt::format("health: {} peer(s) back", t.baseline.size())};
-                const int64_t left_ms = std::max<int64_t>(1000, (t.deadline - now) * 1000);
-                linux_::ShellCommands probe(static_cast<int>(std::min<int64_t>(left_ms, 30'000)));
-                auto s = probe.run(t.probe);
-                if (s)
-                    return {.confirmed = true,
-                            .how = t.baseline.empty() ? "probe" : fmt::format("health: {} peer(s) back; probe", t.baseline.size())};
-                probe_error = s.error().message;
-            }
-            std::string line = !missing.empty()
-                                   ? fmt::format("waiting: {} of {} peer(s) back", t.baseline.size() - missing.size(), t.baseline.size())
-                                   : "waiting: the probe failed: " + probe_error;
-            if (line != last_said) say.info(line);
-            last_said = std::move(line);
-        }
+        if (auto v = check.step(m, say)) return *v;
         std::this_thread::sleep_for(std::chrono::milliseconds(500));
     }
 }
@@ -206,11 +211,7 @@ bool roll_back_try(Machine& m, const std::string& state_dir, const apply::TryRec
     if (say.timing) say.timing("timing of the rollback: " + r.timings.str());
     // Shown as a plan; each operation is journaled as it is applied.
     if (!r.plan.empty()) say.info(output::plan_text(r.plan, {.color = say.color, .notes = false}));
-    std::string failure = r.error                         ? r.error->message
-                          : r.applied && !r.applied->ok() ? r.applied->error->message
-                          : r.leftover && !r.leftover->empty()
-                              ? fmt::format("{} difference(s) left after the rollback", r.leftover->ops.size())
-                              : std::string();
+    const std::string failure = rollback_failure(r);
     if (!failure.empty()) {
         journal_try(m, state_dir, fmt::format("try {} rolled back", t.id), backend::Error{0, failure});
         say.error(fmt::format("rollback of try {} failed: {}; the record stays and the next run tries again", t.id, failure));
@@ -218,10 +219,30 @@ bool roll_back_try(Machine& m, const std::string& state_dir, const apply::TryRec
     }
     journal_try(m, state_dir, fmt::format("try {} rolled back ({}): {} operation(s)", t.id, why, r.plan.ops.size()));
     (void)unlink(try_file(state_dir).c_str());
-    if (!t.digest.empty()) save_hold(state_dir, t.digest);  // the kept keys stay while it holds
+    if (!t.digest.empty()) save_hold(state_dir, t);  // the kept keys stay while it holds
     else forget_kept_keys(state_dir);
     say.info(fmt::format("Rolled back try {}: the node is as it was before it ({} operation(s)).", t.id, r.plan.ops.size()));
     return true;
+}
+
+int repair_held(Machine& m, const std::string& state_dir, const apply::TryRecord& held, const std::string& why, const TrySay& say) {
+    auto r = apply::roll_back(*m.backends, m.keys, *m.state, m.journal.get(), apply::held_target(held), time(nullptr));
+    if (say.timing) say.timing("timing of the repair: " + r.timings.str());
+    const std::string failure = rollback_failure(r);
+    if (r.plan.empty() && failure.empty()) return 0;
+    if (!r.plan.empty()) {
+        say.info(fmt::format("{}: drift from the state the rollback of try {} restored (held):", why, held.id));
+        say.info(output::plan_text(r.plan, {.color = say.color, .notes = false}));
+    }
+    if (!failure.empty()) {
+        journal_try(m, state_dir, fmt::format("try {} held: drift repaired ({})", held.id, why), backend::Error{0, failure});
+        say.error(fmt::format("repair of the state try {}'s rollback restored failed: {}; the next run tries again", held.id, failure));
+        return -1;
+    }
+    journal_try(m, state_dir, fmt::format("try {} held: drift repaired ({}): {} operation(s)", held.id, why, r.plan.ops.size()));
+    say.info(fmt::format("Repaired: the node is as the rollback of try {} left it ({} operation(s)); the hold stays.", held.id,
+                         r.plan.ops.size()));
+    return static_cast<int>(r.plan.ops.size());
 }
 
 }  // namespace wgf::cli

@@ -11,6 +11,7 @@
 
 #include "apply/engine.hpp"
 #include "apply/try.hpp"
+#include "apply/try_verdict.hpp"
 #include "backend/status.hpp"
 #include "cli/machine.hpp"
 
@@ -29,9 +30,13 @@ backend::Status save_try(const std::string& state_dir, const apply::TryRecord& t
 std::string tried_digest(Machine& m, const apply::Desired& desired);
 
 // The digest of a desired state a rollback took back: while the file renders to it, plain
-// apply refuses and watch holds.
+// apply refuses and watch holds the state the rollback restored. Next to it, try-held.json
+// (0600, try.json's format): the rolled-back try's record, whose snapshot is that state, so a
+// watch started later keeps it in force too.
 std::optional<std::string> load_hold(const std::string& state_dir);
-void save_hold(const std::string& state_dir, const std::string& digest);
+// The record the hold keeps in force: none for a hold written before there was one.
+backend::Result<std::optional<apply::TryRecord>> load_held_record(const std::string& state_dir);
+void save_hold(const std::string& state_dir, const apply::TryRecord& t);
 void clear_hold(const std::string& state_dir);
 
 // "pending try 1764556800, deadline 2026-12-01T02:42:00Z, rollback in 95 s" (or "rollback
@@ -66,14 +71,29 @@ struct TrySay {
     std::function<void(const std::string&)> timing = nullptr;
 };
 
-struct Verdict {
-    bool confirmed = false;
-    std::string how;  // confirmed: "health", "probe", "manual", ...; else why it is rolled back
+using Verdict = apply::Verdict;
+
+// The verdict on one try, a check at a time (watch --try: one at each wake of its loop), without
+// the state directory's lock: the record (wg-fleet confirm), the deadline and, unless manual,
+// the baseline peers' counters and the probe (apply::check_verdict decides). The counters right
+// after the change are read when it is made: make it right after the try's apply. Keeps no
+// reference to the machine, which a reload of watch's configuration replaces.
+class VerdictCheck {
+public:
+    VerdictCheck(Machine& m, std::string state_dir, apply::TryRecord t);
+    // nullopt: still pending. Says the "waiting: ..." lines as they change.
+    std::optional<Verdict> step(Machine& m, const TrySay& say);
+    const apply::TryRecord& record() const { return t_; }
+
+private:
+    std::string state_dir_;
+    apply::TryRecord t_;
+    apply::VerdictWait wait_;
 };
 
 // Waits (without the state directory's lock) until the try is confirmed or its deadline
-// passes: polls the record (wg-fleet confirm) and, unless manual, the baseline peers' stats and
-// the probe. `tick` is called about once a second (a service pings its watchdog).
+// passes: a VerdictCheck every half second. `tick` is called before each (a service pings its
+// watchdog).
 Verdict wait_for_verdict(Machine& m, const std::string& state_dir, const apply::TryRecord& t, const TrySay& say,
                          const std::function<void()>& tick = {});
 
@@ -82,6 +102,12 @@ void confirm_try(Machine& m, const std::string& state_dir, const apply::TryRecor
 // Rolled back (the caller holds the lock): the plan printed, applied, journaled, verified; on
 // success the record goes and the try's desired state is held. True when verified.
 bool roll_back_try(Machine& m, const std::string& state_dir, const apply::TryRecord& t, const std::string& why, const TrySay& say);
+
+// While the hold is on (watch): the state the rollback of `held` restored is applied again
+// where the node drifted from it (apply::held_target: a roaming peer is followed), journaled and
+// verified like the rollback (the caller holds the lock). The operations applied: 0 when
+// nothing drifted, -1 when the repair failed (said).
+int repair_held(Machine& m, const std::string& state_dir, const apply::TryRecord& held, const std::string& why, const TrySay& say);
 
 // journal.log's line for a try's events ("try ID started: ...").
 void journal_try(Machine& m, const std::string& state_dir, const std::string& line, const backend::Status& result = {});

@@ -119,7 +119,8 @@ void add_watch(CLI::App& app, Context& ctx) {
     auto try_s = std::make_shared<int>(0);
     sub->add_option("--try", *try_s,
                     "Apply every edit of the file as a try of SECONDS: confirmed when the peers that were ok come back, else rolled "
-                    "back (drift-correction ticks are applied as usual)")
+                    "back. Watch goes on meanwhile: an edit during a try is applied once it settles, SIGTERM leaves it pending. "
+                    "After a rollback, drift from the restored state is repaired until the file is edited")
         ->check(CLI::Range(1, 86400))
         ->type_name("SECONDS");
     sub->callback([&ctx, interval, try_s] { ctx.rc = cmd_watch(ctx.g, *interval, *try_s); });

@@ -1,10 +1,12 @@
 // Tries (issue 14) on the fakes: the record's round trip through its text, the "back again"
 // verdict (a fresh handshake or traffic since the change, never the handshake's age alone),
-// the hold on a rolled-back desired state, the private keys a try keeps, and rollbacks that give
-// the live state (a replaced key and a deleted device included) and the ownership record back.
+// the hold on a rolled-back desired state, the private keys a try keeps, rollbacks that give the
+// live state (a replaced key and a deleted device included) and the ownership record back, one
+// check of the verdict, and the held state watch keeps in force.
 #include <catch2/catch.hpp>
 
 #include "apply/try.hpp"
+#include "apply/try_verdict.hpp"
 #include "fixture.hpp"
 #include "inputs/try_record.hpp"
 
@@ -349,4 +351,134 @@ TEST_CASE("try: a node in two fleets gets both back, each with its own key and p
     CHECK(m.wg.devices.at("wg0").device == before0);
     CHECK(m.wg.devices.at("wg1").device == before1);
     CHECK(m.keys.published.at("/keys/g/n1.pub") == g_old.public_key());
+}
+
+// One check of a try's verdict (apply::check_verdict), as watch --try runs it at each wake and
+// apply --try in its loop.
+TEST_CASE("try: one check of the verdict decides in the record, deadline, health, probe order", "[try]") {
+    apply::TryRecord t;
+    t.id = "7";
+    t.started = 1000;
+    t.deadline = 1010;
+    t.baseline = {{.ifname = "wg0", .public_key = key_of(1), .name = "alice", .last_handshake = 990, .rx_bytes = 100},
+                  {.ifname = "wg0", .public_key = key_of(2), .name = "bob", .last_handshake = 990, .rx_bytes = 10}};
+    apply::PeerStats after{{"wg0", {{key_of(1), {990, 300, 0}}, {key_of(2), {990, 10, 0}}}}};
+    apply::PeerStats now = after;
+    int reads = 0, probes = 0;
+    backend::Status probe_result = backend::Status::ok();
+    auto stats = [&] {
+        ++reads;
+        return now;
+    };
+    auto probe = [&] {
+        ++probes;
+        return probe_result;
+    };
+    apply::VerdictWait w{.after = after};
+
+    // Nobody back: pending, the waiting line said once.
+    auto s = apply::check_verdict(t, w, {}, 1001, stats, probe);
+    CHECK_FALSE(s.verdict);
+    CHECK(s.say == "waiting: 0 of 2 peer(s) back");
+    s = apply::check_verdict(t, w, {}, 1002, stats, probe);
+    CHECK_FALSE(s.verdict);
+    CHECK(s.say.empty());
+    now["wg0"][key_of(1)].rx_bytes = 301;
+    s = apply::check_verdict(t, w, {}, 1003, stats, probe);
+    CHECK(s.say == "waiting: 1 of 2 peer(s) back");
+    CHECK(reads == 3);
+    // The deadline: rolled back, naming who is not back, without reading again.
+    s = apply::check_verdict(t, w, {}, 1010, stats, probe);
+    REQUIRE(s.verdict);
+    CHECK_FALSE(s.verdict->confirmed);
+    CHECK(s.verdict->how == "deadline passed; not back: bob on wg0");
+    CHECK(reads == 3);
+    // `wg-fleet confirm` (or another run settling it) wins over the deadline.
+    s = apply::check_verdict(t, w, {.gone = false, .confirmed = "manual"}, 1010, stats, probe);
+    REQUIRE(s.verdict);
+    CHECK(s.verdict->confirmed);
+    CHECK(s.verdict->how == "manual");
+    s = apply::check_verdict(t, w, {.gone = true}, 1010, stats, probe);
+    REQUIRE(s.verdict);
+    CHECK(s.verdict->confirmed);
+    CHECK(s.verdict->how == "settled by another run");
+
+    // Everyone back: confirmed by health; with a probe, only once the probe passes, which runs
+    // only when every peer is back.
+    now["wg0"][key_of(2)].last_handshake = 1004;
+    apply::VerdictWait w2{.after = after};
+    s = apply::check_verdict(t, w2, {}, 1004, stats, probe);
+    REQUIRE(s.verdict);
+    CHECK(s.verdict->confirmed);
+    CHECK(s.verdict->how == "health: 2 peer(s) back");
+    CHECK(probes == 0);
+    t.probe = "ping -c1 fd00::1";
+    probe_result = backend::Error{1, "exit status 1"};
+    apply::VerdictWait w3{.after = after};
+    s = apply::check_verdict(t, w3, {}, 1004, stats, probe);
+    CHECK_FALSE(s.verdict);
+    CHECK(s.say == "waiting: the probe failed: exit status 1");
+    CHECK(probes == 1);
+    s = apply::check_verdict(t, w3, {}, 1011, stats, probe);
+    REQUIRE(s.verdict);
+    CHECK(s.verdict->how == "deadline passed; the probe failed: exit status 1");
+    probe_result = backend::Status::ok();
+    apply::VerdictWait w4{.after = after};
+    s = apply::check_verdict(t, w4, {}, 1004, stats, probe);
+    REQUIRE(s.verdict);
+    CHECK(s.verdict->how == "health: 2 peer(s) back; probe");
+
+    // Manual: neither the counters nor the probe count; only confirm, else the deadline.
+    t.manual = true;
+    const int reads_before = reads;
+    apply::VerdictWait w5{.after = after};
+    s = apply::check_verdict(t, w5, {}, 1004, stats, probe);
+    CHECK_FALSE(s.verdict);
+    CHECK(reads == reads_before);
+    s = apply::check_verdict(t, w5, {}, 1010, stats, probe);
+    REQUIRE(s.verdict);
+    CHECK(s.verdict->how == "no `wg-fleet confirm` before the deadline");
+    // No check before the deadline (a window shorter than the wait): not a probe failure.
+    t.manual = false;
+    apply::VerdictWait w6{.after = after};
+    s = apply::check_verdict(t, w6, {}, 1010, stats, probe);
+    REQUIRE(s.verdict);
+    CHECK(s.verdict->how == "deadline passed before the first check");
+}
+
+TEST_CASE("try: the held state is repaired where it drifted, a roaming peer followed", "[try]") {
+    FakeMachine m;
+    backend::FakeStateStore state;
+    // Peer 1 dials out (configured endpoint), peer 2 dials in: its endpoint is where it was seen.
+    auto a = host(m.keys, {peer(1, {"fd00:1::2/128"}, "192.0.2.1:51820"), peer(2, {"fd00:1::3/128"})});
+    REQUIRE(m.converge(a).ok());
+    m.wg.devices.at("wg0").device.peers.at(key_of(2)).endpoint = ep("198.51.100.2:40000");
+    state.owned = m.owned;
+    auto b = m.backends();
+    auto live = apply::read_live(b, a, m.owned, m.now);
+    REQUIRE(live);
+    auto t = apply::make_try(a, labels_of(a), *live, m.owned, m.now, 5);
+    const auto restored = m.wg.devices.at("wg0").device;
+
+    const auto h = apply::held_target(t);
+    CHECK(h.snapshot.interfaces.at("wg0").peers.at(key_of(1)).endpoint == ep("192.0.2.1:51820"));
+    CHECK_FALSE(h.snapshot.interfaces.at("wg0").peers.at(key_of(2)).endpoint);
+    CHECK(h.snapshot.interfaces.at("wg0").listen_port == 51820);
+
+    // Nothing drifted: nothing to do.
+    auto r = apply::roll_back(b, m.keys, state, nullptr, h, m.now);
+    REQUIRE(r.ok());
+    CHECK(r.plan.empty());
+    // A peer removed by hand, and peer 2 roamed since: peer 1 comes back, peer 2 stays where it is.
+    m.wg.devices.at("wg0").device.peers.erase(key_of(1));
+    m.wg.devices.at("wg0").device.peers.at(key_of(2)).endpoint = ep("203.0.113.9:41000");
+    r = apply::roll_back(b, m.keys, state, nullptr, h, m.now);
+    REQUIRE(r.ok());
+    CHECK(r.plan.ops.size() == 1);
+    CHECK(m.wg.devices.at("wg0").device.peers.at(key_of(1)) == restored.peers.at(key_of(1)));
+    CHECK(m.wg.devices.at("wg0").device.peers.at(key_of(2)).endpoint == ep("203.0.113.9:41000"));
+    CHECK(state.owned == t.owned_before);
+    // The snapshot itself would send peer 2 back to where it was seen at the try.
+    auto raw = apply::roll_back(b, m.keys, state, nullptr, t, m.now, true);
+    CHECK_FALSE(raw.plan.empty());
 }
