@@ -115,10 +115,13 @@ struct Session {
     std::vector<inputs::CacheKey> inputs_before;  // of to_store's inputs, when it was made
     // inputs::desired_digest of `desired`, when a try or a hold needs it (before the run takes it).
     std::string digest;
+    // --no-cache: the firewall table is read whatever the last verified apply kept of it.
+    bool no_cache = false;
 
     apply::RunResult run(apply::Mode mode, int64_t now,
                          std::function<backend::Status(const apply::RunResult&, const plan::Ownership&)> before_change = {}) {
         auto e = machine->engine();
+        if (no_cache) e.kept_firewall = nullptr;
         e.adopt = adopt;
         e.before_change = std::move(before_change);
         // An apply that keeps a new cache entry needs the desired state as rendered afterwards.
@@ -130,6 +133,13 @@ struct Session {
 std::unique_ptr<Session> start(const Globals& g, int64_t now, bool lock = false, std::vector<output::Finding>* findings = nullptr) {
     auto s = std::make_unique<Session>();
     s->node = this_node(g);
+    s->no_cache = g.no_cache;
+    // What the last verified apply kept of the firewall, for the reads started here: a record is
+    // a fact about the kernel's ruleset, whichever state directory holds it.
+    auto kept = [&](Machine& m) -> std::optional<backend::KeptFirewall> {
+        if (g.no_cache) return std::nullopt;
+        return m.kept_firewall->load();
+    };
     model::Config defaults;
     if (g.state_dir) defaults.state_dir = *g.state_dir;
     auto take_lock = [&](const std::string& dir) {
@@ -143,7 +153,7 @@ std::unique_ptr<Session> start(const Globals& g, int64_t now, bool lock = false,
     if (auto guess = system::recorded_interfaces(defaults.state_dir); !guess.empty()) {
         if (!lock || take_lock(defaults.state_dir)) {
             s->reader = std::make_unique<Machine>(defaults);
-            s->guessed = std::make_unique<apply::Prefetch>(*s->reader->backends, std::move(guess), now);
+            s->guessed = std::make_unique<apply::Prefetch>(*s->reader->backends, std::move(guess), now, kept(*s->reader));
         }
     }
     if (s->lock_error) {
@@ -159,7 +169,7 @@ std::unique_ptr<Session> start(const Globals& g, int64_t now, bool lock = false,
         s->machine = std::make_unique<Machine>(cfg);
         if (!guess_usable) s->guessed.reset();
         if (!s->guessed || s->guessed->interfaces() != want)
-            s->prefetch = std::make_unique<apply::Prefetch>(*s->machine->backends, std::move(want), now);
+            s->prefetch = std::make_unique<apply::Prefetch>(*s->machine->backends, std::move(want), now, kept(*s->machine));
     };
     // The cache lives in the state directory known before the file is read.
     inputs::CacheContext ctx;
