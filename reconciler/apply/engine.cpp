@@ -13,11 +13,22 @@
 
 namespace wgf::apply {
 
-Prefetch::Prefetch(Backends& backends, std::set<std::string> interfaces, int64_t now, std::optional<backend::KeptFirewall> kept)
+Prefetch::Prefetch(Backends& backends, std::set<std::string> interfaces, int64_t now, KeptFuture kept)
     : interfaces_(std::move(interfaces)) {
     result_ = std::async(std::launch::async, [&backends, names = interfaces_, now, kept = std::move(kept)]() -> Read {
         model::Timings t;
-        auto live = read_live_bulk(backends, names, now, &t, kept ? &*kept : nullptr);
+        Live live;
+        live.facts.now = now;
+        if (auto s = read_interfaces(backends, names, names, live, &t); !s) return Read{s.error(), std::move(t)};
+        std::optional<backend::KeptFirewall> record;
+        if (kept.valid()) {
+            try {
+                record = kept.get();
+            } catch (const std::future_error&) {  // the caller gave the run up: read it all
+            }
+            t.lap("wait for the firewall record");
+        }
+        if (auto s = read_tables(backends, names, live, &t, record ? &*record : nullptr); !s) return Read{s.error(), std::move(t)};
         return Read{std::move(live), std::move(t)};
     });
 }

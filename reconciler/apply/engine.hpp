@@ -54,9 +54,13 @@ public:
         backend::Result<Live> live;
         model::Timings timings;  // on the reading thread
     };
-    // Starts reading these interfaces now; with `kept` (the firewall kept from the last
-    // verified apply), our table only if the ruleset changed since (Live::firewall_kept).
-    Prefetch(Backends& backends, std::set<std::string> interfaces, int64_t now, std::optional<backend::KeptFirewall> kept = std::nullopt);
+    // The firewall kept from the last verified apply, known once the caller knows whether the
+    // run is likely to want the rules it records (its desired state came from the cache): the
+    // read waits for it after the devices. Nothing, or a promise given up: the table is read.
+    using KeptFuture = std::shared_future<std::optional<backend::KeptFirewall>>;
+    // Starts reading these interfaces now; with `kept`, our table only if the ruleset changed
+    // since the record (Live::firewall_kept).
+    Prefetch(Backends& backends, std::set<std::string> interfaces, int64_t now, KeptFuture kept = {});
     ~Prefetch();
     Prefetch(const Prefetch&) = delete;
     Prefetch& operator=(const Prefetch&) = delete;

@@ -2,7 +2,6 @@
 
 #include <array>
 #include <cerrno>
-#include <iterator>
 
 #include <fmt/format.h>
 #include <sodium.h>
@@ -79,21 +78,36 @@ backend::Status read_tables(Backends& b, const std::set<std::string>& devices, L
 }
 
 std::string firewall_digest(const std::map<std::string, model::FwRule>& rules) {
-    // Every field, strings with their length: two different lists never encode the same.
-    std::string buf = "wg-fleet firewall rules 1\n";
-    auto str = [&](const std::string& s) { fmt::format_to(std::back_inserter(buf), "{}:{} ", s.size(), s); };
-    auto addr = [&](const std::optional<model::IpAddr>& a) { str(a ? a->str() : std::string("-")); };
+    // Every field of every rule, fixed-size fields as they are and strings with their length:
+    // two different lists never encode the same.
+    std::string buf = "wg-fleet firewall rules 1";
+    buf.reserve(rules.size() * 96);
+    auto raw = [&](const auto& v) { buf.append(reinterpret_cast<const char*>(&v), sizeof v); };
+    auto str = [&](const std::string& v) {
+        raw(static_cast<uint32_t>(v.size()));
+        buf += v;
+    };
+    auto addr = [&](const std::optional<model::IpAddr>& a) {
+        raw(static_cast<uint8_t>(a ? 1 : 0));
+        if (a) {
+            raw(a->family);
+            raw(a->bytes);
+        }
+    };
+    raw(static_cast<uint64_t>(rules.size()));
     for (const auto& [id, r] : rules) {
         str(id);
         str(r.id);
-        fmt::format_to(std::back_inserter(buf), "{} {} {} {} ", static_cast<int>(r.kind), static_cast<int>(r.proto), r.port, r.to_port);
+        raw(static_cast<uint8_t>(r.kind));
+        raw(static_cast<uint8_t>(r.proto));
+        raw(r.port);
+        raw(r.to_port);
         str(r.iif);
         str(r.oif);
         addr(r.to);
         addr(r.from);
-        fmt::format_to(std::back_inserter(buf), "{} ", r.not_oif.size());
+        raw(static_cast<uint32_t>(r.not_oif.size()));
         for (const auto& o : r.not_oif) str(o);
-        buf += '\n';
     }
     std::array<unsigned char, crypto_generichash_BYTES> h{};
     crypto_generichash(h.data(), h.size(), reinterpret_cast<const unsigned char*>(buf.data()), buf.size(), nullptr, 0);

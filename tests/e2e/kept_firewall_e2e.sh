@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The firewall kept from the last verified apply (state_dir/firewall.kept), through the command
-# line, in a network namespace of its own: a verified apply keeps it (0600); a no-op apply then
-# does not read the table (-v says "firewall kept") and changes nothing; every hand change is
+# line, in a network namespace of its own: a verified apply keeps it (0600); a no-op apply with
+# the desired state from the cache then does not read the table (-v says "firewall kept") and
+# changes nothing; every hand change is
 # still found and repaired by the next apply, because any commit moves the ruleset's generation:
 # an element deleted, an element's target changed, the table deleted, a commit in another table.
 # An edit of the forwards (other desired rules), a record that others may write, a record of
@@ -52,6 +53,10 @@ check "4 forwards in the map" test "$(elements)" = 4
 check "it keeps the firewall record, 0600" test -f "$kept" -a "$(stat -c %a "$kept" 2>/dev/null)" = 600
 check "the first apply read the table" bash -c "! grep 'wg-fleet: timing:' '$tmp/1' | grep -q 'firewall kept'"
 
+# The first apply generated the key, so it kept no desired state: the record is relied on when
+# the desired state comes from the cache (on a miss the table is read alongside the parse).
+W -v apply > "$tmp/1b" 2>&1; rc=$?
+check "the second apply converges and keeps the desired state" bash -c "test $rc = 0 && grep -q 'desired state kept in' '$tmp/1b'"
 W -v apply > "$tmp/2" 2>&1; rc=$?
 check "a no-op apply converges" test $rc = 0
 check "it relies on the record (-v: firewall kept)" used "$tmp/2"
