@@ -626,7 +626,7 @@ TEST_CASE("nft: read_if_changed skips the table only while nothing was committed
     };
 
     SECTION("nothing committed: the table is not read, the other tables are") {
-        REQUIRE(ns.sh("nft add table ip theirs && nft add chain ip theirs input '{ type filter hook input priority 0; policy drop; }'")
+        REQUIRE(ns.sh("nft add table ip theirs && nft add chain ip theirs input \"{ type filter hook input priority 0; policy drop; }\"")
                     .status == 0);
         auto base = whole();
         REQUIRE(base.foreign_drops.size() == 1);
