@@ -13,10 +13,22 @@
 
 namespace wgf::apply {
 
-Prefetch::Prefetch(Backends& backends, std::set<std::string> interfaces, int64_t now) : interfaces_(std::move(interfaces)) {
-    result_ = std::async(std::launch::async, [&backends, names = interfaces_, now]() -> Read {
+Prefetch::Prefetch(Backends& backends, std::set<std::string> interfaces, int64_t now, KeptFuture kept)
+    : interfaces_(std::move(interfaces)) {
+    result_ = std::async(std::launch::async, [&backends, names = interfaces_, now, kept = std::move(kept)]() -> Read {
         model::Timings t;
-        auto live = read_live_bulk(backends, names, now, &t);
+        Live live;
+        live.facts.now = now;
+        if (auto s = read_interfaces(backends, names, names, live, &t); !s) return Read{s.error(), std::move(t)};
+        std::optional<backend::KeptFirewall> record;
+        if (kept.valid()) {
+            try {
+                record = kept.get();
+            } catch (const std::future_error&) {  // the caller gave the run up: read it all
+            }
+            t.lap("wait for the firewall record");
+        }
+        if (auto s = read_tables(backends, names, live, &t, record ? &*record : nullptr); !s) return Read{s.error(), std::move(t)};
         return Read{std::move(live), std::move(t)};
     });
 }
@@ -324,6 +336,10 @@ RunResult Engine::run_once(Desired d, const std::string& node, Mode mode, int64_
         r.read_timings = read->timings;
     }
     const bool prefetched = read && prefetch->interfaces() == desired_names;
+    // The firewall kept from the last verified apply, for the reads made here (a prefetch was
+    // given one of its own).
+    const std::optional<backend::KeptFirewall> kept = kept_firewall ? kept_firewall->load() : std::nullopt;
+    const backend::KeptFirewall* kept_ptr = kept ? &*kept : nullptr;
     // The cache stands for the devices only while nobody else applied (the same ownership
     // record) and the node has the same interfaces.
     r.used_cache = how == LiveRead::cached_devices && prior && prior->interfaces == desired_names && prior->owned == *owned;
@@ -332,14 +348,18 @@ RunResult Engine::run_once(Desired d, const std::string& node, Mode mode, int64_
             Live l = std::move(*prior->live);
             prior->live.reset();
             l.facts.now = now;
-            if (auto s = read_tables(backends, desired_names, l); !s) return s.error();
+            if (auto s = read_tables(backends, desired_names, l, nullptr, kept_ptr); !s) return s.error();
             return l;
         }
-        return prefetched ? std::move(read->live) : read_live_bulk(backends, desired_names, now);
+        return prefetched ? std::move(read->live) : read_live_bulk(backends, desired_names, now, nullptr, kept_ptr);
     }();
     if (live)
         if (auto s = read_live_rest(backends, r.desired, *owned, *live); !s) live = s.error();
     r.timings.lap(r.used_cache ? "read (cached devices)" : prefetched ? "read (wait)" : "read");
+    if (live && live->firewall_kept) {
+        if (auto s = settle_kept_firewall(backends, r.desired, *live); !s) live = s.error();
+        r.timings.lap(live && live->firewall_from_kept ? "firewall kept" : "firewall (read: other rules)");
+    }
     if (!live) {
         r.error = live.error();
         return r;
@@ -368,6 +388,14 @@ RunResult Engine::run_once(Desired d, const std::string& node, Mode mode, int64_
         return o;
     };
 
+    // A verified read (the plan's, when there is nothing to do; else the one after the apply)
+    // leaves a record of the firewall for the next run; one that relied on the record leaves it.
+    // A record that cannot be written is none: the next run reads the table.
+    auto keep_firewall = [&](const Live& verified) {
+        if (!kept_firewall) return;
+        if (auto k = firewall_to_keep(verified, r.desired); k && k != kept) (void)kept_firewall->save(*k);
+    };
+
     // Nothing to do: the diff just computed is the verification. The record may still shrink
     // (a run killed after its changes left the union behind).
     if (r.plan.empty()) {
@@ -375,6 +403,7 @@ RunResult Engine::run_once(Desired d, const std::string& node, Mode mode, int64_
         plan::Ownership after_success = record_after();
         if (after_success != *owned)
             if (auto s = state.save(after_success); !s) r.error = s.error();
+        if (!r.error) keep_firewall(*r.live);
         r.leftover = plan::Plan{};
         if (cache && !r.error) *cache = cache_of(*r.live, desired_names, std::move(after_success));
         return r;
@@ -426,7 +455,10 @@ RunResult Engine::run_once(Desired d, const std::string& node, Mode mode, int64_
 
     // Re-read: after success a fresh diff must be empty (anything left is a bug); after a
     // failure it is what remains to be done, and it says which endpoints were really set.
-    auto after = read_live(backends, r.desired, r.applied->ok() ? after_success : ahead, now);
+    // A run that did not touch the firewall leaves its generation as it was: the record the read
+    // relied on holds for the verifying read too.
+    auto after = read_live(backends, r.desired, r.applied->ok() ? after_success : ahead, now,
+                           r.live->firewall_from_kept ? kept_ptr : nullptr);
     r.timings.lap("read again");
     plan::Ownership next = after_success;
     if (!r.applied->ok()) {
@@ -448,7 +480,10 @@ RunResult Engine::run_once(Desired d, const std::string& node, Mode mode, int64_
         stale = true;
         return r;
     }
-    if (cache && r.applied->ok() && r.leftover->empty() && !r.error) *cache = cache_of(std::move(*after), desired_names, std::move(next));
+    if (r.applied->ok() && r.leftover->empty() && !r.error) {
+        keep_firewall(*after);
+        if (cache) *cache = cache_of(std::move(*after), desired_names, std::move(next));
+    }
     return r;
 }
 

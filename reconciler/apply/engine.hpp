@@ -54,8 +54,13 @@ public:
         backend::Result<Live> live;
         model::Timings timings;  // on the reading thread
     };
-    // Starts reading these interfaces now.
-    Prefetch(Backends& backends, std::set<std::string> interfaces, int64_t now);
+    // The firewall kept from the last verified apply, known once the caller knows whether the
+    // run is likely to want the rules it records (its desired state came from the cache): the
+    // read waits for it after the devices. Nothing, or a promise given up: the table is read.
+    using KeptFuture = std::shared_future<std::optional<backend::KeptFirewall>>;
+    // Starts reading these interfaces now; with `kept`, our table only if the ruleset changed
+    // since the record (Live::firewall_kept).
+    Prefetch(Backends& backends, std::set<std::string> interfaces, int64_t now, KeptFuture kept = {});
     ~Prefetch();
     Prefetch(const Prefetch&) = delete;
     Prefetch& operator=(const Prefetch&) = delete;
@@ -160,6 +165,10 @@ struct Engine {
     // Kept by the caller between runs (watch): the switches made, for as long as the loaded
     // configuration has the old keys.
     RotationMemory* rotations = nullptr;
+    // Our firewall table as the last verified apply read it (backend/kept_firewall.hpp): a run
+    // reads the table only when the ruleset changed since, or the desired rules are others;
+    // an apply that ends verified keeps a new record. Null: the table is read every time.
+    backend::KeptFirewallStore* kept_firewall = nullptr;
 
     // With a prefetch started for the interfaces the node turns out to have, its read is used
     // (and completed with owned interfaces no longer desired, sysctls and files); otherwise the

@@ -1,8 +1,10 @@
 #include "apply/read_live.hpp"
 
+#include <array>
 #include <cerrno>
 
 #include <fmt/format.h>
+#include <sodium.h>
 
 #include "plan/sysctls.hpp"
 
@@ -41,7 +43,24 @@ backend::Status read_interfaces(Backends& b, const std::set<std::string>& names,
     return {};
 }
 
-backend::Status read_tables(Backends& b, const std::set<std::string>& devices, Live& live, model::Timings* timings) {
+namespace {
+
+// What a firewall read found, into the live state.
+void take_firewall(Live& live, backend::FirewallLive&& rules) {
+    live.state.firewall = std::move(rules.rules);
+    live.state.firewall_damage = std::move(rules.damage);
+    live.facts.foreign_drops = std::move(rules.foreign_drops);
+    live.facts.legacy_tables = std::move(rules.legacy_tables);
+    live.state.foreign_rules = std::move(rules.foreign_rules);
+    live.firewall_generation = std::move(rules.generation);
+    live.firewall_kept.reset();
+    live.firewall_from_kept = false;
+}
+
+}  // namespace
+
+backend::Status read_tables(Backends& b, const std::set<std::string>& devices, Live& live, model::Timings* timings,
+                            const backend::KeptFirewall* kept) {
     auto routes = b.links.read_routes(devices);
     if (!routes) return routes.error();
     live.state.routes = std::move(*routes);
@@ -49,22 +68,83 @@ backend::Status read_tables(Backends& b, const std::set<std::string>& devices, L
     if (!policy) return policy.error();
     live.state.rules = std::move(*policy);
     if (timings) timings->lap("routes");
-    auto rules = b.firewall.read();
+    auto rules = kept ? b.firewall.read_if_changed(kept->generation) : b.firewall.read();
     if (!rules) return rules.error();
-    live.state.firewall = std::move(rules->rules);
-    live.state.firewall_damage = std::move(rules->damage);
-    live.facts.foreign_drops = std::move(rules->foreign_drops);
-    live.facts.legacy_tables = std::move(rules->legacy_tables);
-    live.state.foreign_rules = std::move(rules->foreign_rules);
-    if (timings) timings->lap("firewall");
+    const bool unchanged = kept && rules->table_unchanged;
+    take_firewall(live, std::move(*rules));
+    if (unchanged) live.firewall_kept = *kept;
+    if (timings) timings->lap(unchanged ? "firewall (table unchanged)" : "firewall");
     return {};
 }
 
-backend::Result<Live> read_live_bulk(Backends& b, const std::set<std::string>& desired_interfaces, int64_t now, model::Timings* timings) {
+std::string firewall_digest(const std::map<std::string, model::FwRule>& rules) {
+    // Every field of every rule, fixed-size fields as they are and strings with their length:
+    // two different lists never encode the same.
+    std::string buf = "wg-fleet firewall rules 1";
+    buf.reserve(rules.size() * 96);
+    auto raw = [&](const auto& v) { buf.append(reinterpret_cast<const char*>(&v), sizeof v); };
+    auto str = [&](const std::string& v) {
+        raw(static_cast<uint32_t>(v.size()));
+        buf += v;
+    };
+    auto addr = [&](const std::optional<model::IpAddr>& a) {
+        raw(static_cast<uint8_t>(a ? 1 : 0));
+        if (a) {
+            raw(a->family);
+            raw(a->bytes);
+        }
+    };
+    raw(static_cast<uint64_t>(rules.size()));
+    for (const auto& [id, r] : rules) {
+        str(id);
+        str(r.id);
+        raw(static_cast<uint8_t>(r.kind));
+        raw(static_cast<uint8_t>(r.proto));
+        raw(r.port);
+        raw(r.to_port);
+        str(r.iif);
+        str(r.oif);
+        addr(r.to);
+        addr(r.from);
+        raw(static_cast<uint32_t>(r.not_oif.size()));
+        for (const auto& o : r.not_oif) str(o);
+    }
+    std::array<unsigned char, crypto_generichash_BYTES> h{};
+    crypto_generichash(h.data(), h.size(), reinterpret_cast<const unsigned char*>(buf.data()), buf.size(), nullptr, 0);
+    std::string hex(h.size() * 2 + 1, '\0');
+    sodium_bin2hex(hex.data(), hex.size(), h.data(), h.size());
+    hex.pop_back();
+    return hex;
+}
+
+std::optional<backend::KeptFirewall> firewall_to_keep(const Live& live, const model::HostState& desired) {
+    if (live.firewall_from_kept || live.firewall_kept || live.firewall_generation.empty() || !live.state.firewall_damage.empty() ||
+        live.state.firewall != desired.firewall)
+        return std::nullopt;
+    return backend::KeptFirewall{.generation = live.firewall_generation, .digest = firewall_digest(live.state.firewall)};
+}
+
+backend::Status settle_kept_firewall(Backends& b, const model::HostState& desired, Live& live) {
+    if (!live.firewall_kept) return {};
+    const bool same = firewall_digest(desired.firewall) == live.firewall_kept->digest;
+    live.firewall_kept.reset();
+    if (same) {
+        live.state.firewall = desired.firewall;
+        live.firewall_from_kept = true;
+        return {};
+    }
+    auto rules = b.firewall.read();
+    if (!rules) return rules.error();
+    take_firewall(live, std::move(*rules));
+    return {};
+}
+
+backend::Result<Live> read_live_bulk(Backends& b, const std::set<std::string>& desired_interfaces, int64_t now, model::Timings* timings,
+                                     const backend::KeptFirewall* kept) {
     Live live;
     live.facts.now = now;
     if (auto s = read_interfaces(b, desired_interfaces, desired_interfaces, live, timings); !s) return s.error();
-    if (auto s = read_tables(b, desired_interfaces, live, timings); !s) return s.error();
+    if (auto s = read_tables(b, desired_interfaces, live, timings, kept); !s) return s.error();
     return live;
 }
 
@@ -119,10 +199,12 @@ std::set<std::string> interface_names(const model::HostState& desired) {
 }
 
 backend::Result<Live> read_live(Backends& b, const model::HostState& desired, const plan::Ownership& owned, int64_t now,
-                                model::Timings* timings) {
-    auto live = read_live_bulk(b, interface_names(desired), now, timings);
+                                const backend::KeptFirewall* kept, model::Timings* timings) {
+    auto live = read_live_bulk(b, interface_names(desired), now, timings, kept);
     if (live)
         if (auto s = read_live_rest(b, desired, owned, *live); !s) return s.error();
+    if (live)
+        if (auto s = settle_kept_firewall(b, desired, *live); !s) return s.error();
     return live;
 }
 

@@ -157,7 +157,7 @@ RollbackResult roll_back(Backends& backends, KeyStore& keys, StateStore& state, 
         return r;
     }
     r.timings.lap("ownership");
-    auto live = read_live(backends, t.snapshot, *owned, now, &r.timings);
+    auto live = read_live(backends, t.snapshot, *owned, now, nullptr, &r.timings);
     r.timings.lap("read (the rest)");
     if (!live) {
         r.error = live.error();
@@ -185,7 +185,7 @@ RollbackResult roll_back(Backends& backends, KeyStore& keys, StateStore& state, 
     if (r.applied->ok())
         for (const auto& [path, key] : t.published)
             if (auto s = keys.publish(path, key); !s && !r.error) r.error = s.error();
-    auto after = read_live(backends, t.snapshot, record, now, &r.timings);
+    auto after = read_live(backends, t.snapshot, record, now, nullptr, &r.timings);
     r.timings.lap("read again (the rest)");
     if (!after) {
         if (!r.error) r.error = after.error();

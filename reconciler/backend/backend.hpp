@@ -143,6 +143,14 @@ struct FirewallLive {
     std::vector<std::string> legacy_tables;  // "ip filter", "ip6 filter", ...
     // Our marked rules in those tables' chains (firewall: foreign_accept), by ForeignRule::key().
     std::map<std::string, model::ForeignRule> foreign_rules;
+    // The state of the ruleset the table was read at, as read_if_changed takes it: the
+    // generation nftables counts commits in, with the boot, the network namespace and the table
+    // it holds for. Empty when the read cannot name one (then none is kept).
+    std::string generation;
+    // Set by read_if_changed when the ruleset was still at the generation it was given: our
+    // table was not read, and `rules` and `damage` are empty; they are what the table held at
+    // that generation, which the caller knows.
+    bool table_unchanged = false;
 
     bool operator==(const FirewallLive&) const = default;
 };
@@ -152,6 +160,13 @@ public:
     virtual ~Firewall() = default;
     // An absent table reads as empty.
     virtual Result<FirewallLive> read() = 0;
+    // read(), except that our table is not read when the ruleset is provably still at
+    // `generation` (the FirewallLive::generation of an earlier read): then table_unchanged is
+    // set. Other tables are read as always. A firewall that cannot tell reads everything.
+    virtual Result<FirewallLive> read_if_changed(const std::string& generation) {
+        (void)generation;
+        return read();
+    }
     // Applies the change in one atomic batch (creating the table and chains when missing), and
     // repairs whatever damage it finds in the table on the way.
     virtual Status apply(const FirewallChange& change) = 0;

@@ -185,12 +185,39 @@ Result<std::vector<std::string>> FakeSysctls::list(const std::string& dir) {
     return std::vector<std::string>(out.begin(), out.end());
 }
 
+namespace {
+
+// A change of the fake's ruleset moves its generation, when it has one.
+void move_generation(std::string& generation) {
+    if (!generation.empty()) generation += "+";
+}
+
+}  // namespace
+
 Result<FirewallLive> FakeFirewall::read() {
-    return FirewallLive{
-        .rules = rules, .damage = damage, .foreign_drops = foreign_drops, .legacy_tables = {}, .foreign_rules = foreign_rules};
+    ++table_reads;
+    return FirewallLive{.rules = rules,
+                        .damage = damage,
+                        .foreign_drops = foreign_drops,
+                        .legacy_tables = {},
+                        .foreign_rules = foreign_rules,
+                        .generation = generation,
+                        .table_unchanged = false};
+}
+
+Result<FirewallLive> FakeFirewall::read_if_changed(const std::string& g) {
+    if (generation.empty() || g != generation) return read();
+    return FirewallLive{.rules = {},
+                        .damage = {},
+                        .foreign_drops = foreign_drops,
+                        .legacy_tables = {},
+                        .foreign_rules = foreign_rules,
+                        .generation = generation,
+                        .table_unchanged = true};
 }
 
 Status FakeFirewall::apply(const FirewallChange& c) {
+    move_generation(generation);
     batches.push_back(c);
     damage.clear();  // as in Nft: every apply repairs all the damage there is
     for (const auto& id : c.remove) rules.erase(id);
@@ -199,17 +226,20 @@ Status FakeFirewall::apply(const FirewallChange& c) {
 }
 
 Status FakeFirewall::remove_all() {
+    move_generation(generation);
     rules.clear();
     damage.clear();
     return Status::ok();
 }
 
 Status FakeFirewall::add_foreign(const model::ForeignRule& r) {
+    move_generation(generation);
     foreign_rules[r.key()] = r;
     return Status::ok();
 }
 
 Status FakeFirewall::remove_foreign(const model::ForeignRule& r) {
+    move_generation(generation);
     foreign_rules.erase(r.key());
     return Status::ok();
 }

@@ -11,6 +11,7 @@
 
 #include "backend/backend.hpp"
 #include "backend/journal.hpp"
+#include "backend/kept_firewall.hpp"
 #include "backend/keys.hpp"
 #include "backend/resolver.hpp"
 #include "backend/state_store.hpp"
@@ -80,12 +81,31 @@ public:
     std::vector<model::ForeignDrop> foreign_drops;            // other tables' dropping chains, as read
     std::map<std::string, model::ForeignRule> foreign_rules;  // ours in their chains, by key()
     std::vector<FirewallChange> batches;
+    // The ruleset's generation, as Nft names it: empty (the default) names none, so nothing is
+    // kept of the table. Set, every change moves it (as every commit does), and read_if_changed
+    // does not read the table while it is the one given.
+    std::string generation;
+    int table_reads = 0;  // reads that read the table
 
     Result<FirewallLive> read() override;
+    Result<FirewallLive> read_if_changed(const std::string& generation) override;
     Status apply(const FirewallChange& change) override;
     Status remove_all() override;
     Status add_foreign(const model::ForeignRule& rule) override;
     Status remove_foreign(const model::ForeignRule& rule) override;
+};
+
+class FakeKeptFirewall : public KeptFirewallStore {
+public:
+    std::optional<KeptFirewall> kept;
+    int saves = 0;
+
+    std::optional<KeptFirewall> load() override { return kept; }
+    Status save(const KeptFirewall& k) override {
+        kept = k;
+        ++saves;
+        return Status::ok();
+    }
 };
 
 class FakeFiles : public Files {

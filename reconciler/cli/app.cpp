@@ -69,7 +69,8 @@ void add_global_options(CLI::App& app, Globals& g) {
     app.add_flag("-v,--verbose", g.verbose, "More output");
     app.add_flag("-q,--quiet", g.quiet, "Less output: no warnings, no summary");
     app.add_flag("--no-cache", g.no_cache,
-                 "Parse, validate and render the fleet file although the last verified apply kept its desired state for unchanged inputs");
+                 "Parse, validate and render the fleet file, and read the firewall table, although the last verified apply kept its "
+                 "desired state for unchanged inputs and a record of the table");
 }
 
 std::optional<std::string> nearest(std::string_view word, const std::vector<std::string>& candidates) {

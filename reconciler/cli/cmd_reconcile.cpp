@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <ctime>
 #include <functional>
+#include <future>
 #include <iostream>
 #include <optional>
 #include <set>
@@ -115,10 +116,13 @@ struct Session {
     std::vector<inputs::CacheKey> inputs_before;  // of to_store's inputs, when it was made
     // tried_digest of `desired`, when a try or a hold needs it (before the run takes it).
     std::string digest;
+    // --no-cache: the firewall table is read whatever the last verified apply kept of it.
+    bool no_cache = false;
 
     apply::RunResult run(apply::Mode mode, int64_t now,
                          std::function<backend::Status(const apply::RunResult&, const plan::Ownership&)> before_change = {}) {
         auto e = machine->engine();
+        if (no_cache) e.kept_firewall = nullptr;
         e.adopt = adopt;
         e.before_change = std::move(before_change);
         // An apply that keeps a new cache entry needs the desired state as rendered afterwards.
@@ -130,6 +134,26 @@ struct Session {
 std::unique_ptr<Session> start(const Globals& g, int64_t now, bool lock = false, std::vector<output::Finding>* findings = nullptr) {
     auto s = std::make_unique<Session>();
     s->node = this_node(g);
+    s->no_cache = g.no_cache;
+    // What the last verified apply kept of the firewall, for the reads started here: a record is
+    // a fact about the kernel's ruleset, whichever state directory holds it. It is worth relying
+    // on when the desired state comes from the cache (a no-op, most likely: the desired rules
+    // are those the record has); on a miss the file changed, and the table is read alongside
+    // the parse as before. The guessed read starts before the lookup and waits for its verdict
+    // after the devices.
+    std::promise<std::optional<backend::KeptFirewall>> guessed_kept;
+    bool cache_hit = false, kept_told = false;
+    // Before anything can wait for the guessed read (settled() may drop it).
+    auto tell_guessed = [&] {
+        if (kept_told) return;
+        kept_told = true;
+        guessed_kept.set_value(cache_hit && s->reader && !g.no_cache ? s->reader->kept_firewall->load() : std::nullopt);
+    };
+    auto kept_now = [&](Machine& m, bool hit) {
+        std::promise<std::optional<backend::KeptFirewall>> p;
+        p.set_value(hit && !g.no_cache ? m.kept_firewall->load() : std::nullopt);
+        return p.get_future().share();
+    };
     model::Config defaults;
     if (g.state_dir) defaults.state_dir = *g.state_dir;
     auto take_lock = [&](const std::string& dir) {
@@ -143,7 +167,7 @@ std::unique_ptr<Session> start(const Globals& g, int64_t now, bool lock = false,
     if (auto guess = system::recorded_interfaces(defaults.state_dir); !guess.empty()) {
         if (!lock || take_lock(defaults.state_dir)) {
             s->reader = std::make_unique<Machine>(defaults);
-            s->guessed = std::make_unique<apply::Prefetch>(*s->reader->backends, std::move(guess), now);
+            s->guessed = std::make_unique<apply::Prefetch>(*s->reader->backends, std::move(guess), now, guessed_kept.get_future().share());
         }
     }
     if (s->lock_error) {
@@ -159,7 +183,7 @@ std::unique_ptr<Session> start(const Globals& g, int64_t now, bool lock = false,
         s->machine = std::make_unique<Machine>(cfg);
         if (!guess_usable) s->guessed.reset();
         if (!s->guessed || s->guessed->interfaces() != want)
-            s->prefetch = std::make_unique<apply::Prefetch>(*s->machine->backends, std::move(want), now);
+            s->prefetch = std::make_unique<apply::Prefetch>(*s->machine->backends, std::move(want), now, kept_now(*s->machine, cache_hit));
     };
     // The cache lives in the state directory known before the file is read.
     inputs::CacheContext ctx;
@@ -170,6 +194,8 @@ std::unique_ptr<Session> start(const Globals& g, int64_t now, bool lock = false,
         std::string why;
         auto hit = inputs::lookup_cached(*s->cache, ctx, &why);
         s->timings.lap("cache");
+        cache_hit = hit.has_value();
+        tell_guessed();
         if (g.verbose > 0)
             std::cerr << (hit ? "wg-fleet: desired state from the cache: the inputs are those of the last verified apply\n"
                               : fmt::format("wg-fleet: desired state not from the cache: {}\n", why));
@@ -189,6 +215,7 @@ std::unique_ptr<Session> start(const Globals& g, int64_t now, bool lock = false,
             return s;
         }
     }
+    tell_guessed();
     s->loaded = load(
         g, [&](const model::Config& cfg) { settled(cfg, apply::interfaces_of(cfg, s->node)); }, findings);
     if (s->lock_error) {

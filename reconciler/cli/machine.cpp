@@ -1,6 +1,7 @@
 #include "cli/machine.hpp"
 
 #include "linux/wg_genl.hpp"
+#include "system/desired_cache.hpp"
 
 namespace wgf::cli {
 
@@ -12,6 +13,7 @@ Machine::Machine(const model::Config& cfg) {
     links = std::make_unique<linux_::UserspacePacing>(*rtnl, linux_::userspace_probe(*wg));
     firewall = std::make_unique<linux_::Nft>();
     state = std::make_unique<system::FileStateStore>(cfg.state_dir);
+    kept_firewall = std::make_unique<system::FileKeptFirewall>(cfg.state_dir, system::build_id());
     backends = std::make_unique<apply::Backends>(apply::Backends{*wg, *links, sysctls, *firewall, files, &commands});
     next_keys = std::make_unique<inputs::FileNextKeys>(cfg);
 }
@@ -19,6 +21,7 @@ Machine::Machine(const model::Config& cfg) {
 apply::Engine Machine::engine() {
     apply::Engine e{.backends = *backends, .keys = keys, .resolver = resolver, .state = *state, .journal = journal.get(), .adopt = {}};
     e.next_keys = next_keys.get();
+    e.kept_firewall = kept_firewall.get();
     return e;
 }
 

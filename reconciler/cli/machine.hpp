@@ -15,6 +15,7 @@
 #include "linux/wg_select.hpp"
 #include "model/spec.hpp"
 #include "system/journal.hpp"
+#include "system/kept_firewall.hpp"
 #include "system/keys.hpp"
 #include "system/resolver.hpp"
 #include "system/state_store.hpp"
@@ -33,6 +34,8 @@ struct Machine {
     system::FileKeyStore keys;
     system::SystemResolver resolver;
     std::unique_ptr<system::FileStateStore> state;
+    // Our firewall table as the last verified apply read it (state_dir/firewall.kept).
+    std::unique_ptr<system::FileKeptFirewall> kept_firewall;
     std::unique_ptr<system::FileJournal> journal;
     std::unique_ptr<apply::Backends> backends;
     std::unique_ptr<inputs::FileNextKeys> next_keys;  // keys_dir's <node>.next.pub files

@@ -276,6 +276,48 @@ Result<uint32_t> Nft::read_genid() {
     return *id;
 }
 
+Status Nft::read_table_head(NftTableLive& live) {
+    const std::string table = backend::kNftTable;
+    char buf[512] = {};
+    NlPtr<nftnl_table> t(nftnl_table_alloc());
+    if (!t) throw std::bad_alloc();
+    nftnl_table_set_str(t.get(), NFTNL_TABLE_NAME, table.c_str());
+    nlmsghdr* nlh = nftnl_table_nlmsg_build_hdr(buf, NFT_MSG_GETTABLE, NFPROTO_INET, NLM_F_ACK, next_seq());
+    nftnl_table_nlmsg_build_payload(nlh, t.get());
+    Exchange x{[&](const nlmsghdr* m) {
+        if (NFNL_MSG_TYPE(m->nlmsg_type) != NFT_MSG_NEWTABLE) return;
+        NlPtr<nftnl_table> got(nftnl_table_alloc());
+        if (got && nftnl_table_nlmsg_parse(m, got.get()) == 0) {
+            live.exists = true;
+            live.flags = nftnl_table_get_u32(got.get(), NFTNL_TABLE_FLAGS);
+            live.handle = nftnl_table_is_set(got.get(), NFTNL_TABLE_HANDLE) ? nftnl_table_get_u64(got.get(), NFTNL_TABLE_HANDLE) : 0;
+        }
+    }};
+    Status s = request(nl_.get(), portid_, nlh, "read table inet " + table, x);
+    if (!s && s.error().code != ENOENT) return s.error();
+    return Status::ok();
+}
+
+namespace {
+
+// This boot's id (/proc/sys/kernel/random/boot_id); empty when it cannot be read.
+const std::string& boot_id() {
+    static const std::string id = [] {
+        std::ifstream in("/proc/sys/kernel/random/boot_id");
+        std::string line;
+        std::getline(in, line);
+        return line.size() == 36 ? line : std::string();
+    }();
+    return id;
+}
+
+}  // namespace
+
+std::string Nft::generation_of(const NftTableLive& live) const {
+    if (!netns_ || boot_id().empty()) return {};
+    return fmt::format("{} {} {} {}", boot_id(), netns_, live.genid, live.exists ? std::to_string(live.handle) : std::string("-"));
+}
+
 Result<NftTableLive> Nft::read_table_once(bool* consistent) {
     const std::string table = backend::kNftTable;
     NftTableLive live;
@@ -284,24 +326,7 @@ Result<NftTableLive> Nft::read_table_once(bool* consistent) {
     live.genid = *gen;
     bool interrupted = false;
 
-    {
-        char buf[512] = {};
-        NlPtr<nftnl_table> t(nftnl_table_alloc());
-        if (!t) throw std::bad_alloc();
-        nftnl_table_set_str(t.get(), NFTNL_TABLE_NAME, table.c_str());
-        nlmsghdr* nlh = nftnl_table_nlmsg_build_hdr(buf, NFT_MSG_GETTABLE, NFPROTO_INET, NLM_F_ACK, next_seq());
-        nftnl_table_nlmsg_build_payload(nlh, t.get());
-        Exchange x{[&](const nlmsghdr* m) {
-            if (NFNL_MSG_TYPE(m->nlmsg_type) != NFT_MSG_NEWTABLE) return;
-            NlPtr<nftnl_table> got(nftnl_table_alloc());
-            if (got && nftnl_table_nlmsg_parse(m, got.get()) == 0) {
-                live.exists = true;
-                live.flags = nftnl_table_get_u32(got.get(), NFTNL_TABLE_FLAGS);
-            }
-        }};
-        Status s = request(nl_.get(), portid_, nlh, "read table inet " + table, x);
-        if (!s && s.error().code != ENOENT) return s.error();
-    }
+    if (auto s = read_table_head(live); !s) return s.error();
 
     if (live.exists) {
         char buf[512] = {};
@@ -671,23 +696,51 @@ Result<std::optional<NftTableLive>> Nft::read_back_applied() {
     return std::optional<NftTableLive>(std::move(a->table));
 }
 
+Status Nft::read_foreign(backend::FirewallLive& out) {
+    auto foreign = read_foreign_drops();
+    if (!foreign) return foreign.error();
+    auto marked = read_foreign_rules();
+    if (!marked) return marked.error();
+    out.foreign_drops = std::move(*foreign);
+    out.legacy_tables = legacy_tables();
+    out.foreign_rules = std::move(*marked);
+    return Status::ok();
+}
+
+Result<backend::FirewallLive> Nft::read_if_changed(const std::string& generation) {
+    if (open_error_) return *open_error_;
+    if (generation.empty()) return read();
+    // The generation, the table's handle, and the generation again: nothing committed between.
+    NftTableLive head;
+    auto gen = read_genid();
+    if (!gen) return gen.error();
+    head.genid = *gen;
+    if (auto s = read_table_head(head); !s) return s.error();
+    auto gen2 = read_genid();
+    if (!gen2) return gen2.error();
+    const std::string now = generation_of(head);
+    if (*gen2 != *gen || now.empty() || now != generation) return read();
+    last_read_back_ = 0;
+    backend::FirewallLive out;
+    out.generation = now;
+    out.table_unchanged = true;
+    if (auto s = read_foreign(out); !s) return s.error();
+    return out;
+}
+
 Result<backend::FirewallLive> Nft::read() {
     last_read_back_ = 0;
     auto back = read_back_applied();
     if (!back) return back.error();
     auto live = *back ? Result<NftTableLive>(std::move(**back)) : read_table();
     if (!live) return live.error();
-    auto foreign = read_foreign_drops();
-    if (!foreign) return foreign.error();
-    auto marked = read_foreign_rules();
-    if (!marked) return marked.error();
+    backend::FirewallLive out;
+    if (auto s = read_foreign(out); !s) return s.error();
+    out.generation = generation_of(*live);
     Snapshot snap{.netns = netns_, .table = std::move(*live), .view = {}};
     snap.view = nft::view(snap.table);
-    backend::FirewallLive out{.rules = std::move(snap.view.rules),
-                              .damage = snap.view.damage,
-                              .foreign_drops = std::move(*foreign),
-                              .legacy_tables = legacy_tables(),
-                              .foreign_rules = std::move(*marked)};
+    out.rules = std::move(snap.view.rules);
+    out.damage = snap.view.damage;
     snap.view.rules.clear();
     std::lock_guard lock(snapshot_mutex);
     if (netns_) last_snapshot = std::move(snap);

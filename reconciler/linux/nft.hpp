@@ -26,6 +26,15 @@
 // generation is unchanged (the kernel enforces it with NFNL_BATCH_GENID), so read + apply dumps
 // the table once.
 //
+// Across runs, read_if_changed() skips the table while the ruleset is still at the generation
+// of an earlier read (FirewallLive::generation): nftables bumps its generation, per network
+// namespace, with every commit in any table, and nothing else changes our table: its maps have
+// no timeouts and no rule of ours adds to them from the packet path (a table that has any of
+// that reads as damage, which a caller never keeps), and a table the kernel drops without a
+// commit (one owned by a process that exits) has flags, which is damage too. The generation
+// names the boot (the counter starts again at each boot) and the namespace (each counts its
+// own) and the table's handle, a new one whenever the table is made again.
+//
 // The read after an apply whose batch changed map elements only (adding or removing forwards)
 // does not dump the table again: the batch was committed against the generation of a whole
 // read, so while the generation is the one that commit made (read before and after), the table
@@ -68,6 +77,7 @@ public:
     Nft& operator=(const Nft&) = delete;
 
     backend::Result<backend::FirewallLive> read() override;
+    backend::Result<backend::FirewallLive> read_if_changed(const std::string& generation) override;
     backend::Status apply(const backend::FirewallChange& change) override;
     backend::Status remove_all() override;
     backend::Status add_foreign(const model::ForeignRule& rule) override;
@@ -84,6 +94,15 @@ public:
 private:
     backend::Result<NftTableLive> read_table_once(bool* consistent);
     backend::Result<uint32_t> read_genid();
+    // Whether the table exists, its flags and handle (read_table_once's first step).
+    backend::Status read_table_head(NftTableLive& live);
+    // FirewallLive::generation of a table read at live.genid: the boot id, the network
+    // namespace's cookie, the generation and the table's handle ("-" when there is no table).
+    // Empty when the boot or the namespace cannot be named.
+    std::string generation_of(const NftTableLive& live) const;
+    // The other tables' parts of read(): their dropping chains, our marked rules, the
+    // iptables-legacy tables.
+    backend::Status read_foreign(backend::FirewallLive& out);
     // Other tables' base chains at the input and forward hooks of ip, ip6 and inet that drop by
     // policy (backend::FirewallLive::foreign_drops).
     backend::Result<std::vector<model::ForeignDrop>> read_foreign_drops();

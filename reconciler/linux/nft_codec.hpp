@@ -74,7 +74,8 @@ struct NftElemLive {
 struct NftTableLive {
     bool exists = false;
     uint32_t flags = 0;
-    uint32_t genid = 0;  // ruleset generation the dumps were taken at
+    uint32_t genid = 0;   // ruleset generation the dumps were taken at
+    uint64_t handle = 0;  // the table's handle (a table made again gets a new one)
     std::vector<NftChainLive> chains;
     std::vector<NftSetLive> sets;       // named (non-anonymous) sets and maps
     std::vector<NftRuleLive> rules;     // in chain order

@@ -2,8 +2,10 @@
 // node's interfaces read from it before the fleet file is parsed.
 #include <catch2/catch.hpp>
 
+#include <filesystem>
 #include <fstream>
 
+#include "system/kept_firewall.hpp"
 #include "system/state_store.hpp"
 #include "temp_dir.hpp"
 
@@ -78,4 +80,47 @@ TEST_CASE("state: a kept record is used while state.json is unchanged, read agai
     std::ofstream(d.path / "state.json", std::ios::app) << "garbage";
     CHECK_FALSE(store.load());
     CHECK_FALSE(keep);
+}
+
+// state_dir/firewall.kept decides which firewall reads are skipped: only a record this build
+// wrote, in a file no one else may write, is ever loaded.
+TEST_CASE("state: the firewall record is loaded back only by the build that wrote it, from a file no one else may write",
+          "[state][kept_firewall]") {
+    test::TempDir d("wgf-kept-fw");
+    system::FileKeptFirewall store(d.str(), "elf:build-a");
+    CHECK_FALSE(store.load());  // none yet
+    backend::KeptFirewall k{.generation = "0b5c3c36-1f7e-4d1e-9d44-2b7e0b6c1e11 4096 77 3", .digest = std::string(64, 'a')};
+    REQUIRE(store.save(k));
+    CHECK(std::filesystem::status(store.path()).permissions() ==
+          (std::filesystem::perms::owner_read | std::filesystem::perms::owner_write));
+    auto back = store.load();
+    REQUIRE(back);
+    CHECK(*back == k);
+
+    SECTION("another build's record is none") {
+        CHECK_FALSE(system::FileKeptFirewall(d.str(), "elf:build-b").load());
+        CHECK_FALSE(system::FileKeptFirewall(d.str(), "").load());
+    }
+    SECTION("a record group or others may write is none") {
+        std::filesystem::permissions(store.path(), std::filesystem::perms::others_write, std::filesystem::perm_options::add);
+        CHECK_FALSE(store.load());
+        REQUIRE(store.save(k));  // replaced, 0600 again
+        CHECK(store.load());
+    }
+    SECTION("a record cut short, or with more than its three lines, is none") {
+        std::string whole = test::slurp(store.path());
+        std::ofstream(store.path(), std::ios::trunc) << whole.substr(0, whole.size() - 10);
+        CHECK_FALSE(store.load());
+        std::ofstream(store.path(), std::ios::trunc) << whole << "more\n";
+        CHECK_FALSE(store.load());
+    }
+    SECTION("a link in its place is not followed") {
+        std::filesystem::rename(store.path(), d.path / "elsewhere");
+        std::filesystem::create_symlink(d.path / "elsewhere", store.path());
+        CHECK_FALSE(store.load());
+    }
+    SECTION("a generation or digest that is not one line is refused") {
+        CHECK_FALSE(store.save({.generation = "a\nb", .digest = k.digest}));
+        CHECK_FALSE(store.save({.generation = "", .digest = k.digest}));
+    }
 }

@@ -1065,3 +1065,88 @@ TEST_CASE("engine: a desired state kept by the cache resolves its endpoint names
     CHECK(m.wg.devices.at("mesh").device.peers.at(c2).endpoint == ep("198.51.100.9:51821"));
     CHECK(kept->desired.state.interfaces.at("mesh").peers.at(c2).endpoint == ep("vpn2.example.com:51821"));
 }
+
+// The firewall kept from the last verified apply: a run does not read the table while the
+// ruleset is at the recorded generation and the desired rules have the recorded digest; any
+// change moves the generation, and then the table is read and repaired as always.
+TEST_CASE("engine: the firewall kept by a verified apply spares reading the table until the ruleset or the desired rules change",
+          "[engine][kept_firewall]") {
+    Setup s;
+    FakeMachine m;
+    m.firewall.generation = "g";
+    MapResolver dns;
+    dns.names["vpn2.example.com"] = *model::IpAddr::parse("198.51.100.2");
+    MemState state;
+    backend::FakeKeptFirewall kept;
+    auto b = m.backends();
+    apply::Engine e{b, m.keys, dns, state, nullptr, {}};
+    e.kept_firewall = &kept;
+
+    auto first = e.run(*s.fw, "c1", apply::Mode::apply, m.now);
+    REQUIRE(first.ok());
+    REQUIRE_FALSE(m.firewall.rules.empty());
+    REQUIRE(kept.kept);
+    CHECK(kept.kept->generation == m.firewall.generation);
+    CHECK(kept.kept->digest == apply::firewall_digest(m.firewall.rules));
+    const int reads = m.firewall.table_reads;
+    const int saves = kept.saves;
+
+    auto noop = e.run(*s.fw, "c1", apply::Mode::apply, m.now);
+    REQUIRE(noop.ok());
+    CHECK(noop.plan.empty());
+    CHECK(m.firewall.table_reads == reads);  // the table was not read
+    REQUIRE(noop.live);
+    CHECK(noop.live->firewall_from_kept);
+    CHECK(noop.live->state.firewall == m.firewall.rules);
+    CHECK(kept.saves == saves);  // the record stands
+
+    SECTION("a rule deleted by someone else (a commit): found and repaired") {
+        const std::string id = m.firewall.rules.begin()->first;
+        const model::FwRule gone = m.firewall.rules.begin()->second;
+        m.firewall.rules.erase(id);
+        m.firewall.generation += "hand";
+        auto planned = e.run(*s.fw, "c1", apply::Mode::plan, m.now);
+        REQUIRE_FALSE(planned.error);
+        CHECK(lines_of(planned.plan).size() == 1);
+        CHECK(kept.saves == saves);  // plan keeps nothing
+        auto r = e.run(*s.fw, "c1", apply::Mode::apply, m.now);
+        REQUIRE(r.ok());
+        CHECK(m.firewall.table_reads > reads);
+        CHECK(m.firewall.rules.count(id) == 1);
+        CHECK(m.firewall.rules.at(id) == gone);
+        REQUIRE(kept.kept);
+        CHECK(kept.kept->generation == m.firewall.generation);  // the repair's verifying read
+    }
+    SECTION("damage (something in the table apply would not build): the table is read and repaired; no damaged read is kept") {
+        m.firewall.damage.push_back(model::FwDamage{.what = model::FwDamage::What::set, .handle = 0, .name = "theirs", .decoded = {}});
+        m.firewall.generation += "hand";
+        auto planned = e.run(*s.fw, "c1", apply::Mode::plan, m.now);
+        REQUIRE_FALSE(planned.error);
+        CHECK_FALSE(planned.plan.empty());
+        auto r = e.run(*s.fw, "c1", apply::Mode::apply, m.now);
+        REQUIRE(r.ok());
+        CHECK(m.firewall.damage.empty());
+        REQUIRE(kept.kept);
+        CHECK(kept.kept->generation == m.firewall.generation);
+    }
+    SECTION("other desired rules (one more): the digest differs, the table is read and changed") {
+        apply::Desired d = apply::render_desired(*s.fw, "c1");
+        const model::FwRule extra{.id = "accept-extra", .kind = model::FwKind::accept_udp, .proto = model::Proto::udp, .port = 51999};
+        d.state.firewall.emplace(extra.id, extra);
+        auto r = e.run(std::move(d), "c1", apply::Mode::apply, m.now);
+        REQUIRE(r.ok());
+        CHECK(lines_of(r.plan).size() == 1);
+        CHECK(m.firewall.table_reads > reads);
+        REQUIRE(m.firewall.rules.count("accept-extra") == 1);
+        CHECK(m.firewall.rules.at("accept-extra") == extra);
+        REQUIRE(kept.kept);
+        CHECK(kept.kept->digest == apply::firewall_digest(m.firewall.rules));
+    }
+    SECTION("a firewall that names no generation: nothing is kept, every run reads the table") {
+        m.firewall.generation.clear();
+        kept.kept.reset();
+        REQUIRE(e.run(*s.fw, "c1", apply::Mode::apply, m.now).ok());
+        CHECK_FALSE(kept.kept);
+        CHECK(m.firewall.table_reads == reads + 1);
+    }
+}

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <map>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -596,6 +597,105 @@ TEST_CASE("nft: a deleted or hand-edited table is restored by the next apply", "
         CHECK(has_damage(read_live(*fw), What::table_flags));
         reconcile(*fw, desired);
         CHECK(nft_list(ns).find("dormant") == std::string::npos);
+    }
+}
+
+// Across runs a read may skip our table while the ruleset is at the generation of an earlier
+// read (firewall.kept): any commit, ours or by hand, in our table or another, must make it read
+// the table again, and the generation must name the namespace and the boot.
+TEST_CASE("nft: read_if_changed skips the table only while nothing was committed since the read it names", "[nft]") {
+    if (!wgf::test::netns_available()) return;
+    Netns ns("wgfg");
+    auto fw = nft_in(ns);
+    Rules desired = by_id(kRules);
+    apply_ok(*fw, FirewallChange{{}, kRules});
+    auto first = read_live(*fw);
+    REQUIRE(first.rules == desired);
+    REQUIRE_FALSE(first.generation.empty());
+    CHECK_FALSE(first.table_unchanged);
+    // Another process's backend in the same namespace, as the next run has.
+    auto next = nft_in(ns);
+    auto read_if_changed = [&](Nft& n, const std::string& generation) {
+        auto got = n.read_if_changed(generation);
+        if (!got) FAIL("read_if_changed: " << got.error().message);
+        return *got;
+    };
+    auto whole = [&] {
+        auto other = nft_in(ns);
+        return read_live(*other);
+    };
+
+    SECTION("nothing committed: the table is not read, the other tables are") {
+        REQUIRE(ns.sh("nft add table ip theirs && nft add chain ip theirs input \"{ type filter hook input priority 0; policy drop; }\"")
+                    .status == 0);
+        auto base = whole();
+        REQUIRE(base.foreign_drops.size() == 1);
+        auto got = read_if_changed(*next, base.generation);
+        CHECK(got.table_unchanged);
+        CHECK(got.rules.empty());
+        CHECK(got.damage.empty());
+        CHECK(got.generation == base.generation);
+        CHECK(got.foreign_drops == base.foreign_drops);
+        // An empty generation names nothing: the table is read.
+        auto full = read_if_changed(*next, "");
+        CHECK_FALSE(full.table_unchanged);
+        CHECK(full.rules == desired);
+    }
+    SECTION("an element deleted by hand") {
+        REQUIRE(ns.sh("nft delete element inet wg-fleet fwd4 \"{ tcp . 8080 }\"").status == 0);
+        auto got = read_if_changed(*next, first.generation);
+        CHECK_FALSE(got.table_unchanged);
+        CHECK(got.rules.count("dnat-web-v4") == 0);
+        CHECK(got.generation != first.generation);
+        auto w = whole();
+        CHECK(got.rules == w.rules);
+        CHECK(got.damage == w.damage);
+        // The repair is a commit too: the generation of the read before it no longer holds.
+        reconcile(*next, desired);
+        CHECK_FALSE(read_if_changed(*next, got.generation).table_unchanged);
+    }
+    SECTION("the table deleted by hand, and made again") {
+        REQUIRE(ns.sh("nft delete table inet wg-fleet").status == 0);
+        auto got = read_if_changed(*next, first.generation);
+        CHECK_FALSE(got.table_unchanged);
+        CHECK(got.rules.empty());
+        reconcile(*next, desired);
+        auto again = read_live(*next);
+        CHECK(again.generation != first.generation);
+        CHECK_FALSE(read_if_changed(*next, first.generation).table_unchanged);
+        CHECK(read_if_changed(*next, again.generation).table_unchanged);
+    }
+    SECTION("a commit in another table") {
+        REQUIRE(ns.sh("nft add table inet someone_else").status == 0);
+        auto got = read_if_changed(*next, first.generation);
+        CHECK_FALSE(got.table_unchanged);
+        CHECK(got.rules == desired);
+    }
+    SECTION("our own apply of one element") {
+        apply_ok(*fw, FirewallChange{{"dnat-web-v6"}, {}});
+        CHECK_FALSE(read_if_changed(*next, first.generation).table_unchanged);
+    }
+    SECTION("another namespace, or another boot, at the same generation") {
+        auto parts = [](const std::string& g) {
+            std::vector<std::string> out;
+            std::istringstream in(g);
+            for (std::string w; in >> w;) out.push_back(w);
+            return out;
+        };
+        auto p = parts(first.generation);
+        REQUIRE(p.size() == 4);
+        std::string other_boot = "00000000-0000-0000-0000-000000000000 " + p[1] + " " + p[2] + " " + p[3];
+        CHECK_FALSE(read_if_changed(*next, other_boot).table_unchanged);
+        Netns ns2("wgfh");
+        auto there = nft_in(ns2);
+        apply_ok(*there, FirewallChange{{}, kRules});
+        auto theirs = read_live(*there);
+        REQUIRE_FALSE(theirs.generation.empty());
+        CHECK(parts(theirs.generation)[1] != p[1]);
+        // Their generation and table handle, with our namespace's cookie: not theirs.
+        auto q = parts(theirs.generation);
+        CHECK_FALSE(read_if_changed(*there, q[0] + " " + p[1] + " " + q[2] + " " + q[3]).table_unchanged);
+        CHECK(read_if_changed(*there, theirs.generation).table_unchanged);
     }
 }
 
