@@ -191,7 +191,7 @@ def plan_ops(cfg, node, state_dir, where):
             get(m.group(1))["key_file"] = m.group(2)
         elif m := re.fullmatch(r"~ device (\S+): listen port (\d+)", line):
             get(m.group(1))["port"] = m.group(2)
-        elif m := re.fullmatch(r"~ link (\S+): mtu \d+ -> (\d+)", line):
+        elif m := re.fullmatch(r"~ link (\S+): mtu (?:\d+ -> )?(\d+)", line):
             get(m.group(1))["mtu"] = m.group(2)
         elif m := re.fullmatch(r"\+ address (\S+) dev (\S+)", line):
             get(m.group(2))["addresses"].add(m.group(1))
