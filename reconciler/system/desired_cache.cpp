@@ -65,11 +65,11 @@ std::string exe_digest() {
 
 }  // namespace
 
-std::optional<std::string> FileDesiredCache::load() {
-    model::Fd fd(open(path().c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY));
+std::optional<std::string> read_trusted(const std::string& path, size_t max_size) {
+    model::Fd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY));
     if (fd.fd < 0) return std::nullopt;
     struct stat st {};
-    if (fstat(fd.fd, &st) != 0 || !trusted(st)) return std::nullopt;
+    if (fstat(fd.fd, &st) != 0 || !trusted(st) || static_cast<uint64_t>(st.st_size) > max_size) return std::nullopt;
     std::string bytes(static_cast<size_t>(st.st_size), '\0');
     size_t got = 0;
     while (got < bytes.size()) {
@@ -79,6 +79,8 @@ std::optional<std::string> FileDesiredCache::load() {
     }
     return bytes;
 }
+
+std::optional<std::string> FileDesiredCache::load() { return read_trusted(path()); }
 
 backend::Status FileDesiredCache::save(const std::string& bytes) { return linux_::write_file_atomic(path(), bytes, 0600); }
 

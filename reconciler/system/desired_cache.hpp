@@ -2,12 +2,19 @@
 // binary's identity for its key.
 #pragma once
 
+#include <cstdint>
+
 #include <optional>
 #include <string>
 
 #include "backend/desired_cache.hpp"
 
 namespace wgf::system {
+
+// A file this user alone could have written (a regular file it owns, not writable by group or
+// others, not a link), read whole; nullopt when it is absent, not such a file, larger than
+// `max_size` or unreadable. What a run does as root may rest on such a file, never on another.
+std::optional<std::string> read_trusted(const std::string& path, size_t max_size = SIZE_MAX);
 
 class FileDesiredCache : public backend::DesiredCacheStore {
 public:

@@ -1,9 +1,5 @@
 #include "system/kept_firewall.hpp"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <array>
 #include <cerrno>
 #include <sstream>
@@ -12,7 +8,7 @@
 #include <sodium.h>
 
 #include "linux/files.hpp"
-#include "model/fd.hpp"
+#include "system/desired_cache.hpp"
 
 namespace wgf::system {
 namespace {
@@ -32,21 +28,11 @@ std::string format_line(const std::string& build) {
 
 std::optional<backend::KeptFirewall> FileKeptFirewall::load() {
     if (build_.empty()) return std::nullopt;
-    model::Fd fd(open(path().c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY));
-    if (fd.fd < 0) return std::nullopt;
-    // The record decides what a run does not read as root: a file that someone other than this
-    // user could have written is not evidence of anything.
-    struct stat st {};
-    if (fstat(fd.fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 022) != 0 || st.st_size > 4096)
-        return std::nullopt;
-    std::string bytes(static_cast<size_t>(st.st_size), '\0');
-    size_t got = 0;
-    while (got < bytes.size()) {
-        ssize_t n = read(fd.fd, bytes.data() + got, bytes.size() - got);
-        if (n <= 0) return std::nullopt;
-        got += static_cast<size_t>(n);
-    }
-    std::istringstream in(bytes);
+    // The record decides what a run does not read as root: only a file this user alone could
+    // have written is evidence of anything.
+    auto bytes = read_trusted(path(), 4096);
+    if (!bytes) return std::nullopt;
+    std::istringstream in(*bytes);
     std::string format, generation, digest, rest;
     if (!std::getline(in, format) || !std::getline(in, generation) || !std::getline(in, digest) || std::getline(in, rest))
         return std::nullopt;
