@@ -75,11 +75,14 @@ replace_and_refuse "a FIFO" "not a regular file but a FIFO" mkfifo "$cfg"
 replace_and_refuse "invalid YAML" "YAML syntax error" bash -c "printf 'fleets:\n  wt: [oops\n' > '$cfg'"
 
 # A load that runs out of memory: cap watch's address space just above what it uses, then give
-# it a valid file that needs more (a 30 MB comment is still read and kept for diagnostics).
+# it a valid file that needs more (a 30 MB comment is still read and kept for diagnostics). The file
+# is written beside and moved into place: written in place, its writes would go on past watch's
+# settle period, and a later write could make watch load it again after the cap is lifted (it
+# loads, and the good edit below is then an edit of it, not of the configuration before).
 vm_kb=$(awk '/^VmSize:/ {print $2}' "/proc/$watch_pid/status")
 prlimit --pid "$watch_pid" --as=$(( (vm_kb + 16384) * 1024 )): || bad "cap watch's address space tighter"
 replace_and_refuse "a load out of memory" "out of memory while loading it" \
-  bash -c "{ head -c 30000000 /dev/zero | tr '\\0' '#'; printf '\n'; cat '$tmp/good.yaml'; } > '$cfg'"
+  bash -c "{ head -c 30000000 /dev/zero | tr '\\0' '#'; printf '\n'; cat '$tmp/good.yaml'; } > '$cfg.new' && mv -T '$cfg.new' '$cfg'"
 prlimit --pid "$watch_pid" --as=$((1024 * 1024 * 1024)): || bad "lift the tighter cap"
 
 rm -rf "$cfg"
