@@ -1,6 +1,9 @@
 #include "apply/try.hpp"
 
 #include <cerrno>
+#include <chrono>
+#include <optional>
+#include <string>
 #include <utility>
 #include <variant>
 
@@ -148,8 +151,37 @@ Hold hold_verdict(const std::optional<std::string>& held_digest, const std::stri
     return trying || forced ? Hold::retried : Hold::held;
 }
 
+namespace {
+
+// The devices of a recent read, each handed out once in place of reading it; any other read, and
+// every change, goes to the real backend.
+class RecentReads final : public backend::WireGuard {
+public:
+    RecentReads(backend::WireGuard& real, RecentDevices& recent) : real_(real), recent_(recent) {}
+    std::vector<std::string> list_devices() override { return real_.list_devices(); }
+    backend::Result<backend::WgDeviceLive> read_device(const std::string& ifname) override {
+        auto it = recent_.devices.find(ifname);
+        if (it == recent_.devices.end()) return real_.read_device(ifname);
+        backend::WgDeviceLive d = std::move(it->second);
+        recent_.devices.erase(it);
+        ++used_;
+        return d;
+    }
+    backend::Status set_device(const backend::WgDeviceChange& change) override { return real_.set_device(change); }
+    backend::Status create_device(const std::string& ifname) override { return real_.create_device(ifname); }
+    backend::Status delete_device(const std::string& ifname) override { return real_.delete_device(ifname); }
+    int used() const { return used_; }
+
+private:
+    backend::WireGuard& real_;
+    RecentDevices& recent_;
+    int used_ = 0;
+};
+
+}  // namespace
+
 RollbackResult roll_back(Backends& backends, KeyStore& keys, StateStore& state, Journal* journal, const TryRecord& t, int64_t now,
-                         bool plan_only) {
+                         bool plan_only, RecentDevices* recent) {
     RollbackResult r;
     auto owned = state.load();
     if (!owned) {
@@ -157,8 +189,19 @@ RollbackResult roll_back(Backends& backends, KeyStore& keys, StateStore& state, 
         return r;
     }
     r.timings.lap("ownership");
-    auto live = read_live(backends, t.snapshot, *owned, now, nullptr, &r.timings);
-    r.timings.lap("read (the rest)");
+    std::optional<RecentReads> reads;
+    if (recent && std::chrono::steady_clock::now() - recent->at <= kRecentDevicesFor) reads.emplace(backends.wg, *recent);
+    Backends from_recent{.wg = reads ? static_cast<backend::WireGuard&>(*reads) : backends.wg,
+                         .links = backends.links,
+                         .sysctls = backends.sysctls,
+                         .firewall = backends.firewall,
+                         .files = backends.files,
+                         .commands = backends.commands};
+    auto live = read_live(reads ? from_recent : backends, t.snapshot, *owned, now, nullptr, &r.timings);
+    if (recent) recent->devices.clear();  // used once
+    const bool planned_from_recent = reads && reads->used() > 0;
+    r.timings.lap(planned_from_recent ? fmt::format("read (the rest; {} device(s) from the last poll)", reads->used())
+                                      : std::string("read (the rest)"));
     if (!live) {
         r.error = live.error();
         return r;
@@ -193,6 +236,16 @@ RollbackResult roll_back(Backends& backends, KeyStore& keys, StateStore& state, 
     }
     r.leftover = plan::diff(t.snapshot, t.labels, after->state, record, after->facts);
     r.timings.lap("verify");
+    // Planned from a read that was no longer the devices' state: done again from a fresh read
+    // (what was applied is in r.applied's journal lines; the second plan starts from its result).
+    if (planned_from_recent && !r.ok()) {
+        RollbackResult again = roll_back(backends, keys, state, journal, t, now, plan_only);
+        model::Timings timings = std::move(r.timings);
+        timings.lap("not verified: again from a fresh read");
+        timings.append(again.timings);
+        again.timings = std::move(timings);
+        return again;
+    }
     return r;
 }
 

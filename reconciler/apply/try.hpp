@@ -7,6 +7,7 @@
 // here; the record's text is inputs/try_record.hpp, its file and the waiting are cli/'s.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -119,11 +120,25 @@ struct RollbackResult {
     bool ok() const { return !error && applied && applied->ok() && leftover && leftover->empty(); }
 };
 
+// WireGuard devices as a read moments ago left them: the last poll of the process that waited
+// for the try's verdict. A rollback may plan from them instead of reading the devices again
+// (at 10,000 peers that read is most of a rollback's time).
+struct RecentDevices {
+    std::map<std::string, backend::WgDeviceLive> devices;  // by interface
+    std::chrono::steady_clock::time_point at{};            // when they were read
+};
+// How old RecentDevices may be for a rollback to plan from them.
+inline constexpr std::chrono::seconds kRecentDevicesFor{2};
+
 // Rolls the try back: reads live (the snapshot's interfaces and those owned now), plans
 // diff(snapshot, live, owned now), writes the record ahead (what the rollback creates again is
 // ours before it exists), applies, restores the record from before the try, publishes the
 // public keys from before it again, verifies. With `plan_only`, stops after the plan.
+// `recent`, when given and younger than kRecentDevicesFor, stands in for the first read of its
+// devices (taken from it: it is used once). The read that verifies is always fresh, and a
+// rollback planned from `recent` that does not end verified (something changed a device since)
+// is planned and applied again from a fresh read.
 RollbackResult roll_back(Backends& backends, KeyStore& keys, StateStore& state, Journal* journal, const TryRecord& t, int64_t now,
-                         bool plan_only = false);
+                         bool plan_only = false, RecentDevices* recent = nullptr);
 
 }  // namespace wgf::apply

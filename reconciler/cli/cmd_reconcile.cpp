@@ -502,6 +502,7 @@ int cmd_apply(const Globals& g, const std::vector<std::string>& adopt, output::F
         // The try's change is in force (or partly, after a failure): from here on it ends
         // confirmed or rolled back.
         Verdict verdict;
+        apply::RecentDevices recent;  // the devices as the wait last read them: the rollback plans from them
         if (rc != kOk) {
             verdict = {.confirmed = false, .how = "the try's apply did not converge"};
         } else {
@@ -513,7 +514,7 @@ int cmd_apply(const Globals& g, const std::vector<std::string>& adopt, output::F
                                  describe_try(*started, time(nullptr))));
             // Others may run meanwhile (confirm, plan, status); another apply or watch sees the record.
             session->lock.reset();
-            verdict = wait_for_verdict(*session->machine, dir, *started, say);
+            verdict = wait_for_verdict(*session->machine, dir, *started, say, {}, &recent);
             auto relock = inputs::StateLock::acquire(dir, g.lock_timeout);
             if (!relock) {
                 std::cerr << "wg-fleet: " << relock.error().message << "; the try stays pending: the next run after its deadline "
@@ -528,7 +529,7 @@ int cmd_apply(const Globals& g, const std::vector<std::string>& adopt, output::F
         if (verdict.confirmed) {
             confirm_try(*session->machine, dir, *started, verdict.how, say);
         } else {
-            roll_back_try(*session->machine, dir, *started, verdict.how, say);
+            roll_back_try(*session->machine, dir, *started, verdict.how, say, &recent);
             rc = kError;
         }
     } else if (trying && rc == kOk && r.plan.empty()) {

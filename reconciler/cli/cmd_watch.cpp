@@ -214,6 +214,7 @@ private:
             return std::nullopt;
         }
         const bool rotation_due = flight_.rotation_due;
+        apply::RecentDevices recent = flight_.check->take_recent();
         flight_.check.reset();
         flight_.rotation_due = false;
         auto relock = inputs::StateLock::acquire(dir, g_.lock_timeout, [this] { report_.watchdog(); });
@@ -225,7 +226,7 @@ private:
         // `wg-fleet confirm` may have come in while the lock was taken again.
         if (auto again = load_try(dir); !verdict->confirmed && again && *again && !(*again)->confirmed.empty())
             verdict = Verdict{.confirmed = true, .how = (*again)->confirmed};
-        settle(t, *verdict);
+        settle(t, *verdict, &recent);
         if (go_on_after(t)) return *flight_.deferred;
         if (rotation_due) return apply::Trigger::rotation;
         return std::nullopt;
@@ -265,14 +266,15 @@ private:
 
     // Under the lock: confirmed (the record goes) or rolled back (the hold keeps the state it
     // restores in force).
-    void settle(const apply::TryRecord& t, const Verdict& verdict) {
+    // `recent`: the devices as the last check of the verdict read them.
+    void settle(const apply::TryRecord& t, const Verdict& verdict, apply::RecentDevices* recent = nullptr) {
         const std::string& dir = loaded_->cfg().state_dir;
         if (verdict.confirmed) {
             confirm_try(machine_, dir, t, verdict.how, say());
             report_.status(fmt::format("converged: try {} confirmed", t.id));
             return;
         }
-        roll_back_try(machine_, dir, t, verdict.how, say());
+        roll_back_try(machine_, dir, t, verdict.how, say(), recent);
         // The devices changed twice since the last verified read.
         verified_ = apply::LiveCache{};
         report_.status(fmt::format("rolled back try {}: the last good configuration stays in force", t.id));

@@ -48,13 +48,20 @@ backend::Result<std::optional<apply::TryRecord>> load_record(const std::string& 
     return std::optional<apply::TryRecord>(std::move(*t));
 }
 
-// The stats of the baseline's interfaces as they are now; an interface that cannot be read has none.
-std::map<std::string, std::map<model::Key, backend::WgPeerStats>> read_stats(Machine& m, const apply::TryRecord& t) {
-    std::map<std::string, std::map<model::Key, backend::WgPeerStats>> out;
+// The baseline's interfaces as they are now; one that cannot be read is left out.
+apply::RecentDevices read_devices(Machine& m, const apply::TryRecord& t) {
+    apply::RecentDevices out;
     std::set<std::string> names;
     for (const auto& b : t.baseline) names.insert(b.ifname);
     for (const auto& n : names)
-        if (auto d = m.backends->wg.read_device(n)) out[n] = std::move(d->stats);
+        if (auto d = m.backends->wg.read_device(n)) out.devices.insert_or_assign(n, std::move(*d));
+    out.at = std::chrono::steady_clock::now();
+    return out;
+}
+
+std::map<std::string, std::map<model::Key, backend::WgPeerStats>> stats_of(const apply::RecentDevices& read) {
+    std::map<std::string, std::map<model::Key, backend::WgPeerStats>> out;
+    for (const auto& [name, d] : read.devices) out.emplace(name, d.stats);
     return out;
 }
 
@@ -167,7 +174,8 @@ void journal_try(Machine& m, const std::string& state_dir, const std::string& li
 }
 
 VerdictCheck::VerdictCheck(Machine& m, std::string state_dir, apply::TryRecord t) : state_dir_(std::move(state_dir)), t_(std::move(t)) {
-    wait_.after = read_stats(m, t_);
+    recent_ = read_devices(m, t_);
+    wait_.after = stats_of(recent_);
 }
 
 std::optional<Verdict> VerdictCheck::step(Machine& m, const TrySay& say) {
@@ -182,17 +190,25 @@ std::optional<Verdict> VerdictCheck::step(Machine& m, const TrySay& say) {
         return sh.run(t_.probe);
     };
     auto s = apply::check_verdict(
-        t_, wait_, on_disk, time(nullptr), [&] { return read_stats(m, t_); }, probe);
+        t_, wait_, on_disk, time(nullptr),
+        [&] {
+            recent_ = read_devices(m, t_);
+            return stats_of(recent_);
+        },
+        probe);
     if (!s.say.empty()) say.info(s.say);
     return s.verdict;
 }
 
 Verdict wait_for_verdict(Machine& m, const std::string& state_dir, const apply::TryRecord& t, const TrySay& say,
-                         const std::function<void()>& tick) {
+                         const std::function<void()>& tick, apply::RecentDevices* recent) {
     VerdictCheck check(m, state_dir, t);
     for (;;) {
         if (tick) tick();
-        if (auto v = check.step(m, say)) return *v;
+        if (auto v = check.step(m, say)) {
+            if (recent) *recent = check.take_recent();
+            return *v;
+        }
         std::this_thread::sleep_for(std::chrono::milliseconds(500));
     }
 }
@@ -204,10 +220,11 @@ void confirm_try(Machine& m, const std::string& state_dir, const apply::TryRecor
     say.info(fmt::format("Try {} confirmed ({}): the change stays.", t.id, how));
 }
 
-bool roll_back_try(Machine& m, const std::string& state_dir, const apply::TryRecord& t, const std::string& why, const TrySay& say) {
+bool roll_back_try(Machine& m, const std::string& state_dir, const apply::TryRecord& t, const std::string& why, const TrySay& say,
+                   apply::RecentDevices* recent) {
     say.info(fmt::format("Rolling back try {}: {}", t.id, why));
     journal_try(m, state_dir, fmt::format("try {} rolling back: {}", t.id, why));
-    auto r = apply::roll_back(*m.backends, m.keys, *m.state, m.journal.get(), t, time(nullptr));
+    auto r = apply::roll_back(*m.backends, m.keys, *m.state, m.journal.get(), t, time(nullptr), false, recent);
     if (say.timing) say.timing("timing of the rollback: " + r.timings.str());
     // Shown as a plan; each operation is journaled as it is applied.
     if (!r.plan.empty()) say.info(output::plan_text(r.plan, {.color = say.color, .notes = false}));

@@ -84,24 +84,29 @@ public:
     // nullopt: still pending. Says the "waiting: ..." lines as they change.
     std::optional<Verdict> step(Machine& m, const TrySay& say);
     const apply::TryRecord& record() const { return t_; }
+    // The baseline's devices as the last check read them (for the rollback to plan from).
+    apply::RecentDevices take_recent() { return std::move(recent_); }
 
 private:
     std::string state_dir_;
     apply::TryRecord t_;
     apply::VerdictWait wait_;
+    apply::RecentDevices recent_;
 };
 
 // Waits (without the state directory's lock) until the try is confirmed or its deadline
 // passes: a VerdictCheck every half second. `tick` is called before each (a service pings its
-// watchdog).
+// watchdog). `recent`, when given, gets the devices as the last check read them.
 Verdict wait_for_verdict(Machine& m, const std::string& state_dir, const apply::TryRecord& t, const TrySay& say,
-                         const std::function<void()>& tick = {});
+                         const std::function<void()>& tick = {}, apply::RecentDevices* recent = nullptr);
 
 // Confirmed: journaled, the record removed, the hold cleared.
 void confirm_try(Machine& m, const std::string& state_dir, const apply::TryRecord& t, const std::string& how, const TrySay& say);
 // Rolled back (the caller holds the lock): the plan printed, applied, journaled, verified; on
-// success the record goes and the try's desired state is held. True when verified.
-bool roll_back_try(Machine& m, const std::string& state_dir, const apply::TryRecord& t, const std::string& why, const TrySay& say);
+// success the record goes and the try's desired state is held. True when verified. `recent`:
+// the devices as the process that waited for the verdict last read them (apply::roll_back).
+bool roll_back_try(Machine& m, const std::string& state_dir, const apply::TryRecord& t, const std::string& why, const TrySay& say,
+                   apply::RecentDevices* recent = nullptr);
 
 // While the hold is on (watch): the state the rollback of `held` restored is applied again
 // where the node drifted from it (apply::held_target: a roaming peer is followed), journaled and

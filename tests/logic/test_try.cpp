@@ -3,6 +3,8 @@
 // the hold on a rolled-back desired state, the private keys a try keeps, rollbacks that give the
 // live state (a replaced key and a deleted device included) and the ownership record back, one
 // check of the verdict, and the held state watch keeps in force.
+#include <chrono>
+
 #include <catch2/catch.hpp>
 
 #include "apply/try.hpp"
@@ -270,6 +272,69 @@ TEST_CASE("try: the rollback gives back the live state and the ownership record 
     auto again = apply::roll_back(b, m.keys, state, nullptr, t, m.now);
     REQUIRE(again.ok());
     CHECK(again.plan.empty());
+}
+
+namespace {
+
+// The device as read now, as the waiting process's last poll leaves it, `age` ago.
+apply::RecentDevices poll_of(backend::FakeWireGuard& wg, std::chrono::seconds age) {
+    apply::RecentDevices r;
+    auto d = wg.read_device("wg0");
+    REQUIRE(d);
+    r.devices.emplace("wg0", std::move(*d));
+    r.at = std::chrono::steady_clock::now() - age;
+    wg.reads.clear();
+    return r;
+}
+
+}  // namespace
+
+TEST_CASE("try: a rollback plans from the waiting process's last read while it is recent and still true", "[try]") {
+    FakeMachine m;
+    backend::FakeStateStore state;
+    auto a = host(m.keys, {peer(1, {"fd00:1::2/128"}, "192.0.2.1:51820"), peer(2, {"fd00:1::3/128"})});
+    REQUIRE(m.converge(a).ok());
+    state.owned = m.owned;
+    auto b = m.backends();
+    auto live = apply::read_live(b, a, m.owned, m.now);
+    REQUIRE(live);
+    const auto before = m.wg.devices.at("wg0").device;
+    auto t = apply::make_try(a, labels_of(a), *live, m.owned, m.now, 5);
+    const auto as_before = poll_of(m.wg, std::chrono::seconds(0));  // a read from before the try's change
+    auto tried = host(m.keys, {peer(1, {"fd00:1::7/128"}, "192.0.2.1:51820"), peer(2, {"fd00:1::3/128"})});
+    REQUIRE(m.converge(tried).ok());
+    state.owned = m.owned;
+    REQUIRE(m.wg.devices.at("wg0").device != before);
+
+    SECTION("recent and true: the device is read once, to verify") {
+        auto recent = poll_of(m.wg, std::chrono::seconds(0));
+        auto r = apply::roll_back(b, m.keys, state, nullptr, t, m.now, false, &recent);
+        REQUIRE(r.ok());
+        CHECK(r.plan.ops.size() == 1);
+        CHECK(m.wg.devices.at("wg0").device == before);
+        CHECK(m.wg.reads == std::vector<std::string>{"wg0"});
+        CHECK(recent.devices.empty());  // used once
+    }
+    SECTION("older than kRecentDevicesFor: read again, not used") {
+        auto recent = poll_of(m.wg, apply::kRecentDevicesFor + std::chrono::seconds(1));
+        auto r = apply::roll_back(b, m.keys, state, nullptr, t, m.now, false, &recent);
+        REQUIRE(r.ok());
+        CHECK(m.wg.devices.at("wg0").device == before);
+        CHECK(m.wg.reads == std::vector<std::string>{"wg0", "wg0"});
+    }
+    SECTION("no longer true (the device changed after the read): planned and applied again from a fresh read") {
+        auto recent = as_before;
+        recent.at = std::chrono::steady_clock::now();
+        m.wg.reads.clear();
+        auto r = apply::roll_back(b, m.keys, state, nullptr, t, m.now, false, &recent);
+        // Planned from the stale read, the first plan was empty and the verify found the change:
+        // the second plan, from a fresh read, restores it.
+        REQUIRE(r.ok());
+        CHECK(r.plan.ops.size() == 1);
+        CHECK(m.wg.devices.at("wg0").device == before);
+        CHECK(m.wg.reads == std::vector<std::string>{"wg0", "wg0", "wg0"});
+        CHECK(state.owned == t.owned_before);
+    }
 }
 
 TEST_CASE("try: a device without a private key has none to keep", "[try]") {
