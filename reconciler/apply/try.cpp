@@ -191,13 +191,14 @@ RollbackResult roll_back(Backends& backends, KeyStore& keys, StateStore& state, 
     r.timings.lap("ownership");
     std::optional<RecentReads> reads;
     if (recent && std::chrono::steady_clock::now() - recent->at <= kRecentDevicesFor) reads.emplace(backends.wg, *recent);
-    Backends from_recent{.wg = reads ? static_cast<backend::WireGuard&>(*reads) : backends.wg,
-                         .links = backends.links,
-                         .sysctls = backends.sysctls,
-                         .firewall = backends.firewall,
-                         .files = backends.files,
-                         .commands = backends.commands};
-    auto live = read_live(reads ? from_recent : backends, t.snapshot, *owned, now, nullptr, &r.timings);
+    // The backends the plan reads through: `backends` with the recent devices in front of its WireGuard.
+    Backends planning{.wg = reads ? static_cast<backend::WireGuard&>(*reads) : backends.wg,
+                      .links = backends.links,
+                      .sysctls = backends.sysctls,
+                      .firewall = backends.firewall,
+                      .files = backends.files,
+                      .commands = backends.commands};
+    auto live = read_live(planning, t.snapshot, *owned, now, nullptr, &r.timings);
     if (recent) recent->devices.clear();  // used once
     const bool planned_from_recent = reads && reads->used() > 0;
     r.timings.lap(planned_from_recent ? fmt::format("read (the rest; {} device(s) from the last poll)", reads->used())
