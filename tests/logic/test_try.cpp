@@ -25,6 +25,13 @@ model::HostState with_file(model::HostState hs) {
     return hs;
 }
 
+// A try made now of `desired`, its snapshot the node's live state as `b` reads it.
+apply::TryRecord try_now(FakeMachine& m, apply::Backends& b, const model::HostState& desired, int64_t seconds) {
+    auto live = apply::read_live(b, desired, m.owned, m.now);
+    REQUIRE(live);
+    return apply::make_try(desired, labels_of(desired), *live, m.owned, m.now, seconds);
+}
+
 }  // namespace
 
 TEST_CASE("try: the record survives its text, snapshot and ownership included", "[try]") {
@@ -33,9 +40,7 @@ TEST_CASE("try: the record survives its text, snapshot and ownership included", 
     REQUIRE(m.converge(a).ok());
     m.wg.devices["wg0"].stats[key_of(1)] = {.last_handshake = m.now - 10, .rx_bytes = 500, .tx_bytes = 7};
     auto b = m.backends();
-    auto live = apply::read_live(b, a, m.owned, m.now);
-    REQUIRE(live);
-    auto t = apply::make_try(a, labels_of(a), *live, m.owned, m.now, 120);
+    auto t = try_now(m, b, a, 120);
     t.probe = "ping -c1 fd00:1::2";
     t.manual = true;
     t.digest = "abc";
@@ -242,13 +247,11 @@ TEST_CASE("try: the rollback gives back the live state and the ownership record 
     REQUIRE(m.converge(a).ok());
     state.owned = m.owned;
     auto b = m.backends();
-    auto live = apply::read_live(b, a, m.owned, m.now);
-    REQUIRE(live);
+    auto t = try_now(m, b, a, 5);
     const auto before_devices = m.wg.devices.at("wg0").device;
     const auto before_routes = m.links.routes;
     const auto before_rules = m.firewall.rules;
     const auto before_files = m.files.files;
-    auto t = apply::make_try(a, labels_of(a), *live, m.owned, m.now, 5);
 
     // The try: another port, peer 2 gone, peer 3 new, peer 1 elsewhere, another route, no file.
     auto tried = host(m.keys, {peer(1, {"fd00:1::2/128"}, "192.0.2.9:51820"), peer(3, {"fd00:1::4/128"})}, 51821);
@@ -296,10 +299,8 @@ TEST_CASE("try: a rollback plans from the waiting process's last read while it i
     REQUIRE(m.converge(a).ok());
     state.owned = m.owned;
     auto b = m.backends();
-    auto live = apply::read_live(b, a, m.owned, m.now);
-    REQUIRE(live);
+    auto t = try_now(m, b, a, 5);
     const auto before = m.wg.devices.at("wg0").device;
-    auto t = apply::make_try(a, labels_of(a), *live, m.owned, m.now, 5);
     const auto as_before = poll_of(m.wg, std::chrono::seconds(0));  // a read from before the try's change
     auto tried = host(m.keys, {peer(1, {"fd00:1::7/128"}, "192.0.2.1:51820"), peer(2, {"fd00:1::3/128"})});
     REQUIRE(m.converge(tried).ok());
@@ -520,9 +521,7 @@ TEST_CASE("try: the held state is repaired where it drifted, a roaming peer foll
     m.wg.devices.at("wg0").device.peers.at(key_of(2)).endpoint = ep("198.51.100.2:40000");
     state.owned = m.owned;
     auto b = m.backends();
-    auto live = apply::read_live(b, a, m.owned, m.now);
-    REQUIRE(live);
-    auto t = apply::make_try(a, labels_of(a), *live, m.owned, m.now, 5);
+    auto t = try_now(m, b, a, 5);
     const auto restored = m.wg.devices.at("wg0").device;
 
     const auto h = apply::held_target(t);
