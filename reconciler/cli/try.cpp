@@ -48,20 +48,26 @@ backend::Result<std::optional<apply::TryRecord>> load_record(const std::string& 
     return std::optional<apply::TryRecord>(std::move(*t));
 }
 
-// The baseline's interfaces as they are now; one that cannot be read is left out.
-apply::RecentDevices read_devices(Machine& m, const apply::TryRecord& t) {
+// The baseline's interfaces as they are now, with the snapshot's too when `all` (the last checks
+// before the deadline: a rollback then plans from this read); one that cannot be read is left out.
+apply::RecentDevices read_devices(Machine& m, const apply::TryRecord& t, bool all) {
     apply::RecentDevices out;
     std::set<std::string> names;
     for (const auto& b : t.baseline) names.insert(b.ifname);
+    if (all)
+        for (const auto& [ifname, w] : t.snapshot.interfaces) names.insert(ifname);
     for (const auto& n : names)
         if (auto d = m.backends->wg.read_device(n)) out.devices.insert_or_assign(n, std::move(*d));
     out.at = std::chrono::steady_clock::now();
     return out;
 }
 
-std::map<std::string, std::map<model::Key, backend::WgPeerStats>> stats_of(const apply::RecentDevices& read) {
+// The counters of the baseline's peers' interfaces (check_verdict compares them).
+std::map<std::string, std::map<model::Key, backend::WgPeerStats>> stats_of(const apply::RecentDevices& read, const apply::TryRecord& t) {
     std::map<std::string, std::map<model::Key, backend::WgPeerStats>> out;
-    for (const auto& [name, d] : read.devices) out.emplace(name, d.stats);
+    for (const auto& b : t.baseline)
+        if (auto d = read.devices.find(b.ifname); d != read.devices.end() && !out.contains(b.ifname))
+            out.emplace(b.ifname, d->second.stats);
     return out;
 }
 
@@ -174,8 +180,8 @@ void journal_try(Machine& m, const std::string& state_dir, const std::string& li
 }
 
 VerdictCheck::VerdictCheck(Machine& m, std::string state_dir, apply::TryRecord t) : state_dir_(std::move(state_dir)), t_(std::move(t)) {
-    recent_ = read_devices(m, t_);
-    wait_.after = stats_of(recent_);
+    recent_ = read_devices(m, t_, false);
+    wait_.after = stats_of(recent_, t_);
 }
 
 std::optional<Verdict> VerdictCheck::step(Machine& m, const TrySay& say) {
@@ -189,13 +195,20 @@ std::optional<Verdict> VerdictCheck::step(Machine& m, const TrySay& say) {
         linux_::ShellCommands sh(static_cast<int>(std::min<int64_t>(left_ms, 30'000)));
         return sh.run(t_.probe);
     };
+    const int64_t now = time(nullptr);
+    // In the window's last second every device the rollback would read is read here, so a
+    // rollback at the deadline plans from this read and reads the devices once, to verify.
+    const bool last = t_.deadline - now <= 1;
+    bool read = false;
     auto s = apply::check_verdict(
-        t_, wait_, on_disk, time(nullptr),
+        t_, wait_, on_disk, now,
         [&] {
-            recent_ = read_devices(m, t_);
-            return stats_of(recent_);
+            recent_ = read_devices(m, t_, last);
+            read = true;
+            return stats_of(recent_, t_);
         },
         probe);
+    if (!s.verdict && last && !read) recent_ = read_devices(m, t_, true);
     if (!s.say.empty()) say.info(s.say);
     return s.verdict;
 }

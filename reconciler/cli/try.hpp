@@ -77,14 +77,17 @@ using Verdict = apply::Verdict;
 // the state directory's lock: the record (wg-fleet confirm), the deadline and, unless manual,
 // the baseline peers' counters and the probe (apply::check_verdict decides). The counters right
 // after the change are read when it is made: make it right after the try's apply. Keeps no
-// reference to the machine, which a reload of watch's configuration replaces.
+// reference to the machine, which a reload of watch's configuration replaces. In the window's
+// last second it reads the snapshot's devices as well (take_recent: a rollback at the deadline
+// plans from them, so it reads each device once, to verify).
 class VerdictCheck {
 public:
     VerdictCheck(Machine& m, std::string state_dir, apply::TryRecord t);
     // nullopt: still pending. Says the "waiting: ..." lines as they change.
     std::optional<Verdict> step(Machine& m, const TrySay& say);
     const apply::TryRecord& record() const { return t_; }
-    // The baseline's devices as the last check read them (for the rollback to plan from).
+    // The devices as the last check read them, for the rollback to plan from: the baseline's,
+    // and in the window's last second the snapshot's too.
     apply::RecentDevices take_recent() { return std::move(recent_); }
 
 private:

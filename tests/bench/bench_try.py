@@ -5,11 +5,15 @@ wireguard-go, against `wg syncconf` of the whole previous config, in the same ru
     bench_try.py WG_FLEET_BINARY [--peers 10000] [--runs 5]     (root)
 
 The node (the first controller of a gen_fleet.py fleet) is applied once. Each run then:
-  rollback   `wg-fleet apply --try 1 --manual` of the file with one peer's route moved; the
+  later run  `wg-fleet apply --try 1 --manual` of the file with one peer's route moved; the
              process is SIGKILLed once the change is in force; after the deadline, the next
              `wg-fleet -v apply` rolls the try back (and does nothing else). Reported: the
              rollback itself (its -v timing: read, diff, apply, state, read again, verify) and
              the whole command (load the file, lock, rollback).
+  waiting    `wg-fleet -v apply --try 2 --probe false` of the same file: the probe fails, and at
+             the deadline the process that waited rolls the try back itself, planning from the
+             devices its last check read (in the window's last second) and reading them once,
+             to verify. Reported: that rollback's -v timing.
   syncconf   the same one-peer change made with `wg set`, then `wg syncconf IF PREV` with PREV
              the device's `wg showconf` from before it (the whole previous config), timed.
 Both restore exactly that peer; each is checked (the peer's allowed IPs are back). Times are
@@ -90,7 +94,7 @@ def main():
             f.write(run(["ip", "netns", "exec", ns, "wg", "showconf", ifname]).stdout)
         n = len(run(["ip", "netns", "exec", ns, "wg", "show", ifname, "peers"]).stdout.split())
         changed = [x for x in before if x != peer["route"]] + [moved_route(peer["route"])]
-        rollback_ms, command_ms, syncconf_ms, dump_ms, ops = [], [], [], [], []
+        rollback_ms, command_ms, syncconf_ms, dump_ms, ops, waiting_ms = [], [], [], [], [], []
         for i in range(a.runs):
             # The try, killed once its change is in force.
             p = subprocess.Popen(wgf(cfg_moved, "apply", "--try", "1", "--manual"), stdin=subprocess.DEVNULL,
@@ -117,6 +121,17 @@ def main():
             if sorted(ips_of_peer()) != sorted(before):
                 raise SystemExit("the rollback did not restore the peer")
             print(f"run {i}: {m.group(0)}; whole command {command_ms[-1]:.0f} ms", file=sys.stderr)
+            # The same try, rolled back by the process that waited for its verdict.
+            r = run(wgf(cfg_moved, "-v", "apply", "--try", "2", "--probe", "false"), check=False)
+            if r.returncode != 1 or "Rolled back try" not in r.stdout:
+                raise SystemExit(f"the waiting process did not roll back:\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}")
+            m = re.search(r"timing of the rollback: .*\(total ([\d.]+) ms\)", r.stderr)
+            if "from the last poll" not in m.group(0):
+                raise SystemExit(f"the waiting process's rollback read the devices again: {m.group(0)}")
+            waiting_ms.append(float(m.group(1)))
+            if sorted(ips_of_peer()) != sorted(before):
+                raise SystemExit("the waiting process's rollback did not restore the peer")
+            print(f"run {i}: waiting process's {m.group(0)}", file=sys.stderr)
             # The anchor: the same one-peer change, undone by wg syncconf of the previous config.
             run(["ip", "netns", "exec", ns, "wg", "set", ifname, "peer", peer["key"], "allowed-ips", ",".join(changed)])
             time.sleep(0.3)
@@ -135,11 +150,16 @@ def main():
         print(f"| device | {n} peers (wireguard-go), one peer's route moved by the try |")
         print(f"| rollback (plan, apply, verify; -v timing) | {rb:.1f} ms ({min(rollback_ms):.1f}–{max(rollback_ms):.1f}), "
               f"{med(ops):.0f} operation(s) |")
+        wt = med(waiting_ms)
+        print(f"| rollback by the process that waited (plans from its last check's read; -v timing) | {wt:.1f} ms "
+              f"({min(waiting_ms):.1f}–{max(waiting_ms):.1f}) |")
         print(f"| whole `wg-fleet apply` that rolls back | {cmd:.0f} ms ({min(command_ms):.0f}–{max(command_ms):.0f}) |")
         print(f"| `wg syncconf` of the previous config | {sc:.1f} ms ({min(syncconf_ms):.1f}–{max(syncconf_ms):.1f}) |")
         print(f"| `wg show dump` of the device (one read) | {med(dump_ms):.1f} ms ({min(dump_ms):.1f}–{max(dump_ms):.1f}) |")
         print(f"| rollback / syncconf (target ≤ 0.5×) | {rb / sc:.2f}× ({'met' if rb <= 0.5 * sc else 'not met'}); whole "
               f"command {cmd / sc:.2f}× |")
+        print(f"| waiting process's rollback / syncconf (target ≤ 0.5×) | {wt / sc:.2f}× "
+              f"({'met' if wt <= 0.5 * sc else 'not met'}) |")
     finally:
         for p in run(["ip", "netns", "pids", ns], check=False).stdout.split():
             try:

@@ -10,6 +10,7 @@
 #  c) a try whose apply process is SIGKILLed: plan shows it, another apply refuses it before its
 #     deadline, the next apply after the deadline rolls it back (and does nothing else).
 #  d) --probe false on a good change is rolled back; --probe true confirms it.
+#  (a and d: the process that waited plans its rollback from its last check's device read.)
 #  e) watch --try: a broken edit rolled back by watch, which goes on; the next good edit confirmed.
 # The journal names every try, confirmation and rollback.
 # Usage: try_e2e.sh WG_FLEET_BINARY   (root)
@@ -66,12 +67,13 @@ table inet trytest {
 NFT
 
 ## a) a broken try is rolled back, every session returns
-hub "$tmp/moved.yaml" apply --try 4 > "$tmp/a.out" 2>&1; rc=$?
+hub "$tmp/moved.yaml" -v apply --try 4 > "$tmp/a.out" 2>&1; rc=$?
 cat "$tmp/a.out"
 check "a) apply --try of the broken port exits 1 (rolled back)" test $rc = 1
 check "a) the try moved the port" grep -q "listen port 51820 -> 51821" "$tmp/a.out"
 check "a) the rollback is shown as a plan" grep -q "listen port 51821 -> 51820" "$tmp/a.out"
 check "a) it says why: the peers did not come back" grep -q "not back: " "$tmp/a.out"
+check "a) the rollback planned from the waiting process's last check (one device read)" grep -q "timing of the rollback: .*device(s) from the last poll" "$tmp/a.out"
 check "a) no pending try left" test ! -e "$state/try.json"
 snapshot > "$tmp/after"
 check "a) wg show (port, peers, endpoints), ip route and the nft table as before, byte for byte" cmp "$tmp/before" "$tmp/after"
@@ -133,10 +135,11 @@ check "c) alice's session returns" eventually reach alice
 check "c) bob's session returns" eventually reach bob
 
 ## d) --probe
-hub "$tmp/ka4.yaml" apply --try 5 --probe false > "$tmp/d.out" 2>&1; rc=$?
+hub "$tmp/ka4.yaml" -v apply --try 5 --probe false > "$tmp/d.out" 2>&1; rc=$?
 cat "$tmp/d.out"
 check "d) --probe false is rolled back (exit 1)" test $rc = 1
 check "d) ... because the probe failed" grep -q "the probe failed" "$tmp/d.out"
+check "d) ... planned from the last check's read" grep -q "timing of the rollback: .*device(s) from the last poll" "$tmp/d.out"
 check "d) the keepalive is back to 3" bash -c "\"$bin\" sandbox exec --name $name hub wg show home persistent-keepalive | awk '{print \$2}' | sort -u | grep -qx 3"
 hub "$tmp/ka5.yaml" apply --try 30 --probe true > "$tmp/d2.out" 2>&1; rc=$?
 cat "$tmp/d2.out"
