@@ -59,46 +59,78 @@ bool starts_line(const Lines& lines, const Loc& at) {
     return at.col - 1 < l.size() && indent(l) == at.col - 1;
 }
 
-// A run of entries [first, last] of one block mapping, the lines it spans in the old text.
+// Whether `n` is a block sequence whose every item starts on its dash's line ("- x", "- k: v",
+// "- {a: 1}"): placed at its first dash, each item's content after a dash at the sequence's
+// column, one item per line. A null item is placed at the next token, an item written below its
+// dash starts on another line: neither is.
+bool block_sequence(const Lines& lines, const Node& n) {
+    if (!n.is_seq() || n.seq.empty() || !starts_line(lines, n.loc) || body(lines[n.loc.line - 1])[n.loc.col - 1] != '-') return false;
+    uint32_t prev = 0;
+    for (const auto& item : n.seq) {
+        const Loc& l = item.loc;
+        if (l.line <= prev || l.line > lines.size() || l.col <= n.loc.col) return false;
+        std::string_view line = body(lines[l.line - 1]);
+        if (indent(line) != n.loc.col - 1 || line[n.loc.col - 1] != '-') return false;
+        prev = l.line;
+    }
+    return true;
+}
+
+// A run of entries [first, last] of one block mapping, or of items of one block sequence, the lines
+// it spans in the old text.
 struct Candidate {
-    std::vector<size_t> path;  // entry indices from the root to the mapping
-    const Node* map = nullptr;
+    std::vector<size_t> path;   // entry or item indices from the root to the collection
+    const Node* map = nullptr;  // the mapping or the sequence
     size_t first = 0, last = 0;
     uint32_t begin = 0, end = 0;  // 1-based lines; `end` leaves out trailing blank and comment lines
-    uint32_t indent = 0;          // of the mapping's keys
+    uint32_t indent = 0;          // of the mapping's keys, or of the sequence's dashes
+    bool seq() const { return map->is_seq(); }
 };
 
-// The runs of entries that hold old lines [lo, hi] (an insertion after line lo: lo == hi), from
-// the outermost mapping inwards.
+// The line each child of a collection starts on: a mapping's keys, a sequence's items.
+std::vector<uint32_t> child_lines(const Node& n) {
+    std::vector<uint32_t> out;
+    if (n.is_map())
+        for (const auto& e : n.map) out.push_back(e.key_loc.line);
+    else
+        for (const auto& item : n.seq) out.push_back(item.loc.line);
+    return out;
+}
+
+// Whether a block mapping's keys each start a line at its column, in order.
+bool block_mapping(const Lines& lines, const Node& m) {
+    // A block mapping is placed at its first key, a flow mapping at its brace.
+    if (!m.is_map() || m.map.empty() || m.map.front().key_loc != m.loc || !starts_line(lines, m.loc)) return false;
+    for (size_t k = 0; k < m.map.size(); ++k)
+        if (!starts_line(lines, m.map[k].key_loc) || m.map[k].key_loc.col != m.loc.col ||
+            (k > 0 && m.map[k].key_loc.line <= m.map[k - 1].key_loc.line))
+            return false;
+    return true;
+}
+
+// The runs of entries or items that hold old lines [lo, hi] (an insertion after line lo:
+// lo == hi), from the outermost collection inwards. A sequence's items are not looked into.
 std::vector<Candidate> enclosing(const Node& root, const Lines& old, uint32_t lo, uint32_t hi) {
     std::vector<Candidate> out;
     const Node* m = &root;
-    auto span_end = static_cast<uint32_t>(old.size());  // last line of the mapping's span
+    auto span_end = static_cast<uint32_t>(old.size());  // last line of the collection's span
     std::vector<size_t> path;
-    // A block mapping is placed at its first key, a flow mapping at its brace.
-    while (m->is_map() && !m->map.empty() && m->map.front().key_loc == m->loc && starts_line(old, m->loc)) {
-        const auto& entries = m->map;
-        for (size_t k = 0; k < entries.size(); ++k)
-            if (!starts_line(old, entries[k].key_loc) || entries[k].key_loc.col != m->loc.col ||
-                (k > 0 && entries[k].key_loc.line <= entries[k - 1].key_loc.line))
-                return out;
-        auto key_after = [&](uint32_t line) {
-            return std::upper_bound(entries.begin(), entries.end(), line, [](uint32_t l, const Entry& e) { return l < e.key_loc.line; });
-        };
-        auto i_it = key_after(lo);
-        auto j_it = key_after(hi);
-        if (i_it == entries.begin()) break;
-        const size_t i = static_cast<size_t>(i_it - entries.begin()) - 1;
-        const size_t j = static_cast<size_t>(j_it - entries.begin()) - 1;
-        const uint32_t begin = entries[i].key_loc.line;
-        const uint32_t j_end = j + 1 < entries.size() ? entries[j + 1].key_loc.line - 1 : span_end;
+    while (block_mapping(old, *m) || block_sequence(old, *m)) {
+        const std::vector<uint32_t> starts = child_lines(*m);
+        auto i_it = std::upper_bound(starts.begin(), starts.end(), lo);
+        auto j_it = std::upper_bound(starts.begin(), starts.end(), hi);
+        if (i_it == starts.begin()) break;
+        const size_t i = static_cast<size_t>(i_it - starts.begin()) - 1;
+        const size_t j = static_cast<size_t>(j_it - starts.begin()) - 1;
+        const uint32_t begin = starts[i];
+        const uint32_t j_end = j + 1 < starts.size() ? starts[j + 1] - 1 : span_end;
         uint32_t end = j_end;
-        while (end > entries[j].key_loc.line && blank_or_comment(old[end - 1])) --end;
+        while (end > starts[j] && blank_or_comment(old[end - 1])) --end;
         if (hi > end) break;
         out.push_back(Candidate{.path = path, .map = m, .first = i, .last = j, .begin = begin, .end = end, .indent = m->loc.col - 1});
-        if (i != j) break;
-        const Node& v = entries[i].value;
-        if (!v.is_map() || v.loc.line <= begin) break;
+        if (i != j || m->is_seq()) break;
+        const Node& v = m->map[i].value;
+        if (v.loc.line <= begin) break;
         path.push_back(i);
         m = &v;
         span_end = j_end;
@@ -138,16 +170,20 @@ uint32_t last_line(const Node& n) {
     return l;
 }
 
-// Whether a location outside entries [first, last] of `map` lies on lines [begin, end]: a value
-// with nothing after it is placed at the next token, which may be the first of those entries.
+// Whether a location outside entries (or items) [first, last] of the candidate's collection lies
+// on lines [begin, end]: a value with nothing after it is placed at the next token, which may be
+// the first of those entries.
 bool points_into(const Node& n, const Candidate& c) {
     auto in = [&](const Loc& l) { return l.line >= c.begin && l.line <= c.end; };
-    if (&n != c.map && in(n.loc)) return true;  // the mapping's own location moves to its new first key
+    auto skipped = [&](size_t k) { return &n == c.map && k >= c.first && k <= c.last; };
+    if (&n != c.map && in(n.loc)) return true;  // the collection's own location moves to its new first child
     for (size_t k = 0; k < n.map.size(); ++k) {
-        if (&n == c.map && k >= c.first && k <= c.last) continue;
+        if (skipped(k)) continue;
         if (in(n.map[k].key_loc) || points_into(n.map[k].value, c)) return true;
     }
-    return std::any_of(n.seq.begin(), n.seq.end(), [&](const Node& item) { return points_into(item, c); });
+    for (size_t k = 0; k < n.seq.size(); ++k)
+        if (!skipped(k) && points_into(n.seq[k], c)) return true;
+    return false;
 }
 
 // Moves every location on a line after `after` by `delta` lines.
@@ -164,10 +200,12 @@ void shift(Node& n, uint32_t after, int64_t delta) {
 }
 
 // Whether `text`, the new lines of candidate `c`, can stand alone: the first line starts at the
-// mapping's indentation, no later line is less indented (a list under a key may start at it), and
-// nothing in it depends on the rest of the document (anchors, aliases, tags) or on the lines after
-// it (block scalars keep trailing blank lines).
-bool self_contained(const Lines& lines, uint32_t indent_of_keys) {
+// collection's indentation, no later line is less indented (a list under a key may start at it),
+// and nothing in it depends on the rest of the document (anchors, aliases, tags) or on the lines
+// after it (block scalars keep trailing blank lines). A sequence's lines at its indentation are
+// its items' dashes.
+bool self_contained(const Lines& lines, uint32_t indent_of_keys, bool seq) {
+    auto dash = [](std::string_view l, size_t at) { return l[at] == '-' && (l.size() == at + 1 || l[at + 1] == ' '); };
     for (size_t k = 0; k < lines.size(); ++k) {
         std::string_view l = body(lines[k]);
         if (l.find_first_of("&*!|>") != std::string_view::npos) return false;
@@ -178,10 +216,14 @@ bool self_contained(const Lines& lines, uint32_t indent_of_keys) {
         if (k == 0 && in != indent_of_keys) return false;
         if (in > indent_of_keys) continue;
         if (in < indent_of_keys) return false;
+        if (seq) {
+            if (!dash(l, in)) return false;
+            continue;
+        }
         // At the keys' indentation: another key of the mapping (one of the new entries), or an
         // item of a list that is the value of the key before it. No explicit keys ('?', ':').
         if (l[in] == '?' || l[in] == ':') return false;
-        if (l[in] == '-' && (k == 0 || !(l.size() == in + 1 || l[in + 1] == ' '))) return false;
+        if (l[in] == '-' && (k == 0 || !dash(l, in))) return false;
     }
     return true;
 }
@@ -193,7 +235,7 @@ bool try_candidate(const Candidate& c, Node& tree, const Lines& old, const Lines
     if (new_end > static_cast<int64_t>(now.size()) || new_end + 1 < c.begin) return false;
     const Lines old_part(old.begin() + (c.begin - 1), old.begin() + c.end);
     const Lines new_part(now.begin() + (c.begin - 1), now.begin() + new_end);
-    if (!self_contained(old_part, c.indent) || !self_contained(new_part, c.indent)) return false;
+    if (!self_contained(old_part, c.indent, c.seq()) || !self_contained(new_part, c.indent, c.seq())) return false;
     const std::string_view text = new_part.empty()
                                       ? std::string_view{}
                                       : std::string_view(
@@ -204,12 +246,18 @@ bool try_candidate(const Candidate& c, Node& tree, const Lines& old, const Lines
     Diagnostics d;
     Node part = parse_yaml(text, file, d);
     if (d.errors() || d.warnings()) return false;
+    const size_t children = c.seq() ? c.map->seq.size() : c.map->map.size();
     if (part.is_null()) {
-        // Only blank and comment lines: the entries are gone. A mapping left empty would be a
-        // null in the document, not an empty map.
+        // Only blank and comment lines: the entries are gone. A collection left empty would be a
+        // null in the document, not an empty one.
         if (!std::all_of(new_part.begin(), new_part.end(), blank_or_comment)) return false;
-        if (c.last - c.first + 1 == c.map->map.size()) return false;
+        if (c.last - c.first + 1 == children) return false;
         if (points_into(tree, c)) return false;
+    } else if (c.seq()) {
+        // Items again, each on its dash's line at the sequence's column.
+        if (part.loc != Loc{.file = file, .line = 1, .col = c.indent + 1} || !block_sequence(new_part, part)) return false;
+        if (last_line(part) > new_part.size()) return false;
+        if (c.path.size() + 1 + height(part) + 2 >= kMaxYamlDepth) return false;
     } else {
         if (!part.is_map() || part.loc != Loc{.file = file, .line = 1, .col = c.indent + 1}) return false;
         for (const auto& e : part.map)
@@ -226,22 +274,34 @@ bool try_candidate(const Candidate& c, Node& tree, const Lines& old, const Lines
     Size total, gone, added;
     count(tree, total);
     for (size_t k = c.first; k <= c.last; ++k) {
+        if (c.seq()) {
+            count(c.map->seq[k], gone);
+            continue;
+        }
         ++gone.nodes;
         gone.bytes += c.map->map[k].key.size();
         count(c.map->map[k].value, gone);
     }
-    if (part.is_map()) {
+    if (!part.is_null()) {
         count(part, added);
-        --added.nodes;  // the part's own mapping
+        --added.nodes;  // the part's own collection
     }
     if (total.nodes - gone.nodes + added.nodes > kMaxYamlNodes || total.bytes - gone.bytes + added.bytes > kMaxYamlScalarBytes)
         return false;
 
     if (delta != 0) shift(tree, c.end, delta);
-    if (part.is_map()) shift(part, 0, c.begin - 1);
+    if (!part.is_null()) shift(part, 0, c.begin - 1);
     Node* m = &tree;
     for (size_t k : c.path) m = &m->map[k].value;
-    auto at = m->map.erase(m->map.begin() + static_cast<std::ptrdiff_t>(c.first), m->map.begin() + static_cast<std::ptrdiff_t>(c.last + 1));
+    const auto first = static_cast<std::ptrdiff_t>(c.first), past = static_cast<std::ptrdiff_t>(c.last + 1);
+    if (c.seq()) {
+        auto at = m->seq.erase(m->seq.begin() + first, m->seq.begin() + past);
+        m->seq.insert(at, std::make_move_iterator(part.seq.begin()), std::make_move_iterator(part.seq.end()));
+        // Placed at its first dash, on its first item's line.
+        if (!m->seq.empty()) m->loc = Loc{.file = m->loc.file, .line = m->seq.front().loc.line, .col = c.indent + 1};
+        return true;
+    }
+    auto at = m->map.erase(m->map.begin() + first, m->map.begin() + past);
     m->map.insert(at, std::make_move_iterator(part.map.begin()), std::make_move_iterator(part.map.end()));
     if (!m->map.empty()) m->loc = m->map.front().key_loc;
     return true;

@@ -500,10 +500,11 @@ std::string encode_cached(const CachedDesired& c) {
     return std::move(w.out);
 }
 
-std::optional<CachedDesired> decode_cached(const std::string& bytes) {
-    if (bytes.compare(0, kMagic.size(), kMagic) != 0) return std::nullopt;
-    Reader r(std::string_view(bytes).substr(kMagic.size()));
-    CachedDesired c;
+namespace {
+
+// The fields before the desired state: enough for lookup_cached to compare the key, so a
+// miss does not decode the desired state (at 10,000 forwards, most of the bytes).
+void read_head(Reader& r, CachedDesired& c) {
     for (auto& b : c.key) b = r.u8();
     c.inputs = r.strings();
     c.userspace = r.opt_str();
@@ -512,9 +513,30 @@ std::optional<CachedDesired> decode_cached(const std::string& bytes) {
     c.desired.state_dir = r.str();
     c.desired.keys_dir = r.opt_str();
     for (auto& s : r.strings()) c.desired.exclusive.insert(std::move(s));
+}
+
+// The rest; false when the bytes are not a whole entry.
+bool read_body(Reader& r, CachedDesired& c) {
     c.desired.state = read_state(r);
     c.desired.labels = read_labels(r);
-    if (!r.ok() || !r.at_end()) return std::nullopt;
+    return r.ok() && r.at_end();
+}
+
+// What follows the magic line; none for bytes of another format.
+std::optional<std::string_view> cached_payload(const std::string& bytes) {
+    if (bytes.compare(0, kMagic.size(), kMagic) != 0) return std::nullopt;
+    return std::string_view(bytes).substr(kMagic.size());
+}
+
+}  // namespace
+
+std::optional<CachedDesired> decode_cached(const std::string& bytes) {
+    auto payload = cached_payload(bytes);
+    if (!payload) return std::nullopt;
+    Reader r(*payload);
+    CachedDesired c;
+    read_head(r, c);
+    if (!read_body(r, c)) return std::nullopt;
     return c;
 }
 
@@ -582,15 +604,20 @@ std::optional<CachedDesired> lookup_cached(backend::DesiredCacheStore& store, co
     if (ctx.build_id.empty()) return say("this binary has no build id");
     auto bytes = store.load();
     if (!bytes) return say("none kept");
-    auto c = decode_cached(*bytes);
-    if (!c) return say("not readable");
+    auto payload = cached_payload(*bytes);
+    if (!payload) return say("not readable");
+    Reader r(*payload);
+    CachedDesired c;
+    read_head(r, c);
+    if (!r.ok()) return say("not readable");
     config::Sources sources;
     config::Diagnostics diags;
     const LoadOptions& o = ctx.options;
     auto files = config::read_config_files(o.config, o.dropin_dir ? *o.dropin_dir : config::default_dropin_dir(o.config), sources, diags);
     if (diags.has_errors()) return say("the configuration cannot be read");
-    if (sodium_memcmp(cache_key(ctx, files, c->desired.state_dir, input_digests(c->inputs)).data(), c->key.data(), c->key.size()) != 0)
+    if (sodium_memcmp(cache_key(ctx, files, c.desired.state_dir, input_digests(c.inputs)).data(), c.key.data(), c.key.size()) != 0)
         return say("inputs changed");
+    if (!read_body(r, c)) return say("not readable");
     return c;
 }
 

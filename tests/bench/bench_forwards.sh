@@ -5,6 +5,8 @@
 #   from nothing   wg-fleet apply onto the node without its nftables table (every forward added)
 #   no-op          wg-fleet apply with nothing to change
 #   add one        one forward added to the file, then wg-fleet apply (and its removal, the same)
+#   watch          the same add and removal as edits under `wg-fleet watch` (tests/bench/watch_edits.py):
+#                  the time from the rename of the file until the journal has the forward's op
 #   nft -f (map)   nft -f of edge1's table exactly as `nft list` prints it, deleted and created
 #                  again in one transaction: the reload of the same N forwards by hand
 #   nft -f (rules) nft -f of the same N forwards as one DNAT rule each (the form wg-fleet used
@@ -107,6 +109,9 @@ for n in $forwards_list; do
   write_fleet "$n" 0; del_changes=$(monitored wgf apply); del_lines=$(grep -aE '^(add|delete) ' "$tmp/monitor" | tr '\n' ' ')
   write_fleet "$n" 1; add_v=$(wgf -v apply 2>&1 | grep -iE "time|ms" | tr '\n' ' ' || true)
   write_fleet "$n" 0; wgf apply >/dev/null
+  # The same add and removal under `watch` (the file replaced by rename, as editors do).
+  write_fleet "$n" 1; cp "$tmp/fleet.yaml" "$tmp/with.yaml"; write_fleet "$n" 0
+  watch_line=$(python3 "$here/watch_edits.py" "$tmp/wgf" "$tmp/fleet.yaml" "$tmp/state/journal.log" "$((runs * 2))" "f$n" "$tmp/with.yaml")
 
   # The reload by hand: the same table, deleted and created again in one transaction.
   { echo "table inet wg-fleet"; echo "delete table inet wg-fleet"; in_ns nft list table inet wg-fleet; } > "$tmp/reload.nft"
@@ -143,4 +148,5 @@ EOF
   echo "kernel changes (nft monitor) of one removal: $del_changes: $del_lines"
   echo "-v, no-op: $noop_v"
   echo "-v, add one: $add_v"
+  echo "watch, one forward added or removed by an edit, rename → its op in the journal: $watch_line"
 done

@@ -267,7 +267,7 @@ std::string mutate(const std::string& text, std::mt19937& rng) {
     auto pick = [&](size_t n) { return n == 0 ? 0 : static_cast<size_t>(rng() % n); };
     auto lines = lines_of(text);
     bool final_newline = text.empty() || text.back() == '\n';
-    if (lines.empty()) lines.push_back("a: 1");
+    if (lines.empty()) lines.emplace_back("a: 1");
     const size_t at = pick(lines.size());
     auto indent_of = [&](size_t i) { return lines[i].find_first_not_of(' ') == std::string::npos ? 0 : lines[i].find_first_not_of(' '); };
     switch (rng() % 11) {
@@ -376,6 +376,52 @@ TEST_CASE("reparse: edits inside entries are parsed alone and give the whole tex
     CHECK(taken(kFleet, replaced(kFleet, "domain: example.internal", "domain: example.org")));
 }
 
+// Forwards as a block sequence: `count` one-line flow mappings, and three written as block
+// mappings under an indentless sequence of another key.
+std::string forwards_file(int count) {
+    std::string out = "# forwards\nforwards:\n";
+    for (int i = 0; i < count; ++i)
+        out += fmt::format("  - {{ name: f{}, node: edge1, proto: {}, port: {}, to: 10.99.0.{}, to_port: 80 }}\n", i, i % 2 ? "udp" : "tcp",
+                           1024 + i, i % 250 + 1);
+    out +=
+        "http_routes:\n- name: web\n  host: web.example\n  to: svc\n\n- name: api\n  host: api.example\n  # a comment\n  to: svc\n"
+        "- name: old\n  host: old.example\n  to: svc\nlast: 1\n";
+    return out;
+}
+
+TEST_CASE("reparse: edits of a block sequence's items are parsed by the items", "[reparse]") {
+    const std::string f = forwards_file(6);
+    const std::string f3 = "  - { name: f3, node: edge1, proto: udp, port: 1027, to: 10.99.0.4, to_port: 80 }\n";
+    // One forward changed, added in the middle, added at the end, removed.
+    CHECK(taken(f, replaced(f, "port: 1027", "port: 2027")));
+    CHECK(taken(f, replaced(f, f3, f3 + "  - { name: new, node: edge1, proto: tcp, port: 9000, to: 10.99.0.9 }\n")));
+    CHECK(taken(f, replaced(f, "http_routes:", "  - { name: new, node: edge1, proto: tcp, port: 9000, to: 10.99.0.9 }\nhttp_routes:")));
+    CHECK(taken(f, replaced(f, f3, "")));
+    // The first item removed: the sequence is placed at its new first dash.
+    CHECK(taken(f, replaced(f, "  - { name: f0,", "  - { name: g0,")));
+    CHECK(taken(f, f.substr(0, f.find("  - { name: f0")) + f.substr(f.find("  - { name: f1"))));
+    // Items that are block mappings, in a sequence at its key's indentation: a setting changed,
+    // added, an item added after the last and one removed with its comment.
+    CHECK(taken(f, replaced(f, "host: api.example", "host: api2.example")));
+    CHECK(taken(f, replaced(f, "  host: web.example\n", "  host: web.example\n  port: 8080\n")));
+    CHECK(taken(f, replaced(f, "last: 1\n", "- name: more\n  to: svc\nlast: 1\n")));
+    CHECK(taken(f, replaced(f, "- name: api\n  host: api.example\n  # a comment\n  to: svc\n", "")));
+    // In a file of 2,000 forwards, where the key `forwards` is far more than a quarter of it.
+    const std::string big = forwards_file(2000);
+    CHECK(taken(big, replaced(big, "port: 1500,", "port: 31500,")));
+    CHECK(taken(big, replaced(big, "http_routes:", "  - { name: new, node: edge1, proto: tcp, port: 9000, to: 10.99.0.9 }\nhttp_routes:")));
+
+    // A null item is placed just after its dash, on its line.
+    CHECK(taken(big, replaced(big, "http_routes:", "  -\nhttp_routes:")));
+    // Not taken: an item below its dash, a line at the dashes' column that is no item, an anchor.
+    CHECK_FALSE(taken(big, replaced(big, "http_routes:", "  -\n    name: x\nhttp_routes:")));
+    CHECK_FALSE(taken(big, replaced(big, "http_routes:", "  x: 1\nhttp_routes:")));
+    CHECK_FALSE(taken(big, replaced(big, "port: 1500,", "port: &p 1500,")));
+    // Every item removed: the sequence's key takes the edit (its value becomes a null).
+    const std::string one = "forwards:\n  - {name: a}\nlast: 1\n";
+    CHECK(taken(one, replaced(one, "  - {name: a}\n", "")));
+}
+
 TEST_CASE("reparse: edits whose part cannot stand alone are left to the whole parse", "[reparse]") {
     // A key the edit duplicates, and a syntax error.
     CHECK_FALSE(taken(kFleet, replaced(kFleet, "      phone:", "      laptop:")));
@@ -426,9 +472,12 @@ TEST_CASE("reparse: random edits of the examples, invalid examples, fuzz seeds a
         n_edits += e;
         used += e > 0;
     }
-    auto [t, e] = random_edits(generated_fleet(300), 99, 400, 25);
-    n_taken += t;
-    n_edits += e;
+    for (auto [text, seed_of] : {std::pair{generated_fleet(300), 99U}, std::pair{forwards_file(300), 98U}}) {
+        auto [t, e] = random_edits(text, seed_of, 400, 25);
+        REQUIRE(e > 0);
+        n_taken += t;
+        n_edits += e;
+    }
     for (unsigned k = 0; k < 4; ++k) {
         auto [st, se] = random_edits(kStyles, 500 + k, 300, 0);
         REQUIRE(se > 0);
