@@ -707,9 +707,7 @@ Status Nft::read_foreign(backend::FirewallLive& out) {
     return Status::ok();
 }
 
-Result<backend::FirewallLive> Nft::read_if_changed(const std::string& generation) {
-    if (open_error_) return *open_error_;
-    if (generation.empty()) return read();
+Result<std::string> Nft::current_generation() {
     // The generation, the table's handle, and the generation again: nothing committed between.
     NftTableLive head;
     auto gen = read_genid();
@@ -718,11 +716,35 @@ Result<backend::FirewallLive> Nft::read_if_changed(const std::string& generation
     if (auto s = read_table_head(head); !s) return s.error();
     auto gen2 = read_genid();
     if (!gen2) return gen2.error();
-    const std::string now = generation_of(head);
-    if (*gen2 != *gen || now.empty() || now != generation) return read();
+    if (*gen2 != *gen) return std::string();
+    return generation_of(head);
+}
+
+Result<std::optional<NftTableLive>> Nft::snapshot_unchanged() {
+    std::optional<Snapshot> snap;
+    {
+        std::lock_guard lock(snapshot_mutex);
+        if (last_snapshot && netns_ && last_snapshot->netns == netns_) snap = std::move(last_snapshot);
+        last_snapshot.reset();
+    }
+    if (!snap) return std::optional<NftTableLive>();
+    const std::string then = generation_of(snap->table);
+    auto now = current_generation();
+    if (!now) return now.error();
+    if (then.empty() || *now != then) return std::optional<NftTableLive>();
+    return std::optional<NftTableLive>(std::move(snap->table));
+}
+
+Result<backend::FirewallLive> Nft::read_if_changed(const std::string& generation) {
+    if (open_error_) return *open_error_;
+    if (generation.empty()) return read();
+    auto now = current_generation();
+    if (!now) return now.error();
+    if (now->empty() || *now != generation) return read();
     last_read_back_ = 0;
+    last_read_kept_ = false;
     backend::FirewallLive out;
-    out.generation = now;
+    out.generation = std::move(*now);
     out.table_unchanged = true;
     if (auto s = read_foreign(out); !s) return s.error();
     return out;
@@ -730,9 +752,15 @@ Result<backend::FirewallLive> Nft::read_if_changed(const std::string& generation
 
 Result<backend::FirewallLive> Nft::read() {
     last_read_back_ = 0;
+    last_read_kept_ = false;
     auto back = read_back_applied();
     if (!back) return back.error();
-    auto live = *back ? Result<NftTableLive>(std::move(**back)) : read_table();
+    // Not after an apply: the last read's table, while nothing committed since it was read.
+    Result<std::optional<NftTableLive>> kept = std::optional<NftTableLive>();
+    if (!*back) kept = snapshot_unchanged();
+    if (!kept) return kept.error();
+    last_read_kept_ = kept->has_value();
+    auto live = *back ? Result<NftTableLive>(std::move(**back)) : *kept ? Result<NftTableLive>(std::move(**kept)) : read_table();
     if (!live) return live.error();
     backend::FirewallLive out;
     if (auto s = read_foreign(out); !s) return s.error();

@@ -90,6 +90,9 @@ public:
     // How many map elements the last read() read back one by one instead of dumping the table:
     // 0 when it read the table whole (see read()).
     size_t last_read_back() const { return last_read_back_; }
+    // Whether the last read() took the table from the read before it (in this process, this
+    // network namespace), nothing having committed in any table since: no dump.
+    bool last_read_kept() const { return last_read_kept_; }
 
 private:
     backend::Result<NftTableLive> read_table_once(bool* consistent);
@@ -121,6 +124,12 @@ private:
     // generation is still the one its commit made: each changed element read back and checked.
     // Nothing when that does not hold; then read() dumps the table.
     backend::Result<std::optional<NftTableLive>> read_back_applied();
+    // The generation as generation_of() names it, read as the generation, the table's handle and
+    // the generation again; empty when something committed in between (or it cannot be named).
+    backend::Result<std::string> current_generation();
+    // The last read()'s table (taken from the snapshot apply() would use), when its generation is
+    // the current one: nothing committed in any table since it was read, so the table is that.
+    backend::Result<std::optional<NftTableLive>> snapshot_unchanged();
     backend::Status send_batch(std::vector<char>& buf, const std::vector<std::pair<uint32_t, std::string>>& what, uint32_t ack_seq);
     uint32_t next_seq() { return seq_++; }
 
@@ -131,6 +140,7 @@ private:
     uint64_t netns_ = 0;  // the cookie of the socket's network namespace (0: unknown)
     std::vector<std::string> last_batch_;
     size_t last_read_back_ = 0;
+    bool last_read_kept_ = false;
 };
 
 }  // namespace wgf::linux_

@@ -430,6 +430,78 @@ TEST_CASE("nft: the read after an apply of elements reads back only them, and th
     }
 }
 
+// A read with nothing committed since the last read (in this process and namespace) takes that
+// read's table instead of dumping it again (as `watch` reads at each edit); any commit, in any
+// table, makes it whole again, and it must always report what a whole read reports.
+TEST_CASE("nft: a read with nothing committed since the last read takes its table, and any commit makes it whole", "[nft]") {
+    if (!wgf::test::netns_available()) return;
+    Netns ns("wgfk");
+    auto fw = nft_in(ns);
+    Rules desired = by_id(kRules);
+    apply_ok(*fw, FirewallChange{{}, kRules});
+    auto same_as_whole = [&](const wgf::backend::FirewallLive& got) {
+        auto other = nft_in(ns);
+        auto t = other->read_table();
+        if (!t) FAIL("read_table: " << t.error().message);
+        wgf::linux_::nft::View v = wgf::linux_::nft::view(*t);
+        CHECK(got.rules == v.rules);
+        CHECK(got.damage == v.damage);
+    };
+    auto first = read_live(*fw);
+    CHECK_FALSE(fw->last_read_kept());  // the apply made the table: read whole
+    auto again = read_live(*fw);
+    CHECK(fw->last_read_kept());
+    CHECK(again.rules == desired);
+    CHECK(again.generation == first.generation);
+    same_as_whole(again);
+    // Another backend in the same process and namespace takes it too.
+    auto next = nft_in(ns);
+    CHECK(read_live(*next).rules == desired);
+    CHECK(next->last_read_kept());
+
+    SECTION("an element deleted by hand") {
+        REQUIRE(ns.sh("nft delete element inet wg-fleet fwd4 \"{ tcp . 8080 }\"").status == 0);
+        auto got = read_live(*fw);
+        CHECK_FALSE(fw->last_read_kept());
+        CHECK(got.rules.count("dnat-web-v4") == 0);
+        same_as_whole(got);
+    }
+    SECTION("a commit in another table") {
+        REQUIRE(ns.sh("nft add table inet other").status == 0);
+        auto got = read_live(*fw);
+        CHECK_FALSE(fw->last_read_kept());
+        CHECK(got.rules == desired);
+    }
+    SECTION("the table deleted and made again by hand as it was") {
+        const std::string listed = nft_list(ns);
+        REQUIRE(ns.sh("nft delete table inet wg-fleet && nft -f - <<'EOF'\n" + listed + "\nEOF").status == 0);
+        auto got = read_live(*fw);
+        CHECK_FALSE(fw->last_read_kept());
+        same_as_whole(got);
+    }
+    SECTION("an apply in between is read back, and the read after it takes that") {
+        FwRule added = dnat("dnat-game-v4", Proto::udp, 27015, "192.0.2.7", 27016);
+        apply_ok(*fw, FirewallChange{{}, {added}});
+        desired.emplace(added.id, added);
+        CHECK(read_ok(*fw) == desired);
+        CHECK(fw->last_read_back() == 1);
+        CHECK_FALSE(fw->last_read_kept());
+        auto got = read_live(*fw);
+        CHECK(fw->last_read_kept());
+        CHECK(got.rules == desired);
+        same_as_whole(got);
+    }
+    SECTION("a read in another namespace in between: this one's table is read whole") {
+        Netns other_ns("wgfk2");
+        auto there = nft_in(other_ns);
+        apply_ok(*there, FirewallChange{{}, {dnat("dnat-game-v4", Proto::udp, 27015, "192.0.2.7", 27016)}});
+        read_live(*there);
+        auto got = read_live(*fw);
+        CHECK_FALSE(fw->last_read_kept());
+        CHECK(got.rules == desired);
+    }
+}
+
 TEST_CASE("nft: a deleted or hand-edited table is restored by the next apply", "[nft]") {
     if (!wgf::test::netns_available()) return;
     Netns ns("wgfn");
