@@ -167,8 +167,9 @@ void restore_endpoints(plan::Plan& plan, const model::HostState& last_verified) 
 namespace {
 
 // What a LiveCache keeps of a verified read: the desired devices and their stats, nothing a
-// run reads cheaply anyway.
-LiveCache cache_of(Live live, const std::set<std::string>& interfaces, plan::Ownership owned) {
+// run reads cheaply anyway; and our table's rules when a firewall record stands for them (the
+// digest given), which spares an edit the table's dump.
+LiveCache cache_of(Live live, const std::set<std::string>& interfaces, plan::Ownership owned, std::optional<std::string> firewall_digest) {
     Live kept;
     kept.facts.now = live.facts.now;
     for (const auto& name : interfaces) {
@@ -179,7 +180,12 @@ LiveCache cache_of(Live live, const std::set<std::string>& interfaces, plan::Own
         if (auto h = live.facts.last_handshake.find(name); h != live.facts.last_handshake.end())
             kept.facts.last_handshake.insert(live.facts.last_handshake.extract(h));
     }
-    return LiveCache{.live = std::move(kept), .interfaces = interfaces, .owned = std::move(owned)};
+    LiveCache c{.live = std::move(kept), .interfaces = interfaces, .owned = std::move(owned), .firewall = {}, .firewall_digest = {}};
+    if (firewall_digest) {
+        c.firewall = std::move(live.state.firewall);
+        c.firewall_digest = std::move(*firewall_digest);
+    }
+    return c;
 }
 
 }  // namespace
@@ -357,7 +363,9 @@ RunResult Engine::run_once(Desired d, const std::string& node, Mode mode, int64_
         if (auto s = read_live_rest(backends, r.desired, *owned, *live); !s) live = s.error();
     r.timings.lap(r.used_cache ? "read (cached devices)" : prefetched ? "read (wait)" : "read");
     if (live && live->firewall_kept) {
-        if (auto s = settle_kept_firewall(backends, r.desired, *live); !s) live = s.error();
+        const KnownFirewall known = r.used_cache ? KnownFirewall{.rules = &prior->firewall, .digest = prior->firewall_digest}
+                                                 : KnownFirewall{};
+        if (auto s = settle_kept_firewall(backends, r.desired, *live, known); !s) live = s.error();
         r.timings.lap(live && live->firewall_from_kept ? "firewall kept" : "firewall (read: other rules)");
     }
     if (!live) {
@@ -391,9 +399,15 @@ RunResult Engine::run_once(Desired d, const std::string& node, Mode mode, int64_
     // A verified read (the plan's, when there is nothing to do; else the one after the apply)
     // leaves a record of the firewall for the next run; one that relied on the record leaves it.
     // A record that cannot be written is none: the next run reads the table.
-    auto keep_firewall = [&](const Live& verified) {
-        if (!kept_firewall) return;
-        if (auto k = firewall_to_keep(verified, r.desired); k && k != kept) (void)kept_firewall->save(*k);
+    // Returns the digest of the record that stands for the verified rules, for the next run's cache.
+    auto keep_firewall = [&](const Live& verified) -> std::optional<std::string> {
+        if (!kept_firewall) return std::nullopt;
+        if (auto k = firewall_to_keep(verified, r.desired)) {
+            if (k != kept && !kept_firewall->save(*k)) return std::nullopt;
+            return std::move(k->digest);
+        }
+        if (verified.firewall_from_kept && kept) return kept->digest;
+        return std::nullopt;
     };
 
     // Nothing to do: the diff just computed is the verification. The record may still shrink
@@ -403,9 +417,9 @@ RunResult Engine::run_once(Desired d, const std::string& node, Mode mode, int64_
         plan::Ownership after_success = record_after();
         if (after_success != *owned)
             if (auto s = state.save(after_success); !s) r.error = s.error();
-        if (!r.error) keep_firewall(*r.live);
+        const auto fw_digest = r.error ? std::nullopt : keep_firewall(*r.live);
         r.leftover = plan::Plan{};
-        if (cache && !r.error) *cache = cache_of(*r.live, desired_names, std::move(after_success));
+        if (cache && !r.error) *cache = cache_of(*r.live, desired_names, std::move(after_success), fw_digest);
         return r;
     }
 
@@ -481,8 +495,8 @@ RunResult Engine::run_once(Desired d, const std::string& node, Mode mode, int64_
         return r;
     }
     if (r.applied->ok() && r.leftover->empty() && !r.error) {
-        keep_firewall(*after);
-        if (cache) *cache = cache_of(std::move(*after), desired_names, std::move(next));
+        const auto fw_digest = keep_firewall(*after);
+        if (cache) *cache = cache_of(std::move(*after), desired_names, std::move(next), fw_digest);
     }
     return r;
 }

@@ -117,6 +117,11 @@ struct LiveCache {
     std::set<std::string> interfaces;  // the desired interfaces of that run
     plan::Ownership owned;             // the ownership record that run left: a different one now means
                                        // someone else applied in between
+    // Our table's rules as that run verified them, and the digest of the firewall record it kept
+    // or relied on for them (empty: none). While the ruleset is at that record's generation the
+    // table holds them, and an edit need not read it (settle_kept_firewall).
+    std::map<std::string, model::FwRule> firewall;
+    std::string firewall_digest;
 };
 
 // A peer about to be added without a desired endpoint (the other side dials in) that the last

@@ -124,12 +124,17 @@ std::optional<backend::KeptFirewall> firewall_to_keep(const Live& live, const mo
     return backend::KeptFirewall{.generation = live.firewall_generation, .digest = firewall_digest(live.state.firewall)};
 }
 
-backend::Status settle_kept_firewall(Backends& b, const model::HostState& desired, Live& live) {
+backend::Status settle_kept_firewall(Backends& b, const model::HostState& desired, Live& live, const KnownFirewall& known) {
     if (!live.firewall_kept) return {};
-    const bool same = firewall_digest(desired.firewall) == live.firewall_kept->digest;
+    const std::string kept = std::move(live.firewall_kept->digest);
     live.firewall_kept.reset();
-    if (same) {
+    if (firewall_digest(desired.firewall) == kept) {
         live.state.firewall = desired.firewall;
+        live.firewall_from_kept = true;
+        return {};
+    }
+    if (known.rules && !known.digest.empty() && known.digest == kept) {
+        live.state.firewall = std::move(*known.rules);
         live.firewall_from_kept = true;
         return {};
     }

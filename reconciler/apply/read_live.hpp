@@ -37,10 +37,19 @@ std::string firewall_digest(const std::map<std::string, model::FwRule>& rules);
 // rules and no damage, and the read named a generation. Nothing otherwise.
 std::optional<backend::KeptFirewall> firewall_to_keep(const Live& live, const model::HostState& desired);
 
+// Rules known to have a kept record's digest: those of the last verified run of a long-running
+// caller (LiveCache::firewall), with the digest of the record that run kept or relied on.
+struct KnownFirewall {
+    std::map<std::string, model::FwRule>* rules = nullptr;  // taken when they are the record's
+    std::string digest;
+};
+
 // A read that relied on a kept record (Live::firewall_kept), once the desired rules are known:
 // when their digest is the record's, the table holds exactly them (it held the rules of that
-// digest at that generation, and the ruleset is still at it); otherwise the table is read now.
-backend::Status settle_kept_firewall(Backends& b, const model::HostState& desired, Live& live);
+// digest at that generation, and the ruleset is still at it); so it does the rules of `known`
+// when theirs is (an edit under watch: the table is still as the last run verified it).
+// Otherwise the table is read now.
+backend::Status settle_kept_firewall(Backends& b, const model::HostState& desired, Live& live, const KnownFirewall& known = {});
 
 // Reads what the plan may touch: the desired and owned interfaces, our routes, the desired
 // sysctls, our firewall table, the desired and owned files.

@@ -773,7 +773,7 @@ TEST_CASE("engine: a managed path on a key file, inside state_dir, or twice is r
     desired.interfaces.emplace("mesh", model::WgInterface{.name = "mesh"});
     model::Labels labels;
     labels.interfaces["mesh"].private_key_file = "/state/mesh.key";
-    auto refuse = [&](std::vector<std::string> paths) {
+    auto refuse = [&](const std::vector<std::string>& paths) {
         model::HostState d = desired;
         for (const auto& p : paths) d.files.emplace(p, model::ManagedFile{p, std::string(model::kFileMarker) + "\n", 0644});
         plan::Ownership owned;
@@ -1148,5 +1148,71 @@ TEST_CASE("engine: the firewall kept by a verified apply spares reading the tabl
         REQUIRE(e.run(*s.fw, "c1", apply::Mode::apply, m.now).ok());
         CHECK_FALSE(kept.kept);
         CHECK(m.firewall.table_reads == reads + 1);
+    }
+}
+
+// Under watch, an edit of the firewall rules diffs against the rules the last verified run left
+// (LiveCache::firewall) while the ruleset is at the generation of the record standing for them:
+// the table is read only to verify. A commit by anyone, or a record that stands for other rules,
+// makes the edit read the table first, as without the cache.
+TEST_CASE("engine: an edit of the firewall under watch diffs against the rules verified last while the record stands for them",
+          "[engine][kept_firewall][cache]") {
+    Setup s;
+    FakeMachine m;
+    m.firewall.generation = "g";
+    MapResolver dns;
+    dns.names["vpn2.example.com"] = *model::IpAddr::parse("198.51.100.2");
+    MemState state;
+    backend::FakeKeptFirewall kept;
+    apply::LiveCache cache;
+    auto b = m.backends();
+    apply::Engine e{b, m.keys, dns, state, nullptr, {}};
+    e.kept_firewall = &kept;
+    e.cache = &cache;
+    REQUIRE(e.run(*s.fw, "c1", apply::Mode::apply, m.now).ok());
+    REQUIRE(kept.kept);
+    CHECK(cache.firewall == m.firewall.rules);
+    CHECK(cache.firewall_digest == kept.kept->digest);
+
+    const model::FwRule extra{.id = "accept-extra", .kind = model::FwKind::accept_udp, .proto = model::Proto::udp, .port = 51999};
+    auto with_extra = [&] {
+        apply::Desired d = apply::render_desired(*s.fw, "c1");
+        d.state.firewall.emplace(extra.id, extra);
+        return d;
+    };
+    // Runs an edit on the cached devices; returns how many times it read the table.
+    auto edit = [&](apply::Desired d, size_t ops) {
+        const int before = m.firewall.table_reads;
+        auto r = e.run(std::move(d), "c1", apply::Mode::apply, m.now, nullptr, apply::LiveRead::cached_devices);
+        REQUIRE(r.ok());
+        CHECK(r.used_cache);
+        INFO(fmt::format("{}", fmt::join(lines_of(r.plan), "\n")));
+        CHECK(lines_of(r.plan).size() == ops);
+        REQUIRE(r.leftover);
+        CHECK(r.leftover->empty());
+        return m.firewall.table_reads - before;
+    };
+
+    SECTION("a rule added, then removed: each read only to verify") {
+        CHECK(edit(with_extra(), 1) == 1);
+        CHECK(m.firewall.rules.count("accept-extra") == 1);
+        CHECK(cache.firewall == m.firewall.rules);
+        CHECK(edit(apply::render_desired(*s.fw, "c1"), 1) == 1);
+        CHECK(m.firewall.rules.count("accept-extra") == 0);
+    }
+    SECTION("a rule deleted by hand before the edit: the table is read, the rule restored with the edit") {
+        const std::string id = m.firewall.rules.begin()->first;
+        m.firewall.rules.erase(id);
+        m.firewall.generation += "hand";
+        CHECK(edit(with_extra(), 2) == 2);
+        CHECK(m.firewall.rules.count(id) == 1);
+    }
+    SECTION("a record another run wrote for other rules at the same generation: the table is read") {
+        kept.kept->digest = apply::firewall_digest({{extra.id, extra}});
+        CHECK(edit(with_extra(), 1) == 2);
+    }
+    SECTION("a tick reads everything and leaves a cache that serves the next edit the same") {
+        REQUIRE(e.run(*s.fw, "c1", apply::Mode::apply, m.now, nullptr, apply::LiveRead::full).ok());
+        CHECK(edit(with_extra(), 1) == 1);
     }
 }
