@@ -253,21 +253,22 @@ bool try_candidate(const Candidate& c, Node& tree, const Lines& old, const Lines
         if (!std::all_of(new_part.begin(), new_part.end(), blank_or_comment)) return false;
         if (c.last - c.first + 1 == children) return false;
         if (points_into(tree, c)) return false;
-    } else if (c.seq()) {
-        // Items again, each on its dash's line at the sequence's column.
-        if (part.loc != Loc{.file = file, .line = 1, .col = c.indent + 1} || !block_sequence(new_part, part)) return false;
-        if (last_line(part) > new_part.size()) return false;
-        if (c.path.size() + 1 + height(part) + 2 >= kMaxYamlDepth) return false;
     } else {
-        if (!part.is_map() || part.loc != Loc{.file = file, .line = 1, .col = c.indent + 1}) return false;
-        for (const auto& e : part.map)
-            if (e.key_loc.col != c.indent + 1) return false;
+        if (part.loc != Loc{.file = file, .line = 1, .col = c.indent + 1}) return false;
+        if (c.seq()) {
+            // Items again, each on its dash's line at the sequence's column.
+            if (!block_sequence(new_part, part)) return false;
+        } else {
+            if (!part.is_map()) return false;
+            for (const auto& e : part.map)
+                if (e.key_loc.col != c.indent + 1) return false;
+            std::unordered_set<std::string_view> keys;
+            for (const auto& e : part.map) keys.insert(e.key);
+            for (size_t k = 0; k < c.map->map.size(); ++k)
+                if ((k < c.first || k > c.last) && keys.count(c.map->map[k].key)) return false;
+        }
         // A value with nothing after it is placed at the next token, which lies beyond the part.
         if (last_line(part) > new_part.size()) return false;
-        std::unordered_set<std::string_view> keys;
-        for (const auto& e : part.map) keys.insert(e.key);
-        for (size_t k = 0; k < c.map->map.size(); ++k)
-            if ((k < c.first || k > c.last) && keys.count(c.map->map[k].key)) return false;
         if (c.path.size() + 1 + height(part) + 2 >= kMaxYamlDepth) return false;
     }
 

@@ -520,6 +520,16 @@ struct Applied {
 };
 std::optional<Applied> last_applied;
 
+// Takes what `slot` (last_snapshot or last_applied) holds for network namespace `netns`, under
+// snapshot_mutex; the slot is emptied either way, so each is used once.
+template <class T>
+std::optional<T> take_for(std::optional<T>& slot, uint64_t netns) {
+    std::lock_guard lock(snapshot_mutex);
+    std::optional<T> out = std::exchange(slot, std::nullopt);
+    if (out && (!netns || out->netns != netns)) out.reset();
+    return out;
+}
+
 // At most this many changed elements are read back one by one; more are read with the table.
 constexpr size_t kMaxReadBack = 256;
 
@@ -646,12 +656,7 @@ Status Nft::remove_foreign(const model::ForeignRule& r) {
 }
 
 Result<std::optional<NftTableLive>> Nft::read_back_applied() {
-    std::optional<Applied> a;
-    {
-        std::lock_guard lock(snapshot_mutex);
-        if (last_applied && netns_ && last_applied->netns == netns_) a = std::move(last_applied);
-        last_applied.reset();
-    }
+    std::optional<Applied> a = take_for(last_applied, netns_);
     if (!a) return std::optional<NftTableLive>();
     auto gen = read_genid();
     if (!gen) return gen.error();
@@ -721,12 +726,7 @@ Result<std::string> Nft::current_generation() {
 }
 
 Result<std::optional<NftTableLive>> Nft::snapshot_unchanged() {
-    std::optional<Snapshot> snap;
-    {
-        std::lock_guard lock(snapshot_mutex);
-        if (last_snapshot && netns_ && last_snapshot->netns == netns_) snap = std::move(last_snapshot);
-        last_snapshot.reset();
-    }
+    std::optional<Snapshot> snap = take_for(last_snapshot, netns_);
     if (!snap) return std::optional<NftTableLive>();
     const std::string then = generation_of(snap->table);
     auto now = current_generation();
@@ -755,12 +755,13 @@ Result<backend::FirewallLive> Nft::read() {
     last_read_kept_ = false;
     auto back = read_back_applied();
     if (!back) return back.error();
-    // Not after an apply: the last read's table, while nothing committed since it was read.
-    Result<std::optional<NftTableLive>> kept = std::optional<NftTableLive>();
-    if (!*back) kept = snapshot_unchanged();
-    if (!kept) return kept.error();
-    last_read_kept_ = kept->has_value();
-    auto live = *back ? Result<NftTableLive>(std::move(**back)) : *kept ? Result<NftTableLive>(std::move(**kept)) : read_table();
+    if (!*back) {
+        // Not after an apply: the last read's table, while nothing committed since it was read.
+        back = snapshot_unchanged();
+        if (!back) return back.error();
+        last_read_kept_ = back->has_value();
+    }
+    auto live = *back ? Result<NftTableLive>(std::move(**back)) : read_table();
     if (!live) return live.error();
     backend::FirewallLive out;
     if (auto s = read_foreign(out); !s) return s.error();
@@ -964,14 +965,11 @@ Status Nft::apply(const backend::FirewallChange& change) {
     for (int attempt = 0; attempt < 5; ++attempt) {
         std::optional<NftTableLive> live;
         std::optional<nft::View> view;
-        if (attempt == 0) {
-            std::lock_guard lock(snapshot_mutex);
-            if (last_snapshot && netns_ && last_snapshot->netns == netns_) {
-                live = std::move(last_snapshot->table);
-                view = std::move(last_snapshot->view);
+        if (attempt == 0)
+            if (auto snap = take_for(last_snapshot, netns_)) {
+                live = std::move(snap->table);
+                view = std::move(snap->view);
             }
-            last_snapshot.reset();
-        }
         if (!live || attempt > 0) {
             auto fresh = read_table();
             if (!fresh) return fresh.error();

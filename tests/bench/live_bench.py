@@ -134,6 +134,26 @@ def write_by_rename(path, text, settle=0.0):
     return t
 
 
+def wait_in_file(path, needle, offset, timeout, proc, exited):
+    """Polls the file every millisecond from offset until the needle appears; returns that
+    monotonic time, or None after timeout. Raises exited() when proc ends first."""
+    deadline = time.monotonic() + timeout
+    buf = ""
+    with open(path, errors="replace") as f:
+        f.seek(offset)
+        while time.monotonic() < deadline:
+            chunk = f.read()
+            if chunk:
+                buf += chunk
+                if needle in buf:
+                    return time.monotonic()
+            elif proc.poll() is not None:
+                raise exited()
+            else:
+                time.sleep(0.001)
+    return None
+
+
 # ---- the bench ---------------------------------------------------------------------------------
 
 class Bench:
@@ -568,22 +588,8 @@ class Bench:
         self.children.append(w)
 
         def wait_for(path, needle, offset, timeout):
-            """Polls the file every millisecond from offset; the time the needle appeared, or None."""
-            deadline = time.monotonic() + timeout
-            buf = ""
-            with open(path, errors="replace") as f:
-                f.seek(offset)
-                while time.monotonic() < deadline:
-                    chunk = f.read()
-                    if chunk:
-                        buf += chunk
-                        if needle in buf:
-                            return time.monotonic()
-                    elif w.poll() is not None:
-                        raise Failed(f"watch exited {w.returncode}: " + open(err).read()[-2000:])
-                    else:
-                        time.sleep(0.001)
-            return None
+            return wait_in_file(path, needle, offset, timeout, w,
+                                lambda: Failed(f"watch exited {w.returncode}: " + open(err).read()[-2000:]))
 
         if wait_for(err, " watching ", 0, 120) is None:
             raise Failed("watch did not start within 120 s: " + open(err).read()[-2000:])

@@ -18,36 +18,11 @@ import subprocess
 import sys
 import time
 
-
-def write_by_rename(path, text):
-    tmp = os.path.join(os.path.dirname(path), "." + os.path.basename(path) + ".swp")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    # The temporary file's own event is ignored by watch; let it pass before the rename.
-    time.sleep(0.3)
-    t = time.monotonic()
-    os.rename(tmp, path)
-    return t
+from live_bench import wait_in_file, write_by_rename
 
 
 def wait_for(path, needle, offset, timeout, proc):
-    deadline = time.monotonic() + timeout
-    buf = ""
-    with open(path, errors="replace") as f:
-        f.seek(offset)
-        while time.monotonic() < deadline:
-            chunk = f.read()
-            if chunk:
-                buf += chunk
-                if needle in buf:
-                    return time.monotonic()
-            elif proc.poll() is not None:
-                raise SystemExit(f"watch_edits: watch exited {proc.returncode}")
-            else:
-                time.sleep(0.001)
-    return None
+    return wait_in_file(path, needle, offset, timeout, proc, lambda: SystemExit(f"watch_edits: watch exited {proc.returncode}"))
 
 
 def main():
@@ -67,7 +42,8 @@ def main():
             text, kind = (with_text, "add") if i % 2 == 0 else (without, "remove")
             j_off = os.path.getsize(journal) if os.path.exists(journal) else 0
             e_off = os.path.getsize(err_path)
-            t0 = write_by_rename(config, text)
+            # The temporary file's own event is ignored by watch; let it pass before the rename.
+            t0 = write_by_rename(config, text, settle=0.3)
             t1 = wait_for(journal, needle, j_off, 60, proc)
             if t1 is None:
                 raise SystemExit(f"watch_edits: edit {i} not in the journal within 60 s")
@@ -79,7 +55,7 @@ def main():
             if lines:
                 timings[kind] = " | ".join(lines)
         if os.path.exists(config) and open(config).read() != without:
-            write_by_rename(config, without)
+            write_by_rename(config, without, settle=0.3)
         print(f"{statistics.median(lat):.1f} ms ({min(lat):.1f}–{max(lat):.1f}) over {len(lat)} edits")
         for kind, line in timings.items():
             print(f"  watch -v, {kind}: {line}")

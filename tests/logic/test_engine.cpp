@@ -1066,22 +1066,32 @@ TEST_CASE("engine: a desired state kept by the cache resolves its endpoint names
     CHECK(kept->desired.state.interfaces.at("mesh").peers.at(c2).endpoint == ep("vpn2.example.com:51821"));
 }
 
+namespace {
+
+// An engine over the fakes whose firewall names its generation, with a record to keep; not run yet.
+struct KeptFirewallRun {
+    Setup s;
+    FakeMachine m;
+    MapResolver dns;
+    MemState state;
+    backend::FakeKeptFirewall kept;
+    apply::Backends b = m.backends();
+    apply::Engine e{b, m.keys, dns, state, nullptr, {}};
+    KeptFirewallRun() {
+        m.firewall.generation = "g";
+        dns.names["vpn2.example.com"] = *model::IpAddr::parse("198.51.100.2");
+        e.kept_firewall = &kept;
+    }
+};
+
+}  // namespace
+
 // The firewall kept from the last verified apply: a run does not read the table while the
 // ruleset is at the recorded generation and the desired rules have the recorded digest; any
 // change moves the generation, and then the table is read and repaired as always.
-TEST_CASE("engine: the firewall kept by a verified apply spares reading the table until the ruleset or the desired rules change",
-          "[engine][kept_firewall]") {
-    Setup s;
-    FakeMachine m;
-    m.firewall.generation = "g";
-    MapResolver dns;
-    dns.names["vpn2.example.com"] = *model::IpAddr::parse("198.51.100.2");
-    MemState state;
-    backend::FakeKeptFirewall kept;
-    auto b = m.backends();
-    apply::Engine e{b, m.keys, dns, state, nullptr, {}};
-    e.kept_firewall = &kept;
-
+TEST_CASE_METHOD(KeptFirewallRun,
+                 "engine: the firewall kept by a verified apply spares reading the table until the ruleset or the desired rules change",
+                 "[engine][kept_firewall]") {
     auto first = e.run(*s.fw, "c1", apply::Mode::apply, m.now);
     REQUIRE(first.ok());
     REQUIRE_FALSE(m.firewall.rules.empty());
@@ -1155,19 +1165,10 @@ TEST_CASE("engine: the firewall kept by a verified apply spares reading the tabl
 // (LiveCache::firewall) while the ruleset is at the generation of the record standing for them:
 // the table is read only to verify. A commit by anyone, or a record that stands for other rules,
 // makes the edit read the table first, as without the cache.
-TEST_CASE("engine: an edit of the firewall under watch diffs against the rules verified last while the record stands for them",
-          "[engine][kept_firewall][cache]") {
-    Setup s;
-    FakeMachine m;
-    m.firewall.generation = "g";
-    MapResolver dns;
-    dns.names["vpn2.example.com"] = *model::IpAddr::parse("198.51.100.2");
-    MemState state;
-    backend::FakeKeptFirewall kept;
+TEST_CASE_METHOD(KeptFirewallRun,
+                 "engine: an edit of the firewall under watch diffs against the rules verified last while the record stands for them",
+                 "[engine][kept_firewall][cache]") {
     apply::LiveCache cache;
-    auto b = m.backends();
-    apply::Engine e{b, m.keys, dns, state, nullptr, {}};
-    e.kept_firewall = &kept;
     e.cache = &cache;
     REQUIRE(e.run(*s.fw, "c1", apply::Mode::apply, m.now).ok());
     REQUIRE(kept.kept);

@@ -111,6 +111,17 @@ wgf::backend::FirewallLive read_live(Nft& fw) {
 // The recognised rules only; read_live() has the damage too.
 Rules read_ok(Nft& fw) { return read_live(fw).rules; }
 
+// Checks that `got` reports what a whole read of the table as it is now reports: the dump of
+// another backend, which takes no read-back or earlier read of this one.
+void check_same_as_whole(const Netns& ns, const wgf::backend::FirewallLive& got) {
+    auto other = nft_in(ns);
+    auto t = other->read_table();
+    if (!t) FAIL("read_table: " << t.error().message);
+    wgf::linux_::nft::View v = wgf::linux_::nft::view(*t);
+    CHECK(got.rules == v.rules);
+    CHECK(got.damage == v.damage);
+}
+
 using What = wgf::model::FwDamage::What;
 
 bool has_damage(const wgf::backend::FirewallLive& live, What what, const std::string& name = {}) {
@@ -361,19 +372,7 @@ TEST_CASE("nft: the read after an apply of elements reads back only them, and th
     // The table was made from nothing: more than elements, so the next read is whole.
     read_ok(*fw);
     CHECK(fw->last_read_back() == 0);
-    // A whole read of the table as it is now, through another backend (no read-back pending there).
-    auto whole = [&] {
-        auto other = nft_in(ns);
-        auto t = other->read_table();
-        if (!t) FAIL("read_table: " << t.error().message);
-        wgf::linux_::nft::View v = wgf::linux_::nft::view(*t);
-        return std::pair{v.rules, v.damage};
-    };
-    auto same_as_whole = [&](const wgf::backend::FirewallLive& got) {
-        auto [rules, damage] = whole();
-        CHECK(got.rules == rules);
-        CHECK(got.damage == damage);
-    };
+    auto same_as_whole = [&](const wgf::backend::FirewallLive& got) { check_same_as_whole(ns, got); };
 
     SECTION("one added, one removed, one changed: each read back") {
         FwRule added = dnat("dnat-game-v4", Proto::udp, 27015, "192.0.2.7", 27016);
@@ -439,14 +438,7 @@ TEST_CASE("nft: a read with nothing committed since the last read takes its tabl
     auto fw = nft_in(ns);
     Rules desired = by_id(kRules);
     apply_ok(*fw, FirewallChange{{}, kRules});
-    auto same_as_whole = [&](const wgf::backend::FirewallLive& got) {
-        auto other = nft_in(ns);
-        auto t = other->read_table();
-        if (!t) FAIL("read_table: " << t.error().message);
-        wgf::linux_::nft::View v = wgf::linux_::nft::view(*t);
-        CHECK(got.rules == v.rules);
-        CHECK(got.damage == v.damage);
-    };
+    auto same_as_whole = [&](const wgf::backend::FirewallLive& got) { check_same_as_whole(ns, got); };
     auto first = read_live(*fw);
     CHECK_FALSE(fw->last_read_kept());  // the apply made the table: read whole
     auto again = read_live(*fw);
